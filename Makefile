@@ -1,0 +1,36 @@
+# lite-raft: the two commands a newcomer needs are `make` (build) and `make test`.
+GO       ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.Version=$(VERSION)
+export CGO_ENABLED := 0
+
+.PHONY: all build test test-deps bench demo dist lint clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o lite-raft ./cmd/lite-raft
+
+# test installs what the end-to-end tests need (as root), then runs every test.
+test: test-deps
+	GO=$(GO) scripts/test.sh
+
+test-deps:
+	scripts/install-test-deps.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/
+
+demo: build
+	scripts/demo.sh
+
+dist:
+	scripts/dist.sh '$(LDFLAGS)'
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf lite-raft dist/

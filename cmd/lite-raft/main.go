@@ -1,0 +1,75 @@
+// Command lite-raft is the single binary of lite-raft: the node agent, the client verbs and
+// the operator tools all hang off one urfave/cli command tree. See doc.go.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Version is set by the Makefile from git describe.
+var Version = "dev"
+
+// exitUsage is the original's exit code for a missing or wrong argument (SPEC.md).
+const exitUsage = 10
+
+func newApp() *cli.App {
+	app := &cli.App{
+		Name:    "lite-raft",
+		Usage:   "a Raft cluster agent that talks to its peers only over SSH",
+		Version: Version,
+		Commands: []*cli.Command{
+			{
+				Name:  "version",
+				Usage: "print the version of this binary",
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usageError(c, "version takes no arguments")
+					}
+					fmt.Fprintln(c.App.Writer, Version)
+					return nil
+				},
+			},
+		},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return usageError(c, err.Error())
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(c.App.ErrWriter, "lite-raft: unknown command %q\n\n", name)
+			_ = cli.ShowAppHelp(c)
+			os.Exit(exitUsage)
+		},
+		HideHelpCommand: false,
+	}
+	return app
+}
+
+// usageError prints the command's usage and turns the error into exit code 10.
+func usageError(c *cli.Context, msg string) error {
+	fmt.Fprintf(c.App.ErrWriter, "lite-raft: %s\n\n", msg)
+	if c.Command != nil && c.Command.Name != "" {
+		_ = cli.ShowSubcommandHelp(c)
+	} else {
+		_ = cli.ShowAppHelp(c)
+	}
+	return cli.Exit("", exitUsage)
+}
+
+func main() {
+	err := newApp().Run(os.Args)
+	if err == nil {
+		return
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := ec.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "lite-raft:", msg)
+		}
+		os.Exit(ec.ExitCode())
+	}
+	fmt.Fprintln(os.Stderr, "lite-raft:", err)
+	os.Exit(1)
+}

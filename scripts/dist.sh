@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Cross-builds the static binary for every platform the original ran on that Go supports.
+set -eu
+ldflags=$1
+GO=${GO:-go}
+cd "$(dirname "$0")/.."
+mkdir -p dist
+for target in linux/amd64 linux/arm64 freebsd/amd64 openbsd/amd64 solaris/amd64 aix/ppc64; do
+	os=${target%/*} arch=${target#*/}
+	out=dist/lite-raft-$os-$arch
+	if CGO_ENABLED=0 GOOS=$os GOARCH=$arch "$GO" build -trimpath -ldflags "$ldflags" -o "$out" ./cmd/lite-raft; then
+		echo "built $out"
+	else
+		echo "dist: $target failed" >&2
+		exit 1
+	fi
+done

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system packages that the end-to-end tests need (a real OpenSSH sshd per
+# simulated host, network namespaces, packet filters). Only root can; anyone else is told
+# what is missing and the tests that need it skip (or fail under CI=true).
+set -u
+missing=()
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-test-deps: not root, cannot install: ${missing[*]} (end-to-end tests will skip)" >&2
+	exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "install-test-deps: no apt-get here; please install: ${missing[*]}" >&2
+	exit 0
+fi
+echo "install-test-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test verbosely into a log and prints only the lines a person reads: package
+# results, failures and the one-line summaries of the simulator and checkers. On failure the
+# tail of the log follows, so CI shows what broke.
+set -u
+GO=${GO:-go}
+cd "$(dirname "$0")/.."
+log=$(mktemp "${TMPDIR:-/tmp}/lite-raft-test.XXXXXX")
+trap 'rm -f "$log"' EXIT
+"$GO" vet ./... || exit 1
+"$GO" test -v -count=1 -timeout 20m ./... >"$log" 2>&1
+rc=$?
+grep -E '^(ok|FAIL|--- FAIL|panic:|sim:|history:|\?)|^\s+.*_test\.go:[0-9]+:' "$log"
+if [ $rc -ne 0 ]; then
+	echo "---- last 150 lines of the test log ----"
+	tail -n 150 "$log"
+fi
+exit $rc
