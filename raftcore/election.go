@@ -1,0 +1,68 @@
+package raftcore
+
+// campaign starts a pre-vote: the node asks the voters whether they would vote for it in
+// the next term, without changing its own term. Only if a quorum says yes does it start
+// the real election, so a node that is cut off never inflates the term and never forces a
+// healthy leader to step down when it comes back.
+func (r *Node) campaign(transfer bool) {
+	if transfer {
+		r.startElection(true)
+		return
+	}
+	r.becomePreCandidate()
+	r.requestVotes(MsgPreVote, r.term+1, 0)
+}
+
+// startElection is the real election of §5.2: a new term, a vote for itself, and vote
+// requests to every voter. A leadership transfer skips the pre-vote and marks its
+// requests so that voters grant them even while they still hear from the old leader.
+func (r *Node) startElection(transfer bool) {
+	r.becomeCandidate()
+	ctx := uint64(0)
+	if transfer {
+		ctx = campaignTransfer
+	}
+	r.requestVotes(MsgVote, r.term, ctx)
+}
+
+func (r *Node) requestVotes(t MsgType, term, ctx uint64) {
+	r.votes[r.id] = true
+	if won, _ := r.members.voteResult(r.votes); won {
+		// a single voter: nobody to ask
+		if t == MsgPreVote {
+			r.startElection(ctx == campaignTransfer)
+		} else {
+			r.becomeLeader()
+		}
+		return
+	}
+	for _, id := range r.members.All() {
+		if id == r.id || !r.members.IsVoter(id) {
+			continue
+		}
+		r.send(Message{To: id, Type: t, Term: term, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: ctx})
+	}
+}
+
+// handleVoteRequest answers a pre-vote or vote request whose term is at least ours (Step
+// has already adopted a newer term for real votes).
+func (r *Node) handleVoteRequest(m Message) {
+	resp := MsgVoteResp
+	if m.Type == MsgPreVote {
+		resp = MsgPreVoteResp
+	}
+	canVote := r.vote == m.From ||
+		(r.vote == None && r.lead == None) ||
+		(m.Type == MsgPreVote && m.Term > r.term)
+	if canVote && r.log.isUpToDate(m.Index, m.LogTerm) {
+		// The answer carries the request's term: for a pre-vote that is a term we have not
+		// entered, which tells the pre-candidate the grant is for its future election.
+		r.send(Message{To: m.From, Type: resp, Term: m.Term})
+		if m.Type == MsgVote {
+			r.electionElapsed = 0
+			r.vote = m.From
+		}
+		return
+	}
+	r.send(Message{To: m.From, Type: resp, Reject: true})
+}
