@@ -59,7 +59,7 @@ type cluster struct {
 	dropRate, dupRate float64
 
 	// checker state
-	leaders    map[uint64]NodeID      // term → leader
+	leaders    map[uint64]NodeID       // term → leader
 	entryFacts map[[2]uint64][2]uint64 // (index, term) → (data hash, previous entry's term)
 	committed  map[uint64][2]uint64    // index → (term, data hash) of what was applied
 	stateAt    map[uint64]uint64       // index → application state hash after applying it
