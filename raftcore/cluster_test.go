@@ -103,6 +103,20 @@ func newCluster(seed uint64, ids []NodeID, voters []NodeID) *cluster {
 	return c
 }
 
+// configure changes the settings of every node (and restarts them, which loses nothing
+// before they did any work).
+func (c *cluster) configure(change func(*Config)) {
+	base := c.cfg
+	c.cfg = func(id NodeID) Config {
+		cfg := base(id)
+		change(&cfg)
+		return cfg
+	}
+	for _, id := range c.ids {
+		c.start(c.nodes[id])
+	}
+}
+
 func (c *cluster) fail(format string, args ...any) {
 	c.violations = append(c.violations, fmt.Sprintf("step %d: ", c.step)+fmt.Sprintf(format, args...))
 }
@@ -112,8 +126,8 @@ func (c *cluster) logf(format string, args ...any) {
 		return
 	}
 	c.trace = append(c.trace, fmt.Sprintf("%5d ", c.step)+fmt.Sprintf(format, args...))
-	if len(c.trace) > 400 {
-		c.trace = c.trace[200:]
+	if len(c.trace) > 100000 {
+		c.trace = c.trace[50000:]
 	}
 }
 
@@ -235,25 +249,32 @@ func (c *cluster) post(msgs []Message) {
 	}
 }
 
-// deliver hands message i of the network to its addressee, with the configured faults.
-func (c *cluster) deliver(i int) {
+// deliver hands message i of the network to its addressee, with the configured faults,
+// and returns the node that received it (nil if it was lost).
+func (c *cluster) deliver(i int) *simNode {
 	m := c.net[i]
 	c.net[i] = c.net[len(c.net)-1]
 	c.net = c.net[:len(c.net)-1]
 	if c.isCut(m.From, m.To) || (c.dropRate > 0 && c.rng.Float64() < c.dropRate) {
-		return
+		return nil
 	}
 	if c.dupRate > 0 && c.rng.Float64() < c.dupRate {
 		c.net = append(c.net, m)
 	}
 	sn := c.nodes[m.To]
 	if sn == nil || sn.node == nil {
-		return
+		return nil
 	}
 	c.logf("deliver %v", m)
+	defer func() {
+		if s := sn.node; s != nil && (s.term != m.Term || s.role != Follower) {
+			c.logf("    %s now %s t%d vote=%s lead=%s last=%d commit=%d", sn.id, s.role, s.term, s.vote, s.lead, s.log.lastIndex(), s.log.committed)
+		}
+	}()
 	if err := sn.node.Step(m); err != nil {
 		c.fail("%s refused %v: %v", m.To, m, err)
 	}
+	return sn
 }
 
 // deliverAll delivers every message now in flight, and what they cause, until the network
@@ -332,20 +353,12 @@ func (c *cluster) persist(sn *simNode, rd Ready) {
 	}
 	if rd.Snapshot != nil {
 		s := *rd.Snapshot
-		if s.Meta.Index > sn.snap.Meta.Index {
-			sn.snap = s
-			// keep entries after the snapshot only if they continue it
-			var rest []Entry
-			for _, e := range sn.ents {
-				if e.Index > s.Meta.Index {
-					rest = append(rest, e)
-				}
-			}
-			if len(rest) > 0 && (rest[0].Index != s.Meta.Index+1 || !c.storedMatch(sn, s.Meta.Index, s.Meta.Term)) {
-				rest = nil
-			}
-			sn.ents = rest
+		if s.Meta.Index <= sn.snap.Meta.Index {
+			c.fail("%s: snapshot at %d does not follow the stored one at %d", sn.id, s.Meta.Index, sn.snap.Meta.Index)
 		}
+		// a received snapshot replaces the whole log
+		sn.snap = s
+		sn.ents = nil
 	}
 	if len(rd.Entries) > 0 {
 		first := rd.Entries[0].Index
@@ -527,7 +540,9 @@ func (c *cluster) compact(id NodeID) bool {
 func (c *cluster) checkStep() {
 	for _, id := range c.ids {
 		sn := c.nodes[id]
-		if sn.node == nil || sn.node.role != Leader {
+		// A leader counts once its term and vote are durable: before that it cannot send
+		// anything (see Ready), and a crash makes it as if it never was.
+		if sn.node == nil || sn.node.role != Leader || sn.hard.Term != sn.node.term {
 			continue
 		}
 		t := sn.node.term
@@ -605,7 +620,7 @@ func (c *cluster) report() string {
 	}
 	if len(c.trace) > 0 {
 		fmt.Fprintln(&b, "last events:")
-		for _, t := range c.trace[max(0, len(c.trace)-80):] {
+		for _, t := range c.trace[max(0, len(c.trace)-*simTraceLen):] {
 			fmt.Fprintln(&b, t)
 		}
 	}

@@ -11,13 +11,24 @@ import (
 func (r *Node) refreshMembers() {
 	r.membersIndex = r.log.snap.Meta.Index
 	r.members = r.log.snap.Meta.Members.clone()
-	for i := r.log.lastIndex(); i > r.log.snap.Meta.Index; i-- {
-		if e := r.log.entry(i); e.Type == EntryMembership {
-			if m, err := DecodeMembership(e.Data); err == nil {
-				r.members, r.membersIndex = m, i
-			}
-			break
+	r.prevMembers = r.members
+	found := 0
+	for i := r.log.lastIndex(); i > r.log.snap.Meta.Index && found < 2; i-- {
+		e := r.log.entry(i)
+		if e.Type != EntryMembership {
+			continue
 		}
+		m, err := DecodeMembership(e.Data)
+		if err != nil {
+			continue // validated when appended; cannot happen
+		}
+		if found == 0 {
+			r.members, r.membersIndex = m, i
+			r.prevMembers = r.log.snap.Meta.Members.clone()
+		} else {
+			r.prevMembers = m
+		}
+		found++
 	}
 	if r.role == Leader {
 		r.syncProgress()
@@ -53,7 +64,9 @@ func (r *Node) ProposeMembership(voters, learners []NodeID) (uint64, error) {
 	if r.transferee != None {
 		return 0, ErrTransferring
 	}
-	if r.members.Joint() || r.pendingMembershipIndex > r.log.committed {
+	// the membership in force is the last one in the log: if it is not committed yet (or
+	// joint, which the leader will leave by itself) another change must wait
+	if r.members.Joint() || r.membersIndex > r.log.committed {
 		return 0, ErrMembershipChange
 	}
 	if len(voters) == 0 {
@@ -67,19 +80,17 @@ func (r *Node) ProposeMembership(voters, learners []NodeID) (uint64, error) {
 		next.Outgoing = slices.Clone(r.members.Voters)
 	}
 	r.appendEntries(Entry{Type: EntryMembership, Data: EncodeMembership(next)})
-	r.pendingMembershipIndex = r.log.lastIndex()
-	return r.pendingMembershipIndex, nil
+	return r.membersIndex, nil
 }
 
 // maybeLeaveJoint appends C_new once C_old,new is committed.
 func (r *Node) maybeLeaveJoint() {
-	if r.role != Leader || !r.members.Joint() || r.membersIndex > r.log.committed ||
-		r.pendingMembershipIndex > r.membersIndex {
+	// once C_new is appended the membership is no longer joint, so this runs once
+	if r.role != Leader || !r.members.Joint() || r.membersIndex > r.log.committed {
 		return
 	}
 	next := Membership{Voters: slices.Clone(r.members.Voters), Learners: slices.Clone(r.members.Learners)}
 	r.appendEntries(Entry{Type: EntryMembership, Data: EncodeMembership(next)})
-	r.pendingMembershipIndex = r.log.lastIndex()
 }
 
 // maybeStepDownRemoved makes a leader that is no longer a voter step down once the

@@ -59,7 +59,8 @@ type Node struct {
 	log raftLog
 
 	members      Membership
-	membersIndex uint64 // index of the entry (or snapshot) members come from
+	membersIndex uint64     // index of the entry (or snapshot) members come from
+	prevMembers  Membership // the membership before members
 	prs          map[NodeID]*progress
 	votes        map[NodeID]bool
 
@@ -68,8 +69,7 @@ type Node struct {
 	heartbeatElapsed          int
 	randomizedElectionTimeout int
 
-	pendingMembershipIndex uint64 // leader: last membership entry it appended
-	transferee             NodeID // leader: target of a transfer in progress
+	transferee NodeID // leader: target of a transfer in progress
 
 	reads readIndex
 	// follower: the snapshot being received in chunks, and what the whole should be
@@ -84,7 +84,8 @@ type Node struct {
 	msgs       []Message
 	msgsAfter  []Message
 
-	emittedHard HardState
+	emittedHard HardState // last handed out in a Ready
+	durableHard HardState // last acknowledged by Advance
 	emittedSoft SoftState
 }
 
@@ -141,6 +142,7 @@ func NewNode(cfg Config, st State) (*Node, error) {
 	r.log.applied, r.log.appliedEmitted = applied, applied
 	r.refreshMembers()
 	r.emittedHard = HardState{Term: r.term, Vote: r.vote}
+	r.durableHard = r.emittedHard
 	r.becomeFollower(r.term, None)
 	r.emittedSoft = r.softState()
 	return r, nil
@@ -212,14 +214,22 @@ func (r *Node) becomeLeader() {
 	r.lead = r.id
 	r.prs = map[NodeID]*progress{}
 	r.syncProgress()
-	// conservative: any membership entry in the log may still be uncommitted
-	r.pendingMembershipIndex = r.log.lastIndex()
 	r.appendEntries(Entry{Type: EntryNormal})
 }
 
-// promotable reports whether this node may stand for election.
+// promotable reports whether this node may stand for election: it votes in the latest
+// membership, or in the one before while the latest is not known to be committed. The
+// second case matters when a leader appended a membership without itself and lost its
+// quorum before committing it: it may hold entries nobody else has, and the voters of
+// the new membership may need its vote in the joint one. Letting it campaign is safe,
+// since votes are counted under the candidate's latest membership either way; if it
+// wins, it commits the change and steps down.
 func (r *Node) promotable() bool {
-	return r.members.IsVoter(r.id) && r.log.pendingSnap == nil
+	if r.log.pendingSnap != nil {
+		return false
+	}
+	return r.members.IsVoter(r.id) ||
+		(r.membersIndex > r.log.committed && r.prevMembers.IsVoter(r.id))
 }
 
 // Tick advances the node's logical clock by one tick.
@@ -229,12 +239,12 @@ func (r *Node) Tick() {
 		r.tickLeader()
 		return
 	}
+	// A node that may not campaign lets electionElapsed grow, so that once it has not
+	// heard from a leader for an election timeout it answers (pre-)votes again.
 	r.electionElapsed++
-	if r.electionElapsed >= r.randomizedElectionTimeout {
+	if r.promotable() && r.electionElapsed >= r.randomizedElectionTimeout {
 		r.electionElapsed = 0
-		if r.promotable() {
-			r.campaign(false)
-		}
+		r.campaign(false)
 	}
 }
 

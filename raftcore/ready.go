@@ -50,6 +50,14 @@ func (r *Node) Ready() Ready {
 	}
 	rd.Messages, r.msgs = r.msgs, nil
 	rd.PersistedMessages, r.msgsAfter = r.msgsAfter, nil
+	if r.emittedHard != r.durableHard {
+		// Every message carries our term, and a leader's carry its election: none may
+		// leave before the term and vote behind them are durable. Otherwise a node could
+		// lead a term, crash, forget its vote and vote again in that term (a one-voter
+		// cluster elects itself without asking anyone).
+		rd.PersistedMessages = append(rd.Messages, rd.PersistedMessages...)
+		rd.Messages = nil
+	}
 	rd.ReadStates, r.reads.ready = r.reads.ready, nil
 	rd.Commit = l.committed
 	return rd
@@ -59,6 +67,9 @@ func (r *Node) Ready() Ready {
 // sent and its committed entries applied.
 func (r *Node) Advance(rd Ready) {
 	l := &r.log
+	if rd.HardState != nil {
+		r.durableHard = *rd.HardState
+	}
 	if rd.Snapshot != nil {
 		if l.pendingSnap != nil && l.pendingSnap.Meta.Index == rd.Snapshot.Meta.Index &&
 			l.pendingSnap.Meta.Term == rd.Snapshot.Meta.Term {

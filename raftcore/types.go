@@ -185,8 +185,8 @@ type ReadState struct {
 // Ready is a batch of work for the caller. Handle it in this order:
 //  1. send Messages (they do not depend on this batch being durable; a leader's appends
 //     go out while it writes the same entries to its own disk);
-//  2. make HardState, Entries (which replace any stored entries from Entries[0].Index on)
-//     and Snapshot durable;
+//  2. make HardState, Snapshot (which replaces the whole stored log) and then Entries
+//     (which replace any stored entries from Entries[0].Index on) durable;
 //  3. send PersistedMessages;
 //  4. restore the state machine from Snapshot, if any, then apply CommittedEntries;
 //  5. call Advance with this Ready.
