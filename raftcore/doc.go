@@ -1,0 +1,70 @@
+// Package raftcore is the Raft consensus algorithm as a deterministic state machine.
+//
+// It does no I/O, starts no goroutines, reads no clock and keeps no global state; the only
+// randomness (election timeouts) comes from a seeded source the caller passes in Config.
+// The agent drives it; tests drive it with a simulated network and disks. Everything that
+// makes lite-raft correct is therefore testable here by replaying a seed.
+//
+// # Driving a Node
+//
+// A Node is fed inputs and hands back work:
+//
+//   - Tick advances logical time (lite-raft ticks every election_timeout/10).
+//   - Step delivers a Message from a peer.
+//   - Propose, ProposeMembership, ReadIndex, TransferLeadership and Compact are the
+//     requests of the local application.
+//   - Ready returns what to do: hard state and entries to persist, a snapshot to install,
+//     messages to send (some at once, some only after persisting), committed entries to
+//     apply and reads that became safe. Advance acknowledges it. Ready may be called again
+//     before Advance, so a caller can gather the next batch while the last one's fsync
+//     runs (group commit); Advance then follows in order.
+//
+// Restarting is creating a Node from State: what earlier Readies asked to make durable.
+// At first boot that is an empty log and a snapshot at index 0 whose membership names the
+// initial voters (or no one, for a host that waits to be added).
+//
+// # What is implemented, and where
+//
+//   - election.go: elections with randomized timeouts in [T, 2T), pre-vote (a node asks
+//     whether it could win before raising its term, so a partitioned node that comes back
+//     does not depose a healthy leader) and the election restriction (§5.4.1).
+//   - node.go: roles, ticks, term rules and check-quorum (a leader that has not heard from
+//     a quorum within T steps down; followers that heard a leader within T ignore
+//     elections unless a leadership transfer started them).
+//   - replication.go: AppendEntries, pipelined up to MaxInflight messages per follower;
+//     rejections carry a hint (last index whose term could match and that term) so the
+//     leader skips a whole term per round trip; the commit rule (§5.4.2: only entries of the
+//     leader's term are committed by counting).
+//   - progress.go: the leader's per-follower state: probe, replicate or snapshot.
+//   - snapshot.go: Compact drops the log prefix the application snapshotted; followers
+//     behind it receive the snapshot in chunks with a CRC-32C of the whole, one chunk in
+//     flight, resuming at the offset the follower reports (also across a leader change if
+//     the new leader's snapshot is byte-identical).
+//   - membership.go, quorum.go: learners, joint consensus (C_old,new needs both majorities;
+//     the leader appends C_new by itself once C_old,new commits), a leader outside C_new
+//     steps down once it commits and hands over with MsgTimeoutNow. A membership takes
+//     effect when appended (§4.1 of the dissertation), so truncation can take one back.
+//   - transfer.go: leadership transfer (catch the target up, then MsgTimeoutNow).
+//   - readindex.go: linearizable reads by read index, confirmed by a heartbeat round of the
+//     current term; reads arriving together share one round.
+//   - ready.go: the Ready/Advance contract.
+//
+// # Durability rules worth knowing
+//
+// A leader's appends go out before its own fsync (it counts itself for commit only once
+// Advance says its entries are durable), but no message at all leaves while the term and
+// vote behind it are not durable: otherwise a node could lead a term, crash, forget its
+// vote, and vote again in that term. Answers that vouch for the log (append and vote
+// responses) always wait for the persist. Committed entries are handed out for applying
+// only once they are durable locally.
+//
+// # How it is tested
+//
+// cluster_test.go is a driver that runs Nodes with in-memory disks over a network that
+// loses, duplicates, reorders and cuts messages, and checks as it goes: one leader per term,
+// log matching, leader completeness, state machine safety, snapshot contents and
+// linearizable reads. sim_test.go runs thousands of random schedules through it and then
+// checks liveness; rules_test.go has one focused test per rule of the Raft paper.
+// `go test ./raftcore/ -run 'TestSim$' -sim.seed=N -sim.trace=500 -v` replays a seed with
+// a trace of its last events.
+package raftcore
