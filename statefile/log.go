@@ -1,0 +1,467 @@
+package statefile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"lite-raft/raftcore"
+)
+
+// DefaultSegmentSize is the size at which a new segment file is started.
+const DefaultSegmentSize = 64 << 20
+
+// DamageError reports damage that recovery must not paper over: it names the file and
+// the byte offset so that a person can look.
+type DamageError struct {
+	File   string
+	Offset int64
+	Reason string
+}
+
+func (e *DamageError) Error() string {
+	return fmt.Sprintf("%s at byte offset %d: %s; refusing to start rather than lose entries "+
+		"(restore the file from a backup, or re-seed this host with first-boot --join)", e.File, e.Offset, e.Reason)
+}
+
+// segment is one file of the log. offsets[i] is where the record of index first+i starts.
+type segment struct {
+	path    string
+	first   uint64
+	offsets []int64
+	size    int64
+}
+
+func (s *segment) last() uint64 { return s.first + uint64(len(s.offsets)) - 1 }
+
+// Log is the Raft log as segment files named by the index of their first record. Only the
+// last segment is written to; whole segments are deleted when a snapshot covers them.
+type Log struct {
+	dir         string
+	segmentSize int64
+	segs        []*segment
+	active      *os.File // the last segment, open for appending
+	lastTerm    uint64
+	buf         []byte
+	readOnly    bool
+	afterTerm   uint64 // openLogAt: term of the record at the index it was given
+	broken      error // set after a failed write: only reopening recovers
+	// TornBytes is how many bytes of a torn write recovery cut off the last segment.
+	TornBytes int64
+}
+
+func segmentName(first uint64) string { return fmt.Sprintf("%020d.log", first) }
+
+// openLog recovers the log in dir. Entries at or below after are not returned (a
+// snapshot covers them). A record cut short at the very end of the last segment (a crash
+// in the middle of an append that was never acknowledged) is cut off; any other damage is
+// a *DamageError. With readOnly nothing is changed on disk.
+func openLog(dir string, segmentSize int64, after uint64, readOnly bool) (*Log, []raftcore.Entry, error) {
+	l, ents, _, err := openLogAt(dir, segmentSize, after, readOnly)
+	return l, ents, err
+}
+
+// openLogAt is openLog that also reports the term of the record at index after, if the
+// log holds it (0 if not).
+func openLogAt(dir string, segmentSize int64, after uint64, readOnly bool) (*Log, []raftcore.Entry, uint64, error) {
+	if segmentSize <= 0 {
+		segmentSize = DefaultSegmentSize
+	}
+	l := &Log{dir: dir, segmentSize: segmentSize, readOnly: readOnly}
+	names, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	type named struct {
+		first uint64
+		path  string
+	}
+	var files []named
+	for _, p := range names {
+		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), ".log"), 10, 64)
+		if err != nil || first == 0 {
+			return nil, nil, 0, fmt.Errorf("%s: not a segment name (want 20 digits of its first index)", p)
+		}
+		files = append(files, named{first, p})
+	}
+	slices.SortFunc(files, func(a, b named) int { return cmpU64(a.first, b.first) })
+
+	var ents []raftcore.Entry
+	for k, f := range files {
+		isLast := k == len(files)-1
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("read %s: %w", f.path, err)
+		}
+		seg := &segment{path: f.path, first: f.first}
+		off, torn, err := l.scanSegment(seg, data, isLast, after, &ents)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		if torn {
+			l.TornBytes = int64(len(data)) - off
+			if !readOnly {
+				if err := truncateSync(f.path, off); err != nil {
+					return nil, nil, 0, err
+				}
+			}
+		}
+		seg.size = off
+		if len(seg.offsets) == 0 {
+			// nothing durable in it: a segment whose first append was torn
+			if !readOnly {
+				if err := os.Remove(f.path); err != nil {
+					return nil, nil, 0, fmt.Errorf("remove empty segment: %w", err)
+				}
+			}
+			continue
+		}
+		if n := len(l.segs); n > 0 && l.segs[n-1].last()+1 != seg.first {
+			return nil, nil, 0, &DamageError{File: f.path, Offset: 0,
+				Reason: fmt.Sprintf("segment starts at index %d but the previous one ends at %d", seg.first, l.segs[n-1].last())}
+		}
+		l.segs = append(l.segs, seg)
+	}
+	if !readOnly && len(l.segs) > 0 {
+		if err := l.openActive(); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	return l, ents, l.afterTerm, nil
+}
+
+// scanSegment parses one segment file, appending entries above after to ents. It returns
+// the offset where valid records end and whether the rest is a torn write.
+func (l *Log) scanSegment(seg *segment, data []byte, isLast bool, after uint64, ents *[]raftcore.Entry) (int64, bool, error) {
+	damage := func(off int, reason string) error {
+		return &DamageError{File: seg.path, Offset: int64(off), Reason: reason}
+	}
+	if len(data) < len(segmentMagic) || string(data[:len(segmentMagic)]) != segmentMagic {
+		if isLast && (bytes.HasPrefix([]byte(segmentMagic), data) || allZero(data)) {
+			return 0, true, nil // the crash hit while the segment was being created
+		}
+		return 0, false, damage(0, "not a lite-raft log segment (bad magic)")
+	}
+	off := len(segmentMagic)
+	for off < len(data) {
+		e, n, st, reason := decodeRecord(data[off:])
+		switch st {
+		case recordShort:
+			if isLast {
+				return int64(off), true, nil
+			}
+			return 0, false, damage(off, reason+" in a segment that is not the last")
+		case recordBad:
+			if isLast && allZero(data[off:]) {
+				return int64(off), true, nil
+			}
+			return 0, false, damage(off, reason)
+		}
+		want := seg.first + uint64(len(seg.offsets))
+		if e.Index != want {
+			return 0, false, damage(off, fmt.Sprintf("record holds index %d where %d belongs", e.Index, want))
+		}
+		if e.Term < l.lastTerm {
+			return 0, false, damage(off, fmt.Sprintf("term %d after term %d", e.Term, l.lastTerm))
+		}
+		l.lastTerm = e.Term
+		seg.offsets = append(seg.offsets, int64(off))
+		if e.Index == after {
+			l.afterTerm = e.Term
+		}
+		if e.Index > after {
+			*ents = append(*ents, e)
+		}
+		off += n
+	}
+	return int64(off), false, nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func truncateSync(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("truncate %s to %d: %w", path, size, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
+}
+
+func (l *Log) openActive() error {
+	seg := l.segs[len(l.segs)-1]
+	f, err := os.OpenFile(seg.path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", seg.path, err)
+	}
+	if _, err := f.Seek(seg.size, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("seek %s: %w", seg.path, err)
+	}
+	l.active = f
+	return nil
+}
+
+// FirstIndex and LastIndex bound the records on disk (0, 0 when there are none).
+func (l *Log) FirstIndex() uint64 {
+	if len(l.segs) == 0 {
+		return 0
+	}
+	return l.segs[0].first
+}
+
+func (l *Log) LastIndex() uint64 {
+	if len(l.segs) == 0 {
+		return 0
+	}
+	return l.segs[len(l.segs)-1].last()
+}
+
+// Append writes ents durably: one write and one fsync for the whole batch. If ents start
+// at or before the last index, the log is first cut back to make room (a conflict).
+func (l *Log) Append(ents []raftcore.Entry) error {
+	if err := l.writable(); err != nil || len(ents) == 0 {
+		return err
+	}
+	first := ents[0].Index
+	if last := l.LastIndex(); last != 0 && first <= last {
+		if err := l.TruncateFrom(first); err != nil {
+			return err
+		}
+	}
+	if last := l.LastIndex(); last != 0 && first != last+1 {
+		return fmt.Errorf("append entries from %d: the log ends at %d", first, last)
+	}
+	l.buf = l.buf[:0]
+	newSegment := l.active == nil || l.segs[len(l.segs)-1].size >= l.segmentSize
+	if newSegment {
+		l.buf = append(l.buf, segmentMagic...)
+	}
+	offsets := make([]int64, 0, len(ents))
+	for _, e := range ents {
+		offsets = append(offsets, int64(len(l.buf)))
+		l.buf = appendRecord(l.buf, e)
+	}
+	if newSegment {
+		if err := l.startSegment(first); err != nil {
+			return err
+		}
+	}
+	seg := l.segs[len(l.segs)-1]
+	base := seg.size
+	if newSegment {
+		base = 0
+	}
+	if _, err := l.active.Write(l.buf); err != nil {
+		return l.failed(fmt.Errorf("append entries %d..%d to %s: %w", first, ents[len(ents)-1].Index, seg.path, err))
+	}
+	if err := l.active.Sync(); err != nil {
+		return l.failed(fmt.Errorf("fsync %s: %w", seg.path, err))
+	}
+	if newSegment {
+		if err := syncDir(l.dir); err != nil {
+			return l.failed(err)
+		}
+	}
+	for _, o := range offsets {
+		seg.offsets = append(seg.offsets, base+o)
+	}
+	seg.size = base + int64(len(l.buf))
+	l.lastTerm = ents[len(ents)-1].Term
+	return nil
+}
+
+// failed closes the log after a write or fsync error: what reached the disk is unknown
+// (after a failed fsync the kernel may have dropped the dirty pages), so the only safe
+// way on is to reopen and recover.
+func (l *Log) failed(err error) error {
+	l.Close()
+	l.broken = fmt.Errorf("%w (the log is closed; restart to recover)", err)
+	return l.broken
+}
+
+func (l *Log) writable() error {
+	if l.readOnly {
+		return errors.New("log opened read-only")
+	}
+	return l.broken
+}
+
+// startSegment closes the active segment and opens a new one whose first index is first.
+func (l *Log) startSegment(first uint64) error {
+	if l.active != nil {
+		if err := l.active.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", l.segs[len(l.segs)-1].path, err)
+		}
+		l.active = nil
+	}
+	path := filepath.Join(l.dir, segmentName(first))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create segment: %w", err)
+	}
+	l.active = f
+	l.segs = append(l.segs, &segment{path: path, first: first})
+	return nil
+}
+
+// TruncateFrom removes the records from index i on, durably, before anything new is
+// written: a crash must not leave new records followed by old ones.
+func (l *Log) TruncateFrom(i uint64) error {
+	if err := l.writable(); err != nil || len(l.segs) == 0 || i > l.LastIndex() {
+		return err
+	}
+	removed := false
+	for len(l.segs) > 0 && l.segs[len(l.segs)-1].first >= i {
+		seg := l.segs[len(l.segs)-1]
+		if l.active != nil {
+			l.active.Close()
+			l.active = nil
+		}
+		if err := os.Remove(seg.path); err != nil {
+			return fmt.Errorf("remove %s: %w", seg.path, err)
+		}
+		l.segs = l.segs[:len(l.segs)-1]
+		removed = true
+	}
+	if removed {
+		if err := syncDir(l.dir); err != nil {
+			return err
+		}
+	}
+	if len(l.segs) == 0 {
+		l.lastTerm = 0
+		return nil
+	}
+	seg := l.segs[len(l.segs)-1]
+	if i <= seg.last() {
+		off := seg.offsets[i-seg.first]
+		if l.active != nil {
+			l.active.Close()
+			l.active = nil
+		}
+		if err := truncateSync(seg.path, off); err != nil {
+			return err
+		}
+		seg.offsets = seg.offsets[:i-seg.first]
+		seg.size = off
+	}
+	if l.active == nil {
+		if err := l.openActive(); err != nil {
+			return err
+		}
+	}
+	return l.refreshLastTerm()
+}
+
+func (l *Log) refreshLastTerm() error {
+	e, err := l.Entry(l.LastIndex())
+	if err != nil {
+		return err
+	}
+	l.lastTerm = e.Term
+	return nil
+}
+
+// CompactTo deletes every segment whose records are all at or below i, oldest first, so
+// that a crash in between leaves a log without gaps. The segment holding i stays: the
+// records at or below i in it are skipped when the log is read.
+func (l *Log) CompactTo(i uint64) error {
+	if err := l.writable(); err != nil {
+		return err
+	}
+	n := 0
+	for n < len(l.segs) && l.segs[n].last() <= i {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if n == len(l.segs) && l.active != nil {
+		l.active.Close()
+		l.active = nil
+	}
+	for _, seg := range l.segs[:n] {
+		if err := os.Remove(seg.path); err != nil {
+			return fmt.Errorf("remove %s: %w", seg.path, err)
+		}
+	}
+	l.segs = slices.Delete(l.segs, 0, n)
+	if len(l.segs) == 0 {
+		l.lastTerm = 0
+	}
+	return syncDir(l.dir)
+}
+
+// Reset deletes every segment (a snapshot from the leader replaced the whole log).
+func (l *Log) Reset() error {
+	return l.CompactTo(^uint64(0))
+}
+
+// Entry reads one record back from disk.
+func (l *Log) Entry(i uint64) (raftcore.Entry, error) {
+	ents, err := l.Entries(i, i+1)
+	if err != nil {
+		return raftcore.Entry{}, err
+	}
+	return ents[0], nil
+}
+
+// Entries reads records [lo, hi) back from disk.
+func (l *Log) Entries(lo, hi uint64) ([]raftcore.Entry, error) {
+	if lo < l.FirstIndex() || hi > l.LastIndex()+1 || lo >= hi {
+		return nil, fmt.Errorf("entries [%d, %d): the log holds [%d, %d]", lo, hi, l.FirstIndex(), l.LastIndex())
+	}
+	var out []raftcore.Entry
+	for _, seg := range l.segs {
+		if seg.last() < lo || seg.first >= hi {
+			continue
+		}
+		data, err := os.ReadFile(seg.path)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", seg.path, err)
+		}
+		for i := max(lo, seg.first); i < hi && i <= seg.last(); i++ {
+			off := seg.offsets[i-seg.first]
+			if off > int64(len(data)) {
+				return nil, &DamageError{File: seg.path, Offset: off, Reason: "file shorter than expected"}
+			}
+			e, _, st, reason := decodeRecord(data[off:])
+			if st != recordOK {
+				return nil, &DamageError{File: seg.path, Offset: off, Reason: reason}
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Close releases the active segment.
+func (l *Log) Close() error {
+	if l.active == nil {
+		return nil
+	}
+	err := l.active.Close()
+	l.active = nil
+	return err
+}
