@@ -51,7 +51,7 @@ type Log struct {
 	buf         []byte
 	readOnly    bool
 	afterTerm   uint64 // openLogAt: term of the record at the index it was given
-	broken      error // set after a failed write: only reopening recovers
+	broken      error  // set after a failed write: only reopening recovers
 	// TornBytes is how many bytes of a torn write recovery cut off the last segment.
 	TornBytes int64
 }

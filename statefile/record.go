@@ -46,9 +46,9 @@ func appendRecord(buf []byte, e raftcore.Entry) []byte {
 type recordStatus int
 
 const (
-	recordOK recordStatus = iota
-	recordShort           // the buffer ends inside the record: a write cut short
-	recordBad             // checksum or field check failed: damage
+	recordOK    recordStatus = iota
+	recordShort              // the buffer ends inside the record: a write cut short
+	recordBad                // checksum or field check failed: damage
 )
 
 // decodeRecord reads the record at the start of b. It returns the entry (whose Data
