@@ -21,7 +21,9 @@ func newApp() *cli.App {
 		Name:    "lite-raft",
 		Usage:   "a Raft cluster agent that talks to its peers only over SSH",
 		Version: Version,
+		Flags:   []cli.Flag{dirFlag},
 		Commands: []*cli.Command{
+			debugCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version of this binary",
@@ -40,7 +42,7 @@ func newApp() *cli.App {
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(c.App.ErrWriter, "lite-raft: unknown command %q\n\n", name)
 			_ = cli.ShowAppHelp(c)
-			os.Exit(exitUsage)
+			cli.OsExiter(exitUsage)
 		},
 		HideHelpCommand: false,
 	}
@@ -58,18 +60,25 @@ func usageError(c *cli.Context, msg string) error {
 	return cli.Exit("", exitUsage)
 }
 
+// exitCode maps an error from the command tree to the process exit code.
+func exitCode(err error) int {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return 1
+}
+
 func main() {
-	err := newApp().Run(os.Args)
+	app := newApp()
+	// report errors here, once, rather than letting the library exit from inside Run
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	err := app.Run(os.Args)
 	if err == nil {
 		return
 	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		if msg := ec.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "lite-raft:", msg)
-		}
-		os.Exit(ec.ExitCode())
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(os.Stderr, "lite-raft:", msg)
 	}
-	fmt.Fprintln(os.Stderr, "lite-raft:", err)
-	os.Exit(1)
+	os.Exit(exitCode(err))
 }
