@@ -1,0 +1,251 @@
+package sshrpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// Handler receives the frames a Conn gets that are not answers to its own calls: one-way
+// frames and requests. It runs on the Conn's reading goroutine, so it must not block;
+// it answers a request, now or later from any goroutine, with Conn.Reply or ReplyError.
+type Handler func(c *Conn, f Frame)
+
+// ErrClosed is returned by calls on a closed Conn.
+var ErrClosed = errors.New("connection closed")
+
+// Conn is one framed stream: over an SSH session's stdin/stdout, or a unix socket.
+// Requests are pipelined: any number may be in flight, answered in any order.
+type Conn struct {
+	rw       io.ReadWriteCloser
+	r        *bufio.Reader
+	handler  Handler
+	maxFrame int
+	version  uint16
+
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	pending map[uint64]chan Frame
+	err     error // why the connection ended
+
+	out     chan []byte
+	done    chan struct{}
+	closing sync.Once
+	// Peer is set by whoever made the Conn, for messages ("host2", "unix socket").
+	Peer string
+}
+
+// ConnOptions tune a Conn.
+type ConnOptions struct {
+	MaxFrame int     // payload limit (default DefaultMaxFrame)
+	Handler  Handler // for one-way frames and requests; nil refuses requests
+	Peer     string
+	// Logf reports why a stream was closed (a bad frame, the peer gone).
+	Logf func(format string, args ...any)
+}
+
+// NewConn runs the handshake on rw and starts serving it. On error rw is closed.
+func NewConn(rw io.ReadWriteCloser, opt ConnOptions) (*Conn, error) {
+	if opt.MaxFrame <= 0 {
+		opt.MaxFrame = DefaultMaxFrame
+	}
+	c := &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), handler: opt.Handler, maxFrame: opt.MaxFrame,
+		pending: map[uint64]chan Frame{}, out: make(chan []byte, 1024), done: make(chan struct{}), Peer: opt.Peer}
+	v, err := handshake(c.r, rw)
+	if err != nil {
+		rw.Close()
+		if opt.Peer != "" {
+			err = fmt.Errorf("%s: %w", opt.Peer, err)
+		}
+		return nil, err
+	}
+	c.version = v
+	go c.writeLoop()
+	go c.readLoop(opt.Logf)
+	return c, nil
+}
+
+// Version is the protocol version both ends agreed on.
+func (c *Conn) Version() uint16 { return c.version }
+
+// Done is closed when the connection has ended; Err then says why.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended (nil while it is open).
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *Conn) fail(err error) {
+	c.closing.Do(func() {
+		c.mu.Lock()
+		c.err = err
+		pending := c.pending
+		c.pending = nil
+		c.mu.Unlock()
+		close(c.done)
+		c.rw.Close()
+		for _, ch := range pending {
+			close(ch)
+		}
+	})
+}
+
+// Close ends the connection.
+func (c *Conn) Close() error {
+	c.fail(ErrClosed)
+	return nil
+}
+
+// writeLoop writes queued frames, flushing when the queue is empty: frames queued
+// together (pipelined calls, a burst of Raft messages) leave in one write.
+func (c *Conn) writeLoop() {
+	w := bufio.NewWriterSize(c.rw, 64<<10)
+	for {
+		var b []byte
+		select {
+		case b = <-c.out:
+		case <-c.done:
+			return
+		}
+		if _, err := w.Write(b); err != nil {
+			c.fail(fmt.Errorf("write: %w", err))
+			return
+		}
+	drain:
+		for {
+			select {
+			case b = <-c.out:
+				if _, err := w.Write(b); err != nil {
+					c.fail(fmt.Errorf("write: %w", err))
+					return
+				}
+			default:
+				break drain
+			}
+		}
+		if err := w.Flush(); err != nil {
+			c.fail(fmt.Errorf("write: %w", err))
+			return
+		}
+	}
+}
+
+func (c *Conn) readLoop(logf func(string, ...any)) {
+	for {
+		f, err := ReadFrame(c.r, c.maxFrame)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && logf != nil {
+				logf("closing stream from %s: %v", c.Peer, err)
+			}
+			c.fail(fmt.Errorf("read: %w", err))
+			return
+		}
+		switch f.Kind {
+		case KindResponse, KindError:
+			c.mu.Lock()
+			ch := c.pending[f.ID]
+			delete(c.pending, f.ID)
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- f
+			}
+		case KindRequest, KindOneWay:
+			if c.handler == nil {
+				if f.Kind == KindRequest {
+					c.ReplyError(f.ID, "this end does not take requests")
+				}
+				continue
+			}
+			c.handler(c, f)
+		default:
+			if logf != nil {
+				logf("closing stream from %s: unexpected frame kind %d", c.Peer, f.Kind)
+			}
+			c.fail(fmt.Errorf("unexpected frame kind %d", f.Kind))
+			return
+		}
+	}
+}
+
+func (c *Conn) enqueue(b []byte) error {
+	select {
+	case c.out <- b:
+		return nil
+	case <-c.done:
+		return c.closedErr()
+	}
+}
+
+func (c *Conn) closedErr() error {
+	if err := c.Err(); err != nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("%w: %v", ErrClosed, err)
+	}
+	return ErrClosed
+}
+
+// Send sends a one-way frame.
+func (c *Conn) Send(typ uint8, payload []byte) error {
+	if len(payload) > c.maxFrame {
+		return fmt.Errorf("send %d bytes: %w (limit %d)", len(payload), ErrFrameTooLarge, c.maxFrame)
+	}
+	return c.enqueue(AppendFrame(nil, Frame{Kind: KindOneWay, Type: typ, Payload: payload}))
+}
+
+// RemoteError is an error the other end returned for a request.
+type RemoteError struct{ Msg string }
+
+func (e *RemoteError) Error() string { return e.Msg }
+
+// Call sends a request and waits for its answer, until ctx ends.
+func (c *Conn) Call(ctx context.Context, typ uint8, payload []byte) (Frame, error) {
+	if len(payload) > c.maxFrame {
+		return Frame{}, fmt.Errorf("call with %d bytes: %w (limit %d)", len(payload), ErrFrameTooLarge, c.maxFrame)
+	}
+	id := c.nextID.Add(1)
+	ch := make(chan Frame, 1)
+	c.mu.Lock()
+	if c.pending == nil {
+		c.mu.Unlock()
+		return Frame{}, c.closedErr()
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+	if err := c.enqueue(AppendFrame(nil, Frame{Kind: KindRequest, Type: typ, ID: id, Payload: payload})); err != nil {
+		return Frame{}, err
+	}
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			return Frame{}, c.closedErr()
+		}
+		if f.Kind == KindError {
+			return f, &RemoteError{Msg: string(f.Payload)}
+		}
+		return f, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return Frame{}, ctx.Err()
+	}
+}
+
+// Reply answers request id.
+func (c *Conn) Reply(id uint64, typ uint8, payload []byte) error {
+	if len(payload) > c.maxFrame {
+		return c.ReplyError(id, fmt.Sprintf("answer of %d bytes is over the frame limit", len(payload)))
+	}
+	return c.enqueue(AppendFrame(nil, Frame{Kind: KindResponse, Type: typ, ID: id, Payload: payload}))
+}
+
+// ReplyError answers request id with an error message.
+func (c *Conn) ReplyError(id uint64, msg string) error {
+	return c.enqueue(AppendFrame(nil, Frame{Kind: KindError, ID: id, Payload: []byte(msg)}))
+}

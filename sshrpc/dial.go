@@ -1,0 +1,315 @@
+package sshrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Dialer opens SSH connections to hosts named as the user names them: aliases are
+// resolved through ssh_config (~/.ssh/config, then /etc/ssh/ssh_config), keys come from
+// ssh-agent and the identity files, host keys are checked against known_hosts.
+type Dialer struct {
+	cfg  *sshConfigs
+	logf func(string, ...any)
+}
+
+// DialerOptions configure a Dialer. The zero value means the user's usual set-up.
+type DialerOptions struct {
+	// ConfigFiles replaces the ssh_config files consulted (in order).
+	ConfigFiles []string
+	// Home replaces the home folder used for ~ and the default key and known_hosts files.
+	Home string
+	Logf func(format string, args ...any)
+}
+
+// NewDialer reads the ssh_config files.
+func NewDialer(opt DialerOptions) (*Dialer, error) {
+	home := opt.Home
+	if home == "" {
+		var err error
+		if home, err = os.UserHomeDir(); err != nil {
+			return nil, fmt.Errorf("find home folder: %w", err)
+		}
+	}
+	files := opt.ConfigFiles
+	if files == nil {
+		files = []string{filepath.Join(home, ".ssh", "config"), "/etc/ssh/ssh_config"}
+	}
+	cfg, err := loadSSHConfigs(files, home)
+	if err != nil {
+		return nil, err
+	}
+	return &Dialer{cfg: cfg, logf: opt.Logf}, nil
+}
+
+// HostKeyError is a host key that does not match known_hosts: possibly an attack.
+type HostKeyError struct {
+	Host, Addr string
+	File       string
+	Line       int
+	Err        error
+}
+
+func (e *HostKeyError) Error() string {
+	return fmt.Sprintf("REFUSED: the host key of %s (%s) has CHANGED since it was recorded in %s line %d. "+
+		"Someone may be intercepting the connection, or the host was reinstalled. If you know it was "+
+		"reinstalled, remove the old key with `ssh-keygen -R %s -f %s` and connect again.",
+		e.Host, e.Addr, e.File, e.Line, knownhosts.Normalize(e.Addr), e.File)
+}
+
+func (e *HostKeyError) Unwrap() error { return e.Err }
+
+// knownHostsMu serializes appends to known_hosts files within this process.
+var knownHostsMu sync.Mutex
+
+// hostKeyCallback checks host keys as OpenSSH does under the resolved
+// StrictHostKeyChecking: accept-new records an unknown key and refuses a changed one.
+func (d *Dialer) hostKeyCallback(h hostSettings) ssh.HostKeyCallback {
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		if h.strict == "no" {
+			return nil
+		}
+		knownHostsMu.Lock()
+		defer knownHostsMu.Unlock()
+		var existing []string
+		for _, f := range h.knownHosts {
+			if _, err := os.Stat(f); err == nil {
+				existing = append(existing, f)
+			}
+		}
+		if len(existing) > 0 {
+			check, err := knownhosts.New(existing...)
+			if err != nil {
+				return fmt.Errorf("read known hosts: %w", err)
+			}
+			err = check(hostname, remote, key)
+			var ke *knownhosts.KeyError
+			var re *knownhosts.RevokedError
+			switch {
+			case err == nil:
+				return nil
+			case errors.As(err, &re):
+				return fmt.Errorf("REFUSED: the host key of %s is marked revoked in %s line %d", h.alias, re.Revoked.Filename, re.Revoked.Line)
+			case errors.As(err, &ke) && len(ke.Want) > 0:
+				w := ke.Want[0]
+				return &HostKeyError{Host: h.alias, Addr: hostname, File: w.Filename, Line: w.Line, Err: err}
+			case errors.As(err, &ke):
+				// unknown: fall through
+			default:
+				return err
+			}
+		}
+		if h.strict == "yes" || len(h.knownHosts) == 0 {
+			return fmt.Errorf("REFUSED: the host key of %s (%s) is not in known_hosts and StrictHostKeyChecking is yes; "+
+				"add it first, e.g. `ssh-keyscan -H %s >> ~/.ssh/known_hosts` after checking its fingerprint %s",
+				h.alias, hostname, h.hostname, ssh.FingerprintSHA256(key))
+		}
+		file := h.knownHosts[0]
+		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+			return fmt.Errorf("record host key of %s: %w", h.alias, err)
+		}
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("record host key of %s: %w", h.alias, err)
+		}
+		defer f.Close()
+		if _, err := fmt.Fprintln(f, knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key)); err != nil {
+			return fmt.Errorf("record host key of %s in %s: %w", h.alias, file, err)
+		}
+		if d.logf != nil {
+			d.logf("recorded the new host key of %s (%s) in %s", h.alias, ssh.FingerprintSHA256(key), file)
+		}
+		return nil
+	}
+}
+
+// authMethods offers the keys of a running ssh-agent, then the identity files.
+func (d *Dialer) authMethods(h hostSettings) ([]ssh.AuthMethod, func()) {
+	var signers []ssh.Signer
+	cleanup := func() {}
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		if c, err := net.Dial("unix", sock); err == nil {
+			if s, err := agent.NewClient(c).Signers(); err == nil {
+				signers = append(signers, s...)
+			}
+			cleanup = func() { c.Close() }
+		}
+	}
+	for _, f := range h.identityFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue // the default files need not exist
+		}
+		s, err := ssh.ParsePrivateKey(data)
+		if err != nil {
+			if d.logf != nil {
+				d.logf("skipping identity file %s: %v (keys with a passphrase must be loaded into ssh-agent)", f, err)
+			}
+			continue
+		}
+		signers = append(signers, s)
+	}
+	return []ssh.AuthMethod{ssh.PublicKeys(signers...)}, cleanup
+}
+
+// Dial connects to alias, through its ProxyJump host if it has one.
+func (d *Dialer) Dial(ctx context.Context, alias string) (*ssh.Client, error) {
+	return d.dial(ctx, alias, 0)
+}
+
+func (d *Dialer) dial(ctx context.Context, alias string, depth int) (*ssh.Client, error) {
+	if depth > 4 {
+		return nil, fmt.Errorf("ssh to %s: ProxyJump chain too long", alias)
+	}
+	h, err := d.cfg.resolve(alias)
+	if err != nil {
+		return nil, err
+	}
+	auth, cleanup := d.authMethods(h)
+	defer cleanup()
+	cc := &ssh.ClientConfig{
+		User:            h.user,
+		Auth:            auth,
+		HostKeyCallback: d.hostKeyCallback(h),
+		Timeout:         h.connectTimeout,
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.connectTimeout)
+	defer cancel()
+
+	var nc net.Conn
+	if h.proxyJump != "" {
+		jumps := strings.Split(h.proxyJump, ",")
+		jump, err := d.dial(ctx, parseJump(jumps[len(jumps)-1]), depth+1)
+		if err != nil {
+			return nil, fmt.Errorf("ssh to %s via %s: %w", alias, h.proxyJump, err)
+		}
+		nc, err = dialContextVia(ctx, jump, h.addr())
+		if err != nil {
+			jump.Close()
+			return nil, fmt.Errorf("ssh to %s via %s: %w", alias, h.proxyJump, err)
+		}
+	} else {
+		nd := net.Dialer{}
+		if h.bindAddress != "" {
+			nd.LocalAddr = &net.TCPAddr{IP: net.ParseIP(h.bindAddress)}
+			if nd.LocalAddr.(*net.TCPAddr).IP == nil {
+				return nil, fmt.Errorf("ssh config for %s: BindAddress %q is not an address", alias, h.bindAddress)
+			}
+		}
+		nc, err = nd.DialContext(ctx, "tcp", h.addr())
+		if err != nil {
+			return nil, fmt.Errorf("ssh to %s (%s): %w", alias, h.addr(), err)
+		}
+	}
+	// the handshake honours ctx too: a host that accepts TCP but never speaks SSH
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	conn, chans, reqs, err := ssh.NewClientConn(nc, h.addr(), cc)
+	stop()
+	if err != nil {
+		nc.Close()
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			return nil, hk
+		}
+		return nil, fmt.Errorf("ssh to %s (%s as %s): %w", alias, h.addr(), h.user, err)
+	}
+	nc.SetDeadline(time.Time{})
+	client := ssh.NewClient(conn, chans, reqs)
+	if h.aliveInterval > 0 {
+		go keepAlive(client, h.aliveInterval, h.aliveCountMax)
+	}
+	return client, nil
+}
+
+// parseJump turns a ProxyJump element ([user@]host[:port]) into something resolve takes;
+// user and port in the element are only honoured through the jump host's own config.
+func parseJump(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		s = s[i+1:]
+	}
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		return host
+	}
+	return s
+}
+
+func dialContextVia(ctx context.Context, jump *ssh.Client, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := jump.Dial("tcp", addr)
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		return &jumpConn{Conn: r.c, jump: jump}, nil
+	case <-ctx.Done():
+		jump.Close()
+		return nil, ctx.Err()
+	}
+}
+
+// jumpConn closes the jump host's connection with the tunnelled one.
+type jumpConn struct {
+	net.Conn
+	jump *ssh.Client
+}
+
+func (c *jumpConn) Close() error {
+	err := c.Conn.Close()
+	c.jump.Close()
+	return err
+}
+
+// keepAlive sends OpenSSH keep-alives every interval and closes the connection after
+// countMax unanswered ones in a row (ServerAliveInterval/ServerAliveCountMax).
+func keepAlive(c *ssh.Client, interval time.Duration, countMax int) {
+	missed := 0
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		answered := make(chan struct{})
+		go func() {
+			if _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); err == nil {
+				close(answered)
+			}
+		}()
+		select {
+		case <-answered:
+			missed = 0
+		case <-time.After(interval):
+			missed++
+			if missed >= countMax {
+				c.Close()
+				return
+			}
+		case <-done:
+			return
+		}
+	}
+}

@@ -1,0 +1,261 @@
+package sshrpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrNotConnected is returned by Peer.Send while the peer's stream is down; the peer
+// is being reconnected in the background.
+var ErrNotConnected = errors.New("not connected")
+
+// Peer keeps one SSH connection to a host, and on it one long-lived session running
+// `exec DIR/lite-raft rpc`, as a framed stream to that host's agent. A broken stream is
+// reopened on demand, no sooner than a backoff that doubles (with jitter) up to MaxBackoff
+// after each failure, so a host that is down costs little.
+type Peer struct {
+	name    string
+	dialer  *Dialer
+	command string
+	opt     ConnOptions
+
+	mu         sync.Mutex
+	conn       *Conn
+	client     *ssh.Client
+	connecting chan struct{} // closed when the attempt under way ends
+	nextTry    time.Time
+	backoff    time.Duration
+	lastErr    error
+	closed     bool
+
+	// MinBackoff and MaxBackoff bound the wait between attempts (defaults 100 ms, 5 s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// NewPeer prepares a stream to host; nothing is dialed until it is used.
+func NewPeer(host string, d *Dialer, remoteCommand string, opt ConnOptions) *Peer {
+	if opt.Peer == "" {
+		opt.Peer = host
+	}
+	return &Peer{name: host, dialer: d, command: remoteCommand, opt: opt,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
+}
+
+// Name is the host this peer reaches.
+func (p *Peer) Name() string { return p.name }
+
+// LastError is why the last attempt to connect failed (nil after a success).
+func (p *Peer) LastError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastErr
+}
+
+// current returns the live stream, or nil.
+func (p *Peer) current() *Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil {
+		select {
+		case <-p.conn.Done():
+			p.conn = nil
+		default:
+			return p.conn
+		}
+	}
+	return nil
+}
+
+// Conn returns the live stream, connecting if needed, until ctx ends.
+func (p *Peer) Conn(ctx context.Context) (*Conn, error) {
+	for {
+		if c := p.current(); c != nil {
+			return c, nil
+		}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		wait := p.connecting
+		if wait == nil {
+			if d := time.Until(p.nextTry); d > 0 {
+				lastErr := p.lastErr
+				p.mu.Unlock()
+				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+					return nil, fmt.Errorf("%s: %w (last attempt: %v)", p.name, ErrNotConnected, lastErr)
+				}
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return nil, ctx.Err()
+				}
+				continue
+			}
+			wait = make(chan struct{})
+			p.connecting = wait
+			go p.connect(wait)
+		}
+		p.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if c := p.current(); c == nil {
+			if err := p.LastError(); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// Send sends a one-way frame if the stream is up; otherwise it starts reconnecting and
+// returns ErrNotConnected at once (Raft messages are cheap to lose, never worth a wait).
+func (p *Peer) Send(typ uint8, payload []byte) error {
+	if c := p.current(); c != nil {
+		return c.Send(typ, payload)
+	}
+	p.mu.Lock()
+	if !p.closed && p.connecting == nil && !time.Now().Before(p.nextTry) {
+		p.connecting = make(chan struct{})
+		go p.connect(p.connecting)
+	}
+	p.mu.Unlock()
+	return ErrNotConnected
+}
+
+// Call sends a request on the stream (connecting first if needed) and waits for the answer.
+func (p *Peer) Call(ctx context.Context, typ uint8, payload []byte) (Frame, error) {
+	c, err := p.Conn(ctx)
+	if err != nil {
+		return Frame{}, err
+	}
+	return c.Call(ctx, typ, payload)
+}
+
+func (p *Peer) connect(done chan struct{}) {
+	conn, client, err := p.open()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer close(done)
+	p.connecting = nil
+	if err != nil {
+		p.lastErr = err
+		if p.backoff == 0 {
+			p.backoff = p.MinBackoff
+		} else {
+			p.backoff = min(2*p.backoff, p.MaxBackoff)
+		}
+		// ±20% jitter: peers that lost the same host do not retry in lockstep
+		j := time.Duration(float64(p.backoff) * (0.8 + 0.4*rand.Float64()))
+		p.nextTry = time.Now().Add(j)
+		return
+	}
+	if p.closed {
+		conn.Close()
+		client.Close()
+		return
+	}
+	p.lastErr, p.backoff, p.nextTry = nil, 0, time.Time{}
+	p.conn, p.client = conn, client
+	go func() {
+		<-conn.Done()
+		client.Close()
+	}()
+}
+
+// sessionStream is an SSH session's stdin and stdout as one stream.
+type sessionStream struct {
+	io.Reader
+	io.WriteCloser
+	session *ssh.Session
+}
+
+func (s *sessionStream) Close() error {
+	s.WriteCloser.Close()
+	return s.session.Close()
+}
+
+// limitedBuffer keeps the first bytes of the remote command's error output.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := 4096 - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimSpace(b.buf.String())
+}
+
+func (p *Peer) open() (*Conn, *ssh.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := p.dialer.Dial(ctx, p.name)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err := client.NewSession()
+	if err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("%s: open session: %w", p.name, err)
+	}
+	stdin, err1 := sess.StdinPipe()
+	stdout, err2 := sess.StdoutPipe()
+	if err := errors.Join(err1, err2); err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("%s: %w", p.name, err)
+	}
+	stderr := &limitedBuffer{}
+	sess.Stderr = stderr
+	if err := sess.Start(p.command); err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("%s: run %q: %w", p.name, p.command, err)
+	}
+	conn, err := NewConn(&sessionStream{Reader: stdout, WriteCloser: stdin, session: sess}, p.opt)
+	if err != nil {
+		client.Close()
+		if msg := stderr.String(); msg != "" && !strings.Contains(err.Error(), msg) {
+			err = fmt.Errorf("%w (%s said: %s)", err, p.command, msg)
+		}
+		return nil, nil, err
+	}
+	return conn, client, nil
+}
+
+// Close ends the stream and stops reconnecting.
+func (p *Peer) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	conn, client := p.conn, p.client
+	p.conn, p.client = nil, nil
+	p.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
+	if client != nil {
+		client.Close()
+	}
+	return nil
+}
