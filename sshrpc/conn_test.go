@@ -209,7 +209,7 @@ func TestBadFrameClosesOnlyThatStream(t *testing.T) {
 	defer good.Close()
 	for _, bad := range [][]byte{
 		AppendFrame(nil, Frame{Kind: KindRequest, ID: 1, Payload: make([]byte, 5000)}), // over the limit
-		AppendFrame(nil, Frame{Kind: 42, ID: 1}),                                        // unknown kind
+		AppendFrame(nil, Frame{Kind: 42, ID: 1}),                                       // unknown kind
 	} {
 		nc, err := net.Dial("unix", path)
 		if err != nil {
