@@ -368,10 +368,43 @@ func (r *Node) validate(m Message) error {
 			}
 			prev = e
 		}
+		if m.Term >= r.term {
+			if err := r.checkAgainstCommitted(m); err != nil {
+				return err
+			}
+		}
 	}
 	if m.Snapshot != nil {
 		if err := m.Snapshot.Meta.Members.Validate(); err != nil {
 			return fmt.Errorf("MsgSnap from %s: %w", m.From, err)
+		}
+	}
+	return nil
+}
+
+// checkAgainstCommitted refuses an append of the current (or a newer) term that
+// disagrees with a committed entry. A leader holds every committed entry (leader
+// completeness), so such an append comes from a broken leader; stale appends of older
+// terms are dropped by the term rule before this matters.
+func (r *Node) checkAgainstCommitted(m Message) error {
+	l := &r.log
+	check := func(i, t uint64) error {
+		if i > l.snap.Meta.Index && i <= l.committed && !l.matchTerm(i, t) {
+			lt, _ := l.term(i)
+			return fmt.Errorf("MsgApp from %s in term %d: says entry %d has term %d, but the committed entry there has term %d",
+				m.From, m.Term, i, t, lt)
+		}
+		return nil
+	}
+	if err := check(m.Index, m.LogTerm); err != nil {
+		return err
+	}
+	for _, e := range m.Entries {
+		if e.Index > l.committed {
+			break
+		}
+		if err := check(e.Index, e.Term); err != nil {
+			return err
 		}
 	}
 	return nil

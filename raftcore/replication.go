@@ -1,7 +1,5 @@
 package raftcore
 
-import "fmt"
-
 // Propose appends data to the log if this node is the leader and returns the entry's index
 // and term. The entry is committed when it is handed out in Ready.CommittedEntries with
 // that same term; if another entry shows up at that index, the proposal was lost.
@@ -110,11 +108,8 @@ func (r *Node) handleAppend(m Message) error {
 		return nil
 	}
 	lastNew := m.Index + uint64(len(m.Entries))
+	// entries at or below the commit index were checked against it in validate
 	if c := r.log.findConflict(m.Entries); c != 0 {
-		if c <= r.log.committed {
-			return fmt.Errorf("MsgApp from %s in term %d: entry %d conflicts with committed entry (commit %d)",
-				m.From, m.Term, c, r.log.committed)
-		}
 		truncates := c <= r.log.lastIndex()
 		ents := m.Entries[c-m.Entries[0].Index:]
 		r.log.appendAt(ents)
