@@ -24,6 +24,7 @@ func newApp() *cli.App {
 		Flags:   []cli.Flag{dirFlag},
 		Commands: []*cli.Command{
 			debugCommand(),
+			rpcCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version of this binary",
