@@ -1,0 +1,143 @@
+package kvstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Op is what a command does.
+type Op uint8
+
+const (
+	OpSet   Op = 1
+	OpUnset Op = 2
+	OpIfSet Op = 3 // conditional set: if Key Cond CondValue, set Key to Value
+	OpNoop  Op = 4
+)
+
+// Limits from DESIGN.md ("Semantics").
+const (
+	MaxKeyLen   = 1024
+	MaxValueLen = 1 << 20
+)
+
+// Command is one request to change the store.
+type Command struct {
+	Op        Op
+	ClientID  uint64 // 0: no deduplication
+	Seq       uint64
+	Key       string
+	Value     []byte
+	Cond      string // OpIfSet: the test(1) operator
+	CondValue []byte
+}
+
+// Conditions are the binary operators of test(1) that the original accepted.
+var Conditions = []string{"=", "!=", "-eq", "-ne", "-lt", "-le", "-gt", "-ge"}
+
+// ValidateKey checks a key: a non-empty path of printable characters, no empty, "." or
+// ".." segment, at most MaxKeyLen bytes. Keys never become file paths, but a key that
+// would escape a folder in the original (`set ../../x v`) is refused all the same.
+func ValidateKey(key string) error {
+	if key == "" {
+		return errors.New("empty key")
+	}
+	if len(key) > MaxKeyLen {
+		return fmt.Errorf("key of %d bytes: the limit is %d", len(key), MaxKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x21 || c == 0x7f {
+			return fmt.Errorf("key %q: control characters and spaces are not allowed", key)
+		}
+	}
+	for _, seg := range strings.Split(key, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("key %q: empty path segment (leading, trailing or double slash)", key)
+		case ".", "..":
+			return fmt.Errorf("key %q: %q segments are not allowed", key, seg)
+		}
+	}
+	return nil
+}
+
+// Validate checks a command before it is proposed.
+func (c Command) Validate() error {
+	switch c.Op {
+	case OpNoop:
+		return nil
+	case OpSet, OpUnset, OpIfSet:
+	default:
+		return fmt.Errorf("unknown operation %d", c.Op)
+	}
+	if err := ValidateKey(c.Key); err != nil {
+		return err
+	}
+	if len(c.Value) > MaxValueLen || len(c.CondValue) > MaxValueLen {
+		return fmt.Errorf("value of %d bytes: the limit is %d (1 MiB)", max(len(c.Value), len(c.CondValue)), MaxValueLen)
+	}
+	if c.Op == OpIfSet && !validCond(c.Cond) {
+		return fmt.Errorf("unknown operator %q: use one of %s", c.Cond, strings.Join(Conditions, " "))
+	}
+	return nil
+}
+
+func validCond(op string) bool {
+	for _, c := range Conditions {
+		if c == op {
+			return true
+		}
+	}
+	return false
+}
+
+// Encode renders c for a log entry:
+// op, uvarint client, uvarint seq, then length-prefixed key, value, cond, cond value.
+func (c Command) Encode() []byte {
+	b := make([]byte, 0, 32+len(c.Key)+len(c.Value)+len(c.CondValue))
+	b = append(b, byte(c.Op))
+	b = binary.AppendUvarint(b, c.ClientID)
+	b = binary.AppendUvarint(b, c.Seq)
+	for _, f := range [][]byte{[]byte(c.Key), c.Value, []byte(c.Cond), c.CondValue} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// Decode parses Encode's output and validates it.
+func Decode(b []byte) (Command, error) {
+	var c Command
+	if len(b) == 0 {
+		return c, errors.New("empty command")
+	}
+	c.Op = Op(b[0])
+	b = b[1:]
+	var fields [2]uint64
+	for i := range fields {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return c, errors.New("command cut short")
+		}
+		fields[i], b = v, b[n:]
+	}
+	c.ClientID, c.Seq = fields[0], fields[1]
+	var parts [4][]byte
+	for i := range parts {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return c, errors.New("command cut short")
+		}
+		parts[i], b = b[n:n+int(l)], b[n+int(l):]
+	}
+	if len(b) != 0 {
+		return c, fmt.Errorf("%d bytes after the command", len(b))
+	}
+	c.Key, c.Value, c.Cond, c.CondValue = string(parts[0]), parts[1], string(parts[2]), parts[3]
+	if c.Op != OpSet && c.Op != OpIfSet {
+		c.Value = nil
+	}
+	return c, c.Validate()
+}

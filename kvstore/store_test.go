@@ -1,0 +1,195 @@
+package kvstore
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestApplySemantics(t *testing.T) {
+	s := New()
+	steps := []struct {
+		c    Command
+		code int
+	}{
+		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("1"), Value: []byte("2")}, CodeNoKey},
+		{Command{Op: OpSet, Key: "n", Value: []byte("1")}, CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("9"), Value: []byte("2")}, CodeCondFalse},
+		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("1"), Value: []byte("1")}, CodeAlreadyHolds},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-lt", CondValue: []byte("3"), Value: []byte("-5")}, CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-lt", CondValue: []byte("-6"), Value: []byte("0")}, CodeCondFalse},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-le", CondValue: []byte("-5"), Value: []byte("7")}, CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-gt", CondValue: []byte("6"), Value: []byte("8")}, CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-ge", CondValue: []byte("9"), Value: []byte("0")}, CodeCondFalse},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-eq", CondValue: []byte("8"), Value: []byte("x")}, CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-ne", CondValue: []byte("1"), Value: []byte("y")}, CodeCondFalse}, // "x" is no integer
+		{Command{Op: OpIfSet, Key: "n", Cond: "!=", CondValue: []byte("y"), Value: []byte("z")}, CodeOK},
+		{Command{Op: OpUnset, Key: "n"}, CodeOK},
+		{Command{Op: OpUnset, Key: "n"}, CodeOK},
+		{Command{Op: OpNoop}, CodeOK},
+	}
+	for i, st := range steps {
+		if err := st.c.Validate(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		c, err := Decode(st.c.Encode())
+		if err != nil {
+			t.Fatalf("step %d: decode: %v", i, err)
+		}
+		if r := s.Apply(uint64(i+1), c); r.Code != st.code {
+			t.Fatalf("step %d (%s %s %s): code %d (%s), want %d", i, c.Key, c.Cond, c.CondValue, r.Code, r.Msg, st.code)
+		}
+	}
+	if _, ok := s.Get("n"); ok {
+		t.Fatal("unset key still there")
+	}
+}
+
+func TestRetriedRequestAppliedOnce(t *testing.T) {
+	s := New()
+	s.Apply(1, Command{Op: OpSet, Key: "c", Value: []byte("0")})
+	inc := Command{Op: OpIfSet, ClientID: 77, Seq: 1, Key: "c", Cond: "=", CondValue: []byte("0"), Value: []byte("1")}
+	if r := s.Apply(2, inc); r.Code != CodeOK {
+		t.Fatalf("first apply: %+v", r)
+	}
+	// the same request again (a forward that broke after commit, retried): same answer,
+	// not "condition false", and nothing applied twice
+	if r := s.Apply(3, inc); r.Code != CodeOK {
+		t.Fatalf("retry: %+v", r)
+	}
+	s.Apply(4, Command{Op: OpSet, ClientID: 77, Seq: 2, Key: "c", Value: []byte("5")})
+	if r := s.Apply(5, inc); r.Code != CodeOK || r.Msg == "" {
+		t.Fatalf("late duplicate of an older request: %+v", r)
+	}
+	if v, _ := s.Get("c"); string(v) != "5" {
+		t.Fatalf("c = %q, want 5", v)
+	}
+}
+
+func TestList(t *testing.T) {
+	s := New()
+	for _, k := range []string{"packages/web/owner", "packages/web/tick", "packages/db/owner", "top"} {
+		s.Apply(1, Command{Op: OpSet, Key: k, Value: []byte("v")})
+	}
+	for dir, want := range map[string][]string{
+		"":             {"packages", "top"},
+		"packages":     {"db", "web"},
+		"packages/":    {"db", "web"},
+		"packages/web": {"owner", "tick"},
+	} {
+		got, ok := s.List(dir)
+		if !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("list %q = %v %v, want %v", dir, got, ok, want)
+		}
+	}
+	for _, dir := range []string{"nothing", "top", "packages/we"} {
+		if got, ok := s.List(dir); ok {
+			t.Errorf("list %q = %v, want no such folder", dir, got)
+		}
+	}
+}
+
+func TestBadInputRefused(t *testing.T) {
+	for _, c := range []Command{
+		{Op: OpSet, Key: "", Value: []byte("v")},
+		{Op: OpSet, Key: "a/../b"},
+		{Op: OpSet, Key: "../../etc/passwd"},
+		{Op: OpSet, Key: "a//b"},
+		{Op: OpSet, Key: "/a"},
+		{Op: OpSet, Key: "a/"},
+		{Op: OpSet, Key: "a/./b"},
+		{Op: OpSet, Key: "tab\there"},
+		{Op: OpSet, Key: "new\nline"},
+		{Op: OpSet, Key: "sp ace"},
+		{Op: OpSet, Key: strings.Repeat("k", MaxKeyLen+1)},
+		{Op: OpSet, Key: "big", Value: make([]byte, MaxValueLen+1)},
+		{Op: OpIfSet, Key: "k", Cond: "-foo"},
+		{Op: 9, Key: "k"},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("accepted %q op %d cond %q (%d bytes)", c.Key, c.Op, c.Cond, len(c.Value))
+		}
+	}
+	for _, c := range []Command{
+		{Op: OpSet, Key: "binary", Value: []byte{0, 1, 2, 0xff, '\n'}},
+		{Op: OpSet, Key: "max", Value: make([]byte, MaxValueLen)},
+		{Op: OpSet, Key: "a/b-c_d.e:f@g"},
+	} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("refused %q: %v", c.Key, err)
+		}
+	}
+}
+
+func TestSnapshotIsDeterministicAndComplete(t *testing.T) {
+	seed := uint64(7)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	a, b := New(), New()
+	for i := uint64(1); i <= 3000; i++ {
+		c := Command{Op: OpSet, ClientID: uint64(rng.IntN(50)) + 1, Seq: i, Key: fmt.Sprintf("d%d/k%d", rng.IntN(10), rng.IntN(200))}
+		switch rng.IntN(4) {
+		case 0:
+			c.Op = OpUnset
+		case 1:
+			c.Op, c.Cond, c.CondValue = OpIfSet, "!=", []byte("x")
+			c.Value = []byte(fmt.Sprint(i))
+		default:
+			c.Value = []byte(fmt.Sprint(rng.Uint64()))
+		}
+		ra, rb := a.Apply(i, c), b.Apply(i, c)
+		if ra != rb {
+			t.Fatalf("seed %d: replicas disagree at %d", seed, i)
+		}
+	}
+	sa, sb := a.Snapshot(), b.Snapshot()
+	if !bytes.Equal(sa, sb) {
+		t.Fatalf("seed %d: equal states gave different snapshots", seed)
+	}
+	r, err := Restore(sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(r.Snapshot(), sa) || !reflect.DeepEqual(r.data, a.data) || !reflect.DeepEqual(r.sessions, a.sessions) {
+		t.Fatalf("seed %d: restore lost something", seed)
+	}
+	for cut := 0; cut < len(sa); cut += 1 + len(sa)/200 {
+		if _, err := Restore(sa[:cut]); err == nil && cut > 0 {
+			t.Fatalf("snapshot cut at %d of %d accepted", cut, len(sa))
+		}
+	}
+}
+
+func FuzzDecodeCommand(f *testing.F) {
+	f.Add(Command{Op: OpSet, ClientID: 3, Seq: 9, Key: "a/b", Value: []byte("v")}.Encode())
+	f.Add(Command{Op: OpIfSet, Key: "n", Cond: "-lt", CondValue: []byte("3"), Value: []byte("4")}.Encode())
+	f.Add([]byte{1, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Decode(b)
+		if err != nil {
+			return
+		}
+		again, err := Decode(c.Encode())
+		if err != nil || !reflect.DeepEqual(again, c) {
+			t.Fatalf("command does not survive re-encoding: %v", err)
+		}
+	})
+}
+
+func FuzzRestoreSnapshot(f *testing.F) {
+	s := New()
+	s.Apply(1, Command{Op: OpSet, ClientID: 1, Seq: 1, Key: "k", Value: []byte("v")})
+	f.Add(s.Snapshot())
+	f.Add([]byte(snapshotMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := Restore(b)
+		if err != nil {
+			return
+		}
+		if _, err := Restore(r.Snapshot()); err != nil {
+			t.Fatalf("a restored state's snapshot does not restore: %v", err)
+		}
+	})
+}
