@@ -129,6 +129,10 @@ func ValidateID(id NodeID) error {
 	if len(id) > 255 {
 		return fmt.Errorf("member name %.20q...: longer than 255 bytes", id)
 	}
+	if id[0] == '-' {
+		// "-" is "no vote" in state/current, and a leading dash reads as an option
+		return fmt.Errorf("member name %q: must not start with '-'", id)
+	}
 	for _, c := range []byte(id) {
 		if c <= ' ' || c >= 0x7f || c == ',' || c == '=' || c == ';' {
 			return fmt.Errorf("member name %q: character %q is not allowed", id, c)

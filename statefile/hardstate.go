@@ -58,6 +58,9 @@ func decodeHardState(data []byte) (raftcore.HardState, error) {
 			return hs, fmt.Errorf("line %d: unknown key %q", line, key)
 		}
 	}
+	if err := sc.Err(); err != nil {
+		return hs, fmt.Errorf("line %d: %w", line+1, err)
+	}
 	if !seen["term"] || !seen["vote"] {
 		return hs, errors.New("want both \"term N\" and \"vote NAME\"")
 	}

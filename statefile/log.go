@@ -143,7 +143,7 @@ func (l *Log) scanSegment(seg *segment, data []byte, isLast bool, after uint64, 
 		return &DamageError{File: seg.path, Offset: int64(off), Reason: reason}
 	}
 	if len(data) < len(segmentMagic) || string(data[:len(segmentMagic)]) != segmentMagic {
-		if isLast && (bytes.HasPrefix([]byte(segmentMagic), data) || allZero(data)) {
+		if isLast && (bytes.HasPrefix([]byte(segmentMagic), trimZeroTail(data, 0)) || allZero(data)) {
 			return 0, true, nil // the crash hit while the segment was being created
 		}
 		return 0, false, damage(0, "not a lite-raft log segment (bad magic)")
@@ -158,7 +158,7 @@ func (l *Log) scanSegment(seg *segment, data []byte, isLast bool, after uint64, 
 			}
 			return 0, false, damage(off, reason+" in a segment that is not the last")
 		case recordBad:
-			if isLast && allZero(data[off:]) {
+			if isLast && (allZero(data[off:]) || tornThenZeros(data, off)) {
 				return int64(off), true, nil
 			}
 			return 0, false, damage(off, reason)
@@ -464,4 +464,30 @@ func (l *Log) Close() error {
 	err := l.active.Close()
 	l.active = nil
 	return err
+}
+
+// trimZeroTail drops a run of zero bytes at the end of b if the run starts at a 512-byte
+// boundary of the file (base is b's offset in the file). A crash after the file grew but
+// before its new blocks were written leaves such a run; a flipped bit does not start on
+// a sector boundary, so it is still reported as damage.
+func trimZeroTail(b []byte, base int) []byte {
+	n := len(b)
+	for n > 0 && b[n-1] == 0 {
+		n--
+	}
+	if n == len(b) || (base+n)%512 != 0 {
+		return b
+	}
+	return b[:n]
+}
+
+// tornThenZeros reports whether the record at off is a record cut short by a crash and
+// followed by zero-filled blocks.
+func tornThenZeros(data []byte, off int) bool {
+	rest := trimZeroTail(data[off:], off)
+	if len(rest) == len(data[off:]) {
+		return false
+	}
+	_, _, st, _ := decodeRecord(rest)
+	return st == recordShort
 }

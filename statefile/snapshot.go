@@ -23,10 +23,12 @@ import (
 //	members voters=a,b,c outgoing= learners=
 //	size 52344
 //	crc32c 8f3e21aa
+//	header-crc32c 1b2c3d4e
 //	<empty line>
 //	<size bytes of data>
 //
-// It is replaced atomically; state-machine-snapshot/meta repeats the header for `cat`.
+// The last header line checks the lines before it. The file is replaced atomically;
+// state-machine-snapshot/meta repeats the header for `cat`.
 const snapshotMagic = "lite-raft snapshot v1"
 
 const (
@@ -37,8 +39,11 @@ const (
 )
 
 func snapshotHeader(meta raftcore.SnapshotMeta, size int64, sum uint32) []byte {
-	return []byte(fmt.Sprintf("%s\nindex %d\nterm %d\nmembers %s\nsize %d\ncrc32c %08x\n\n",
-		snapshotMagic, meta.Index, meta.Term, raftcore.EncodeMembership(meta.Members), size, sum))
+	h := fmt.Sprintf("%s\nindex %d\nterm %d\nmembers %s\nsize %d\ncrc32c %08x\n",
+		snapshotMagic, meta.Index, meta.Term, raftcore.EncodeMembership(meta.Members), size, sum)
+	// the header's own checksum: a flipped digit in index or term must not read as
+	// another snapshot
+	return []byte(fmt.Sprintf("%sheader-crc32c %08x\n\n", h, crc32.Checksum([]byte(h), castagnoli)))
 }
 
 // parseSnapshotHeader reads the header from r and returns it with the header's length.
@@ -63,6 +68,9 @@ func parseSnapshotHeader(r *bufio.Reader) (meta raftcore.SnapshotMeta, size int6
 		return
 	}
 	seen := map[string]bool{}
+	var covered []byte // header bytes the header checksum covers
+	covered = append(covered, line+"\n"...)
+	var headerSum uint32
 	for {
 		line, err = readLine()
 		if err != nil {
@@ -70,6 +78,13 @@ func parseSnapshotHeader(r *bufio.Reader) (meta raftcore.SnapshotMeta, size int6
 		}
 		if line == "" {
 			break
+		}
+		if seen["header-crc32c"] {
+			err = fmt.Errorf("header-crc32c is not the last header line")
+			return
+		}
+		if !strings.HasPrefix(line, "header-crc32c ") {
+			covered = append(covered, line+"\n"...)
 		}
 		key, val, _ := strings.Cut(line, " ")
 		if seen[key] {
@@ -90,10 +105,14 @@ func parseSnapshotHeader(r *bufio.Reader) (meta raftcore.SnapshotMeta, size int6
 			if perr == nil && size < 0 {
 				perr = errors.New("negative")
 			}
-		case "crc32c":
+		case "crc32c", "header-crc32c":
 			var v uint64
 			v, perr = strconv.ParseUint(val, 16, 32)
-			sum = uint32(v)
+			if key == "crc32c" {
+				sum = uint32(v)
+			} else {
+				headerSum = uint32(v)
+			}
 		default:
 			perr = errors.New("unknown field")
 		}
@@ -102,11 +121,14 @@ func parseSnapshotHeader(r *bufio.Reader) (meta raftcore.SnapshotMeta, size int6
 			return
 		}
 	}
-	for _, k := range []string{"index", "term", "members", "size", "crc32c"} {
+	for _, k := range []string{"index", "term", "members", "size", "crc32c", "header-crc32c"} {
 		if !seen[k] {
 			err = fmt.Errorf("header lacks %q", k)
 			return
 		}
+	}
+	if crc32.Checksum(covered, castagnoli) != headerSum {
+		err = fmt.Errorf("header checksum mismatch")
 	}
 	return
 }
@@ -117,11 +139,11 @@ func saveSnapshot(dir string, snap raftcore.Snapshot) error {
 	header := snapshotHeader(snap.Meta, int64(len(snap.Data)), sum)
 	buf := make([]byte, 0, len(header)+len(snap.Data))
 	buf = append(append(buf, header...), snap.Data...)
-	if err := writeFileAtomic(filepath.Join(dir, snapshotFile), buf, 0o600); err != nil {
+	if err := WriteFileAtomic(filepath.Join(dir, snapshotFile), buf, 0o600); err != nil {
 		return fmt.Errorf("save snapshot at %d: %w", snap.Meta.Index, err)
 	}
 	// informative only: a crash before this leaves an older meta, never a wrong snapshot
-	return writeFileAtomic(filepath.Join(dir, metaFile), header[len(snapshotMagic)+1:], 0o600)
+	return WriteFileAtomic(filepath.Join(dir, metaFile), header[len(snapshotMagic)+1:], 0o600)
 }
 
 // loadSnapshot reads the snapshot in dir; ok is false if there is none.
@@ -162,6 +184,9 @@ func ReadSnapshotChunk(dir string, offset int64, max int) ([]byte, int64, error)
 	_, size, _, hlen, err := parseSnapshotHeader(br)
 	if err != nil {
 		return nil, 0, &DamageError{File: path, Offset: 0, Reason: err.Error()}
+	}
+	if max < 0 {
+		return nil, size, fmt.Errorf("snapshot chunk of %d bytes: must not be negative", max)
 	}
 	if offset < 0 || offset > size {
 		return nil, size, fmt.Errorf("snapshot chunk at %d: the data is %d bytes", offset, size)

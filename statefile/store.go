@@ -135,7 +135,7 @@ func (s *Store) SaveHardState(hs raftcore.HardState) error {
 	if s.opts.ReadOnly {
 		return errors.New("store opened read-only")
 	}
-	return writeFileAtomic(s.path(StateDir, hardFile), encodeHardState(hs), 0o600)
+	return WriteFileAtomic(s.path(StateDir, hardFile), encodeHardState(hs), 0o600)
 }
 
 // InstallSnapshot stores a snapshot received from the leader and drops the whole log.
