@@ -19,7 +19,7 @@ test-deps:
 	scripts/install-test-deps.sh
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/ ./statefile/ ./sshrpc/
 
 demo: build
 	scripts/demo.sh

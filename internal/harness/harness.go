@@ -665,7 +665,18 @@ func (c *Cluster) Isolate(h *Host) error {
 	return c.Partition([]*Host{h}, others)
 }
 
-// Heal removes every cut made by Partition and Isolate.
+// CutFromTest drops, in h, every packet from the test process (Cluster.Gateway), so that
+// connections the test process holds to h stall as in a network partition. Heal undoes it.
+func (c *Cluster) CutFromTest(h *Host) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h == nil || h.c != c {
+		return errors.New("harness: CutFromTest: host of another cluster")
+	}
+	return h.iptablesRestore(fmt.Sprintf("*filter\n-A %s -s %s/32 -j DROP\nCOMMIT\n", partitionChain, c.Gateway))
+}
+
+// Heal removes every cut made by Partition, Isolate and CutFromTest.
 func (c *Cluster) Heal() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

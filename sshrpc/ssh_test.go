@@ -1,0 +1,292 @@
+package sshrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"lite-raft/internal/harness"
+)
+
+// These tests run against real OpenSSH sshd on harness hosts. Each host runs echoagent
+// at /opt/lite-raft and the real `lite-raft rpc` bridge, so every call crosses an SSH
+// session exactly as agents' calls do.
+
+var buildOnce sync.Once
+var buildDir, buildErr = "", error(nil)
+
+// template builds lite-raft and echoagent once into a folder copied to every host.
+func template(t testing.TB) string {
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "sshrpc-template")
+		if buildErr != nil {
+			return
+		}
+		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		for _, b := range [][2]string{{"lite-raft", "lite-raft/cmd/lite-raft"}, {"echoagent", "./testdata/echoagent"}} {
+			cmd := exec.Command(gobin, "build", "-o", filepath.Join(buildDir, b[0]), b[1])
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", b[1], err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// startEcho runs echoagent on h in the background, as its own process in h's namespaces.
+func startEcho(t testing.TB, h *harness.Host) {
+	t.Helper()
+	out, errOut, code, err := h.Exec("sh", "-c", "mkdir -p -m 700 /opt/lite-raft/temp && "+
+		"(setsid /opt/lite-raft/echoagent /opt/lite-raft >/tmp/echo.log 2>&1 &) ; "+
+		"for i in $(seq 100); do [ -S /opt/lite-raft/temp/agent.sock ] && exit 0; sleep 0.05; done; cat /tmp/echo.log; exit 1")
+	if err != nil || code != 0 {
+		t.Fatalf("start echoagent on %s: %v %d %s %s", h.Name, err, code, out, errOut)
+	}
+}
+
+// sshSetup starts n hosts with the echo agent and returns a dialer configured like a
+// member's: the cluster's ssh_config and known_hosts.
+func sshSetup(t testing.TB, n int, opt harness.Options) (*harness.Cluster, *Dialer) {
+	opt.Template = template(t)
+	c := harness.New(t, n, opt)
+	for _, h := range c.Hosts {
+		startEcho(t, h)
+	}
+	d, err := NewDialer(DialerOptions{ConfigFiles: []string{c.SSHConfigFile}, Home: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, d
+}
+
+func rpcCommand() string { return "exec " + harness.RemoteDir + "/lite-raft rpc" }
+
+func callOK(t testing.TB, p *Peer, timeout time.Duration, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	f, err := p.Call(ctx, 1, []byte(msg))
+	if err != nil || string(f.Payload) != msg {
+		t.Fatalf("call %q to %s: %q, %v", msg, p.Name(), f.Payload, err)
+	}
+}
+
+func TestSSHRoundTripsPipelinedKillAndPartition(t *testing.T) {
+	c, d := sshSetup(t, 3, harness.Options{})
+	h1 := c.Hosts[0]
+	p := NewPeer(h1.Name, d, rpcCommand(), ConnOptions{})
+	defer p.Close()
+	callOK(t, p, 20*time.Second, "hello over ssh")
+
+	t.Run("pipelined", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for g := 0; g < 64; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 20; i++ {
+					want := fmt.Sprintf("%d/%d", g, i)
+					f, err := p.Call(context.Background(), 1, []byte(want))
+					if err != nil || string(f.Payload) != want {
+						errs <- fmt.Errorf("got %q %v, want %q", f.Payload, err, want)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("peer killed and restarted", func(t *testing.T) {
+		if n, err := h1.Signal("echoagent", 9); err != nil || n != 1 {
+			t.Fatalf("kill echoagent: %d %v", n, err)
+		}
+		// the bridge ends with the agent's socket, the session with the bridge: calls fail...
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := p.Call(ctx, 1, []byte("x"))
+			cancel()
+			if err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("calls still answered after the agent was killed")
+			}
+		}
+		// ...and come back once the agent is back, on a new session
+		startEcho(t, h1)
+		deadline = time.Now().Add(20 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			f, err := p.Call(ctx, 1, []byte("back"))
+			cancel()
+			if err == nil && string(f.Payload) == "back" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no answer after the agent restarted: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond) // retry pacing, not synchronisation
+		}
+	})
+
+	t.Run("partitioned peer", func(t *testing.T) {
+		callOK(t, p, 10*time.Second, "before")
+		if err := c.CutFromTest(h1); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := p.Call(ctx, 1, []byte("during"))
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call to a partitioned peer: %v, want a deadline error", err)
+		}
+		if err := c.Heal(); err != nil {
+			t.Fatal(err)
+		}
+		callOK(t, p, 20*time.Second, "after heal")
+	})
+}
+
+func TestSSHHostKeys(t *testing.T) {
+	c, _ := sshSetup(t, 2, harness.Options{NoKnownHosts: true})
+	h1 := c.Hosts[0]
+	home := t.TempDir()
+	known := filepath.Join(home, "known_hosts")
+	cfg := filepath.Join(home, "config")
+	key := c.KeyFile
+	os.WriteFile(cfg, []byte(fmt.Sprintf("Host %s\n  HostName %s\n  User root\n  IdentityFile %s\n  UserKnownHostsFile %s\n",
+		h1.Name, h1.Addr, key, known)), 0o600)
+	d, err := NewDialer(DialerOptions{ConfigFiles: []string{cfg}, Home: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// unknown: accepted (accept-new is the default) and recorded
+	p := NewPeer(h1.Name, d, rpcCommand(), ConnOptions{})
+	callOK(t, p, 20*time.Second, "first contact")
+	p.Close()
+	rec, _ := os.ReadFile(known)
+	if !strings.Contains(string(rec), h1.Addr) || !strings.Contains(string(rec), strings.Fields(h1.HostKeyPub)[1]) {
+		t.Fatalf("known_hosts after first contact:\n%s\nwant %s's key %s", rec, h1.Addr, h1.HostKeyPub)
+	}
+
+	// changed: refused, with host, file and the fix in the message
+	if err := h1.RegenerateHostKey(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.Dial(context.Background(), h1.Name)
+	var hk *HostKeyError
+	if !errors.As(err, &hk) {
+		t.Fatalf("dial after the host key changed: %v, want a HostKeyError", err)
+	}
+	for _, want := range []string{h1.Name, known, "CHANGED", "ssh-keygen -R"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("host key error lacks %q: %v", want, err)
+		}
+	}
+	after, _ := os.ReadFile(known)
+	if string(after) != string(rec) {
+		t.Fatal("a changed host key was written to known_hosts")
+	}
+
+	// StrictHostKeyChecking yes: an unknown host is refused, nothing recorded
+	os.Remove(known)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("Host %s\n  HostName %s\n  User root\n  IdentityFile %s\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n",
+		h1.Name, h1.Addr, key, known)), 0o600)
+	d2, _ := NewDialer(DialerOptions{ConfigFiles: []string{cfg}, Home: home})
+	if _, err := d2.Dial(context.Background(), h1.Name); err == nil || !strings.Contains(err.Error(), "StrictHostKeyChecking is yes") {
+		t.Fatalf("strict dial of an unknown host: %v", err)
+	}
+}
+
+func TestSSHConfigIsHonoured(t *testing.T) {
+	c, _ := sshSetup(t, 3, harness.Options{})
+	h1, h2 := c.Hosts[0], c.Hosts[1]
+	// a second sshd on port 2222 of host1
+	if _, e, code, err := h1.Exec("/usr/sbin/sshd", "-p", "2222", "-o", "ListenAddress="+h1.Addr+":2222",
+		"-o", "PidFile=/run/sshd2.pid"); err != nil || code != 0 {
+		t.Fatalf("second sshd: %v %d %s", err, code, e)
+	}
+	home := t.TempDir()
+	cfg := filepath.Join(home, "config")
+	write := func(body string) *Dialer {
+		t.Helper()
+		os.WriteFile(cfg, []byte(body), 0o600)
+		d, err := NewDialer(DialerOptions{ConfigFiles: []string{cfg, c.SSHConfigFile}, Home: home})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	dialErr := func(d *Dialer, alias string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		cl, err := d.Dial(ctx, alias)
+		if err == nil {
+			cl.Close()
+		}
+		return err
+	}
+
+	// an alias with HostName, Port, User and IdentityFile: all four are needed to get in
+	good := fmt.Sprintf("Host web-primary\n  HostName %s\n  Port 2222\n  User root\n  IdentityFile %s\n  UserKnownHostsFile %s\n  StrictHostKeyChecking no\n",
+		h1.Addr, c.KeyFile, filepath.Join(home, "kh"))
+	if err := dialErr(write(good), "web-primary"); err != nil {
+		t.Fatalf("alias with HostName/Port/User/IdentityFile: %v", err)
+	}
+	p := NewPeer("web-primary", write(good), rpcCommand(), ConnOptions{})
+	callOK(t, p, 20*time.Second, "via an alias on port 2222")
+	p.Close()
+	if err := dialErr(write(strings.Replace(good, "Port 2222", "Port 2223", 1)), "web-primary"); err == nil || !strings.Contains(err.Error(), "2223") {
+		t.Fatalf("Port not honoured: %v", err)
+	}
+	if err := dialErr(write(strings.Replace(good, "User root", "User nobody", 1)), "web-primary"); err == nil || !strings.Contains(err.Error(), "nobody") {
+		t.Fatalf("User not honoured: %v", err)
+	}
+	other := filepath.Join(home, "other_key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	if err := dialErr(write(strings.Replace(good, c.KeyFile, other, 1)), "web-primary"); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Fatalf("IdentityFile not honoured: %v", err)
+	}
+
+	// ProxyJump: "host2" resolves only inside the hosts (their /etc/hosts), so reaching it
+	// by that name proves the connection went through host1
+	jump := fmt.Sprintf("Host behind\n  HostName %s\n  ProxyJump %s\n  User root\n  IdentityFile %s\n  UserKnownHostsFile %s\n  StrictHostKeyChecking no\n",
+		h2.Name, h1.Name, c.KeyFile, filepath.Join(home, "kh"))
+	p = NewPeer("behind", write(jump), rpcCommand(), ConnOptions{})
+	defer p.Close()
+	callOK(t, p, 20*time.Second, "through a jump host")
+	if out, _, _, _ := h2.Exec("hostname"); strings.TrimSpace(out) != h2.Name {
+		t.Fatalf("sanity: %s", out)
+	}
+}
