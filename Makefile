@@ -10,6 +10,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o lite-raft ./cmd/lite-raft
+	cp scripts/lite-raft-client lite-raft-client
 
 # test installs what the end-to-end tests need (as root), then runs every test.
 test: test-deps
@@ -33,4 +34,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf lite-raft dist/
+	rm -rf lite-raft lite-raft-client dist/ demo/

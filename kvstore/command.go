@@ -141,3 +141,28 @@ func Decode(b []byte) (Command, error) {
 	}
 	return c, c.Validate()
 }
+
+// String renders c the way it was typed, for `lite-raft debug`.
+func (c Command) String() string {
+	id := ""
+	if c.ClientID != 0 {
+		id = fmt.Sprintf("  [client %x seq %d]", c.ClientID, c.Seq)
+	}
+	q := func(b []byte) string {
+		if len(b) > 80 {
+			return fmt.Sprintf("%q... (%d bytes)", b[:80], len(b))
+		}
+		return fmt.Sprintf("%q", b)
+	}
+	switch c.Op {
+	case OpSet:
+		return fmt.Sprintf("set %s %s%s", c.Key, q(c.Value), id)
+	case OpUnset:
+		return fmt.Sprintf("unset %s%s", c.Key, id)
+	case OpIfSet:
+		return fmt.Sprintf("if %s %s %s set %s%s", c.Key, c.Cond, q(c.CondValue), q(c.Value), id)
+	case OpNoop:
+		return "noop" + id
+	}
+	return fmt.Sprintf("op %d", c.Op)
+}

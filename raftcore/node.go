@@ -504,3 +504,12 @@ func (r *Node) Status() Status {
 	}
 	return s
 }
+
+// Role, Lead and Term are cheap reads of the node's current state.
+func (r *Node) Role() Role     { return r.role }
+func (r *Node) Lead() NodeID   { return r.lead }
+func (r *Node) Term() uint64   { return r.term }
+func (r *Node) Commit() uint64 { return r.log.committed }
+
+// Members returns the membership in force (the last one in the log).
+func (r *Node) Members() Membership { return r.members.clone() }

@@ -10,7 +10,7 @@ trap 'rm -f "$log"' EXIT
 "$GO" vet ./... || exit 1
 "$GO" test -v -count=1 -timeout 20m ./... >"$log" 2>&1
 rc=$?
-grep -E '^(ok|FAIL|--- FAIL|panic:|sim:|history:|\?)|^\s+.*_test\.go:[0-9]+:' "$log"
+grep -E '^(ok|FAIL|--- FAIL|panic:|sim:|history:|group commit:)' "$log"
 if [ $rc -ne 0 ]; then
 	echo "---- last 150 lines of the test log ----"
 	tail -n 150 "$log"

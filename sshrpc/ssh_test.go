@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,6 +235,18 @@ func TestSSHConfigIsHonoured(t *testing.T) {
 	if _, e, code, err := h1.Exec("/usr/sbin/sshd", "-p", "2222", "-o", "ListenAddress="+h1.Addr+":2222",
 		"-o", "PidFile=/run/sshd2.pid"); err != nil || code != 0 {
 		t.Fatalf("second sshd: %v %d %s", err, code, e)
+	}
+	// sshd detaches before it listens: wait for the port
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		nc, err := net.DialTimeout("tcp", h1.Addr+":2222", time.Second)
+		if err == nil {
+			nc.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second sshd does not listen: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	home := t.TempDir()
 	cfg := filepath.Join(home, "config")

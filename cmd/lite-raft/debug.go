@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 	"lite-raft/statefile"
 )
@@ -140,6 +141,16 @@ func runDebug(c *cli.Context, from, to uint64, last int) error {
 }
 
 func printEntry(w io.Writer, e raftcore.Entry) {
+	if e.Type == raftcore.EntryNormal {
+		if len(e.Data) == 0 {
+			fmt.Fprintf(w, "%8d  term %-4d %-10s (a new leader's empty entry)\n", e.Index, e.Term, e.Type)
+			return
+		}
+		if cmd, err := kvstore.Decode(e.Data); err == nil {
+			fmt.Fprintf(w, "%8d  term %-4d %-10s %s\n", e.Index, e.Term, e.Type, cmd)
+			return
+		}
+	}
 	data := e.Data
 	const show = 120
 	suffix := ""

@@ -22,10 +22,11 @@ func newApp() *cli.App {
 		Usage:   "a Raft cluster agent that talks to its peers only over SSH",
 		Version: Version,
 		Flags:   []cli.Flag{dirFlag},
-		Commands: []*cli.Command{
+		Commands: append(serverCommands(),
 			debugCommand(),
 			rpcCommand(),
-			{
+			clientCommand(),
+			&cli.Command{
 				Name:  "version",
 				Usage: "print the version of this binary",
 				Action: func(c *cli.Context) error {
@@ -36,7 +37,7 @@ func newApp() *cli.App {
 					return nil
 				},
 			},
-		},
+		),
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return usageError(c, err.Error())
 		},

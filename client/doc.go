@@ -1,0 +1,14 @@
+// Package client is the client side of lite-raft's client protocol: the requests that
+// `lite-raft client`, `lite-raft remote`, `lite-raft bench` and the failover module
+// send to an agent, their answers, and the exit codes of the original (SPEC.md) that
+// those answers carry.
+//
+// A request travels as one frame on an sshrpc stream: the local agent's unix socket, or
+// an SSH session running `lite-raft rpc` on a member. The agent that receives a write or
+// a linearizable read forwards it to the leader and returns the leader's answer
+// unchanged, so a client never needs to know who leads.
+//
+// Every client draws a random ID and numbers its requests; the state machine remembers
+// the last answer per client, so a request retried after a broken connection or a
+// leader change is applied at most once.
+package client

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"lite-raft/agent"
+	"lite-raft/client"
+	"lite-raft/kvstore"
+	"lite-raft/sshrpc"
+)
+
+const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECONDS] VERB ARGS
+
+  get KEY                  print the value of KEY (exit 9 if missing)
+  list [DIR]               print the names directly under DIR (exit 8 if missing)
+  set KEY VALUE            set KEY (VALUE "-" reads it from standard input)
+  unset KEY                remove KEY
+  if KEY OP X set Y        set KEY to Y if "KEY OP X" holds; OP is one of = != -eq -ne -lt -le -gt -ge
+                           (exit 7: no KEY, 6: false, 5: KEY already holds Y)
+  noop                     commit an empty entry
+  status                   every member: role, term, match and commit index, lag, last contact
+  add-member HOST          boot HOST over ssh, add it as learner, wait until it caught up, make it a voter
+  del-member HOST          remove HOST (handing leadership over first if it leads), then stop it over ssh
+  transfer-leader HOST     make HOST the leader
+
+  --json     print get, list and status as JSON
+  --stale    read this host's state without asking the leader (get, list, status)
+  --timeout  seconds to wait for the answer (default 10); a write still unanswered then exits 2:
+             it may or may not have been applied
+
+Arguments may start with a dash (set t -5, if n -lt 3 set 4); put options before the verb.`
+
+type clientOpts struct {
+	json, stale bool
+	timeout     time.Duration
+}
+
+func clientCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "client",
+		Usage:           "get, set, list, if ... set, status, add-member, del-member on the cluster (via the local agent)",
+		UsageText:       clientUsage,
+		SkipFlagParsing: true,
+		Action: func(c *cli.Context) error {
+			dir, err := liteRaftDir(c)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			return runClient(c, c.Args().Slice(), func(ctx context.Context) (client.Caller, func(), error) {
+				conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+				if err != nil {
+					return nil, nil, err
+				}
+				return conn, func() { conn.Close() }, nil
+			})
+		},
+	}
+}
+
+// clientExit prints msg to stderr and exits with code.
+func clientExit(code int, format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf(format, args...), code)
+}
+
+func parseClientArgs(args []string) (clientOpts, []string, error) {
+	o := clientOpts{timeout: 10 * time.Second}
+	for len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--json":
+			o.json = true
+		case a == "--stale":
+			o.stale = true
+		case a == "--timeout" || strings.HasPrefix(a, "--timeout="):
+			v, ok := strings.CutPrefix(a, "--timeout=")
+			if !ok {
+				if len(args) < 2 {
+					return o, nil, errors.New("--timeout needs a number of seconds")
+				}
+				v, args = args[1], args[1:]
+			}
+			var secs float64
+			if _, err := fmt.Sscanf(v, "%g", &secs); err != nil || secs <= 0 {
+				return o, nil, fmt.Errorf("--timeout %q: not a positive number of seconds", v)
+			}
+			o.timeout = time.Duration(secs * float64(time.Second))
+		case a == "--":
+			return o, args[1:], nil
+		case a == "-h" || a == "--help":
+			return o, []string{"help"}, nil
+		default:
+			return o, args, nil
+		}
+		args = args[1:]
+	}
+	return o, args, nil
+}
+
+type dialFunc func(ctx context.Context) (client.Caller, func(), error)
+
+func runClient(c *cli.Context, args []string, dial dialFunc) error {
+	o, args, err := parseClientArgs(args)
+	if err != nil {
+		return clientUsageError(c, err.Error())
+	}
+	if len(args) == 0 {
+		return clientUsageError(c, "missing verb")
+	}
+	verb, args := args[0], args[1:]
+	if verb == "help" {
+		fmt.Fprintln(c.App.Writer, clientUsage)
+		return nil
+	}
+	need := func(n int, what string) error {
+		if len(args) != n {
+			return clientUsageError(c, fmt.Sprintf("%s: want %s", verb, what))
+		}
+		return nil
+	}
+	var req client.Request
+	switch verb {
+	case "get":
+		if len(args) == 0 {
+			fmt.Fprintln(c.App.Writer, "null") // the original's answer to a get without a key
+			return cli.Exit("", client.CodeUsage)
+		}
+		if err := need(1, "KEY"); err != nil {
+			return err
+		}
+		req = client.Request{Op: client.OpGet, Key: args[0]}
+	case "list":
+		if len(args) > 1 {
+			return clientUsageError(c, "list: want at most one DIR")
+		}
+		req = client.Request{Op: client.OpList}
+		if len(args) == 1 {
+			req.Key = strings.TrimSuffix(args[0], "/")
+		}
+	case "set":
+		if err := need(2, "KEY VALUE"); err != nil {
+			return err
+		}
+		v := []byte(args[1])
+		if args[1] == "-" {
+			if v, err = io.ReadAll(io.LimitReader(os.Stdin, kvstore.MaxValueLen+1)); err != nil {
+				return clientExit(1, "read the value from standard input: %v", err)
+			}
+		}
+		req = client.Request{Op: client.OpSet, Key: args[0], Value: v}
+	case "unset":
+		if err := need(1, "KEY"); err != nil {
+			return err
+		}
+		req = client.Request{Op: client.OpUnset, Key: args[0]}
+	case "if":
+		if len(args) != 5 || args[3] != "set" {
+			return clientUsageError(c, "if: want KEY OP X set Y")
+		}
+		req = client.Request{Op: client.OpIfSet, Key: args[0], Cond: args[1], CondValue: []byte(args[2]), Value: []byte(args[4])}
+	case "noop", "no-op":
+		if err := need(0, "no arguments"); err != nil {
+			return err
+		}
+		req = client.Request{Op: client.OpNoop}
+	case "status":
+		if err := need(0, "no arguments"); err != nil {
+			return err
+		}
+		req = client.Request{Op: client.OpStatus}
+	case "add-member", "del-member", "transfer-leader":
+		if err := need(1, "HOST"); err != nil {
+			return err
+		}
+		return membershipVerb(c, o, dial, verb, args[0])
+	default:
+		return clientUsageError(c, fmt.Sprintf("unknown verb %q", verb))
+	}
+	req.Stale = o.stale
+	if err := validateRequest(req); err != nil {
+		return clientExit(client.CodeUsage, "%s: %v", verb, err)
+	}
+	resp, err := doRequest(o, dial, req)
+	if err != nil {
+		return err
+	}
+	return printResponse(c.App.Writer, o, req, resp)
+}
+
+func clientUsageError(c *cli.Context, msg string) error {
+	fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: %s\n\n%s\n", msg, clientUsage)
+	return cli.Exit("", client.CodeUsage)
+}
+
+// validateRequest refuses bad input before it travels: nothing is sent, nothing written.
+func validateRequest(r client.Request) error {
+	switch r.Op {
+	case client.OpGet, client.OpSet, client.OpUnset, client.OpIfSet:
+		if err := kvstore.ValidateKey(r.Key); err != nil {
+			return err
+		}
+	case client.OpList:
+		if r.Key != "" {
+			if err := kvstore.ValidateKey(r.Key); err != nil {
+				return err
+			}
+		}
+	}
+	if len(r.Value) > kvstore.MaxValueLen {
+		return fmt.Errorf("value of more than %d bytes (1 MiB)", kvstore.MaxValueLen)
+	}
+	if r.Op == client.OpIfSet {
+		ok := false
+		for _, op := range kvstore.Conditions {
+			ok = ok || op == r.Cond
+		}
+		if !ok {
+			return fmt.Errorf("unknown operator %q: use one of %s", r.Cond, strings.Join(kvstore.Conditions, " "))
+		}
+	}
+	return nil
+}
+
+// doRequest sends one request; transport failures become the original's exit codes.
+func doRequest(o clientOpts, dial dialFunc, req client.Request) (client.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	caller, closeFn, err := dial(ctx)
+	if err != nil {
+		return client.Response{}, clientExit(client.CodeNoServer, "no server running on %s. cannot process request. (%v)", thisHost(), err)
+	}
+	defer closeFn()
+	resp, err := client.New(caller).Do(ctx, req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			if req.Op == client.OpGet || req.Op == client.OpList || req.Op == client.OpStatus {
+				return resp, clientExit(client.CodeFailed, "no answer within %v", o.timeout)
+			}
+			return resp, clientExit(client.CodeTimeout, "no answer within %v: the write may or may not have been applied", o.timeout)
+		}
+		return resp, clientExit(client.CodeNoServer, "%v", err)
+	}
+	return resp, nil
+}
+
+func printResponse(w io.Writer, o clientOpts, req client.Request, r client.Response) error {
+	if r.Code != client.CodeOK {
+		msg := r.Msg
+		if msg == "" {
+			msg = fmt.Sprintf("%s failed", req.Op)
+		}
+		return cli.Exit(msg, r.Code)
+	}
+	switch req.Op {
+	case client.OpGet:
+		if o.json {
+			b, _ := json.Marshal(map[string]string{"key": req.Key, "value": string(r.Value)})
+			fmt.Fprintln(w, string(b))
+		} else {
+			w.Write(r.Value)
+			fmt.Fprintln(w)
+		}
+	case client.OpList:
+		if o.json {
+			b, _ := json.Marshal(r.Names)
+			fmt.Fprintln(w, string(b))
+		} else {
+			for _, n := range r.Names {
+				fmt.Fprintln(w, n)
+			}
+		}
+	case client.OpStatus:
+		if o.json {
+			fmt.Fprintln(w, string(r.JSON))
+			return nil
+		}
+		var st agent.Status
+		if err := json.Unmarshal(r.JSON, &st); err != nil {
+			return cli.Exit(fmt.Sprintf("status: %v", err), 1)
+		}
+		printStatus(w, st)
+	}
+	return nil
+}
+
+func printStatus(w io.Writer, st agent.Status) {
+	fmt.Fprintf(w, "%s is %s in term %d; leader %s; commit %d, applied %d, last index %d, snapshot %d\n",
+		st.ID, st.Role, st.Term, orDash(st.Leader), st.Commit, st.Applied, st.LastIndex, st.Snapshot)
+	fmt.Fprintf(w, "members: %s\n", st.Members)
+	if len(st.Nodes) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tROLE\tMATCH\tLAG\tSTATE\tLAST CONTACT")
+	for _, n := range st.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", n.Name, n.Role, n.Match, n.Lag, n.State,
+			(time.Duration(n.LastContactMs) * time.Millisecond).String())
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// membershipVerb runs add-member, del-member and transfer-leader step by step, printing
+// each step as it happens.
+func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host string) error {
+	w := c.App.Writer
+	timeout := max(o.timeout, 60*time.Second)
+	step := func(what string, req client.Request) (client.Response, error) {
+		fmt.Fprintf(w, "%s ... ", what)
+		resp, err := doRequest(clientOpts{timeout: timeout}, dial, req)
+		if err != nil {
+			fmt.Fprintln(w, "failed")
+			return resp, err
+		}
+		if resp.Code != 0 {
+			fmt.Fprintln(w, "failed")
+			return resp, cli.Exit(resp.Msg, resp.Code)
+		}
+		fmt.Fprintln(w, "done")
+		return resp, nil
+	}
+	switch verb {
+	case "transfer-leader":
+		_, err := step(fmt.Sprintf("making %s the leader", host), client.Request{Op: client.OpTransfer, Host: host})
+		return err
+	case "add-member":
+		if _, err := step(fmt.Sprintf("booting %s in join mode (first-boot --join over ssh)", host),
+			client.Request{Op: client.OpRunOnHost, Host: host, Args: "first-boot --join"}); err != nil {
+			return err
+		}
+		if _, err := step(fmt.Sprintf("adding %s as a learner", host), client.Request{Op: client.OpAddLearner, Host: host}); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "waiting for %s to catch up ... ", host)
+		deadline := time.Now().Add(timeout)
+		for {
+			resp, err := doRequest(clientOpts{timeout: 10 * time.Second}, dial, client.Request{Op: client.OpStatus})
+			if err == nil && resp.Code == 0 {
+				var st agent.Status
+				if json.Unmarshal(resp.JSON, &st) == nil {
+					for _, n := range st.Nodes {
+						if n.Name == host && n.Match+1 >= st.Commit && n.Match > 0 {
+							fmt.Fprintf(w, "done (match %d, commit %d)\n", n.Match, st.Commit)
+							goto promote
+						}
+					}
+				}
+			}
+			if time.Now().After(deadline) {
+				fmt.Fprintln(w, "failed")
+				return clientExit(client.CodeTimeout, "%s did not catch up within %v; it stays a learner", host, timeout)
+			}
+			time.Sleep(200 * time.Millisecond) // polling the leader's view with a deadline
+		}
+	promote:
+		resp, err := step(fmt.Sprintf("making %s a voter (joint consensus, then the new membership)", host),
+			client.Request{Op: client.OpPromote, Host: host})
+		if err == nil {
+			fmt.Fprintf(w, "members: %s\n", resp.Msg)
+		}
+		return err
+	default: // del-member
+		resp, err := step(fmt.Sprintf("removing %s (joint consensus, then the new membership)", host),
+			client.Request{Op: client.OpRemove, Host: host})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "members: %s\n", resp.Msg)
+		if _, err := step(fmt.Sprintf("stopping lite-raft on %s over ssh", host),
+			client.Request{Op: client.OpRunOnHost, Host: host, Args: "stop"}); err != nil {
+			fmt.Fprintf(w, "warning: %s was removed, but stopping it failed: %v\n", host, err)
+		}
+		return nil
+	}
+}
