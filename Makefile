@@ -10,7 +10,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o lite-raft ./cmd/lite-raft
-	cp scripts/lite-raft-client lite-raft-client
+	cp scripts/lite-raft-client scripts/lite-raft-remote .
 
 # test installs what the end-to-end tests need (as root), then runs every test.
 test: test-deps
@@ -34,4 +34,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf lite-raft lite-raft-client dist/ demo/
+	rm -rf lite-raft lite-raft-client lite-raft-remote dist/ demo/

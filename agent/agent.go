@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"lite-raft/client"
@@ -67,6 +68,8 @@ type Agent struct {
 
 	status statusFiles
 	lock   *os.File
+	// leadHint is the last known leader, readable outside the loop
+	leadHint atomic.Value
 }
 
 type event struct {
@@ -88,6 +91,7 @@ func start(opt Options) (a *Agent, err error) {
 	a = &Agent{dir: opt.Dir, id: opt.ID, log: opt.Log, dialer: opt.Dialer,
 		peers: map[raftcore.NodeID]*peerLink{}, events: make(chan event, 4096), done: make(chan struct{}),
 		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}}
+	a.leadHint.Store(raftcore.None)
 	if a.id == "" {
 		h, err := conf.ShortHostname()
 		if err != nil {
@@ -352,6 +356,7 @@ func (a *Agent) roleChanged(ss raftcore.SoftState) {
 		a.log.Printf("now %s in term %d, leader %s", ss.Role, a.node.Status().Term, orDash(string(ss.Lead)))
 	}
 	a.role, a.lead = ss.Role, ss.Lead
+	a.leadHint.Store(ss.Lead)
 }
 
 func orDash(s string) string {

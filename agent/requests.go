@@ -51,7 +51,13 @@ func (a *Agent) handleFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 			return
 		}
 		id := f.ID
-		reply := func(r client.Response) { c.Reply(id, client.FrameRequest, r.Encode()) }
+		reply := func(r client.Response) {
+			if r.Leader == "" {
+				// remote clients remember who leads, to ask there first next time
+				r.Leader = string(a.leadHint.Load().(raftcore.NodeID))
+			}
+			c.Reply(id, client.FrameRequest, r.Encode())
+		}
 		req, err := client.DecodeRequest(f.Payload)
 		if err != nil {
 			reply(client.Response{Code: client.CodeUsage, Msg: err.Error()})

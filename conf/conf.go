@@ -126,3 +126,41 @@ func ShortHostname() (string, error) {
 	h, _, _ = strings.Cut(h, ".")
 	return h, nil
 }
+
+// Remote is what `lite-raft remote` and pkg need to reach a cluster they are not part
+// of: conf/remote_hosts (the members to try), conf/remote_path (where lite-raft lives on
+// them; default: the same path as here) and conf/remote_user (default: as ssh_config says).
+type Remote struct {
+	Hosts []string
+	Path  string
+	User  string
+}
+
+// LoadRemote reads the remote settings of dir.
+func LoadRemote(dir string) (Remote, error) {
+	var r Remote
+	v, ok, err := readValue(dir, "remote_hosts")
+	if err != nil {
+		return r, err
+	}
+	if !ok {
+		return r, fmt.Errorf("%s is missing: write the cluster's host names there", Path(dir, "remote_hosts"))
+	}
+	if r.Hosts, err = ParseClusterNodes(v); err != nil {
+		return r, fmt.Errorf("%s: %w", Path(dir, "remote_hosts"), err)
+	}
+	if r.Path, ok, err = readValue(dir, "remote_path"); err != nil {
+		return r, err
+	} else if !ok || r.Path == "" {
+		r.Path = dir
+	} else if !filepath.IsAbs(r.Path) {
+		return r, fmt.Errorf("%s: %q is not an absolute path", Path(dir, "remote_path"), r.Path)
+	}
+	if r.User, _, err = readValue(dir, "remote_user"); err != nil {
+		return r, err
+	}
+	if r.User != "" && strings.ContainsAny(r.User, " \t@:") {
+		return r, fmt.Errorf("%s: %q is not a user name", Path(dir, "remote_user"), r.User)
+	}
+	return r, nil
+}

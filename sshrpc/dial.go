@@ -21,6 +21,7 @@ import (
 // ssh-agent and the identity files, host keys are checked against known_hosts.
 type Dialer struct {
 	cfg  *sshConfigs
+	user string
 	logf func(string, ...any)
 }
 
@@ -30,6 +31,8 @@ type DialerOptions struct {
 	ConfigFiles []string
 	// Home replaces the home folder used for ~ and the default key and known_hosts files.
 	Home string
+	// User, if set, logs in as this user whatever ssh_config says.
+	User string
 	Logf func(format string, args ...any)
 }
 
@@ -50,7 +53,7 @@ func NewDialer(opt DialerOptions) (*Dialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dialer{cfg: cfg, logf: opt.Logf}, nil
+	return &Dialer{cfg: cfg, user: opt.User, logf: opt.Logf}, nil
 }
 
 // HostKeyError is a host key that does not match known_hosts: possibly an attack.
@@ -175,6 +178,9 @@ func (d *Dialer) dial(ctx context.Context, alias string, depth int) (*ssh.Client
 	h, err := d.cfg.resolve(alias)
 	if err != nil {
 		return nil, err
+	}
+	if d.user != "" && depth == 0 {
+		h.user = d.user
 	}
 	auth, cleanup := d.authMethods(h)
 	defer cleanup()

@@ -240,6 +240,10 @@ func doRequest(o clientOpts, dial dialFunc, req client.Request) (client.Response
 	}
 	defer closeFn()
 	resp, err := client.New(caller).Do(ctx, req)
+	var re *sshrpc.RemoteError
+	if errors.As(err, &re) && strings.HasPrefix(re.Msg, "leader is not available") {
+		return resp, clientExit(client.CodeNoLeader, "%s", re.Msg)
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			if req.Op == client.OpGet || req.Op == client.OpList || req.Op == client.OpStatus {

@@ -26,6 +26,9 @@ func newApp() *cli.App {
 			debugCommand(),
 			rpcCommand(),
 			clientCommand(),
+			remoteCommand(),
+			statusCommand(),
+			recoverCommand(),
 			&cli.Command{
 				Name:  "version",
 				Usage: "print the version of this binary",

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"lite-raft/client"
+	"lite-raft/conf"
+	"lite-raft/kvstore"
+	"lite-raft/raftcore"
+	"lite-raft/sshrpc"
+	"lite-raft/statefile"
+)
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "is the server running here, and what does it think (role, term, leader, commit)",
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError(c, "status takes no arguments (the cluster's view: lite-raft-client status)")
+			}
+			dir, err := liteRaftDir(c)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			ok, pid := running(dir)
+			if !ok {
+				return cli.Exit(fmt.Sprintf("lite-raft is not running on %s", thisHost()), client.CodeNoServer)
+			}
+			conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("lite-raft runs on %s (pid %d) but does not answer: %v", thisHost(), pid, err), 1)
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			resp, err := client.New(conn).Do(ctx, client.Request{Op: client.OpStatus, Stale: true})
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("status: %v", err), 1)
+			}
+			fmt.Fprintf(c.App.Writer, "lite-raft is running on %s (pid %d)\n", thisHost(), pid)
+			return printResponse(c.App.Writer, clientOpts{}, client.Request{Op: client.OpStatus}, resp)
+		},
+	}
+}
+
+const recoverHelp = `Use this only when a quorum of the cluster is lost for good (hosts destroyed), so the
+survivors can never elect a leader again. It rewrites THIS host's membership offline:
+
+  1. stop lite-raft on every survivor;
+  2. on the survivor with the most recent data (compare "log: A..B" and "term" of
+     ./lite-raft debug), run: ./lite-raft recover --members "this-host other-survivor ..."
+  3. on each other survivor named there: ./lite-raft first-boot --join (it starts empty);
+  4. start lite-raft on the recovered host: ./lite-raft start. It becomes leader and sends
+     its state to the others.
+
+DATA-LOSS RISK: this host's log becomes the truth. Writes that were committed on the lost
+hosts but had not reached this host are lost. Writes this host had received but the old
+cluster never committed are kept, as if they had succeeded. Clients that got exit code 2
+(unknown outcome) must check their writes. Every other survivor's data is replaced.`
+
+func recoverCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "recover",
+		Usage:       "after a permanent loss of quorum, make this host's log the truth with new members (read --help)",
+		Description: recoverHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "members", Usage: "the new members, space-separated; must include this host"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 || c.String("members") == "" {
+				return usageError(c, "recover needs --members \"HOST ...\" and nothing else")
+			}
+			nodes, err := conf.ParseClusterNodes(c.String("members"))
+			if err != nil {
+				return usageError(c, "--members: "+err.Error())
+			}
+			me := thisHost()
+			if !slices.Contains(nodes, me) {
+				return usageError(c, fmt.Sprintf("--members must include this host (%s)", me))
+			}
+			dir, err := liteRaftDir(c)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			if ok, pid := running(dir); ok {
+				return cli.Exit(fmt.Sprintf("lite-raft is running on %s (pid %d): stop it first", me, pid), 1)
+			}
+			return recoverMembers(c, dir, nodes)
+		},
+	}
+}
+
+func recoverMembers(c *cli.Context, dir string, nodes []string) error {
+	s, st, err := statefile.Open(dir, statefile.Options{})
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("recover: %v", err), 1)
+	}
+	defer s.Close()
+	kv, err := kvstore.Restore(st.Snapshot.Data)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("recover: snapshot: %v", err), 1)
+	}
+	last, lastTerm := st.Snapshot.Meta.Index, st.Snapshot.Meta.Term
+	for _, e := range st.Entries {
+		if e.Type == raftcore.EntryNormal && len(e.Data) > 0 {
+			if cmd, err := kvstore.Decode(e.Data); err == nil {
+				kv.Apply(e.Index, cmd)
+			}
+		}
+		last, lastTerm = e.Index, e.Term
+	}
+	members := raftcore.Membership{}
+	for _, n := range nodes {
+		members.Voters = append(members.Voters, raftcore.NodeID(n))
+	}
+	snap := raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: last, Term: lastTerm, Members: members}, Data: kv.Snapshot()}
+	if err := s.InstallSnapshot(snap); err != nil {
+		return cli.Exit(fmt.Sprintf("recover: %v", err), 1)
+	}
+	if err := s.SaveHardState(raftcore.HardState{Term: max(st.HardState.Term, lastTerm)}); err != nil {
+		return cli.Exit(fmt.Sprintf("recover: %v", err), 1)
+	}
+	if err := statefile.WriteFileAtomic(conf.Path(dir, "cluster_nodes"), conf.FormatClusterNodes(nodes), 0o644); err != nil {
+		return cli.Exit(fmt.Sprintf("recover: %v", err), 1)
+	}
+	fmt.Fprintf(c.App.Writer, "recovered: the log up to index %d (term %d, %d keys) is now a snapshot with members %s.\n",
+		last, lastTerm, kv.Len(), strings.Join(nodes, " "))
+	fmt.Fprintf(c.App.Writer, "next: run `./lite-raft first-boot --join` on each other member named, then `./lite-raft start` here.\n")
+	return nil
+}

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"lite-raft/internal/harness"
+)
+
+// TestRemoteAndScripts: lite-raft-remote on a host outside the cluster, --json and
+// --stale for scripts, del-member of a host that is unreachable.
+func TestRemoteAndScripts(t *testing.T) {
+	c := newCluster(t, 4, 3, "0.5", 1000)
+	members, outside := c.Hosts[:3], c.Hosts[3]
+	for _, h := range members {
+		c.must(h, "./lite-raft first-boot")
+	}
+	c.leader(members, 20*time.Second)
+	os.WriteFile(filepath.Join(outside.Dir, "conf", "remote_hosts"), []byte("host1 host2 host3\n"), 0o644)
+	os.Remove(filepath.Join(outside.Dir, "conf", "cluster_nodes"))
+
+	c.must(outside, "./lite-raft-remote set from/outside 42")
+	c.expect(outside, "./lite-raft-remote get from/outside", 0, "42")
+	c.expect(members[0], "./lite-raft-client get from/outside", 0, "42")
+	c.expect(outside, "./lite-raft-remote if from/outside -gt 40 set 43", 0, "")
+	c.expect(outside, "./lite-raft-remote if from/outside -gt 50 set 44", 6, "")
+	c.expect(outside, "./lite-raft-remote get missing", 9, "")
+	c.expect(outside, "./lite-raft-remote list from", 0, "outside")
+	c.expect(outside, "./lite-raft-remote set", 10, "")
+	// it remembers who leads
+	if b, err := os.ReadFile(filepath.Join(outside.Dir, "temp", "remote_leader")); err != nil || len(strings.TrimSpace(string(b))) == 0 {
+		t.Fatalf("remote did not remember the leader: %q %v", b, err)
+	}
+
+	// scripts: JSON
+	out := c.must(outside, "./lite-raft-remote --json get from/outside")
+	var kv map[string]string
+	if json.Unmarshal([]byte(out), &kv) != nil || kv["value"] != "43" {
+		t.Fatalf("get --json: %q", out)
+	}
+	out = c.must(members[1], "./lite-raft-client --json list")
+	var names []string
+	if json.Unmarshal([]byte(out), &names) != nil || len(names) != 1 || names[0] != "from" {
+		t.Fatalf("list --json: %q", out)
+	}
+	st, ok := c.status(members[2])
+	if !ok || st.Leader == "" || st.Term == 0 {
+		t.Fatalf("status --json: %+v", st)
+	}
+	full := c.must(members[2], "./lite-raft-client --json status")
+	if !strings.Contains(full, `"nodes"`) || strings.Count(full, `"name"`) != 3 {
+		t.Fatalf("status from a follower does not show every member: %s", full)
+	}
+
+	// del-member of a host that is down: removed all the same, the stop is tried and reported
+	lead := c.leader(members, 20*time.Second)
+	victim := others(members, lead)[0]
+	if err := victim.PowerOff(); err != nil {
+		t.Fatal(err)
+	}
+	rest := others(members, victim)
+	out, errOut, code := c.lr(rest[0], "./lite-raft-client del-member "+victim.Name)
+	if code != 0 || !strings.Contains(out, "warning: "+victim.Name+" was removed, but stopping it failed") {
+		t.Fatalf("del-member of a powered-off host: exit %d\n%s%s", code, out, errOut)
+	}
+	c.expect(rest[1], "cat conf/cluster_nodes", 0, strings.Join([]string{rest[0].Name, rest[1].Name}, " "))
+	c.must(outside, "./lite-raft-remote set after/removal ok")
+	c.expect(rest[0], "./lite-raft-client get after/removal", 0, "ok")
+}
+
+// TestRecoverAfterQuorumLoss: two of three hosts are lost for good; the survivor is
+// recovered with a new member that joins empty, and every write survives.
+func TestRecoverAfterQuorumLoss(t *testing.T) {
+	c := newCluster(t, 4, 3, "0.5", 5)
+	for _, h := range c.Hosts[:3] {
+		c.must(h, "./lite-raft first-boot")
+	}
+	c.leader(c.Hosts[:3], 20*time.Second)
+	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		c.must(c.Hosts[0], "./lite-raft-client set "+k+" "+k)
+	}
+	survivor, fresh := c.Hosts[0], c.Hosts[3]
+	for _, h := range c.Hosts[1:3] {
+		if err := h.PowerOff(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// no quorum: a write cannot commit
+	c.expect(survivor, "./lite-raft-client --timeout 2 set x y", 2, "")
+	c.must(survivor, "./lite-raft stop")
+	c.must(survivor, `./lite-raft recover --members "host1 host4"`)
+	c.must(fresh, "./lite-raft first-boot --join")
+	c.must(survivor, "./lite-raft start")
+	c.leader([]*harness.Host{survivor, fresh}, 30*time.Second)
+	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		c.expect(fresh, "./lite-raft-client get "+k, 0, k)
+	}
+	c.must(fresh, "./lite-raft-client set after recover")
+	c.expect(survivor, "./lite-raft-client get after", 0, "recover")
+	c.expect(fresh, "cat conf/cluster_nodes", 0, "host1 host4")
+}
