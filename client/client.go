@@ -39,7 +39,11 @@ func (cl *Client) Do(ctx context.Context, req Request) (Response, error) {
 	req.ClientID = cl.id
 	req.Seq = cl.seq.Add(1)
 	if dl, ok := ctx.Deadline(); ok {
-		req.TimeoutMs = uint32(max(1, time.Until(dl).Milliseconds()))
+		// the agent gives up a little earlier than we do, so that its answer (which says
+		// why: no leader, unknown outcome, stale) arrives before our own deadline
+		d := time.Until(dl)
+		d -= min(d/10, 200*time.Millisecond)
+		req.TimeoutMs = uint32(max(1, d.Milliseconds()))
 	}
 	payload := req.Encode()
 	var lastErr error

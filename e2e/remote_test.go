@@ -89,8 +89,19 @@ func TestRecoverAfterQuorumLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// no quorum: a write cannot commit
-	c.expect(survivor, "./lite-raft-client --timeout 2 set x y", 2, "")
+	// no quorum: once the survivor knows no leader, writes exit 11, reads 1
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if st, ok := c.status(survivor); ok && st.Leader == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the survivor still names a leader without a quorum")
+		}
+		time.Sleep(100 * time.Millisecond) // polling with a deadline
+	}
+	c.expect(survivor, "./lite-raft-client --timeout 1 set x y", 11, "")
+	c.expect(survivor, "./lite-raft-client --timeout 1 get a", 1, "")
+	c.expect(survivor, "./lite-raft-client --stale get a", 0, "a")
 	c.must(survivor, "./lite-raft stop")
 	c.must(survivor, `./lite-raft recover --members "host1 host4"`)
 	c.must(fresh, "./lite-raft first-boot --join")
