@@ -111,12 +111,14 @@ func start(opt Options) (a *Agent, err error) {
 			return nil, err
 		}
 	}
-	if a.lock, err = lockDir(a.dir); err != nil {
+	lock, err := lockDir(a.dir)
+	if err != nil {
 		return nil, err
 	}
+	a.lock = lock
 	defer func() {
 		if err != nil {
-			a.lock.Close()
+			lock.Close()
 		}
 	}()
 	for _, d := range []string{"temp", statefile.StateDir} {

@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"lite-raft/sshrpc"
@@ -18,26 +18,52 @@ type Caller interface {
 	Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error)
 }
 
-// Client numbers its requests under a random client ID.
+// Client numbers its requests. The state machine deduplicates by (client ID, sequence
+// number) and takes a sequence number at or below the last one it applied for that ID as
+// a late duplicate, so an ID must never have two requests in flight: concurrent calls of
+// Do each take a session (an ID and its counter) of their own from a pool.
 type Client struct {
-	c   Caller
-	id  uint64
-	seq atomic.Uint64
+	c    Caller
+	mu   sync.Mutex
+	free []*session
+}
+
+type session struct {
+	id, seq uint64
 }
 
 // New returns a client that sends through c.
 func New(c Caller) *Client {
+	return &Client{c: c}
+}
+
+func (cl *Client) take() *session {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if n := len(cl.free); n > 0 {
+		s := cl.free[n-1]
+		cl.free = cl.free[:n-1]
+		return s
+	}
 	var b [8]byte
 	rand.Read(b[:])
-	id := binary.LittleEndian.Uint64(b[:]) | 1 // never 0: 0 means "no deduplication"
-	return &Client{c: c, id: id}
+	return &session{id: binary.LittleEndian.Uint64(b[:]) | 1} // never 0: 0 means "no deduplication"
+}
+
+func (cl *Client) give(s *session) {
+	cl.mu.Lock()
+	cl.free = append(cl.free, s)
+	cl.mu.Unlock()
 }
 
 // Do sends req and returns the answer. A write keeps its ID and sequence number across
 // the retries made here after a broken connection, so it is applied at most once.
 func (cl *Client) Do(ctx context.Context, req Request) (Response, error) {
-	req.ClientID = cl.id
-	req.Seq = cl.seq.Add(1)
+	s := cl.take()
+	defer cl.give(s)
+	s.seq++
+	req.ClientID = s.id
+	req.Seq = s.seq
 	if dl, ok := ctx.Deadline(); ok {
 		// the agent gives up a little earlier than we do, so that its answer (which says
 		// why: no leader, unknown outcome, stale) arrives before our own deadline

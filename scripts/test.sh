@@ -10,7 +10,13 @@ trap 'rm -f "$log"' EXIT
 "$GO" vet ./... || exit 1
 "$GO" test -v -count=1 -timeout 20m ./... >"$log" 2>&1
 rc=$?
-grep -E '^(ok|FAIL|--- FAIL|panic:|sim:|history:|group commit:)' "$log"
+# the packages whose goroutines share state, again under the race detector
+if [ $rc -eq 0 ]; then
+	echo "--- race detector: agent, client, sshrpc, kvstore" >>"$log"
+	"$GO" test -race -count=1 -timeout 10m ./agent/ ./client/ ./sshrpc/ ./kvstore/ >>"$log" 2>&1
+	rc=$?
+fi
+grep -E '^(ok|FAIL|--- FAIL|--- race|panic:|WARNING: DATA RACE|sim:|history:|group commit:)' "$log"
 if [ $rc -ne 0 ]; then
 	echo "---- last 150 lines of the test log ----"
 	tail -n 150 "$log"

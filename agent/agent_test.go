@@ -1,0 +1,137 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"lite-raft/client"
+	"lite-raft/raftcore"
+	"lite-raft/sshrpc"
+	"lite-raft/statefile"
+)
+
+// startSolo runs a one-member agent in-process (no ssh needed) and returns a way to
+// talk to it and to stop it.
+func startSolo(t *testing.T, dir string) (func(client.Request) client.Response, func()) {
+	t.Helper()
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Dir: dir, ID: "solo", Log: log.New(io.Discard, "", 0), Ready: ready})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("agent did not start: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent did not start within 10 s")
+	}
+	conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := client.New(conn)
+	do := func(r client.Request) client.Response {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := cl.Do(ctx, r)
+		if err != nil {
+			t.Errorf("%s %s: %v", r.Op, r.Key, err)
+		}
+		return resp
+	}
+	stop := func() {
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent ended with %v", err)
+		}
+	}
+	return do, stop
+}
+
+func soloDir(t *testing.T) string {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
+	os.WriteFile(filepath.Join(dir, "conf", "election_timeout"), []byte("0.1\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "conf", "snapshot_period"), []byte("50\n"), 0o644)
+	if err := statefile.Bootstrap(dir, raftcore.Membership{Voters: []raftcore.NodeID{"solo"}}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestSoloAgentConcurrentClients runs many clients at once against one agent (run with
+// -race: the loop, the socket handlers and the replies cross goroutines), then restarts
+// the agent and reads everything back.
+func TestSoloAgentConcurrentClients(t *testing.T) {
+	dir := soloDir(t)
+	do, stop := startSolo(t, dir)
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				k := fmt.Sprintf("c%d/k%d", g, i)
+				if r := do(client.Request{Op: client.OpSet, Key: k, Value: []byte(k)}); r.Code != 0 {
+					t.Errorf("set %s: %d %s", k, r.Code, r.Msg)
+				}
+				if r := do(client.Request{Op: client.OpGet, Key: k}); r.Code != 0 || string(r.Value) != k {
+					t.Errorf("get %s: %d %q", k, r.Code, r.Value)
+				}
+			}
+		}()
+	}
+	// a counter raised by conditional sets from every client: each step applies once
+	do(client.Request{Op: client.OpSet, Key: "counter", Value: []byte("0")})
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 200; n++ {
+				cur := do(client.Request{Op: client.OpGet, Key: "counter"})
+				var v int
+				fmt.Sscan(string(cur.Value), &v)
+				if v >= 40 {
+					return
+				}
+				do(client.Request{Op: client.OpIfSet, Key: "counter", Cond: "=", CondValue: cur.Value, Value: []byte(fmt.Sprint(v + 1))})
+			}
+		}()
+	}
+	wg.Wait()
+	if r := do(client.Request{Op: client.OpGet, Key: "counter"}); string(r.Value) != "40" {
+		t.Fatalf("counter = %q, want 40", r.Value)
+	}
+	stop()
+
+	do, stop = startSolo(t, dir)
+	defer stop()
+	for g := 0; g < 16; g++ {
+		for i := 0; i < 20; i++ {
+			k := fmt.Sprintf("c%d/k%d", g, i)
+			if r := do(client.Request{Op: client.OpGet, Key: k}); r.Code != 0 || string(r.Value) != k {
+				t.Fatalf("after restart, get %s: %d %q", k, r.Code, r.Value)
+			}
+		}
+	}
+	if r := do(client.Request{Op: client.OpList, Key: "c3"}); r.Code != 0 || len(r.Names) != 20 {
+		t.Fatalf("list c3 after restart: %d %v", r.Code, r.Names)
+	}
+	if r := do(client.Request{Op: client.OpSet, Key: "../x", Value: []byte("v")}); r.Code != client.CodeUsage {
+		t.Fatalf("bad key: code %d", r.Code)
+	}
+	// a second agent on the same directory is refused by the lock
+	if err := Run(context.Background(), Options{Dir: dir, ID: "solo", Log: log.New(io.Discard, "", 0)}); err == nil {
+		t.Fatal("a second agent started on the same directory")
+	}
+}
