@@ -250,3 +250,38 @@ func leaderSince(t *testing.T, h *harness.Host, since time.Time) time.Duration {
 	t.Fatalf("%s's log has no \"now leader\" line after %v", h.Name, since)
 	return 0
 }
+
+// TestTransferAndUnknownOutcome: transfer-leader moves leadership; a write to a leader cut
+// off from its followers cannot commit and exits 2 (unknown outcome), never 0 or 3.
+func TestTransferAndUnknownOutcome(t *testing.T) {
+	c := newCluster(t, 3, 3, "1", 1000)
+	for _, h := range c.Hosts {
+		c.must(h, "./lite-raft first-boot")
+	}
+	lead := c.leader(c.Hosts, 20*time.Second)
+	target := others(c.Hosts, lead)[0]
+	out := c.must(others(c.Hosts, lead)[1], "./lite-raft-client transfer-leader "+target.Name)
+	if !strings.Contains(out, "making "+target.Name+" the leader ... done") {
+		t.Fatalf("transfer-leader said:\n%s", out)
+	}
+	if got := c.leader(c.Hosts, 10*time.Second); got != target {
+		t.Fatalf("leader after the transfer: %s, want %s", got.Name, target.Name)
+	}
+	c.must(target, "./lite-raft-client set before cut")
+
+	// the leader keeps leading for at least one election timeout after it is cut off
+	// (check-quorum), so a write sent at once is appended but cannot commit
+	if err := c.Isolate(target); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(target, "./lite-raft-client --timeout 0.5 set during cut", 2, "")
+	if err := c.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	c.leader(c.Hosts, 20*time.Second)
+	o, _, code := c.lr(lead, "./lite-raft-client get during")
+	if !(code == 0 && strings.TrimSpace(o) == "cut") && code != 9 {
+		t.Fatalf("after the cut, get during: exit %d %q (want the value or no key)", code, o)
+	}
+	c.expect(lead, "./lite-raft-client get before", 0, "cut")
+}
