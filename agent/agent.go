@@ -69,7 +69,8 @@ type Agent struct {
 	status statusFiles
 	lock   *os.File
 	// leadHint is the last known leader, readable outside the loop
-	leadHint atomic.Value
+	leadHint    atomic.Value
+	commitSaved time.Time
 }
 
 type event struct {
@@ -255,7 +256,12 @@ func (a *Agent) processReady() error {
 		a.checkConditions()
 		a.status.write(a.node, rd.SoftState != nil)
 		if len(rd.CommittedEntries) > 0 {
-			a.store.SaveCommit(min(rd.Commit, a.applied))
+			// a hint for restarts: a rename costs more than the log's fsync, so at most
+			// ten a second (and once more at shutdown)
+			if time.Since(a.commitSaved) > 100*time.Millisecond {
+				a.store.SaveCommit(min(rd.Commit, a.applied))
+				a.commitSaved = time.Now()
+			}
 			a.maybeSnapshot()
 		}
 	}
@@ -370,6 +376,7 @@ func orDash(s string) string {
 
 func (a *Agent) shutdown() {
 	a.server.Close()
+	a.store.SaveCommit(min(a.node.Commit(), a.applied))
 	for _, p := range a.peers {
 		p.close()
 	}

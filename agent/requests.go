@@ -14,6 +14,10 @@ import (
 	"lite-raft/sshrpc"
 )
 
+// kvOps maps the client's write verbs to the state machine's operations.
+var kvOps = [...]kvstore.Op{client.OpSet: kvstore.OpSet, client.OpUnset: kvstore.OpUnset,
+	client.OpIfSet: kvstore.OpIfSet, client.OpNoop: kvstore.OpNoop}
+
 // defaultTimeout bounds a request that did not say how long its client waits.
 const defaultTimeout = 10 * time.Second
 
@@ -119,8 +123,7 @@ func (a *Agent) handleRequest(w *waiter) {
 		}
 		a.reads[a.nextReadID] = w
 	case client.OpSet, client.OpUnset, client.OpIfSet, client.OpNoop:
-		cmd := kvstore.Command{Op: map[client.Op]kvstore.Op{client.OpSet: kvstore.OpSet, client.OpUnset: kvstore.OpUnset,
-			client.OpIfSet: kvstore.OpIfSet, client.OpNoop: kvstore.OpNoop}[r.Op],
+		cmd := kvstore.Command{Op: kvOps[r.Op],
 			ClientID: r.ClientID, Seq: r.Seq, Key: r.Key, Value: r.Value, Cond: r.Cond, CondValue: r.CondValue}
 		if err := cmd.Validate(); err != nil {
 			w.reply(client.Response{Code: client.CodeUsage, Msg: err.Error()})

@@ -26,6 +26,7 @@ func newApp() *cli.App {
 			debugCommand(),
 			rpcCommand(),
 			clientCommand(),
+			benchCommand(),
 			remoteCommand(),
 			statusCommand(),
 			recoverCommand(),
@@ -51,6 +52,17 @@ func newApp() *cli.App {
 		},
 		HideHelpCommand: false,
 	}
+	// every (sub)command turns a flag error into the usage and exit code 10
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			if c.OnUsageError == nil {
+				c.OnUsageError = app.OnUsageError
+			}
+			walk(c.Subcommands)
+		}
+	}
+	walk(app.Commands)
 	return app
 }
 

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"lite-raft/client"
+	"lite-raft/sshrpc"
+)
+
+// fakeAgent answers client requests on DIR/temp/agent.sock from a map: enough of an agent
+// for the bench (set, get, if KEY != X set Y).
+type fakeAgent struct {
+	mu   sync.Mutex
+	data map[string][]byte
+	ops  map[client.Op]int
+}
+
+func startFakeAgent(t *testing.T, dir string) *fakeAgent {
+	t.Helper()
+	fa := &fakeAgent{data: map[string][]byte{}, ops: map[client.Op]int{}}
+	srv, err := sshrpc.Listen(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{Handler: fa.handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return fa
+}
+
+func (fa *fakeAgent) handle(c *sshrpc.Conn, f sshrpc.Frame) {
+	if f.Kind != sshrpc.KindRequest || f.Type != client.FrameRequest {
+		return
+	}
+	req, err := client.DecodeRequest(f.Payload)
+	if err != nil {
+		c.Reply(f.ID, client.FrameRequest, client.Response{Code: client.CodeUsage, Msg: err.Error()}.Encode())
+		return
+	}
+	fa.mu.Lock()
+	fa.ops[req.Op]++
+	var resp client.Response
+	switch req.Op {
+	case client.OpSet:
+		fa.data[req.Key] = bytes.Clone(req.Value)
+	case client.OpGet:
+		v, ok := fa.data[req.Key]
+		if !ok {
+			resp = client.Response{Code: client.CodeNotFound, Msg: "key " + req.Key + " not found"}
+		}
+		resp.Value = v
+	case client.OpIfSet:
+		cur, ok := fa.data[req.Key]
+		switch {
+		case !ok:
+			resp = client.Response{Code: client.CodeNoKey, Msg: "no such key"}
+		case req.Cond != "!=" || bytes.Equal(cur, req.CondValue):
+			resp = client.Response{Code: client.CodeCondFalse, Msg: "condition is false"}
+		case bytes.Equal(cur, req.Value):
+			resp = client.Response{Code: client.CodeAlreadyHolds, Msg: "already holds"}
+		default:
+			fa.data[req.Key] = bytes.Clone(req.Value)
+		}
+	default:
+		resp = client.Response{Code: client.CodeUsage, Msg: "not in the fake"}
+	}
+	fa.mu.Unlock()
+	c.Reply(f.ID, client.FrameRequest, resp.Encode())
+}
+
+// benchJSON finds the summary line in runApp's output (stdout and stderr mixed).
+func benchJSON(t *testing.T, out string) benchSummary {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "{") {
+			var s benchSummary
+			if err := json.Unmarshal([]byte(lines[i]), &s); err != nil {
+				t.Fatalf("summary %q: %v", lines[i], err)
+			}
+			return s
+		}
+	}
+	t.Fatalf("no JSON summary in:\n%s", out)
+	return benchSummary{}
+}
+
+func TestBenchAgainstFakeAgent(t *testing.T) {
+	dir := t.TempDir()
+	fa := startFakeAgent(t, dir)
+
+	out, code := runApp(t, "--dir", dir, "bench", "--duration", "1s", "--clients", "4", "--mix", "set=50,get=50", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	s := benchJSON(t, out)
+	if s.Ops <= 0 || s.Clients != 4 || s.DurationS < 1 || s.OpsPerS <= 0 {
+		t.Fatalf("summary %+v\n%s", s, out)
+	}
+	if s.Errors != 0 || s.Codes["0"] != int64(s.Ops) {
+		t.Errorf("errors in a run against a healthy agent: %+v\n%s", s, out)
+	}
+	sum := 0
+	for _, op := range []string{"set", "get"} {
+		st, ok := s.ByOp[op]
+		if !ok || st.Ops <= 0 || st.MaxMs < st.P99Ms || st.P99Ms < st.P50Ms || st.P50Ms <= 0 {
+			t.Errorf("by_op[%s] = %+v (present %v)", op, st, ok)
+		}
+		sum += st.Ops
+	}
+	if _, ok := s.ByOp["cas"]; ok || sum != s.Ops {
+		t.Errorf("by_op %+v does not add up to %d ops", s.ByOp, s.Ops)
+	}
+	fa.mu.Lock()
+	sets, gets := fa.ops[client.OpSet], fa.ops[client.OpGet]
+	nkeys := len(fa.data)
+	fa.mu.Unlock()
+	// the pre-population: one set per key, not counted; and each client may have had one
+	// request answered just as the run ended, which the agent saw but the bench did not count
+	if extra := sets + gets - (s.Ops + 1000); nkeys != 1000 || extra < 0 || extra > 4 {
+		t.Errorf("agent saw %d sets and %d gets on %d keys; the bench counted %d ops", sets, gets, nkeys, s.Ops)
+	}
+}
+
+func TestBenchTextSummaryWithCAS(t *testing.T) {
+	dir := t.TempDir()
+	startFakeAgent(t, dir)
+	out, code := runApp(t, "--dir", dir, "bench", "--duration", "300ms", "--clients", "3", "--conns", "2",
+		"--keys", "10", "--value-size", "3", "--mix", "cas=1")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"pre-populated 10 keys", "2 connection(s)", "cas", "all", "p99", "exit codes: 0 (ok): "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "2 (timeout): 0, others: 0") {
+		t.Errorf("cas failed against the fake agent:\n%s", out)
+	}
+}
+
+func TestBenchUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"--mix", "set=abc"},
+		{"--mix", "put=10"},
+		{"--mix", "set=0,get=0"},
+		{"--mix", "set=5,set=5"},
+		{"--mix", "set"},
+		{"--mix", "get=-1,set=2"},
+		{"--clients", "0"},
+		{"--clients", "-3"},
+		{"--conns", "0"},
+		{"--conns", "5", "--clients", "4"},
+		{"--keys", "0"},
+		{"--value-size", "0"},
+		{"--duration", "0s"},
+		{"--duration", "-1s"},
+		{"--duration", "soon"},
+		{"--timeout", "0s"},
+		{"--nosuchflag"},
+		{"--remote-dir", "/x"},
+		{"--hosts", " , "},
+		{"extra"},
+	} {
+		out, code := runApp(t, append([]string{"--dir", dir, "bench"}, args...)...)
+		if code != exitUsage {
+			t.Errorf("bench %v: exit %d, want %d\n%s", args, code, exitUsage, out)
+		} else if !strings.Contains(out, "--value-size") {
+			t.Errorf("bench %v: no usage printed:\n%s", args, out)
+		}
+	}
+}
+
+func TestBenchNoAgent(t *testing.T) {
+	out, code := runApp(t, "--dir", t.TempDir(), "bench", "--duration", "1s")
+	if code != client.CodeNoServer {
+		t.Fatalf("exit %d, want %d:\n%s", code, client.CodeNoServer, out)
+	}
+}
+
+func TestBenchPercentile(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 200; i++ {
+		lat = append(lat, time.Duration(i))
+	}
+	if p50, p99, p100 := benchPercentile(lat, 50), benchPercentile(lat, 99), benchPercentile(lat, 100); p50 != 100 || p99 != 198 || p100 != 200 {
+		t.Errorf("p50 %d, p99 %d, p100 %d; want 100, 198, 200", p50, p99, p100)
+	}
+	if p := benchPercentile(lat[:1], 99); p != 1 {
+		t.Errorf("p99 of one = %d", p)
+	}
+}
+
+// BenchmarkBenchRequest measures the bench's own cost per request (against the fake agent,
+// whose cost is included): go test -run '^$' -bench BenchRequest -benchmem ./cmd/lite-raft
+func BenchmarkBenchRequest(b *testing.B) {
+	dir := b.TempDir()
+	fa := &fakeAgent{data: map[string][]byte{"bench/k0": []byte("v")}, ops: map[client.Op]int{}}
+	srv, err := sshrpc.Listen(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{Handler: fa.handle})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	s := &benchSocket{path: filepath.Join(dir, "temp", "agent.sock")}
+	defer s.Close()
+	for _, op := range []int{benchSet, benchGet, benchCAS} {
+		b.Run(benchOpNames[op], func(b *testing.B) {
+			w := &benchWorker{cl: client.New(s), ctx: benchOpContext{Context: b.Context()}, value: make([]byte, 16), step: 1}
+			b.ReportAllocs()
+			for b.Loop() {
+				if code := w.do(op, "bench/k0", false, time.Second, time.Now()); code != 0 {
+					b.Fatalf("code %d: %s", code, w.firstErr)
+				}
+			}
+		})
+	}
+	// the same get through client.Do alone: what the bench adds is the difference
+	b.Run("client.Do", func(b *testing.B) {
+		cl := client.New(s)
+		ctx := &benchOpContext{Context: b.Context()}
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx.deadline = time.Now().Add(time.Second)
+			if _, err := cl.Do(ctx, client.Request{Op: client.OpGet, Key: "bench/k0"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
