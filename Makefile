@@ -11,6 +11,9 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o lite-raft ./cmd/lite-raft
 	cp scripts/lite-raft-client scripts/lite-raft-remote .
+	mkdir -p pkg/control-scripts pkg/conf
+	cp lite-raft scripts/lite-raft-remote scripts/pkg pkg/
+	cp scripts/control-script-template pkg/control-scripts/template
 
 # test installs what the end-to-end tests need (as root), then runs every test.
 test: test-deps
@@ -34,4 +37,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf lite-raft lite-raft-client lite-raft-remote dist/ demo/
+	rm -rf lite-raft lite-raft-client lite-raft-remote pkg/ dist/ demo/

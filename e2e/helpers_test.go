@@ -37,7 +37,7 @@ func template(t testing.TB) string {
 			buildErr = fmt.Errorf("build: %v\n%s", err, out)
 			return
 		}
-		for _, f := range []string{"scripts/lite-raft-client", "scripts/lite-raft-remote"} {
+		for _, f := range []string{"scripts/lite-raft-client", "scripts/lite-raft-remote", "scripts/pkg", "scripts/control-script-template"} {
 			b, err := os.ReadFile(filepath.Join(root, f))
 			if err != nil {
 				buildErr = err

@@ -28,6 +28,7 @@ func newApp() *cli.App {
 			clientCommand(),
 			benchCommand(),
 			remoteCommand(),
+			pkgCommand(),
 			statusCommand(),
 			recoverCommand(),
 			&cli.Command{

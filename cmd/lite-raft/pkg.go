@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"lite-raft/client"
+	"lite-raft/conf"
+	"lite-raft/failover"
+	"lite-raft/kvstore"
+	"lite-raft/sshrpc"
+)
+
+func pkgCommand() *cli.Command {
+	name := func(c *cli.Context, n int) (string, error) {
+		if c.NArg() != n {
+			return "", usageError(c, fmt.Sprintf("want %d argument(s)", n))
+		}
+		p := c.Args().First()
+		if err := kvstore.ValidateKey(failover.Key(p, "x")); err != nil || strings.Contains(p, "/") {
+			return "", usageError(c, fmt.Sprintf("package name %q: letters, digits, dots, dashes", p))
+		}
+		return p, nil
+	}
+	setter := func(verb, field, value, what string) *cli.Command {
+		return &cli.Command{Name: verb, Usage: what, ArgsUsage: "NAME", Action: func(c *cli.Context) error {
+			p, err := name(c, 1)
+			if err != nil {
+				return err
+			}
+			return withStore(c, func(ctx context.Context, s *failover.Store) error {
+				return s.Set(ctx, failover.Key(p, field), value)
+			})
+		}}
+	}
+	return &cli.Command{
+		Name:  "pkg",
+		Usage: "failover packages: init, run, stop, status, halt, move, enable, disable (./pkg)",
+		Subcommands: []*cli.Command{
+			{Name: "init", Usage: "store a package's settings (from control-scripts/NAME) in the cluster", ArgsUsage: "NAME",
+				Action: func(c *cli.Context) error {
+					p, err := name(c, 1)
+					if err != nil {
+						return err
+					}
+					return pkgInit(c, p)
+				}},
+			{Name: "run", Aliases: []string{"start"}, Usage: "start this host's monitor for the package, in the background", ArgsUsage: "NAME",
+				Action: func(c *cli.Context) error {
+					p, err := name(c, 1)
+					if err != nil {
+						return err
+					}
+					return pkgRun(c, p)
+				}},
+			{Name: "stop", Usage: "stop this host's monitor (an active one stops the package first) and wait", ArgsUsage: "NAME",
+				Action: func(c *cli.Context) error {
+					p, err := name(c, 1)
+					if err != nil {
+						return err
+					}
+					return pkgStop(c, p)
+				}},
+			{Name: "status", Usage: "owner, state, tick and history of a package, or a table of all", ArgsUsage: "[NAME]",
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 1 {
+						return usageError(c, "status takes at most one NAME")
+					}
+					return pkgStatus(c, c.Args().First())
+				}},
+			setter("halt", "halt", "yes", "stop the package cluster-wide, with no failover (pkg run clears it)"),
+			setter("enable", "enabled", "yes", "end maintenance"),
+			setter("disable", "enabled", "no", "maintenance: monitors keep running, nothing is started or failed over"),
+			{Name: "move", Usage: "planned switch-over: the owner stops the package, HOST starts it", ArgsUsage: "NAME HOST",
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 2 {
+						return usageError(c, "move wants NAME HOST")
+					}
+					p, host := c.Args().Get(0), c.Args().Get(1)
+					return withStore(c, func(ctx context.Context, s *failover.Store) error {
+						return s.Set(ctx, failover.Key(p, "move"), host)
+					})
+				}},
+			{Name: "monitor", Hidden: true, ArgsUsage: "NAME", Action: func(c *cli.Context) error {
+				p, err := name(c, 1)
+				if err != nil {
+					return err
+				}
+				return pkgMonitor(c, p)
+			}},
+		},
+	}
+}
+
+// pkgStore opens the store: over ssh when conf/remote_hosts names the cluster (a package
+// host outside it), else through this host's agent.
+func pkgStore(c *cli.Context) (*failover.Store, func(), error) {
+	dir, err := liteRaftDir(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	var caller client.Caller
+	closeFn := func() {}
+	if _, err := os.Stat(conf.Path(dir, "remote_hosts")); err == nil {
+		rc, err := conf.LoadRemote(dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := sshrpc.NewDialer(sshrpc.DialerOptions{User: rc.User})
+		if err != nil {
+			return nil, nil, err
+		}
+		rm := &remoteCaller{dir: dir, hosts: rc.Hosts, dialer: d,
+			command: "exec " + shellQuote(filepath.Join(rc.Path, "lite-raft")) + " rpc", peers: map[string]*sshrpc.Peer{}}
+		caller, closeFn = rm, rm.close
+	} else {
+		conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("no conf/remote_hosts and no server running on %s: %w", thisHost(), err)
+		}
+		caller, closeFn = conn, func() { conn.Close() }
+	}
+	return failover.NewStore(client.New(caller), 10*time.Second), closeFn, nil
+}
+
+func withStore(c *cli.Context, f func(context.Context, *failover.Store) error) error {
+	s, closeFn, err := pkgStore(c)
+	if err != nil {
+		return cli.Exit(err, client.CodeNoServer)
+	}
+	defer closeFn()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f(ctx, s); err != nil {
+		return cli.Exit(err, 1)
+	}
+	return nil
+}
+
+func scriptPath(c *cli.Context, p string) (string, error) {
+	dir, err := liteRaftDir(c)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "control-scripts", p)
+	if fi, err := os.Stat(path); err != nil || fi.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("no executable control script %s (copy control-scripts/template and edit it)", path)
+	}
+	return path, nil
+}
+
+func pkgInit(c *cli.Context, p string) error {
+	path, err := scriptPath(c, p)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	cfg, err := (&failover.Script{Path: path}).ReadConfig()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("pkg init %s: %v", p, err), 1)
+	}
+	return withStore(c, func(ctx context.Context, s *failover.Store) error {
+		for _, kv := range [][2]string{{"config", cfg.Encode()}, {"timeout", strconv.Itoa(int(cfg.Timeout.Seconds()))},
+			{"owner", cfg.PreferredOwner}, {"state", "unknown"}, {"tick", "0"}, {"generation", "0"},
+			{"enabled", "yes"}, {"halt", "no"}, {"move", ""}, {"history", ""}} {
+			if err := s.Set(ctx, failover.Key(p, kv[0]), kv[1]); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(c.App.Writer, "package %s stored: pace %v, timeout %v, preferred owner %s\n", p, cfg.Pace, cfg.Timeout, orDash(cfg.PreferredOwner))
+		return nil
+	})
+}
+
+func pkgFiles(c *cli.Context, p string) (dir, pidFile, logFile string, err error) {
+	dir, err = liteRaftDir(c)
+	if err != nil {
+		return
+	}
+	return dir, filepath.Join(dir, "temp", "pkg-"+p+".pid"), filepath.Join(dir, "message-log", "pkg-"+p+".log"), nil
+}
+
+func pidAlive(pidFile string) int {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid > 0 && syscall.Kill(pid, 0) == nil {
+		return pid
+	}
+	return 0
+}
+
+func pkgRun(c *cli.Context, p string) error {
+	if _, err := scriptPath(c, p); err != nil {
+		return cli.Exit(err, 1)
+	}
+	dir, pidFile, logFile, err := pkgFiles(c, p)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	if pid := pidAlive(pidFile); pid > 0 {
+		return cli.Exit(fmt.Sprintf("the monitor of %s already runs on %s (pid %d)", p, thisHost(), pid), 1)
+	}
+	// the safety rule is checked against what the cluster holds, and a halt is lifted
+	if err := withStore(c, func(ctx context.Context, s *failover.Store) error {
+		raw, err := s.Get(ctx, failover.Key(p, "config"))
+		if err != nil {
+			return err
+		}
+		if raw == "" {
+			return fmt.Errorf("package %s is not in the store: run `pkg init %s` first", p, p)
+		}
+		if _, err := failover.DecodeConfig(raw); err != nil {
+			return err
+		}
+		_, err = s.Swap(ctx, failover.Key(p, "halt"), "yes", "no")
+		return err
+	}); err != nil {
+		return err
+	}
+	os.MkdirAll(filepath.Join(dir, "temp"), 0o700)
+	os.MkdirAll(filepath.Join(dir, "message-log"), 0o700)
+	lf, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	defer lf.Close()
+	self, _ := os.Executable()
+	cmd := exec.Command(self, "--dir", dir, "pkg", "monitor", p)
+	cmd.Stdout, cmd.Stderr, cmd.Dir = lf, lf, dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return cli.Exit(err, 1)
+	}
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
+		return cli.Exit(err, 1)
+	}
+	cmd.Process.Release()
+	fmt.Fprintf(c.App.Writer, "monitor of %s started on %s (pid %d), log in %s\n", p, thisHost(), cmd.Process.Pid, logFile)
+	return nil
+}
+
+func pkgStop(c *cli.Context, p string) error {
+	_, pidFile, _, err := pkgFiles(c, p)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	pid := pidAlive(pidFile)
+	if pid == 0 {
+		fmt.Fprintf(c.App.Writer, "no monitor of %s runs on %s\n", p, thisHost())
+		return nil
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(5 * time.Minute)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			return cli.Exit(fmt.Sprintf("the monitor of %s (pid %d) did not exit", p, pid), 1)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the exit with a deadline
+	}
+	os.Remove(pidFile)
+	fmt.Fprintf(c.App.Writer, "monitor of %s stopped on %s\n", p, thisHost())
+	return nil
+}
+
+func pkgMonitor(c *cli.Context, p string) error {
+	path, err := scriptPath(c, p)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	s, closeFn, err := pkgStore(c)
+	if err != nil {
+		return cli.Exit(err, client.CodeNoServer)
+	}
+	defer closeFn()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	m := &failover.Monitor{Name: p, Host: thisHost(), Store: s, Script: &failover.Script{Path: path},
+		Log: log.New(os.Stdout, "", log.LstdFlags|log.Lmicroseconds)}
+	if err := m.Run(ctx); err != nil {
+		m.Log.Printf("%s: monitor ends: %v", p, err)
+		if errors.Is(err, failover.ErrUnknown) {
+			return cli.Exit(err, client.CodeNoLeader)
+		}
+		return cli.Exit(err, 1)
+	}
+	return nil
+}
+
+func pkgStatus(c *cli.Context, p string) error {
+	return withStore(c, func(ctx context.Context, s *failover.Store) error {
+		var names []string
+		if p != "" {
+			names = []string{p}
+		} else {
+			l, err := s.List(ctx, "packages")
+			if err != nil {
+				return err
+			}
+			names = l
+		}
+		w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "PACKAGE\tOWNER\tSTATE\tTICK\tGENERATION\tENABLED\tHALT\tMOVE")
+		for _, n := range names {
+			f := map[string]string{}
+			for _, k := range []string{"owner", "state", "tick", "generation", "enabled", "halt", "move"} {
+				v, err := s.Get(ctx, failover.Key(n, k))
+				if err != nil {
+					return err
+				}
+				f[k] = v
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n, orDash(f["owner"]), orDash(f["state"]), f["tick"],
+				orDash(f["generation"]), orDash(f["enabled"]), orDash(f["halt"]), orDash(f["move"]))
+		}
+		w.Flush()
+		if p != "" {
+			h, err := s.Get(ctx, failover.Key(p, "history"))
+			if err == nil && h != "" {
+				fmt.Fprintf(c.App.Writer, "\nrecent history:\n%s\n", h)
+			}
+		}
+		return nil
+	})
+}

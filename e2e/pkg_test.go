@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"lite-raft/internal/harness"
+)
+
+// testScript is the template with a service that records every start and stop (host,
+// verb, system uptime: one clock for all harness hosts) in the host's own event log.
+func writeTestScript(t *testing.T, h *harness.Host, name, settings string) {
+	t.Helper()
+	tpl, err := os.ReadFile(filepath.Join(h.Dir, "control-script-template"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(tpl)
+	s = strings.Replace(s, `service_start()  { :; }
+service_stop()   { :; }
+service_status() { return 0; }   # 0 up, 1 down, 2 degraded`, `ev() { echo "$1 $(hostname) $(cut -d' ' -f1 /proc/uptime) gen=$LITE_RAFT_PKG_GENERATION" >> /opt/lite-raft/events; }
+service_start()  { ev start; setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > /tmp/svc.pid; }
+service_stop()   { [ -f /tmp/svc.pid ] && kill "$(cat /tmp/svc.pid)" 2>/dev/null; rm -f /tmp/svc.pid; ev stop; }
+service_status() { [ -f /opt/lite-raft/force-down ] && return 1; [ -f /tmp/svc.pid ] && kill -0 "$(cat /tmp/svc.pid)" 2>/dev/null; }`, 1)
+	for _, kv := range strings.Split(settings, " ") {
+		k, v, _ := strings.Cut(kv, "=")
+		s = replaceSetting(s, k, v)
+	}
+	os.MkdirAll(filepath.Join(h.Dir, "control-scripts"), 0o755)
+	if err := os.WriteFile(filepath.Join(h.Dir, "control-scripts", name), []byte(s), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func replaceSetting(script, k, v string) string {
+	lines := strings.Split(script, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, k+"=") {
+			lines[i] = k + "=" + strconv.Quote(v)
+			break
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+type event struct {
+	verb, host string
+	at         float64
+}
+
+// events reads every package host's event log, in time order.
+func events(t *testing.T, hosts []*harness.Host) []event {
+	t.Helper()
+	var all []event
+	for _, h := range hosts {
+		b, _ := os.ReadFile(filepath.Join(h.Dir, "events"))
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 3 {
+				continue
+			}
+			at, _ := strconv.ParseFloat(f[2], 64)
+			all = append(all, event{verb: f[0], host: f[1], at: at})
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].at < all[j].at })
+	return all
+}
+
+// checkNeverTwice fails if a host started the package while another one ran it.
+func checkNeverTwice(t *testing.T, evs []event) {
+	t.Helper()
+	running := map[string]bool{}
+	for _, e := range evs {
+		switch e.verb {
+		case "start":
+			for h := range running {
+				if h != e.host {
+					t.Fatalf("%s started the package at %.2f while %s ran it\nevents: %v", e.host, e.at, h, evs)
+				}
+			}
+			running[e.host] = true
+		case "stop":
+			delete(running, e.host)
+		}
+	}
+}
+
+// waitOwner waits until the package is running on want (per pkg status from h).
+func (c *cluster) waitOwner(h *harness.Host, pkg, want string, within time.Duration) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	for {
+		out, _, _ := c.lr(h, "./pkg status "+pkg)
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 3 && f[0] == pkg && f[1] == want && f[2] == "running" {
+				return time.Since(start)
+			}
+		}
+		if time.Since(start) > within {
+			c.t.Fatalf("%s not running on %s within %v:\n%s", pkg, want, within, out)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the store with a deadline
+	}
+}
+
+func pkgCluster(t *testing.T) (*cluster, []*harness.Host) {
+	c := newCluster(t, 5, 3, "0.5", 1000)
+	for _, h := range c.Hosts[:3] {
+		c.must(h, "./lite-raft first-boot")
+	}
+	c.leader(c.Hosts[:3], 20*time.Second)
+	pkgHosts := c.Hosts[3:]
+	for _, h := range pkgHosts {
+		os.Remove(filepath.Join(h.Dir, "conf", "cluster_nodes"))
+		os.WriteFile(filepath.Join(h.Dir, "conf", "remote_hosts"), []byte("host1 host2 host3\n"), 0o644)
+		writeTestScript(t, h, "web", "pace=0.3 timeout=2 stop_timeout=1 start_timeout=5 preferred_owner=host4 restarts=1")
+	}
+	return c, pkgHosts
+}
+
+// TestPkgTutorial: init, run on every package host, status, stop on the active one: the
+// package runs on the stand-by.
+func TestPkgTutorial(t *testing.T) {
+	c, hosts := pkgCluster(t)
+	h4, h5 := hosts[0], hosts[1]
+	c.must(h4, "./pkg init web")
+	c.must(h4, "./pkg run web")
+	c.must(h5, "./pkg run web")
+	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	stopped := time.Now()
+	c.must(h4, "./pkg stop web")
+	took := c.waitOwner(h5, "web", "host5", 20*time.Second)
+	t.Logf("failover after pkg stop on the active host: %v (pace 0.3 s, timeout 2 s)", (time.Since(stopped) - 0).Round(10*time.Millisecond))
+	_ = took
+	out := c.must(h5, "./pkg status web")
+	if !strings.Contains(out, "recent history:") || !strings.Contains(out, "takes over") {
+		t.Fatalf("pkg status shows no history:\n%s", out)
+	}
+	c.expect(h5, "./pkg status", 0, "")
+	checkNeverTwice(t, events(t, hosts))
+	// a second monitor for the same package on one host is refused
+	c.expect(h5, "./pkg run web", 1, "")
+	// unsafe timing is refused at init, with the rule stated
+	writeTestScript(t, h4, "unsafe", "pace=1 timeout=2 stop_timeout=1.5")
+	_, errOut, code := c.lr(h4, "./pkg init unsafe")
+	if code == 0 || !strings.Contains(errOut, "must be below timeout") {
+		t.Fatalf("unsafe timing accepted: exit %d %s", code, errOut)
+	}
+}
+
+// TestPkgFaults: kill -9 of the active monitor, power-off of the active host, and a
+// partition of the active host from the cluster: each time exactly one host runs the
+// package afterwards and the event log shows no overlap.
+func TestPkgFaults(t *testing.T) {
+	c, hosts := pkgCluster(t)
+	h4, h5 := hosts[0], hosts[1]
+	c.must(h4, "./pkg init web")
+	c.must(h4, "./pkg run web")
+	c.must(h5, "./pkg run web")
+	c.waitOwner(h5, "web", "host4", 20*time.Second)
+
+	// kill -9 of the active monitor: the stand-by fences (stops it on host4) and starts
+	if n, err := h4.Signal(`lite-raft .*pkg monitor web`, 9); err != nil || n != 1 {
+		t.Fatalf("kill the monitor: %d %v", n, err)
+	}
+	d := c.waitOwner(h5, "web", "host5", 30*time.Second)
+	t.Logf("failover after kill -9 of the active monitor: %v", d.Round(10*time.Millisecond))
+	checkNeverTwice(t, events(t, hosts))
+	c.must(h4, "./pkg run web")
+
+	// partition of the active host (host5) from the cluster: it fences itself, host4 takes over
+	if err := c.Partition([]*harness.Host{h5}, c.Hosts[:3]); err != nil {
+		t.Fatal(err)
+	}
+	d = c.waitOwner(h4, "web", "host4", 30*time.Second)
+	t.Logf("failover after a partition of the active host: %v", d.Round(10*time.Millisecond))
+	c.Heal()
+	// the fenced host's stop must be in its log, and before host4's start
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		evs := events(t, []*harness.Host{h5})
+		if len(evs) > 0 && evs[len(evs)-1].verb == "stop" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host5 never stopped the package after it was cut off: %v", evs)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the event log with a deadline
+	}
+	checkNeverTwice(t, events(t, hosts))
+
+	// power-off of the active host (host4): host5 takes over
+	c.must(h5, "./pkg run web || true")
+	if err := h4.PowerOff(); err != nil {
+		t.Fatal(err)
+	}
+	// a powered-off host runs nothing from that moment: its implicit stop
+	off := event{verb: "stop", host: h4.Name, at: uptime(t)}
+	d = c.waitOwner(h5, "web", "host5", 30*time.Second)
+	t.Logf("failover after power-off of the active host: %v", d.Round(10*time.Millisecond))
+	evs := append(events(t, hosts), off)
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+	checkNeverTwice(t, evs)
+}
+
+// uptime is the clock the event logs use (one kernel, so one clock for every host).
+func uptime(t *testing.T) float64 {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	return f
+}

@@ -1,0 +1,140 @@
+package failover
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is a package's settings, read from its control script (`SCRIPT echo VAR`) by
+// `pkg init` and kept in the store, so every host monitors it the same way.
+type Config struct {
+	Pace           time.Duration // how often the active raises tick and checks status
+	Timeout        time.Duration // the active's self-fencing deadline after its last tick
+	StartTimeout   time.Duration
+	StopTimeout    time.Duration
+	PreferredOwner string
+	AllowedHosts   []string // in order of preference; empty: any host running a monitor
+	Restarts       int      // local restarts of a failed service before failing over
+	Failback       bool     // the preferred owner takes the package back when it returns
+}
+
+// DefaultConfig is what a script that says nothing gets. stop_timeout is 30 s rather
+// than the original's 60, so that the defaults obey the safety rule.
+func DefaultConfig() Config {
+	return Config{Pace: 4 * time.Second, Timeout: 60 * time.Second, StartTimeout: 60 * time.Second,
+		StopTimeout: 30 * time.Second}
+}
+
+// Settings are the names a control script answers to `echo VAR`.
+var Settings = []string{"timeout", "pace", "start_timeout", "stop_timeout", "preferred_owner",
+	"allowed_hosts", "restarts", "failback"}
+
+// Set applies one setting's value (as the script printed it; empty keeps the default).
+func (c *Config) Set(name, v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	dur := func(d *time.Duration) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f > 86400 {
+			return fmt.Errorf("%s %q: want seconds above 0 (decimals allowed)", name, v)
+		}
+		*d = time.Duration(f * float64(time.Second))
+		return nil
+	}
+	switch name {
+	case "timeout":
+		return dur(&c.Timeout)
+	case "pace":
+		return dur(&c.Pace)
+	case "start_timeout":
+		return dur(&c.StartTimeout)
+	case "stop_timeout":
+		return dur(&c.StopTimeout)
+	case "preferred_owner":
+		c.PreferredOwner = v
+	case "allowed_hosts":
+		c.AllowedHosts = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
+	case "restarts":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100 {
+			return fmt.Errorf("restarts %q: want a whole number 0..100", v)
+		}
+		c.Restarts = n
+	case "failback":
+		switch v {
+		case "manual", "no":
+			c.Failback = false
+		case "auto", "yes":
+			c.Failback = true
+		default:
+			return fmt.Errorf("failback %q: want manual or auto", v)
+		}
+	default:
+		return fmt.Errorf("unknown setting %q", name)
+	}
+	return nil
+}
+
+// Check enforces the safety rule: the active must be able to stop the package before its
+// fencing deadline, which is what a stand-by waits for before starting it.
+func (c Config) Check() error {
+	if c.StopTimeout+c.Pace >= c.Timeout {
+		return fmt.Errorf("unsafe timing: stop_timeout (%v) + pace (%v) must be below timeout (%v). "+
+			"An active host that loses the store stops the package within timeout of its last "+
+			"heartbeat, and a stand-by starts it only timeout + 3*pace after the last heartbeat it saw; "+
+			"if stopping can take longer than that, two hosts could run the package at once",
+			c.StopTimeout, c.Pace, c.Timeout)
+	}
+	if c.Pace < 50*time.Millisecond {
+		return fmt.Errorf("pace %v: at least 0.05 s", c.Pace)
+	}
+	return nil
+}
+
+// Allowed reports whether host may run the package, and its rank (0 = most preferred).
+func (c Config) Allowed(host string) (bool, int) {
+	if len(c.AllowedHosts) == 0 {
+		if host == c.PreferredOwner {
+			return true, 0
+		}
+		return true, 1
+	}
+	i := slices.Index(c.AllowedHosts, host)
+	return i >= 0, i
+}
+
+func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
+
+// Encode renders the config as "key=value" lines for packages/NAME/config.
+func (c Config) Encode() string {
+	fb := "manual"
+	if c.Failback {
+		fb = "auto"
+	}
+	return fmt.Sprintf("pace=%s\ntimeout=%s\nstart_timeout=%s\nstop_timeout=%s\npreferred_owner=%s\nallowed_hosts=%s\nrestarts=%d\nfailback=%s\n",
+		secs(c.Pace), secs(c.Timeout), secs(c.StartTimeout), secs(c.StopTimeout), c.PreferredOwner,
+		strings.Join(c.AllowedHosts, ","), c.Restarts, fb)
+}
+
+// DecodeConfig parses Encode's output and checks it.
+func DecodeConfig(s string) (Config, error) {
+	c := DefaultConfig()
+	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return c, fmt.Errorf("config line %q: want key=value", line)
+		}
+		if err := c.Set(k, v); err != nil {
+			return c, err
+		}
+	}
+	return c, c.Check()
+}

@@ -1,0 +1,392 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Keys of a package in the store.
+func Key(name, field string) string { return "packages/" + name + "/" + field }
+
+// Monitor watches one package on one host: a stand-by waits to take it over, the active
+// one runs it. Control-script calls are made by Run's goroutine only, so they never
+// overlap; the heartbeat runs beside them, so a long start does not stop the ticks.
+type Monitor struct {
+	Name   string
+	Host   string
+	Store  *Store
+	Script *Script
+	Log    *log.Logger
+
+	cfg   Config
+	epoch time.Time // monotonic clock origin
+
+	// observations as a stand-by
+	seenTick, seenOwner string
+	seenAt              time.Duration
+	releasePending      bool // fenced ourselves while owner: give it up once we can
+}
+
+func (m *Monitor) now() time.Duration { return time.Since(m.epoch) } // monotonic
+
+func (m *Monitor) key(f string) string { return Key(m.Name, f) }
+
+// Run monitors until ctx ends (pkg stop: an active monitor stops the package and gives it
+// up first) or the package fails here.
+func (m *Monitor) Run(ctx context.Context) error {
+	m.epoch = time.Now()
+	raw, err := m.Store.Get(ctx, m.key("config"))
+	if err != nil {
+		return err
+	}
+	if raw == "" {
+		return fmt.Errorf("package %s is not in the store: run `pkg init %s` first", m.Name, m.Name)
+	}
+	if m.cfg, err = DecodeConfig(raw); err != nil {
+		return fmt.Errorf("package %s: %w", m.Name, err)
+	}
+	m.Log.Printf("%s: monitoring on %s (pace %v, timeout %v)", m.Name, m.Host, m.cfg.Pace, m.cfg.Timeout)
+	t := time.NewTicker(m.cfg.Pace)
+	defer t.Stop()
+	for {
+		if done, err := m.standbyStep(ctx); done || err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			m.Log.Printf("%s: monitor stopped (standing by)", m.Name)
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// standbyStep looks at the store and takes the package over when the rules allow.
+// It returns done when the monitor should exit.
+func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
+	get := func(f string) (string, bool) {
+		v, err := m.Store.Get(ctx, m.key(f))
+		return v, err == nil
+	}
+	owner, ok1 := get("owner")
+	tick, ok2 := get("tick")
+	halt, ok3 := get("halt")
+	enabled, ok4 := get("enabled")
+	move, ok5 := get("move")
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) {
+		return false, nil // the store is out of reach: nothing can be decided
+	}
+	now := m.now()
+	if m.releasePending && owner == m.Host {
+		if won, err := m.Store.Swap(ctx, m.key("owner"), m.Host, ""); err == nil {
+			m.releasePending = false
+			if won {
+				m.record(ctx, "gave the package up after fencing itself")
+				owner = ""
+			}
+		}
+	}
+	if tick != m.seenTick || owner != m.seenOwner {
+		m.seenTick, m.seenOwner, m.seenAt = tick, owner, now
+	}
+	if halt == "yes" || enabled == "no" {
+		m.seenAt = now // no countdown while halted or in maintenance
+		return false, nil
+	}
+	allowed, rank := m.cfg.Allowed(m.Host)
+	if !allowed || (move != "" && move != m.Host) {
+		return false, nil
+	}
+	if move == m.Host {
+		rank = 0
+	}
+	if m.cfg.Failback && m.cfg.PreferredOwner == m.Host && owner != "" && owner != m.Host && move == "" {
+		m.Store.Set(ctx, m.key("move"), m.Host)
+		m.record(ctx, "asks for the package back (failback)")
+		return false, nil
+	}
+	adopt := owner == m.Host // our own package, from before this monitor started
+	switch {
+	case adopt:
+	case owner == "":
+		if now-m.seenAt < time.Duration(rank)*m.cfg.Pace {
+			return false, nil // the hosts listed first get the first chance
+		}
+	case now-m.seenAt <= m.cfg.Timeout+3*m.cfg.Pace:
+		return false, nil // the owner may still be alive: wait out its fencing deadline
+	}
+	// the race: the tick first (so a live owner's next heartbeat makes us lose), then owner
+	t, _ := strconv.ParseInt(tick, 10, 64)
+	sent := m.now()
+	if won, err := m.Store.Swap(ctx, m.key("tick"), tick, strconv.FormatInt(t+1, 10)); err != nil || !won {
+		return false, nil
+	}
+	if !adopt {
+		if won, err := m.Store.Swap(ctx, m.key("owner"), owner, m.Host); err != nil || !won {
+			return false, nil
+		}
+	}
+	gen := m.nextGeneration(ctx)
+	if move == m.Host {
+		m.Store.Swap(ctx, m.key("move"), m.Host, "")
+	}
+	m.record(ctx, fmt.Sprintf("takes over from %s (generation %d)", orNone(owner), gen))
+	return m.active(ctx, owner, gen, t+1, sent, adopt)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nobody"
+	}
+	return s
+}
+
+// nextGeneration raises the fencing token; it only grows.
+func (m *Monitor) nextGeneration(ctx context.Context) int64 {
+	for i := 0; i < 5; i++ {
+		g, err := m.Store.Get(ctx, m.key("generation"))
+		if err != nil {
+			continue
+		}
+		n, _ := strconv.ParseInt(g, 10, 64)
+		if won, err := m.Store.Swap(ctx, m.key("generation"), g, strconv.FormatInt(n+1, 10)); err == nil && won {
+			return n + 1
+		}
+	}
+	return -1
+}
+
+// heartbeat raises tick every pace while the package is ours. lost receives why we must
+// stop: another host took the tick, or no tick succeeded for too long (self-fencing).
+type heartbeat struct {
+	mu     sync.Mutex
+	tick   int64
+	lastOK time.Duration
+	lost   chan string
+	stop   chan struct{}
+}
+
+func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Duration) *heartbeat {
+	hb := &heartbeat{tick: tick, lastOK: sent, lost: make(chan string, 1), stop: make(chan struct{})}
+	// The fence must be stopped by lastOK + timeout; start stopping a pace of margin
+	// before stop_timeout runs out.
+	budget := m.cfg.Timeout - m.cfg.StopTimeout - m.cfg.Pace
+	fence := time.NewTimer(budget - (m.now() - sent))
+	lose := func(why string) {
+		select {
+		case hb.lost <- why:
+		default:
+		}
+	}
+	go func() {
+		defer fence.Stop()
+		t := time.NewTicker(m.cfg.Pace)
+		defer t.Stop()
+		results := make(chan bool, 1)
+		inFlight := false
+		for {
+			select {
+			case <-hb.stop:
+				return
+			case <-fence.C:
+				lose(fmt.Sprintf("no heartbeat reached the store for %v: fencing myself", m.cfg.Timeout-m.cfg.StopTimeout-m.cfg.Pace))
+				return
+			case won := <-results:
+				inFlight = false
+				if !won {
+					lose("another host raised the tick: it owns the package now")
+					return
+				}
+			case <-t.C:
+				if inFlight {
+					continue // the last heartbeat has not come back yet
+				}
+				inFlight = true
+				hb.mu.Lock()
+				cur := hb.tick
+				hb.mu.Unlock()
+				go func() {
+					sent := m.now()
+					won, err := m.Store.Swap(ctx, m.key("tick"), strconv.FormatInt(cur, 10), strconv.FormatInt(cur+1, 10))
+					if err != nil {
+						results <- true // unknown: not a loss; the fence timer decides
+						return
+					}
+					if won {
+						hb.mu.Lock()
+						hb.tick, hb.lastOK = cur+1, sent
+						hb.mu.Unlock()
+						fence.Reset(budget - (m.now() - sent))
+					}
+					results <- won
+				}()
+			}
+		}
+	}()
+	return hb
+}
+
+// active runs the package until it must stop. It returns done when the monitor exits.
+func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, sent time.Duration, adopt bool) (bool, error) {
+	hb := m.startHeartbeat(ctx, tick, sent)
+	defer close(hb.stop)
+	// scripts run under runCtx: losing the package cancels whatever runs
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var lostWhy string
+	go func() {
+		select {
+		case lostWhy = <-hb.lost:
+			cancel()
+		case <-runCtx.Done():
+		}
+	}()
+	m.Script.Env = []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + m.Host,
+		"LITE_RAFT_PKG_PREVIOUS_OWNER=" + previous, "LITE_RAFT_PKG_GENERATION=" + strconv.FormatInt(gen, 10)}
+	m.setState(ctx, "starting")
+	up := false
+	if adopt {
+		code, _, err := m.Script.Run(runCtx, "status", m.cfg.StartTimeout)
+		up = err == nil && code == 0
+	} else if code, out, err := m.Script.Run(runCtx, "fence", m.cfg.StartTimeout); err != nil || code != 0 {
+		m.Log.Printf("%s: fence failed (exit %d, %v): %s; not starting", m.Name, code, err, out)
+		m.record(ctx, "fence failed: not started")
+		return m.giveUp(ctx, "failing")
+	}
+	if !up {
+		if code, out, err := m.Script.Run(runCtx, "start", m.cfg.StartTimeout); err != nil || code != 0 {
+			m.Log.Printf("%s: start failed (exit %d, %v): %s", m.Name, code, err, out)
+			m.setState(ctx, "failing")
+			m.stopScript()
+			return m.giveUp(ctx, "failed")
+		}
+	}
+	m.setState(ctx, "running")
+	restarts := 0
+	t := time.NewTicker(m.cfg.Pace)
+	defer t.Stop()
+	for {
+		select {
+		case <-runCtx.Done():
+			if ctx.Err() != nil {
+				// pkg stop on this host: stop, then let a stand-by take over
+				m.setState(context.Background(), "halting")
+				m.stopScript()
+				m.setState(context.Background(), "halted")
+				m.release(context.Background(), "stopped by pkg stop")
+				return true, nil
+			}
+			m.Log.Printf("%s: %s", m.Name, lostWhy)
+			m.stopScript()
+			if strings.Contains(lostWhy, "fencing") {
+				m.releasePending = true
+			}
+			m.record(context.Background(), "stopped: "+lostWhy)
+			return false, nil
+		case <-t.C:
+		}
+		halt, err1 := m.Store.Get(runCtx, m.key("halt"))
+		move, err2 := m.Store.Get(runCtx, m.key("move"))
+		owner, err3 := m.Store.Get(runCtx, m.key("owner"))
+		enabled, _ := m.Store.Get(runCtx, m.key("enabled"))
+		if err1 == nil && halt == "yes" {
+			m.setState(ctx, "halting")
+			m.stopScript()
+			m.setState(ctx, "halted")
+			m.release(ctx, "halted cluster-wide (pkg halt)")
+			return false, nil
+		}
+		if err3 == nil && owner != m.Host {
+			m.Log.Printf("%s: the store names %s as owner: stopping at once", m.Name, orNone(owner))
+			m.stopScript()
+			m.record(ctx, "stopped: "+orNone(owner)+" owns it")
+			return false, nil
+		}
+		if err2 == nil && move != "" && move != m.Host {
+			m.setState(ctx, "halting")
+			m.stopScript()
+			m.release(ctx, "handed over to "+move+" (pkg move)")
+			return false, nil
+		}
+		if enabled == "no" {
+			continue // maintenance: keep the heartbeat, touch nothing
+		}
+		code, _, err := m.Script.Run(runCtx, "status", m.cfg.StartTimeout)
+		if runCtx.Err() != nil {
+			continue
+		}
+		switch {
+		case err == nil && code == 0:
+		case err == nil && code == 2:
+			m.Log.Printf("%s: status says degraded", m.Name)
+		default:
+			if restarts < m.cfg.Restarts {
+				restarts++
+				m.record(ctx, fmt.Sprintf("status %d: local restart %d of %d", code, restarts, m.cfg.Restarts))
+				m.stopScript()
+				if c, _, err := m.Script.Run(runCtx, "start", m.cfg.StartTimeout); err == nil && c == 0 {
+					continue
+				}
+			}
+			m.setState(ctx, "failing")
+			m.stopScript()
+			return m.giveUp(ctx, "failed")
+		}
+	}
+}
+
+// stopScript stops the package, bounded by stop_timeout.
+func (m *Monitor) stopScript() {
+	code, out, err := m.Script.Run(context.Background(), "stop", m.cfg.StopTimeout)
+	if err != nil || code != 0 {
+		m.Log.Printf("%s: stop failed (exit %d, %v): %s", m.Name, code, err, out)
+	}
+}
+
+// giveUp records a final state, gives the package up and ends this host's monitor, so a
+// stand-by takes over.
+func (m *Monitor) giveUp(ctx context.Context, state string) (bool, error) {
+	m.setState(ctx, state)
+	m.release(ctx, "gave up: "+state)
+	return true, fmt.Errorf("package %s %s on %s", m.Name, state, m.Host)
+}
+
+func (m *Monitor) release(ctx context.Context, why string) {
+	m.Store.Swap(ctx, m.key("owner"), m.Host, "")
+	m.record(ctx, why)
+}
+
+func (m *Monitor) setState(ctx context.Context, s string) {
+	if err := m.Store.Set(ctx, m.key("state"), s); err != nil {
+		m.Log.Printf("%s: record state %s: %v", m.Name, s, err)
+	}
+	m.record(ctx, "state "+s)
+}
+
+// historyLines is how many transitions packages/NAME/history keeps.
+const historyLines = 30
+
+// record logs a transition and appends it to packages/NAME/history (who, what, when).
+func (m *Monitor) record(ctx context.Context, what string) {
+	m.Log.Printf("%s: %s", m.Name, what)
+	line := fmt.Sprintf("%s %s %s", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), m.Host, what)
+	for i := 0; i < 3; i++ {
+		old, err := m.Store.Get(ctx, m.key("history"))
+		if err != nil {
+			return
+		}
+		lines := append(strings.Split(strings.TrimSpace(old), "\n"), line)
+		if lines[0] == "" {
+			lines = lines[1:]
+		}
+		lines = lines[max(0, len(lines)-historyLines):]
+		if won, err := m.Store.Swap(ctx, m.key("history"), old, strings.Join(lines, "\n")); err != nil || won {
+			return
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"lite-raft/client"
+)
+
+// Store is the part of the replicated store a monitor uses. Every call is bounded by the
+// context; an error means the outcome is unknown.
+type Store struct {
+	c       *client.Client
+	timeout time.Duration
+}
+
+// NewStore talks to the cluster through c.
+func NewStore(c *client.Client, timeout time.Duration) *Store {
+	return &Store{c: c, timeout: timeout}
+}
+
+// ErrUnknown wraps a failure whose outcome is unknown (timeout, no leader, no server).
+var ErrUnknown = errors.New("outcome unknown")
+
+func (s *Store) do(ctx context.Context, r client.Request) (client.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Do(ctx, r)
+	if err != nil {
+		return resp, fmt.Errorf("%w: %s %s: %v", ErrUnknown, r.Op, r.Key, err)
+	}
+	switch resp.Code {
+	case client.CodeOK, client.CodeAlreadyHolds, client.CodeCondFalse, client.CodeNoKey, client.CodeNotFound, client.CodeNoDir:
+		return resp, nil
+	}
+	return resp, fmt.Errorf("%w: %s %s: %s (exit %d)", ErrUnknown, r.Op, r.Key, resp.Msg, resp.Code)
+}
+
+// Get returns a key's value, "" if it does not exist.
+func (s *Store) Get(ctx context.Context, key string) (string, error) {
+	r, err := s.do(ctx, client.Request{Op: client.OpGet, Key: key})
+	if err != nil || r.Code != 0 {
+		return "", err
+	}
+	return string(r.Value), nil
+}
+
+// Set sets a key.
+func (s *Store) Set(ctx context.Context, key, value string) error {
+	_, err := s.do(ctx, client.Request{Op: client.OpSet, Key: key, Value: []byte(value)})
+	return err
+}
+
+// Swap sets key to value if it holds old ("" matches a missing key only through
+// SetIfMissing). It reports whether it won.
+func (s *Store) Swap(ctx context.Context, key, old, value string) (bool, error) {
+	r, err := s.do(ctx, client.Request{Op: client.OpIfSet, Key: key, Cond: "=", CondValue: []byte(old), Value: []byte(value)})
+	if err != nil {
+		return false, err
+	}
+	return r.Code == client.CodeOK || (r.Code == client.CodeAlreadyHolds && old == value), nil
+}
+
+// List returns the names below dir.
+func (s *Store) List(ctx context.Context, dir string) ([]string, error) {
+	r, err := s.do(ctx, client.Request{Op: client.OpList, Key: dir})
+	if err != nil || r.Code != 0 {
+		return nil, err
+	}
+	return r.Names, nil
+}
