@@ -218,3 +218,69 @@ func uptime(t *testing.T) float64 {
 	f, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
 	return f
 }
+
+// TestPkgLocalRestartThenFailover: a service whose status turns to 1 is restarted in place
+// (restarts=1), and when that does not help the package fails over.
+func TestPkgLocalRestartThenFailover(t *testing.T) {
+	c, hosts := pkgCluster(t)
+	h4, h5 := hosts[0], hosts[1]
+	c.must(h4, "./pkg init web")
+	c.must(h4, "./pkg run web")
+	c.must(h5, "./pkg run web")
+	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	c.must(h4, "touch force-down")
+	c.waitOwner(h5, "web", "host5", 30*time.Second)
+	out := c.must(h5, "./pkg status web")
+	for _, want := range []string{"host4 status 1: local restart 1 of 1", "host4 state failed", "host5 takes over from nobody"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("history lacks %q:\n%s", want, out)
+		}
+	}
+	checkNeverTwice(t, events(t, hosts))
+	// host4's monitor gave up and exits
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if _, _, code := c.lr(h4, "kill -0 $(cat temp/pkg-web.pid)"); code != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("host4's monitor still runs after the package failed there")
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
+	c.expect(h4, "./pkg stop web", 0, "no monitor of web runs on host4")
+}
+
+// TestPkgMoveHaltDisable: planned switch-over, maintenance and a cluster-wide halt.
+func TestPkgMoveHaltDisable(t *testing.T) {
+	c, hosts := pkgCluster(t)
+	h4, h5 := hosts[0], hosts[1]
+	c.must(h4, "./pkg init web")
+	c.must(h4, "./pkg run web")
+	c.must(h5, "./pkg run web")
+	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	c.must(h5, "./pkg move web host5")
+	c.waitOwner(h4, "web", "host5", 20*time.Second)
+	out := c.must(h4, "./pkg status web")
+	if !strings.Contains(out, "handed over to host5 (pkg move)") {
+		t.Fatalf("history:\n%s", out)
+	}
+	// maintenance: the active host's service dies, nothing restarts or fails over
+	c.must(h4, "./pkg disable web")
+	c.must(h5, "touch force-down")
+	c.expect(h4, "./pkg status web | awk '$1==\"web\"{print $2, $3}'", 0, "host5 running")
+	c.must(h4, "./pkg enable web")
+	c.must(h5, "rm -f force-down")
+	// halt: stopped everywhere, nobody takes over
+	c.must(h4, "./pkg halt web")
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		o, _, _ := c.lr(h4, "./pkg status web | awk '$1==\"web\"{print $2, $3}'")
+		if strings.TrimSpace(o) == "- halted" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not halted: %q", o)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
+	checkNeverTwice(t, events(t, hosts))
+}
