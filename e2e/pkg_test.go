@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -283,4 +284,51 @@ func TestPkgMoveHaltDisable(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
 	checkNeverTwice(t, events(t, hosts))
+}
+
+// TestPkgFloatingAddress: the template's floating address moves with the package and
+// answers ping on the new owner.
+func TestPkgFloatingAddress(t *testing.T) {
+	for _, tool := range []string{"ping", "arping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is missing (make test installs iputils-%s)", tool, tool)
+			}
+			t.Skipf("%s is missing: run make test as root to install it", tool)
+		}
+	}
+	c, hosts := pkgCluster(t)
+	h4, h5 := hosts[0], hosts[1]
+	floating := strings.TrimSuffix(c.Subnet, "0/24") + "200"
+	for _, h := range hosts {
+		writeTestScript(t, h, "vip", "pace=0.3 timeout=2 stop_timeout=1 start_timeout=5 preferred_owner=host4 ip="+floating+" prefix=24 netdev=eth0")
+	}
+	c.must(h4, "./pkg init vip")
+	c.must(h4, "./pkg run vip")
+	c.must(h5, "./pkg run vip")
+	c.waitOwner(h5, "vip", "host4", 20*time.Second)
+	holds := func(h *harness.Host) bool {
+		out, _, _, _ := h.Exec("ip", "-o", "addr", "show", "dev", "eth0")
+		return strings.Contains(out, " "+floating+"/")
+	}
+	pingFrom := func(from *harness.Host) {
+		t.Helper()
+		if out, _, code, err := from.Exec("ping", "-c", "1", "-W", "2", floating); err != nil || code != 0 {
+			t.Fatalf("ping %s from %s: exit %d %v\n%s", floating, from.Name, code, err, out)
+		}
+	}
+	if !holds(h4) || holds(h5) {
+		t.Fatalf("the address should be on host4 only: host4 %v, host5 %v", holds(h4), holds(h5))
+	}
+	pingFrom(c.Hosts[0])
+	c.must(h4, "./pkg stop vip")
+	c.waitOwner(h5, "vip", "host5", 20*time.Second)
+	if holds(h4) || !holds(h5) {
+		t.Fatalf("the address should be on host5 only: host4 %v, host5 %v", holds(h4), holds(h5))
+	}
+	// host1 had host4's MAC for the address: the gratuitous ARP points it at host5
+	pingFrom(c.Hosts[0])
+	if out, _, _, _ := c.Hosts[0].Exec("ip", "neigh", "show", floating); !strings.Contains(out, "lladdr") {
+		t.Fatalf("no neighbour entry for %s on host1: %s", floating, out)
+	}
 }
