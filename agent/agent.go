@@ -60,11 +60,12 @@ type Agent struct {
 
 	// clients waiting in the loop
 	nextReadID uint64
-	proposals  map[uint64]*waiter // log index → write waiting for its entry
-	reads      map[uint64]*waiter // read ID → read waiting for its ReadState
-	readyReads []*waiter          // reads with an index, waiting for it to be applied
-	conditions []*waiter          // membership and transfer steps waiting for a state
-	retry      []*waiter          // requests to try again (no leader yet, proposal lost)
+	proposals  map[uint64]*waiter   // log index → write waiting for its entry
+	reads      map[uint64]*waiter   // read ID → read waiting for its ReadState
+	readyReads []*waiter            // reads with an index, waiting for it to be applied
+	conditions []*waiter            // membership and transfer steps waiting for a state
+	watches    map[string][]*waiter // watch requests by key
+	retry      []*waiter            // requests to try again (no leader yet, proposal lost)
 
 	status statusFiles
 	lock   *os.File
@@ -91,7 +92,7 @@ func Run(ctx context.Context, opt Options) error {
 func start(opt Options) (a *Agent, err error) {
 	a = &Agent{dir: opt.Dir, id: opt.ID, log: opt.Log, dialer: opt.Dialer,
 		peers: map[raftcore.NodeID]*peerLink{}, events: make(chan event, 4096), done: make(chan struct{}),
-		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}}
+		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{}}
 	a.leadHint.Store(raftcore.None)
 	if a.id == "" {
 		h, err := conf.ShortHostname()
@@ -304,6 +305,9 @@ func (a *Agent) apply(ents []raftcore.Entry) {
 				res = kvstore.Result{Code: client.CodeFailed, Msg: err.Error()}
 			} else {
 				res = a.kv.Apply(e.Index, cmd)
+				if ws := a.watches[cmd.Key]; len(ws) > 0 {
+					a.wakeWatches(cmd.Key)
+				}
 			}
 		}
 		if w := a.proposals[e.Index]; w != nil {
@@ -397,4 +401,22 @@ func (a *Agent) peerCommand(args string) string {
 
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// wakeWatches answers the watches of key whose value changed.
+func (a *Agent) wakeWatches(key string) {
+	v, _ := a.kv.Get(key)
+	kept := a.watches[key][:0]
+	for _, w := range a.watches[key] {
+		if string(v) != string(w.req.CondValue) {
+			w.reply(client.Response{Value: v})
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	if len(kept) == 0 {
+		delete(a.watches, key)
+	} else {
+		a.watches[key] = kept
+	}
 }

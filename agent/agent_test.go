@@ -135,3 +135,37 @@ func TestSoloAgentConcurrentClients(t *testing.T) {
 		t.Fatal("a second agent started on the same directory")
 	}
 }
+
+// TestWatchWakesOnChange: a watch answers as soon as the key changes, not at its deadline.
+func TestWatchWakesOnChange(t *testing.T) {
+	dir := soloDir(t)
+	do, stop := startSolo(t, dir)
+	defer stop()
+	do(client.Request{Op: client.OpSet, Key: "w", Value: []byte("a")})
+	if r := do(client.Request{Op: client.OpWatch, Key: "w", CondValue: []byte("old"), TimeoutMs: 30000}); string(r.Value) != "a" {
+		t.Fatalf("watch of a value that already changed: %q", r.Value)
+	}
+	conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got := make(chan client.Response, 1)
+	go func() {
+		// a 60 s watch: unless the set wakes it, it cannot answer within the 10 s below
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		r, _ := client.New(conn).Do(ctx, client.Request{Op: client.OpWatch, Key: "w", CondValue: []byte("a"), TimeoutMs: 60000})
+		got <- r
+	}()
+	// the set may land before or after the watch registers; either way it must answer "b"
+	do(client.Request{Op: client.OpSet, Key: "w", Value: []byte("b")})
+	select {
+	case r := <-got:
+		if r.Code != 0 || string(r.Value) != "b" {
+			t.Fatalf("watch answered %d %q, want b", r.Code, r.Value)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch was not woken by the change")
+	}
+}

@@ -148,6 +148,16 @@ func (a *Agent) handleRequest(w *waiter) {
 		a.membership(w)
 	case client.OpRunOnHost:
 		go a.runOnHost(w)
+	case client.OpWatch:
+		if err := kvstore.ValidateKey(r.Key); err != nil {
+			w.reply(client.Response{Code: client.CodeUsage, Msg: err.Error()})
+			return
+		}
+		if v, _ := a.kv.Get(r.Key); string(v) != string(r.CondValue) {
+			w.reply(client.Response{Value: v})
+			return
+		}
+		a.watches[r.Key] = append(a.watches[r.Key], w)
 	default:
 		w.reply(client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("unknown operation %s", r.Op)})
 	}
@@ -255,6 +265,9 @@ func (a *Agent) retryWaiting() {
 
 func (a *Agent) timeout(w *waiter) {
 	switch {
+	case w.req.Op == client.OpWatch:
+		v, _ := a.kv.Get(w.req.Key) // nothing changed: the value as it is
+		w.reply(client.Response{Value: v})
 	case w.proposed:
 		w.reply(client.Response{Code: client.CodeTimeout,
 			Msg: "timed out waiting for the commit: the write may or may not have been applied"})
@@ -292,6 +305,13 @@ func (a *Agent) expire(now time.Time) {
 		}
 		return out
 	}
+	for k, ws := range a.watches {
+		if ws = keep(ws); len(ws) == 0 {
+			delete(a.watches, k)
+		} else {
+			a.watches[k] = ws
+		}
+	}
 	a.readyReads = keep(a.readyReads)
 	a.retry = keep(a.retry)
 	a.conditions = keep(a.conditions)
@@ -307,6 +327,9 @@ func (a *Agent) allWaiters() []*waiter {
 	}
 	for _, w := range a.reads {
 		all = append(all, w)
+	}
+	for _, ws := range a.watches {
+		all = append(all, ws...)
 	}
 	all = append(all, a.readyReads...)
 	all = append(all, a.retry...)

@@ -69,7 +69,9 @@ func (cl *Client) Do(ctx context.Context, req Request) (Response, error) {
 		// why: no leader, unknown outcome, stale) arrives before our own deadline
 		d := time.Until(dl)
 		d -= min(d/10, 200*time.Millisecond)
-		req.TimeoutMs = uint32(max(1, d.Milliseconds()))
+		if t := uint32(max(1, d.Milliseconds())); req.TimeoutMs == 0 || t < req.TimeoutMs {
+			req.TimeoutMs = t
+		}
 	}
 	payload := req.Encode()
 	var lastErr error

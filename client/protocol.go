@@ -28,11 +28,12 @@ const (
 	OpRemove
 	OpTransfer
 	OpRunOnHost // run a lite-raft verb on another host over ssh (boot --join, stop)
+	OpWatch     // answer when Key no longer holds CondValue (or at the deadline), from local state
 	opEnd
 )
 
 var opNames = [...]string{"", "get", "list", "set", "unset", "if", "noop", "status", "add-learner",
-	"promote", "remove", "transfer-leader", "run-on-host"}
+	"promote", "remove", "transfer-leader", "run-on-host", "watch"}
 
 func (o Op) String() string {
 	if o > 0 && o < opEnd {

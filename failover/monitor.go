@@ -57,11 +57,17 @@ func (m *Monitor) Run(ctx context.Context) error {
 		if done, err := m.standbyStep(ctx); done || err != nil {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		// Wait a pace, but wake as soon as the owner changes (a release, a move): the
+		// store answers a watch when the key no longer holds what we saw.
+		if _, err := m.Store.Watch(ctx, m.key("owner"), m.seenOwner, m.cfg.Pace); err != nil {
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+		}
+		if ctx.Err() != nil {
 			m.Log.Printf("%s: monitor stopped (standing by)", m.Name)
 			return nil
-		case <-t.C:
 		}
 	}
 }

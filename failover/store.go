@@ -71,3 +71,20 @@ func (s *Store) List(ctx context.Context, dir string) ([]string, error) {
 	}
 	return r.Names, nil
 }
+
+// Watch returns key's value once it differs from known, or when wait has passed (then
+// possibly still known). The member that answers uses its own state, so this only says
+// when to look again; decisions are made with Swap.
+func (s *Store) Watch(ctx context.Context, key, known string, wait time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait+s.timeout)
+	defer cancel()
+	r, err := s.c.Do(ctx, client.Request{Op: client.OpWatch, Key: key, CondValue: []byte(known),
+		TimeoutMs: uint32(max(1, wait.Milliseconds()))})
+	if err != nil {
+		return known, fmt.Errorf("%w: watch %s: %v", ErrUnknown, key, err)
+	}
+	if r.Code != 0 {
+		return known, fmt.Errorf("%w: watch %s: %s", ErrUnknown, key, r.Msg)
+	}
+	return string(r.Value), nil
+}
