@@ -135,6 +135,18 @@ func TestPkgTutorial(t *testing.T) {
 	c.must(h4, "./pkg run web")
 	c.must(h5, "./pkg run web")
 	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	// the table: host5 stands by, and the tick is young
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out := c.must(h5, "./pkg status")
+		f := strings.Fields(strings.Split(out, "\n")[1])
+		if len(f) >= 7 && f[0] == "web" && f[6] == "host5" && strings.HasSuffix(f[4], "s") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pkg status does not show host5 standing by and the tick's age:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond) // polling with a deadline
+	}
 	stopped := time.Now()
 	c.must(h4, "./pkg stop web")
 	took := c.waitOwner(h5, "web", "host5", 20*time.Second)

@@ -29,7 +29,9 @@ type Monitor struct {
 	// observations as a stand-by
 	seenTick, seenOwner string
 	seenAt              time.Duration
-	releasePending      bool // fenced ourselves while owner: give it up once we can
+	seenAtWall          time.Time
+	published           time.Duration // when packages/NAME/standby/HOST was last written
+	releasePending      bool          // fenced ourselves while owner: give it up once we can
 }
 
 func (m *Monitor) now() time.Duration { return time.Since(m.epoch) } // monotonic
@@ -98,8 +100,9 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 		}
 	}
 	if tick != m.seenTick || owner != m.seenOwner {
-		m.seenTick, m.seenOwner, m.seenAt = tick, owner, now
+		m.seenTick, m.seenOwner, m.seenAt, m.seenAtWall = tick, owner, now, time.Now()
 	}
+	m.publishStandby(ctx, now)
 	if halt == "yes" || enabled == "no" {
 		m.seenAt = now // no countdown while halted or in maintenance
 		return false, nil
@@ -395,4 +398,41 @@ func (m *Monitor) record(ctx context.Context, what string) {
 			return
 		}
 	}
+}
+
+// standbyEvery is how often a stand-by says it is there (and when it last saw the tick
+// move), for `pkg status`.
+func (m *Monitor) standbyEvery() time.Duration { return max(2*time.Second, 5*m.cfg.Pace) }
+
+func (m *Monitor) publishStandby(ctx context.Context, now time.Duration) {
+	if m.published != 0 && now-m.published < m.standbyEvery() {
+		return
+	}
+	m.published = now
+	v := fmt.Sprintf("%d %s %d %d", time.Now().Unix(), m.seenTick, m.seenAtWall.UnixMilli(), m.standbyEvery().Milliseconds())
+	m.Store.Set(ctx, m.key("standby/"+m.Host), v)
+}
+
+// Standby is what `pkg status` shows of one stand-by host.
+type Standby struct {
+	Host     string
+	Fresh    bool      // it reported within three of its intervals
+	Tick     string    // the tick it saw
+	TickSeen time.Time // when it saw that tick first
+}
+
+// ParseStandby reads a packages/NAME/standby/HOST value.
+func ParseStandby(host, v string, now time.Time) (Standby, bool) {
+	f := strings.Fields(v)
+	if len(f) != 4 {
+		return Standby{}, false
+	}
+	at, err1 := strconv.ParseInt(f[0], 10, 64)
+	seen, err2 := strconv.ParseInt(f[2], 10, 64)
+	every, err3 := strconv.ParseInt(f[3], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return Standby{}, false
+	}
+	return Standby{Host: host, Tick: f[1], TickSeen: time.UnixMilli(seen),
+		Fresh: now.Sub(time.Unix(at, 0)) < 3*time.Duration(every)*time.Millisecond+time.Second}, true
 }

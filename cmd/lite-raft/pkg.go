@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"lite-raft/client"
 	"lite-raft/conf"
@@ -287,6 +288,17 @@ func pkgMonitor(c *cli.Context, p string) error {
 		return cli.Exit(err, client.CodeNoServer)
 	}
 	defer closeFn()
+	// one monitor per package per host, whatever raced to start it
+	dir, _ := liteRaftDir(c)
+	lockf, err := os.OpenFile(filepath.Join(dir, "temp", "pkg-"+p+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	defer lockf.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	if err := unix.FcntlFlock(lockf.Fd(), unix.F_SETLK, &lk); err != nil {
+		return cli.Exit(fmt.Sprintf("another monitor of %s runs on %s", p, thisHost()), 1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	m := &failover.Monitor{Name: p, Host: thisHost(), Store: s, Script: &failover.Script{Path: path},
@@ -314,7 +326,7 @@ func pkgStatus(c *cli.Context, p string) error {
 			names = l
 		}
 		w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "PACKAGE\tOWNER\tSTATE\tTICK\tGENERATION\tENABLED\tHALT\tMOVE")
+		fmt.Fprintln(w, "PACKAGE\tOWNER\tSTATE\tTICK\tTICK AGE\tGENERATION\tSTANDING BY\tENABLED\tHALT\tMOVE")
 		for _, n := range names {
 			f := map[string]string{}
 			for _, k := range []string{"owner", "state", "tick", "generation", "enabled", "halt", "move"} {
@@ -324,8 +336,25 @@ func pkgStatus(c *cli.Context, p string) error {
 				}
 				f[k] = v
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n, orDash(f["owner"]), orDash(f["state"]), f["tick"],
-				orDash(f["generation"]), orDash(f["enabled"]), orDash(f["halt"]), orDash(f["move"]))
+			// the stand-bys say when they last saw the tick move: that is its age
+			age, standing := "-", []string{}
+			hosts, _ := s.List(ctx, failover.Key(n, "standby"))
+			for _, h := range hosts {
+				v, err := s.Get(ctx, failover.Key(n, "standby/"+h))
+				sb, ok := failover.ParseStandby(h, v, time.Now())
+				if err != nil || !ok || !sb.Fresh || h == f["owner"] {
+					continue
+				}
+				standing = append(standing, h)
+				if sb.Tick == f["tick"] {
+					age = time.Since(sb.TickSeen).Round(100 * time.Millisecond).String()
+				}
+			}
+			if len(standing) == 0 {
+				standing = []string{"-"}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n, orDash(f["owner"]), orDash(f["state"]), f["tick"], age,
+				orDash(f["generation"]), strings.Join(standing, ","), orDash(f["enabled"]), orDash(f["halt"]), orDash(f["move"]))
 		}
 		w.Flush()
 		if p != "" {
