@@ -84,13 +84,21 @@ func (m *memStore) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.
 	return sshrpc.Frame{Payload: resp.Encode()}, nil
 }
 
-// TestTwoMonitors: the preferred host runs the package, a clean stop there hands it to
-// the stand-by, and the event log never shows both running it.
-func TestTwoMonitors(t *testing.T) {
+// rig is an in-process store, a control script that logs its starts and stops, and
+// monitors started on demand.
+type rig struct {
+	t      *testing.T
+	dir    string
+	events string
+	script string
+	store  *Store
+	runs   map[string]func() error // host → stop its monitor, returning Run's error
+}
+
+func newRig(t *testing.T, mutate func(*Config)) *rig {
 	dir := t.TempDir()
-	events := filepath.Join(dir, "events")
-	script := filepath.Join(dir, "pkg")
-	os.WriteFile(script, []byte(fmt.Sprintf(`#!/bin/sh
+	r := &rig{t: t, dir: dir, events: filepath.Join(dir, "events"), script: filepath.Join(dir, "pkg"), runs: map[string]func() error{}}
+	os.WriteFile(r.script, []byte(fmt.Sprintf(`#!/bin/sh
 run=%s/running.$LITE_RAFT_PKG_OWNER
 case "$1" in
 start) touch "$run"; echo "$1 $LITE_RAFT_PKG_OWNER $LITE_RAFT_PKG_GENERATION" >> %s ;;
@@ -98,52 +106,94 @@ stop) rm -f "$run"; echo "$1 $LITE_RAFT_PKG_OWNER $LITE_RAFT_PKG_GENERATION" >> 
 status) [ -f "$run" ] || exit 1 ;;
 esac
 exit 0
-`, dir, events, events)), 0o755)
-	ms := &memStore{kv: kvstore.New()}
-	store := NewStore(client.New(ms), time.Second)
+`, dir, r.events, r.events)), 0o755)
+	r.store = NewStore(client.New(&memStore{kv: kvstore.New()}), time.Second)
 	cfg := DefaultConfig()
 	cfg.Pace, cfg.Timeout, cfg.StopTimeout, cfg.PreferredOwner = 50*time.Millisecond, time.Second, 200*time.Millisecond, "a"
-	ctx := context.Background()
-	for k, v := range map[string]string{"config": cfg.Encode(), "owner": "a", "tick": "0", "generation": "0",
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	for k, v := range map[string]string{"config": cfg.Encode(), "owner": cfg.PreferredOwner, "tick": "0", "generation": "0",
 		"enabled": "yes", "halt": "no", "move": "", "history": "", "state": "unknown"} {
-		store.Set(ctx, Key("web", k), v)
+		r.store.Set(context.Background(), Key("web", k), v)
 	}
-	run := func(host string) (context.CancelFunc, chan error) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		m := &Monitor{Name: "web", Host: host, Store: store, Script: &Script{Path: script}, Log: log.New(io.Discard, "", 0)}
-		go func() { done <- m.Run(ctx) }()
-		return cancel, done
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
+	return r
+}
+
+func (r *rig) run(host string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	m := &Monitor{Name: "web", Host: host, Store: r.store, Script: &Script{Path: r.script}, Log: log.New(io.Discard, "", 0)}
+	go func() { done <- m.Run(ctx) }()
+	r.runs[host] = func() error { cancel(); return <-done }
+}
+
+func (r *rig) stop(host string) error { return r.runs[host]() }
+
+func (r *rig) get(field string) string {
+	v, _ := r.store.Get(context.Background(), Key("web", field))
+	return v
+}
+
+func (r *rig) waitRunning(host string) {
+	r.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); r.get("owner") != host || r.get("state") != "running"; {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("timed out waiting for %s to run the package (owner %q, state %q)", host, r.get("owner"), r.get("state"))
 		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
 	}
-	is := func(field, want string) func() bool {
-		return func() bool { v, _ := store.Get(ctx, Key("web", field)); return v == want }
-	}
-	stopA, doneA := run("a")
-	stopB, doneB := run("b")
-	waitFor("a running", func() bool { return is("owner", "a")() && is("state", "running")() })
-	stopA()
-	if err := <-doneA; err != nil {
+}
+
+func (r *rig) eventLines() []string {
+	b, _ := os.ReadFile(r.events)
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+// TestTwoMonitors: the preferred host runs the package, a clean stop there hands it to
+// the stand-by, and the event log never shows both running it.
+func TestTwoMonitors(t *testing.T) {
+	r := newRig(t, nil)
+	r.run("a")
+	r.run("b")
+	r.waitRunning("a")
+	if err := r.stop("a"); err != nil {
 		t.Fatalf("monitor a: %v", err)
 	}
-	waitFor("b running", func() bool { return is("owner", "b")() && is("state", "running")() })
-	stopB()
-	<-doneB
-	b, _ := os.ReadFile(events)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	r.waitRunning("b")
+	r.stop("b")
 	want := []string{"start a 1", "stop a 1", "start b 2", "stop b 2"}
-	if strings.Join(lines, "|") != strings.Join(want, "|") {
-		t.Fatalf("events:\n%s\nwant %v", b, want)
+	if got := r.eventLines(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events %v, want %v", got, want)
 	}
-	if h, _ := store.Get(ctx, Key("web", "history")); !strings.Contains(h, "b takes over from nobody (generation 2)") {
+	if h := r.get("history"); !strings.Contains(h, "b takes over from nobody (generation 2)") {
+		t.Fatalf("history:\n%s", h)
+	}
+}
+
+// TestAllowedHostsAndFailback: a host outside allowed_hosts never runs the package; with
+// failback the preferred owner takes it back when its monitor returns.
+func TestAllowedHostsAndFailback(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.AllowedHosts = []string{"a", "b"}; c.Failback = true })
+	r.run("c") // not allowed
+	r.run("a")
+	r.waitRunning("a")
+	r.run("b")
+	if err := r.stop("a"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitRunning("b")
+	r.run("a") // back: failback asks for it, b hands it over
+	r.waitRunning("a")
+	r.stop("a")
+	r.stop("b")
+	r.stop("c")
+	for _, e := range r.eventLines() {
+		if strings.Contains(e, " c ") {
+			t.Fatalf("host c, outside allowed_hosts, ran the package: %v", r.eventLines())
+		}
+	}
+	if h := r.get("history"); !strings.Contains(h, "asks for the package back (failback)") || !strings.Contains(h, "handed over to a (pkg move)") {
 		t.Fatalf("history:\n%s", h)
 	}
 }
