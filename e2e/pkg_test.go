@@ -121,7 +121,7 @@ func pkgCluster(t *testing.T) (*cluster, []*harness.Host) {
 	for _, h := range pkgHosts {
 		os.Remove(filepath.Join(h.Dir, "conf", "cluster_nodes"))
 		os.WriteFile(filepath.Join(h.Dir, "conf", "remote_hosts"), []byte("host1 host2 host3\n"), 0o644)
-		writeTestScript(t, h, "web", "pace=0.3 timeout=2 stop_timeout=1 start_timeout=5 preferred_owner=host4 restarts=1")
+		writeTestScript(t, h, "web", "pace=0.3 timeout=3 stop_timeout=1 start_timeout=5 preferred_owner=host4 restarts=1")
 	}
 	return c, pkgHosts
 }
@@ -150,7 +150,7 @@ func TestPkgTutorial(t *testing.T) {
 	stopped := time.Now()
 	c.must(h4, "./pkg stop web")
 	took := c.waitOwner(h5, "web", "host5", 20*time.Second)
-	t.Logf("failover after pkg stop on the active host: %v (pace 0.3 s, timeout 2 s)", (time.Since(stopped) - 0).Round(10*time.Millisecond))
+	t.Logf("failover after pkg stop on the active host: %v (pace 0.3 s, timeout 3 s)", (time.Since(stopped) - 0).Round(10*time.Millisecond))
 	_ = took
 	out := c.must(h5, "./pkg status web")
 	if !strings.Contains(out, "recent history:") || !strings.Contains(out, "takes over") {
@@ -313,7 +313,7 @@ func TestPkgFloatingAddress(t *testing.T) {
 	h4, h5 := hosts[0], hosts[1]
 	floating := strings.TrimSuffix(c.Subnet, "0/24") + "200"
 	for _, h := range hosts {
-		writeTestScript(t, h, "vip", "pace=0.3 timeout=2 stop_timeout=1 start_timeout=5 preferred_owner=host4 ip="+floating+" prefix=24 netdev=eth0")
+		writeTestScript(t, h, "vip", "pace=0.3 timeout=3 stop_timeout=1 start_timeout=5 preferred_owner=host4 ip="+floating+" prefix=24 netdev=eth0")
 	}
 	c.must(h4, "./pkg init vip")
 	c.must(h4, "./pkg run vip")

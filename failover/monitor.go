@@ -409,16 +409,26 @@ func (m *Monitor) publishStandby(ctx context.Context, now time.Duration) {
 		return
 	}
 	m.published = now
-	v := fmt.Sprintf("%d %s %d %d", time.Now().Unix(), m.seenTick, m.seenAtWall.UnixMilli(), m.standbyEvery().Milliseconds())
+	v := fmt.Sprintf("%d %s %d %d", time.Now().UnixMilli(), m.seenTick, m.seenAtWall.UnixMilli(), m.standbyEvery().Milliseconds())
 	m.Store.Set(ctx, m.key("standby/"+m.Host), v)
 }
 
 // Standby is what `pkg status` shows of one stand-by host.
 type Standby struct {
-	Host     string
-	Fresh    bool      // it reported within three of its intervals
-	Tick     string    // the tick it saw
-	TickSeen time.Time // when it saw that tick first
+	Host       string
+	Fresh      bool      // it reported within three of its intervals
+	Tick       string    // the tick it saw
+	TickSeen   time.Time // when it saw that tick first
+	ReportedAt time.Time
+}
+
+// TickAge says how old the tick is, as far as this stand-by can tell: exact if the tick
+// has not moved since its report, else "less than the report's age".
+func (s Standby) TickAge(current string, now time.Time) string {
+	if current == s.Tick {
+		return now.Sub(s.TickSeen).Round(100 * time.Millisecond).String()
+	}
+	return "<" + now.Sub(s.ReportedAt).Round(100*time.Millisecond).String()
 }
 
 // ParseStandby reads a packages/NAME/standby/HOST value.
@@ -433,6 +443,6 @@ func ParseStandby(host, v string, now time.Time) (Standby, bool) {
 	if err1 != nil || err2 != nil || err3 != nil {
 		return Standby{}, false
 	}
-	return Standby{Host: host, Tick: f[1], TickSeen: time.UnixMilli(seen),
-		Fresh: now.Sub(time.Unix(at, 0)) < 3*time.Duration(every)*time.Millisecond+time.Second}, true
+	return Standby{Host: host, Tick: f[1], TickSeen: time.UnixMilli(seen), ReportedAt: time.UnixMilli(at),
+		Fresh: now.Sub(time.UnixMilli(at)) < 3*time.Duration(every)*time.Millisecond+time.Second}, true
 }

@@ -23,7 +23,10 @@ if [ $rc -eq 0 ]; then
 fi
 grep -E '^(ok|FAIL|--- FAIL|--- race|panic:|go: |WARNING: DATA RACE|sim:|history:|group commit:)' "$log"
 if [ $rc -ne 0 ]; then
-	echo "---- last 150 lines of the test log ----"
-	tail -n 150 "$log"
+	# what the failing tests said: the lines before each failure, then the log's end
+	echo "---- output before each failure ----"
+	grep -n -B 60 -E '^\s*--- FAIL|^panic:|^FAIL\s' "$log" | grep -vE -- '-\s+--- PASS|-=== (RUN|PAUSE|CONT)' | head -n 400
+	echo "---- last 60 lines of the test log ----"
+	tail -n 60 "$log"
 fi
 exit $rc

@@ -346,8 +346,8 @@ func pkgStatus(c *cli.Context, p string) error {
 					continue
 				}
 				standing = append(standing, h)
-				if sb.Tick == f["tick"] {
-					age = time.Since(sb.TickSeen).Round(100 * time.Millisecond).String()
+				if a := sb.TickAge(f["tick"], time.Now()); age == "-" || len(a) < len(age) {
+					age = a
 				}
 			}
 			if len(standing) == 0 {
