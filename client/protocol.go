@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"lite-raft/internal/wire"
 )
 
 // Frame types on an sshrpc stream to an agent.
@@ -98,7 +100,7 @@ func (r Request) Encode() []byte {
 	b = binary.AppendUvarint(b, r.Seq)
 	b = binary.AppendUvarint(b, uint64(r.TimeoutMs))
 	for _, f := range [][]byte{[]byte(r.Key), r.Value, []byte(r.Cond), r.CondValue, []byte(r.Host), []byte(r.Args)} {
-		b = appendBytes(b, f)
+		b = wire.AppendBytes(b, f)
 	}
 	return b
 }
@@ -106,31 +108,31 @@ func (r Request) Encode() []byte {
 // DecodeRequest parses Encode's output (it does not validate keys: the agent does).
 func DecodeRequest(b []byte) (Request, error) {
 	var r Request
-	d := decoder{b: b}
-	r.Op = Op(d.byte())
-	r.Hops = d.byte()
-	flags := d.byte()
+	d := wire.Decoder{B: b}
+	r.Op = Op(d.Byte())
+	r.Hops = d.Byte()
+	flags := d.Byte()
 	r.Stale = flags&1 != 0
-	r.ClientID, r.Seq = d.uvarint(), d.uvarint()
-	t := d.uvarint()
+	r.ClientID, r.Seq = d.Uvarint(), d.Uvarint()
+	t := d.Uvarint()
 	if t > 1<<32-1 {
-		d.fail("timeout out of range")
+		d.Fail(errors.New("timeout out of range"))
 	}
 	r.TimeoutMs = uint32(t)
-	r.Key = string(d.bytes(2048))
-	r.Value = d.bytes(2 << 20)
-	r.Cond = string(d.bytes(16))
-	r.CondValue = d.bytes(2 << 20)
-	r.Host = string(d.bytes(256))
-	r.Args = string(d.bytes(4096))
-	if d.err == nil && (r.Op == 0 || r.Op >= opEnd) {
-		d.fail(fmt.Sprintf("unknown operation %d", r.Op))
+	r.Key = string(d.Bytes(2048))
+	r.Value = d.Bytes(2 << 20)
+	r.Cond = string(d.Bytes(16))
+	r.CondValue = d.Bytes(2 << 20)
+	r.Host = string(d.Bytes(256))
+	r.Args = string(d.Bytes(4096))
+	if d.Err == nil && (r.Op == 0 || r.Op >= opEnd) {
+		d.Fail(errors.New(fmt.Sprintf("unknown operation %d", r.Op)))
 	}
-	if d.err == nil && (flags&^1 != 0 || len(d.b) != 0) {
-		d.fail("trailing or unknown fields")
+	if d.Err == nil && (flags&^1 != 0 || len(d.B) != 0) {
+		d.Fail(errors.New("trailing or unknown fields"))
 	}
-	if d.err != nil {
-		return Request{}, fmt.Errorf("decode request: %w", d.err)
+	if d.Err != nil {
+		return Request{}, fmt.Errorf("decode request: %w", d.Err)
 	}
 	return r, nil
 }
@@ -139,97 +141,41 @@ func DecodeRequest(b []byte) (Request, error) {
 func (r Response) Encode() []byte {
 	b := make([]byte, 0, 32+len(r.Msg)+len(r.Value)+len(r.JSON))
 	b = binary.AppendUvarint(b, uint64(r.Code))
-	b = appendBytes(b, []byte(r.Msg))
-	b = appendBytes(b, r.Value)
+	b = wire.AppendBytes(b, []byte(r.Msg))
+	b = wire.AppendBytes(b, r.Value)
 	b = binary.AppendUvarint(b, uint64(len(r.Names)))
 	for _, n := range r.Names {
-		b = appendBytes(b, []byte(n))
+		b = wire.AppendBytes(b, []byte(n))
 	}
-	b = appendBytes(b, []byte(r.Leader))
-	return appendBytes(b, r.JSON)
+	b = wire.AppendBytes(b, []byte(r.Leader))
+	return wire.AppendBytes(b, r.JSON)
 }
 
 // DecodeResponse parses Response.Encode's output.
 func DecodeResponse(b []byte) (Response, error) {
 	var r Response
-	d := decoder{b: b}
-	code := d.uvarint()
+	d := wire.Decoder{B: b}
+	code := d.Uvarint()
 	if code > 255 {
-		d.fail("code out of range")
+		d.Fail(errors.New("code out of range"))
 	}
 	r.Code = int(code)
-	r.Msg = string(d.bytes(1 << 16))
-	r.Value = d.bytes(2 << 20)
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)) {
-		d.fail("name count beyond the data")
+	r.Msg = string(d.Bytes(1 << 16))
+	r.Value = d.Bytes(2 << 20)
+	n := d.Uvarint()
+	if d.Err == nil && n > uint64(len(d.B)) {
+		d.Fail(errors.New("name count beyond the data"))
 	}
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		r.Names = append(r.Names, string(d.bytes(2048)))
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		r.Names = append(r.Names, string(d.Bytes(2048)))
 	}
-	r.Leader = string(d.bytes(256))
-	r.JSON = d.bytes(16 << 20)
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("trailing bytes")
+	r.Leader = string(d.Bytes(256))
+	r.JSON = d.Bytes(16 << 20)
+	if d.Err == nil && len(d.B) != 0 {
+		d.Fail(errors.New("trailing bytes"))
 	}
-	if d.err != nil {
-		return Response{}, fmt.Errorf("decode response: %w", d.err)
+	if d.Err != nil {
+		return Response{}, fmt.Errorf("decode response: %w", d.Err)
 	}
 	return r, nil
-}
-
-func appendBytes(b, f []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(f)))
-	return append(b, f...)
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(msg string) {
-	if d.err == nil {
-		d.err = errors.New(msg)
-	}
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil || len(d.b) == 0 {
-		d.fail("cut short")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("cut short")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes(limit int) []byte {
-	l := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if l > uint64(limit) || l > uint64(len(d.b)) {
-		d.fail(fmt.Sprintf("field of %d bytes cut short or over the limit", l))
-		return nil
-	}
-	if l == 0 {
-		return nil
-	}
-	v := d.b[:l:l]
-	d.b = d.b[l:]
-	return v
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"lite-raft/internal/wire"
 )
 
 // Op is what a command does.
@@ -101,8 +103,7 @@ func (c Command) Encode() []byte {
 	b = binary.AppendUvarint(b, c.ClientID)
 	b = binary.AppendUvarint(b, c.Seq)
 	for _, f := range [][]byte{[]byte(c.Key), c.Value, []byte(c.Cond), c.CondValue} {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
+		b = wire.AppendBytes(b, f)
 	}
 	return b
 }
@@ -113,29 +114,17 @@ func Decode(b []byte) (Command, error) {
 	if len(b) == 0 {
 		return c, errors.New("empty command")
 	}
-	c.Op = Op(b[0])
-	b = b[1:]
-	var fields [2]uint64
-	for i := range fields {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return c, errors.New("command cut short")
-		}
-		fields[i], b = v, b[n:]
+	d := wire.Decoder{B: b}
+	c.Op = Op(d.Byte())
+	c.ClientID, c.Seq = d.Uvarint(), d.Uvarint()
+	c.Key = d.String(MaxKeyLen + 1)
+	c.Value = d.Bytes(MaxValueLen + 1)
+	c.Cond = d.String(16)
+	c.CondValue = d.Bytes(MaxValueLen + 1)
+	d.End()
+	if d.Err != nil {
+		return c, fmt.Errorf("command: %w", d.Err)
 	}
-	c.ClientID, c.Seq = fields[0], fields[1]
-	var parts [4][]byte
-	for i := range parts {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
-			return c, errors.New("command cut short")
-		}
-		parts[i], b = b[n:n+int(l)], b[n+int(l):]
-	}
-	if len(b) != 0 {
-		return c, fmt.Errorf("%d bytes after the command", len(b))
-	}
-	c.Key, c.Value, c.Cond, c.CondValue = string(parts[0]), parts[1], string(parts[2]), parts[3]
 	if c.Op != OpSet && c.Op != OpIfSet {
 		c.Value = nil
 	}

@@ -2,12 +2,15 @@ package kvstore
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"lite-raft/internal/wire"
 )
 
 // Result codes are the original's exit codes (SPEC.md), so a forwarded request can be
@@ -76,23 +79,13 @@ func (s *Store) evictSessions() {
 	}
 	slices.SortFunc(all, func(a, b aged) int {
 		if a.index != b.index {
-			return cmpU(a.index, b.index)
+			return cmp.Compare(a.index, b.index)
 		}
-		return cmpU(a.id, b.id)
+		return cmp.Compare(a.id, b.id)
 	})
 	for _, a := range all[:len(all)-maxSessions*9/10] {
 		delete(s.sessions, a.id)
 	}
-}
-
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (s *Store) apply(c Command) Result {
@@ -227,16 +220,13 @@ func (s *Store) Snapshot() []byte {
 		b = binary.AppendUvarint(b, ss.seq)
 		b = binary.AppendUvarint(b, ss.lastIndex)
 		b = binary.AppendUvarint(b, uint64(ss.result.Code))
-		b = binary.AppendUvarint(b, uint64(len(ss.result.Msg)))
-		b = append(b, ss.result.Msg...)
+		b = wire.AppendString(b, ss.result.Msg)
 	}
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
 		v := s.data[k]
-		b = binary.AppendUvarint(b, uint64(len(k)))
-		b = append(b, k...)
-		b = binary.AppendUvarint(b, uint64(len(v)))
-		b = append(b, v...)
+		b = wire.AppendString(b, k)
+		b = wire.AppendBytes(b, v)
 	}
 	return b
 }
@@ -251,58 +241,24 @@ func Restore(b []byte) (*Store, error) {
 	if !bytes.HasPrefix(b, []byte(snapshotMagic)) {
 		return nil, errors.New("kv snapshot: bad magic")
 	}
-	r := reader{b: b[len(snapshotMagic):]}
-	n := r.uvarint()
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		id, seq, last, code := r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
-		msg := r.bytes(1 << 16)
+	r := wire.Decoder{B: b[len(snapshotMagic):]}
+	n := r.Uvarint()
+	for i := uint64(0); i < n && r.Err == nil; i++ {
+		id, seq, last, code := r.Uvarint(), r.Uvarint(), r.Uvarint(), r.Uvarint()
+		msg := r.Bytes(1 << 16)
 		s.sessions[id] = session{seq: seq, lastIndex: last, result: Result{Code: int(code), Msg: string(msg)}}
 	}
-	n = r.uvarint()
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		k := r.bytes(MaxKeyLen)
-		v := r.bytes(MaxValueLen)
-		if r.err == nil {
+	n = r.Uvarint()
+	for i := uint64(0); i < n && r.Err == nil; i++ {
+		k := r.Bytes(MaxKeyLen)
+		v := r.Bytes(MaxValueLen)
+		if r.Err == nil {
 			s.data[string(k)] = v
 		}
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%d bytes after the data", len(r.b))
-	}
-	if r.err != nil {
-		return nil, fmt.Errorf("kv snapshot: %w", r.err)
+	r.End()
+	if r.Err != nil {
+		return nil, fmt.Errorf("kv snapshot: %w", r.Err)
 	}
 	return s, nil
-}
-
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errors.New("cut short")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) bytes(limit int) []byte {
-	l := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if l > uint64(limit) || l > uint64(len(r.b)) {
-		r.err = fmt.Errorf("field of %d bytes: cut short or over the limit", l)
-		return nil
-	}
-	v := r.b[:l:l]
-	r.b = r.b[l:]
-	return v
 }

@@ -2,8 +2,9 @@ package raftcore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
+
+	"lite-raft/internal/wire"
 )
 
 // EncodeMessage renders m for the wire: a type byte, then uvarint-coded fields, entries
@@ -23,8 +24,8 @@ func EncodeMessage(buf []byte, m Message) []byte {
 		buf = nb
 	}
 	buf = append(buf, byte(m.Type))
-	buf = appendString(buf, string(m.From))
-	buf = appendString(buf, string(m.To))
+	buf = wire.AppendString(buf, string(m.From))
+	buf = wire.AppendString(buf, string(m.To))
 	for _, v := range [...]uint64{m.Term, m.LogTerm, m.Index, m.Commit, m.RejectHint, m.Context} {
 		buf = binary.AppendUvarint(buf, v)
 	}
@@ -42,14 +43,14 @@ func EncodeMessage(buf []byte, m Message) []byte {
 		buf = binary.AppendUvarint(buf, e.Index)
 		buf = binary.AppendUvarint(buf, e.Term)
 		buf = append(buf, byte(e.Type))
-		buf = appendString(buf, string(e.Data))
+		buf = wire.AppendString(buf, string(e.Data))
 	}
 	if s := m.Snapshot; s != nil {
 		buf = binary.AppendUvarint(buf, s.Meta.Index)
 		buf = binary.AppendUvarint(buf, s.Meta.Term)
-		buf = appendString(buf, string(EncodeMembership(s.Meta.Members)))
+		buf = wire.AppendString(buf, string(EncodeMembership(s.Meta.Members)))
 		buf = binary.AppendUvarint(buf, s.Offset)
-		buf = appendString(buf, string(s.Data))
+		buf = wire.AppendString(buf, string(s.Data))
 		if s.Done {
 			buf = append(buf, 1)
 		} else {
@@ -61,128 +62,60 @@ func EncodeMessage(buf []byte, m Message) []byte {
 	return buf
 }
 
-func appendString(buf []byte, s string) []byte {
-	buf = binary.AppendUvarint(buf, uint64(len(s)))
-	return append(buf, s...)
-}
-
 // maxWireEntries bounds the entries one message may claim, before anything is allocated.
 const maxWireEntries = 1 << 20
 
 // DecodeMessage parses EncodeMessage's output. Entry and chunk data alias b. It checks
 // the encoding, not the meaning: Step checks that.
 func DecodeMessage(b []byte) (Message, error) {
-	d := decoder{b: b}
+	d := wire.Decoder{B: b}
 	var m Message
-	m.Type = MsgType(d.byte())
-	m.From = NodeID(d.string(256))
-	m.To = NodeID(d.string(256))
-	m.Term, m.LogTerm, m.Index = d.uvarint(), d.uvarint(), d.uvarint()
-	m.Commit, m.RejectHint, m.Context = d.uvarint(), d.uvarint(), d.uvarint()
-	flags := d.byte()
+	m.Type = MsgType(d.Byte())
+	m.From = NodeID(d.String(256))
+	m.To = NodeID(d.String(256))
+	m.Term, m.LogTerm, m.Index = d.Uvarint(), d.Uvarint(), d.Uvarint()
+	m.Commit, m.RejectHint, m.Context = d.Uvarint(), d.Uvarint(), d.Uvarint()
+	flags := d.Byte()
 	m.Reject = flags&1 != 0
-	n := d.uvarint()
-	if d.err == nil && (n > maxWireEntries || n > uint64(len(d.b))/4) {
-		d.err = fmt.Errorf("%d entries in %d bytes", n, len(d.b))
+	n := d.Uvarint()
+	if d.Err == nil && (n > maxWireEntries || n > uint64(len(d.B))/4) {
+		d.Err = fmt.Errorf("%d entries in %d bytes", n, len(d.B))
 	}
-	if n > 0 && d.err == nil {
+	if n > 0 && d.Err == nil {
 		m.Entries = make([]Entry, n)
 		for i := range m.Entries {
 			e := &m.Entries[i]
-			e.Index, e.Term = d.uvarint(), d.uvarint()
-			e.Type = EntryType(d.byte())
-			e.Data = d.bytes(64 << 20)
+			e.Index, e.Term = d.Uvarint(), d.Uvarint()
+			e.Type = EntryType(d.Byte())
+			e.Data = d.Bytes(64 << 20)
 		}
 	}
 	if flags&2 != 0 {
 		s := &SnapshotChunk{}
-		s.Meta.Index, s.Meta.Term = d.uvarint(), d.uvarint()
-		members := d.bytes(1 << 20)
-		s.Offset = d.uvarint()
-		s.Data = d.bytes(64 << 20)
-		s.Done = d.byte() == 1
-		s.Total = d.uvarint()
-		s.Checksum = d.uint32()
-		if d.err == nil {
+		s.Meta.Index, s.Meta.Term = d.Uvarint(), d.Uvarint()
+		members := d.Bytes(1 << 20)
+		s.Offset = d.Uvarint()
+		s.Data = d.Bytes(64 << 20)
+		s.Done = d.Byte() == 1
+		s.Total = d.Uvarint()
+		s.Checksum = d.Uint32()
+		if d.Err == nil {
 			mem, err := DecodeMembership(members)
 			if err != nil {
-				d.err = err
+				d.Err = err
 			}
 			s.Meta.Members = mem
 		}
 		m.Snapshot = s
 	}
-	if flags&^3 != 0 && d.err == nil {
-		d.err = fmt.Errorf("unknown flags %#x", flags)
+	if flags&^3 != 0 && d.Err == nil {
+		d.Err = fmt.Errorf("unknown flags %#x", flags)
 	}
-	if d.err == nil && len(d.b) > 0 {
-		d.err = fmt.Errorf("%d bytes after the message", len(d.b))
+	if d.Err == nil && len(d.B) > 0 {
+		d.Err = fmt.Errorf("%d bytes after the message", len(d.B))
 	}
-	if d.err != nil {
-		return Message{}, fmt.Errorf("decode message: %w", d.err)
+	if d.Err != nil {
+		return Message{}, fmt.Errorf("decode message: %w", d.Err)
 	}
 	return m, nil
 }
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-var errShort = errors.New("cut short")
-
-func (d *decoder) byte() byte {
-	if d.err != nil || len(d.b) == 0 {
-		if d.err == nil {
-			d.err = errShort
-		}
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) uint32() uint32 {
-	if d.err != nil || len(d.b) < 4 {
-		if d.err == nil {
-			d.err = errShort
-		}
-		return 0
-	}
-	v := binary.BigEndian.Uint32(d.b)
-	d.b = d.b[4:]
-	return v
-}
-
-func (d *decoder) bytes(limit int) []byte {
-	l := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if l > uint64(limit) || l > uint64(len(d.b)) {
-		d.err = fmt.Errorf("field of %d bytes: %w or over the limit", l, errShort)
-		return nil
-	}
-	if l == 0 {
-		return nil
-	}
-	v := d.b[:l:l]
-	d.b = d.b[l:]
-	return v
-}
-
-func (d *decoder) string(limit int) string { return string(d.bytes(limit)) }

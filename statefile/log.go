@@ -2,6 +2,7 @@ package statefile
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -90,7 +91,7 @@ func openLogAt(dir string, segmentSize int64, after uint64, readOnly bool) (*Log
 		}
 		files = append(files, named{first, p})
 	}
-	slices.SortFunc(files, func(a, b named) int { return cmpU64(a.first, b.first) })
+	slices.SortFunc(files, func(a, b named) int { return cmp.Compare(a.first, b.first) })
 
 	var ents []raftcore.Entry
 	for k, f := range files {
@@ -181,16 +182,6 @@ func (l *Log) scanSegment(seg *segment, data []byte, isLast bool, after uint64, 
 		off += n
 	}
 	return int64(off), false, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func truncateSync(path string, size int64) error {
