@@ -29,6 +29,7 @@ func newApp() *cli.App {
 			benchCommand(),
 			remoteCommand(),
 			pkgCommand(),
+			sshCommandCommand(),
 			statusCommand(),
 			recoverCommand(),
 			&cli.Command{
