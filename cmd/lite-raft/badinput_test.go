@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"lite-raft/agent"
+	"lite-raft/conf"
+	"lite-raft/raftcore"
+	"lite-raft/statefile"
+)
+
+// startAgent runs a one-member agent in-process on dir, named like this host.
+func startAgent(t *testing.T, dir string) {
+	t.Helper()
+	me, _ := conf.ShortHostname()
+	os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
+	os.WriteFile(filepath.Join(dir, "conf", "election_timeout"), []byte("0.1"), 0o644)
+	if err := statefile.Bootstrap(dir, raftcore.Membership{Voters: []raftcore.NodeID{raftcore.NodeID(me)}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- agent.Run(ctx, agent.Options{Dir: dir, ID: raftcore.NodeID(me), Log: log.New(io.Discard, "", 0), Ready: ready})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); <-done })
+	// wait for it to lead (one member: a few ticks)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if out, code := runApp(t, "--dir", dir, "client", "set", "ready", "yes"); code == 0 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("agent not ready: %s", out)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+}
+
+func lastIndex(t *testing.T, dir string) uint64 {
+	t.Helper()
+	out, code := runApp(t, "--dir", dir, "client", "--json", "--stale", "status")
+	var st agent.Status
+	if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &st) != nil {
+		t.Fatalf("status: %d %s", code, out)
+	}
+	return st.LastIndex
+}
+
+// TestBadClientInput: every malformed request is refused with its message and exit code,
+// and nothing reaches the log.
+func TestBadClientInput(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	before := lastIndex(t, dir)
+	big := strings.Repeat("x", 1<<20+1)
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"set", "a/../b", "v"}, 10, `".." segments are not allowed`},
+		{[]string{"set", "../../etc/passwd", "v"}, 10, `".." segments`},
+		{[]string{"set", "a//b", "v"}, 10, "empty path segment"},
+		{[]string{"set", "/a", "v"}, 10, "empty path segment"},
+		{[]string{"set", "a/", "v"}, 10, "empty path segment"},
+		{[]string{"set", "tab\there", "v"}, 10, "control characters"},
+		{[]string{"set", "new\nline", "v"}, 10, "control characters"},
+		{[]string{"get", "bell\a"}, 10, "control characters"},
+		{[]string{"set", "k", big}, 10, "1 MiB"},
+		{[]string{"set", strings.Repeat("k", 1025), "v"}, 10, "limit is 1024"},
+		{[]string{"if", "k", "~", "1", "set", "2"}, 10, "unknown operator"},
+		{[]string{"if", "k", "=", "1", "put", "2"}, 10, "want KEY OP X set Y"},
+		{[]string{"if", "k", "=", "1"}, 10, "want KEY OP X set Y"},
+		{[]string{"set", "k"}, 10, "want KEY VALUE"},
+		{[]string{"unset"}, 10, "want KEY"},
+		{[]string{"list", "a", "b"}, 10, "at most one DIR"},
+		{[]string{"frobnicate"}, 10, `unknown verb "frobnicate"`},
+		{[]string{}, 10, "missing verb"},
+		{[]string{"--timeout", "-3", "get", "k"}, 10, "not a positive number"},
+		{[]string{"add-member"}, 10, "want HOST"},
+	} {
+		out, code := runApp(t, append([]string{"--dir", dir, "client"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(out, tc.msg) {
+			t.Errorf("client %q: exit %d, output %q; want exit %d and %q", tc.args, code, out, tc.code, tc.msg)
+		}
+	}
+	if after := lastIndex(t, dir); after != before {
+		t.Fatalf("refused requests reached the log: last index %d → %d", before, after)
+	}
+	// binary values are fine: any bytes up to 1 MiB
+	bin := string([]byte{0, 1, 2, 0xff, '\n', 0})
+	if out, code := runApp(t, "--dir", dir, "client", "set", "bin", bin); code != 0 {
+		t.Fatalf("binary value: %d %s", code, out)
+	}
+	if out, code := runApp(t, "--dir", dir, "client", "get", "bin"); code != 0 || out != bin+"\n" {
+		t.Fatalf("binary value read back: %d %q", code, out)
+	}
+}
+
+// TestBadConfAndState: bad conf/ values and a corrupted state file are refused with the
+// file named; first-boot creates nothing when it refuses.
+func TestBadConfAndState(t *testing.T) {
+	me, _ := conf.ShortHostname()
+	for _, tc := range []struct {
+		file, value, msg string
+	}{
+		{"election_timeout", "soon", "not a number of seconds"},
+		{"election_timeout", "-2", "outside"},
+		{"snapshot_period", "-5", "whole number"},
+		{"snapshot_period", "ten", "whole number"},
+		{"cluster_nodes", "", "no host names"},
+		{"cluster_nodes", me + " h2 h2", "listed twice"},
+		{"cluster_nodes", "h2 h3", "is not in conf/cluster_nodes"},
+	} {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
+		os.WriteFile(filepath.Join(dir, "conf", tc.file), []byte(tc.value+"\n"), 0o644)
+		out, code := runApp(t, "--dir", dir, "first-boot")
+		if code != 1 || !strings.Contains(out, tc.msg) || (!strings.Contains(out, tc.file) && tc.file != "cluster_nodes") {
+			t.Errorf("%s=%q: exit %d %q; want exit 1 naming the file and saying %q", tc.file, tc.value, code, out, tc.msg)
+		}
+		if _, err := os.Stat(filepath.Join(dir, statefile.StateDir)); err == nil {
+			t.Errorf("%s=%q: first-boot created state/ although it refused", tc.file, tc.value)
+		}
+	}
+	// a corrupted state file: refused with the file named, by the agent and by debug
+	dir := t.TempDir()
+	if err := statefile.Bootstrap(dir, raftcore.Membership{Voters: []raftcore.NodeID{raftcore.NodeID(me)}}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, statefile.StateDir, "current"), []byte("term banana\n"), 0o600)
+	err := agent.Run(context.Background(), agent.Options{Dir: dir, ID: raftcore.NodeID(me), Log: log.New(io.Discard, "", 0)})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "state", "current")) {
+		t.Fatalf("agent on a corrupted state file: %v", err)
+	}
+	if out, code := runApp(t, "--dir", dir, "debug"); code != 1 || !strings.Contains(out, "state/current") {
+		t.Fatalf("debug on a corrupted state file: %d %s", code, out)
+	}
+}
