@@ -4,7 +4,10 @@ VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-deps bench demo dist lint clean
+.PHONY: all build test test-deps bench demo dist lint clean torture
+
+# make torture DURATION=30m: the linearizability torture test, longer
+DURATION ?= 30m
 
 all: build
 
@@ -24,6 +27,10 @@ test-deps:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/ ./statefile/ ./sshrpc/
+
+torture: test-deps
+	$(GO) test -count=1 -timeout 0 -run '^TestTorture$$' ./e2e/ -torture.duration=$(DURATION) -v 2>&1 | \
+		grep -E '^(history:|--- |ok|FAIL|panic)|torture_test.go'
 
 demo: build
 	scripts/demo.sh
