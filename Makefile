@@ -29,8 +29,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/ ./statefile/ ./sshrpc/
 
 torture: test-deps
-	$(GO) test -count=1 -timeout 0 -run '^TestTorture$$' ./e2e/ -torture.duration=$(DURATION) -v 2>&1 | \
-		grep -E '^(history:|--- |ok|FAIL|panic)|torture_test.go'
+	@log=$$(mktemp); $(GO) test -count=1 -timeout 0 -run '^TestTorture$$' ./e2e/ -torture.duration=$(DURATION) -v >$$log 2>&1; \
+	rc=$$?; grep -E '^(history:|--- |ok|FAIL|panic)|torture_test.go' $$log; \
+	[ $$rc -eq 0 ] || tail -n 80 $$log; rm -f $$log; exit $$rc
 
 demo: build
 	scripts/demo.sh
