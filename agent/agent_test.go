@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -167,5 +168,19 @@ func TestWatchWakesOnChange(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watch was not woken by the change")
+	}
+}
+
+// TestRefusesOpenStateFolders: state/ or temp/ that group or others may enter is refused
+// at start, with the fix in the message.
+func TestRefusesOpenStateFolders(t *testing.T) {
+	for _, d := range []string{"state", "temp"} {
+		dir := soloDir(t)
+		os.MkdirAll(filepath.Join(dir, d), 0o700)
+		os.Chmod(filepath.Join(dir, d), 0o755)
+		err := Run(context.Background(), Options{Dir: dir, ID: "solo", Log: log.New(io.Discard, "", 0)})
+		if err == nil || !strings.Contains(err.Error(), "chmod 700") {
+			t.Fatalf("%s/ with mode 0755: %v", d, err)
+		}
 	}
 }

@@ -57,3 +57,31 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseClusterNodes(f *testing.F) {
+	f.Add("h1 h2 h3")
+	f.Add(" h1\th2\n")
+	f.Add("h1 h1")
+	f.Fuzz(func(t *testing.T, v string) {
+		nodes, err := ParseClusterNodes(v)
+		if err != nil {
+			return
+		}
+		again, err := ParseClusterNodes(string(FormatClusterNodes(nodes)))
+		if err != nil || strings.Join(again, " ") != strings.Join(nodes, " ") {
+			t.Fatalf("%q does not survive FormatClusterNodes: %v", v, err)
+		}
+	})
+}
+
+func FuzzParseElectionTimeout(f *testing.F) {
+	for _, s := range []string{"3", "0.5", "-1", "1e3", "NaN", "0x10", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d, err := ParseElectionTimeout(v)
+		if err == nil && (d < 10*time.Millisecond || d > 24*time.Hour) {
+			t.Fatalf("%q accepted as %v", v, d)
+		}
+	})
+}
