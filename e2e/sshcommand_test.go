@@ -54,7 +54,7 @@ func TestRestrictedKeys(t *testing.T) {
 	if out, code := lr(follower, "client", "set", "through", "restricted"); code != 0 {
 		t.Fatalf("a write forwarded over a restricted key: %s", out)
 	}
-	if out, code := lr(c.Hosts[3-1], "client", "get", "through"); code != 0 || strings.TrimSpace(out) != "restricted" {
+	if out, code := lr(c.Hosts[2], "client", "get", "through"); code != 0 || strings.TrimSpace(out) != "restricted" {
 		t.Fatalf("read back: %d %q", code, out)
 	}
 	// the client verbs over ssh, as a script on another host would run them
