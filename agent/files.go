@@ -6,9 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
+	"lite-raft/internal/lockfile"
 	"lite-raft/raftcore"
 )
 
@@ -51,17 +51,20 @@ func (s *statusFiles) remove() {
 	}
 }
 
+// LockPath is the lock an agent holds on its directory for as long as it runs.
+func LockPath(dir string) string { return filepath.Join(dir, "temp", "agent.lock") }
+
 // lockDir takes temp/agent.lock, so that two agents never share one directory, and
-// writes temp/agent.pid. The lock is released by the kernel when the process dies.
+// writes temp/agent.pid for scripts. The lock is released by the kernel when the process
+// dies, whatever the pid file says.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "temp", "agent.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := lockfile.TryLock(LockPath(dir))
+	if errors.Is(err, lockfile.ErrHeld) {
+		pid, _ := lockfile.Holder(LockPath(dir))
+		return nil, fmt.Errorf("%w: an agent is already running in %s (pid %d)", ErrRunning, dir, pid)
+	}
 	if err != nil {
 		return nil, err
-	}
-	if err := tryLock(f); err != nil {
-		f.Close()
-		pid, _ := os.ReadFile(filepath.Join(dir, "temp", "agent.pid"))
-		return nil, fmt.Errorf("%w: an agent is already running in %s (pid %s)", ErrRunning, dir, strings.TrimSpace(string(pid)))
 	}
 	if err := os.WriteFile(filepath.Join(dir, "temp", "agent.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		f.Close()

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,19 +97,17 @@ func checkNeverTwice(t *testing.T, evs []event) {
 func (c *cluster) waitOwner(h *harness.Host, pkg, want string, within time.Duration) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	for {
+	c.eventually(within, pkg+" running on "+want, func() (bool, string) {
 		out, _, _ := c.lr(h, "./pkg status "+pkg)
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
 			if len(f) >= 3 && f[0] == pkg && f[1] == want && f[2] == "running" {
-				return time.Since(start)
+				return true, ""
 			}
 		}
-		if time.Since(start) > within {
-			c.t.Fatalf("%s not running on %s within %v:\n%s", pkg, want, within, out)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the store with a deadline
-	}
+		return false, out
+	})
+	return time.Since(start)
 }
 
 func pkgCluster(t *testing.T) (*cluster, []*harness.Host) {
@@ -136,22 +135,16 @@ func TestPkgTutorial(t *testing.T) {
 	c.must(h5, "./pkg run web")
 	c.waitOwner(h5, "web", "host4", 20*time.Second)
 	// the table: host5 stands by, and the tick is young
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	c.eventually(10*time.Second, "pkg status showing host5 standing by and the tick's age", func() (bool, string) {
 		out := c.must(h5, "./pkg status")
 		f := strings.Fields(strings.Split(out, "\n")[1])
-		if len(f) >= 7 && f[0] == "web" && f[6] == "host5" && strings.HasSuffix(f[4], "s") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pkg status does not show host5 standing by and the tick's age:\n%s", out)
-		}
-		time.Sleep(100 * time.Millisecond) // polling with a deadline
-	}
+		return len(f) >= 7 && f[0] == "web" && f[6] == "host5" && strings.HasSuffix(f[4], "s"), out
+	})
 	stopped := time.Now()
 	c.must(h4, "./pkg stop web")
-	took := c.waitOwner(h5, "web", "host5", 20*time.Second)
-	t.Logf("failover after pkg stop on the active host: %v (pace 0.3 s, timeout 3 s)", (time.Since(stopped) - 0).Round(10*time.Millisecond))
-	_ = took
+	c.waitOwner(h5, "web", "host5", 20*time.Second)
+	t.Logf("pkg stop on the active host until the stand-by runs it: %v (pace 0.3 s, timeout 3 s; includes the stop itself and ssh polling)",
+		time.Since(stopped).Round(10*time.Millisecond))
 	out := c.must(h5, "./pkg status web")
 	if !strings.Contains(out, "recent history:") || !strings.Contains(out, "takes over") {
 		t.Fatalf("pkg status shows no history:\n%s", out)
@@ -196,16 +189,10 @@ func TestPkgFaults(t *testing.T) {
 	t.Logf("failover after a partition of the active host: %v", d.Round(10*time.Millisecond))
 	c.Heal()
 	// the fenced host's stop must be in its log, and before host4's start
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	c.eventually(20*time.Second, "host5 stopping the package after it was cut off", func() (bool, string) {
 		evs := events(t, []*harness.Host{h5})
-		if len(evs) > 0 && evs[len(evs)-1].verb == "stop" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("host5 never stopped the package after it was cut off: %v", evs)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the event log with a deadline
-	}
+		return len(evs) > 0 && evs[len(evs)-1].verb == "stop", fmt.Sprint(evs)
+	})
 	checkNeverTwice(t, events(t, hosts))
 
 	// power-off of the active host (host4): host5 takes over
@@ -251,15 +238,10 @@ func TestPkgLocalRestartThenFailover(t *testing.T) {
 	}
 	checkNeverTwice(t, events(t, hosts))
 	// host4's monitor gave up and exits
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if _, _, code := c.lr(h4, "kill -0 $(cat temp/pkg-web.pid)"); code != 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("host4's monitor still runs after the package failed there")
-		}
-		time.Sleep(50 * time.Millisecond) // polling with a deadline
-	}
+	c.eventually(20*time.Second, "host4's monitor exiting after the package failed there", func() (bool, string) {
+		n, err := h4.Signal(`lite-raft .*pkg monitor web`, 0)
+		return err == nil && n == 0, fmt.Sprintf("%d monitors, %v", n, err)
+	})
 	c.expect(h4, "./pkg stop web", 0, "no monitor of web runs on host4")
 }
 
@@ -285,16 +267,10 @@ func TestPkgMoveHaltDisable(t *testing.T) {
 	c.must(h5, "rm -f force-down")
 	// halt: stopped everywhere, nobody takes over
 	c.must(h4, "./pkg halt web")
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	c.eventually(20*time.Second, "web halted everywhere", func() (bool, string) {
 		o, _, _ := c.lr(h4, "./pkg status web | awk '$1==\"web\"{print $2, $3}'")
-		if strings.TrimSpace(o) == "- halted" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not halted: %q", o)
-		}
-		time.Sleep(50 * time.Millisecond) // polling with a deadline
-	}
+		return strings.TrimSpace(o) == "- halted", o
+	})
 	checkNeverTwice(t, events(t, hosts))
 }
 

@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"lite-raft/client"
 	"lite-raft/conf"
 	"lite-raft/failover"
+	"lite-raft/internal/lockfile"
 	"lite-raft/kvstore"
 	"lite-raft/sshrpc"
 )
@@ -185,35 +185,24 @@ func pkgInit(c *cli.Context, p string) error {
 	})
 }
 
-func pkgFiles(c *cli.Context, p string) (dir, pidFile, logFile string, err error) {
+// pkgFiles names a package's monitor lock and log on this host.
+func pkgFiles(c *cli.Context, p string) (dir, lockPath, logFile string, err error) {
 	dir, err = liteRaftDir(c)
 	if err != nil {
 		return
 	}
-	return dir, filepath.Join(dir, "temp", "pkg-"+p+".pid"), filepath.Join(dir, "message-log", "pkg-"+p+".log"), nil
-}
-
-func pidAlive(pidFile string) int {
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if pid > 0 && syscall.Kill(pid, 0) == nil {
-		return pid
-	}
-	return 0
+	return dir, filepath.Join(dir, "temp", "pkg-"+p+".lock"), filepath.Join(dir, "message-log", "pkg-"+p+".log"), nil
 }
 
 func pkgRun(c *cli.Context, p string) error {
 	if _, err := scriptPath(c, p); err != nil {
 		return cli.Exit(err, 1)
 	}
-	dir, pidFile, logFile, err := pkgFiles(c, p)
+	dir, lockPath, logFile, err := pkgFiles(c, p)
 	if err != nil {
 		return cli.Exit(err, 1)
 	}
-	if pid := pidAlive(pidFile); pid > 0 {
+	if pid, held := lockfile.Holder(lockPath); held {
 		return cli.Exit(fmt.Sprintf("the monitor of %s already runs on %s (pid %d)", p, thisHost(), pid), 1)
 	}
 	// the safety rule is checked against what the cluster holds, and a halt is lifted
@@ -247,21 +236,35 @@ func pkgRun(c *cli.Context, p string) error {
 	if err := cmd.Start(); err != nil {
 		return cli.Exit(err, 1)
 	}
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
-		return cli.Exit(err, 1)
+	// return once the monitor holds its lock (so a pkg stop right after finds it), or say
+	// why it ended
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if pid, held := lockfile.Holder(lockPath); held && pid == cmd.Process.Pid {
+			break
+		}
+		select {
+		case err := <-exited:
+			return cli.Exit(fmt.Sprintf("the monitor of %s ended at once (%v); the end of %s says:\n%s", p, err, logFile, tail(logFile, 10)), 1)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return cli.Exit(fmt.Sprintf("the monitor of %s (pid %d) did not start within 30 s; see %s", p, cmd.Process.Pid, logFile), 1)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the lock with a deadline
 	}
-	cmd.Process.Release()
 	fmt.Fprintf(c.App.Writer, "monitor of %s started on %s (pid %d), log in %s\n", p, thisHost(), cmd.Process.Pid, logFile)
 	return nil
 }
 
 func pkgStop(c *cli.Context, p string) error {
-	_, pidFile, _, err := pkgFiles(c, p)
+	_, lockPath, _, err := pkgFiles(c, p)
 	if err != nil {
 		return cli.Exit(err, 1)
 	}
-	pid := pidAlive(pidFile)
-	if pid == 0 {
+	pid, held := lockfile.Holder(lockPath)
+	if !held {
 		fmt.Fprintf(c.App.Writer, "no monitor of %s runs on %s\n", p, thisHost())
 		return nil
 	}
@@ -273,7 +276,6 @@ func pkgStop(c *cli.Context, p string) error {
 		}
 		time.Sleep(20 * time.Millisecond) // polling for the exit with a deadline
 	}
-	os.Remove(pidFile)
 	fmt.Fprintf(c.App.Writer, "monitor of %s stopped on %s\n", p, thisHost())
 	return nil
 }
@@ -289,16 +291,15 @@ func pkgMonitor(c *cli.Context, p string) error {
 	}
 	defer closeFn()
 	// one monitor per package per host, whatever raced to start it
-	dir, _ := liteRaftDir(c)
-	lockf, err := os.OpenFile(filepath.Join(dir, "temp", "pkg-"+p+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	_, lockPath, _, err := pkgFiles(c, p)
 	if err != nil {
 		return cli.Exit(err, 1)
 	}
-	defer lockf.Close()
-	lk := unix.Flock_t{Type: unix.F_WRLCK}
-	if err := unix.FcntlFlock(lockf.Fd(), unix.F_SETLK, &lk); err != nil {
-		return cli.Exit(fmt.Sprintf("another monitor of %s runs on %s", p, thisHost()), 1)
+	lock, err := lockfile.TryLock(lockPath)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("another monitor of %s runs on %s (%v)", p, thisHost(), err), 1)
 	}
+	defer lock.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	m := &failover.Monitor{Name: p, Host: thisHost(), Store: s, Script: &failover.Script{Path: path},

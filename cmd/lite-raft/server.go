@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"lite-raft/agent"
 	"lite-raft/conf"
+	"lite-raft/internal/lockfile"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 	"lite-raft/statefile"
@@ -118,22 +118,11 @@ func thisHost() string {
 	return h
 }
 
-// running reports whether an agent holds dir's lock, with its pid.
+// running reports whether an agent holds dir's lock, with its pid: the kernel's word,
+// valid from the moment an agent starts until it has exited.
 func running(dir string) (bool, int) {
-	pidb, _ := os.ReadFile(filepath.Join(dir, "temp", "agent.pid"))
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
-	c, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
-	if err == nil {
-		c.Close()
-		return true, pid
-	}
-	if pid > 0 && syscall.Kill(pid, 0) == nil {
-		// an agent starting or stopping: its process is there but not its socket
-		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || strings.Contains(string(cmd), "agent") {
-			return true, pid
-		}
-	}
-	return false, 0
+	pid, held := lockfile.Holder(agent.LockPath(dir))
+	return held, pid
 }
 
 func firstBoot(c *cli.Context, join bool) error {
