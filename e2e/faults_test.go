@@ -48,25 +48,28 @@ func startWriter(c *cluster, h *harness.Host, prefix string, n int) *writer {
 	return w
 }
 
-// waitAcked waits for k acknowledgements.
-func (w *writer) waitAcked(t *testing.T, k int, within time.Duration) {
+// waitAcked waits for k acknowledgements and returns them.
+func (w *writer) waitAcked(t *testing.T, k int, within time.Duration) []int {
 	t.Helper()
 	timer := time.NewTimer(within)
 	defer timer.Stop()
+	var got []int
 	for i := 0; i < k; i++ {
 		select {
-		case _, ok := <-w.acked:
+		case v, ok := <-w.acked:
 			if !ok {
 				t.Fatalf("writer ended after %d acknowledgements", i)
 			}
+			got = append(got, v)
 		case <-timer.C:
 			t.Fatalf("only %d of %d writes acknowledged within %v", i, k, within)
 		}
 	}
+	return got
 }
 
-// finish waits for the writer and returns every acknowledged i not yet consumed plus
-// those already counted (all acks are collected by the caller through ackedSet).
+// rest waits for the writer to finish and returns the acknowledgements waitAcked did
+// not take.
 func (w *writer) rest(t *testing.T, within time.Duration) []int {
 	t.Helper()
 	var got []int
@@ -96,16 +99,14 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 	lead := c.leader(c.Hosts, 20*time.Second)
 	writerHost := others(c.Hosts, lead)[0]
 	w := startWriter(c, writerHost, "w", 60)
-	w.waitAcked(t, 10, 30*time.Second)
+	early := w.waitAcked(t, 10, 30*time.Second)
 	killed := time.Now()
 	if n, err := lead.Signal(`lite-raft .*agent --foreground`, 9); err != nil || n != 1 {
 		t.Fatalf("kill -9 the leader's agent: %d %v", n, err)
 	}
+	// leader() only accepts a leader among rest: the killed one is out
 	rest := others(c.Hosts, lead)
 	newLead := c.leader(rest, 10*time.Second)
-	if newLead == lead {
-		t.Fatalf("the killed leader %s is still leader", lead.Name)
-	}
 	// the new leader's own log says when it won (polling over ssh would add its latency)
 	won := leaderSince(t, newLead, killed)
 	// The figure is reported, not asserted: a loaded machine stretches it, and timings
@@ -114,17 +115,9 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 	if won > 15*time.Second {
 		t.Fatalf("a new leader took %v after the kill", won)
 	}
-	acked := w.rest(t, 120*time.Second)
-	// 10 consumed above were acknowledged too; check all 60 that were acknowledged
-	all := map[int]bool{}
-	for _, i := range acked {
-		all[i] = true
-	}
-	for i := 1; i <= 10; i++ {
-		all[i] = true // the first ten waitAcked consumed were in order
-	}
+	all := append(early, w.rest(t, 120*time.Second)...)
 	c.must(lead, "./lite-raft start")
-	for i := range all {
+	for _, i := range all {
 		c.expect(rest[0], fmt.Sprintf("./lite-raft-client get w/%d", i), 0, fmt.Sprint(i))
 	}
 	if len(all) < 40 {
@@ -173,17 +166,10 @@ func TestCatchUpBySnapshot(t *testing.T) {
 		c.must(lead, fmt.Sprintf("./lite-raft-client set s%d %d", i, i))
 	}
 	c.must(down, "./lite-raft start")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	c.eventually(30*time.Second, down.Name+" catching up", func() (bool, string) {
 		o, _, code := c.lr(down, "./lite-raft-client --stale get s39")
-		if code == 0 && strings.TrimSpace(o) == "39" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not catch up: get s39 → exit %d %q", down.Name, code, o)
-		}
-		time.Sleep(100 * time.Millisecond) // polling with a deadline
-	}
+		return code == 0 && strings.TrimSpace(o) == "39", fmt.Sprintf("get s39 → exit %d %q", code, o)
+	})
 	log := c.must(down, "cat message-log/lite-raft-server.log")
 	if !strings.Contains(log, "installed a snapshot") {
 		t.Fatalf("%s caught up without a snapshot:\n%s", down.Name, log)
@@ -200,7 +186,7 @@ func TestMembershipChanges(t *testing.T) {
 	}
 	c.leader(c.Hosts[:3], 20*time.Second)
 	w := startWriter(c, c.Hosts[1], "m", 80)
-	w.waitAcked(t, 5, 30*time.Second)
+	early := w.waitAcked(t, 5, 30*time.Second)
 
 	out := c.must(c.Hosts[1], "./lite-raft-client add-member host4")
 	for _, step := range []string{"booting host4", "adding host4 as a learner", "waiting for host4 to catch up", "making host4 a voter"} {
@@ -214,18 +200,15 @@ func TestMembershipChanges(t *testing.T) {
 		t.Errorf("del-member did not stop host1:\n%s", out)
 	}
 	c.expect(c.Hosts[2], "cat conf/cluster_nodes", 0, "host2 host3 host4")
-	acked := w.rest(t, 120*time.Second)
-	if len(acked) < 50 {
-		t.Fatalf("only %d+5 of 80 writes acknowledged during the membership changes", len(acked))
+	acked := append(early, w.rest(t, 120*time.Second)...)
+	if len(acked) < 55 {
+		t.Fatalf("only %d of 80 writes acknowledged during the membership changes", len(acked))
 	}
 	rest := c.Hosts[1:]
 	lead := c.leader(rest, 20*time.Second)
 	c.must(rest[0], "./lite-raft-client del-member "+lead.Name)
 	remaining := others(rest, lead)
-	newLead := c.leader(remaining, 20*time.Second)
-	if newLead == lead {
-		t.Fatal("the removed leader still leads")
-	}
+	c.leader(remaining, 20*time.Second) // a leader among those that remain
 	for _, i := range acked {
 		c.expect(remaining[0], fmt.Sprintf("./lite-raft-client get m/%d", i), 0, fmt.Sprint(i))
 	}

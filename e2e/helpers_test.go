@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,48 +13,22 @@ import (
 	"lite-raft/internal/harness"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// template builds lite-raft into a folder laid out like a fresh copy of the directory.
-func template(t testing.TB) string {
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "e2e-template")
-		if buildErr != nil {
-			return
-		}
-		root, _ := filepath.Abs("..")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", filepath.Join(buildDir, "lite-raft"), "./cmd/lite-raft")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build: %v\n%s", err, out)
-			return
-		}
-		for _, f := range []string{"scripts/lite-raft-client", "scripts/lite-raft-remote", "scripts/pkg", "scripts/control-script-template"} {
-			b, err := os.ReadFile(filepath.Join(root, f))
-			if err != nil {
-				buildErr = err
-				return
-			}
-			os.WriteFile(filepath.Join(buildDir, filepath.Base(f)), b, 0o755)
-		}
-		os.MkdirAll(filepath.Join(buildDir, "conf"), 0o755)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildDir
+// tmpl is a fresh copy of the lite-raft directory: the binary, the wrappers and the
+// control-script template, and an empty conf/.
+var tmpl = harness.Template{
+	Binaries: map[string]string{"lite-raft": "lite-raft/cmd/lite-raft"},
+	Files: map[string]string{
+		"lite-raft-client":        "../scripts/lite-raft-client",
+		"lite-raft-remote":        "../scripts/lite-raft-remote",
+		"pkg":                     "../scripts/pkg",
+		"control-script-template": "../scripts/control-script-template",
+	},
+	Dirs: []string{"conf"},
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	tmpl.Remove()
 	os.Exit(code)
 }
 
@@ -72,7 +43,7 @@ type cluster struct {
 
 // newCluster starts n hosts; the first `members` are named in conf/cluster_nodes.
 func newCluster(t *testing.T, n, members int, electionTimeout string, snapshotPeriod int) *cluster {
-	c := &cluster{t: t, Cluster: harness.New(t, n, harness.Options{Template: template(t), Timeout: 90 * time.Second})}
+	c := &cluster{t: t, Cluster: harness.New(t, n, harness.Options{Template: tmpl.Dir(t), Timeout: 90 * time.Second})}
 	var names []string
 	for _, h := range c.Hosts[:members] {
 		names = append(names, h.Name)
@@ -142,29 +113,41 @@ func (c *cluster) status(h *harness.Host) (agent.Status, bool) {
 // leader waits until the given hosts agree on a leader that is one of them, and returns it.
 func (c *cluster) leader(hosts []*harness.Host, within time.Duration) *harness.Host {
 	c.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	var found *harness.Host
+	c.eventually(within, fmt.Sprintf("a leader agreed on by %d hosts", len(hosts)), func() (bool, string) {
 		var lead string
-		agree := true
 		for _, h := range hosts {
 			st, ok := c.status(h)
 			if !ok || st.Leader == "" || (lead != "" && st.Leader != lead) {
-				agree = false
-				break
+				return false, fmt.Sprintf("%s names %q", h.Name, st.Leader)
 			}
 			lead = st.Leader
 		}
-		if agree && lead != "" {
-			for _, h := range hosts {
-				if h.Name == lead {
-					return h
-				}
+		for _, h := range hosts {
+			if h.Name == lead {
+				found = h
+				return true, ""
 			}
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("no leader agreed on by %d hosts within %v", len(hosts), within)
+		return false, "leader " + lead + " is not among them"
+	})
+	return found
+}
+
+// eventually polls cond until it reports true, and fails the test if that takes longer
+// than within, with what cond saw last.
+func (c *cluster) eventually(within time.Duration, what string, cond func() (bool, string)) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ok, seen := cond()
+		if ok {
+			return
 		}
-		time.Sleep(100 * time.Millisecond) // polling the cluster's state with a deadline
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: not within %v (last seen: %s)", what, within, seen)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
 }
 

@@ -90,15 +90,10 @@ func TestRecoverAfterQuorumLoss(t *testing.T) {
 		}
 	}
 	// no quorum: once the survivor knows no leader, writes exit 11, reads 1
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if st, ok := c.status(survivor); ok && st.Leader == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the survivor still names a leader without a quorum")
-		}
-		time.Sleep(100 * time.Millisecond) // polling with a deadline
-	}
+	c.eventually(20*time.Second, "the survivor naming no leader without a quorum", func() (bool, string) {
+		st, ok := c.status(survivor)
+		return ok && st.Leader == "", "leader " + st.Leader
+	})
 	c.expect(survivor, "./lite-raft-client --timeout 1 set x y", 11, "")
 	c.expect(survivor, "./lite-raft-client --timeout 1 get a", 1, "")
 	c.expect(survivor, "./lite-raft-client --stale get a", 0, "a")

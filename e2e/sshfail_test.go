@@ -14,16 +14,10 @@ import (
 // waitLog waits until h's server log contains want.
 func (c *cluster) waitLog(h *harness.Host, want string, within time.Duration) {
 	c.t.Helper()
-	for deadline := time.Now().Add(within); ; {
+	c.eventually(within, fmt.Sprintf("%s's log saying %q", h.Name, want), func() (bool, string) {
 		b, _ := os.ReadFile(filepath.Join(h.Dir, "message-log", "lite-raft-server.log"))
-		if strings.Contains(string(b), want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s's log never said %q:\n%s", h.Name, want, b)
-		}
-		time.Sleep(50 * time.Millisecond) // polling with a deadline
-	}
+		return strings.Contains(string(b), want), "(the log is printed below if the test fails)"
+	})
 }
 
 // restartAgent kills h's agent (which ends every session bridged to it, so peers must
@@ -53,16 +47,10 @@ func TestPeerSSHFailures(t *testing.T) {
 	}
 	caughtUp := func() {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); ; {
+		c.eventually(30*time.Second, fmt.Sprintf("%s catching up to f%d", peer.Name, n), func() (bool, string) {
 			o, _, _, _ := peer.Exec("sh", "-c", fmt.Sprintf("cd %s && ./lite-raft-client --stale get f%d", harness.RemoteDir, n))
-			if strings.TrimSpace(o) == fmt.Sprintf("v%d", n) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not catch up to f%d", peer.Name, n)
-			}
-			time.Sleep(50 * time.Millisecond) // polling with a deadline
-		}
+			return strings.TrimSpace(o) == fmt.Sprintf("v%d", n), o
+		})
 	}
 
 	// sshd down on the peer

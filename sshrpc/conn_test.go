@@ -43,6 +43,36 @@ func (h *echoHandler) count() int {
 	return len(h.oneWay)
 }
 
+// echoPipelined has callers goroutines make calls each on one stream at once, each
+// checking that the answer is its own payload: pipelined, answered out of order, never
+// mixed up.
+func echoPipelined(t testing.TB, c interface {
+	Call(context.Context, uint8, []byte) (Frame, error)
+}, callers, calls int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for g := 0; g < callers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < calls; i++ {
+				want := fmt.Sprintf("caller %d call %d", g, i)
+				f, err := c.Call(context.Background(), 1, []byte(want))
+				if err != nil || string(f.Payload) != want {
+					errs <- fmt.Errorf("call: got %q, %v; want %q", f.Payload, err, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
 // syncLog collects log lines from several goroutines.
 type syncLog struct {
 	mu  sync.Mutex
@@ -153,27 +183,7 @@ func TestPipelinedCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for g := 0; g < 64; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 50; i++ {
-				want := fmt.Sprintf("caller %d call %d", g, i)
-				f, err := c.Call(context.Background(), 5, []byte(want))
-				if err != nil || string(f.Payload) != want {
-					errs <- fmt.Errorf("call: got %q, %v; want %q", f.Payload, err, want)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	echoPipelined(t, c, 64, 50)
 	if _, err := c.Call(context.Background(), 99, nil); err == nil || !strings.Contains(err.Error(), "no such thing") {
 		t.Fatalf("remote error: %v", err)
 	}

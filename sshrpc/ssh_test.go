@@ -8,9 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,37 +19,15 @@ import (
 // at /opt/lite-raft and the real `lite-raft rpc` bridge, so every call crosses an SSH
 // session exactly as agents' calls do.
 
-var buildOnce sync.Once
-var buildDir, buildErr = "", error(nil)
-
-// template builds lite-raft and echoagent once into a folder copied to every host.
-func template(t testing.TB) string {
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "sshrpc-template")
-		if buildErr != nil {
-			return
-		}
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		for _, b := range [][2]string{{"lite-raft", "lite-raft/cmd/lite-raft"}, {"echoagent", "./testdata/echoagent"}} {
-			cmd := exec.Command(gobin, "build", "-o", filepath.Join(buildDir, b[0]), b[1])
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", b[1], err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildDir
-}
+// tmpl holds lite-raft (for its rpc bridge) and echoagent, copied to every host.
+var tmpl = harness.Template{Binaries: map[string]string{
+	"lite-raft": "lite-raft/cmd/lite-raft",
+	"echoagent": "./testdata/echoagent",
+}}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	tmpl.Remove()
 	os.Exit(code)
 }
 
@@ -69,7 +45,7 @@ func startEcho(t testing.TB, h *harness.Host) {
 // sshSetup starts n hosts with the echo agent and returns a dialer configured like a
 // member's: the cluster's ssh_config and known_hosts.
 func sshSetup(t testing.TB, n int, opt harness.Options) (*harness.Cluster, *Dialer) {
-	opt.Template = template(t)
+	opt.Template = tmpl.Dir(t)
 	c := harness.New(t, n, opt)
 	for _, h := range c.Hosts {
 		startEcho(t, h)
@@ -100,29 +76,7 @@ func TestSSHRoundTripsPipelinedKillAndPartition(t *testing.T) {
 	defer p.Close()
 	callOK(t, p, 20*time.Second, "hello over ssh")
 
-	t.Run("pipelined", func(t *testing.T) {
-		var wg sync.WaitGroup
-		errs := make(chan error, 64)
-		for g := 0; g < 64; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < 20; i++ {
-					want := fmt.Sprintf("%d/%d", g, i)
-					f, err := p.Call(context.Background(), 1, []byte(want))
-					if err != nil || string(f.Payload) != want {
-						errs <- fmt.Errorf("got %q %v, want %q", f.Payload, err, want)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
-	})
+	t.Run("pipelined", func(t *testing.T) { echoPipelined(t, p, 64, 20) })
 
 	t.Run("peer killed and restarted", func(t *testing.T) {
 		if n, err := h1.Signal("echoagent", 9); err != nil || n != 1 {
