@@ -197,3 +197,26 @@ func TestAllowedHostsAndFailback(t *testing.T) {
 		t.Fatalf("history:\n%s", h)
 	}
 }
+
+// TestReadConfig: settings come from `SCRIPT echo VAR` (standard output only); a setting
+// the script does not know keeps its default; unsafe timing is refused with the rule.
+func TestReadConfig(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "pkg")
+	write := func(body string) {
+		os.WriteFile(script, []byte("#!/bin/sh\n[ \"$1\" = echo ] || exit 10\ncase \"$2\" in\n"+body+"\n*) echo unknown >&2; exit 1 ;;\nesac\n"), 0o755)
+	}
+	write("pace) echo 0.5 ;;\ntimeout) echo 10; echo noise >&2 ;;\npreferred_owner) echo host4 ;;\nallowed_hosts) echo 'host4 host5' ;;")
+	c, err := (&Script{Path: script}).ReadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Pace != 500*time.Millisecond || c.Timeout != 10*time.Second || c.PreferredOwner != "host4" ||
+		strings.Join(c.AllowedHosts, ",") != "host4,host5" || c.StopTimeout != DefaultConfig().StopTimeout {
+		t.Fatalf("config %+v", c)
+	}
+	write("timeout) echo 60 ;;\nstop_timeout) echo 60 ;;")
+	if _, err := (&Script{Path: script}).ReadConfig(); err == nil || !strings.Contains(err.Error(), "must be below timeout") {
+		t.Fatalf("the original's defaults (timeout 60, stop_timeout 60) accepted: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -19,18 +20,26 @@ type Script struct {
 	Env  []string // LITE_RAFT_PKG_* set by the monitor
 }
 
-// Run runs `SCRIPT verb` and returns its exit code and output. A timeout kills the
-// process group and returns an error.
+// Run runs `SCRIPT verb` and returns its exit code and output (standard output and
+// error together). A timeout kills the process group and returns an error.
 func (s *Script) Run(ctx context.Context, verb string, timeout time.Duration) (int, string, error) {
+	var out bytes.Buffer
+	code, err := s.run(ctx, timeout, &out, &out, verb)
+	return code, strings.TrimSpace(out.String()), err
+}
+
+// run runs the script with args in its own process group, killing the group if it
+// overruns timeout.
+func (s *Script) run(ctx context.Context, timeout time.Duration, stdout, stderr io.Writer, args ...string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.Command(s.Path, verb)
+	cmd := exec.Command(s.Path, args...)
 	cmd.Env = append(os.Environ(), s.Env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	what := s.Path + " " + strings.Join(args, " ")
 	if err := cmd.Start(); err != nil {
-		return -1, "", fmt.Errorf("%s %s: %w", s.Path, verb, err)
+		return -1, fmt.Errorf("%s: %w", what, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -38,47 +47,36 @@ func (s *Script) Run(ctx context.Context, verb string, timeout time.Duration) (i
 	case err := <-done:
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return ee.ExitCode(), strings.TrimSpace(out.String()), nil
+			return ee.ExitCode(), nil
 		}
 		if err != nil {
-			return -1, strings.TrimSpace(out.String()), err
+			return -1, fmt.Errorf("%s: %w", what, err)
 		}
-		return 0, strings.TrimSpace(out.String()), nil
+		return 0, nil
 	case <-ctx.Done():
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
-		return -1, strings.TrimSpace(out.String()), fmt.Errorf("%s %s: no answer within %v: killed", s.Path, verb, timeout)
+		return -1, fmt.Errorf("%s: no answer within %v: killed", what, timeout)
 	}
 }
 
-// ReadConfig asks the script for every setting.
+// ReadConfig asks the script for every setting (`SCRIPT echo VAR`, two arguments, as the
+// original called it). A setting the script does not know (non-zero exit) keeps its
+// default; only standard output is the value.
 func (s *Script) ReadConfig() (Config, error) {
 	c := DefaultConfig()
 	for _, name := range Settings {
-		v, err := s.echo(name)
+		var out bytes.Buffer
+		code, err := s.run(context.Background(), 10*time.Second, &out, io.Discard, "echo", name)
 		if err != nil {
 			return c, err
 		}
-		if err := c.Set(name, v); err != nil {
+		if code != 0 {
+			continue
+		}
+		if err := c.Set(name, strings.TrimSpace(out.String())); err != nil {
 			return c, fmt.Errorf("%s: %w", s.Path, err)
 		}
 	}
 	return c, c.Check()
-}
-
-func (s *Script) echo(name string) (string, error) {
-	// the original's scripts take "echo VAR" as two arguments
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, s.Path, "echo", name)
-	cmd.Env = append(os.Environ(), s.Env...)
-	out, err := cmd.Output()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("%s echo %s: %w", s.Path, name, err)
-	}
-	return strings.TrimSpace(string(out)), nil
 }
