@@ -206,12 +206,12 @@ func TestReadConfig(t *testing.T) {
 	write := func(body string) {
 		os.WriteFile(script, []byte("#!/bin/sh\n[ \"$1\" = echo ] || exit 10\ncase \"$2\" in\n"+body+"\n*) echo unknown >&2; exit 1 ;;\nesac\n"), 0o755)
 	}
-	write("pace) echo 0.5 ;;\ntimeout) echo 10; echo noise >&2 ;;\npreferred_owner) echo host4 ;;\nallowed_hosts) echo 'host4 host5' ;;")
+	write("pace) echo 0.5 ;;\ntimeout) echo 40; echo noise >&2 ;;\npreferred_owner) echo host4 ;;\nallowed_hosts) echo 'host4 host5' ;;")
 	c, err := (&Script{Path: script}).ReadConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Pace != 500*time.Millisecond || c.Timeout != 10*time.Second || c.PreferredOwner != "host4" ||
+	if c.Pace != 500*time.Millisecond || c.Timeout != 40*time.Second || c.PreferredOwner != "host4" ||
 		strings.Join(c.AllowedHosts, ",") != "host4,host5" || c.StopTimeout != DefaultConfig().StopTimeout {
 		t.Fatalf("config %+v", c)
 	}
