@@ -32,7 +32,7 @@ type Conn struct {
 	pending map[uint64]chan Frame
 	err     error // why the connection ended
 
-	out     chan []byte
+	out     chan outFrame
 	done    chan struct{}
 	closing sync.Once
 	// Peer is set by whoever made the Conn, for messages ("host2", "unix socket").
@@ -54,7 +54,7 @@ func NewConn(rw io.ReadWriteCloser, opt ConnOptions) (*Conn, error) {
 		opt.MaxFrame = DefaultMaxFrame
 	}
 	c := &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), handler: opt.Handler, maxFrame: opt.MaxFrame,
-		pending: map[uint64]chan Frame{}, out: make(chan []byte, 1024), done: make(chan struct{}), Peer: opt.Peer}
+		pending: map[uint64]chan Frame{}, out: make(chan outFrame, 1024), done: make(chan struct{}), Peer: opt.Peer}
 	v, err := handshake(c.r, rw)
 	if err != nil {
 		rw.Close()
@@ -103,27 +103,47 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// outFrame is a frame waiting to be written: its header, and the caller's payload as it
+// is. Keeping the payload apart saves copying every Raft append and reply once more
+// into a frame buffer; the bufio.Writer below copies it once, into the socket's batch.
+type outFrame struct {
+	hdr     [headerSize]byte
+	payload []byte
+}
+
+func newOutFrame(f Frame) outFrame {
+	var o outFrame
+	putHeader(o.hdr[:], f.Kind, f.Type, f.ID, len(f.Payload))
+	o.payload = f.Payload
+	return o
+}
+
 // writeLoop writes queued frames, flushing when the queue is empty: frames queued
 // together (pipelined calls, a burst of Raft messages) leave in one write.
 func (c *Conn) writeLoop() {
 	w := bufio.NewWriterSize(c.rw, 64<<10)
-	for {
-		var b []byte
-		select {
-		case b = <-c.out:
-		case <-c.done:
-			return
-		}
-		if _, err := w.Write(b); err != nil {
+	write := func(o outFrame) bool {
+		w.Write(o.hdr[:])
+		if _, err := w.Write(o.payload); err != nil {
 			c.fail(fmt.Errorf("write: %w", err))
+			return false
+		}
+		return true
+	}
+	for {
+		select {
+		case o := <-c.out:
+			if !write(o) {
+				return
+			}
+		case <-c.done:
 			return
 		}
 	drain:
 		for {
 			select {
-			case b = <-c.out:
-				if _, err := w.Write(b); err != nil {
-					c.fail(fmt.Errorf("write: %w", err))
+			case o := <-c.out:
+				if !write(o) {
 					return
 				}
 			default:
@@ -174,9 +194,11 @@ func (c *Conn) readLoop(logf func(string, ...any)) {
 	}
 }
 
-func (c *Conn) enqueue(b []byte) error {
+// enqueue queues f for writing. The payload is written as it is, later: the caller must
+// not change it afterwards.
+func (c *Conn) enqueue(f Frame) error {
 	select {
-	case c.out <- b:
+	case c.out <- newOutFrame(f):
 		return nil
 	case <-c.done:
 		return c.closedErr()
@@ -190,12 +212,12 @@ func (c *Conn) closedErr() error {
 	return ErrClosed
 }
 
-// Send sends a one-way frame.
+// Send sends a one-way frame. The payload is written later, as it is: do not change it.
 func (c *Conn) Send(typ uint8, payload []byte) error {
 	if len(payload) > c.maxFrame {
 		return fmt.Errorf("send %d bytes: %w (limit %d)", len(payload), ErrFrameTooLarge, c.maxFrame)
 	}
-	return c.enqueue(AppendFrame(nil, Frame{Kind: KindOneWay, Type: typ, Payload: payload}))
+	return c.enqueue(Frame{Kind: KindOneWay, Type: typ, Payload: payload})
 }
 
 // RemoteError is an error the other end returned for a request.
@@ -217,7 +239,7 @@ func (c *Conn) Call(ctx context.Context, typ uint8, payload []byte) (Frame, erro
 	}
 	c.pending[id] = ch
 	c.mu.Unlock()
-	if err := c.enqueue(AppendFrame(nil, Frame{Kind: KindRequest, Type: typ, ID: id, Payload: payload})); err != nil {
+	if err := c.enqueue(Frame{Kind: KindRequest, Type: typ, ID: id, Payload: payload}); err != nil {
 		return Frame{}, err
 	}
 	select {
@@ -242,10 +264,10 @@ func (c *Conn) Reply(id uint64, typ uint8, payload []byte) error {
 	if len(payload) > c.maxFrame {
 		return c.ReplyError(id, fmt.Sprintf("answer of %d bytes is over the frame limit", len(payload)))
 	}
-	return c.enqueue(AppendFrame(nil, Frame{Kind: KindResponse, Type: typ, ID: id, Payload: payload}))
+	return c.enqueue(Frame{Kind: KindResponse, Type: typ, ID: id, Payload: payload})
 }
 
 // ReplyError answers request id with an error message.
 func (c *Conn) ReplyError(id uint64, msg string) error {
-	return c.enqueue(AppendFrame(nil, Frame{Kind: KindError, ID: id, Payload: []byte(msg)}))
+	return c.enqueue(Frame{Kind: KindError, ID: id, Payload: []byte(msg)})
 }

@@ -50,11 +50,15 @@ var ErrFrameTooLarge = errors.New("frame too large")
 // AppendFrame encodes f onto buf.
 func AppendFrame(buf []byte, f Frame) []byte {
 	var h [headerSize]byte
-	binary.BigEndian.PutUint32(h[0:], uint32(headerSize-4+len(f.Payload)))
-	h[4] = byte(f.Kind)
-	h[5] = f.Type
-	binary.BigEndian.PutUint64(h[6:], f.ID)
+	putHeader(h[:], f.Kind, f.Type, f.ID, len(f.Payload))
 	return append(append(buf, h[:]...), f.Payload...)
+}
+
+func putHeader(h []byte, kind Kind, typ uint8, id uint64, size int) {
+	binary.BigEndian.PutUint32(h[0:], uint32(headerSize-4+size))
+	h[4] = byte(kind)
+	h[5] = typ
+	binary.BigEndian.PutUint64(h[6:], id)
 }
 
 // ReadFrame reads one frame. A frame whose payload is over max, or whose kind is unknown,
