@@ -53,8 +53,6 @@ type Agent struct {
 
 	applied      uint64
 	lastSnapshot uint64
-	role         raftcore.Role
-	lead         raftcore.NodeID
 	// appliedMembers is the membership as of the applied index
 	appliedMembers raftcore.Membership
 
@@ -363,11 +361,10 @@ func (a *Agent) maybeSnapshot() {
 	a.log.Printf("snapshot at %d (term %d, %d keys, %d bytes)", meta.Index, meta.Term, a.kv.Len(), len(data))
 }
 
+// roleChanged runs for each SoftState, which the node emits only when role or leader
+// changed.
 func (a *Agent) roleChanged(ss raftcore.SoftState) {
-	if ss.Role != a.role || ss.Lead != a.lead {
-		a.log.Printf("now %s in term %d, leader %s", ss.Role, a.node.Status().Term, orDash(string(ss.Lead)))
-	}
-	a.role, a.lead = ss.Role, ss.Lead
+	a.log.Printf("now %s in term %d, leader %s", ss.Role, a.node.Term(), orDash(string(ss.Lead)))
 	a.leadHint.Store(ss.Lead)
 }
 
