@@ -391,11 +391,6 @@ func (c *cluster) storedTerm(sn *simNode, i uint64) (uint64, bool) {
 	return sn.ents[i-sn.snap.Meta.Index-1].Term, true
 }
 
-func (c *cluster) storedMatch(sn *simNode, i, t uint64) bool {
-	st, ok := c.storedTerm(sn, i)
-	return ok && st == t
-}
-
 // checkEntry is the log matching property, checked by induction: every log that holds
 // (index, term) must hold the same data there and the same term just before it.
 func (c *cluster) checkEntry(sn *simNode, e Entry) {

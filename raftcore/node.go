@@ -150,9 +150,6 @@ func NewNode(cfg Config, st State) (*Node, error) {
 
 func (r *Node) softState() SoftState { return SoftState{Lead: r.lead, Role: r.role} }
 
-// ID returns the node's name.
-func (r *Node) ID() NodeID { return r.id }
-
 // send queues m. Answers that vouch for durable state (votes, append acks) wait for the
 // batch to be persisted; a leader's own appends and heartbeats need not.
 func (r *Node) send(m Message) {

@@ -112,9 +112,6 @@ func (s *Server) acceptLoop() {
 	}
 }
 
-// Addr is the socket's path.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
-
 // Close stops accepting, ends every stream and waits for them.
 func (s *Server) Close() error {
 	err := s.ln.Close()
