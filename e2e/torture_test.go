@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,7 +131,7 @@ func TestTorture(t *testing.T) {
 
 	var mu sync.Mutex
 	var history []porcupine.Operation
-	var nOK, nUnknown, nFaults atomic.Int64
+	var nOK, nUnknown, nFaults, nMembership atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 
@@ -245,7 +246,11 @@ func TestTorture(t *testing.T) {
 			}
 		}
 		undo := func() {}
-		switch x := rng.IntN(8); {
+		x := rng.IntN(9)
+		if nFaults.Load()%5 == 2 {
+			x = 8 // a membership change at least every fifth fault, so short runs have some
+		}
+		switch {
 		case x < 2: // kill -9 an agent, then start it again
 			h.Signal(`lite-raft .*agent --foreground`, syscall.SIGKILL)
 			killed[h] = true
@@ -264,8 +269,19 @@ func TestTorture(t *testing.T) {
 				c.Partition([]*harness.Host{members[perm[0]], members[perm[1]]}, []*harness.Host{members[perm[2]], members[perm[3]], members[perm[4]]})
 			}
 			undo = func() { c.Heal() }
-		default: // leadership transfer
+		case x < 8: // leadership transfer
 			c.lr(members[rng.IntN(len(members))], "./lite-raft-client --timeout 5 transfer-leader "+h.Name)
+		default: // del-member a host (often the leader) while clients run, then add it back
+			from := others(members, h)[rng.IntN(len(members)-1)]
+			start := time.Now()
+			_, _, code := c.lr(from, "./lite-raft-client --timeout 10 del-member "+h.Name)
+			nMembership.Add(1)
+			t.Logf("nemesis: del-member %s on %s: exit %d after %v", h.Name, from.Name, code, time.Since(start).Round(time.Millisecond))
+			undo = func() {
+				start := time.Now()
+				c.rejoin(members, h)
+				t.Logf("nemesis: %s a voter again after %v", h.Name, time.Since(start).Round(time.Millisecond))
+			}
 		}
 		nFaults.Add(1)
 		time.Sleep(hold) // how long the fault lasts, by design
@@ -291,8 +307,8 @@ func TestTorture(t *testing.T) {
 	if b, err := json.Marshal(history); err == nil {
 		os.WriteFile(base+".json", b, 0o644)
 	}
-	fmt.Printf("history: ops=%d ok=%d unknown=%d faults=%d linearizable=%v (%s.json)\n",
-		len(history), nOK.Load(), nUnknown.Load(), nFaults.Load(), res == porcupine.Ok, base)
+	fmt.Printf("history: ops=%d ok=%d unknown=%d faults=%d (membership changes %d) linearizable=%v (%s.json)\n",
+		len(history), nOK.Load(), nUnknown.Load(), nFaults.Load(), nMembership.Load(), res == porcupine.Ok, base)
 	switch res {
 	case porcupine.Ok:
 	case porcupine.Illegal:
@@ -306,4 +322,44 @@ func TestTorture(t *testing.T) {
 	if nOK.Load() < 100 {
 		t.Fatalf("only %d operations succeeded: the cluster did not serve under faults", nOK.Load())
 	}
+}
+
+// rejoin makes h a voter again after a del-member, whatever that del-member's outcome
+// was (it may have timed out with the change committed or not, with h stopped or not): it
+// asks the members that remain until one reports h among the voters of a settled
+// configuration, with h's agent serving. Otherwise it stops h and runs add-member, which
+// boots h empty with first-boot --join; h then catches up from the leader.
+func (c *cluster) rejoin(members []*harness.Host, h *harness.Host) {
+	c.t.Helper()
+	c.eventually(90*time.Second, h.Name+" a voter again", func() (bool, string) {
+		for _, m := range others(members, h) {
+			st, ok := c.status(m)
+			if !ok || st.Role != "leader" {
+				continue // only the leader's configuration is the latest
+			}
+			sets := map[string][]string{}
+			for _, f := range strings.Fields(st.Members) {
+				k, v, _ := strings.Cut(f, "=")
+				sets[k] = strings.Split(v, ",")
+			}
+			if slices.ContainsFunc(sets["outgoing"], func(s string) bool { return s != "" }) {
+				// joint: the leader is still moving h in or out; never wipe a host that
+				// may hold votes, wait for the configuration to settle
+				return false, "joint configuration " + st.Members
+			}
+			if slices.Contains(sets["voters"], h.Name) {
+				if st2, ok := c.status(h); ok && st2.Leader != "" {
+					return true, ""
+				}
+				// still a voter (the removal did not commit) but stopped, or
+				// restarting: start it (refused harmlessly if it runs)
+				c.lr(h, "./lite-raft start")
+				return false, h.Name + " is a voter, its agent not serving yet"
+			}
+			c.lr(h, "./lite-raft stop")
+			o, e, code := c.lr(m, "./lite-raft-client --timeout 20 add-member "+h.Name)
+			return false, fmt.Sprintf("members %q; add-member on %s: exit %d %s%s", st.Members, m.Name, code, o, e)
+		}
+		return false, "no leader among the members that remain"
+	})
 }
