@@ -14,11 +14,8 @@ rc=$?
 # (the race detector needs cgo, which the build itself does without)
 if [ $rc -eq 0 ]; then
 	if command -v gcc >/dev/null 2>&1 || command -v cc >/dev/null 2>&1; then
-		# (sshrpc's tests against real sshd are left out for now: one CI run saw a race
-		# report in TestSSHRoundTripsPipelinedKillAndPartition that nine local runs did not
-		# reproduce; it is being chased, see the issue notes)
-		echo "--- race detector: agent, client, sshrpc (unix socket tests), kvstore, failover" >>"$log"
-		CGO_ENABLED=1 "$GO" test -race -count=1 -timeout 10m -skip '^TestSSH' ./agent/ ./client/ ./sshrpc/ ./kvstore/ ./failover/ >>"$log" 2>&1
+		echo "--- race detector: agent, client, sshrpc (incl. real sshd), kvstore, failover" >>"$log"
+		CGO_ENABLED=1 "$GO" test -race -count=1 -timeout 10m ./agent/ ./client/ ./sshrpc/ ./kvstore/ ./failover/ >>"$log" 2>&1
 		rc=$?
 	else
 		echo "--- race detector skipped: no C compiler for cgo" >>"$log"

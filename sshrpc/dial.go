@@ -137,11 +137,12 @@ func (d *Dialer) hostKeyCallback(h hostSettings) ssh.HostKeyCallback {
 	}
 }
 
-// authMethods offers the keys of a running ssh-agent, then the identity files.
+// authMethods offers the keys of a running ssh-agent (IdentityAgent, by default
+// SSH_AUTH_SOCK), then the identity files.
 func (d *Dialer) authMethods(h hostSettings) ([]ssh.AuthMethod, func()) {
 	var signers []ssh.Signer
 	cleanup := func() {}
-	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+	if sock := h.identityAgent; sock != "" {
 		if c, err := net.Dial("unix", sock); err == nil {
 			if s, err := agent.NewClient(c).Signers(); err == nil {
 				signers = append(signers, s...)

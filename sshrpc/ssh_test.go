@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"lite-raft/internal/harness"
 )
 
@@ -256,4 +258,156 @@ func TestSSHConfigIsHonoured(t *testing.T) {
 	if out, _, _, _ := h2.Exec("hostname"); strings.TrimSpace(out) != h2.Name {
 		t.Fatalf("sanity: %s", out)
 	}
+}
+
+// TestSSHAgentBindAddressKeepAlive covers the ssh_config settings that the other tests do
+// not: keys from a real ssh-agent (IdentityAgent), BindAddress and ServerAliveInterval.
+func TestSSHAgentBindAddressKeepAlive(t *testing.T) {
+	c, _ := sshSetup(t, 1, harness.Options{})
+	h1 := c.Hosts[0]
+	home := t.TempDir()
+	cfg := filepath.Join(home, "config")
+	dialer := func(body string) *Dialer {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := NewDialer(DialerOptions{ConfigFiles: []string{cfg}, Home: home})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	dial := func(d *Dialer) (*ssh.Client, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		return d.Dial(ctx, "h")
+	}
+	// run returns what cmd prints on the far side of cl
+	run := func(cl *ssh.Client, cmd string) string {
+		t.Helper()
+		s, err := cl.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		out, err := s.Output(cmd)
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	base := fmt.Sprintf("Host h\n  HostName %s\n  User root\n  UserKnownHostsFile %s\n  StrictHostKeyChecking no\n",
+		h1.Addr, filepath.Join(home, "kh"))
+
+	t.Run("ssh-agent", func(t *testing.T) {
+		sock := filepath.Join(home, "agent.sock")
+		agentCmd := exec.Command("ssh-agent", "-D", "-a", sock)
+		if err := agentCmd.Start(); err != nil {
+			t.Fatalf("ssh-agent: %v", err)
+		}
+		t.Cleanup(func() { agentCmd.Process.Kill(); agentCmd.Wait() })
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, err := os.Stat(sock); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("ssh-agent made no socket")
+			}
+			time.Sleep(20 * time.Millisecond) // polling for the socket with a deadline
+		}
+		add := exec.Command("ssh-add", c.KeyFile)
+		add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("ssh-add: %v %s", err, out)
+		}
+		// no identity file anywhere (home has no .ssh): only the agent can log in
+		t.Setenv("SSH_AUTH_SOCK", sock)
+		cl, err := dial(dialer(base))
+		if err != nil {
+			t.Fatalf("with the key in ssh-agent (SSH_AUTH_SOCK): %v", err)
+		}
+		cl.Close()
+		if _, err := dial(dialer(base + "  IdentityAgent none\n")); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Fatalf("IdentityAgent none still used the agent: %v", err)
+		}
+		t.Setenv("SSH_AUTH_SOCK", "")
+		if _, err := dial(dialer(base)); err == nil {
+			t.Fatal("logged in without an agent or a key")
+		}
+		cl, err = dial(dialer(base + "  IdentityAgent " + sock + "\n"))
+		if err != nil {
+			t.Fatalf("with IdentityAgent naming the socket: %v", err)
+		}
+		cl.Close()
+	})
+
+	withKey := base + "  IdentityFile " + c.KeyFile + "\n"
+	t.Run("BindAddress", func(t *testing.T) {
+		// a second address on the test's side of the bridge; sshd sees it as the source
+		out, err := exec.Command("ip", "-o", "-4", "addr", "show", "to", c.Gateway+"/32").Output()
+		f := strings.Fields(string(out))
+		if err != nil || len(f) < 2 {
+			t.Fatalf("the test's interface: %v %q", err, out)
+		}
+		dev := f[1]
+		src := strings.TrimSuffix(c.Gateway, ".254") + ".250"
+		if out, err := exec.Command("ip", "addr", "add", src+"/32", "dev", dev).CombinedOutput(); err != nil {
+			t.Fatalf("ip addr add: %v %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "addr", "del", src+"/32", "dev", dev).Run() })
+		for _, want := range []string{c.Gateway, src} {
+			body := withKey
+			if want == src {
+				body += "  BindAddress " + src + "\n"
+			}
+			cl, err := dial(dialer(body))
+			if err != nil {
+				t.Fatalf("BindAddress %s: %v", want, err)
+			}
+			got := run(cl, "echo $SSH_CLIENT")
+			cl.Close()
+			if !strings.HasPrefix(got, want+" ") {
+				t.Errorf("sshd saw the connection from %q, want %s", got, want)
+			}
+		}
+		if _, err := dial(dialer(withKey + "  BindAddress 192.0.2.1\n")); err == nil {
+			t.Error("BindAddress of an address this machine does not have was ignored")
+		}
+	})
+
+	t.Run("ServerAliveInterval", func(t *testing.T) {
+		plain, err := dial(dialer(withKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer plain.Close()
+		alive, err := dial(dialer(withKey + "  ServerAliveInterval 1\n  ServerAliveCountMax 2\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer alive.Close()
+		ended := func(cl *ssh.Client) chan struct{} {
+			ch := make(chan struct{})
+			go func() { cl.Wait(); close(ch) }()
+			return ch
+		}
+		plainEnded, aliveEnded := ended(plain), ended(alive)
+		if err := c.CutFromTest(h1); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Heal()
+		start := time.Now()
+		select {
+		case <-aliveEnded:
+			t.Logf("the connection with keep-alives closed %v after the cut", time.Since(start).Round(time.Millisecond))
+		case <-time.After(30 * time.Second):
+			t.Fatal("ServerAliveInterval 1, ServerAliveCountMax 2: the connection to a cut-off host stayed open 30 s")
+		}
+		select {
+		case <-plainEnded:
+			t.Fatal("the connection without keep-alives closed too: the cut, not the keep-alives, ended it")
+		default:
+		}
+	})
 }

@@ -19,6 +19,7 @@ type hostSettings struct {
 	port           string
 	user           string
 	identityFiles  []string
+	identityAgent  string   // ssh-agent socket; "" for none
 	knownHosts     []string // UserKnownHostsFile, then GlobalKnownHostsFile
 	strict         string   // yes, no, accept-new (ask is treated as yes: nobody can answer)
 	connectTimeout time.Duration
@@ -122,6 +123,15 @@ func (sc *sshConfigs) resolve(alias string) (hostSettings, error) {
 		for _, f := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
 			h.identityFiles = append(h.identityFiles, filepath.Join(sc.home, ".ssh", f))
 		}
+	}
+	switch v := sc.get(alias, "IdentityAgent"); {
+	case v == "" || v == "SSH_AUTH_SOCK":
+		h.identityAgent = os.Getenv("SSH_AUTH_SOCK")
+	case strings.EqualFold(v, "none"):
+	case strings.HasPrefix(v, "$"):
+		h.identityAgent = os.Getenv(v[1:])
+	default:
+		h.identityAgent = sc.expand(v, h)
 	}
 	user := sc.get(alias, "UserKnownHostsFile")
 	if user == "" {
