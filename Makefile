@@ -4,10 +4,12 @@ VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-deps bench demo dist lint clean torture
+.PHONY: all build test test-deps bench bench-micro demo dist lint clean torture
 
 # make torture DURATION=30m: the linearizability torture test, longer
 DURATION ?= 30m
+# make bench BENCH_DURATION=5s: how long each workload runs on each system
+BENCH_DURATION ?= 10s
 
 all: build
 
@@ -25,7 +27,13 @@ test: test-deps
 test-deps:
 	scripts/install-test-deps.sh
 
-bench:
+# make bench: lite-raft (3 harness hosts) against etcd (3 members on loopback) in one
+# run, with ratios; ETCD=no for lite-raft alone, DURATION=10s per workload (as root)
+bench: build
+	GO=$(GO) DURATION=$(BENCH_DURATION) scripts/bench.sh
+
+# the Go micro-benchmarks of raftcore, statefile and sshrpc
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/ ./statefile/ ./sshrpc/
 
 torture: test-deps

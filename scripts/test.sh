@@ -10,6 +10,12 @@ trap 'rm -f "$log"' EXIT
 "$GO" vet ./... || exit 1
 "$GO" test -v -count=1 -timeout 20m ./... >"$log" 2>&1
 rc=$?
+# bench/etcdload, the etcd side of `make bench`, is a module of its own (lite-raft does
+# not depend on etcd's client)
+if [ $rc -eq 0 ]; then
+	(cd bench/etcdload && "$GO" vet ./... && "$GO" test -v -count=1 ./...) >>"$log" 2>&1
+	rc=$?
+fi
 # the packages whose goroutines share state, again under the race detector
 # (the race detector needs cgo, which the build itself does without)
 if [ $rc -eq 0 ]; then

@@ -1,0 +1,690 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"lite-raft/agent"
+	"lite-raft/client"
+	"lite-raft/internal/harness"
+	"lite-raft/sshrpc"
+)
+
+var (
+	liteDir   = flag.String("lite-raft", ".", "`DIR` holding the built lite-raft, lite-raft-client and lite-raft-remote (make build)")
+	duration  = flag.Duration("duration", 10*time.Second, "how long each workload runs on each system")
+	etcdLoad  = flag.String("etcdload", "", "the etcdload `BINARY` (bench/etcdload): also run every workload against etcd; empty: lite-raft only")
+	etcdBin   = flag.String("etcd", "/usr/bin/etcd", "the etcd server `BINARY`")
+	only      = flag.String("only", "", "comma-separated workload names to run (set1, set16, set64, get64, cas64, failover, wall); empty: all")
+	wallRuns  = flag.Int("wall-runs", 200, "how many `./lite-raft-client set` processes to time")
+	jsonOut   = flag.String("json", "", "also write every figure to this `FILE` as JSON")
+	keepGoing = flag.Bool("keep", false, "leave the clusters running after the report (Ctrl-C ends them)")
+)
+
+// workload is one line of the report.
+type workload struct {
+	id, name string
+	clients  int
+	op       string
+}
+
+var workloads = []workload{
+	{"set1", "set, 1 client", 1, "set"},
+	{"set16", "set, 16 clients", 16, "set"},
+	{"set64", "set, 64 clients", 64, "set"},
+	{"get64", "linearizable get, 64 clients", 64, "get"},
+	{"cas64", "conditional set, 64 clients", 64, "cas"},
+}
+
+// figures is the part of a `lite-raft bench --json` or `etcdload --json` summary the
+// report uses; both print the same fields.
+type figures struct {
+	Ops     int     `json:"ops"`
+	OpsPerS float64 `json:"ops_per_s"`
+	P50Ms   float64 `json:"p50_ms"`
+	P99Ms   float64 `json:"p99_ms"`
+	Errors  int64   `json:"errors"`
+}
+
+type report struct {
+	Machine  string              `json:"machine"`
+	Version  string              `json:"version"`
+	Duration string              `json:"duration_per_workload"`
+	Lite     map[string]*figures `json:"lite_raft"`
+	Etcd     map[string]*figures `json:"etcd,omitempty"`
+	// availability gap after kill -9 of the leader, ms
+	LiteFailoverMs float64 `json:"lite_raft_failover_ms,omitempty"`
+	EtcdFailoverMs float64 `json:"etcd_failover_ms,omitempty"`
+	// wall time of one ./lite-raft-client set process, ms, run on the leader and on a follower
+	WallLeaderP50   float64 `json:"client_set_wall_leader_p50_ms,omitempty"`
+	WallLeaderP99   float64 `json:"client_set_wall_leader_p99_ms,omitempty"`
+	WallFollowerP50 float64 `json:"client_set_wall_follower_p50_ms,omitempty"`
+	WallFollowerP99 float64 `json:"client_set_wall_follower_p99_ms,omitempty"`
+}
+
+func main() {
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: clusterbench [flags]   (normally run by `make bench`, as root)\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "clusterbench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func wanted(id string) bool {
+	return *only == "" || slices.Contains(strings.Split(*only, ","), id)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func run() error {
+	rep := &report{Machine: machine(), Version: version(), Duration: duration.String(),
+		Lite: map[string]*figures{}}
+	lc, err := startLite(*liteDir)
+	if err != nil {
+		return fmt.Errorf("lite-raft cluster: %w", err)
+	}
+	defer lc.close()
+	var ec *etcdCluster
+	if *etcdLoad != "" {
+		rep.Etcd = map[string]*figures{}
+		if ec, err = startEtcd(*etcdBin, *etcdLoad); err != nil {
+			return fmt.Errorf("etcd cluster: %w", err)
+		}
+		defer ec.close()
+	}
+
+	// each workload on one system and at once on the other: they share the machine's
+	// state of the moment
+	for _, w := range workloads {
+		if !wanted(w.id) {
+			continue
+		}
+		logf("%s: lite-raft for %v", w.name, *duration)
+		f, err := lc.bench(w)
+		if err != nil {
+			return fmt.Errorf("%s on lite-raft: %w", w.name, err)
+		}
+		rep.Lite[w.id] = f
+		if ec != nil {
+			logf("%s: etcd for %v", w.name, *duration)
+			if rep.Etcd[w.id], err = ec.bench(w); err != nil {
+				return fmt.Errorf("%s on etcd: %w", w.name, err)
+			}
+		}
+	}
+	if wanted("wall") {
+		logf("wall time of %d `./lite-raft-client set` processes on the leader, then on a follower", *wallRuns)
+		if rep.WallLeaderP50, rep.WallLeaderP99, err = lc.wallTime(true); err != nil {
+			return err
+		}
+		if rep.WallFollowerP50, rep.WallFollowerP99, err = lc.wallTime(false); err != nil {
+			return err
+		}
+	}
+	if wanted("failover") {
+		logf("kill -9 of lite-raft's leader under writes")
+		gap, err := lc.failover()
+		if err != nil {
+			return fmt.Errorf("lite-raft failover: %w", err)
+		}
+		rep.LiteFailoverMs = ms(gap)
+		if ec != nil {
+			logf("kill -9 of etcd's leader under writes")
+			gap, err := ec.failover()
+			if err != nil {
+				return fmt.Errorf("etcd failover: %w", err)
+			}
+			rep.EtcdFailoverMs = ms(gap)
+		}
+	}
+	rep.print(os.Stdout)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if *keepGoing {
+		logf("clusters left running; Ctrl-C ends them")
+		<-make(chan struct{})
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (r *report) print(w io.Writer) {
+	fmt.Fprintf(w, "\nmachine: %s\nlite-raft %s; %s per workload; 3 members, fsync on, election timeout 1 s\n\n", r.Machine, r.Version, r.Duration)
+	if r.Etcd != nil {
+		fmt.Fprintln(w, "| workload | lite-raft ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | ops/s ratio | p50 ratio |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	} else {
+		fmt.Fprintln(w, "| workload | lite-raft ops/s | p50 ms | p99 ms |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|")
+	}
+	for _, wl := range workloads {
+		l := r.Lite[wl.id]
+		if l == nil {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f |", wl.name, l.OpsPerS, l.P50Ms, l.P99Ms)
+		if e := r.Etcd[wl.id]; e != nil {
+			fmt.Fprintf(w, " %.0f | %.2f | %.2f | %.2fx | %.2fx |", e.OpsPerS, e.P50Ms, e.P99Ms, l.OpsPerS/e.OpsPerS, l.P50Ms/e.P50Ms)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.LiteFailoverMs > 0 {
+		fmt.Fprintf(w, "\nwrites back after kill -9 of the leader: lite-raft %.0f ms", r.LiteFailoverMs)
+		if r.EtcdFailoverMs > 0 {
+			fmt.Fprintf(w, ", etcd %.0f ms", r.EtcdFailoverMs)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.WallLeaderP50 > 0 {
+		fmt.Fprintf(w, "one ./lite-raft-client set, wall time: on the leader p50 %.2f ms p99 %.2f ms; on a follower p50 %.2f ms p99 %.2f ms\n",
+			r.WallLeaderP50, r.WallLeaderP99, r.WallFollowerP50, r.WallFollowerP99)
+	}
+	// the targets of issue 8, as ratios within this run
+	var checks []string
+	check := func(what string, ok bool, got string) {
+		mark := "met"
+		if !ok {
+			mark = "NOT met"
+		}
+		checks = append(checks, fmt.Sprintf("  %-52s %-8s (%s)", what, mark, got))
+	}
+	if l, e := r.Lite["set64"], r.Etcd["set64"]; l != nil && e != nil {
+		check("writes, 64 clients: >= 1.2x etcd's ops/s", l.OpsPerS >= 1.2*e.OpsPerS, fmt.Sprintf("%.2fx", l.OpsPerS/e.OpsPerS))
+	}
+	if l, e := r.Lite["set1"], r.Etcd["set1"]; l != nil && e != nil {
+		check("write latency, 1 client: p50 <= etcd's", l.P50Ms <= e.P50Ms, fmt.Sprintf("%.2f vs %.2f ms", l.P50Ms, e.P50Ms))
+	}
+	if l, e := r.Lite["get64"], r.Etcd["get64"]; l != nil && e != nil {
+		check("linearizable reads, 64 clients: >= etcd's ops/s", l.OpsPerS >= e.OpsPerS, fmt.Sprintf("%.2fx", l.OpsPerS/e.OpsPerS))
+	}
+	if r.WallLeaderP50 > 0 {
+		check("one lite-raft-client set: median < 5 ms", max(r.WallLeaderP50, r.WallFollowerP50) < 5,
+			fmt.Sprintf("%.2f ms leader, %.2f ms follower", r.WallLeaderP50, r.WallFollowerP50))
+	}
+	if r.LiteFailoverMs > 0 {
+		check("writes back within 1.5 election timeouts", r.LiteFailoverMs <= 1500, fmt.Sprintf("%.0f ms", r.LiteFailoverMs))
+	}
+	if len(checks) > 0 {
+		fmt.Fprintf(w, "\ntargets:\n%s\n", strings.Join(checks, "\n"))
+	}
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	var u syscall.Utsname
+	kernel := ""
+	if syscall.Uname(&u) == nil {
+		var b []byte
+		for _, c := range u.Release {
+			if c == 0 {
+				break
+			}
+			b = append(b, byte(c))
+		}
+		kernel = ", Linux " + string(b)
+	}
+	return fmt.Sprintf("%d cores (%s)%s, %s", runtime.NumCPU(), model, kernel, time.Now().Format("2006-01-02"))
+}
+
+func version() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "(unknown version)"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// ---- lite-raft on a harness cluster ----
+
+type liteCluster struct {
+	c       *harness.Cluster
+	members []*harness.Host
+	client  *harness.Host // a fourth host, not a member, where the load runs
+	tmpl    string
+}
+
+func startLite(dir string) (*liteCluster, error) {
+	tmpl, err := os.MkdirTemp("", "clusterbench-tmpl-")
+	if err != nil {
+		return nil, err
+	}
+	lc := &liteCluster{tmpl: tmpl}
+	for _, f := range []string{"lite-raft", "lite-raft-client", "lite-raft-remote"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			lc.close()
+			return nil, fmt.Errorf("%w (run make build first)", err)
+		}
+		if err := os.WriteFile(filepath.Join(tmpl, f), b, 0o755); err != nil {
+			lc.close()
+			return nil, err
+		}
+	}
+	os.Mkdir(filepath.Join(tmpl, "conf"), 0o755)
+	for name, v := range map[string]string{"cluster_nodes": "host1 host2 host3", "election_timeout": "1"} {
+		if err := os.WriteFile(filepath.Join(tmpl, "conf", name), []byte(v+"\n"), 0o644); err != nil {
+			lc.close()
+			return nil, err
+		}
+	}
+	logf("starting 4 harness hosts (3 members, 1 client)")
+	lc.c, err = harness.Start(4, harness.Options{Template: tmpl, Timeout: *duration + 3*time.Minute})
+	if err != nil {
+		lc.close()
+		return nil, err
+	}
+	lc.members, lc.client = lc.c.Hosts[:3], lc.c.Hosts[3]
+	for _, h := range lc.members {
+		if _, e, code, err := h.Run("cd " + harness.RemoteDir + " && ./lite-raft first-boot"); err != nil || code != 0 {
+			lc.close()
+			return nil, fmt.Errorf("first-boot on %s: exit %d %v %s", h.Name, code, err, e)
+		}
+	}
+	if _, err := lc.leader(30 * time.Second); err != nil {
+		lc.close()
+		return nil, err
+	}
+	return lc, nil
+}
+
+func (lc *liteCluster) close() {
+	if lc.c != nil {
+		lc.c.Close()
+	}
+	os.RemoveAll(lc.tmpl)
+}
+
+func (lc *liteCluster) status(h *harness.Host) (agent.Status, error) {
+	var st agent.Status
+	o, e, code, err := h.Run("cd " + harness.RemoteDir + " && ./lite-raft-client --json --stale status")
+	if err != nil || code != 0 {
+		return st, fmt.Errorf("status on %s: exit %d %v %s", h.Name, code, err, e)
+	}
+	return st, json.Unmarshal([]byte(o), &st)
+}
+
+// leader waits until every member names the same leader.
+func (lc *liteCluster) leader(within time.Duration) (*harness.Host, error) {
+	deadline := time.Now().Add(within)
+	for {
+		var lead string
+		agree := true
+		for _, h := range lc.members {
+			st, err := lc.status(h)
+			if err != nil || st.Leader == "" || (lead != "" && st.Leader != lead) {
+				agree = false
+				break
+			}
+			lead = st.Leader
+		}
+		if agree {
+			if h := lc.c.Host(lead); h != nil {
+				return h, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the members agree on no leader after %v", within)
+		}
+		time.Sleep(100 * time.Millisecond) // polling with a deadline
+	}
+}
+
+func (lc *liteCluster) bench(w workload) (*figures, error) {
+	lead, err := lc.leader(30 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	cmd := fmt.Sprintf("cd %s && ./lite-raft bench --hosts %s --clients %d --duration %s --mix %s=100 --json",
+		harness.RemoteDir, lead.Name, w.clients, *duration, w.op)
+	o, e, code, err := lc.client.Run(cmd)
+	if err != nil || code != 0 {
+		return nil, fmt.Errorf("%s: exit %d %v %s", cmd, code, err, e)
+	}
+	var f figures
+	if err := json.Unmarshal([]byte(o), &f); err != nil {
+		return nil, fmt.Errorf("%s: %w in %q", cmd, err, o)
+	}
+	return &f, nil
+}
+
+// wallTime runs ./lite-raft-client set *wallRuns times in a row on the leader or on a
+// follower and returns the median and p99 wall time of one process, in ms, as bash's
+// clock sees it around each run (no fork of a timer inside the interval).
+func (lc *liteCluster) wallTime(onLeader bool) (p50, p99 float64, err error) {
+	lead, err := lc.leader(30 * time.Second)
+	if err != nil {
+		return 0, 0, err
+	}
+	h := lead
+	if !onLeader {
+		for _, m := range lc.members {
+			if m != lead {
+				h = m
+				break
+			}
+		}
+	}
+	script := fmt.Sprintf(`cd %s && for i in $(seq %d); do s=$EPOCHREALTIME; ./lite-raft-client set bench/wall $i >/dev/null || exit 1; e=$EPOCHREALTIME; echo "$s $e"; done`,
+		harness.RemoteDir, *wallRuns)
+	o, e, code, err := h.Exec("bash", "-c", script)
+	if err != nil || code != 0 {
+		return 0, 0, fmt.Errorf("timing lite-raft-client set on %s: exit %d %v %s", h.Name, code, err, e)
+	}
+	var lat []float64
+	for _, line := range strings.Split(strings.TrimSpace(o), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		s, err1 := strconv.ParseFloat(f[0], 64)
+		e, err2 := strconv.ParseFloat(f[1], 64)
+		if err1 == nil && err2 == nil {
+			lat = append(lat, (e-s)*1000)
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0, fmt.Errorf("timing lite-raft-client set on %s: no timings in %q", h.Name, o)
+	}
+	slices.Sort(lat)
+	return percentile(lat, 50), percentile(lat, 99), nil
+}
+
+// percentile is the nearest-rank percentile of sorted values.
+func percentile[T any](sorted []T, p int) T {
+	i := (len(sorted)*p + 99) / 100
+	return sorted[max(i, 1)-1]
+}
+
+// failover kills the leader's agent with SIGKILL while a probe writes through every
+// member in turn, and returns the write availability gap the probe saw.
+func (lc *liteCluster) failover() (time.Duration, error) {
+	lead, err := lc.leader(30 * time.Second)
+	if err != nil {
+		return 0, err
+	}
+	home, err := os.MkdirTemp("", "clusterbench-ssh-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(home)
+	d, err := sshrpc.NewDialer(sshrpc.DialerOptions{ConfigFiles: []string{lc.c.SSHConfigFile}, Home: home})
+	if err != nil {
+		return 0, err
+	}
+	var clients []*client.Client
+	for _, h := range lc.members {
+		p := sshrpc.NewPeer(h.Name, d, "exec "+harness.RemoteDir+"/lite-raft rpc", sshrpc.ConnOptions{})
+		defer p.Close()
+		clients = append(clients, client.New(p))
+	}
+	n := 0
+	write := func(ctx context.Context) error {
+		n++
+		resp, err := clients[n%len(clients)].Do(ctx, client.Request{Op: client.OpSet, Key: "bench/probe", Value: []byte(strconv.Itoa(n))})
+		if err == nil && resp.Code != 0 {
+			err = fmt.Errorf("exit %d: %s", resp.Code, resp.Msg)
+		}
+		return err
+	}
+	gap, err := probeGap(write, func() error {
+		k, err := lead.Signal(`lite-raft .*agent --foreground`, syscall.SIGKILL)
+		if err == nil && k != 1 {
+			err = fmt.Errorf("%d agents killed on %s, want 1", k, lead.Name)
+		}
+		return err
+	})
+	// the old leader back, so the cluster can be used again (--keep)
+	lead.Run("cd " + harness.RemoteDir + " && ./lite-raft start")
+	return gap, err
+}
+
+// probeTimeout bounds each write of the failover probes: the gap is measured in steps of
+// at most this much (a write to a live member waiting for an election uses all of it).
+const probeTimeout = 100 * time.Millisecond
+
+// probeGap writes in a loop (probeTimeout per write), kills, and measures the write
+// availability gap: from the kill to the end of the first write that succeeded and
+// started after the end of the first write that failed and ended after the kill (if
+// none failed within 5 s: the first write that succeeded and started after the kill).
+// bench/etcdload's --failover-probe measures etcd the same way.
+func probeGap(write func(context.Context) error, kill func() error) (time.Duration, error) {
+	type result struct {
+		start, end time.Time
+		err        error
+	}
+	results := make(chan result, 1024)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+			s := time.Now()
+			err := write(ctx)
+			cancel()
+			select {
+			case results <- result{s, time.Now(), err}:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	// writes must work before the kill
+	warm := time.After(time.Second)
+	okBefore := 0
+warmup:
+	for {
+		select {
+		case r := <-results:
+			if r.err == nil {
+				okBefore++
+			}
+		case <-warm:
+			break warmup
+		}
+	}
+	if okBefore == 0 {
+		return 0, errors.New("no write succeeded in the second before the kill")
+	}
+	t0 := time.Now()
+	if err := kill(); err != nil {
+		return 0, err
+	}
+	var failEnd time.Time // the end of the first write that failed and ended after the kill
+	var firstOK time.Time // the end of the first write that succeeded and started after it
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case r := <-results:
+			if !r.end.After(t0) {
+				continue
+			}
+			if r.err != nil {
+				if failEnd.IsZero() {
+					failEnd = r.end
+				}
+				continue
+			}
+			if !failEnd.IsZero() && r.start.After(failEnd) {
+				return r.end.Sub(t0), nil
+			}
+			if firstOK.IsZero() && r.start.After(t0) {
+				firstOK = r.end
+			}
+			if failEnd.IsZero() && !firstOK.IsZero() && r.end.Sub(t0) > 5*time.Second {
+				return firstOK.Sub(t0), nil // the kill interrupted no write
+			}
+		case <-deadline:
+			return 0, errors.New("no write succeeded within 30 s of the kill")
+		}
+	}
+}
+
+// ---- etcd on loopback ----
+
+type etcdCluster struct {
+	dir   string
+	load  string
+	eps   []string
+	procs []*exec.Cmd
+}
+
+func startEtcd(bin, load string) (*etcdCluster, error) {
+	dir, err := os.MkdirTemp("", "clusterbench-etcd-")
+	if err != nil {
+		return nil, err
+	}
+	ec := &etcdCluster{dir: dir, load: load}
+	var initial []string
+	for i := 1; i <= 3; i++ {
+		initial = append(initial, fmt.Sprintf("e%d=http://127.0.0.1:%d", i, 23800+i))
+		ec.eps = append(ec.eps, fmt.Sprintf("127.0.0.1:%d", 23790+i))
+	}
+	logf("starting 3 etcd members on loopback (%s), data in %s", strings.Join(ec.eps, " "), dir)
+	for i := 1; i <= 3; i++ {
+		peer, cl := fmt.Sprintf("http://127.0.0.1:%d", 23800+i), "http://"+ec.eps[i-1]
+		cmd := exec.Command(bin, "--name", fmt.Sprintf("e%d", i), "--data-dir", filepath.Join(dir, fmt.Sprintf("e%d", i)),
+			"--listen-client-urls", cl, "--advertise-client-urls", cl,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--initial-cluster-token", "clusterbench", "--heartbeat-interval", "100", "--election-timeout", "1000",
+			"--log-level", "error")
+		logFile, err := os.Create(filepath.Join(dir, fmt.Sprintf("e%d.log", i)))
+		if err != nil {
+			ec.close()
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err := cmd.Start(); err != nil {
+			ec.close()
+			return nil, fmt.Errorf("start %s: %w", bin, err)
+		}
+		ec.procs = append(ec.procs, cmd)
+	}
+	if _, err := ec.leader(); err != nil {
+		ec.close()
+		return nil, err
+	}
+	return ec, nil
+}
+
+func (ec *etcdCluster) close() {
+	for _, p := range ec.procs {
+		if p.Process != nil {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}
+	os.RemoveAll(ec.dir)
+}
+
+// leader returns the index of etcd's leader in ec.eps.
+func (ec *etcdCluster) leader() (int, error) {
+	out, err := exec.Command(ec.load, "--endpoints", strings.Join(ec.eps, ","), "--leader", "--timeout", "30s").Output()
+	if err != nil {
+		return 0, fmt.Errorf("etcdload --leader: %w", exitErr(err))
+	}
+	ep := strings.TrimSpace(string(out))
+	i := slices.Index(ec.eps, ep)
+	if i < 0 {
+		return 0, fmt.Errorf("etcdload --leader answered %q", ep)
+	}
+	return i, nil
+}
+
+func exitErr(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+	}
+	return err
+}
+
+func (ec *etcdCluster) bench(w workload) (*figures, error) {
+	lead, err := ec.leader()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(ec.load, "--endpoints", ec.eps[lead], "--clients", strconv.Itoa(w.clients),
+		"--duration", duration.String(), "--op", w.op, "--json")
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), exitErr(err))
+	}
+	var f figures
+	if err := json.Unmarshal(out, &f); err != nil {
+		return nil, fmt.Errorf("etcdload: %w in %q", err, out)
+	}
+	return &f, nil
+}
+
+// failover runs etcdload's probe through every endpoint and kills etcd's leader when the
+// probe is writing.
+func (ec *etcdCluster) failover() (time.Duration, error) {
+	lead, err := ec.leader()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(ec.load, "--endpoints", strings.Join(ec.eps, ","), "--failover-probe", "--timeout", probeTimeout.String())
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	time.Sleep(time.Second) // let the probe write for a second before the kill, as probeGap does
+	fmt.Fprintln(stdin, "go")
+	if err := ec.procs[lead].Process.Kill(); err != nil {
+		return 0, err
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("etcdload --failover-probe: %w", err)
+	}
+	var r struct {
+		RecoveryMs float64 `json:"recovery_ms"`
+	}
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		return 0, fmt.Errorf("etcdload --failover-probe: %w in %q", err, line)
+	}
+	return time.Duration(r.RecoveryMs * float64(time.Millisecond)), nil
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+const usageText = `usage:
+  etcdload --endpoints HOST:PORT[,...] [--clients N] [--duration D] [--op set|get|cas]
+           [--value-size BYTES] [--keys N] [--timeout D] [--conns N] [--json]
+  etcdload --endpoints HOST:PORT[,...] --failover-probe [--timeout D]
+  etcdload --endpoints HOST:PORT[,...] --leader [--timeout D]
+
+flags:
+`
+
+// Limits on the sizes given on the command line: beyond them the run would only exhaust
+// memory (or exceed etcd's default 1.5 MiB request limit), so they are refused up front.
+const (
+	maxClients   = 100000
+	maxKeys      = 10000000
+	maxValueSize = 1 << 20 // as lite-raft's kvstore.MaxValueLen
+)
+
+// config is the parsed command line.
+type config struct {
+	endpoints         []string
+	clients, conns    int
+	keys, valueSize   int
+	duration, timeout time.Duration
+	op                int
+	json              bool
+	probe, leader     bool
+}
+
+// usageError is a bad command line: usage and exit 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// exitError ends the program with a message and a code.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+func fail(format string, a ...any) error {
+	return exitError{1, fmt.Sprintf(format, a...)}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("etcdload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	cfg, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "etcdload: %s\n", ue.msg)
+			fs.Usage()
+		}
+		// errors of the flag package itself were already printed with the usage
+		return 2
+	}
+	switch {
+	case cfg.leader:
+		err = runLeader(cfg, stdout)
+	case cfg.probe:
+		err = runProbe(cfg, stdin, stdout, stderr)
+	default:
+		err = runBench(cfg, stdout, stderr)
+	}
+	if err != nil {
+		code := 1
+		var ee exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		fmt.Fprintf(stderr, "etcdload: %v\n", err)
+		return code
+	}
+	return 0
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
+	var cfg config
+	endpoints := fs.String("endpoints", "", "comma-separated etcd client endpoints (required)")
+	fs.IntVar(&cfg.clients, "clients", 16, "concurrent clients, each one request at a time")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to run")
+	op := fs.String("op", "set", "operation: set, get or cas")
+	fs.IntVar(&cfg.valueSize, "value-size", 16, "bytes per value written")
+	fs.IntVar(&cfg.keys, "keys", 1000, "size of the key space (bench/k0 ... bench/k<N-1>)")
+	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "per-request timeout (--leader: overall)")
+	fs.IntVar(&cfg.conns, "conns", 1, "etcd clients (gRPC connections) the clients are spread over")
+	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")
+	fs.BoolVar(&cfg.probe, "failover-probe", false, "measure write unavailability after \"go\" on stdin")
+	fs.BoolVar(&cfg.leader, "leader", false, "print the endpoint of the current leader")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	for _, ep := range strings.Split(*endpoints, ",") {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			cfg.endpoints = append(cfg.endpoints, ep)
+		}
+	}
+	if len(cfg.endpoints) == 0 {
+		return cfg, usageError{"--endpoints is required"}
+	}
+	if cfg.probe && cfg.leader {
+		return cfg, usageError{"--failover-probe and --leader exclude each other"}
+	}
+	if cfg.timeout <= 0 {
+		return cfg, usageError{fmt.Sprintf("--timeout must be positive (got %v)", cfg.timeout)}
+	}
+	if cfg.probe || cfg.leader {
+		return cfg, nil
+	}
+	for _, p := range []struct {
+		name   string
+		v, max int
+	}{
+		{"--clients", cfg.clients, maxClients},
+		{"--conns", cfg.conns, maxClients},
+		{"--keys", cfg.keys, maxKeys},
+		{"--value-size", cfg.valueSize, maxValueSize},
+	} {
+		if p.v <= 0 || p.v > p.max {
+			return cfg, usageError{fmt.Sprintf("%s must be between 1 and %d (got %d)", p.name, p.max, p.v)}
+		}
+	}
+	if cfg.conns > cfg.clients {
+		return cfg, usageError{fmt.Sprintf("--conns %d is more than --clients %d", cfg.conns, cfg.clients)}
+	}
+	if cfg.duration <= 0 {
+		return cfg, usageError{fmt.Sprintf("--duration must be positive (got %v)", cfg.duration)}
+	}
+	switch *op {
+	case "set":
+		cfg.op = opSet
+	case "get":
+		cfg.op = opGet
+	case "cas":
+		cfg.op = opCAS
+	default:
+		return cfg, usageError{fmt.Sprintf("--op must be set, get or cas (got %q)", *op)}
+	}
+	return cfg, nil
+}
+
+// newClient connects to the endpoints. With block, it waits (DialTimeout at most) until
+// one endpoint answers, so that a wrong address is reported at once rather than as a
+// run of failed requests.
+func newClient(endpoints []string, block bool) (*clientv3.Client, error) {
+	c := clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 2 * time.Second,
+		// A killed member leaves no one to close the TCP connection cleanly on some
+		// paths; keepalives make gRPC notice a dead endpoint within about 2 s.
+		DialKeepAliveTime:    time.Second,
+		DialKeepAliveTimeout: time.Second,
+		// The client's own warnings (retries, endpoint switches) would drown the
+		// progress lines; errors are counted and the first one is reported instead.
+		Logger: zap.NewNop(),
+	}
+	if block {
+		c.DialOptions = []grpc.DialOption{grpc.WithBlock()}
+	}
+	cl, err := clientv3.New(c)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = errors.New("no endpoint answered within 2s")
+		}
+		return nil, fail("cannot connect to etcd at %s: %v", strings.Join(endpoints, ","), err)
+	}
+	return cl, nil
+}

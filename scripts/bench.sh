@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# make bench: lite-raft on a three-host harness cluster against etcd (Debian's
+# etcd-server, three members on loopback), the same workloads in one run, and the ratios.
+# Needs root (network namespaces, sshd). ETCD=no runs lite-raft alone; DURATION sets each
+# workload's length; BENCH_ARGS passes more flags to clusterbench (see its -help).
+set -eu
+GO=${GO:-go}
+cd "$(dirname "$0")/.."
+scripts/install-test-deps.sh
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lite-raft-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+args=(--lite-raft . --duration "${DURATION:-10s}" --json "${BENCH_JSON:-bench-results.json}")
+if [ "${ETCD:-yes}" != no ]; then
+	if ! command -v etcd >/dev/null 2>&1; then
+		if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+			echo "bench: installing etcd-server (Debian) for the comparison"
+			# the package's own service would take etcd's default ports; it is stopped
+			# where systemd runs, and clusterbench uses ports 23791-23803 anyway
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >/dev/null ||
+				{ apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >/dev/null; }
+			systemctl stop etcd >/dev/null 2>&1 || true
+		else
+			echo "bench: etcd is not installed (apt-get install etcd-server), and I cannot install it; ETCD=no skips the comparison" >&2
+			exit 1
+		fi
+	fi
+	(cd bench/etcdload && CGO_ENABLED=0 "$GO" build -o "$tmp/etcdload" .)
+	args+=(--etcd "$(command -v etcd)" --etcdload "$tmp/etcdload")
+fi
+"$GO" build -o "$tmp/clusterbench" ./bench/clusterbench
+"$tmp/clusterbench" "${args[@]}" ${BENCH_ARGS:-}
