@@ -3,6 +3,10 @@ GO       ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.Version=$(VERSION)
 export CGO_ENABLED := 0
+# urfave/cli without its man/markdown generators (unused): a smaller binary with fewer
+# package inits starts faster (issue 8: one lite-raft-client set, 20 -> 17.5 ms here);
+# exported so that tests build the same binary
+export GOFLAGS := -tags=urfave_cli_no_docs
 
 .PHONY: all build test test-deps bench bench-micro demo dist lint clean torture
 
@@ -15,9 +19,12 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o lite-raft ./cmd/lite-raft
-	cp scripts/lite-raft-client scripts/lite-raft-remote .
+	ln -sf lite-raft lite-raft-client
+	ln -sf lite-raft lite-raft-remote
 	mkdir -p pkg/control-scripts pkg/conf
-	cp lite-raft scripts/lite-raft-remote scripts/pkg pkg/
+	cp lite-raft pkg/
+	ln -sf lite-raft pkg/lite-raft-remote
+	ln -sf lite-raft pkg/pkg
 	cp scripts/control-script-template pkg/control-scripts/template
 
 # test installs what the end-to-end tests need (as root), then runs every test.

@@ -13,16 +13,12 @@ import (
 	"lite-raft/internal/harness"
 )
 
-// tmpl is a fresh copy of the lite-raft directory: the binary, the wrappers and the
+// tmpl is a fresh copy of the lite-raft directory: the binary, its links and the
 // control-script template, and an empty conf/.
 var tmpl = harness.Template{
 	Binaries: map[string]string{"lite-raft": "lite-raft/cmd/lite-raft"},
-	Files: map[string]string{
-		"lite-raft-client":        "../scripts/lite-raft-client",
-		"lite-raft-remote":        "../scripts/lite-raft-remote",
-		"pkg":                     "../scripts/pkg",
-		"control-script-template": "../scripts/control-script-template",
-	},
+	Files: map[string]string{"control-script-template": "../scripts/control-script-template"},
+	Links: map[string]string{"lite-raft-client": "lite-raft", "lite-raft-remote": "lite-raft", "pkg": "lite-raft"},
 	Dirs: []string{"conf"},
 }
 

@@ -7,7 +7,7 @@ demo=demo
 [ -x "$demo/lite-raft" ] && "$demo/lite-raft" stop >/dev/null 2>&1
 rm -rf "$demo"
 mkdir -p "$demo/conf"
-cp lite-raft lite-raft-client "$demo/"
+cp lite-raft "$demo/" && ln -sf lite-raft "$demo/lite-raft-client"
 cp conf/election_timeout conf/snapshot_period "$demo/conf/"
 echo 0.5 > "$demo/conf/election_timeout"   # a quick demo
 cd "$demo"

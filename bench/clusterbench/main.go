@@ -25,7 +25,7 @@ import (
 )
 
 var (
-	liteDir   = flag.String("lite-raft", ".", "`DIR` holding the built lite-raft, lite-raft-client and lite-raft-remote (make build)")
+	liteDir   = flag.String("lite-raft", ".", "`DIR` holding the built lite-raft (make build)")
 	duration  = flag.Duration("duration", 10*time.Second, "how long each workload runs on each system")
 	etcdLoad  = flag.String("etcdload", "", "the etcdload `BINARY` (bench/etcdload): also run every workload against etcd; empty: lite-raft only")
 	etcdBin   = flag.String("etcd", "/usr/bin/etcd", "the etcd server `BINARY`")
@@ -74,6 +74,8 @@ type report struct {
 	WallLeaderP99   float64 `json:"client_set_wall_leader_p99_ms,omitempty"`
 	WallFollowerP50 float64 `json:"client_set_wall_follower_p50_ms,omitempty"`
 	WallFollowerP99 float64 `json:"client_set_wall_follower_p99_ms,omitempty"`
+	// wall time of /bin/true timed the same way: the cost of any process here
+	TrueP50 float64 `json:"bin_true_wall_p50_ms,omitempty"`
 }
 
 func main() {
@@ -134,10 +136,10 @@ func run() error {
 	}
 	if wanted("wall") {
 		logf("wall time of %d `./lite-raft-client set` processes on the leader, then on a follower", *wallRuns)
-		if rep.WallLeaderP50, rep.WallLeaderP99, err = lc.wallTime(true); err != nil {
+		if rep.WallLeaderP50, rep.WallLeaderP99, err = lc.wallTime(true, &rep.TrueP50); err != nil {
 			return err
 		}
-		if rep.WallFollowerP50, rep.WallFollowerP99, err = lc.wallTime(false); err != nil {
+		if rep.WallFollowerP50, rep.WallFollowerP99, err = lc.wallTime(false, &rep.TrueP50); err != nil {
 			return err
 		}
 	}
@@ -201,8 +203,8 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if r.WallLeaderP50 > 0 {
-		fmt.Fprintf(w, "one ./lite-raft-client set, wall time: on the leader p50 %.2f ms p99 %.2f ms; on a follower p50 %.2f ms p99 %.2f ms\n",
-			r.WallLeaderP50, r.WallLeaderP99, r.WallFollowerP50, r.WallFollowerP99)
+		fmt.Fprintf(w, "one ./lite-raft-client set, wall time: on the leader p50 %.2f ms p99 %.2f ms; on a follower p50 %.2f ms p99 %.2f ms (/bin/true: p50 %.2f ms)\n",
+			r.WallLeaderP50, r.WallLeaderP99, r.WallFollowerP50, r.WallFollowerP99, r.TrueP50)
 	}
 	// the targets of issue 8, as ratios within this run
 	var checks []string
@@ -282,13 +284,17 @@ func startLite(dir string) (*liteCluster, error) {
 		return nil, err
 	}
 	lc := &liteCluster{tmpl: tmpl}
-	for _, f := range []string{"lite-raft", "lite-raft-client", "lite-raft-remote"} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			lc.close()
-			return nil, fmt.Errorf("%w (run make build first)", err)
-		}
-		if err := os.WriteFile(filepath.Join(tmpl, f), b, 0o755); err != nil {
+	b, err := os.ReadFile(filepath.Join(dir, "lite-raft"))
+	if err != nil {
+		lc.close()
+		return nil, fmt.Errorf("%w (run make build first)", err)
+	}
+	if err := os.WriteFile(filepath.Join(tmpl, "lite-raft"), b, 0o755); err != nil {
+		lc.close()
+		return nil, err
+	}
+	for _, f := range []string{"lite-raft-client", "lite-raft-remote"} {
+		if err := os.Symlink("lite-raft", filepath.Join(tmpl, f)); err != nil {
 			lc.close()
 			return nil, err
 		}
@@ -383,7 +389,7 @@ func (lc *liteCluster) bench(w workload) (*figures, error) {
 // wallTime runs ./lite-raft-client set *wallRuns times in a row on the leader or on a
 // follower and returns the median and p99 wall time of one process, in ms, as bash's
 // clock sees it around each run (no fork of a timer inside the interval).
-func (lc *liteCluster) wallTime(onLeader bool) (p50, p99 float64, err error) {
+func (lc *liteCluster) wallTime(onLeader bool, trueP50 *float64) (p50, p99 float64, err error) {
 	lead, err := lc.leader(30 * time.Second)
 	if err != nil {
 		return 0, 0, err
@@ -397,23 +403,29 @@ func (lc *liteCluster) wallTime(onLeader bool) (p50, p99 float64, err error) {
 			}
 		}
 	}
-	script := fmt.Sprintf(`cd %s && for i in $(seq %d); do s=$EPOCHREALTIME; ./lite-raft-client set bench/wall $i >/dev/null || exit 1; e=$EPOCHREALTIME; echo "$s $e"; done`,
+	// /bin/true in the same loop: what starting any process costs here
+	script := fmt.Sprintf(`cd %s && for i in $(seq %d); do a=$EPOCHREALTIME; /bin/true; s=$EPOCHREALTIME; ./lite-raft-client set bench/wall $i >/dev/null || exit 1; e=$EPOCHREALTIME; echo "$s $e $a"; done`,
 		harness.RemoteDir, *wallRuns)
 	o, e, code, err := h.Exec("bash", "-c", script)
 	if err != nil || code != 0 {
 		return 0, 0, fmt.Errorf("timing lite-raft-client set on %s: exit %d %v %s", h.Name, code, err, e)
 	}
-	var lat []float64
+	var lat, floor []float64
 	for _, line := range strings.Split(strings.TrimSpace(o), "\n") {
 		f := strings.Fields(line)
-		if len(f) != 2 {
+		if len(f) != 3 {
 			continue
 		}
 		s, err1 := strconv.ParseFloat(f[0], 64)
 		e, err2 := strconv.ParseFloat(f[1], 64)
-		if err1 == nil && err2 == nil {
-			lat = append(lat, (e-s)*1000)
+		a, err3 := strconv.ParseFloat(f[2], 64)
+		if err1 == nil && err2 == nil && err3 == nil {
+			lat, floor = append(lat, (e-s)*1000), append(floor, (s-a)*1000)
 		}
+	}
+	slices.Sort(floor)
+	if len(floor) > 0 {
+		*trueP50 = percentile(floor, 50)
 	}
 	if len(lat) == 0 {
 		return 0, 0, fmt.Errorf("timing lite-raft-client set on %s: no timings in %q", h.Name, o)

@@ -19,6 +19,9 @@ type Template struct {
 	Binaries map[string]string
 	// Files maps a file name in the folder to a file to copy (made executable).
 	Files map[string]string
+	// Links maps a file name in the folder to the target of a symbolic link made there
+	// (lite-raft-client -> lite-raft).
+	Links map[string]string
 	// Dirs are empty folders to create in it.
 	Dirs []string
 
@@ -55,6 +58,11 @@ func (tp *Template) build() (string, error) {
 			return dir, err
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
+			return dir, err
+		}
+	}
+	for name, target := range tp.Links {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
 			return dir, err
 		}
 	}
