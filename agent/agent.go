@@ -76,6 +76,8 @@ type event struct {
 	msg  *raftcore.Message
 	req  *waiter
 	stop bool
+	// gone: that peer's host says no agent runs there
+	gone raftcore.NodeID
 }
 
 // Run starts the agent and serves until ctx ends.
@@ -190,6 +192,9 @@ func (a *Agent) run(ctx context.Context) error {
 	ticker := time.NewTicker(a.tickInterval())
 	defer ticker.Stop()
 	a.status.write(a.node, true)
+	if m := a.node.Members(); m.Contains(a.id) {
+		a.linkMembers(m)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -226,6 +231,9 @@ func (a *Agent) handleEvent(ev event) {
 		}
 	case ev.req != nil:
 		a.handleRequest(ev.req)
+	case ev.gone != raftcore.None && ev.gone == a.node.Lead() && ev.gone != a.id:
+		a.log.Printf("the agent of leader %s is gone (its host says no server runs there): standing for election early", ev.gone)
+		a.node.LeaderGone(ev.gone)
 	}
 }
 
@@ -339,6 +347,18 @@ func (a *Agent) membersChanged(m raftcore.Membership) {
 		if !m.Contains(id) {
 			p.close()
 			delete(a.peers, id)
+		}
+	}
+	a.linkMembers(m)
+}
+
+// linkMembers opens a stream to every other member now, not at the first message: a
+// vote request to a follower that never spoke to this one would otherwise be lost to
+// the connection set-up, just when an election is under way.
+func (a *Agent) linkMembers(m raftcore.Membership) {
+	for _, id := range m.All() {
+		if id != a.id {
+			a.link(id)
 		}
 	}
 }

@@ -3,8 +3,10 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"lite-raft/client"
 	"lite-raft/raftcore"
@@ -30,7 +32,40 @@ func (a *Agent) link(id raftcore.NodeID) *peerLink {
 	}
 	a.peers[id] = p
 	go p.run(a, id)
+	go p.watch(a, id)
 	return p
+}
+
+// watch keeps the stream to the peer open: when it ends, it reconnects at once (then with
+// the peer's backoff) rather than at the next message. A follower sends its leader
+// nothing unless asked, so this is how it learns soon that the leader's agent died: the
+// leader's host still answers, and its bridge says no agent runs there. The loop then
+// lets the node stand for election without waiting out a whole election timeout.
+func (p *peerLink) watch(a *Agent, id raftcore.NodeID) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-p.quit; cancel() }()
+	for {
+		c, err := p.peer.Conn(ctx)
+		if ctx.Err() != nil || errors.Is(err, sshrpc.ErrClosed) {
+			return
+		}
+		var gone *sshrpc.NoAgentError
+		if errors.As(err, &gone) {
+			select {
+			case a.events <- event{gone: id}:
+			case <-p.quit:
+				return
+			}
+		}
+		if c == nil {
+			continue // Conn waited out the backoff before this attempt
+		}
+		select {
+		case <-c.Done():
+		case <-p.quit:
+			return
+		}
+	}
 }
 
 func (p *peerLink) run(a *Agent, id raftcore.NodeID) {
@@ -38,7 +73,7 @@ func (p *peerLink) run(a *Agent, id raftcore.NodeID) {
 	for {
 		select {
 		case b := <-p.queue:
-			if err := p.peer.Send(client.FrameRaft, b); err != nil {
+			if err := p.send(b); err != nil {
 				// Raft resends what matters; note the reason once, not per message
 				if e := fmt.Sprint(p.peer.LastError()); e != lastErr && p.peer.LastError() != nil {
 					lastErr = e
@@ -53,6 +88,23 @@ func (p *peerLink) run(a *Agent, id raftcore.NodeID) {
 			return
 		}
 	}
+}
+
+// send sends one message. While the stream is being opened it waits for it, briefly:
+// the first vote request to a peer is worth 50 ms of waiting more than a lost election.
+// A peer in backoff after failures fails at once, as a dead host's messages are dropped.
+func (p *peerLink) send(b []byte) error {
+	err := p.peer.Send(client.FrameRaft, b)
+	if !errors.Is(err, sshrpc.ErrNotConnected) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	c, err := p.peer.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	return c.Send(client.FrameRaft, b)
 }
 
 func (p *peerLink) close() {

@@ -66,3 +66,33 @@ func (r *Node) handleVoteRequest(m Message) {
 	}
 	r.send(Message{To: m.From, Type: resp, Reject: true})
 }
+
+// LeaderGone tells a follower that its leader id is known to have stopped, not merely to
+// be silent: its host answered and said no Raft process runs there. The follower forgets
+// the leader, so that it no longer refuses (pre-)votes by lease, and stands for election
+// after a short wait instead of a full randomized election timeout.
+//
+// The wait depends on the follower's rank among the other voters, in name order: the
+// first stands at its next tick, the next a quarter of an election timeout later, and so
+// on. The followers of a dead leader all get the news at about the same time; ranks keep
+// them from splitting the vote, where random waits of a tick's granularity would often
+// collide. A wrong report costs at most a refused pre-vote (the voters that still hear
+// the leader refuse it by lease) and never safety: elections are always safe.
+//
+// Ignored unless this node is a follower of id that may stand for election.
+func (r *Node) LeaderGone(id NodeID) {
+	if id == None || r.role != Follower || r.lead != id || !r.promotable() {
+		return
+	}
+	r.lead = None
+	rank := 0
+	for _, v := range r.members.All() {
+		if v != id && v < r.id && r.members.IsVoter(v) {
+			rank++
+		}
+	}
+	wait := 1 + rank*max(r.cfg.ElectionTicks/4, 1)
+	if left := r.randomizedElectionTimeout - r.electionElapsed; left > wait {
+		r.electionElapsed = r.randomizedElectionTimeout - wait
+	}
+}

@@ -1186,6 +1186,69 @@ func TestRuleLeaderLeaseIgnoresDisruptiveNode(t *testing.T) {
 	r.check()
 }
 
+// A follower told that its leader's process is gone stands for election within a quarter
+// of an election timeout per voter ranked before it, not a full randomized timeout, and
+// wins when the other followers were told too; the followers never split the vote. A
+// false report while the leader lives changes neither leader nor term.
+func TestRuleLeaderGone(t *testing.T) {
+	for seed := uint64(0); seed < 20; seed++ {
+		ids := rtIDs(5)
+		c, r := rtCluster(t, 70+seed, ids, ids, nil)
+		l := r.elect(200)
+		r.tickSettle(2)
+		term := r.st(l).Term
+		et := c.cfg(l).ElectionTicks
+
+		// a false report to one follower: its pre-vote is refused by lease
+		f := others(ids, l)[int(seed)%4]
+		r.node(f).LeaderGone(l)
+		if st := r.st(f); st.Lead != None {
+			t.Fatalf("seed %d: %s still follows %s after LeaderGone", seed, f, st.Lead)
+		}
+		r.tickSettle(et)
+		if c.leader() != l || r.st(l).Term != term {
+			t.Fatalf("seed %d: a false LeaderGone on %s moved leadership to %s term %d (was %s, %d)", seed, f, c.leader(), r.st(l).Term, l, term)
+		}
+		// reports about someone else, or to the leader itself, are ignored
+		r.node(l).LeaderGone(l)
+		r.node(f).LeaderGone(f)
+		r.settle()
+		if r.st(l).Role != Leader || r.st(f).Lead != l {
+			t.Fatalf("seed %d: an irrelevant LeaderGone changed something", seed)
+		}
+
+		// the leader dies; every follower is told
+		c.crash(l)
+		rest := others(ids, l)
+		for _, id := range rest {
+			r.node(id).LeaderGone(l)
+		}
+		candidates := map[NodeID]bool{}
+		r.onSend = func(m Message) {
+			if m.Type == MsgVote || m.Type == MsgPreVote {
+				candidates[m.From] = true
+			}
+		}
+		ticks := 0
+		for ; ticks < 2*et && c.leader() == None; ticks++ {
+			r.tick(rest...)
+			r.settle()
+		}
+		r.onSend = nil
+		if nl := c.leader(); nl == None || ticks > 1+et/4 {
+			t.Fatalf("seed %d: leader %q after %d ticks, want one within %d (election timeout %d)", seed, nl, ticks, 1+et/4, et)
+		}
+		if want := min(rest[0], rest[1], rest[2], rest[3]); c.leader() != want || len(candidates) != 1 {
+			t.Fatalf("seed %d: %s won with candidates %v, want %s (first in name order) alone", seed, c.leader(), candidates, want)
+		}
+		r.check()
+	}
+}
+
+func others(ids []NodeID, not NodeID) []NodeID {
+	return slices.DeleteFunc(slices.Clone(ids), func(id NodeID) bool { return id == not })
+}
+
 // A leader that cannot hear from a majority steps down within two election timeouts, and
 // not before a full election timeout of silence, without raising its term; whatever the
 // phase of its check period when it was cut off. One that can hear from a majority stays.

@@ -165,6 +165,19 @@ func runSim(seed uint64, steps int, trace bool) (res simResult) {
 				id = pick().id
 			}
 			c.crash(id)
+			// the agent tells followers when their leader's process is gone; some hear
+			// of it, some do not (their link was down), and now and then a live leader is
+			// reported gone by mistake
+			for _, sn := range c.nodes {
+				if sn.node != nil && rng.IntN(2) == 0 {
+					sn.node.LeaderGone(id)
+				}
+			}
+			if l := c.leader(); l != None && rng.IntN(4) == 0 {
+				if sn := pick(); sn.node != nil {
+					sn.node.LeaderGone(l)
+				}
+			}
 		case x < 943:
 			for _, id := range universe {
 				if c.nodes[id].node == nil {

@@ -14,7 +14,7 @@ import (
 func Bridge(sockPath, host string, in io.Reader, out io.Writer) error {
 	nc, err := net.DialTimeout("unix", sockPath, 5*time.Second)
 	if err != nil {
-		msg := fmt.Sprintf("no server running on %s. cannot process request. (%v)", host, err)
+		msg := fmt.Sprintf("%s%s. cannot process request. (%v)", noServerPrefix, host, err)
 		out.Write(AppendFrame(nil, Frame{Kind: KindError, Payload: []byte(msg)}))
 		return fmt.Errorf("%s", msg)
 	}

@@ -58,6 +58,9 @@ func handshake(r *bufio.Reader, w io.Writer) (uint16, error) {
 		return 0, fmt.Errorf("read hello: %w", err)
 	}
 	if f.Kind == KindError {
+		if bytes.HasPrefix(f.Payload, []byte(noServerPrefix)) {
+			return 0, &NoAgentError{Msg: truncate(f.Payload, 200)}
+		}
 		return 0, fmt.Errorf("peer refused: %s", truncate(f.Payload, 200))
 	}
 	if f.Kind != kindHello {
@@ -65,6 +68,16 @@ func handshake(r *bufio.Reader, w io.Writer) (uint16, error) {
 	}
 	return parseHello(f.Payload)
 }
+
+// noServerPrefix starts the bridge's refusal when no agent answers on its host (the
+// original's message).
+const noServerPrefix = "no server running on "
+
+// NoAgentError is a stream refused because no agent runs on the host: the host and its
+// sshd answered, so its agent is stopped or dead, not merely cut off.
+type NoAgentError struct{ Msg string }
+
+func (e *NoAgentError) Error() string { return "peer refused: " + e.Msg }
 
 func truncate(b []byte, n int) string {
 	if len(b) > n {
