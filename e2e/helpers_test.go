@@ -17,9 +17,9 @@ import (
 // control-script template, and an empty conf/.
 var tmpl = harness.Template{
 	Binaries: map[string]string{"lite-raft": "lite-raft/cmd/lite-raft"},
-	Files: map[string]string{"control-script-template": "../scripts/control-script-template"},
-	Links: map[string]string{"lite-raft-client": "lite-raft", "lite-raft-remote": "lite-raft", "pkg": "lite-raft"},
-	Dirs: []string{"conf"},
+	Files:    map[string]string{"control-script-template": "../scripts/control-script-template"},
+	Links:    map[string]string{"lite-raft-client": "lite-raft", "lite-raft-remote": "lite-raft", "pkg": "lite-raft"},
+	Dirs:     []string{"conf"},
 }
 
 func TestMain(m *testing.M) {
