@@ -4,13 +4,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
 )
 
-// Bridge is `lite-raft rpc`: what a peer runs over SSH. It only copies bytes between its
-// standard input/output and the local agent's socket, so the SSH session becomes a
-// stream to the agent. If no agent answers, it says so in a frame the caller's handshake
-// reads, and returns the error (the command exits non-zero).
+// Bridge is `lite-raft rpc`: what a peer runs over SSH, so that the SSH session becomes a
+// stream to the local agent. When its input and output are files (sshd's pipes), it
+// hands them to the agent (handoff.go) and waits for the agent to hang up; otherwise, or
+// if the agent does not take them, it copies bytes both ways. If no agent answers, it
+// says so in a frame the caller's handshake reads, and returns the error (the command
+// exits non-zero).
 func Bridge(sockPath, host string, in io.Reader, out io.Writer) error {
 	nc, err := net.DialTimeout("unix", sockPath, 5*time.Second)
 	if err != nil {
@@ -20,6 +23,29 @@ func Bridge(sockPath, host string, in io.Reader, out io.Writer) error {
 	}
 	uc := nc.(*net.UnixConn)
 	defer uc.Close()
+	inF, inOK := in.(*os.File)
+	outF, outOK := out.(*os.File)
+	if inOK && outOK {
+		taken, err := offerHandoff(uc, inF, outF)
+		if err != nil {
+			return err
+		}
+		if taken {
+			// the agent has the session now; keep no copy (sshd sees the end of the
+			// output only when every copy is closed), and live until the agent hangs up
+			inF.Close()
+			outF.Close()
+			io.Copy(io.Discard, uc)
+			return nil
+		}
+		// an agent that does not take handoffs: copy, on a fresh connection
+		uc.Close()
+		if nc, err = net.DialTimeout("unix", sockPath, 5*time.Second); err != nil {
+			return err
+		}
+		uc = nc.(*net.UnixConn)
+		defer uc.Close()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(uc, in)

@@ -87,9 +87,17 @@ func (s *Server) acceptLoop() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			stream, kind, err := acceptStream(nc.(*net.UnixConn))
+			if err != nil {
+				nc.Close()
+				if s.opt.Logf != nil {
+					s.opt.Logf("refused a stream: %v", err)
+				}
+				return
+			}
 			opt := s.opt
-			opt.Peer = "local socket"
-			c, err := NewConn(nc, opt)
+			opt.Peer = kind
+			c, err := NewConn(stream, opt)
 			if err != nil {
 				if s.opt.Logf != nil {
 					s.opt.Logf("refused a stream: %v", err)
