@@ -33,6 +33,7 @@ var (
 	wallRuns  = flag.Int("wall-runs", 200, "how many `./lite-raft-client set` processes to time")
 	jsonOut   = flag.String("json", "", "also write every figure to this `FILE` as JSON")
 	keepGoing = flag.Bool("keep", false, "leave the clusters running after the report (Ctrl-C ends them)")
+	profDir   = flag.String("cpuprofile", "", "run lite-raft's agents with --cpuprofile, writing DIR/hostN.prof (read them with go tool pprof)")
 )
 
 // workload is one line of the report.
@@ -276,6 +277,9 @@ type liteCluster struct {
 	members []*harness.Host
 	client  *harness.Host // a fourth host, not a member, where the load runs
 	tmpl    string
+	// profiling: the agents write CPU profiles when they stop
+	profiling bool
+	profDir   string
 }
 
 func startLite(dir string) (*liteCluster, error) {
@@ -319,6 +323,12 @@ func startLite(dir string) (*liteCluster, error) {
 			return nil, fmt.Errorf("first-boot on %s: exit %d %v %s", h.Name, code, err, e)
 		}
 	}
+	if *profDir != "" {
+		if err := lc.profileAgents(*profDir); err != nil {
+			lc.close()
+			return nil, err
+		}
+	}
 	if _, err := lc.leader(30 * time.Second); err != nil {
 		lc.close()
 		return nil, err
@@ -326,7 +336,38 @@ func startLite(dir string) (*liteCluster, error) {
 	return lc, nil
 }
 
+// profileAgents restarts every member's agent in the foreground with --cpuprofile; the
+// profiles are written when the agents stop (close).
+func (lc *liteCluster) profileAgents(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, h := range lc.members {
+		// the host's own folder: its /tmp is not ours
+		cmd := fmt.Sprintf("cd %s && ./lite-raft stop >/dev/null; (setsid ./lite-raft agent --foreground --cpuprofile %s/cpu.prof </dev/null >/dev/null 2>&1 &)",
+			harness.RemoteDir, harness.RemoteDir)
+		if _, e, code, err := h.Run(cmd); err != nil || code != 0 {
+			return fmt.Errorf("restart %s's agent with --cpuprofile: exit %d %v %s", h.Name, code, err, e)
+		}
+	}
+	logf("agents run with --cpuprofile; profiles go to %s when the run ends", dir)
+	lc.profiling, lc.profDir = true, dir
+	return nil
+}
+
 func (lc *liteCluster) close() {
+	if lc.c != nil && lc.profiling {
+		for _, h := range lc.members {
+			h.Run("cd " + harness.RemoteDir + " && ./lite-raft stop") // writes the profile
+			if b, err := os.ReadFile(filepath.Join(h.Dir, "cpu.prof")); err == nil {
+				os.WriteFile(filepath.Join(lc.profDir, h.Name+".prof"), b, 0o644)
+			}
+		}
+	}
 	if lc.c != nil {
 		lc.c.Close()
 	}
