@@ -75,8 +75,11 @@ type report struct {
 	WallLeaderP99   float64 `json:"client_set_wall_leader_p99_ms,omitempty"`
 	WallFollowerP50 float64 `json:"client_set_wall_follower_p50_ms,omitempty"`
 	WallFollowerP99 float64 `json:"client_set_wall_follower_p99_ms,omitempty"`
-	// wall time of /bin/true timed the same way: the cost of any process here
-	TrueP50 float64 `json:"bin_true_wall_p50_ms,omitempty"`
+	// /bin/true and an empty Go program timed the same way: what any process, and any
+	// Go process, costs here
+	TrueP50    float64 `json:"bin_true_wall_p50_ms,omitempty"`
+	EmptyGoP50 float64 `json:"empty_go_wall_p50_ms,omitempty"`
+	floor      [2]float64
 }
 
 func main() {
@@ -137,12 +140,13 @@ func run() error {
 	}
 	if wanted("wall") {
 		logf("wall time of %d `./lite-raft-client set` processes on the leader, then on a follower", *wallRuns)
-		if rep.WallLeaderP50, rep.WallLeaderP99, err = lc.wallTime(true, &rep.TrueP50); err != nil {
+		if rep.WallLeaderP50, rep.WallLeaderP99, err = lc.wallTime(true, &rep.floor); err != nil {
 			return err
 		}
-		if rep.WallFollowerP50, rep.WallFollowerP99, err = lc.wallTime(false, &rep.TrueP50); err != nil {
+		if rep.WallFollowerP50, rep.WallFollowerP99, err = lc.wallTime(false, &rep.floor); err != nil {
 			return err
 		}
+		rep.TrueP50, rep.EmptyGoP50 = rep.floor[0], rep.floor[1]
 	}
 	if wanted("failover") {
 		logf("kill -9 of lite-raft's leader under writes")
@@ -204,8 +208,8 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if r.WallLeaderP50 > 0 {
-		fmt.Fprintf(w, "one ./lite-raft-client set, wall time: on the leader p50 %.2f ms p99 %.2f ms; on a follower p50 %.2f ms p99 %.2f ms (/bin/true: p50 %.2f ms)\n",
-			r.WallLeaderP50, r.WallLeaderP99, r.WallFollowerP50, r.WallFollowerP99, r.TrueP50)
+		fmt.Fprintf(w, "one ./lite-raft-client set, wall time: on the leader p50 %.2f ms p99 %.2f ms; on a follower p50 %.2f ms p99 %.2f ms (same loop: /bin/true p50 %.2f ms, an empty Go program p50 %.2f ms)\n",
+			r.WallLeaderP50, r.WallLeaderP99, r.WallFollowerP50, r.WallFollowerP99, r.TrueP50, r.EmptyGoP50)
 	}
 	// the targets of issue 8, as ratios within this run
 	var checks []string
@@ -302,6 +306,10 @@ func startLite(dir string) (*liteCluster, error) {
 			lc.close()
 			return nil, err
 		}
+	}
+	if err := buildEmptyGo(filepath.Join(tmpl, "empty-go")); err != nil {
+		lc.close()
+		return nil, err
 	}
 	os.Mkdir(filepath.Join(tmpl, "conf"), 0o755)
 	for name, v := range map[string]string{"cluster_nodes": "host1 host2 host3", "election_timeout": "1"} {
@@ -430,7 +438,7 @@ func (lc *liteCluster) bench(w workload) (*figures, error) {
 // wallTime runs ./lite-raft-client set *wallRuns times in a row on the leader or on a
 // follower and returns the median and p99 wall time of one process, in ms, as bash's
 // clock sees it around each run (no fork of a timer inside the interval).
-func (lc *liteCluster) wallTime(onLeader bool, trueP50 *float64) (p50, p99 float64, err error) {
+func (lc *liteCluster) wallTime(onLeader bool, floor *[2]float64) (p50, p99 float64, err error) {
 	lead, err := lc.leader(30 * time.Second)
 	if err != nil {
 		return 0, 0, err
@@ -444,29 +452,36 @@ func (lc *liteCluster) wallTime(onLeader bool, trueP50 *float64) (p50, p99 float
 			}
 		}
 	}
-	// /bin/true in the same loop: what starting any process costs here
-	script := fmt.Sprintf(`cd %s && for i in $(seq %d); do a=$EPOCHREALTIME; /bin/true; s=$EPOCHREALTIME; ./lite-raft-client set bench/wall $i >/dev/null || exit 1; e=$EPOCHREALTIME; echo "$s $e $a"; done`,
+	// /bin/true and an empty Go program in the same loop: what starting any process,
+	// and any Go process, costs here
+	script := fmt.Sprintf(`cd %s && for i in $(seq %d); do a=$EPOCHREALTIME; /bin/true; b=$EPOCHREALTIME; ./empty-go; s=$EPOCHREALTIME; ./lite-raft-client set bench/wall $i >/dev/null || exit 1; e=$EPOCHREALTIME; echo "$s $e $a $b"; done`,
 		harness.RemoteDir, *wallRuns)
 	o, e, code, err := h.Exec("bash", "-c", script)
 	if err != nil || code != 0 {
 		return 0, 0, fmt.Errorf("timing lite-raft-client set on %s: exit %d %v %s", h.Name, code, err, e)
 	}
-	var lat, floor []float64
+	var lat, trueLat, goLat []float64
 	for _, line := range strings.Split(strings.TrimSpace(o), "\n") {
+		var t [4]float64
 		f := strings.Fields(line)
-		if len(f) != 3 {
+		if len(f) != 4 {
 			continue
 		}
-		s, err1 := strconv.ParseFloat(f[0], 64)
-		e, err2 := strconv.ParseFloat(f[1], 64)
-		a, err3 := strconv.ParseFloat(f[2], 64)
-		if err1 == nil && err2 == nil && err3 == nil {
-			lat, floor = append(lat, (e-s)*1000), append(floor, (s-a)*1000)
+		ok := true
+		for i := range t {
+			var err error
+			t[i], err = strconv.ParseFloat(f[i], 64)
+			ok = ok && err == nil
+		}
+		if ok {
+			s, e, a, b := t[0], t[1], t[2], t[3]
+			lat, trueLat, goLat = append(lat, (e-s)*1000), append(trueLat, (b-a)*1000), append(goLat, (s-b)*1000)
 		}
 	}
-	slices.Sort(floor)
-	if len(floor) > 0 {
-		*trueP50 = percentile(floor, 50)
+	if len(trueLat) > 0 {
+		slices.Sort(trueLat)
+		slices.Sort(goLat)
+		floor[0], floor[1] = percentile(trueLat, 50), percentile(goLat, 50)
 	}
 	if len(lat) == 0 {
 		return 0, 0, fmt.Errorf("timing lite-raft-client set on %s: no timings in %q", h.Name, o)
@@ -740,4 +755,27 @@ func (ec *etcdCluster) failover() (time.Duration, error) {
 		return 0, fmt.Errorf("etcdload --failover-probe: %w in %q", err, line)
 	}
 	return time.Duration(r.RecoveryMs * float64(time.Millisecond)), nil
+}
+
+// buildEmptyGo builds a Go program that does nothing, to time beside lite-raft-client:
+// the floor any Go command has on this machine.
+func buildEmptyGo(out string) error {
+	dir, err := os.MkdirTemp("", "clusterbench-empty-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module empty\n\ngo 1.21\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build an empty Go program: %v\n%s", err, b)
+	}
+	return nil
 }
