@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,10 +67,10 @@ type Agent struct {
 	retry      []*waiter            // requests to try again (no leader yet, proposal lost)
 
 	status statusFiles
+	hints  *hintWriter
 	lock   *os.File
 	// leadHint is the last known leader, readable outside the loop
-	leadHint    atomic.Value
-	commitSaved time.Time
+	leadHint atomic.Value
 }
 
 type event struct {
@@ -192,6 +193,9 @@ func (a *Agent) run(ctx context.Context) error {
 	ticker := time.NewTicker(a.tickInterval())
 	defer ticker.Stop()
 	a.status.write(a.node, true)
+	a.status.put("commit_index", strconv.FormatUint(a.node.Commit(), 10))
+	// the hints are rewritten at most ten a second (and once more at shutdown)
+	a.hints = newHintWriter(func(c uint64) { a.store.SaveCommit(c) }, &a.status, 100*time.Millisecond)
 	if m := a.node.Members(); m.Contains(a.id) {
 		a.linkMembers(m)
 	}
@@ -263,12 +267,7 @@ func (a *Agent) processReady() error {
 		a.checkConditions()
 		a.status.write(a.node, rd.SoftState != nil)
 		if len(rd.CommittedEntries) > 0 {
-			// a hint for restarts: a rename costs more than the log's fsync, so at most
-			// ten a second (and once more at shutdown)
-			if time.Since(a.commitSaved) > 100*time.Millisecond {
-				a.store.SaveCommit(min(rd.Commit, a.applied))
-				a.commitSaved = time.Now()
-			}
+			a.hints.post(min(rd.Commit, a.applied), a.node.Commit())
 			a.maybeSnapshot()
 		}
 	}
@@ -397,6 +396,9 @@ func orDash(s string) string {
 
 func (a *Agent) shutdown() {
 	a.server.Close()
+	if a.hints != nil {
+		a.hints.stop()
+	}
 	a.store.SaveCommit(min(a.node.Commit(), a.applied))
 	for _, p := range a.peers {
 		p.close()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -183,4 +184,45 @@ func TestRefusesOpenStateFolders(t *testing.T) {
 			t.Fatalf("%s/ with mode 0755: %v", d, err)
 		}
 	}
+}
+
+// TestProgressHints: temp/commit_index follows the commit index while the agent runs
+// (written away from the loop), and state/commit holds the last applied index once the
+// agent stopped, so that a restart applies from there.
+func TestProgressHints(t *testing.T) {
+	dir := soloDir(t)
+	do, stop := startSolo(t, dir)
+	for i := 0; i < 30; i++ {
+		if r := do(client.Request{Op: client.OpSet, Key: fmt.Sprintf("h/%d", i), Value: []byte("v")}); r.Code != 0 {
+			t.Fatalf("set: %+v", r)
+		}
+	}
+	var st Status
+	if err := jsonStatus(do, &st); err != nil {
+		t.Fatal(err)
+	}
+	read := func(p ...string) string {
+		b, _ := os.ReadFile(filepath.Join(append([]string{dir}, p...)...))
+		return strings.TrimSpace(string(b))
+	}
+	want := fmt.Sprint(st.Commit)
+	deadline := time.Now().Add(5 * time.Second)
+	for read("temp", "commit_index") != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("temp/commit_index says %q, the commit index is %s", read("temp", "commit_index"), want)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a file with a deadline
+	}
+	stop()
+	if got := read(statefile.StateDir, "commit"); got != fmt.Sprint(st.Applied) {
+		t.Fatalf("state/commit after stop: %q, want the applied index %d", got, st.Applied)
+	}
+}
+
+func jsonStatus(do func(client.Request) client.Response, st *Status) error {
+	r := do(client.Request{Op: client.OpStatus})
+	if r.Code != 0 {
+		return fmt.Errorf("status: exit %d %s", r.Code, r.Msg)
+	}
+	return json.Unmarshal(r.JSON, st)
 }
