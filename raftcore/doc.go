@@ -12,7 +12,8 @@
 //   - Tick advances logical time (lite-raft ticks every election_timeout/10).
 //   - Step delivers a Message from a peer.
 //   - Propose, ProposeMembership, ReadIndex, TransferLeadership and Compact are the
-//     requests of the local application.
+//     requests of the local application; LeaderGone is its report that the leader's
+//     process is known to have stopped (the follower then campaigns early).
 //   - Ready returns what to do: hard state and entries to persist, a snapshot to install,
 //     messages to send (some at once, some only after persisting), committed entries to
 //     apply and reads that became safe. Advance acknowledges it. Ready may be called again
