@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -161,7 +163,9 @@ func (c *Conn) readLoop(logf func(string, ...any)) {
 	for {
 		f, err := ReadFrame(c.r, c.maxFrame)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && logf != nil {
+			// the far end hanging up, or this end closing, is no news
+			closedHere := errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed)
+			if !errors.Is(err, io.EOF) && !closedHere && logf != nil {
 				logf("closing stream from %s: %v", c.Peer, err)
 			}
 			c.fail(fmt.Errorf("read: %w", err))
