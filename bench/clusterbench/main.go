@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"lite-raft/agent"
+	"lite-raft/benchreport"
 	"lite-raft/client"
 	"lite-raft/internal/harness"
 	"lite-raft/sshrpc"
@@ -51,15 +52,9 @@ var workloads = []workload{
 	{"cas64", "conditional set, 64 clients", 64, "cas"},
 }
 
-// figures is the part of a `lite-raft bench --json` or `etcdload --json` summary the
-// report uses; both print the same fields.
-type figures struct {
-	Ops     int     `json:"ops"`
-	OpsPerS float64 `json:"ops_per_s"`
-	P50Ms   float64 `json:"p50_ms"`
-	P99Ms   float64 `json:"p99_ms"`
-	Errors  int64   `json:"errors"`
-}
+// figures is a load generator's summary: `lite-raft bench --json` and `etcdload --json`
+// print the same one (benchreport).
+type figures = benchreport.Summary
 
 type report struct {
 	Machine  string              `json:"machine"`

@@ -6,19 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
-	"os"
-	"os/signal"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"lite-raft/benchreport"
 )
 
 const (
@@ -40,25 +37,13 @@ type worker struct {
 
 	cl       *clientv3.Client
 	rng      *rand.Rand
-	value    []byte // rewritten before each write, so that no two writes carry the same value
-	counter  uint64 // client number + k * clients
-	step     uint64
+	values   *benchreport.Values // no two writes of a run carry the same value
 	lat      []time.Duration
 	timeouts int64
 	firstErr string
 }
 
-// nextValue writes the worker's next value: the counter in hex, right-aligned over the
-// last up to 16 bytes (the same scheme as lite-raft's bench).
-func (w *worker) nextValue() string {
-	w.counter += w.step
-	v := w.counter
-	for i := len(w.value) - 1; i >= 0 && i >= len(w.value)-16; i-- {
-		w.value[i] = "0123456789abcdef"[v&15]
-		v >>= 4
-	}
-	return string(w.value)
-}
+func (w *worker) nextValue() string { return string(w.values.Next()) }
 
 // do sends one request and reports whether it succeeded.
 func (w *worker) do(ctx context.Context, op int, key string) bool {
@@ -124,28 +109,16 @@ func (r *benchRun) loop(ctx context.Context, w *worker, end time.Time) {
 // it, get would mostly read missing keys and cas would find nothing to compare.
 func (r *benchRun) prepopulate(ctx context.Context, errw io.Writer) error {
 	t := time.Now()
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var first atomic.Pointer[string]
-	for i, w := range r.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := i; k < len(r.keys) && !r.stop.Load(); k += len(r.workers) {
-				rctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
-				_, err := w.cl.Put(rctx, r.keys[k], w.nextValue())
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					msg := fmt.Sprintf("put %s: %v", r.keys[k], err)
-					first.CompareAndSwap(nil, &msg)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		return fail("pre-populating: %d of %d puts failed; first: %s", n, len(r.keys), *first.Load())
+	failed, first := benchreport.Prepopulate(r.keys, len(r.workers), &r.stop, func(i int, key string) error {
+		rctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
+		defer cancel()
+		if _, err := r.workers[i].cl.Put(rctx, key, r.workers[i].nextValue()); err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
+		return nil
+	})
+	if failed > 0 {
+		return fail("pre-populating: %d of %d puts failed; first: %v", failed, len(r.keys), first)
 	}
 	if r.stop.Load() {
 		return fail("interrupted while pre-populating")
@@ -156,25 +129,13 @@ func (r *benchRun) prepopulate(ctx context.Context, errw io.Writer) error {
 
 // progress prints a line a second until the workers are done.
 func (r *benchRun) progress(errw io.Writer, start time.Time, done <-chan struct{}) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var lastOps int64
-	last := start
-	for {
-		select {
-		case <-done:
-			return
-		case now := <-tick.C:
-			var ops, errs int64
-			for _, w := range r.workers {
-				ops += w.ops.Load()
-				errs += w.errs.Load()
-			}
-			rate := float64(ops-lastOps) / now.Sub(last).Seconds()
-			fmt.Fprintf(errw, "%5.1fs  %9d ops  %9.0f ops/s  %d errors\n", now.Sub(start).Seconds(), ops, rate, errs)
-			lastOps, last = ops, now
+	benchreport.Progress(errw, start, done, func() (ops, errs int64) {
+		for _, w := range r.workers {
+			ops += w.ops.Load()
+			errs += w.errs.Load()
 		}
-	}
+		return ops, errs
+	})
 }
 
 func runBench(cfg config, stdout, errw io.Writer) error {
@@ -198,33 +159,16 @@ func runBench(cfg config, stdout, errw io.Writer) error {
 	}
 	for i := range cfg.clients {
 		w := &worker{cl: conns[i%len(conns)],
-			rng:   rand.New(rand.NewPCG(uint64(i)+1, uint64(i)+1)),
-			value: make([]byte, cfg.valueSize), counter: uint64(i), step: uint64(cfg.clients),
-			lat: make([]time.Duration, 0, 4096)}
-		for j := range w.value {
-			w.value[j] = 'v'
-		}
+			rng:    rand.New(rand.NewPCG(uint64(i)+1, uint64(i)+1)),
+			values: benchreport.NewValues(cfg.valueSize, i, cfg.clients),
+			lat:    make([]time.Duration, 0, 4096)}
 		r.workers = append(r.workers, w)
 	}
 
 	// A first Ctrl-C lets the requests in flight finish; a second one cancels them.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt)
-	defer signal.Stop(sigs)
-	go func() {
-		for {
-			select {
-			case <-sigs:
-				if r.stop.Swap(true) {
-					cancel()
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	defer benchreport.OnInterrupt(&r.stop, cancel)()
 
 	fmt.Fprintf(errw, "etcdload: %d clients on %d connection(s) to %v; %v, op %s, %d keys, values of %d bytes\n",
 		cfg.clients, len(conns), cfg.endpoints, cfg.duration, opNames[cfg.op], cfg.keys, cfg.valueSize)
@@ -234,21 +178,9 @@ func runBench(cfg config, stdout, errw io.Writer) error {
 		}
 	}
 
-	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(cfg.duration)
-	for _, w := range r.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.loop(ctx, w, end)
-		}()
-	}
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
+	done := benchreport.Start(len(r.workers), func(i int) { r.loop(ctx, r.workers[i], end) })
 	r.progress(errw, start, done)
 	elapsed := time.Since(start)
 	if r.stop.Load() {
@@ -263,7 +195,7 @@ func runBench(cfg config, stdout, errw io.Writer) error {
 		}
 		fmt.Fprintln(stdout, string(b))
 	} else {
-		s.print(stdout)
+		printSummary(stdout, s)
 	}
 	for _, w := range r.workers {
 		if w.firstErr != "" {
@@ -274,51 +206,8 @@ func runBench(cfg config, stdout, errw io.Writer) error {
 	return nil
 }
 
-// opStats are the figures of one operation, or of all.
-type opStats struct {
-	Ops     int     `json:"ops"`
-	OpsPerS float64 `json:"ops_per_s"`
-	P50Ms   float64 `json:"p50_ms"`
-	P99Ms   float64 `json:"p99_ms"`
-	MaxMs   float64 `json:"max_ms"`
-	Errors  int64   `json:"errors"`
-}
-
-// summary has the fields, in the order, of lite-raft bench's JSON, so that the two can be
-// compared by the same script.
-type summary struct {
-	Clients   int     `json:"clients"`
-	Conns     int     `json:"conns"`
-	Mix       string  `json:"mix"`
-	DurationS float64 `json:"duration_s"`
-	opStats
-	Timeouts int64 `json:"timeouts"`
-	// every etcd error is a gRPC error, so all errors count as transport errors here
-	TransportErrors int64              `json:"transport_errors"`
-	Codes           map[string]int64   `json:"codes"`
-	ByOp            map[string]opStats `json:"by_op"`
-}
-
-func stats(lat []time.Duration, errs int64, elapsed time.Duration) opStats {
-	slices.Sort(lat)
-	s := opStats{Ops: len(lat), Errors: errs, OpsPerS: round3(float64(len(lat)) / elapsed.Seconds())}
-	if len(lat) > 0 {
-		s.P50Ms, s.P99Ms, s.MaxMs = durMs(percentile(lat, 50)), durMs(percentile(lat, 99)), durMs(lat[len(lat)-1])
-	}
-	return s
-}
-
-// percentile is the nearest-rank percentile of sorted (non-empty) latencies.
-func percentile(sorted []time.Duration, p int) time.Duration {
-	i := (len(sorted)*p + 99) / 100 // ceil(n*p/100)
-	return sorted[max(i, 1)-1]
-}
-
-func durMs(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }
-
-func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
-
-func (r *benchRun) summary(elapsed time.Duration) summary {
+// summary has the fields of lite-raft bench's JSON, so that clusterbench reads both alike.
+func (r *benchRun) summary(elapsed time.Duration) benchreport.Summary {
 	var lat []time.Duration
 	var errs, timeouts int64
 	for _, w := range r.workers {
@@ -326,18 +215,19 @@ func (r *benchRun) summary(elapsed time.Duration) summary {
 		errs += w.errs.Load()
 		timeouts += w.timeouts
 	}
-	st := stats(lat, errs, elapsed)
-	s := summary{Clients: r.cfg.clients, Conns: r.cfg.conns, Mix: opNames[r.cfg.op] + "=100",
-		DurationS: round3(elapsed.Seconds()), opStats: st, Timeouts: timeouts, TransportErrors: errs,
+	st := benchreport.Stats(lat, errs, elapsed)
+	// every etcd error is a gRPC error, so all errors count as transport errors here
+	s := benchreport.Summary{Clients: r.cfg.clients, Conns: r.cfg.conns, Mix: opNames[r.cfg.op] + "=100",
+		DurationS: benchreport.Round3(elapsed.Seconds()), OpStats: st, Timeouts: timeouts, TransportErrors: errs,
 		Codes: map[string]int64{"0": int64(st.Ops) - errs},
-		ByOp:  map[string]opStats{opNames[r.cfg.op]: st}}
+		ByOp:  map[string]benchreport.OpStats{opNames[r.cfg.op]: st}}
 	if errs > 0 {
 		s.Codes["1"] = errs
 	}
 	return s
 }
 
-func (s summary) print(w io.Writer) {
+func printSummary(w io.Writer, s benchreport.Summary) {
 	fmt.Fprintf(w, "%d ops in %.2fs: %.0f ops/s (%d clients, %d connection(s), mix %s)\n",
 		s.Ops, s.DurationS, s.OpsPerS, s.Clients, s.Conns, s.Mix)
 	fmt.Fprintf(w, "p50 %.3fms  p99 %.3fms  max %.3fms  errors %d (timeouts %d)\n",

@@ -7,7 +7,9 @@
 // lite-raft itself never depends on etcd: the etcd client brings in gRPC, protobuf
 // and zap, none of which lite-raft needs. The nested go.mod keeps this directory out
 // of the main module, so `go build ./...` at the repository root neither builds it nor
-// needs its dependencies.
+// needs its dependencies. The dependency goes the other way: it imports lite-raft's
+// benchreport (through a replace directive) for the summary, the percentiles, the values
+// and the progress line, so both sides of a ratio are measured by the same code.
 //
 // # Workload
 //
@@ -24,8 +26,9 @@
 //
 // Values are --value-size bytes of 'v' with a per-client counter (client number +
 // k*clients) written in hex into the last up to 16 bytes, so no two writes of a run
-// carry the same value. Every request has its own --timeout context. Latencies count
-// every request, failed ones included; percentiles are nearest-rank.
+// carry the same value (benchreport.Values). Every request has its own --timeout
+// context. Latencies count every request, failed ones included; percentiles are
+// nearest-rank (benchreport.Stats).
 //
 // # Other modes
 //

@@ -7,41 +7,7 @@ import (
 	"time"
 )
 
-func TestPercentileNearestRank(t *testing.T) {
-	lat := make([]time.Duration, 100)
-	for i := range lat {
-		lat[i] = time.Duration(i+1) * time.Millisecond
-	}
-	if got := percentile(lat, 50); got != 50*time.Millisecond {
-		t.Errorf("p50 of 1..100ms = %v, want 50ms", got)
-	}
-	if got := percentile(lat, 99); got != 99*time.Millisecond {
-		t.Errorf("p99 of 1..100ms = %v, want 99ms", got)
-	}
-	one := []time.Duration{7 * time.Millisecond}
-	if got := percentile(one, 50); got != 7*time.Millisecond {
-		t.Errorf("p50 of one = %v", got)
-	}
-	three := []time.Duration{1, 2, 3}
-	if got := percentile(three, 50); got != 2 { // ceil(1.5) = 2
-		t.Errorf("p50 of 3 = %v, want 2", got)
-	}
-}
-
-func TestNextValueDistinct(t *testing.T) {
-	w := &worker{value: []byte(strings.Repeat("v", 20)), counter: 3, step: 8}
-	a, b := w.nextValue(), w.nextValue()
-	if a == b || len(a) != 20 || !strings.HasPrefix(a, "vvvv") {
-		t.Errorf("values %q, %q", a, b)
-	}
-	if a != "vvvv000000000000000b" || b != "vvvv0000000000000013" {
-		t.Errorf("values %q, %q", a, b)
-	}
-	short := &worker{value: []byte("vv"), counter: 0, step: 1}
-	if v := short.nextValue(); v != "01" {
-		t.Errorf("short value %q", v)
-	}
-}
+// Percentiles and values are benchreport's, tested there and shared with lite-raft bench.
 
 func TestBadFlagsExit2(t *testing.T) {
 	for _, args := range [][]string{

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"lite-raft/benchreport"
 )
 
 const (
@@ -126,12 +128,12 @@ func runProbe(cfg config, stdin io.Reader, stdout, errw io.Writer) error {
 			}
 		case err == nil && sawFail:
 			// sequential puts: this one started after the first failure ended
-			return printProbe(stdout, probeResult{RecoveryMs: durMs(end.Sub(t0)), FailedWrites: failed, MaxPutMs: durMs(maxPut)})
+			return printProbe(stdout, probeResult{RecoveryMs: benchreport.Ms(end.Sub(t0)), FailedWrites: failed, MaxPutMs: benchreport.Ms(maxPut)})
 		case err == nil && firstOK.IsZero() && !start.Before(t0):
 			firstOK = end
 		}
 		if !sawFail && end.Sub(t0) >= probeQuiet && !firstOK.IsZero() {
-			return printProbe(stdout, probeResult{RecoveryMs: durMs(firstOK.Sub(t0)), NoFailure: true, MaxPutMs: durMs(maxPut)})
+			return printProbe(stdout, probeResult{RecoveryMs: benchreport.Ms(firstOK.Sub(t0)), NoFailure: true, MaxPutMs: benchreport.Ms(maxPut)})
 		}
 		if end.Sub(t0) >= probeGiveUp {
 			return fail("no write succeeded within %v after go (%d failed puts); last error: %v", probeGiveUp, failed, err)

@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"lite-raft/benchreport"
 	"lite-raft/client"
 	"lite-raft/kvstore"
 	"lite-raft/sshrpc"
@@ -313,30 +311,16 @@ func benchShellQuote(s string) string {
 type benchWorker struct {
 	ops, errs atomic.Int64
 
-	cl      *client.Client
-	ctx     benchOpContext
-	rng     *rand.Rand
-	value   []byte // rewritten before each write, so that cas never finds its own value
-	counter uint64 // client number + k * clients: no two writes of a run carry the same value
-	step    uint64
-	lat     [benchNumOps][]time.Duration
-	opErrs  [benchNumOps]int64
-	codes   [256]int64
+	cl     *client.Client
+	ctx    benchOpContext
+	rng    *rand.Rand
+	values *benchreport.Values
+	lat    [benchNumOps][]time.Duration
+	opErrs [benchNumOps]int64
+	codes  [256]int64
 	// transport counts requests that got no answer from an agent (codes 1, 2 or 12 then)
 	transport int64
 	firstErr  string
-}
-
-// nextValue writes the worker's next value: the counter in hex, right-aligned (values of
-// fewer than 16 bytes can repeat, so cas may then rarely exit 5: KEY already holds it).
-func (w *benchWorker) nextValue() []byte {
-	w.counter += w.step
-	v := w.counter
-	for i := len(w.value) - 1; i >= 0 && i >= len(w.value)-16; i-- {
-		w.value[i] = "0123456789abcdef"[v&15]
-		v >>= 4
-	}
-	return w.value
 }
 
 var benchCASCond = []byte("x")
@@ -346,11 +330,11 @@ func (w *benchWorker) do(op int, key string, stale bool, timeout time.Duration, 
 	var req client.Request
 	switch op {
 	case benchSet:
-		req = client.Request{Op: client.OpSet, Key: key, Value: w.nextValue()}
+		req = client.Request{Op: client.OpSet, Key: key, Value: w.values.Next()}
 	case benchGet:
 		req = client.Request{Op: client.OpGet, Key: key, Stale: stale}
 	default:
-		req = client.Request{Op: client.OpIfSet, Key: key, Cond: "!=", CondValue: benchCASCond, Value: w.nextValue()}
+		req = client.Request{Op: client.OpIfSet, Key: key, Cond: "!=", CondValue: benchCASCond, Value: w.values.Next()}
 	}
 	w.ctx.deadline = now.Add(timeout)
 	resp, err := w.cl.Do(&w.ctx, req)
@@ -449,29 +433,12 @@ func runBench(c *cli.Context, cfg benchConfig, dir string) error {
 	// the run's context ends --timeout after the run at the latest (or at a second Ctrl-C)
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt)
-	defer signal.Stop(sigs)
-	go func() {
-		for {
-			select {
-			case <-sigs:
-				if r.stop.Swap(true) {
-					cancel()
-				}
-			case <-runCtx.Done():
-				return
-			}
-		}
-	}()
+	defer benchreport.OnInterrupt(&r.stop, cancel)()
 
 	for i := range cfg.clients {
 		w := &benchWorker{cl: client.New(callers[i%len(callers)]), ctx: benchOpContext{Context: runCtx},
-			rng: rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano()))), value: make([]byte, cfg.valueSize)}
-		for j := range w.value {
-			w.value[j] = 'a' + byte((i+j)%26)
-		}
-		w.counter, w.step = uint64(i), uint64(cfg.clients)
+			rng:    rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano()))),
+			values: benchreport.NewValues(cfg.valueSize, i, cfg.clients)}
 		for op, wt := range cfg.weights {
 			if wt > 0 {
 				w.lat[op] = make([]time.Duration, 0, 4096)
@@ -489,21 +456,9 @@ func runBench(c *cli.Context, cfg benchConfig, dir string) error {
 		}
 	}
 
-	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(cfg.duration)
-	for _, w := range r.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.loop(w, end)
-		}()
-	}
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
+	done := benchreport.Start(len(r.workers), func(i int) { r.loop(r.workers[i], end) })
 	r.progress(errw, start, end, done, cancel)
 	elapsed := time.Since(start)
 	if r.stop.Load() {
@@ -517,7 +472,7 @@ func runBench(c *cli.Context, cfg benchConfig, dir string) error {
 		}
 		fmt.Fprintln(c.App.Writer, string(b))
 	} else {
-		s.print(c.App.Writer)
+		printBenchSummary(c.App.Writer, s)
 	}
 	for _, w := range r.workers {
 		if w.firstErr != "" {
@@ -531,30 +486,20 @@ func runBench(c *cli.Context, cfg benchConfig, dir string) error {
 // prepopulate sets every key once, the keys split among the workers; not counted.
 func (r *benchRun) prepopulate(errw io.Writer) error {
 	t := time.Now()
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var first atomic.Pointer[string]
-	for i, w := range r.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := i; k < len(r.keys) && !r.stop.Load(); k += len(r.workers) {
-				w.ctx.deadline = time.Now().Add(r.cfg.timeout)
-				resp, err := w.cl.Do(&w.ctx, client.Request{Op: client.OpSet, Key: r.keys[k], Value: w.nextValue()})
-				if err != nil || resp.Code != 0 {
-					failed.Add(1)
-					msg := fmt.Sprintf("set %s: exit %d: %s", r.keys[k], resp.Code, resp.Msg)
-					if err != nil {
-						msg = fmt.Sprintf("set %s: %v", r.keys[k], err)
-					}
-					first.CompareAndSwap(nil, &msg)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		return cli.Exit(fmt.Sprintf("bench: pre-populating: %d of %d sets failed; first: %s", n, len(r.keys), *first.Load()), 1)
+	failed, first := benchreport.Prepopulate(r.keys, len(r.workers), &r.stop, func(i int, key string) error {
+		w := r.workers[i]
+		w.ctx.deadline = time.Now().Add(r.cfg.timeout)
+		resp, err := w.cl.Do(&w.ctx, client.Request{Op: client.OpSet, Key: key, Value: w.values.Next()})
+		if err != nil {
+			return fmt.Errorf("set %s: %w", key, err)
+		}
+		if resp.Code != 0 {
+			return fmt.Errorf("set %s: exit %d: %s", key, resp.Code, resp.Msg)
+		}
+		return nil
+	})
+	if failed > 0 {
+		return cli.Exit(fmt.Sprintf("bench: pre-populating: %d of %d sets failed; first: %v", failed, len(r.keys), first), 1)
 	}
 	if r.stop.Load() {
 		return cli.Exit("bench: interrupted while pre-populating", 1)
@@ -566,29 +511,15 @@ func (r *benchRun) prepopulate(errw io.Writer) error {
 // progress prints a line a second until the workers are done; --timeout after the end it
 // gives up on the requests still unanswered.
 func (r *benchRun) progress(errw io.Writer, start, end time.Time, done <-chan struct{}, cancel func()) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	giveUp := time.NewTimer(time.Until(end) + r.cfg.timeout)
+	giveUp := time.AfterFunc(time.Until(end)+r.cfg.timeout, cancel)
 	defer giveUp.Stop()
-	var lastOps int64
-	last := start
-	for {
-		select {
-		case <-done:
-			return
-		case <-giveUp.C:
-			cancel()
-		case now := <-tick.C:
-			var ops, errs int64
-			for _, w := range r.workers {
-				ops += w.ops.Load()
-				errs += w.errs.Load()
-			}
-			rate := float64(ops-lastOps) / now.Sub(last).Seconds()
-			fmt.Fprintf(errw, "%5.1fs  %9d ops  %9.0f ops/s  %d errors\n", now.Sub(start).Seconds(), ops, rate, errs)
-			lastOps, last = ops, now
+	benchreport.Progress(errw, start, done, func() (ops, errs int64) {
+		for _, w := range r.workers {
+			ops += w.ops.Load()
+			errs += w.errs.Load()
 		}
-	}
+		return ops, errs
+	})
 }
 
 func benchMixString(w [benchNumOps]int) string {
@@ -601,58 +532,9 @@ func benchMixString(w [benchNumOps]int) string {
 	return strings.Join(parts, ",")
 }
 
-// benchOpStats are the figures of one operation, or of all.
-type benchOpStats struct {
-	Ops      int     `json:"ops"`
-	OpsPerS  float64 `json:"ops_per_s"`
-	P50Ms    float64 `json:"p50_ms"`
-	P99Ms    float64 `json:"p99_ms"`
-	MaxMs    float64 `json:"max_ms"`
-	Errors   int64   `json:"errors"`
-	rawP50   time.Duration
-	rawP99   time.Duration
-	rawMax   time.Duration
-	hasStats bool
-}
-
-// benchSummary is what bench prints (--json: as is).
-type benchSummary struct {
-	Clients   int     `json:"clients"`
-	Conns     int     `json:"conns"`
-	Mix       string  `json:"mix"`
-	DurationS float64 `json:"duration_s"`
-	benchOpStats
-	Timeouts        int64                   `json:"timeouts"`
-	TransportErrors int64                   `json:"transport_errors"`
-	Codes           map[string]int64        `json:"codes"`
-	ByOp            map[string]benchOpStats `json:"by_op"`
-}
-
-func benchStats(lat []time.Duration, errs int64, elapsed time.Duration) benchOpStats {
-	slices.Sort(lat)
-	s := benchOpStats{Ops: len(lat), Errors: errs, OpsPerS: round3(float64(len(lat)) / elapsed.Seconds())}
-	if len(lat) == 0 {
-		return s
-	}
-	s.hasStats = true
-	s.rawP50, s.rawP99, s.rawMax = benchPercentile(lat, 50), benchPercentile(lat, 99), lat[len(lat)-1]
-	s.P50Ms, s.P99Ms, s.MaxMs = durMs(s.rawP50), durMs(s.rawP99), durMs(s.rawMax)
-	return s
-}
-
-// benchPercentile is the nearest-rank percentile of sorted latencies.
-func benchPercentile(sorted []time.Duration, p int) time.Duration {
-	i := (len(sorted)*p + 99) / 100 // ceil(n*p/100)
-	return sorted[max(i, 1)-1]
-}
-
-func durMs(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }
-
-func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
-
-func (r *benchRun) summary(elapsed time.Duration) benchSummary {
-	s := benchSummary{Clients: r.cfg.clients, Conns: r.cfg.conns, Mix: benchMixString(r.cfg.weights),
-		DurationS: round3(elapsed.Seconds()), Codes: map[string]int64{}, ByOp: map[string]benchOpStats{}}
+func (r *benchRun) summary(elapsed time.Duration) benchreport.Summary {
+	s := benchreport.Summary{Clients: r.cfg.clients, Conns: r.cfg.conns, Mix: benchMixString(r.cfg.weights),
+		DurationS: benchreport.Round3(elapsed.Seconds()), Codes: map[string]int64{}, ByOp: map[string]benchreport.OpStats{}}
 	var codes [256]int64
 	var all []time.Duration
 	var errs int64
@@ -666,7 +548,7 @@ func (r *benchRun) summary(elapsed time.Duration) benchSummary {
 			lat = append(lat, w.lat[op]...)
 			opErrs += w.opErrs[op]
 		}
-		s.ByOp[benchOpNames[op]] = benchStats(lat, opErrs, elapsed)
+		s.ByOp[benchOpNames[op]] = benchreport.Stats(lat, opErrs, elapsed)
 		all = append(all, lat...)
 		errs += opErrs
 	}
@@ -682,31 +564,31 @@ func (r *benchRun) summary(elapsed time.Duration) benchSummary {
 		}
 	}
 	s.Timeouts = codes[client.CodeTimeout]
-	s.benchOpStats = benchStats(all, errs, elapsed)
+	s.OpStats = benchreport.Stats(all, errs, elapsed)
 	return s
 }
 
-func (s benchSummary) print(w io.Writer) {
+func printBenchSummary(w io.Writer, s benchreport.Summary) {
 	fmt.Fprintf(w, "%d ops in %.2fs: %.0f ops/s (%d clients, %d connection(s), mix %s)\n",
 		s.Ops, s.DurationS, s.OpsPerS, s.Clients, s.Conns, s.Mix)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op\tops\tops/s\tp50\tp99\tmax\terrors\t")
-	row := func(name string, st benchOpStats) {
+	row := func(name string, st benchreport.OpStats) {
 		lat := func(d time.Duration) string {
-			if !st.hasStats {
+			if !st.Has {
 				return "-"
 			}
 			return d.Round(time.Microsecond).String()
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t\n", name, st.Ops, st.OpsPerS,
-			lat(st.rawP50), lat(st.rawP99), lat(st.rawMax), st.Errors)
+			lat(st.P50), lat(st.P99), lat(st.Max), st.Errors)
 	}
 	for _, name := range benchOpNames {
 		if st, ok := s.ByOp[name]; ok {
 			row(name, st)
 		}
 	}
-	row("all", s.benchOpStats)
+	row("all", s.OpStats)
 	tw.Flush()
 	var other []string
 	var nOther int64

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"lite-raft/benchreport"
 	"lite-raft/client"
 	"lite-raft/sshrpc"
 )
@@ -73,12 +74,12 @@ func (fa *fakeAgent) handle(c *sshrpc.Conn, f sshrpc.Frame) {
 }
 
 // benchJSON finds the summary line in runApp's output (stdout and stderr mixed).
-func benchJSON(t *testing.T, out string) benchSummary {
+func benchJSON(t *testing.T, out string) benchreport.Summary {
 	t.Helper()
 	lines := strings.Split(out, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
 		if strings.HasPrefix(lines[i], "{") {
-			var s benchSummary
+			var s benchreport.Summary
 			if err := json.Unmarshal([]byte(lines[i]), &s); err != nil {
 				t.Fatalf("summary %q: %v", lines[i], err)
 			}
@@ -86,7 +87,7 @@ func benchJSON(t *testing.T, out string) benchSummary {
 		}
 	}
 	t.Fatalf("no JSON summary in:\n%s", out)
-	return benchSummary{}
+	return benchreport.Summary{}
 }
 
 func TestBenchAgainstFakeAgent(t *testing.T) {
@@ -184,19 +185,6 @@ func TestBenchNoAgent(t *testing.T) {
 	}
 }
 
-func TestBenchPercentile(t *testing.T) {
-	var lat []time.Duration
-	for i := 1; i <= 200; i++ {
-		lat = append(lat, time.Duration(i))
-	}
-	if p50, p99, p100 := benchPercentile(lat, 50), benchPercentile(lat, 99), benchPercentile(lat, 100); p50 != 100 || p99 != 198 || p100 != 200 {
-		t.Errorf("p50 %d, p99 %d, p100 %d; want 100, 198, 200", p50, p99, p100)
-	}
-	if p := benchPercentile(lat[:1], 99); p != 1 {
-		t.Errorf("p99 of one = %d", p)
-	}
-}
-
 // BenchmarkBenchRequest measures the bench's own cost per request (against the fake agent,
 // whose cost is included): go test -run '^$' -bench BenchRequest -benchmem ./cmd/lite-raft
 func BenchmarkBenchRequest(b *testing.B) {
@@ -211,7 +199,7 @@ func BenchmarkBenchRequest(b *testing.B) {
 	defer s.Close()
 	for _, op := range []int{benchSet, benchGet, benchCAS} {
 		b.Run(benchOpNames[op], func(b *testing.B) {
-			w := &benchWorker{cl: client.New(s), ctx: benchOpContext{Context: b.Context()}, value: make([]byte, 16), step: 1}
+			w := &benchWorker{cl: client.New(s), ctx: benchOpContext{Context: b.Context()}, values: benchreport.NewValues(16, 0, 1)}
 			b.ReportAllocs()
 			for b.Loop() {
 				if code := w.do(op, "bench/k0", false, time.Second, time.Now()); code != 0 {
