@@ -235,9 +235,10 @@ func (a *Agent) handleEvent(ev event) {
 		}
 	case ev.req != nil:
 		a.handleRequest(ev.req)
-	case ev.gone != raftcore.None && ev.gone == a.node.Lead() && ev.gone != a.id:
-		a.log.Printf("the agent of leader %s is gone (its host says no server runs there): standing for election early", ev.gone)
-		a.node.LeaderGone(ev.gone)
+	case ev.gone != raftcore.None:
+		if a.node.LeaderGone(ev.gone) {
+			a.log.Printf("the agent of leader %s is gone (its host says no server runs there): standing for election early", ev.gone)
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"lite-raft/client"
 	"lite-raft/raftcore"
@@ -73,7 +72,7 @@ func (p *peerLink) run(a *Agent, id raftcore.NodeID) {
 	for {
 		select {
 		case b := <-p.queue:
-			if err := p.send(b); err != nil {
+			if err := p.peer.Send(client.FrameRaft, b); err != nil {
 				// Raft resends what matters; note the reason once, not per message
 				if e := fmt.Sprint(p.peer.LastError()); e != lastErr && p.peer.LastError() != nil {
 					lastErr = e
@@ -88,23 +87,6 @@ func (p *peerLink) run(a *Agent, id raftcore.NodeID) {
 			return
 		}
 	}
-}
-
-// send sends one message. While the stream is being opened it waits for it, briefly:
-// the first vote request to a peer is worth 50 ms of waiting more than a lost election.
-// A peer in backoff after failures fails at once, as a dead host's messages are dropped.
-func (p *peerLink) send(b []byte) error {
-	err := p.peer.Send(client.FrameRaft, b)
-	if !errors.Is(err, sshrpc.ErrNotConnected) {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	c, err := p.peer.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	return c.Send(client.FrameRaft, b)
 }
 
 func (p *peerLink) close() {

@@ -52,8 +52,8 @@ func Stats(lat []time.Duration, errs int64, elapsed time.Duration) OpStats {
 	return s
 }
 
-// Percentile is the nearest-rank percentile of sorted, non-empty latencies.
-func Percentile(sorted []time.Duration, p int) time.Duration {
+// Percentile is the nearest-rank percentile of sorted, non-empty values.
+func Percentile[T any](sorted []T, p int) T {
 	i := (len(sorted)*p + 99) / 100 // ceil(n*p/100)
 	return sorted[max(i, 1)-1]
 }
@@ -174,4 +174,49 @@ func Prepopulate(keys []string, n int, stop *atomic.Bool, set func(i int, key st
 		return failed.Load(), *p
 	}
 	return 0, nil
+}
+
+// Quiet is how long after the kill a Gap waits for a failed write before it concludes
+// that the kill interrupted no write at all.
+const Quiet = 5 * time.Second
+
+// Gap measures the write-availability gap after a leader is killed at T0, as `make bench`
+// defines it for both systems. A probe writes one write at a time and reports each with
+// Add. The gap runs from T0 to the end of the first write that succeeded and started
+// after the end of the first write that failed and ended after T0. If no write failed
+// within Quiet after T0, it runs to the end of the first write that succeeded and
+// started after T0 (NoFailure).
+type Gap struct {
+	T0 time.Time
+	// Failed counts the failed writes that ended after T0.
+	Failed    int
+	NoFailure bool
+
+	failEnd, firstOK time.Time
+}
+
+// Add records a write that ran from start to end and succeeded or not; it returns the
+// gap and true once the gap is known.
+func (g *Gap) Add(start, end time.Time, ok bool) (time.Duration, bool) {
+	if !end.After(g.T0) {
+		return 0, false
+	}
+	if !ok {
+		g.Failed++
+		if g.failEnd.IsZero() {
+			g.failEnd = end
+		}
+		return 0, false
+	}
+	if !g.failEnd.IsZero() && start.After(g.failEnd) {
+		return end.Sub(g.T0), true
+	}
+	if g.firstOK.IsZero() && !start.Before(g.T0) {
+		g.firstOK = end
+	}
+	if g.failEnd.IsZero() && !g.firstOK.IsZero() && end.Sub(g.T0) >= Quiet {
+		g.NoFailure = true
+		return g.firstOK.Sub(g.T0), true
+	}
+	return 0, false
 }

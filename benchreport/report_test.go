@@ -44,3 +44,38 @@ func TestValuesDistinct(t *testing.T) {
 		}
 	}
 }
+
+func TestGap(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	type write struct {
+		start, end int
+		ok         bool
+	}
+	for _, c := range []struct {
+		name      string
+		writes    []write
+		gap       time.Duration
+		noFailure bool
+	}{
+		{"writes fail, then one after the failure succeeds", []write{
+			{-5, 2, true}, // ended after the kill but started before: not the recovery
+			{2, 102, false}, {102, 202, false}, {202, 350, true}}, 350 * time.Millisecond, false},
+		{"a success that overlaps the first failure does not count", []write{
+			{-50, 40, false}, {30, 60, true}, {60, 90, true}}, 90 * time.Millisecond, false},
+		{"no failure for Quiet: the first success after the kill", []write{
+			{-1, 300, true}, {300, 400, true}, {400, 5100, true}}, 400 * time.Millisecond, true},
+	} {
+		g := Gap{T0: t0}
+		var gap time.Duration
+		done := false
+		for _, w := range c.writes {
+			if gap, done = g.Add(at(w.start), at(w.end), w.ok); done {
+				break
+			}
+		}
+		if !done || gap != c.gap || g.NoFailure != c.noFailure {
+			t.Errorf("%s: gap %v (known %v, no failure %v), want %v (no failure %v)", c.name, gap, done, g.NoFailure, c.gap, c.noFailure)
+		}
+	}
+}

@@ -79,10 +79,11 @@ func (r *Node) handleVoteRequest(m Message) {
 // collide. A wrong report costs at most a refused pre-vote (the voters that still hear
 // the leader refuse it by lease) and never safety: elections are always safe.
 //
-// Ignored unless this node is a follower of id that may stand for election.
-func (r *Node) LeaderGone(id NodeID) {
+// Ignored unless this node is a follower of id that may stand for election; it reports
+// whether it acted.
+func (r *Node) LeaderGone(id NodeID) bool {
 	if id == None || r.role != Follower || r.lead != id || !r.promotable() {
-		return
+		return false
 	}
 	r.lead = None
 	rank := 0
@@ -95,4 +96,5 @@ func (r *Node) LeaderGone(id NodeID) {
 	if left := r.randomizedElectionTimeout - r.electionElapsed; left > wait {
 		r.electionElapsed = r.randomizedElectionTimeout - wait
 	}
+	return true
 }

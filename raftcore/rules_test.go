@@ -1201,7 +1201,9 @@ func TestRuleLeaderGone(t *testing.T) {
 
 		// a false report to one follower: its pre-vote is refused by lease
 		f := others(ids, l)[int(seed)%4]
-		r.node(f).LeaderGone(l)
+		if !r.node(f).LeaderGone(l) {
+			t.Fatalf("seed %d: %s ignored LeaderGone of its leader %s", seed, f, l)
+		}
 		if st := r.st(f); st.Lead != None {
 			t.Fatalf("seed %d: %s still follows %s after LeaderGone", seed, f, st.Lead)
 		}
@@ -1210,8 +1212,9 @@ func TestRuleLeaderGone(t *testing.T) {
 			t.Fatalf("seed %d: a false LeaderGone on %s moved leadership to %s term %d (was %s, %d)", seed, f, c.leader(), r.st(l).Term, l, term)
 		}
 		// reports about someone else, or to the leader itself, are ignored
-		r.node(l).LeaderGone(l)
-		r.node(f).LeaderGone(f)
+		if r.node(l).LeaderGone(l) || r.node(f).LeaderGone(f) {
+			t.Fatalf("seed %d: LeaderGone acted on the leader itself, or on a follower about itself", seed)
+		}
 		r.settle()
 		if r.st(l).Role != Leader || r.st(f).Lead != l {
 			t.Fatalf("seed %d: an irrelevant LeaderGone changed something", seed)

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// ErrNotConnected is returned by Peer.Send while the peer's stream is down; the peer
-// is being reconnected in the background.
+// ErrNotConnected is returned by Peer.Send and Peer.Conn while the peer waits out its
+// backoff after failed attempts.
 var ErrNotConnected = errors.New("not connected")
 
 // Peer keeps one SSH connection to a host, and on it one long-lived session running
@@ -39,6 +39,8 @@ type Peer struct {
 
 	// MinBackoff and MaxBackoff bound the wait between attempts (defaults 100 ms, 5 s).
 	MinBackoff, MaxBackoff time.Duration
+	// SendWait bounds how long Send waits for a stream being opened (default 500 ms).
+	SendWait time.Duration
 }
 
 // NewPeer prepares a stream to host; nothing is dialed until it is used.
@@ -47,7 +49,7 @@ func NewPeer(host string, d *Dialer, remoteCommand string, opt ConnOptions) *Pee
 		opt.Peer = host
 	}
 	return &Peer{name: host, dialer: d, command: remoteCommand, opt: opt,
-		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second, SendWait: 500 * time.Millisecond}
 }
 
 // Name is the host this peer reaches.
@@ -121,19 +123,22 @@ func (p *Peer) Conn(ctx context.Context) (*Conn, error) {
 	}
 }
 
-// Send sends a one-way frame if the stream is up; otherwise it starts reconnecting and
-// returns ErrNotConnected at once (Raft messages are cheap to lose, never worth a wait).
+// Send sends a one-way frame. While the stream is down it waits, up to SendWait, for an
+// attempt under way or due within that time: the first message to a peer is often a
+// vote request in an election, worth a brief wait more than a lost round. A peer in
+// backoff after failures fails at once with ErrNotConnected, so a dead host's messages
+// cost nothing (Raft resends what is still needed).
 func (p *Peer) Send(typ uint8, payload []byte) error {
 	if c := p.current(); c != nil {
 		return c.Send(typ, payload)
 	}
-	p.mu.Lock()
-	if !p.closed && p.connecting == nil && !time.Now().Before(p.nextTry) {
-		p.connecting = make(chan struct{})
-		go p.connect(p.connecting)
+	ctx, cancel := context.WithTimeout(context.Background(), p.SendWait)
+	defer cancel()
+	c, err := p.Conn(ctx)
+	if err != nil {
+		return err
 	}
-	p.mu.Unlock()
-	return ErrNotConnected
+	return c.Send(typ, payload)
 }
 
 // Call sends a request on the stream (connecting first if needed) and waits for the answer.

@@ -74,7 +74,6 @@ type report struct {
 	// Go process, costs here
 	TrueP50    float64 `json:"bin_true_wall_p50_ms,omitempty"`
 	EmptyGoP50 float64 `json:"empty_go_wall_p50_ms,omitempty"`
-	floor      [2]float64
 }
 
 func main() {
@@ -135,13 +134,12 @@ func run() error {
 	}
 	if wanted("wall") {
 		logf("wall time of %d `./lite-raft-client set` processes on the leader, then on a follower", *wallRuns)
-		if rep.WallLeaderP50, rep.WallLeaderP99, err = lc.wallTime(true, &rep.floor); err != nil {
+		if rep.WallLeaderP50, rep.WallLeaderP99, err = lc.wallTime(true, &rep.TrueP50, &rep.EmptyGoP50); err != nil {
 			return err
 		}
-		if rep.WallFollowerP50, rep.WallFollowerP99, err = lc.wallTime(false, &rep.floor); err != nil {
+		if rep.WallFollowerP50, rep.WallFollowerP99, err = lc.wallTime(false, &rep.TrueP50, &rep.EmptyGoP50); err != nil {
 			return err
 		}
-		rep.TrueP50, rep.EmptyGoP50 = rep.floor[0], rep.floor[1]
 	}
 	if wanted("failover") {
 		logf("kill -9 of lite-raft's leader under writes")
@@ -433,7 +431,7 @@ func (lc *liteCluster) bench(w workload) (*figures, error) {
 // wallTime runs ./lite-raft-client set *wallRuns times in a row on the leader or on a
 // follower and returns the median and p99 wall time of one process, in ms, as bash's
 // clock sees it around each run (no fork of a timer inside the interval).
-func (lc *liteCluster) wallTime(onLeader bool, floor *[2]float64) (p50, p99 float64, err error) {
+func (lc *liteCluster) wallTime(onLeader bool, trueP50, emptyGoP50 *float64) (p50, p99 float64, err error) {
 	lead, err := lc.leader(30 * time.Second)
 	if err != nil {
 		return 0, 0, err
@@ -476,19 +474,13 @@ func (lc *liteCluster) wallTime(onLeader bool, floor *[2]float64) (p50, p99 floa
 	if len(trueLat) > 0 {
 		slices.Sort(trueLat)
 		slices.Sort(goLat)
-		floor[0], floor[1] = percentile(trueLat, 50), percentile(goLat, 50)
+		*trueP50, *emptyGoP50 = benchreport.Percentile(trueLat, 50), benchreport.Percentile(goLat, 50)
 	}
 	if len(lat) == 0 {
 		return 0, 0, fmt.Errorf("timing lite-raft-client set on %s: no timings in %q", h.Name, o)
 	}
 	slices.Sort(lat)
-	return percentile(lat, 50), percentile(lat, 99), nil
-}
-
-// percentile is the nearest-rank percentile of sorted values.
-func percentile[T any](sorted []T, p int) T {
-	i := (len(sorted)*p + 99) / 100
-	return sorted[max(i, 1)-1]
+	return benchreport.Percentile(lat, 50), benchreport.Percentile(lat, 99), nil
 }
 
 // failover kills the leader's agent with SIGKILL while a probe writes through every
@@ -539,10 +531,8 @@ func (lc *liteCluster) failover() (time.Duration, error) {
 const probeTimeout = 100 * time.Millisecond
 
 // probeGap writes in a loop (probeTimeout per write), kills, and measures the write
-// availability gap: from the kill to the end of the first write that succeeded and
-// started after the end of the first write that failed and ended after the kill (if
-// none failed within 5 s: the first write that succeeded and started after the kill).
-// bench/etcdload's --failover-probe measures etcd the same way.
+// availability gap as benchreport.Gap defines it, which bench/etcdload's
+// --failover-probe uses for etcd.
 func probeGap(write func(context.Context) error, kill func() error) (time.Duration, error) {
 	type result struct {
 		start, end time.Time
@@ -590,29 +580,13 @@ warmup:
 	if err := kill(); err != nil {
 		return 0, err
 	}
-	var failEnd time.Time // the end of the first write that failed and ended after the kill
-	var firstOK time.Time // the end of the first write that succeeded and started after it
+	gap := benchreport.Gap{T0: t0}
 	deadline := time.After(30 * time.Second)
 	for {
 		select {
 		case r := <-results:
-			if !r.end.After(t0) {
-				continue
-			}
-			if r.err != nil {
-				if failEnd.IsZero() {
-					failEnd = r.end
-				}
-				continue
-			}
-			if !failEnd.IsZero() && r.start.After(failEnd) {
-				return r.end.Sub(t0), nil
-			}
-			if firstOK.IsZero() && r.start.After(t0) {
-				firstOK = r.end
-			}
-			if failEnd.IsZero() && !firstOK.IsZero() && r.end.Sub(t0) > 5*time.Second {
-				return firstOK.Sub(t0), nil // the kill interrupted no write
+			if d, known := gap.Add(r.start, r.end, r.err == nil); known {
+				return d, nil
 			}
 		case <-deadline:
 			return 0, errors.New("no write succeeded within 30 s of the kill")

@@ -18,9 +18,6 @@ const (
 	// probeTimeout bounds each put, so that a put stuck on the dead leader becomes a
 	// failure quickly and the next one can go to a live member.
 	probeTimeout = 500 * time.Millisecond
-	// probeQuiet is how long after "go" the probe waits for a failure before it
-	// concludes that the kill did not interrupt writes at all.
-	probeQuiet = 5 * time.Second
 	// probeGiveUp is how long after "go" writes may stay unavailable before the probe
 	// reports a cluster that did not recover.
 	probeGiveUp = 30 * time.Second
@@ -40,14 +37,9 @@ type probeResult struct {
 //
 // It puts bench/probe in a loop, one put at a time, each with a timeout of 500ms (or
 // --timeout if shorter). When the line "go" arrives on stdin it records t0 (the caller
-// kills the leader right after). Then:
-//
-//   - F is the first put that failed and ended after t0;
-//   - recovery_ms is the time from t0 to the end of the first successful put that
-//     started after F ended; failed_writes counts the failed puts that ended after t0,
-//     up to that success.
-//   - If no put failed within 5 s after t0, recovery_ms is the time from t0 to the end
-//     of the first successful put that started after t0, and no_failure is true.
+// kills the leader right after). recovery_ms is then the gap as benchreport.Gap defines
+// it for both systems of make bench (no_failure when no put failed within
+// benchreport.Quiet); failed_writes counts the failed puts that ended after t0.
 //
 // The gap is measured from t0 rather than from the actual kill so that the caller needs
 // no clock shared with the probe; it includes the kill's own latency, a few ms at most.
@@ -76,11 +68,10 @@ func runProbe(cfg config, stdin io.Reader, stdout, errw io.Writer) error {
 	}()
 
 	var (
-		armed, sawFail, wroteOnce bool
-		t0, firstOK               time.Time
-		failed                    int
-		maxPut                    time.Duration
-		firstErr                  string
+		armed, wroteOnce bool
+		gap              benchreport.Gap
+		maxPut           time.Duration
+		firstErr         string
 	)
 	fmt.Fprintf(errw, "etcdload: probing %v with puts of %s (timeout %v); write \"go\" on stdin before the kill\n",
 		cfg.endpoints, probeKey, timeout)
@@ -93,7 +84,7 @@ func runProbe(cfg config, stdin io.Reader, stdout, errw io.Writer) error {
 
 		if !armed {
 			select {
-			case t0 = <-goCh:
+			case gap.T0 = <-goCh:
 				armed = true
 				fmt.Fprintf(errw, "etcdload: go after %d puts\n", n)
 			case err := <-eofCh:
@@ -116,27 +107,18 @@ func runProbe(cfg config, stdin io.Reader, stdout, errw io.Writer) error {
 			continue
 		}
 
-		if end.After(t0) {
+		if end.After(gap.T0) {
 			maxPut = max(maxPut, end.Sub(start))
 		}
-		switch {
-		case err != nil && end.After(t0):
-			failed++
-			if !sawFail {
-				sawFail = true
-				fmt.Fprintf(errw, "etcdload: first failed put %v after go: %v\n", end.Sub(t0).Round(time.Millisecond), err)
-			}
-		case err == nil && sawFail:
-			// sequential puts: this one started after the first failure ended
-			return printProbe(stdout, probeResult{RecoveryMs: benchreport.Ms(end.Sub(t0)), FailedWrites: failed, MaxPutMs: benchreport.Ms(maxPut)})
-		case err == nil && firstOK.IsZero() && !start.Before(t0):
-			firstOK = end
+		if err != nil && end.After(gap.T0) && gap.Failed == 0 {
+			fmt.Fprintf(errw, "etcdload: first failed put %v after go: %v\n", end.Sub(gap.T0).Round(time.Millisecond), err)
 		}
-		if !sawFail && end.Sub(t0) >= probeQuiet && !firstOK.IsZero() {
-			return printProbe(stdout, probeResult{RecoveryMs: benchreport.Ms(firstOK.Sub(t0)), NoFailure: true, MaxPutMs: benchreport.Ms(maxPut)})
+		if d, known := gap.Add(start, end, err == nil); known {
+			return printProbe(stdout, probeResult{RecoveryMs: benchreport.Ms(d), FailedWrites: gap.Failed,
+				NoFailure: gap.NoFailure, MaxPutMs: benchreport.Ms(maxPut)})
 		}
-		if end.Sub(t0) >= probeGiveUp {
-			return fail("no write succeeded within %v after go (%d failed puts); last error: %v", probeGiveUp, failed, err)
+		if end.Sub(gap.T0) >= probeGiveUp {
+			return fail("no write succeeded within %v after go (%d failed puts); last error: %v", probeGiveUp, gap.Failed, err)
 		}
 	}
 }
