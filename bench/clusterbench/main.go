@@ -702,13 +702,29 @@ func (ec *etcdCluster) failover() (time.Duration, error) {
 	cmd := exec.Command(ec.load, "--endpoints", strings.Join(ec.eps, ","), "--failover-probe", "--timeout", probeTimeout.String())
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
+	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
 	defer cmd.Wait()
 	defer stdin.Close()
-	time.Sleep(time.Second) // let the probe write for a second before the kill, as probeGap does
+	// the probe says when its first put went through; its messages go on to our stderr
+	writing := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			fmt.Fprintln(os.Stderr, sc.Text())
+			if strings.Contains(sc.Text(), "first put ok") {
+				close(writing)
+			}
+		}
+	}()
+	select {
+	case <-writing:
+	case <-time.After(30 * time.Second):
+		return 0, errors.New("etcdload --failover-probe: no put succeeded within 30 s")
+	}
+	time.Sleep(time.Second) // a second of steady writes before the kill, as probeGap has
 	fmt.Fprintln(stdin, "go")
 	if err := ec.procs[lead].Process.Kill(); err != nil {
 		return 0, err
