@@ -13,7 +13,9 @@ import (
 )
 
 // Caller sends one request frame and returns the answer: an *sshrpc.Conn (the local
-// socket) or an *sshrpc.Peer (a member over ssh, reconnected as needed).
+// socket) or an *sshrpc.Peer (a member over ssh, reconnected as needed). Its errors say
+// whether the frame left (sshrpc.ErrNotSent); a Caller that makes attempts of its own
+// (several hosts) returns an *Error when they all failed, which Do takes as final.
 type Caller interface {
 	Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error)
 }
@@ -58,6 +60,14 @@ func (cl *Client) give(s *session) {
 
 // Do sends req and returns the answer. A write keeps its ID and sequence number across
 // the retries made here after a broken connection, so it is applied at most once.
+//
+// Every failure without an answer is an *Error, whose exit code comes from the table
+// (ExitCode, ExitCodeOf): its Outcome is MaybeApplied once any attempt's bytes may have
+// reached the agent (an error that is not sshrpc.ErrNotSent, or an error frame), its
+// Failure FailTimeout if ctx ended, else FailNoServer. An *Error the Caller returns (it
+// made its own attempts, as lite-raft remote does over several hosts) is its verdict: it
+// is returned at once, merged with this call's earlier attempts. An answer of 11 or 12
+// after an attempt that may have been applied becomes 2 (Downgrade).
 func (cl *Client) Do(ctx context.Context, req Request) (Response, error) {
 	s := cl.take()
 	defer cl.give(s)
@@ -74,24 +84,53 @@ func (cl *Client) Do(ctx context.Context, req Request) (Response, error) {
 		}
 	}
 	payload := req.Encode()
-	var lastErr error
+	var outcome Outcome
+	var firstErr error // of the first attempt, often the one that says what happened
+	fail := func(f Failure, err error) (Response, error) {
+		if firstErr != nil && firstErr.Error() != err.Error() {
+			err = fmt.Errorf("%w (first attempt: %v)", err, firstErr)
+		}
+		return Response{}, &Error{Op: req.Op, Outcome: outcome, Failure: f, Err: err}
+	}
 	for attempt := 0; ; attempt++ {
 		f, err := cl.c.Call(ctx, FrameRequest, payload)
 		if err == nil {
-			return DecodeResponse(f.Payload)
+			resp, err := DecodeResponse(f.Payload)
+			if err != nil { // it answered: it got the request
+				outcome = outcome.Or(MaybeApplied)
+				return fail(FailNoServer, err)
+			}
+			return Downgrade(req.Op, outcome, resp), nil
+		}
+		var ce *Error
+		if errors.As(err, &ce) {
+			e := *ce
+			e.Op = req.Op
+			e.Outcome = e.Outcome.Or(outcome)
+			return Response{}, &e
+		}
+		if errors.Is(err, sshrpc.ErrNotSent) {
+			outcome = outcome.Or(NotSent)
+		} else {
+			outcome = outcome.Or(MaybeApplied)
 		}
 		var re *sshrpc.RemoteError
-		if errors.As(err, &re) || ctx.Err() != nil || attempt >= 3 {
-			if lastErr != nil && ctx.Err() != nil {
-				err = fmt.Errorf("%w (after: %v)", err, lastErr)
-			}
-			return Response{}, err
+		if errors.As(err, &re) {
+			return fail(FailNoServer, err)
 		}
-		lastErr = err
+		if ctx.Err() != nil {
+			return fail(FailTimeout, err)
+		}
+		if attempt >= 3 {
+			return fail(FailNoServer, err)
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
 		select {
 		case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
 		case <-ctx.Done():
-			return Response{}, fmt.Errorf("%w (after: %v)", ctx.Err(), lastErr)
+			return fail(FailTimeout, ctx.Err())
 		}
 	}
 }

@@ -11,4 +11,12 @@
 // Every client draws a random ID and numbers its requests; the state machine remembers
 // the last answer per client, so a request retried after a broken connection or a
 // leader change is applied at most once.
+//
+// A request that gets no answer from the state machine ends with an Outcome (NotSent:
+// nothing can have been appended anywhere; MaybeApplied: its bytes were handed to a
+// transport toward a leader, or it was proposed) and a Failure (no server, no leader,
+// timeout, stale, stopping). ExitCode is the one table that turns them into an exit
+// code, for the agents (Fail) and the clients (Error, ExitCodeOf) alike: a write that
+// may have been applied exits 2, 11 and 12 only when nothing can have been appended, a
+// read never exits 2. No exit code is chosen by matching a message.
 package client

@@ -21,7 +21,8 @@ func NewStore(c *client.Client, timeout time.Duration) *Store {
 	return &Store{c: c, timeout: timeout}
 }
 
-// ErrUnknown wraps a failure whose outcome is unknown (timeout, no leader, no server).
+// ErrUnknown wraps a failure whose outcome is unknown (timeout, no leader, no server);
+// a request that got no answer also wraps its *client.Error, for the exit code.
 var ErrUnknown = errors.New("outcome unknown")
 
 func (s *Store) do(ctx context.Context, r client.Request) (client.Response, error) {
@@ -29,7 +30,7 @@ func (s *Store) do(ctx context.Context, r client.Request) (client.Response, erro
 	defer cancel()
 	resp, err := s.c.Do(ctx, r)
 	if err != nil {
-		return resp, fmt.Errorf("%w: %s %s: %v", ErrUnknown, r.Op, r.Key, err)
+		return resp, fmt.Errorf("%w: %s %s: %w", ErrUnknown, r.Op, r.Key, err)
 	}
 	switch resp.Code {
 	case client.CodeOK, client.CodeAlreadyHolds, client.CodeCondFalse, client.CodeNoKey, client.CodeNotFound, client.CodeNoDir:
@@ -81,7 +82,7 @@ func (s *Store) Watch(ctx context.Context, key, known string, wait time.Duration
 	r, err := s.c.Do(ctx, client.Request{Op: client.OpWatch, Key: key, CondValue: []byte(known),
 		TimeoutMs: uint32(max(1, wait.Milliseconds()))})
 	if err != nil {
-		return known, fmt.Errorf("%w: watch %s: %v", ErrUnknown, key, err)
+		return known, fmt.Errorf("%w: watch %s: %w", ErrUnknown, key, err)
 	}
 	if r.Code != 0 {
 		return known, fmt.Errorf("%w: watch %s: %s", ErrUnknown, key, r.Msg)

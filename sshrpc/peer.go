@@ -128,6 +128,8 @@ func (p *Peer) Conn(ctx context.Context) (*Conn, error) {
 // vote request in an election, worth a brief wait more than a lost round. A peer in
 // backoff after failures fails at once with ErrNotConnected, so a dead host's messages
 // cost nothing (Raft resends what is still needed).
+//
+// Every error of Send is ErrNotSent (a one-way frame is queued or not).
 func (p *Peer) Send(typ uint8, payload []byte) error {
 	if c := p.current(); c != nil {
 		return c.Send(typ, payload)
@@ -136,16 +138,18 @@ func (p *Peer) Send(typ uint8, payload []byte) error {
 	defer cancel()
 	c, err := p.Conn(ctx)
 	if err != nil {
-		return err
+		return notSent(err)
 	}
 	return c.Send(typ, payload)
 }
 
 // Call sends a request on the stream (connecting first if needed) and waits for the answer.
+// As with Conn.Call, an error from before the request was queued (not connected, in
+// backoff, the dial failed, ctx ended while connecting) is ErrNotSent, one from after is not.
 func (p *Peer) Call(ctx context.Context, typ uint8, payload []byte) (Frame, error) {
 	c, err := p.Conn(ctx)
 	if err != nil {
-		return Frame{}, err
+		return Frame{}, notSent(err)
 	}
 	return c.Call(ctx, typ, payload)
 }

@@ -37,7 +37,8 @@ it runs "exec PATH/lite-raft rpc" over ssh on the first host that answers.
 
 Progress goes to stderr once a second; the summary to stdout (--json: one JSON object).
 Latencies count every request, failed ones included; a request the agent did not answer
-counts under the code lite-raft client would exit with (2 or 1 for a timeout, 12).`
+counts under the code lite-raft client would exit with (2 for a write that may have been
+applied, 1 for a read past its deadline, 11 or 12 when nothing was sent).`
 
 // The operations of the mix, in the order they are reported.
 const (
@@ -230,7 +231,7 @@ func (s *benchSocket) live() *sshrpc.Conn {
 func (s *benchSocket) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
 	c, err := s.conn()
 	if err != nil {
-		return sshrpc.Frame{}, err
+		return sshrpc.Frame{}, fmt.Errorf("%w: %w", sshrpc.ErrNotSent, err) // the socket did not answer
 	}
 	return c.Call(ctx, typ, payload)
 }
@@ -258,8 +259,7 @@ func benchDial(cfg benchConfig, dir string, errw io.Writer) ([]client.Caller, st
 			s := &benchSocket{path: path}
 			if _, err := s.conn(); err != nil {
 				closeAll()
-				return nil, "", nil, clientExit(client.CodeNoServer,
-					"no server running on %s. cannot process request. (%v)", thisHost(), err)
+				return nil, "", nil, notSentExit(thisHost(), err)
 			}
 			callers, closers = append(callers, s), append(closers, s)
 		}
@@ -293,13 +293,13 @@ func benchDial(cfg benchConfig, dir string, errw io.Writer) ([]client.Caller, st
 			p, err := connect(host)
 			if err != nil {
 				closeAll()
-				return nil, "", nil, clientExit(client.CodeNoServer, "%s: connection %d: %v", host, len(callers)+1, err)
+				return nil, "", nil, notSentExit(host, fmt.Errorf("connection %d: %w", len(callers)+1, err))
 			}
 			callers, closers = append(callers, p), append(closers, p)
 		}
 		return callers, fmt.Sprintf("%s over ssh (%s)", host, command), closeAll, nil
 	}
-	return nil, "", nil, clientExit(client.CodeNoServer, "no host answered:\n  %s", strings.Join(failures, "\n  "))
+	return nil, "", nil, notSentExit(strings.Join(cfg.hosts, ", "), fmt.Errorf("no host answered:\n  %s", strings.Join(failures, "\n  ")))
 }
 
 func benchShellQuote(s string) string {
@@ -318,7 +318,7 @@ type benchWorker struct {
 	lat    [benchNumOps][]time.Duration
 	opErrs [benchNumOps]int64
 	codes  [256]int64
-	// transport counts requests that got no answer from an agent (codes 1, 2 or 12 then)
+	// transport counts requests that got no answer from an agent (codes 1, 2, 11 or 12 then)
 	transport int64
 	firstErr  string
 }
@@ -341,16 +341,7 @@ func (w *benchWorker) do(op int, key string, stale bool, timeout time.Duration, 
 	code := resp.Code
 	if err != nil {
 		w.transport++
-		// as `lite-raft client` would exit
-		switch {
-		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-			code = client.CodeTimeout
-			if op == benchGet {
-				code = client.CodeFailed
-			}
-		default:
-			code = client.CodeNoServer
-		}
+		code = client.ExitCodeOf(err) // as `lite-raft client` would exit: the table
 		if w.firstErr == "" {
 			w.firstErr = fmt.Sprintf("%s %s: %v", benchOpNames[op], key, err)
 		}

@@ -230,30 +230,43 @@ func validateRequest(r client.Request) error {
 	return nil
 }
 
-// doRequest sends one request; transport failures become the original's exit codes.
+// doRequest sends one request. A request without an answer exits with the code of the
+// table (client.ExitCode): the local socket not answering is 12 (nothing was sent), any
+// other failure the code of its *client.Error.
 func doRequest(o clientOpts, dial dialFunc, req client.Request) (client.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	caller, closeFn, err := dial(ctx)
 	if err != nil {
-		return client.Response{}, clientExit(client.CodeNoServer, "no server running on %s. cannot process request. (%v)", thisHost(), err)
+		return client.Response{}, notSentExit(thisHost(), err)
 	}
 	defer closeFn()
 	resp, err := client.New(caller).Do(ctx, req)
-	var re *sshrpc.RemoteError
-	if errors.As(err, &re) && strings.HasPrefix(re.Msg, "leader is not available") {
-		return resp, clientExit(client.CodeNoLeader, "%s", re.Msg)
-	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			if req.Op == client.OpGet || req.Op == client.OpList || req.Op == client.OpStatus {
-				return resp, clientExit(client.CodeFailed, "no answer within %v", o.timeout)
-			}
-			return resp, clientExit(client.CodeTimeout, "no answer within %v: the write may or may not have been applied", o.timeout)
-		}
-		return resp, clientExit(client.CodeNoServer, "%v", err)
+		return resp, requestExit(err, o)
 	}
 	return resp, nil
+}
+
+// notSentExit is the exit when the agent on host could not be reached, so nothing was
+// sent: the table's code (12) and message.
+func notSentExit(host string, err error) error {
+	return requestExit(&client.Error{Outcome: client.NotSent, Failure: client.FailNoServer, Host: host, Err: err}, clientOpts{})
+}
+
+// requestExit is the exit of a request that ended without an answer: the table's code
+// and message.
+func requestExit(err error, o clientOpts) error {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		if ce.Host == "" {
+			ce.Host = thisHost() // the agent asked
+		}
+		if ce.Failure == client.FailTimeout {
+			return clientExit(ce.Code(), "%s (no answer within %v: %v)", ce.Response().Msg, o.timeout, ce.Err)
+		}
+	}
+	return clientExit(client.ExitCodeOf(err), "%v", err)
 }
 
 func printResponse(w io.Writer, o clientOpts, req client.Request, r client.Response) error {

@@ -124,31 +124,43 @@ func pkgStore(c *cli.Context) (*failover.Store, func(), error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		rm := &remoteCaller{dir: dir, hosts: rc.Hosts, dialer: d,
-			command: "exec " + shellQuote(filepath.Join(rc.Path, "lite-raft")) + " rpc", peers: map[string]*sshrpc.Peer{}}
+		rm := newRemoteCaller(dir, rc, d)
 		caller, closeFn = rm, rm.close
 	} else {
 		conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
 		if err != nil {
-			return nil, nil, fmt.Errorf("no conf/remote_hosts and no server running on %s: %w", thisHost(), err)
+			return nil, nil, &client.Error{Outcome: client.NotSent, Failure: client.FailNoServer, Host: thisHost(),
+				Err: fmt.Errorf("no conf/remote_hosts, and the local agent: %w", err)}
 		}
 		caller, closeFn = conn, func() { conn.Close() }
 	}
 	return failover.NewStore(client.New(caller), 10*time.Second), closeFn, nil
 }
 
+// withStore runs f on the store. A request of f that got no answer exits with the code of
+// the table (client.ExitCodeOf: 2, 11, 12, or 1 for a read), any other failure 1.
 func withStore(c *cli.Context, f func(context.Context, *failover.Store) error) error {
 	s, closeFn, err := pkgStore(c)
 	if err != nil {
-		return cli.Exit(err, client.CodeNoServer)
+		return cli.Exit(err, storeExitCode(err, client.CodeNoServer))
 	}
 	defer closeFn()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := f(ctx, s); err != nil {
-		return cli.Exit(err, 1)
+		return cli.Exit(err, storeExitCode(err, 1))
 	}
 	return nil
+}
+
+// storeExitCode is the table's code for an error carrying a request without an answer,
+// otherwise code.
+func storeExitCode(err error, code int) int {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return client.ExitCodeOf(err)
+	}
+	return code
 }
 
 func scriptPath(c *cli.Context, p string) (string, error) {
@@ -287,7 +299,7 @@ func pkgMonitor(c *cli.Context, p string) error {
 	}
 	s, closeFn, err := pkgStore(c)
 	if err != nil {
-		return cli.Exit(err, client.CodeNoServer)
+		return cli.Exit(err, storeExitCode(err, client.CodeNoServer))
 	}
 	defer closeFn()
 	// one monitor per package per host, whatever raced to start it

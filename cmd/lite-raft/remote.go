@@ -40,8 +40,7 @@ func remoteCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err, 1)
 			}
-			rm := &remoteCaller{dir: dir, hosts: rc.Hosts, dialer: d,
-				command: "exec " + shellQuote(filepath.Join(rc.Path, "lite-raft")) + " rpc", peers: map[string]*sshrpc.Peer{}}
+			rm := newRemoteCaller(dir, rc, d)
 			defer rm.close()
 			return runClient(c, c.Args().Slice(), func(ctx context.Context) (client.Caller, func(), error) {
 				return rm, func() {}, nil
@@ -53,13 +52,31 @@ func remoteCommand() *cli.Command {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // remoteCaller sends a request to the cluster's members over ssh, one after another,
-// until one answers with something other than "no leader" or "no server".
+// until one gives an answer other than "no leader" or "no server". Every attempt keeps
+// the request's client ID and sequence number, so a host that answers after another may
+// have applied it answers for that same request (deduplicated), and its answer is
+// authoritative. When no host gives one, Call returns a *client.Error: NotSent (11, or 1
+// for a read past the deadline) if every attempt failed before its bytes left or was
+// answered 11 or 12, MaybeApplied (2 for a write) as soon as one was handed over without
+// an answer, e.g. a host that hung for its share of the time after the bytes were written.
 type remoteCaller struct {
-	dir     string
-	hosts   []string
-	dialer  *sshrpc.Dialer
-	command string
-	peers   map[string]*sshrpc.Peer
+	dir   string
+	hosts []string
+	share time.Duration // the most one host may take
+	open  func(host string) hostCaller
+	peers map[string]hostCaller
+}
+
+// hostCaller is the stream to one host: an *sshrpc.Peer.
+type hostCaller interface {
+	client.Caller
+	Close() error
+}
+
+func newRemoteCaller(dir string, rc conf.Remote, d *sshrpc.Dialer) *remoteCaller {
+	command := "exec " + shellQuote(filepath.Join(rc.Path, "lite-raft")) + " rpc"
+	return &remoteCaller{dir: dir, hosts: rc.Hosts, share: 5 * time.Second, peers: map[string]hostCaller{},
+		open: func(h string) hostCaller { return sshrpc.NewPeer(h, d, command, sshrpc.ConnOptions{}) }}
 }
 
 func (r *remoteCaller) leaderFile() string { return filepath.Join(r.dir, "temp", "remote_leader") }
@@ -88,38 +105,55 @@ func (r *remoteCaller) remember(leader string) {
 }
 
 func (r *remoteCaller) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
+	outcome := client.NotSent // no host tried: nothing sent
+	var host string           // the host of the last attempt that may have been applied, else the last tried
+	hung := false             // that attempt ran out of time (rather than its connection breaking)
 	var errs []error
 	for _, h := range r.order() {
 		p := r.peers[h]
 		if p == nil {
-			p = sshrpc.NewPeer(h, r.dialer, r.command, sshrpc.ConnOptions{})
+			p = r.open(h)
 			r.peers[h] = p
 		}
+		if outcome == client.NotSent {
+			host = h
+		}
 		// leave time for the next host if this one hangs
-		actx, cancel := context.WithTimeout(ctx, min(remaining(ctx), 5*time.Second))
+		actx, cancel := context.WithTimeout(ctx, min(remaining(ctx), r.share))
 		f, err := p.Call(actx, typ, payload)
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", h, err))
+			if !errors.Is(err, sshrpc.ErrNotSent) { // a RemoteError too: it got the request
+				outcome, host, hung = client.MaybeApplied, h, errors.Is(err, context.DeadlineExceeded)
+			}
 			if ctx.Err() != nil {
 				break
 			}
 			continue
 		}
-		resp, derr := client.DecodeResponse(f.Payload)
-		if derr == nil && (resp.Code == client.CodeNoLeader || resp.Code == client.CodeNoServer) {
+		resp, err := client.DecodeResponse(f.Payload)
+		if err != nil { // it got the request, its answer is unreadable
+			errs = append(errs, fmt.Errorf("%s: %w", h, err))
+			outcome, host, hung = client.MaybeApplied, h, false
+			continue
+		}
+		if resp.Code == client.CodeNoLeader || resp.Code == client.CodeNoServer {
+			// nothing appended by that host
 			errs = append(errs, fmt.Errorf("%s: %s", h, resp.Msg))
 			continue
 		}
-		if derr == nil {
-			r.remember(resp.Leader)
-		}
-		return f, derr
+		r.remember(resp.Leader)
+		return f, nil
 	}
-	if ctx.Err() != nil {
-		return sshrpc.Frame{}, ctx.Err()
+	failure := client.FailNoLeader
+	if ctx.Err() != nil || hung {
+		failure = client.FailTimeout
 	}
-	return sshrpc.Frame{}, &sshrpc.RemoteError{Msg: "leader is not available. (" + errors.Join(errs...).Error() + ")"}
+	if len(errs) == 0 {
+		errs = append(errs, errors.New("no hosts in conf/remote_hosts"))
+	}
+	return sshrpc.Frame{}, &client.Error{Outcome: outcome, Failure: failure, Host: host, Err: errors.Join(errs...)}
 }
 
 func remaining(ctx context.Context) time.Duration {

@@ -1,0 +1,434 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"lite-raft/client"
+	"lite-raft/kvstore"
+	"lite-raft/raftcore"
+)
+
+// Time is a point on the driver's monotonic clock, in milliseconds. Only differences
+// matter; the core never reads a clock itself.
+type Time int64
+
+// ReplyTo names, for the driver, where the answer to a request goes (a stream and a
+// request id). The core hands it back in a Reply and never looks inside.
+type ReplyTo uint64
+
+// CallID names a call or a run the core asked for, so its result can be matched.
+type CallID uint64
+
+// Call asks the driver to send Req to peer To and report the result with CallDone, by
+// Deadline at the latest.
+type Call struct {
+	ID       CallID
+	To       raftcore.NodeID
+	Req      client.Request
+	Deadline Time
+}
+
+// Run asks the driver to run `lite-raft ARGS` on Host over ssh and report with RunDone.
+type Run struct {
+	ID       CallID
+	Host     string
+	Args     string
+	Deadline Time
+}
+
+// Reply is the answer to a request.
+type Reply struct {
+	To   ReplyTo
+	Resp client.Response
+}
+
+// CallResult is how a call ended, as far as the transport can tell.
+type CallResult uint8
+
+const (
+	// Answered: the peer's agent answered; the response is authoritative.
+	Answered CallResult = iota + 1
+	// NotSent: the request never reached the transport (no link, backoff, closed).
+	NotSent
+	// Broken: the request was handed to the transport but no answer came (the stream
+	// broke, the deadline passed): the peer may have acted on it.
+	Broken
+)
+
+// Ready is a batch of work for the driver. Do it in this order: send Replies, Calls and
+// Runs (they do not depend on this batch); then Raft's part as raftcore.Ready says (send
+// Messages, persist HardState, Snapshot and Entries, send PersistedMessages); save
+// SaveSnapshot (then report SnapshotSaved); rewrite the configuration for Members; write
+// Logs; then call Advance.
+type Ready struct {
+	raftcore.Ready
+	Replies []Reply
+	Calls   []Call
+	Runs    []Run
+	// SaveSnapshot is a snapshot of the state machine to make durable (Compact in
+	// statefile's terms); the log is compacted when SnapshotSaved reports it done.
+	SaveSnapshot *raftcore.Snapshot
+	// Members is a membership that committed (never a joint one): rewrite
+	// conf/cluster_nodes and open or close links.
+	Members *raftcore.Membership
+	Logs    []string
+
+	raft bool // Ready carries a raftcore.Ready to Advance
+}
+
+// Config holds a core's fixed settings.
+type Config struct {
+	Raft raftcore.Config
+	// TickMs is the length of a tick, for reporting (last contact) and nothing else.
+	TickMs int64
+	// SnapshotPeriod is how many applied entries separate snapshots.
+	SnapshotPeriod uint64
+	// DefaultTimeoutMs bounds a request that did not say how long its client waits.
+	DefaultTimeoutMs int64
+}
+
+// Core is one agent's state. It is not safe for concurrent use: the driver serializes
+// every call.
+type Core struct {
+	cfg  Config
+	id   raftcore.NodeID
+	node *raftcore.Node
+	kv   *kvstore.Store
+	now  Time
+	rand raftcore.Rand
+
+	applied, appliedTerm uint64
+	appliedMembers       raftcore.Membership
+	lastSnapshot         uint64
+	saving               *raftcore.Snapshot // handed out, not yet reported saved
+	snapRetryAt          Time
+	snapBackoff          int64
+
+	nextReadID uint64
+	nextCall   CallID
+	proposals  map[uint64]*waiter   // log index → write waiting for its entry
+	reads      map[uint64]*waiter   // read ID → read waiting for its ReadState
+	readyReads []*waiter            // reads with an index, waiting for it to be applied
+	conditions []*waiter            // membership and transfer steps waiting for a state
+	watches    map[string][]*waiter // watch requests by key
+	waiting    []*waiter            // requests to try again: no leader, no link, backoff
+	calls      map[CallID]*waiter   // forwarded, waiting for CallDone
+	runs       map[CallID]*waiter   // run on a host, waiting for RunDone
+
+	linkDown map[raftcore.NodeID]bool // peers whose link the driver reported down
+	lead     raftcore.NodeID          // the leader as of the last Ready
+
+	out     Ready
+	limiter limiter
+	bugs    bugs
+}
+
+// bugs are deliberate mistakes the simulation plants to show that it catches them; the
+// zero value is the correct core.
+type bugs struct {
+	brokenIsNotSent bool // a forward that broke after it was sent is taken as never sent
+	staleLeaderRead bool // the leader serves reads from its state without a read index
+	retryNewID      bool // a retried forward goes out with a fresh client ID
+	noBackoff       bool // a forward that could not be sent is tried again at once
+}
+
+// New makes a core from the node's durable state.
+func New(cfg Config, st raftcore.State) (*Core, error) {
+	if cfg.DefaultTimeoutMs <= 0 {
+		cfg.DefaultTimeoutMs = 10_000
+	}
+	if cfg.TickMs <= 0 {
+		cfg.TickMs = 1
+	}
+	kv, err := kvstore.Restore(st.Snapshot.Data)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot at %d: %w", st.Snapshot.Meta.Index, err)
+	}
+	node, err := raftcore.NewNode(cfg.Raft, st)
+	if err != nil {
+		return nil, fmt.Errorf("restore the node: %w", err)
+	}
+	c := &Core{cfg: cfg, id: cfg.Raft.ID, node: node, kv: kv, rand: cfg.Raft.Rand,
+		applied: st.Snapshot.Meta.Index, appliedTerm: st.Snapshot.Meta.Term,
+		appliedMembers: st.Snapshot.Meta.Members, lastSnapshot: st.Snapshot.Meta.Index,
+		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{},
+		calls: map[CallID]*waiter{}, runs: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{},
+		limiter: limiter{seen: map[string]*limit{}}}
+	return c, nil
+}
+
+// Node gives read access to the Raft node (status, debugging). Do not step it.
+func (c *Core) Node() *raftcore.Node { return c.node }
+
+// Applied is the last index the state machine reflects.
+func (c *Core) Applied() uint64 { return c.applied }
+
+// KV gives read access to the state machine (tests).
+func (c *Core) KV() *kvstore.Store { return c.kv }
+
+func (c *Core) at(now Time) {
+	if now > c.now {
+		c.now = now
+	}
+}
+
+// Tick advances Raft's clock by one tick and answers the requests whose time is up.
+func (c *Core) Tick(now Time) {
+	c.at(now)
+	c.node.Tick()
+	c.expire()
+	c.retryDue()
+}
+
+// Step hands a peer's message to Raft.
+func (c *Core) Step(now Time, m raftcore.Message) {
+	c.at(now)
+	if err := c.node.Step(m); err != nil {
+		c.logf("refused:"+string(m.From), "refused a message from %s: %v", m.From, err)
+	}
+}
+
+// Link reports that the stream to peer came up or went down. A request waiting for that
+// peer is tried again when it comes up.
+func (c *Core) Link(now Time, peer raftcore.NodeID, up bool) {
+	c.at(now)
+	if up {
+		if c.linkDown[peer] {
+			delete(c.linkDown, peer)
+			c.retryFor(func(w *waiter) bool { return w.waitFor == peer })
+		}
+		return
+	}
+	c.linkDown[peer] = true
+}
+
+// LeaderGone reports that peer's host says no agent runs there.
+func (c *Core) LeaderGone(now Time, peer raftcore.NodeID) {
+	c.at(now)
+	if c.node.LeaderGone(peer) {
+		c.logf("", "the agent of leader %s is gone (its host says no server runs there): standing for election early", peer)
+	}
+}
+
+// HasReady reports whether Ready has anything.
+func (c *Core) HasReady() bool {
+	o := &c.out
+	return c.node.HasReady() || len(o.Replies) > 0 || len(o.Calls) > 0 || len(o.Runs) > 0 ||
+		o.SaveSnapshot != nil || o.Members != nil || len(o.Logs) > 0
+}
+
+// Ready hands out the work accumulated since the last call.
+func (c *Core) Ready() Ready {
+	rd := c.out
+	c.out = Ready{}
+	if c.node.HasReady() {
+		rd.Ready = c.node.Ready()
+		rd.raft = true
+	}
+	return rd
+}
+
+// Advance tells the core that rd has been done: Raft's part is durable and sent. It
+// applies what committed and answers whoever waited for it.
+func (c *Core) Advance(now Time, rd Ready) error {
+	c.at(now)
+	if !rd.raft {
+		return nil
+	}
+	if rd.Snapshot != nil {
+		if err := c.installSnapshot(*rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	c.apply(rd.CommittedEntries)
+	for _, rs := range rd.ReadStates {
+		c.readState(rs)
+	}
+	c.node.Advance(rd.Ready)
+	if rd.SoftState != nil {
+		c.roleChanged(*rd.SoftState)
+	}
+	c.serveReads()
+	c.checkConditions()
+	c.maybeSnapshot()
+	return nil
+}
+
+func (c *Core) installSnapshot(s raftcore.Snapshot) error {
+	kv, err := kvstore.Restore(s.Data)
+	if err != nil {
+		return fmt.Errorf("install snapshot at %d from the leader: %w", s.Meta.Index, err)
+	}
+	c.kv = kv
+	c.applied, c.appliedTerm, c.lastSnapshot = s.Meta.Index, s.Meta.Term, s.Meta.Index
+	c.appliedMembers = s.Meta.Members
+	c.logf("", "installed a snapshot at %d (term %d, %d bytes) from the leader", s.Meta.Index, s.Meta.Term, len(s.Data))
+	c.membersCommitted(s.Meta.Members)
+	for k := range c.watches {
+		c.wakeWatches(k)
+	}
+	return nil
+}
+
+func (c *Core) apply(ents []raftcore.Entry) {
+	for _, e := range ents {
+		if e.Index <= c.applied {
+			continue
+		}
+		c.applied, c.appliedTerm = e.Index, e.Term
+		var res kvstore.Result
+		switch {
+		case e.Type == raftcore.EntryMembership:
+			m, err := raftcore.DecodeMembership(e.Data)
+			if err == nil {
+				c.appliedMembers = m
+				c.logf("", "membership committed at %d: %s", e.Index, m)
+				c.membersCommitted(m)
+			}
+		case len(e.Data) == 0:
+			// a new leader's empty entry
+		default:
+			cmd, err := kvstore.Decode(e.Data)
+			if err != nil {
+				// every member skips it alike: it was checked before it was proposed
+				c.logf("", "entry %d: %v (skipped)", e.Index, err)
+				res = kvstore.Result{Code: client.CodeFailed, Msg: err.Error()}
+			} else {
+				res = c.kv.Apply(e.Index, cmd)
+				if len(c.watches[cmd.Key]) > 0 {
+					c.wakeWatches(cmd.Key)
+				}
+			}
+		}
+		if w := c.proposals[e.Index]; w != nil {
+			delete(c.proposals, e.Index)
+			if w.term == e.Term {
+				c.reply(w, client.Response{Code: res.Code, Msg: res.Msg})
+			} else {
+				// another leader's entry took its place: try again (deduplicated)
+				c.wait(w, raftcore.None)
+			}
+		}
+	}
+}
+
+// membersCommitted hands a committed membership to the driver.
+func (c *Core) membersCommitted(m raftcore.Membership) {
+	if m.Joint() {
+		return
+	}
+	c.out.Members = &m
+}
+
+// roleChanged runs when role or leader changed.
+func (c *Core) roleChanged(ss raftcore.SoftState) {
+	c.logf("", "now %s in term %d, leader %s", ss.Role, c.node.Term(), orDash(string(ss.Lead)))
+	if ss.Lead != c.lead {
+		c.lead = ss.Lead
+		if ss.Lead != raftcore.None {
+			// everything that waited for a leader may go now
+			c.retryFor(func(*waiter) bool { return true })
+		}
+	}
+}
+
+func (c *Core) maybeSnapshot() {
+	if c.saving != nil || c.applied-c.lastSnapshot < c.cfg.SnapshotPeriod || c.now < c.snapRetryAt {
+		return
+	}
+	if c.applied <= c.node.Status().Snapshot.Index {
+		return
+	}
+	s := raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: c.applied, Term: c.appliedTerm,
+		Members: c.appliedMembers}, Data: c.kv.Snapshot()}
+	c.saving = &s
+	c.out.SaveSnapshot = &s
+}
+
+// SnapshotSaved reports the end of a SaveSnapshot. The log is compacted only now that the
+// snapshot is durable; a failure is tried again after a backoff, not at the next batch.
+func (c *Core) SnapshotSaved(now Time, index uint64, err error) {
+	c.at(now)
+	s := c.saving
+	if s == nil || s.Meta.Index != index {
+		return
+	}
+	c.saving = nil
+	if err != nil {
+		c.snapBackoff = min(max(2*c.snapBackoff, 1000), 60_000)
+		c.snapRetryAt = c.now + Time(c.snapBackoff)
+		c.logf("snapshot-fail", "store snapshot at %d: %v (next try in %d s)", index, err, c.snapBackoff/1000)
+		return
+	}
+	c.snapBackoff = 0
+	c.lastSnapshot = index
+	if index <= c.node.Status().Snapshot.Index {
+		return // a snapshot from the leader came meanwhile
+	}
+	if _, err := c.node.Compact(index, s.Data); err != nil {
+		c.logf("", "compact the log to %d: %v", index, err)
+		return
+	}
+	c.logf("", "snapshot at %d (term %d, %d keys, %d bytes)", index, s.Meta.Term, c.kv.Len(), len(s.Data))
+}
+
+// Stop answers every request still waiting: the agent is going away.
+func (c *Core) Stop(now Time) {
+	c.at(now)
+	for _, w := range c.allWaiters() {
+		c.reply(w, client.Fail(w.req.Op, w.outcome, client.FailStopping, string(c.id)))
+	}
+}
+
+func (c *Core) allWaiters() []*waiter {
+	var all []*waiter
+	for _, m := range []map[uint64]*waiter{c.proposals, c.reads} {
+		for _, w := range m {
+			all = append(all, w)
+		}
+	}
+	for _, m := range []map[CallID]*waiter{c.calls, c.runs} {
+		for _, w := range m {
+			all = append(all, w)
+		}
+	}
+	for _, ws := range c.watches {
+		all = append(all, ws...)
+	}
+	all = append(all, c.readyReads...)
+	all = append(all, c.waiting...)
+	return append(all, c.conditions...)
+}
+
+// committedMembers is the membership of the last applied membership entry (or snapshot).
+func (c *Core) committedMembers() raftcore.Membership { return c.appliedMembers }
+
+// transferAway hands leadership to the most up-to-date other voter.
+func (c *Core) transferAway() error {
+	st := c.node.Status()
+	var best raftcore.NodeID
+	var bestMatch uint64
+	for _, v := range st.Members.Voters {
+		if p, ok := st.Progress[v]; ok && v != c.id && (best == "" || p.Match > bestMatch) {
+			best, bestMatch = v, p.Match
+		}
+	}
+	if best == "" {
+		return errors.New("no other voter to hand leadership to")
+	}
+	c.logf("", "handing leadership to %s before leaving", best)
+	return c.node.TransferLeadership(best)
+}
+
+func without(ids []raftcore.NodeID, host raftcore.NodeID) []raftcore.NodeID {
+	return slices.DeleteFunc(slices.Clone(ids), func(x raftcore.NodeID) bool { return x == host })
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,486 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+
+	"lite-raft/client"
+	"lite-raft/kvstore"
+	"lite-raft/raftcore"
+)
+
+// kvOps maps the client's write verbs to the state machine's operations.
+var kvOps = [...]kvstore.Op{client.OpSet: kvstore.OpSet, client.OpUnset: kvstore.OpUnset,
+	client.OpIfSet: kvstore.OpIfSet, client.OpNoop: kvstore.OpNoop}
+
+// Backoff of a request that could not be forwarded: doubling between these bounds.
+const (
+	minBackoffMs = 20
+	maxBackoffMs = 1000
+)
+
+// waiter is a client request the core holds until it can answer.
+type waiter struct {
+	req      client.Request
+	to       ReplyTo
+	deadline Time
+	replied  bool
+	// outcome is NotSent until the request was proposed here or handed to a transport
+	// toward a leader; from then on it is MaybeApplied for good.
+	outcome client.Outcome
+	term    uint64 // of the proposed entry
+	index   uint64 // proposed entry, or read index once known
+	cond    func() (client.Response, bool)
+
+	// retry bookkeeping
+	notBefore Time            // do not try again before (backoff)
+	backoff   int64           // the last backoff, in ms
+	waitFor   raftcore.NodeID // the peer whose link it waits for, if any
+	call      CallID          // the call in flight, while forwarded
+}
+
+// Request takes a client's request (from the local socket, a remote client, or another
+// agent forwarding it). Its answer comes out of Ready as a Reply to to.
+func (c *Core) Request(now Time, to ReplyTo, req client.Request) {
+	c.at(now)
+	timeout := c.cfg.DefaultTimeoutMs
+	if req.TimeoutMs > 0 {
+		timeout = int64(req.TimeoutMs)
+	}
+	w := &waiter{req: req, to: to, deadline: c.now + Time(timeout), outcome: client.NotSent}
+	c.handle(w)
+}
+
+func (c *Core) reply(w *waiter, r client.Response) {
+	if w.replied {
+		return
+	}
+	w.replied = true
+	if r.Leader == "" {
+		// remote clients remember who leads, to ask there first next time
+		r.Leader = string(c.node.Lead())
+	}
+	c.out.Replies = append(c.out.Replies, Reply{To: w.to, Resp: r})
+}
+
+func (c *Core) handle(w *waiter) {
+	if w.replied {
+		return
+	}
+	if c.now >= w.deadline {
+		c.timeout(w)
+		return
+	}
+	r := w.req
+	switch r.Op {
+	case client.OpStatus:
+		if c.node.Role() == raftcore.Leader || r.Stale || c.node.Lead() == raftcore.None {
+			c.reply(w, c.statusResponse())
+			return
+		}
+		c.forward(w)
+	case client.OpGet, client.OpList:
+		if r.Op == client.OpGet {
+			if err := kvstore.ValidateKey(r.Key); err != nil {
+				c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
+				return
+			}
+		}
+		if r.Stale || (c.bugs.staleLeaderRead && c.node.Role() == raftcore.Leader) {
+			c.reply(w, c.read(r))
+			return
+		}
+		if c.node.Role() != raftcore.Leader {
+			c.forward(w)
+			return
+		}
+		c.nextReadID++
+		if err := c.node.ReadIndex(c.nextReadID); err != nil {
+			c.wait(w, raftcore.None)
+			return
+		}
+		c.reads[c.nextReadID] = w
+	case client.OpSet, client.OpUnset, client.OpIfSet, client.OpNoop:
+		cmd := kvstore.Command{Op: kvOps[r.Op],
+			ClientID: r.ClientID, Seq: r.Seq, Key: r.Key, Value: r.Value, Cond: r.Cond, CondValue: r.CondValue}
+		if err := cmd.Validate(); err != nil {
+			c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
+			return
+		}
+		if c.node.Role() != raftcore.Leader {
+			c.forward(w)
+			return
+		}
+		index, term, err := c.node.Propose(cmd.Encode())
+		if err != nil {
+			c.wait(w, raftcore.None) // a transfer in progress: the next leader takes it
+			return
+		}
+		w.outcome = client.MaybeApplied
+		w.index, w.term = index, term
+		c.proposals[index] = w
+	case client.OpAddLearner, client.OpPromote, client.OpRemove, client.OpTransfer:
+		if c.node.Role() != raftcore.Leader {
+			c.forward(w)
+			return
+		}
+		c.membership(w)
+	case client.OpRunOnHost:
+		switch r.Args {
+		case "first-boot --join", "stop", "status":
+		default:
+			c.reply(w, client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("will not run %q on another host", r.Args)})
+			return
+		}
+		c.nextCall++
+		c.runs[c.nextCall] = w
+		w.call = c.nextCall
+		c.out.Runs = append(c.out.Runs, Run{ID: c.nextCall, Host: r.Host, Args: r.Args, Deadline: w.deadline})
+	case client.OpWatch:
+		if err := kvstore.ValidateKey(r.Key); err != nil {
+			c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
+			return
+		}
+		if v, _ := c.kv.Get(r.Key); string(v) != string(r.CondValue) {
+			c.reply(w, client.Response{Value: v})
+			return
+		}
+		c.watches[r.Key] = append(c.watches[r.Key], w)
+	default:
+		c.reply(w, client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("unknown operation %s", r.Op)})
+	}
+}
+
+// read answers get/list from the local state.
+func (c *Core) read(r client.Request) client.Response {
+	if r.Op == client.OpGet {
+		v, ok := c.kv.Get(r.Key)
+		if !ok {
+			return client.Response{Code: client.CodeNotFound, Msg: fmt.Sprintf("key %s not found", r.Key)}
+		}
+		return client.Response{Value: v}
+	}
+	names, ok := c.kv.List(r.Key)
+	if !ok {
+		return client.Response{Code: client.CodeNoDir, Msg: fmt.Sprintf("%s: no such folder", orDash(r.Key))}
+	}
+	return client.Response{Names: names}
+}
+
+func (c *Core) readState(rs raftcore.ReadState) {
+	w := c.reads[rs.ID]
+	if w == nil {
+		return
+	}
+	delete(c.reads, rs.ID)
+	if rs.Lost {
+		c.wait(w, raftcore.None)
+		return
+	}
+	w.index = rs.Index
+	c.readyReads = append(c.readyReads, w)
+}
+
+func (c *Core) serveReads() {
+	kept := c.readyReads[:0]
+	for _, w := range c.readyReads {
+		switch {
+		case w.replied:
+		case w.index <= c.applied:
+			c.reply(w, c.read(w.req))
+		default:
+			kept = append(kept, w)
+		}
+	}
+	c.readyReads = kept
+}
+
+// forward asks the driver to send the request to the leader, whose answer is returned
+// unchanged. Without a leader, or with its link down, the request waits instead.
+func (c *Core) forward(w *waiter) {
+	lead := c.node.Lead()
+	if lead == raftcore.None || lead == c.id || w.req.Hops >= 3 {
+		c.wait(w, raftcore.None)
+		return
+	}
+	if c.linkDown[lead] && !c.bugs.noBackoff {
+		c.wait(w, lead)
+		return
+	}
+	req := w.req
+	req.Hops++
+	// the leader gives up a little before we do, so that its answer arrives in time
+	left := int64(w.deadline - c.now)
+	req.TimeoutMs = uint32(max(1, left-min(left/10, 200)))
+	if c.bugs.retryNewID && w.backoff > 0 {
+		req.ClientID ^= 1 << 62
+	}
+	c.nextCall++
+	w.call = c.nextCall
+	c.calls[c.nextCall] = w
+	c.out.Calls = append(c.out.Calls, Call{ID: c.nextCall, To: lead, Req: req, Deadline: w.deadline})
+}
+
+// CallDone reports how a call ended: an answer, or a failure before or after the
+// request was handed to the transport.
+func (c *Core) CallDone(now Time, id CallID, res CallResult, resp client.Response, err error) {
+	c.at(now)
+	w := c.calls[id]
+	if w == nil {
+		return
+	}
+	delete(c.calls, id)
+	w.call = 0
+	if w.replied {
+		return
+	}
+	to := c.node.Lead()
+	switch res {
+	case Answered:
+		c.reply(w, client.Downgrade(w.req.Op, w.outcome, resp))
+		return
+	case Broken:
+		if client.IsWrite(w.req.Op) && !c.bugs.brokenIsNotSent {
+			w.outcome = client.MaybeApplied
+		}
+		c.logf("forward:"+string(to), "forward %s to %s: %v (it may have arrived; trying again)", w.req.Op, to, err)
+	default:
+		c.logf("forward:"+string(to), "forward %s to %s: %v", w.req.Op, to, err)
+	}
+	if c.bugs.noBackoff {
+		c.handle(w)
+		return
+	}
+	c.wait(w, to)
+}
+
+// RunDone reports the end of a Run: its output, and an error if it failed.
+func (c *Core) RunDone(now Time, id CallID, out []byte, err error) {
+	c.at(now)
+	w := c.runs[id]
+	if w == nil {
+		return
+	}
+	delete(c.runs, id)
+	if err != nil {
+		c.reply(w, client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf("%s on %s: %v", w.req.Args, w.req.Host, err), Value: out})
+		return
+	}
+	c.reply(w, client.Response{Msg: fmt.Sprintf("%s on %s: done", w.req.Args, w.req.Host), Value: out})
+}
+
+// wait parks a request until it may be tried again: when peer's link comes up (if peer
+// is set), when a leader is known or changes, or after its backoff, whichever is first.
+func (c *Core) wait(w *waiter, peer raftcore.NodeID) {
+	if w.replied {
+		return
+	}
+	w.backoff = min(max(2*w.backoff, minBackoffMs), maxBackoffMs)
+	// ±25% jitter: requests that failed together do not come back together
+	j := w.backoff * int64(75+c.rand.IntN(51)) / 100
+	w.notBefore = c.now + Time(j)
+	w.waitFor = peer
+	c.waiting = append(c.waiting, w)
+}
+
+// retryDue tries again the waiting requests whose backoff is over.
+func (c *Core) retryDue() {
+	c.retryFor(func(w *waiter) bool { return c.now >= w.notBefore })
+}
+
+// retryFor tries again the waiting requests that match. Those that fail again are parked
+// with a longer backoff by wait, never retried in the same pass.
+func (c *Core) retryFor(match func(*waiter) bool) {
+	if len(c.waiting) == 0 {
+		return
+	}
+	var now []*waiter
+	kept := c.waiting[:0]
+	for _, w := range c.waiting {
+		switch {
+		case w.replied:
+		case match(w):
+			now = append(now, w)
+		default:
+			kept = append(kept, w)
+		}
+	}
+	c.waiting = kept
+	for _, w := range now {
+		c.handle(w)
+	}
+}
+
+func (c *Core) timeout(w *waiter) {
+	switch {
+	case w.req.Op == client.OpWatch:
+		v, _ := c.kv.Get(w.req.Key) // nothing changed: the value as it is
+		c.reply(w, client.Response{Value: v})
+	case w.call != 0 && client.IsWrite(w.req.Op):
+		// still in flight toward the leader: it may arrive
+		c.reply(w, client.Fail(w.req.Op, client.MaybeApplied, client.FailTimeout, string(c.id)))
+	default:
+		c.reply(w, client.Fail(w.req.Op, w.outcome, client.FailTimeout, string(c.id)))
+	}
+}
+
+// expire answers every request whose deadline passed.
+func (c *Core) expire() {
+	now := c.now
+	for idx, w := range c.proposals {
+		if now >= w.deadline {
+			delete(c.proposals, idx)
+			c.timeout(w)
+		}
+	}
+	for id, w := range c.reads {
+		if now >= w.deadline {
+			delete(c.reads, id)
+			c.timeout(w)
+		}
+	}
+	for id, w := range c.calls {
+		if now >= w.deadline {
+			c.timeout(w)
+			delete(c.calls, id)
+		}
+	}
+	for id, w := range c.runs {
+		if now >= w.deadline {
+			delete(c.runs, id)
+			c.reply(w, client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf("%s on %s: timed out", w.req.Args, w.req.Host)})
+		}
+	}
+	keep := func(ws []*waiter) []*waiter {
+		out := ws[:0]
+		for _, w := range ws {
+			switch {
+			case w.replied:
+			case now >= w.deadline:
+				c.timeout(w)
+			default:
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	for k, ws := range c.watches {
+		if ws = keep(ws); len(ws) == 0 {
+			delete(c.watches, k)
+		} else {
+			c.watches[k] = ws
+		}
+	}
+	c.readyReads = keep(c.readyReads)
+	c.waiting = keep(c.waiting)
+	c.conditions = keep(c.conditions)
+}
+
+// wakeWatches answers the watches of key whose value changed.
+func (c *Core) wakeWatches(key string) {
+	v, _ := c.kv.Get(key)
+	kept := c.watches[key][:0]
+	for _, w := range c.watches[key] {
+		if string(v) != string(w.req.CondValue) {
+			c.reply(w, client.Response{Value: v})
+		} else if !w.replied {
+			kept = append(kept, w)
+		}
+	}
+	if len(kept) == 0 {
+		delete(c.watches, key)
+	} else {
+		c.watches[key] = kept
+	}
+}
+
+// membership runs a membership step on the leader.
+func (c *Core) membership(w *waiter) {
+	host := raftcore.NodeID(w.req.Host)
+	if err := raftcore.ValidateID(host); err != nil {
+		c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
+		return
+	}
+	m := c.node.Members()
+	var voters, learners []raftcore.NodeID
+	var done func() bool
+	switch w.req.Op {
+	case client.OpTransfer:
+		if err := c.node.TransferLeadership(host); err != nil {
+			c.reply(w, client.Response{Code: client.CodeFailed, Msg: err.Error()})
+			return
+		}
+		w.outcome = client.MaybeApplied
+		w.cond = func() (client.Response, bool) {
+			if c.node.Lead() == host {
+				return client.Response{Msg: fmt.Sprintf("%s is the leader", host)}, true
+			}
+			return client.Response{}, false
+		}
+		c.conditions = append(c.conditions, w)
+		return
+	case client.OpAddLearner:
+		if m.Contains(host) {
+			c.reply(w, client.Response{Msg: fmt.Sprintf("%s is already a member", host)})
+			return
+		}
+		voters, learners = m.Voters, append(append([]raftcore.NodeID(nil), m.Learners...), host)
+		done = func() bool { return c.committedMembers().Contains(host) }
+	case client.OpPromote:
+		voters, learners = append(without(m.Voters, host), host), without(m.Learners, host)
+		done = func() bool {
+			cm := c.committedMembers()
+			return !cm.Joint() && cm.IsVoter(host)
+		}
+	case client.OpRemove:
+		if host == c.id {
+			// hand over first; the next leader removes us
+			if err := c.transferAway(); err != nil {
+				c.reply(w, client.Response{Code: client.CodeFailed, Msg: err.Error()})
+				return
+			}
+			c.wait(w, raftcore.None)
+			return
+		}
+		voters, learners = without(m.Voters, host), without(m.Learners, host)
+		done = func() bool {
+			cm := c.committedMembers()
+			return !cm.Joint() && !cm.Contains(host)
+		}
+	}
+	if done() {
+		c.reply(w, client.Response{Msg: "nothing to change"})
+		return
+	}
+	if _, err := c.node.ProposeMembership(voters, learners); err != nil {
+		if errors.Is(err, raftcore.ErrMembershipChange) || errors.Is(err, raftcore.ErrTransferring) {
+			c.wait(w, raftcore.None)
+			return
+		}
+		c.reply(w, client.Response{Code: client.CodeFailed, Msg: err.Error()})
+		return
+	}
+	w.outcome = client.MaybeApplied
+	w.cond = func() (client.Response, bool) {
+		if done() {
+			return client.Response{Msg: c.committedMembers().String()}, true
+		}
+		return client.Response{}, false
+	}
+	c.conditions = append(c.conditions, w)
+}
+
+func (c *Core) checkConditions() {
+	kept := c.conditions[:0]
+	for _, w := range c.conditions {
+		if w.replied {
+			continue
+		}
+		if resp, ok := w.cond(); ok {
+			c.reply(w, resp)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	c.conditions = kept
+}

@@ -1,0 +1,67 @@
+package core
+
+import (
+	"encoding/json"
+
+	"lite-raft/client"
+	"lite-raft/raftcore"
+)
+
+// Status is the JSON document `lite-raft client status --json` prints.
+type Status struct {
+	ID        string         `json:"id"`
+	Role      string         `json:"role"`
+	Term      uint64         `json:"term"`
+	Leader    string         `json:"leader"`
+	Commit    uint64         `json:"commit"`
+	Applied   uint64         `json:"applied"`
+	LastIndex uint64         `json:"last_index"`
+	Snapshot  uint64         `json:"snapshot_index"`
+	Members   string         `json:"members"`
+	Nodes     []MemberStatus `json:"nodes,omitempty"`
+}
+
+// MemberStatus is the leader's view of one member.
+type MemberStatus struct {
+	Name          string `json:"name"`
+	Role          string `json:"role"`
+	Match         uint64 `json:"match"`
+	Lag           uint64 `json:"lag"`
+	State         string `json:"state"`
+	LastContactMs int64  `json:"last_contact_ms"`
+}
+
+// Status reports this node's state, and on the leader its view of every member.
+func (c *Core) Status() Status {
+	st := c.node.Status()
+	s := Status{ID: string(st.ID), Role: st.Role.String(), Term: st.Term, Leader: string(st.Lead),
+		Commit: st.Commit, Applied: c.applied, LastIndex: st.LastIndex, Snapshot: st.Snapshot.Index,
+		Members: st.Members.String()}
+	for _, id := range st.Members.All() {
+		p, ok := st.Progress[id]
+		if !ok {
+			continue
+		}
+		role, state := "follower", p.State
+		switch {
+		case id == st.ID:
+			// the leader's own log needs no replication: its progress record's state
+			// (probe, forever) means nothing
+			role, state = "leader", "self"
+		case !st.Members.IsVoter(id):
+			role = "learner"
+		}
+		ms := MemberStatus{Name: string(id), Role: role, Match: p.Match, State: state,
+			LastContactMs: int64(p.TicksSinceHeard) * c.cfg.TickMs}
+		if st.LastIndex > p.Match {
+			ms.Lag = st.LastIndex - p.Match
+		}
+		s.Nodes = append(s.Nodes, ms)
+	}
+	return s
+}
+
+func (c *Core) statusResponse() client.Response {
+	js, _ := json.Marshal(c.Status())
+	return client.Response{JSON: js, Leader: string(c.node.Lead())}
+}

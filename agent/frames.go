@@ -1,0 +1,44 @@
+package agent
+
+import (
+	"lite-raft/client"
+	"lite-raft/raftcore"
+	"lite-raft/sshrpc"
+)
+
+// handleFrame runs on a stream's reading goroutine: decode and hand to the loop.
+func (a *Agent) handleFrame(c *sshrpc.Conn, f sshrpc.Frame) {
+	switch f.Type {
+	case client.FrameRaft:
+		m, err := raftcore.DecodeMessage(f.Payload)
+		if err != nil {
+			a.log.Printf("dropped a message from %s: %v", c.Peer, err)
+			return
+		}
+		a.post(event{msg: &m})
+	case client.FrameRequest:
+		if f.Kind != sshrpc.KindRequest {
+			return
+		}
+		id := f.ID
+		reply := func(r client.Response) { c.Reply(id, client.FrameRequest, r.Encode()) }
+		req, err := client.DecodeRequest(f.Payload)
+		if err != nil {
+			reply(client.Response{Code: client.CodeUsage, Msg: err.Error()})
+			return
+		}
+		a.post(event{req: &req, replyFn: reply})
+	}
+}
+
+// post hands an event to the loop. Once the loop has ended, a request is answered here:
+// it never reached the core, so nothing can have been appended.
+func (a *Agent) post(ev event) {
+	select {
+	case a.events <- ev:
+	case <-a.done:
+		if ev.req != nil {
+			ev.replyFn(client.Fail(ev.req.Op, client.NotSent, client.FailNoServer, string(a.id)))
+		}
+	}
+}

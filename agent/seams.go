@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"lite-raft/client"
+	"lite-raft/raftcore"
+)
+
+// The driver reaches the world through three small interfaces. The real ones are ssh
+// (sshTransport), statefile (*statefile.Store) and the system clock; tests use the
+// in-memory ones in memory.go.
+
+// Transport reaches the other members.
+type Transport interface {
+	// Send queues a Raft message for its peer and never blocks; a message that cannot
+	// go (a full queue, no link) is dropped: Raft sends again what still matters.
+	Send(m raftcore.Message)
+	// Call sends a request to peer's agent and waits for its answer until ctx ends. An
+	// error matching sshrpc.ErrNotSent means the request never left this host.
+	Call(ctx context.Context, peer raftcore.NodeID, req client.Request) (client.Response, error)
+	// Run runs `lite-raft ARGS` on host over ssh and returns what it printed.
+	Run(ctx context.Context, host, args string) ([]byte, error)
+	// Connect keeps a link open to peer (until Disconnect) and reports on it: up or down
+	// with each change, and gone when peer's host says no agent runs there.
+	Connect(peer raftcore.NodeID, report func(LinkEvent))
+	Disconnect(peer raftcore.NodeID)
+	Close()
+}
+
+// LinkEvent is what a link reports.
+type LinkEvent struct {
+	Peer raftcore.NodeID
+	Up   bool
+	Gone bool // the peer's host runs no agent (implies down)
+}
+
+// Storage is what the agent persists. *statefile.Store implements it.
+type Storage interface {
+	// Save makes a Ready's durable parts durable: hard state, snapshot, entries.
+	Save(hs *raftcore.HardState, snap *raftcore.Snapshot, ents []raftcore.Entry) error
+	// Compact stores a snapshot of the state machine and drops the log it covers.
+	Compact(snap raftcore.Snapshot) error
+	// SaveCommit records a hint of the commit index for the next start (not fsynced).
+	SaveCommit(c uint64) error
+	Close() error
+}
+
+// Clock is the driver's time.
+type Clock interface {
+	Now() time.Time
+	// Ticker delivers ticks every d until stop is called.
+	Ticker(d time.Duration) (ticks <-chan time.Time, stop func())
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+func (systemClock) Ticker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}

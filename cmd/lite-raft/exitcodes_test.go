@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"lite-raft/client"
+	"lite-raft/sshrpc"
+)
+
+// fakeSocket serves dir/temp/agent.sock with h, standing in for the agent.
+func fakeSocket(t *testing.T, dir string, h sshrpc.Handler) {
+	t.Helper()
+	s, err := sshrpc.Listen(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+}
+
+// TestClientNoSocket: no agent here, so nothing was sent: 12, for writes and reads.
+func TestClientNoSocket(t *testing.T) {
+	dir := t.TempDir()
+	want := fmt.Sprintf("no server running on %s. cannot process request.", thisHost())
+	for _, args := range [][]string{{"set", "k", "v"}, {"if", "k", "=", "a", "set", "b"}, {"get", "k"}, {"list"}, {"status"}} {
+		out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...)
+		if code != client.CodeNoServer || !strings.Contains(out, want) {
+			t.Errorf("client %v without an agent: exit %d %q; want 12 and %q", args, code, out, want)
+		}
+	}
+}
+
+// TestClientAgentHangsUpAfterWrite: the local agent reads the request, then hangs up
+// without answering. The write may have been applied: 2, not 12; a read is 12.
+func TestClientAgentHangsUpAfterWrite(t *testing.T) {
+	dir := t.TempDir()
+	var got atomic.Int64
+	fakeSocket(t, dir, func(c *sshrpc.Conn, f sshrpc.Frame) {
+		if f.Kind == sshrpc.KindRequest {
+			got.Add(1)
+			c.Close()
+		}
+	})
+	for _, args := range [][]string{{"set", "k", "v"}, {"unset", "k"}, {"noop"}, {"if", "k", "=", "a", "set", "b"}} {
+		before := got.Load()
+		out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...)
+		if code != client.CodeTimeout || !strings.Contains(out, "may or may not have been applied") {
+			t.Errorf("client %v, agent hung up after reading it: exit %d %q; want 2", args, code, out)
+		}
+		if got.Load() == before {
+			t.Errorf("client %v: the fake agent got no request", args)
+		}
+	}
+	for _, args := range [][]string{{"get", "k"}, {"list"}, {"status"}} {
+		if out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...); code != client.CodeNoServer {
+			t.Errorf("client %v, agent hung up after reading it: exit %d %q; want 12 (a read never exits 2)", args, code, out)
+		}
+	}
+}
+
+// TestClientAgentNeverAnswers: the deadline passes after the request was sent: 2 for a
+// write, 1 for a read.
+func TestClientAgentNeverAnswers(t *testing.T) {
+	dir := t.TempDir()
+	fakeSocket(t, dir, func(*sshrpc.Conn, sshrpc.Frame) {})
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"set", "k", "v"}, client.CodeTimeout, "timed out waiting for the commit: the write may or may not have been applied"},
+		{[]string{"get", "k"}, client.CodeFailed, "leader is stale. try again."},
+		{[]string{"list"}, client.CodeFailed, "leader is stale. try again."},
+	} {
+		out, code := runApp(t, append([]string{"--dir", dir, "client", "--timeout", "0.2"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(out, tc.msg) || !strings.Contains(out, "no answer within 200ms") {
+			t.Errorf("client %v, no answer: exit %d %q; want %d and %q", tc.args, code, out, tc.code, tc.msg)
+		}
+	}
+}
+
+// TestClientPassesAnswersThrough: the agent's own 11 and 12 are its answer: passed on.
+func TestClientPassesAnswersThrough(t *testing.T) {
+	dir := t.TempDir()
+	fakeSocket(t, dir, func(c *sshrpc.Conn, f sshrpc.Frame) {
+		req, _ := client.DecodeRequest(f.Payload)
+		r := client.Fail(req.Op, client.NotSent, client.FailNoLeader, "")
+		if req.Op == client.OpNoop {
+			r = client.Fail(req.Op, client.NotSent, client.FailStopping, "h9")
+		}
+		c.Reply(f.ID, client.FrameRequest, r.Encode())
+	})
+	if out, code := runApp(t, "--dir", dir, "client", "set", "k", "v"); code != client.CodeNoLeader || !strings.Contains(out, "leader is not available.") {
+		t.Errorf("answer 11: exit %d %q", code, out)
+	}
+	if out, code := runApp(t, "--dir", dir, "client", "noop"); code != client.CodeNoServer || !strings.Contains(out, "no server running on h9") {
+		t.Errorf("answer 12: exit %d %q", code, out)
+	}
+}
+
+// fakeHost is one member as lite-raft remote sees it.
+type fakeHost struct {
+	kind  string // notsent, broke, hang, noleader, noserver, ok
+	calls atomic.Int64
+}
+
+func (h *fakeHost) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
+	h.calls.Add(1)
+	answer := func(r client.Response) (sshrpc.Frame, error) {
+		return sshrpc.Frame{Kind: sshrpc.KindResponse, Type: client.FrameRequest, Payload: r.Encode()}, nil
+	}
+	switch h.kind {
+	case "notsent":
+		return sshrpc.Frame{}, fmt.Errorf("%w: ssh: connection refused", sshrpc.ErrNotSent)
+	case "broke":
+		return sshrpc.Frame{}, fmt.Errorf("read: %w", sshrpc.ErrClosed)
+	case "hang":
+		<-ctx.Done()
+		return sshrpc.Frame{}, ctx.Err()
+	case "noleader":
+		return answer(client.Response{Code: client.CodeNoLeader, Msg: "leader is not available."})
+	case "noserver":
+		return answer(client.Response{Code: client.CodeNoServer, Msg: "no server running on x. cannot process request."})
+	}
+	return answer(client.Response{Code: client.CodeOK, Leader: "h1"})
+}
+
+func (h *fakeHost) Close() error { return nil }
+
+// TestRemoteOutcomeAcrossHosts: lite-raft remote tries the hosts in turn; a write is 11
+// only if no host can have got it (or each answered 11/12), 2 once one may have, and a
+// later host's definitive answer wins.
+func TestRemoteOutcomeAcrossHosts(t *testing.T) {
+	set := client.Request{Op: client.OpSet, Key: "k", Value: []byte("v")}
+	get := client.Request{Op: client.OpGet, Key: "k"}
+	for _, tc := range []struct {
+		req   client.Request
+		hosts []string
+		code  int
+		msg   string
+	}{
+		{set, []string{"notsent", "noleader"}, client.CodeNoLeader, "leader is not available."},
+		{set, []string{"notsent", "notsent", "noserver"}, client.CodeNoLeader, "leader is not available."},
+		{set, []string{"hang", "noleader"}, client.CodeTimeout, "timed out waiting for the commit: the write may or may not have been applied"},
+		{set, []string{"broke", "notsent"}, client.CodeTimeout, "broke after the write was sent: it may or may not have been applied"},
+		{set, []string{"hang", "ok"}, client.CodeOK, ""},
+		{set, []string{"broke", "ok"}, client.CodeOK, ""},
+		{get, []string{"broke", "noleader"}, client.CodeNoLeader, "leader is not available."},
+		{get, []string{"hang", "noleader"}, client.CodeFailed, "leader is stale. try again."},
+		{get, []string{"hang", "ok"}, client.CodeOK, ""},
+	} {
+		name := fmt.Sprintf("%s %v", tc.req.Op, tc.hosts)
+		fakes := map[string]*fakeHost{}
+		var names []string
+		for i, k := range tc.hosts {
+			n := fmt.Sprintf("h%d", i+1)
+			fakes[n] = &fakeHost{kind: k}
+			names = append(names, n)
+		}
+		rm := &remoteCaller{dir: t.TempDir(), hosts: names, share: 100 * time.Millisecond, peers: map[string]hostCaller{},
+			open: func(h string) hostCaller { return fakes[h] }}
+		dial := func(context.Context) (client.Caller, func(), error) { return rm, func() {}, nil }
+		resp, err := doRequest(clientOpts{timeout: 3 * time.Second}, dial, tc.req)
+		code, out := resp.Code, resp.Msg
+		if err != nil {
+			code, out = exitCode(err), err.Error()
+		}
+		if code != tc.code || !strings.Contains(out, tc.msg) {
+			t.Errorf("%s: exit %d %q; want %d and %q", name, code, out, tc.code, tc.msg)
+		}
+		// every host is tried until one answers for good, and none twice
+		for n, f := range fakes {
+			if c := f.calls.Load(); c > 1 || (tc.code != 0 && c != 1) {
+				t.Errorf("%s: %s (%s) called %d times", name, n, f.kind, c)
+			}
+		}
+	}
+}
