@@ -1,17 +1,23 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"lite-raft/agent"
+	"lite-raft/client"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
+	"lite-raft/sshrpc"
 	"lite-raft/statefile"
 )
 
@@ -20,6 +26,9 @@ func debugCommand() *cli.Command {
 		Name:  "debug",
 		Usage: "show this node's role, term, commit index and the last log entries",
 		Description: "Reads the node's files without changing them (the agent may be running).\n" +
+			"If an agent runs in the directory, role, leader, term, commit and applied are its\n" +
+			"own answer (a stale status over temp/agent.sock): the commit index on disk\n" +
+			"(state/commit) is only a hint, written at most ten times a second.\n" +
 			"With `debug log --from N --to M` it prints any range of the log.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "last", Value: 20, Usage: "how many of the last log entries to print"},
@@ -66,6 +75,83 @@ func readStatusFile(dir, name string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// askAgent asks the agent running in dir, if one answers on temp/agent.sock, for its own
+// view: a stale status, answered from its state without asking the leader.
+func askAgent(dir string) (agent.Status, error) {
+	var st agent.Status
+	conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+	if err != nil {
+		return st, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := client.New(conn).Do(ctx, client.Request{Op: client.OpStatus, Stale: true})
+	if err != nil {
+		return st, err
+	}
+	if resp.Code != client.CodeOK {
+		return st, fmt.Errorf("status: %s (code %d)", resp.Msg, resp.Code)
+	}
+	if err := json.Unmarshal(resp.JSON, &st); err != nil {
+		return st, fmt.Errorf("status: %w", err)
+	}
+	return st, nil
+}
+
+// nodeView is what debug says of the node's role and progress, and where each came from.
+type nodeView struct {
+	role, leader, term, commit string
+	applied                    string // "" if unknown
+	note                       string // "" or a caveat on where the values came from
+}
+
+// viewNode prefers the running agent's answer; the files only hint. state/commit is the
+// commit index the agent last wrote for its next start: at most ten times a second, and
+// only min(commit, applied), so it trails a busy agent. temp/ holds the files of scripts
+// (role, leader, commit_index), which only a running agent keeps up to date.
+func viewNode(dir string, st raftcore.State) nodeView {
+	hint := st.Commit
+	if as, err := askAgent(dir); err == nil {
+		v := nodeView{role: as.Role + " (agent)", leader: orDash(as.Leader),
+			term:    strconv.FormatUint(as.Term, 10),
+			commit:  strconv.FormatUint(as.Commit, 10) + " (agent)",
+			applied: strconv.FormatUint(as.Applied, 10) + " (agent)"}
+		if as.Term != st.HardState.Term {
+			v.term += fmt.Sprintf(" (agent); state/current %d", st.HardState.Term)
+		}
+		if as.Commit != hint {
+			v.commit += fmt.Sprintf("; state/commit hint %d", hint)
+		}
+		return v
+	} else if ok, pid := running(dir); ok {
+		// an agent holds the lock but does not answer (starting, stopping or stuck): the
+		// files of temp/ are its last word
+		v := nodeView{role: readStatusFile(dir, "server_role"), leader: orDash(readStatusFile(dir, "current_leader")),
+			term: strconv.FormatUint(st.HardState.Term, 10),
+			note: fmt.Sprintf("the agent (pid %d) does not answer (%v): role, leader and commit are from temp/ and state/, which trail it", pid, err)}
+		if v.role == "" {
+			v.role = "unknown"
+		}
+		v.role += " (temp/server_role)"
+		if ci := readStatusFile(dir, "commit_index"); ci != "" {
+			v.commit = ci + " (temp/commit_index)"
+			if ci != strconv.FormatUint(hint, 10) {
+				v.commit += fmt.Sprintf("; state/commit hint %d", hint)
+			}
+		} else {
+			v.commit = fmt.Sprintf("%d (state/commit: the last hint written)", hint)
+		}
+		return v
+	}
+	v := nodeView{role: "not running", leader: "-", term: strconv.FormatUint(st.HardState.Term, 10),
+		commit: fmt.Sprintf("%d (state/commit: the last hint written; no agent runs here)", hint)}
+	if readStatusFile(dir, "server_role") != "" || readStatusFile(dir, "commit_index") != "" {
+		v.note = "temp/server_role, current_leader and commit_index are left by an agent that did not stop cleanly: ignored"
+	}
+	return v
+}
+
 func runDebug(c *cli.Context, from, to uint64, last int) error {
 	dir, err := liteRaftDir(c)
 	if err != nil {
@@ -79,29 +165,17 @@ func runDebug(c *cli.Context, from, to uint64, last int) error {
 	w := c.App.Writer
 	lg := s.Log()
 	if last >= 0 {
-		role := readStatusFile(dir, "server_role")
-		if role == "" {
-			role = "not running"
-		}
-		commit := readStatusFile(dir, "commit_index")
-		if commit == "" {
-			commit = strconv.FormatUint(st.Commit, 10) + " (stored)"
-		}
-		vote := string(st.HardState.Vote)
-		if vote == "" {
-			vote = "-"
-		}
-		leader := readStatusFile(dir, "current_leader")
-		if leader == "" {
-			leader = "-"
-		}
+		v := viewNode(dir, st)
 		sm := st.Snapshot.Meta
 		fmt.Fprintf(w, "directory:  %s\n", dir)
-		fmt.Fprintf(w, "role:       %s\n", role)
-		fmt.Fprintf(w, "leader:     %s\n", leader)
-		fmt.Fprintf(w, "term:       %d\n", st.HardState.Term)
-		fmt.Fprintf(w, "vote:       %s\n", vote)
-		fmt.Fprintf(w, "commit:     %s\n", commit)
+		fmt.Fprintf(w, "role:       %s\n", v.role)
+		fmt.Fprintf(w, "leader:     %s\n", v.leader)
+		fmt.Fprintf(w, "term:       %s\n", v.term)
+		fmt.Fprintf(w, "vote:       %s\n", orDash(string(st.HardState.Vote)))
+		fmt.Fprintf(w, "commit:     %s\n", v.commit)
+		if v.applied != "" {
+			fmt.Fprintf(w, "applied:    %s\n", v.applied)
+		}
 		fmt.Fprintf(w, "snapshot:   index %d term %d (%d bytes)\n", sm.Index, sm.Term, len(st.Snapshot.Data))
 		fmt.Fprintf(w, "members:    %s\n", raftcore.EncodeMembership(sm.Members))
 		if lg.LastIndex() == 0 {
@@ -111,6 +185,9 @@ func runDebug(c *cli.Context, from, to uint64, last int) error {
 		}
 		if lg.TornBytes > 0 {
 			fmt.Fprintf(w, "note:       %d bytes of a torn write at the log's tail (cut at the next start)\n", lg.TornBytes)
+		}
+		if v.note != "" {
+			fmt.Fprintf(w, "note:       %s\n", v.note)
 		}
 		if lg.LastIndex() == 0 || last == 0 {
 			return nil
