@@ -11,16 +11,24 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"lite-raft/agent/core"
 	"lite-raft/client"
 	"lite-raft/conf"
-	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 	"lite-raft/statefile"
 )
+
+// Status is the JSON document `lite-raft client status --json` prints.
+type Status = core.Status
+
+// MemberStatus is the leader's view of one member.
+type MemberStatus = core.MemberStatus
+
+// ChangeStatus is a membership change as the leader reports it.
+type ChangeStatus = core.ChangeStatus
 
 // Options start an agent.
 type Options struct {
@@ -33,7 +41,7 @@ type Options struct {
 	Ready chan struct{}
 }
 
-// Agent is a running node.
+// Agent is a running node: the driver of a core.Core.
 type Agent struct {
 	dir       string
 	remoteDir string
@@ -41,44 +49,48 @@ type Agent struct {
 	cfg       conf.Config
 	log       *log.Logger
 
-	store *statefile.Store
-	node  *raftcore.Node
-	kv    *kvstore.Store
-
-	server *sshrpc.Server
-	dialer *sshrpc.Dialer
-	peers  map[raftcore.NodeID]*peerLink
+	core      *core.Core
+	store     Storage
+	transport Transport
+	clock     Clock
+	start     time.Time
+	server    *sshrpc.Server
+	linked    map[raftcore.NodeID]bool
 
 	events chan event
 	done   chan struct{}
 
-	applied      uint64
-	lastSnapshot uint64
-	// appliedMembers is the membership as of the applied index
-	appliedMembers raftcore.Membership
-
-	// clients waiting in the loop
-	nextReadID uint64
-	proposals  map[uint64]*waiter   // log index → write waiting for its entry
-	reads      map[uint64]*waiter   // read ID → read waiting for its ReadState
-	readyReads []*waiter            // reads with an index, waiting for it to be applied
-	conditions []*waiter            // membership and transfer steps waiting for a state
-	watches    map[string][]*waiter // watch requests by key
-	retry      []*waiter            // requests to try again (no leader yet, proposal lost)
+	// replies maps the core's ReplyTo tokens to the streams that wait for them
+	nextReply core.ReplyTo
+	replies   map[core.ReplyTo]func(client.Response)
 
 	status statusFiles
 	hints  *hintWriter
 	lock   *os.File
-	// leadHint is the last known leader, readable outside the loop
-	leadHint atomic.Value
 }
 
+// event is one input for the loop, posted by the socket handlers, the links and the
+// goroutines that make calls and runs.
 type event struct {
-	msg  *raftcore.Message
-	req  *waiter
-	stop bool
-	// gone: that peer's host says no agent runs there
-	gone raftcore.NodeID
+	msg     *raftcore.Message
+	req     *client.Request
+	replyFn func(client.Response)
+	link    *LinkEvent
+	call    *callDone
+	run     *runDone
+}
+
+type callDone struct {
+	id   core.CallID
+	res  core.CallResult
+	resp client.Response
+	err  error
+}
+
+type runDone struct {
+	id  core.CallID
+	out []byte
+	err error
 }
 
 // Run starts the agent and serves until ctx ends.
@@ -91,10 +103,7 @@ func Run(ctx context.Context, opt Options) error {
 }
 
 func start(opt Options) (a *Agent, err error) {
-	a = &Agent{dir: opt.Dir, id: opt.ID, log: opt.Log, dialer: opt.Dialer,
-		peers: map[raftcore.NodeID]*peerLink{}, events: make(chan event, 4096), done: make(chan struct{}),
-		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{}}
-	a.leadHint.Store(raftcore.None)
+	a = newAgent(opt.Dir, opt.ID, opt.Log)
 	if a.id == "" {
 		h, err := conf.ShortHostname()
 		if err != nil {
@@ -136,8 +145,9 @@ func start(opt Options) (a *Agent, err error) {
 		}
 		a.log = log.New(f, "", log.LstdFlags|log.Lmicroseconds)
 	}
-	if a.dialer == nil {
-		if a.dialer, err = sshrpc.NewDialer(sshrpc.DialerOptions{Logf: a.log.Printf}); err != nil {
+	dialer := opt.Dialer
+	if dialer == nil {
+		if dialer, err = sshrpc.NewDialer(sshrpc.DialerOptions{Logf: a.log.Printf}); err != nil {
 			return nil, err
 		}
 	}
@@ -145,58 +155,75 @@ func start(opt Options) (a *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.store = store
 	defer func() {
 		if err != nil {
 			store.Close()
 		}
 	}()
-	if a.kv, err = kvstore.Restore(st.Snapshot.Data); err != nil {
-		return nil, fmt.Errorf("snapshot at %d: %w", st.Snapshot.Meta.Index, err)
-	}
-	a.applied, a.lastSnapshot = st.Snapshot.Meta.Index, st.Snapshot.Meta.Index
-	a.appliedMembers = st.Snapshot.Meta.Members
-	tick := a.tickInterval()
-	a.node, err = raftcore.NewNode(raftcore.Config{
-		ID: a.id, ElectionTicks: 10, HeartbeatTicks: 1,
-		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
-	}, st)
-	if err != nil {
-		return nil, fmt.Errorf("restore the node: %w", err)
-	}
-	m := a.node.Status().Members
-	if len(m.Voters) > 0 && !m.Contains(a.id) {
-		a.log.Printf("warning: this host (%s) is not a member (%s): it will not vote or campaign", a.id, m)
+	if err = a.init(store, st, newSSHTransport(dialer, a.peerCommand, a.log), systemClock{}); err != nil {
+		return nil, err
 	}
 	a.server, err = sshrpc.Listen(filepath.Join(a.dir, "temp", "agent.sock"), sshrpc.ConnOptions{
 		Handler: a.handleFrame, Logf: a.log.Printf})
 	if err != nil {
 		return nil, err
 	}
-	a.status = statusFiles{dir: filepath.Join(a.dir, "temp")}
-	a.log.Printf("agent %s started: term %d, log %d..%d, snapshot at %d, members %s, tick %v",
-		a.id, st.HardState.Term, a.node.Status().Snapshot.Index+1, a.node.Status().LastIndex,
-		st.Snapshot.Meta.Index, m, tick)
 	if opt.Ready != nil {
 		close(opt.Ready)
 	}
 	return a, nil
 }
 
+func newAgent(dir string, id raftcore.NodeID, lg *log.Logger) *Agent {
+	return &Agent{dir: dir, id: id, log: lg, linked: map[raftcore.NodeID]bool{},
+		events: make(chan event, 4096), done: make(chan struct{}), replies: map[core.ReplyTo]func(client.Response){}}
+}
+
+// init builds the core from the durable state st and wires the seams.
+func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock) error {
+	a.store, a.transport, a.clock = store, tr, clock
+	a.status = statusFiles{dir: filepath.Join(a.dir, "temp")}
+	tick := a.tickInterval()
+	var err error
+	a.core, err = core.New(core.Config{
+		Raft: raftcore.Config{ID: a.id, ElectionTicks: 10, HeartbeatTicks: 1,
+			Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))},
+		TickMs:         tick.Milliseconds(),
+		SnapshotPeriod: a.cfg.SnapshotPeriod,
+	}, st)
+	if err != nil {
+		return err
+	}
+	node := a.core.Node()
+	m := node.Members()
+	if len(m.Voters) > 0 && !m.Contains(a.id) {
+		a.log.Printf("warning: this host (%s) is not a member (%s): it will not vote or campaign", a.id, m)
+	}
+	a.log.Printf("agent %s started: term %d, log %d..%d, snapshot at %d, members %s, tick %v",
+		a.id, st.HardState.Term, node.Status().Snapshot.Index+1, node.Status().LastIndex,
+		st.Snapshot.Meta.Index, m, tick)
+	return nil
+}
+
 func (a *Agent) tickInterval() time.Duration {
 	return max(a.cfg.ElectionTimeout/10, time.Millisecond)
 }
 
-// run is the loop; it owns node, kv and the waiters.
+// now is the core's time: milliseconds since the agent started.
+func (a *Agent) now() core.Time { return core.Time(a.clock.Now().Sub(a.start).Milliseconds()) }
+
+// run is the loop; it alone calls the core.
 func (a *Agent) run(ctx context.Context) error {
+	a.start = a.clock.Now()
 	defer a.shutdown()
-	ticker := time.NewTicker(a.tickInterval())
-	defer ticker.Stop()
-	a.status.write(a.node, true)
-	a.status.put("commit_index", strconv.FormatUint(a.node.Commit(), 10))
+	ticks, stopTicks := a.clock.Ticker(a.tickInterval())
+	defer stopTicks()
+	node := a.core.Node()
+	a.status.write(node, true)
+	a.status.put("commit_index", strconv.FormatUint(node.Commit(), 10))
 	// the hints are rewritten at most ten a second (and once more at shutdown)
 	a.hints = newHintWriter(func(c uint64) { a.store.SaveCommit(c) }, &a.status, 100*time.Millisecond)
-	if m := a.node.Members(); m.Contains(a.id) {
+	if m := node.Members(); m.Contains(a.id) {
 		a.linkMembers(m)
 	}
 	for {
@@ -204,9 +231,8 @@ func (a *Agent) run(ctx context.Context) error {
 		case <-ctx.Done():
 			a.log.Printf("stopping: %v", context.Cause(ctx))
 			return nil
-		case <-ticker.C:
-			a.node.Tick()
-			a.expire(time.Now())
+		case <-ticks:
+			a.core.Tick(a.now())
 		case ev := <-a.events:
 			a.handleEvent(ev)
 		}
@@ -228,111 +254,104 @@ func (a *Agent) run(ctx context.Context) error {
 }
 
 func (a *Agent) handleEvent(ev event) {
+	now := a.now()
 	switch {
 	case ev.msg != nil:
-		if err := a.node.Step(*ev.msg); err != nil {
-			a.log.Printf("refused a message from %s: %v", ev.msg.From, err)
-		}
+		a.core.Step(now, *ev.msg)
 	case ev.req != nil:
-		a.handleRequest(ev.req)
-	case ev.gone != raftcore.None:
-		if a.node.LeaderGone(ev.gone) {
-			a.log.Printf("the agent of leader %s is gone (its host says no server runs there): standing for election early", ev.gone)
+		a.nextReply++
+		a.replies[a.nextReply] = ev.replyFn
+		a.core.Request(now, a.nextReply, *ev.req)
+	case ev.link != nil:
+		if ev.link.Gone {
+			a.core.LeaderGone(now, ev.link.Peer)
 		}
+		a.core.Link(now, ev.link.Peer, ev.link.Up)
+	case ev.call != nil:
+		a.core.CallDone(now, ev.call.id, ev.call.res, ev.call.resp, ev.call.err)
+	case ev.run != nil:
+		a.core.RunDone(now, ev.run.id, ev.run.out, ev.run.err)
 	}
 }
 
-// processReady handles the node's Ready batches until it has none.
+// processReady does the core's work until it has none.
 func (a *Agent) processReady() error {
-	for i := 0; i < 8 && a.node.HasReady(); i++ {
-		rd := a.node.Ready()
-		a.send(rd.Messages)
-		if err := a.store.Save(rd.HardState, rd.Snapshot, rd.Entries); err != nil {
+	for i := 0; i < 8 && a.core.HasReady(); i++ {
+		rd := a.core.Ready()
+		a.deliver(rd.Replies)
+		for _, c := range rd.Calls {
+			go a.call(c)
+		}
+		for _, r := range rd.Runs {
+			go a.runOnHost(r)
+		}
+		for _, m := range rd.Messages {
+			a.transport.Send(m)
+		}
+		if err := a.store.Save(rd.HardState, rd.Ready.Snapshot, rd.Entries); err != nil {
 			return fmt.Errorf("persist: %w", err)
 		}
-		a.send(rd.PersistedMessages)
-		if rd.Snapshot != nil {
-			if err := a.installSnapshot(*rd.Snapshot); err != nil {
-				return err
-			}
+		for _, m := range rd.PersistedMessages {
+			a.transport.Send(m)
 		}
-		a.apply(rd.CommittedEntries)
-		for _, rs := range rd.ReadStates {
-			a.readState(rs)
+		for _, l := range rd.Logs {
+			a.log.Print(l)
 		}
-		if rd.SoftState != nil {
-			a.roleChanged(*rd.SoftState)
+		if rd.Members != nil {
+			a.membersChanged(*rd.Members)
 		}
-		a.node.Advance(rd)
-		a.serveReads()
-		a.checkConditions()
-		a.status.write(a.node, rd.SoftState != nil)
+		if err := a.core.Advance(a.now(), rd); err != nil {
+			return err
+		}
+		if s := rd.SaveSnapshot; s != nil {
+			a.core.SnapshotSaved(a.now(), s.Meta.Index, a.store.Compact(*s))
+		}
+		node := a.core.Node()
+		a.status.write(node, false)
 		if len(rd.CommittedEntries) > 0 {
-			a.hints.post(min(rd.Commit, a.applied), a.node.Commit())
-			a.maybeSnapshot()
+			a.hints.post(min(rd.Commit, a.core.Applied()), node.Commit())
 		}
 	}
-	a.retryWaiting()
 	return nil
 }
 
-func (a *Agent) installSnapshot(s raftcore.Snapshot) error {
-	kv, err := kvstore.Restore(s.Data)
+func (a *Agent) deliver(rs []core.Reply) {
+	for _, r := range rs {
+		if fn := a.replies[r.To]; fn != nil {
+			delete(a.replies, r.To)
+			fn(r.Resp)
+		}
+	}
+}
+
+// call forwards a request for the core and reports how it ended.
+func (a *Agent) call(c core.Call) {
+	ctx, cancel := context.WithDeadline(context.Background(), a.start.Add(time.Duration(c.Deadline)*time.Millisecond))
+	defer cancel()
+	resp, err := a.transport.Call(ctx, c.To, c.Req)
+	d := callDone{id: c.ID, res: core.Answered, resp: resp, err: err}
+	switch {
+	case err == nil:
+	case errors.Is(err, sshrpc.ErrNotSent):
+		d.res = core.NotSent
+	default:
+		d.res = core.Broken
+	}
+	a.post(event{call: &d})
+}
+
+func (a *Agent) runOnHost(r core.Run) {
+	ctx, cancel := context.WithDeadline(context.Background(), a.start.Add(time.Duration(r.Deadline)*time.Millisecond))
+	defer cancel()
+	out, err := a.transport.Run(ctx, r.Host, r.Args)
 	if err != nil {
-		return fmt.Errorf("install snapshot at %d from the leader: %w", s.Meta.Index, err)
+		err = fmt.Errorf("%s on %s: %w", r.Args, r.Host, err)
 	}
-	a.kv = kv
-	a.applied, a.lastSnapshot = s.Meta.Index, s.Meta.Index
-	a.appliedMembers = s.Meta.Members
-	a.log.Printf("installed a snapshot at %d (term %d, %d bytes) from the leader", s.Meta.Index, s.Meta.Term, len(s.Data))
-	a.membersChanged(s.Meta.Members)
-	return nil
-}
-
-func (a *Agent) apply(ents []raftcore.Entry) {
-	for _, e := range ents {
-		a.applied = e.Index
-		var res kvstore.Result
-		switch {
-		case e.Type == raftcore.EntryMembership:
-			m, err := raftcore.DecodeMembership(e.Data)
-			if err == nil {
-				a.appliedMembers = m
-				a.log.Printf("membership committed at %d: %s", e.Index, m)
-				a.membersChanged(m)
-			}
-		case len(e.Data) == 0:
-			// a new leader's empty entry
-		default:
-			cmd, err := kvstore.Decode(e.Data)
-			if err != nil {
-				// every member skips it alike: it was checked before it was proposed
-				a.log.Printf("entry %d: %v (skipped)", e.Index, err)
-				res = kvstore.Result{Code: client.CodeFailed, Msg: err.Error()}
-			} else {
-				res = a.kv.Apply(e.Index, cmd)
-				if ws := a.watches[cmd.Key]; len(ws) > 0 {
-					a.wakeWatches(cmd.Key)
-				}
-			}
-		}
-		if w := a.proposals[e.Index]; w != nil {
-			delete(a.proposals, e.Index)
-			if w.term == e.Term {
-				w.reply(client.Response{Code: res.Code, Msg: res.Msg})
-			} else {
-				// another leader's entry took its place: try again (deduplicated)
-				a.retryLater(w)
-			}
-		}
-	}
+	a.post(event{run: &runDone{id: r.ID, out: out, err: err}})
 }
 
 // membersChanged rewrites conf/cluster_nodes and opens links to new members.
 func (a *Agent) membersChanged(m raftcore.Membership) {
-	if m.Joint() {
-		return
-	}
 	names := make([]string, len(m.Voters))
 	for i, v := range m.Voters {
 		names[i] = string(v)
@@ -343,10 +362,10 @@ func (a *Agent) membersChanged(m raftcore.Membership) {
 			a.log.Printf("rewrite conf/cluster_nodes: %v", err)
 		}
 	}
-	for id, p := range a.peers {
+	for id := range a.linked {
 		if !m.Contains(id) {
-			p.close()
-			delete(a.peers, id)
+			a.transport.Disconnect(id)
+			delete(a.linked, id)
 		}
 	}
 	a.linkMembers(m)
@@ -357,61 +376,31 @@ func (a *Agent) membersChanged(m raftcore.Membership) {
 // the connection set-up, just when an election is under way.
 func (a *Agent) linkMembers(m raftcore.Membership) {
 	for _, id := range m.All() {
-		if id != a.id {
-			a.link(id)
+		if id != a.id && !a.linked[id] {
+			a.linked[id] = true
+			a.transport.Connect(id, func(ev LinkEvent) { a.post(event{link: &ev}) })
 		}
 	}
 }
 
-func (a *Agent) maybeSnapshot() {
-	if a.applied-a.lastSnapshot < a.cfg.SnapshotPeriod {
-		return
-	}
-	data := a.kv.Snapshot()
-	meta, err := a.node.Compact(a.applied, data)
-	if err != nil {
-		a.log.Printf("snapshot at %d: %v", a.applied, err)
-		return
-	}
-	if err := a.store.Compact(raftcore.Snapshot{Meta: meta, Data: data}); err != nil {
-		a.log.Printf("store snapshot at %d: %v", a.applied, err)
-		return
-	}
-	a.lastSnapshot = meta.Index
-	a.log.Printf("snapshot at %d (term %d, %d keys, %d bytes)", meta.Index, meta.Term, a.kv.Len(), len(data))
-}
-
-// roleChanged runs for each SoftState, which the node emits only when role or leader
-// changed.
-func (a *Agent) roleChanged(ss raftcore.SoftState) {
-	a.log.Printf("now %s in term %d, leader %s", ss.Role, a.node.Term(), orDash(string(ss.Lead)))
-	a.leadHint.Store(ss.Lead)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func (a *Agent) shutdown() {
-	a.server.Close()
+	if a.server != nil {
+		a.server.Close()
+	}
 	if a.hints != nil {
 		a.hints.stop()
 	}
-	a.store.SaveCommit(min(a.node.Commit(), a.applied))
-	for _, p := range a.peers {
-		p.close()
-	}
-	for _, w := range a.allWaiters() {
-		w.reply(client.Response{Code: client.CodeNoServer, Msg: fmt.Sprintf("the server on %s is stopping", a.id)})
-	}
+	a.store.SaveCommit(min(a.core.Node().Commit(), a.core.Applied()))
+	a.transport.Close()
+	a.core.Stop(a.now())
+	a.deliver(a.core.Ready().Replies)
 	a.store.Close()
 	a.status.remove()
 	os.Remove(filepath.Join(a.dir, "temp", "agent.pid"))
 	close(a.done)
-	a.lock.Close()
+	if a.lock != nil {
+		a.lock.Close()
+	}
 }
 
 // peerCommand is what the agent runs on a peer over ssh.
@@ -421,22 +410,4 @@ func (a *Agent) peerCommand(args string) string {
 
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// wakeWatches answers the watches of key whose value changed.
-func (a *Agent) wakeWatches(key string) {
-	v, _ := a.kv.Get(key)
-	kept := a.watches[key][:0]
-	for _, w := range a.watches[key] {
-		if string(v) != string(w.req.CondValue) {
-			w.reply(client.Response{Value: v})
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	if len(kept) == 0 {
-		delete(a.watches, key)
-	} else {
-		a.watches[key] = kept
-	}
 }

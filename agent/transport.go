@@ -5,44 +5,112 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"strings"
+	"sync"
 
 	"lite-raft/client"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 )
 
-// peerLink is the way to one peer: its SSH stream and a goroutine that feeds it, so
-// that the loop only ever drops an encoded message into a queue.
+// sshTransport reaches peers over ssh: one sshrpc.Peer (an SSH connection and a
+// `lite-raft rpc` session) per member, each fed by a goroutine of its own so that a slow
+// or dead peer never stalls the loop.
+type sshTransport struct {
+	dialer  *sshrpc.Dialer
+	command func(args string) string // the shell command that runs lite-raft ARGS on a peer
+	log     *log.Logger
+
+	mu    sync.Mutex
+	links map[raftcore.NodeID]*peerLink
+}
+
+// peerLink is the way to one peer: its stream and a goroutine that feeds it, so that the
+// loop only ever drops an encoded message into a queue.
 type peerLink struct {
 	peer  *sshrpc.Peer
 	queue chan []byte
 	quit  chan struct{}
 }
 
-func (a *Agent) link(id raftcore.NodeID) *peerLink {
-	if p := a.peers[id]; p != nil {
+func newSSHTransport(d *sshrpc.Dialer, command func(string) string, lg *log.Logger) *sshTransport {
+	return &sshTransport{dialer: d, command: command, log: lg, links: map[raftcore.NodeID]*peerLink{}}
+}
+
+func (t *sshTransport) link(id raftcore.NodeID) *peerLink {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.links[id]; p != nil {
 		return p
 	}
 	p := &peerLink{
-		peer:  sshrpc.NewPeer(string(id), a.dialer, a.peerCommand("rpc"), sshrpc.ConnOptions{Logf: a.log.Printf}),
+		peer:  sshrpc.NewPeer(string(id), t.dialer, t.command("rpc"), sshrpc.ConnOptions{Logf: t.log.Printf}),
 		queue: make(chan []byte, 4096),
 		quit:  make(chan struct{}),
 	}
-	a.peers[id] = p
-	go p.run(a, id)
-	go p.watch(a, id)
+	t.links[id] = p
+	go p.run(t.log, id)
 	return p
 }
 
+func (t *sshTransport) Connect(id raftcore.NodeID, report func(LinkEvent)) {
+	t.mu.Lock()
+	_, had := t.links[id]
+	t.mu.Unlock()
+	p := t.link(id)
+	if !had {
+		go p.watch(id, report)
+	}
+}
+
+func (t *sshTransport) Disconnect(id raftcore.NodeID) {
+	t.mu.Lock()
+	p := t.links[id]
+	delete(t.links, id)
+	t.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
+}
+
+func (t *sshTransport) Close() {
+	t.mu.Lock()
+	links := t.links
+	t.links = map[raftcore.NodeID]*peerLink{}
+	t.mu.Unlock()
+	for _, p := range links {
+		p.close()
+	}
+}
+
+// Send queues m for its peer. A full queue drops the message: the peer is slow or gone,
+// and Raft will send again what is still needed.
+func (t *sshTransport) Send(m raftcore.Message) {
+	p := t.link(m.To)
+	select {
+	case p.queue <- raftcore.EncodeMessage(nil, m):
+	default:
+	}
+}
+
+func (t *sshTransport) Call(ctx context.Context, id raftcore.NodeID, req client.Request) (client.Response, error) {
+	f, err := t.link(id).peer.Call(ctx, client.FrameRequest, req.Encode())
+	if err != nil {
+		return client.Response{}, err
+	}
+	return client.DecodeResponse(f.Payload)
+}
+
 // watch keeps the stream to the peer open: when it ends, it reconnects at once (then with
-// the peer's backoff) rather than at the next message. A follower sends its leader
-// nothing unless asked, so this is how it learns soon that the leader's agent died: the
-// leader's host still answers, and its bridge says no agent runs there. The loop then
-// lets the node stand for election without waiting out a whole election timeout.
-func (p *peerLink) watch(a *Agent, id raftcore.NodeID) {
+// the peer's backoff) rather than at the next message, and reports each change. A
+// follower sends its leader nothing unless asked, so this is how it learns soon that the
+// leader's agent died: the leader's host still answers, and its bridge says no agent runs
+// there.
+func (p *peerLink) watch(id raftcore.NodeID, report func(LinkEvent)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-p.quit; cancel() }()
+	up := false
 	for {
 		c, err := p.peer.Conn(ctx)
 		if ctx.Err() != nil || errors.Is(err, sshrpc.ErrClosed) {
@@ -50,24 +118,30 @@ func (p *peerLink) watch(a *Agent, id raftcore.NodeID) {
 		}
 		var gone *sshrpc.NoAgentError
 		if errors.As(err, &gone) {
-			select {
-			case a.events <- event{gone: id}:
-			case <-p.quit:
-				return
-			}
+			report(LinkEvent{Peer: id, Gone: true})
+			up = false
+		} else if c == nil && up {
+			report(LinkEvent{Peer: id})
+			up = false
 		}
 		if c == nil {
 			continue // Conn waited out the backoff before this attempt
 		}
+		if !up {
+			report(LinkEvent{Peer: id, Up: true})
+			up = true
+		}
 		select {
 		case <-c.Done():
+			report(LinkEvent{Peer: id})
+			up = false
 		case <-p.quit:
 			return
 		}
 	}
 }
 
-func (p *peerLink) run(a *Agent, id raftcore.NodeID) {
+func (p *peerLink) run(lg *log.Logger, id raftcore.NodeID) {
 	var lastErr string
 	for {
 		select {
@@ -76,11 +150,11 @@ func (p *peerLink) run(a *Agent, id raftcore.NodeID) {
 				// Raft resends what matters; note the reason once, not per message
 				if e := fmt.Sprint(p.peer.LastError()); e != lastErr && p.peer.LastError() != nil {
 					lastErr = e
-					a.log.Printf("cannot reach %s: %v", id, p.peer.LastError())
+					lg.Printf("cannot reach %s: %v", id, p.peer.LastError())
 				}
 			} else if lastErr != "" {
 				lastErr = ""
-				a.log.Printf("reached %s again", id)
+				lg.Printf("reached %s again", id)
 			}
 		case <-p.quit:
 			p.peer.Close()
@@ -97,40 +171,10 @@ func (p *peerLink) close() {
 	}
 }
 
-// send queues messages for their peers. A full queue drops the message: the peer is
-// slow or gone, and Raft will send again what is still needed.
-func (a *Agent) send(msgs []raftcore.Message) {
-	for _, m := range msgs {
-		p := a.link(m.To)
-		select {
-		case p.queue <- raftcore.EncodeMessage(nil, m):
-		default:
-		}
-	}
-}
-
-// runOnHost runs a lite-raft verb on another host over ssh: the first boot of a host
-// joining the cluster, or the stop of one leaving it.
-func (a *Agent) runOnHost(w *waiter) {
-	host, args := w.req.Host, w.req.Args
-	switch args {
-	case "first-boot --join", "stop", "status":
-	default:
-		w.reply(client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("will not run %q on another host", args)})
-		return
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), w.deadline)
-	defer cancel()
-	out, err := a.runRemote(ctx, host, a.peerCommand(args))
-	if err != nil {
-		w.reply(client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf("%s on %s: %v", args, host, err), Value: out})
-		return
-	}
-	w.reply(client.Response{Msg: fmt.Sprintf("%s on %s: done", args, host), Value: out})
-}
-
-func (a *Agent) runRemote(ctx context.Context, host, command string) ([]byte, error) {
-	c, err := a.dialer.Dial(ctx, host)
+// Run runs a lite-raft verb on another host over ssh: the first boot of a host joining
+// the cluster, or the stop of one leaving it.
+func (t *sshTransport) Run(ctx context.Context, host, args string) ([]byte, error) {
+	c, err := t.dialer.Dial(ctx, host)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +187,7 @@ func (a *Agent) runRemote(ctx context.Context, host, command string) ([]byte, er
 	var out bytes.Buffer
 	s.Stdout, s.Stderr = &out, &out
 	done := make(chan error, 1)
-	go func() { done <- s.Run(command) }()
+	go func() { done <- s.Run(t.command(args)) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():

@@ -63,12 +63,12 @@ func (f Failure) String() string {
 	return fmt.Sprintf("failure(%d)", uint8(f))
 }
 
-// IsWrite reports whether op may change state (set, unset, if, noop, add-learner,
-// promote, remove, transfer-leader). Every other op (get, list, status, watch,
-// run-on-host) is a read for the table: it never exits 2.
+// IsWrite reports whether op may change state (set, unset, if, noop, add-member,
+// del-member, transfer-leader). Every other op (get, list, status, watch, change-wait) is
+// a read for the table: it never exits 2.
 func IsWrite(op Op) bool {
 	switch op {
-	case OpSet, OpUnset, OpIfSet, OpNoop, OpAddLearner, OpPromote, OpRemove, OpTransfer:
+	case OpSet, OpUnset, OpIfSet, OpNoop, OpAddMember, OpDelMember, OpTransfer:
 		return true
 	}
 	return false
@@ -137,9 +137,6 @@ func failMessage(op Op, code int, f Failure, host string) string {
 		return fmt.Sprintf("no server running %s. cannot process request.", on)
 	case CodeNoLeader:
 		return "leader is not available."
-	}
-	if f == FailTimeout && op != OpGet && op != OpList && op != OpStatus && op != OpWatch {
-		return fmt.Sprintf("%s: timed out", op)
 	}
 	return "leader is stale. try again."
 }

@@ -12,9 +12,8 @@ import (
 )
 
 var (
-	writeOps = []Op{OpSet, OpUnset, OpIfSet, OpNoop, OpAddLearner, OpPromote, OpRemove, OpTransfer}
-	readOps  = []Op{OpGet, OpList, OpStatus, OpWatch}
-	otherOps = []Op{OpRunOnHost}
+	writeOps = []Op{OpSet, OpUnset, OpIfSet, OpNoop, OpAddMember, OpDelMember, OpTransfer}
+	readOps  = []Op{OpGet, OpList, OpStatus, OpWatch, OpChangeWait}
 )
 
 // TestExitCodeTable: every cell of the table, for every op of each kind, with its message.
@@ -44,13 +43,8 @@ func TestExitCodeTable(t *testing.T) {
 			{{12, noSrv}, {11, noLdr}, {1, stale}, {1, stale}, {12, noSrv}},
 			{{12, noSrv}, {11, noLdr}, {1, stale}, {1, stale}, {12, noSrv}},
 		},
-		"other": {
-			{{12, noSrv}, {11, noLdr}, {1, "timed out"}, {1, stale}, {12, noSrv}},
-			{{12, noSrv}, {11, noLdr}, {1, "timed out"}, {1, stale}, {12, noSrv}},
-			{{12, noSrv}, {11, noLdr}, {1, "timed out"}, {1, stale}, {12, noSrv}},
-		},
 	}
-	kinds := map[string][]Op{"write": writeOps, "read": readOps, "other": otherOps}
+	kinds := map[string][]Op{"write": writeOps, "read": readOps}
 	for kind, ops := range kinds {
 		for _, op := range ops {
 			if IsWrite(op) != (kind == "write") {
@@ -109,7 +103,7 @@ func TestDowngrade(t *testing.T) {
 		{Code: CodeNotLeader}, {Code: CodeCondFalse}, {Code: CodeNotFound},
 		{Code: CodeNoLeader, Msg: "leader is not available.", Leader: "h2"}, {Code: CodeNoServer, Msg: "no server running on h1. cannot process request."},
 	}
-	for _, op := range append(append(append([]Op{}, writeOps...), readOps...), otherOps...) {
+	for _, op := range append(append([]Op{}, writeOps...), readOps...) {
 		for _, o := range []Outcome{0, NotSent, MaybeApplied} {
 			for _, r := range answers {
 				got := Downgrade(op, o, r)

@@ -25,20 +25,25 @@ const (
 	OpIfSet
 	OpNoop
 	OpStatus
-	OpAddLearner // membership steps of add-member/del-member, run by the leader
-	OpPromote
-	OpRemove
+	// OpAddMember starts add-member Host, which the leader's agent carries out to the end
+	// (boot over ssh, learner, caught up, voter) even if the client goes away; the answer
+	// is a ChangeStatus (JSON) at once.
+	OpAddMember
+	// OpChangeWait answers with the ChangeStatus of Host's change once it has more steps
+	// than Args (a decimal count) or is done, or at the deadline as it is.
+	OpChangeWait
+	OpDelMember // del-member Host, carried out by the leader's agent like OpAddMember
 	OpTransfer
-	OpRunOnHost // run a lite-raft verb on another host over ssh (boot --join, stop)
-	OpWatch     // answer when Key no longer holds CondValue (or at the deadline), from local state
+	_       // 12 was run-on-host, now done by the leader's agent itself
+	OpWatch // answer when Key no longer holds CondValue (or at the deadline), from local state
 	opEnd
 )
 
-var opNames = [...]string{"", "get", "list", "set", "unset", "if", "noop", "status", "add-learner",
-	"promote", "remove", "transfer-leader", "run-on-host", "watch"}
+var opNames = [...]string{"", "get", "list", "set", "unset", "if", "noop", "status", "add-member",
+	"change-wait", "del-member", "transfer-leader", "", "watch"}
 
 func (o Op) String() string {
-	if o > 0 && o < opEnd {
+	if o > 0 && o < opEnd && opNames[o] != "" {
 		return opNames[o]
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
@@ -68,8 +73,8 @@ type Request struct {
 	Value     []byte
 	Cond      string
 	CondValue []byte
-	Host      string // membership and run-on-host verbs
-	Args      string // run-on-host: the lite-raft arguments to run there
+	Host      string // membership verbs
+	Args      string // change-wait: the number of steps the client has seen
 	Stale     bool   // read local state, without asking the leader
 	ClientID  uint64
 	Seq       uint64
@@ -125,7 +130,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	r.CondValue = d.Bytes(2 << 20)
 	r.Host = string(d.Bytes(256))
 	r.Args = string(d.Bytes(4096))
-	if d.Err == nil && (r.Op == 0 || r.Op >= opEnd) {
+	if d.Err == nil && (r.Op == 0 || r.Op >= opEnd || opNames[r.Op] == "") {
 		d.Fail(errors.New(fmt.Sprintf("unknown operation %d", r.Op)))
 	}
 	if d.Err == nil && (flags&^1 != 0 || len(d.B) != 0) {

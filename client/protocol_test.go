@@ -9,7 +9,7 @@ func TestProtocolRoundTrip(t *testing.T) {
 	reqs := []Request{
 		{Op: OpGet, Key: "a/b", Stale: true, ClientID: 9, Seq: 3, TimeoutMs: 1500},
 		{Op: OpIfSet, Key: "n", Cond: "-lt", CondValue: []byte("3"), Value: []byte("-5"), Hops: 2},
-		{Op: OpRunOnHost, Host: "host4", Args: "first-boot --join"},
+		{Op: OpChangeWait, Host: "host4", Args: "3"},
 	}
 	for _, r := range reqs {
 		got, err := DecodeRequest(r.Encode())

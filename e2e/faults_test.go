@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -281,4 +282,42 @@ func TestTransferAndUnknownOutcome(t *testing.T) {
 		t.Fatalf("after the cut, get during: exit %d %q (want the value or no key)", code, o)
 	}
 	c.expect(lead, "./lite-raft-client get before", 0, "cut")
+}
+
+// TestAddMemberOutlivesItsCLI: the lite-raft-client that started add-member is killed
+// at once; the leader's agent carries the change through all the same (host4 ends a
+// voter, not a learner nobody promotes), and status shows how it ended.
+func TestAddMemberOutlivesItsCLI(t *testing.T) {
+	c := newCluster(t, 4, 3, "0.5", 1000)
+	for _, h := range c.Hosts[:3] {
+		c.must(h, "./lite-raft first-boot")
+	}
+	lead := c.leader(c.Hosts[:3], 20*time.Second)
+	c.must(lead, "./lite-raft-client set before add")
+	// killed a quarter of a second in: during the boot of host4 over ssh
+	o, e, code, err := c.Hosts[1].Exec("sh", "-c", "cd "+harness.RemoteDir+" && timeout -s KILL 0.25 ./lite-raft-client add-member host4")
+	if err != nil || code != 137 {
+		t.Fatalf("the CLI was not killed midway (exit %d, %v): the test proves nothing\n%s%s", code, err, o, e)
+	}
+	c.eventually(60*time.Second, "host4 a voter", func() (bool, string) {
+		st, ok := c.status(lead)
+		if !ok {
+			return false, "no status"
+		}
+		voters := ""
+		for _, f := range strings.Fields(st.Members) {
+			if v, ok := strings.CutPrefix(f, "voters="); ok {
+				voters = v
+			}
+		}
+		done := st.Change != nil && st.Change.Done
+		return done && slices.Contains(strings.Split(voters, ","), "host4"),
+			fmt.Sprintf("members %s, change %+v", st.Members, st.Change)
+	})
+	st, _ := c.status(lead)
+	if st.Change.Code != 0 {
+		t.Fatalf("the change ended with exit %d: %v", st.Change.Code, st.Change.Steps)
+	}
+	c.expect(c.Hosts[3], "./lite-raft-client get before", 0, "add")
+	c.expect(lead, "./lite-raft-client status", 0, "")
 }

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -115,7 +116,7 @@ type Core struct {
 	watches    map[string][]*waiter // watch requests by key
 	waiting    []*waiter            // requests to try again: no leader, no link, backoff
 	calls      map[CallID]*waiter   // forwarded, waiting for CallDone
-	runs       map[CallID]*waiter   // run on a host, waiting for RunDone
+	change     *change              // the membership change this leader drives (or drove last)
 
 	linkDown map[raftcore.NodeID]bool // peers whose link the driver reported down
 	lead     raftcore.NodeID          // the leader as of the last Ready
@@ -154,7 +155,7 @@ func New(cfg Config, st raftcore.State) (*Core, error) {
 		applied: st.Snapshot.Meta.Index, appliedTerm: st.Snapshot.Meta.Term,
 		appliedMembers: st.Snapshot.Meta.Members, lastSnapshot: st.Snapshot.Meta.Index,
 		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{},
-		calls: map[CallID]*waiter{}, runs: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{},
+		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{},
 		limiter: limiter{seen: map[string]*limit{}}}
 	return c, nil
 }
@@ -180,6 +181,7 @@ func (c *Core) Tick(now Time) {
 	c.node.Tick()
 	c.expire()
 	c.retryDue()
+	c.advanceChange()
 }
 
 // Step hands a peer's message to Raft.
@@ -252,6 +254,7 @@ func (c *Core) Advance(now Time, rd Ready) error {
 	}
 	c.serveReads()
 	c.checkConditions()
+	c.advanceChange()
 	c.maybeSnapshot()
 	return nil
 }
@@ -266,7 +269,7 @@ func (c *Core) installSnapshot(s raftcore.Snapshot) error {
 	c.appliedMembers = s.Meta.Members
 	c.logf("", "installed a snapshot at %d (term %d, %d bytes) from the leader", s.Meta.Index, s.Meta.Term, len(s.Data))
 	c.membersCommitted(s.Meta.Members)
-	for k := range c.watches {
+	for _, k := range sortedKeys(c.watches) {
 		c.wakeWatches(k)
 	}
 	return nil
@@ -325,6 +328,7 @@ func (c *Core) membersCommitted(m raftcore.Membership) {
 // roleChanged runs when role or leader changed.
 func (c *Core) roleChanged(ss raftcore.SoftState) {
 	c.logf("", "now %s in term %d, leader %s", ss.Role, c.node.Term(), orDash(string(ss.Lead)))
+	c.leadershipChanged()
 	if ss.Lead != c.lead {
 		c.lead = ss.Lead
 		if ss.Lead != raftcore.None {
@@ -382,20 +386,23 @@ func (c *Core) Stop(now Time) {
 	}
 }
 
+// allWaiters lists every waiting request, in an order that depends on nothing but the
+// core's state (maps in key order), so that a simulation replays exactly.
 func (c *Core) allWaiters() []*waiter {
 	var all []*waiter
 	for _, m := range []map[uint64]*waiter{c.proposals, c.reads} {
-		for _, w := range m {
-			all = append(all, w)
+		for _, k := range sortedKeys(m) {
+			all = append(all, m[k])
 		}
 	}
-	for _, m := range []map[CallID]*waiter{c.calls, c.runs} {
-		for _, w := range m {
-			all = append(all, w)
-		}
+	for _, k := range sortedKeys(c.calls) {
+		all = append(all, c.calls[k])
 	}
-	for _, ws := range c.watches {
-		all = append(all, ws...)
+	if c.change != nil {
+		all = append(all, c.change.waiters...)
+	}
+	for _, k := range sortedKeys(c.watches) {
+		all = append(all, c.watches[k]...)
 	}
 	all = append(all, c.readyReads...)
 	all = append(all, c.waiting...)
@@ -424,6 +431,16 @@ func (c *Core) transferAway() error {
 
 func without(ids []raftcore.NodeID, host raftcore.NodeID) []raftcore.NodeID {
 	return slices.DeleteFunc(slices.Clone(ids), func(x raftcore.NodeID) bool { return x == host })
+}
+
+// sortedKeys returns m's keys in order: the core never lets map order decide anything.
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func orDash(s string) string {

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"errors"
 	"fmt"
 
 	"lite-raft/client"
@@ -36,7 +35,9 @@ type waiter struct {
 	notBefore Time            // do not try again before (backoff)
 	backoff   int64           // the last backoff, in ms
 	waitFor   raftcore.NodeID // the peer whose link it waits for, if any
+	backedOff bool            // its backoff is over: try even a link reported down
 	call      CallID          // the call in flight, while forwarded
+	callTo    raftcore.NodeID // where it went: the leader, or a member relaying to it
 }
 
 // Request takes a client's request (from the local socket, a remote client, or another
@@ -119,23 +120,19 @@ func (c *Core) handle(w *waiter) {
 		w.outcome = client.MaybeApplied
 		w.index, w.term = index, term
 		c.proposals[index] = w
-	case client.OpAddLearner, client.OpPromote, client.OpRemove, client.OpTransfer:
+	case client.OpAddMember, client.OpDelMember, client.OpTransfer, client.OpChangeWait:
 		if c.node.Role() != raftcore.Leader {
 			c.forward(w)
 			return
 		}
-		c.membership(w)
-	case client.OpRunOnHost:
-		switch r.Args {
-		case "first-boot --join", "stop", "status":
+		switch r.Op {
+		case client.OpTransfer:
+			c.transfer(w)
+		case client.OpChangeWait:
+			c.waitChange(w)
 		default:
-			c.reply(w, client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("will not run %q on another host", r.Args)})
-			return
+			c.startChange(w)
 		}
-		c.nextCall++
-		c.runs[c.nextCall] = w
-		w.call = c.nextCall
-		c.out.Runs = append(c.out.Runs, Run{ID: c.nextCall, Host: r.Host, Args: r.Args, Deadline: w.deadline})
 	case client.OpWatch:
 		if err := kvstore.ValidateKey(r.Key); err != nil {
 			c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
@@ -196,17 +193,24 @@ func (c *Core) serveReads() {
 }
 
 // forward asks the driver to send the request to the leader, whose answer is returned
-// unchanged. Without a leader, or with its link down, the request waits instead.
+// unchanged. When this host's link to the leader is down (its ssh there refused, say)
+// the request goes through another member that can reach it; failing that, it waits.
 func (c *Core) forward(w *waiter) {
 	lead := c.node.Lead()
 	if lead == raftcore.None || lead == c.id || w.req.Hops >= 3 {
 		c.wait(w, raftcore.None)
 		return
 	}
-	if c.linkDown[lead] && !c.bugs.noBackoff {
-		c.wait(w, lead)
-		return
+	to := lead
+	// a link reported down is not tried until it comes back or the backoff is over:
+	// then it is tried anyway, in case its report was stale
+	if c.linkDown[lead] && !w.backedOff && !c.bugs.noBackoff {
+		if to = c.relay(w, lead); to == raftcore.None {
+			c.wait(w, lead)
+			return
+		}
 	}
+	w.backedOff = false
 	req := w.req
 	req.Hops++
 	// the leader gives up a little before we do, so that its answer arrives in time
@@ -216,9 +220,27 @@ func (c *Core) forward(w *waiter) {
 		req.ClientID ^= 1 << 62
 	}
 	c.nextCall++
-	w.call = c.nextCall
+	w.call, w.callTo = c.nextCall, to
 	c.calls[c.nextCall] = w
-	c.out.Calls = append(c.out.Calls, Call{ID: c.nextCall, To: lead, Req: req, Deadline: w.deadline})
+	c.out.Calls = append(c.out.Calls, Call{ID: c.nextCall, To: to, Req: req, Deadline: w.deadline})
+}
+
+// relay picks a member to pass a request on to the leader, one whose link is up. Only
+// the host a request first reached relays it, so a request is never passed around.
+func (c *Core) relay(w *waiter, lead raftcore.NodeID) raftcore.NodeID {
+	if w.req.Hops > 0 {
+		return raftcore.None
+	}
+	var ok []raftcore.NodeID
+	for _, id := range c.node.Members().Voters {
+		if id != c.id && id != lead && !c.linkDown[id] {
+			ok = append(ok, id)
+		}
+	}
+	if len(ok) == 0 {
+		return raftcore.None
+	}
+	return ok[c.rand.IntN(len(ok))]
 }
 
 // CallDone reports how a call ended: an answer, or a failure before or after the
@@ -243,9 +265,11 @@ func (c *Core) CallDone(now Time, id CallID, res CallResult, resp client.Respons
 		if client.IsWrite(w.req.Op) && !c.bugs.brokenIsNotSent {
 			w.outcome = client.MaybeApplied
 		}
-		c.logf("forward:"+string(to), "forward %s to %s: %v (it may have arrived; trying again)", w.req.Op, to, err)
+		c.logf("forward:"+string(to), "forward %s to %s: %v (it may have arrived; trying again)", w.req.Op, w.callTo, err)
 	default:
-		c.logf("forward:"+string(to), "forward %s to %s: %v", w.req.Op, to, err)
+		// the transport says so: take the link as down until it reports it up
+		c.linkDown[w.callTo] = true
+		c.logf("forward:"+string(to), "forward %s to %s: %v", w.req.Op, w.callTo, err)
 	}
 	if c.bugs.noBackoff {
 		c.handle(w)
@@ -257,16 +281,7 @@ func (c *Core) CallDone(now Time, id CallID, res CallResult, resp client.Respons
 // RunDone reports the end of a Run: its output, and an error if it failed.
 func (c *Core) RunDone(now Time, id CallID, out []byte, err error) {
 	c.at(now)
-	w := c.runs[id]
-	if w == nil {
-		return
-	}
-	delete(c.runs, id)
-	if err != nil {
-		c.reply(w, client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf("%s on %s: %v", w.req.Args, w.req.Host, err), Value: out})
-		return
-	}
-	c.reply(w, client.Response{Msg: fmt.Sprintf("%s on %s: done", w.req.Args, w.req.Host), Value: out})
+	c.changeRunDone(id, err)
 }
 
 // wait parks a request until it may be tried again: when peer's link comes up (if peer
@@ -285,7 +300,13 @@ func (c *Core) wait(w *waiter, peer raftcore.NodeID) {
 
 // retryDue tries again the waiting requests whose backoff is over.
 func (c *Core) retryDue() {
-	c.retryFor(func(w *waiter) bool { return c.now >= w.notBefore })
+	c.retryFor(func(w *waiter) bool {
+		if c.now >= w.notBefore {
+			w.backedOff = true
+			return true
+		}
+		return false
+	})
 }
 
 // retryFor tries again the waiting requests that match. Those that fail again are parked
@@ -327,28 +348,22 @@ func (c *Core) timeout(w *waiter) {
 // expire answers every request whose deadline passed.
 func (c *Core) expire() {
 	now := c.now
-	for idx, w := range c.proposals {
-		if now >= w.deadline {
+	for _, idx := range sortedKeys(c.proposals) {
+		if w := c.proposals[idx]; now >= w.deadline {
 			delete(c.proposals, idx)
 			c.timeout(w)
 		}
 	}
-	for id, w := range c.reads {
-		if now >= w.deadline {
+	for _, id := range sortedKeys(c.reads) {
+		if w := c.reads[id]; now >= w.deadline {
 			delete(c.reads, id)
 			c.timeout(w)
 		}
 	}
-	for id, w := range c.calls {
-		if now >= w.deadline {
+	for _, id := range sortedKeys(c.calls) {
+		if w := c.calls[id]; now >= w.deadline {
 			c.timeout(w)
 			delete(c.calls, id)
-		}
-	}
-	for id, w := range c.runs {
-		if now >= w.deadline {
-			delete(c.runs, id)
-			c.reply(w, client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf("%s on %s: timed out", w.req.Args, w.req.Host)})
 		}
 	}
 	keep := func(ws []*waiter) []*waiter {
@@ -364,12 +379,26 @@ func (c *Core) expire() {
 		}
 		return out
 	}
-	for k, ws := range c.watches {
-		if ws = keep(ws); len(ws) == 0 {
+	for _, k := range sortedKeys(c.watches) {
+		if ws := keep(c.watches[k]); len(ws) == 0 {
 			delete(c.watches, k)
 		} else {
 			c.watches[k] = ws
 		}
+	}
+	if ch := c.change; ch != nil {
+		// a client following a change is told where it stands, not that it failed
+		kept := ch.waiters[:0]
+		for _, w := range ch.waiters {
+			switch {
+			case w.replied:
+			case now >= w.deadline:
+				c.reply(w, ch.response())
+			default:
+				kept = append(kept, w)
+			}
+		}
+		ch.waiters = kept
 	}
 	c.readyReads = keep(c.readyReads)
 	c.waiting = keep(c.waiting)
@@ -394,76 +423,21 @@ func (c *Core) wakeWatches(key string) {
 	}
 }
 
-// membership runs a membership step on the leader.
-func (c *Core) membership(w *waiter) {
+// transfer hands leadership to the host named, and answers once it leads.
+func (c *Core) transfer(w *waiter) {
 	host := raftcore.NodeID(w.req.Host)
 	if err := raftcore.ValidateID(host); err != nil {
 		c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
 		return
 	}
-	m := c.node.Members()
-	var voters, learners []raftcore.NodeID
-	var done func() bool
-	switch w.req.Op {
-	case client.OpTransfer:
-		if err := c.node.TransferLeadership(host); err != nil {
-			c.reply(w, client.Response{Code: client.CodeFailed, Msg: err.Error()})
-			return
-		}
-		w.outcome = client.MaybeApplied
-		w.cond = func() (client.Response, bool) {
-			if c.node.Lead() == host {
-				return client.Response{Msg: fmt.Sprintf("%s is the leader", host)}, true
-			}
-			return client.Response{}, false
-		}
-		c.conditions = append(c.conditions, w)
-		return
-	case client.OpAddLearner:
-		if m.Contains(host) {
-			c.reply(w, client.Response{Msg: fmt.Sprintf("%s is already a member", host)})
-			return
-		}
-		voters, learners = m.Voters, append(append([]raftcore.NodeID(nil), m.Learners...), host)
-		done = func() bool { return c.committedMembers().Contains(host) }
-	case client.OpPromote:
-		voters, learners = append(without(m.Voters, host), host), without(m.Learners, host)
-		done = func() bool {
-			cm := c.committedMembers()
-			return !cm.Joint() && cm.IsVoter(host)
-		}
-	case client.OpRemove:
-		if host == c.id {
-			// hand over first; the next leader removes us
-			if err := c.transferAway(); err != nil {
-				c.reply(w, client.Response{Code: client.CodeFailed, Msg: err.Error()})
-				return
-			}
-			c.wait(w, raftcore.None)
-			return
-		}
-		voters, learners = without(m.Voters, host), without(m.Learners, host)
-		done = func() bool {
-			cm := c.committedMembers()
-			return !cm.Joint() && !cm.Contains(host)
-		}
-	}
-	if done() {
-		c.reply(w, client.Response{Msg: "nothing to change"})
-		return
-	}
-	if _, err := c.node.ProposeMembership(voters, learners); err != nil {
-		if errors.Is(err, raftcore.ErrMembershipChange) || errors.Is(err, raftcore.ErrTransferring) {
-			c.wait(w, raftcore.None)
-			return
-		}
+	if err := c.node.TransferLeadership(host); err != nil {
 		c.reply(w, client.Response{Code: client.CodeFailed, Msg: err.Error()})
 		return
 	}
 	w.outcome = client.MaybeApplied
 	w.cond = func() (client.Response, bool) {
-		if done() {
-			return client.Response{Msg: c.committedMembers().String()}, true
+		if c.node.Lead() == host {
+			return client.Response{Msg: fmt.Sprintf("%s is the leader", host)}, true
 		}
 		return client.Response{}, false
 	}

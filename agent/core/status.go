@@ -19,6 +19,8 @@ type Status struct {
 	Snapshot  uint64         `json:"snapshot_index"`
 	Members   string         `json:"members"`
 	Nodes     []MemberStatus `json:"nodes,omitempty"`
+	// Change is the membership change this leader drives, or drove last.
+	Change *ChangeStatus `json:"change,omitempty"`
 }
 
 // MemberStatus is the leader's view of one member.
@@ -37,6 +39,10 @@ func (c *Core) Status() Status {
 	s := Status{ID: string(st.ID), Role: st.Role.String(), Term: st.Term, Leader: string(st.Lead),
 		Commit: st.Commit, Applied: c.applied, LastIndex: st.LastIndex, Snapshot: st.Snapshot.Index,
 		Members: st.Members.String()}
+	if c.change != nil && st.Role == raftcore.Leader {
+		ch := c.change.ChangeStatus
+		s.Change = &ch
+	}
 	for _, id := range st.Members.All() {
 		p, ok := st.Progress[id]
 		if !ok {
@@ -45,9 +51,10 @@ func (c *Core) Status() Status {
 		role, state := "follower", p.State
 		switch {
 		case id == st.ID:
-			// the leader's own log needs no replication: its progress record's state
-			// (probe, forever) means nothing
-			role, state = "leader", "self"
+			// its own progress record never leaves probe (nothing is sent to itself);
+			// its log matches itself, and scripts that check "all in replicate" need no
+			// special case
+			role, state = "leader", "replicate"
 		case !st.Members.IsVoter(id):
 			role = "learner"
 		}

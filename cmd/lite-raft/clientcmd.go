@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,6 +33,9 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   status                   every member: role, term, match and commit index, lag, last contact
   add-member HOST          boot HOST over ssh, add it as learner, wait until it caught up, make it a voter
   del-member HOST          remove HOST (handing leadership over first if it leads), then stop it over ssh
+                           (both are carried out by the leader's agent, which goes on if this command
+                           dies; it prints the steps as they happen; with --timeout it stops following
+                           after that long and exits 2)
   transfer-leader HOST     make HOST the leader
 
   --json     print get, list and status as JSON
@@ -44,6 +48,7 @@ Arguments may start with a dash (set t -5, if n -lt 3 set 4); put options before
 type clientOpts struct {
 	json, stale bool
 	timeout     time.Duration
+	timeoutSet  bool // --timeout was given
 }
 
 func clientCommand() *cli.Command {
@@ -94,6 +99,7 @@ func parseClientArgs(args []string) (clientOpts, []string, error) {
 				return o, nil, fmt.Errorf("--timeout %q: not a positive number of seconds", v)
 			}
 			o.timeout = time.Duration(secs * float64(time.Second))
+			o.timeoutSet = true
 		case a == "--":
 			return o, args[1:], nil
 		case a == "-h" || a == "--help":
@@ -313,6 +319,13 @@ func printStatus(w io.Writer, st agent.Status) {
 	fmt.Fprintf(w, "%s is %s in term %d; leader %s; commit %d, applied %d, last index %d, snapshot %d\n",
 		st.ID, st.Role, st.Term, orDash(st.Leader), st.Commit, st.Applied, st.LastIndex, st.Snapshot)
 	fmt.Fprintf(w, "members: %s\n", st.Members)
+	if ch := st.Change; ch != nil && len(ch.Steps) > 0 {
+		state := "in progress"
+		if ch.Done {
+			state = fmt.Sprintf("done, exit %d", ch.Code)
+		}
+		fmt.Fprintf(w, "membership change: %s %s (%s): %s\n", ch.Op, ch.Host, state, ch.Steps[len(ch.Steps)-1])
+	}
 	if len(st.Nodes) == 0 {
 		return
 	}
@@ -332,76 +345,80 @@ func orDash(s string) string {
 	return s
 }
 
-// membershipVerb runs add-member, del-member and transfer-leader step by step, printing
-// each step as it happens.
+// membershipVerb runs transfer-leader, add-member and del-member. The membership changes
+// are carried out by the leader's agent, which goes on if this process dies; this only
+// starts one and prints its steps as they happen (following with change-wait), then exits
+// with its result. With --timeout it stops following after that long and exits 2: the
+// change may still complete (status shows it).
 func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host string) error {
 	w := c.App.Writer
-	timeout := max(o.timeout, 60*time.Second)
-	step := func(what string, req client.Request) (client.Response, error) {
-		fmt.Fprintf(w, "%s ... ", what)
-		resp, err := doRequest(clientOpts{timeout: timeout}, dial, req)
+	if verb == "transfer-leader" {
+		fmt.Fprintf(w, "making %s the leader ... ", host)
+		resp, err := doRequest(clientOpts{timeout: max(o.timeout, 30*time.Second)}, dial, client.Request{Op: client.OpTransfer, Host: host})
+		if err == nil && resp.Code != 0 {
+			err = cli.Exit(resp.Msg, resp.Code)
+		}
 		if err != nil {
 			fmt.Fprintln(w, "failed")
-			return resp, err
-		}
-		if resp.Code != 0 {
-			fmt.Fprintln(w, "failed")
-			return resp, cli.Exit(resp.Msg, resp.Code)
+			return err
 		}
 		fmt.Fprintln(w, "done")
-		return resp, nil
-	}
-	switch verb {
-	case "transfer-leader":
-		_, err := step(fmt.Sprintf("making %s the leader", host), client.Request{Op: client.OpTransfer, Host: host})
-		return err
-	case "add-member":
-		if _, err := step(fmt.Sprintf("booting %s in join mode (first-boot --join over ssh)", host),
-			client.Request{Op: client.OpRunOnHost, Host: host, Args: "first-boot --join"}); err != nil {
-			return err
-		}
-		if _, err := step(fmt.Sprintf("adding %s as a learner", host), client.Request{Op: client.OpAddLearner, Host: host}); err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "waiting for %s to catch up ... ", host)
-		deadline := time.Now().Add(timeout)
-		for {
-			resp, err := doRequest(clientOpts{timeout: 10 * time.Second}, dial, client.Request{Op: client.OpStatus})
-			if err == nil && resp.Code == 0 {
-				var st agent.Status
-				if json.Unmarshal(resp.JSON, &st) == nil {
-					for _, n := range st.Nodes {
-						if n.Name == host && n.Match+1 >= st.Commit && n.Match > 0 {
-							fmt.Fprintf(w, "done (match %d, commit %d)\n", n.Match, st.Commit)
-							goto promote
-						}
-					}
-				}
-			}
-			if time.Now().After(deadline) {
-				fmt.Fprintln(w, "failed")
-				return clientExit(client.CodeTimeout, "%s did not catch up within %v; it stays a learner", host, timeout)
-			}
-			time.Sleep(200 * time.Millisecond) // polling the leader's view with a deadline
-		}
-	promote:
-		resp, err := step(fmt.Sprintf("making %s a voter (joint consensus, then the new membership)", host),
-			client.Request{Op: client.OpPromote, Host: host})
-		if err == nil {
-			fmt.Fprintf(w, "members: %s\n", resp.Msg)
-		}
-		return err
-	default: // del-member
-		resp, err := step(fmt.Sprintf("removing %s (joint consensus, then the new membership)", host),
-			client.Request{Op: client.OpRemove, Host: host})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "members: %s\n", resp.Msg)
-		if _, err := step(fmt.Sprintf("stopping lite-raft on %s over ssh", host),
-			client.Request{Op: client.OpRunOnHost, Host: host, Args: "stop"}); err != nil {
-			fmt.Fprintf(w, "warning: %s was removed, but stopping it failed: %v\n", host, err)
-		}
 		return nil
+	}
+	op := client.OpAddMember
+	if verb == "del-member" {
+		op = client.OpDelMember
+	}
+	var deadline time.Time
+	if o.timeoutSet {
+		deadline = time.Now().Add(o.timeout)
+	}
+	resp, err := doRequest(clientOpts{timeout: max(o.timeout, 10*time.Second)}, dial, client.Request{Op: op, Host: host})
+	if err != nil {
+		return err
+	}
+	if resp.Code != 0 {
+		return cli.Exit(resp.Msg, resp.Code)
+	}
+	printed, id := 0, ""
+	for {
+		var st agent.ChangeStatus
+		if err := json.Unmarshal(resp.JSON, &st); err != nil {
+			return clientExit(client.CodeTimeout, "%s %s: unreadable answer from the leader (%v): the change may go on; see status", verb, host, err)
+		}
+		if id != "" && st.ID != id && st.ID != "" {
+			fmt.Fprintf(w, "(the leader changed: %s goes on with it)\n", strings.SplitN(st.ID, "/", 2)[0])
+			printed = 0
+		}
+		if st.ID != "" {
+			id = st.ID
+		}
+		for ; printed < len(st.Steps); printed++ {
+			fmt.Fprintln(w, st.Steps[printed])
+		}
+		if st.Done {
+			if st.Code != 0 {
+				return cli.Exit("", st.Code)
+			}
+			return nil
+		}
+		wait := 30 * time.Second
+		if !deadline.IsZero() {
+			if wait = min(wait, time.Until(deadline)); wait <= 0 {
+				return clientExit(client.CodeTimeout, "%s %s: still in progress on the leader after %v; it goes on (see status)", verb, host, o.timeout)
+			}
+		}
+		req := client.Request{Op: client.OpChangeWait, Host: host, Args: strconv.Itoa(printed), TimeoutMs: uint32(wait.Milliseconds())}
+		resp, err = doRequest(clientOpts{timeout: wait + 5*time.Second}, dial, req)
+		if err != nil && op == client.OpDelMember && host == thisHost() && printed > 0 &&
+			strings.Contains(st.Steps[printed-1], "stopping lite-raft on "+host) {
+			// this very host was removed and is being stopped: its agent went away
+			fmt.Fprintf(w, "lite-raft on %s (this host) stopped\n", host)
+			return nil
+		}
+		if err != nil {
+			fmt.Fprintf(w, "lost the leader's answers: %v\n", err)
+			return clientExit(client.CodeTimeout, "%s %s: the change may go on in the leader's agent; see status", verb, host)
+		}
 	}
 }

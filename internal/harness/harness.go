@@ -676,7 +676,20 @@ func (c *Cluster) CutFromTest(h *Host) error {
 	return h.iptablesRestore(fmt.Sprintf("*filter\n-A %s -s %s/32 -j DROP\nCOMMIT\n", partitionChain, c.Gateway))
 }
 
-// Heal removes every cut made by Partition, Isolate and CutFromTest.
+// RefuseSSH makes to refuse, with a TCP reset, every ssh connection from from, open or
+// new, while to's own ssh connections to from still work: a one-way link, as a wrong
+// host key or authorized_keys on one side makes it. Heal undoes it.
+func (c *Cluster) RefuseSSH(from, to *Host) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if from == nil || to == nil || from.c != c || to.c != c {
+		return errors.New("harness: RefuseSSH: host of another cluster")
+	}
+	return to.iptablesRestore(fmt.Sprintf("*filter\n-A %s -s %s/32 -p tcp --dport 22 -j REJECT --reject-with tcp-reset\nCOMMIT\n",
+		partitionChain, from.Addr))
+}
+
+// Heal removes every cut made by Partition, Isolate, CutFromTest and RefuseSSH.
 func (c *Cluster) Heal() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

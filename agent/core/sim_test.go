@@ -1,0 +1,1068 @@
+package core
+
+import (
+	"container/heap"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"lite-raft/client"
+	"lite-raft/raftcore"
+)
+
+// The whole-system simulation runs 3 to 5 agent cores, each with its state machine, over
+// a simulated network and simulated disks, in virtual time, one seed a schedule:
+//   - the network delays, reorders, duplicates and drops Raft messages, and cuts links
+//     both ways or one way (a host whose ssh to another is refused while the other way
+//     works); forwarded calls fail before they are sent (no link), or break after (the
+//     request or its answer lost, the callee crashed);
+//   - hosts crash and restart from their durable state only; disks lag (a batch is
+//     durable some milliseconds after it was handed out, and a crash loses it);
+//     snapshot saves fail for a while;
+//   - membership changes (del-member, add-member with a first boot in join mode) and
+//     leadership transfers run as the CLI runs them;
+//   - clients, each on one host as lite-raft-client is, run get, set and conditional set
+//     and map what they are told through client's exit-code table.
+//
+// Checks: porcupine over the clients' histories, with exit 2 as unknown and every other
+// failure of a write as "not applied" (so a wrong 11 or 12 is a violation); the same
+// entry at each index on every host; no request forwarded more than maxForwards times
+// and no host logging more than its budget (a spin is a violation); and at the end, with
+// the faults healed, a write through every member must succeed.
+
+var (
+	agentSimSeeds = flag.Int("agentsim.seeds", 1000, "number of schedules TestAgentSim runs")
+	agentSimSeed  = flag.Uint64("agentsim.seed", 0, "run only this seed, with a trace on failure")
+	agentSimMs    = flag.Int("agentsim.ms", 6000, "virtual milliseconds of faults per schedule")
+	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff")
+)
+
+const (
+	simTickMs     = 10
+	clientTimeout = 800 // ms a simulated client waits (lite-raft-client --timeout)
+	maxForwards   = 40  // forwards of one request by one host before it counts as a spin
+)
+
+func TestAgentSim(t *testing.T) {
+	var b bugs
+	if err := b.plant(*agentSimBug); err != nil {
+		t.Fatal(err)
+	}
+	seeds := make([]uint64, 0, *agentSimSeeds)
+	if *agentSimSeed != 0 {
+		seeds = append(seeds, *agentSimSeed)
+	} else {
+		for i := 1; i <= *agentSimSeeds; i++ {
+			seeds = append(seeds, uint64(i))
+		}
+	}
+	if testing.Short() && *agentSimSeed == 0 {
+		seeds = seeds[:min(len(seeds), 50)]
+	}
+	start := time.Now()
+	results := runSims(seeds, b, *agentSimMs, *agentSimSeed != 0)
+	var total simStats
+	failed := 0
+	for _, r := range results {
+		total.add(r.stats)
+		if r.failure != "" {
+			failed++
+			if failed <= 3 {
+				t.Errorf("seed %d failed; replay with:\n  go test ./agent/core/ -run 'TestAgentSim$' -agentsim.seed=%d -agentsim.ms=%d%s -v\n%s",
+					r.seed, r.seed, *agentSimMs, bugFlag(*agentSimBug), r.failure)
+			}
+		}
+	}
+	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
+		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.faults, total.crashes,
+		total.memberships, total.configs, total.transfers, total.forwards, total.snapshots, total.maxLog, failed, time.Since(start).Seconds())
+}
+
+// TestAgentSimCatchesPlantedBugs plants each bug the simulation must catch and checks
+// that some seed fails for each, within a bounded number of seeds.
+func TestAgentSimCatchesPlantedBugs(t *testing.T) {
+	if *agentSimBug != "" || *agentSimSeed != 0 {
+		t.Skip("runs only without -agentsim.bug and -agentsim.seed")
+	}
+	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff"} {
+		t.Run(name, func(t *testing.T) {
+			var b bugs
+			if err := b.plant(name); err != nil {
+				t.Fatal(err)
+			}
+			const batch, limit = 16, 400
+			for first := uint64(1); first <= limit; first += batch {
+				seeds := make([]uint64, batch)
+				for i := range seeds {
+					seeds[i] = first + uint64(i)
+				}
+				for _, r := range runSims(seeds, b, *agentSimMs, false) {
+					if r.failure != "" {
+						line, _, _ := strings.Cut(r.failure, "\n")
+						t.Logf("caught by seed %d: %s", r.seed, line)
+						return
+					}
+				}
+			}
+			t.Fatalf("no seed of %d caught the planted bug %s", limit, name)
+		})
+	}
+}
+
+func bugFlag(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " -agentsim.bug=" + name
+}
+
+func (b *bugs) plant(name string) error {
+	switch name {
+	case "":
+	case "broken-is-not-sent":
+		b.brokenIsNotSent = true
+	case "stale-leader-read":
+		b.staleLeaderRead = true
+	case "retry-new-id":
+		b.retryNewID = true
+	case "no-backoff":
+		b.noBackoff = true
+	default:
+		return fmt.Errorf("unknown bug %q", name)
+	}
+	return nil
+}
+
+type simResult struct {
+	seed    uint64
+	stats   simStats
+	failure string
+}
+
+type simStats struct {
+	ops, ok, unknown, notApplied, failedReads int
+	faults, crashes, memberships, transfers   int
+	forwards, snapshots, maxLog               int
+	configs                                   int // membership entries committed
+}
+
+func (s *simStats) add(o simStats) {
+	s.ops += o.ops
+	s.ok += o.ok
+	s.unknown += o.unknown
+	s.notApplied += o.notApplied
+	s.failedReads += o.failedReads
+	s.faults += o.faults
+	s.crashes += o.crashes
+	s.memberships += o.memberships
+	s.configs += o.configs
+	s.transfers += o.transfers
+	s.forwards += o.forwards
+	s.snapshots += o.snapshots
+	s.maxLog = max(s.maxLog, o.maxLog)
+}
+
+func runSims(seeds []uint64, b bugs, ms int, trace bool) []simResult {
+	results := make([]simResult, len(seeds))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = runSim(seeds[i], b, ms, trace)
+			}
+		}()
+	}
+	for i := range seeds {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return results
+}
+
+// ---- the simulated world ----
+
+type simEvent struct {
+	at  Time
+	seq uint64
+	fn  func()
+}
+
+type eventQueue []*simEvent
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int)     { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)       { *q = append(*q, x.(*simEvent)) }
+func (q *eventQueue) Pop() any         { old := *q; e := old[len(old)-1]; *q = old[:len(old)-1]; return e }
+func (q *eventQueue) push(e *simEvent) { heap.Push(q, e) }
+
+type memDisk struct {
+	hs   raftcore.HardState
+	snap raftcore.Snapshot
+	ents []raftcore.Entry
+}
+
+func (d *memDisk) save(hs *raftcore.HardState, snap *raftcore.Snapshot, ents []raftcore.Entry) {
+	if hs != nil {
+		d.hs = *hs
+	}
+	if snap != nil {
+		d.snap, d.ents = *snap, nil
+	}
+	if len(ents) > 0 {
+		first := ents[0].Index
+		keep := 0
+		for keep < len(d.ents) && d.ents[keep].Index < first {
+			keep++
+		}
+		d.ents = append(d.ents[:keep:keep], ents...)
+	}
+}
+
+func (d *memDisk) compact(s raftcore.Snapshot) {
+	d.snap = s
+	d.ents = slices.DeleteFunc(slices.Clone(d.ents), func(e raftcore.Entry) bool { return e.Index <= s.Meta.Index })
+}
+
+func (d *memDisk) state() raftcore.State {
+	return raftcore.State{HardState: d.hs, Snapshot: d.snap, Entries: slices.Clone(d.ents), Applied: d.snap.Meta.Index}
+}
+
+type simNode struct {
+	id       raftcore.NodeID
+	core     *Core
+	up       bool
+	stopped  bool // removed by del-member and stopped: stays down until booted again
+	gen      int  // incarnation: events meant for an earlier one are dropped
+	disk     memDisk
+	lagMs    int
+	pending  bool // a Ready handed out and not yet durable (a lagging disk)
+	snapFail bool
+	replies  map[ReplyTo]func(resp client.Response, broken bool)
+	next     ReplyTo
+	logLines int
+	linkSeen map[raftcore.NodeID]bool // the link state last reported to the core
+}
+
+type simClient struct {
+	id       int
+	host     raftcore.NodeID
+	clientID uint64
+	seq      uint64
+	last     map[string]string // the last value seen per key, for conditional sets
+}
+
+type kvIn struct {
+	Op    string // get, set, cas
+	Key   string
+	Value string
+	Cond  string
+}
+
+type kvOut struct {
+	Code    int
+	Value   string
+	Missing bool
+	Unknown bool // exit 2: may or may not have been applied
+}
+
+type sim struct {
+	seed  uint64
+	rng   *rand.Rand
+	bugs  bugs
+	now   Time
+	seq   uint64
+	q     eventQueue
+	hosts []raftcore.NodeID
+	nodes map[raftcore.NodeID]*simNode
+	cut   map[[2]raftcore.NodeID]bool // {from, to}: from cannot reach to
+	// lastReport is when the last link report from→to is delivered
+	lastReport map[[2]raftcore.NodeID]Time
+
+	dropRate, dupRate float64
+	keys              []string
+	history           []porcupine.Operation
+	committed         map[uint64]uint64 // index → hash of the entry committed there
+	forwards          map[string]int
+	adminBusy         bool
+	faultsOver        bool
+
+	stats      simStats
+	violations []string
+	trace      []string
+	tracing    bool
+}
+
+func runSim(seed uint64, b bugs, ms int, trace bool) (res simResult) {
+	res.seed = seed
+	s := &sim{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xa6e17)), bugs: b,
+		nodes: map[raftcore.NodeID]*simNode{}, cut: map[[2]raftcore.NodeID]bool{}, lastReport: map[[2]raftcore.NodeID]Time{},
+		committed: map[uint64]uint64{}, forwards: map[string]int{}, tracing: trace,
+		keys: []string{"k0", "k1", "k2", "k3"}}
+	defer func() {
+		if p := recover(); p != nil {
+			s.violate("panic: %v\n%s", p, debug.Stack())
+		}
+		res.stats = s.stats
+		if len(s.violations) > 0 {
+			res.failure = strings.Join(s.violations[:min(5, len(s.violations))], "\n")
+			if trace {
+				res.failure += "\ntrace (last events):\n  " + strings.Join(s.trace[max(0, len(s.trace)-300):], "\n  ")
+			} else {
+				res.failure += "\n(the replay command prints a trace)"
+			}
+		}
+	}()
+	s.dropRate = []float64{0, 0.01, 0.05}[s.rng.IntN(3)]
+	s.dupRate = []float64{0, 0.01}[s.rng.IntN(2)]
+	s.hosts = []raftcore.NodeID{"h1", "h2", "h3", "h4", "h5"}
+	nVoters := 3 + s.rng.IntN(2)
+	voters := s.hosts[:nVoters]
+	for _, h := range s.hosts {
+		n := &simNode{id: h, linkSeen: map[raftcore.NodeID]bool{}, stopped: true}
+		s.nodes[h] = n
+	}
+	for _, h := range voters {
+		n := s.nodes[h]
+		n.disk.snap.Meta.Members = raftcore.Membership{Voters: slices.Clone(voters)}
+		s.boot(n)
+	}
+	for i := 0; i < 6; i++ {
+		c := &simClient{id: i, host: voters[i%len(voters)], clientID: uint64(i+1)<<8 | 1, last: map[string]string{}}
+		s.after(Time(s.rng.IntN(100)), func() { s.clientOp(c) })
+	}
+	s.after(Time(200+s.rng.IntN(300)), s.nemesis)
+	end := Time(ms)
+	s.runUntil(end)
+	// faults end: heal everything, bring every member back, then every member must serve
+	s.faultsOver = true
+	s.healAll()
+	for _, h := range s.hosts {
+		n := s.nodes[h]
+		n.lagMs, n.snapFail = 0, false
+		if !n.up && !n.stopped {
+			s.boot(n)
+		}
+	}
+	s.runUntil(end + 3000)
+	if len(s.violations) == 0 {
+		s.checkLive(end + 3000)
+	}
+	if len(s.violations) == 0 {
+		s.checkHistory()
+	}
+	for _, n := range s.nodes {
+		s.stats.maxLog = max(s.stats.maxLog, n.logLines)
+	}
+	return res
+}
+
+func (s *sim) violate(format string, args ...any) {
+	msg := fmt.Sprintf("violation at %d ms: ", s.now) + fmt.Sprintf(format, args...)
+	s.violations = append(s.violations, msg)
+	s.tracef("%s", msg)
+}
+
+func (s *sim) tracef(format string, args ...any) {
+	if s.tracing {
+		s.trace = append(s.trace, fmt.Sprintf("%6d ", s.now)+fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *sim) after(d Time, fn func()) {
+	s.seq++
+	s.q.push(&simEvent{at: s.now + d, seq: s.seq, fn: fn})
+}
+
+func (s *sim) runUntil(t Time) {
+	for len(s.q) > 0 && len(s.violations) == 0 {
+		if s.q[0].at > t {
+			break
+		}
+		e := heap.Pop(&s.q).(*simEvent)
+		s.now = e.at
+		e.fn()
+	}
+	s.now = max(s.now, t)
+}
+
+// ---- hosts ----
+
+func (s *sim) boot(n *simNode) {
+	cfg := Config{Raft: raftcore.Config{ID: n.id, ElectionTicks: 10, HeartbeatTicks: 1,
+		Rand: rand.New(rand.NewPCG(s.rng.Uint64(), 1)), MaxMsgBytes: 4096, SnapshotChunkBytes: 512},
+		TickMs: simTickMs, SnapshotPeriod: uint64(20 + s.rng.IntN(60))}
+	c, err := New(cfg, n.disk.state())
+	if err != nil {
+		s.violate("%s does not restart from its durable state: %v", n.id, err)
+		return
+	}
+	c.bugs = s.bugs
+	n.core, n.up, n.stopped, n.pending = c, true, false, false
+	n.gen++
+	n.replies = map[ReplyTo]func(client.Response, bool){}
+	n.linkSeen = map[raftcore.NodeID]bool{}
+	s.tracef("%s boots (term %d, %d entries, snapshot %d)", n.id, n.disk.hs.Term, len(n.disk.ents), n.disk.snap.Meta.Index)
+	gen := n.gen
+	var tick func()
+	tick = func() {
+		if n.gen != gen || !n.up {
+			return
+		}
+		n.core.Tick(s.now)
+		s.pump(n)
+		s.after(simTickMs, tick)
+	}
+	s.after(Time(s.rng.IntN(simTickMs)+1), tick)
+	s.reportLinks()
+}
+
+func (s *sim) crash(n *simNode) {
+	if !n.up {
+		return
+	}
+	s.stats.crashes++
+	s.tracef("%s crashes", n.id)
+	n.up, n.core = false, nil
+	n.gen++
+	// calls and requests it held: their streams break
+	for _, to := range sortedKeys(n.replies) {
+		n.replies[to](client.Response{}, true)
+	}
+	n.replies = nil
+	s.reportLinks()
+}
+
+// pump does a host's Ready batches, as the driver's loop does.
+func (s *sim) pump(n *simNode) {
+	for i := 0; i < 64 && n.up && !n.pending && n.core.HasReady(); i++ {
+		rd := n.core.Ready()
+		s.outputs(n, rd)
+		for _, m := range rd.Messages {
+			s.send(n.id, m)
+		}
+		if n.lagMs > 0 && (rd.HardState != nil || len(rd.Entries) > 0 || rd.Ready.Snapshot != nil) {
+			n.pending = true
+			gen := n.gen
+			s.after(Time(1+s.rng.IntN(n.lagMs)), func() {
+				if n.gen == gen && n.up {
+					n.pending = false
+					s.persist(n, rd)
+					s.pump(n)
+				}
+			})
+			return
+		}
+		s.persist(n, rd)
+	}
+}
+
+func (s *sim) persist(n *simNode, rd Ready) {
+	n.disk.save(rd.HardState, rd.Ready.Snapshot, rd.Entries)
+	for _, m := range rd.PersistedMessages {
+		s.send(n.id, m)
+	}
+	for _, e := range rd.CommittedEntries {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%d/%d/%d/", e.Term, e.Type, e.Index)
+		h.Write(e.Data)
+		if prev, ok := s.committed[e.Index]; ok && prev != h.Sum64() {
+			s.violate("%s applied another entry at %d than a host before it", n.id, e.Index)
+		} else if !ok && e.Type == raftcore.EntryMembership {
+			s.stats.configs++
+		}
+		s.committed[e.Index] = h.Sum64()
+	}
+	if err := n.core.Advance(s.now, rd); err != nil {
+		s.violate("%s: advance: %v", n.id, err)
+		return
+	}
+	if snap := rd.SaveSnapshot; snap != nil {
+		var err error
+		if n.snapFail {
+			err = fmt.Errorf("no space left on device")
+		} else {
+			n.disk.compact(*snap)
+			s.stats.snapshots++
+		}
+		n.core.SnapshotSaved(s.now, snap.Meta.Index, err)
+	}
+}
+
+func (s *sim) outputs(n *simNode, rd Ready) {
+	for _, r := range rd.Replies {
+		if fn := n.replies[r.To]; fn != nil {
+			delete(n.replies, r.To)
+			fn(r.Resp, false)
+		}
+	}
+	for _, c := range rd.Calls {
+		s.call(n, c)
+	}
+	for _, r := range rd.Runs {
+		s.run(n, r)
+	}
+	for _, l := range rd.Logs {
+		n.logLines++
+		s.tracef("%s log: %s", n.id, l)
+	}
+	if budget := 100 + int(s.now/1000)*40; n.logLines > budget {
+		s.violate("%s logged %d lines in %d ms (budget %d): a failure is logged without limit", n.id, n.logLines, s.now, budget)
+	}
+}
+
+// request hands a request to host n's core; answer is called once with its reply, or
+// with broken=true if the host crashes first.
+func (s *sim) request(n *simNode, req client.Request, answer func(client.Response, bool)) {
+	n.next++
+	n.replies[n.next] = answer
+	n.core.Request(s.now, n.next, req)
+	s.pump(n)
+}
+
+// ---- network ----
+
+func (s *sim) reachable(from, to raftcore.NodeID) bool {
+	return !s.cut[[2]raftcore.NodeID{from, to}] && s.nodes[to].up
+}
+
+func (s *sim) delay() Time {
+	if s.rng.IntN(20) == 0 {
+		return Time(20 + s.rng.IntN(60))
+	}
+	return Time(1 + s.rng.IntN(5))
+}
+
+func (s *sim) send(from raftcore.NodeID, m raftcore.Message) {
+	if s.cut[[2]raftcore.NodeID{from, m.To}] || s.rng.Float64() < s.dropRate {
+		return
+	}
+	copies := 1
+	if s.rng.Float64() < s.dupRate {
+		copies = 2
+	}
+	for range copies {
+		s.after(s.delay(), func() {
+			if t := s.nodes[m.To]; t != nil && t.up {
+				t.core.Step(s.now, m)
+				s.pump(t)
+			}
+		})
+	}
+}
+
+// call is the transport of a forwarded request: it fails before it is sent without a
+// link, or breaks after (lost on the way, lost answer, callee crashed), or is answered.
+func (s *sim) call(n *simNode, c Call) {
+	s.stats.forwards++
+	key := fmt.Sprintf("%s/%x/%d", n.id, c.Req.ClientID&^(1<<62), c.Req.Seq)
+	if c.Req.ClientID != 0 {
+		s.forwards[key]++
+		if s.forwards[key] > maxForwards {
+			s.violate("%s forwarded %s %s (client %x seq %d) %d times: it spins instead of backing off",
+				n.id, c.Req.Op, c.Req.Key, c.Req.ClientID, c.Req.Seq, s.forwards[key])
+			return
+		}
+	}
+	gen := n.gen
+	done := func(d Time, res CallResult, resp client.Response, err error) {
+		s.after(d, func() {
+			if n.gen == gen && n.up {
+				n.core.CallDone(s.now, c.ID, res, resp, err)
+				s.pump(n)
+			}
+		})
+	}
+	if !s.reachable(n.id, c.To) {
+		done(0, NotSent, client.Response{}, fmt.Errorf("%s: not connected", c.To))
+		return
+	}
+	// the caller's deadline: a call still unanswered then has broken
+	answered := false
+	s.after(max(0, c.Deadline-s.now), func() {
+		if !answered {
+			answered = true
+			done(0, Broken, client.Response{}, fmt.Errorf("context deadline exceeded"))
+		}
+	})
+	if s.rng.IntN(30) == 0 {
+		// the stream broke under it: the caller notices soon after
+		s.tracef("%s → %s: call %s %s lost on the way", n.id, c.To, c.Req.Op, c.Req.Key)
+		answered = true
+		done(Time(20+s.rng.IntN(200)), Broken, client.Response{}, fmt.Errorf("stream to %s broke", c.To))
+		return
+	}
+	s.after(s.delay(), func() {
+		t := s.nodes[c.To]
+		if !t.up || answered {
+			return
+		}
+		s.request(t, c.Req, func(resp client.Response, broken bool) {
+			if answered {
+				return
+			}
+			if broken || s.rng.IntN(30) == 0 {
+				answered = true
+				done(s.delay(), Broken, client.Response{}, fmt.Errorf("stream to %s broke", c.To))
+				return
+			}
+			s.after(s.delay(), func() {
+				if !answered {
+					answered = true
+					done(0, Answered, resp, nil)
+				}
+			})
+		})
+	})
+}
+
+// run carries out a Run: a first boot in join mode, or a stop.
+func (s *sim) run(n *simNode, r Run) {
+	gen := n.gen
+	s.after(Time(5+s.rng.IntN(20)), func() {
+		t := s.nodes[raftcore.NodeID(r.Host)]
+		var err error
+		switch {
+		case t == nil:
+			err = fmt.Errorf("no such host")
+		case r.Args == "first-boot --join":
+			s.crash(t)
+			t.disk = memDisk{}
+			s.boot(t)
+		case r.Args == "stop":
+			s.crash(t)
+			t.stopped = true
+		}
+		if n.gen == gen && n.up {
+			n.core.RunDone(s.now, r.ID, nil, err)
+			s.pump(n)
+		}
+	})
+}
+
+// reportLinks tells each core of changes in its links, as the driver's link watchers do,
+// and that a host's agent is gone when its host still answers.
+func (s *sim) reportLinks() {
+	for _, a := range s.hosts {
+		na := s.nodes[a]
+		if !na.up {
+			continue
+		}
+		for _, b := range s.hosts {
+			if a == b {
+				continue
+			}
+			up := s.reachable(a, b)
+			if prev, ok := na.linkSeen[b]; ok && prev == up {
+				continue
+			}
+			na.linkSeen[b] = up
+			gone := !up && !s.cut[[2]raftcore.NodeID{a, b}] && !s.nodes[b].stopped
+			gen := na.gen
+			// a link's reports arrive in the order they were made
+			at := max(s.now+Time(1+s.rng.IntN(20)), s.lastReport[[2]raftcore.NodeID{a, b}])
+			s.lastReport[[2]raftcore.NodeID{a, b}] = at
+			s.after(at-s.now, func() {
+				if na.gen != gen || !na.up {
+					return
+				}
+				if gone {
+					na.core.LeaderGone(s.now, b)
+				}
+				na.core.Link(s.now, b, up)
+				s.pump(na)
+			})
+		}
+	}
+}
+
+func (s *sim) healAll() {
+	clear(s.cut)
+	s.reportLinks()
+}
+
+// ---- faults ----
+
+func (s *sim) leader() *simNode {
+	var best *simNode
+	for _, h := range s.hosts {
+		n := s.nodes[h]
+		if n.up && n.core.node.Role() == raftcore.Leader && (best == nil || n.core.node.Term() > best.core.node.Term()) {
+			best = n
+		}
+	}
+	return best
+}
+
+func (s *sim) upNodes() []*simNode {
+	var up []*simNode
+	for _, h := range s.hosts {
+		if s.nodes[h].up {
+			up = append(up, s.nodes[h])
+		}
+	}
+	return up
+}
+
+func (s *sim) nemesis() {
+	if s.faultsOver {
+		return
+	}
+	s.stats.faults++
+	pick := func() *simNode { return s.nodes[s.hosts[s.rng.IntN(len(s.hosts))]] }
+	switch x := s.rng.IntN(100); {
+	case x < 15: // crash a host; it comes back later
+		n := pick()
+		if n.up {
+			s.crash(n)
+			s.after(Time(100+s.rng.IntN(1200)), func() {
+				if !n.up && !n.stopped && !s.faultsOver {
+					s.boot(n)
+				}
+			})
+		}
+	case x < 25: // cut one host off, both ways
+		n := pick()
+		for _, h := range s.hosts {
+			if h != n.id {
+				s.cut[[2]raftcore.NodeID{n.id, h}] = true
+				s.cut[[2]raftcore.NodeID{h, n.id}] = true
+			}
+		}
+		s.tracef("nemesis: %s cut off", n.id)
+		s.reportLinks()
+	case x < 45: // a one-way link: a follower's ssh to its leader is refused
+		a, b := pick(), pick()
+		if l := s.leader(); l != nil && s.rng.IntN(2) == 0 {
+			b = l
+		}
+		if a != b {
+			s.cut[[2]raftcore.NodeID{a.id, b.id}] = true
+			s.tracef("nemesis: %s cannot reach %s (one way)", a.id, b.id)
+			s.reportLinks()
+		}
+	case x < 60:
+		s.tracef("nemesis: heal")
+		s.healAll()
+	case x < 70: // a disk that lags, or one that recovers
+		n := pick()
+		n.lagMs = []int{0, 0, 5, 20}[s.rng.IntN(4)]
+	case x < 75: // snapshot saves fail (disk full) for a while
+		n := pick()
+		n.snapFail = true
+		s.after(Time(200+s.rng.IntN(1000)), func() { n.snapFail = false })
+	case x < 85:
+		s.transfer()
+	default:
+		s.membershipChange()
+	}
+	s.after(Time(100+s.rng.IntN(400)), s.nemesis)
+}
+
+// admin runs a request as the CLI does through host via: transfer-leader waits for its
+// answer; add-member and del-member start the change and then follow its steps with
+// change-wait until it is done. Sometimes the CLI goes away halfway, as a killed
+// lite-raft-client would: the leader must carry the change out all the same.
+func (s *sim) admin(via *simNode, req client.Request, done func()) {
+	if !via.up {
+		done()
+		return
+	}
+	req.TimeoutMs = 2000
+	s.request(via, req, func(resp client.Response, broken bool) {
+		s.tracef("admin: %s %s via %s: exit %d %s%s (broken %v)", req.Op, req.Host, via.id, resp.Code, resp.Msg, resp.JSON, broken)
+		if broken || resp.Code != 0 || req.Op == client.OpTransfer || s.rng.IntN(4) == 0 {
+			done()
+			return
+		}
+		var st ChangeStatus
+		if err := json.Unmarshal(resp.JSON, &st); err != nil {
+			s.violate("%s answered %s %s with %q: %v", via.id, req.Op, req.Host, resp.JSON, err)
+			done()
+			return
+		}
+		if st.Done {
+			done()
+			return
+		}
+		s.after(Time(1+s.rng.IntN(50)), func() {
+			s.admin(via, client.Request{Op: client.OpChangeWait, Host: req.Host, Args: fmt.Sprint(len(st.Steps))}, done)
+		})
+	})
+}
+
+func (s *sim) transfer() {
+	l := s.leader()
+	if l == nil || s.adminBusy {
+		return
+	}
+	m := l.core.node.Members()
+	to := m.Voters[s.rng.IntN(len(m.Voters))]
+	s.adminBusy = true
+	s.stats.transfers++
+	via := s.upNodes()[s.rng.IntN(len(s.upNodes()))]
+	s.admin(via, client.Request{Op: client.OpTransfer, Host: string(to)}, func() { s.adminBusy = false })
+}
+
+func (s *sim) membershipChange() {
+	l := s.leader()
+	if l == nil || s.adminBusy {
+		return
+	}
+	m := l.core.committedMembers()
+	if m.Joint() || len(m.Learners) > 0 {
+		return
+	}
+	var spare []raftcore.NodeID
+	for _, h := range s.hosts {
+		if !m.Contains(h) {
+			spare = append(spare, h)
+		}
+	}
+	var req client.Request
+	switch {
+	case len(m.Voters) > 3 && (len(spare) == 0 || s.rng.IntN(2) == 0):
+		req = client.Request{Op: client.OpDelMember, Host: string(m.Voters[s.rng.IntN(len(m.Voters))])}
+	case len(spare) > 0:
+		req = client.Request{Op: client.OpAddMember, Host: string(spare[s.rng.IntN(len(spare))])}
+	default:
+		return
+	}
+	s.adminBusy = true
+	s.stats.memberships++
+	via := s.upNodes()[s.rng.IntN(len(s.upNodes()))]
+	s.admin(via, req, func() { s.adminBusy = false })
+}
+
+// ---- clients ----
+
+func (s *sim) clientOp(c *simClient) {
+	if s.faultsOver {
+		return
+	}
+	key := s.keys[s.rng.IntN(len(s.keys))]
+	c.seq++
+	req := client.Request{ClientID: c.clientID, Seq: c.seq, Key: key, TimeoutMs: clientTimeout - 100}
+	in := kvIn{Key: key}
+	switch x := s.rng.IntN(10); {
+	case x < 4:
+		req.Op, in.Op = client.OpGet, "get"
+	case x < 7:
+		in.Op, in.Value = "set", fmt.Sprintf("c%d.%d", c.id, c.seq)
+		req.Op, req.Value = client.OpSet, []byte(in.Value)
+	default:
+		in.Op, in.Value, in.Cond = "cas", fmt.Sprintf("c%d.%d", c.id, c.seq), c.last[key]
+		req.Op, req.Cond, req.CondValue, req.Value = client.OpIfSet, "=", []byte(in.Cond), []byte(in.Value)
+	}
+	call := s.now
+	finished := false
+	finish := func(code int) {
+		if finished {
+			return
+		}
+		finished = true
+		s.record(c, in, call, code, req)
+		s.after(Time(1+s.rng.IntN(30)), func() { s.clientOp(c) })
+	}
+	n := s.nodes[c.host]
+	if !n.up {
+		// no agent to connect to: nothing was sent
+		finish(client.ExitCode(req.Op, client.NotSent, client.FailNoServer))
+		return
+	}
+	// lite-raft-client's own deadline: no answer by then is an unknown outcome
+	s.after(clientTimeout, func() { finish(client.ExitCode(req.Op, client.MaybeApplied, client.FailTimeout)) })
+	s.request(n, req, func(resp client.Response, broken bool) {
+		if broken {
+			// the local agent hung up after it took the request
+			finish(client.ExitCode(req.Op, client.MaybeApplied, client.FailNoServer))
+			return
+		}
+		if resp.Code == 0 && req.Op == client.OpGet {
+			c.last[key] = string(resp.Value)
+		}
+		finish(resp.Code)
+	})
+}
+
+// record adds a finished operation to the history, by what its exit code says.
+func (s *sim) record(c *simClient, in kvIn, call Time, code int, req client.Request) {
+	s.stats.ops++
+	out := kvOut{Code: code}
+	ret := int64(s.now)
+	write := in.Op != "get"
+	switch {
+	case !write && code == client.CodeOK:
+		s.stats.ok++
+	case !write && code == client.CodeNotFound:
+		s.stats.ok++
+		out.Missing = true
+	case !write:
+		s.stats.failedReads++ // observed nothing: no constraint
+		return
+	case code == client.CodeTimeout:
+		s.stats.unknown++
+		out.Unknown = true
+		ret = 1 << 62 // it may take effect at any time after its call
+	case code == client.CodeOK || (in.Op == "cas" && (code == client.CodeAlreadyHolds || code == client.CodeCondFalse || code == client.CodeNoKey)):
+		s.stats.ok++
+	default:
+		s.stats.notApplied++
+	}
+	s.tracef("client %d on %s: %s %s %q (if = %q) → exit %d", c.id, c.host, in.Op, in.Key, in.Value, in.Cond, code)
+	if !write && code == client.CodeOK {
+		out.Value = c.last[in.Key]
+	}
+	s.history = append(s.history, porcupine.Operation{ClientId: c.id, Input: in, Call: int64(call), Output: out, Return: ret})
+}
+
+// kvModel is a register per key. A write that exited with a failure other than 2 was not
+// applied: the model accepts it only where it changed nothing, so a write reported as
+// failed whose value is later read makes the history illegal.
+var kvModel = porcupine.NondeterministicModel{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range h {
+			k := op.Input.(kvIn).Key
+			if byKey[k] == nil {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() []any { return []any{"\x00"} }, // "\x00": the key does not exist
+	Step: func(state, input, output any) []any {
+		st, in, out := state.(string), input.(kvIn), output.(kvOut)
+		const missing = "\x00"
+		switch in.Op {
+		case "get":
+			if (out.Missing && st == missing) || (!out.Missing && st == out.Value) {
+				return []any{st}
+			}
+			return nil
+		case "set":
+			switch {
+			case out.Unknown:
+				return []any{in.Value, st}
+			case out.Code == client.CodeOK:
+				return []any{in.Value}
+			}
+			return []any{st} // not applied
+		}
+		holds := st == in.Cond
+		switch {
+		case out.Unknown && holds:
+			return []any{in.Value, st}
+		case out.Unknown:
+			return []any{st}
+		case out.Code == client.CodeOK && holds && st != in.Value:
+			return []any{in.Value}
+		case out.Code == client.CodeAlreadyHolds && holds && st == in.Value:
+			return []any{st}
+		case out.Code == client.CodeCondFalse && st != missing && !holds:
+			return []any{st}
+		case out.Code == client.CodeNoKey && st == missing:
+			return []any{st}
+		case out.Code != client.CodeOK && out.Code != client.CodeAlreadyHolds && out.Code != client.CodeCondFalse && out.Code != client.CodeNoKey:
+			return []any{st} // not applied
+		}
+		return nil
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(kvIn), output.(kvOut)
+		res := fmt.Sprintf("exit %d", out.Code)
+		if out.Unknown {
+			res = "unknown"
+		}
+		switch in.Op {
+		case "get":
+			if out.Missing {
+				return fmt.Sprintf("get %s → missing", in.Key)
+			}
+			return fmt.Sprintf("get %s → %q (%s)", in.Key, out.Value, res)
+		case "set":
+			return fmt.Sprintf("set %s %s (%s)", in.Key, in.Value, res)
+		}
+		return fmt.Sprintf("if %s = %q set %s (%s)", in.Key, in.Cond, in.Value, res)
+	},
+}
+
+func (s *sim) checkHistory() {
+	res, info := porcupine.CheckOperationsVerbose(kvModel.ToModel(), s.history, 20*time.Second)
+	switch res {
+	case porcupine.Ok:
+	case porcupine.Illegal:
+		_ = info
+		s.violate("the history of %d operations is not linearizable", len(s.history))
+		if s.tracing {
+			for _, op := range s.history {
+				s.trace = append(s.trace, fmt.Sprintf("op client %d [%d, %d] %s", op.ClientId, op.Call, op.Return,
+					kvModel.DescribeOperation(op.Input, op.Output)))
+			}
+		}
+	default:
+		s.violate("porcupine could not decide within 20 s (%d operations)", len(s.history))
+	}
+}
+
+// checkLive: with every fault healed, a write through every member must succeed.
+func (s *sim) checkLive(at Time) {
+	l := s.leader()
+	if l == nil {
+		s.violate("no leader %d ms after the faults ended", 3000)
+		return
+	}
+	members := l.core.node.Members()
+	if cm := l.core.committedMembers(); cm.Joint() || len(cm.Learners) > 0 || !cm.Equal(members) {
+		s.violate("a membership change was left half done: committed %s, in force %s", cm, members)
+	}
+	pending := map[raftcore.NodeID]int{}
+	for i, h := range members.Voters {
+		n := s.nodes[h]
+		if !n.up {
+			s.violate("member %s is down after the faults ended", h)
+			continue
+		}
+		pending[h] = -1
+		req := client.Request{Op: client.OpSet, Key: "live/" + string(h), Value: []byte("x"),
+			ClientID: uint64(1000 + i), Seq: 1, TimeoutMs: 3000}
+		s.request(n, req, func(resp client.Response, broken bool) {
+			pending[h] = resp.Code
+			if broken {
+				pending[h] = 99
+			}
+		})
+	}
+	s.runUntil(at + 4000)
+	for _, h := range sortedKeys(pending) {
+		if pending[h] != 0 {
+			s.violate("with every fault healed, a set through %s got exit %d (-1: no answer)", h, pending[h])
+		}
+	}
+}

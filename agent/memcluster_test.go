@@ -1,0 +1,243 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"lite-raft/client"
+	"lite-raft/conf"
+	"lite-raft/raftcore"
+)
+
+// These tests run real drivers (the loop, the call goroutines, the link reports) in one
+// process over the in-memory seams: no ssh, no disk.
+
+// lineLog counts and keeps what an agent logs.
+type lineLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lineLog) lines() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), "\n")
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+type memCluster struct {
+	t      *testing.T
+	net    *MemNetwork
+	agents map[raftcore.NodeID]*Agent
+	logs   map[raftcore.NodeID]*lineLog
+	seq    uint64
+}
+
+func startMemCluster(t *testing.T, clock Clock, ids ...raftcore.NodeID) *memCluster {
+	t.Helper()
+	return startMemMembers(t, clock, ids, ids)
+}
+
+// startMemMembers runs the agents of run, in a cluster whose first members are voters.
+func startMemMembers(t *testing.T, clock Clock, voters, run []raftcore.NodeID) *memCluster {
+	t.Helper()
+	ids := run
+	c := &memCluster{t: t, net: NewMemNetwork(), agents: map[raftcore.NodeID]*Agent{}, logs: map[raftcore.NodeID]*lineLog{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, id := range ids {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "temp"), 0o700)
+		os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
+		c.logs[id] = &lineLog{}
+		a := newAgent(dir, id, log.New(c.logs[id], "", log.Lmicroseconds))
+		a.cfg = conf.Config{ElectionTimeout: 100 * time.Millisecond, SnapshotPeriod: 1000}
+		if err := a.init(NewMemStorage(voters...), NewMemStorage(voters...).State(), c.net.Transport(id), clock); err != nil {
+			t.Fatal(err)
+		}
+		c.agents[id] = a
+		c.net.agents[id] = a
+	}
+	for _, a := range c.agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.run(ctx)
+		}()
+	}
+	return c
+}
+
+// do sends a request to id's agent as a local client would and waits for the answer.
+func (c *memCluster) do(id raftcore.NodeID, req client.Request) client.Response {
+	c.t.Helper()
+	if req.ClientID == 0 && client.IsWrite(req.Op) {
+		c.seq++
+		req.ClientID, req.Seq = 77, c.seq
+	}
+	got := make(chan client.Response, 1)
+	c.agents[id].post(event{req: &req, replyFn: func(r client.Response) { got <- r }})
+	select {
+	case r := <-got:
+		return r
+	case <-time.After(20 * time.Second):
+		c.t.Fatalf("%s %s on %s: no answer in 20 s", req.Op, req.Key, id)
+		return client.Response{}
+	}
+}
+
+func (c *memCluster) status(id raftcore.NodeID) Status {
+	var st Status
+	json.Unmarshal(c.do(id, client.Request{Op: client.OpStatus, Stale: true}).JSON, &st)
+	return st
+}
+
+// leader polls until some member leads and every member knows it.
+func (c *memCluster) leader() raftcore.NodeID {
+	c.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		var lead string
+		agree := true
+		for id := range c.agents {
+			st := c.status(id)
+			if lead == "" {
+				lead = st.Leader
+			}
+			agree = agree && st.Leader != "" && st.Leader == lead
+		}
+		if agree {
+			return raftcore.NodeID(lead)
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+	c.t.Fatal("no leader within 15 s")
+	return ""
+}
+
+func others(ids []raftcore.NodeID, not ...raftcore.NodeID) []raftcore.NodeID {
+	var out []raftcore.NodeID
+	for _, id := range ids {
+		keep := true
+		for _, n := range not {
+			keep = keep && id != n
+		}
+		if keep {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// A follower whose own link to the leader is refused, while it still hears the leader:
+// its writes go through another member, and the failure is logged a few times, not once
+// per retry. With no way to the leader at all it answers 11 (nothing was sent) and still
+// logs only a few lines.
+func TestMemClusterOneWayLink(t *testing.T) {
+	ids := []raftcore.NodeID{"m1", "m2", "m3"}
+	c := startMemCluster(t, systemClock{}, ids...)
+	lead := c.leader()
+	f := others(ids, lead)[0]
+	before := c.logs[f].lines()
+	c.net.Cut(f, lead, true)
+	for i := 0; i < 20; i++ {
+		r := c.do(f, client.Request{Op: client.OpSet, Key: "k", Value: []byte("v"), TimeoutMs: 3000})
+		if r.Code != 0 {
+			t.Fatalf("set through %s with its link to the leader cut: exit %d %s", f, r.Code, r.Msg)
+		}
+	}
+	if r := c.do(f, client.Request{Op: client.OpGet, Key: "k", TimeoutMs: 3000}); r.Code != 0 || string(r.Value) != "v" {
+		t.Fatalf("get through %s: exit %d %q", f, r.Code, r.Value)
+	}
+	for _, o := range others(ids, f) {
+		c.net.Cut(f, o, true)
+	}
+	start := time.Now()
+	r := c.do(f, client.Request{Op: client.OpSet, Key: "k", Value: []byte("w"), TimeoutMs: 3000})
+	if r.Code != client.CodeNoLeader {
+		t.Fatalf("set through %s, cut off from every member: exit %d %s, want 11 (nothing was sent)", f, r.Code, r.Msg)
+	}
+	if n := c.logs[f].lines() - before; n >= 30 {
+		t.Fatalf("%s logged %d lines for 21 writes over a one-way link (%v):\n%s", f, n, time.Since(start), c.logs[f])
+	}
+	t.Logf("%s logged %d lines; the last answer: %s", f, c.logs[f].lines()-before, r.Msg)
+}
+
+// A forward whose answer is lost after the leader applied it is answered 2, never 11 or
+// 12, and retrying it with the same client ID and sequence number applies nothing twice.
+func TestMemClusterBrokenForward(t *testing.T) {
+	ids := []raftcore.NodeID{"m1", "m2", "m3"}
+	c := startMemCluster(t, systemClock{}, ids...)
+	f := others(ids, c.leader())[0]
+	c.do(f, client.Request{Op: client.OpSet, Key: "n", Value: []byte("1"), TimeoutMs: 3000})
+	cas := client.Request{Op: client.OpIfSet, Key: "n", Cond: "=", CondValue: []byte("1"), Value: []byte("2"),
+		ClientID: 99, Seq: 1, TimeoutMs: 1000}
+	c.net.mu.Lock()
+	c.net.DropAnswers = true
+	c.net.mu.Unlock()
+	r := c.do(f, cas)
+	c.net.mu.Lock()
+	c.net.DropAnswers = false
+	c.net.mu.Unlock()
+	if r.Code != client.CodeTimeout {
+		t.Fatalf("a forward applied but unanswered: exit %d %s, want 2", r.Code, r.Msg)
+	}
+	cas.TimeoutMs = 3000
+	if r := c.do(f, cas); r.Code != 0 {
+		t.Fatalf("the same conditional set again: exit %d %s, want 0 (the first answer, deduplicated)", r.Code, r.Msg)
+	}
+	if r := c.do(f, client.Request{Op: client.OpGet, Key: "n", TimeoutMs: 3000}); string(r.Value) != "2" {
+		t.Fatalf("n = %q, want 2", r.Value)
+	}
+}
+
+// With a fake clock nothing times out until the clock says so: a write to a member that
+// can never be elected (the other voter never runs) waits, then answers 11 at its
+// deadline, not before.
+func TestMemClusterFakeClock(t *testing.T) {
+	clock := NewFakeClock()
+	c := startMemMembers(t, clock, []raftcore.NodeID{"m1", "m2"}, []raftcore.NodeID{"m1"})
+	start := clock.Now()
+	got := make(chan client.Response, 1)
+	req := client.Request{Op: client.OpSet, Key: "k", Value: []byte("v"), ClientID: 5, Seq: 1, TimeoutMs: 1000}
+	c.agents["m1"].post(event{req: &req, replyFn: func(r client.Response) { got <- r }})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case r := <-got:
+			if passed := clock.Now().Sub(start); passed < time.Second {
+				t.Fatalf("answered after %v of the fake clock, before its 1 s deadline: exit %d", passed, r.Code)
+			}
+			if r.Code != client.CodeNoLeader {
+				t.Fatalf("exit %d %s, want 11 (no leader: nothing was appended)", r.Code, r.Msg)
+			}
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer after %v of the fake clock", clock.Now().Sub(start))
+		}
+		clock.Advance(10 * time.Millisecond)
+		time.Sleep(time.Millisecond) // lets the loop take the tick; the clock decides, not this
+	}
+}

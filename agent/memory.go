@@ -1,0 +1,233 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"lite-raft/client"
+	"lite-raft/raftcore"
+	"lite-raft/sshrpc"
+)
+
+// In-memory versions of the seams, for tests that run several drivers in one process
+// with no ssh and no disk: MemStorage, MemNetwork (a Transport per member, with links
+// that can be cut one way) and FakeClock.
+
+// MemStorage keeps what an agent persists in memory. State gives it back as a restart
+// would read it.
+type MemStorage struct {
+	mu     sync.Mutex
+	hs     raftcore.HardState
+	snap   raftcore.Snapshot
+	ents   []raftcore.Entry
+	commit uint64
+	// FailCompact, if set, is returned by Compact (a full disk, say).
+	FailCompact error
+}
+
+// NewMemStorage is a first boot with the given voters.
+func NewMemStorage(voters ...raftcore.NodeID) *MemStorage {
+	return &MemStorage{snap: raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Members: raftcore.Membership{Voters: voters}}}}
+}
+
+func (m *MemStorage) Save(hs *raftcore.HardState, snap *raftcore.Snapshot, ents []raftcore.Entry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if hs != nil {
+		m.hs = *hs
+	}
+	if snap != nil {
+		m.snap, m.ents = *snap, nil
+	}
+	if len(ents) > 0 {
+		m.ents = slices.DeleteFunc(m.ents, func(e raftcore.Entry) bool { return e.Index >= ents[0].Index })
+		m.ents = append(m.ents, ents...)
+	}
+	return nil
+}
+
+func (m *MemStorage) Compact(s raftcore.Snapshot) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.FailCompact != nil {
+		return m.FailCompact
+	}
+	m.snap = s
+	m.ents = slices.DeleteFunc(m.ents, func(e raftcore.Entry) bool { return e.Index <= s.Meta.Index })
+	return nil
+}
+
+func (m *MemStorage) SaveCommit(c uint64) error {
+	m.mu.Lock()
+	m.commit = c
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *MemStorage) Close() error { return nil }
+
+// State is what a restart reads back.
+func (m *MemStorage) State() raftcore.State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return raftcore.State{HardState: m.hs, Snapshot: m.snap, Entries: slices.Clone(m.ents),
+		Commit: m.commit, Applied: m.snap.Meta.Index}
+}
+
+// MemNetwork connects in-process agents. A link from a to b can be cut one way: a's
+// messages and calls to b fail, b's to a still go.
+type MemNetwork struct {
+	mu      sync.Mutex
+	agents  map[raftcore.NodeID]*Agent
+	cut     map[[2]raftcore.NodeID]bool
+	reports map[[2]raftcore.NodeID]func(LinkEvent)
+	// DropAnswers, while set, loses the answers to calls after the callee got them: the
+	// caller sees its stream break (the request may have been carried out).
+	DropAnswers bool
+}
+
+func NewMemNetwork() *MemNetwork {
+	return &MemNetwork{agents: map[raftcore.NodeID]*Agent{}, cut: map[[2]raftcore.NodeID]bool{},
+		reports: map[[2]raftcore.NodeID]func(LinkEvent){}}
+}
+
+// Cut cuts (or, with cut false, restores) the link from a to b, and tells a.
+func (n *MemNetwork) Cut(a, b raftcore.NodeID, cut bool) {
+	n.mu.Lock()
+	n.cut[[2]raftcore.NodeID{a, b}] = cut
+	report := n.reports[[2]raftcore.NodeID{a, b}]
+	n.mu.Unlock()
+	if report != nil {
+		report(LinkEvent{Peer: b, Up: !cut})
+	}
+}
+
+func (n *MemNetwork) target(from, to raftcore.NodeID) *Agent {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cut[[2]raftcore.NodeID{from, to}] {
+		return nil
+	}
+	return n.agents[to]
+}
+
+// Transport is member id's way into the network.
+func (n *MemNetwork) Transport(id raftcore.NodeID) Transport { return &memTransport{net: n, id: id} }
+
+type memTransport struct {
+	net *MemNetwork
+	id  raftcore.NodeID
+}
+
+func (t *memTransport) Send(m raftcore.Message) {
+	if a := t.net.target(t.id, m.To); a != nil {
+		// through the codec, as over ssh: nothing is shared between the two agents
+		if dm, err := raftcore.DecodeMessage(raftcore.EncodeMessage(nil, m)); err == nil {
+			select {
+			case a.events <- event{msg: &dm}:
+			default: // a full queue drops it, as the ssh transport does
+			}
+		}
+	}
+}
+
+func (t *memTransport) Call(ctx context.Context, peer raftcore.NodeID, req client.Request) (client.Response, error) {
+	a := t.net.target(t.id, peer)
+	if a == nil {
+		return client.Response{}, fmt.Errorf("%s: %w: %w", peer, sshrpc.ErrNotSent, sshrpc.ErrNotConnected)
+	}
+	got := make(chan client.Response, 1)
+	dr, err := client.DecodeRequest(req.Encode())
+	if err != nil {
+		return client.Response{}, fmt.Errorf("%w: %w", sshrpc.ErrNotSent, err)
+	}
+	a.post(event{req: &dr, replyFn: func(r client.Response) { got <- r }})
+	select {
+	case r := <-got:
+		t.net.mu.Lock()
+		drop := t.net.DropAnswers
+		t.net.mu.Unlock()
+		if drop {
+			return client.Response{}, fmt.Errorf("%s: %w", peer, sshrpc.ErrClosed)
+		}
+		return r, nil
+	case <-ctx.Done():
+		return client.Response{}, ctx.Err()
+	}
+}
+
+func (t *memTransport) Run(ctx context.Context, host, args string) ([]byte, error) {
+	return nil, errors.New("the in-memory network runs no commands on hosts")
+}
+
+func (t *memTransport) Connect(peer raftcore.NodeID, report func(LinkEvent)) {
+	t.net.mu.Lock()
+	t.net.reports[[2]raftcore.NodeID{t.id, peer}] = report
+	up := !t.net.cut[[2]raftcore.NodeID{t.id, peer}]
+	t.net.mu.Unlock()
+	report(LinkEvent{Peer: peer, Up: up})
+}
+
+func (t *memTransport) Disconnect(peer raftcore.NodeID) {
+	t.net.mu.Lock()
+	delete(t.net.reports, [2]raftcore.NodeID{t.id, peer})
+	t.net.mu.Unlock()
+}
+
+func (t *memTransport) Close() {}
+
+// FakeClock is a clock that moves only when told. Its ticker fires on Advance, once per
+// period passed.
+type FakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	tickers []*fakeTicker
+}
+
+type fakeTicker struct {
+	every time.Duration
+	next  time.Time
+	c     chan time.Time
+	done  bool
+}
+
+func NewFakeClock() *FakeClock { return &FakeClock{now: time.Unix(1_000_000, 0)} }
+
+func (c *FakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *FakeClock) Ticker(d time.Duration) (<-chan time.Time, func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTicker{every: d, next: c.now.Add(d), c: make(chan time.Time, 1)}
+	c.tickers = append(c.tickers, t)
+	return t.c, func() {
+		c.mu.Lock()
+		t.done = true
+		c.mu.Unlock()
+	}
+}
+
+// Advance moves the clock on by d and delivers the ticks due (a slow reader misses
+// some, as with time.Ticker).
+func (c *FakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	for _, t := range c.tickers {
+		for !t.done && !t.next.After(c.now) {
+			select {
+			case t.c <- t.next:
+			default:
+			}
+			t.next = t.next.Add(t.every)
+		}
+	}
+}
