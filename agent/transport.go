@@ -8,6 +8,7 @@ import (
 	"log"
 	"strings"
 	"sync"
+	"time"
 
 	"lite-raft/client"
 	"lite-raft/raftcore"
@@ -141,19 +142,32 @@ func (p *peerLink) watch(id raftcore.NodeID, report func(LinkEvent)) {
 	}
 }
 
+// run feeds the stream. A peer that cannot be reached is logged when that starts, then
+// at most every linkLogEvery with the count of messages dropped meanwhile, and once more
+// when it is reached again: a link that stays broken never floods the log.
 func (p *peerLink) run(lg *log.Logger, id raftcore.NodeID) {
-	var lastErr string
+	var down bool
+	var dropped int
+	var lastLog time.Time
 	for {
 		select {
 		case b := <-p.queue:
 			if err := p.peer.Send(client.FrameRaft, b); err != nil {
-				// Raft resends what matters; note the reason once, not per message
-				if e := fmt.Sprint(p.peer.LastError()); e != lastErr && p.peer.LastError() != nil {
-					lastErr = e
-					lg.Printf("cannot reach %s: %v", id, p.peer.LastError())
+				dropped++
+				if !down || time.Since(lastLog) >= linkLogEvery {
+					why := p.peer.LastError()
+					if why == nil {
+						why = err
+					}
+					if !down {
+						lg.Printf("cannot reach %s: %v", id, why)
+					} else {
+						lg.Printf("still cannot reach %s: %v (%d messages dropped in %v)", id, why, dropped, time.Since(lastLog).Round(time.Second))
+					}
+					down, dropped, lastLog = true, 0, time.Now()
 				}
-			} else if lastErr != "" {
-				lastErr = ""
+			} else if down {
+				down = false
 				lg.Printf("reached %s again", id)
 			}
 		case <-p.quit:
@@ -162,6 +176,9 @@ func (p *peerLink) run(lg *log.Logger, id raftcore.NodeID) {
 		}
 	}
 }
+
+// linkLogEvery is how often a link that stays broken is logged.
+const linkLogEvery = 10 * time.Second
 
 func (p *peerLink) close() {
 	select {
