@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,19 +173,38 @@ func TestPkgFaults(t *testing.T) {
 	c.must(h5, "./pkg run web")
 	c.waitOwner(h5, "web", "host4", 20*time.Second)
 
-	// kill -9 of the active monitor: the stand-by fences (stops it on host4) and starts
+	// kill -9 of the active monitor: its supervisor starts it again, and it carries on
+	// as the owner (the service is not even restarted)
 	if n, err := h4.Signal(`lite-raft .*pkg monitor web`, 9); err != nil || n != 1 {
 		t.Fatalf("kill the monitor: %d %v", n, err)
 	}
-	d := c.waitOwner(h5, "web", "host5", 30*time.Second)
-	t.Logf("failover after kill -9 of the active monitor: %v", d.Round(10*time.Millisecond))
+	c.eventually(20*time.Second, "host4's monitor restarted and owner again", func() (bool, string) {
+		out := c.must(h4, "./pkg status web")
+		return strings.Count(out, "host4 takes over from host4") >= 2, out
+	})
+	c.waitOwner(h5, "web", "host4", 20*time.Second)
 	checkNeverTwice(t, events(t, hosts))
+
+	// the monitor and its supervisor killed (the monitor is gone for good, the service
+	// runs on): host5 takes over and fences host4 over ssh first, with a stub fence
+	for _, pat := range []string{`lite-raft .*pkg supervise web`, `lite-raft .*pkg monitor web`} {
+		if n, err := h4.Signal(pat, 9); err != nil || n != 1 {
+			t.Fatalf("kill %s: %d %v", pat, n, err)
+		}
+	}
+	killed := uptime(t)
+	d := c.waitOwner(h5, "web", "host5", 30*time.Second)
+	t.Logf("failover after kill -9 of the active monitor and its supervisor: %v", d.Round(10*time.Millisecond))
+	evs := events(t, hosts)
+	checkNeverTwice(t, evs)
+	checkTakeover(t, evs, "host4", "host5", killed, 3+3*0.3+1)
 	c.must(h4, "./pkg run web")
 
 	// partition of the active host (host5) from the cluster: it fences itself, host4 takes over
 	if err := c.Partition([]*harness.Host{h5}, c.Hosts[:3]); err != nil {
 		t.Fatal(err)
 	}
+	cut := uptime(t)
 	d = c.waitOwner(h4, "web", "host4", 30*time.Second)
 	t.Logf("failover after a partition of the active host: %v", d.Round(10*time.Millisecond))
 	c.Heal()
@@ -194,6 +214,7 @@ func TestPkgFaults(t *testing.T) {
 		return len(evs) > 0 && evs[len(evs)-1].verb == "stop", fmt.Sprint(evs)
 	})
 	checkNeverTwice(t, events(t, hosts))
+	checkTakeover(t, events(t, hosts), "host5", "host4", cut, 3+3*0.3+1)
 
 	// power-off of the active host (host4): host5 takes over
 	c.must(h5, "./pkg run web || true")
@@ -204,9 +225,70 @@ func TestPkgFaults(t *testing.T) {
 	off := event{verb: "stop", host: h4.Name, at: uptime(t)}
 	d = c.waitOwner(h5, "web", "host5", 30*time.Second)
 	t.Logf("failover after power-off of the active host: %v", d.Round(10*time.Millisecond))
-	evs := append(events(t, hosts), off)
+	evs = append(events(t, hosts), off)
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
 	checkNeverTwice(t, evs)
+	checkTakeover(t, evs, "host4", "host5", off.at, 3+3*0.3+1)
+}
+
+// checkTakeover checks that, after a fault at at, from stopped the package before to
+// started it, and that to started it within limit seconds of the fault.
+func checkTakeover(t *testing.T, evs []event, from, to string, at, limit float64) {
+	t.Helper()
+	stopped := -1.0
+	for _, e := range evs {
+		if e.at < at {
+			continue
+		}
+		switch {
+		case e.verb == "stop" && e.host == from && stopped < 0:
+			stopped = e.at
+		case e.verb == "start" && e.host == to:
+			if stopped < 0 {
+				t.Fatalf("%s started at %.2f and %s never stopped before\nevents: %v", to, e.at, from, evs)
+			}
+			if e.at-at > limit {
+				t.Errorf("%s started %.2f s after the fault: over timeout + 3 x pace + 1 s (%.2f s)", to, e.at-at, limit)
+			}
+			t.Logf("%s stopped %.2f s and %s started %.2f s after the fault", from, stopped-at, to, e.at-at)
+			return
+		}
+	}
+	t.Fatalf("%s never started after the fault\nevents: %v", to, evs)
+}
+
+// TestPkgFrozenMonitor: the active monitor frozen (SIGSTOP) past the takeover: the
+// stand-by fences the frozen host over ssh (its monitor killed, the service stopped)
+// before it starts; the frozen host never runs the package again, SIGCONT or not.
+func TestPkgFrozenMonitor(t *testing.T) {
+	c, hosts := pkgCluster(t)
+	h4, h5 := hosts[0], hosts[1]
+	c.must(h4, "./pkg init web")
+	c.must(h4, "./pkg run web")
+	c.must(h5, "./pkg run web")
+	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	if n, err := h4.Signal(`lite-raft .*pkg monitor web`, syscall.SIGSTOP); err != nil || n != 1 {
+		t.Fatalf("freeze the monitor: %d %v", n, err)
+	}
+	frozen := uptime(t)
+	d := c.waitOwner(h5, "web", "host5", 30*time.Second)
+	t.Logf("failover after SIGSTOP of the active monitor: %v", d.Round(10*time.Millisecond))
+	h4.Signal(`lite-raft .*pkg monitor web`, syscall.SIGCONT)
+	evs := events(t, hosts)
+	checkNeverTwice(t, evs)
+	checkTakeover(t, evs, "host4", "host5", frozen, 3+3*0.3+1)
+	// whatever is left of host4's monitor (restarted by its supervisor) stands by
+	c.waitOwner(h4, "web", "host5", 10*time.Second)
+	checkNeverTwice(t, events(t, hosts))
+	// pkg init again on a live package is refused; --update keeps owner and generation
+	_, errOut, code := c.lr(h4, "./pkg init web")
+	if code != 1 || !strings.Contains(errOut, "already in the cluster (owner host5") {
+		t.Fatalf("pkg init on a live package: exit %d %s", code, errOut)
+	}
+	gen := c.must(h4, "./lite-raft-remote get packages/web/generation")
+	c.must(h4, "./pkg init --update web")
+	c.expect(h4, "./lite-raft-remote get packages/web/generation", 0, strings.TrimSpace(gen))
+	c.waitOwner(h4, "web", "host5", 10*time.Second)
 }
 
 // uptime is the clock the event logs use (one kernel, so one clock for every host).

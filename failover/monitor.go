@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"strconv"
@@ -13,6 +14,19 @@ import (
 // Keys of a package in the store.
 func Key(name, field string) string { return "packages/" + name + "/" + field }
 
+// Fencer stops a package on another host, whatever that host's monitor is doing (dead,
+// frozen, cut off from the cluster).
+type Fencer interface {
+	// FenceHost makes sure the package does not run on host. reached is false when the
+	// host could not be reached at all: then the timing rule covers it (a live monitor
+	// there has stopped it). An error with reached true means the host answered and the
+	// package may still run there: it must not start elsewhere.
+	FenceHost(ctx context.Context, host string) (reached bool, err error)
+	// Prepare gets ready to fence host soon (a stand-by calls it with the owner it
+	// watches; "" when there is none), so that a takeover does not wait on a dial.
+	Prepare(host string)
+}
+
 // Monitor watches one package on one host: a stand-by waits to take it over, the active
 // one runs it. Control-script calls are made by Run's goroutine only, so they never
 // overlap; the heartbeat runs beside them, so a long start does not stop the ticks.
@@ -22,6 +36,9 @@ type Monitor struct {
 	Store  *Store
 	Script *Script
 	Log    *log.Logger
+	// Fence stops the package on the previous owner before this host starts it (nil:
+	// only the control script's fence runs).
+	Fence Fencer
 
 	cfg   Config
 	epoch time.Time // monotonic clock origin
@@ -53,6 +70,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		return fmt.Errorf("package %s: %w", m.Name, err)
 	}
 	m.Log.Printf("%s: monitoring on %s (pace %v, timeout %v)", m.Name, m.Host, m.cfg.Pace, m.cfg.Timeout)
+	m.stopStray(ctx)
 	t := time.NewTicker(m.cfg.Pace)
 	defer t.Stop()
 	for {
@@ -71,6 +89,23 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.Log.Printf("%s: monitor stopped (standing by)", m.Name)
 			return nil
 		}
+	}
+}
+
+// stopStray trusts nothing this host remembers: a monitor that starts (after a crash, a
+// kill, a reboot) and finds the package running here while another host owns it, or
+// nobody does, stops it before anything else.
+func (m *Monitor) stopStray(ctx context.Context) {
+	owner, err := m.Store.Get(ctx, m.key("owner"))
+	if err != nil || owner == m.Host {
+		return // unknown (the heartbeat's rules decide), or ours to adopt
+	}
+	m.Script.Env = []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + orNone(owner)}
+	code, _, err := m.Script.Run(ctx, "status", m.cfg.StartTimeout)
+	if err == nil && (code == 0 || code == 2) {
+		m.Log.Printf("%s: it runs here while %s owns it: stopping it first", m.Name, orNone(owner))
+		m.stopScript()
+		m.record(ctx, "stopped a copy left running here ("+orNone(owner)+" owns it)")
 	}
 }
 
@@ -103,6 +138,13 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 		m.seenTick, m.seenOwner, m.seenAt, m.seenAtWall = tick, owner, now, time.Now()
 	}
 	m.publishStandby(ctx, now)
+	if m.Fence != nil {
+		if owner != m.Host {
+			m.Fence.Prepare(owner)
+		} else {
+			m.Fence.Prepare("")
+		}
+	}
 	if halt == "yes" || enabled == "no" {
 		m.seenAt = now // no countdown while halted or in maintenance
 		return false, nil
@@ -140,7 +182,12 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 			return false, nil
 		}
 	}
-	gen := m.nextGeneration(ctx)
+	gen, err := m.nextGeneration(ctx)
+	if err != nil {
+		// no fencing token, no start: a token reissued or invalid is worth nothing
+		m.release(ctx, fmt.Sprintf("could not raise the generation (%v): not started", err))
+		return false, nil
+	}
 	if move == m.Host {
 		m.Store.Swap(ctx, m.key("move"), m.Host, "")
 	}
@@ -155,19 +202,31 @@ func orNone(s string) string {
 	return s
 }
 
-// nextGeneration raises the fencing token; it only grows.
-func (m *Monitor) nextGeneration(ctx context.Context) int64 {
+// nextGeneration raises the fencing token by a conditional set, so it only grows and no
+// two owners ever get the same one. It fails when it cannot (the store out of reach, a
+// value that is not a number): the takeover must then not start.
+func (m *Monitor) nextGeneration(ctx context.Context) (int64, error) {
+	var last error
 	for i := 0; i < 5; i++ {
 		g, err := m.Store.Get(ctx, m.key("generation"))
 		if err != nil {
+			last = err
 			continue
 		}
-		n, _ := strconv.ParseInt(g, 10, 64)
-		if won, err := m.Store.Swap(ctx, m.key("generation"), g, strconv.FormatInt(n+1, 10)); err == nil && won {
-			return n + 1
+		n, err := strconv.ParseInt(strings.TrimSpace(g), 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("generation %q is not a count", g)
+		}
+		won, err := m.Store.Swap(ctx, m.key("generation"), g, strconv.FormatInt(n+1, 10))
+		if err == nil && won {
+			return n + 1, nil
+		}
+		last = err
+		if err == nil {
+			last = errors.New("another host raised it first")
 		}
 	}
-	return -1
+	return 0, last
 }
 
 // heartbeat raises tick every pace while the package is ours. lost receives why we must
@@ -259,6 +318,20 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 		"LITE_RAFT_PKG_PREVIOUS_OWNER=" + previous, "LITE_RAFT_PKG_GENERATION=" + strconv.FormatInt(gen, 10)}
 	m.setState(ctx, "starting")
 	up := false
+	if !adopt && previous != "" && previous != m.Host && m.Fence != nil {
+		// the previous owner's copy must be stopped, whatever its script's fence does
+		reached, err := m.Fence.FenceHost(runCtx, previous)
+		switch {
+		case err == nil:
+			m.record(ctx, "fenced "+previous+": stopped there")
+		case !reached:
+			m.record(ctx, fmt.Sprintf("could not reach %s to fence it (%v): its monitor, if alive, has stopped it (timeout)", previous, err))
+		default:
+			m.Log.Printf("%s: fencing %s failed: %v; not starting", m.Name, previous, err)
+			m.record(ctx, "fencing "+previous+" failed: not started")
+			return m.giveUp(ctx, "failing")
+		}
+	}
 	if adopt {
 		code, _, err := m.Script.Run(runCtx, "status", m.cfg.StartTimeout)
 		up = err == nil && code == 0
@@ -279,6 +352,7 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 	restarts := 0
 	t := time.NewTicker(m.cfg.Pace)
 	defer t.Stop()
+	last := m.now()
 	for {
 		select {
 		case <-runCtx.Done():
@@ -299,10 +373,17 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 			return false, nil
 		case <-t.C:
 		}
+		gap := m.now() - last
+		last = m.now()
 		halt, err1 := m.Store.Get(runCtx, m.key("halt"))
 		move, err2 := m.Store.Get(runCtx, m.key("move"))
 		owner, err3 := m.Store.Get(runCtx, m.key("owner"))
 		enabled, _ := m.Store.Get(runCtx, m.key("enabled"))
+		if gap > 2*m.cfg.Pace && err3 != nil {
+			// woken from a freeze (or a long stall) without word from the store: call
+			// nothing; the heartbeat's deadline decides whether we still own it
+			continue
+		}
 		if err1 == nil && halt == "yes" {
 			m.setState(ctx, "halting")
 			m.stopScript()

@@ -54,8 +54,8 @@ func (s *Store) Set(ctx context.Context, key, value string) error {
 	return err
 }
 
-// Swap sets key to value if it holds old ("" matches a missing key only through
-// SetIfMissing). It reports whether it won.
+// Swap sets key to value if it holds old (a missing key matches nothing, not even "").
+// It reports whether it won.
 func (s *Store) Swap(ctx context.Context, key, old, value string) (bool, error) {
 	r, err := s.do(ctx, client.Request{Op: client.OpIfSet, Key: key, Cond: "=", CondValue: []byte(old), Value: []byte(value)})
 	if err != nil {

@@ -52,6 +52,10 @@ func pkgCommand() *cli.Command {
 		Usage: "failover packages: init, run, stop, status, halt, move, enable, disable (./pkg)",
 		Subcommands: []*cli.Command{
 			{Name: "init", Usage: "store a package's settings (from control-scripts/NAME) in the cluster", ArgsUsage: "NAME",
+				Description: "Refuses a package that is already in the cluster (it names its owner and state): use --update\n" +
+					"after editing the script, which changes the settings only, keeping owner, tick, generation,\n" +
+					"halt, maintenance and history.",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "update", Usage: "change the settings of an existing package, nothing else"}},
 				Action: func(c *cli.Context) error {
 					p, err := name(c, 1)
 					if err != nil {
@@ -95,6 +99,23 @@ func pkgCommand() *cli.Command {
 						return s.Set(ctx, failover.Key(p, "move"), host)
 					})
 				}},
+			{Name: "fence-stop", Usage: "stop the package on this host, whatever its monitor does (run by a new owner over ssh)", ArgsUsage: "NAME",
+				Description: "Kills this host's monitor of NAME (dead, frozen or cut off: a new owner is taking over), runs the\n" +
+					"control script's stop, then its status. Exit 0: NAME is down here; 1: it still runs.",
+				Action: func(c *cli.Context) error {
+					p, err := name(c, 1)
+					if err != nil {
+						return err
+					}
+					return pkgFenceStop(c, p)
+				}},
+			{Name: "supervise", Hidden: true, ArgsUsage: "NAME", Action: func(c *cli.Context) error {
+				p, err := name(c, 1)
+				if err != nil {
+					return err
+				}
+				return pkgSupervise(c, p)
+			}},
 			{Name: "monitor", Hidden: true, ArgsUsage: "NAME", Action: func(c *cli.Context) error {
 				p, err := name(c, 1)
 				if err != nil {
@@ -185,14 +206,45 @@ func pkgInit(c *cli.Context, p string) error {
 		return cli.Exit(fmt.Sprintf("pkg init %s: %v", p, err), 1)
 	}
 	return withStore(c, func(ctx context.Context, s *failover.Store) error {
-		for _, kv := range [][2]string{{"config", cfg.Encode()}, {"timeout", strconv.Itoa(int(cfg.Timeout.Seconds()))},
+		old, err := s.Get(ctx, failover.Key(p, "config"))
+		if err != nil {
+			return err
+		}
+		w := c.App.Writer
+		if old != "" && !c.Bool("update") {
+			owner, _ := s.Get(ctx, failover.Key(p, "owner"))
+			state, _ := s.Get(ctx, failover.Key(p, "state"))
+			return fmt.Errorf("package %s is already in the cluster (owner %s, state %s): `pkg init --update %s` changes its settings and nothing else",
+				p, orDash(owner), orDash(state), p)
+		}
+		if c.Bool("update") {
+			if old == "" {
+				return fmt.Errorf("package %s is not in the cluster: run `pkg init %s` first", p, p)
+			}
+			// one conditional set: a concurrent update makes this one fail, not mix
+			won, err := s.Swap(ctx, failover.Key(p, "config"), old, cfg.Encode())
+			if err != nil {
+				return err
+			}
+			if !won && old != cfg.Encode() {
+				return fmt.Errorf("package %s: its settings changed meanwhile; run it again", p)
+			}
+			if err := s.Set(ctx, failover.Key(p, "timeout"), strconv.Itoa(int(cfg.Timeout.Seconds()))); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "package %s updated: pace %v, timeout %v, preferred owner %s (monitors read settings when they start: restart them with pkg stop and pkg run)\n",
+				p, cfg.Pace, cfg.Timeout, orDash(cfg.PreferredOwner))
+			return nil
+		}
+		// the settings go last: a monitor never sees settings without the rest
+		for _, kv := range [][2]string{{"timeout", strconv.Itoa(int(cfg.Timeout.Seconds()))},
 			{"owner", cfg.PreferredOwner}, {"state", "unknown"}, {"tick", "0"}, {"generation", "0"},
-			{"enabled", "yes"}, {"halt", "no"}, {"move", ""}, {"history", ""}} {
+			{"enabled", "yes"}, {"halt", "no"}, {"move", ""}, {"history", ""}, {"config", cfg.Encode()}} {
 			if err := s.Set(ctx, failover.Key(p, kv[0]), kv[1]); err != nil {
 				return err
 			}
 		}
-		fmt.Fprintf(c.App.Writer, "package %s stored: pace %v, timeout %v, preferred owner %s\n", p, cfg.Pace, cfg.Timeout, orDash(cfg.PreferredOwner))
+		fmt.Fprintf(w, "package %s stored: pace %v, timeout %v, preferred owner %s\n", p, cfg.Pace, cfg.Timeout, orDash(cfg.PreferredOwner))
 		return nil
 	})
 }
@@ -242,7 +294,8 @@ func pkgRun(c *cli.Context, p string) error {
 	}
 	defer lf.Close()
 	self, _ := os.Executable()
-	cmd := exec.Command(self, "--dir", dir, "pkg", "monitor", p)
+	// the supervisor runs the monitor and restarts it if it dies
+	cmd := exec.Command(self, "--dir", dir, "pkg", "supervise", p)
 	cmd.Stdout, cmd.Stderr, cmd.Dir = lf, lf, dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -253,8 +306,8 @@ func pkgRun(c *cli.Context, p string) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if pid, held := lockfile.Holder(lockPath); held && pid == cmd.Process.Pid {
-			break
+		if _, held := lockfile.Holder(lockPath); held {
+			break // the supervisor's monitor (none ran when we started)
 		}
 		select {
 		case err := <-exited:
@@ -316,6 +369,12 @@ func pkgMonitor(c *cli.Context, p string) error {
 	defer stop()
 	m := &failover.Monitor{Name: p, Host: thisHost(), Store: s, Script: &failover.Script{Path: path},
 		Log: log.New(os.Stdout, "", log.LstdFlags|log.Lmicroseconds)}
+	dir, _ := liteRaftDir(c)
+	if d, err := sshrpc.NewDialer(sshrpc.DialerOptions{}); err == nil {
+		m.Fence = &sshFencer{dialer: d, dir: dir, name: p, timeout: 2 * time.Minute}
+	} else {
+		m.Log.Printf("%s: no ssh to fence other hosts with (%v): only the control script's fence runs", p, err)
+	}
 	if err := m.Run(ctx); err != nil {
 		m.Log.Printf("%s: monitor ends: %v", p, err)
 		if errors.Is(err, failover.ErrUnknown) {

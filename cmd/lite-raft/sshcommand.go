@@ -16,7 +16,8 @@ const sshCommandHelp = `For authorized_keys, so that the cluster's key can run l
 
 sshd then runs this command whatever the client asked for, with the request in
 SSH_ORIGINAL_COMMAND. It runs this lite-raft binary for: rpc, first-boot --join, stop,
-status, and the client verbs (client VERB ..., lite-raft-client VERB ...). Anything else,
+status, pkg fence-stop NAME (a package's new owner stopping it here), and the client
+verbs (client VERB ..., lite-raft-client VERB ...). Anything else,
 a login shell included, is refused. (A host used as a ProxyJump needs port forwarding,
 so leave no-port-forwarding out on those.)`
 
@@ -59,6 +60,8 @@ func allowedSSHCommand(orig string) ([]string, error) {
 	switch prog {
 	case "lite-raft-client":
 		return append([]string{"client"}, rest...), nil
+	case "pkg":
+		rest = append([]string{"pkg"}, rest...)
 	case "lite-raft":
 	default:
 		return nil, fmt.Errorf("%q is not lite-raft", orig)
@@ -71,6 +74,10 @@ func allowedSSHCommand(orig string) ([]string, error) {
 		return rest, nil
 	}
 	if rest[0] == "client" && len(rest) > 1 {
+		return rest, nil
+	}
+	if len(rest) == 3 && rest[0] == "pkg" && rest[1] == "fence-stop" && !strings.HasPrefix(rest[2], "-") {
+		// a new owner of a package stopping it here (its name is checked by the verb)
 		return rest, nil
 	}
 	return nil, fmt.Errorf("%q is not one of lite-raft's remote verbs", orig)

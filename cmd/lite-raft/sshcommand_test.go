@@ -8,14 +8,16 @@ import (
 
 func TestAllowedSSHCommand(t *testing.T) {
 	for orig, want := range map[string][]string{
-		"exec '/opt/lite-raft/lite-raft' rpc":            {"rpc"},
-		"/opt/lite-raft/lite-raft rpc":                   {"rpc"},
-		"exec '/opt/my dir/lite-raft' first-boot --join": {"first-boot", "--join"},
-		"./lite-raft stop":                               {"stop"},
-		"lite-raft status":                               {"status"},
-		"/opt/lite-raft/lite-raft client get a/b":        {"client", "get", "a/b"},
-		"lite-raft-client set t -5":                      {"client", "set", "t", "-5"},
-		`lite-raft-client set msg "hello world"`:         {"client", "set", "msg", "hello world"},
+		"exec '/opt/lite-raft/lite-raft' rpc":                {"rpc"},
+		"/opt/lite-raft/lite-raft rpc":                       {"rpc"},
+		"exec '/opt/my dir/lite-raft' first-boot --join":     {"first-boot", "--join"},
+		"./lite-raft stop":                                   {"stop"},
+		"lite-raft status":                                   {"status"},
+		"/opt/lite-raft/lite-raft client get a/b":            {"client", "get", "a/b"},
+		"lite-raft-client set t -5":                          {"client", "set", "t", "-5"},
+		`lite-raft-client set msg "hello world"`:             {"client", "set", "msg", "hello world"},
+		"exec '/opt/lite-raft/lite-raft' pkg fence-stop web": {"pkg", "fence-stop", "web"},
+		"/opt/lite-raft/pkg/pkg fence-stop web":              {"pkg", "fence-stop", "web"},
 	} {
 		got, err := allowedSSHCommand(orig)
 		if err != nil || !reflect.DeepEqual(got, want) {
@@ -27,6 +29,8 @@ func TestAllowedSSHCommand(t *testing.T) {
 		"lite-raft rpc && id", "lite-raft rpc | cat", "lite-raft client get $(id)", "lite-raft client get `id`",
 		"lite-raft rpc > /etc/passwd", "/bin/lite-raft-evil rpc", "lite-raft agent --foreground",
 		"lite-raft recover --members x", `lite-raft-client set k "$HOME"`, "lite-raft 'rpc", "lite-raft client",
+		"lite-raft pkg run web", "pkg init web", "pkg fence-stop", "pkg fence-stop web extra", "pkg fence-stop --dir=/x",
+		"lite-raft pkg monitor web",
 	} {
 		if got, err := allowedSSHCommand(orig); err == nil {
 			t.Errorf("%q accepted as %v", orig, got)
@@ -47,6 +51,10 @@ func FuzzSSHCommand(f *testing.F) {
 		}
 		switch args[0] {
 		case "rpc", "first-boot", "stop", "status", "client":
+		case "pkg":
+			if len(args) != 3 || args[1] != "fence-stop" {
+				t.Fatalf("%q runs pkg %v", s, args[1:])
+			}
 		default:
 			t.Fatalf("%q runs verb %q", s, args[0])
 		}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/crypto/ssh"
+
+	"lite-raft/failover"
+	"lite-raft/internal/lockfile"
+	"lite-raft/sshrpc"
+)
+
+// pkgFenceStop is `pkg fence-stop NAME`, which a new owner runs over ssh on the previous
+// one before it starts the package: it makes sure the package does not run here,
+// whatever this host's monitor is doing. The monitor may be dead (its script's service
+// running on), frozen (SIGSTOP, a stalled VM) or cut off from the cluster: it is killed
+// (SIGKILL works on a frozen process too; a supervisor restarts it as a stand-by), then
+// the script's stop runs, then its status. Exit 0: the package is down here; 1: it still
+// runs (or status cannot tell), and the new owner must not start it.
+func pkgFenceStop(c *cli.Context, p string) error {
+	path, err := scriptPath(c, p)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	_, lockPath, logFile, err := pkgFiles(c, p)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	lg := log.New(os.Stderr, "", 0)
+	if lf, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+		defer lf.Close()
+		lg = log.New(lf, "", log.LstdFlags|log.Lmicroseconds)
+	}
+	if pid, held := lockfile.Holder(lockPath); held {
+		lg.Printf("%s: fence-stop: killing this host's monitor (pid %d): another host takes the package over", p, pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, held := lockfile.Holder(lockPath); !held {
+				break
+			}
+			if time.Now().After(deadline) {
+				return cli.Exit(fmt.Sprintf("%s: the monitor (pid %d) on %s did not die", p, pid, thisHost()), 1)
+			}
+			time.Sleep(10 * time.Millisecond) // polling for the kernel to release the lock
+		}
+	}
+	script := &failover.Script{Path: path, Env: []string{"LITE_RAFT_PKG_NAME=" + p, "LITE_RAFT_PKG_OWNER=" + thisHost()}}
+	cfg, err := script.ReadConfig()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("%s: %v", p, err), 1)
+	}
+	if code, out, err := script.Run(context.Background(), "stop", cfg.StopTimeout); err != nil || code != 0 {
+		lg.Printf("%s: fence-stop: stop: exit %d %v: %s", p, code, err, out)
+	}
+	code, out, err := script.Run(context.Background(), "status", cfg.StartTimeout)
+	if err != nil || (code != 1 && code != 3) {
+		lg.Printf("%s: fence-stop: still up after stop (status %d, %v): %s", p, code, err, out)
+		return cli.Exit(fmt.Sprintf("%s still runs on %s after stop (status %d %v): %s", p, thisHost(), code, err, out), 1)
+	}
+	lg.Printf("%s: fence-stop: stopped here", p)
+	fmt.Fprintf(c.App.Writer, "%s is stopped on %s\n", p, thisHost())
+	return nil
+}
+
+// sshFencer runs `pkg fence-stop NAME` on a host over ssh, from the same directory path
+// (the pkg folder sits at one path on every package host). While this host stands by it
+// keeps an ssh connection to the owner open, checked every half second, so that a
+// takeover fences at once over it, or knows at once that the owner cannot be reached (a
+// powered-off host costs no connect timeout on the takeover's path).
+type sshFencer struct {
+	dialer  *sshrpc.Dialer
+	dir     string
+	name    string
+	timeout time.Duration
+
+	mu     sync.Mutex
+	host   string      // the host prepared for
+	client *ssh.Client // its connection, while it answers
+	alive  time.Time   // when it last answered
+	quit   chan struct{}
+}
+
+// fenceKeepAlive is how often the prepared connection is checked; one that has not
+// answered for fenceStale is taken as gone.
+const (
+	fenceKeepAlive = 500 * time.Millisecond
+	fenceStale     = 1500 * time.Millisecond
+)
+
+func (f *sshFencer) Prepare(host string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.host == host {
+		return
+	}
+	if f.quit != nil {
+		close(f.quit)
+		f.quit = nil
+	}
+	if f.client != nil {
+		f.client.Close()
+		f.client = nil
+	}
+	f.host = host
+	if host == "" {
+		return
+	}
+	f.quit = make(chan struct{})
+	go f.keep(host, f.quit)
+}
+
+// keep holds a connection to host until quit: dialled again when it breaks.
+func (f *sshFencer) keep(host string, quit chan struct{}) {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := f.dialer.Dial(ctx, host)
+		cancel()
+		if err == nil {
+			f.mu.Lock()
+			if f.host != host {
+				f.mu.Unlock()
+				c.Close()
+				return
+			}
+			f.client, f.alive = c, time.Now()
+			f.mu.Unlock()
+			for f.answers(c, quit) {
+				f.mu.Lock()
+				f.alive = time.Now()
+				f.mu.Unlock()
+			}
+			c.Close()
+			f.mu.Lock()
+			if f.client == c {
+				f.client = nil
+			}
+			f.mu.Unlock()
+		}
+		select {
+		case <-quit:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// answers waits a keep-alive interval, then reports whether c answers a keep-alive in
+// time (false at quit).
+func (f *sshFencer) answers(c *ssh.Client, quit chan struct{}) bool {
+	select {
+	case <-quit:
+		return false
+	case <-time.After(fenceKeepAlive):
+	}
+	ok := make(chan bool, 1)
+	go func() {
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		ok <- err == nil
+	}()
+	select {
+	case r := <-ok:
+		return r
+	case <-time.After(fenceStale):
+		return false
+	case <-quit:
+		return false
+	}
+}
+
+func (f *sshFencer) FenceHost(ctx context.Context, host string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	f.mu.Lock()
+	prepared, c, alive := f.host == host, f.client, f.alive
+	f.mu.Unlock()
+	switch {
+	case prepared && (c == nil || time.Since(alive) > fenceStale):
+		return false, fmt.Errorf("%s: no answer over ssh (checked every %v while standing by)", host, fenceKeepAlive)
+	case !prepared:
+		// not watched (the owner changed just now): dial, bounded
+		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+		nc, err := f.dialer.Dial(dctx, host)
+		dcancel()
+		if err != nil {
+			return false, err
+		}
+		defer nc.Close()
+		c = nc
+	}
+	// a session that cannot be opened at once means the host is gone; once the command
+	// is sent, no answer means it may still run the package
+	type opened struct {
+		s   *ssh.Session
+		err error
+	}
+	got := make(chan opened, 1)
+	go func() {
+		s, err := c.NewSession()
+		got <- opened{s, err}
+	}()
+	var s *ssh.Session
+	select {
+	case o := <-got:
+		if o.err != nil {
+			return false, fmt.Errorf("%s: open session: %w", host, o.err)
+		}
+		s = o.s
+	case <-time.After(fenceStale):
+		return false, fmt.Errorf("%s: no session within %v", host, fenceStale)
+	}
+	defer s.Close()
+	var out bytes.Buffer
+	s.Stdout, s.Stderr = &out, &out
+	cmd := "exec " + shellQuote(filepath.Join(f.dir, "lite-raft")) + " pkg fence-stop " + shellQuote(f.name)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(cmd) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return true, fmt.Errorf("%s: no answer within %v", host, f.timeout)
+	}
+	var ee *ssh.ExitError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ee):
+		return true, fmt.Errorf("%s: %s", host, strings.TrimSpace(out.String()))
+	default:
+		return false, fmt.Errorf("%s: %v", host, err)
+	}
+}
+
+// pkgSupervise is what `pkg run` leaves running: it runs this host's monitor of the
+// package and starts it again when it dies by a signal (kill -9, a crash, a fence-stop
+// from a new owner) or fails to reach the cluster (exit 2 and above), after a backoff
+// that doubles from 1 s to 30 s and resets after a minute of running. A monitor that
+// ends on purpose (pkg stop: exit 0; gave up or misconfigured: exit 1) is not restarted,
+// and neither is it when the supervisor itself is told to stop (it passes the signal on).
+func pkgSupervise(c *cli.Context, p string) error {
+	dir, err := liteRaftDir(c)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	lg := log.New(os.Stdout, "", log.LstdFlags|log.Lmicroseconds)
+	stopping := make(chan os.Signal, 1)
+	signalNotify(stopping)
+	backoff := time.Second
+	for {
+		cmd := exec.Command(self, "--dir", dir, "pkg", "monitor", p)
+		cmd.Stdout, cmd.Stderr, cmd.Dir = os.Stdout, os.Stderr, dir
+		started := time.Now()
+		if err := cmd.Start(); err != nil {
+			return cli.Exit(fmt.Sprintf("%s: start the monitor: %v", p, err), 1)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		var werr error
+		select {
+		case sig := <-stopping:
+			cmd.Process.Signal(sig)
+			<-exited
+			return nil
+		case werr = <-exited:
+		}
+		code, sig := cmd.ProcessState.ExitCode(), ""
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			sig = ws.Signal().String()
+		}
+		if sig == "" && code <= 1 {
+			lg.Printf("%s: the monitor ended (exit %d): not restarting it", p, code)
+			return cli.Exit("", code)
+		}
+		if time.Since(started) > time.Minute {
+			backoff = time.Second
+		}
+		what := fmt.Sprintf("exit %d", code)
+		if sig != "" {
+			what = "killed by " + sig
+		}
+		lg.Printf("%s: the monitor died (%s, %v): restarting it in %v", p, what, werr, backoff)
+		select {
+		case <-stopping:
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+func signalNotify(ch chan os.Signal) { signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT) }
