@@ -19,6 +19,12 @@ type Config struct {
 	AllowedHosts   []string // in order of preference; empty: any host running a monitor
 	Restarts       int      // local restarts of a failed service before failing over
 	Failback       bool     // the preferred owner takes the package back when it returns
+	// FenceCommand (sh -c) fences a previous owner that cannot be reached over ssh: a
+	// power switch, a storage reservation keyed by the generation. Exit 0: go ahead.
+	FenceCommand string
+	// Watchdog is a Linux watchdog device the active monitor arms and feeds: if the
+	// monitor dies or freezes, the host resets before a stand-by may take over.
+	Watchdog string
 }
 
 // DefaultConfig is what a script that says nothing gets. stop_timeout is 30 s rather
@@ -30,7 +36,7 @@ func DefaultConfig() Config {
 
 // Settings are the names a control script answers to `echo VAR`.
 var Settings = []string{"timeout", "pace", "start_timeout", "stop_timeout", "preferred_owner",
-	"allowed_hosts", "restarts", "failback"}
+	"allowed_hosts", "restarts", "failback", "fence_command", "watchdog"}
 
 // Set applies one setting's value (as the script printed it; empty keeps the default).
 func (c *Config) Set(name, v string) error {
@@ -74,6 +80,16 @@ func (c *Config) Set(name, v string) error {
 		default:
 			return fmt.Errorf("failback %q: want manual or auto", v)
 		}
+	case "fence_command":
+		if strings.ContainsAny(v, "\n\r") {
+			return fmt.Errorf("fence_command: one line")
+		}
+		c.FenceCommand = v
+	case "watchdog":
+		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "\n\r") {
+			return fmt.Errorf("watchdog %q: want a device path such as /dev/watchdog", v)
+		}
+		c.Watchdog = v
 	default:
 		return fmt.Errorf("unknown setting %q", name)
 	}
@@ -92,6 +108,9 @@ func (c Config) Check() error {
 	}
 	if c.Pace < 50*time.Millisecond {
 		return fmt.Errorf("pace %v: at least 0.05 s", c.Pace)
+	}
+	if c.Watchdog != "" && c.watchdogTimeout() < 1 {
+		return fmt.Errorf("watchdog: timeout - pace (%v) must be at least 1 s, the watchdog's resolution", c.Timeout-c.Pace)
 	}
 	return nil
 }
@@ -116,9 +135,16 @@ func (c Config) Encode() string {
 	if c.Failback {
 		fb = "auto"
 	}
-	return fmt.Sprintf("pace=%s\ntimeout=%s\nstart_timeout=%s\nstop_timeout=%s\npreferred_owner=%s\nallowed_hosts=%s\nrestarts=%d\nfailback=%s\n",
+	s := fmt.Sprintf("pace=%s\ntimeout=%s\nstart_timeout=%s\nstop_timeout=%s\npreferred_owner=%s\nallowed_hosts=%s\nrestarts=%d\nfailback=%s\n",
 		secs(c.Pace), secs(c.Timeout), secs(c.StartTimeout), secs(c.StopTimeout), c.PreferredOwner,
 		strings.Join(c.AllowedHosts, ","), c.Restarts, fb)
+	if c.FenceCommand != "" {
+		s += "fence_command=" + c.FenceCommand + "\n"
+	}
+	if c.Watchdog != "" {
+		s += "watchdog=" + c.Watchdog + "\n"
+	}
+	return s
 }
 
 // DecodeConfig parses Encode's output and checks it.
@@ -138,3 +164,8 @@ func DecodeConfig(s string) (Config, error) {
 	}
 	return c, c.Check()
 }
+
+// watchdogTimeout is the watchdog's timeout in whole seconds: the host must reset before
+// a stand-by may start the package, so no later than timeout - pace after the last feed
+// (a feed follows each successful heartbeat).
+func (c Config) watchdogTimeout() int { return int((c.Timeout - c.Pace) / time.Second) }

@@ -32,10 +32,22 @@
 // paces of margin for clock rates. Settings where stop_timeout + pace is not below
 // timeout are refused, since the active could not be stopped in time.
 //
-// The winner raises generation, runs the control script's fence (which may, for example,
-// stop the package on the previous owner over ssh, for the case where that host's monitor
-// was killed and cannot stop it itself), then start. An active that sees another owner,
-// or loses a tick race, stops at once.
+// The winner raises generation by a conditional set (a takeover that cannot raise it
+// does not start: a token is never reissued), then fences the previous owner itself:
+// over ssh it runs `pkg fence-stop NAME` there, which kills that host's monitor (dead,
+// frozen or cut off, whatever it is doing), runs the script's stop, then its status; a
+// host that answers and still reports the package up blocks the start. A stand-by keeps
+// an ssh connection to the owner open and checked, so that a takeover knows at once
+// whether the owner can be reached; one that cannot has stopped the package itself by the
+// rule above. Then the script's own fence, then start. An active that sees another
+// owner, or loses a tick race, stops at once. A monitor that starts stops a copy of the
+// package it finds running while another host owns it, and one woken after a gap calls no
+// script until the store confirms it still owns the package.
+//
+// The monitor's time is a Clock and its script a Runner, so the rule is tested on fake
+// clocks (safety_test.go): self-fencing before the last tick + timeout, a stand-by only
+// after the owner's deadline, no start without a new generation, a frozen owner that
+// wakes stopping without starting.
 //
 // # Control scripts
 //

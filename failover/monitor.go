@@ -34,8 +34,10 @@ type Monitor struct {
 	Name   string
 	Host   string
 	Store  *Store
-	Script *Script
+	Script Runner
 	Log    *log.Logger
+	// Clock is the monitor's time (nil: the system's).
+	Clock Clock
 	// Fence stops the package on the previous owner before this host starts it (nil:
 	// only the control script's fence runs).
 	Fence Fencer
@@ -51,14 +53,21 @@ type Monitor struct {
 	releasePending      bool          // fenced ourselves while owner: give it up once we can
 }
 
-func (m *Monitor) now() time.Duration { return time.Since(m.epoch) } // monotonic
+func (m *Monitor) clock() Clock {
+	if m.Clock == nil {
+		m.Clock = systemClock{}
+	}
+	return m.Clock
+}
+
+func (m *Monitor) now() time.Duration { return m.clock().Now().Sub(m.epoch) } // monotonic
 
 func (m *Monitor) key(f string) string { return Key(m.Name, f) }
 
 // Run monitors until ctx ends (pkg stop: an active monitor stops the package and gives it
 // up first) or the package fails here.
 func (m *Monitor) Run(ctx context.Context) error {
-	m.epoch = time.Now()
+	m.epoch = m.clock().Now()
 	raw, err := m.Store.Get(ctx, m.key("config"))
 	if err != nil {
 		return err
@@ -71,7 +80,8 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	m.Log.Printf("%s: monitoring on %s (pace %v, timeout %v)", m.Name, m.Host, m.cfg.Pace, m.cfg.Timeout)
 	m.stopStray(ctx)
-	t := time.NewTicker(m.cfg.Pace)
+	t := m.clock().NewTimer(m.cfg.Pace)
+	t.Stop() // armed only while this loop waits on it
 	defer t.Stop()
 	for {
 		if done, err := m.standbyStep(ctx); done || err != nil {
@@ -80,13 +90,18 @@ func (m *Monitor) Run(ctx context.Context) error {
 		// Wait a pace, but wake as soon as the owner changes (a release, a move): the
 		// store answers a watch when the key no longer holds what we saw.
 		if _, err := m.Store.Watch(ctx, m.key("owner"), m.seenOwner, m.cfg.Pace); err != nil {
+			t.Reset(m.cfg.Pace)
 			select {
 			case <-ctx.Done():
-			case <-t.C:
+			case <-t.C():
 			}
 		}
 		if ctx.Err() != nil {
 			m.Log.Printf("%s: monitor stopped (standing by)", m.Name)
+			// no longer standing by: say so at once, not when the report goes stale
+			bg, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			m.Store.Set(bg, m.key("standby/"+m.Host), "")
+			cancel()
 			return nil
 		}
 	}
@@ -100,7 +115,7 @@ func (m *Monitor) stopStray(ctx context.Context) {
 	if err != nil || owner == m.Host {
 		return // unknown (the heartbeat's rules decide), or ours to adopt
 	}
-	m.Script.Env = []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + orNone(owner)}
+	m.Script.SetEnv([]string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + orNone(owner)})
 	code, _, err := m.Script.Run(ctx, "status", m.cfg.StartTimeout)
 	if err == nil && (code == 0 || code == 2) {
 		m.Log.Printf("%s: it runs here while %s owns it: stopping it first", m.Name, orNone(owner))
@@ -135,7 +150,7 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 		}
 	}
 	if tick != m.seenTick || owner != m.seenOwner {
-		m.seenTick, m.seenOwner, m.seenAt, m.seenAtWall = tick, owner, now, time.Now()
+		m.seenTick, m.seenOwner, m.seenAt, m.seenAtWall = tick, owner, now, m.clock().Now()
 	}
 	m.publishStandby(ctx, now)
 	if m.Fence != nil {
@@ -232,19 +247,22 @@ func (m *Monitor) nextGeneration(ctx context.Context) (int64, error) {
 // heartbeat raises tick every pace while the package is ours. lost receives why we must
 // stop: another host took the tick, or no tick succeeded for too long (self-fencing).
 type heartbeat struct {
-	mu     sync.Mutex
-	tick   int64
-	lastOK time.Duration
-	lost   chan string
-	stop   chan struct{}
+	mu       sync.Mutex
+	tick     int64
+	lastOK   time.Duration
+	lost     chan string
+	stop     chan struct{}
+	done     chan struct{}
+	watchdog *watchdog // fed after each tick that reached the store
 }
 
+func (hb *heartbeat) wait() { <-hb.done }
+
 func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Duration) *heartbeat {
-	hb := &heartbeat{tick: tick, lastOK: sent, lost: make(chan string, 1), stop: make(chan struct{})}
-	// The fence must be stopped by lastOK + timeout; start stopping a pace of margin
+	hb := &heartbeat{tick: tick, lastOK: sent, lost: make(chan string, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	// The package must be stopped by lastOK + timeout; start stopping a pace of margin
 	// before stop_timeout runs out.
 	budget := m.cfg.Timeout - m.cfg.StopTimeout - m.cfg.Pace
-	fence := time.NewTimer(budget - (m.now() - sent))
 	lose := func(why string) {
 		select {
 		case hb.lost <- why:
@@ -252,17 +270,28 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 		}
 	}
 	go func() {
-		defer fence.Stop()
-		t := time.NewTicker(m.cfg.Pace)
-		defer t.Stop()
+		defer close(hb.done)
+		timer := m.clock().NewTimer(m.cfg.Pace)
+		defer timer.Stop()
 		results := make(chan bool, 1)
 		inFlight := false
+		nextTick := m.now() + m.cfg.Pace
 		for {
+			hb.mu.Lock()
+			fenceAt := hb.lastOK + budget
+			hb.mu.Unlock()
+			now := m.now()
+			if now >= fenceAt {
+				lose(fmt.Sprintf("no heartbeat reached the store for %v: fencing myself", budget))
+				return
+			}
+			wait := fenceAt - now
+			if !inFlight {
+				wait = min(wait, max(0, nextTick-now))
+			}
+			timer.Reset(wait)
 			select {
 			case <-hb.stop:
-				return
-			case <-fence.C:
-				lose(fmt.Sprintf("no heartbeat reached the store for %v: fencing myself", m.cfg.Timeout-m.cfg.StopTimeout-m.cfg.Pace))
 				return
 			case won := <-results:
 				inFlight = false
@@ -270,30 +299,35 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 					lose("another host raised the tick: it owns the package now")
 					return
 				}
-			case <-t.C:
-				if inFlight {
-					continue // the last heartbeat has not come back yet
-				}
-				inFlight = true
-				hb.mu.Lock()
-				cur := hb.tick
-				hb.mu.Unlock()
-				go func() {
-					sent := m.now()
-					won, err := m.Store.Swap(ctx, m.key("tick"), strconv.FormatInt(cur, 10), strconv.FormatInt(cur+1, 10))
-					if err != nil {
-						results <- true // unknown: not a loss; the fence timer decides
-						return
-					}
-					if won {
-						hb.mu.Lock()
-						hb.tick, hb.lastOK = cur+1, sent
-						hb.mu.Unlock()
-						fence.Reset(budget - (m.now() - sent))
-					}
-					results <- won
-				}()
+				continue
+			case <-timer.C():
 			}
+			if inFlight || m.now() < nextTick {
+				continue // the last heartbeat has not come back yet, or it is not time
+			}
+			nextTick = m.now() + m.cfg.Pace
+			inFlight = true
+			hb.mu.Lock()
+			cur := hb.tick
+			hb.mu.Unlock()
+			go func() {
+				sent := m.now()
+				won, err := m.Store.Swap(ctx, m.key("tick"), strconv.FormatInt(cur, 10), strconv.FormatInt(cur+1, 10))
+				if err != nil {
+					results <- true // unknown: not a loss; the deadline decides
+					return
+				}
+				if won {
+					hb.mu.Lock()
+					hb.tick, hb.lastOK = cur+1, sent
+					wd := hb.watchdog
+					hb.mu.Unlock()
+					if err := wd.feed(); err != nil {
+						m.Log.Printf("%s: feed the watchdog: %v", m.Name, err)
+					}
+				}
+				results <- won
+			}()
 		}
 	}()
 	return hb
@@ -301,8 +335,25 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 
 // active runs the package until it must stop. It returns done when the monitor exits.
 func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, sent time.Duration, adopt bool) (bool, error) {
+	var wd *watchdog
+	if m.cfg.Watchdog != "" {
+		var err error
+		if wd, err = openWatchdog(m.cfg.Watchdog, m.cfg.watchdogTimeout()); err != nil {
+			// promised protection that cannot be had: do not run without it
+			m.Log.Printf("%s: %v; not starting", m.Name, err)
+			m.record(ctx, "watchdog unavailable: not started")
+			return m.giveUp(ctx, "failing")
+		}
+		m.Log.Printf("%s: watchdog %s armed (%d s)", m.Name, m.cfg.Watchdog, m.cfg.watchdogTimeout())
+	}
 	hb := m.startHeartbeat(ctx, tick, sent)
-	defer close(hb.stop)
+	hb.watchdog = wd
+	defer func() {
+		close(hb.stop)
+		hb.wait()
+		// the package is stopped (every way out of here stops it first): disarm
+		wd.disarm()
+	}()
 	// scripts run under runCtx: losing the package cancels whatever runs
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -314,8 +365,8 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 		case <-runCtx.Done():
 		}
 	}()
-	m.Script.Env = []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + m.Host,
-		"LITE_RAFT_PKG_PREVIOUS_OWNER=" + previous, "LITE_RAFT_PKG_GENERATION=" + strconv.FormatInt(gen, 10)}
+	m.Script.SetEnv([]string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + m.Host,
+		"LITE_RAFT_PKG_PREVIOUS_OWNER=" + previous, "LITE_RAFT_PKG_GENERATION=" + strconv.FormatInt(gen, 10)})
 	m.setState(ctx, "starting")
 	up := false
 	if !adopt && previous != "" && previous != m.Host && m.Fence != nil {
@@ -324,6 +375,19 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 		switch {
 		case err == nil:
 			m.record(ctx, "fenced "+previous+": stopped there")
+		case !reached && m.cfg.FenceCommand != "":
+			// the last resort for a host ssh cannot reach: a power switch, a reservation
+			env := []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + m.Host,
+				"LITE_RAFT_PKG_PREVIOUS_OWNER=" + previous, "LITE_RAFT_PKG_GENERATION=" + strconv.FormatInt(gen, 10)}
+			sh := &Script{Path: "/bin/sh", Env: env}
+			var out strings.Builder
+			code, ferr := sh.run(runCtx, m.cfg.StartTimeout, &out, &out, "-c", m.cfg.FenceCommand)
+			if ferr != nil || code != 0 {
+				m.Log.Printf("%s: fence_command for %s failed (exit %d, %v): %s; not starting", m.Name, previous, code, ferr, strings.TrimSpace(out.String()))
+				m.record(ctx, fmt.Sprintf("%s unreachable (%v) and fence_command failed: not started", previous, err))
+				return m.giveUp(ctx, "failing")
+			}
+			m.record(ctx, fmt.Sprintf("%s unreachable (%v): fenced by fence_command", previous, err))
 		case !reached:
 			m.record(ctx, fmt.Sprintf("could not reach %s to fence it (%v): its monitor, if alive, has stopped it (timeout)", previous, err))
 		default:
@@ -350,10 +414,11 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 	}
 	m.setState(ctx, "running")
 	restarts := 0
-	t := time.NewTicker(m.cfg.Pace)
+	t := m.clock().NewTimer(m.cfg.Pace)
 	defer t.Stop()
 	last := m.now()
 	for {
+		t.Reset(m.cfg.Pace)
 		select {
 		case <-runCtx.Done():
 			if ctx.Err() != nil {
@@ -371,7 +436,7 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 			}
 			m.record(context.Background(), "stopped: "+lostWhy)
 			return false, nil
-		case <-t.C:
+		case <-t.C():
 		}
 		gap := m.now() - last
 		last = m.now()
@@ -464,7 +529,7 @@ const historyLines = 30
 // record logs a transition and appends it to packages/NAME/history (who, what, when).
 func (m *Monitor) record(ctx context.Context, what string) {
 	m.Log.Printf("%s: %s", m.Name, what)
-	line := fmt.Sprintf("%s %s %s", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), m.Host, what)
+	line := fmt.Sprintf("%s %s %s", m.clock().Now().UTC().Format("2006-01-02T15:04:05.000Z"), m.Host, what)
 	for i := 0; i < 3; i++ {
 		old, err := m.Store.Get(ctx, m.key("history"))
 		if err != nil {
@@ -490,7 +555,7 @@ func (m *Monitor) publishStandby(ctx context.Context, now time.Duration) {
 		return
 	}
 	m.published = now
-	v := fmt.Sprintf("%d %s %d %d", time.Now().UnixMilli(), m.seenTick, m.seenAtWall.UnixMilli(), m.standbyEvery().Milliseconds())
+	v := fmt.Sprintf("%d %s %d %d", m.clock().Now().UnixMilli(), m.seenTick, m.seenAtWall.UnixMilli(), m.standbyEvery().Milliseconds())
 	m.Store.Set(ctx, m.key("standby/"+m.Host), v)
 }
 

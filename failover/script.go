@@ -20,6 +20,9 @@ type Script struct {
 	Env  []string // LITE_RAFT_PKG_* set by the monitor
 }
 
+// SetEnv sets the LITE_RAFT_PKG_* variables of the calls that follow.
+func (s *Script) SetEnv(env []string) { s.Env = env }
+
 // Run runs `SCRIPT verb` and returns its exit code and output (standard output and
 // error together). A timeout kills the process group and returns an error.
 func (s *Script) Run(ctx context.Context, verb string, timeout time.Duration) (int, string, error) {

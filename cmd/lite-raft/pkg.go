@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,24 +83,35 @@ func pkgCommand() *cli.Command {
 					return pkgStop(c, p)
 				}},
 			{Name: "status", Usage: "owner, state, tick and history of a package, or a table of all", ArgsUsage: "[NAME]",
+				Description: "--json: one JSON object for NAME (with its history), an array of all packages without.",
+				Flags:       []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 1 {
 						return usageError(c, "status takes at most one NAME")
 					}
-					return pkgStatus(c, c.Args().First())
+					return pkgStatus(c, c.Args().First(), c.Bool("json"))
 				}},
 			setter("halt", "halt", "yes", "stop the package cluster-wide, with no failover (pkg run clears it)"),
 			setter("enable", "enabled", "yes", "end maintenance"),
 			setter("disable", "enabled", "no", "maintenance: monitors keep running, nothing is started or failed over"),
 			{Name: "move", Usage: "planned switch-over: the owner stops the package, HOST starts it", ArgsUsage: "NAME HOST",
+				Description: "Refused (exit 1) unless a monitor of NAME stands by on HOST (a fresh report in\n" +
+					"packages/NAME/standby/HOST; --wait waits for one), and while NAME is halted or in maintenance.\n" +
+					"A HOST that already runs NAME: nothing to do, exit 0.",
+				Flags: []cli.Flag{&cli.DurationFlag{Name: "wait", Usage: "wait up to this long (e.g. 20s) for HOST's monitor to stand by"}},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 2 {
 						return usageError(c, "move wants NAME HOST")
 					}
-					p, host := c.Args().Get(0), c.Args().Get(1)
-					return withStore(c, func(ctx context.Context, s *failover.Store) error {
-						return s.Set(ctx, failover.Key(p, "move"), host)
-					})
+					p, err := name(c, 2)
+					if err != nil {
+						return err
+					}
+					host := c.Args().Get(1)
+					if err := kvstore.ValidateKey(failover.Key(p, "standby/"+host)); err != nil || host == "" || strings.Contains(host, "/") {
+						return usageError(c, fmt.Sprintf("host name %q: letters, digits, dots, dashes", host))
+					}
+					return pkgMove(c, p, host, c.Duration("wait"))
 				}},
 			{Name: "fence-stop", Usage: "stop the package on this host, whatever its monitor does (run by a new owner over ssh)", ArgsUsage: "NAME",
 				Description: "Kills this host's monitor of NAME (dead, frozen or cut off: a new owner is taking over), runs the\n" +
@@ -161,12 +175,17 @@ func pkgStore(c *cli.Context) (*failover.Store, func(), error) {
 // withStore runs f on the store. A request of f that got no answer exits with the code of
 // the table (client.ExitCodeOf: 2, 11, 12, or 1 for a read), any other failure 1.
 func withStore(c *cli.Context, f func(context.Context, *failover.Store) error) error {
+	return withStoreWithin(c, 30*time.Second, f)
+}
+
+// withStoreWithin is withStore with f bounded by limit.
+func withStoreWithin(c *cli.Context, limit time.Duration, f func(context.Context, *failover.Store) error) error {
 	s, closeFn, err := pkgStore(c)
 	if err != nil {
 		return cli.Exit(err, storeExitCode(err, client.CodeNoServer))
 	}
 	defer closeFn()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	if err := f(ctx, s); err != nil {
 		return cli.Exit(err, storeExitCode(err, 1))
@@ -385,56 +404,301 @@ func pkgMonitor(c *cli.Context, p string) error {
 	return nil
 }
 
-func pkgStatus(c *cli.Context, p string) error {
+// pkgInfo is one package as `pkg status` shows it (text or --json) and `pkg move` checks
+// it: gathered once by collectPkg.
+type pkgInfo struct {
+	Name  string `json:"name"`
+	Owner string `json:"owner"` // "" when nobody runs it
+	State string `json:"state"`
+	// null when the key is missing (a package never initialised)
+	Tick       *int64 `json:"tick"`
+	Generation *int64 `json:"generation"`
+	// the youngest tick age a fresh stand-by can vouch for; null without one
+	TickAge      *float64     `json:"tick_age_seconds"`
+	TickAgeExact bool         `json:"tick_age_exact"`
+	Enabled      bool         `json:"enabled"` // false in maintenance (pkg disable)
+	Halted       bool         `json:"halted"`  // pkg halt
+	Move         string       `json:"move"`    // the host of a pending pkg move, ""
+	Standbys     []pkgStandby `json:"standbys"`
+	// only for one package, as in the text
+	History *[]pkgEvent `json:"history,omitempty"`
+}
+
+// pkgStandby is one stand-by's report (packages/NAME/standby/HOST); the owner's own, left
+// from before it took over, is not one.
+type pkgStandby struct {
+	Host  string `json:"host"`
+	Fresh bool   `json:"fresh"` // it reported within three of its intervals: its monitor runs
+	// how old the tick is as this stand-by saw it: exact if the tick has not moved since
+	// its report, else an upper bound (the report's age); null when the report is stale
+	TickAge      *float64 `json:"tick_age_seconds"`
+	TickAgeExact bool     `json:"tick_age_exact"`
+
+	reportAge time.Duration
+}
+
+// pkgEvent is one line of packages/NAME/history: "2006-01-02T15:04:05.000Z host what".
+// A line in another form is all in Event.
+type pkgEvent struct {
+	Time  string `json:"time"`
+	Host  string `json:"host"`
+	Event string `json:"event"`
+}
+
+func (e pkgEvent) String() string {
+	if e.Time == "" {
+		return e.Event
+	}
+	return e.Time + " " + e.Host + " " + e.Event
+}
+
+func parseHistory(h string) []pkgEvent {
+	events := []pkgEvent{}
+	for _, line := range strings.Split(h, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := strings.SplitN(line, " ", 3)
+		if len(f) == 3 && f[1] != "" {
+			if _, err := time.Parse("2006-01-02T15:04:05.000Z", f[0]); err == nil {
+				events = append(events, pkgEvent{Time: f[0], Host: f[1], Event: f[2]})
+				continue
+			}
+		}
+		events = append(events, pkgEvent{Event: line})
+	}
+	return events
+}
+
+// standingBy names the hosts whose monitor stands by, ready to take the package over.
+func (p pkgInfo) standingBy() []string {
+	var hosts []string
+	for _, sb := range p.Standbys {
+		if sb.Fresh {
+			hosts = append(hosts, sb.Host)
+		}
+	}
+	return hosts
+}
+
+func seconds(d time.Duration) *float64 {
+	s := d.Round(100 * time.Millisecond).Seconds()
+	return &s
+}
+
+func formatAge(age *float64, exact bool) string {
+	if age == nil {
+		return "-"
+	}
+	s := time.Duration(*age * float64(time.Second)).Round(100 * time.Millisecond).String()
+	if !exact {
+		s = "<" + s
+	}
+	return s
+}
+
+// collectPkg reads package p from the store.
+func collectPkg(ctx context.Context, s *failover.Store, p string, withHistory bool) (pkgInfo, error) {
+	f := map[string]string{}
+	for _, k := range []string{"owner", "state", "tick", "generation", "enabled", "halt", "move"} {
+		v, err := s.Get(ctx, failover.Key(p, k))
+		if err != nil {
+			return pkgInfo{}, err
+		}
+		f[k] = v
+	}
+	number := func(v string) *int64 {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil
+		}
+		return &n
+	}
+	info := pkgInfo{Name: p, Owner: f["owner"], State: f["state"], Tick: number(f["tick"]),
+		Generation: number(f["generation"]), Enabled: f["enabled"] != "no", Halted: f["halt"] == "yes",
+		Move: f["move"], Standbys: []pkgStandby{}}
+	// the stand-bys say when they last saw the tick move: that is its age
+	hosts, err := s.List(ctx, failover.Key(p, "standby"))
+	if err != nil {
+		return pkgInfo{}, err
+	}
+	var best time.Duration
+	for _, h := range hosts {
+		if h == info.Owner {
+			continue
+		}
+		v, err := s.Get(ctx, failover.Key(p, "standby/"+h))
+		if err != nil {
+			return pkgInfo{}, err
+		}
+		now := time.Now()
+		sb, ok := failover.ParseStandby(h, v, now)
+		if !ok {
+			continue
+		}
+		e := pkgStandby{Host: h, Fresh: sb.Fresh, reportAge: now.Sub(sb.ReportedAt)}
+		if sb.Fresh {
+			age := now.Sub(sb.TickSeen)
+			if e.TickAgeExact = f["tick"] == sb.Tick; !e.TickAgeExact {
+				age = now.Sub(sb.ReportedAt)
+			}
+			e.TickAge = seconds(age)
+			if info.TickAge == nil || age < best || (age == best && e.TickAgeExact) {
+				best, info.TickAge, info.TickAgeExact = age, e.TickAge, e.TickAgeExact
+			}
+		}
+		info.Standbys = append(info.Standbys, e)
+	}
+	if withHistory {
+		h, err := s.Get(ctx, failover.Key(p, "history"))
+		if err != nil {
+			return pkgInfo{}, err
+		}
+		events := parseHistory(h)
+		info.History = &events
+	}
+	return info, nil
+}
+
+func pkgStatus(c *cli.Context, p string, asJSON bool) error {
 	return withStore(c, func(ctx context.Context, s *failover.Store) error {
-		var names []string
-		if p != "" {
-			names = []string{p}
-		} else {
+		names := []string{p}
+		if p == "" {
 			l, err := s.List(ctx, "packages")
 			if err != nil {
 				return err
 			}
 			names = l
 		}
-		w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "PACKAGE\tOWNER\tSTATE\tTICK\tTICK AGE\tGENERATION\tSTANDING BY\tENABLED\tHALT\tMOVE")
+		infos := []pkgInfo{}
 		for _, n := range names {
-			f := map[string]string{}
-			for _, k := range []string{"owner", "state", "tick", "generation", "enabled", "halt", "move"} {
-				v, err := s.Get(ctx, failover.Key(n, k))
-				if err != nil {
-					return err
-				}
-				f[k] = v
+			info, err := collectPkg(ctx, s, n, p != "")
+			if err != nil {
+				return err
 			}
-			// the stand-bys say when they last saw the tick move: that is its age
-			age, standing := "-", []string{}
-			hosts, _ := s.List(ctx, failover.Key(n, "standby"))
-			for _, h := range hosts {
-				v, err := s.Get(ctx, failover.Key(n, "standby/"+h))
-				sb, ok := failover.ParseStandby(h, v, time.Now())
-				if err != nil || !ok || !sb.Fresh || h == f["owner"] {
-					continue
-				}
-				standing = append(standing, h)
-				if a := sb.TickAge(f["tick"], time.Now()); age == "-" || len(a) < len(age) {
-					age = a
-				}
-			}
-			if len(standing) == 0 {
-				standing = []string{"-"}
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n, orDash(f["owner"]), orDash(f["state"]), f["tick"], age,
-				orDash(f["generation"]), strings.Join(standing, ","), orDash(f["enabled"]), orDash(f["halt"]), orDash(f["move"]))
+			infos = append(infos, info)
 		}
-		w.Flush()
-		if p != "" {
-			h, err := s.Get(ctx, failover.Key(p, "history"))
-			if err == nil && h != "" {
-				fmt.Fprintf(c.App.Writer, "\nrecent history:\n%s\n", h)
-			}
+		if asJSON {
+			return printPkgJSON(c.App.Writer, infos, p != "")
 		}
+		printPkgText(c.App.Writer, infos)
 		return nil
 	})
+}
+
+// printPkgJSON writes one package as an object, all of them as an array.
+func printPkgJSON(w io.Writer, infos []pkgInfo, one bool) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if one {
+		return enc.Encode(infos[0])
+	}
+	return enc.Encode(infos)
+}
+
+// printPkgText writes the table, and the history of a package that has it.
+func printPkgText(out io.Writer, infos []pkgInfo) {
+	yesNo := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	num := func(n *int64) string {
+		if n == nil {
+			return "-"
+		}
+		return strconv.FormatInt(*n, 10)
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "PACKAGE\tOWNER\tSTATE\tTICK\tTICK AGE\tGENERATION\tSTANDING BY\tENABLED\tHALT\tMOVE")
+	for _, p := range infos {
+		standing := strings.Join(p.standingBy(), ",")
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, orDash(p.Owner), orDash(p.State), num(p.Tick),
+			formatAge(p.TickAge, p.TickAgeExact), num(p.Generation), orDash(standing), yesNo(p.Enabled), yesNo(p.Halted), orDash(p.Move))
+	}
+	w.Flush()
+	for _, p := range infos {
+		if p.History != nil && len(*p.History) > 0 {
+			fmt.Fprintf(out, "\nrecent history:\n")
+			for _, e := range *p.History {
+				fmt.Fprintln(out, e)
+			}
+		}
+	}
+}
+
+// pkgMove asks the owner of p to hand it over to host (it stops the package, host starts
+// it), once host's monitor stands by: waiting up to wait for it. Refused (exit 1) for a
+// halted package, one in maintenance, a host the settings do not allow, or one where no
+// monitor stands by, since the owner would stop the package and nobody would start it.
+// A host that already runs it: nothing to do, exit 0.
+func pkgMove(c *cli.Context, p, host string, wait time.Duration) error {
+	return withStoreWithin(c, wait+30*time.Second, func(ctx context.Context, s *failover.Store) error {
+		raw, err := s.Get(ctx, failover.Key(p, "config"))
+		if err != nil {
+			return err
+		}
+		if raw == "" {
+			return fmt.Errorf("package %s is not in the store: run `pkg init %s` first", p, p)
+		}
+		cfg, err := failover.DecodeConfig(raw)
+		if err != nil {
+			return fmt.Errorf("package %s: %w", p, err)
+		}
+		if ok, _ := cfg.Allowed(host); !ok {
+			return fmt.Errorf("package %s may not run on %s: allowed_hosts is %s", p, host, strings.Join(cfg.AllowedHosts, ","))
+		}
+		deadline := time.Now().Add(wait)
+		for {
+			info, err := collectPkg(ctx, s, p, false)
+			if err != nil {
+				return err
+			}
+			switch {
+			case info.Halted:
+				return fmt.Errorf("package %s is halted (pkg halt): `pkg run %s` on a host lifts the halt; move it after", p, p)
+			case !info.Enabled:
+				return fmt.Errorf("package %s is in maintenance (pkg disable): `pkg enable %s` first", p, p)
+			case info.Owner == host && (info.Move == "" || info.Move == host):
+				fmt.Fprintf(c.App.Writer, "package %s already runs on %s: nothing to move\n", p, host)
+				return nil
+			case info.Owner == host:
+				return fmt.Errorf("package %s runs on %s but is being moved to %s: run pkg move again once that is done", p, host, info.Move)
+			}
+			standing := info.standingBy()
+			if slices.Contains(standing, host) {
+				if err := s.Set(ctx, failover.Key(p, "move"), host); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "package %s moves from %s to %s: `pkg status %s` shows when it runs there\n", p, orNobody(info.Owner), host, p)
+				return nil
+			}
+			if time.Now().After(deadline) {
+				why := "has no report in packages/" + p + "/standby"
+				for _, sb := range info.Standbys {
+					if sb.Host == host {
+						why = fmt.Sprintf("last reported %v ago", sb.reportAge.Round(100*time.Millisecond))
+					}
+				}
+				if wait > 0 {
+					why = fmt.Sprintf("%s (waited %v)", why, wait)
+				}
+				return fmt.Errorf("no monitor of %s stands by on %s (it %s): start one there with `pkg run %s`, or give --wait; standing by: %s",
+					p, host, why, p, orNobody(strings.Join(standing, ",")))
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(min(250*time.Millisecond, time.Until(deadline)+time.Millisecond)): // polling with a deadline
+			}
+		}
+	})
+}
+
+func orNobody(s string) string {
+	if s == "" {
+		return "nobody"
+	}
+	return s
 }

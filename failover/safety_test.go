@@ -1,0 +1,511 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"lite-raft/client"
+	"lite-raft/kvstore"
+	"lite-raft/sshrpc"
+)
+
+// The safety rule, on fake clocks: monitors run as they do in production, but their
+// time moves only when the test says, so each property is checked against exact
+// timeouts without waiting real seconds.
+
+// fakeClock is a Clock moved by Advance. Its timers fire in Advance.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c     *fakeClock
+	ch    chan time.Time
+	at    time.Time
+	armed bool
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, ch: make(chan time.Time, 1), at: c.now.Add(d), armed: true}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.ch }
+
+func (t *fakeTimer) Reset(d time.Duration) {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	select {
+	case <-t.ch:
+	default:
+	}
+	t.at, t.armed = t.c.now.Add(d), true
+}
+
+func (t *fakeTimer) Stop() {
+	t.c.mu.Lock()
+	t.armed = false
+	t.c.mu.Unlock()
+}
+
+// armed counts the timers someone waits on.
+func (c *fakeClock) armed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if t.armed {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	for _, t := range c.timers {
+		if t.armed && !t.at.After(c.now) {
+			t.armed = false
+			select {
+			case t.ch <- t.at:
+			default:
+			}
+		}
+	}
+}
+
+// world is a store, a control-script log and monitors, each monitor on a clock of its
+// own (to freeze one while the others go on).
+type world struct {
+	t      *testing.T
+	cfg    Config
+	kv     *faultyStore
+	mu     sync.Mutex
+	events []scriptEvent
+	up     map[string]bool
+	clocks map[string]*fakeClock
+	stops  map[string]func()
+	done   map[string]chan struct{} // closed when that host's monitor has ended
+	logs   lockedBuffer             // what the monitors logged, printed when a test fails
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type scriptEvent struct {
+	host, verb string
+	at         time.Duration // on the host's clock, since the world began
+	seq        int
+}
+
+// faultyStore is the key-value state machine behind a Caller, with faults per host:
+// out of reach, or losing every conditional set of one key.
+type faultyStore struct {
+	mem      memStore
+	mu       sync.Mutex
+	down     map[string]bool
+	failSwap map[string]string // host → key whose conditional sets it always loses
+	ticks    map[string][]time.Duration
+}
+
+type hostCaller struct {
+	s     *faultyStore
+	host  string
+	clock *fakeClock
+	epoch time.Time
+}
+
+func (h *hostCaller) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
+	activity.Add(1)
+	defer activity.Add(1)
+	h.s.mu.Lock()
+	down, fail := h.s.down[h.host], h.s.failSwap[h.host]
+	h.s.mu.Unlock()
+	if down {
+		// an error frame: the client does not retry it (in real time)
+		return sshrpc.Frame{}, &sshrpc.RemoteError{Msg: "the store is out of reach"}
+	}
+	req, _ := client.DecodeRequest(payload)
+	if req.Op == client.OpIfSet && req.Key == fail {
+		return sshrpc.Frame{Payload: client.Response{Code: client.CodeCondFalse, Msg: "lost"}.Encode()}, nil
+	}
+	f, err := h.s.mem.Call(ctx, typ, payload)
+	if err == nil && req.Op == client.OpIfSet && strings.HasSuffix(req.Key, "/tick") {
+		if r, _ := client.DecodeResponse(f.Payload); r.Code == 0 {
+			h.s.mu.Lock()
+			h.s.ticks[h.host] = append(h.s.ticks[h.host], h.clock.Now().Sub(h.epoch))
+			h.s.mu.Unlock()
+		}
+	}
+	return f, err
+}
+
+func newWorld(t *testing.T) *world { return newWorldWith(t, nil) }
+
+func newWorldWith(t *testing.T, mutate func(*Config)) *world {
+	cfg := DefaultConfig()
+	cfg.Pace, cfg.Timeout, cfg.StopTimeout, cfg.StartTimeout = time.Second, 10*time.Second, 3*time.Second, 5*time.Second
+	cfg.PreferredOwner = "a"
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	w := &world{t: t, cfg: cfg, up: map[string]bool{}, clocks: map[string]*fakeClock{}, stops: map[string]func(){},
+		done: map[string]chan struct{}{},
+		kv: &faultyStore{mem: memStore{kv: kvstore.New()}, down: map[string]bool{}, failSwap: map[string]string{},
+			ticks: map[string][]time.Duration{}}}
+	s := NewStore(client.New(&hostCaller{s: w.kv, host: "setup", clock: newFakeClock()}), time.Second)
+	for k, v := range map[string]string{"config": cfg.Encode(), "owner": "a", "tick": "0", "generation": "0",
+		"enabled": "yes", "halt": "no", "move": "", "history": "", "state": "unknown"} {
+		s.Set(context.Background(), Key("web", k), v)
+	}
+	t.Cleanup(func() {
+		for _, stop := range w.stops {
+			stop()
+		}
+		if t.Failed() {
+			t.Logf("the monitors logged:\n%s", w.logs.String())
+		}
+	})
+	return w
+}
+
+// fakeScript is a control script that records its calls on the host's clock.
+type fakeScript struct {
+	w    *world
+	host string
+}
+
+func (f *fakeScript) SetEnv([]string) {}
+
+func (f *fakeScript) Run(ctx context.Context, verb string, timeout time.Duration) (int, string, error) {
+	activity.Add(1)
+	defer activity.Add(1)
+	w := f.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.clocks[f.host]
+	w.events = append(w.events, scriptEvent{host: f.host, verb: verb, at: c.Now().Sub(time.Unix(1_700_000_000, 0)), seq: len(w.events)})
+	switch verb {
+	case "start":
+		w.up[f.host] = true
+	case "stop":
+		w.up[f.host] = false
+	case "status":
+		if !w.up[f.host] {
+			return 1, "", nil
+		}
+	}
+	return 0, "", nil
+}
+
+// fakeFencer stops the package on the previous owner directly, as `pkg fence-stop`
+// does over ssh, and records that it did.
+type fakeFencer struct {
+	w      *world
+	fenced []string
+}
+
+func (f *fakeFencer) Prepare(string) {}
+
+func (f *fakeFencer) FenceHost(ctx context.Context, host string) (bool, error) {
+	f.fenced = append(f.fenced, host)
+	(&fakeScript{w: f.w, host: host}).Run(ctx, "stop", time.Second)
+	return true, nil
+}
+
+func (w *world) start(host string, fence Fencer) {
+	c := newFakeClock()
+	w.mu.Lock()
+	w.clocks[host] = c
+	w.mu.Unlock()
+	m := &Monitor{Name: "web", Host: host, Clock: c, Script: &fakeScript{w: w, host: host}, Fence: fence,
+		Store: NewStore(client.New(&hostCaller{s: w.kv, host: host, clock: c, epoch: c.Now()}), time.Second),
+		Log:   log.New(&w.logs, host+" ", 0)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	w.mu.Lock()
+	w.done[host] = done
+	w.mu.Unlock()
+	w.stops[host] = func() { cancel(); <-done }
+}
+
+// activity counts store and script calls (begun and ended), to tell when the monitors
+// have settled.
+var activity atomic.Int64
+
+// settle waits until the monitors of hosts wait on their clocks and have made no store
+// or script call for a moment (polled, within a real-time limit: a monitor busy longer
+// than that is left behind, which the properties must survive anyway).
+func (w *world) settle(hosts ...string) {
+	deadline := time.Now().Add(2 * time.Second)
+	for last := int64(-1); time.Now().Before(deadline); {
+		idle := true
+		for _, h := range hosts {
+			w.mu.Lock()
+			done := w.done[h]
+			w.mu.Unlock()
+			select {
+			case <-done: // ended: nothing to wait for
+			default:
+				idle = idle && w.clocks[h].armed() > 0
+			}
+		}
+		now := activity.Load()
+		if idle && now == last && now%2 == 0 {
+			return
+		}
+		last = now
+		time.Sleep(200 * time.Microsecond) // polling for the monitors to come to rest
+	}
+}
+
+// run advances the clocks of hosts by total, in steps, each once the monitors settled.
+func (w *world) run(total time.Duration, hosts ...string) {
+	const step = 50 * time.Millisecond
+	for passed := time.Duration(0); passed < total; passed += step {
+		w.settle(hosts...)
+		for _, h := range hosts {
+			w.clocks[h].advance(step)
+		}
+	}
+	w.settle(hosts...)
+}
+
+func (w *world) eventsOf(host, verb string) []scriptEvent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []scriptEvent
+	for _, e := range w.events {
+		if e.host == host && (verb == "" || e.verb == verb) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// An owner that loses the store stops the package by its last successful tick plus
+// timeout, beginning no later than stop_timeout before that.
+func TestSafetySelfFencing(t *testing.T) {
+	w := newWorld(t)
+	w.start("a", nil)
+	w.run(3*time.Second, "a")
+	if len(w.eventsOf("a", "start")) != 1 {
+		t.Fatalf("a did not start the package: %+v", w.events)
+	}
+	w.kv.mu.Lock()
+	w.kv.down["a"] = true
+	w.kv.mu.Unlock()
+	w.run(2*w.cfg.Timeout, "a")
+	w.kv.mu.Lock()
+	ticks := w.kv.ticks["a"] // read now: one may have been in flight at the cut
+	w.kv.mu.Unlock()
+	if len(ticks) == 0 {
+		t.Fatal("no tick of a reached the store")
+	}
+	last := ticks[len(ticks)-1]
+	stops := w.eventsOf("a", "stop")
+	if len(stops) == 0 {
+		t.Fatalf("a never stopped the package after losing the store at %v", last)
+	}
+	if latest := last + w.cfg.Timeout - w.cfg.StopTimeout; stops[0].at > latest {
+		t.Fatalf("a began stopping at %v: after its last tick (%v) + timeout - stop_timeout = %v", stops[0].at, last, latest)
+	}
+	if len(w.eventsOf("a", "start")) != 1 {
+		t.Fatalf("a started again without the store: %+v", w.events)
+	}
+	t.Logf("ticks %v; stop began at %v (deadline %v)", ticks, stops[0].at, last+w.cfg.Timeout)
+}
+
+// A stand-by never starts the package before the owner's deadline (its last tick +
+// timeout), waiting timeout + 3 x pace after it last saw the tick move, and never at all
+// while the owner's ticks go on.
+func TestSafetyStandbyWaits(t *testing.T) {
+	w := newWorld(t)
+	w.start("a", nil)
+	w.run(2*time.Second, "a")
+	w.start("b", nil)
+	w.run(3*w.cfg.Timeout, "a", "b")
+	if n := len(w.eventsOf("b", "start")); n != 0 {
+		t.Fatalf("b started the package %d times while a's ticks went on", n)
+	}
+	// a's monitor dies (its clock stops: it does nothing more): b waits it out
+	offset := w.clocks["a"].Now().Sub(w.clocks["b"].Now()) // a's clock runs this much ahead
+	w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b")
+	starts := w.eventsOf("b", "start")
+	if len(starts) != 1 {
+		t.Fatalf("b did not take over once: %+v", w.events)
+	}
+	w.kv.mu.Lock()
+	ticks := w.kv.ticks["a"]
+	w.kv.mu.Unlock()
+	deadline := ticks[len(ticks)-1] - offset + w.cfg.Timeout // a's deadline, on b's clock
+	if starts[0].at <= deadline {
+		t.Fatalf("b started at %v, not after a's deadline %v (last tick + timeout)", starts[0].at, deadline)
+	}
+	if starts[0].at > deadline+3*w.cfg.Pace+2*time.Second {
+		t.Errorf("b started at %v: slow, a's deadline was %v", starts[0].at, deadline)
+	}
+	t.Logf("a's deadline %v on b's clock; b started at %v", deadline, starts[0].at)
+}
+
+// A takeover that cannot raise the generation does not start.
+func TestSafetyNoGenerationNoStart(t *testing.T) {
+	w := newWorld(t)
+	w.kv.failSwap["b"] = Key("web", "generation")
+	w.kv.mem.Call(context.Background(), 0, client.Request{Op: client.OpSet, Key: Key("web", "owner"), Value: []byte("gone")}.Encode())
+	w.start("b", nil)
+	w.run(3*w.cfg.Timeout, "b")
+	if n := len(w.eventsOf("b", "start")); n != 0 {
+		t.Fatalf("b started %d times without a new generation", n)
+	}
+	s := NewStore(client.New(&hostCaller{s: w.kv, host: "check", clock: newFakeClock()}), time.Second)
+	if h, _ := s.Get(context.Background(), Key("web", "history")); !strings.Contains(h, "could not raise the generation") {
+		t.Fatalf("history does not say why:\n%s", h)
+	}
+}
+
+// An owner frozen past the takeover (its clock stands still while the stand-by's goes
+// on) that wakes up stops the package and never starts it again; with the built-in
+// fencing the stand-by stops it on the frozen host before it starts, so the two never
+// run it at once.
+func TestSafetyFrozenOwnerWakes(t *testing.T) {
+	for _, fenced := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fencing=%v", fenced), func(t *testing.T) {
+			w := newWorld(t)
+			w.start("a", nil)
+			w.run(2*time.Second, "a")
+			var f *fakeFencer
+			var fence Fencer
+			if fenced {
+				f = &fakeFencer{w: w}
+				fence = f
+			}
+			w.start("b", fence)
+			w.run(2*time.Second, "a", "b")
+			w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b") // a frozen
+			if len(w.eventsOf("b", "start")) != 1 {
+				t.Fatalf("b did not take over from the frozen a: %+v", w.events)
+			}
+			before := len(w.eventsOf("a", ""))
+			w.clocks["a"].advance(w.cfg.Timeout + 3*w.cfg.Pace + 3*time.Second) // a wakes: its timers fire late
+			w.run(3*time.Second, "a", "b")
+			after := w.eventsOf("a", "")[before:]
+			for _, e := range after {
+				if e.verb == "start" {
+					t.Fatalf("the woken a started the package: %+v", after)
+				}
+			}
+			if !fenced && (len(after) == 0 || after[0].verb != "stop") {
+				t.Fatalf("the woken a did not stop the package first: %+v", after)
+			}
+			if fenced {
+				if len(f.fenced) != 1 || f.fenced[0] != "a" {
+					t.Fatalf("b fenced %v, want [a]", f.fenced)
+				}
+				// in call order: a's stop (by the fence) comes before b's start
+				running := map[string]bool{}
+				w.mu.Lock()
+				for _, e := range w.events {
+					switch e.verb {
+					case "start":
+						for h := range running {
+							if h != e.host {
+								t.Errorf("%s started while %s ran it: %+v", e.host, h, w.events)
+							}
+						}
+						running[e.host] = true
+					case "stop":
+						delete(running, e.host)
+					}
+				}
+				w.mu.Unlock()
+			}
+		})
+	}
+}
+
+// unreachable is a Fencer for a previous owner that ssh cannot reach.
+type unreachable struct{}
+
+func (unreachable) Prepare(string) {}
+
+func (unreachable) FenceHost(context.Context, string) (bool, error) {
+	return false, fmt.Errorf("no route to host")
+}
+
+// A previous owner that cannot be reached is fenced by fence_command, and a failed
+// fence_command means no start.
+func TestSafetyFenceCommand(t *testing.T) {
+	for _, tc := range []struct {
+		cmd    string
+		starts int
+	}{{"exit 1", 0}, {`[ "$LITE_RAFT_PKG_PREVIOUS_OWNER" = gone ] && [ "$LITE_RAFT_PKG_GENERATION" = 1 ]`, 1}} {
+		w := newWorldWith(t, func(c *Config) { c.FenceCommand = tc.cmd })
+		w.kv.mem.Call(context.Background(), 0, client.Request{Op: client.OpSet, Key: Key("web", "owner"), Value: []byte("gone")}.Encode())
+		w.start("b", unreachable{})
+		w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b")
+		if n := len(w.eventsOf("b", "start")); n != tc.starts {
+			t.Fatalf("fence_command %q: %d starts, want %d\n%s", tc.cmd, n, tc.starts, w.logs.String())
+		}
+		w.stops["b"]()
+		delete(w.stops, "b")
+	}
+}
+
+// The owner arms its watchdog when it takes over, feeds it after each tick that reached
+// the store, and disarms it (the magic close) when it gives the package up cleanly; a
+// monitor that dies leaves it armed, and the host resets.
+func TestSafetyWatchdog(t *testing.T) {
+	dev := filepath.Join(t.TempDir(), "watchdog")
+	os.WriteFile(dev, nil, 0o600)
+	w := newWorldWith(t, func(c *Config) { c.Watchdog = dev })
+	w.start("a", nil)
+	w.run(5*time.Second, "a")
+	fed, _ := os.ReadFile(dev)
+	if n := strings.Count(string(fed), "1"); n < 4 || strings.Contains(string(fed), "V") {
+		t.Fatalf("after 5 paces as owner the watchdog got %q: want a feed per tick, armed", fed)
+	}
+	w.stops["a"]() // pkg stop: a stops the package and gives it up
+	delete(w.stops, "a")
+	if fed, _ = os.ReadFile(dev); !strings.HasSuffix(string(fed), "V") {
+		t.Fatalf("the watchdog was not disarmed when the package was given up: %q", fed)
+	}
+}
