@@ -25,6 +25,8 @@ type Config struct {
 	// Watchdog is a Linux watchdog device the active monitor arms and feeds: if the
 	// monitor dies or freezes, the host resets before a stand-by may take over.
 	Watchdog string
+	// Notify (sh -c) is run once per transition recorded in the history, in order.
+	Notify string
 }
 
 // DefaultConfig is what a script that says nothing gets. stop_timeout is 30 s rather
@@ -36,7 +38,7 @@ func DefaultConfig() Config {
 
 // Settings are the names a control script answers to `echo VAR`.
 var Settings = []string{"timeout", "pace", "start_timeout", "stop_timeout", "preferred_owner",
-	"allowed_hosts", "restarts", "failback", "fence_command", "watchdog"}
+	"allowed_hosts", "restarts", "failback", "fence_command", "watchdog", "notify"}
 
 // Set applies one setting's value (as the script printed it; empty keeps the default).
 func (c *Config) Set(name, v string) error {
@@ -85,6 +87,11 @@ func (c *Config) Set(name, v string) error {
 			return fmt.Errorf("fence_command: one line")
 		}
 		c.FenceCommand = v
+	case "notify":
+		if strings.ContainsAny(v, "\n\r") {
+			return fmt.Errorf("notify: one line")
+		}
+		c.Notify = v
 	case "watchdog":
 		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "\n\r") {
 			return fmt.Errorf("watchdog %q: want a device path such as /dev/watchdog", v)
@@ -143,6 +150,9 @@ func (c Config) Encode() string {
 	}
 	if c.Watchdog != "" {
 		s += "watchdog=" + c.Watchdog + "\n"
+	}
+	if c.Notify != "" {
+		s += "notify=" + c.Notify + "\n"
 	}
 	return s
 }

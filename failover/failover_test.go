@@ -114,7 +114,7 @@ exit 0
 		mutate(&cfg)
 	}
 	for k, v := range map[string]string{"config": cfg.Encode(), "owner": cfg.PreferredOwner, "tick": "0", "generation": "0",
-		"enabled": "yes", "halt": "no", "move": "", "history": "", "state": "unknown"} {
+		"enabled": "yes", "halt": "no", "move": "", "history": "", "notified": "", "state": "unknown"} {
 		r.store.Set(context.Background(), Key("web", k), v)
 	}
 	return r
@@ -219,4 +219,40 @@ func TestReadConfig(t *testing.T) {
 	if _, err := (&Script{Path: script}).ReadConfig(); err == nil || !strings.Contains(err.Error(), "must be below timeout") {
 		t.Fatalf("the original's defaults (timeout 60, stop_timeout 60) accepted: %v", err)
 	}
+}
+
+// TestNotify: every transition in the history is notified once, in order, whichever
+// monitor (owner or stand-by) claims it, across a handover.
+func TestNotify(t *testing.T) {
+	var notes string
+	r := newRig(t, func(c *Config) {
+		notes = filepath.Join(t.TempDir(), "notes")
+		c.Notify = `echo "$LITE_RAFT_PKG_TIME $LITE_RAFT_PKG_HOST $LITE_RAFT_PKG_EVENT" >> ` + notes
+	})
+	r.run("a")
+	r.run("b")
+	r.waitRunning("a")
+	if err := r.stop("a"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitRunning("b")
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		hist := strings.TrimSpace(r.get("history"))
+		lines := strings.Split(hist, "\n")
+		if r.get("notified") == lines[len(lines)-1] {
+			b, _ := os.ReadFile(notes)
+			if got := strings.TrimSpace(string(b)); got != hist {
+				t.Fatalf("notified:\n%s\nhistory:\n%s", got, hist)
+			}
+			if len(lines) < 6 {
+				t.Fatalf("too few transitions to prove anything: %q", hist)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not every transition notified: notified %q, history:\n%s", r.get("notified"), hist)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+	r.stop("b")
 }

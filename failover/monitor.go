@@ -80,6 +80,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	m.Log.Printf("%s: monitoring on %s (pace %v, timeout %v)", m.Name, m.Host, m.cfg.Pace, m.cfg.Timeout)
 	m.stopStray(ctx)
+	if m.cfg.Notify != "" {
+		nctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); m.notifyLoop(nctx) }()
+		defer func() { stop(); <-done }()
+	}
 	t := m.clock().NewTimer(m.cfg.Pace)
 	t.Stop() // armed only while this loop waits on it
 	defer t.Stop()

@@ -192,7 +192,7 @@ func newWorldWith(t *testing.T, mutate func(*Config)) *world {
 			ticks: map[string][]time.Duration{}}}
 	s := NewStore(client.New(&hostCaller{s: w.kv, host: "setup", clock: newFakeClock()}), time.Second)
 	for k, v := range map[string]string{"config": cfg.Encode(), "owner": "a", "tick": "0", "generation": "0",
-		"enabled": "yes", "halt": "no", "move": "", "history": "", "state": "unknown"} {
+		"enabled": "yes", "halt": "no", "move": "", "history": "", "notified": "", "state": "unknown"} {
 		s.Set(context.Background(), Key("web", k), v)
 	}
 	t.Cleanup(func() {
