@@ -114,7 +114,7 @@ exit 0
 		mutate(&cfg)
 	}
 	for k, v := range map[string]string{"config": cfg.Encode(), "owner": cfg.PreferredOwner, "tick": "0", "generation": "0",
-		"enabled": "yes", "halt": "no", "move": "", "history": "", "notified": "", "state": "unknown"} {
+		"enabled": "yes", "halt": "no", "move": "", "history": "", "notified": "", "notifier": "", "state": "unknown"} {
 		r.store.Set(context.Background(), Key("web", k), v)
 	}
 	return r

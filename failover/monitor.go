@@ -38,6 +38,8 @@ type Monitor struct {
 	Log    *log.Logger
 	// Clock is the monitor's time (nil: the system's).
 	Clock Clock
+	// Lease is the package's ownership (nil: conditional sets on Store).
+	Lease Lease
 	// Fence stops the package on the previous owner before this host starts it (nil:
 	// only the control script's fence runs).
 	Fence Fencer
@@ -51,6 +53,13 @@ type Monitor struct {
 	seenAtWall          time.Time
 	published           time.Duration // when packages/NAME/standby/HOST was last written
 	releasePending      bool          // fenced ourselves while owner: give it up once we can
+}
+
+func (m *Monitor) lease() Lease {
+	if m.Lease == nil {
+		m.Lease = &storeLease{s: m.Store, name: m.Name, host: m.Host}
+	}
+	return m.Lease
 }
 
 func (m *Monitor) clock() Clock {
@@ -147,7 +156,7 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 	}
 	now := m.now()
 	if m.releasePending && owner == m.Host {
-		if won, err := m.Store.Swap(ctx, m.key("owner"), m.Host, ""); err == nil {
+		if won, err := m.lease().Release(ctx); err == nil {
 			m.releasePending = false
 			if won {
 				m.record(ctx, "gave the package up after fencing itself")
@@ -193,15 +202,10 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 		return false, nil // the owner may still be alive: wait out its fencing deadline
 	}
 	// the race: the tick first (so a live owner's next heartbeat makes us lose), then owner
-	t, _ := strconv.ParseInt(tick, 10, 64)
 	sent := m.now()
-	if won, err := m.Store.Swap(ctx, m.key("tick"), tick, strconv.FormatInt(t+1, 10)); err != nil || !won {
+	newTick, won, err := m.lease().Acquire(ctx, tick, owner)
+	if err != nil || !won {
 		return false, nil
-	}
-	if !adopt {
-		if won, err := m.Store.Swap(ctx, m.key("owner"), owner, m.Host); err != nil || !won {
-			return false, nil
-		}
 	}
 	gen, err := m.nextGeneration(ctx)
 	if err != nil {
@@ -213,7 +217,7 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 		m.Store.Swap(ctx, m.key("move"), m.Host, "")
 	}
 	m.record(ctx, fmt.Sprintf("takes over from %s (generation %d)", orNone(owner), gen))
-	return m.active(ctx, owner, gen, t+1, sent, adopt)
+	return m.active(ctx, owner, gen, newTick, sent, adopt)
 }
 
 func orNone(s string) string {
@@ -318,7 +322,7 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 			hb.mu.Unlock()
 			go func() {
 				sent := m.now()
-				won, err := m.Store.Swap(ctx, m.key("tick"), strconv.FormatInt(cur, 10), strconv.FormatInt(cur+1, 10))
+				won, err := m.lease().Renew(ctx, cur)
 				if err != nil {
 					results <- true // unknown: not a loss; the deadline decides
 					return
@@ -518,7 +522,7 @@ func (m *Monitor) giveUp(ctx context.Context, state string) (bool, error) {
 }
 
 func (m *Monitor) release(ctx context.Context, why string) {
-	m.Store.Swap(ctx, m.key("owner"), m.Host, "")
+	m.lease().Release(ctx)
 	m.record(ctx, why)
 }
 

@@ -2,6 +2,8 @@ package failover
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -9,22 +11,25 @@ import (
 // The notify setting is a command run once per transition of the package, in the order
 // of packages/NAME/history, with NAME, EVENT, HOST (where it happened), TIME and the
 // current GENERATION in its environment: a mail, a ticket, a log shipper. Every monitor
-// of the package takes part, so notifications go on whoever owns the package (or nobody
-// does), one at a time: a monitor claims the next line by moving packages/NAME/notified
-// to it with a conditional set, and only the winner runs the command. A line is thus
-// never notified twice; one claimed by a monitor that dies before running the command
-// is lost (and its log says so when it claimed it). Lines rotated out of the history
-// before anyone claimed them (more than historyLines transitions with no monitor
-// running) are not notified.
+// of the package takes part, so notifications go on whoever owns the package (or when
+// nobody does), but one at a time: a monitor first takes packages/NAME/notifier (from
+// nobody, by a conditional set, as "HOST UNIXMILLI"), then runs the command for each line
+// after packages/NAME/notified, moving that key on after each, then gives the notifier up.
+// So transitions are notified in order and never twice, except after a monitor died in
+// the middle of one: its claim goes stale after notifyStale and another monitor takes
+// over, running that transition again. Lines rotated out of the history before anyone
+// notified them (more than historyLines transitions while no monitor ran) are skipped.
 
-// notifyLoop claims and runs notifications until ctx ends.
+// notifyStale is how long a notifier's claim holds without being given up.
+const notifyStale = 5 * time.Minute
+
+// notifyLoop notifies what is pending, every pace, until ctx ends.
 func (m *Monitor) notifyLoop(ctx context.Context) {
 	t := m.clock().NewTimer(m.cfg.Pace)
 	t.Stop()
 	defer t.Stop()
 	for {
-		for m.notifyNext(ctx) {
-		}
+		m.notifyPending(ctx)
 		t.Reset(m.cfg.Pace)
 		select {
 		case <-ctx.Done():
@@ -34,43 +39,73 @@ func (m *Monitor) notifyLoop(ctx context.Context) {
 	}
 }
 
-// notifyNext claims the first history line after the last one notified and runs the
-// command for it; it reports whether it did (so that the next can follow at once).
-func (m *Monitor) notifyNext(ctx context.Context) bool {
-	hist, err1 := m.Store.Get(ctx, m.key("history"))
-	last, err2 := m.Store.Get(ctx, m.key("notified"))
-	if err1 != nil || err2 != nil || strings.TrimSpace(hist) == "" {
-		return false
+// notifyPending runs the command for every transition not notified yet, if this monitor
+// can take the notifier's claim.
+func (m *Monitor) notifyPending(ctx context.Context) {
+	if next, err := m.nextToNotify(ctx); err != nil || next == "" {
+		return // nothing to do: do not even take the claim
+	}
+	claim, err := m.Store.Get(ctx, m.key("notifier"))
+	if err != nil {
+		return
+	}
+	if claim != "" {
+		f := strings.Fields(claim)
+		at, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+		if m.clock().Now().Sub(time.UnixMilli(at)) < notifyStale {
+			return // someone else is at it
+		}
+		m.Log.Printf("%s: the notifier claim %q is stale: taking over", m.Name, claim)
+	}
+	mine := fmt.Sprintf("%s %d", m.Host, m.clock().Now().UnixMilli())
+	if won, err := m.Store.Swap(ctx, m.key("notifier"), claim, mine); err != nil || !won {
+		return
+	}
+	defer m.Store.Swap(context.Background(), m.key("notifier"), mine, "")
+	for ctx.Err() == nil {
+		next, err := m.nextToNotify(ctx)
+		if err != nil || next == "" {
+			return
+		}
+		m.notify(ctx, next)
+		if err := m.Store.Set(ctx, m.key("notified"), next); err != nil {
+			return
+		}
+	}
+}
+
+// nextToNotify is the first history line after the last one notified.
+func (m *Monitor) nextToNotify(ctx context.Context) (string, error) {
+	hist, err := m.Store.Get(ctx, m.key("history"))
+	if err != nil {
+		return "", err
+	}
+	last, err := m.Store.Get(ctx, m.key("notified"))
+	if err != nil || strings.TrimSpace(hist) == "" {
+		return "", err
 	}
 	lines := strings.Split(strings.TrimSpace(hist), "\n")
-	next := ""
 	for i, l := range lines {
 		if l == last {
 			if i+1 < len(lines) {
-				next = lines[i+1]
+				return lines[i+1], nil
 			}
-			break
+			return "", nil
 		}
 	}
-	if next == "" && !containsLine(lines, last) {
-		// the last one notified rotated out (or none was yet): the first line newer than it
-		for _, l := range lines {
-			if l > last { // lines begin with their UTC time, so they sort by time
-				next = l
-				break
-			}
+	// the last one notified rotated out (or none was yet): the first line after it in
+	// time (lines begin with their UTC time, so they sort by it)
+	lastTime, _, _ := strings.Cut(last, " ")
+	for _, l := range lines {
+		if t, _, _ := strings.Cut(l, " "); t > lastTime {
+			return l, nil
 		}
 	}
-	if next == "" {
-		return false
-	}
-	// the claim (pkg init creates the key; a conditional set never creates one, so two
-	// monitors can never both win)
-	won, err := m.Store.Swap(ctx, m.key("notified"), last, next)
-	if err != nil || !won {
-		return false
-	}
-	when, rest, _ := strings.Cut(next, " ")
+	return "", nil
+}
+
+func (m *Monitor) notify(ctx context.Context, line string) {
+	when, rest, _ := strings.Cut(line, " ")
 	host, event, _ := strings.Cut(rest, " ")
 	gen, _ := m.Store.Get(ctx, m.key("generation"))
 	sh := &Script{Path: "/bin/sh", Env: []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_EVENT=" + event,
@@ -78,16 +113,6 @@ func (m *Monitor) notifyNext(ctx context.Context) bool {
 	var out strings.Builder
 	code, err := sh.run(ctx, max(m.cfg.StartTimeout, 10*time.Second), &out, &out, "-c", m.cfg.Notify)
 	if err != nil || code != 0 {
-		m.Log.Printf("%s: notify %q: exit %d %v: %s", m.Name, next, code, err, strings.TrimSpace(out.String()))
+		m.Log.Printf("%s: notify %q: exit %d %v: %s", m.Name, line, code, err, strings.TrimSpace(out.String()))
 	}
-	return true
-}
-
-func containsLine(lines []string, l string) bool {
-	for _, x := range lines {
-		if x == l {
-			return true
-		}
-	}
-	return false
 }

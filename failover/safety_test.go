@@ -142,6 +142,7 @@ type faultyStore struct {
 	mu       sync.Mutex
 	down     map[string]bool
 	failSwap map[string]string // host → key whose conditional sets it always loses
+	delay    map[string]time.Duration
 	ticks    map[string][]time.Duration
 }
 
@@ -156,8 +157,19 @@ func (h *hostCaller) Call(ctx context.Context, typ uint8, payload []byte) (sshrp
 	activity.Add(1)
 	defer activity.Add(1)
 	h.s.mu.Lock()
-	down, fail := h.s.down[h.host], h.s.failSwap[h.host]
+	down, fail, delay := h.s.down[h.host], h.s.failSwap[h.host], h.s.delay[h.host]
 	h.s.mu.Unlock()
+	if delay > 0 {
+		// a slow store: the answer comes delay later on the host's clock (the caller
+		// waits on the clock meanwhile, which settle counts as at rest)
+		t := h.clock.NewTimer(delay)
+		activity.Add(1)
+		select {
+		case <-t.C():
+		case <-ctx.Done():
+		}
+		activity.Add(1)
+	}
 	if down {
 		// an error frame: the client does not retry it (in real time)
 		return sshrpc.Frame{}, &sshrpc.RemoteError{Msg: "the store is out of reach"}
@@ -188,11 +200,11 @@ func newWorldWith(t *testing.T, mutate func(*Config)) *world {
 	}
 	w := &world{t: t, cfg: cfg, up: map[string]bool{}, clocks: map[string]*fakeClock{}, stops: map[string]func(){},
 		done: map[string]chan struct{}{},
-		kv: &faultyStore{mem: memStore{kv: kvstore.New()}, down: map[string]bool{}, failSwap: map[string]string{},
+		kv: &faultyStore{mem: memStore{kv: kvstore.New()}, down: map[string]bool{}, failSwap: map[string]string{}, delay: map[string]time.Duration{},
 			ticks: map[string][]time.Duration{}}}
 	s := NewStore(client.New(&hostCaller{s: w.kv, host: "setup", clock: newFakeClock()}), time.Second)
 	for k, v := range map[string]string{"config": cfg.Encode(), "owner": "a", "tick": "0", "generation": "0",
-		"enabled": "yes", "halt": "no", "move": "", "history": "", "notified": "", "state": "unknown"} {
+		"enabled": "yes", "halt": "no", "move": "", "history": "", "notified": "", "notifier": "", "state": "unknown"} {
 		s.Set(context.Background(), Key("web", k), v)
 	}
 	t.Cleanup(func() {
@@ -507,5 +519,44 @@ func TestSafetyWatchdog(t *testing.T) {
 	delete(w.stops, "a")
 	if fed, _ = os.ReadFile(dev); !strings.HasSuffix(string(fed), "V") {
 		t.Fatalf("the watchdog was not disarmed when the package was given up: %q", fed)
+	}
+}
+
+// A slow store: answers that take longer than a pace leave the owner in place (its
+// ticks still land well within timeout), and answers slower than its deadline make it
+// stop in time; the stand-by takes over only after the owner's deadline.
+func TestSafetySlowStore(t *testing.T) {
+	w := newWorld(t)
+	w.start("a", nil)
+	w.run(2*time.Second, "a")
+	w.start("b", nil)
+	w.kv.mu.Lock()
+	w.kv.delay["a"] = 3 * w.cfg.Pace / 2
+	w.kv.mu.Unlock()
+	w.run(3*w.cfg.Timeout, "a", "b")
+	if n := len(w.eventsOf("b", "start")); n != 0 || len(w.eventsOf("a", "stop")) != 0 {
+		t.Fatalf("answers 1.5 paces late moved the package: %+v\n%s", w.events, w.logs.String())
+	}
+	w.kv.mu.Lock()
+	w.kv.delay["a"] = 2 * w.cfg.Timeout
+	w.kv.mu.Unlock()
+	offset := w.clocks["a"].Now().Sub(w.clocks["b"].Now())
+	w.run(3*w.cfg.Timeout, "a", "b")
+	w.kv.mu.Lock()
+	ticks := w.kv.ticks["a"]
+	w.kv.mu.Unlock()
+	last := ticks[len(ticks)-1]
+	stops, starts := w.eventsOf("a", "stop"), w.eventsOf("b", "start")
+	if len(stops) == 0 || len(starts) != 1 {
+		t.Fatalf("with answers later than the deadline: a stopped %d times, b started %d times\n%+v", len(stops), len(starts), w.events)
+	}
+	if stops[0].at > last+w.cfg.Timeout-w.cfg.StopTimeout {
+		t.Fatalf("a began stopping at %v, after its last tick %v + timeout - stop_timeout", stops[0].at, last)
+	}
+	if deadline := last - offset + w.cfg.Timeout; starts[0].at <= deadline {
+		t.Fatalf("b started at %v, not after a's deadline %v", starts[0].at, deadline)
+	}
+	if stops[0].seq > starts[0].seq {
+		t.Fatalf("b started before a stopped: %+v", w.events)
 	}
 }

@@ -258,7 +258,7 @@ func pkgInit(c *cli.Context, p string) error {
 		// the settings go last: a monitor never sees settings without the rest
 		for _, kv := range [][2]string{{"timeout", strconv.Itoa(int(cfg.Timeout.Seconds()))},
 			{"owner", cfg.PreferredOwner}, {"state", "unknown"}, {"tick", "0"}, {"generation", "0"},
-			{"enabled", "yes"}, {"halt", "no"}, {"move", ""}, {"history", ""}, {"notified", ""}, {"config", cfg.Encode()}} {
+			{"enabled", "yes"}, {"halt", "no"}, {"move", ""}, {"history", ""}, {"notified", ""}, {"notifier", ""}, {"config", cfg.Encode()}} {
 			if err := s.Set(ctx, failover.Key(p, kv[0]), kv[1]); err != nil {
 				return err
 			}
