@@ -24,12 +24,15 @@ func writeTestScript(t *testing.T, h *harness.Host, name, settings string) {
 		t.Fatal(err)
 	}
 	s := string(tpl)
-	s = strings.Replace(s, `service_start()  { :; }
-service_stop()   { :; }
-service_status() { return 0; }   # 0 up, 1 down, 2 degraded`, `ev() { echo "$1 $(hostname) $(cut -d' ' -f1 /proc/uptime) gen=$LITE_RAFT_PKG_GENERATION" >> /opt/lite-raft/events; }
+	s = strings.Replace(s, `service_start()  { touch "$marker"; }
+service_stop()   { rm -f "$marker"; }
+service_status() { [ -f "$marker" ]; }   # 0 up, 1 down, 2 degraded`, `ev() { echo "$1 $(hostname) $(cut -d' ' -f1 /proc/uptime) gen=$LITE_RAFT_PKG_GENERATION" >> /opt/lite-raft/events; }
 service_start()  { ev start; setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > /tmp/svc.pid; }
 service_stop()   { [ -f /tmp/svc.pid ] && kill "$(cat /tmp/svc.pid)" 2>/dev/null; rm -f /tmp/svc.pid; ev stop; }
 service_status() { [ -f /opt/lite-raft/force-down ] && return 1; [ -f /tmp/svc.pid ] && kill -0 "$(cat /tmp/svc.pid)" 2>/dev/null; }`, 1)
+	if !strings.Contains(s, "ev start") {
+		t.Fatal("the template's service functions changed: writeTestScript no longer finds them")
+	}
 	for _, kv := range strings.Split(settings, " ") {
 		k, v, _ := strings.Cut(kv, "=")
 		s = replaceSetting(s, k, v)
@@ -400,5 +403,81 @@ func TestPkgFloatingAddress(t *testing.T) {
 	pingFrom(c.Hosts[0])
 	if out, _, _, _ := c.Hosts[0].Exec("ip", "neigh", "show", floating); !strings.Contains(out, "lladdr") {
 		t.Fatalf("no neighbour entry for %s on host1: %s", floating, out)
+	}
+}
+
+// TestPkgTemplateUnchanged: the template copied as it is (its default timing: timeout
+// 60, pace 4; its fence a stub) runs, and after kill -9 of the owner's monitor and
+// supervisor the other host takes it over within timeout + 3 x pace + 1 s, never while
+// the first still runs it (the template's marker file, polled on both hosts).
+func TestPkgTemplateUnchanged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the template's 60 s timeout")
+	}
+	c, hosts := pkgCluster(t)
+	for _, h := range hosts {
+		tpl, err := os.ReadFile(filepath.Join(h.Dir, "control-script-template"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(h.Dir, "control-scripts", "plain"), tpl, 0o755)
+	}
+	c.must(hosts[0], "./pkg init plain")
+	for _, h := range hosts {
+		c.must(h, "./pkg run plain")
+	}
+	up := func(h *harness.Host) bool {
+		_, _, code, err := h.Exec("test", "-f", "/tmp/lite-raft-pkg-plain.up")
+		return err == nil && code == 0
+	}
+	var owner, other *harness.Host
+	c.eventually(30*time.Second, "the template's package running somewhere", func() (bool, string) {
+		for i, h := range hosts {
+			if up(h) {
+				owner, other = h, hosts[1-i]
+				return true, ""
+			}
+		}
+		return false, "no marker yet"
+	})
+	c.waitOwner(other, "plain", owner.Name, 20*time.Second)
+	// watch both markers until the takeover is over
+	both := make(chan string, 1)
+	quit := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			if up(owner) && up(other) {
+				select {
+				case both <- fmt.Sprintf("both %s and %s run it at %.2f", owner.Name, other.Name, uptime(t)):
+				default:
+				}
+			}
+			time.Sleep(100 * time.Millisecond) // sampling the markers
+		}
+	}()
+	for _, pat := range []string{`lite-raft .*pkg supervise plain`, `lite-raft .*pkg monitor plain`} {
+		if n, err := owner.Signal(pat, 9); err != nil || n != 1 {
+			t.Fatalf("kill %s on %s: %d %v", pat, owner.Name, n, err)
+		}
+	}
+	killed := time.Now()
+	d := c.waitOwner(owner, "plain", other.Name, 90*time.Second)
+	close(quit)
+	t.Logf("takeover from %s (monitor and supervisor killed) by %s after %v (timeout 60 s, pace 4 s)", owner.Name, other.Name, d.Round(100*time.Millisecond))
+	select {
+	case msg := <-both:
+		t.Fatal(msg)
+	default:
+	}
+	if up(owner) {
+		t.Fatalf("%s still runs the package after %s took it over", owner.Name, other.Name)
+	}
+	if since := time.Since(killed); since > 60*time.Second+3*4*time.Second+time.Second+5*time.Second {
+		t.Errorf("the takeover took %v: over timeout + 3 x pace + 1 s (and the polling)", since)
 	}
 }
