@@ -1,14 +1,18 @@
 package kvstore
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tidwall/btree"
 
 	"lite-raft/internal/wire"
 )
@@ -40,21 +44,27 @@ type session struct {
 	lastIndex uint64
 }
 
-// Store is the key-value state. It is not safe for concurrent use.
+// Store is the key-value state, on ordered copy-on-write B-trees (tidwall/btree): list
+// walks only the names asked for, and Clone is O(1), so a snapshot can be written from a
+// clone while the original goes on applying. It is not safe for concurrent use, but a
+// clone may be read by another goroutine while the original is changed.
 type Store struct {
-	data     map[string][]byte
-	sessions map[uint64]session
+	data     btree.Map[string, []byte]
+	sessions btree.Map[uint64, session]
 }
 
 // New returns an empty store.
-func New() *Store {
-	return &Store{data: map[string][]byte{}, sessions: map[uint64]session{}}
+func New() *Store { return &Store{} }
+
+// Clone returns a copy that shares everything with s until either changes (O(1)).
+func (s *Store) Clone() *Store {
+	return &Store{data: *s.data.Copy(), sessions: *s.sessions.Copy()}
 }
 
 // Apply applies a command committed at log index.
 func (s *Store) Apply(index uint64, c Command) Result {
 	if c.ClientID != 0 {
-		if ss, ok := s.sessions[c.ClientID]; ok && c.Seq <= ss.seq {
+		if ss, ok := s.sessions.Get(c.ClientID); ok && c.Seq <= ss.seq {
 			if c.Seq == ss.seq {
 				return ss.result // a retry: same answer, applied once
 			}
@@ -63,8 +73,8 @@ func (s *Store) Apply(index uint64, c Command) Result {
 	}
 	r := s.apply(c)
 	if c.ClientID != 0 {
-		s.sessions[c.ClientID] = session{seq: c.Seq, result: r, lastIndex: index}
-		if len(s.sessions) > maxSessions {
+		s.sessions.Set(c.ClientID, session{seq: c.Seq, result: r, lastIndex: index})
+		if s.sessions.Len() > maxSessions {
 			s.evictSessions()
 		}
 	}
@@ -73,10 +83,11 @@ func (s *Store) Apply(index uint64, c Command) Result {
 
 func (s *Store) evictSessions() {
 	type aged struct{ id, index uint64 }
-	all := make([]aged, 0, len(s.sessions))
-	for id, ss := range s.sessions {
+	all := make([]aged, 0, s.sessions.Len())
+	s.sessions.Scan(func(id uint64, ss session) bool {
 		all = append(all, aged{id, ss.lastIndex})
-	}
+		return true
+	})
 	slices.SortFunc(all, func(a, b aged) int {
 		if a.index != b.index {
 			return cmp.Compare(a.index, b.index)
@@ -84,7 +95,7 @@ func (s *Store) evictSessions() {
 		return cmp.Compare(a.id, b.id)
 	})
 	for _, a := range all[:len(all)-maxSessions*9/10] {
-		delete(s.sessions, a.id)
+		s.sessions.Delete(a.id)
 	}
 }
 
@@ -93,13 +104,13 @@ func (s *Store) apply(c Command) Result {
 	case OpNoop:
 		return Result{}
 	case OpSet:
-		s.data[c.Key] = c.Value
+		s.data.Set(c.Key, c.Value)
 		return Result{}
 	case OpUnset:
-		delete(s.data, c.Key)
+		s.data.Delete(c.Key)
 		return Result{}
 	case OpIfSet:
-		cur, ok := s.data[c.Key]
+		cur, ok := s.data.Get(c.Key)
 		if !ok {
 			return Result{Code: CodeNoKey, Msg: fmt.Sprintf("key %s does not exist", c.Key)}
 		}
@@ -113,7 +124,7 @@ func (s *Store) apply(c Command) Result {
 		if bytes.Equal(cur, c.Value) {
 			return Result{Code: CodeAlreadyHolds, Msg: fmt.Sprintf("%s already holds the new value", c.Key)}
 		}
-		s.data[c.Key] = c.Value
+		s.data.Set(c.Key, c.Value)
 		return Result{}
 	}
 	return Result{Code: 1, Msg: fmt.Sprintf("unknown operation %d", c.Op)}
@@ -161,74 +172,99 @@ func truncate(b []byte) string {
 }
 
 // Get returns the value of key.
-func (s *Store) Get(key string) ([]byte, bool) {
-	v, ok := s.data[key]
-	return v, ok
-}
+func (s *Store) Get(key string) ([]byte, bool) { return s.data.Get(key) }
 
 // List returns the names directly below dir ("" for the top), sorted; ok is false when
-// nothing is below dir.
+// nothing is below dir. It costs O(log n) per name returned: the keys of a subfolder are
+// skipped with one seek, not walked.
 func (s *Store) List(dir string) ([]string, bool) {
 	prefix := ""
 	if dir != "" {
 		prefix = strings.TrimSuffix(dir, "/") + "/"
 	}
-	seen := map[string]bool{}
-	for k := range s.data {
+	var names []string
+	it := s.data.Iter()
+	for ok := it.Seek(prefix); ok; {
+		k := it.Key()
 		if !strings.HasPrefix(k, prefix) {
-			continue
+			break
 		}
-		name, _, _ := strings.Cut(k[len(prefix):], "/")
-		seen[name] = true
+		name, _, sub := strings.Cut(k[len(prefix):], "/")
+		names = append(names, name)
+		if sub {
+			// past every key of this subfolder: "/" + 1 is "0"
+			ok = it.Seek(prefix + name + "0")
+		} else {
+			ok = it.Next()
+		}
 	}
-	if len(seen) == 0 {
+	if len(names) == 0 {
 		return nil, false
 	}
-	names := make([]string, 0, len(seen))
-	for n := range seen {
-		names = append(names, n)
-	}
+	// "a" (a key) and "a/b" (a folder) give one name; keys between them in order (such as
+	// "a+b") can part the two, so sort and drop repeats
 	slices.Sort(names)
-	return names, true
+	return slices.Compact(names), true
 }
 
 // Len is the number of keys.
-func (s *Store) Len() int { return len(s.data) }
+func (s *Store) Len() int { return s.data.Len() }
 
 const snapshotMagic = "lite-raft kv v1\n"
 
 // Snapshot encodes the whole state, sorted, so equal states give equal bytes.
 func (s *Store) Snapshot() []byte {
-	size := len(snapshotMagic) + 16
-	keys := make([]string, 0, len(s.data))
-	for k, v := range s.data {
-		keys = append(keys, k)
-		size += len(k) + len(v) + 8
+	var b bytes.Buffer
+	s.WriteSnapshot(&b)
+	return b.Bytes()
+}
+
+// WriteSnapshot streams Snapshot's encoding to w, a record at a time (through a small
+// buffer): the whole state is never held as one byte slice. Write it from a Clone to let
+// the original go on meanwhile.
+func (s *Store) WriteSnapshot(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var rec []byte
+	put := func() error {
+		_, err := bw.Write(rec)
+		rec = rec[:0]
+		return err
 	}
-	slices.Sort(keys)
-	ids := make([]uint64, 0, len(s.sessions))
-	for id := range s.sessions {
-		ids = append(ids, id)
+	rec = append(rec, snapshotMagic...)
+	rec = binary.AppendUvarint(rec, uint64(s.sessions.Len()))
+	var err error
+	s.sessions.Scan(func(id uint64, ss session) bool {
+		rec = binary.AppendUvarint(rec, id)
+		rec = binary.AppendUvarint(rec, ss.seq)
+		rec = binary.AppendUvarint(rec, ss.lastIndex)
+		rec = binary.AppendUvarint(rec, uint64(ss.result.Code))
+		rec = wire.AppendString(rec, ss.result.Msg)
+		err = put()
+		return err == nil
+	})
+	if err != nil {
+		return err
 	}
-	slices.Sort(ids)
-	b := make([]byte, 0, size+len(ids)*40)
-	b = append(b, snapshotMagic...)
-	b = binary.AppendUvarint(b, uint64(len(ids)))
-	for _, id := range ids {
-		ss := s.sessions[id]
-		b = binary.AppendUvarint(b, id)
-		b = binary.AppendUvarint(b, ss.seq)
-		b = binary.AppendUvarint(b, ss.lastIndex)
-		b = binary.AppendUvarint(b, uint64(ss.result.Code))
-		b = wire.AppendString(b, ss.result.Msg)
+	rec = binary.AppendUvarint(rec, uint64(s.data.Len()))
+	s.data.Scan(func(k string, v []byte) bool {
+		rec = wire.AppendString(rec, k)
+		if err = put(); err != nil {
+			return false
+		}
+		rec = binary.AppendUvarint(rec, uint64(len(v)))
+		if err = put(); err != nil {
+			return false
+		}
+		_, err = bw.Write(v)
+		return err == nil
+	})
+	if err == nil {
+		err = put()
 	}
-	b = binary.AppendUvarint(b, uint64(len(keys)))
-	for _, k := range keys {
-		v := s.data[k]
-		b = wire.AppendString(b, k)
-		b = wire.AppendBytes(b, v)
+	if err != nil {
+		return err
 	}
-	return b
+	return bw.Flush()
 }
 
 // Restore replaces the state with a snapshot's. An empty snapshot is an empty store (the
@@ -246,14 +282,14 @@ func Restore(b []byte) (*Store, error) {
 	for i := uint64(0); i < n && r.Err == nil; i++ {
 		id, seq, last, code := r.Uvarint(), r.Uvarint(), r.Uvarint(), r.Uvarint()
 		msg := r.Bytes(1 << 16)
-		s.sessions[id] = session{seq: seq, lastIndex: last, result: Result{Code: int(code), Msg: string(msg)}}
+		s.sessions.Set(id, session{seq: seq, lastIndex: last, result: Result{Code: int(code), Msg: string(msg)}})
 	}
 	n = r.Uvarint()
 	for i := uint64(0); i < n && r.Err == nil; i++ {
 		k := r.Bytes(MaxKeyLen)
 		v := r.Bytes(MaxValueLen)
 		if r.Err == nil {
-			s.data[string(k)] = v
+			s.data.Set(string(k), v)
 		}
 	}
 	r.End()
