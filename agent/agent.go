@@ -78,6 +78,7 @@ type event struct {
 	link    *LinkEvent
 	call    *callDone
 	run     *runDone
+	snap    *snapDone
 }
 
 type callDone struct {
@@ -85,6 +86,14 @@ type callDone struct {
 	res  core.CallResult
 	resp client.Response
 	err  error
+}
+
+// snapDone is a snapshot written away from the loop, to commit on it.
+type snapDone struct {
+	index  uint64
+	data   []byte
+	commit func() error
+	err    error
 }
 
 type runDone struct {
@@ -271,6 +280,12 @@ func (a *Agent) handleEvent(ev event) {
 		a.core.CallDone(now, ev.call.id, ev.call.res, ev.call.resp, ev.call.err)
 	case ev.run != nil:
 		a.core.RunDone(now, ev.run.id, ev.run.out, ev.run.err)
+	case ev.snap != nil:
+		err := ev.snap.err
+		if err == nil {
+			err = ev.snap.commit() // the rename and the log's compaction: quick, and the loop's
+		}
+		a.core.SnapshotSaved(now, ev.snap.index, ev.snap.data, err)
 	}
 }
 
@@ -303,8 +318,8 @@ func (a *Agent) processReady() error {
 		if err := a.core.Advance(a.now(), rd); err != nil {
 			return err
 		}
-		if s := rd.SaveSnapshot; s != nil {
-			a.core.SnapshotSaved(a.now(), s.Meta.Index, a.store.Compact(*s))
+		if job := rd.SaveSnapshot; job != nil {
+			go a.saveSnapshot(job)
 		}
 		node := a.core.Node()
 		a.status.write(node, false)
@@ -338,6 +353,14 @@ func (a *Agent) call(c core.Call) {
 		d.res = core.Broken
 	}
 	a.post(event{call: &d})
+}
+
+// saveSnapshot serializes and writes a snapshot away from the loop: the loop goes on
+// taking requests and appending while it is encoded and fsynced.
+func (a *Agent) saveSnapshot(job *core.SnapshotJob) {
+	data := job.State.Snapshot()
+	commit, err := a.store.WriteSnapshot(raftcore.Snapshot{Meta: job.Meta, Data: data})
+	a.post(event{snap: &snapDone{index: job.Meta.Index, data: data, commit: commit, err: err}})
 }
 
 func (a *Agent) runOnHost(r core.Run) {

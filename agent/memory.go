@@ -25,7 +25,7 @@ type MemStorage struct {
 	snap   raftcore.Snapshot
 	ents   []raftcore.Entry
 	commit uint64
-	// FailCompact, if set, is returned by Compact (a full disk, say).
+	// FailCompact, if set, is returned by WriteSnapshot (a full disk, say).
 	FailCompact error
 }
 
@@ -50,15 +50,23 @@ func (m *MemStorage) Save(hs *raftcore.HardState, snap *raftcore.Snapshot, ents 
 	return nil
 }
 
-func (m *MemStorage) Compact(s raftcore.Snapshot) error {
+func (m *MemStorage) WriteSnapshot(s raftcore.Snapshot) (func() error, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.FailCompact != nil {
-		return m.FailCompact
+	fail := m.FailCompact
+	m.mu.Unlock()
+	if fail != nil {
+		return nil, fail
 	}
-	m.snap = s
-	m.ents = slices.DeleteFunc(m.ents, func(e raftcore.Entry) bool { return e.Index <= s.Meta.Index })
-	return nil
+	return func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if s.Meta.Index <= m.snap.Meta.Index {
+			return fmt.Errorf("compact to %d: a newer snapshot (%d) is stored", s.Meta.Index, m.snap.Meta.Index)
+		}
+		m.snap = s
+		m.ents = slices.DeleteFunc(m.ents, func(e raftcore.Entry) bool { return e.Index <= s.Meta.Index })
+		return nil
+	}, nil
 }
 
 func (m *MemStorage) SaveCommit(c uint64) error {

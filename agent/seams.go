@@ -40,8 +40,9 @@ type LinkEvent struct {
 type Storage interface {
 	// Save makes a Ready's durable parts durable: hard state, snapshot, entries.
 	Save(hs *raftcore.HardState, snap *raftcore.Snapshot, ents []raftcore.Entry) error
-	// Compact stores a snapshot of the state machine and drops the log it covers.
-	Compact(snap raftcore.Snapshot) error
+	// WriteSnapshot makes snap durable beside the current snapshot, on any goroutine; the
+	// commit it returns, called on the loop, puts it in place and drops the log it covers.
+	WriteSnapshot(snap raftcore.Snapshot) (commit func() error, err error)
 	// SaveCommit records a hint of the commit index for the next start (not fsynced).
 	SaveCommit(c uint64) error
 	Close() error

@@ -10,10 +10,19 @@ import (
 // the old or the new content, never a mix: write a temporary file beside it, fsync it,
 // rename it over path, fsync the directory so the rename itself is durable.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := writeTemp(path, data, perm)
+	if err != nil {
+		return err
+	}
+	return commitTemp(tmp, path)
+}
+
+// writeTemp writes data to a new temporary file beside path and makes it durable.
+func writeTemp(path string, data []byte, perm os.FileMode) (string, error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	tmpName := tmp.Name()
 	ok := false
@@ -24,22 +33,28 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmpName, err)
+		return "", fmt.Errorf("write %s: %w", tmpName, err)
 	}
 	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmpName, err)
+		return "", fmt.Errorf("chmod %s: %w", tmpName, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmpName, err)
+		return "", fmt.Errorf("fsync %s: %w", tmpName, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmpName, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmpName, path, err)
+		return "", fmt.Errorf("close %s: %w", tmpName, err)
 	}
 	ok = true
-	return syncDir(dir)
+	return tmpName, nil
+}
+
+// commitTemp renames a file writeTemp made over path and makes the rename durable.
+func commitTemp(tmpName, path string) error {
+	if err := os.Rename(tmpName, path); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("rename %s to %s: %w", tmpName, path, err)
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 // syncDir makes the directory's entries (created, renamed, removed files) durable.

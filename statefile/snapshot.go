@@ -135,16 +135,42 @@ func parseSnapshotHeader(r *bufio.Reader) (meta raftcore.SnapshotMeta, size int6
 
 // saveSnapshot writes snap as the snapshot in dir, atomically.
 func saveSnapshot(dir string, snap raftcore.Snapshot) error {
+	p, err := prepareSnapshot(dir, snap)
+	if err != nil {
+		return err
+	}
+	return p.commit()
+}
+
+// preparedSnapshot is a snapshot written and fsynced beside the current one, not yet in
+// its place.
+type preparedSnapshot struct {
+	dir, tmp string
+	meta     raftcore.SnapshotMeta
+	header   []byte
+}
+
+func prepareSnapshot(dir string, snap raftcore.Snapshot) (*preparedSnapshot, error) {
 	sum := crc32.Checksum(snap.Data, castagnoli)
 	header := snapshotHeader(snap.Meta, int64(len(snap.Data)), sum)
 	buf := make([]byte, 0, len(header)+len(snap.Data))
 	buf = append(append(buf, header...), snap.Data...)
-	if err := WriteFileAtomic(filepath.Join(dir, snapshotFile), buf, 0o600); err != nil {
-		return fmt.Errorf("save snapshot at %d: %w", snap.Meta.Index, err)
+	tmp, err := writeTemp(filepath.Join(dir, snapshotFile), buf, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("save snapshot at %d: %w", snap.Meta.Index, err)
+	}
+	return &preparedSnapshot{dir: dir, tmp: tmp, meta: snap.Meta, header: header}, nil
+}
+
+func (p *preparedSnapshot) commit() error {
+	if err := commitTemp(p.tmp, filepath.Join(p.dir, snapshotFile)); err != nil {
+		return fmt.Errorf("save snapshot at %d: %w", p.meta.Index, err)
 	}
 	// informative only: a crash before this leaves an older meta, never a wrong snapshot
-	return WriteFileAtomic(filepath.Join(dir, metaFile), header[len(snapshotMagic)+1:], 0o600)
+	return WriteFileAtomic(filepath.Join(p.dir, metaFile), p.header[len(snapshotMagic)+1:], 0o600)
 }
+
+func (p *preparedSnapshot) discard() { os.Remove(p.tmp) }
 
 // loadSnapshot reads the snapshot in dir; ok is false if there is none.
 func loadSnapshot(dir string) (snap raftcore.Snapshot, ok bool, err error) {

@@ -153,17 +153,42 @@ func (s *Store) InstallSnapshot(snap raftcore.Snapshot) error {
 // Compact stores a snapshot the node took of its own state and drops the log segments it
 // covers, without rewriting any.
 func (s *Store) Compact(snap raftcore.Snapshot) error {
-	if s.opts.ReadOnly {
-		return errors.New("store opened read-only")
-	}
-	if snap.Meta.Index <= s.snap.Index && s.snap.Index != 0 {
-		return fmt.Errorf("compact to %d: the snapshot is already at %d", snap.Meta.Index, s.snap.Index)
-	}
-	if err := saveSnapshot(s.path(SnapshotDir), snap); err != nil {
+	commit, err := s.WriteSnapshot(snap)
+	if err != nil {
 		return err
 	}
-	s.snap = snap.Meta
-	return s.log.CompactTo(snap.Meta.Index)
+	return commit()
+}
+
+// ErrStaleSnapshot is what committing a snapshot returns when a newer one (from the
+// leader) was stored meanwhile: it is thrown away.
+var ErrStaleSnapshot = errors.New("a newer snapshot was stored meanwhile")
+
+// WriteSnapshot is Compact in two steps, so that the long one need not hold up the log:
+// it writes and fsyncs snap beside the current snapshot, touching nothing else, and may
+// run on another goroutine than the one appending to the log. The commit it returns,
+// called on the log's goroutine, puts the snapshot in place and drops the log segments it
+// covers; if a newer snapshot was installed meanwhile it throws this one away and returns
+// ErrStaleSnapshot.
+func (s *Store) WriteSnapshot(snap raftcore.Snapshot) (commit func() error, err error) {
+	if s.opts.ReadOnly {
+		return nil, errors.New("store opened read-only")
+	}
+	p, err := prepareSnapshot(s.path(SnapshotDir), snap)
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		if snap.Meta.Index <= s.snap.Index && s.snap.Index != 0 {
+			p.discard()
+			return fmt.Errorf("compact to %d: %w (the snapshot is at %d)", snap.Meta.Index, ErrStaleSnapshot, s.snap.Index)
+		}
+		if err := p.commit(); err != nil {
+			return err
+		}
+		s.snap = snap.Meta
+		return s.log.CompactTo(snap.Meta.Index)
+	}, nil
 }
 
 // SaveCommit records the commit index for the next start. It is not fsynced: a lost or

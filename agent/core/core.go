@@ -68,15 +68,23 @@ type Ready struct {
 	Replies []Reply
 	Calls   []Call
 	Runs    []Run
-	// SaveSnapshot is a snapshot of the state machine to make durable (Compact in
-	// statefile's terms); the log is compacted when SnapshotSaved reports it done.
-	SaveSnapshot *raftcore.Snapshot
+	// SaveSnapshot asks for a snapshot of the state machine to be made durable, away from
+	// the loop: its State is a clone the loop goes on without. Report the end with
+	// SnapshotSaved; the log is compacted only then.
+	SaveSnapshot *SnapshotJob
 	// Members is a membership that committed (never a joint one): rewrite
 	// conf/cluster_nodes and open or close links.
 	Members *raftcore.Membership
 	Logs    []string
 
 	raft bool // Ready carries a raftcore.Ready to Advance
+}
+
+// SnapshotJob is a snapshot to save: its metadata and the state machine as of Meta.Index
+// (an O(1) clone: serialize it on any goroutine).
+type SnapshotJob struct {
+	Meta  raftcore.SnapshotMeta
+	State *kvstore.Store
 }
 
 // Config holds a core's fixed settings.
@@ -103,7 +111,7 @@ type Core struct {
 	applied, appliedTerm uint64
 	appliedMembers       raftcore.Membership
 	lastSnapshot         uint64
-	saving               *raftcore.Snapshot // handed out, not yet reported saved
+	saving               *SnapshotJob // handed out, not yet reported saved
 	snapRetryAt          Time
 	snapBackoff          int64
 
@@ -345,15 +353,16 @@ func (c *Core) maybeSnapshot() {
 	if c.applied <= c.node.Status().Snapshot.Index {
 		return
 	}
-	s := raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: c.applied, Term: c.appliedTerm,
-		Members: c.appliedMembers}, Data: c.kv.Snapshot()}
-	c.saving = &s
-	c.out.SaveSnapshot = &s
+	job := &SnapshotJob{Meta: raftcore.SnapshotMeta{Index: c.applied, Term: c.appliedTerm,
+		Members: c.appliedMembers}, State: c.kv.Clone()}
+	c.saving = job
+	c.out.SaveSnapshot = job
 }
 
-// SnapshotSaved reports the end of a SaveSnapshot. The log is compacted only now that the
+// SnapshotSaved reports the end of a SaveSnapshot, with the snapshot's bytes (which Raft
+// keeps to send to followers that need them). The log is compacted only now that the
 // snapshot is durable; a failure is tried again after a backoff, not at the next batch.
-func (c *Core) SnapshotSaved(now Time, index uint64, err error) {
+func (c *Core) SnapshotSaved(now Time, index uint64, data []byte, err error) {
 	c.at(now)
 	s := c.saving
 	if s == nil || s.Meta.Index != index {
@@ -371,11 +380,11 @@ func (c *Core) SnapshotSaved(now Time, index uint64, err error) {
 	if index <= c.node.Status().Snapshot.Index {
 		return // a snapshot from the leader came meanwhile
 	}
-	if _, err := c.node.Compact(index, s.Data); err != nil {
+	if _, err := c.node.Compact(index, data); err != nil {
 		c.logf("", "compact the log to %d: %v", index, err)
 		return
 	}
-	c.logf("", "snapshot at %d (term %d, %d keys, %d bytes)", index, s.Meta.Term, c.kv.Len(), len(s.Data))
+	c.logf("", "snapshot at %d (term %d, %d keys, %d bytes)", index, s.Meta.Term, s.State.Len(), len(data))
 }
 
 // Stop answers every request still waiting: the agent is going away.

@@ -395,11 +395,20 @@ func (s *sim) after(d Time, fn func()) {
 }
 
 func (s *sim) runUntil(t Time) {
+	same := 0 // events in a row at one virtual time: a spin never lets time pass
 	for len(s.q) > 0 && len(s.violations) == 0 {
 		if s.q[0].at > t {
 			break
 		}
 		e := heap.Pop(&s.q).(*simEvent)
+		if e.at == s.now {
+			if same++; same > 200_000 {
+				s.violate("200,000 events at %d ms without time passing: something spins", s.now)
+				return
+			}
+		} else {
+			same = 0
+		}
 		s.now = e.at
 		e.fn()
 	}
@@ -497,15 +506,26 @@ func (s *sim) persist(n *simNode, rd Ready) {
 		s.violate("%s: advance: %v", n.id, err)
 		return
 	}
-	if snap := rd.SaveSnapshot; snap != nil {
-		var err error
-		if n.snapFail {
-			err = fmt.Errorf("no space left on device")
-		} else {
-			n.disk.compact(*snap)
-			s.stats.snapshots++
-		}
-		n.core.SnapshotSaved(s.now, snap.Meta.Index, err)
+	if job := rd.SaveSnapshot; job != nil {
+		// written away from the loop: it ends some time later, while the host goes on
+		data, gen, fail := job.State.Snapshot(), n.gen, n.snapFail
+		s.after(Time(s.rng.IntN(40)), func() {
+			if n.gen != gen || !n.up {
+				return // the host crashed: the half-written file is gone with it
+			}
+			var err error
+			switch {
+			case fail:
+				err = fmt.Errorf("no space left on device")
+			case job.Meta.Index <= n.disk.snap.Meta.Index:
+				err = fmt.Errorf("a newer snapshot is stored")
+			default:
+				n.disk.compact(raftcore.Snapshot{Meta: job.Meta, Data: data})
+				s.stats.snapshots++
+			}
+			n.core.SnapshotSaved(s.now, job.Meta.Index, data, err)
+			s.pump(n)
+		})
 	}
 }
 
