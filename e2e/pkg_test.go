@@ -129,15 +129,23 @@ func pkgCluster(t *testing.T) (*cluster, []*harness.Host) {
 	return c, pkgHosts
 }
 
-// TestPkgTutorial: init, run on every package host, status, stop on the active one: the
-// package runs on the stand-by.
-func TestPkgTutorial(t *testing.T) {
-	c, hosts := pkgCluster(t)
-	h4, h5 := hosts[0], hosts[1]
+// runWeb stores package web, starts its monitor on both package hosts and waits until
+// host4, its preferred owner, runs it.
+func (c *cluster) runWeb(hosts []*harness.Host) (h4, h5 *harness.Host) {
+	c.t.Helper()
+	h4, h5 = hosts[0], hosts[1]
 	c.must(h4, "./pkg init web")
 	c.must(h4, "./pkg run web")
 	c.must(h5, "./pkg run web")
 	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	return h4, h5
+}
+
+// TestPkgTutorial: init, run on every package host, status, stop on the active one: the
+// package runs on the stand-by.
+func TestPkgTutorial(t *testing.T) {
+	c, hosts := pkgCluster(t)
+	h4, h5 := c.runWeb(hosts)
 	// the table: host5 stands by, and the tick is young
 	c.eventually(10*time.Second, "pkg status showing host5 standing by and the tick's age", func() (bool, string) {
 		out := c.must(h5, "./pkg status")
@@ -170,11 +178,7 @@ func TestPkgTutorial(t *testing.T) {
 // package afterwards and the event log shows no overlap.
 func TestPkgFaults(t *testing.T) {
 	c, hosts := pkgCluster(t)
-	h4, h5 := hosts[0], hosts[1]
-	c.must(h4, "./pkg init web")
-	c.must(h4, "./pkg run web")
-	c.must(h5, "./pkg run web")
-	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	h4, h5 := c.runWeb(hosts)
 
 	// kill -9 of the active monitor: its supervisor starts it again, and it carries on
 	// as the owner (the service is not even restarted)
@@ -265,11 +269,7 @@ func checkTakeover(t *testing.T, evs []event, from, to string, at, limit float64
 // before it starts; the frozen host never runs the package again, SIGCONT or not.
 func TestPkgFrozenMonitor(t *testing.T) {
 	c, hosts := pkgCluster(t)
-	h4, h5 := hosts[0], hosts[1]
-	c.must(h4, "./pkg init web")
-	c.must(h4, "./pkg run web")
-	c.must(h5, "./pkg run web")
-	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	h4, h5 := c.runWeb(hosts)
 	if n, err := h4.Signal(`lite-raft .*pkg monitor web`, syscall.SIGSTOP); err != nil || n != 1 {
 		t.Fatalf("freeze the monitor: %d %v", n, err)
 	}
@@ -308,11 +308,7 @@ func uptime(t *testing.T) float64 {
 // (restarts=1), and when that does not help the package fails over.
 func TestPkgLocalRestartThenFailover(t *testing.T) {
 	c, hosts := pkgCluster(t)
-	h4, h5 := hosts[0], hosts[1]
-	c.must(h4, "./pkg init web")
-	c.must(h4, "./pkg run web")
-	c.must(h5, "./pkg run web")
-	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	h4, h5 := c.runWeb(hosts)
 	c.must(h4, "touch force-down")
 	c.waitOwner(h5, "web", "host5", 30*time.Second)
 	out := c.must(h5, "./pkg status web")
@@ -333,11 +329,7 @@ func TestPkgLocalRestartThenFailover(t *testing.T) {
 // TestPkgMoveHaltDisable: planned switch-over, maintenance and a cluster-wide halt.
 func TestPkgMoveHaltDisable(t *testing.T) {
 	c, hosts := pkgCluster(t)
-	h4, h5 := hosts[0], hosts[1]
-	c.must(h4, "./pkg init web")
-	c.must(h4, "./pkg run web")
-	c.must(h5, "./pkg run web")
-	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	h4, h5 := c.runWeb(hosts)
 	c.must(h5, "./pkg move web host5")
 	c.waitOwner(h4, "web", "host5", 20*time.Second)
 	out := c.must(h4, "./pkg status web")

@@ -56,11 +56,7 @@ func (c *cluster) pkgStatusJSON(h *harness.Host, name string) (pkgJSON, string) 
 // owner.
 func TestPkgOps(t *testing.T) {
 	c, hosts := pkgCluster(t)
-	h4, h5 := hosts[0], hosts[1]
-	c.must(h4, "./pkg init web")
-	c.must(h4, "./pkg run web")
-	c.must(h5, "./pkg run web")
-	c.waitOwner(h5, "web", "host4", 20*time.Second)
+	h4, h5 := c.runWeb(hosts)
 
 	c.eventually(10*time.Second, "pkg status --json web: owner host4, generation 1 or more, host5 standing by", func() (bool, string) {
 		p, out := c.pkgStatusJSON(h4, "web")
