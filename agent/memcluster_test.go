@@ -62,9 +62,6 @@ func startMemMembers(t *testing.T, clock Clock, voters, run []raftcore.NodeID) *
 	t.Helper()
 	ids := run
 	c := &memCluster{t: t, net: NewMemNetwork(), agents: map[raftcore.NodeID]*Agent{}, logs: map[raftcore.NodeID]*lineLog{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
 	for _, id := range ids {
 		dir := t.TempDir()
 		os.MkdirAll(filepath.Join(dir, "temp"), 0o700)
@@ -78,6 +75,11 @@ func startMemMembers(t *testing.T, clock Clock, voters, run []raftcore.NodeID) *
 		c.agents[id] = a
 		c.net.agents[id] = a
 	}
+	// registered after the TempDirs, so it runs before they are removed: the agents write
+	// their status files until they have stopped
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	for _, a := range c.agents {
 		wg.Add(1)
 		go func() {
