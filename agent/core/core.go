@@ -109,7 +109,7 @@ type Core struct {
 	rand raftcore.Rand
 
 	applied, appliedTerm uint64
-	appliedMembers       raftcore.Membership
+	appliedMembers       raftcore.Membership // of the last applied membership entry (or snapshot)
 	lastSnapshot         uint64
 	saving               *SnapshotJob // handed out, not yet reported saved
 	snapRetryAt          Time
@@ -173,9 +173,6 @@ func (c *Core) Node() *raftcore.Node { return c.node }
 
 // Applied is the last index the state machine reflects.
 func (c *Core) Applied() uint64 { return c.applied }
-
-// KV gives read access to the state machine (tests).
-func (c *Core) KV() *kvstore.Store { return c.kv }
 
 func (c *Core) at(now Time) {
 	if now > c.now {
@@ -417,9 +414,6 @@ func (c *Core) allWaiters() []*waiter {
 	all = append(all, c.waiting...)
 	return append(all, c.conditions...)
 }
-
-// committedMembers is the membership of the last applied membership entry (or snapshot).
-func (c *Core) committedMembers() raftcore.Membership { return c.appliedMembers }
 
 // transferAway hands leadership to the most up-to-date other voter.
 func (c *Core) transferAway() error {

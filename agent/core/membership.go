@@ -98,7 +98,7 @@ func (c *Core) startChange(w *waiter) {
 	ch := &change{add: add, host: host, progressAt: c.now}
 	ch.ID = fmt.Sprintf("%s/%d/%d", c.id, c.node.Term(), c.applied)
 	ch.Op, ch.Host = w.req.Op.String(), string(host)
-	m := c.committedMembers()
+	m := c.appliedMembers
 	switch {
 	case add && m.IsVoter(host):
 		ch.finish(client.CodeOK, fmt.Sprintf("%s is already a voter; members: %s", host, m))
@@ -127,7 +127,7 @@ func (c *Core) waitChange(w *waiter) {
 	ch := c.change
 	if ch == nil || ch.host != host {
 		// not (or no longer) here: say what the membership shows
-		m := c.committedMembers()
+		m := c.appliedMembers
 		st := ChangeStatus{Host: string(host), Done: true, Code: client.CodeFailed,
 			Msg: fmt.Sprintf("no membership change of %s in progress on the leader %s (members: %s)", host, c.id, m)}
 		js, _ := json.Marshal(st)
@@ -181,7 +181,7 @@ func (c *Core) advanceChange() {
 		return
 	}
 	m := c.node.Members()
-	cm := c.committedMembers()
+	cm := c.appliedMembers
 	host := ch.host
 	switch ch.phase {
 	case phaseBoot:
@@ -266,18 +266,18 @@ func (c *Core) proposeChange(ch *change, voters, learners []raftcore.NodeID) {
 	}
 }
 
-// runDone takes the end of a command the change ran over ssh.
-func (c *Core) changeRunDone(id CallID, err error) bool {
+// changeRunDone takes the end of a command the change ran over ssh.
+func (c *Core) changeRunDone(id CallID, err error) {
 	ch := c.change
 	if ch == nil || ch.run != id || ch.phase == phaseDone {
-		return false
+		return
 	}
 	ch.run = 0
 	switch ch.phase {
 	case phaseBoot:
 		if err != nil {
 			c.endChange(client.CodeFailed, fmt.Sprintf("booting %s failed: %v", ch.host, err))
-			return true
+			return
 		}
 		ch.step(c, phaseLearner, fmt.Sprintf("adding %s as a learner", ch.host))
 	case phaseStop:
@@ -286,10 +286,9 @@ func (c *Core) changeRunDone(id CallID, err error) bool {
 		} else {
 			c.endChange(client.CodeOK, fmt.Sprintf("stopped lite-raft on %s", ch.host))
 		}
-		return true
+		return
 	}
 	c.advanceChange()
-	return true
 }
 
 // leadershipChanged hands the change over when this node stops leading (its followers

@@ -849,7 +849,7 @@ func (s *sim) membershipChange() {
 	if l == nil || s.adminBusy {
 		return
 	}
-	m := l.core.committedMembers()
+	m := l.core.appliedMembers
 	if m.Joint() || len(m.Learners) > 0 {
 		return
 	}
@@ -1059,7 +1059,7 @@ func (s *sim) checkLive(at Time) {
 		return
 	}
 	members := l.core.node.Members()
-	if cm := l.core.committedMembers(); cm.Joint() || len(cm.Learners) > 0 || !cm.Equal(members) {
+	if cm := l.core.appliedMembers; cm.Joint() || len(cm.Learners) > 0 || !cm.Equal(members) {
 		s.violate("a membership change was left half done: committed %s, in force %s", cm, members)
 	}
 	pending := map[raftcore.NodeID]int{}

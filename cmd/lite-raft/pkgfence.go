@@ -261,7 +261,7 @@ func pkgSupervise(c *cli.Context, p string) error {
 	}
 	lg := log.New(os.Stdout, "", log.LstdFlags|log.Lmicroseconds)
 	stopping := make(chan os.Signal, 1)
-	signalNotify(stopping)
+	signal.Notify(stopping, syscall.SIGTERM, syscall.SIGINT)
 	backoff := time.Second
 	for {
 		cmd := exec.Command(self, "--dir", dir, "pkg", "monitor", p)
@@ -304,5 +304,3 @@ func pkgSupervise(c *cli.Context, p string) error {
 		backoff = min(2*backoff, 30*time.Second)
 	}
 }
-
-func signalNotify(ch chan os.Signal) { signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT) }
