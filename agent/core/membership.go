@@ -51,9 +51,12 @@ type ChangeStatus struct {
 	Op    string   `json:"op"` // add-member or del-member
 	Host  string   `json:"host"`
 	Steps []string `json:"steps"`
-	Done  bool     `json:"done"`
-	Code  int      `json:"code"` // exit code once done
-	Msg   string   `json:"msg,omitempty"`
+	// Stopping is set while the change stops lite-raft on Host (the last step of
+	// del-member): a CLI on Host then loses its agent, which is the step working.
+	Stopping bool   `json:"stopping,omitempty"`
+	Done     bool   `json:"done"`
+	Code     int    `json:"code"` // exit code once done
+	Msg      string `json:"msg,omitempty"`
 }
 
 type change struct {
@@ -149,13 +152,13 @@ func (ch *change) response() client.Response {
 
 // step records a step and moves to phase p.
 func (ch *change) step(c *Core, p phase, line string) {
-	ch.phase, ch.proposed = p, false
+	ch.phase, ch.proposed, ch.Stopping = p, false, p == phaseStop
 	ch.Steps = append(ch.Steps, line)
 	ch.wake(c)
 }
 
 func (ch *change) finish(code int, msg string) {
-	ch.phase, ch.Done, ch.Code, ch.Msg = phaseDone, true, code, msg
+	ch.phase, ch.Done, ch.Code, ch.Msg, ch.Stopping = phaseDone, true, code, msg, false
 	ch.Steps = append(ch.Steps, msg)
 }
 

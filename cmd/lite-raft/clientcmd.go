@@ -410,8 +410,7 @@ func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host stri
 		}
 		req := client.Request{Op: client.OpChangeWait, Host: host, Args: strconv.Itoa(printed), TimeoutMs: uint32(wait.Milliseconds())}
 		resp, err = doRequest(clientOpts{timeout: wait + 5*time.Second}, dial, req)
-		if err != nil && op == client.OpDelMember && host == thisHost() && printed > 0 &&
-			strings.Contains(st.Steps[printed-1], "stopping lite-raft on "+host) {
+		if err != nil && op == client.OpDelMember && host == thisHost() && st.Stopping {
 			// this very host was removed and is being stopped: its agent went away
 			fmt.Fprintf(w, "lite-raft on %s (this host) stopped\n", host)
 			return nil
