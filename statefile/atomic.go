@@ -10,15 +10,16 @@ import (
 // the old or the new content, never a mix: write a temporary file beside it, fsync it,
 // rename it over path, fsync the directory so the rename itself is durable.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := writeTemp(path, data, perm)
+	tmp, err := writeTemp(path, perm, data)
 	if err != nil {
 		return err
 	}
 	return commitTemp(tmp, path)
 }
 
-// writeTemp writes data to a new temporary file beside path and makes it durable.
-func writeTemp(path string, data []byte, perm os.FileMode) (string, error) {
+// writeTemp writes the parts, one after another, to a new temporary file beside path and
+// makes it durable (in parts, so that a header and a large body need no joint copy).
+func writeTemp(path string, perm os.FileMode, parts ...[]byte) (string, error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -32,8 +33,10 @@ func writeTemp(path string, data []byte, perm os.FileMode) (string, error) {
 			os.Remove(tmpName)
 		}
 	}()
-	if _, err := tmp.Write(data); err != nil {
-		return "", fmt.Errorf("write %s: %w", tmpName, err)
+	for _, p := range parts {
+		if _, err := tmp.Write(p); err != nil {
+			return "", fmt.Errorf("write %s: %w", tmpName, err)
+		}
 	}
 	if err := tmp.Chmod(perm); err != nil {
 		return "", fmt.Errorf("chmod %s: %w", tmpName, err)

@@ -153,9 +153,7 @@ type preparedSnapshot struct {
 func prepareSnapshot(dir string, snap raftcore.Snapshot) (*preparedSnapshot, error) {
 	sum := crc32.Checksum(snap.Data, castagnoli)
 	header := snapshotHeader(snap.Meta, int64(len(snap.Data)), sum)
-	buf := make([]byte, 0, len(header)+len(snap.Data))
-	buf = append(append(buf, header...), snap.Data...)
-	tmp, err := writeTemp(filepath.Join(dir, snapshotFile), buf, 0o600)
+	tmp, err := writeTemp(filepath.Join(dir, snapshotFile), 0o600, header, snap.Data)
 	if err != nil {
 		return nil, fmt.Errorf("save snapshot at %d: %w", snap.Meta.Index, err)
 	}
