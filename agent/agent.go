@@ -16,6 +16,7 @@ import (
 	"lite-raft/agent/core"
 	"lite-raft/client"
 	"lite-raft/conf"
+	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 	"lite-raft/statefile"
@@ -90,9 +91,8 @@ type callDone struct {
 
 // snapDone is a snapshot written away from the loop, to commit on it.
 type snapDone struct {
-	index  uint64
-	data   []byte
-	commit func() error
+	snap   raftcore.Snapshot
+	commit func(keepFrom uint64) error
 	err    error
 }
 
@@ -193,13 +193,17 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 	a.store, a.transport, a.clock = store, tr, clock
 	a.status = statusFiles{dir: filepath.Join(a.dir, "temp")}
 	tick := a.tickInterval()
-	var err error
+	kv, err := a.loadSnapshot()
+	if err != nil {
+		return err
+	}
 	a.core, err = core.New(core.Config{
 		Raft: raftcore.Config{ID: a.id, ElectionTicks: 10, HeartbeatTicks: 1,
-			Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))},
+			Rand:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
+			Storage: store, KeepEntries: a.keepEntries()},
 		TickMs:         tick.Milliseconds(),
 		SnapshotPeriod: a.cfg.SnapshotPeriod,
-	}, st)
+	}, st, kv)
 	if err != nil {
 		return err
 	}
@@ -212,6 +216,24 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 		a.id, st.HardState.Term, node.Status().Snapshot.Index+1, node.Status().LastIndex,
 		st.Snapshot.Meta.Index, m, tick)
 	return nil
+}
+
+// keepEntries is how many entries stay in the log behind a snapshot: a follower that
+// much behind is sent entries, not the whole state.
+func (a *Agent) keepEntries() uint64 { return max(a.cfg.SnapshotPeriod, 1000) }
+
+// loadSnapshot reads the state machine back from the stored snapshot, streamed.
+func (a *Agent) loadSnapshot() (*kvstore.Store, error) {
+	r, snap, err := a.store.SnapshotData()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	kv, err := kvstore.Restore(r)
+	if err != nil {
+		return nil, fmt.Errorf("load the snapshot at %d: %w", snap.Meta.Index, err)
+	}
+	return kv, nil
 }
 
 func (a *Agent) tickInterval() time.Duration {
@@ -283,9 +305,11 @@ func (a *Agent) handleEvent(ev event) {
 	case ev.snap != nil:
 		err := ev.snap.err
 		if err == nil {
-			err = ev.snap.commit() // the rename and the log's compaction: quick, and the loop's
+			// the rename and the log's compaction: quick, and the loop's
+			index := ev.snap.snap.Meta.Index
+			err = ev.snap.commit(index + 1 - min(a.keepEntries(), index))
 		}
-		a.core.SnapshotSaved(now, ev.snap.index, ev.snap.data, err)
+		a.core.SnapshotSaved(now, ev.snap.snap, err)
 	}
 }
 
@@ -303,8 +327,17 @@ func (a *Agent) processReady() error {
 		for _, m := range rd.Messages {
 			a.transport.Send(m)
 		}
-		if err := a.store.Save(rd.HardState, rd.Ready.Snapshot, rd.Entries); err != nil {
+		if err := a.store.Save(rd.HardState, rd.SnapshotChunks, rd.Ready.Snapshot, rd.Entries); err != nil {
 			return fmt.Errorf("persist: %w", err)
+		}
+		if rd.Ready.Snapshot != nil {
+			// a snapshot from the leader: the state machine is read back from it (this
+			// host is behind anyway; the loop waits for it)
+			kv, err := a.loadSnapshot()
+			if err != nil {
+				return err
+			}
+			rd.Restored = kv
 		}
 		for _, m := range rd.PersistedMessages {
 			a.transport.Send(m)
@@ -358,9 +391,9 @@ func (a *Agent) call(c core.Call) {
 // saveSnapshot serializes and writes a snapshot away from the loop: the loop goes on
 // taking requests and appending while it is encoded and fsynced.
 func (a *Agent) saveSnapshot(job *core.SnapshotJob) {
-	data := job.State.Snapshot()
-	commit, err := a.store.WriteSnapshot(raftcore.Snapshot{Meta: job.Meta, Data: data})
-	a.post(event{snap: &snapDone{index: job.Meta.Index, data: data, commit: commit, err: err}})
+	snap, commit, err := a.store.WriteSnapshot(job.Meta, job.State.WriteSnapshot)
+	snap.Meta = job.Meta
+	a.post(event{snap: &snapDone{snap: snap, commit: commit, err: err}})
 }
 
 func (a *Agent) runOnHost(r core.Run) {

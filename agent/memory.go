@@ -1,10 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"io"
 	"sync"
 	"time"
 
@@ -17,13 +18,12 @@ import (
 // with no ssh and no disk: MemStorage, MemNetwork (a Transport per member, with links
 // that can be cut one way) and FakeClock.
 
-// MemStorage keeps what an agent persists in memory. State gives it back as a restart
-// would read it.
+// MemStorage keeps what an agent persists in memory, in a raftcore.MemoryStorage. State
+// gives it back as a restart would read it.
 type MemStorage struct {
 	mu     sync.Mutex
 	hs     raftcore.HardState
-	snap   raftcore.Snapshot
-	ents   []raftcore.Entry
+	store  *raftcore.MemoryStorage
 	commit uint64
 	// FailCompact, if set, is returned by WriteSnapshot (a full disk, say).
 	FailCompact error
@@ -31,42 +31,59 @@ type MemStorage struct {
 
 // NewMemStorage is a first boot with the given voters.
 func NewMemStorage(voters ...raftcore.NodeID) *MemStorage {
-	return &MemStorage{snap: raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Members: raftcore.Membership{Voters: voters}}}}
+	return &MemStorage{store: raftcore.NewMemoryStorage(raftcore.Snapshot{Meta: raftcore.SnapshotMeta{
+		Members: raftcore.Membership{Voters: voters}}}, nil)}
 }
 
-func (m *MemStorage) Save(hs *raftcore.HardState, snap *raftcore.Snapshot, ents []raftcore.Entry) error {
+func (m *MemStorage) Save(hs *raftcore.HardState, chunks []raftcore.SnapshotChunk, snap *raftcore.Snapshot, ents []raftcore.Entry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if hs != nil {
 		m.hs = *hs
 	}
-	if snap != nil {
-		m.snap, m.ents = *snap, nil
-	}
-	if len(ents) > 0 {
-		m.ents = slices.DeleteFunc(m.ents, func(e raftcore.Entry) bool { return e.Index >= ents[0].Index })
-		m.ents = append(m.ents, ents...)
-	}
-	return nil
+	return m.store.Save(raftcore.Ready{SnapshotChunks: chunks, Snapshot: snap, Entries: ents})
 }
 
-func (m *MemStorage) WriteSnapshot(s raftcore.Snapshot) (func() error, error) {
+func (m *MemStorage) Entries(lo, hi, maxBytes uint64) ([]raftcore.Entry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.store.Entries(lo, hi, maxBytes)
+}
+
+func (m *MemStorage) ReadSnapshot(s raftcore.Snapshot, off uint64, p []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.store.ReadSnapshot(s, off, p)
+}
+
+func (m *MemStorage) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) error) (raftcore.Snapshot, func(uint64) error, error) {
 	m.mu.Lock()
 	fail := m.FailCompact
 	m.mu.Unlock()
 	if fail != nil {
-		return nil, fail
+		return raftcore.Snapshot{}, nil, fail
 	}
-	return func() error {
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return raftcore.Snapshot{}, nil, err
+	}
+	s := raftcore.SnapshotOf(meta, b.Bytes())
+	return s, func(keepFrom uint64) error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if s.Meta.Index <= m.snap.Meta.Index {
-			return fmt.Errorf("compact to %d: a newer snapshot (%d) is stored", s.Meta.Index, m.snap.Meta.Index)
+		if cur, _ := m.store.Snapshot(); s.Meta.Index <= cur.Meta.Index {
+			return fmt.Errorf("compact to %d: a newer snapshot (%d) is stored", s.Meta.Index, cur.Meta.Index)
 		}
-		m.snap = s
-		m.ents = slices.DeleteFunc(m.ents, func(e raftcore.Entry) bool { return e.Index <= s.Meta.Index })
+		m.store.Compact(s, b.Bytes(), keepFrom)
 		return nil
 	}, nil
+}
+
+func (m *MemStorage) SnapshotData() (io.ReadCloser, raftcore.Snapshot, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, data := m.store.Snapshot()
+	return io.NopCloser(bytes.NewReader(data)), s, nil
 }
 
 func (m *MemStorage) SaveCommit(c uint64) error {
@@ -82,8 +99,9 @@ func (m *MemStorage) Close() error { return nil }
 func (m *MemStorage) State() raftcore.State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return raftcore.State{HardState: m.hs, Snapshot: m.snap, Entries: slices.Clone(m.ents),
-		Commit: m.commit, Applied: m.snap.Meta.Index}
+	st := m.store.State(m.hs)
+	st.Commit = m.commit
+	return st
 }
 
 // MemNetwork connects in-process agents. A link from a to b can be cut one way: a's

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"lite-raft/client"
@@ -36,13 +37,19 @@ type LinkEvent struct {
 	Gone bool // the peer's host runs no agent (implies down)
 }
 
-// Storage is what the agent persists. *statefile.Store implements it.
+// Storage is what the agent persists, and reads back for Raft (raftcore.Storage: old
+// entries, snapshot data to send). *statefile.Store implements it.
 type Storage interface {
-	// Save makes a Ready's durable parts durable: hard state, snapshot, entries.
-	Save(hs *raftcore.HardState, snap *raftcore.Snapshot, ents []raftcore.Entry) error
-	// WriteSnapshot makes snap durable beside the current snapshot, on any goroutine; the
-	// commit it returns, called on the loop, puts it in place and drops the log it covers.
-	WriteSnapshot(snap raftcore.Snapshot) (commit func() error, err error)
+	raftcore.Storage
+	// Save makes a Ready's durable parts durable: hard state, snapshot pieces received,
+	// a complete snapshot received, entries.
+	Save(hs *raftcore.HardState, chunks []raftcore.SnapshotChunk, snap *raftcore.Snapshot, ents []raftcore.Entry) error
+	// WriteSnapshot streams what write produces into a snapshot at meta beside the current
+	// one and makes it durable, on any goroutine; the commit it returns, called on the
+	// loop, puts it in place and drops the log before keepFrom.
+	WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) error) (raftcore.Snapshot, func(keepFrom uint64) error, error)
+	// SnapshotData reads the stored snapshot's data back (to load the state machine).
+	SnapshotData() (io.ReadCloser, raftcore.Snapshot, error)
 	// SaveCommit records a hint of the commit index for the next start (not fsynced).
 	SaveCommit(c uint64) error
 	Close() error

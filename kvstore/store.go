@@ -267,34 +267,70 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 	return bw.Flush()
 }
 
-// Restore replaces the state with a snapshot's. An empty snapshot is an empty store (the
-// bootstrap snapshot at index 0 has no data).
-func Restore(b []byte) (*Store, error) {
+// Restore reads a state back from a snapshot's encoding, streamed: only the store itself
+// is held, never the whole encoding. An empty snapshot is an empty store (the bootstrap
+// snapshot at index 0 has no data).
+func Restore(r io.Reader) (*Store, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
 	s := New()
-	if len(b) == 0 {
+	magic := make([]byte, len(snapshotMagic))
+	n, err := io.ReadFull(br, magic)
+	if n == 0 && err == io.EOF {
 		return s, nil
 	}
-	if !bytes.HasPrefix(b, []byte(snapshotMagic)) {
+	if err != nil || string(magic) != snapshotMagic {
 		return nil, errors.New("kv snapshot: bad magic")
 	}
-	r := wire.Decoder{B: b[len(snapshotMagic):]}
-	n := r.Uvarint()
-	for i := uint64(0); i < n && r.Err == nil; i++ {
-		id, seq, last, code := r.Uvarint(), r.Uvarint(), r.Uvarint(), r.Uvarint()
-		msg := r.Bytes(1 << 16)
+	var rerr error
+	uvarint := func() uint64 {
+		if rerr != nil {
+			return 0
+		}
+		v, err := binary.ReadUvarint(br)
+		if err != nil {
+			rerr = err
+		}
+		return v
+	}
+	bytesOf := func(limit int) []byte {
+		n := uvarint()
+		if rerr != nil {
+			return nil
+		}
+		if n > uint64(limit) {
+			rerr = fmt.Errorf("a field of %d bytes, more than %d", n, limit)
+			return nil
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(br, b); err != nil {
+			rerr = err
+		}
+		return b
+	}
+	count := uvarint()
+	for i := uint64(0); i < count && rerr == nil; i++ {
+		id, seq, last, code := uvarint(), uvarint(), uvarint(), uvarint()
+		msg := bytesOf(1 << 16)
 		s.sessions.Set(id, session{seq: seq, lastIndex: last, result: Result{Code: int(code), Msg: string(msg)}})
 	}
-	n = r.Uvarint()
-	for i := uint64(0); i < n && r.Err == nil; i++ {
-		k := r.Bytes(MaxKeyLen)
-		v := r.Bytes(MaxValueLen)
-		if r.Err == nil {
+	count = uvarint()
+	for i := uint64(0); i < count && rerr == nil; i++ {
+		k := bytesOf(MaxKeyLen)
+		v := bytesOf(MaxValueLen)
+		if rerr == nil {
 			s.data.Set(string(k), v)
 		}
 	}
-	r.End()
-	if r.Err != nil {
-		return nil, fmt.Errorf("kv snapshot: %w", r.Err)
+	if rerr == nil {
+		if _, err := br.ReadByte(); err != io.EOF {
+			rerr = errors.New("data after the end")
+		}
+	}
+	if rerr != nil {
+		if rerr == io.EOF {
+			rerr = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("kv snapshot: %w", rerr)
 	}
 	return s, nil
 }

@@ -148,7 +148,7 @@ func TestSnapshotIsDeterministicAndComplete(t *testing.T) {
 	if !bytes.Equal(sa, sb) {
 		t.Fatalf("seed %d: equal states gave different snapshots", seed)
 	}
-	r, err := Restore(sa)
+	r, err := Restore(bytes.NewReader(sa))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestSnapshotIsDeterministicAndComplete(t *testing.T) {
 		t.Fatalf("seed %d: restore lost something", seed)
 	}
 	for cut := 0; cut < len(sa); cut += 1 + len(sa)/200 {
-		if _, err := Restore(sa[:cut]); err == nil && cut > 0 {
+		if _, err := Restore(bytes.NewReader(sa[:cut])); err == nil && cut > 0 {
 			t.Fatalf("snapshot cut at %d of %d accepted", cut, len(sa))
 		}
 	}
@@ -184,11 +184,11 @@ func FuzzRestoreSnapshot(f *testing.F) {
 	f.Add(s.Snapshot())
 	f.Add([]byte(snapshotMagic))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := Restore(b)
+		r, err := Restore(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
-		if _, err := Restore(r.Snapshot()); err != nil {
+		if _, err := Restore(bytes.NewReader(r.Snapshot())); err != nil {
 			t.Fatalf("a restored state's snapshot does not restore: %v", err)
 		}
 	})

@@ -16,9 +16,12 @@ func BenchmarkCommit3Nodes(b *testing.B) {
 	const batch = 64
 	ids := []NodeID{"n1", "n2", "n3"}
 	nodes := map[NodeID]*Node{}
+	stores := map[NodeID]*MemoryStorage{}
 	for i, id := range ids {
-		n, err := NewNode(Config{ID: id, ElectionTicks: 10, HeartbeatTicks: 1, Rand: rand.New(rand.NewPCG(uint64(i), 1))},
-			State{Snapshot: Snapshot{Meta: SnapshotMeta{Members: Membership{Voters: ids}}}})
+		boot := Snapshot{Meta: SnapshotMeta{Members: Membership{Voters: ids}}}
+		stores[id] = NewMemoryStorage(boot, nil)
+		n, err := NewNode(Config{ID: id, ElectionTicks: 10, HeartbeatTicks: 1, Rand: rand.New(rand.NewPCG(uint64(i), 1)),
+			Storage: stores[id]}, State{Snapshot: boot})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -82,7 +85,13 @@ func BenchmarkCommit3Nodes(b *testing.B) {
 		if applied-compacted >= 4096 {
 			for _, n := range nodes {
 				if a := n.log.applied; a > n.log.snap.Meta.Index {
-					if _, err := n.Compact(a, nil); err != nil {
+					meta, err := n.SnapshotMetaAt(a)
+					if err != nil {
+						b.Fatal(err)
+					}
+					s := SnapshotOf(meta, nil)
+					stores[n.id].Compact(s, nil, a+1)
+					if err := n.Compact(s); err != nil {
 						b.Fatal(err)
 					}
 				}

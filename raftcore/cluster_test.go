@@ -20,8 +20,7 @@ type simNode struct {
 
 	// durable state: what a Ready asked to persist, once the Ready finished
 	hard   HardState
-	snap   Snapshot
-	ents   []Entry
+	store  *MemoryStorage
 	commit uint64
 
 	// volatile application state: applied index and a chain hash of what was applied
@@ -87,16 +86,25 @@ func newCluster(seed uint64, ids []NodeID, voters []NodeID) *cluster {
 		stateAt:    map[uint64]uint64{0: 0},
 		proposals:  map[[2]uint64]proposal{},
 	}
+	// the seed also picks how much of the log stays in memory and how snapshots move, so
+	// that reads from storage, entries kept behind snapshots and windows of chunks all
+	// happen in some schedules
+	window := 1 + int(seed%3)
+	cache := []uint64{1, 64, 1 << 20}[seed/3%3]
+	keep := []uint64{0, 3, 20}[seed/9%3]
 	c.cfg = func(id NodeID) Config {
 		return Config{ID: id, ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 4,
-			MaxMsgBytes: 256, SnapshotChunkBytes: 8,
+			MaxMsgBytes: 256, SnapshotChunkBytes: 8, SnapshotWindow: window,
+			MaxCacheBytes: cache, KeepEntries: keep,
 			Rand: rand.New(rand.NewPCG(seed, uint64(len(id))+uint64(id[len(id)-1])))}
 	}
 	for _, id := range ids {
 		sn := &simNode{id: id, reads: map[uint64]pendingSimRead{}}
+		var boot Snapshot
 		if slices.Contains(voters, id) {
-			sn.snap.Meta.Members = Membership{Voters: slices.Clone(voters)}
+			boot.Meta.Members = Membership{Voters: slices.Clone(voters)}
 		}
+		sn.store = NewMemoryStorage(boot, nil)
 		c.nodes[id] = sn
 		c.start(sn)
 	}
@@ -133,8 +141,11 @@ func (c *cluster) logf(format string, args ...any) {
 
 // start (re)creates a node from its durable state only.
 func (c *cluster) start(sn *simNode) {
-	n, err := NewNode(c.cfg(sn.id), State{HardState: sn.hard, Snapshot: sn.snap,
-		Entries: slices.Clone(sn.ents), Commit: sn.commit, Applied: sn.snap.Meta.Index})
+	cfg := c.cfg(sn.id)
+	cfg.Storage = sn.store
+	st := sn.store.State(sn.hard)
+	st.Commit = sn.commit
+	n, err := NewNode(cfg, st)
 	if err != nil {
 		c.fail("restart %s: %v", sn.id, err)
 		return
@@ -142,7 +153,8 @@ func (c *cluster) start(sn *simNode) {
 	sn.node = n
 	sn.begun = nil
 	sn.reads = map[uint64]pendingSimRead{}
-	sn.appliedIndex, sn.appliedHash = decodeSimState(sn.snap.Data)
+	_, data := sn.store.Snapshot()
+	sn.appliedIndex, sn.appliedHash = decodeSimState(data)
 }
 
 func (c *cluster) crash(id NodeID) {
@@ -164,6 +176,15 @@ func (c *cluster) restart(id NodeID) {
 	c.logf("restart %s", id)
 	c.restarts++
 	c.start(sn)
+}
+
+// snapData reads snapshot s back from storage.
+func snapData(st *MemoryStorage, s Snapshot) []byte {
+	b := make([]byte, s.Size)
+	if st.ReadSnapshot(s, 0, b) != nil {
+		return nil
+	}
+	return b
 }
 
 func encodeSimState(index, hash uint64) []byte {
@@ -268,7 +289,7 @@ func (c *cluster) deliver(i int) *simNode {
 	c.logf("deliver %v", m)
 	defer func() {
 		if s := sn.node; s != nil && (s.term != m.Term || s.role != Follower) {
-			c.logf("    %s now %s t%d vote=%s lead=%s last=%d commit=%d", sn.id, s.role, s.term, s.vote, s.lead, s.log.lastIndex(), s.log.committed)
+			c.logf("    %s now %s t%d vote=%s lead=%s last=%d commit=%d members=%s mi=%d", sn.id, s.role, s.term, s.vote, s.lead, s.log.lastIndex(), s.log.committed, s.members, s.membersIndex)
 		}
 	}()
 	if err := sn.node.Step(m); err != nil {
@@ -351,44 +372,41 @@ func (c *cluster) persist(sn *simNode, rd Ready) {
 		}
 		sn.hard = *rd.HardState
 	}
+	snapIndex := sn.store.snap.Meta.Index
+	if rd.Snapshot != nil && rd.Snapshot.Meta.Index <= snapIndex {
+		c.fail("%s: snapshot at %d does not follow the stored one at %d", sn.id, rd.Snapshot.Meta.Index, snapIndex)
+	}
 	if rd.Snapshot != nil {
-		s := *rd.Snapshot
-		if s.Meta.Index <= sn.snap.Meta.Index {
-			c.fail("%s: snapshot at %d does not follow the stored one at %d", sn.id, s.Meta.Index, sn.snap.Meta.Index)
-		}
-		// a received snapshot replaces the whole log
-		sn.snap = s
-		sn.ents = nil
+		snapIndex = rd.Snapshot.Meta.Index
 	}
-	if len(rd.Entries) > 0 {
-		first := rd.Entries[0].Index
-		if first <= sn.snap.Meta.Index {
-			c.fail("%s: asked to persist entry %d below its snapshot %d", sn.id, first, sn.snap.Meta.Index)
-			return
-		}
-		keep := int(first - sn.snap.Meta.Index - 1)
-		if keep > len(sn.ents) {
-			c.fail("%s: entries from %d leave a gap after %d", sn.id, first, sn.snap.Meta.Index+uint64(len(sn.ents)))
-			return
-		}
-		sn.ents = append(sn.ents[:keep:keep], rd.Entries...)
-		for _, e := range rd.Entries {
-			c.checkEntry(sn, e)
-		}
+	if len(rd.Entries) > 0 && rd.Entries[0].Index <= snapIndex {
+		c.fail("%s: asked to persist entry %d below its snapshot %d", sn.id, rd.Entries[0].Index, snapIndex)
+		return
 	}
-	if rd.Commit > sn.commit && rd.Commit <= sn.snap.Meta.Index+uint64(len(sn.ents)) {
+	if err := sn.store.Save(rd); err != nil {
+		c.fail("%s: persist: %v", sn.id, err)
+		return
+	}
+	for _, e := range rd.Entries {
+		c.checkEntry(sn, e)
+	}
+	if rd.StorageErr != nil {
+		c.fail("%s: %v", sn.id, rd.StorageErr)
+	}
+	if rd.Commit > sn.commit && rd.Commit <= sn.store.last() {
 		sn.commit = rd.Commit
 	}
 }
 
 func (c *cluster) storedTerm(sn *simNode, i uint64) (uint64, bool) {
-	if i == sn.snap.Meta.Index {
-		return sn.snap.Meta.Term, true
+	st := sn.store
+	if i == st.snap.Meta.Index {
+		return st.snap.Meta.Term, true
 	}
-	if i < sn.snap.Meta.Index || i > sn.snap.Meta.Index+uint64(len(sn.ents)) {
+	if i < st.first || i > st.last() {
 		return 0, false
 	}
-	return sn.ents[i-sn.snap.Meta.Index-1].Term, true
+	return st.ents[i-st.first].Term, true
 }
 
 // checkEntry is the log matching property, checked by induction: every log that holds
@@ -411,7 +429,8 @@ func (c *cluster) checkEntry(sn *simNode, e Entry) {
 // checks that every node applies the same entries in the same order.
 func (c *cluster) apply(sn *simNode, rd Ready) {
 	if rd.Snapshot != nil {
-		idx, h := decodeSimState(rd.Snapshot.Data)
+		_, data := sn.store.Snapshot()
+		idx, h := decodeSimState(data)
 		if idx != rd.Snapshot.Meta.Index {
 			c.fail("%s: snapshot at %d carries state of index %d", sn.id, rd.Snapshot.Meta.Index, idx)
 		}
@@ -508,23 +527,22 @@ func (c *cluster) read(id NodeID) bool {
 // compact snapshots a node at its applied index, as the application would.
 func (c *cluster) compact(id NodeID) bool {
 	sn := c.nodes[id]
-	if sn.node == nil || len(sn.begun) > 0 || sn.appliedIndex <= sn.snap.Meta.Index {
+	if sn.node == nil || len(sn.begun) > 0 || sn.appliedIndex <= sn.store.snap.Meta.Index {
 		return false
 	}
 	data := encodeSimState(sn.appliedIndex, sn.appliedHash)
-	meta, err := sn.node.Compact(sn.appliedIndex, data)
+	meta, err := sn.node.SnapshotMetaAt(sn.appliedIndex)
 	if err != nil {
 		return false
 	}
+	s := SnapshotOf(meta, data)
 	// the application stores the snapshot durably, then drops the log prefix
-	var rest []Entry
-	for _, e := range sn.ents {
-		if e.Index > meta.Index {
-			rest = append(rest, e)
-		}
+	keep := sn.node.cfg.KeepEntries
+	sn.store.Compact(s, data, meta.Index+1-min(keep, meta.Index))
+	if err := sn.node.Compact(s); err != nil {
+		c.fail("%s: compact to %d: %v", id, meta.Index, err)
+		return false
 	}
-	sn.snap = Snapshot{Meta: meta, Data: data}
-	sn.ents = rest
 	c.logf("compact %s at %d", id, meta.Index)
 	return true
 }
@@ -557,7 +575,9 @@ func (c *cluster) checkLeaderCompleteness(sn *simNode) {
 	l := &sn.node.log
 	for i := l.snap.Meta.Index + 1; i <= c.maxApplied; i++ {
 		want, ok := c.committed[i]
-		if !ok {
+		if !ok || want[0] > sn.node.term {
+			// An entry of a later term was committed by a later leader, in the same step
+			// in which this one was first seen: completeness holds for later terms only.
 			continue
 		}
 		if t, ok := l.term(i); !ok || t != want[0] {
@@ -568,7 +588,7 @@ func (c *cluster) checkLeaderCompleteness(sn *simNode) {
 	}
 	if l.snap.Meta.Index > 0 {
 		if want, ok := c.stateAt[l.snap.Meta.Index]; ok {
-			if _, h := decodeSimState(l.snap.Data); h != want && len(l.snap.Data) > 0 {
+			if _, h := decodeSimState(snapData(sn.store, l.snap)); h != want {
 				c.fail("leader completeness: leader %s snapshot at %d differs", sn.id, l.snap.Meta.Index)
 			}
 		}

@@ -49,8 +49,9 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("message does not survive re-encoding: %v", err)
 		}
 		// whatever decodes must be safe to hand to a node
-		n, _ := NewNode(Config{ID: "b", ElectionTicks: 10, HeartbeatTicks: 1, Rand: zeroRand{}},
-			State{Snapshot: Snapshot{Meta: SnapshotMeta{Members: Membership{Voters: []NodeID{"a", "b", "c"}}}}})
+		boot := Snapshot{Meta: SnapshotMeta{Members: Membership{Voters: []NodeID{"a", "b", "c"}}}}
+		n, _ := NewNode(Config{ID: "b", ElectionTicks: 10, HeartbeatTicks: 1, Rand: zeroRand{},
+			Storage: NewMemoryStorage(boot, nil)}, State{Snapshot: boot})
 		n.Step(m)
 		n.Ready()
 	})

@@ -1,16 +1,37 @@
 package raftcore
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
-// raftLog is the node's view of the log: the latest snapshot, then every entry after it.
-// It lives wholly in memory; lite-raft compacts every snapshot_period entries, which keeps
-// it small. stable is the last index known durable; entries after it still have to go
-// through a Ready. On truncation the backing array is never written in place, because
-// earlier Readies and messages may still hold slices of it.
+// raftLog is the node's view of the log: the latest snapshot, then every entry after it,
+// and possibly some entries before it, kept so that a follower that lags a little is
+// sent entries rather than the whole state.
+//
+// Memory holds the term of every entry, the membership entries, and a cache of the
+// newest entries' data. Older data is read back through Storage, so memory does not grow
+// with the length of the log or the size of its values. Every entry above stable is in
+// the cache (it is not in Storage yet), and so is every committed entry not handed out
+// for applying: the cache only gives up entries that are both durable and applied.
+//
+// On truncation the cache's backing array is never written in place, because earlier
+// Readies and messages may still hold slices of it.
 type raftLog struct {
-	snap      Snapshot // everything up to snap.Meta.Index is compacted into it
-	entries   []Entry  // entries[i].Index == snap.Meta.Index+1+i
-	stable    uint64   // entries up to here are durable
+	storage Storage
+	snap    Snapshot // everything up to snap.Meta.Index is compacted into it
+	first   uint64   // first entry held (in Storage or the cache); at most snap.Meta.Index+1
+	terms   []uint64 // terms[i] is the term of entry first+i
+
+	// memberships are the membership entries after the snapshot, in index order: the
+	// membership in force, and the one at any index, are read from them.
+	memberships []Entry
+
+	cache      []Entry // the newest entries: cache[i].Index == lastIndex()+1-len(cache)+i
+	cacheBytes uint64
+	maxCache   uint64 // the cache gives up entries it may beyond this many bytes of data
+
+	stable    uint64 // entries up to here are durable
 	committed uint64
 	applied   uint64
 
@@ -23,9 +44,10 @@ type raftLog struct {
 	appliedEmitted uint64 // last entry handed out in a Ready for applying
 }
 
-func (l *raftLog) firstIndex() uint64 { return l.snap.Meta.Index + 1 }
+// firstIndex is the first entry the log can hand out.
+func (l *raftLog) firstIndex() uint64 { return l.first }
 
-func (l *raftLog) lastIndex() uint64 { return l.snap.Meta.Index + uint64(len(l.entries)) }
+func (l *raftLog) lastIndex() uint64 { return l.first + uint64(len(l.terms)) - 1 }
 
 func (l *raftLog) lastTerm() uint64 {
 	t, _ := l.term(l.lastIndex())
@@ -37,10 +59,10 @@ func (l *raftLog) term(i uint64) (uint64, bool) {
 	switch {
 	case i == l.snap.Meta.Index:
 		return l.snap.Meta.Term, true
-	case i < l.snap.Meta.Index || i > l.lastIndex():
+	case i < l.first || i > l.lastIndex():
 		return 0, false
 	}
-	return l.entries[i-l.snap.Meta.Index-1].Term, true
+	return l.terms[i-l.first], true
 }
 
 func (l *raftLog) matchTerm(i, t uint64) bool {
@@ -48,24 +70,75 @@ func (l *raftLog) matchTerm(i, t uint64) bool {
 	return ok && lt == t
 }
 
-// entry returns entry i, which must be in [firstIndex, lastIndex].
-func (l *raftLog) entry(i uint64) *Entry { return &l.entries[i-l.snap.Meta.Index-1] }
+func (l *raftLog) cacheFirst() uint64 { return l.lastIndex() + 1 - uint64(len(l.cache)) }
 
-// slice returns entries [lo, hi) limited to maxBytes of data (at least one entry).
-func (l *raftLog) slice(lo, hi uint64, maxBytes uint64) []Entry {
-	if lo < l.firstIndex() || hi > l.lastIndex()+1 || lo >= hi {
-		return nil
+// errLogCompacted is what slice returns when Storage no longer holds what was asked.
+var errLogCompacted = errors.New("entries compacted away in storage")
+
+// slice returns entries [lo, hi) limited to maxBytes of data (at least one entry; no
+// limit when maxBytes is 0), from the cache or Storage.
+func (l *raftLog) slice(lo, hi uint64, maxBytes uint64) ([]Entry, error) {
+	if lo < l.first || hi > l.lastIndex()+1 || lo >= hi {
+		return nil, nil
 	}
-	ents := l.entries[lo-l.firstIndex() : hi-l.firstIndex()]
+	var ents []Entry
+	if cf := l.cacheFirst(); lo < cf {
+		stored, err := l.storage.Entries(lo, min(hi, cf), maxBytes)
+		if err != nil {
+			if errors.Is(err, ErrCompacted) {
+				return nil, errLogCompacted
+			}
+			return nil, fmt.Errorf("read entries [%d, %d) from storage: %w", lo, min(hi, cf), err)
+		}
+		if len(stored) == 0 || stored[0].Index != lo {
+			return nil, fmt.Errorf("read entries [%d, %d) from storage: got %d entries starting elsewhere", lo, min(hi, cf), len(stored))
+		}
+		for i := range stored {
+			if t, ok := l.term(stored[i].Index); !ok || t != stored[i].Term || (i > 0 && stored[i].Index != stored[i-1].Index+1) {
+				return nil, fmt.Errorf("read entries [%d, %d) from storage: entry %d (term %d) is not the one in the log", lo, min(hi, cf), stored[i].Index, stored[i].Term)
+			}
+		}
+		last := stored[len(stored)-1].Index
+		if last+1 < min(hi, cf) {
+			return stored, nil // cut by maxBytes
+		}
+		ents, lo = stored, last+1
+		if lo >= hi {
+			return ents, nil
+		}
+	}
+	cached := l.cache[lo-l.cacheFirst() : hi-l.cacheFirst()]
+	size := entriesSize(ents)
+	n := len(cached)
 	if maxBytes > 0 {
-		var size uint64
-		for i := range ents {
-			size += uint64(len(ents[i].Data)) + 32
-			if size > maxBytes && i > 0 {
-				return ents[:i:i]
+		for i := range cached {
+			size += uint64(len(cached[i].Data)) + 32
+			if size > maxBytes && (i > 0 || len(ents) > 0) {
+				n = i
+				break
 			}
 		}
 	}
+	if len(ents) == 0 {
+		return cached[:n:n], nil
+	}
+	return append(ents, cached[:n]...), nil
+}
+
+func entriesSize(ents []Entry) uint64 {
+	var size uint64
+	for i := range ents {
+		size += uint64(len(ents[i].Data)) + 32
+	}
+	return size
+}
+
+// cached returns entries [lo, hi), which must all be in the cache.
+func (l *raftLog) cached(lo, hi uint64) []Entry {
+	if lo >= hi {
+		return nil
+	}
+	ents := l.cache[lo-l.cacheFirst() : hi-l.cacheFirst()]
 	return ents[:len(ents):len(ents)]
 }
 
@@ -82,7 +155,7 @@ func (l *raftLog) findConflictByTerm(i, t uint64) uint64 {
 		i = li
 	}
 	for ; i > l.snap.Meta.Index; i-- {
-		if l.entry(i).Term <= t {
+		if lt, _ := l.term(i); lt <= t {
 			return i
 		}
 	}
@@ -110,14 +183,50 @@ func (l *raftLog) appendAt(ents []Entry) {
 		panic(fmt.Sprintf("raftcore: appendAt %d outside (%d, %d]", at, l.snap.Meta.Index, l.lastIndex()+1))
 	}
 	if at <= l.lastIndex() {
-		keep := at - l.firstIndex()
+		// Everything from at on is replaced. Entries there are above the commit index, so
+		// not applied, and still cached unless already durable: the cache keeps what is
+		// before at and what it holds of the replaced part goes.
+		cf := l.cacheFirst()
+		keep := int(max(at, cf) - cf)
+		for _, e := range l.cache[keep:] {
+			l.cacheBytes -= uint64(len(e.Data))
+		}
 		// full slice expression: force a new array so nothing handed out is overwritten
-		l.entries = append(l.entries[:keep:keep], ents...)
+		l.cache = l.cache[:keep:keep]
+		if at < cf {
+			// the cache starts after at: the replaced entries were only in Storage
+			l.cache = nil
+		}
+		l.terms = l.terms[:at-l.first]
+		for len(l.memberships) > 0 && l.memberships[len(l.memberships)-1].Index >= at {
+			l.memberships = l.memberships[:len(l.memberships)-1]
+		}
 		l.stable = min(l.stable, at-1)
 		l.emitted = min(l.emitted, at-1)
-		return
 	}
-	l.entries = append(l.entries, ents...)
+	for i := range ents {
+		l.terms = append(l.terms, ents[i].Term)
+		l.cacheBytes += uint64(len(ents[i].Data))
+		if ents[i].Type == EntryMembership {
+			l.memberships = append(l.memberships, ents[i])
+		}
+	}
+	l.cache = append(l.cache, ents...)
+}
+
+// shrinkCache lets the cache give up its oldest entries beyond maxCache bytes, as far as
+// they are durable and handed out for applying.
+func (l *raftLog) shrinkCache() {
+	limit := min(l.stable, l.appliedEmitted)
+	n := 0
+	for n < len(l.cache) && l.cacheBytes > l.maxCache && l.cache[n].Index <= limit {
+		l.cacheBytes -= uint64(len(l.cache[n].Data))
+		n++
+	}
+	if n > 0 {
+		// copy, so the dropped entries' data can be freed even while the array lives on
+		l.cache = append([]Entry(nil), l.cache[n:]...)
+	}
 }
 
 // commitTo raises the commit index, never past the end of the log.
@@ -133,7 +242,8 @@ func (l *raftLog) commitTo(i uint64) bool {
 // restore replaces the whole log with a snapshot received from the leader.
 func (l *raftLog) restore(s Snapshot) {
 	l.snap = s
-	l.entries = nil
+	l.first = s.Meta.Index + 1
+	l.terms, l.cache, l.cacheBytes, l.memberships = nil, nil, 0, nil
 	l.committed = s.Meta.Index
 	l.stable = s.Meta.Index
 	l.emitted = s.Meta.Index
@@ -143,9 +253,23 @@ func (l *raftLog) restore(s Snapshot) {
 	l.snapEmitted = false
 }
 
-// compact drops entries up to and including s.Meta.Index, which must be applied.
-func (l *raftLog) compact(s Snapshot) {
-	n := s.Meta.Index - l.snap.Meta.Index
-	l.entries = append([]Entry(nil), l.entries[n:]...)
+// compact makes s (at an applied index) the log's snapshot and forgets the entries
+// before keepFrom, which is at most s.Meta.Index+1: the ones from there on stay
+// available for followers.
+func (l *raftLog) compact(s Snapshot, keepFrom uint64) {
+	keepFrom = min(max(keepFrom, l.first), s.Meta.Index+1)
+	l.terms = append([]uint64(nil), l.terms[keepFrom-l.first:]...)
+	l.first = keepFrom
+	if cf := l.cacheFirst(); cf < keepFrom {
+		for _, e := range l.cache[:keepFrom-cf] {
+			l.cacheBytes -= uint64(len(e.Data))
+		}
+		l.cache = append([]Entry(nil), l.cache[keepFrom-cf:]...)
+	}
+	n := 0
+	for n < len(l.memberships) && l.memberships[n].Index <= s.Meta.Index {
+		n++
+	}
+	l.memberships = append([]Entry(nil), l.memberships[n:]...)
 	l.snap = s
 }

@@ -12,23 +12,18 @@ func (r *Node) refreshMembers() {
 	r.membersIndex = r.log.snap.Meta.Index
 	r.members = r.log.snap.Meta.Members.clone()
 	r.prevMembers = r.members
-	found := 0
-	for i := r.log.lastIndex(); i > r.log.snap.Meta.Index && found < 2; i-- {
-		e := r.log.entry(i)
-		if e.Type != EntryMembership {
-			continue
-		}
-		m, err := DecodeMembership(e.Data)
+	ms := r.log.memberships
+	for k := len(ms) - 1; k >= 0 && k >= len(ms)-2; k-- {
+		m, err := DecodeMembership(ms[k].Data)
 		if err != nil {
 			continue // validated when appended; cannot happen
 		}
-		if found == 0 {
-			r.members, r.membersIndex = m, i
+		if k == len(ms)-1 {
+			r.members, r.membersIndex = m, ms[k].Index
 			r.prevMembers = r.log.snap.Meta.Members.clone()
 		} else {
 			r.prevMembers = m
 		}
-		found++
 	}
 	if r.role == Leader {
 		r.syncProgress()

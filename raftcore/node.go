@@ -27,6 +27,18 @@ type Config struct {
 	MaxMsgBytes uint64
 	// SnapshotChunkBytes is the size of the pieces a snapshot is sent in (default 1 MiB).
 	SnapshotChunkBytes int
+	// SnapshotWindow is how many pieces of a snapshot may be in flight to one follower
+	// (default 4).
+	SnapshotWindow int
+	// MaxCacheBytes bounds the entry data kept in memory beyond what is not yet durable or
+	// applied (default 16 MiB); older entries are read from Storage.
+	MaxCacheBytes uint64
+	// KeepEntries is how many entries before a snapshot stay in the log when it is taken,
+	// so that a follower a little behind gets entries, not the snapshot. Storage must keep
+	// them too: compact it to Snapshot.Meta.Index - KeepEntries.
+	KeepEntries uint64
+	// Storage gives back entries and snapshot data (required).
+	Storage Storage
 }
 
 // State is what a node restarts from: everything a previous Ready asked to make durable.
@@ -36,13 +48,20 @@ type State struct {
 	// Index 0, Term 0, Members = the initial voters (or no members at all for a host that
 	// waits to be added).
 	Snapshot Snapshot
-	// Entries follow the snapshot without a gap.
-	Entries []Entry
+	// First and Terms describe the entries in Storage: Terms[i] is the term of entry
+	// First+i. They may start before the snapshot's index (entries kept behind it) and
+	// must reach at least up to it without a gap (First ≤ Snapshot.Meta.Index+1).
+	First uint64
+	Terms []uint64
+	// Memberships are the membership entries after the snapshot, in order.
+	Memberships []Entry
 	// Commit is a commit index stored from Ready.Commit (0 if unknown).
 	Commit uint64
 	// Applied is the last index the state machine already reflects (at least the
 	// snapshot's index); committed entries after it are handed out again.
 	Applied uint64
+	// Incoming is a snapshot partly received before the restart, if any.
+	Incoming *IncomingSnapshot
 }
 
 // Node is one member's Raft state machine. It is not safe for concurrent use: the caller
@@ -72,13 +91,10 @@ type Node struct {
 	transferee NodeID // leader: target of a transfer in progress
 
 	reads readIndex
-	// follower: the snapshot being received in chunks, and what the whole should be
-	incoming      *Snapshot
-	incomingSum   uint32
-	incomingTotal uint64
-	// leader: checksum of its current snapshot, computed once per snapshot
-	snapSum                   uint32
-	snapSumIndex, snapSumTerm uint64
+	// follower: the snapshot being received in chunks, and the pieces to write
+	incoming   *IncomingSnapshot
+	snapWrites []SnapshotChunk
+	storageErr error // Storage failed to give back what it holds
 
 	appendsDue bool // leader: proposals wait to be sent in the next Ready, batched
 	msgs       []Message
@@ -115,23 +131,66 @@ func NewNode(cfg Config, st State) (*Node, error) {
 	if err := st.Snapshot.Meta.Members.Validate(); err != nil {
 		return nil, fmt.Errorf("snapshot at %d: %w", st.Snapshot.Meta.Index, err)
 	}
-	prev := Entry{Index: st.Snapshot.Meta.Index, Term: st.Snapshot.Meta.Term}
-	for _, e := range st.Entries {
-		if e.Index != prev.Index+1 || e.Term < prev.Term {
-			return nil, fmt.Errorf("log entry %d (term %d) does not follow entry %d (term %d)", e.Index, e.Term, prev.Index, prev.Term)
-		}
-		if e.Type == EntryMembership {
-			if _, err := DecodeMembership(e.Data); err != nil {
-				return nil, fmt.Errorf("log entry %d: %w", e.Index, err)
-			}
-		}
-		prev = e
+	if cfg.SnapshotWindow <= 0 {
+		cfg.SnapshotWindow = 4
 	}
-	if prev.Term > st.HardState.Term {
-		return nil, fmt.Errorf("log holds term %d but the stored term is only %d", prev.Term, st.HardState.Term)
+	if cfg.MaxCacheBytes == 0 {
+		cfg.MaxCacheBytes = 16 << 20
+	}
+	if cfg.Storage == nil {
+		return nil, fmt.Errorf("no storage")
+	}
+	snapIndex := st.Snapshot.Meta.Index
+	first := st.First
+	if len(st.Terms) == 0 {
+		first = snapIndex + 1
+	}
+	if first == 0 || first > snapIndex+1 {
+		return nil, fmt.Errorf("log starts at %d, after the snapshot at %d", first, snapIndex)
+	}
+	if last := first + uint64(len(st.Terms)) - 1; last < snapIndex {
+		// the log is all behind the snapshot: only the snapshot counts
+		first, st.Terms = snapIndex+1, nil
+	}
+	prevTerm := uint64(0)
+	for i, t := range st.Terms {
+		idx := first + uint64(i)
+		if idx == snapIndex+1 {
+			prevTerm = max(prevTerm, st.Snapshot.Meta.Term)
+		}
+		if t < prevTerm {
+			return nil, fmt.Errorf("log entry %d (term %d) follows one of term %d", idx, t, prevTerm)
+		}
+		if idx == snapIndex && t != st.Snapshot.Meta.Term {
+			return nil, fmt.Errorf("log entry %d has term %d, the snapshot there term %d", idx, t, st.Snapshot.Meta.Term)
+		}
+		prevTerm = t
+	}
+	if prevTerm = max(prevTerm, st.Snapshot.Meta.Term); prevTerm > st.HardState.Term {
+		return nil, fmt.Errorf("log holds term %d but the stored term is only %d", prevTerm, st.HardState.Term)
 	}
 	r := &Node{id: cfg.ID, cfg: cfg, term: st.HardState.Term, vote: st.HardState.Vote}
-	r.log = raftLog{snap: st.Snapshot, entries: slices.Clone(st.Entries)}
+	r.log = raftLog{storage: cfg.Storage, snap: st.Snapshot, first: first,
+		terms: slices.Clone(st.Terms), maxCache: cfg.MaxCacheBytes}
+	last := r.log.lastIndex()
+	for _, e := range st.Memberships {
+		if e.Index <= snapIndex || e.Index > last || e.Type != EntryMembership || !r.log.matchTerm(e.Index, e.Term) {
+			return nil, fmt.Errorf("membership entry %d (term %d) is not in the log", e.Index, e.Term)
+		}
+		if n := len(r.log.memberships); n > 0 && r.log.memberships[n-1].Index >= e.Index {
+			return nil, fmt.Errorf("membership entry %d out of order", e.Index)
+		}
+		if _, err := DecodeMembership(e.Data); err != nil {
+			return nil, fmt.Errorf("log entry %d: %w", e.Index, err)
+		}
+		r.log.memberships = append(r.log.memberships, e)
+	}
+	if in := st.Incoming; in != nil && in.Meta.Index > snapIndex && in.Have <= in.Size {
+		if err := in.Meta.Members.Validate(); err == nil {
+			c := *in
+			r.incoming = &c
+		}
+	}
 	r.log.stable = r.log.lastIndex()
 	r.log.emitted = r.log.stable
 	r.log.committed = min(max(st.Commit, st.Snapshot.Meta.Index), r.log.lastIndex())

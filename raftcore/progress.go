@@ -11,7 +11,7 @@ const (
 	// ahead of Match by up to maxInflight unacknowledged messages.
 	stateReplicate
 	// snapshot: the follower needs entries the leader has compacted, so it receives the
-	// snapshot in chunks, one in flight at a time, resuming from the offset it reports.
+	// snapshot in chunks, a window of them in flight, resuming from the offset it reports.
 	stateSnapshot
 )
 
@@ -31,17 +31,22 @@ type progress struct {
 	lastHeard    uint64 // node tick of the last message from the member
 	readAck      uint64 // highest read round (heartbeat Context) it acknowledged
 
-	// snapshot state: which snapshot, how much the follower has confirmed, and whether a
-	// chunk is out.
-	snapIndex, snapTerm uint64
-	snapAcked           uint64
-	snapOut             bool
+	// snapshot state: which snapshot (kept until it is sent, even if newer ones are
+	// taken), how much the follower confirmed, the next offset to send and whether the last
+	// piece is out; snapRound counts the times the leader went back to what the follower
+	// confirmed, so that answers to pieces sent before do not send it back again.
+	snap        Snapshot
+	snapAcked   uint64
+	snapNext    uint64
+	snapDoneOut bool
+	snapRound   uint64
+	snapIdle    int // heartbeat answers since the follower last confirmed more
 }
 
 func (p *progress) becomeProbe() {
 	if p.state == stateSnapshot {
 		// the follower holds at least the snapshot now (or it will be probed again)
-		p.next = max(p.match+1, p.snapIndex+1)
+		p.next = max(p.match+1, p.snap.Meta.Index+1)
 	} else {
 		p.next = p.match + 1
 	}
@@ -57,14 +62,22 @@ func (p *progress) becomeReplicate() {
 	p.inflight = p.inflight[:0]
 }
 
-func (p *progress) becomeSnapshot(index, term uint64) {
+func (p *progress) becomeSnapshot(s Snapshot) {
 	p.state = stateSnapshot
 	p.inflight = p.inflight[:0]
-	if p.snapIndex != index || p.snapTerm != term {
+	if !sameSnapshot(p.snap, s) {
 		p.snapAcked = 0
 	}
-	p.snapIndex, p.snapTerm = index, term
-	p.snapOut = false
+	p.snap = s
+	p.goBack()
+}
+
+// goBack sends the snapshot again from what the follower confirmed.
+func (p *progress) goBack() {
+	p.snapNext = p.snapAcked
+	p.snapDoneOut = false
+	p.snapRound++
+	p.snapIdle = 0
 }
 
 // paused reports whether the leader must wait before sending this member another append.

@@ -1,5 +1,7 @@
 package raftcore
 
+import "fmt"
+
 // HasReady reports whether Ready would return anything.
 func (r *Node) HasReady() bool {
 	l := &r.log
@@ -7,7 +9,7 @@ func (r *Node) HasReady() bool {
 		(r.role == Leader && (r.appendsDue || r.reads.heartbeatDue)) ||
 		r.softState() != r.emittedSoft ||
 		(HardState{Term: r.term, Vote: r.vote}) != r.emittedHard ||
-		(l.pendingSnap != nil && !l.snapEmitted) ||
+		(l.pendingSnap != nil && !l.snapEmitted) || len(r.snapWrites) > 0 || r.storageErr != nil ||
 		l.emitted < l.lastIndex() ||
 		l.appliedEmitted < min(l.committed, l.stable) ||
 		len(r.reads.ready) > 0
@@ -35,18 +37,28 @@ func (r *Node) Ready() Ready {
 		rd.HardState = &hs
 		r.emittedHard = hs
 	}
+	rd.SnapshotChunks, r.snapWrites = r.snapWrites, nil
+	rd.StorageErr = r.storageErr
 	if l.pendingSnap != nil && !l.snapEmitted {
 		s := *l.pendingSnap
 		rd.Snapshot = &s
 		l.snapEmitted = true
 	}
 	if last := l.lastIndex(); l.emitted < last {
-		rd.Entries = l.slice(max(l.emitted, l.snap.Meta.Index)+1, last+1, 0)
+		rd.Entries = l.cached(max(l.emitted, l.snap.Meta.Index)+1, last+1)
 		l.emitted = last
 	}
 	if hi := min(l.committed, l.stable); l.appliedEmitted < hi {
-		rd.CommittedEntries = l.slice(l.appliedEmitted+1, hi+1, 0)
-		l.appliedEmitted = hi
+		// from the cache, but after a restart from Storage: a bounded batch at a time
+		ents, err := l.slice(l.appliedEmitted+1, hi+1, l.maxCache)
+		switch {
+		case err != nil:
+			r.storageErr = fmt.Errorf("read committed entries from %d: %w", l.appliedEmitted+1, err)
+			rd.StorageErr = r.storageErr
+		case len(ents) > 0:
+			rd.CommittedEntries = ents
+			l.appliedEmitted = ents[len(ents)-1].Index
+		}
 	}
 	rd.Messages, r.msgs = r.msgs, nil
 	rd.PersistedMessages, r.msgsAfter = r.msgsAfter, nil
@@ -87,6 +99,7 @@ func (r *Node) Advance(rd Ready) {
 	if n := len(rd.CommittedEntries); n > 0 {
 		l.applied = max(l.applied, rd.CommittedEntries[n-1].Index)
 	}
+	l.shrinkCache()
 	if r.role == Leader {
 		r.prs[r.id].match = l.stable
 		r.maybeCommit()

@@ -1,5 +1,7 @@
 package raftcore
 
+import "fmt"
+
 // Propose appends data to the log if this node is the leader and returns the entry's index
 // and term. The entry is committed when it is handed out in Ready.CommittedEntries with
 // that same term; if another entry shows up at that index, the proposal was lost.
@@ -58,11 +60,20 @@ func (r *Node) sendAppend(to NodeID, sendIfEmpty bool) bool {
 	prevTerm, ok := r.log.term(prevIndex)
 	if !ok {
 		// the follower needs entries we compacted: it gets the snapshot instead
-		pr.becomeSnapshot(r.log.snap.Meta.Index, r.log.snap.Meta.Term)
-		r.sendSnapshotChunk(to, pr)
+		pr.becomeSnapshot(r.log.snap)
+		r.sendSnapshotChunks(to, pr)
 		return false
 	}
-	ents := r.log.slice(pr.next, r.log.lastIndex()+1, r.cfg.MaxMsgBytes)
+	ents, err := r.log.slice(pr.next, r.log.lastIndex()+1, r.cfg.MaxMsgBytes)
+	if err == errLogCompacted {
+		pr.becomeSnapshot(r.log.snap)
+		r.sendSnapshotChunks(to, pr)
+		return false
+	}
+	if err != nil {
+		r.storageErr = fmt.Errorf("send entries to %s: %w", to, err)
+		return false
+	}
 	if len(ents) == 0 && !sendIfEmpty {
 		return false
 	}
@@ -148,8 +159,10 @@ func (r *Node) stepLeader(m Message) error {
 			pr.inflight = pr.inflight[1:]
 		}
 		if pr.state == stateSnapshot {
-			pr.snapOut = false
-			r.sendSnapshotChunk(m.From, pr)
+			if pr.snapIdle++; pr.snapIdle >= snapIdleBeats {
+				pr.goBack() // the last pieces, or their answers, may have been lost
+			}
+			r.sendSnapshotChunks(m.From, pr)
 		} else if pr.match < r.log.lastIndex() {
 			r.sendAppend(m.From, true)
 		}
@@ -184,7 +197,7 @@ func (r *Node) handleAppendResponse(m Message, pr *progress) {
 	switch {
 	case pr.state == stateProbe:
 		pr.becomeReplicate()
-	case pr.state == stateSnapshot && pr.match >= pr.snapIndex:
+	case pr.state == stateSnapshot && pr.match >= pr.snap.Meta.Index:
 		pr.becomeProbe()
 		pr.becomeReplicate()
 	case pr.state == stateReplicate:

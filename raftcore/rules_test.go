@@ -51,9 +51,14 @@ type rtRunner struct {
 func rtCluster(t *testing.T, seed uint64, ids, voters []NodeID, tweak func(*Config)) (*cluster, *rtRunner) {
 	t.Helper()
 	c := newCluster(seed, ids, voters)
-	if tweak != nil {
-		c.configure(tweak)
-	}
+	// the rule tests are written for one snapshot chunk in flight, the whole log in
+	// memory and nothing kept behind a snapshot, whatever the seed picks for the simulator
+	c.configure(func(cfg *Config) {
+		cfg.SnapshotWindow, cfg.MaxCacheBytes, cfg.KeepEntries = 1, 1<<20, 0
+		if tweak != nil {
+			tweak(cfg)
+		}
+	})
 	c.traceOn = true
 	if len(c.violations) > 0 {
 		t.Fatal(c.report())
@@ -291,7 +296,8 @@ func rtDisk(t *testing.T, c *cluster, id NodeID, term uint64, ents []Entry, comm
 	t.Helper()
 	sn := c.nodes[id]
 	sn.hard = HardState{Term: term}
-	sn.ents = slices.Clone(ents)
+	sn.store.first = sn.store.snap.Meta.Index + 1
+	sn.store.ents = slices.Clone(ents)
 	sn.commit = commit
 	sn.node = nil
 	c.start(sn)
@@ -316,10 +322,17 @@ func rtStoredTerm(c *cluster, id NodeID, i uint64) uint64 {
 }
 
 // rtNode builds a lone Node for hand-driven tests.
-func rtNode(t *testing.T, id NodeID, voters []NodeID, st State) *Node {
+func rtNode(t *testing.T, id NodeID, voters []NodeID, st State, ents ...Entry) *Node {
 	t.Helper()
 	st.Snapshot.Meta.Members = Membership{Voters: voters}
-	n, err := NewNode(Config{ID: id, ElectionTicks: 10, HeartbeatTicks: 1, Rand: rand.New(rand.NewPCG(1, 2))}, st)
+	store := NewMemoryStorage(st.Snapshot, nil)
+	if err := store.Append(ents); err != nil {
+		t.Fatal(err)
+	}
+	hs, commit, applied := st.HardState, st.Commit, st.Applied
+	st = store.State(hs)
+	st.Commit, st.Applied = commit, applied
+	n, err := NewNode(Config{ID: id, ElectionTicks: 10, HeartbeatTicks: 1, Rand: rand.New(rand.NewPCG(1, 2)), Storage: store}, st)
 	if err != nil {
 		t.Fatalf("NewNode: %v", err)
 	}
@@ -496,7 +509,7 @@ func TestRuleElectionRestrictionUpToDate(t *testing.T) {
 		{4, 2, true},   // same last term, longer
 		{1, 3, true},   // shorter, but a newer last term
 	} {
-		n := rtNode(t, "a", voters, State{HardState: HardState{Term: 2}, Entries: rtEntries(1, 2, 2)})
+		n := rtNode(t, "a", voters, State{HardState: HardState{Term: 2}}, rtEntries(1, 2, 2)...)
 		if err := n.Step(Message{Type: MsgVote, From: "b", To: "a", Term: 5, Index: tc.lastIndex, LogTerm: tc.lastTerm}); err != nil {
 			t.Fatal(err)
 		}
@@ -505,7 +518,7 @@ func TestRuleElectionRestrictionUpToDate(t *testing.T) {
 			t.Errorf("candidate with last entry (%d, term %d): granted=%v, want %v", tc.lastIndex, tc.lastTerm, ok && !m.Reject, tc.grant)
 		}
 		// a pre-vote applies the same restriction
-		n = rtNode(t, "a", voters, State{HardState: HardState{Term: 2}, Entries: rtEntries(1, 2, 2)})
+		n = rtNode(t, "a", voters, State{HardState: HardState{Term: 2}}, rtEntries(1, 2, 2)...)
 		if err := n.Step(Message{Type: MsgPreVote, From: "b", To: "a", Term: 3, Index: tc.lastIndex, LogTerm: tc.lastTerm}); err != nil {
 			t.Fatal(err)
 		}
@@ -584,7 +597,7 @@ func TestRuleElectionRestrictionStaleNodeLoses(t *testing.T) {
 func TestRuleLogMatchingFollower(t *testing.T) {
 	voters := []NodeID{"a", "b", "c"}
 	// a: entry 1 of term 1, then 50 entries of term 2 from an old leader, commit 1
-	n := rtNode(t, "a", voters, State{HardState: HardState{Term: 2}, Entries: rtEntries(append([]uint64{1}, rtTerms(2, 50)...)...), Commit: 1})
+	n := rtNode(t, "a", voters, State{HardState: HardState{Term: 2}, Commit: 1}, rtEntries(append([]uint64{1}, rtTerms(2, 50)...)...)...)
 	rtDrain(n)
 	before := n.Status()
 	if err := n.Step(Message{Type: MsgApp, From: "b", To: "a", Term: 3, Index: 60, LogTerm: 3}); err != nil {
@@ -658,7 +671,7 @@ func rtConverge(t *testing.T, seed uint64, leaderLog, followerLog []Entry) int {
 		t.Fatalf("n1 did not win\n%s", c.report())
 	}
 	r.tickSettle(2)
-	lead, fol := c.nodes["n1"].ents, c.nodes["n3"].ents
+	lead, fol := c.nodes["n1"].store.ents, c.nodes["n3"].store.ents
 	if len(lead) != len(fol) {
 		t.Fatalf("n3 holds %d entries, leader %d", len(fol), len(lead))
 	}
@@ -899,7 +912,7 @@ func TestRuleCommitFollowerVerifiedPrefixOnly(t *testing.T) {
 	voters := []NodeID{"a", "b", "c"}
 	// a: 1 of term 1, then 2..6 of term 2 from an old leader; the new leader of term 3
 	// holds 1 of term 1 and 2.. of term 3
-	n := rtNode(t, "a", voters, State{HardState: HardState{Term: 2}, Entries: rtEntries(1, 2, 2, 2, 2, 2)})
+	n := rtNode(t, "a", voters, State{HardState: HardState{Term: 2}}, rtEntries(1, 2, 2, 2, 2, 2)...)
 	rtDrain(n)
 	if err := n.Step(Message{Type: MsgApp, From: "b", To: "a", Term: 3, Index: 1, LogTerm: 1, Commit: 6}); err != nil {
 		t.Fatal(err)
@@ -908,7 +921,7 @@ func TestRuleCommitFollowerVerifiedPrefixOnly(t *testing.T) {
 		t.Fatalf("empty append matching at 1 with leader commit 6: commit %d last %d, want commit 1 (last 6 unverified)", st.Commit, st.LastIndex)
 	}
 	// a: 1/1, 2/2, 3/2; the leader of term 3 holds 1/1, 2/2, 3/3: a's entry 3 is a leftover
-	n = rtNode(t, "a", voters, State{HardState: HardState{Term: 3}, Entries: rtEntries(1, 2, 2)})
+	n = rtNode(t, "a", voters, State{HardState: HardState{Term: 3}}, rtEntries(1, 2, 2)...)
 	rtDrain(n)
 	if err := n.Step(Message{Type: MsgApp, From: "b", To: "a", Term: 3, Index: 1, LogTerm: 1, Commit: 6,
 		Entries: rtEntries(1, 2)[1:]}); err != nil {
@@ -1387,9 +1400,13 @@ type rtChunk struct {
 // n2 commit 20 more entries and compact their logs, and n3 restarts needing the snapshot,
 // whose 16 bytes take 6 chunks. chunks records every MsgSnap delivered to n3.
 func rtSnapSetup(t *testing.T) (c *cluster, r *rtRunner, snap Snapshot, chunks *[]rtChunk) {
+	return rtSnapSetupWith(t, func(cfg *Config) {})
+}
+
+func rtSnapSetupWith(t *testing.T, tweak func(*Config)) (c *cluster, r *rtRunner, snap Snapshot, chunks *[]rtChunk) {
 	t.Helper()
 	ids := rtIDs(3)
-	c, r = rtCluster(t, 88, ids, ids, func(cfg *Config) { cfg.SnapshotChunkBytes = 3 })
+	c, r = rtCluster(t, 88, ids, ids, func(cfg *Config) { cfg.SnapshotChunkBytes = 3; cfg.SnapshotWindow = 1; tweak(cfg) })
 	rtCampaign(t, c, "n1")
 	r.settle()
 	r.tickSettle(1)
@@ -1404,16 +1421,16 @@ func rtSnapSetup(t *testing.T) (c *cluster, r *rtRunner, snap Snapshot, chunks *
 	if !c.compact("n1") || !c.compact("n2") {
 		t.Fatal("compact")
 	}
-	snap = c.nodes["n1"].snap
-	if s2 := c.nodes["n2"].snap; s2.Meta.Index != snap.Meta.Index || s2.Meta.Term != snap.Meta.Term || !bytes.Equal(s2.Data, snap.Data) {
+	snap = c.nodes["n1"].store.snap
+	if s2 := c.nodes["n2"].store.snap; !sameSnapshot(s2, snap) {
 		t.Fatalf("n1 and n2 snapshots differ: %+v / %+v", snap.Meta, s2.Meta)
 	}
 	c.restart("n3")
 	if last := r.st("n3").LastIndex; last >= snap.Meta.Index {
 		t.Fatalf("n3 holds %d entries, the snapshot is at %d", last, snap.Meta.Index)
 	}
-	if len(snap.Data) != 16 {
-		t.Fatalf("snapshot of %d bytes, want the driver's 16", len(snap.Data))
+	if snap.Size != 16 {
+		t.Fatalf("snapshot of %d bytes, want the driver's 16", snap.Size)
 	}
 	chunks = new([]rtChunk)
 	r.onDeliver = func(m Message) {
@@ -1437,7 +1454,7 @@ func rtOffsets(chunks []rtChunk, from NodeID) []uint64 {
 // rtInstalled checks that n3 holds the snapshot and catches up after it.
 func rtInstalled(t *testing.T, c *cluster, r *rtRunner, snap Snapshot) {
 	t.Helper()
-	if got := c.nodes["n3"].snap.Meta; got.Index != snap.Meta.Index || got.Term != snap.Meta.Term {
+	if got := c.nodes["n3"].store.snap.Meta; got.Index != snap.Meta.Index || got.Term != snap.Meta.Term {
 		t.Fatalf("n3 stored snapshot %d/%d, want %d/%d", got.Index, got.Term, snap.Meta.Index, snap.Meta.Term)
 	}
 	r.tickSettle(2)
@@ -1478,11 +1495,14 @@ func TestRuleSnapshotResumesAfterLostChunk(t *testing.T) {
 	if !lost || !slices.Equal(rtOffsets(*chunks, "n1"), []uint64{0, 3}) {
 		t.Fatalf("lost=%v, chunks %v, want 0 and 3 delivered and 6 lost", lost, *chunks)
 	}
-	if c.nodes["n3"].snap.Meta.Index == snap.Meta.Index {
+	if c.nodes["n3"].store.snap.Meta.Index == snap.Meta.Index {
 		t.Fatal("n3 installed a snapshot it did not receive whole")
 	}
-	r.tick() // a heartbeat answer tells the leader to send again
-	r.settle()
+	for i := 0; i < snapIdleBeats; i++ {
+		// heartbeat answers with no progress tell the leader to send again
+		r.tick()
+		r.settle()
+	}
 	if got, want := rtOffsets(*chunks, "n1"), []uint64{0, 3, 6, 9, 12, 15}; !slices.Equal(got, want) {
 		t.Fatalf("chunk offsets %v, want %v (resumed at 6)", got, want)
 	}
@@ -1497,7 +1517,7 @@ func TestRuleSnapshotResumesAcrossLeaderChange(t *testing.T) {
 	r.drop = func(m Message) bool { return m.Type == MsgSnap && m.From == "n1" && m.Snapshot.Offset >= 9 }
 	r.tick()
 	r.settle()
-	if in := c.nodes["n3"].node.incoming; in == nil || len(in.Data) != 9 {
+	if in := c.nodes["n3"].node.incoming; in == nil || in.Have != 9 {
 		t.Fatalf("n3 should hold the first 9 bytes; chunks %v", *chunks)
 	}
 	r.drop = nil
@@ -1510,7 +1530,7 @@ func TestRuleSnapshotResumesAcrossLeaderChange(t *testing.T) {
 		t.Fatalf("n2 did not take over\n%s", c.report())
 	}
 	c.heal()
-	for i := 0; i < 5 && c.nodes["n3"].snap.Meta.Index != snap.Meta.Index; i++ {
+	for i := 0; i < 5 && c.nodes["n3"].store.snap.Meta.Index != snap.Meta.Index; i++ {
 		r.tick()
 		r.settle()
 	}
@@ -1527,7 +1547,7 @@ func TestRuleSnapshotResumesAcrossLeaderChange(t *testing.T) {
 // rtMemberships decodes the membership entries on id's disk from index from on.
 func rtMemberships(t *testing.T, c *cluster, id NodeID, from uint64) (idx []uint64, ms []Membership) {
 	t.Helper()
-	for _, e := range c.nodes[id].ents {
+	for _, e := range c.nodes[id].store.ents {
 		if e.Index < from || e.Type != EntryMembership {
 			continue
 		}
@@ -2114,7 +2134,7 @@ func TestRuleReadIndexBatching(t *testing.T) {
 func TestRuleBadMessagesRefused(t *testing.T) {
 	voters := []NodeID{"a", "b", "c"}
 	follower := func() *Node {
-		n := rtNode(t, "a", voters, State{HardState: HardState{Term: 3, Vote: "b"}, Entries: rtEntries(1, 2, 3), Commit: 2, Applied: 2})
+		n := rtNode(t, "a", voters, State{HardState: HardState{Term: 3, Vote: "b"}, Commit: 2, Applied: 2}, rtEntries(1, 2, 3)...)
 		if err := n.Step(Message{Type: MsgHeartbeat, From: "b", To: "a", Term: 3, Commit: 2}); err != nil {
 			t.Fatal(err)
 		}
@@ -2223,7 +2243,7 @@ func TestRuleAppendContradictingCommitted(t *testing.T) {
 		{"entries rewrite a committed entry",
 			Message{Type: MsgApp, From: "b", To: "a", Term: 3, Index: 1, LogTerm: 1, Commit: 2, Entries: []Entry{{Index: 2, Term: 3}}}},
 	} {
-		n := rtNode(t, "a", voters, State{HardState: HardState{Term: 3}, Entries: rtEntries(1, 2, 3), Commit: 2, Applied: 2})
+		n := rtNode(t, "a", voters, State{HardState: HardState{Term: 3}, Commit: 2, Applied: 2}, rtEntries(1, 2, 3)...)
 		if err := n.Step(Message{Type: MsgHeartbeat, From: "b", To: "a", Term: 3, Commit: 2}); err != nil {
 			t.Fatal(err)
 		}
@@ -2283,34 +2303,47 @@ func TestRuleDecodeMembershipRejectsGarbage(t *testing.T) {
 
 func TestRuleNewNodeRejectsInconsistentState(t *testing.T) {
 	members := Membership{Voters: []NodeID{"a", "b", "c"}}
-	good := Config{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, Rand: rand.New(rand.NewPCG(1, 1))}
 	snap := Snapshot{Meta: SnapshotMeta{Index: 5, Term: 2, Members: members}}
-	ents := func(from uint64, terms ...uint64) []Entry {
-		es := make([]Entry, len(terms))
-		for i, t := range terms {
-			es[i] = Entry{Index: from + uint64(i), Term: t}
-		}
-		return es
+	good := Config{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, Rand: rand.New(rand.NewPCG(1, 1)),
+		Storage: NewMemoryStorage(snap, nil)}
+	st := func(term uint64, first uint64, terms ...uint64) State {
+		return State{HardState: HardState{Term: term}, Snapshot: snap, First: first, Terms: terms}
 	}
-	if _, err := NewNode(good, State{HardState: HardState{Term: 3}, Snapshot: snap, Entries: ents(6, 2, 3), Commit: 7, Applied: 6}); err != nil {
-		t.Fatalf("a consistent state refused: %v", err)
+	ok := st(3, 6, 2, 3)
+	ok.Commit, ok.Applied = 7, 6
+	kept := st(3, 4, 2, 2, 2, 3) // entries 4 and 5 kept behind the snapshot
+	member := st(3, 6, 2)
+	member.Memberships = []Entry{{Index: 6, Term: 2, Type: EntryMembership, Data: EncodeMembership(members)}}
+	for _, good2 := range []State{ok, kept, member} {
+		if _, err := NewNode(good, good2); err != nil {
+			t.Fatalf("a consistent state refused: %v", err)
+		}
+	}
+	withCommit := func(s State, commit, applied uint64) State {
+		s.Commit, s.Applied = commit, applied
+		return s
+	}
+	withMembers := func(s State, ents ...Entry) State {
+		s.Memberships = ents
+		return s
 	}
 	for _, tc := range []struct {
 		name string
 		cfg  func(*Config)
 		st   State
 	}{
-		{"gap after the snapshot", nil, State{HardState: HardState{Term: 3}, Snapshot: snap, Entries: ents(7, 2)}},
-		{"entry inside the snapshot", nil, State{HardState: HardState{Term: 3}, Snapshot: snap, Entries: ents(5, 2, 2)}},
-		{"gap between entries", nil, State{HardState: HardState{Term: 3}, Snapshot: snap, Entries: []Entry{{Index: 6, Term: 2}, {Index: 8, Term: 2}}}},
-		{"term going down", nil, State{HardState: HardState{Term: 3}, Snapshot: snap, Entries: ents(6, 3, 2)}},
-		{"entry below the snapshot term", nil, State{HardState: HardState{Term: 3}, Snapshot: snap, Entries: ents(6, 1)}},
-		{"log beyond the stored term", nil, State{HardState: HardState{Term: 2}, Snapshot: snap, Entries: ents(6, 3)}},
-		{"snapshot beyond the stored term", nil, State{HardState: HardState{Term: 1}, Snapshot: snap}},
-		{"applied beyond commit", nil, State{HardState: HardState{Term: 3}, Snapshot: snap, Entries: ents(6, 2, 3), Commit: 6, Applied: 7}},
-		{"applied beyond the log", nil, State{HardState: HardState{Term: 3}, Snapshot: snap, Entries: ents(6, 2), Commit: 9, Applied: 9}},
-		{"undecodable membership entry", nil, State{HardState: HardState{Term: 3}, Snapshot: snap,
-			Entries: []Entry{{Index: 6, Term: 2, Type: EntryMembership, Data: []byte("nonsense")}}}},
+		{"gap after the snapshot", nil, st(3, 7, 2)},
+		{"entry at the snapshot's index of another term", nil, st(3, 5, 1, 2)},
+		{"term going down", nil, st(3, 6, 3, 2)},
+		{"entry below the snapshot term", nil, st(3, 6, 1)},
+		{"log beyond the stored term", nil, st(2, 6, 3)},
+		{"snapshot beyond the stored term", nil, st(1, 0)},
+		{"applied beyond commit", nil, withCommit(st(3, 6, 2, 3), 6, 7)},
+		{"applied beyond the log", nil, withCommit(st(3, 6, 2), 9, 9)},
+		{"undecodable membership entry", nil, withMembers(st(3, 6, 2), Entry{Index: 6, Term: 2, Type: EntryMembership, Data: []byte("nonsense")})},
+		{"membership entry not in the log", nil, withMembers(st(3, 6, 2), Entry{Index: 7, Term: 2, Type: EntryMembership, Data: EncodeMembership(members)})},
+		{"membership entry of another term", nil, withMembers(st(3, 6, 2), Entry{Index: 6, Term: 3, Type: EntryMembership, Data: EncodeMembership(members)})},
+		{"no storage", func(c *Config) { c.Storage = nil }, State{}},
 		{"invalid snapshot membership", nil, State{Snapshot: Snapshot{Meta: SnapshotMeta{Members: Membership{Voters: []NodeID{"a", "a"}}}}}},
 		{"empty id", func(c *Config) { c.ID = None }, State{}},
 		{"id with a comma", func(c *Config) { c.ID = "a,b" }, State{}},

@@ -7,30 +7,51 @@ import (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Compact records that the application took a snapshot of its state as of index (which
-// it has applied) and drops the log up to there. It returns the snapshot's metadata,
-// which the caller stores with data. Followers that need the dropped entries will be sent
-// this snapshot.
-func (r *Node) Compact(index uint64, data []byte) (SnapshotMeta, error) {
+// Compact records that the application made s durable: a snapshot of its state as of
+// s.Meta.Index (which it has applied), whose metadata it had from SnapshotMetaAt. The log
+// before s.Meta.Index+1-KeepEntries is dropped. Followers that need dropped entries are
+// sent this snapshot, read back through Storage.
+func (r *Node) Compact(s Snapshot) error {
+	index := s.Meta.Index
 	if index <= r.log.snap.Meta.Index {
-		return SnapshotMeta{}, fmt.Errorf("compact to %d: %w (snapshot at %d)", index, ErrCompacted, r.log.snap.Meta.Index)
+		return fmt.Errorf("compact to %d: %w (snapshot at %d)", index, ErrCompacted, r.log.snap.Meta.Index)
 	}
 	if index > r.log.applied {
-		return SnapshotMeta{}, fmt.Errorf("compact to %d: %w (applied only %d)", index, ErrUnavailable, r.log.applied)
+		return fmt.Errorf("compact to %d: %w (applied only %d)", index, ErrUnavailable, r.log.applied)
 	}
-	term, _ := r.log.term(index)
-	meta := SnapshotMeta{Index: index, Term: term, Members: r.membersAt(index)}
-	r.log.compact(Snapshot{Meta: meta, Data: data})
-	return meta, nil
+	want, err := r.SnapshotMetaAt(index)
+	if err != nil {
+		return err
+	}
+	if s.Meta.Term != want.Term || string(EncodeMembership(s.Meta.Members)) != string(EncodeMembership(want.Members)) {
+		return fmt.Errorf("compact to %d: the snapshot says term %d, members %s; the log says term %d, members %s",
+			index, s.Meta.Term, s.Meta.Members, want.Term, want.Members)
+	}
+	keepFrom := uint64(1)
+	if index+1 > r.cfg.KeepEntries {
+		keepFrom = index + 1 - r.cfg.KeepEntries
+	}
+	r.log.compact(s, keepFrom)
+	return nil
+}
+
+// SnapshotMetaAt returns the metadata of a snapshot at index, which must be applied and
+// not compacted: its term, and the membership in force there.
+func (r *Node) SnapshotMetaAt(index uint64) (SnapshotMeta, error) {
+	term, ok := r.log.term(index)
+	if !ok || index < r.log.snap.Meta.Index {
+		return SnapshotMeta{}, fmt.Errorf("snapshot at %d: %w", index, ErrCompacted)
+	}
+	return SnapshotMeta{Index: index, Term: term, Members: r.membersAt(index)}, nil
 }
 
 // membersAt returns the membership in force at index: the last membership entry at or
 // before it, or the snapshot's.
 func (r *Node) membersAt(index uint64) Membership {
-	for i := min(index, r.log.lastIndex()); i > r.log.snap.Meta.Index; i-- {
-		if e := r.log.entry(i); e.Type == EntryMembership {
-			m, err := DecodeMembership(e.Data)
-			if err == nil {
+	ms := r.log.memberships
+	for k := len(ms) - 1; k >= 0; k-- {
+		if ms[k].Index <= index {
+			if m, err := DecodeMembership(ms[k].Data); err == nil {
 				return m
 			}
 		}
@@ -38,44 +59,63 @@ func (r *Node) membersAt(index uint64) Membership {
 	return r.log.snap.Meta.Members.clone()
 }
 
-// sendSnapshotChunk sends the next piece of the leader's snapshot, starting where the
-// follower said it holds up to. One chunk is out at a time; the follower's answer (or a
-// heartbeat answer, if the chunk was lost) lets the next one go.
-func (r *Node) sendSnapshotChunk(to NodeID, pr *progress) {
-	s := &r.log.snap
-	if pr.snapIndex != s.Meta.Index || pr.snapTerm != s.Meta.Term {
-		// we compacted again since: start over with the newer snapshot
-		pr.becomeSnapshot(s.Meta.Index, s.Meta.Term)
+// sendSnapshotChunks sends pieces of the snapshot pr is receiving, read from Storage, up
+// to a window of SnapshotWindow pieces beyond what the follower confirmed. The follower
+// answers each; a piece that does not fit (lost, or the follower holds a different part)
+// is answered with what it holds, and the leader goes back to there.
+func (r *Node) sendSnapshotChunks(to NodeID, pr *progress) {
+	chunk := uint64(r.cfg.SnapshotChunkBytes)
+	window := uint64(r.cfg.SnapshotWindow) * chunk
+	for !pr.snapDoneOut && pr.snapNext < pr.snapAcked+window {
+		s := pr.snap
+		off := pr.snapNext
+		end := min(off+chunk, s.Size)
+		data := make([]byte, end-off)
+		if err := r.log.storage.ReadSnapshot(s, off, data); err != nil {
+			if !sameSnapshot(s, r.log.snap) {
+				// gone (replaced long ago, or a restart in between): send the latest one
+				pr.becomeSnapshot(r.log.snap)
+				continue
+			}
+			r.storageErr = fmt.Errorf("read the snapshot at %d to send it to %s: %w", s.Meta.Index, to, err)
+			return
+		}
+		r.send(Message{To: to, Type: MsgSnap, Context: pr.snapRound, Snapshot: &SnapshotChunk{
+			Meta: s.Meta, Offset: off, Data: data, Done: end == s.Size, Total: s.Size, Checksum: s.Checksum,
+		}})
+		pr.snapNext = end
+		pr.snapDoneOut = end == s.Size
 	}
-	if pr.snapOut {
-		return
-	}
-	if r.snapSumIndex != s.Meta.Index || r.snapSumTerm != s.Meta.Term {
-		r.snapSum = crc32.Checksum(s.Data, castagnoli)
-		r.snapSumIndex, r.snapSumTerm = s.Meta.Index, s.Meta.Term
-	}
-	total := uint64(len(s.Data))
-	off := min(pr.snapAcked, total)
-	end := min(off+uint64(r.cfg.SnapshotChunkBytes), total)
-	r.send(Message{To: to, Type: MsgSnap, Snapshot: &SnapshotChunk{
-		Meta: s.Meta, Offset: off, Data: s.Data[off:end:end], Done: end == total,
-		Total: total, Checksum: r.snapSum,
-	}})
-	pr.snapOut = true
 }
+
+// snapIdleBeats is how many heartbeat answers without progress make the leader send
+// the pieces after what the follower confirmed again (the last ones may have been lost).
+const snapIdleBeats = 3
 
 func (r *Node) handleSnapshotResponse(m Message, pr *progress) {
-	if pr.state != stateSnapshot || m.Index != pr.snapIndex || m.LogTerm != pr.snapTerm {
+	if pr.state != stateSnapshot || m.Index != pr.snap.Meta.Index || m.LogTerm != pr.snap.Meta.Term {
 		return
 	}
-	pr.snapAcked = m.Context
-	pr.snapOut = false
-	r.sendSnapshotChunk(m.From, pr)
+	held := m.Context
+	if held > pr.snapAcked {
+		pr.snapAcked = held
+		pr.snapIdle = 0
+	}
+	switch {
+	case m.Reject && m.RejectHint == pr.snapRound:
+		// go on from what the follower holds (less than before if it lost its part)
+		pr.snapAcked = held
+		pr.goBack()
+	case !m.Reject && pr.snapNext < held:
+		pr.snapNext = held
+	}
+	r.sendSnapshotChunks(m.From, pr)
 }
 
-// handleSnapshotChunk collects a snapshot on a follower. Chunks must arrive in order; a
-// chunk at the wrong offset is answered with the offset we hold, so the leader resumes
-// there, also after a leader change if the new leader sends the same snapshot.
+// handleSnapshotChunk has a follower receive a snapshot. Pieces must arrive in order; each
+// goes to the caller to write (the answer waits for that), and a piece at the wrong
+// offset is answered with the offset held, so the leader resumes there, also after a
+// restart of either side or a leader change, as long as it is the same snapshot.
 func (r *Node) handleSnapshotChunk(m Message) {
 	c := m.Snapshot
 	meta := c.Meta
@@ -85,43 +125,51 @@ func (r *Node) handleSnapshotChunk(m Message) {
 		r.send(Message{To: m.From, Type: MsgAppResp, Index: r.log.committed})
 		return
 	}
-	reply := func(held uint64) {
-		r.send(Message{To: m.From, Type: MsgSnapResp, Index: meta.Index, LogTerm: meta.Term, Context: held})
+	reply := func(held uint64, reject bool) {
+		r.send(Message{To: m.From, Type: MsgSnapResp, Index: meta.Index, LogTerm: meta.Term,
+			Context: held, Reject: reject, RejectHint: m.Context})
 	}
 	in := r.incoming
 	// Two leaders' snapshots at the same index hold the same state but not necessarily the
-	// same bytes, so a transfer resumes only into a snapshot of the same length and checksum.
+	// same bytes, so a transfer resumes only into a snapshot of the same size and checksum.
 	if in == nil || in.Meta.Index != meta.Index || in.Meta.Term != meta.Term ||
-		r.incomingSum != c.Checksum || r.incomingTotal != c.Total {
+		in.Checksum != c.Checksum || in.Size != c.Total {
 		if c.Offset != 0 {
-			reply(0)
+			reply(0, true)
 			return
 		}
-		in = &Snapshot{Meta: SnapshotMeta{Index: meta.Index, Term: meta.Term, Members: meta.Members.clone()}}
-		r.incoming, r.incomingSum, r.incomingTotal = in, c.Checksum, c.Total
+		in = &IncomingSnapshot{Meta: SnapshotMeta{Index: meta.Index, Term: meta.Term, Members: meta.Members.clone()},
+			Size: c.Total, Checksum: c.Checksum}
+		r.incoming = in
 	}
-	if c.Offset != uint64(len(in.Data)) {
+	if c.Offset != in.Have {
 		// a duplicate or a gap: tell the leader where to go on from
-		reply(uint64(len(in.Data)))
+		reply(in.Have, true)
 		return
 	}
-	in.Data = append(in.Data, c.Data...)
-	if uint64(len(in.Data)) > c.Total {
+	if in.Have+uint64(len(c.Data)) > in.Size || (c.Done && in.Have+uint64(len(c.Data)) != in.Size) {
 		r.incoming = nil
-		reply(0)
+		reply(0, true)
 		return
 	}
+	chunk := *c
+	if c.Offset == 0 {
+		chunk.Meta = in.Meta
+	}
+	r.snapWrites = append(r.snapWrites, chunk)
+	in.Have += uint64(len(c.Data))
+	in.Sum = crc32.Update(in.Sum, castagnoli, c.Data)
 	if !c.Done {
-		reply(uint64(len(in.Data)))
+		reply(in.Have, false)
 		return
 	}
 	r.incoming = nil
-	if uint64(len(in.Data)) != c.Total || crc32.Checksum(in.Data, castagnoli) != c.Checksum {
+	if in.Sum != in.Checksum {
 		// damaged on the way, or pieces of two different encodings: start over
-		reply(0)
+		reply(0, true)
 		return
 	}
-	r.installSnapshot(*in)
+	r.installSnapshot(Snapshot{Meta: in.Meta, Size: in.Size, Checksum: in.Checksum})
 	r.send(Message{To: m.From, Type: MsgAppResp, Index: meta.Index})
 }
 

@@ -85,15 +85,31 @@ type SnapshotMeta struct {
 	Members Membership
 }
 
-// Snapshot is the application's state as of Meta.Index, as opaque bytes.
+// Snapshot is the application's state as of Meta.Index. The state itself stays with the
+// caller (in a file): raftcore knows only its size and CRC-32C, has a leader's Storage read
+// it piece by piece for sending, and hands a follower the pieces it receives to write.
 type Snapshot struct {
-	Meta SnapshotMeta
-	Data []byte
+	Meta     SnapshotMeta
+	Size     uint64
+	Checksum uint32
+}
+
+// IncomingSnapshot is a snapshot a follower is receiving and has part of on disk: Have
+// bytes whose CRC-32C is Sum, out of Size (the whole's checksum is Checksum). Given back
+// in State, it lets a transfer resume after a restart.
+type IncomingSnapshot struct {
+	Meta     SnapshotMeta
+	Size     uint64
+	Checksum uint32
+	Have     uint64
+	Sum      uint32
 }
 
 // SnapshotChunk is one piece of a snapshot in flight from the leader to a follower.
 // Offset is where Data starts in the whole snapshot; Done marks the last piece. Total and
-// Checksum (CRC-32C) describe the whole snapshot data, which the follower verifies.
+// Checksum (CRC-32C) describe the whole snapshot data, which the follower verifies. In a
+// Ready's SnapshotChunks it is a piece to write: at Offset 0 it starts a new partial
+// snapshot (dropping any other), otherwise it follows the piece before.
 type SnapshotChunk struct {
 	Meta     SnapshotMeta
 	Offset   uint64
@@ -115,8 +131,8 @@ const (
 	MsgPreVoteResp                      //
 	MsgVote                             // candidate → voters: (Index, LogTerm) = its last entry
 	MsgVoteResp                         //
-	MsgSnap                             // leader → follower: one SnapshotChunk
-	MsgSnapResp                         // follower → leader: Index = snapshot index, Context = bytes held
+	MsgSnap                             // leader → follower: one SnapshotChunk, Context = the sender's round
+	MsgSnapResp                         // follower → leader: (Index, LogTerm) = the snapshot, Context = bytes held; Reject: the chunk did not fit, RejectHint = its round
 	MsgTimeoutNow                       // leader → transfer target: campaign now
 	msgTypeEnd
 )
@@ -185,8 +201,10 @@ type ReadState struct {
 // Ready is a batch of work for the caller. Handle it in this order:
 //  1. send Messages (they do not depend on this batch being durable; a leader's appends
 //     go out while it writes the same entries to its own disk);
-//  2. make HardState, Snapshot (which replaces the whole stored log) and then Entries
-//     (which replace any stored entries from Entries[0].Index on) durable;
+//  2. make HardState durable; write SnapshotChunks to the partial snapshot; make
+//     Snapshot (a complete partial one, which replaces the stored snapshot and the whole
+//     stored log) and then Entries (which replace any stored entries from
+//     Entries[0].Index on) durable;
 //  3. send PersistedMessages;
 //  4. restore the state machine from Snapshot, if any, then apply CommittedEntries;
 //  5. call Advance with this Ready.
@@ -197,6 +215,7 @@ type Ready struct {
 	SoftState         *SoftState // non-nil when leader or role changed
 	HardState         *HardState // non-nil when term or vote changed
 	Entries           []Entry
+	SnapshotChunks    []SnapshotChunk
 	Snapshot          *Snapshot
 	Messages          []Message
 	PersistedMessages []Message
@@ -205,6 +224,9 @@ type Ready struct {
 	// Commit is the commit index, no larger than the last entry of this batch. It may be
 	// stored lazily (after Entries are durable) and given back in State.Commit at restart.
 	Commit uint64
+	// StorageErr is set when Storage failed to give back what it holds: the node cannot
+	// go on sending it (a damaged disk); the caller should stop.
+	StorageErr error
 }
 
 // Errors returned to callers of the proposal API. Errors from Step describe bad messages;

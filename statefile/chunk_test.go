@@ -1,403 +1,275 @@
 package statefile
 
-// Snapshots in pieces: ReadSnapshotChunk on the sending side, SnapshotReceiver on the
-// receiving side (resuming a transfer, starting over for another snapshot, rejecting a
-// wrong checksum).
+// Snapshots that never sit whole in memory: written from a stream, read back in pieces
+// for sending (also after a newer one replaced them), and received piece by piece into
+// a partial file that survives a restart.
 
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"lite-raft/raftcore"
 )
 
-// leaderWithSnapshot returns a directory whose stored snapshot holds size bytes.
-func leaderWithSnapshot(t *testing.T, size int, index, term uint64) (string, raftcore.Snapshot) {
-	t.Helper()
-	root := t.TempDir()
-	bootstrap(t, root)
-	s, _ := openStore(t, root, Options{})
-	if err := s.Save(nil, nil, makeEntries(1, int(index)+2, term)); err != nil {
-		t.Fatal(err)
-	}
+var testMembers = raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}, Learners: []raftcore.NodeID{"d"}}
+
+func snapBytes(size int, seed uint64) []byte {
 	data := make([]byte, size)
 	for i := range data {
-		data[i] = byte(i ^ (i >> 8) ^ int(index))
-	}
-	snap := raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: index, Term: term,
-		Members: raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}, Learners: []raftcore.NodeID{"d"}}}, Data: data}
-	if err := s.Compact(snap); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	return filepath.Join(root, SnapshotDir), snap
-}
-
-// chunk reads one piece from the leader's snapshot directory.
-func chunk(t *testing.T, dir string, off int64, max int) []byte {
-	t.Helper()
-	data, _, err := ReadSnapshotChunk(dir, off, max)
-	if err != nil {
-		t.Fatalf("chunk at %d: %v", off, err)
+		data[i] = byte(i ^ (i >> 8) ^ int(seed))
 	}
 	return data
 }
 
-func TestChunkReadReassembles(t *testing.T) {
-	for _, size := range []int{0, 1, 100, 4095, 4096, 4097, 70000} {
-		dir, snap := leaderWithSnapshot(t, size, 10, 2)
-		for _, max := range []int{1, 7, 1000, 4096, 65536, 1 << 20} {
-			if size > 5000 && max < 100 {
-				continue
-			}
-			var got []byte
-			pieces := 0
-			for off := int64(0); ; {
-				data, total, err := ReadSnapshotChunk(dir, off, max)
-				if err != nil {
-					t.Fatalf("size %d max %d: chunk at %d: %v", size, max, off, err)
-				}
-				if total != int64(size) {
-					t.Fatalf("size %d: chunk reports a total of %d", size, total)
-				}
-				if len(data) > max {
-					t.Fatalf("size %d: asked for %d bytes, got %d", size, max, len(data))
-				}
-				if len(data) == 0 {
-					if off != total {
-						t.Fatalf("size %d max %d: empty chunk at %d", size, max, off)
-					}
-					break
-				}
-				got = append(got, data...)
-				off += int64(len(data))
-				pieces++
-			}
-			if !bytes.Equal(got, snap.Data) {
-				t.Fatalf("size %d max %d: %d pieces reassemble to %d bytes that differ from the snapshot", size, max, pieces, len(got))
+// takeSnapshot writes data as the store's own snapshot at index and commits it.
+func takeSnapshot(t *testing.T, s *Store, index, term uint64, data []byte) raftcore.Snapshot {
+	t.Helper()
+	meta := raftcore.SnapshotMeta{Index: index, Term: term, Members: testMembers}
+	snap, commit, err := s.WriteSnapshot(meta, func(w io.Writer) error {
+		// in odd pieces, as a streaming encoder writes
+		for off := 0; off < len(data); off += 777 {
+			if _, err := w.Write(data[off:min(off+777, len(data))]); err != nil {
+				return err
 			}
 		}
-		// out of range
-		if _, _, err := ReadSnapshotChunk(dir, int64(size)+1, 10); err == nil {
-			t.Fatalf("size %d: a chunk after the end was served", size)
-		}
-		if _, _, err := ReadSnapshotChunk(dir, -1, 10); err == nil {
-			t.Fatalf("size %d: a chunk at -1 was served", size)
-		}
-	}
-	if _, _, err := ReadSnapshotChunk(t.TempDir(), 0, 10); err == nil {
-		t.Fatal("a chunk of a missing snapshot was served")
-	}
-}
-
-// TestChunkReadDamagedHeader: a snapshot whose header is damaged is not served.
-func TestChunkReadDamagedHeader(t *testing.T) {
-	dir, _ := leaderWithSnapshot(t, 100, 10, 2)
-	path := filepath.Join(dir, snapshotFile)
-	if err := os.WriteFile(path, []byte("lite-raft snapshot v1\nindex 10\n"), 0o600); err != nil {
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := ReadSnapshotChunk(dir, 0, 10)
-	if de, ok := asDamage(err); !ok || de.File != path {
-		t.Fatalf("want a *DamageError naming %s, got %v", path, err)
+	if snap.Size != uint64(len(data)) || snap.Checksum != checksum(data) {
+		t.Fatalf("snapshot described as %d bytes, crc %08x; want %d, %08x", snap.Size, snap.Checksum, len(data), checksum(data))
 	}
+	if err := commit(index + 1); err != nil {
+		t.Fatal(err)
+	}
+	return snap
 }
 
-// TestChunkReadNegativeMax: asking for a negative number of bytes panics (make with a
-// negative length) instead of returning an error.
-func TestChunkReadNegativeMax(t *testing.T) {
-	dir, _ := leaderWithSnapshot(t, 100, 10, 2)
-	defer func() {
-		if p := recover(); p != nil {
-			t.Fatalf("ReadSnapshotChunk with max -1 panicked: %v", p)
+// leaderWithSnapshot returns an open store whose snapshot holds size bytes.
+func leaderWithSnapshot(t *testing.T, size int, index, term uint64) (*Store, raftcore.Snapshot, []byte) {
+	t.Helper()
+	root := t.TempDir()
+	bootstrap(t, root)
+	s, _ := openStore(t, root, Options{})
+	if err := s.Save(nil, nil, nil, makeEntries(1, int(index)+2, term)); err != nil {
+		t.Fatal(err)
+	}
+	data := snapBytes(size, index)
+	return s, takeSnapshot(t, s, index, term, data), data
+}
+
+func readPieces(t *testing.T, s *Store, snap raftcore.Snapshot, piece int) []byte {
+	t.Helper()
+	var got []byte
+	for off := uint64(0); off < snap.Size; off += uint64(piece) {
+		p := make([]byte, min(uint64(piece), snap.Size-off))
+		if err := s.ReadSnapshot(snap, off, p); err != nil {
+			t.Fatalf("read %d bytes at %d: %v", len(p), off, err)
 		}
-	}()
-	if _, _, err := ReadSnapshotChunk(dir, 0, -1); err == nil {
-		t.Fatal("max -1 accepted")
+		got = append(got, p...)
+	}
+	return got
+}
+
+func TestSnapshotStreamedAndReadInPieces(t *testing.T) {
+	for _, size := range []int{0, 1, 4095, 70000, 1 << 20} {
+		s, snap, data := leaderWithSnapshot(t, size, 10, 2)
+		for _, piece := range []int{7, 4096, 1 << 20} {
+			if got := readPieces(t, s, snap, piece); !bytes.Equal(got, data) {
+				t.Fatalf("size %d, pieces of %d: read back %d bytes that differ", size, piece, len(got))
+			}
+		}
+		// and at a restart it is found, checked and described the same
+		root := filepath.Dir(filepath.Dir(s.path(SnapshotDir, snapshotFile)))
+		s.Close()
+		_, st := openStore(t, root, Options{})
+		if st.State.Snapshot.Size != snap.Size || st.State.Snapshot.Checksum != snap.Checksum || st.State.Snapshot.Meta.Index != 10 {
+			t.Fatalf("reopened: %+v, want %+v", st.Snapshot, snap)
+		}
 	}
 }
 
-// follower returns a store with some log of its own, which a received snapshot replaces.
+// A snapshot being sent stays readable after a newer one took its place.
+func TestSnapshotReadableAfterReplaced(t *testing.T) {
+	s, old, data := leaderWithSnapshot(t, 50000, 10, 2)
+	p := make([]byte, 100)
+	if err := s.ReadSnapshot(old, 0, p); err != nil { // the transfer starts: the file is held
+		t.Fatal(err)
+	}
+	if err := s.Save(nil, nil, nil, makeEntries(13, 10, 2)); err != nil {
+		t.Fatal(err)
+	}
+	newer := takeSnapshot(t, s, 20, 2, snapBytes(3000, 20))
+	if got := readPieces(t, s, old, 4096); !bytes.Equal(got, data) {
+		t.Fatal("the replaced snapshot reads back differently")
+	}
+	if got := readPieces(t, s, newer, 4096); !bytes.Equal(got, snapBytes(3000, 20)) {
+		t.Fatal("the new snapshot reads back differently")
+	}
+	// one never read before it was replaced is gone, and says so
+	other := old
+	other.Meta.Index = 15
+	if err := s.ReadSnapshot(other, 0, p); err == nil {
+		t.Fatal("read a snapshot that was never stored")
+	}
+}
+
+func TestSnapshotDamagedIsReported(t *testing.T) {
+	s, _, _ := leaderWithSnapshot(t, 5000, 10, 2)
+	root := filepath.Dir(filepath.Dir(s.path(SnapshotDir, snapshotFile)))
+	s.Close()
+	path := filepath.Join(root, SnapshotDir, snapshotFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []int{len(snapshotMagic) + 8, len(b) - 10} {
+		bad := bytes.Clone(b)
+		bad[at] ^= 0x10
+		if err := os.WriteFile(path, bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := Open(root, Options{}); err == nil {
+			t.Fatalf("a flipped byte at %d went unnoticed", at)
+		} else if _, ok := asDamage(err); !ok {
+			t.Fatalf("flipped byte at %d: %v, want a DamageError", at, err)
+		}
+	}
+}
+
+// follower returns a store that receives snapshots.
 func follower(t *testing.T) (string, *Store) {
 	t.Helper()
 	root := t.TempDir()
 	bootstrap(t, root)
-	s, _, err := Open(root, Options{SegmentSize: 200})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Save(&raftcore.HardState{Term: 1, Vote: "a"}, nil, makeEntries(1, 8, 1)); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := openStore(t, root, Options{})
 	return root, s
 }
 
-// send streams the leader's snapshot into r from r.Have(), max bytes a piece, stopping
-// (as a lost connection would) once stopAt bytes are held, if stopAt >= 0.
-func send(t *testing.T, r *SnapshotReceiver, dir string, max int, stopAt int64) {
+func chunksOf(snap raftcore.Snapshot, data []byte, piece int) []raftcore.SnapshotChunk {
+	var cs []raftcore.SnapshotChunk
+	for off := 0; ; off += piece {
+		end := min(off+piece, len(data))
+		cs = append(cs, raftcore.SnapshotChunk{Meta: snap.Meta, Offset: uint64(off), Data: data[off:end],
+			Done: end == len(data), Total: snap.Size, Checksum: snap.Checksum})
+		if end == len(data) {
+			return cs
+		}
+	}
+}
+
+func TestSnapshotReceiveResumesAfterRestart(t *testing.T) {
+	leader, snap, data := leaderWithSnapshot(t, 100000, 40, 3)
+	_ = leader
+	root, s := follower(t)
+	cs := chunksOf(snap, data, 4096)
+	if err := s.Save(nil, cs[:10], nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, st := openStore(t, root, Options{})
+	in := st.Incoming
+	if in == nil || in.Have != 10*4096 || in.Sum != checksum(data[:10*4096]) || in.Meta.Index != 40 || in.Size != snap.Size {
+		t.Fatalf("after a restart the partial snapshot is %+v, want 40960 bytes of the one at 40", in)
+	}
+	if err := s2.Save(nil, cs[10:], &snap, makeEntries(41, 3, 3)); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	_, st = openStore(t, root, Options{})
+	if st.State.Snapshot.Meta.Index != 40 || st.State.Snapshot.Checksum != snap.Checksum || st.Incoming != nil {
+		t.Fatalf("after the install: snapshot %+v, incoming %+v", st.Snapshot, st.Incoming)
+	}
+	if st.First != 41 || len(st.Terms) != 3 {
+		t.Fatalf("log after the install: first %d, %d terms", st.First, len(st.Terms))
+	}
+	got, err := io.ReadAll(must(t, root))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("installed data differs (%v)", err)
+	}
+}
+
+func must(t *testing.T, root string) io.Reader {
 	t.Helper()
-	for {
-		if stopAt >= 0 && r.Have() >= stopAt {
-			return
-		}
-		data, total, err := ReadSnapshotChunk(dir, r.Have(), max)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(data) == 0 {
-			if r.Have() != total {
-				t.Fatalf("nothing more to send at %d of %d", r.Have(), total)
-			}
-			return
-		}
-		if err := r.Write(r.Have(), data); err != nil {
-			t.Fatalf("write at %d: %v", r.Have(), err)
-		}
+	s, _ := openStore(t, root, Options{ReadOnly: true})
+	r, _, err := s.SnapshotData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestSnapshotReceiveOtherSnapshotStartsOver(t *testing.T) {
+	_, a, da := leaderWithSnapshot(t, 30000, 40, 3)
+	_, b, db := leaderWithSnapshot(t, 20000, 50, 3)
+	root, s := follower(t)
+	if err := s.Save(nil, chunksOf(a, da, 4096)[:3], nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// a piece of another snapshot that does not start it is refused, and nothing changes
+	if err := s.Save(nil, chunksOf(b, db, 4096)[1:2], nil, nil); err == nil {
+		t.Fatal("a piece of another snapshot was taken")
+	}
+	if err := s.Save(nil, chunksOf(b, db, 4096), &b, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, st := openStore(t, root, Options{})
+	if st.State.Snapshot.Meta.Index != 50 || st.State.Snapshot.Checksum != checksum(db) {
+		t.Fatalf("installed %+v, want the one at 50", st.Snapshot)
 	}
 }
 
-func TestChunkReceiveResume(t *testing.T) {
-	dir, snap := leaderWithSnapshot(t, 50000, 30, 4)
-	size, sum := int64(len(snap.Data)), checksum(snap.Data)
+func TestSnapshotReceiveRefusesWrongData(t *testing.T) {
+	_, snap, data := leaderWithSnapshot(t, 30000, 40, 3)
 	root, s := follower(t)
-	defer func() { s.Close() }()
-
-	r, err := s.ReceiveSnapshot(snap.Meta, size, sum)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Have() != 0 {
-		t.Fatalf("a fresh receiver holds %d bytes", r.Have())
-	}
-	send(t, r, dir, 4000, 20000)
-	held := r.Have()
-	if err := r.Write(0, []byte("x")); err == nil {
-		t.Fatal("a piece at 0 was taken while holding data")
-	}
-	if err := r.Write(held+1, []byte("x")); err == nil {
-		t.Fatal("a piece after a hole was taken")
-	}
-	if _, err := r.Commit(); err == nil {
-		t.Fatal("an incomplete snapshot was committed")
-	}
-	// the transfer is abandoned (connection lost, or the process restarted)
-	r.f.Close()
-	s.Close()
-	s, _ = openStore(t, root, Options{SegmentSize: 200})
-
-	r2, err := s.ReceiveSnapshot(snap.Meta, size, sum)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r2.Have() != held {
-		t.Fatalf("resumed receiver holds %d bytes, want %d", r2.Have(), held)
-	}
-	if err := r2.Write(held, snap.Data[held:]); err != nil { // the rest in one piece
-		t.Fatalf("write the rest: %v", err)
-	}
-	if err := r2.Write(r2.Have(), []byte("y")); err == nil {
-		t.Fatal("a piece beyond the announced size was taken")
-	}
-	got, err := r2.Commit()
-	if err != nil {
-		t.Fatalf("commit: %v", err)
-	}
-	if !sameSnapshot(got, snap) {
-		t.Fatalf("commit returned %+v", got.Meta)
-	}
-	if _, err := os.Stat(filepath.Join(root, SnapshotDir, incomingFile)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the partial file is still there: %v", err)
-	}
-	if meta := s.SnapshotMeta(); meta.Index != snap.Meta.Index || meta.Term != snap.Meta.Term {
-		t.Fatalf("store's snapshot meta %+v", meta)
+	bad := bytes.Clone(data)
+	bad[12345] ^= 1
+	if err := s.Save(nil, chunksOf(snap, bad, 4096), &snap, nil); err == nil {
+		t.Fatal("installed a snapshot whose data does not match its checksum")
 	}
 	s.Close()
-
-	// a committed snapshot is what Open returns, and it replaced the follower's log
-	_, st := openStore(t, root, Options{SegmentSize: 200})
-	if !sameSnapshot(st.Snapshot, snap) || len(st.Entries) != 0 || st.Applied != snap.Meta.Index {
-		t.Fatalf("after commit: snapshot %+v, %d entries", st.Snapshot.Meta, len(st.Entries))
-	}
-	if st.HardState != (raftcore.HardState{Term: 1, Vote: "a"}) {
-		t.Fatalf("hard state %+v", st.HardState)
-	}
-	if segs := segmentFiles(t, root); len(segs) != 0 {
-		t.Fatalf("the follower's old log is still there: %v", segs)
+	_, st := openStore(t, root, Options{})
+	if st.State.Snapshot.Meta.Index != 0 {
+		t.Fatalf("the stored snapshot is now %+v", st.State.Snapshot.Meta)
 	}
 }
 
-func TestChunkReceiveOtherSnapshotStartsOver(t *testing.T) {
-	dirA, snapA := leaderWithSnapshot(t, 9000, 20, 3)
-	dirB, snapB := leaderWithSnapshot(t, 9000, 25, 3)
+// A partial file cut short (a crash while a piece was written) resumes from what it holds.
+func TestSnapshotReceiveTruncatedPartial(t *testing.T) {
+	_, snap, data := leaderWithSnapshot(t, 30000, 40, 3)
 	root, s := follower(t)
-	defer func() { s.Close() }()
-
-	rA, err := s.ReceiveSnapshot(snapA.Meta, int64(len(snapA.Data)), checksum(snapA.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	send(t, rA, dirA, 1000, 3000)
-	rA.f.Close()
-
-	// the same meta with another size or checksum is another snapshot too
-	for _, v := range []struct {
-		size int64
-		sum  uint32
-	}{{int64(len(snapA.Data)) + 1, checksum(snapA.Data)}, {int64(len(snapA.Data)), checksum(snapA.Data) + 1}} {
-		r, err := s.ReceiveSnapshot(snapA.Meta, v.size, v.sum)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Have() != 0 {
-			t.Fatalf("size %d sum %08x: a receiver for another snapshot resumed at %d", v.size, v.sum, r.Have())
-		}
-		r.Abort()
-	}
-	rA, err = s.ReceiveSnapshot(snapA.Meta, int64(len(snapA.Data)), checksum(snapA.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rA.Have() != 0 {
-		t.Fatalf("the aborted partial file was resumed at %d", rA.Have())
-	}
-	send(t, rA, dirA, 1000, 3000)
-	rA.f.Close()
-
-	rB, err := s.ReceiveSnapshot(snapB.Meta, int64(len(snapB.Data)), checksum(snapB.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rB.Have() != 0 {
-		t.Fatalf("snapshot B resumed A's partial file at %d", rB.Have())
-	}
-	send(t, rB, dirB, 1000, 5000)
-	rB.f.Close()
-	// A's pieces are gone: B's partial file replaced them
-	rA, err = s.ReceiveSnapshot(snapA.Meta, int64(len(snapA.Data)), checksum(snapA.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rA.Have() != 0 {
-		t.Fatalf("A resumed B's partial file at %d", rA.Have())
-	}
-	rA.f.Close()
-	rB, err = s.ReceiveSnapshot(snapB.Meta, int64(len(snapB.Data)), checksum(snapB.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rB.Have() != 0 {
-		t.Fatalf("B resumed at %d after A started over", rB.Have())
-	}
-	send(t, rB, dirB, 1000, -1)
-	if _, err := rB.Commit(); err != nil {
+	if err := s.Save(nil, chunksOf(snap, data, 4096)[:4], nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	_, st := openStore(t, root, Options{SegmentSize: 200})
-	if !sameSnapshot(st.Snapshot, snapB) || len(st.Entries) != 0 {
-		t.Fatalf("after commit of B: snapshot %+v, %d entries", st.Snapshot.Meta, len(st.Entries))
-	}
-}
-
-func TestChunkReceiveWrongChecksum(t *testing.T) {
-	dir, snap := leaderWithSnapshot(t, 5000, 20, 3)
-	root, s := follower(t)
-	defer func() { s.Close() }()
-	before := s.SnapshotMeta()
-
-	for name, corrupt := range map[string]func(r *SnapshotReceiver){
-		"announced checksum wrong": nil,
-		"piece damaged in transit": func(r *SnapshotReceiver) {
-			data := chunk(t, dir, 0, len(snap.Data))
-			data[1234] ^= 0x10
-			if err := r.Write(0, data); err != nil {
-				t.Fatal(err)
-			}
-		},
-	} {
-		sum := checksum(snap.Data)
-		if corrupt == nil {
-			sum ^= 1
-		}
-		r, err := s.ReceiveSnapshot(snap.Meta, int64(len(snap.Data)), sum)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if corrupt != nil {
-			corrupt(r)
-		} else {
-			send(t, r, dir, 700, -1)
-		}
-		_, err = r.Commit()
-		if err == nil || !strings.Contains(err.Error(), "checksum") {
-			t.Fatalf("%s: commit: %v, want a checksum error", name, err)
-		}
-		if meta := s.SnapshotMeta(); meta.Index != before.Index {
-			t.Fatalf("%s: the store's snapshot changed to %+v", name, meta)
-		}
-		if _, err := os.Stat(filepath.Join(root, SnapshotDir, incomingFile)); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("%s: the bad partial file is still there: %v", name, err)
-		}
-		// the next attempt starts from zero
-		r, err = s.ReceiveSnapshot(snap.Meta, int64(len(snap.Data)), checksum(snap.Data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Have() != 0 {
-			t.Fatalf("%s: a rejected transfer was resumed at %d", name, r.Have())
-		}
-		r.Abort()
-	}
-	s.Close()
-	_, st := openStore(t, root, Options{SegmentSize: 200})
-	if st.Snapshot.Meta.Index != 0 || len(st.Entries) != 8 || st.HardState.Term != 1 {
-		t.Fatalf("after rejected snapshots: snapshot %+v, %d entries", st.Snapshot.Meta, len(st.Entries))
-	}
-}
-
-// TestChunkReceiveTruncatedPartial: a partial file cut inside its header (a crash right
-// after creating it) starts over; one cut inside the data resumes from what it holds.
-func TestChunkReceiveTruncatedPartial(t *testing.T) {
-	dir, snap := leaderWithSnapshot(t, 3000, 20, 3)
-	root, s := follower(t)
-	defer func() { s.Close() }()
-	size, sum := int64(len(snap.Data)), checksum(snap.Data)
-	r, err := s.ReceiveSnapshot(snap.Meta, size, sum)
+	path := filepath.Join(root, SnapshotDir, incomingFile)
+	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	send(t, r, dir, 500, 2000)
-	r.f.Close()
-	partial := filepath.Join(root, SnapshotDir, incomingFile)
-	hlen := r.hlen
-	for _, c := range []struct{ cut, want int64 }{{hlen + 1500, 1500}, {hlen + 1, 1}, {hlen, 0}, {hlen - 1, 0}, {0, 0}} {
-		if err := os.Truncate(partial, c.cut); err != nil {
-			t.Fatal(err)
-		}
-		r, err := s.ReceiveSnapshot(snap.Meta, size, sum)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Have() != c.want {
-			t.Fatalf("partial file cut to %d bytes (header %d): resumed at %d, want %d", c.cut, hlen, r.Have(), c.want)
-		}
-		send(t, r, dir, 500, 2000)
-		r.f.Close()
-	}
-	r, err = s.ReceiveSnapshot(snap.Meta, size, sum)
-	if err != nil {
+	if err := os.Truncate(path, fi.Size()-1000); err != nil {
 		t.Fatal(err)
 	}
-	send(t, r, dir, 500, -1)
-	if _, err := r.Commit(); err != nil {
-		t.Fatal(err)
+	_, st := openStore(t, root, Options{})
+	if in := st.Incoming; in == nil || in.Have != 4*4096-1000 || in.Sum != checksum(data[:4*4096-1000]) {
+		t.Fatalf("partial after the cut: %+v", st.Incoming)
 	}
-	s.Close()
-	if _, st := openStore(t, root, Options{}); !sameSnapshot(st.Snapshot, snap) {
-		t.Fatalf("snapshot %+v", st.Snapshot.Meta)
+	// a partial file with a damaged header is dropped, not an error
+	b, _ := os.ReadFile(path)
+	b[3] ^= 1
+	os.WriteFile(path, b, 0o600)
+	_, st2, err := Open(root, Options{})
+	if err != nil || st2.Incoming != nil {
+		t.Fatalf("damaged partial: %v, incoming %+v", err, st2.Incoming)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the damaged partial file is still there")
 	}
 }

@@ -79,14 +79,14 @@ func buildTornTemplate(t *testing.T, sc tornScenario) *tornTemplate {
 	t.Helper()
 	tp := &tornTemplate{root: t.TempDir(), opts: Options{SegmentSize: sc.segSize}, inflight: sc.inflight}
 	bootstrap(t, tp.root)
-	s, _, err := Open(tp.root, tp.opts)
+	s, _, err := openT(tp.root, tp.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	var all []raftcore.Entry
 	for _, b := range sc.acked {
-		if err := s.Save(nil, nil, b); err != nil {
+		if err := s.Save(nil, nil, nil, b); err != nil {
 			t.Fatalf("acknowledged append: %v", err)
 		}
 		all = append(all, b...)
@@ -187,7 +187,7 @@ func (tp *tornTemplate) checkRecovery(dir string, c int64, zeros int, followUp b
 	seg := filepath.Join(dir, tp.segRel)
 	onDisk := c + int64(zeros)
 
-	ro, st, err := Open(dir, Options{SegmentSize: tp.opts.SegmentSize, ReadOnly: true})
+	ro, st, err := openT(dir, Options{SegmentSize: tp.opts.SegmentSize, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("read-only open: %v", err)
 	}
@@ -199,7 +199,7 @@ func (tp *tornTemplate) checkRecovery(dir string, c int64, zeros int, followUp b
 		return fmt.Errorf("read-only open changed the segment (stat: %v)", err)
 	}
 
-	s, st, err := Open(dir, tp.opts)
+	s, st, err := openT(dir, tp.opts)
 	if err != nil {
 		return fmt.Errorf("open: %v", err)
 	}
@@ -227,11 +227,11 @@ func (tp *tornTemplate) checkRecovery(dir string, c int64, zeros int, followUp b
 	// The recovered log must take the next append and give everything back again.
 	last := want[len(want)-1]
 	next := raftcore.Entry{Index: last.Index + 1, Term: last.Term, Data: []byte("after recovery")}
-	if err := s.Save(nil, nil, []raftcore.Entry{next}); err != nil {
+	if err := s.Save(nil, nil, nil, []raftcore.Entry{next}); err != nil {
 		return fmt.Errorf("append after recovery: %v", err)
 	}
 	s.Close()
-	s2, st, err := Open(dir, tp.opts)
+	s2, st, err := openT(dir, tp.opts)
 	if err != nil {
 		return fmt.Errorf("reopen after recovery and append: %v", err)
 	}
@@ -368,7 +368,7 @@ func TestCrashTornNonLastSegment(t *testing.T) {
 	opts := Options{SegmentSize: 120}
 	s, _ := openStore(t, root, opts)
 	for i := uint64(1); i <= 12; i += 2 {
-		if err := s.Save(nil, nil, makeEntries(i, 2, 1)); err != nil {
+		if err := s.Save(nil, nil, nil, makeEntries(i, 2, 1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -393,7 +393,7 @@ func TestCrashTornNonLastSegment(t *testing.T) {
 		if err := os.Truncate(cut, c); err != nil {
 			t.Fatal(err)
 		}
-		s, _, err := Open(work, opts)
+		s, _, err := openT(work, opts)
 		if err == nil {
 			s.Close()
 			t.Fatalf("%s cut at %d of %d bytes: Open succeeded", filepath.Base(victim), c, len(data))
@@ -437,14 +437,14 @@ func TestCrashBitFlips(t *testing.T) {
 			term++
 		}
 		batch := randomEntries(rnd, next, 1+rnd.IntN(6), term, 60)
-		if err := s.Save(nil, nil, batch); err != nil {
+		if err := s.Save(nil, nil, nil, batch); err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, cloneEntries(batch)...)
 		next += uint64(len(batch))
 	}
 	snapIdx := uint64(len(all) / 3)
-	snap := raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: snapIdx, Term: all[snapIdx-1].Term,
+	snap := testSnap{Meta: raftcore.SnapshotMeta{Index: snapIdx, Term: all[snapIdx-1].Term,
 		Members: raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}}}, Data: []byte("kv state")}
 	if err := s.Compact(snap); err != nil {
 		t.Fatal(err)
@@ -507,7 +507,7 @@ func TestCrashBitFlips(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, ro := range []bool{true, false} {
-			s, st, err := Open(work, Options{SegmentSize: opts.SegmentSize, ReadOnly: ro})
+			s, st, err := openT(work, Options{SegmentSize: opts.SegmentSize, ReadOnly: ro})
 			if err == nil {
 				s.Close()
 				if d := diffEntries(st.Entries, acked); d != "" || st.HardState != hs || st.Snapshot.Meta.Index != snapIdx {
@@ -548,7 +548,7 @@ func TestCrashSegmentGap(t *testing.T) {
 	opts := Options{SegmentSize: 120}
 	s, _ := openStore(t, root, opts)
 	for i := uint64(1); i <= 15; i += 3 {
-		if err := s.Save(nil, nil, makeEntries(i, 3, 1)); err != nil {
+		if err := s.Save(nil, nil, nil, makeEntries(i, 3, 1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -565,7 +565,7 @@ func TestCrashSegmentGap(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, ro := range []bool{true, false} {
-				s, st, err := Open(work, Options{SegmentSize: opts.SegmentSize, ReadOnly: ro})
+				s, st, err := openT(work, Options{SegmentSize: opts.SegmentSize, ReadOnly: ro})
 				if err == nil {
 					s.Close()
 					t.Fatalf("read-only %v: Open succeeded with %d entries", ro, len(st.Entries))
@@ -597,7 +597,7 @@ func TestCrashHardState(t *testing.T) {
 		if err := s.SaveHardState(old); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Save(nil, nil, makeEntries(1, 3, 5)); err != nil {
+		if err := s.Save(nil, nil, nil, makeEntries(1, 3, 5)); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
@@ -626,7 +626,7 @@ func TestCrashHardState(t *testing.T) {
 		write(t, temps[4], []byte("index 99\n"))
 
 		// read-only: ignored, not removed
-		ro, st, err := Open(root, Options{ReadOnly: true})
+		ro, st, err := openT(root, Options{ReadOnly: true})
 		if err != nil {
 			t.Fatalf("read-only open with leftovers: %v", err)
 		}
@@ -689,7 +689,7 @@ func TestCrashHardState(t *testing.T) {
 			path := filepath.Join(root, StateDir, hardFile)
 			write(t, path, []byte(garbage))
 			for _, ro := range []bool{true, false} {
-				s, st, err := Open(root, Options{ReadOnly: ro})
+				s, st, err := openT(root, Options{ReadOnly: ro})
 				if err == nil {
 					s.Close()
 					t.Fatalf("#%d %q (read-only %v): Open succeeded with %+v", i, garbage, ro, st.HardState)
@@ -703,19 +703,19 @@ func TestCrashHardState(t *testing.T) {
 }
 
 // snapshotFixture is a directory with a compacted log: snapshot at 12 and entries 13..20.
-func snapshotFixture(t *testing.T) (root string, snap raftcore.Snapshot, ents []raftcore.Entry) {
+func snapshotFixture(t *testing.T) (root string, snap testSnap, ents []raftcore.Entry) {
 	root = t.TempDir()
 	bootstrap(t, root)
 	s, _ := openStore(t, root, Options{SegmentSize: 200})
 	all := append(makeEntries(1, 10, 2), makeEntries(11, 10, 3)...)
-	if err := s.Save(nil, nil, all); err != nil {
+	if err := s.Save(nil, nil, nil, all); err != nil {
 		t.Fatal(err)
 	}
 	data := make([]byte, 80)
 	for i := range data {
 		data[i] = byte(i*7 + 1)
 	}
-	snap = raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: 12, Term: 3,
+	snap = testSnap{Meta: raftcore.SnapshotMeta{Index: 12, Term: 3,
 		Members: raftcore.Membership{Voters: []raftcore.NodeID{"alpha", "beta"}, Learners: []raftcore.NodeID{"gamma"}}},
 		Data: data}
 	if err := s.Compact(snap); err != nil {
@@ -725,7 +725,7 @@ func snapshotFixture(t *testing.T) (root string, snap raftcore.Snapshot, ents []
 	return root, snap, all[12:]
 }
 
-func sameSnapshot(a, b raftcore.Snapshot) bool {
+func sameSnapshot(a, b testSnap) bool {
 	return a.Meta.Index == b.Meta.Index && a.Meta.Term == b.Meta.Term && a.Meta.Members.Equal(b.Meta.Members) &&
 		bytes.Equal(a.Data, b.Data)
 }
@@ -765,7 +765,7 @@ func TestCrashSnapshotDamage(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, ro := range []bool{true, false} {
-			s, _, err := Open(root, Options{SegmentSize: 200, ReadOnly: ro})
+			s, _, err := openT(root, Options{SegmentSize: 200, ReadOnly: ro})
 			if err == nil {
 				s.Close()
 				t.Fatalf("%s (read-only %v): Open succeeded", what, ro)
@@ -799,7 +799,7 @@ func TestCrashSnapshotDamage(t *testing.T) {
 				if err := os.WriteFile(path, flipped, 0o600); err != nil {
 					t.Fatal(err)
 				}
-				s, st, err := Open(root, Options{SegmentSize: 200, ReadOnly: true})
+				s, st, err := openT(root, Options{SegmentSize: 200, ReadOnly: true})
 				if err == nil {
 					s.Close()
 					if sameSnapshot(st.Snapshot, snap) && diffEntries(st.Entries, ents) == "" {
@@ -849,7 +849,7 @@ func TestCrashSnapshotHeaderFieldFlips(t *testing.T) {
 				if err := os.WriteFile(path, flipped, 0o600); err != nil {
 					t.Fatal(err)
 				}
-				s, st, err := Open(root, Options{SegmentSize: 200, ReadOnly: true})
+				s, st, err := openT(root, Options{SegmentSize: 200, ReadOnly: true})
 				if err == nil {
 					s.Close()
 					if !sameSnapshot(st.Snapshot, snap) {
@@ -894,7 +894,7 @@ func TestCrashSnapshotBeforeLogReset(t *testing.T) {
 			s, _ := openStore(t, root, opts)
 			all := append(makeEntries(1, 8, 1), makeEntries(9, 8, 2)...)
 			for i := 0; i < len(all); i += 4 {
-				if err := s.Save(nil, nil, all[i:i+4]); err != nil {
+				if err := s.Save(nil, nil, nil, all[i:i+4]); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -902,7 +902,7 @@ func TestCrashSnapshotBeforeLogReset(t *testing.T) {
 				t.Fatalf("want several segments, got %d", len(s.log.segs))
 			}
 			s.Close()
-			snap := raftcore.Snapshot{Meta: tc.snap, Data: []byte("state as of " + fmt.Sprint(tc.snap.Index))}
+			snap := testSnap{Meta: tc.snap, Data: []byte("state as of " + fmt.Sprint(tc.snap.Index))}
 			if err := saveSnapshot(filepath.Join(root, SnapshotDir), snap); err != nil {
 				t.Fatal(err)
 			}
@@ -922,7 +922,7 @@ func TestCrashSnapshotBeforeLogReset(t *testing.T) {
 			}
 			// the node goes on from the snapshot
 			next := makeEntries(tc.snap.Index+uint64(len(want))+1, 3, tc.snap.Term+1)
-			if err := s.Save(nil, nil, next); err != nil {
+			if err := s.Save(nil, nil, nil, next); err != nil {
 				t.Fatal(err)
 			}
 			s.Close()

@@ -188,10 +188,86 @@ func asDamage(err error) (*DamageError, bool) {
 	return de, ok
 }
 
-// openStore opens root and fails the test on error; the store is closed at cleanup.
-func openStore(t testing.TB, root string, opts Options) (*Store, raftcore.State) {
-	t.Helper()
+// testSnap is a snapshot with its data, as the tests write and compare them.
+type testSnap struct {
+	Meta raftcore.SnapshotMeta
+	Data []byte
+}
+
+// saveSnapshot writes snap as the snapshot in dir, atomically.
+func saveSnapshot(dir string, snap testSnap) error {
+	p, err := prepareSnapshot(dir, snap.Meta, func(w io.Writer) error { _, err := w.Write(snap.Data); return err })
+	if err != nil {
+		return err
+	}
+	return p.commit()
+}
+
+// Compact stores snap as the node's own snapshot and drops the log it covers.
+func (s *Store) Compact(snap testSnap) error {
+	_, commit, err := s.WriteSnapshot(snap.Meta, func(w io.Writer) error { _, err := w.Write(snap.Data); return err })
+	if err != nil {
+		return err
+	}
+	return commit(snap.Meta.Index + 1)
+}
+
+// InstallSnapshot receives snap from a leader in pieces of piece bytes and installs it.
+func (s *Store) InstallSnapshot(snap testSnap, piece int) error {
+	whole := raftcore.SnapshotOf(snap.Meta, snap.Data)
+	var chunks []raftcore.SnapshotChunk
+	for off := 0; ; off += piece {
+		end := min(off+piece, len(snap.Data))
+		chunks = append(chunks, raftcore.SnapshotChunk{Meta: snap.Meta, Offset: uint64(off), Data: snap.Data[off:end],
+			Done: end == len(snap.Data), Total: whole.Size, Checksum: whole.Checksum})
+		if end == len(snap.Data) {
+			break
+		}
+	}
+	return s.Save(nil, chunks, &whole, nil)
+}
+
+// testState is what Open returns with what the tests look at besides: the entries
+// after the snapshot (read back from the log) and the snapshot with its data.
+type testState struct {
+	raftcore.State
+	Entries  []raftcore.Entry
+	Snapshot testSnap
+}
+
+// openT is Open that also reads back the entries after the snapshot and its data.
+func openT(root string, opts Options) (*Store, testState, error) {
 	s, st, err := Open(root, opts)
+	if err != nil {
+		return s, testState{State: st}, err
+	}
+	ts := testState{State: st, Snapshot: testSnap{Meta: st.Snapshot.Meta}}
+	if first, last := st.Snapshot.Meta.Index+1, st.First+uint64(len(st.Terms)); len(st.Terms) > 0 && last > first {
+		if ts.Entries, err = s.log.Entries(first, last, 0); err != nil {
+			s.Close()
+			return nil, ts, err
+		}
+	}
+	r, _, err := s.SnapshotData()
+	if err != nil {
+		s.Close()
+		return nil, ts, err
+	}
+	defer r.Close()
+	if ts.Snapshot.Data, err = io.ReadAll(r); err != nil {
+		s.Close()
+		return nil, ts, err
+	}
+	if len(ts.Snapshot.Data) == 0 {
+		ts.Snapshot.Data = nil
+	}
+	return s, ts, nil
+}
+
+// openStore opens root and fails the test on error; the store is closed at cleanup.
+func openStore(t testing.TB, root string, opts Options) (*Store, testState) {
+	t.Helper()
+	s, st, err := openT(root, opts)
 	if err != nil {
 		t.Fatalf("open %s: %v", root, err)
 	}

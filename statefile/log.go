@@ -59,25 +59,32 @@ type Log struct {
 
 func segmentName(first uint64) string { return fmt.Sprintf("%020d.log", first) }
 
-// openLog recovers the log in dir. Entries at or below after are not returned (a
-// snapshot covers them). A record cut short at the very end of the last segment (a crash
-// in the middle of an append that was never acknowledged) is cut off; any other damage is
-// a *DamageError. With readOnly nothing is changed on disk.
-func openLog(dir string, segmentSize int64, after uint64, readOnly bool) (*Log, []raftcore.Entry, error) {
-	l, ents, _, err := openLogAt(dir, segmentSize, after, readOnly)
-	return l, ents, err
+// logScan is what opening the log learns without keeping the entries: the term of every
+// record from the first on, and the membership entries after a given index.
+type logScan struct {
+	terms       []uint64 // terms[i] is the term of record FirstIndex()+i
+	memberships []raftcore.Entry
+}
+
+// openLog recovers the log in dir. A record cut short at the very end of the last
+// segment (a crash in the middle of an append that was never acknowledged) is cut off;
+// any other damage is a *DamageError. With readOnly nothing is changed on disk. The
+// membership entries it reports are those above after (a snapshot covers the others).
+func openLog(dir string, segmentSize int64, after uint64, readOnly bool) (*Log, logScan, error) {
+	l, scan, _, err := openLogAt(dir, segmentSize, after, readOnly)
+	return l, scan, err
 }
 
 // openLogAt is openLog that also reports the term of the record at index after, if the
 // log holds it (0 if not).
-func openLogAt(dir string, segmentSize int64, after uint64, readOnly bool) (*Log, []raftcore.Entry, uint64, error) {
+func openLogAt(dir string, segmentSize int64, after uint64, readOnly bool) (*Log, logScan, uint64, error) {
 	if segmentSize <= 0 {
 		segmentSize = DefaultSegmentSize
 	}
 	l := &Log{dir: dir, segmentSize: segmentSize, readOnly: readOnly}
 	names, err := filepath.Glob(filepath.Join(dir, "*.log"))
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, logScan{}, 0, err
 	}
 	type named struct {
 		first uint64
@@ -87,29 +94,29 @@ func openLogAt(dir string, segmentSize int64, after uint64, readOnly bool) (*Log
 	for _, p := range names {
 		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), ".log"), 10, 64)
 		if err != nil || first == 0 {
-			return nil, nil, 0, fmt.Errorf("%s: not a segment name (want 20 digits of its first index)", p)
+			return nil, logScan{}, 0, fmt.Errorf("%s: not a segment name (want 20 digits of its first index)", p)
 		}
 		files = append(files, named{first, p})
 	}
 	slices.SortFunc(files, func(a, b named) int { return cmp.Compare(a.first, b.first) })
 
-	var ents []raftcore.Entry
+	var scan logScan
 	for k, f := range files {
 		isLast := k == len(files)-1
 		data, err := os.ReadFile(f.path)
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("read %s: %w", f.path, err)
+			return nil, logScan{}, 0, fmt.Errorf("read %s: %w", f.path, err)
 		}
 		seg := &segment{path: f.path, first: f.first}
-		off, torn, err := l.scanSegment(seg, data, isLast, after, &ents)
+		off, torn, err := l.scanSegment(seg, data, isLast, after, &scan)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, logScan{}, 0, err
 		}
 		if torn {
 			l.TornBytes = int64(len(data)) - off
 			if !readOnly {
 				if err := truncateSync(f.path, off); err != nil {
-					return nil, nil, 0, err
+					return nil, logScan{}, 0, err
 				}
 			}
 		}
@@ -118,28 +125,28 @@ func openLogAt(dir string, segmentSize int64, after uint64, readOnly bool) (*Log
 			// nothing durable in it: a segment whose first append was torn
 			if !readOnly {
 				if err := os.Remove(f.path); err != nil {
-					return nil, nil, 0, fmt.Errorf("remove empty segment: %w", err)
+					return nil, logScan{}, 0, fmt.Errorf("remove empty segment: %w", err)
 				}
 			}
 			continue
 		}
 		if n := len(l.segs); n > 0 && l.segs[n-1].last()+1 != seg.first {
-			return nil, nil, 0, &DamageError{File: f.path, Offset: 0,
+			return nil, logScan{}, 0, &DamageError{File: f.path, Offset: 0,
 				Reason: fmt.Sprintf("segment starts at index %d but the previous one ends at %d", seg.first, l.segs[n-1].last())}
 		}
 		l.segs = append(l.segs, seg)
 	}
 	if !readOnly && len(l.segs) > 0 {
 		if err := l.openActive(); err != nil {
-			return nil, nil, 0, err
+			return nil, logScan{}, 0, err
 		}
 	}
-	return l, ents, l.afterTerm, nil
+	return l, scan, l.afterTerm, nil
 }
 
-// scanSegment parses one segment file, appending entries above after to ents. It returns
-// the offset where valid records end and whether the rest is a torn write.
-func (l *Log) scanSegment(seg *segment, data []byte, isLast bool, after uint64, ents *[]raftcore.Entry) (int64, bool, error) {
+// scanSegment parses one segment file into scan. It returns the offset where valid
+// records end and whether the rest is a torn write.
+func (l *Log) scanSegment(seg *segment, data []byte, isLast bool, after uint64, scan *logScan) (int64, bool, error) {
 	damage := func(off int, reason string) error {
 		return &DamageError{File: seg.path, Offset: int64(off), Reason: reason}
 	}
@@ -176,8 +183,10 @@ func (l *Log) scanSegment(seg *segment, data []byte, isLast bool, after uint64, 
 		if e.Index == after {
 			l.afterTerm = e.Term
 		}
-		if e.Index > after {
-			*ents = append(*ents, e)
+		scan.terms = append(scan.terms, e.Term)
+		if e.Index > after && e.Type == raftcore.EntryMembership {
+			e.Data = bytes.Clone(e.Data) // not the whole segment's buffer
+			scan.memberships = append(scan.memberships, e)
 		}
 		off += n
 	}
@@ -411,37 +420,70 @@ func (l *Log) Reset() error {
 
 // Entry reads one record back from disk.
 func (l *Log) Entry(i uint64) (raftcore.Entry, error) {
-	ents, err := l.Entries(i, i+1)
+	ents, err := l.Entries(i, i+1, 0)
 	if err != nil {
 		return raftcore.Entry{}, err
 	}
 	return ents[0], nil
 }
 
-// Entries reads records [lo, hi) back from disk.
-func (l *Log) Entries(lo, hi uint64) ([]raftcore.Entry, error) {
-	if lo < l.FirstIndex() || hi > l.LastIndex()+1 || lo >= hi {
+// Entries reads records [lo, hi) back from disk, as many as fit in maxBytes of data (at
+// least one; no limit when 0). It reads only the bytes of those records. Asked for
+// records before the first, it fails with raftcore.ErrCompacted.
+func (l *Log) Entries(lo, hi, maxBytes uint64) ([]raftcore.Entry, error) {
+	if lo < l.FirstIndex() && lo < hi {
+		return nil, fmt.Errorf("entries from %d: %w (the log starts at %d)", lo, raftcore.ErrCompacted, l.FirstIndex())
+	}
+	if hi > l.LastIndex()+1 || lo >= hi {
 		return nil, fmt.Errorf("entries [%d, %d): the log holds [%d, %d]", lo, hi, l.FirstIndex(), l.LastIndex())
 	}
 	var out []raftcore.Entry
+	var size uint64
 	for _, seg := range l.segs {
 		if seg.last() < lo || seg.first >= hi {
 			continue
 		}
-		data, err := os.ReadFile(seg.path)
+		from, to := max(lo, seg.first), min(hi-1, seg.last())
+		// cut at maxBytes using the record offsets, before reading anything
+		for k := from; k <= to && maxBytes > 0; k++ {
+			end := seg.size
+			if k < seg.last() {
+				end = seg.offsets[k+1-seg.first]
+			}
+			size += uint64(end - seg.offsets[k-seg.first])
+			if size > maxBytes && (k > from || len(out) > 0) {
+				to = k - 1
+				break
+			}
+		}
+		if to < from {
+			break
+		}
+		start := seg.offsets[from-seg.first]
+		end := seg.size
+		if to < seg.last() {
+			end = seg.offsets[to+1-seg.first]
+		}
+		buf := make([]byte, end-start)
+		f, err := os.Open(seg.path)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", seg.path, err)
 		}
-		for i := max(lo, seg.first); i < hi && i <= seg.last(); i++ {
-			off := seg.offsets[i-seg.first]
-			if off > int64(len(data)) {
-				return nil, &DamageError{File: seg.path, Offset: off, Reason: "file shorter than expected"}
-			}
-			e, _, st, reason := decodeRecord(data[off:])
-			if st != recordOK {
-				return nil, &DamageError{File: seg.path, Offset: off, Reason: reason}
+		_, err = f.ReadAt(buf, start)
+		f.Close()
+		if err != nil {
+			return nil, &DamageError{File: seg.path, Offset: start, Reason: fmt.Sprintf("read %d bytes: %v", len(buf), err)}
+		}
+		for k := from; k <= to; k++ {
+			off := seg.offsets[k-seg.first] - start
+			e, _, st, reason := decodeRecord(buf[off:])
+			if st != recordOK || e.Index != k {
+				return nil, &DamageError{File: seg.path, Offset: start + off, Reason: reason}
 			}
 			out = append(out, e)
+		}
+		if to < min(hi-1, seg.last()) || (maxBytes > 0 && size > maxBytes) {
+			break
 		}
 	}
 	return out, nil

@@ -22,7 +22,7 @@ import (
 // model is what the store must give back after a reopen.
 type model struct {
 	hs     raftcore.HardState
-	snap   raftcore.Snapshot
+	snap   testSnap
 	ents   []raftcore.Entry // contiguous, from snap.Meta.Index+1
 	commit uint64
 	term   uint64 // the highest entry or snapshot term so far: new entries use at least this
@@ -84,7 +84,7 @@ func (r *propRun) appendBatch() ([]raftcore.Entry, error) {
 		hs = &h
 	}
 	r.logf("append %d..%d term %d (log ends at %d) hardstate %v", first, first+uint64(len(batch))-1, m.term, m.last(), hs)
-	if err := r.s.Save(hs, nil, batch); err != nil {
+	if err := r.s.Save(hs, nil, nil, batch); err != nil {
 		return nil, r.fail("append: %v", err)
 	}
 	if hs != nil {
@@ -101,12 +101,12 @@ func (r *propRun) randomHardState() raftcore.HardState {
 	return raftcore.HardState{Term: r.m.hs.Term + uint64(r.rnd.IntN(3)), Vote: propVotes[r.rnd.IntN(len(propVotes))]}
 }
 
-func (r *propRun) randomSnapshot(index, term uint64) raftcore.Snapshot {
+func (r *propRun) randomSnapshot(index, term uint64) testSnap {
 	data := make([]byte, r.rnd.IntN(200))
 	for i := range data {
 		data[i] = byte(r.rnd.Uint32())
 	}
-	return raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: index, Term: term,
+	return testSnap{Meta: raftcore.SnapshotMeta{Index: index, Term: term,
 		Members: propMembers[r.rnd.IntN(len(propMembers))]}, Data: data}
 }
 
@@ -195,12 +195,8 @@ func (r *propRun) install(crash bool) error {
 		if err := saveSnapshot(r.s.path(SnapshotDir), snap); err != nil {
 			return err
 		}
-	} else if r.rnd.IntN(2) == 0 {
-		if err := r.s.InstallSnapshot(snap); err != nil {
-			return r.fail("install: %v", err)
-		}
-	} else if err := r.s.Save(nil, &snap, nil); err != nil {
-		return r.fail("save snapshot: %v", err)
+	} else if err := r.s.InstallSnapshot(snap, 1+r.rnd.IntN(3000)); err != nil {
+		return r.fail("install: %v", err)
 	}
 	m.snap = snap
 	m.ents = nil
@@ -213,7 +209,7 @@ func (r *propRun) install(crash bool) error {
 
 func (r *propRun) reopen() error {
 	r.logf("reopen")
-	s, st, err := Open(r.root, r.opts)
+	s, st, err := openT(r.root, r.opts)
 	if err != nil {
 		return r.fail("open: %v", err)
 	}
@@ -243,7 +239,7 @@ func (r *propRun) reopen() error {
 // checkLive compares what the open store says now with the model (without a reopen).
 func (r *propRun) checkLive() error {
 	m := &r.m
-	if meta := r.s.SnapshotMeta(); meta.Index != m.snap.Meta.Index || meta.Term != m.snap.Meta.Term {
+	if meta := r.s.Snapshot().Meta; meta.Index != m.snap.Meta.Index || meta.Term != m.snap.Meta.Term {
 		return r.fail("SnapshotMeta %d/%d, want %d/%d", meta.Index, meta.Term, m.snap.Meta.Index, m.snap.Meta.Term)
 	}
 	l := r.s.Log()
@@ -256,7 +252,7 @@ func (r *propRun) checkLive() error {
 	if l.LastIndex() != m.last() || l.FirstIndex() > m.snap.Meta.Index+1 {
 		return r.fail("log holds [%d, %d], want up to %d from at most %d", l.FirstIndex(), l.LastIndex(), m.last(), m.snap.Meta.Index+1)
 	}
-	ents, err := l.Entries(m.snap.Meta.Index+1, m.last()+1)
+	ents, err := l.Entries(m.snap.Meta.Index+1, m.last()+1, 0)
 	if err != nil {
 		return r.fail("read back: %v", err)
 	}
@@ -264,9 +260,10 @@ func (r *propRun) checkLive() error {
 		return r.fail("entries read back: %s", d)
 	}
 	// the snapshot on disk streams back as the model's data
-	data, size, err := ReadSnapshotChunk(r.s.path(SnapshotDir), 0, 1<<20)
-	if err != nil || size != int64(len(m.snap.Data)) || !bytes.Equal(data, m.snap.Data) {
-		return r.fail("snapshot chunk: %d bytes of %d, err %v", len(data), size, err)
+	snap := r.s.Snapshot()
+	data := make([]byte, snap.Size)
+	if err := r.s.ReadSnapshot(snap, 0, data); err != nil || !bytes.Equal(data, m.snap.Data) {
+		return r.fail("snapshot read back: %d bytes of %d, err %v", len(data), len(m.snap.Data), err)
 	}
 	return nil
 }
@@ -294,7 +291,7 @@ func (r *propRun) step() error {
 		if r.rnd.IntN(2) == 0 {
 			err = r.s.SaveHardState(hs)
 		} else {
-			err = r.s.Save(&hs, nil, nil)
+			err = r.s.Save(&hs, nil, nil, nil)
 		}
 		if err != nil {
 			return r.fail("save hard state: %v", err)
@@ -322,7 +319,7 @@ func runPropertySequence(t *testing.T, seed uint64, steps int) error {
 	if err := Bootstrap(r.root, members); err != nil {
 		return err
 	}
-	r.m.snap = raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Members: members}}
+	r.m.snap = testSnap{Meta: raftcore.SnapshotMeta{Members: members}}
 	r.m.term = 1
 	var err error
 	if err = r.reopen(); err == nil {
@@ -402,7 +399,7 @@ func TestPropertyCoverage(t *testing.T) {
 		if err := Bootstrap(r.root, propMembers[0]); err != nil {
 			t.Fatal(err)
 		}
-		r.m.snap = raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Members: propMembers[0]}}
+		r.m.snap = testSnap{Meta: raftcore.SnapshotMeta{Members: propMembers[0]}}
 		r.m.term = 1
 		if err := r.reopen(); err != nil {
 			t.Fatal(err)

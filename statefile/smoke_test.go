@@ -13,7 +13,7 @@ func TestSmokeReopen(t *testing.T) {
 	if err := Bootstrap(dir, members); err != nil {
 		t.Fatal(err)
 	}
-	s, st, err := Open(dir, Options{SegmentSize: 200})
+	s, st, err := openT(dir, Options{SegmentSize: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,14 +25,14 @@ func TestSmokeReopen(t *testing.T) {
 	for i := 1; i <= 20; i++ {
 		ents = append(ents, raftcore.Entry{Index: uint64(i), Term: 2, Data: []byte(fmt.Sprintf("v%d", i))})
 	}
-	if err := s.Save(&hs, nil, ents[:10]); err != nil {
+	if err := s.Save(&hs, nil, nil, ents[:10]); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Save(nil, nil, ents[10:]); err != nil {
+	if err := s.Save(nil, nil, nil, ents[10:]); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, st, err = Open(dir, Options{SegmentSize: 200})
+	s, st, err = openT(dir, Options{SegmentSize: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,22 +42,23 @@ func TestSmokeReopen(t *testing.T) {
 	if len(s.log.segs) < 2 {
 		t.Fatalf("want several segments, got %d", len(s.log.segs))
 	}
-	if err := s.Compact(raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: 12, Term: 2, Members: members}, Data: []byte("state")}); err != nil {
+	if err := s.Compact(testSnap{Meta: raftcore.SnapshotMeta{Index: 12, Term: 2, Members: members}, Data: []byte("state")}); err != nil {
 		t.Fatal(err)
 	}
 	hs3 := raftcore.HardState{Term: 3}
-	if err := s.Save(&hs3, nil, []raftcore.Entry{{Index: 18, Term: 3, Data: []byte("x")}}); err != nil {
+	if err := s.Save(&hs3, nil, nil, []raftcore.Entry{{Index: 18, Term: 3, Data: []byte("x")}}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	_, st, err = Open(dir, Options{SegmentSize: 200})
+	s, st, err = openT(dir, Options{SegmentSize: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	if st.Snapshot.Meta.Index != 12 || len(st.Entries) != 6 || st.Entries[5].Term != 3 || st.Entries[0].Index != 13 {
 		t.Fatalf("after compact+truncate: snap=%d entries=%v", st.Snapshot.Meta.Index, st.Entries)
 	}
-	n, err := raftcore.NewNode(raftcore.Config{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, Rand: fixedRand{}}, st)
+	n, err := raftcore.NewNode(raftcore.Config{ID: "a", ElectionTicks: 10, HeartbeatTicks: 1, Rand: fixedRand{}, Storage: s}, st.State)
 	if err != nil || n.Status().LastIndex != 18 {
 		t.Fatalf("node from state: %v", err)
 	}

@@ -2,7 +2,6 @@ package statefile
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -11,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"lite-raft/raftcore"
 )
@@ -38,8 +38,11 @@ const (
 	maxHeader    = 64 << 10
 )
 
+// snapshotHeader renders the header. size is written with a fixed width, so that a
+// header written before the data (with size and checksum still zero) can be rewritten in
+// place once they are known.
 func snapshotHeader(meta raftcore.SnapshotMeta, size int64, sum uint32) []byte {
-	h := fmt.Sprintf("%s\nindex %d\nterm %d\nmembers %s\nsize %d\ncrc32c %08x\n",
+	h := fmt.Sprintf("%s\nindex %d\nterm %d\nmembers %s\nsize %020d\ncrc32c %08x\n",
 		snapshotMagic, meta.Index, meta.Term, raftcore.EncodeMembership(meta.Members), size, sum)
 	// the header's own checksum: a flipped digit in index or term must not read as
 	// another snapshot
@@ -133,9 +136,9 @@ func parseSnapshotHeader(r *bufio.Reader) (meta raftcore.SnapshotMeta, size int6
 	return
 }
 
-// saveSnapshot writes snap as the snapshot in dir, atomically.
-func saveSnapshot(dir string, snap raftcore.Snapshot) error {
-	p, err := prepareSnapshot(dir, snap)
+// bootstrapSnapshot writes the empty snapshot of a first boot.
+func bootstrapSnapshot(dir string, meta raftcore.SnapshotMeta) error {
+	p, err := prepareSnapshot(dir, meta, func(io.Writer) error { return nil })
 	if err != nil {
 		return err
 	}
@@ -146,139 +149,326 @@ func saveSnapshot(dir string, snap raftcore.Snapshot) error {
 // its place.
 type preparedSnapshot struct {
 	dir, tmp string
-	meta     raftcore.SnapshotMeta
+	snap     raftcore.Snapshot
 	header   []byte
 }
 
-func prepareSnapshot(dir string, snap raftcore.Snapshot) (*preparedSnapshot, error) {
-	sum := crc32.Checksum(snap.Data, castagnoli)
-	header := snapshotHeader(snap.Meta, int64(len(snap.Data)), sum)
-	tmp, err := writeTemp(filepath.Join(dir, snapshotFile), 0o600, header, snap.Data)
+// countingWriter computes the size and CRC-32C of what goes through it.
+type countingWriter struct {
+	w    io.Writer
+	n    int64
+	sum  uint32
+	werr error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.sum = crc32.Update(c.sum, castagnoli, p[:n])
 	if err != nil {
-		return nil, fmt.Errorf("save snapshot at %d: %w", snap.Meta.Index, err)
+		c.werr = err
 	}
-	return &preparedSnapshot{dir: dir, tmp: tmp, meta: snap.Meta, header: header}, nil
+	return n, err
+}
+
+// prepareSnapshot streams the data write produces into a temporary file beside the
+// snapshot, behind a header whose size and checksum are filled in at the end, and
+// fsyncs it. Nothing of the state is held in memory but a buffer.
+func prepareSnapshot(dir string, meta raftcore.SnapshotMeta, write func(io.Writer) error) (*preparedSnapshot, error) {
+	fail := func(err error) (*preparedSnapshot, error) {
+		return nil, fmt.Errorf("save snapshot at %d: %w", meta.Index, err)
+	}
+	f, err := os.CreateTemp(dir, "."+snapshotFile+".tmp*")
+	if err != nil {
+		return fail(err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	placeholder := snapshotHeader(meta, 0, 0)
+	if _, err := f.Write(placeholder); err != nil {
+		return fail(fmt.Errorf("write %s: %w", f.Name(), err))
+	}
+	bw := bufio.NewWriterSize(f, 256<<10)
+	cw := &countingWriter{w: bw}
+	if err := write(cw); err != nil {
+		if cw.werr != nil {
+			err = cw.werr
+		}
+		return fail(fmt.Errorf("write %s: %w", f.Name(), err))
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(fmt.Errorf("write %s: %w", f.Name(), err))
+	}
+	header := snapshotHeader(meta, cw.n, cw.sum)
+	if len(header) != len(placeholder) {
+		return fail(fmt.Errorf("snapshot header changed length (%d, %d bytes)", len(placeholder), len(header)))
+	}
+	if _, err := f.WriteAt(header, 0); err != nil {
+		return fail(fmt.Errorf("write %s: %w", f.Name(), err))
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("fsync %s: %w", f.Name(), err))
+	}
+	if err := f.Close(); err != nil {
+		return fail(fmt.Errorf("close %s: %w", f.Name(), err))
+	}
+	ok = true
+	snap := raftcore.Snapshot{Meta: meta, Size: uint64(cw.n), Checksum: cw.sum}
+	return &preparedSnapshot{dir: dir, tmp: f.Name(), snap: snap, header: header}, nil
 }
 
 func (p *preparedSnapshot) commit() error {
 	if err := commitTemp(p.tmp, filepath.Join(p.dir, snapshotFile)); err != nil {
-		return fmt.Errorf("save snapshot at %d: %w", p.meta.Index, err)
+		return fmt.Errorf("save snapshot at %d: %w", p.snap.Meta.Index, err)
 	}
-	// informative only: a crash before this leaves an older meta, never a wrong snapshot
-	return WriteFileAtomic(filepath.Join(p.dir, metaFile), p.header[len(snapshotMagic)+1:], 0o600)
+	return writeMeta(p.dir, p.header)
+}
+
+// writeMeta repeats a snapshot's header in state-machine-snapshot/meta. It is
+// informative only: a crash before it leaves an older meta, never a wrong snapshot.
+func writeMeta(dir string, header []byte) error {
+	return WriteFileAtomic(filepath.Join(dir, metaFile), header[len(snapshotMagic)+1:], 0o600)
 }
 
 func (p *preparedSnapshot) discard() { os.Remove(p.tmp) }
 
-// loadSnapshot reads the snapshot in dir; ok is false if there is none.
+// openSnapshotFile opens a snapshot file and reads its header; the file is left
+// positioned nowhere in particular (read it with ReadAt from hlen).
+func openSnapshotFile(path string) (f *os.File, snap raftcore.Snapshot, hlen int64, err error) {
+	f, err = os.Open(path)
+	if err != nil {
+		return nil, snap, 0, err
+	}
+	meta, size, sum, n, err := parseSnapshotHeader(bufio.NewReader(io.NewSectionReader(f, 0, maxHeader)))
+	if err != nil {
+		f.Close()
+		return nil, snap, 0, &DamageError{File: path, Offset: 0, Reason: err.Error()}
+	}
+	return f, raftcore.Snapshot{Meta: meta, Size: uint64(size), Checksum: sum}, int64(n), nil
+}
+
+// checkSnapshotData reads the data of an open snapshot file and checks its length and
+// checksum.
+func checkSnapshotData(f *os.File, snap raftcore.Snapshot, hlen int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	if held := fi.Size() - hlen; held != int64(snap.Size) {
+		return &DamageError{File: f.Name(), Offset: hlen,
+			Reason: fmt.Sprintf("header says %d bytes of data, file holds %d", snap.Size, held)}
+	}
+	h := crc32.New(castagnoli)
+	if _, err := io.Copy(h, io.NewSectionReader(f, hlen, int64(snap.Size))); err != nil {
+		return fmt.Errorf("read %s: %w", f.Name(), err)
+	}
+	if h.Sum32() != snap.Checksum {
+		return &DamageError{File: f.Name(), Offset: hlen, Reason: "data checksum mismatch"}
+	}
+	return nil
+}
+
+// loadSnapshot checks the snapshot in dir and describes it; ok is false if there is none.
+// The data is read through once, not kept.
 func loadSnapshot(dir string) (snap raftcore.Snapshot, ok bool, err error) {
 	path := filepath.Join(dir, snapshotFile)
-	data, err := os.ReadFile(path)
+	f, snap, hlen, err := openSnapshotFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return snap, false, nil
 	}
 	if err != nil {
-		return snap, false, fmt.Errorf("read %s: %w", path, err)
-	}
-	meta, size, sum, hlen, err := parseSnapshotHeader(bufio.NewReader(bytes.NewReader(data)))
-	if err != nil {
-		return snap, false, &DamageError{File: path, Offset: 0, Reason: err.Error()}
-	}
-	body := data[hlen:]
-	if int64(len(body)) != size {
-		return snap, false, &DamageError{File: path, Offset: int64(hlen),
-			Reason: fmt.Sprintf("header says %d bytes of data, file holds %d", size, len(body))}
-	}
-	if crc32.Checksum(body, castagnoli) != sum {
-		return snap, false, &DamageError{File: path, Offset: int64(hlen), Reason: "data checksum mismatch"}
-	}
-	return raftcore.Snapshot{Meta: meta, Data: body}, true, nil
-}
-
-// ReadSnapshotChunk reads up to max bytes of the stored snapshot's data from offset, for
-// sending it to a peer piece by piece. It also returns the data's total size.
-func ReadSnapshotChunk(dir string, offset int64, max int) ([]byte, int64, error) {
-	path := filepath.Join(dir, snapshotFile)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, fmt.Errorf("open snapshot: %w", err)
+		return snap, false, err
 	}
 	defer f.Close()
-	br := bufio.NewReader(f)
-	_, size, _, hlen, err := parseSnapshotHeader(br)
-	if err != nil {
-		return nil, 0, &DamageError{File: path, Offset: 0, Reason: err.Error()}
+	if err := checkSnapshotData(f, snap, hlen); err != nil {
+		return snap, false, err
 	}
-	if max < 0 {
-		return nil, size, fmt.Errorf("snapshot chunk of %d bytes: must not be negative", max)
-	}
-	if offset < 0 || offset > size {
-		return nil, size, fmt.Errorf("snapshot chunk at %d: the data is %d bytes", offset, size)
-	}
-	n := min(int64(max), size-offset)
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, int64(hlen)+offset); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
-		return nil, size, fmt.Errorf("read %s at %d: %w", path, int64(hlen)+offset, err)
-	}
-	return buf, size, nil
+	return snap, true, nil
 }
 
-// SnapshotReceiver assembles a snapshot that arrives in pieces into a partial file, so
-// that a transfer cut by a crash or a lost connection resumes where it stopped.
-type SnapshotReceiver struct {
-	dir   string
-	meta  raftcore.SnapshotMeta
-	size  int64
-	sum   uint32
-	f     *os.File
-	hlen  int64
-	have  int64
-	store *Store
+// snapshotReaders keeps snapshot files open while they are being sent, so that a
+// snapshot replaced by a newer one stays readable (an open file outlives its name) until
+// its transfers end. One not read for snapshotReaderIdle is closed.
+type snapshotReaders struct {
+	open map[snapKey]*openSnapshot
 }
 
-// Have is how many bytes of data the receiver holds: the offset to resume from.
-func (r *SnapshotReceiver) Have() int64 { return r.have }
+type snapKey struct {
+	index, term, size uint64
+	sum               uint32
+}
 
-// Write adds data at offset, which must be Have().
-func (r *SnapshotReceiver) Write(offset int64, data []byte) error {
-	if offset != r.have {
-		return fmt.Errorf("snapshot piece at %d: holding %d bytes", offset, r.have)
+type openSnapshot struct {
+	f        *os.File
+	hlen     int64
+	lastRead time.Time
+}
+
+const snapshotReaderIdle = 2 * time.Minute
+
+func keyOf(s raftcore.Snapshot) snapKey {
+	return snapKey{s.Meta.Index, s.Meta.Term, s.Size, s.Checksum}
+}
+
+// read fills p from snapshot s at off; path is where the current snapshot lives.
+func (r *snapshotReaders) read(path string, s raftcore.Snapshot, off uint64, p []byte) error {
+	now := time.Now()
+	for k, o := range r.open {
+		if now.Sub(o.lastRead) > snapshotReaderIdle {
+			o.f.Close()
+			delete(r.open, k)
+		}
 	}
-	if r.have+int64(len(data)) > r.size {
-		return fmt.Errorf("snapshot piece at %d of %d bytes: beyond the announced %d", offset, len(data), r.size)
+	o := r.open[keyOf(s)]
+	if o == nil {
+		f, got, hlen, err := openSnapshotFile(path)
+		if err != nil {
+			return err
+		}
+		if keyOf(got) != keyOf(s) {
+			f.Close()
+			return fmt.Errorf("snapshot at %d (term %d) is not stored any more (%s holds the one at %d)",
+				s.Meta.Index, s.Meta.Term, path, got.Meta.Index)
+		}
+		if r.open == nil {
+			r.open = map[snapKey]*openSnapshot{}
+		}
+		o = &openSnapshot{f: f, hlen: hlen}
+		r.open[keyOf(s)] = o
 	}
-	if _, err := r.f.WriteAt(data, r.hlen+offset); err != nil {
-		return fmt.Errorf("write %s: %w", r.f.Name(), err)
+	o.lastRead = now
+	if off+uint64(len(p)) > s.Size {
+		return fmt.Errorf("snapshot at %d: %d bytes at %d, beyond its %d", s.Meta.Index, len(p), off, s.Size)
 	}
-	r.have += int64(len(data))
+	if _, err := o.f.ReadAt(p, o.hlen+int64(off)); err != nil && !(errors.Is(err, io.EOF) && len(p) == 0) {
+		return fmt.Errorf("read snapshot at %d: %w", s.Meta.Index, err)
+	}
 	return nil
 }
 
-// Commit checks the whole and makes it the node's snapshot (replacing the log, as a
-// snapshot from the leader does). It returns the snapshot.
-func (r *SnapshotReceiver) Commit() (raftcore.Snapshot, error) {
-	if r.have != r.size {
-		return raftcore.Snapshot{}, fmt.Errorf("snapshot incomplete: %d of %d bytes", r.have, r.size)
+func (r *snapshotReaders) close() {
+	for k, o := range r.open {
+		o.f.Close()
+		delete(r.open, k)
 	}
-	data := make([]byte, r.size)
-	if _, err := r.f.ReadAt(data, r.hlen); err != nil && r.size > 0 {
-		return raftcore.Snapshot{}, fmt.Errorf("read back %s: %w", r.f.Name(), err)
-	}
-	if crc32.Checksum(data, castagnoli) != r.sum {
-		r.Abort()
-		return raftcore.Snapshot{}, fmt.Errorf("snapshot at %d: checksum mismatch, discarded", r.meta.Index)
-	}
-	r.f.Close()
-	os.Remove(r.f.Name())
-	snap := raftcore.Snapshot{Meta: r.meta, Data: data}
-	if err := r.store.InstallSnapshot(snap); err != nil {
-		return raftcore.Snapshot{}, err
-	}
-	return snap, nil
 }
 
-// Abort drops the partial file.
-func (r *SnapshotReceiver) Abort() {
-	r.f.Close()
-	os.Remove(r.f.Name())
+// incoming is the partial snapshot a follower is receiving, in incoming.partial: the
+// header of the whole (as the leader announced it), then the data received so far.
+type incoming struct {
+	f    *os.File
+	snap raftcore.Snapshot
+	hlen int64
+	have uint64
+	sum  uint32
+}
+
+// openIncoming opens the partial snapshot in dir, if there is one after index after, and
+// reads how much it holds; anything else there is removed.
+func openIncoming(dir string, after uint64, readOnly bool) (*incoming, error) {
+	path := filepath.Join(dir, incomingFile)
+	f, snap, hlen, err := openSnapshotFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err == nil && snap.Meta.Index > after && !readOnly {
+		fi, serr := f.Stat()
+		if serr == nil && fi.Size() >= hlen {
+			have := min(uint64(fi.Size()-hlen), snap.Size)
+			h := crc32.New(castagnoli)
+			if _, rerr := io.Copy(h, io.NewSectionReader(f, hlen, int64(have))); rerr == nil {
+				f.Close()
+				rw, oerr := os.OpenFile(path, os.O_RDWR, 0)
+				if oerr == nil {
+					return &incoming{f: rw, snap: snap, hlen: hlen, have: have, sum: h.Sum32()}, nil
+				}
+			}
+		}
+	}
+	if f != nil {
+		f.Close()
+	}
+	if readOnly {
+		return nil, nil
+	}
+	// damaged, older than the snapshot, or unreadable: it only costs a transfer again
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil, nil
+}
+
+// writeChunk adds a piece to the partial snapshot; a piece at offset 0 starts a new one.
+func (s *Store) writeChunk(c raftcore.SnapshotChunk) error {
+	path := s.path(SnapshotDir, incomingFile)
+	if c.Offset == 0 {
+		if s.in != nil {
+			s.in.f.Close()
+			s.in = nil
+		}
+		snap := raftcore.Snapshot{Meta: c.Meta, Size: c.Total, Checksum: c.Checksum}
+		header := snapshotHeader(c.Meta, int64(c.Total), c.Checksum)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", path, err)
+		}
+		if _, err := f.Write(header); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		s.in = &incoming{f: f, snap: snap, hlen: int64(len(header))}
+	}
+	in := s.in
+	if in == nil || in.have != c.Offset || in.snap.Meta.Index != c.Meta.Index || in.snap.Meta.Term != c.Meta.Term {
+		return fmt.Errorf("snapshot piece at %d of the snapshot at %d: does not follow the partial snapshot held", c.Offset, c.Meta.Index)
+	}
+	if _, err := in.f.WriteAt(c.Data, in.hlen+int64(c.Offset)); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	in.have += uint64(len(c.Data))
+	in.sum = crc32.Update(in.sum, castagnoli, c.Data)
+	return nil
+}
+
+// installIncoming makes the complete partial snapshot, which must be snap, the stored
+// snapshot, durably.
+func (s *Store) installIncoming(snap raftcore.Snapshot) error {
+	in := s.in
+	if in == nil || keyOf(in.snap) != keyOf(snap) || in.have != snap.Size || in.sum != snap.Checksum {
+		return fmt.Errorf("install the snapshot at %d: the partial snapshot held is not it", snap.Meta.Index)
+	}
+	s.in = nil
+	defer in.f.Close()
+	if err := checkSnapshotData(in.f, snap, in.hlen); err != nil {
+		os.Remove(in.f.Name())
+		return fmt.Errorf("install the snapshot at %d: %w", snap.Meta.Index, err)
+	}
+	if err := in.f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", in.f.Name(), err)
+	}
+	if err := commitTemp(in.f.Name(), s.path(SnapshotDir, snapshotFile)); err != nil {
+		return fmt.Errorf("install the snapshot at %d: %w", snap.Meta.Index, err)
+	}
+	return writeMeta(s.path(SnapshotDir), snapshotHeader(snap.Meta, int64(snap.Size), snap.Checksum))
+}
+
+// SnapshotData opens the stored snapshot's data for reading (to restore the state
+// machine from it) and describes the snapshot.
+func (s *Store) SnapshotData() (io.ReadCloser, raftcore.Snapshot, error) {
+	f, snap, hlen, err := openSnapshotFile(s.path(SnapshotDir, snapshotFile))
+	if err != nil {
+		return nil, snap, fmt.Errorf("open the snapshot: %w", err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{bufio.NewReaderSize(io.NewSectionReader(f, hlen, int64(snap.Size)), 256<<10), f}, snap, nil
 }

@@ -3,6 +3,7 @@ package statefile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,10 +33,12 @@ type Options struct {
 // Store is a node's durable state under its lite-raft directory: the hard state, the log
 // and the latest snapshot. It is the only code in lite-raft that calls fsync.
 type Store struct {
-	root string
-	opts Options
-	log  *Log
-	snap raftcore.SnapshotMeta
+	root    string
+	opts    Options
+	log     *Log
+	snap    raftcore.Snapshot
+	readers snapshotReaders
+	in      *incoming // the partial snapshot being received, if any
 }
 
 func (s *Store) path(parts ...string) string {
@@ -66,12 +69,12 @@ func Open(root string, opts Options) (*Store, raftcore.State, error) {
 	if err != nil {
 		return nil, st, err
 	}
-	log, ents, termAt, err := openLogAt(s.path(LogDir), opts.SegmentSize, snap.Meta.Index, opts.ReadOnly)
+	log, scan, termAt, err := openLogAt(s.path(LogDir), opts.SegmentSize, snap.Meta.Index, opts.ReadOnly)
 	if err != nil {
 		return nil, st, err
 	}
 	s.log = log
-	s.snap = snap.Meta
+	s.snap = snap
 	first, last := log.FirstIndex(), log.LastIndex()
 	switch {
 	case last == 0:
@@ -82,14 +85,23 @@ func Open(root string, opts Options) (*Store, raftcore.State, error) {
 	case last <= snap.Meta.Index || (first <= snap.Meta.Index && termAt != snap.Meta.Term):
 		// All covered by the snapshot, or the snapshot came from the leader and replaced
 		// a log that disagrees with it, and a crash stopped the old log's removal.
-		ents = nil
+		scan = logScan{}
 		if !opts.ReadOnly {
 			if err := log.Reset(); err != nil {
 				return nil, st, err
 			}
 		}
 	}
-	st = raftcore.State{HardState: hs, Snapshot: snap, Entries: ents, Applied: snap.Meta.Index}
+	if s.in, err = openIncoming(s.path(SnapshotDir), snap.Meta.Index, opts.ReadOnly); err != nil {
+		log.Close()
+		return nil, st, err
+	}
+	st = raftcore.State{HardState: hs, Snapshot: snap, First: log.FirstIndex(), Terms: scan.terms,
+		Memberships: scan.memberships, Applied: snap.Meta.Index}
+	if in := s.in; in != nil {
+		st.Incoming = &raftcore.IncomingSnapshot{Meta: in.snap.Meta, Size: in.snap.Size,
+			Checksum: in.snap.Checksum, Have: in.have, Sum: in.sum}
+	}
 	st.Commit = s.loadCommit()
 	return s, st, nil
 }
@@ -111,19 +123,32 @@ func Bootstrap(root string, members raftcore.Membership) error {
 	if err := s.SaveHardState(raftcore.HardState{}); err != nil {
 		return err
 	}
-	return saveSnapshot(s.path(SnapshotDir), raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Members: members}})
+	return bootstrapSnapshot(s.path(SnapshotDir), raftcore.SnapshotMeta{Members: members})
 }
 
 // Save makes a Ready's durable parts durable, in the order raftcore requires: hard state,
-// snapshot (replacing the log), entries (one write, one fsync for the batch).
-func (s *Store) Save(hs *raftcore.HardState, snap *raftcore.Snapshot, ents []raftcore.Entry) error {
+// snapshot pieces, a complete snapshot (replacing the log), entries (one write, one fsync
+// for the batch).
+func (s *Store) Save(hs *raftcore.HardState, chunks []raftcore.SnapshotChunk, snap *raftcore.Snapshot, ents []raftcore.Entry) error {
+	if s.opts.ReadOnly {
+		return errors.New("store opened read-only")
+	}
 	if hs != nil {
 		if err := s.SaveHardState(*hs); err != nil {
 			return err
 		}
 	}
+	for _, c := range chunks {
+		if err := s.writeChunk(c); err != nil {
+			return err
+		}
+	}
 	if snap != nil {
-		if err := s.InstallSnapshot(*snap); err != nil {
+		if err := s.installIncoming(*snap); err != nil {
+			return err
+		}
+		s.snap = *snap
+		if err := s.log.Reset(); err != nil {
 			return err
 		}
 	}
@@ -138,57 +163,66 @@ func (s *Store) SaveHardState(hs raftcore.HardState) error {
 	return WriteFileAtomic(s.path(StateDir, hardFile), encodeHardState(hs), 0o600)
 }
 
-// InstallSnapshot stores a snapshot received from the leader and drops the whole log.
-func (s *Store) InstallSnapshot(snap raftcore.Snapshot) error {
-	if s.opts.ReadOnly {
-		return errors.New("store opened read-only")
-	}
-	if err := saveSnapshot(s.path(SnapshotDir), snap); err != nil {
-		return err
-	}
-	s.snap = snap.Meta
-	return s.log.Reset()
-}
-
-// Compact stores a snapshot the node took of its own state and drops the log segments it
-// covers, without rewriting any.
-func (s *Store) Compact(snap raftcore.Snapshot) error {
-	commit, err := s.WriteSnapshot(snap)
-	if err != nil {
-		return err
-	}
-	return commit()
-}
-
 // ErrStaleSnapshot is what committing a snapshot returns when a newer one (from the
 // leader) was stored meanwhile: it is thrown away.
 var ErrStaleSnapshot = errors.New("a newer snapshot was stored meanwhile")
 
-// WriteSnapshot is Compact in two steps, so that the long one need not hold up the log:
-// it writes and fsyncs snap beside the current snapshot, touching nothing else, and may
-// run on another goroutine than the one appending to the log. The commit it returns,
-// called on the log's goroutine, puts the snapshot in place and drops the log segments it
-// covers; if a newer snapshot was installed meanwhile it throws this one away and returns
-// ErrStaleSnapshot.
-func (s *Store) WriteSnapshot(snap raftcore.Snapshot) (commit func() error, err error) {
+// WriteSnapshot writes a snapshot of the node's own state as of meta, streaming what
+// write produces to a file beside the current snapshot and fsyncing it, touching nothing
+// else; it may run on another goroutine than the one appending to the log. It returns
+// the snapshot's description and a commit to call on the log's goroutine, which puts it
+// in place and drops the log segments wholly before keepFrom; if a newer snapshot was
+// installed meanwhile, the commit throws this one away and returns ErrStaleSnapshot.
+func (s *Store) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) error) (raftcore.Snapshot, func(keepFrom uint64) error, error) {
 	if s.opts.ReadOnly {
-		return nil, errors.New("store opened read-only")
+		return raftcore.Snapshot{}, nil, errors.New("store opened read-only")
 	}
-	p, err := prepareSnapshot(s.path(SnapshotDir), snap)
+	p, err := prepareSnapshot(s.path(SnapshotDir), meta, write)
 	if err != nil {
-		return nil, err
+		return raftcore.Snapshot{}, nil, err
 	}
-	return func() error {
-		if snap.Meta.Index <= s.snap.Index && s.snap.Index != 0 {
+	return p.snap, func(keepFrom uint64) error {
+		if meta.Index <= s.snap.Meta.Index && s.snap.Meta.Index != 0 {
 			p.discard()
-			return fmt.Errorf("compact to %d: %w (the snapshot is at %d)", snap.Meta.Index, ErrStaleSnapshot, s.snap.Index)
+			return fmt.Errorf("compact to %d: %w (the snapshot is at %d)", meta.Index, ErrStaleSnapshot, s.snap.Meta.Index)
 		}
 		if err := p.commit(); err != nil {
 			return err
 		}
-		s.snap = snap.Meta
-		return s.log.CompactTo(snap.Meta.Index)
+		s.snap = p.snap
+		if keepFrom > 1 {
+			return s.log.CompactTo(keepFrom - 1)
+		}
+		return nil
 	}, nil
+}
+
+// ReplaceWithSnapshot makes what write produces the snapshot at meta and drops the whole
+// log (lite-raft recover: the state as of the log's end becomes a new cluster's start).
+func (s *Store) ReplaceWithSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) error) error {
+	if s.opts.ReadOnly {
+		return errors.New("store opened read-only")
+	}
+	p, err := prepareSnapshot(s.path(SnapshotDir), meta, write)
+	if err != nil {
+		return err
+	}
+	if err := p.commit(); err != nil {
+		return err
+	}
+	s.snap = p.snap
+	return s.log.Reset()
+}
+
+// Entries reads stable entries back (raftcore.Storage).
+func (s *Store) Entries(lo, hi, maxBytes uint64) ([]raftcore.Entry, error) {
+	return s.log.Entries(lo, hi, maxBytes)
+}
+
+// ReadSnapshot reads a piece of the data of snapshot snap, which may have been replaced
+// by a newer one since it was first read (raftcore.Storage).
+func (s *Store) ReadSnapshot(snap raftcore.Snapshot, off uint64, p []byte) error {
+	return s.readers.read(s.path(SnapshotDir, snapshotFile), snap, off, p)
 }
 
 // SaveCommit records the commit index for the next start. It is not fsynced: a lost or
@@ -221,40 +255,15 @@ func (s *Store) loadCommit() uint64 {
 // Log gives access to the log (for lite-raft debug).
 func (s *Store) Log() *Log { return s.log }
 
-// SnapshotMeta describes the stored snapshot.
-func (s *Store) SnapshotMeta() raftcore.SnapshotMeta { return s.snap }
-
-// ReceiveSnapshot starts (or resumes, if a partial file of the same snapshot is there) the
-// assembly of a snapshot arriving in pieces of size bytes with CRC-32C sum.
-func (s *Store) ReceiveSnapshot(meta raftcore.SnapshotMeta, size int64, sum uint32) (*SnapshotReceiver, error) {
-	if s.opts.ReadOnly {
-		return nil, errors.New("store opened read-only")
-	}
-	header := snapshotHeader(meta, size, sum)
-	path := s.path(SnapshotDir, incomingFile)
-	r := &SnapshotReceiver{dir: s.path(SnapshotDir), meta: meta, size: size, sum: sum,
-		hlen: int64(len(header)), store: s}
-	if f, err := os.OpenFile(path, os.O_RDWR, 0); err == nil {
-		buf := make([]byte, len(header))
-		fi, serr := f.Stat()
-		if _, rerr := f.ReadAt(buf, 0); rerr == nil && serr == nil && string(buf) == string(header) {
-			r.f = f
-			r.have = min(fi.Size()-r.hlen, size)
-			return r, nil
-		}
-		f.Close()
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	if _, err := f.Write(header); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	r.f = f
-	return r, nil
-}
+// Snapshot describes the stored snapshot.
+func (s *Store) Snapshot() raftcore.Snapshot { return s.snap }
 
 // Close releases the files.
-func (s *Store) Close() error { return s.log.Close() }
+func (s *Store) Close() error {
+	s.readers.close()
+	if s.in != nil {
+		s.in.f.Close()
+		s.in = nil
+	}
+	return s.log.Close()
+}

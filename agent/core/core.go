@@ -72,6 +72,10 @@ type Ready struct {
 	// the loop: its State is a clone the loop goes on without. Report the end with
 	// SnapshotSaved; the log is compacted only then.
 	SaveSnapshot *SnapshotJob
+	// Restored is for the driver to fill: when Snapshot is set (a snapshot from the leader,
+	// installed by the Save of this Ready), the state machine loaded from it, before
+	// Advance.
+	Restored *kvstore.Store
 	// Members is a membership that committed (never a joint one): rewrite
 	// conf/cluster_nodes and open or close links.
 	Members *raftcore.Membership
@@ -143,17 +147,14 @@ type bugs struct {
 	noBackoff       bool // a forward that could not be sent is tried again at once
 }
 
-// New makes a core from the node's durable state.
-func New(cfg Config, st raftcore.State) (*Core, error) {
+// New makes a core from the node's durable state and the state machine loaded from its
+// snapshot.
+func New(cfg Config, st raftcore.State, kv *kvstore.Store) (*Core, error) {
 	if cfg.DefaultTimeoutMs <= 0 {
 		cfg.DefaultTimeoutMs = 10_000
 	}
 	if cfg.TickMs <= 0 {
 		cfg.TickMs = 1
-	}
-	kv, err := kvstore.Restore(st.Snapshot.Data)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot at %d: %w", st.Snapshot.Meta.Index, err)
 	}
 	node, err := raftcore.NewNode(cfg.Raft, st)
 	if err != nil {
@@ -244,10 +245,14 @@ func (c *Core) Advance(now Time, rd Ready) error {
 	if !rd.raft {
 		return nil
 	}
+	if rd.StorageErr != nil {
+		return fmt.Errorf("storage: %w", rd.StorageErr)
+	}
 	if rd.Snapshot != nil {
-		if err := c.installSnapshot(*rd.Snapshot); err != nil {
-			return err
+		if rd.Restored == nil {
+			return fmt.Errorf("install snapshot at %d from the leader: the state machine was not loaded", rd.Snapshot.Meta.Index)
 		}
+		c.installSnapshot(*rd.Snapshot, rd.Restored)
 	}
 	c.apply(rd.CommittedEntries)
 	for _, rs := range rd.ReadStates {
@@ -264,20 +269,15 @@ func (c *Core) Advance(now Time, rd Ready) error {
 	return nil
 }
 
-func (c *Core) installSnapshot(s raftcore.Snapshot) error {
-	kv, err := kvstore.Restore(s.Data)
-	if err != nil {
-		return fmt.Errorf("install snapshot at %d from the leader: %w", s.Meta.Index, err)
-	}
+func (c *Core) installSnapshot(s raftcore.Snapshot, kv *kvstore.Store) {
 	c.kv = kv
 	c.applied, c.appliedTerm, c.lastSnapshot = s.Meta.Index, s.Meta.Term, s.Meta.Index
 	c.appliedMembers = s.Meta.Members
-	c.logf("", "installed a snapshot at %d (term %d, %d bytes) from the leader", s.Meta.Index, s.Meta.Term, len(s.Data))
+	c.logf("", "installed a snapshot at %d (term %d, %d bytes) from the leader", s.Meta.Index, s.Meta.Term, s.Size)
 	c.membersCommitted(s.Meta.Members)
 	for _, k := range sortedKeys(c.watches) {
 		c.wakeWatches(k)
 	}
-	return nil
 }
 
 func (c *Core) apply(ents []raftcore.Entry) {
@@ -350,18 +350,24 @@ func (c *Core) maybeSnapshot() {
 	if c.applied <= c.node.Status().Snapshot.Index {
 		return
 	}
-	job := &SnapshotJob{Meta: raftcore.SnapshotMeta{Index: c.applied, Term: c.appliedTerm,
-		Members: c.appliedMembers}, State: c.kv.Clone()}
+	meta, err := c.node.SnapshotMetaAt(c.applied)
+	if err != nil {
+		c.logf("snapshot-fail", "snapshot at %d: %v", c.applied, err)
+		return
+	}
+	job := &SnapshotJob{Meta: meta, State: c.kv.Clone()}
 	c.saving = job
 	c.out.SaveSnapshot = job
 }
 
-// SnapshotSaved reports the end of a SaveSnapshot, with the snapshot's bytes (which Raft
-// keeps to send to followers that need them). The log is compacted only now that the
-// snapshot is durable; a failure is tried again after a backoff, not at the next batch.
-func (c *Core) SnapshotSaved(now Time, index uint64, data []byte, err error) {
+// SnapshotSaved reports the end of a SaveSnapshot: the snapshot as stored (its size and
+// checksum, which Raft needs to send it), or why it failed. The log is compacted only
+// now that the snapshot is durable; a failure is tried again after a backoff, not at the
+// next batch.
+func (c *Core) SnapshotSaved(now Time, snap raftcore.Snapshot, err error) {
 	c.at(now)
 	s := c.saving
+	index := snap.Meta.Index
 	if s == nil || s.Meta.Index != index {
 		return
 	}
@@ -377,11 +383,11 @@ func (c *Core) SnapshotSaved(now Time, index uint64, data []byte, err error) {
 	if index <= c.node.Status().Snapshot.Index {
 		return // a snapshot from the leader came meanwhile
 	}
-	if _, err := c.node.Compact(index, data); err != nil {
+	if err := c.node.Compact(snap); err != nil {
 		c.logf("", "compact the log to %d: %v", index, err)
 		return
 	}
-	c.logf("", "snapshot at %d (term %d, %d keys, %d bytes)", index, s.Meta.Term, s.State.Len(), len(data))
+	c.logf("", "snapshot at %d (term %d, %d keys, %d bytes)", index, s.Meta.Term, s.State.Len(), snap.Size)
 }
 
 // Stop answers every request still waiting: the agent is going away.

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"container/heap"
 	"encoding/json"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"lite-raft/client"
+	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
 
@@ -216,37 +218,25 @@ func (q *eventQueue) Push(x any)       { *q = append(*q, x.(*simEvent)) }
 func (q *eventQueue) Pop() any         { old := *q; e := old[len(old)-1]; *q = old[:len(old)-1]; return e }
 func (q *eventQueue) push(e *simEvent) { heap.Push(q, e) }
 
+// memDisk is a host's durable state: the hard state and a raftcore.MemoryStorage.
 type memDisk struct {
-	hs   raftcore.HardState
-	snap raftcore.Snapshot
-	ents []raftcore.Entry
+	hs    raftcore.HardState
+	store *raftcore.MemoryStorage
 }
 
-func (d *memDisk) save(hs *raftcore.HardState, snap *raftcore.Snapshot, ents []raftcore.Entry) {
-	if hs != nil {
-		d.hs = *hs
+func (d *memDisk) save(rd raftcore.Ready) error {
+	if rd.HardState != nil {
+		d.hs = *rd.HardState
 	}
-	if snap != nil {
-		d.snap, d.ents = *snap, nil
-	}
-	if len(ents) > 0 {
-		first := ents[0].Index
-		keep := 0
-		for keep < len(d.ents) && d.ents[keep].Index < first {
-			keep++
-		}
-		d.ents = append(d.ents[:keep:keep], ents...)
-	}
+	return d.store.Save(rd)
 }
 
-func (d *memDisk) compact(s raftcore.Snapshot) {
-	d.snap = s
-	d.ents = slices.DeleteFunc(slices.Clone(d.ents), func(e raftcore.Entry) bool { return e.Index <= s.Meta.Index })
+func (d *memDisk) kv() (*kvstore.Store, error) {
+	_, data := d.store.Snapshot()
+	return kvstore.Restore(bytes.NewReader(data))
 }
 
-func (d *memDisk) state() raftcore.State {
-	return raftcore.State{HardState: d.hs, Snapshot: d.snap, Entries: slices.Clone(d.ents), Applied: d.snap.Meta.Index}
-}
+func (d *memDisk) state() raftcore.State { return d.store.State(d.hs) }
 
 type simNode struct {
 	id       raftcore.NodeID
@@ -288,6 +278,7 @@ type kvOut struct {
 
 type sim struct {
 	seed  uint64
+	keep  uint64 // entries kept behind a snapshot (the same on every host, as Storage needs)
 	rng   *rand.Rand
 	bugs  bugs
 	now   Time
@@ -318,7 +309,7 @@ func runSim(seed uint64, b bugs, ms int, trace bool) (res simResult) {
 	s := &sim{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xa6e17)), bugs: b,
 		nodes: map[raftcore.NodeID]*simNode{}, cut: map[[2]raftcore.NodeID]bool{}, lastReport: map[[2]raftcore.NodeID]Time{},
 		committed: map[uint64]uint64{}, forwards: map[string]int{}, tracing: trace,
-		keys: []string{"k0", "k1", "k2", "k3"}}
+		keys: []string{"k0", "k1", "k2", "k3"}, keep: []uint64{0, 5, 50}[seed%3]}
 	defer func() {
 		if p := recover(); p != nil {
 			s.violate("panic: %v\n%s", p, debug.Stack())
@@ -340,11 +331,13 @@ func runSim(seed uint64, b bugs, ms int, trace bool) (res simResult) {
 	voters := s.hosts[:nVoters]
 	for _, h := range s.hosts {
 		n := &simNode{id: h, linkSeen: map[raftcore.NodeID]bool{}, stopped: true}
+		n.disk.store = raftcore.NewMemoryStorage(raftcore.Snapshot{}, nil)
 		s.nodes[h] = n
 	}
 	for _, h := range voters {
 		n := s.nodes[h]
-		n.disk.snap.Meta.Members = raftcore.Membership{Voters: slices.Clone(voters)}
+		n.disk.store = raftcore.NewMemoryStorage(raftcore.Snapshot{Meta: raftcore.SnapshotMeta{
+			Members: raftcore.Membership{Voters: slices.Clone(voters)}}}, nil)
 		s.boot(n)
 	}
 	for i := 0; i < 6; i++ {
@@ -419,9 +412,16 @@ func (s *sim) runUntil(t Time) {
 
 func (s *sim) boot(n *simNode) {
 	cfg := Config{Raft: raftcore.Config{ID: n.id, ElectionTicks: 10, HeartbeatTicks: 1,
-		Rand: rand.New(rand.NewPCG(s.rng.Uint64(), 1)), MaxMsgBytes: 4096, SnapshotChunkBytes: 512},
+		Rand: rand.New(rand.NewPCG(s.rng.Uint64(), 1)), MaxMsgBytes: 4096, SnapshotChunkBytes: 512,
+		SnapshotWindow: 1 + s.rng.IntN(4), MaxCacheBytes: []uint64{1, 2048, 1 << 20}[s.rng.IntN(3)],
+		KeepEntries: s.keep, Storage: n.disk.store},
 		TickMs: simTickMs, SnapshotPeriod: uint64(20 + s.rng.IntN(60))}
-	c, err := New(cfg, n.disk.state())
+	kv, err := n.disk.kv()
+	if err != nil {
+		s.violate("%s: its snapshot does not load: %v", n.id, err)
+		return
+	}
+	c, err := New(cfg, n.disk.state(), kv)
 	if err != nil {
 		s.violate("%s does not restart from its durable state: %v", n.id, err)
 		return
@@ -431,7 +431,7 @@ func (s *sim) boot(n *simNode) {
 	n.gen++
 	n.replies = map[ReplyTo]func(client.Response, bool){}
 	n.linkSeen = map[raftcore.NodeID]bool{}
-	s.tracef("%s boots (term %d, %d entries, snapshot %d)", n.id, n.disk.hs.Term, len(n.disk.ents), n.disk.snap.Meta.Index)
+	s.tracef("%s boots (term %d, log to %d, snapshot %d)", n.id, n.disk.hs.Term, c.Node().Status().LastIndex, c.Node().Status().Snapshot.Index)
 	gen := n.gen
 	var tick func()
 	tick = func() {
@@ -487,7 +487,18 @@ func (s *sim) pump(n *simNode) {
 }
 
 func (s *sim) persist(n *simNode, rd Ready) {
-	n.disk.save(rd.HardState, rd.Ready.Snapshot, rd.Entries)
+	if err := n.disk.save(rd.Ready); err != nil {
+		s.violate("%s: persist: %v", n.id, err)
+		return
+	}
+	if rd.Ready.Snapshot != nil {
+		kv, err := n.disk.kv()
+		if err != nil {
+			s.violate("%s: the installed snapshot does not load: %v", n.id, err)
+			return
+		}
+		rd.Restored = kv
+	}
 	for _, m := range rd.PersistedMessages {
 		s.send(n.id, m)
 	}
@@ -509,6 +520,7 @@ func (s *sim) persist(n *simNode, rd Ready) {
 	if job := rd.SaveSnapshot; job != nil {
 		// written away from the loop: it ends some time later, while the host goes on
 		data, gen, fail := job.State.Snapshot(), n.gen, n.snapFail
+		snap := raftcore.SnapshotOf(job.Meta, data)
 		s.after(Time(s.rng.IntN(40)), func() {
 			if n.gen != gen || !n.up {
 				return // the host crashed: the half-written file is gone with it
@@ -517,13 +529,13 @@ func (s *sim) persist(n *simNode, rd Ready) {
 			switch {
 			case fail:
 				err = fmt.Errorf("no space left on device")
-			case job.Meta.Index <= n.disk.snap.Meta.Index:
+			case job.Meta.Index <= n.disk.store.State(n.disk.hs).Snapshot.Meta.Index:
 				err = fmt.Errorf("a newer snapshot is stored")
 			default:
-				n.disk.compact(raftcore.Snapshot{Meta: job.Meta, Data: data})
+				n.disk.store.Compact(snap, data, job.Meta.Index+1-min(s.keep, job.Meta.Index))
 				s.stats.snapshots++
 			}
-			n.core.SnapshotSaved(s.now, job.Meta.Index, data, err)
+			n.core.SnapshotSaved(s.now, snap, err)
 			s.pump(n)
 		})
 	}
@@ -667,7 +679,7 @@ func (s *sim) run(n *simNode, r Run) {
 			err = fmt.Errorf("no such host")
 		case r.Args == "first-boot --join":
 			s.crash(t)
-			t.disk = memDisk{}
+			t.disk = memDisk{store: raftcore.NewMemoryStorage(raftcore.Snapshot{}, nil)}
 			s.boot(t)
 		case r.Args == "stop":
 			s.crash(t)

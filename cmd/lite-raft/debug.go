@@ -176,7 +176,7 @@ func runDebug(c *cli.Context, from, to uint64, last int) error {
 		if v.applied != "" {
 			fmt.Fprintf(w, "applied:    %s\n", v.applied)
 		}
-		fmt.Fprintf(w, "snapshot:   index %d term %d (%d bytes)\n", sm.Index, sm.Term, len(st.Snapshot.Data))
+		fmt.Fprintf(w, "snapshot:   index %d term %d (%d bytes)\n", sm.Index, sm.Term, st.Snapshot.Size)
 		fmt.Fprintf(w, "members:    %s\n", raftcore.EncodeMembership(sm.Members))
 		if lg.LastIndex() == 0 {
 			fmt.Fprintf(w, "log:        empty\n")
@@ -206,7 +206,7 @@ func runDebug(c *cli.Context, from, to uint64, last int) error {
 	}
 	const step = 1024 // read in pieces: a long range should not load the whole log at once
 	for lo := from; lo <= to; lo += step {
-		ents, err := lg.Entries(lo, min(to, lo+step-1)+1)
+		ents, err := lg.Entries(lo, min(to, lo+step-1)+1, 0)
 		if err != nil {
 			return cli.Exit(fmt.Sprintf("debug log: %v", err), 1)
 		}

@@ -45,7 +45,7 @@ func TestDebugShowsStateAndLastEntries(t *testing.T) {
 	for i := 1; i <= 30; i++ {
 		ents = append(ents, raftcore.Entry{Index: uint64(i), Term: 4, Data: []byte(fmt.Sprintf("set k%d v", i))})
 	}
-	if err := s.Save(&raftcore.HardState{Term: 4, Vote: "h2"}, nil, ents); err != nil {
+	if err := s.Save(&raftcore.HardState{Term: 4, Vote: "h2"}, nil, nil, ents); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -149,7 +149,7 @@ func TestDebugWithoutAgentShowsTheLastHint(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		ents = append(ents, raftcore.Entry{Index: uint64(i), Term: 3, Data: []byte(fmt.Sprintf("set k%d v", i))})
 	}
-	if err := s.Save(&raftcore.HardState{Term: 3, Vote: "h1"}, nil, ents); err != nil {
+	if err := s.Save(&raftcore.HardState{Term: 3, Vote: "h1"}, nil, nil, ents); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SaveCommit(4); err != nil {

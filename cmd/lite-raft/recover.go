@@ -104,25 +104,38 @@ func recoverMembers(c *cli.Context, dir string, nodes []string) error {
 		return cli.Exit(fmt.Sprintf("recover: %v", err), 1)
 	}
 	defer s.Close()
-	kv, err := kvstore.Restore(st.Snapshot.Data)
+	r, _, err := s.SnapshotData()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("recover: snapshot: %v", err), 1)
+	}
+	kv, err := kvstore.Restore(r)
+	r.Close()
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("recover: snapshot: %v", err), 1)
 	}
 	last, lastTerm := st.Snapshot.Meta.Index, st.Snapshot.Meta.Term
-	for _, e := range st.Entries {
-		if e.Type == raftcore.EntryNormal && len(e.Data) > 0 {
-			if cmd, err := kvstore.Decode(e.Data); err == nil {
-				kv.Apply(e.Index, cmd)
-			}
+	end := st.First + uint64(len(st.Terms)) // one past the log's last entry
+	const step = 1024                       // a piece at a time: the log may be large
+	for lo := last + 1; lo < end; lo += step {
+		ents, err := s.Entries(lo, min(end, lo+step), 0)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("recover: read the log: %v", err), 1)
 		}
-		last, lastTerm = e.Index, e.Term
+		for _, e := range ents {
+			if e.Type == raftcore.EntryNormal && len(e.Data) > 0 {
+				if cmd, err := kvstore.Decode(e.Data); err == nil {
+					kv.Apply(e.Index, cmd)
+				}
+			}
+			last, lastTerm = e.Index, e.Term
+		}
 	}
 	members := raftcore.Membership{}
 	for _, n := range nodes {
 		members.Voters = append(members.Voters, raftcore.NodeID(n))
 	}
-	snap := raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: last, Term: lastTerm, Members: members}, Data: kv.Snapshot()}
-	if err := s.InstallSnapshot(snap); err != nil {
+	meta := raftcore.SnapshotMeta{Index: last, Term: lastTerm, Members: members}
+	if err := s.ReplaceWithSnapshot(meta, kv.WriteSnapshot); err != nil {
 		return cli.Exit(fmt.Sprintf("recover: %v", err), 1)
 	}
 	if err := s.SaveHardState(raftcore.HardState{Term: max(st.HardState.Term, lastTerm)}); err != nil {

@@ -1,0 +1,253 @@
+package raftcore
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+// Tests of what lives outside the node's memory: old entries read back through Storage,
+// entries kept behind a snapshot, and snapshots sent from Storage in a window of chunks,
+// to a follower that writes them down and resumes after a restart.
+
+// With a window of 3, three chunks go out before any answer; a chunk lost in the middle
+// makes the follower answer the next with the offset it holds, and the leader goes back
+// there once, not once per answer to a chunk sent before.
+func TestRuleSnapshotWindow(t *testing.T) {
+	c, r, snap, chunks := rtSnapSetupWith(t, func(cfg *Config) { cfg.SnapshotWindow = 3 })
+	var sent []uint64
+	r.onSend = func(m Message) {
+		if m.Type == MsgSnap && m.To == "n3" {
+			sent = append(sent, m.Snapshot.Offset)
+		}
+	}
+	lost := false
+	r.drop = func(m Message) bool {
+		if m.Type == MsgSnap && m.Snapshot.Offset == 3 && !lost {
+			lost = true
+			return true
+		}
+		return false
+	}
+	// the heartbeat after the restart gets n3's answer; the leader's next Ready holds the
+	// first window
+	r.tick()
+	r.settle()
+	if len(sent) < 3 || !slices.Equal(sent[:3], []uint64{0, 3, 6}) {
+		t.Fatalf("first chunks sent %v, want a window of 0, 3, 6", sent)
+	}
+	if !lost {
+		t.Fatal("chunk 3 was never sent")
+	}
+	for i := 0; i < 5 && c.nodes["n3"].store.snap.Meta.Index != snap.Meta.Index; i++ {
+		r.tick()
+		r.settle()
+	}
+	// 6 chunks, one lost and sent again: at most the window's worth of extra sends
+	if n := len(sent); n > 6+1+3 {
+		t.Errorf("%d chunks sent for a 6-chunk snapshot with one lost: %v", n, sent)
+	}
+	if got := rtOffsets(*chunks, "n1"); !slices.Contains(got, 15) {
+		t.Errorf("delivered %v, never the last chunk", got)
+	}
+	rtInstalled(t, c, r, snap)
+}
+
+// A snapshot being sent stays the one sent even when the leader takes a newer one: the
+// transfer resumes and ends with it, and the follower is then brought up to date.
+func TestRuleSnapshotKeptWhileSent(t *testing.T) {
+	c, r, snap, chunks := rtSnapSetup(t)
+	r.drop = func(m Message) bool { return m.Type == MsgSnap && m.Snapshot.Offset >= 9 }
+	r.tick()
+	r.settle()
+	if in := c.nodes["n3"].node.incoming; in == nil || in.Have != 9 {
+		t.Fatalf("n3 should hold 9 bytes; chunks %v", *chunks)
+	}
+	for i := 0; i < 10; i++ {
+		if !c.propose("n1", []byte{byte(100 + i)}) {
+			t.Fatal("propose")
+		}
+	}
+	r.settle()
+	if !c.compact("n1") {
+		t.Fatal("compact")
+	}
+	if c.nodes["n1"].store.snap.Meta.Index <= snap.Meta.Index {
+		t.Fatal("the leader did not take a newer snapshot")
+	}
+	r.drop = nil
+	var installed []uint64
+	r.after = func() {
+		if s := c.nodes["n3"].store.snap.Meta.Index; len(installed) == 0 || installed[len(installed)-1] != s {
+			installed = append(installed, s)
+		}
+	}
+	for i := 0; i < 3*snapIdleBeats; i++ {
+		r.tick()
+		r.settle()
+	}
+	if len(installed) == 0 || installed[0] != snap.Meta.Index && !slices.Contains(installed, snap.Meta.Index) {
+		t.Fatalf("n3 installed snapshots %v, want the one being sent (%d) first", installed, snap.Meta.Index)
+	}
+	// it went on from 9, never from 0, with the first snapshot
+	offs := rtOffsets(*chunks, "n1")
+	if i := slices.Index(offs, 9); i < 0 || slices.Contains(offs[3:i], 0) {
+		t.Errorf("chunk offsets %v: the transfer did not resume at 9", offs)
+	}
+	r.tickSettle(3)
+	if got, want := c.nodes["n3"].appliedIndex, c.nodes["n1"].appliedIndex; got != want {
+		t.Fatalf("n3 applied %d, the leader %d", got, want)
+	}
+	r.check()
+}
+
+// A follower that restarts in the middle of a transfer resumes from what it wrote down.
+func TestRuleSnapshotResumesAfterFollowerRestart(t *testing.T) {
+	c, r, snap, chunks := rtSnapSetup(t)
+	r.drop = func(m Message) bool { return m.Type == MsgSnap && m.Snapshot.Offset >= 9 }
+	r.tick()
+	r.settle()
+	c.crash("n3")
+	c.restart("n3")
+	if in := c.nodes["n3"].node.incoming; in == nil || in.Have != 9 {
+		t.Fatalf("after a restart n3 should hold 9 bytes of the snapshot, holds %+v", in)
+	}
+	before := len(*chunks)
+	r.drop = nil
+	for i := 0; i < 3*snapIdleBeats && c.nodes["n3"].store.snap.Meta.Index != snap.Meta.Index; i++ {
+		r.tick()
+		r.settle()
+	}
+	var after []uint64
+	for _, ch := range (*chunks)[before:] {
+		if ch.offset > 0 {
+			after = append(after, ch.offset)
+		}
+	}
+	if !slices.Equal(after, []uint64{9, 12, 15}) {
+		t.Errorf("after the restart chunks at %v were delivered (besides 0), want 9, 12, 15", after)
+	}
+	rtInstalled(t, c, r, snap)
+}
+
+// A leader whose cache holds only a few entries sends a follower that was down the
+// older ones from Storage, and its cache stays within its bound.
+func TestRuleLogCacheReadsStorage(t *testing.T) {
+	ids := rtIDs(3)
+	const maxCache = 200
+	c, r := rtCluster(t, 5, ids, ids, func(cfg *Config) { cfg.MaxCacheBytes = maxCache })
+	rtCampaign(t, c, "n1")
+	r.settle()
+	c.crash("n3")
+	var data []byte
+	for i := 0; i < 40; i++ {
+		data = make([]byte, 50)
+		data[0] = byte(i)
+		if !c.propose("n1", data) {
+			t.Fatal("propose")
+		}
+		r.settle()
+		if l := &r.node("n1").log; l.cacheBytes > maxCache+uint64(len(data)) {
+			t.Fatalf("leader caches %d bytes, bound %d", l.cacheBytes, maxCache)
+		}
+	}
+	if cf := r.node("n1").log.cacheFirst(); cf < 10 {
+		t.Fatalf("the cache starts at %d: it did not give up old entries", cf)
+	}
+	var snaps int
+	r.onSend = func(m Message) {
+		if m.Type == MsgSnap {
+			snaps++
+		}
+	}
+	c.restart("n3")
+	r.tickSettle(3)
+	if got, want := c.nodes["n3"].appliedIndex, c.nodes["n1"].appliedIndex; got != want {
+		t.Fatalf("n3 applied %d, the leader %d", got, want)
+	}
+	if snaps > 0 {
+		t.Errorf("%d snapshot chunks sent: the entries were all there", snaps)
+	}
+	// a node restarting with many committed entries to apply gets them in bounded batches
+	c.crash("n2")
+	c.restart("n2")
+	sn := c.nodes["n2"]
+	for sn.node.HasReady() {
+		rd := sn.node.Ready()
+		if sz := entriesSize(rd.CommittedEntries); sz > maxCache+uint64(len(data))+32 {
+			t.Fatalf("a Ready hands out %d bytes of committed entries, bound %d", sz, maxCache)
+		}
+		c.persist(sn, rd)
+		c.apply(sn, rd)
+		sn.node.Advance(rd)
+	}
+	r.check()
+}
+
+// Entries kept behind a snapshot let a follower that lags a little catch up without it.
+func TestRuleKeepEntriesBehindSnapshot(t *testing.T) {
+	ids := rtIDs(3)
+	c, r := rtCluster(t, 6, ids, ids, func(cfg *Config) { cfg.KeepEntries = 10 })
+	rtCampaign(t, c, "n1")
+	r.settle()
+	r.tickSettle(1)
+	c.crash("n3")
+	for i := 0; i < 5; i++ {
+		c.propose("n1", []byte{byte(i)})
+	}
+	r.settle()
+	r.tickSettle(1)
+	if !c.compact("n1") || !c.compact("n2") {
+		t.Fatal("compact")
+	}
+	var snaps int
+	r.onSend = func(m Message) {
+		if m.Type == MsgSnap {
+			snaps++
+		}
+	}
+	c.restart("n3")
+	r.tickSettle(3)
+	if got, want := c.nodes["n3"].appliedIndex, c.nodes["n1"].appliedIndex; got != want {
+		t.Fatalf("n3 applied %d, the leader %d", got, want)
+	}
+	if snaps > 0 {
+		t.Errorf("%d snapshot chunks sent to a follower 5 entries behind, with 10 kept", snaps)
+	}
+	r.check()
+}
+
+type failingStorage struct{ Storage }
+
+func (failingStorage) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
+	return nil, errors.New("disk on fire")
+}
+
+// A leader that cannot read its own log back says so in its Ready instead of sending
+// nothing forever or panicking.
+func TestRuleStorageErrorIsReported(t *testing.T) {
+	ids := rtIDs(3)
+	c, r := rtCluster(t, 7, ids, ids, func(cfg *Config) { cfg.MaxCacheBytes = 1 })
+	rtCampaign(t, c, "n1")
+	r.settle()
+	c.crash("n3")
+	for i := 0; i < 5; i++ {
+		c.propose("n1", []byte{byte(i)})
+		r.settle()
+	}
+	n1 := r.node("n1")
+	n1.log.storage = failingStorage{c.nodes["n1"].store}
+	c.restart("n3")
+	var got error
+	for i := 0; i < 5 && got == nil; i++ {
+		c.tickAll()
+		c.deliverAll(1)
+		if n1.HasReady() {
+			got = n1.Ready().StorageErr
+		}
+		c.violations = nil // the driver's check fails on the error too; it is this test's
+	}
+	if got == nil {
+		t.Fatal("no StorageErr in the leader's Ready")
+	}
+}
