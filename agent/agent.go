@@ -218,9 +218,9 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 	return nil
 }
 
-// keepEntries is how many entries stay in the log behind a snapshot: a follower that
-// much behind is sent entries, not the whole state.
-func (a *Agent) keepEntries() uint64 { return max(a.cfg.SnapshotPeriod, 1000) }
+// keepEntries is how many entries stay in the log behind a snapshot: a follower up to a
+// snapshot period behind is sent entries, not the whole state.
+func (a *Agent) keepEntries() uint64 { return a.cfg.SnapshotPeriod }
 
 // loadSnapshot reads the state machine back from the stored snapshot, streamed.
 func (a *Agent) loadSnapshot() (*kvstore.Store, error) {

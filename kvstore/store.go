@@ -104,7 +104,9 @@ func (s *Store) apply(c Command) Result {
 	case OpNoop:
 		return Result{}
 	case OpSet:
-		s.data.Set(c.Key, c.Value)
+		// a copy: the value is a slice of the entry it came in, often of a whole
+		// message of entries, which one kept value would otherwise keep alive
+		s.data.Set(c.Key, bytes.Clone(c.Value))
 		return Result{}
 	case OpUnset:
 		s.data.Delete(c.Key)
@@ -124,7 +126,7 @@ func (s *Store) apply(c Command) Result {
 		if bytes.Equal(cur, c.Value) {
 			return Result{Code: CodeAlreadyHolds, Msg: fmt.Sprintf("%s already holds the new value", c.Key)}
 		}
-		s.data.Set(c.Key, c.Value)
+		s.data.Set(c.Key, bytes.Clone(c.Value))
 		return Result{}
 	}
 	return Result{Code: 1, Msg: fmt.Sprintf("unknown operation %d", c.Op)}
