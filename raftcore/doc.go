@@ -5,6 +5,13 @@
 // The agent drives it; tests drive it with a simulated network and disks. Everything that
 // makes lite-raft correct is therefore testable here by replaying a seed.
 //
+// What it reads back of the durable state goes through Storage, a small interface the
+// caller implements (statefile.Store in lite-raft, MemoryStorage in tests), as etcd's raft
+// reads stable entries: memory holds every entry's term, the membership entries and a
+// cache of the newest entries (MaxCacheBytes beyond what is not yet durable or applied),
+// and never a snapshot's data, which stays in the caller's file. So a node's memory does
+// not grow with the length of the log, the size of its values or of the state.
+//
 // # Driving a Node
 //
 // A Node is fed inputs and hands back work:
@@ -14,8 +21,8 @@
 //   - Propose, ProposeMembership, ReadIndex, TransferLeadership and Compact are the
 //     requests of the local application; LeaderGone is its report that the leader's
 //     process is known to have stopped (the follower then campaigns early).
-//   - Ready returns what to do: hard state and entries to persist, a snapshot to install,
-//     messages to send (some at once, some only after persisting), committed entries to
+//   - Ready returns what to do: hard state and entries to persist, pieces of a snapshot
+//     being received to write down and a complete one to install, messages to send (some at once, some only after persisting), committed entries to
 //     apply and reads that became safe. Advance acknowledges it. Ready may be called again
 //     before Advance, so a caller can gather the next batch while the last one's fsync
 //     runs (group commit); Advance then follows in order.
@@ -37,10 +44,15 @@
 //     leader skips a whole term per round trip; the commit rule (§5.4.2: only entries of the
 //     leader's term are committed by counting).
 //   - progress.go: the leader's per-follower state: probe, replicate or snapshot.
-//   - snapshot.go: Compact drops the log prefix the application snapshotted; followers
-//     behind it receive the snapshot in chunks with a CRC-32C of the whole, one chunk in
-//     flight, resuming at the offset the follower reports (also across a leader change if
-//     the new leader's snapshot is byte-identical).
+//   - snapshot.go: Compact drops the log prefix the application snapshotted (but for
+//     KeepEntries before it, for followers a little behind); followers further behind
+//     receive the snapshot in chunks read from Storage, a window of SnapshotWindow in
+//     flight, checked by a CRC-32C of the whole computed as the pieces arrive. A transfer
+//     resumes at the offset the follower reports, after a lost piece, a restart of either
+//     side (the follower's partial snapshot comes back in State.Incoming) or a leader
+//     change if the new leader's snapshot is byte-identical; a snapshot being sent stays
+//     the one sent when a newer one is taken.
+//   - log.go, storage.go: the log's bounded cache, Storage and MemoryStorage.
 //   - membership.go, quorum.go: learners, joint consensus (C_old,new needs both majorities;
 //     the leader appends C_new by itself once C_old,new commits), a leader outside C_new
 //     steps down once it commits and hands over with MsgTimeoutNow. A membership takes

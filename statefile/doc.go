@@ -14,7 +14,16 @@
 //     Entries that conflict with the leader's are cut off durably before anything new
 //     is written; a snapshot lets whole segments be deleted, oldest first.
 //   - state-machine-snapshot/: the snapshot with a checksummed text header (`head` shows
-//     index, term and members), replaced atomically.
+//     index, term and members), replaced atomically. It is written from a stream, its
+//     size and CRC-32C computed as it goes and filled into the header at the end, so the
+//     state is never one byte slice; it is read back in pieces for sending, from a file
+//     kept open while a transfer lasts so that a newer snapshot does not pull it away. A
+//     snapshot arriving from the leader is written piece by piece to incoming.partial,
+//     which a restart resumes from, and renamed into place once whole and checked.
+//
+// The Store is also the node's raftcore.Storage: entries are read back from the log by
+// their offsets, only the bytes asked for, so the node keeps only recent entries in
+// memory.
 //
 // Recovery tells a crash apart from damage. A record cut short at the very end of the
 // last segment, with nothing or only zero-filled sectors after it, is an append that was

@@ -112,12 +112,12 @@ type Core struct {
 	now  Time
 	rand raftcore.Rand
 
-	applied, appliedTerm uint64
-	appliedMembers       raftcore.Membership // of the last applied membership entry (or snapshot)
-	lastSnapshot         uint64
-	saving               *SnapshotJob // handed out, not yet reported saved
-	snapRetryAt          Time
-	snapBackoff          int64
+	applied        uint64
+	appliedMembers raftcore.Membership // of the last applied membership entry (or snapshot)
+	lastSnapshot   uint64
+	saving         *SnapshotJob // handed out, not yet reported saved
+	snapRetryAt    Time
+	snapBackoff    int64
 
 	nextReadID uint64
 	nextCall   CallID
@@ -161,7 +161,7 @@ func New(cfg Config, st raftcore.State, kv *kvstore.Store) (*Core, error) {
 		return nil, fmt.Errorf("restore the node: %w", err)
 	}
 	c := &Core{cfg: cfg, id: cfg.Raft.ID, node: node, kv: kv, rand: cfg.Raft.Rand,
-		applied: st.Snapshot.Meta.Index, appliedTerm: st.Snapshot.Meta.Term,
+		applied:        st.Snapshot.Meta.Index,
 		appliedMembers: st.Snapshot.Meta.Members, lastSnapshot: st.Snapshot.Meta.Index,
 		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{},
 		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{},
@@ -271,7 +271,7 @@ func (c *Core) Advance(now Time, rd Ready) error {
 
 func (c *Core) installSnapshot(s raftcore.Snapshot, kv *kvstore.Store) {
 	c.kv = kv
-	c.applied, c.appliedTerm, c.lastSnapshot = s.Meta.Index, s.Meta.Term, s.Meta.Index
+	c.applied, c.lastSnapshot = s.Meta.Index, s.Meta.Index
 	c.appliedMembers = s.Meta.Members
 	c.logf("", "installed a snapshot at %d (term %d, %d bytes) from the leader", s.Meta.Index, s.Meta.Term, s.Size)
 	c.membersCommitted(s.Meta.Members)
@@ -285,7 +285,7 @@ func (c *Core) apply(ents []raftcore.Entry) {
 		if e.Index <= c.applied {
 			continue
 		}
-		c.applied, c.appliedTerm = e.Index, e.Term
+		c.applied = e.Index
 		var res kvstore.Result
 		switch {
 		case e.Type == raftcore.EntryMembership:
