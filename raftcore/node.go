@@ -538,6 +538,9 @@ type ProgressStatus struct {
 	RecentActive bool
 	// TicksSinceHeard counts ticks since the last message from the member.
 	TicksSinceHeard uint64
+	// SnapshotAcked and SnapshotSize tell how far a snapshot transfer is (state snapshot):
+	// bytes the member confirmed, of the whole.
+	SnapshotAcked, SnapshotSize uint64
 }
 
 // Status reports the node's state.
@@ -551,6 +554,9 @@ func (r *Node) Status() Status {
 		for id, pr := range r.prs {
 			ps := ProgressStatus{Match: pr.match, Next: pr.next, State: pr.state.String(),
 				RecentActive: pr.recentActive, TicksSinceHeard: r.ticks - pr.lastHeard}
+			if pr.state == stateSnapshot {
+				ps.SnapshotAcked, ps.SnapshotSize = pr.snapAcked, pr.snap.Size
+			}
 			if id == r.id {
 				ps.TicksSinceHeard = 0
 				ps.RecentActive = true

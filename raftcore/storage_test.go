@@ -63,6 +63,10 @@ func TestRuleSnapshotKeptWhileSent(t *testing.T) {
 	if in := c.nodes["n3"].node.incoming; in == nil || in.Have != 9 {
 		t.Fatalf("n3 should hold 9 bytes; chunks %v", *chunks)
 	}
+	// the leader's status tells how far the transfer is
+	if p := r.st("n1").Progress["n3"]; p.State != "snapshot" || p.SnapshotAcked != 9 || p.SnapshotSize != 16 {
+		t.Fatalf("leader's progress of n3: %+v, want snapshot 9 of 16 bytes", p)
+	}
 	for i := 0; i < 10; i++ {
 		if !c.propose("n1", []byte{byte(100 + i)}) {
 			t.Fatal("propose")

@@ -321,12 +321,7 @@ func keyOf(s raftcore.Snapshot) snapKey {
 // read fills p from snapshot s at off; path is where the current snapshot lives.
 func (r *snapshotReaders) read(path string, s raftcore.Snapshot, off uint64, p []byte) error {
 	now := time.Now()
-	for k, o := range r.open {
-		if now.Sub(o.lastRead) > snapshotReaderIdle {
-			o.f.Close()
-			delete(r.open, k)
-		}
-	}
+	r.sweep(now)
 	o := r.open[keyOf(s)]
 	if o == nil {
 		f, got, hlen, err := openSnapshotFile(path)
@@ -352,6 +347,17 @@ func (r *snapshotReaders) read(path string, s raftcore.Snapshot, off uint64, p [
 		return fmt.Errorf("read snapshot at %d: %w", s.Meta.Index, err)
 	}
 	return nil
+}
+
+// sweep closes the files not read for snapshotReaderIdle: a replaced snapshot's space
+// is given back once no transfer reads it any more.
+func (r *snapshotReaders) sweep(now time.Time) {
+	for k, o := range r.open {
+		if now.Sub(o.lastRead) > snapshotReaderIdle {
+			o.f.Close()
+			delete(r.open, k)
+		}
+	}
 }
 
 func (r *snapshotReaders) close() {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"lite-raft/raftcore"
 )
@@ -190,6 +191,7 @@ func (s *Store) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) 
 			return err
 		}
 		s.snap = p.snap
+		s.readers.sweep(time.Now())
 		if keepFrom > 1 {
 			return s.log.CompactTo(keepFrom - 1)
 		}

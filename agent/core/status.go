@@ -31,6 +31,9 @@ type MemberStatus struct {
 	Lag           uint64 `json:"lag"`
 	State         string `json:"state"`
 	LastContactMs int64  `json:"last_contact_ms"`
+	// SnapshotBytes of SnapshotSize: how far a snapshot being sent to it is
+	SnapshotBytes uint64 `json:"snapshot_bytes,omitempty"`
+	SnapshotSize  uint64 `json:"snapshot_size,omitempty"`
 }
 
 // Status reports this node's state, and on the leader its view of every member.
@@ -59,7 +62,8 @@ func (c *Core) Status() Status {
 			role = "learner"
 		}
 		ms := MemberStatus{Name: string(id), Role: role, Match: p.Match, State: state,
-			LastContactMs: int64(p.TicksSinceHeard) * c.cfg.TickMs}
+			LastContactMs: int64(p.TicksSinceHeard) * c.cfg.TickMs,
+			SnapshotBytes: p.SnapshotAcked, SnapshotSize: p.SnapshotSize}
 		if st.LastIndex > p.Match {
 			ms.Lag = st.LastIndex - p.Match
 		}

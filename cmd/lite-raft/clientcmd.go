@@ -332,7 +332,12 @@ func printStatus(w io.Writer, st agent.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tROLE\tMATCH\tLAG\tSTATE\tLAST CONTACT")
 	for _, n := range st.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", n.Name, n.Role, n.Match, n.Lag, n.State,
+		state := n.State
+		if n.SnapshotSize > 0 {
+			// a transfer can take a while: show how far it is
+			state = fmt.Sprintf("%s %.1f/%.1f MB", state, float64(n.SnapshotBytes)/1e6, float64(n.SnapshotSize)/1e6)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", n.Name, n.Role, n.Match, n.Lag, state,
 			(time.Duration(n.LastContactMs) * time.Millisecond).String())
 	}
 	tw.Flush()
