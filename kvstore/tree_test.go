@@ -168,3 +168,17 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	*w += countingWriter(len(p))
 	return len(p), nil
 }
+
+// BenchmarkRestore reads the same 200,000 keys back from a stream, as an agent does at
+// start and when it installs a snapshot from the leader.
+func BenchmarkRestore(b *testing.B) {
+	s, _ := fill(b, 200_000)
+	data := s.Snapshot()
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Restore(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
