@@ -92,7 +92,7 @@ type callDone struct {
 // snapDone is a snapshot written away from the loop, to commit on it.
 type snapDone struct {
 	snap   raftcore.Snapshot
-	commit func(keepFrom uint64) error
+	commit func() error
 	err    error
 }
 
@@ -305,9 +305,7 @@ func (a *Agent) handleEvent(ev event) {
 	case ev.snap != nil:
 		err := ev.snap.err
 		if err == nil {
-			// the rename and the log's compaction: quick, and the loop's
-			index := ev.snap.snap.Meta.Index
-			err = ev.snap.commit(index + 1 - min(a.keepEntries(), index))
+			err = ev.snap.commit() // the rename: quick, and the loop's
 		}
 		a.core.SnapshotSaved(now, ev.snap.snap, err)
 	}
@@ -347,6 +345,11 @@ func (a *Agent) processReady() error {
 		}
 		if rd.Members != nil {
 			a.membersChanged(*rd.Members)
+		}
+		if rd.CompactLog > 0 {
+			if err := a.store.CompactLog(rd.CompactLog); err != nil {
+				return fmt.Errorf("compact the log: %w", err)
+			}
 		}
 		if err := a.core.Advance(a.now(), rd); err != nil {
 			return err

@@ -56,7 +56,7 @@ func (m *MemStorage) ReadSnapshot(s raftcore.Snapshot, off uint64, p []byte) err
 	return m.store.ReadSnapshot(s, off, p)
 }
 
-func (m *MemStorage) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) error) (raftcore.Snapshot, func(uint64) error, error) {
+func (m *MemStorage) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) error) (raftcore.Snapshot, func() error, error) {
 	m.mu.Lock()
 	fail := m.FailCompact
 	m.mu.Unlock()
@@ -68,15 +68,22 @@ func (m *MemStorage) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Wri
 		return raftcore.Snapshot{}, nil, err
 	}
 	s := raftcore.SnapshotOf(meta, b.Bytes())
-	return s, func(keepFrom uint64) error {
+	return s, func() error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if cur, _ := m.store.Snapshot(); s.Meta.Index <= cur.Meta.Index {
 			return fmt.Errorf("compact to %d: a newer snapshot (%d) is stored", s.Meta.Index, cur.Meta.Index)
 		}
-		m.store.Compact(s, b.Bytes(), keepFrom)
+		m.store.TakeSnapshot(s, b.Bytes())
 		return nil
 	}, nil
+}
+
+func (m *MemStorage) CompactLog(keepFrom uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.store.CompactLog(keepFrom)
+	return nil
 }
 
 func (m *MemStorage) SnapshotData() (io.ReadCloser, raftcore.Snapshot, error) {

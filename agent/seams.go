@@ -46,8 +46,10 @@ type Storage interface {
 	Save(hs *raftcore.HardState, chunks []raftcore.SnapshotChunk, snap *raftcore.Snapshot, ents []raftcore.Entry) error
 	// WriteSnapshot streams what write produces into a snapshot at meta beside the current
 	// one and makes it durable, on any goroutine; the commit it returns, called on the
-	// loop, puts it in place and drops the log before keepFrom.
-	WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) error) (raftcore.Snapshot, func(keepFrom uint64) error, error)
+	// loop, puts it in place.
+	WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) error) (raftcore.Snapshot, func() error, error)
+	// CompactLog drops the log before keepFrom.
+	CompactLog(keepFrom uint64) error
 	// SnapshotData reads the stored snapshot's data back (to load the state machine).
 	SnapshotData() (io.ReadCloser, raftcore.Snapshot, error)
 	// SaveCommit records a hint of the commit index for the next start (not fsynced).

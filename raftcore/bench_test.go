@@ -90,10 +90,12 @@ func BenchmarkCommit3Nodes(b *testing.B) {
 						b.Fatal(err)
 					}
 					s := SnapshotOf(meta, nil)
-					stores[n.id].Compact(s, nil, a+1)
-					if err := n.Compact(s); err != nil {
+					keepFrom, err := n.Compact(s)
+					if err != nil {
 						b.Fatal(err)
 					}
+					stores[n.id].TakeSnapshot(s, nil)
+					stores[n.id].CompactLog(keepFrom)
 				}
 			}
 			compacted = applied

@@ -536,13 +536,15 @@ func (c *cluster) compact(id NodeID) bool {
 		return false
 	}
 	s := SnapshotOf(meta, data)
-	// the application stores the snapshot durably, then drops the log prefix
-	keep := sn.node.cfg.KeepEntries
-	sn.store.Compact(s, data, meta.Index+1-min(keep, meta.Index))
-	if err := sn.node.Compact(s); err != nil {
+	// the application stores the snapshot durably, then drops the log prefix the node
+	// no longer needs
+	sn.store.TakeSnapshot(s, data)
+	keepFrom, err := sn.node.Compact(s)
+	if err != nil {
 		c.fail("%s: compact to %d: %v", id, meta.Index, err)
 		return false
 	}
+	sn.store.CompactLog(keepFrom)
 	c.logf("compact %s at %d", id, meta.Index)
 	return true
 }

@@ -22,6 +22,9 @@ type raftLog struct {
 	snap    Snapshot // everything up to snap.Meta.Index is compacted into it
 	first   uint64   // first entry held (in Storage or the cache); at most snap.Meta.Index+1
 	terms   []uint64 // terms[i] is the term of entry first+i
+	// the term of entry first-1, when known (prevOK): an append starting at first needs it
+	prevTerm uint64
+	prevOK   bool
 
 	// memberships are the membership entries after the snapshot, in index order: the
 	// membership in force, and the one at any index, are read from them.
@@ -59,6 +62,8 @@ func (l *raftLog) term(i uint64) (uint64, bool) {
 	switch {
 	case i == l.snap.Meta.Index:
 		return l.snap.Meta.Term, true
+	case i+1 == l.first && l.prevOK:
+		return l.prevTerm, true
 	case i < l.first || i > l.lastIndex():
 		return 0, false
 	}
@@ -243,6 +248,7 @@ func (l *raftLog) commitTo(i uint64) bool {
 func (l *raftLog) restore(s Snapshot) {
 	l.snap = s
 	l.first = s.Meta.Index + 1
+	l.prevTerm, l.prevOK = s.Meta.Term, true
 	l.terms, l.cache, l.cacheBytes, l.memberships = nil, nil, 0, nil
 	l.committed = s.Meta.Index
 	l.stable = s.Meta.Index
@@ -258,6 +264,9 @@ func (l *raftLog) restore(s Snapshot) {
 // available for followers.
 func (l *raftLog) compact(s Snapshot, keepFrom uint64) {
 	keepFrom = min(max(keepFrom, l.first), s.Meta.Index+1)
+	if keepFrom > l.first {
+		l.prevTerm, l.prevOK = l.terms[keepFrom-1-l.first], true
+	}
 	l.terms = append([]uint64(nil), l.terms[keepFrom-l.first:]...)
 	l.first = keepFrom
 	if cf := l.cacheFirst(); cf < keepFrom {

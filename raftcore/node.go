@@ -172,6 +172,9 @@ func NewNode(cfg Config, st State) (*Node, error) {
 	r := &Node{id: cfg.ID, cfg: cfg, term: st.HardState.Term, vote: st.HardState.Vote}
 	r.log = raftLog{storage: cfg.Storage, snap: st.Snapshot, first: first,
 		terms: slices.Clone(st.Terms), maxCache: cfg.MaxCacheBytes}
+	if first == snapIndex+1 {
+		r.log.prevTerm, r.log.prevOK = st.Snapshot.Meta.Term, true
+	}
 	last := r.log.lastIndex()
 	for _, e := range st.Memberships {
 		if e.Index <= snapIndex || e.Index > last || e.Type != EntryMembership || !r.log.matchTerm(e.Index, e.Term) {

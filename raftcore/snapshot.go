@@ -9,30 +9,40 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Compact records that the application made s durable: a snapshot of its state as of
 // s.Meta.Index (which it has applied), whose metadata it had from SnapshotMetaAt. The log
-// before s.Meta.Index+1-KeepEntries is dropped. Followers that need dropped entries are
-// sent this snapshot, read back through Storage.
-func (r *Node) Compact(s Snapshot) error {
+// before the returned index is dropped; the caller drops it from Storage too. Followers
+// that need dropped entries are sent this snapshot, read back through Storage.
+//
+// The log keeps KeepEntries before the snapshot, and on a leader everything after the
+// snapshot an active follower is being sent: that follower needs those entries once it
+// holds the snapshot, and a leader taking snapshots faster than one can be sent would
+// otherwise send snapshot after snapshot.
+func (r *Node) Compact(s Snapshot) (keepFrom uint64, err error) {
 	index := s.Meta.Index
 	if index <= r.log.snap.Meta.Index {
-		return fmt.Errorf("compact to %d: %w (snapshot at %d)", index, ErrCompacted, r.log.snap.Meta.Index)
+		return 0, fmt.Errorf("compact to %d: %w (snapshot at %d)", index, ErrCompacted, r.log.snap.Meta.Index)
 	}
 	if index > r.log.applied {
-		return fmt.Errorf("compact to %d: %w (applied only %d)", index, ErrUnavailable, r.log.applied)
+		return 0, fmt.Errorf("compact to %d: %w (applied only %d)", index, ErrUnavailable, r.log.applied)
 	}
 	want, err := r.SnapshotMetaAt(index)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if s.Meta.Term != want.Term || string(EncodeMembership(s.Meta.Members)) != string(EncodeMembership(want.Members)) {
-		return fmt.Errorf("compact to %d: the snapshot says term %d, members %s; the log says term %d, members %s",
+		return 0, fmt.Errorf("compact to %d: the snapshot says term %d, members %s; the log says term %d, members %s",
 			index, s.Meta.Term, s.Meta.Members, want.Term, want.Members)
 	}
-	keepFrom := uint64(1)
+	keepFrom = 1
 	if index+1 > r.cfg.KeepEntries {
 		keepFrom = index + 1 - r.cfg.KeepEntries
 	}
+	for id, pr := range r.prs {
+		if id != r.id && pr.state == stateSnapshot && pr.recentActive {
+			keepFrom = min(keepFrom, pr.snap.Meta.Index+1)
+		}
+	}
 	r.log.compact(s, keepFrom)
-	return nil
+	return r.log.first, nil
 }
 
 // SnapshotMetaAt returns the metadata of a snapshot at index, which must be applied and

@@ -150,10 +150,11 @@ func (m *MemoryStorage) Install(s Snapshot) error {
 	return nil
 }
 
-// Compact stores a snapshot the node took of its own state and drops the entries before
-// keepFrom.
-func (m *MemoryStorage) Compact(s Snapshot, data []byte, keepFrom uint64) {
-	m.setSnapshot(s, data)
+// TakeSnapshot stores a snapshot the node took of its own state.
+func (m *MemoryStorage) TakeSnapshot(s Snapshot, data []byte) { m.setSnapshot(s, data) }
+
+// CompactLog drops the entries before keepFrom (what Node.Compact returned).
+func (m *MemoryStorage) CompactLog(keepFrom uint64) {
 	if keepFrom > m.first {
 		n := min(keepFrom-m.first, uint64(len(m.ents)))
 		m.ents = slices.Clone(m.ents[n:])

@@ -206,7 +206,7 @@ func benchSnapStore(b *testing.B) *Store {
 	return s
 }
 
-func benchSnapWrite(s *Store, index uint64) (raftcore.Snapshot, func(uint64) error, error) {
+func benchSnapWrite(s *Store, index uint64) (raftcore.Snapshot, func() error, error) {
 	piece := make([]byte, 64<<10)
 	for i := range piece {
 		piece[i] = byte(i)
@@ -230,7 +230,7 @@ func BenchmarkSnapshotWriteStreamed(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := commit(0); err != nil {
+		if err := commit(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -242,7 +242,7 @@ func BenchmarkSnapshotReadPieces(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := commit(0); err != nil {
+	if err := commit(); err != nil {
 		b.Fatal(err)
 	}
 	p := make([]byte, 1<<20)
@@ -263,7 +263,7 @@ func BenchmarkSnapshotReceive(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := commit(0); err != nil {
+	if err := commit(); err != nil {
 		b.Fatal(err)
 	}
 	follower := benchSnapStore(b)

@@ -44,7 +44,10 @@ func takeSnapshot(t *testing.T, s *Store, index, term uint64, data []byte) raftc
 	if snap.Size != uint64(len(data)) || snap.Checksum != checksum(data) {
 		t.Fatalf("snapshot described as %d bytes, crc %08x; want %d, %08x", snap.Size, snap.Checksum, len(data), checksum(data))
 	}
-	if err := commit(index + 1); err != nil {
+	if err := commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompactLog(index + 1); err != nil {
 		t.Fatal(err)
 	}
 	return snap

@@ -209,7 +209,10 @@ func (s *Store) Compact(snap testSnap) error {
 	if err != nil {
 		return err
 	}
-	return commit(snap.Meta.Index + 1)
+	if err := commit(); err != nil {
+		return err
+	}
+	return s.CompactLog(snap.Meta.Index + 1)
 }
 
 // InstallSnapshot receives snap from a leader in pieces of piece bytes and installs it.

@@ -172,9 +172,10 @@ var ErrStaleSnapshot = errors.New("a newer snapshot was stored meanwhile")
 // write produces to a file beside the current snapshot and fsyncing it, touching nothing
 // else; it may run on another goroutine than the one appending to the log. It returns
 // the snapshot's description and a commit to call on the log's goroutine, which puts it
-// in place and drops the log segments wholly before keepFrom; if a newer snapshot was
-// installed meanwhile, the commit throws this one away and returns ErrStaleSnapshot.
-func (s *Store) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) error) (raftcore.Snapshot, func(keepFrom uint64) error, error) {
+// in place; if a newer snapshot was installed meanwhile, the commit throws this one away
+// and returns ErrStaleSnapshot. The log is left as it is: CompactLog drops what Raft no
+// longer needs.
+func (s *Store) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) error) (raftcore.Snapshot, func() error, error) {
 	if s.opts.ReadOnly {
 		return raftcore.Snapshot{}, nil, errors.New("store opened read-only")
 	}
@@ -182,7 +183,7 @@ func (s *Store) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) 
 	if err != nil {
 		return raftcore.Snapshot{}, nil, err
 	}
-	return p.snap, func(keepFrom uint64) error {
+	return p.snap, func() error {
 		if meta.Index <= s.snap.Meta.Index && s.snap.Meta.Index != 0 {
 			p.discard()
 			return fmt.Errorf("compact to %d: %w (the snapshot is at %d)", meta.Index, ErrStaleSnapshot, s.snap.Meta.Index)
@@ -192,11 +193,20 @@ func (s *Store) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) 
 		}
 		s.snap = p.snap
 		s.readers.sweep(time.Now())
-		if keepFrom > 1 {
-			return s.log.CompactTo(keepFrom - 1)
-		}
 		return nil
 	}, nil
+}
+
+// CompactLog drops the log segments wholly before keepFrom, which must be at most one
+// past the snapshot's index.
+func (s *Store) CompactLog(keepFrom uint64) error {
+	if keepFrom > s.snap.Meta.Index+1 {
+		return fmt.Errorf("compact the log to %d: the snapshot is at %d", keepFrom, s.snap.Meta.Index)
+	}
+	if keepFrom <= 1 {
+		return nil
+	}
+	return s.log.CompactTo(keepFrom - 1)
 }
 
 // ReplaceWithSnapshot makes what write produces the snapshot at meta and drops the whole

@@ -72,6 +72,9 @@ type Ready struct {
 	// the loop: its State is a clone the loop goes on without. Report the end with
 	// SnapshotSaved; the log is compacted only then.
 	SaveSnapshot *SnapshotJob
+	// CompactLog, when set, is where the log now starts: drop what is before it from
+	// Storage (a snapshot was saved and Raft let go of those entries).
+	CompactLog uint64
 	// Restored is for the driver to fill: when Snapshot is set (a snapshot from the leader,
 	// installed by the Save of this Ready), the state machine loaded from it, before
 	// Advance.
@@ -224,7 +227,7 @@ func (c *Core) LeaderGone(now Time, peer raftcore.NodeID) {
 func (c *Core) HasReady() bool {
 	o := &c.out
 	return c.node.HasReady() || len(o.Replies) > 0 || len(o.Calls) > 0 || len(o.Runs) > 0 ||
-		o.SaveSnapshot != nil || o.Members != nil || len(o.Logs) > 0
+		o.SaveSnapshot != nil || o.Members != nil || len(o.Logs) > 0 || o.CompactLog > 0
 }
 
 // Ready hands out the work accumulated since the last call.
@@ -383,10 +386,12 @@ func (c *Core) SnapshotSaved(now Time, snap raftcore.Snapshot, err error) {
 	if index <= c.node.Status().Snapshot.Index {
 		return // a snapshot from the leader came meanwhile
 	}
-	if err := c.node.Compact(snap); err != nil {
+	keepFrom, err := c.node.Compact(snap)
+	if err != nil {
 		c.logf("", "compact the log to %d: %v", index, err)
 		return
 	}
+	c.out.CompactLog = keepFrom
 	c.logf("", "snapshot at %d (term %d, %d keys, %d bytes)", index, s.Meta.Term, s.State.Len(), snap.Size)
 }
 

@@ -513,6 +513,9 @@ func (s *sim) persist(n *simNode, rd Ready) {
 		}
 		s.committed[e.Index] = h.Sum64()
 	}
+	if rd.CompactLog > 0 {
+		n.disk.store.CompactLog(rd.CompactLog)
+	}
 	if err := n.core.Advance(s.now, rd); err != nil {
 		s.violate("%s: advance: %v", n.id, err)
 		return
@@ -532,7 +535,7 @@ func (s *sim) persist(n *simNode, rd Ready) {
 			case job.Meta.Index <= n.disk.store.State(n.disk.hs).Snapshot.Meta.Index:
 				err = fmt.Errorf("a newer snapshot is stored")
 			default:
-				n.disk.store.Compact(snap, data, job.Meta.Index+1-min(s.keep, job.Meta.Index))
+				n.disk.store.TakeSnapshot(snap, data)
 				s.stats.snapshots++
 			}
 			n.core.SnapshotSaved(s.now, snap, err)
