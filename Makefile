@@ -8,12 +8,17 @@ export CGO_ENABLED := 0
 # exported so that tests build the same binary
 export GOFLAGS := -tags=urfave_cli_no_docs
 
-.PHONY: all build test test-deps bench bench-etcd bench-micro demo dist lint clean torture
+.PHONY: all build test test-deps bench bench-etcd bench-scale bench-micro demo dist lint clean torture
 
 # make torture DURATION=30m: the linearizability torture test, longer
 DURATION ?= 30m
 # make bench BENCH_DURATION=5s: how long each workload runs on each system
 BENCH_DURATION ?= 10s
+# make bench-scale SCALE_KEYS=100000: keys of 1 KB the scale workload fills (500 MB by
+# default; each system holds them in every member, so size it to the machine's memory),
+# and how long it then measures the 64-client load
+SCALE_KEYS ?= 500000
+SCALE_DURATION ?= 30s
 
 all: build
 
@@ -37,7 +42,12 @@ test-deps:
 # make bench: lite-raft (3 harness hosts) against etcd (3 members on loopback) in one
 # run, with ratios; ETCD=no for lite-raft alone, DURATION=10s per workload (as root)
 bench: build
-	GO=$(GO) DURATION=$(BENCH_DURATION) scripts/bench.sh
+	GO=$(GO) DURATION=$(BENCH_DURATION) SCALE_KEYS=$(SCALE_KEYS) SCALE_DURATION=$(SCALE_DURATION) scripts/bench.sh
+
+# the scale workload alone (the last one of make bench): fill SCALE_KEYS keys of 1 KB on
+# both systems, then load, memory, a follower's catch-up and a new member at that size
+bench-scale: build
+	GO=$(GO) ONLY=scale SCALE_KEYS=$(SCALE_KEYS) SCALE_DURATION=$(SCALE_DURATION) scripts/bench.sh
 
 # the same (etcd is in make bench unless ETCD=no); the name the issue asked for
 bench-etcd: bench

@@ -2,14 +2,20 @@
 # make bench: lite-raft on a three-host harness cluster against etcd (Debian's
 # etcd-server, three members on loopback), the same workloads in one run, and the ratios.
 # Needs root (network namespaces, sshd). ETCD=no runs lite-raft alone; DURATION sets each
-# workload's length; BENCH_ARGS passes more flags to clusterbench (see its -help).
+# workload's length; ONLY=scale (or another comma-separated list) runs only those
+# workloads; SCALE_KEYS and SCALE_DURATION size the scale workload; BENCH_ARGS passes more
+# flags to clusterbench (see its -help).
 set -eu
 GO=${GO:-go}
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lite-raft-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-args=(--lite-raft . --duration "${DURATION:-10s}" --json "${BENCH_JSON:-bench-results.json}")
+args=(--lite-raft . --duration "${DURATION:-10s}" --json "${BENCH_JSON:-bench-results.json}"
+	--scale-keys "${SCALE_KEYS:-500000}" --scale-duration "${SCALE_DURATION:-30s}")
+if [ -n "${ONLY:-}" ]; then
+	args+=(--only "$ONLY")
+fi
 if [ "${ETCD:-yes}" != no ]; then
 	if ! command -v etcd >/dev/null 2>&1; then
 		if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,12 +31,17 @@ var (
 	duration  = flag.Duration("duration", 10*time.Second, "how long each workload runs on each system")
 	etcdLoad  = flag.String("etcdload", "", "the etcdload `BINARY` (bench/etcdload): also run every workload against etcd; empty: lite-raft only")
 	etcdBin   = flag.String("etcd", "/usr/bin/etcd", "the etcd server `BINARY`")
-	only      = flag.String("only", "", "comma-separated workload names to run (set1, set16, set64, get64, cas64, failover, wall); empty: all")
+	only      = flag.String("only", "", "comma-separated workload names to run (set1, set16, set64, get64, cas64, wall, failover, scale); empty: all")
 	wallRuns  = flag.Int("wall-runs", 200, "how many `./lite-raft-client set` processes to time")
 	jsonOut   = flag.String("json", "", "also write every figure to this `FILE` as JSON")
 	keepGoing = flag.Bool("keep", false, "leave the clusters running after the report (Ctrl-C ends them)")
 	profDir   = flag.String("cpuprofile", "", "run lite-raft's agents with --cpuprofile, writing DIR/hostN.prof (read them with go tool pprof)")
+	logsDir   = flag.String("logs", "", "keep the servers' logs: every host's message-log/ in DIR/hostN/, etcd's in DIR/etcd/ (the clusters' folders are removed at the end)")
 )
+
+// electionTimeout is both systems' (lite-raft's conf/election_timeout, etcd's
+// --election-timeout); the scale workload's latency target is one of it.
+const electionTimeout = time.Second
 
 // workload is one line of the report.
 type workload struct {
@@ -74,6 +80,8 @@ type report struct {
 	// Go process, costs here
 	TrueP50    float64 `json:"bin_true_wall_p50_ms,omitempty"`
 	EmptyGoP50 float64 `json:"empty_go_wall_p50_ms,omitempty"`
+	// the scale workload (issue 14)
+	Scale *scaleReport `json:"scale,omitempty"`
 }
 
 func main() {
@@ -157,6 +165,9 @@ func run() error {
 			rep.EtcdFailoverMs = ms(gap)
 		}
 	}
+	if wanted("scale") {
+		rep.Scale = runScale(lc, ec)
+	}
 	rep.print(os.Stdout)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
@@ -174,11 +185,21 @@ func run() error {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "\nmachine: %s\nlite-raft %s; %s per workload; 3 members, fsync on, election timeout 1 s\n\n", r.Machine, r.Version, r.Duration)
-	if r.Etcd != nil {
+	perWorkload := ""
+	if len(r.Lite) > 0 {
+		perWorkload = r.Duration + " per workload; "
+	}
+	fmt.Fprintf(w, "\nmachine: %s\nlite-raft %s; %s3 members, fsync on, election timeout %v\n", r.Machine, r.Version, perWorkload, electionTimeout)
+	if len(r.Lite) > 0 {
+		fmt.Fprintln(w)
+	}
+	// no header when no workload of the table ran (--only scale, say)
+	switch {
+	case len(r.Lite) == 0:
+	case r.Etcd != nil:
 		fmt.Fprintln(w, "| workload | lite-raft ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | ops/s ratio | p50 ratio |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-	} else {
+	default:
 		fmt.Fprintln(w, "| workload | lite-raft ops/s | p50 ms | p99 ms |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|")
 	}
@@ -207,11 +228,7 @@ func (r *report) print(w io.Writer) {
 	// the targets of issue 8, as ratios within this run
 	var checks []string
 	check := func(what string, ok bool, got string) {
-		mark := "met"
-		if !ok {
-			mark = "NOT met"
-		}
-		checks = append(checks, fmt.Sprintf("  %-52s %-8s (%s)", what, mark, got))
+		checks = append(checks, formatTarget(target{What: what, State: metOrNot(ok), Got: got}))
 	}
 	if l, e := r.Lite["set64"], r.Etcd["set64"]; l != nil && e != nil {
 		check("writes, 64 clients: >= 1.2x etcd's ops/s", l.OpsPerS >= 1.2*e.OpsPerS, fmt.Sprintf("%.2fx", l.OpsPerS/e.OpsPerS))
@@ -231,6 +248,9 @@ func (r *report) print(w io.Writer) {
 	}
 	if len(checks) > 0 {
 		fmt.Fprintf(w, "\ntargets:\n%s\n", strings.Join(checks, "\n"))
+	}
+	if r.Scale != nil {
+		r.Scale.print(w)
 	}
 }
 
@@ -305,7 +325,8 @@ func startLite(dir string) (*liteCluster, error) {
 		return nil, err
 	}
 	os.Mkdir(filepath.Join(tmpl, "conf"), 0o755)
-	for name, v := range map[string]string{"cluster_nodes": "host1 host2 host3", "election_timeout": "1"} {
+	for name, v := range map[string]string{"cluster_nodes": "host1 host2 host3",
+		"election_timeout": strconv.FormatFloat(electionTimeout.Seconds(), 'g', -1, 64)} {
 		if err := os.WriteFile(filepath.Join(tmpl, "conf", name), []byte(v+"\n"), 0o644); err != nil {
 			lc.close()
 			return nil, err
@@ -313,6 +334,7 @@ func startLite(dir string) (*liteCluster, error) {
 	}
 	logf("starting 4 harness hosts (3 members, 1 client)")
 	lc.c, err = harness.Start(4, harness.Options{Template: tmpl, Timeout: *duration + 3*time.Minute})
+	// the scale workload adds a fifth host (AddHost) when it adds a member
 	if err != nil {
 		lc.close()
 		return nil, err
@@ -369,10 +391,42 @@ func (lc *liteCluster) close() {
 			}
 		}
 	}
+	if lc.c != nil && *logsDir != "" {
+		for _, h := range lc.c.Hosts {
+			// the client host runs no agent and has no logs
+			if err := copyFiles(filepath.Join(h.Dir, "message-log"), filepath.Join(*logsDir, h.Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				logf("keeping %s's logs: %v", h.Name, err)
+			}
+		}
+	}
 	if lc.c != nil {
 		lc.c.Close()
 	}
 	os.RemoveAll(lc.tmpl)
+}
+
+// copyFiles copies the regular files directly in src to dst (created if need be).
+func copyFiles(src, dst string) error {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (lc *liteCluster) status(h *harness.Host) (agent.Status, error) {
@@ -598,42 +652,35 @@ warmup:
 
 type etcdCluster struct {
 	dir   string
+	bin   string
 	load  string
 	eps   []string
 	procs []*exec.Cmd
+	// args are each member's command line, to start it again after a stop
+	args [][]string
 }
+
+// etcdPeerURL and etcdEndpoint are member i's (from 1) addresses.
+func etcdPeerURL(i int) string  { return fmt.Sprintf("http://127.0.0.1:%d", 23800+i) }
+func etcdEndpoint(i int) string { return fmt.Sprintf("127.0.0.1:%d", 23790+i) }
 
 func startEtcd(bin, load string) (*etcdCluster, error) {
 	dir, err := os.MkdirTemp("", "clusterbench-etcd-")
 	if err != nil {
 		return nil, err
 	}
-	ec := &etcdCluster{dir: dir, load: load}
+	ec := &etcdCluster{dir: dir, bin: bin, load: load}
 	var initial []string
 	for i := 1; i <= 3; i++ {
-		initial = append(initial, fmt.Sprintf("e%d=http://127.0.0.1:%d", i, 23800+i))
-		ec.eps = append(ec.eps, fmt.Sprintf("127.0.0.1:%d", 23790+i))
+		initial = append(initial, fmt.Sprintf("e%d=%s", i, etcdPeerURL(i)))
+		ec.eps = append(ec.eps, etcdEndpoint(i))
 	}
 	logf("starting 3 etcd members on loopback (%s), data in %s", strings.Join(ec.eps, " "), dir)
 	for i := 1; i <= 3; i++ {
-		peer, cl := fmt.Sprintf("http://127.0.0.1:%d", 23800+i), "http://"+ec.eps[i-1]
-		cmd := exec.Command(bin, "--name", fmt.Sprintf("e%d", i), "--data-dir", filepath.Join(dir, fmt.Sprintf("e%d", i)),
-			"--listen-client-urls", cl, "--advertise-client-urls", cl,
-			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
-			"--initial-cluster-token", "clusterbench", "--heartbeat-interval", "100", "--election-timeout", "1000",
-			"--log-level", "error")
-		logFile, err := os.Create(filepath.Join(dir, fmt.Sprintf("e%d.log", i)))
-		if err != nil {
+		if err := ec.startMember(i, strings.Join(initial, ","), "new"); err != nil {
 			ec.close()
 			return nil, err
 		}
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		if err := cmd.Start(); err != nil {
-			ec.close()
-			return nil, fmt.Errorf("start %s: %w", bin, err)
-		}
-		ec.procs = append(ec.procs, cmd)
 	}
 	if _, err := ec.leader(); err != nil {
 		ec.close()
@@ -642,11 +689,52 @@ func startEtcd(bin, load string) (*etcdCluster, error) {
 	return ec, nil
 }
 
+// startMember starts member i (from 1), e<i>, its data in ec.dir/e<i>, and records it as
+// ec.procs[i-1] (appending when it is new). Its output is appended to ec.dir/e<i>.log.
+func (ec *etcdCluster) startMember(i int, initialCluster, state string) error {
+	name, peer, cl := fmt.Sprintf("e%d", i), etcdPeerURL(i), "http://"+etcdEndpoint(i)
+	args := []string{"--name", name, "--data-dir", filepath.Join(ec.dir, name),
+		"--listen-client-urls", cl, "--advertise-client-urls", cl,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", initialCluster, "--initial-cluster-state", state,
+		"--initial-cluster-token", "clusterbench", "--heartbeat-interval", "100", "--election-timeout", strconv.FormatInt(electionTimeout.Milliseconds(), 10),
+		// the scale workload keeps every revision of 500 MB of data (etcd compacts
+		// nothing by default): the default 2 GiB quota could stop it midway with "database
+		// space exceeded", a limit and not a cost, so it is raised to etcd's suggested maximum
+		"--quota-backend-bytes", strconv.FormatInt(8<<30, 10),
+		"--log-level", "error"}
+	if i <= len(ec.args) {
+		args = ec.args[i-1] // a restart: the same command line (etcd ignores the initial-* flags then)
+	}
+	logFile, err := os.OpenFile(filepath.Join(ec.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	cmd := exec.Command(ec.bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", ec.bin, err)
+	}
+	if i <= len(ec.procs) {
+		ec.procs[i-1] = cmd
+	} else {
+		ec.procs, ec.args = append(ec.procs, cmd), append(ec.args, args)
+	}
+	return nil
+}
+
 func (ec *etcdCluster) close() {
 	for _, p := range ec.procs {
-		if p.Process != nil {
+		if p.Process != nil && p.ProcessState == nil {
 			p.Process.Kill()
 			p.Wait()
+		}
+	}
+	if *logsDir != "" {
+		// the data folders hold the logs (e1.log ...) beside the members' data
+		if err := copyFiles(ec.dir, filepath.Join(*logsDir, "etcd")); err != nil {
+			logf("keeping etcd's logs: %v", err)
 		}
 	}
 	os.RemoveAll(ec.dir)
@@ -729,6 +817,14 @@ func (ec *etcdCluster) failover() (time.Duration, error) {
 	if err := ec.procs[lead].Process.Kill(); err != nil {
 		return 0, err
 	}
+	// the killed member back once the probe is done, as lite-raft's failover does, so
+	// that later workloads (scale) have three members again
+	defer func() {
+		ec.procs[lead].Wait()
+		if err := ec.startMember(lead+1, "", "new"); err != nil {
+			logf("etcd: restarting e%d after the failover: %v", lead+1, err)
+		}
+	}()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		return 0, fmt.Errorf("etcdload --failover-probe: %w", err)

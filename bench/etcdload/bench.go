@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -155,7 +154,7 @@ func runBench(cfg config, stdout, errw io.Writer) error {
 
 	r := &benchRun{cfg: cfg, keys: make([]string, cfg.keys)}
 	for i := range r.keys {
-		r.keys[i] = "bench/k" + strconv.Itoa(i)
+		r.keys[i] = benchreport.FillKey(cfg.keyPrefix, i)
 	}
 	for i := range cfg.clients {
 		w := &worker{cl: conns[i%len(conns)],
@@ -232,4 +231,56 @@ func printSummary(w io.Writer, s benchreport.Summary) {
 		s.Ops, s.DurationS, s.OpsPerS, s.Clients, s.Conns, s.Mix)
 	fmt.Fprintf(w, "p50 %.3fms  p99 %.3fms  max %.3fms  errors %d (timeouts %d)\n",
 		s.P50Ms, s.P99Ms, s.MaxMs, s.Errors, s.Timeouts)
+}
+
+// runFill puts every key once (--fill) and prints what benchreport.Fill measured, as
+// `lite-raft bench --fill` does: a key is tried 3 times, the fill gives up after 1000
+// failed keys, and it exits 1 unless every key was written.
+func runFill(cfg config, stdout, errw io.Writer) error {
+	conns := make([]*clientv3.Client, 0, cfg.conns)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range cfg.conns {
+		c, err := newClient(cfg.endpoints, true)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+	}
+	values := make([]*benchreport.Values, cfg.clients)
+	for i := range values {
+		values[i] = benchreport.NewValues(cfg.valueSize, i, cfg.clients)
+	}
+	var stop atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer benchreport.OnInterrupt(&stop, cancel)()
+	fmt.Fprintf(errw, "etcdload: filling %d keys (%s0 ...) of %d bytes with %d clients on %d connection(s) to %v\n",
+		cfg.keys, cfg.keyPrefix, cfg.valueSize, cfg.clients, len(conns), cfg.endpoints)
+	s := benchreport.Fill(benchreport.FillConfig{Keys: cfg.keys, Prefix: cfg.keyPrefix, ValueSize: cfg.valueSize,
+		Workers: cfg.clients, Attempts: 3, MaxFailed: 1000, Every: 2 * time.Second, Progress: errw, Label: "etcdload"},
+		&stop, func(i int, key string) error {
+			rctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+			defer cancel()
+			if _, err := conns[i%len(conns)].Put(rctx, key, string(values[i].Next())); err != nil {
+				return fmt.Errorf("put %s: %w", key, err)
+			}
+			return nil
+		})
+	if cfg.json {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return fail("%v", err)
+		}
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		fmt.Fprintln(stdout, s)
+	}
+	if why := s.Incomplete(); why != "" {
+		return fail("fill: %s", why)
+	}
+	return nil
 }

@@ -37,4 +37,13 @@
 // --failover-probe writes bench/probe in a loop and measures, once the line "go"
 // arrives on stdin (the caller is about to kill the leader), how long writes were
 // unavailable as a client sees it; see probe.go for the exact definition.
+//
+// --fill puts every key of --key-prefix0 ... once with --clients clients, printing a
+// progress line every 2 s and a summary (benchreport.Fill, as `lite-raft bench --fill`).
+//
+// --status, --wait-caught-up, --add-learner and --promote are what clusterbench's scale
+// workload needs of etcdctl (endpoint status, member add --learner, member promote),
+// with the polling done in one process: --wait-caught-up returns once a member's raft
+// index is within --max-lag of the leader's, --promote retries until etcd accepts (it
+// refuses while the learner lags); both print JSON and exit 1 at --timeout.
 package main

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,9 +18,15 @@ import (
 
 const usageText = `usage:
   etcdload --endpoints HOST:PORT[,...] [--clients N] [--duration D] [--op set|get|cas]
-           [--value-size BYTES] [--keys N] [--timeout D] [--conns N] [--json]
+           [--value-size BYTES] [--keys N] [--key-prefix P] [--timeout D] [--conns N] [--json]
+  etcdload --endpoints HOST:PORT[,...] --fill [--keys N] [--key-prefix P] [--value-size BYTES]
+           [--clients N] [--conns N] [--timeout D] [--json]
   etcdload --endpoints HOST:PORT[,...] --failover-probe [--timeout D]
   etcdload --endpoints HOST:PORT[,...] --leader [--timeout D]
+  etcdload --endpoints HOST:PORT[,...] --status [--timeout D]
+  etcdload --endpoints HOST:PORT[,...] --wait-caught-up HOST:PORT [--max-lag N] [--timeout D]
+  etcdload --endpoints HOST:PORT[,...] --add-learner NAME=PEER-URL [--timeout D]
+  etcdload --endpoints HOST:PORT[,...] --promote MEMBER-ID [--timeout D]
 
 flags:
 `
@@ -37,10 +44,16 @@ type config struct {
 	endpoints         []string
 	clients, conns    int
 	keys, valueSize   int
+	keyPrefix         string
 	duration, timeout time.Duration
 	op                int
 	json              bool
 	probe, leader     bool
+	fill, status      bool
+	waitCaughtUp      string // the endpoint whose catch-up is awaited
+	maxLag            uint64
+	addLearner        string // NAME=PEER-URL
+	promote           string // member ID in hex
 }
 
 // usageError is a bad command line: usage and exit 2.
@@ -89,6 +102,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runLeader(cfg, stdout)
 	case cfg.probe:
 		err = runProbe(cfg, stdin, stdout, stderr)
+	case cfg.status:
+		err = runStatus(cfg, stdout)
+	case cfg.waitCaughtUp != "":
+		err = runWaitCaughtUp(cfg, stdout, stderr)
+	case cfg.addLearner != "":
+		err = runAddLearner(cfg, stdout)
+	case cfg.promote != "":
+		err = runPromote(cfg, stdout, stderr)
+	case cfg.fill:
+		err = runFill(cfg, stdout, stderr)
 	default:
 		err = runBench(cfg, stdout, stderr)
 	}
@@ -112,6 +135,13 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	op := fs.String("op", "set", "operation: set, get or cas")
 	fs.IntVar(&cfg.valueSize, "value-size", 16, "bytes per value written")
 	fs.IntVar(&cfg.keys, "keys", 1000, "size of the key space (bench/k0 ... bench/k<N-1>)")
+	fs.StringVar(&cfg.keyPrefix, "key-prefix", "bench/k", "keys are `PREFIX`0 ... PREFIX<N-1>")
+	fs.BoolVar(&cfg.fill, "fill", false, "put every key once, report the rate and exit")
+	fs.BoolVar(&cfg.status, "status", false, "print every endpoint's status (raft index, db size) as JSON")
+	fs.StringVar(&cfg.waitCaughtUp, "wait-caught-up", "", "wait until the member at `ENDPOINT` is within --max-lag of the leader's raft index")
+	fs.Uint64Var(&cfg.maxLag, "max-lag", 1000, "--wait-caught-up: raft entries the member may lag")
+	fs.StringVar(&cfg.addLearner, "add-learner", "", "add `NAME=PEER-URL` as a learner; print its ID and the initial cluster it must start with")
+	fs.StringVar(&cfg.promote, "promote", "", "promote the learner `ID` (hex), retrying until it is in sync or --timeout")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "per-request timeout (--leader: overall)")
 	fs.IntVar(&cfg.conns, "conns", 1, "etcd clients (gRPC connections) the clients are spread over")
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")
@@ -131,14 +161,37 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	if len(cfg.endpoints) == 0 {
 		return cfg, usageError{"--endpoints is required"}
 	}
-	if cfg.probe && cfg.leader {
-		return cfg, usageError{"--failover-probe and --leader exclude each other"}
+	var modes []string
+	for _, m := range []struct {
+		name string
+		on   bool
+	}{{"--failover-probe", cfg.probe}, {"--leader", cfg.leader}, {"--status", cfg.status}, {"--fill", cfg.fill},
+		{"--wait-caught-up", cfg.waitCaughtUp != ""}, {"--add-learner", cfg.addLearner != ""}, {"--promote", cfg.promote != ""}} {
+		if m.on {
+			modes = append(modes, m.name)
+		}
+	}
+	if len(modes) > 1 {
+		return cfg, usageError{strings.Join(modes, " and ") + " exclude each other"}
 	}
 	if cfg.timeout <= 0 {
 		return cfg, usageError{fmt.Sprintf("--timeout must be positive (got %v)", cfg.timeout)}
 	}
-	if cfg.probe || cfg.leader {
+	if cfg.addLearner != "" {
+		if name, url, ok := strings.Cut(cfg.addLearner, "="); !ok || name == "" || url == "" {
+			return cfg, usageError{fmt.Sprintf("--add-learner wants NAME=PEER-URL (got %q)", cfg.addLearner)}
+		}
+	}
+	if cfg.promote != "" {
+		if _, err := strconv.ParseUint(cfg.promote, 16, 64); err != nil {
+			return cfg, usageError{fmt.Sprintf("--promote wants a member ID in hex (got %q)", cfg.promote)}
+		}
+	}
+	if len(modes) == 1 && !cfg.fill {
 		return cfg, nil
+	}
+	if cfg.keyPrefix == "" {
+		return cfg, usageError{"--key-prefix must not be empty"}
 	}
 	for _, p := range []struct {
 		name   string

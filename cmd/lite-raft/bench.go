@@ -25,12 +25,17 @@ import (
 )
 
 const benchUsageText = `lite-raft bench [--clients N] [--duration D] [--mix set=50,get=40,cas=10] [--value-size BYTES]
-                [--keys N] [--stale] [--conns N] [--timeout D] [--json] [--hosts h1,h2,... [--remote-dir PATH]]`
+                [--keys N] [--key-prefix P] [--stale] [--conns N] [--timeout D] [--json] [--hosts h1,h2,... [--remote-dir PATH]]
+lite-raft bench --fill [--keys N] [--key-prefix P] [--value-size BYTES] [--clients N] [--conns N] [--timeout D] [--json] [--hosts ...]`
 
 const benchDescription = `Every client is a goroutine sending one request at a time; the clients share --conns
 streams to the agent (requests are pipelined on a stream). Keys are bench/k0 ...
-bench/k<N-1>, pre-populated with one set each when the mix has get or cas. cas is
-"if KEY != x set V", which succeeds whenever KEY exists.
+bench/k<N-1> (--key-prefix changes bench/k), pre-populated with one set each when the
+mix has get or cas. cas is "if KEY != x set V", which succeeds whenever KEY exists.
+
+--fill sets every key once instead, as fast as the clients go (a key that fails is tried
+3 times; the fill gives up after 1000 failed keys), prints a progress line every 2 s and
+a summary (keys/s, MB/s, latency), and exits 1 if a key was not written.
 
 Without --hosts the bench talks to the local agent (DIR/temp/agent.sock); with --hosts
 it runs "exec PATH/lite-raft rpc" over ssh on the first host that answers.
@@ -55,7 +60,8 @@ type benchConfig struct {
 	clients, conns, keys, valueSize int
 	duration, timeout               time.Duration
 	weights                         [benchNumOps]int
-	stale, json                     bool
+	stale, json, fill               bool
+	keyPrefix                       string
 	hosts                           []string
 	remoteDir                       string
 }
@@ -72,6 +78,8 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "mix", Value: "set=100", Usage: "weights of set, get and cas, e.g. set=50,get=40,cas=10"},
 			&cli.IntFlag{Name: "value-size", Value: 16, Usage: "`BYTES` per value written"},
 			&cli.IntFlag{Name: "keys", Value: 1000, Usage: "size of the key space (bench/k0 ... bench/k<N-1>)"},
+			&cli.StringFlag{Name: "key-prefix", Value: "bench/k", Usage: "keys are `PREFIX`0 ... PREFIX<N-1>"},
+			&cli.BoolFlag{Name: "fill", Usage: "set every key once, report the rate and exit (no --duration, --mix, --stale)"},
 			&cli.BoolFlag{Name: "stale", Usage: "gets read the answering agent's local state"},
 			&cli.IntFlag{Name: "conns", Value: 1, Usage: "streams the clients are spread over"},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "per-request timeout (sent to the agent)"},
@@ -104,6 +112,7 @@ func parseBenchFlags(c *cli.Context) (benchConfig, error) {
 		clients: c.Int("clients"), conns: c.Int("conns"), keys: c.Int("keys"), valueSize: c.Int("value-size"),
 		duration: c.Duration("duration"), timeout: c.Duration("timeout"),
 		stale: c.Bool("stale"), json: c.Bool("json"), remoteDir: c.String("remote-dir"),
+		fill: c.Bool("fill"), keyPrefix: c.String("key-prefix"),
 	}
 	if c.NArg() > 0 {
 		return cfg, fmt.Errorf("bench takes no arguments (got %q)", c.Args().First())
@@ -124,6 +133,16 @@ func parseBenchFlags(c *cli.Context) (benchConfig, error) {
 	}
 	if cfg.conns > cfg.clients {
 		return cfg, fmt.Errorf("--conns %d is more than --clients %d", cfg.conns, cfg.clients)
+	}
+	if cfg.fill {
+		for _, f := range []string{"duration", "mix", "stale"} {
+			if c.IsSet(f) {
+				return cfg, fmt.Errorf("--fill sets every key once: --%s does not apply", f)
+			}
+		}
+	}
+	if cfg.keyPrefix == "" {
+		return cfg, errors.New("--key-prefix must not be empty")
 	}
 	if cfg.valueSize > kvstore.MaxValueLen {
 		return cfg, fmt.Errorf("--value-size must be at most %d (1 MiB)", kvstore.MaxValueLen)
@@ -403,9 +422,12 @@ func runBench(c *cli.Context, cfg benchConfig, dir string) error {
 	}
 	defer closeAll()
 
+	if cfg.fill {
+		return runBenchFill(c, cfg, callers, target)
+	}
 	r := &benchRun{cfg: cfg, keys: make([]string, cfg.keys)}
 	for i := range r.keys {
-		r.keys[i] = "bench/k" + strconv.Itoa(i)
+		r.keys[i] = benchreport.FillKey(cfg.keyPrefix, i)
 	}
 	sum, positive := 0, 0
 	for i, wt := range cfg.weights {
@@ -496,6 +518,49 @@ func (r *benchRun) prepopulate(errw io.Writer) error {
 		return cli.Exit("bench: interrupted while pre-populating", 1)
 	}
 	fmt.Fprintf(errw, "bench: pre-populated %d keys in %.2fs\n", len(r.keys), time.Since(t).Seconds())
+	return nil
+}
+
+// runBenchFill sets every key once (--fill) and prints what benchreport.Fill measured.
+func runBenchFill(c *cli.Context, cfg benchConfig, callers []client.Caller, target string) error {
+	var stop atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer benchreport.OnInterrupt(&stop, cancel)()
+	workers := make([]*benchWorker, cfg.clients)
+	for i := range workers {
+		workers[i] = &benchWorker{cl: client.New(callers[i%len(callers)]), ctx: benchOpContext{Context: ctx},
+			values: benchreport.NewValues(cfg.valueSize, i, cfg.clients)}
+	}
+	errw := c.App.ErrWriter
+	fmt.Fprintf(errw, "bench: filling %d keys (%s0 ...) of %d bytes with %d clients on %d connection(s) to %s\n",
+		cfg.keys, cfg.keyPrefix, cfg.valueSize, cfg.clients, len(callers), target)
+	s := benchreport.Fill(benchreport.FillConfig{Keys: cfg.keys, Prefix: cfg.keyPrefix, ValueSize: cfg.valueSize,
+		Workers: cfg.clients, Attempts: 3, MaxFailed: 1000, Every: 2 * time.Second, Progress: errw, Label: "bench"},
+		&stop, func(i int, key string) error {
+			w := workers[i]
+			w.ctx.deadline = time.Now().Add(cfg.timeout)
+			resp, err := w.cl.Do(&w.ctx, client.Request{Op: client.OpSet, Key: key, Value: w.values.Next()})
+			if err != nil {
+				return fmt.Errorf("set %s: %w", key, err)
+			}
+			if resp.Code != 0 {
+				return fmt.Errorf("set %s: exit %d: %s", key, resp.Code, resp.Msg)
+			}
+			return nil
+		})
+	if cfg.json {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		fmt.Fprintln(c.App.Writer, string(b))
+	} else {
+		fmt.Fprintln(c.App.Writer, s)
+	}
+	if why := s.Incomplete(); why != "" {
+		return cli.Exit("bench: fill: "+why, 1)
+	}
 	return nil
 }
 

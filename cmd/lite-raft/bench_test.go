@@ -147,6 +147,66 @@ func TestBenchTextSummaryWithCAS(t *testing.T) {
 	}
 }
 
+func TestBenchFill(t *testing.T) {
+	dir := t.TempDir()
+	fa := startFakeAgent(t, dir)
+	out, code := runApp(t, "--dir", dir, "bench", "--fill", "--keys", "2500", "--key-prefix", "bench/s",
+		"--value-size", "100", "--clients", "8", "--conns", "2", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	var s benchreport.FillSummary
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {
+		t.Fatalf("summary: %v\n%s", err, out)
+	}
+	if s.Keys != 2500 || s.Written != 2500 || s.Failed != 0 || s.Clients != 8 || s.ValueSize != 100 ||
+		s.Bytes != benchreport.FillBytes("bench/s", 2500, 100) || s.KeysPerS <= 0 {
+		t.Errorf("summary %+v", s)
+	}
+	if !strings.Contains(out, "bench: fill 2500/2500 keys (100.0%)") {
+		t.Errorf("no final progress line:\n%s", out)
+	}
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	// every key once, nothing else
+	if len(fa.data) != 2500 || fa.ops[client.OpSet] != 2500 || len(fa.data["bench/s2499"]) != 100 {
+		t.Errorf("agent holds %d keys after %d sets", len(fa.data), fa.ops[client.OpSet])
+	}
+}
+
+// A fill that cannot write exits 1 and still prints its summary, which says why.
+func TestBenchFillFailure(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := sshrpc.Listen(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{Handler: func(c *sshrpc.Conn, f sshrpc.Frame) {
+		c.Reply(f.ID, client.FrameRequest, client.Response{Code: client.CodeNoLeader, Msg: "no leader"}.Encode())
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	out, code := runApp(t, "--dir", dir, "bench", "--fill", "--keys", "5", "--clients", "2", "--json")
+	if code != 1 || !strings.Contains(out, `"failed":5`) || !strings.Contains(out, "5 keys not written") ||
+		!strings.Contains(out, "no leader") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
+func TestBenchKeyPrefix(t *testing.T) {
+	dir := t.TempDir()
+	fa := startFakeAgent(t, dir)
+	if out, code := runApp(t, "--dir", dir, "bench", "--duration", "200ms", "--clients", "2", "--keys", "3", "--key-prefix", "x/"); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	for k := range fa.data {
+		if k != "x/0" && k != "x/1" && k != "x/2" {
+			t.Errorf("key %q outside x/0..x/2", k)
+		}
+	}
+}
+
 func TestBenchUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, args := range [][]string{
@@ -169,6 +229,10 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"--nosuchflag"},
 		{"--remote-dir", "/x"},
 		{"--hosts", " , "},
+		{"--fill", "--duration", "1s"},
+		{"--fill", "--mix", "get=1"},
+		{"--fill", "--stale"},
+		{"--key-prefix", ""},
 		{"extra"},
 	} {
 		out, code := runApp(t, append([]string{"--dir", dir, "bench"}, args...)...)
