@@ -118,9 +118,12 @@ type Core struct {
 	applied        uint64
 	appliedMembers raftcore.Membership // of the last applied membership entry (or snapshot)
 	lastSnapshot   uint64
-	saving         *SnapshotJob // handed out, not yet reported saved
-	snapRetryAt    Time
-	snapBackoff    int64
+	// the data applied since the last snapshot and that snapshot's size: a snapshot waits
+	// until the log behind it holds as much as it would (see maybeSnapshot)
+	logBytes, snapSize uint64
+	saving             *SnapshotJob // handed out, not yet reported saved
+	snapRetryAt        Time
+	snapBackoff        int64
 
 	nextReadID uint64
 	nextCall   CallID
@@ -165,7 +168,7 @@ func New(cfg Config, st raftcore.State, kv *kvstore.Store) (*Core, error) {
 	}
 	c := &Core{cfg: cfg, id: cfg.Raft.ID, node: node, kv: kv, rand: cfg.Raft.Rand,
 		applied:        st.Snapshot.Meta.Index,
-		appliedMembers: st.Snapshot.Meta.Members, lastSnapshot: st.Snapshot.Meta.Index,
+		appliedMembers: st.Snapshot.Meta.Members, lastSnapshot: st.Snapshot.Meta.Index, snapSize: st.Snapshot.Size,
 		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{},
 		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{},
 		limiter: limiter{seen: map[string]*limit{}}}
@@ -275,6 +278,7 @@ func (c *Core) Advance(now Time, rd Ready) error {
 func (c *Core) installSnapshot(s raftcore.Snapshot, kv *kvstore.Store) {
 	c.kv = kv
 	c.applied, c.lastSnapshot = s.Meta.Index, s.Meta.Index
+	c.logBytes, c.snapSize = 0, s.Size
 	c.appliedMembers = s.Meta.Members
 	c.logf("", "installed a snapshot at %d (term %d, %d bytes) from the leader", s.Meta.Index, s.Meta.Term, s.Size)
 	c.membersCommitted(s.Meta.Members)
@@ -289,6 +293,7 @@ func (c *Core) apply(ents []raftcore.Entry) {
 			continue
 		}
 		c.applied = e.Index
+		c.logBytes += uint64(len(e.Data))
 		var res kvstore.Result
 		switch {
 		case e.Type == raftcore.EntryMembership:
@@ -347,7 +352,11 @@ func (c *Core) roleChanged(ss raftcore.SoftState) {
 }
 
 func (c *Core) maybeSnapshot() {
-	if c.saving != nil || c.applied-c.lastSnapshot < c.cfg.SnapshotPeriod || c.now < c.snapRetryAt {
+	// At least SnapshotPeriod entries apart, and only once the log since the last snapshot
+	// holds as much data as that snapshot: writing the state again costs at most what was
+	// written to the log, whatever its size (a 500 MB state under 10 MB/s of writes is
+	// rewritten every 50 s, not every second), and a restart replays at most that much.
+	if c.saving != nil || c.applied-c.lastSnapshot < c.cfg.SnapshotPeriod || c.logBytes < c.snapSize || c.now < c.snapRetryAt {
 		return
 	}
 	if c.applied <= c.node.Status().Snapshot.Index {
@@ -383,6 +392,7 @@ func (c *Core) SnapshotSaved(now Time, snap raftcore.Snapshot, err error) {
 	}
 	c.snapBackoff = 0
 	c.lastSnapshot = index
+	c.logBytes, c.snapSize = 0, snap.Size
 	if index <= c.node.Status().Snapshot.Index {
 		return // a snapshot from the leader came meanwhile
 	}
