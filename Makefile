@@ -52,9 +52,9 @@ bench-scale: build
 # the same (etcd is in make bench unless ETCD=no); the name the issue asked for
 bench-etcd: bench
 
-# the Go micro-benchmarks of raftcore, statefile and sshrpc
+# the Go micro-benchmarks of raftcore, statefile, kvstore and sshrpc
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/ ./statefile/ ./sshrpc/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/ ./statefile/ ./kvstore/ ./sshrpc/
 
 torture: test-deps
 	@log=$$(mktemp); $(GO) test -count=1 -timeout 0 -run '^TestTorture$$' ./e2e/ -torture.duration=$(DURATION) -v >$$log 2>&1; \

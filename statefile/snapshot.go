@@ -171,6 +171,30 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// pacedFile fsyncs a snapshot being written every snapshotSyncEvery bytes. Written in
+// one go and fsynced at the end, a large snapshot leaves hundreds of MB of dirty pages
+// that the log's next fsync may have to wait for (ext4 in ordered mode flushes them with
+// the journal commit): every write of the cluster would stall for as long. Paced, an
+// fsync of the log waits for a few MB at most.
+type pacedFile struct {
+	f       *os.File
+	pending int64
+}
+
+const snapshotSyncEvery = 4 << 20
+
+func (p *pacedFile) Write(b []byte) (int, error) {
+	n, err := p.f.Write(b)
+	p.pending += int64(n)
+	if err == nil && p.pending >= snapshotSyncEvery {
+		p.pending = 0
+		if serr := p.f.Sync(); serr != nil {
+			return n, fmt.Errorf("fsync %s: %w", p.f.Name(), serr)
+		}
+	}
+	return n, err
+}
+
 // prepareSnapshot streams the data write produces into a temporary file beside the
 // snapshot, behind a header whose size and checksum are filled in at the end, and
 // fsyncs it. Nothing of the state is held in memory but a buffer.
@@ -193,7 +217,7 @@ func prepareSnapshot(dir string, meta raftcore.SnapshotMeta, write func(io.Write
 	if _, err := f.Write(placeholder); err != nil {
 		return fail(fmt.Errorf("write %s: %w", f.Name(), err))
 	}
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(&pacedFile{f: f}, 256<<10)
 	cw := &countingWriter{w: bw}
 	if err := write(cw); err != nil {
 		if cw.werr != nil {
@@ -370,11 +394,12 @@ func (r *snapshotReaders) close() {
 // incoming is the partial snapshot a follower is receiving, in incoming.partial: the
 // header of the whole (as the leader announced it), then the data received so far.
 type incoming struct {
-	f    *os.File
-	snap raftcore.Snapshot
-	hlen int64
-	have uint64
-	sum  uint32
+	f        *os.File
+	snap     raftcore.Snapshot
+	hlen     int64
+	have     uint64
+	sum      uint32
+	unsynced int64
 }
 
 // openIncoming opens the partial snapshot in dir, if there is one after index after, and
@@ -441,6 +466,14 @@ func (s *Store) writeChunk(c raftcore.SnapshotChunk) error {
 	}
 	in.have += uint64(len(c.Data))
 	in.sum = crc32.Update(in.sum, castagnoli, c.Data)
+	// paced as a snapshot being written is (pacedFile), and what is synced survives a
+	// crash for the transfer to resume from
+	if in.unsynced += int64(len(c.Data)); in.unsynced >= snapshotSyncEvery {
+		in.unsynced = 0
+		if err := in.f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", path, err)
+		}
+	}
 	return nil
 }
 
