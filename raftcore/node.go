@@ -25,6 +25,10 @@ type Config struct {
 	MaxInflight int
 	// MaxMsgBytes bounds the entry data in one append (default 1 MiB; one entry always fits).
 	MaxMsgBytes uint64
+	// MaxInflightBytes bounds the entry data in flight to one follower (default 8 MiB; one
+	// append always goes): a follower catching up gets a window of appends, not hundreds
+	// of MB queued at once.
+	MaxInflightBytes uint64
 	// SnapshotChunkBytes is the size of the pieces a snapshot is sent in (default 1 MiB).
 	SnapshotChunkBytes int
 	// SnapshotWindow is how many pieces of a snapshot may be in flight to one follower
@@ -124,6 +128,9 @@ func NewNode(cfg Config, st State) (*Node, error) {
 	}
 	if cfg.MaxMsgBytes == 0 {
 		cfg.MaxMsgBytes = 1 << 20
+	}
+	if cfg.MaxInflightBytes == 0 {
+		cfg.MaxInflightBytes = 8 << 20
 	}
 	if cfg.SnapshotChunkBytes <= 0 {
 		cfg.SnapshotChunkBytes = 1 << 20

@@ -19,12 +19,16 @@ func (s progressState) String() string {
 	return [...]string{"probe", "replicate", "snapshot"}[s]
 }
 
+// inflightApp is an append in flight: its last index and its entry data's size.
+type inflightApp struct{ last, bytes uint64 }
+
 // progress is the leader's record of one member's log.
 type progress struct {
 	match, next uint64
 	state       progressState
-	probeSent   bool     // probe: an append is out, wait for its answer
-	inflight    []uint64 // replicate: last index of each unacknowledged append, ascending
+	probeSent   bool          // probe: an append is out, wait for its answer
+	inflight    []inflightApp // replicate: each unacknowledged append, ascending
+	inflightSum uint64        // the bytes of entry data in them
 	// recentActive is set by any message from the member and cleared every election
 	// timeout: check-quorum counts it.
 	recentActive bool
@@ -52,19 +56,19 @@ func (p *progress) becomeProbe() {
 	}
 	p.state = stateProbe
 	p.probeSent = false
-	p.inflight = p.inflight[:0]
+	p.inflight, p.inflightSum = p.inflight[:0], 0
 }
 
 func (p *progress) becomeReplicate() {
 	p.state = stateReplicate
 	p.next = p.match + 1
 	p.probeSent = false
-	p.inflight = p.inflight[:0]
+	p.inflight, p.inflightSum = p.inflight[:0], 0
 }
 
 func (p *progress) becomeSnapshot(s Snapshot) {
 	p.state = stateSnapshot
-	p.inflight = p.inflight[:0]
+	p.inflight, p.inflightSum = p.inflight[:0], 0
 	if !sameSnapshot(p.snap, s) {
 		p.snapAcked = 0
 	}
@@ -81,14 +85,26 @@ func (p *progress) goBack() {
 }
 
 // paused reports whether the leader must wait before sending this member another append.
-func (p *progress) paused(maxInflight int) bool {
+func (p *progress) paused(maxInflight int, maxBytes uint64) bool {
 	switch p.state {
 	case stateProbe:
 		return p.probeSent
 	case stateReplicate:
-		return len(p.inflight) >= maxInflight
+		return len(p.inflight) >= maxInflight || (len(p.inflight) > 0 && p.inflightSum >= maxBytes)
 	}
 	return true
+}
+
+// sent records an append in flight.
+func (p *progress) sent(last, bytes uint64) {
+	p.inflight = append(p.inflight, inflightApp{last, bytes})
+	p.inflightSum += bytes
+}
+
+// dropOldest forgets the oldest append in flight.
+func (p *progress) dropOldest() {
+	p.inflightSum -= p.inflight[0].bytes
+	p.inflight = p.inflight[1:]
 }
 
 // maybeUpdate records a successful append answer for index n.
@@ -106,7 +122,8 @@ func (p *progress) maybeUpdate(n uint64) bool {
 // freeTo forgets the in-flight appends that an answer for index n acknowledges.
 func (p *progress) freeTo(n uint64) {
 	i := 0
-	for i < len(p.inflight) && p.inflight[i] <= n {
+	for i < len(p.inflight) && p.inflight[i].last <= n {
+		p.inflightSum -= p.inflight[i].bytes
 		i++
 	}
 	p.inflight = p.inflight[:copy(p.inflight, p.inflight[i:])]

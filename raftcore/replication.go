@@ -53,7 +53,7 @@ func (r *Node) sendAppends(to NodeID) {
 // an append without entries too, to carry the commit index or to probe.
 func (r *Node) sendAppend(to NodeID, sendIfEmpty bool) bool {
 	pr := r.prs[to]
-	if pr == nil || pr.paused(r.cfg.MaxInflight) {
+	if pr == nil || pr.paused(r.cfg.MaxInflight, r.cfg.MaxInflightBytes) {
 		return false
 	}
 	prevIndex := pr.next - 1
@@ -83,7 +83,7 @@ func (r *Node) sendAppend(to NodeID, sendIfEmpty bool) bool {
 		if n := len(ents); n > 0 {
 			last := ents[n-1].Index
 			pr.next = last + 1
-			pr.inflight = append(pr.inflight, last)
+			pr.sent(last, entriesSize(ents))
 		}
 	case stateProbe:
 		pr.probeSent = true
@@ -154,9 +154,9 @@ func (r *Node) stepLeader(m Message) error {
 		r.handleAppendResponse(m, pr)
 	case MsgHeartbeatResp:
 		pr.probeSent = false
-		if pr.state == stateReplicate && len(pr.inflight) >= r.cfg.MaxInflight {
+		if pr.state == stateReplicate && pr.paused(r.cfg.MaxInflight, r.cfg.MaxInflightBytes) {
 			// appends may have been lost; let one more through so a rejection can tell us
-			pr.inflight = pr.inflight[1:]
+			pr.dropOldest()
 		}
 		if pr.state == stateSnapshot {
 			if pr.snapIdle++; pr.snapIdle >= snapIdleBeats {
@@ -187,7 +187,7 @@ func (r *Node) handleAppendResponse(m Message, pr *progress) {
 		}
 		return
 	}
-	wasPaused := pr.paused(r.cfg.MaxInflight)
+	wasPaused := pr.paused(r.cfg.MaxInflight, r.cfg.MaxInflightBytes)
 	if !pr.maybeUpdate(m.Index) {
 		if pr.state == stateReplicate {
 			pr.freeTo(m.Index)

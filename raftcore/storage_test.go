@@ -1,6 +1,7 @@
 package raftcore
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"testing"
@@ -256,4 +257,40 @@ func TestRuleStorageErrorIsReported(t *testing.T) {
 	if got == nil {
 		t.Fatal("no StorageErr in the leader's Ready")
 	}
+}
+
+// The appends in flight to a follower are bounded in bytes as well as in number: with
+// 200-byte entries (232 counted with their overhead), one per append, and
+// MaxInflightBytes 600, the third append fills the window, though MaxInflight allows four.
+func TestRulePipeliningBoundedByBytes(t *testing.T) {
+	ids := rtIDs(3)
+	c, r := rtCluster(t, 7, ids, ids, func(cfg *Config) { cfg.MaxInflight, cfg.MaxInflightBytes = 4, 600 })
+	l := r.elect(200)
+	r.tickSettle(1)
+	sent := map[NodeID]int{}
+	r.onSend = func(m Message) {
+		if m.From == l && m.Type == MsgApp && len(m.Entries) > 0 {
+			sent[m.To]++
+		}
+	}
+	for i := 0; i < 8; i++ {
+		if !c.propose(l, bytes.Repeat([]byte{byte('a' + i)}, 200)) {
+			t.Fatal("propose")
+		}
+	}
+	r.process(l)
+	for _, f := range ids {
+		if f != l && sent[f] != 3 {
+			t.Fatalf("before any answer %d appends went to %s, want 3 (600 bytes of 232)", sent[f], f)
+		}
+	}
+	r.settle()
+	r.tickSettle(1)
+	last := r.st(l).LastIndex
+	for _, id := range ids {
+		if st := r.st(id); st.Commit != last {
+			t.Errorf("%s commit %d, want %d", id, st.Commit, last)
+		}
+	}
+	r.check()
 }
