@@ -294,7 +294,8 @@ func Restore(r io.Reader) (*Store, error) {
 		}
 		return v
 	}
-	bytesOf := func(limit int) []byte {
+	// into buf when given (reused for keys, which become strings), else a new slice
+	bytesOf := func(limit int, buf []byte) []byte {
 		n := uvarint()
 		if rerr != nil {
 			return nil
@@ -303,7 +304,12 @@ func Restore(r io.Reader) (*Store, error) {
 			rerr = fmt.Errorf("a field of %d bytes, more than %d", n, limit)
 			return nil
 		}
-		b := make([]byte, n)
+		var b []byte
+		if uint64(cap(buf)) >= n {
+			b = buf[:n]
+		} else {
+			b = make([]byte, n)
+		}
 		if _, err := io.ReadFull(br, b); err != nil {
 			rerr = err
 		}
@@ -312,15 +318,19 @@ func Restore(r io.Reader) (*Store, error) {
 	count := uvarint()
 	for i := uint64(0); i < count && rerr == nil; i++ {
 		id, seq, last, code := uvarint(), uvarint(), uvarint(), uvarint()
-		msg := bytesOf(1 << 16)
-		s.sessions.Set(id, session{seq: seq, lastIndex: last, result: Result{Code: int(code), Msg: string(msg)}})
+		msg := bytesOf(1<<16, nil)
+		s.sessions.Load(id, session{seq: seq, lastIndex: last, result: Result{Code: int(code), Msg: string(msg)}})
 	}
+	// Both trees are written in order, so they are loaded in order (Load appends to the
+	// rightmost leaf instead of searching from the root; an item out of order is still
+	// put where it belongs).
 	count = uvarint()
+	keyBuf := make([]byte, MaxKeyLen)
 	for i := uint64(0); i < count && rerr == nil; i++ {
-		k := bytesOf(MaxKeyLen)
-		v := bytesOf(MaxValueLen)
+		k := bytesOf(MaxKeyLen, keyBuf)
+		v := bytesOf(MaxValueLen, nil)
 		if rerr == nil {
-			s.data.Set(string(k), v)
+			s.data.Load(string(k), v)
 		}
 	}
 	if rerr == nil {
