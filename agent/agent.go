@@ -200,7 +200,7 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 	a.core, err = core.New(core.Config{
 		Raft: raftcore.Config{ID: a.id, ElectionTicks: 10, HeartbeatTicks: 1,
 			Rand:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
-			Storage: store, KeepEntries: a.keepEntries()},
+			Storage: store, KeepEntries: a.cfg.SnapshotPeriod, KeepPrevious: true},
 		TickMs:         tick.Milliseconds(),
 		SnapshotPeriod: a.cfg.SnapshotPeriod,
 	}, st, kv)
@@ -217,10 +217,6 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 		st.Snapshot.Meta.Index, m, tick)
 	return nil
 }
-
-// keepEntries is how many entries stay in the log behind a snapshot: a follower up to a
-// snapshot period behind is sent entries, not the whole state.
-func (a *Agent) keepEntries() uint64 { return a.cfg.SnapshotPeriod }
 
 // loadSnapshot reads the state machine back from the stored snapshot, streamed.
 func (a *Agent) loadSnapshot() (*kvstore.Store, error) {

@@ -95,7 +95,7 @@ func newCluster(seed uint64, ids []NodeID, voters []NodeID) *cluster {
 	c.cfg = func(id NodeID) Config {
 		return Config{ID: id, ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 4,
 			MaxMsgBytes: 256, SnapshotChunkBytes: 8, SnapshotWindow: window,
-			MaxCacheBytes: cache, KeepEntries: keep,
+			MaxCacheBytes: cache, KeepEntries: keep, KeepPrevious: seed/27%2 == 1,
 			Rand: rand.New(rand.NewPCG(seed, uint64(len(id))+uint64(id[len(id)-1])))}
 	}
 	for _, id := range ids {

@@ -41,6 +41,10 @@ type Config struct {
 	// so that a follower a little behind gets entries, not the snapshot. Storage must keep
 	// them too: compact it to Snapshot.Meta.Index - KeepEntries.
 	KeepEntries uint64
+	// KeepPrevious keeps, when a snapshot is taken, every entry since the one before it as
+	// well: a follower less than a snapshot interval behind catches up from the log,
+	// whenever the snapshots fall. Storage then holds up to two intervals of log.
+	KeepPrevious bool
 	// Storage gives back entries and snapshot data (required).
 	Storage Storage
 }

@@ -54,7 +54,7 @@ func rtCluster(t *testing.T, seed uint64, ids, voters []NodeID, tweak func(*Conf
 	// the rule tests are written for one snapshot chunk in flight, the whole log in
 	// memory and nothing kept behind a snapshot, whatever the seed picks for the simulator
 	c.configure(func(cfg *Config) {
-		cfg.SnapshotWindow, cfg.MaxCacheBytes, cfg.KeepEntries = 1, 1<<20, 0
+		cfg.SnapshotWindow, cfg.MaxCacheBytes, cfg.KeepEntries, cfg.KeepPrevious = 1, 1<<20, 0, false
 		if tweak != nil {
 			tweak(cfg)
 		}

@@ -12,8 +12,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // before the returned index is dropped; the caller drops it from Storage too. Followers
 // that need dropped entries are sent this snapshot, read back through Storage.
 //
-// The log keeps KeepEntries before the snapshot, and on a leader everything after the
-// snapshot an active follower is being sent: that follower needs those entries once it
+// The log keeps KeepEntries before the snapshot (with KeepPrevious, everything since the
+// snapshot before), and on a leader everything after the snapshot an active follower is
+// being sent: that follower needs those entries once it
 // holds the snapshot, and a leader taking snapshots faster than one can be sent would
 // otherwise send snapshot after snapshot.
 func (r *Node) Compact(s Snapshot) (keepFrom uint64, err error) {
@@ -35,6 +36,9 @@ func (r *Node) Compact(s Snapshot) (keepFrom uint64, err error) {
 	keepFrom = 1
 	if index+1 > r.cfg.KeepEntries {
 		keepFrom = index + 1 - r.cfg.KeepEntries
+	}
+	if r.cfg.KeepPrevious {
+		keepFrom = min(keepFrom, r.log.snap.Meta.Index+1)
 	}
 	for id, pr := range r.prs {
 		if id != r.id && pr.state == stateSnapshot && pr.recentActive {

@@ -414,7 +414,7 @@ func (s *sim) boot(n *simNode) {
 	cfg := Config{Raft: raftcore.Config{ID: n.id, ElectionTicks: 10, HeartbeatTicks: 1,
 		Rand: rand.New(rand.NewPCG(s.rng.Uint64(), 1)), MaxMsgBytes: 4096, SnapshotChunkBytes: 512,
 		SnapshotWindow: 1 + s.rng.IntN(4), MaxCacheBytes: []uint64{1, 2048, 1 << 20}[s.rng.IntN(3)],
-		KeepEntries: s.keep, Storage: n.disk.store},
+		KeepEntries: s.keep, KeepPrevious: s.seed%2 == 0, Storage: n.disk.store},
 		TickMs: simTickMs, SnapshotPeriod: uint64(20 + s.rng.IntN(60))}
 	kv, err := n.disk.kv()
 	if err != nil {
