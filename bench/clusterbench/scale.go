@@ -490,14 +490,21 @@ func (lc *liteCluster) sizes(r *scaleResult) error {
 	if err != nil {
 		return err
 	}
-	if r.SnapshotBytes, err = dirBytes(filepath.Join(lead.Dir, statefile.SnapshotDir)); err != nil {
+	snapDir, err := dirBytes(filepath.Join(lead.Dir, statefile.SnapshotDir))
+	if err != nil {
 		return err
 	}
+	// the snapshot itself: the folder may also hold one being written at this moment
+	fi, err := os.Stat(filepath.Join(lead.Dir, statefile.SnapshotDir, "snapshot"))
+	if err != nil {
+		return err
+	}
+	r.SnapshotBytes = fi.Size()
 	if r.LogBytes, err = dirBytes(filepath.Join(lead.Dir, statefile.LogDir)); err != nil {
 		return err
 	}
 	state, err := dirBytes(filepath.Join(lead.Dir, statefile.StateDir))
-	r.DiskBytes = r.SnapshotBytes + r.LogBytes + state
+	r.DiskBytes = snapDir + r.LogBytes + state
 	return err
 }
 
