@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages that the end-to-end tests need (a real OpenSSH sshd per
-# simulated host, network namespaces, packet filters, arping and ping for floating addresses). Only root can; anyone else is told
+# simulated host, network namespaces, packet filters, arping and ping for floating addresses,
+# fusermount3 for internal/lazyfs's power-cut file system). Only root can; anyone else is told
 # what is missing and the tests that need it skip (or fail under CI=true).
 set -u
 missing=()
@@ -10,6 +11,8 @@ command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(ip
 # the pkg tests move a floating address: duplicate-address probe, gratuitous ARP, ping
 command -v arping >/dev/null 2>&1 || [ -x /usr/sbin/arping ] || missing+=(iputils-arping)
 command -v ping >/dev/null 2>&1 || [ -x /bin/ping ] || missing+=(iputils-ping)
+# internal/lazyfs mounts FUSE: root with mount(2), anyone else through fusermount3
+command -v fusermount3 >/dev/null 2>&1 || [ -x /bin/fusermount3 ] || missing+=(fuse3)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: not root, cannot install: ${missing[*]} (end-to-end tests will skip)" >&2
