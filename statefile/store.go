@@ -53,11 +53,22 @@ func Open(root string, opts Options) (*Store, raftcore.State, error) {
 	s := &Store{root: root, opts: opts}
 	var st raftcore.State
 	if !opts.ReadOnly {
+		created := false
 		for _, d := range []string{StateDir, LogDir, SnapshotDir} {
+			if _, err := os.Stat(s.path(d)); errors.Is(err, os.ErrNotExist) {
+				created = true
+			}
 			if err := os.MkdirAll(s.path(d), 0o700); err != nil {
 				return nil, st, fmt.Errorf("create %s: %w", s.path(d), err)
 			}
 			if err := removeStaleTemps(s.path(d)); err != nil {
+				return nil, st, err
+			}
+		}
+		if created {
+			// the new folders' names are entries of the lite-raft directory: without this
+			// a power cut after first boot could take every file in them along
+			if err := syncDir(root); err != nil {
 				return nil, st, err
 			}
 		}
