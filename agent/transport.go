@@ -15,9 +15,6 @@ import (
 	"lite-raft/sshrpc"
 )
 
-// peerMaxBackoff bounds the wait between attempts to reach a member.
-const peerMaxBackoff = time.Second
-
 // sshTransport reaches peers over ssh: one sshrpc.Peer (an SSH connection and a
 // `lite-raft rpc` session) per member, each fed by a goroutine of its own so that a slow
 // or dead peer never stalls the loop.
@@ -53,11 +50,6 @@ func (t *sshTransport) link(id raftcore.NodeID) *peerLink {
 		queue: make(chan []byte, 4096),
 		quit:  make(chan struct{}),
 	}
-	// A member that comes back is reached within a second: with sshrpc's 5 s, a follower
-	// restarted after a while waited up to 6 s for the leader's link before it heard
-	// anything (measured: 4.3 s of a 6.8 s catch-up). An attempt a second at a host that
-	// stays down costs little, and the link logs it at most every linkLogEvery.
-	p.peer.MaxBackoff = peerMaxBackoff
 	t.links[id] = p
 	go p.run(t.log, id)
 	return p
