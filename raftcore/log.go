@@ -197,11 +197,8 @@ func (l *raftLog) appendAt(ents []Entry) {
 			l.cacheBytes -= uint64(len(e.Data))
 		}
 		// full slice expression: force a new array so nothing handed out is overwritten
+		// (when at is before the cache, keep is 0 and the whole cache goes)
 		l.cache = l.cache[:keep:keep]
-		if at < cf {
-			// the cache starts after at: the replaced entries were only in Storage
-			l.cache = nil
-		}
 		l.terms = l.terms[:at-l.first]
 		for len(l.memberships) > 0 && l.memberships[len(l.memberships)-1].Index >= at {
 			l.memberships = l.memberships[:len(l.memberships)-1]

@@ -166,11 +166,7 @@ func (r *Node) handleSnapshotChunk(m Message) {
 		reply(0, true)
 		return
 	}
-	chunk := *c
-	if c.Offset == 0 {
-		chunk.Meta = in.Meta
-	}
-	r.snapWrites = append(r.snapWrites, chunk)
+	r.snapWrites = append(r.snapWrites, *c)
 	in.Have += uint64(len(c.Data))
 	in.Sum = crc32.Update(in.Sum, castagnoli, c.Data)
 	if !c.Done {
