@@ -10,16 +10,19 @@ import (
 // the old or the new content, never a mix: write a temporary file beside it, fsync it,
 // rename it over path, fsync the directory so the rename itself is durable.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := writeTemp(path, perm, data)
+	tmp, err := writeTemp(path, perm, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	return commitTemp(tmp, path)
 }
 
-// writeTemp writes the parts, one after another, to a new temporary file beside path and
-// makes it durable (in parts, so that a header and a large body need no joint copy).
-func writeTemp(path string, perm os.FileMode, parts ...[]byte) (string, error) {
+// writeTemp has write fill a new temporary file beside path, then makes it durable and
+// returns its name; on any error the file is removed.
+func writeTemp(path string, perm os.FileMode, write func(f *os.File) error) (string, error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -33,10 +36,8 @@ func writeTemp(path string, perm os.FileMode, parts ...[]byte) (string, error) {
 			os.Remove(tmpName)
 		}
 	}()
-	for _, p := range parts {
-		if _, err := tmp.Write(p); err != nil {
-			return "", fmt.Errorf("write %s: %w", tmpName, err)
-		}
+	if err := write(tmp); err != nil {
+		return "", fmt.Errorf("write %s: %w", tmpName, err)
 	}
 	if err := tmp.Chmod(perm); err != nil {
 		return "", fmt.Errorf("chmod %s: %w", tmpName, err)

@@ -199,54 +199,36 @@ func (p *pacedFile) Write(b []byte) (int, error) {
 // snapshot, behind a header whose size and checksum are filled in at the end, and
 // fsyncs it. Nothing of the state is held in memory but a buffer.
 func prepareSnapshot(dir string, meta raftcore.SnapshotMeta, write func(io.Writer) error) (*preparedSnapshot, error) {
-	fail := func(err error) (*preparedSnapshot, error) {
+	var header []byte
+	var cw *countingWriter
+	tmp, err := writeTemp(filepath.Join(dir, snapshotFile), 0o600, func(f *os.File) error {
+		placeholder := snapshotHeader(meta, 0, 0)
+		if _, err := f.Write(placeholder); err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(&pacedFile{f: f}, 256<<10)
+		cw = &countingWriter{w: bw}
+		if err := write(cw); err != nil {
+			if cw.werr != nil {
+				return cw.werr
+			}
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		header = snapshotHeader(meta, cw.n, cw.sum)
+		if len(header) != len(placeholder) {
+			return fmt.Errorf("snapshot header changed length (%d, %d bytes)", len(placeholder), len(header))
+		}
+		_, err := f.WriteAt(header, 0)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("save snapshot at %d: %w", meta.Index, err)
 	}
-	f, err := os.CreateTemp(dir, "."+snapshotFile+".tmp*")
-	if err != nil {
-		return fail(err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	placeholder := snapshotHeader(meta, 0, 0)
-	if _, err := f.Write(placeholder); err != nil {
-		return fail(fmt.Errorf("write %s: %w", f.Name(), err))
-	}
-	bw := bufio.NewWriterSize(&pacedFile{f: f}, 256<<10)
-	cw := &countingWriter{w: bw}
-	if err := write(cw); err != nil {
-		if cw.werr != nil {
-			err = cw.werr
-		}
-		return fail(fmt.Errorf("write %s: %w", f.Name(), err))
-	}
-	if err := bw.Flush(); err != nil {
-		return fail(fmt.Errorf("write %s: %w", f.Name(), err))
-	}
-	header := snapshotHeader(meta, cw.n, cw.sum)
-	if len(header) != len(placeholder) {
-		return fail(fmt.Errorf("snapshot header changed length (%d, %d bytes)", len(placeholder), len(header)))
-	}
-	if _, err := f.WriteAt(header, 0); err != nil {
-		return fail(fmt.Errorf("write %s: %w", f.Name(), err))
-	}
-	if err := f.Chmod(0o600); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(fmt.Errorf("fsync %s: %w", f.Name(), err))
-	}
-	if err := f.Close(); err != nil {
-		return fail(fmt.Errorf("close %s: %w", f.Name(), err))
-	}
-	ok = true
 	snap := raftcore.Snapshot{Meta: meta, Size: uint64(cw.n), Checksum: cw.sum}
-	return &preparedSnapshot{dir: dir, tmp: f.Name(), snap: snap, header: header}, nil
+	return &preparedSnapshot{dir: dir, tmp: tmp, snap: snap, header: header}, nil
 }
 
 func (p *preparedSnapshot) commit() error {
