@@ -401,6 +401,22 @@ func runFill(cmd *exec.Cmd, system string, keys int) (*benchreport.FillSummary, 
 	return &f, nil
 }
 
+// runLoad runs a load generator for d (and a margin) and reads its summary.
+func runLoad(cmd *exec.Cmd, what string, d time.Duration) (*figures, error) {
+	p, err := startProc(cmd, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.wait(d + 2*time.Minute); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	var f figures
+	if err := p.lastJSON(&f); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return &f, nil
+}
+
 // ---- lite-raft ----
 
 func (lc *liteCluster) name() string { return "lite-raft" }
@@ -427,18 +443,7 @@ func (lc *liteCluster) setLoad(prefix string, keys int, d time.Duration) (*figur
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc(cmd, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.wait(d + 2*time.Minute); err != nil {
-		return nil, fmt.Errorf("lite-raft bench: %w", err)
-	}
-	var f figures
-	if err := p.lastJSON(&f); err != nil {
-		return nil, fmt.Errorf("lite-raft bench: %w", err)
-	}
-	return &f, nil
+	return runLoad(cmd, "lite-raft bench", d)
 }
 
 func (lc *liteCluster) fill(keys int) (*benchreport.FillSummary, error) {
@@ -743,18 +748,7 @@ func (ec *etcdCluster) setLoad(prefix string, keys int, d time.Duration) (*figur
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc(cmd, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.wait(d + 2*time.Minute); err != nil {
-		return nil, fmt.Errorf("etcdload: %w", err)
-	}
-	var f figures
-	if err := p.lastJSON(&f); err != nil {
-		return nil, fmt.Errorf("etcdload: %w", err)
-	}
-	return &f, nil
+	return runLoad(cmd, "etcdload", d)
 }
 
 func (ec *etcdCluster) fill(keys int) (*benchreport.FillSummary, error) {
