@@ -161,19 +161,14 @@ func TestRuleLogCacheReadsStorage(t *testing.T) {
 	if cf := r.node("n1").log.cacheFirst(); cf < 10 {
 		t.Fatalf("the cache starts at %d: it did not give up old entries", cf)
 	}
-	var snaps int
-	r.onSend = func(m Message) {
-		if m.Type == MsgSnap {
-			snaps++
-		}
-	}
+	snaps := rtCountSnapChunks(r)
 	c.restart("n3")
 	r.tickSettle(3)
 	if got, want := c.nodes["n3"].appliedIndex, c.nodes["n1"].appliedIndex; got != want {
 		t.Fatalf("n3 applied %d, the leader %d", got, want)
 	}
-	if snaps > 0 {
-		t.Errorf("%d snapshot chunks sent: the entries were all there", snaps)
+	if *snaps > 0 {
+		t.Errorf("%d snapshot chunks sent: the entries were all there", *snaps)
 	}
 	// a node restarting with many committed entries to apply gets them in bounded batches
 	c.crash("n2")
@@ -189,6 +184,17 @@ func TestRuleLogCacheReadsStorage(t *testing.T) {
 		sn.node.Advance(rd)
 	}
 	r.check()
+}
+
+// rtCountSnapChunks counts the snapshot chunks the nodes send from now on.
+func rtCountSnapChunks(r *rtRunner) *int {
+	n := new(int)
+	r.onSend = func(m Message) {
+		if m.Type == MsgSnap {
+			*n++
+		}
+	}
+	return n
 }
 
 // Entries kept behind a snapshot let a follower that lags a little catch up without it.
@@ -207,19 +213,14 @@ func TestRuleKeepEntriesBehindSnapshot(t *testing.T) {
 	if !c.compact("n1") || !c.compact("n2") {
 		t.Fatal("compact")
 	}
-	var snaps int
-	r.onSend = func(m Message) {
-		if m.Type == MsgSnap {
-			snaps++
-		}
-	}
+	snaps := rtCountSnapChunks(r)
 	c.restart("n3")
 	r.tickSettle(3)
 	if got, want := c.nodes["n3"].appliedIndex, c.nodes["n1"].appliedIndex; got != want {
 		t.Fatalf("n3 applied %d, the leader %d", got, want)
 	}
-	if snaps > 0 {
-		t.Errorf("%d snapshot chunks sent to a follower 5 entries behind, with 10 kept", snaps)
+	if *snaps > 0 {
+		t.Errorf("%d snapshot chunks sent to a follower 5 entries behind, with 10 kept", *snaps)
 	}
 	r.check()
 }
