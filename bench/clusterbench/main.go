@@ -35,7 +35,7 @@ var (
 	wallRuns  = flag.Int("wall-runs", 200, "how many `./lite-raft-client set` processes to time")
 	jsonOut   = flag.String("json", "", "also write every figure to this `FILE` as JSON")
 	keepGoing = flag.Bool("keep", false, "leave the clusters running after the report (Ctrl-C ends them)")
-	profDir   = flag.String("cpuprofile", "", "run lite-raft's agents with --cpuprofile, writing DIR/hostN.prof (read them with go tool pprof)")
+	profDir   = flag.String("cpuprofile", "", "run lite-raft's agents with --cpuprofile and --memprofile, writing DIR/hostN.prof, DIR/hostN.allocs.prof (read them with go tool pprof) and DIR/hostN.gctrace (GODEBUG=gctrace=1)")
 	logsDir   = flag.String("logs", "", "keep the servers' logs: every host's message-log/ in DIR/hostN/, etcd's in DIR/etcd/ (the clusters' folders are removed at the end)")
 )
 
@@ -371,8 +371,8 @@ func (lc *liteCluster) profileAgents(dir string) error {
 	}
 	for _, h := range lc.members {
 		// the host's own folder: its /tmp is not ours
-		cmd := fmt.Sprintf("cd %s && ./lite-raft stop >/dev/null; (setsid ./lite-raft agent --foreground --cpuprofile %s/cpu.prof </dev/null >/dev/null 2>&1 &)",
-			harness.RemoteDir, harness.RemoteDir)
+		cmd := fmt.Sprintf("cd %s && ./lite-raft stop >/dev/null; (GODEBUG=gctrace=1 setsid ./lite-raft agent --foreground --cpuprofile cpu.prof --memprofile allocs.prof </dev/null >/dev/null 2>gctrace &)",
+			harness.RemoteDir)
 		if _, e, code, err := h.Run(cmd); err != nil || code != 0 {
 			return fmt.Errorf("restart %s's agent with --cpuprofile: exit %d %v %s", h.Name, code, err, e)
 		}
@@ -386,8 +386,10 @@ func (lc *liteCluster) close() {
 	if lc.c != nil && lc.profiling {
 		for _, h := range lc.members {
 			h.Run("cd " + harness.RemoteDir + " && ./lite-raft stop") // writes the profile
-			if b, err := os.ReadFile(filepath.Join(h.Dir, "cpu.prof")); err == nil {
-				os.WriteFile(filepath.Join(lc.profDir, h.Name+".prof"), b, 0o644)
+			for from, to := range map[string]string{"cpu.prof": ".prof", "allocs.prof": ".allocs.prof", "gctrace": ".gctrace"} {
+				if b, err := os.ReadFile(filepath.Join(h.Dir, from)); err == nil {
+					os.WriteFile(filepath.Join(lc.profDir, h.Name+to), b, 0o644)
+				}
 			}
 		}
 	}

@@ -83,6 +83,7 @@ func serverCommands() []*cli.Command {
 			Flags: []cli.Flag{
 				&cli.BoolFlag{Name: "foreground", Usage: "required: this command does not detach"},
 				&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to `FILE` until the agent stops"},
+				&cli.StringFlag{Name: "memprofile", Usage: "write a profile of what was allocated (go tool pprof -sample_index=alloc_space) to `FILE` when the agent stops"},
 			},
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 0 || !c.Bool("foreground") {
@@ -99,6 +100,13 @@ func serverCommands() []*cli.Command {
 					}
 					pprof.StartCPUProfile(f)
 					defer func() { pprof.StopCPUProfile(); f.Close() }()
+				}
+				if p := c.String("memprofile"); p != "" {
+					f, err := os.Create(p)
+					if err != nil {
+						return cli.Exit(err, 1)
+					}
+					defer func() { pprof.Lookup("allocs").WriteTo(f, 0); f.Close() }()
 				}
 				if os.Getenv("GOGC") == "" {
 					// The agent's heap is mostly the state machine, which lives as long as
