@@ -25,9 +25,10 @@ type Config struct {
 	MaxInflight int
 	// MaxMsgBytes bounds the entry data in one append (default 1 MiB; one entry always fits).
 	MaxMsgBytes uint64
-	// MaxInflightBytes bounds the entry data in flight to one follower (default 8 MiB; one
-	// append always goes): a follower catching up gets a window of appends, not hundreds
-	// of MB queued at once.
+	// MaxInflightBytes bounds the entry data in flight to one follower (default 32 MiB;
+	// one append always goes): a follower catching up gets a window of appends, not
+	// hundreds of MB queued at once. A busy leader answers acknowledgements late, so a
+	// window much smaller makes catching up wait on the leader's loop.
 	MaxInflightBytes uint64
 	// SnapshotChunkBytes is the size of the pieces a snapshot is sent in (default 1 MiB).
 	SnapshotChunkBytes int
@@ -134,7 +135,7 @@ func NewNode(cfg Config, st State) (*Node, error) {
 		cfg.MaxMsgBytes = 1 << 20
 	}
 	if cfg.MaxInflightBytes == 0 {
-		cfg.MaxInflightBytes = 8 << 20
+		cfg.MaxInflightBytes = 32 << 20
 	}
 	if cfg.SnapshotChunkBytes <= 0 {
 		cfg.SnapshotChunkBytes = 1 << 20

@@ -369,17 +369,24 @@ func (lc *liteCluster) profileAgents(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	lc.profiling, lc.profDir = true, dir
 	for _, h := range lc.members {
-		// the host's own folder: its /tmp is not ours
-		cmd := fmt.Sprintf("cd %s && ./lite-raft stop >/dev/null; (GODEBUG=gctrace=1 setsid ./lite-raft agent --foreground --cpuprofile cpu.prof --memprofile allocs.prof </dev/null >/dev/null 2>gctrace &)",
-			harness.RemoteDir)
-		if _, e, code, err := h.Run(cmd); err != nil || code != 0 {
+		if _, e, code, err := h.Run("cd " + harness.RemoteDir + " && ./lite-raft stop >/dev/null; " + lc.startCommand()); err != nil || code != 0 {
 			return fmt.Errorf("restart %s's agent with --cpuprofile: exit %d %v %s", h.Name, code, err, e)
 		}
 	}
 	logf("agents run with --cpuprofile; profiles go to %s when the run ends", dir)
-	lc.profiling, lc.profDir = true, dir
 	return nil
+}
+
+// startCommand starts a member's agent, in the foreground with profiles when profiling
+// (a member restarted by a workload then profiles its life since that restart).
+func (lc *liteCluster) startCommand() string {
+	if !lc.profiling {
+		return "cd " + harness.RemoteDir + " && ./lite-raft start"
+	}
+	// the host's own folder: its /tmp is not ours
+	return "cd " + harness.RemoteDir + " && (GODEBUG=gctrace=1 setsid ./lite-raft agent --foreground --cpuprofile cpu.prof --memprofile allocs.prof </dev/null >/dev/null 2>gctrace &)"
 }
 
 func (lc *liteCluster) close() {
@@ -578,7 +585,7 @@ func (lc *liteCluster) failover() (time.Duration, error) {
 		return err
 	})
 	// the old leader back, so the cluster can be used again (--keep)
-	lead.Run("cd " + harness.RemoteDir + " && ./lite-raft start")
+	lead.Run(lc.startCommand())
 	return gap, err
 }
 

@@ -605,7 +605,7 @@ func (lc *liteCluster) catchUp(r *scaleResult) {
 	}
 	time.Sleep(*scaleDown) // the workload: the member stays down this long
 	restart := time.Now()
-	if _, e, code, err := down.Run("cd " + harness.RemoteDir + " && ./lite-raft start"); err != nil || code != 0 {
+	if _, e, code, err := down.Run(lc.startCommand()); err != nil || code != 0 {
 		step.Detail = fmt.Sprintf("lite-raft start on %s: exit %d %v %s", down.Name, code, err, strings.TrimSpace(e))
 		r.fail("catch-up", errors.New(step.Detail))
 		return
