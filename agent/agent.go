@@ -40,6 +40,8 @@ type Options struct {
 	Dialer *sshrpc.Dialer
 	// Ready, if set, is closed once the agent answers on its socket.
 	Ready chan struct{}
+	// Build is this build's version (git describe), which the agent tells its peers.
+	Build string
 }
 
 // Agent is a running node: the driver of a core.Core.
@@ -57,6 +59,7 @@ type Agent struct {
 	start     time.Time
 	server    *sshrpc.Server
 	linked    map[raftcore.NodeID]bool
+	build     string // this build's version, for peers and status
 
 	events chan event
 	done   chan struct{}
@@ -77,6 +80,7 @@ type event struct {
 	req     *client.Request
 	replyFn func(client.Response)
 	link    *LinkEvent
+	version *client.Version
 	call    *callDone
 	run     *runDone
 	snap    *snapDone
@@ -113,6 +117,7 @@ func Run(ctx context.Context, opt Options) error {
 
 func start(opt Options) (a *Agent, err error) {
 	a = newAgent(opt.Dir, opt.ID, opt.Log)
+	a.build = opt.Build
 	if a.id == "" {
 		h, err := conf.ShortHostname()
 		if err != nil {
@@ -169,7 +174,7 @@ func start(opt Options) (a *Agent, err error) {
 			store.Close()
 		}
 	}()
-	if err = a.init(store, st, newSSHTransport(dialer, a.peerCommand, a.log), systemClock{}); err != nil {
+	if err = a.init(store, st, newSSHTransport(dialer, a.peerCommand, a.log, a.version()), systemClock{}); err != nil {
 		return nil, err
 	}
 	a.server, err = sshrpc.Listen(filepath.Join(a.dir, "temp", "agent.sock"), sshrpc.ConnOptions{
@@ -203,6 +208,7 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 			Storage: store, KeepEntries: a.cfg.SnapshotPeriod, KeepPrevious: true},
 		TickMs:         tick.Milliseconds(),
 		SnapshotPeriod: a.cfg.SnapshotPeriod,
+		Build:          a.build,
 	}, st, kv)
 	if err != nil {
 		return err
@@ -216,6 +222,11 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 		a.id, st.HardState.Term, node.Status().Snapshot.Index+1, node.Status().LastIndex,
 		st.Snapshot.Meta.Index, m, tick)
 	return nil
+}
+
+// version is what this agent says of itself to its peers.
+func (a *Agent) version() client.Version {
+	return client.Version{ID: string(a.id), Commands: kvstore.CommandVersion, Build: a.build}
 }
 
 // loadSnapshot reads the state machine back from the stored snapshot, streamed.
@@ -294,6 +305,8 @@ func (a *Agent) handleEvent(ev event) {
 			a.core.LeaderGone(now, ev.link.Peer)
 		}
 		a.core.Link(now, ev.link.Peer, ev.link.Up)
+	case ev.version != nil:
+		a.core.PeerVersion(now, *ev.version)
 	case ev.call != nil:
 		a.core.CallDone(now, ev.call.id, ev.call.res, ev.call.resp, ev.call.err)
 	case ev.run != nil:

@@ -28,6 +28,13 @@ func (a *Agent) handleFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 			return
 		}
 		a.post(event{req: &req, replyFn: reply})
+	case client.FrameVersion:
+		v, err := client.DecodeVersion(f.Payload)
+		if err != nil {
+			a.log.Printf("dropped a version from %s: %v", c.Peer, err)
+			return
+		}
+		a.post(event{version: &v})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"lite-raft/client"
 	"lite-raft/conf"
+	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
 
@@ -54,14 +55,17 @@ type memCluster struct {
 
 func startMemCluster(t *testing.T, clock Clock, ids ...raftcore.NodeID) *memCluster {
 	t.Helper()
-	return startMemMembers(t, clock, ids, ids)
+	return startMemMembers(t, clock, ids, ids, nil)
 }
 
-// startMemMembers runs the agents of run, in a cluster whose first members are voters.
-func startMemMembers(t *testing.T, clock Clock, voters, run []raftcore.NodeID) *memCluster {
+// startMemMembers runs the agents of run, in a cluster whose first members are voters;
+// the silent ones run a build from before versions (MemNetwork.Silent).
+func startMemMembers(t *testing.T, clock Clock, voters, run []raftcore.NodeID, silent map[raftcore.NodeID]bool) *memCluster {
 	t.Helper()
 	ids := run
-	c := &memCluster{t: t, net: NewMemNetwork(), agents: map[raftcore.NodeID]*Agent{}, logs: map[raftcore.NodeID]*lineLog{}}
+	net := NewMemNetwork()
+	net.Silent = silent
+	c := &memCluster{t: t, net: net, agents: map[raftcore.NodeID]*Agent{}, logs: map[raftcore.NodeID]*lineLog{}}
 	for _, id := range ids {
 		dir := t.TempDir()
 		os.MkdirAll(filepath.Join(dir, "temp"), 0o700)
@@ -218,7 +222,7 @@ func TestMemClusterBrokenForward(t *testing.T) {
 // deadline, not before.
 func TestMemClusterFakeClock(t *testing.T) {
 	clock := NewFakeClock()
-	c := startMemMembers(t, clock, []raftcore.NodeID{"m1", "m2"}, []raftcore.NodeID{"m1"})
+	c := startMemMembers(t, clock, []raftcore.NodeID{"m1", "m2"}, []raftcore.NodeID{"m1"}, nil)
 	start := clock.Now()
 	got := make(chan client.Response, 1)
 	req := client.Request{Op: client.OpSet, Key: "k", Value: []byte("v"), ClientID: 5, Seq: 1, TimeoutMs: 1000}
@@ -241,5 +245,84 @@ func TestMemClusterFakeClock(t *testing.T) {
 		}
 		clock.Advance(10 * time.Millisecond)
 		time.Sleep(time.Millisecond) // lets the loop take the tick; the clock decides, not this
+	}
+}
+
+// A member on a build from before versions says nothing of itself: the leader refuses
+// the commands it would not understand (create, if ... unset), with a message naming it,
+// and goes on serving the old ones. Once it is upgraded and says so on a new stream, they
+// go through. Status shows what each member said.
+func TestMemClusterVersions(t *testing.T) {
+	ids := []raftcore.NodeID{"m1", "m2", "m3"}
+	old := raftcore.NodeID("m3")
+	c := startMemMembers(t, systemClock{}, ids, ids, map[raftcore.NodeID]bool{old: true})
+	lead := c.leader()
+	if lead == old {
+		if r := c.do(lead, client.Request{Op: client.OpTransfer, Host: "m1", TimeoutMs: 5000}); r.Code != 0 {
+			t.Fatalf("transfer-leader m1: exit %d %s", r.Code, r.Msg)
+		}
+		lead = c.leader()
+	}
+	for _, from := range ids {
+		r := c.do(from, client.Request{Op: client.OpCreate, Key: "c", Value: []byte("1"), TimeoutMs: 3000})
+		if r.Code != client.CodeUpgrade || !strings.Contains(r.Msg, "m3") || !strings.Contains(r.Msg, "upgrade it first") {
+			t.Fatalf("create through %s with m3 on an old build: exit %d %q, want 14 naming m3", from, r.Code, r.Msg)
+		}
+	}
+	r := c.do(lead, client.Request{Op: client.OpIfUnset, Key: "c", Cond: "=", CondValue: []byte("1"), TimeoutMs: 3000})
+	if r.Code != client.CodeUpgrade {
+		t.Fatalf("if ... unset with m3 on an old build: exit %d %q, want 14", r.Code, r.Msg)
+	}
+	if r := c.do(old, client.Request{Op: client.OpSet, Key: "s", Value: []byte("v"), TimeoutMs: 3000}); r.Code != 0 {
+		t.Fatalf("set through the old member: exit %d %s", r.Code, r.Msg)
+	}
+	if r := c.do(lead, client.Request{Op: client.OpGet, Key: "c", TimeoutMs: 3000}); r.Code != client.CodeNotFound {
+		t.Fatalf("get c after the refused create: exit %d %q, want 9", r.Code, r.Value)
+	}
+	for _, n := range c.status(lead).Nodes {
+		want := kvstore.CommandVersion
+		if raftcore.NodeID(n.Name) == old {
+			want = 1
+		}
+		if n.Commands != want {
+			t.Errorf("status on %s: %s understands commands %d, want %d", lead, n.Name, n.Commands, want)
+		}
+	}
+
+	// "upgraded": it says what it is on its next stream to the leader
+	c.net.mu.Lock()
+	delete(c.net.Silent, old)
+	c.net.mu.Unlock()
+	c.net.Cut(old, lead, true)
+	c.net.Cut(old, lead, false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := c.do(old, client.Request{Op: client.OpCreate, Key: "c", Value: []byte("1"), TimeoutMs: 3000})
+		if r.Code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create after m3 said it understands version %d: exit %d %s", kvstore.CommandVersion, r.Code, r.Msg)
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline: the hello travels through the loop
+	}
+	if r := c.do(lead, client.Request{Op: client.OpCreate, Key: "c", Value: []byte("2"), TimeoutMs: 3000}); r.Code != client.CodeExists {
+		t.Fatalf("second create: exit %d %s, want 13", r.Code, r.Msg)
+	}
+	if r := c.do(old, client.Request{Op: client.OpIfUnset, Key: "c", Cond: "=", CondValue: []byte("1"), TimeoutMs: 3000}); r.Code != 0 {
+		t.Fatalf("if c = 1 unset: exit %d %s", r.Code, r.Msg)
+	}
+	for _, id := range ids {
+		if r := c.do(id, client.Request{Op: client.OpGet, Key: "c", Stale: true}); r.Code != client.CodeNotFound {
+			// stale reads: each member's own state, once it applied the unset
+			deadline := time.Now().Add(5 * time.Second)
+			for r.Code != client.CodeNotFound && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+				r = c.do(id, client.Request{Op: client.OpGet, Key: "c", Stale: true})
+			}
+			if r.Code != client.CodeNotFound {
+				t.Fatalf("%s still holds c after if ... unset: %q", id, r.Value)
+			}
+		}
 	}
 }

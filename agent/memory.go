@@ -121,6 +121,9 @@ type MemNetwork struct {
 	// DropAnswers, while set, loses the answers to calls after the callee got them: the
 	// caller sees its stream break (the request may have been carried out).
 	DropAnswers bool
+	// Silent names agents that run a build from before versions: they say nothing of
+	// themselves when they connect.
+	Silent map[raftcore.NodeID]bool
 }
 
 func NewMemNetwork() *MemNetwork {
@@ -128,14 +131,29 @@ func NewMemNetwork() *MemNetwork {
 		reports: map[[2]raftcore.NodeID]func(LinkEvent){}}
 }
 
-// Cut cuts (or, with cut false, restores) the link from a to b, and tells a.
+// Cut cuts (or, with cut false, restores) the link from a to b, and tells a. A link
+// restored is a new stream: a says who it is on it, as over ssh.
 func (n *MemNetwork) Cut(a, b raftcore.NodeID, cut bool) {
 	n.mu.Lock()
 	n.cut[[2]raftcore.NodeID{a, b}] = cut
 	report := n.reports[[2]raftcore.NodeID{a, b}]
 	n.mu.Unlock()
+	if !cut {
+		n.hello(a, b)
+	}
 	if report != nil {
 		report(LinkEvent{Peer: b, Up: !cut})
+	}
+}
+
+// hello tells b what a says of itself, unless a is Silent or cannot reach b.
+func (n *MemNetwork) hello(a, b raftcore.NodeID) {
+	n.mu.Lock()
+	silent, from := n.Silent[a], n.agents[a]
+	n.mu.Unlock()
+	if to := n.target(a, b); to != nil && from != nil && !silent {
+		v := from.version()
+		to.post(event{version: &v})
 	}
 }
 
@@ -202,6 +220,7 @@ func (t *memTransport) Connect(peer raftcore.NodeID, report func(LinkEvent)) {
 	t.net.reports[[2]raftcore.NodeID{t.id, peer}] = report
 	up := !t.net.cut[[2]raftcore.NodeID{t.id, peer}]
 	t.net.mu.Unlock()
+	t.net.hello(t.id, peer)
 	report(LinkEvent{Peer: peer, Up: up})
 }
 

@@ -22,6 +22,7 @@ type sshTransport struct {
 	dialer  *sshrpc.Dialer
 	command func(args string) string // the shell command that runs lite-raft ARGS on a peer
 	log     *log.Logger
+	hello   []byte // this agent's client.Version, said first on every stream to a peer
 
 	mu    sync.Mutex
 	links map[raftcore.NodeID]*peerLink
@@ -35,8 +36,8 @@ type peerLink struct {
 	quit  chan struct{}
 }
 
-func newSSHTransport(d *sshrpc.Dialer, command func(string) string, lg *log.Logger) *sshTransport {
-	return &sshTransport{dialer: d, command: command, log: lg, links: map[raftcore.NodeID]*peerLink{}}
+func newSSHTransport(d *sshrpc.Dialer, command func(string) string, lg *log.Logger, v client.Version) *sshTransport {
+	return &sshTransport{dialer: d, command: command, log: lg, hello: v.Encode(), links: map[raftcore.NodeID]*peerLink{}}
 }
 
 func (t *sshTransport) link(id raftcore.NodeID) *peerLink {
@@ -61,7 +62,7 @@ func (t *sshTransport) Connect(id raftcore.NodeID, report func(LinkEvent)) {
 	t.mu.Unlock()
 	p := t.link(id)
 	if !had {
-		go p.watch(id, report)
+		go p.watch(id, t.hello, report)
 	}
 }
 
@@ -107,8 +108,9 @@ func (t *sshTransport) Call(ctx context.Context, id raftcore.NodeID, req client.
 // the peer's backoff) rather than at the next message, and reports each change. A
 // follower sends its leader nothing unless asked, so this is how it learns soon that the
 // leader's agent died: the leader's host still answers, and its bridge says no agent runs
-// there.
-func (p *peerLink) watch(id raftcore.NodeID, report func(LinkEvent)) {
+// there. On each new stream it first says who this agent is and what it understands
+// (hello, a client.FrameVersion).
+func (p *peerLink) watch(id raftcore.NodeID, hello []byte, report func(LinkEvent)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-p.quit; cancel() }()
 	up := false
@@ -128,6 +130,7 @@ func (p *peerLink) watch(id raftcore.NodeID, report func(LinkEvent)) {
 		if c == nil {
 			continue // Conn waited out the backoff before this attempt
 		}
+		c.Send(client.FrameVersion, hello) // if the stream is already gone, the next one says it
 		if !up {
 			report(LinkEvent{Peer: id, Up: true})
 			up = true

@@ -63,12 +63,12 @@ func (f Failure) String() string {
 	return fmt.Sprintf("failure(%d)", uint8(f))
 }
 
-// IsWrite reports whether op may change state (set, unset, if, noop, add-member,
-// del-member, transfer-leader). Every other op (get, list, status, watch, change-wait) is
+// IsWrite reports whether op may change state (set, unset, if, noop, create, if-unset,
+// add-member, del-member, transfer-leader). Every other op (get, list, status, watch, change-wait) is
 // a read for the table: it never exits 2.
 func IsWrite(op Op) bool {
 	switch op {
-	case OpSet, OpUnset, OpIfSet, OpNoop, OpAddMember, OpDelMember, OpTransfer:
+	case OpSet, OpUnset, OpIfSet, OpNoop, OpCreate, OpIfUnset, OpAddMember, OpDelMember, OpTransfer:
 		return true
 	}
 	return false
@@ -141,12 +141,13 @@ func failMessage(op Op, code int, f Failure, host string) string {
 	return "leader is stale. try again."
 }
 
-// Downgrade takes the answer an agent gave to one attempt of a request. An answer of 11 or
-// 12 says that attempt appended nothing; if an earlier attempt of the same write may have
-// been applied (o is MaybeApplied), the request as a whole may have been, and Downgrade
-// returns the 2 response instead. Any other answer is returned unchanged.
+// Downgrade takes the answer an agent gave to one attempt of a request. An answer of 11,
+// 12 or 14 (or 10, which a request valid before can only get from a leader of another
+// build) says that attempt appended nothing; if an earlier attempt of the same write may
+// have been applied (o is MaybeApplied), the request as a whole may have been, and
+// Downgrade returns the 2 response instead. Any other answer is returned unchanged.
 func Downgrade(op Op, o Outcome, r Response) Response {
-	if !IsWrite(op) || o != MaybeApplied || (r.Code != CodeNoLeader && r.Code != CodeNoServer) {
+	if !IsWrite(op) || o != MaybeApplied || !appendedNothing(r.Code) {
 		return r
 	}
 	msg := "the write may or may not have been applied: an earlier attempt got no answer"
@@ -194,4 +195,14 @@ func ExitCodeOf(err error) int {
 		return e.Code()
 	}
 	return CodeFailed
+}
+
+// appendedNothing reports whether an answer with code says that its attempt appended
+// nothing anywhere.
+func appendedNothing(code int) bool {
+	switch code {
+	case CodeNoLeader, CodeNoServer, CodeUpgrade, CodeUsage:
+		return true
+	}
+	return false
 }

@@ -12,6 +12,10 @@ import (
 const (
 	FrameRaft    uint8 = 1 // one-way: an encoded raftcore.Message between agents
 	FrameRequest uint8 = 2 // request/response: a Request, answered by a Response
+	// FrameVersion is one-way, sent by an agent first on each stream it opens to a peer:
+	// a Version. Builds from before it ignore it (they ignore every frame type they do
+	// not know), so a peer that never sent one runs such a build.
+	FrameVersion uint8 = 3
 )
 
 // Op is the verb of a request.
@@ -34,13 +38,15 @@ const (
 	OpChangeWait
 	OpDelMember // del-member Host, carried out by the leader's agent like OpAddMember
 	OpTransfer
-	_       // 12 was run-on-host, now done by the leader's agent itself
-	OpWatch // answer when Key no longer holds CondValue (or at the deadline), from local state
+	_         // 12 was run-on-host, now done by the leader's agent itself
+	OpWatch   // answer when Key no longer holds CondValue (or at the deadline), from local state
+	OpCreate  // set Key to Value if it does not exist
+	OpIfUnset // remove Key if "Key Cond CondValue" holds
 	opEnd
 )
 
 var opNames = [...]string{"", "get", "list", "set", "unset", "if", "noop", "status", "add-member",
-	"change-wait", "del-member", "transfer-leader", "", "watch"}
+	"change-wait", "del-member", "transfer-leader", "", "watch", "create", "if-unset"}
 
 func (o Op) String() string {
 	if o > 0 && o < opEnd && opNames[o] != "" {
@@ -64,6 +70,10 @@ const (
 	CodeUsage        = 10
 	CodeNoLeader     = 11
 	CodeNoServer     = 12
+	CodeExists       = 13 // create: KEY already exists
+	// CodeUpgrade: a member does not understand this kind of command yet (it runs an
+	// older build): nothing was appended, upgrade it first
+	CodeUpgrade = 14
 )
 
 // Request is one client request.
@@ -183,4 +193,36 @@ func DecodeResponse(b []byte) (Response, error) {
 		return Response{}, fmt.Errorf("decode response: %w", d.Err)
 	}
 	return r, nil
+}
+
+// Version is what an agent says of itself to its peers in a FrameVersion.
+type Version struct {
+	ID       string // the sender's host name
+	Commands int    // kvstore.CommandVersion of its build
+	Build    string // its build (git describe), for status
+}
+
+// Encode renders v as uvarint commands, then length-prefixed id and build.
+func (v Version) Encode() []byte {
+	b := binary.AppendUvarint(nil, uint64(v.Commands))
+	b = wire.AppendBytes(b, []byte(v.ID))
+	return wire.AppendBytes(b, []byte(v.Build))
+}
+
+// DecodeVersion parses Version.Encode's output. Fields a later build appends are ignored,
+// so that it can say more without older builds refusing what it says.
+func DecodeVersion(b []byte) (Version, error) {
+	var v Version
+	d := wire.Decoder{B: b}
+	n := d.Uvarint()
+	if d.Err == nil && n > 1<<16 {
+		d.Fail(errors.New("command version out of range"))
+	}
+	v.Commands = int(n)
+	v.ID = string(d.Bytes(256))
+	v.Build = string(d.Bytes(256))
+	if d.Err != nil {
+		return Version{}, fmt.Errorf("decode version: %w", d.Err)
+	}
+	return v, nil
 }

@@ -13,11 +13,32 @@ import (
 type Op uint8
 
 const (
-	OpSet   Op = 1
-	OpUnset Op = 2
-	OpIfSet Op = 3 // conditional set: if Key Cond CondValue, set Key to Value
-	OpNoop  Op = 4
+	OpSet     Op = 1
+	OpUnset   Op = 2
+	OpIfSet   Op = 3 // conditional set: if Key Cond CondValue, set Key to Value
+	OpNoop    Op = 4
+	OpCreate  Op = 5 // set Key to Value if Key does not exist
+	OpIfUnset Op = 6 // conditional delete: if Key Cond CondValue, remove Key
+	opEnd     Op = 7 // one past the last
 )
+
+// CommandVersion is the newest set of commands this build understands: 1 is set, unset,
+// if ... set and noop (every build before versions existed); 2 adds create and
+// if ... unset. A leader proposes a command only once every member has said it
+// understands the command's version: a member that read an entry it cannot decode
+// would have to stop (skipping it would make its state differ from the others').
+const CommandVersion = 2
+
+// Version is the command version that introduced o (0 if o is unknown).
+func (o Op) Version() int {
+	switch {
+	case o >= OpSet && o <= OpNoop:
+		return 1
+	case o >= OpCreate && o < opEnd:
+		return 2
+	}
+	return 0
+}
 
 // Limits from DESIGN.md ("Semantics").
 const (
@@ -70,9 +91,9 @@ func (c Command) Validate() error {
 	switch c.Op {
 	case OpNoop:
 		return nil
-	case OpSet, OpUnset, OpIfSet:
+	case OpSet, OpUnset, OpIfSet, OpCreate, OpIfUnset:
 	default:
-		return fmt.Errorf("unknown operation %d", c.Op)
+		return &UnknownOpError{Op: c.Op}
 	}
 	if err := ValidateKey(c.Key); err != nil {
 		return err
@@ -80,7 +101,7 @@ func (c Command) Validate() error {
 	if len(c.Value) > MaxValueLen || len(c.CondValue) > MaxValueLen {
 		return fmt.Errorf("value of %d bytes: the limit is %d (1 MiB)", max(len(c.Value), len(c.CondValue)), MaxValueLen)
 	}
-	if c.Op == OpIfSet && !validCond(c.Cond) {
+	if (c.Op == OpIfSet || c.Op == OpIfUnset) && !validCond(c.Cond) {
 		return fmt.Errorf("unknown operator %q: use one of %s", c.Cond, strings.Join(Conditions, " "))
 	}
 	return nil
@@ -125,10 +146,18 @@ func Decode(b []byte) (Command, error) {
 	if d.Err != nil {
 		return c, fmt.Errorf("command: %w", d.Err)
 	}
-	if c.Op != OpSet && c.Op != OpIfSet {
+	if c.Op != OpSet && c.Op != OpIfSet && c.Op != OpCreate {
 		c.Value = nil
 	}
 	return c, c.Validate()
+}
+
+// UnknownOpError is a command of an operation this build does not know: one written by a
+// newer lite-raft.
+type UnknownOpError struct{ Op Op }
+
+func (e *UnknownOpError) Error() string {
+	return fmt.Sprintf("unknown operation %d (this build understands commands up to version %d)", e.Op, CommandVersion)
 }
 
 // String renders c the way it was typed, for `lite-raft debug`.
@@ -152,6 +181,10 @@ func (c Command) String() string {
 		return fmt.Sprintf("if %s %s %s set %s%s", c.Key, c.Cond, q(c.CondValue), q(c.Value), id)
 	case OpNoop:
 		return "noop" + id
+	case OpCreate:
+		return fmt.Sprintf("create %s %s%s", c.Key, q(c.Value), id)
+	case OpIfUnset:
+		return fmt.Sprintf("if %s %s %s unset%s", c.Key, c.Cond, q(c.CondValue), id)
 	}
 	return fmt.Sprintf("op %d", c.Op)
 }

@@ -21,11 +21,12 @@ import (
 // answered with the leader's code unchanged.
 const (
 	CodeOK           = 0
-	CodeAlreadyHolds = 5 // if ... set Y: the condition held but KEY already holds Y
-	CodeCondFalse    = 6 // if ...: the condition is false
-	CodeNoKey        = 7 // if ...: KEY does not exist
-	CodeNoDir        = 8 // list DIR: no such folder
-	CodeNotFound     = 9 // get KEY: no such key
+	CodeAlreadyHolds = 5  // if ... set Y: the condition held but KEY already holds Y
+	CodeCondFalse    = 6  // if ...: the condition is false
+	CodeNoKey        = 7  // if ...: KEY does not exist
+	CodeNoDir        = 8  // list DIR: no such folder
+	CodeNotFound     = 9  // get KEY: no such key
+	CodeExists       = 13 // create KEY: KEY already exists
 )
 
 // Result is the outcome of applying a command.
@@ -111,7 +112,7 @@ func (s *Store) apply(c Command) Result {
 	case OpUnset:
 		s.data.Delete(c.Key)
 		return Result{}
-	case OpIfSet:
+	case OpIfSet, OpIfUnset:
 		cur, ok := s.data.Get(c.Key)
 		if !ok {
 			return Result{Code: CodeNoKey, Msg: fmt.Sprintf("key %s does not exist", c.Key)}
@@ -123,8 +124,18 @@ func (s *Store) apply(c Command) Result {
 		if !holds {
 			return Result{Code: CodeCondFalse, Msg: "condition is false"}
 		}
+		if c.Op == OpIfUnset {
+			s.data.Delete(c.Key)
+			return Result{}
+		}
 		if bytes.Equal(cur, c.Value) {
 			return Result{Code: CodeAlreadyHolds, Msg: fmt.Sprintf("%s already holds the new value", c.Key)}
+		}
+		s.data.Set(c.Key, bytes.Clone(c.Value))
+		return Result{}
+	case OpCreate:
+		if _, ok := s.data.Get(c.Key); ok {
+			return Result{Code: CodeExists, Msg: fmt.Sprintf("key %s already exists", c.Key)}
 		}
 		s.data.Set(c.Key, bytes.Clone(c.Value))
 		return Result{}

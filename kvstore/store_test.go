@@ -2,6 +2,7 @@ package kvstore
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -30,6 +31,18 @@ func TestApplySemantics(t *testing.T) {
 		{Command{Op: OpUnset, Key: "n"}, CodeOK},
 		{Command{Op: OpUnset, Key: "n"}, CodeOK},
 		{Command{Op: OpNoop}, CodeOK},
+		// create: only where nothing is
+		{Command{Op: OpCreate, Key: "n", Value: []byte("a")}, CodeOK},
+		{Command{Op: OpCreate, Key: "n", Value: []byte("b")}, CodeExists},
+		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("a"), Value: []byte("3")}, CodeOK}, // create wrote "a", not "b"
+		// if ... unset: each condition that fails says which
+		{Command{Op: OpIfUnset, Key: "m", Cond: "=", CondValue: []byte("3")}, CodeNoKey},
+		{Command{Op: OpIfUnset, Key: "n", Cond: "=", CondValue: []byte("4")}, CodeCondFalse},
+		{Command{Op: OpIfUnset, Key: "n", Cond: "-gt", CondValue: []byte("x")}, CodeCondFalse},
+		{Command{Op: OpIfUnset, Key: "n", Cond: "-lt", CondValue: []byte("4")}, CodeOK},
+		{Command{Op: OpIfUnset, Key: "n", Cond: "-lt", CondValue: []byte("4")}, CodeNoKey},
+		{Command{Op: OpCreate, Key: "n", Value: []byte("again")}, CodeOK},
+		{Command{Op: OpUnset, Key: "n"}, CodeOK},
 	}
 	for i, st := range steps {
 		if err := st.c.Validate(); err != nil {
@@ -201,4 +214,28 @@ func contents(s *Store) [2]any {
 	s.data.Scan(func(k string, v []byte) bool { data[k] = string(v); return true })
 	s.sessions.Scan(func(id uint64, ss session) bool { sessions[id] = ss; return true })
 	return [2]any{data, sessions}
+}
+
+// TestCommandVersions: every operation this build knows has a version it understands,
+// and one it does not know is refused with an error that says so, never read as another.
+func TestCommandVersions(t *testing.T) {
+	for op := OpSet; op < opEnd; op++ {
+		if v := op.Version(); v < 1 || v > CommandVersion {
+			t.Errorf("op %d: version %d, want 1..%d", op, v, CommandVersion)
+		}
+	}
+	for _, op := range []Op{OpSet, OpUnset, OpIfSet, OpNoop} {
+		if op.Version() != 1 {
+			t.Errorf("op %d: version %d; builds from before versions know it, so it must be 1", op, op.Version())
+		}
+	}
+	b := Command{Op: opEnd, Key: "k", Value: []byte("v")}.Encode()
+	_, err := Decode(b)
+	var unknown *UnknownOpError
+	if !errors.As(err, &unknown) || unknown.Op != opEnd {
+		t.Fatalf("decode of op %d: %v, want an UnknownOpError", opEnd, err)
+	}
+	if opEnd.Version() != 0 {
+		t.Fatalf("unknown op has version %d", opEnd.Version())
+	}
 }

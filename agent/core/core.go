@@ -103,6 +103,8 @@ type Config struct {
 	SnapshotPeriod uint64
 	// DefaultTimeoutMs bounds a request that did not say how long its client waits.
 	DefaultTimeoutMs int64
+	// Build is this agent's build (git describe), for status.
+	Build string
 }
 
 // Core is one agent's state. It is not safe for concurrent use: the driver serializes
@@ -136,8 +138,9 @@ type Core struct {
 	calls      map[CallID]*waiter   // forwarded, waiting for CallDone
 	change     *change              // the membership change this leader drives (or drove last)
 
-	linkDown map[raftcore.NodeID]bool // peers whose link the driver reported down
-	lead     raftcore.NodeID          // the leader as of the last Ready
+	linkDown map[raftcore.NodeID]bool           // peers whose link the driver reported down
+	versions map[raftcore.NodeID]client.Version // what peers said of themselves
+	lead     raftcore.NodeID                    // the leader as of the last Ready
 
 	out     Ready
 	limiter limiter
@@ -170,7 +173,7 @@ func New(cfg Config, st raftcore.State, kv *kvstore.Store) (*Core, error) {
 		applied:        st.Snapshot.Meta.Index,
 		appliedMembers: st.Snapshot.Meta.Members, lastSnapshot: st.Snapshot.Meta.Index, snapSize: st.Snapshot.Size,
 		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{},
-		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{},
+		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{}, versions: map[raftcore.NodeID]client.Version{},
 		limiter: limiter{seen: map[string]*limit{}}}
 	return c, nil
 }
@@ -260,7 +263,9 @@ func (c *Core) Advance(now Time, rd Ready) error {
 		}
 		c.installSnapshot(*rd.Snapshot, rd.Restored)
 	}
-	c.apply(rd.CommittedEntries)
+	if err := c.apply(rd.CommittedEntries); err != nil {
+		return err
+	}
 	for _, rs := range rd.ReadStates {
 		c.readState(rs)
 	}
@@ -287,10 +292,22 @@ func (c *Core) installSnapshot(s raftcore.Snapshot, kv *kvstore.Store) {
 	}
 }
 
-func (c *Core) apply(ents []raftcore.Entry) {
+// apply applies committed entries in order. An entry it cannot decode stops it, with
+// the entry left unapplied: skipping it would make this member's state differ from that
+// of members that understood it (it was checked before it was proposed, so it comes from
+// a newer lite-raft).
+func (c *Core) apply(ents []raftcore.Entry) error {
 	for _, e := range ents {
 		if e.Index <= c.applied {
 			continue
+		}
+		var cmd kvstore.Command
+		if e.Type != raftcore.EntryMembership && len(e.Data) > 0 {
+			var err error
+			if cmd, err = kvstore.Decode(e.Data); err != nil {
+				return fmt.Errorf("entry %d: %w: this agent stops rather than skip it, which would make its state differ from the other members'; "+
+					"if the entry comes from a newer lite-raft, upgrade this host", e.Index, err)
+			}
 		}
 		c.applied = e.Index
 		c.logBytes += uint64(len(e.Data))
@@ -306,16 +323,9 @@ func (c *Core) apply(ents []raftcore.Entry) {
 		case len(e.Data) == 0:
 			// a new leader's empty entry
 		default:
-			cmd, err := kvstore.Decode(e.Data)
-			if err != nil {
-				// every member skips it alike: it was checked before it was proposed
-				c.logf("", "entry %d: %v (skipped)", e.Index, err)
-				res = kvstore.Result{Code: client.CodeFailed, Msg: err.Error()}
-			} else {
-				res = c.kv.Apply(e.Index, cmd)
-				if len(c.watches[cmd.Key]) > 0 {
-					c.wakeWatches(cmd.Key)
-				}
+			res = c.kv.Apply(e.Index, cmd)
+			if len(c.watches[cmd.Key]) > 0 {
+				c.wakeWatches(cmd.Key)
 			}
 		}
 		if w := c.proposals[e.Index]; w != nil {
@@ -328,6 +338,7 @@ func (c *Core) apply(ents []raftcore.Entry) {
 			}
 		}
 	}
+	return nil
 }
 
 // membersCommitted hands a committed membership to the driver.

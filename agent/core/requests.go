@@ -10,7 +10,8 @@ import (
 
 // kvOps maps the client's write verbs to the state machine's operations.
 var kvOps = [...]kvstore.Op{client.OpSet: kvstore.OpSet, client.OpUnset: kvstore.OpUnset,
-	client.OpIfSet: kvstore.OpIfSet, client.OpNoop: kvstore.OpNoop}
+	client.OpIfSet: kvstore.OpIfSet, client.OpNoop: kvstore.OpNoop,
+	client.OpCreate: kvstore.OpCreate, client.OpIfUnset: kvstore.OpIfUnset}
 
 // Backoff of a request that could not be forwarded: doubling between these bounds.
 const (
@@ -101,11 +102,16 @@ func (c *Core) handle(w *waiter) {
 			return
 		}
 		c.reads[c.nextReadID] = w
-	case client.OpSet, client.OpUnset, client.OpIfSet, client.OpNoop:
+	case client.OpSet, client.OpUnset, client.OpIfSet, client.OpNoop, client.OpCreate, client.OpIfUnset:
 		cmd := kvstore.Command{Op: kvOps[r.Op],
 			ClientID: r.ClientID, Seq: r.Seq, Key: r.Key, Value: r.Value, Cond: r.Cond, CondValue: r.CondValue}
 		if err := cmd.Validate(); err != nil {
 			c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
+			return
+		}
+		// checked here too when a follower would forward it: a leader on an older build
+		// could not even read the request
+		if cmd.Op.Version() > 1 && c.refuseNewer(w, cmd.Op) {
 			return
 		}
 		if c.node.Role() != raftcore.Leader {

@@ -726,6 +726,11 @@ func (s *sim) reportLinks() {
 				}
 				na.core.Link(s.now, b, up)
 				s.pump(na)
+				if nb := s.nodes[b]; up && nb.up {
+					// a's stream to b opens with what a says of itself
+					nb.core.PeerVersion(s.now, client.Version{ID: string(a), Commands: kvstore.CommandVersion})
+					s.pump(nb)
+				}
 			})
 		}
 	}
@@ -899,15 +904,21 @@ func (s *sim) clientOp(c *simClient) {
 	c.seq++
 	req := client.Request{ClientID: c.clientID, Seq: c.seq, Key: key, TimeoutMs: clientTimeout - 100}
 	in := kvIn{Key: key}
-	switch x := s.rng.IntN(10); {
+	switch x := s.rng.IntN(12); {
 	case x < 4:
 		req.Op, in.Op = client.OpGet, "get"
 	case x < 7:
 		in.Op, in.Value = "set", fmt.Sprintf("c%d.%d", c.id, c.seq)
 		req.Op, req.Value = client.OpSet, []byte(in.Value)
-	default:
+	case x < 9:
 		in.Op, in.Value, in.Cond = "cas", fmt.Sprintf("c%d.%d", c.id, c.seq), c.last[key]
 		req.Op, req.Cond, req.CondValue, req.Value = client.OpIfSet, "=", []byte(in.Cond), []byte(in.Value)
+	case x < 10:
+		in.Op, in.Value = "create", fmt.Sprintf("c%d.%d", c.id, c.seq)
+		req.Op, req.Value = client.OpCreate, []byte(in.Value)
+	default:
+		in.Op, in.Cond = "delif", c.last[key]
+		req.Op, req.Cond, req.CondValue = client.OpIfUnset, "=", []byte(in.Cond)
 	}
 	call := s.now
 	finished := false
@@ -959,7 +970,8 @@ func (s *sim) record(c *simClient, in kvIn, call Time, code int, req client.Requ
 		s.stats.unknown++
 		out.Unknown = true
 		ret = 1 << 62 // it may take effect at any time after its call
-	case code == client.CodeOK || (in.Op == "cas" && (code == client.CodeAlreadyHolds || code == client.CodeCondFalse || code == client.CodeNoKey)):
+	case code == client.CodeOK || (in.Op == "cas" && (code == client.CodeAlreadyHolds || code == client.CodeCondFalse || code == client.CodeNoKey)) ||
+		(in.Op == "create" && code == client.CodeExists) || (in.Op == "delif" && (code == client.CodeCondFalse || code == client.CodeNoKey)):
 		s.stats.ok++
 	default:
 		s.stats.notApplied++
@@ -1009,6 +1021,37 @@ var kvModel = porcupine.NondeterministicModel{
 				return []any{in.Value}
 			}
 			return []any{st} // not applied
+		case "create":
+			switch {
+			case out.Unknown && st == missing:
+				return []any{in.Value, st}
+			case out.Unknown:
+				return []any{st}
+			case out.Code == client.CodeOK && st == missing:
+				return []any{in.Value}
+			case out.Code == client.CodeExists && st != missing:
+				return []any{st}
+			case out.Code != client.CodeOK && out.Code != client.CodeExists:
+				return []any{st} // not applied
+			}
+			return nil
+		case "delif":
+			holds := st != missing && st == in.Cond
+			switch {
+			case out.Unknown && holds:
+				return []any{missing, st}
+			case out.Unknown:
+				return []any{st}
+			case out.Code == client.CodeOK && holds:
+				return []any{missing}
+			case out.Code == client.CodeCondFalse && st != missing && !holds:
+				return []any{st}
+			case out.Code == client.CodeNoKey && st == missing:
+				return []any{st}
+			case out.Code != client.CodeOK && out.Code != client.CodeCondFalse && out.Code != client.CodeNoKey:
+				return []any{st} // not applied
+			}
+			return nil
 		}
 		holds := st == in.Cond
 		switch {
@@ -1043,6 +1086,10 @@ var kvModel = porcupine.NondeterministicModel{
 			return fmt.Sprintf("get %s → %q (%s)", in.Key, out.Value, res)
 		case "set":
 			return fmt.Sprintf("set %s %s (%s)", in.Key, in.Value, res)
+		case "create":
+			return fmt.Sprintf("create %s %s (%s)", in.Key, in.Value, res)
+		case "delif":
+			return fmt.Sprintf("if %s = %q unset (%s)", in.Key, in.Cond, res)
 		}
 		return fmt.Sprintf("if %s = %q set %s (%s)", in.Key, in.Cond, in.Value, res)
 	},

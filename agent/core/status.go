@@ -4,21 +4,25 @@ import (
 	"encoding/json"
 
 	"lite-raft/client"
+	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
 
 // Status is the JSON document `lite-raft client status --json` prints.
 type Status struct {
-	ID        string         `json:"id"`
-	Role      string         `json:"role"`
-	Term      uint64         `json:"term"`
-	Leader    string         `json:"leader"`
-	Commit    uint64         `json:"commit"`
-	Applied   uint64         `json:"applied"`
-	LastIndex uint64         `json:"last_index"`
-	Snapshot  uint64         `json:"snapshot_index"`
-	Members   string         `json:"members"`
-	Nodes     []MemberStatus `json:"nodes,omitempty"`
+	ID        string `json:"id"`
+	Role      string `json:"role"`
+	Term      uint64 `json:"term"`
+	Leader    string `json:"leader"`
+	Commit    uint64 `json:"commit"`
+	Applied   uint64 `json:"applied"`
+	LastIndex uint64 `json:"last_index"`
+	Snapshot  uint64 `json:"snapshot_index"`
+	Members   string `json:"members"`
+	// Build is this agent's build and Commands the newest command version it understands.
+	Build    string         `json:"build"`
+	Commands int            `json:"commands"`
+	Nodes    []MemberStatus `json:"nodes,omitempty"`
 	// Change is the membership change this leader drives, or drove last.
 	Change *ChangeStatus `json:"change,omitempty"`
 }
@@ -34,6 +38,10 @@ type MemberStatus struct {
 	// SnapshotBytes of SnapshotSize: how far a snapshot being sent to it is
 	SnapshotBytes uint64 `json:"snapshot_bytes,omitempty"`
 	SnapshotSize  uint64 `json:"snapshot_size,omitempty"`
+	// Build and Commands are what the member said of itself (empty and 1: a build from
+	// before versions, or not heard from since this agent started)
+	Build    string `json:"build"`
+	Commands int    `json:"commands"`
 }
 
 // Status reports this node's state, and on the leader its view of every member.
@@ -41,7 +49,7 @@ func (c *Core) Status() Status {
 	st := c.node.Status()
 	s := Status{ID: string(st.ID), Role: st.Role.String(), Term: st.Term, Leader: string(st.Lead),
 		Commit: st.Commit, Applied: c.applied, LastIndex: st.LastIndex, Snapshot: st.Snapshot.Index,
-		Members: st.Members.String()}
+		Members: st.Members.String(), Build: c.cfg.Build, Commands: kvstore.CommandVersion}
 	if c.change != nil && st.Role == raftcore.Leader {
 		ch := c.change.ChangeStatus
 		s.Change = &ch
@@ -63,7 +71,11 @@ func (c *Core) Status() Status {
 		}
 		ms := MemberStatus{Name: string(id), Role: role, Match: p.Match, State: state,
 			LastContactMs: int64(p.TicksSinceHeard) * c.cfg.TickMs,
-			SnapshotBytes: p.SnapshotAcked, SnapshotSize: p.SnapshotSize}
+			SnapshotBytes: p.SnapshotAcked, SnapshotSize: p.SnapshotSize,
+			Build: c.versions[id].Build, Commands: c.commandsOf(id)}
+		if id == st.ID {
+			ms.Build = c.cfg.Build
+		}
 		if st.LastIndex > p.Match {
 			ms.Lag = st.LastIndex - p.Match
 		}

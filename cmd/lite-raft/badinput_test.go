@@ -83,6 +83,10 @@ func TestBadClientInput(t *testing.T) {
 		{[]string{"if", "k", "~", "1", "set", "2"}, 10, "unknown operator"},
 		{[]string{"if", "k", "=", "1", "put", "2"}, 10, "want KEY OP X set Y"},
 		{[]string{"if", "k", "=", "1"}, 10, "want KEY OP X set Y"},
+		{[]string{"if", "k", "=", "1", "unset", "2"}, 10, "or KEY OP X unset"},
+		{[]string{"if", "k", "~", "1", "unset"}, 10, "unknown operator"},
+		{[]string{"create", "k"}, 10, "want KEY VALUE"},
+		{[]string{"create", "a//b", "v"}, 10, "empty path segment"},
 		{[]string{"set", "k"}, 10, "want KEY VALUE"},
 		{[]string{"unset"}, 10, "want KEY"},
 		{[]string{"list", "a", "b"}, 10, "at most one DIR"},
@@ -147,5 +151,32 @@ func TestBadConfAndState(t *testing.T) {
 	}
 	if out, code := runApp(t, "--dir", dir, "debug"); code != 1 || !strings.Contains(out, "state/current") {
 		t.Fatalf("debug on a corrupted state file: %d %s", code, out)
+	}
+}
+
+// TestCreateAndConditionalUnset: each outcome of create and if ... unset has its own exit
+// code, through a real agent.
+func TestCreateAndConditionalUnset(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"create", "k", "1"}, 0, ""},
+		{[]string{"create", "k", "2"}, 13, "already exists"},
+		{[]string{"get", "k"}, 0, "1\n"},
+		{[]string{"if", "k", "=", "2", "unset"}, 6, "condition is false"},
+		{[]string{"if", "k", "-gt", "0", "unset"}, 0, ""},
+		{[]string{"if", "k", "=", "1", "unset"}, 7, "does not exist"},
+		{[]string{"get", "k"}, 9, "not found"},
+		{[]string{"create", "k", "-5"}, 0, ""},
+		{[]string{"get", "k"}, 0, "-5\n"},
+	} {
+		out, code := runApp(t, append([]string{"--dir", dir, "client"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(out, tc.out) {
+			t.Errorf("client %q: exit %d, output %q; want exit %d and %q", tc.args, code, out, tc.code, tc.out)
+		}
 	}
 }

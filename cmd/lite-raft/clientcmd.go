@@ -29,6 +29,8 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   unset KEY                remove KEY
   if KEY OP X set Y        set KEY to Y if "KEY OP X" holds; OP is one of = != -eq -ne -lt -le -gt -ge
                            (exit 7: no KEY, 6: false, 5: KEY already holds Y)
+  if KEY OP X unset        remove KEY if "KEY OP X" holds (exit 7: no KEY, 6: false)
+  create KEY VALUE         set KEY only if it does not exist (exit 13: it exists; VALUE "-": stdin)
   noop                     commit an empty entry
   status                   every member: role, term, match and commit index, lag, last contact
   add-member HOST          boot HOST over ssh, add it as learner, wait until it caught up, make it a voter
@@ -152,7 +154,7 @@ func runClient(c *cli.Context, args []string, dial dialFunc) error {
 		if len(args) == 1 {
 			req.Key = strings.TrimSuffix(args[0], "/")
 		}
-	case "set":
+	case "set", "create":
 		if err := need(2, "KEY VALUE"); err != nil {
 			return err
 		}
@@ -163,16 +165,23 @@ func runClient(c *cli.Context, args []string, dial dialFunc) error {
 			}
 		}
 		req = client.Request{Op: client.OpSet, Key: args[0], Value: v}
+		if verb == "create" {
+			req.Op = client.OpCreate
+		}
 	case "unset":
 		if err := need(1, "KEY"); err != nil {
 			return err
 		}
 		req = client.Request{Op: client.OpUnset, Key: args[0]}
 	case "if":
-		if len(args) != 5 || args[3] != "set" {
-			return clientUsageError(c, "if: want KEY OP X set Y")
+		switch {
+		case len(args) == 5 && args[3] == "set":
+			req = client.Request{Op: client.OpIfSet, Key: args[0], Cond: args[1], CondValue: []byte(args[2]), Value: []byte(args[4])}
+		case len(args) == 4 && args[3] == "unset":
+			req = client.Request{Op: client.OpIfUnset, Key: args[0], Cond: args[1], CondValue: []byte(args[2])}
+		default:
+			return clientUsageError(c, "if: want KEY OP X set Y, or KEY OP X unset")
 		}
-		req = client.Request{Op: client.OpIfSet, Key: args[0], Cond: args[1], CondValue: []byte(args[2]), Value: []byte(args[4])}
 	case "noop", "no-op":
 		if err := need(0, "no arguments"); err != nil {
 			return err
@@ -210,7 +219,7 @@ func clientUsageError(c *cli.Context, msg string) error {
 // validateRequest refuses bad input before it travels: nothing is sent, nothing written.
 func validateRequest(r client.Request) error {
 	switch r.Op {
-	case client.OpGet, client.OpSet, client.OpUnset, client.OpIfSet:
+	case client.OpGet, client.OpSet, client.OpUnset, client.OpIfSet, client.OpCreate, client.OpIfUnset:
 		if err := kvstore.ValidateKey(r.Key); err != nil {
 			return err
 		}
@@ -224,7 +233,7 @@ func validateRequest(r client.Request) error {
 	if len(r.Value) > kvstore.MaxValueLen {
 		return fmt.Errorf("value of more than %d bytes (1 MiB)", kvstore.MaxValueLen)
 	}
-	if r.Op == client.OpIfSet {
+	if r.Op == client.OpIfSet || r.Op == client.OpIfUnset {
 		ok := false
 		for _, op := range kvstore.Conditions {
 			ok = ok || op == r.Cond
@@ -330,15 +339,15 @@ func printStatus(w io.Writer, st agent.Status) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tMATCH\tLAG\tSTATE\tLAST CONTACT")
+	fmt.Fprintln(tw, "NAME\tROLE\tMATCH\tLAG\tSTATE\tLAST CONTACT\tVERSION")
 	for _, n := range st.Nodes {
 		state := n.State
 		if n.SnapshotSize > 0 {
 			// a transfer can take a while: show how far it is
 			state = fmt.Sprintf("%s %.1f/%.1f MB", state, float64(n.SnapshotBytes)/1e6, float64(n.SnapshotSize)/1e6)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", n.Name, n.Role, n.Match, n.Lag, state,
-			(time.Duration(n.LastContactMs) * time.Millisecond).String())
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s (commands v%d)\n", n.Name, n.Role, n.Match, n.Lag, state,
+			(time.Duration(n.LastContactMs) * time.Millisecond).String(), orDash(n.Build), n.Commands)
 	}
 	tw.Flush()
 }

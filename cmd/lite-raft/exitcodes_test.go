@@ -27,7 +27,8 @@ func fakeSocket(t *testing.T, dir string, h sshrpc.Handler) {
 func TestClientNoSocket(t *testing.T) {
 	dir := t.TempDir()
 	want := fmt.Sprintf("no server running on %s. cannot process request.", thisHost())
-	for _, args := range [][]string{{"set", "k", "v"}, {"if", "k", "=", "a", "set", "b"}, {"get", "k"}, {"list"}, {"status"}} {
+	for _, args := range [][]string{{"set", "k", "v"}, {"if", "k", "=", "a", "set", "b"}, {"create", "k", "v"}, {"if", "k", "=", "a", "unset"},
+		{"get", "k"}, {"list"}, {"status"}} {
 		out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...)
 		if code != client.CodeNoServer || !strings.Contains(out, want) {
 			t.Errorf("client %v without an agent: exit %d %q; want 12 and %q", args, code, out, want)
@@ -46,7 +47,8 @@ func TestClientAgentHangsUpAfterWrite(t *testing.T) {
 			c.Close()
 		}
 	})
-	for _, args := range [][]string{{"set", "k", "v"}, {"unset", "k"}, {"noop"}, {"if", "k", "=", "a", "set", "b"}} {
+	for _, args := range [][]string{{"set", "k", "v"}, {"unset", "k"}, {"noop"}, {"if", "k", "=", "a", "set", "b"},
+		{"create", "k", "v"}, {"if", "k", "=", "a", "unset"}} {
 		before := got.Load()
 		out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...)
 		if code != client.CodeTimeout || !strings.Contains(out, "may or may not have been applied") {

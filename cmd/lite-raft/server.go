@@ -117,7 +117,7 @@ func serverCommands() []*cli.Command {
 				}
 				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 				defer stop()
-				if err := agent.Run(ctx, agent.Options{Dir: dir}); err != nil {
+				if err := agent.Run(ctx, agent.Options{Dir: dir, Build: Version}); err != nil {
 					if errors.Is(err, agent.ErrRunning) {
 						return cli.Exit(err, 1)
 					}
