@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -22,173 +21,27 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"lite-raft/internal/harness"
+	"lite-raft/internal/kvmodel"
 )
 
 // The torture test runs concurrent clients against a five-host cluster while a nemesis
 // kills, freezes, partitions and reconfigures it, records every operation's invocation
 // and completion, and checks the history for linearizability with porcupine against a
-// key-value model with conditional set. `make torture DURATION=30m` runs it longer.
+// key-value model (internal/kvmodel: get, set, conditional set, create, conditional
+// unset). `make torture DURATION=30m` runs it longer.
 //
-// Outcomes are taken at the exit codes' word (kvClassify): a write that exits 2 or got no
-// answer is unknown (it may take effect at any time, or never); one that exits 1, 3, 4,
-// 10, 11 or 12 is recorded as not applied, a no-op in the model, so that a later read of
-// its (unique) value fails the check; a read that failed is left out. A checker that
-// gives up (porcupine's Unknown) fails the test: the history is cut into keys of at most
-// a few hundred operations so that the check is quick. TestKVModel shows the model
-// rejecting what it must.
+// Outcomes are taken at the exit codes' word (kvmodel.Classify): a write that exits 2 or
+// got no answer is unknown (it may take effect at any time, or never); one that exits 1,
+// 3, 4, 10, 11, 12 or 14 is recorded as not applied, a no-op in the model, so that a
+// later read of its (unique) value fails the check; a read that failed is left out. A
+// checker that gives up (porcupine's Unknown) fails the test: the history is cut into
+// keys of at most a few hundred operations so that the check is quick. kvmodel's tests
+// show the model rejecting what it must.
 
 var (
 	tortureDuration = flag.Duration("torture.duration", 60*time.Second, "how long TestTorture's clients run")
 	tortureSeed     = flag.Uint64("torture.seed", 0, "nemesis and client seed (0: from the clock)")
 )
-
-type kvInput struct {
-	Op    string // get, set, cas
-	Key   string
-	Value string // set/cas: the new value (unique to the operation)
-	Cond  string // cas: the expected value
-}
-
-type kvOutput struct {
-	Code  int
-	Value string // get: what it printed
-	// Unknown: a write whose outcome is unknown (exit 2, or no answer): it may take effect
-	// at any time from its call on, or never; its return is the end of the history.
-	Unknown bool
-	// NotApplied: a write that failed with a code that promises it was not applied (1, 3,
-	// 4, 10, 11, 12). The model accepts it only as a no-op, so a later read of its value
-	// (unique to it) makes the history illegal: a wrong 11 or 12 is caught.
-	NotApplied bool
-}
-
-// absent is the model's state of a key that does not exist (values are never empty).
-const absent = ""
-
-// kvOutcome is what an operation's exit code says about it.
-type kvOutcome int
-
-const (
-	kvOK         kvOutcome = iota // applied (write) or observed (read: the value, or exit 9 missing)
-	kvUnknown                     // a write that may or may not have been applied
-	kvNotApplied                  // a write that was not applied
-	kvReadFailed                  // a read that observed nothing: left out of the history
-)
-
-// kvClassify applies the exit-code rules (README): a write that exits 2, or got no answer
-// at all (killed, the loop's timeout: 124/137, ssh: 255, a code no write returns), may or
-// may not have been applied; one that exits 1, 3, 4, 10, 11 or 12 was not; 0 is done, and
-// 5, 6, 7 are conditional-set results (the model decides whether they fit the state; for
-// a plain set they never do). A read that exits 0 or 9 (no such key) observed the state;
-// any other read imposes no constraint.
-func kvClassify(op string, code int, answered bool) kvOutcome {
-	if op == "get" {
-		if answered && (code == 0 || code == 9) {
-			return kvOK
-		}
-		return kvReadFailed
-	}
-	if !answered {
-		return kvUnknown
-	}
-	switch code {
-	case 0, 5, 6, 7:
-		return kvOK
-	case 1, 3, 4, 10, 11, 12:
-		return kvNotApplied
-	}
-	return kvUnknown // 2, or no answer
-}
-
-// kvOperation makes the history entry of one operation; ok is false for a read left out.
-// An unknown write's return is the end of the history (math.MaxInt64).
-func kvOperation(client int, in kvInput, call, ret int64, code int, answered bool, value string) (porcupine.Operation, kvOutcome) {
-	o := kvClassify(in.Op, code, answered)
-	out := kvOutput{Code: code, Value: value}
-	switch o {
-	case kvUnknown:
-		out.Unknown, ret = true, math.MaxInt64
-	case kvNotApplied:
-		out.NotApplied = true
-	}
-	return porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret}, o
-}
-
-var kvModel = porcupine.NondeterministicModel{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		for _, op := range h {
-			k := op.Input.(kvInput).Key
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range byKey {
-			out = append(out, ops)
-		}
-		return out
-	},
-	Init: func() []interface{} { return []interface{}{absent} }, // the test's keys start missing
-	Step: func(state, input, output interface{}) []interface{} {
-		s, in, out := state.(string), input.(kvInput), output.(kvOutput)
-		if in.Op != "get" && out.NotApplied {
-			return []interface{}{s} // only as a no-op
-		}
-		switch in.Op {
-		case "get":
-			switch {
-			case out.Code == 0 && s != absent && out.Value == s, out.Code == 9 && s == absent:
-				return []interface{}{s}
-			}
-			return nil
-		case "set":
-			switch {
-			case out.Unknown:
-				return []interface{}{in.Value, s}
-			case out.Code == 0:
-				return []interface{}{in.Value}
-			}
-			return nil // a set never exits 5, 6 or 7
-		default: // cas: if KEY = Cond set Value
-			holds := s != absent && s == in.Cond
-			switch {
-			case out.Unknown && holds:
-				return []interface{}{in.Value, s}
-			case out.Unknown:
-				return []interface{}{s}
-			case out.Code == 0 && holds && s != in.Value:
-				return []interface{}{in.Value}
-			case out.Code == 5 && holds && s == in.Value:
-				return []interface{}{s}
-			case out.Code == 6 && s != absent && !holds:
-				return []interface{}{s}
-			case out.Code == 7 && s == absent:
-				return []interface{}{s}
-			}
-			return nil
-		}
-	},
-	DescribeOperation: func(input, output interface{}) string {
-		in, out := input.(kvInput), output.(kvOutput)
-		res := fmt.Sprintf("exit %d", out.Code)
-		if out.Unknown {
-			res += ": unknown"
-		} else if out.NotApplied {
-			res += ": not applied"
-		}
-		switch in.Op {
-		case "get":
-			return fmt.Sprintf("get %s → %q (%s)", in.Key, out.Value, res)
-		case "set":
-			return fmt.Sprintf("set %s %s (%s)", in.Key, in.Value, res)
-		}
-		return fmt.Sprintf("if %s = %s set %s (%s)", in.Key, in.Cond, in.Value, res)
-	},
-	DescribeState: func(state interface{}) string {
-		if state.(string) == absent {
-			return "(missing)"
-		}
-		return state.(string)
-	},
-}
 
 func TestTorture(t *testing.T) {
 	if testing.Short() {
@@ -249,23 +102,23 @@ func TestTorture(t *testing.T) {
 			lines := bufio.NewScanner(stdout)
 			rng := rand.New(rand.NewPCG(seed, uint64(id)))
 			last := map[string]string{}
-			record := func(in kvInput, call, ret int64, code int, answered bool, value string) {
-				op, o := kvOperation(id, in, call, ret, code, answered, value)
+			record := func(in kvmodel.Input, call, ret int64, code int, answered bool, value string) {
+				op, o := kvmodel.Operation(id, in, call, ret, code, answered, value)
 				mu.Lock()
 				defer mu.Unlock()
 				if answered {
 					codes[fmt.Sprintf("%s %d", in.Op, code)]++
 				} else {
-					codes[in.Op+" (no answer)"]++
+					codes[string(in.Op)+" (no answer)"]++
 				}
 				switch o {
-				case kvOK:
+				case kvmodel.OK:
 					nOK.Add(1)
-				case kvUnknown:
+				case kvmodel.Unknown:
 					nUnknown.Add(1)
-				case kvNotApplied:
+				case kvmodel.NotApplied:
 					nNotApplied.Add(1)
-				case kvReadFailed:
+				case kvmodel.ReadFailed:
 					nReadFailed.Add(1)
 					return // a read that observed nothing constrains nothing
 				}
@@ -281,24 +134,30 @@ func TestTorture(t *testing.T) {
 				}
 				i := rng.IntN(nKeys)
 				k := fmt.Sprintf("k%d-%d", i, (issued[i].Add(1)-1)/opsPerKey)
-				in := kvInput{Key: k}
+				in := kvmodel.Input{Key: k}
 				// values are unique to the operation (client id, operation number), so a
 				// read tells which write it saw
 				value := fmt.Sprintf("c%d-%d", id, n)
 				var cmd string
+				cond := last[k]
+				if cond == "" {
+					cond = "0" // never written: the key is missing or holds another value
+				}
 				switch x := rng.IntN(10); {
 				case x < 4:
-					in.Op, cmd = "get", "get "+k
-				case x < 7:
-					in.Op, in.Value = "set", value
+					in.Op, cmd = kvmodel.Get, "get "+k
+				case x < 6:
+					in.Op, in.Value = kvmodel.Set, value
 					cmd = "set " + k + " " + in.Value
-				default:
-					cond := last[k]
-					if cond == "" {
-						cond = "0" // never written: the key is missing or holds another value
-					}
-					in.Op, in.Cond, in.Value = "cas", cond, value
+				case x < 8:
+					in.Op, in.Cond, in.Value = kvmodel.Cas, cond, value
 					cmd = fmt.Sprintf("if %s = %s set %s", k, cond, in.Value)
+				case x < 9:
+					in.Op, in.Value = kvmodel.Create, value
+					cmd = "create " + k + " " + in.Value
+				default:
+					in.Op, in.Cond = kvmodel.DelIf, cond
+					cmd = fmt.Sprintf("if %s = %s unset", k, cond)
 				}
 				sent := time.Now().UnixNano() // no later than the tool's start
 				fmt.Fprintf(stdin, "%s %s\n", tool, cmd)
@@ -326,9 +185,13 @@ func TestTorture(t *testing.T) {
 					printed = f[3]
 				}
 				record(in, call, ret, code, true, printed)
-				if in.Op == "get" && code == 0 {
+				switch {
+				case code != 0:
+				case in.Op == kvmodel.Get:
 					last[k] = printed
-				} else if in.Op != "get" && code == 0 {
+				case in.Op == kvmodel.DelIf:
+					last[k] = ""
+				default:
 					last[k] = in.Value
 				}
 			}
@@ -413,10 +276,10 @@ func TestTorture(t *testing.T) {
 	}
 	slices.Sort(summary)
 	t.Logf("exit codes: %s", strings.Join(summary, ", "))
-	model := kvModel.ToModel()
+	model := kvmodel.Model.ToModel()
 	perKey := map[string]int{}
 	for _, op := range history {
-		perKey[op.Input.(kvInput).Key]++
+		perKey[op.Input.(kvmodel.Input).Key]++
 	}
 	longest := 0
 	for _, n := range perKey {
@@ -490,97 +353,4 @@ func (c *cluster) rejoin(members []*harness.Host, h *harness.Host) {
 		}
 		return false, "no leader among the members that remain"
 	})
-}
-
-// TestKVModel feeds the torture test's model hand-made histories, classified by the same
-// exit-code rules (kvOperation), to show that the check can fail. No cluster, no root.
-func TestKVModel(t *testing.T) {
-	type op struct {
-		client    int
-		in        kvInput
-		call, ret int64
-		code      int
-		answered  bool
-		value     string
-	}
-	set := func(c int, v string, call, ret int64, code int) op {
-		return op{c, kvInput{Op: "set", Key: "k", Value: v}, call, ret, code, true, ""}
-	}
-	cas := func(c int, cond, v string, call, ret int64, code int) op {
-		return op{c, kvInput{Op: "cas", Key: "k", Cond: cond, Value: v}, call, ret, code, true, ""}
-	}
-	get := func(c int, v string, call, ret int64, code int) op {
-		return op{c, kvInput{Op: "get", Key: "k"}, call, ret, code, true, v}
-	}
-	noAnswer := func(o op) op { o.answered, o.code = false, -1; return o }
-	for _, tc := range []struct {
-		name string
-		ops  []op
-		want porcupine.CheckResult
-	}{
-		{"(a) set exit 11, its value read later", []op{
-			set(0, "a", 0, 10, 0), set(1, "b", 20, 30, 11), get(0, "b", 40, 50, 0)}, porcupine.Illegal},
-		{"(a) set exit 12, its value read while it runs", []op{
-			set(0, "a", 0, 10, 0), set(1, "b", 20, 60, 12), get(0, "b", 40, 50, 0)}, porcupine.Illegal},
-		{"set exit 1, its value read later", []op{
-			set(0, "a", 0, 10, 0), set(1, "b", 20, 30, 1), get(0, "b", 40, 50, 0)}, porcupine.Illegal},
-		{"cas exit 11, its value read later", []op{
-			set(0, "a", 0, 10, 0), cas(1, "a", "b", 20, 30, 11), get(0, "b", 40, 50, 0)}, porcupine.Illegal},
-		{"set exit 11, never observed", []op{
-			set(0, "a", 0, 10, 0), set(1, "b", 20, 30, 11), get(0, "a", 40, 50, 0)}, porcupine.Ok},
-		{"(b) set exit 2, its value read later", []op{
-			set(0, "a", 0, 10, 0), set(1, "b", 20, 30, 2), get(0, "b", 40, 50, 0)}, porcupine.Ok},
-		{"(b) set exit 2, its value read long after, following other reads", []op{
-			set(0, "a", 0, 10, 0), set(1, "b", 20, 30, 2), get(0, "a", 40, 50, 0), get(0, "b", 60, 70, 0)}, porcupine.Ok},
-		{"set with no answer, its value read later", []op{
-			set(0, "a", 0, 10, 0), noAnswer(set(1, "b", 20, 0, 0)), get(0, "b", 40, 50, 0)}, porcupine.Ok},
-		{"(c) set exit 2, never observed", []op{
-			set(0, "a", 0, 10, 0), set(1, "b", 20, 30, 2), get(0, "a", 40, 50, 0), get(0, "a", 60, 70, 0)}, porcupine.Ok},
-		{"set exit 2 read, then the value before it again", []op{
-			set(0, "a", 0, 10, 0), set(1, "b", 20, 30, 2), get(0, "b", 40, 50, 0), get(0, "a", 60, 70, 0)}, porcupine.Illegal},
-		{"(d) cas exit 6, the condition false", []op{
-			set(0, "a", 0, 10, 0), cas(1, "x", "b", 20, 30, 6), get(0, "a", 40, 50, 0)}, porcupine.Ok},
-		{"cas exit 6, the condition true", []op{
-			set(0, "a", 0, 10, 0), cas(1, "a", "b", 20, 30, 6)}, porcupine.Illegal},
-		{"cas exit 0 when the condition holds", []op{
-			set(0, "a", 0, 10, 0), cas(1, "a", "b", 20, 30, 0), get(0, "b", 40, 50, 0)}, porcupine.Ok},
-		{"cas exit 7 and get exit 9 on a missing key", []op{
-			cas(1, "0", "b", 0, 10, 7), get(0, "", 20, 30, 9), set(0, "a", 40, 50, 0)}, porcupine.Ok},
-		{"get exit 9 on a key that exists", []op{
-			set(0, "a", 0, 10, 0), get(0, "", 20, 30, 9)}, porcupine.Illegal},
-		{"get of a value never written", []op{
-			set(0, "a", 0, 10, 0), get(0, "z", 20, 30, 0)}, porcupine.Illegal},
-		{"set exit 5", []op{set(0, "a", 0, 10, 5)}, porcupine.Illegal},
-		{"a failed read is left out", []op{
-			set(0, "a", 0, 10, 0), get(0, "z", 20, 30, 11), get(0, "z", 20, 30, 1), get(0, "a", 40, 50, 0)}, porcupine.Ok},
-	} {
-		var h []porcupine.Operation
-		for _, o := range tc.ops {
-			p, out := kvOperation(o.client, o.in, o.call, o.ret, o.code, o.answered, o.value)
-			if out != kvReadFailed {
-				h = append(h, p)
-			}
-		}
-		if got := porcupine.CheckOperationsTimeout(kvModel.ToModel(), h, 10*time.Second); got != tc.want {
-			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
-		}
-	}
-	// the outcome rules themselves
-	for _, tc := range []struct {
-		op       string
-		code     int
-		answered bool
-		want     kvOutcome
-	}{
-		{"set", 0, true, kvOK}, {"set", 2, true, kvUnknown}, {"set", 0, false, kvUnknown},
-		{"cas", 124, true, kvUnknown}, {"cas", 5, true, kvOK}, {"cas", 6, true, kvOK}, {"cas", 7, true, kvOK},
-		{"set", 1, true, kvNotApplied}, {"set", 3, true, kvNotApplied}, {"cas", 4, true, kvNotApplied},
-		{"set", 10, true, kvNotApplied}, {"set", 11, true, kvNotApplied}, {"cas", 12, true, kvNotApplied},
-		{"get", 0, true, kvOK}, {"get", 9, true, kvOK}, {"get", 1, true, kvReadFailed},
-		{"get", 11, true, kvReadFailed}, {"get", 12, true, kvReadFailed}, {"get", 0, false, kvReadFailed},
-	} {
-		if got := kvClassify(tc.op, tc.code, tc.answered); got != tc.want {
-			t.Errorf("%s exit %d (answered %v): outcome %d, want %d", tc.op, tc.code, tc.answered, got, tc.want)
-		}
-	}
 }

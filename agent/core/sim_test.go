@@ -19,6 +19,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"lite-raft/client"
+	"lite-raft/internal/kvmodel"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
@@ -260,20 +261,6 @@ type simClient struct {
 	clientID uint64
 	seq      uint64
 	last     map[string]string // the last value seen per key, for conditional sets
-}
-
-type kvIn struct {
-	Op    string // get, set, cas
-	Key   string
-	Value string
-	Cond  string
-}
-
-type kvOut struct {
-	Code    int
-	Value   string
-	Missing bool
-	Unknown bool // exit 2: may or may not have been applied
 }
 
 type sim struct {
@@ -903,21 +890,26 @@ func (s *sim) clientOp(c *simClient) {
 	key := s.keys[s.rng.IntN(len(s.keys))]
 	c.seq++
 	req := client.Request{ClientID: c.clientID, Seq: c.seq, Key: key, TimeoutMs: clientTimeout - 100}
-	in := kvIn{Key: key}
+	in := kvmodel.Input{Key: key}
+	value := fmt.Sprintf("c%d.%d", c.id, c.seq)
+	cond := c.last[key]
+	if cond == "" {
+		cond = "0" // never read: the key is missing or holds another value
+	}
 	switch x := s.rng.IntN(12); {
 	case x < 4:
-		req.Op, in.Op = client.OpGet, "get"
+		req.Op, in.Op = client.OpGet, kvmodel.Get
 	case x < 7:
-		in.Op, in.Value = "set", fmt.Sprintf("c%d.%d", c.id, c.seq)
+		in.Op, in.Value = kvmodel.Set, value
 		req.Op, req.Value = client.OpSet, []byte(in.Value)
 	case x < 9:
-		in.Op, in.Value, in.Cond = "cas", fmt.Sprintf("c%d.%d", c.id, c.seq), c.last[key]
+		in.Op, in.Value, in.Cond = kvmodel.Cas, value, cond
 		req.Op, req.Cond, req.CondValue, req.Value = client.OpIfSet, "=", []byte(in.Cond), []byte(in.Value)
 	case x < 10:
-		in.Op, in.Value = "create", fmt.Sprintf("c%d.%d", c.id, c.seq)
+		in.Op, in.Value = kvmodel.Create, value
 		req.Op, req.Value = client.OpCreate, []byte(in.Value)
 	default:
-		in.Op, in.Cond = "delif", c.last[key]
+		in.Op, in.Cond = kvmodel.DelIf, cond
 		req.Op, req.Cond, req.CondValue = client.OpIfUnset, "=", []byte(in.Cond)
 	}
 	call := s.now
@@ -951,152 +943,33 @@ func (s *sim) clientOp(c *simClient) {
 	})
 }
 
-// record adds a finished operation to the history, by what its exit code says.
-func (s *sim) record(c *simClient, in kvIn, call Time, code int, req client.Request) {
+// record adds a finished operation to the history, by what its exit code says
+// (kvmodel.Classify: the sim's clients get an answer or the code of the table, never
+// nothing).
+func (s *sim) record(c *simClient, in kvmodel.Input, call Time, code int, req client.Request) {
 	s.stats.ops++
-	out := kvOut{Code: code}
-	ret := int64(s.now)
-	write := in.Op != "get"
-	switch {
-	case !write && code == client.CodeOK:
+	value := ""
+	if in.Op == kvmodel.Get && code == client.CodeOK {
+		value = c.last[in.Key]
+	}
+	op, o := kvmodel.Operation(c.id, in, int64(call), int64(s.now), code, true, value)
+	switch o {
+	case kvmodel.OK:
 		s.stats.ok++
-	case !write && code == client.CodeNotFound:
-		s.stats.ok++
-		out.Missing = true
-	case !write:
+	case kvmodel.Unknown:
+		s.stats.unknown++
+	case kvmodel.NotApplied:
+		s.stats.notApplied++
+	case kvmodel.ReadFailed:
 		s.stats.failedReads++ // observed nothing: no constraint
 		return
-	case code == client.CodeTimeout:
-		s.stats.unknown++
-		out.Unknown = true
-		ret = 1 << 62 // it may take effect at any time after its call
-	case code == client.CodeOK || (in.Op == "cas" && (code == client.CodeAlreadyHolds || code == client.CodeCondFalse || code == client.CodeNoKey)) ||
-		(in.Op == "create" && code == client.CodeExists) || (in.Op == "delif" && (code == client.CodeCondFalse || code == client.CodeNoKey)):
-		s.stats.ok++
-	default:
-		s.stats.notApplied++
 	}
 	s.tracef("client %d on %s: %s %s %q (if = %q) → exit %d", c.id, c.host, in.Op, in.Key, in.Value, in.Cond, code)
-	if !write && code == client.CodeOK {
-		out.Value = c.last[in.Key]
-	}
-	s.history = append(s.history, porcupine.Operation{ClientId: c.id, Input: in, Call: int64(call), Output: out, Return: ret})
-}
-
-// kvModel is a register per key. A write that exited with a failure other than 2 was not
-// applied: the model accepts it only where it changed nothing, so a write reported as
-// failed whose value is later read makes the history illegal.
-var kvModel = porcupine.NondeterministicModel{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range h {
-			k := op.Input.(kvIn).Key
-			if byKey[k] == nil {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() []any { return []any{"\x00"} }, // "\x00": the key does not exist
-	Step: func(state, input, output any) []any {
-		st, in, out := state.(string), input.(kvIn), output.(kvOut)
-		const missing = "\x00"
-		switch in.Op {
-		case "get":
-			if (out.Missing && st == missing) || (!out.Missing && st == out.Value) {
-				return []any{st}
-			}
-			return nil
-		case "set":
-			switch {
-			case out.Unknown:
-				return []any{in.Value, st}
-			case out.Code == client.CodeOK:
-				return []any{in.Value}
-			}
-			return []any{st} // not applied
-		case "create":
-			switch {
-			case out.Unknown && st == missing:
-				return []any{in.Value, st}
-			case out.Unknown:
-				return []any{st}
-			case out.Code == client.CodeOK && st == missing:
-				return []any{in.Value}
-			case out.Code == client.CodeExists && st != missing:
-				return []any{st}
-			case out.Code != client.CodeOK && out.Code != client.CodeExists:
-				return []any{st} // not applied
-			}
-			return nil
-		case "delif":
-			holds := st != missing && st == in.Cond
-			switch {
-			case out.Unknown && holds:
-				return []any{missing, st}
-			case out.Unknown:
-				return []any{st}
-			case out.Code == client.CodeOK && holds:
-				return []any{missing}
-			case out.Code == client.CodeCondFalse && st != missing && !holds:
-				return []any{st}
-			case out.Code == client.CodeNoKey && st == missing:
-				return []any{st}
-			case out.Code != client.CodeOK && out.Code != client.CodeCondFalse && out.Code != client.CodeNoKey:
-				return []any{st} // not applied
-			}
-			return nil
-		}
-		holds := st == in.Cond
-		switch {
-		case out.Unknown && holds:
-			return []any{in.Value, st}
-		case out.Unknown:
-			return []any{st}
-		case out.Code == client.CodeOK && holds && st != in.Value:
-			return []any{in.Value}
-		case out.Code == client.CodeAlreadyHolds && holds && st == in.Value:
-			return []any{st}
-		case out.Code == client.CodeCondFalse && st != missing && !holds:
-			return []any{st}
-		case out.Code == client.CodeNoKey && st == missing:
-			return []any{st}
-		case out.Code != client.CodeOK && out.Code != client.CodeAlreadyHolds && out.Code != client.CodeCondFalse && out.Code != client.CodeNoKey:
-			return []any{st} // not applied
-		}
-		return nil
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(kvIn), output.(kvOut)
-		res := fmt.Sprintf("exit %d", out.Code)
-		if out.Unknown {
-			res = "unknown"
-		}
-		switch in.Op {
-		case "get":
-			if out.Missing {
-				return fmt.Sprintf("get %s → missing", in.Key)
-			}
-			return fmt.Sprintf("get %s → %q (%s)", in.Key, out.Value, res)
-		case "set":
-			return fmt.Sprintf("set %s %s (%s)", in.Key, in.Value, res)
-		case "create":
-			return fmt.Sprintf("create %s %s (%s)", in.Key, in.Value, res)
-		case "delif":
-			return fmt.Sprintf("if %s = %q unset (%s)", in.Key, in.Cond, res)
-		}
-		return fmt.Sprintf("if %s = %q set %s (%s)", in.Key, in.Cond, in.Value, res)
-	},
+	s.history = append(s.history, op)
 }
 
 func (s *sim) checkHistory() {
-	res, info := porcupine.CheckOperationsVerbose(kvModel.ToModel(), s.history, 20*time.Second)
+	res, info := porcupine.CheckOperationsVerbose(kvmodel.Model.ToModel(), s.history, 20*time.Second)
 	switch res {
 	case porcupine.Ok:
 	case porcupine.Illegal:
@@ -1105,7 +978,7 @@ func (s *sim) checkHistory() {
 		if s.tracing {
 			for _, op := range s.history {
 				s.trace = append(s.trace, fmt.Sprintf("op client %d [%d, %d] %s", op.ClientId, op.Call, op.Return,
-					kvModel.DescribeOperation(op.Input, op.Output)))
+					kvmodel.Model.DescribeOperation(op.Input, op.Output)))
 			}
 		}
 	default:
