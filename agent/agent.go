@@ -31,6 +31,9 @@ type MemberStatus = core.MemberStatus
 // ChangeStatus is a membership change as the leader reports it.
 type ChangeStatus = core.ChangeStatus
 
+// LockStatus is one held lock as `locks --json` prints it.
+type LockStatus = core.LockStatus
+
 // Options start an agent.
 type Options struct {
 	Dir string          // the lite-raft directory

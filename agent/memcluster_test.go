@@ -326,3 +326,52 @@ func TestMemClusterVersions(t *testing.T) {
 		}
 	}
 }
+
+// A lease survives a leader change: the new leader gives it at least the time it had
+// left (here its whole time to live again, from when it took over), and then removes its
+// key through the log, on every member.
+func TestMemClusterLeaseLeaderChange(t *testing.T) {
+	ids := []raftcore.NodeID{"m1", "m2", "m3"}
+	c := startMemCluster(t, systemClock{}, ids...)
+	lead := c.leader()
+	start := time.Now()
+	var r client.Response
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		// the leader may not have heard every member's version yet (exit 14)
+		if r = c.do(lead, client.Request{Op: client.OpSetLease, Key: "k", Value: []byte("v"), Args: "2000", TimeoutMs: 3000}); r.Code == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r.Code != 0 {
+		t.Fatalf("set --ttl 2s: exit %d %s", r.Code, r.Msg)
+	}
+	time.Sleep(time.Until(start.Add(time.Second))) // half its time to live gone: waiting for a time, not a condition
+	to := others(ids, lead)[0]
+	if r := c.do(lead, client.Request{Op: client.OpTransfer, Host: string(to), TimeoutMs: 5000}); r.Code != 0 {
+		t.Fatalf("transfer-leader: exit %d %s", r.Code, r.Msg)
+	}
+	took := time.Now()
+	if lead = c.leader(); lead != to {
+		t.Fatalf("leader %s after the transfer to %s", lead, to)
+	}
+	// past the first leader's deadline, the key is still there: the new one gave it 2 s
+	time.Sleep(time.Until(took.Add(1700 * time.Millisecond))) // waiting for a time, not a condition
+	if g := c.do(to, client.Request{Op: client.OpGet, Key: "k", TimeoutMs: 3000}); g.Code != 0 {
+		t.Fatalf("get %v after set --ttl 2s, %v after the new leader took over: exit %d %s",
+			time.Since(start), time.Since(took), g.Code, g.Msg)
+	}
+	deadline := took.Add(2*time.Second + 2*time.Second)
+	for _, id := range ids {
+		for {
+			g := c.do(id, client.Request{Op: client.OpGet, Key: "k", Stale: true})
+			if g.Code == client.CodeNotFound {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still holds k %v after the new leader took over (ttl 2s)", id, time.Since(took))
+			}
+			time.Sleep(20 * time.Millisecond) // polling with a deadline
+		}
+	}
+}

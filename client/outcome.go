@@ -64,11 +64,13 @@ func (f Failure) String() string {
 }
 
 // IsWrite reports whether op may change state (set, unset, if, noop, create, if-unset,
-// add-member, del-member, transfer-leader). Every other op (get, list, status, watch, change-wait) is
-// a read for the table: it never exits 2.
+// set --ttl, lease revoke, lock, add-member, del-member, transfer-leader). Every other
+// op (get, list, status, watch, change-wait, lease keep, lock-wait, locks) is a read
+// for the table: it never exits 2.
 func IsWrite(op Op) bool {
 	switch op {
-	case OpSet, OpUnset, OpIfSet, OpNoop, OpCreate, OpIfUnset, OpAddMember, OpDelMember, OpTransfer:
+	case OpSet, OpUnset, OpIfSet, OpNoop, OpCreate, OpIfUnset, OpSetLease, OpRevoke, OpLockAcquire,
+		OpAddMember, OpDelMember, OpTransfer:
 		return true
 	}
 	return false

@@ -42,11 +42,26 @@ const (
 	OpWatch   // answer when Key no longer holds CondValue (or at the deadline), from local state
 	OpCreate  // set Key to Value if it does not exist
 	OpIfUnset // remove Key if "Key Cond CondValue" holds
+	// OpSetLease sets Key to Value under a new lease of Args milliseconds; the answer's
+	// Value is the lease's number.
+	OpSetLease
+	// OpLeaseKeep renews lease Args (a number), or Key's lease; answered (JSON: lease,
+	// ttl_ms) once the leader confirmed it still leads.
+	OpLeaseKeep
+	OpRevoke // ends lease Args (a number), or Key's lease: its keys go, its lock places too
+	// OpLockAcquire queues for lock Key with a new lease of Args milliseconds, Host naming
+	// the holder; the answer's JSON is a kvstore.LockPlace.
+	OpLockAcquire
+	// OpLockWait answers (a LockPlace) once lease Args holds lock Key, or at the deadline
+	// as it stands; 9 if the lease is no longer in the queue.
+	OpLockWait
+	OpLocks // every held lock: holder, generation, queue (JSON)
 	opEnd
 )
 
 var opNames = [...]string{"", "get", "list", "set", "unset", "if", "noop", "status", "add-member",
-	"change-wait", "del-member", "transfer-leader", "", "watch", "create", "if-unset"}
+	"change-wait", "del-member", "transfer-leader", "", "watch", "create", "if-unset",
+	"set --ttl", "lease keep", "lease revoke", "lock", "lock-wait", "locks"}
 
 func (o Op) String() string {
 	if o > 0 && o < opEnd && opNames[o] != "" {
@@ -74,6 +89,10 @@ const (
 	// CodeUpgrade: a member does not understand this kind of command yet (it runs an
 	// older build): nothing was appended, upgrade it first
 	CodeUpgrade = 14
+	// lock: --wait ran out before the lock was ours (our place was given up), and the
+	// lock was lost (our lease ran out: COMMAND, if started, was stopped)
+	CodeLockTimeout = 15
+	CodeLockLost    = 16
 )
 
 // Request is one client request.

@@ -19,7 +19,15 @@ const (
 	OpNoop    Op = 4
 	OpCreate  Op = 5 // set Key to Value if Key does not exist
 	OpIfUnset Op = 6 // conditional delete: if Key Cond CondValue, remove Key
-	opEnd     Op = 7 // one past the last
+	// OpSetLease grants a lease of TTLMs (its ID is the entry's index) and sets Key to
+	// Value under it: the key goes when the lease is revoked.
+	OpSetLease Op = 7
+	// OpRevoke ends lease Lease: its keys are removed, it leaves every lock queue. The
+	// leader proposes it when the lease expires; a client, to release.
+	OpRevoke Op = 8
+	// OpLockAcquire grants a lease of TTLMs and queues it, with Holder, for lock Key.
+	OpLockAcquire Op = 9
+	opEnd         Op = 10 // one past the last
 )
 
 // CommandVersion is the newest set of commands this build understands: 1 is set, unset,
@@ -40,6 +48,17 @@ func (o Op) Version() int {
 	return 0
 }
 
+// leased: operations whose encoding carries the lease fields after the others (the
+// operations of version 1 keep their encoding, which earlier builds decode exactly).
+func (o Op) leased() bool { return o == OpSetLease || o == OpRevoke || o == OpLockAcquire }
+
+// Lease bounds: a lease shorter than a second would expire in a leader change; one
+// longer than a day is a key that should not have one.
+const (
+	MinTTLMs = 1000
+	MaxTTLMs = 24 * 3600 * 1000
+)
+
 // Limits from DESIGN.md ("Semantics").
 const (
 	MaxKeyLen   = 1024
@@ -55,6 +74,9 @@ type Command struct {
 	Value     []byte
 	Cond      string // OpIfSet: the test(1) operator
 	CondValue []byte
+	Lease     uint64 // OpRevoke: the lease
+	TTLMs     uint64 // OpSetLease, OpLockAcquire: the lease's time to live
+	Holder    string // OpLockAcquire: who asks, for status (user@host pid)
 }
 
 // Conditions are the binary operators of test(1) that the original accepted.
@@ -91,6 +113,18 @@ func (c Command) Validate() error {
 	switch c.Op {
 	case OpNoop:
 		return nil
+	case OpRevoke:
+		if c.Lease == 0 {
+			return errors.New("revoke: no lease")
+		}
+		return nil
+	case OpSetLease, OpLockAcquire:
+		if c.TTLMs < MinTTLMs || c.TTLMs > MaxTTLMs {
+			return fmt.Errorf("ttl of %d ms: want 1s to 24h", c.TTLMs)
+		}
+		if len(c.Holder) > 256 {
+			return fmt.Errorf("holder of %d bytes: the limit is 256", len(c.Holder))
+		}
 	case OpSet, OpUnset, OpIfSet, OpCreate, OpIfUnset:
 	default:
 		return &UnknownOpError{Op: c.Op}
@@ -126,6 +160,11 @@ func (c Command) Encode() []byte {
 	for _, f := range [][]byte{[]byte(c.Key), c.Value, []byte(c.Cond), c.CondValue} {
 		b = wire.AppendBytes(b, f)
 	}
+	if c.Op.leased() {
+		b = binary.AppendUvarint(b, c.Lease)
+		b = binary.AppendUvarint(b, c.TTLMs)
+		b = wire.AppendBytes(b, []byte(c.Holder))
+	}
 	return b
 }
 
@@ -142,11 +181,15 @@ func Decode(b []byte) (Command, error) {
 	c.Value = d.Bytes(MaxValueLen + 1)
 	c.Cond = d.String(16)
 	c.CondValue = d.Bytes(MaxValueLen + 1)
+	if c.Op.leased() {
+		c.Lease, c.TTLMs = d.Uvarint(), d.Uvarint()
+		c.Holder = d.String(257)
+	}
 	d.End()
 	if d.Err != nil {
 		return c, fmt.Errorf("command: %w", d.Err)
 	}
-	if c.Op != OpSet && c.Op != OpIfSet && c.Op != OpCreate {
+	if c.Op != OpSet && c.Op != OpIfSet && c.Op != OpCreate && c.Op != OpSetLease {
 		c.Value = nil
 	}
 	return c, c.Validate()
@@ -185,6 +228,12 @@ func (c Command) String() string {
 		return fmt.Sprintf("create %s %s%s", c.Key, q(c.Value), id)
 	case OpIfUnset:
 		return fmt.Sprintf("if %s %s %s unset%s", c.Key, c.Cond, q(c.CondValue), id)
+	case OpSetLease:
+		return fmt.Sprintf("set --ttl %dms %s %s%s", c.TTLMs, c.Key, q(c.Value), id)
+	case OpRevoke:
+		return fmt.Sprintf("revoke lease %d%s", c.Lease, id)
+	case OpLockAcquire:
+		return fmt.Sprintf("lock %s --ttl %dms (holder %q)%s", c.Key, c.TTLMs, c.Holder, id)
 	}
 	return fmt.Sprintf("op %d", c.Op)
 }

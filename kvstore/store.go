@@ -33,6 +33,9 @@ const (
 type Result struct {
 	Code int
 	Msg  string
+	// Value is what a command returns beyond its code: a lease's ID (OpSetLease), a
+	// lock's place (OpLockAcquire, LockPlace's JSON).
+	Value []byte
 }
 
 // maxSessions bounds the deduplication table; the least recently active clients are
@@ -52,6 +55,10 @@ type session struct {
 type Store struct {
 	data     btree.Map[string, []byte]
 	sessions btree.Map[uint64, session]
+	// the keys held under a lease, the leases and the locks (leases.go)
+	keyLease btree.Map[string, uint64]
+	leases   btree.Map[uint64, Lease]
+	locks    btree.Map[string, Lock]
 }
 
 // New returns an empty store.
@@ -59,7 +66,8 @@ func New() *Store { return &Store{} }
 
 // Clone returns a copy that shares everything with s until either changes (O(1)).
 func (s *Store) Clone() *Store {
-	return &Store{data: *s.data.Copy(), sessions: *s.sessions.Copy()}
+	return &Store{data: *s.data.Copy(), sessions: *s.sessions.Copy(),
+		keyLease: *s.keyLease.Copy(), leases: *s.leases.Copy(), locks: *s.locks.Copy()}
 }
 
 // Apply applies a command committed at log index.
@@ -72,7 +80,7 @@ func (s *Store) Apply(index uint64, c Command) Result {
 			return Result{Code: CodeOK, Msg: "duplicate of an older request"}
 		}
 	}
-	r := s.apply(c)
+	r := s.apply(index, c)
 	if c.ClientID != 0 {
 		s.sessions.Set(c.ClientID, session{seq: c.Seq, result: r, lastIndex: index})
 		if s.sessions.Len() > maxSessions {
@@ -100,18 +108,25 @@ func (s *Store) evictSessions() {
 	}
 }
 
-func (s *Store) apply(c Command) Result {
+func (s *Store) apply(index uint64, c Command) Result {
 	switch c.Op {
 	case OpNoop:
 		return Result{}
 	case OpSet:
-		// a copy: the value is a slice of the entry it came in, often of a whole
-		// message of entries, which one kept value would otherwise keep alive
-		s.data.Set(c.Key, bytes.Clone(c.Value))
+		s.put(c.Key, c.Value, 0)
 		return Result{}
 	case OpUnset:
-		s.data.Delete(c.Key)
+		s.remove(c.Key)
 		return Result{}
+	case OpSetLease:
+		s.grant(index, c.TTLMs)
+		s.put(c.Key, c.Value, index)
+		return Result{Value: []byte(strconv.FormatUint(index, 10))}
+	case OpRevoke:
+		s.revoke(c.Lease)
+		return Result{}
+	case OpLockAcquire:
+		return s.lockAcquire(index, c)
 	case OpIfSet, OpIfUnset:
 		cur, ok := s.data.Get(c.Key)
 		if !ok {
@@ -125,19 +140,19 @@ func (s *Store) apply(c Command) Result {
 			return Result{Code: CodeCondFalse, Msg: "condition is false"}
 		}
 		if c.Op == OpIfUnset {
-			s.data.Delete(c.Key)
+			s.remove(c.Key)
 			return Result{}
 		}
 		if bytes.Equal(cur, c.Value) {
 			return Result{Code: CodeAlreadyHolds, Msg: fmt.Sprintf("%s already holds the new value", c.Key)}
 		}
-		s.data.Set(c.Key, bytes.Clone(c.Value))
+		s.put(c.Key, c.Value, 0)
 		return Result{}
 	case OpCreate:
 		if _, ok := s.data.Get(c.Key); ok {
 			return Result{Code: CodeExists, Msg: fmt.Sprintf("key %s already exists", c.Key)}
 		}
-		s.data.Set(c.Key, bytes.Clone(c.Value))
+		s.put(c.Key, c.Value, 0)
 		return Result{}
 	}
 	return Result{Code: 1, Msg: fmt.Sprintf("unknown operation %d", c.Op)}
@@ -223,7 +238,13 @@ func (s *Store) List(dir string) ([]string, bool) {
 // Len is the number of keys.
 func (s *Store) Len() int { return s.data.Len() }
 
-const snapshotMagic = "lite-raft kv v1\n"
+// Snapshot formats: v1 holds sessions and keys; v2 adds results' values, leases and
+// locks. A store with none of those is written as v1, which builds from before leases
+// read (they may be members still: the leader does not let leases in before they go).
+const (
+	snapshotMagic   = "lite-raft kv v1\n"
+	snapshotMagicV2 = "lite-raft kv v2\n"
+)
 
 // Snapshot encodes the whole state, sorted, so equal states give equal bytes.
 func (s *Store) Snapshot() []byte {
@@ -243,7 +264,12 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 		rec = rec[:0]
 		return err
 	}
-	rec = append(rec, snapshotMagic...)
+	v2 := s.hasV2State()
+	if v2 {
+		rec = append(rec, snapshotMagicV2...)
+	} else {
+		rec = append(rec, snapshotMagic...)
+	}
 	rec = binary.AppendUvarint(rec, uint64(s.sessions.Len()))
 	var err error
 	s.sessions.Scan(func(id uint64, ss session) bool {
@@ -252,6 +278,9 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 		rec = binary.AppendUvarint(rec, ss.lastIndex)
 		rec = binary.AppendUvarint(rec, uint64(ss.result.Code))
 		rec = wire.AppendString(rec, ss.result.Msg)
+		if v2 {
+			rec = wire.AppendBytes(rec, ss.result.Value)
+		}
 		err = put()
 		return err == nil
 	})
@@ -274,10 +303,61 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 	if err == nil {
 		err = put()
 	}
+	if err == nil && v2 {
+		err = s.writeLeases(&rec, put)
+	}
 	if err != nil {
 		return err
 	}
 	return bw.Flush()
+}
+
+// writeLeases appends v2's sections: the leased keys, the leases, the locks.
+func (s *Store) writeLeases(rec *[]byte, put func() error) error {
+	var err error
+	*rec = binary.AppendUvarint(*rec, uint64(s.keyLease.Len()))
+	s.keyLease.Scan(func(k string, id uint64) bool {
+		*rec = wire.AppendString(*rec, k)
+		*rec = binary.AppendUvarint(*rec, id)
+		err = put()
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	*rec = binary.AppendUvarint(*rec, uint64(s.leases.Len()))
+	s.leases.Scan(func(id uint64, l Lease) bool {
+		*rec = binary.AppendUvarint(*rec, id)
+		*rec = binary.AppendUvarint(*rec, l.TTLMs)
+		for _, names := range [][]string{l.Keys, l.Locks} {
+			*rec = binary.AppendUvarint(*rec, uint64(len(names)))
+			for _, n := range names {
+				*rec = wire.AppendString(*rec, n)
+			}
+		}
+		err = put()
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	*rec = binary.AppendUvarint(*rec, uint64(s.locks.Len()))
+	s.locks.Scan(func(name string, lk Lock) bool {
+		*rec = wire.AppendString(*rec, name)
+		*rec = binary.AppendUvarint(*rec, lk.Generation)
+		*rec = binary.AppendUvarint(*rec, uint64(len(lk.Queue)))
+		for _, w := range lk.Queue {
+			*rec = binary.AppendUvarint(*rec, w.Lease)
+			*rec = wire.AppendString(*rec, w.Holder)
+			*rec = binary.AppendUvarint(*rec, w.Since)
+		}
+		err = put()
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	return put()
 }
 
 // Restore reads a state back from a snapshot's encoding, streamed: only the store itself
@@ -291,9 +371,10 @@ func Restore(r io.Reader) (*Store, error) {
 	if n == 0 && err == io.EOF {
 		return s, nil
 	}
-	if err != nil || string(magic) != snapshotMagic {
+	if err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV2) {
 		return nil, errors.New("kv snapshot: bad magic")
 	}
+	v2 := string(magic) == snapshotMagicV2
 	var rerr error
 	uvarint := func() uint64 {
 		if rerr != nil {
@@ -330,7 +411,11 @@ func Restore(r io.Reader) (*Store, error) {
 	for i := uint64(0); i < count && rerr == nil; i++ {
 		id, seq, last, code := uvarint(), uvarint(), uvarint(), uvarint()
 		msg := bytesOf(1<<16, nil)
-		s.sessions.Load(id, session{seq: seq, lastIndex: last, result: Result{Code: int(code), Msg: string(msg)}})
+		r := Result{Code: int(code), Msg: string(msg)}
+		if v2 {
+			r.Value = bytesOf(1<<16, nil)
+		}
+		s.sessions.Load(id, session{seq: seq, lastIndex: last, result: r})
 	}
 	// Both trees are written in order, so they are loaded in order (Load appends to the
 	// rightmost leaf instead of searching from the root; an item out of order is still
@@ -342,6 +427,36 @@ func Restore(r io.Reader) (*Store, error) {
 		v := bytesOf(MaxValueLen, nil)
 		if rerr == nil {
 			s.data.Load(string(k), v)
+		}
+	}
+	if v2 && rerr == nil {
+		names := func() []string {
+			n := uvarint()
+			var out []string
+			for j := uint64(0); j < n && rerr == nil; j++ {
+				out = append(out, string(bytesOf(MaxKeyLen, nil)))
+			}
+			return out
+		}
+		count = uvarint()
+		for i := uint64(0); i < count && rerr == nil; i++ {
+			k := bytesOf(MaxKeyLen, keyBuf)
+			s.keyLease.Load(string(k), uvarint())
+		}
+		count = uvarint()
+		for i := uint64(0); i < count && rerr == nil; i++ {
+			id, ttl := uvarint(), uvarint()
+			s.leases.Load(id, Lease{TTLMs: ttl, Keys: names(), Locks: names()})
+		}
+		count = uvarint()
+		for i := uint64(0); i < count && rerr == nil; i++ {
+			name := string(bytesOf(MaxKeyLen, nil))
+			lk := Lock{Generation: uvarint()}
+			n := uvarint()
+			for j := uint64(0); j < n && rerr == nil; j++ {
+				lk.Queue = append(lk.Queue, LockWaiter{Lease: uvarint(), Holder: string(bytesOf(256, nil)), Since: uvarint()})
+			}
+			s.locks.Load(name, lk)
 		}
 	}
 	if rerr == nil {

@@ -153,7 +153,7 @@ func TestSnapshotIsDeterministicAndComplete(t *testing.T) {
 			c.Value = []byte(fmt.Sprint(rng.Uint64()))
 		}
 		ra, rb := a.Apply(i, c), b.Apply(i, c)
-		if ra != rb {
+		if !reflect.DeepEqual(ra, rb) {
 			t.Fatalf("seed %d: replicas disagree at %d", seed, i)
 		}
 	}

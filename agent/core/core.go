@@ -140,7 +140,13 @@ type Core struct {
 
 	linkDown map[raftcore.NodeID]bool           // peers whose link the driver reported down
 	versions map[raftcore.NodeID]client.Version // what peers said of themselves
-	lead     raftcore.NodeID                    // the leader as of the last Ready
+
+	// leases (leases.go): the leader's deadline per lease, the revokes it proposed, and
+	// the lock-waits parked until their lock changes
+	leaseDue  map[uint64]Time
+	revoking  map[uint64]Time
+	lockWaits map[string][]*waiter
+	lead      raftcore.NodeID // the leader as of the last Ready
 
 	out     Ready
 	limiter limiter
@@ -174,6 +180,7 @@ func New(cfg Config, st raftcore.State, kv *kvstore.Store) (*Core, error) {
 		appliedMembers: st.Snapshot.Meta.Members, lastSnapshot: st.Snapshot.Meta.Index, snapSize: st.Snapshot.Size,
 		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{},
 		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{}, versions: map[raftcore.NodeID]client.Version{},
+		leaseDue: map[uint64]Time{}, revoking: map[uint64]Time{}, lockWaits: map[string][]*waiter{},
 		limiter: limiter{seen: map[string]*limit{}}}
 	return c, nil
 }
@@ -194,6 +201,7 @@ func (c *Core) at(now Time) {
 func (c *Core) Tick(now Time) {
 	c.at(now)
 	c.node.Tick()
+	c.expireLeases()
 	c.expire()
 	c.retryDue()
 	c.advanceChange()
@@ -323,15 +331,26 @@ func (c *Core) apply(ents []raftcore.Entry) error {
 		case len(e.Data) == 0:
 			// a new leader's empty entry
 		default:
+			// what a revoke takes with it, read before it is gone
+			var keys, locks []string
+			switch cmd.Op {
+			case kvstore.OpRevoke:
+				if l, ok := c.kv.LeaseByID(cmd.Lease); ok {
+					keys, locks = l.Keys, l.Locks
+				}
+			case kvstore.OpLockAcquire:
+				locks = []string{cmd.Key}
+			}
 			res = c.kv.Apply(e.Index, cmd)
 			if len(c.watches[cmd.Key]) > 0 {
 				c.wakeWatches(cmd.Key)
 			}
+			c.leaseApplied(e.Index, cmd, keys, locks)
 		}
 		if w := c.proposals[e.Index]; w != nil {
 			delete(c.proposals, e.Index)
 			if w.term == e.Term {
-				c.reply(w, client.Response{Code: res.Code, Msg: res.Msg})
+				c.reply(w, client.Response{Code: res.Code, Msg: res.Msg, Value: res.Value})
 			} else {
 				// another leader's entry took its place: try again (deduplicated)
 				c.wait(w, raftcore.None)
@@ -353,9 +372,11 @@ func (c *Core) membersCommitted(m raftcore.Membership) {
 func (c *Core) roleChanged(ss raftcore.SoftState) {
 	c.logf("", "now %s in term %d, leader %s", ss.Role, c.node.Term(), orDash(string(ss.Lead)))
 	c.leadershipChanged()
+	c.leadLeases()
 	if ss.Lead != c.lead {
 		c.lead = ss.Lead
 		if ss.Lead != raftcore.None {
+			c.reforward()
 			// everything that waited for a leader may go now
 			c.retryFor(func(*waiter) bool { return true })
 		}

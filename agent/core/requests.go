@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"lite-raft/client"
@@ -11,7 +12,8 @@ import (
 // kvOps maps the client's write verbs to the state machine's operations.
 var kvOps = [...]kvstore.Op{client.OpSet: kvstore.OpSet, client.OpUnset: kvstore.OpUnset,
 	client.OpIfSet: kvstore.OpIfSet, client.OpNoop: kvstore.OpNoop,
-	client.OpCreate: kvstore.OpCreate, client.OpIfUnset: kvstore.OpIfUnset}
+	client.OpCreate: kvstore.OpCreate, client.OpIfUnset: kvstore.OpIfUnset,
+	client.OpSetLease: kvstore.OpSetLease, client.OpRevoke: kvstore.OpRevoke, client.OpLockAcquire: kvstore.OpLockAcquire}
 
 // Backoff of a request that could not be forwarded: doubling between these bounds.
 const (
@@ -81,12 +83,16 @@ func (c *Core) handle(w *waiter) {
 			return
 		}
 		c.forward(w)
-	case client.OpGet, client.OpList:
-		if r.Op == client.OpGet {
+	case client.OpGet, client.OpList, client.OpLeaseKeep, client.OpLockWait, client.OpLocks:
+		if r.Op == client.OpGet || r.Op == client.OpLockWait || (r.Op == client.OpLeaseKeep && r.Args == "") {
 			if err := kvstore.ValidateKey(r.Key); err != nil {
 				c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
 				return
 			}
+		}
+		if r.Stale && (r.Op == client.OpLeaseKeep || r.Op == client.OpLockWait) {
+			c.reply(w, client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("%s asks the leader: not with --stale", r.Op)})
+			return
 		}
 		if r.Stale || (c.bugs.staleLeaderRead && c.node.Role() == raftcore.Leader) {
 			c.reply(w, c.read(r))
@@ -102,10 +108,10 @@ func (c *Core) handle(w *waiter) {
 			return
 		}
 		c.reads[c.nextReadID] = w
-	case client.OpSet, client.OpUnset, client.OpIfSet, client.OpNoop, client.OpCreate, client.OpIfUnset:
-		cmd := kvstore.Command{Op: kvOps[r.Op],
-			ClientID: r.ClientID, Seq: r.Seq, Key: r.Key, Value: r.Value, Cond: r.Cond, CondValue: r.CondValue}
-		if err := cmd.Validate(); err != nil {
+	case client.OpSet, client.OpUnset, client.OpIfSet, client.OpNoop, client.OpCreate, client.OpIfUnset,
+		client.OpSetLease, client.OpRevoke, client.OpLockAcquire:
+		cmd, err := commandOf(r)
+		if err != nil {
 			c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
 			return
 		}
@@ -117,6 +123,12 @@ func (c *Core) handle(w *waiter) {
 		if c.node.Role() != raftcore.Leader {
 			c.forward(w)
 			return
+		}
+		if cmd.Op == kvstore.OpRevoke && cmd.Lease == 0 {
+			if cmd.Lease = c.kv.LeaseOf(r.Key); cmd.Lease == 0 {
+				c.reply(w, client.Response{Code: client.CodeNotFound, Msg: fmt.Sprintf("key %s has no lease", r.Key)})
+				return
+			}
 		}
 		index, term, err := c.node.Propose(cmd.Encode())
 		if err != nil {
@@ -154,14 +166,19 @@ func (c *Core) handle(w *waiter) {
 	}
 }
 
-// read answers get/list from the local state.
+// read answers get, list, lease keep and locks from the local state.
 func (c *Core) read(r client.Request) client.Response {
-	if r.Op == client.OpGet {
+	switch r.Op {
+	case client.OpGet:
 		v, ok := c.kv.Get(r.Key)
 		if !ok {
 			return client.Response{Code: client.CodeNotFound, Msg: fmt.Sprintf("key %s not found", r.Key)}
 		}
-		return client.Response{Value: v}
+		return client.Response{Value: v, JSON: c.ttlOf(r.Key)}
+	case client.OpLeaseKeep:
+		return c.keepLease(r)
+	case client.OpLocks:
+		return c.locksResponse()
 	}
 	names, ok := c.kv.List(r.Key)
 	if !ok {
@@ -189,6 +206,8 @@ func (c *Core) serveReads() {
 	for _, w := range c.readyReads {
 		switch {
 		case w.replied:
+		case w.index <= c.applied && w.req.Op == client.OpLockWait:
+			c.lockWait(w)
 		case w.index <= c.applied:
 			c.reply(w, c.read(w.req))
 		default:
@@ -284,6 +303,29 @@ func (c *Core) CallDone(now Time, id CallID, res CallResult, resp client.Respons
 	c.wait(w, to)
 }
 
+// reforward gives up the forwards still in flight when a new leader is known: the old
+// leader may be gone without a word (a host powered off answers nothing until the
+// call's deadline), and the request goes to the new one instead. Only requests that are
+// safe to send twice: reads, and writes of the state machine, which a retry with the
+// same client ID and sequence number cannot apply twice (such a write stays
+// MaybeApplied). The old call's late end is ignored.
+func (c *Core) reforward() {
+	for _, id := range sortedKeys(c.calls) {
+		w := c.calls[id]
+		if w.replied || (client.IsWrite(w.req.Op) && !isStateMachineWrite(w.req.Op)) {
+			continue
+		}
+		delete(c.calls, id)
+		w.call = 0
+		if client.IsWrite(w.req.Op) {
+			w.outcome = client.MaybeApplied
+		}
+		c.wait(w, raftcore.None)
+	}
+}
+
+func isStateMachineWrite(op client.Op) bool { return int(op) < len(kvOps) && kvOps[op] != 0 }
+
 // RunDone reports the end of a Run: its output, and an error if it failed.
 func (c *Core) RunDone(now Time, id CallID, out []byte, err error) {
 	c.at(now)
@@ -343,6 +385,15 @@ func (c *Core) timeout(w *waiter) {
 	case w.req.Op == client.OpWatch:
 		v, _ := c.kv.Get(w.req.Key) // nothing changed: the value as it is
 		c.reply(w, client.Response{Value: v})
+	case w.req.Op == client.OpLockWait:
+		// still waiting: where it stands (the client asks again)
+		p, ok := c.kv.LockPlaceOf(w.req.Key, c.leaseOf(w.req))
+		if !ok {
+			c.lockWait(w) // gone meanwhile: says so
+			return
+		}
+		js, _ := json.Marshal(p)
+		c.reply(w, client.Response{JSON: js})
 	case w.call != 0 && client.IsWrite(w.req.Op):
 		// still in flight toward the leader: it may arrive
 		c.reply(w, client.Fail(w.req.Op, client.MaybeApplied, client.FailTimeout, string(c.id)))
@@ -390,6 +441,13 @@ func (c *Core) expire() {
 			delete(c.watches, k)
 		} else {
 			c.watches[k] = ws
+		}
+	}
+	for _, k := range sortedKeys(c.lockWaits) {
+		if ws := keep(c.lockWaits[k]); len(ws) == 0 {
+			delete(c.lockWaits, k)
+		} else {
+			c.lockWaits[k] = ws
 		}
 	}
 	if ch := c.change; ch != nil {

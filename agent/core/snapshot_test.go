@@ -13,11 +13,13 @@ import (
 // soloCore is a one-member cluster's core over a MemoryStorage, driven as the agent's
 // loop does; saved counts the snapshots it took.
 type soloCore struct {
-	t     *testing.T
-	c     *Core
-	store *raftcore.MemoryStorage
-	now   Time
-	saved []raftcore.Snapshot
+	t       *testing.T
+	c       *Core
+	store   *raftcore.MemoryStorage
+	now     Time
+	saved   []raftcore.Snapshot
+	next    ReplyTo
+	replies map[ReplyTo]client.Response // every answer seen
 }
 
 func newSoloCore(t *testing.T, period uint64) *soloCore {
@@ -28,7 +30,7 @@ func newSoloCore(t *testing.T, period uint64) *soloCore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &soloCore{t: t, c: c, store: store}
+	s := &soloCore{t: t, c: c, store: store, replies: map[ReplyTo]client.Response{}}
 	for i := 0; i < 20 && c.Node().Role() != raftcore.Leader; i++ {
 		s.now += 10
 		c.Tick(s.now)
@@ -45,6 +47,9 @@ func (s *soloCore) pump() {
 		rd := s.c.Ready()
 		if err := s.store.Save(rd.Ready); err != nil {
 			s.t.Fatal(err)
+		}
+		for _, r := range rd.Replies {
+			s.replies[r.To] = r.Resp
 		}
 		if rd.CompactLog > 0 {
 			s.store.CompactLog(rd.CompactLog)

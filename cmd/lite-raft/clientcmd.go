@@ -31,6 +31,13 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
                            (exit 7: no KEY, 6: false, 5: KEY already holds Y)
   if KEY OP X unset        remove KEY if "KEY OP X" holds (exit 7: no KEY, 6: false)
   create KEY VALUE         set KEY only if it does not exist (exit 13: it exists; VALUE "-": stdin)
+  set --ttl D KEY VALUE    set KEY under a lease of D (30s, 2m): it goes when the lease runs out;
+                           with --keep-alive, stay and renew it until stopped (then it goes)
+  lease keep KEY           renew KEY's lease once (exit 9: no such key or lease)
+  lease revoke KEY         end KEY's lease now: KEY (and every key of that lease) goes
+  lock NAME [--ttl D] [--wait D] -- COMMAND [ARGS...]
+                           run COMMAND holding the cluster-wide lock NAME (lock --help)
+  locks                    every held lock: holder, generation, time left, waiting
   noop                     commit an empty entry
   status                   every member: role, term, match and commit index, lag, last contact
   add-member HOST          boot HOST over ssh, add it as learner, wait until it caught up, make it a voter
@@ -155,14 +162,18 @@ func runClient(c *cli.Context, args []string, dial dialFunc) error {
 			req.Key = strings.TrimSuffix(args[0], "/")
 		}
 	case "set", "create":
+		if verb == "set" && len(args) > 0 && strings.HasPrefix(args[0], "--") && args[0] != "--" {
+			return setTTLVerb(c, o, dial, args)
+		}
+		if len(args) > 0 && args[0] == "--" {
+			args = args[1:]
+		}
 		if err := need(2, "KEY VALUE"); err != nil {
 			return err
 		}
-		v := []byte(args[1])
-		if args[1] == "-" {
-			if v, err = io.ReadAll(io.LimitReader(os.Stdin, kvstore.MaxValueLen+1)); err != nil {
-				return clientExit(1, "read the value from standard input: %v", err)
-			}
+		v, err := valueArg(args[1])
+		if err != nil {
+			return err
 		}
 		req = client.Request{Op: client.OpSet, Key: args[0], Value: v}
 		if verb == "create" {
@@ -192,6 +203,15 @@ func runClient(c *cli.Context, args []string, dial dialFunc) error {
 			return err
 		}
 		req = client.Request{Op: client.OpStatus}
+	case "lock":
+		return lockVerb(c, o, dial, args)
+	case "lease":
+		return leaseVerb(c, o, dial, args)
+	case "locks":
+		if err := need(0, "no arguments"); err != nil {
+			return err
+		}
+		req = client.Request{Op: client.OpLocks}
 	case "add-member", "del-member", "transfer-leader":
 		if err := need(1, "HOST"); err != nil {
 			return err
@@ -211,6 +231,18 @@ func runClient(c *cli.Context, args []string, dial dialFunc) error {
 	return printResponse(c.App.Writer, o, req, resp)
 }
 
+// valueArg is a value from the command line, "-" for standard input.
+func valueArg(a string) ([]byte, error) {
+	if a != "-" {
+		return []byte(a), nil
+	}
+	v, err := io.ReadAll(io.LimitReader(os.Stdin, kvstore.MaxValueLen+1))
+	if err != nil {
+		return nil, clientExit(1, "read the value from standard input: %v", err)
+	}
+	return v, nil
+}
+
 func clientUsageError(c *cli.Context, msg string) error {
 	fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: %s\n\n%s\n", msg, clientUsage)
 	return cli.Exit("", client.CodeUsage)
@@ -219,7 +251,8 @@ func clientUsageError(c *cli.Context, msg string) error {
 // validateRequest refuses bad input before it travels: nothing is sent, nothing written.
 func validateRequest(r client.Request) error {
 	switch r.Op {
-	case client.OpGet, client.OpSet, client.OpUnset, client.OpIfSet, client.OpCreate, client.OpIfUnset:
+	case client.OpGet, client.OpSet, client.OpUnset, client.OpIfSet, client.OpCreate, client.OpIfUnset,
+		client.OpSetLease, client.OpLockAcquire:
 		if err := kvstore.ValidateKey(r.Key); err != nil {
 			return err
 		}
@@ -295,7 +328,14 @@ func printResponse(w io.Writer, o clientOpts, req client.Request, r client.Respo
 	switch req.Op {
 	case client.OpGet:
 		if o.json {
-			b, _ := json.Marshal(map[string]string{"key": req.Key, "value": string(r.Value)})
+			out := map[string]any{"key": req.Key, "value": string(r.Value)}
+			if t, ok := parseTTLJSON(r.JSON); ok {
+				out["lease"] = t.Lease
+				if t.TTLMs != nil {
+					out["ttl_ms"] = *t.TTLMs
+				}
+			}
+			b, _ := json.Marshal(out)
 			fmt.Fprintln(w, string(b))
 		} else {
 			w.Write(r.Value)
@@ -310,6 +350,25 @@ func printResponse(w io.Writer, o clientOpts, req client.Request, r client.Respo
 				fmt.Fprintln(w, n)
 			}
 		}
+	case client.OpLocks:
+		if o.json {
+			fmt.Fprintln(w, string(r.JSON))
+			return nil
+		}
+		var ls []agent.LockStatus
+		if err := json.Unmarshal(r.JSON, &ls); err != nil {
+			return cli.Exit(fmt.Sprintf("locks: %v", err), 1)
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "LOCK\tGENERATION\tHOLDER\tTTL LEFT\tWAITING")
+		for _, l := range ls {
+			left := "-"
+			if l.TTLMs >= 0 {
+				left = (time.Duration(l.TTLMs) * time.Millisecond).String()
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", l.Name, l.Generation, l.Holder, left, len(l.Waiting))
+		}
+		tw.Flush()
 	case client.OpStatus:
 		if o.json {
 			fmt.Fprintln(w, string(r.JSON))

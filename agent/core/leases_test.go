@@ -1,0 +1,120 @@
+package core
+
+import (
+	"encoding/json"
+	"testing"
+
+	"lite-raft/client"
+	"lite-raft/kvstore"
+)
+
+// ask sends a request and pumps until it is answered (or fails the test).
+func (s *soloCore) ask(req client.Request) client.Response {
+	s.t.Helper()
+	s.next++
+	to := s.next
+	s.c.Request(s.now, to, req)
+	for i := 0; i < 1000; i++ {
+		s.pump()
+		if r, ok := s.replies[to]; ok {
+			return r
+		}
+		s.tick(1)
+	}
+	s.t.Fatalf("%s %s: no answer", req.Op, req.Key)
+	return client.Response{}
+}
+
+// tick moves the clock ms milliseconds on, a tick at a time (ticks are 10 ms here).
+func (s *soloCore) tick(ms int) {
+	for end := s.now + Time(ms); s.now < end; {
+		s.now += 10
+		s.c.Tick(s.now)
+		s.pump()
+	}
+}
+
+// A key set with a time to live goes when it runs out, through the log (the leader
+// proposes the revoke), unless kept alive; get --json shows what is left.
+func TestLeaseExpiry(t *testing.T) {
+	s := newSoloCore(t, 1000)
+	r := s.ask(client.Request{Op: client.OpSetLease, Key: "t", Value: []byte("v"), Args: "2000"})
+	if r.Code != 0 || string(r.Value) == "" {
+		t.Fatalf("set --ttl: %+v", r)
+	}
+	lease := string(r.Value)
+	s.tick(1500)
+	g := s.ask(client.Request{Op: client.OpGet, Key: "t"})
+	var ttl struct {
+		TTLMs int64 `json:"ttl_ms"`
+	}
+	json.Unmarshal(g.JSON, &ttl)
+	if g.Code != 0 || ttl.TTLMs <= 0 || ttl.TTLMs > 500 {
+		t.Fatalf("get 1.5 s into a 2 s lease: %+v (ttl %+v), want about 500 ms left", g, ttl)
+	}
+	if k := s.ask(client.Request{Op: client.OpLeaseKeep, Key: "t"}); k.Code != 0 {
+		t.Fatalf("lease keep: %+v", k)
+	}
+	s.tick(1500) // 3 s since the set, 1.5 s since the keep
+	if g := s.ask(client.Request{Op: client.OpGet, Key: "t"}); g.Code != 0 {
+		t.Fatalf("kept key gone 1.5 s after its keep: %+v", g)
+	}
+	before := s.c.Node().Commit()
+	s.tick(600)
+	if g := s.ask(client.Request{Op: client.OpGet, Key: "t"}); g.Code != client.CodeNotFound {
+		t.Fatalf("key 2.1 s after its last keep: %+v, want gone", g)
+	}
+	if s.c.Node().Commit() == before {
+		t.Fatal("the key went without an entry in the log")
+	}
+	if k := s.ask(client.Request{Op: client.OpLeaseKeep, Args: lease}); k.Code != client.CodeNotFound {
+		t.Fatalf("keep of the expired lease: %+v, want 9", k)
+	}
+}
+
+// A lock is first come, first served: the second in line holds it once the first is
+// released; a waiter whose lease expires leaves the queue; lock-wait says so.
+func TestLockWaitAndRelease(t *testing.T) {
+	s := newSoloCore(t, 1000)
+	acquire := func(who string) kvstore.LockPlace {
+		r := s.ask(client.Request{Op: client.OpLockAcquire, Key: "job", Args: "3000", Host: who})
+		var p kvstore.LockPlace
+		if r.Code != 0 || json.Unmarshal(r.Value, &p) != nil {
+			t.Fatalf("lock for %s: %+v", who, r)
+		}
+		return p
+	}
+	a, b := acquire("a"), acquire("b")
+	if a.Position != 0 || b.Position != 1 {
+		t.Fatalf("places: a %+v, b %+v", a, b)
+	}
+	wait := func(p kvstore.LockPlace) client.Response {
+		return s.ask(client.Request{Op: client.OpLockWait, Key: "job", Args: itoa(p.Lease), TimeoutMs: 500})
+	}
+	var got kvstore.LockPlace
+	if r := wait(b); json.Unmarshal(r.JSON, &got) != nil || got.Position != 1 {
+		t.Fatalf("b waits while a holds: %+v (%+v)", r, got)
+	}
+	var ls []LockStatus
+	json.Unmarshal(s.ask(client.Request{Op: client.OpLocks}).JSON, &ls)
+	if len(ls) != 1 || ls[0].Holder != "a" || len(ls[0].Waiting) != 1 || ls[0].Waiting[0] != "b" {
+		t.Fatalf("locks: %+v", ls)
+	}
+	if r := s.ask(client.Request{Op: client.OpRevoke, Args: itoa(a.Lease)}); r.Code != 0 {
+		t.Fatalf("release: %+v", r)
+	}
+	if r := wait(b); json.Unmarshal(r.JSON, &got) != nil || got.Position != 0 || got.Generation != 2 {
+		t.Fatalf("b after a's release: %+v (%+v), want the holder with generation 2", r, got)
+	}
+	c := acquire("c")
+	s.tick(3500) // nobody keeps b or c alive
+	if r := wait(c); r.Code != client.CodeNotFound {
+		t.Fatalf("c after its lease ran out: %+v, want 9", r)
+	}
+	// b expired first, so c held it (generation 3) until it expired too
+	if d := acquire("d"); d.Position != 0 || d.Generation != 4 {
+		t.Fatalf("d on the lock left by expired leases: %+v, want the holder with generation 4", d)
+	}
+}
+
+func itoa(n uint64) string { b, _ := json.Marshal(n); return string(b) }

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"lite-raft/client"
+	"lite-raft/kvstore"
+)
+
+const lockUsage = `usage: lite-raft-client lock NAME [--ttl 15s] [--wait DURATION] -- COMMAND [ARGS...]
+
+Waits for the cluster-wide lock NAME (first come, first served), runs COMMAND while it
+holds it, renewing its lease every ttl/3, releases it when COMMAND ends and exits with
+COMMAND's exit code (128+N if a signal N ended it). If this host or this command dies,
+the lock frees itself within the ttl. COMMAND gets LITE_RAFT_LOCK_NAME and
+LITE_RAFT_LOCK_GENERATION, a fencing number that grows with every new holder: pass it
+to what COMMAND changes, so a holder that lost the lock unknowingly can be refused.
+
+  --ttl D     the lease: how long the lock outlives a holder that stopped renewing (1s-24h)
+  --wait D    give up after D without the lock: exit 15 (default: wait for ever)
+
+Exit 16 if the lock is lost (the lease could not be renewed within its ttl): COMMAND, if
+it was running, is sent SIGTERM (SIGKILL 10 s later). Other failures before COMMAND ran
+exit with the client's codes (11, 12, 14, 2, ...).`
+
+// lockVerb runs `lock`. One goroutine makes every request (the remote caller is not
+// for concurrent use): it waits for the lock in polls no longer than a third of the
+// ttl, renewing the lease in between, then renews while COMMAND runs.
+func lockVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error {
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+		fmt.Fprintln(c.App.Writer, lockUsage)
+		return nil
+	}
+	usage := func(msg string) error {
+		fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: lock: %s\n\n%s\n", msg, lockUsage)
+		return cli.Exit("", client.CodeUsage)
+	}
+	if len(args) == 0 {
+		return usage("missing NAME")
+	}
+	name, args := args[0], args[1:]
+	if err := kvstore.ValidateKey(name); err != nil {
+		return usage(err.Error())
+	}
+	ttl, wait := 15*time.Second, time.Duration(0)
+	for len(args) > 0 && args[0] != "--" {
+		opt, v, ok := strings.Cut(args[0], "=")
+		if !ok {
+			if len(args) < 2 {
+				return usage(opt + " needs a value")
+			}
+			v, args = args[1], args[1:]
+		}
+		var err error
+		switch opt {
+		case "--ttl":
+			ttl, err = parseTTL(v)
+		case "--wait":
+			if wait, err = time.ParseDuration(v); err == nil && wait <= 0 {
+				err = fmt.Errorf("--wait %v: want a positive duration", wait)
+			}
+		default:
+			err = fmt.Errorf("unknown option %s", opt)
+		}
+		if err != nil {
+			return usage(err.Error())
+		}
+		args = args[1:]
+	}
+	if len(args) < 2 {
+		return usage("want -- COMMAND [ARGS...]")
+	}
+	argv := args[1:]
+
+	who := "unknown"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	holder := fmt.Sprintf("%s@%s pid %d", who, thisHost(), os.Getpid())
+	sent := time.Now()
+	resp, err := doRequest(o, dial, client.Request{Op: client.OpLockAcquire, Key: name,
+		Args: strconv.FormatInt(ttl.Milliseconds(), 10), Host: holder})
+	if err != nil {
+		return err
+	}
+	var place kvstore.LockPlace
+	if resp.Code != 0 {
+		return cli.Exit(resp.Msg, resp.Code)
+	}
+	if err := json.Unmarshal(resp.Value, &place); err != nil {
+		return clientExit(client.CodeLockLost, "lock %s: unreadable answer from the leader (%v); the place taken runs out within %v", name, err, ttl)
+	}
+	k := newKeeper(o, dial, strconv.FormatUint(place.Lease, 10), ttl, sent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	var deadline time.Time
+	if wait > 0 {
+		deadline = time.Now().Add(wait)
+	}
+	for place.Position != 0 {
+		select {
+		case s := <-sigs:
+			k.release("lock")
+			return clientExit(128+int(s.(syscall.Signal)), "lock %s: %v while waiting; gave up the place", name, s)
+		default:
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			k.release("lock")
+			return clientExit(client.CodeLockTimeout, "lock %s: not ours within --wait %v (%d ahead); gave up the place", name, wait, place.Position)
+		}
+		if !time.Now().Before(k.next()) {
+			if err := k.renew(); err != nil {
+				return err
+			}
+		}
+		poll := time.Until(k.next())
+		if !deadline.IsZero() {
+			poll = min(poll, time.Until(deadline))
+		}
+		po := o
+		po.timeout = max(poll, 100*time.Millisecond) + 2*time.Second
+		r, err := doRequest(po, dial, client.Request{Op: client.OpLockWait, Key: name, Args: k.lease,
+			TimeoutMs: uint32(max(poll, 100*time.Millisecond).Milliseconds())})
+		switch {
+		case err != nil:
+			// no answer this time: the lease's renewals decide whether we are still in line
+			fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s: waiting: %v\n", name, err)
+		case r.Code == client.CodeNotFound:
+			return clientExit(client.CodeLockLost, "lock %s: lost our place: %s", name, r.Msg)
+		case r.Code != 0:
+			fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s: waiting: exit %d %s\n", name, r.Code, r.Msg)
+		default:
+			json.Unmarshal(r.JSON, &place)
+		}
+		if k.lost() {
+			return clientExit(client.CodeLockLost, "lock %s: our lease ran out while waiting", name)
+		}
+	}
+	return runLocked(name, place, k, argv, sigs)
+}
+
+// runLocked runs COMMAND while renewing the lease, then releases it.
+func runLocked(name string, place kvstore.LockPlace, k *keeper, argv []string, sigs chan os.Signal) error {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), "LITE_RAFT_LOCK_NAME="+name,
+		"LITE_RAFT_LOCK_GENERATION="+strconv.FormatUint(place.Generation, 10))
+	if err := cmd.Start(); err != nil {
+		k.release("lock")
+		return clientExit(127, "lock %s: run %s: %v", name, argv[0], err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var lostErr error
+	var killAt <-chan time.Time
+	for {
+		var renew <-chan time.Time
+		if lostErr == nil {
+			renew = time.After(time.Until(k.next()))
+		}
+		select {
+		case err := <-done:
+			if lostErr != nil {
+				return lostErr
+			}
+			k.release("lock")
+			return exitOf(err)
+		case s := <-sigs:
+			cmd.Process.Signal(s) // the command decides; its end ends us
+		case <-killAt:
+			cmd.Process.Kill()
+		case <-renew:
+			if err := k.renew(); err != nil {
+				// another holder may be let in at any moment: stop COMMAND now
+				lostErr = err
+				fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s lost: stopping %s\n", name, argv[0])
+				cmd.Process.Signal(syscall.SIGTERM)
+				killAt = time.After(10 * time.Second)
+			}
+		}
+	}
+}
+
+// exitOf is COMMAND's exit as ours: its code, or 128+N for signal N.
+func exitOf(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+			return cli.Exit("", 128+int(st.Signal()))
+		}
+		return cli.Exit("", ee.ExitCode())
+	}
+	return cli.Exit(err.Error(), 1)
+}

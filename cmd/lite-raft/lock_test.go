@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// set --ttl through a real agent: get --json shows the lease and the time left, the key
+// goes when it runs out, lease keep of a missing key exits 9.
+func TestSetTTL(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	if out, code := runApp(t, "--dir", dir, "client", "set", "--ttl", "1s", "t", "v"); code != 0 {
+		t.Fatalf("set --ttl 1s: exit %d %s", code, out)
+	}
+	out, code := runApp(t, "--dir", dir, "client", "--json", "get", "t")
+	var g struct {
+		Value string `json:"value"`
+		Lease uint64 `json:"lease"`
+		TTLMs *int64 `json:"ttl_ms"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &g) != nil || g.Value != "v" || g.Lease == 0 || g.TTLMs == nil || *g.TTLMs > 1000 {
+		t.Fatalf("get --json of a key with a ttl: exit %d %q", code, out)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, code := runApp(t, "--dir", dir, "client", "get", "t"); code == 9 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("key with a 1 s ttl still there after 5 s")
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
+	if out, code := runApp(t, "--dir", dir, "client", "lease", "keep", "t"); code != 9 {
+		t.Fatalf("lease keep of a gone key: exit %d %s, want 9", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"set", "--ttl", "10ms", "t", "v"}, "want 1s to 24h"},
+		{[]string{"set", "--ttl", "x", "t", "v"}, "want a duration"},
+		{[]string{"set", "--keep-alive", "t", "v"}, "needs --ttl"},
+		{[]string{"lock", "job"}, "want -- COMMAND"},
+		{[]string{"lock", "job", "--wait", "-1s", "--", "true"}, "positive"},
+		{[]string{"lease", "renew", "t"}, "want keep KEY"},
+	} {
+		if out, code := runApp(t, append([]string{"--dir", dir, "client"}, tc.args...)...); code != 10 || !strings.Contains(out, tc.msg) {
+			t.Errorf("client %q: exit %d %q, want 10 and %q", tc.args, code, out, tc.msg)
+		}
+	}
+}
+
+// lock runs COMMAND with the fencing number and exits with its code; a second lock on
+// the same name waits for the first (never both at once), and --wait gives up with 15.
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	log := filepath.Join(dir, "events")
+	script := `echo "start $LITE_RAFT_LOCK_GENERATION" >>` + log + `; sleep 1; echo end >>` + log + `; exit 3`
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, codes[i] = runApp(t, "--dir", dir, "client", "lock", "job", "--ttl", "3s", "--", "sh", "-c", script)
+		}()
+		time.Sleep(100 * time.Millisecond) // the second asks after the first: not a wait for a condition
+	}
+	// a third gives up waiting
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if out, code := runApp(t, "--dir", dir, "client", "lock", "job", "--wait", "300ms", "--", "true"); code != 15 {
+		t.Fatalf("lock --wait 300ms while held: exit %d %s, want 15", code, out)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("lock --wait 300ms took %v", d)
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 3 {
+			t.Errorf("lock %d: exit %d, want the command's 3", i, c)
+		}
+	}
+	b, _ := os.ReadFile(log)
+	if got := strings.Fields(string(b)); strings.Join(got, " ") != "start 1 end start 2 end" {
+		t.Fatalf("events: %q, want two runs one after the other, generations 1 and 2", b)
+	}
+	if out, code := runApp(t, "--dir", dir, "client", "--json", "locks"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("locks after every holder ended: exit %d %q, want []", code, out)
+	}
+}
