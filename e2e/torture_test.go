@@ -198,6 +198,57 @@ func TestTorture(t *testing.T) {
 		}()
 	}
 
+	// Two lock clients, one through lite-raft-remote, hold lock "tl" in turn for a moment
+	// each, printing their fencing number around the run. The nemesis freezes and kills
+	// agents, so two runs may overlap in time (a frozen holder wakes after its lease ran
+	// out: that is what fencing is for); what must hold is that no two runs get the same
+	// generation and that a run that starts after another ended has a greater one.
+	var lockRuns []lockRun
+	lockCodes := map[int]int{}
+	for id, h := range []*harness.Host{clientHost, members[2]} {
+		tool := "./lite-raft-client"
+		if h == clientHost {
+			tool = "./lite-raft-remote"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			body := `echo "S $LITE_RAFT_LOCK_GENERATION $(date +%s%N)"; sleep 0.05; echo "E $LITE_RAFT_LOCK_GENERATION $(date +%s%N)"`
+			ssh := h.SSHCommand(ctx, `cd `+harness.RemoteDir+` && while true; do timeout -k 5 30 `+tool+` --timeout 3 lock tl --ttl 2s -- sh -c '`+body+`' 2>/dev/null; echo "X $?"; done`)
+			stdout, _ := ssh.StdoutPipe()
+			if err := ssh.Start(); err != nil {
+				t.Errorf("lock client %d: %v", id, err)
+				return
+			}
+			go func() { <-stop; cancel() }()
+			lines := bufio.NewScanner(stdout)
+			var cur *lockRun
+			for lines.Scan() {
+				f := strings.Fields(lines.Text())
+				if len(f) < 2 {
+					continue
+				}
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				mu.Lock()
+				switch {
+				case f[0] == "S" && len(f) == 3:
+					ts, _ := strconv.ParseInt(f[2], 10, 64)
+					lockRuns = append(lockRuns, lockRun{client: id, gen: n, start: ts})
+					cur = &lockRuns[len(lockRuns)-1]
+				case f[0] == "E" && len(f) == 3 && cur != nil && cur.gen == n:
+					cur.end, _ = strconv.ParseInt(f[2], 10, 64)
+				case f[0] == "X":
+					lockCodes[int(n)]++
+					cur = nil
+				}
+				mu.Unlock()
+			}
+			ssh.Wait()
+		}()
+	}
+
 	// the nemesis
 	rng := rand.New(rand.NewPCG(seed, 99))
 	deadline := time.Now().Add(*tortureDuration)
@@ -298,6 +349,14 @@ func TestTorture(t *testing.T) {
 	}
 	fmt.Printf("history: ops=%d ok=%d unknown=%d notapplied=%d faults=%d (membership changes %d) linearizable=%v (%s.json)\n",
 		len(history), nOK.Load(), nUnknown.Load(), nNotApplied.Load(), nFaults.Load(), nMembership.Load(), res == porcupine.Ok, base)
+	lockErr := checkLockRuns(lockRuns)
+	fmt.Printf("locks: runs=%d exits=%v fenced=%v\n", len(lockRuns), lockCodes, lockErr == nil)
+	if lockErr != nil {
+		t.Errorf("lock runs: %v (seed %d)", lockErr, seed)
+	}
+	if len(lockRuns) == 0 {
+		t.Errorf("no lock run in %v: the lock clients never got the lock", *tortureDuration)
+	}
 	fmt.Printf("check: %s in %v; %d keys, at most %d operations each; %d failed reads left out\n",
 		res, took.Round(time.Millisecond), len(perKey), longest, nReadFailed.Load())
 	switch res {
@@ -353,4 +412,55 @@ func (c *cluster) rejoin(members []*harness.Host, h *harness.Host) {
 		}
 		return false, "no leader among the members that remain"
 	})
+}
+
+// lockRun is one run of a command under `lock`: its fencing number and when it ran (ns).
+type lockRun struct {
+	client     int
+	gen        int64
+	start, end int64 // end 0: it never said it ended (killed with its host's session)
+}
+
+// checkLockRuns checks fencing: no generation given to two runs, and a run that starts
+// after another ended has a greater generation.
+func checkLockRuns(runs []lockRun) error {
+	byGen := map[int64]lockRun{}
+	for _, r := range runs {
+		if r.gen <= 0 {
+			return fmt.Errorf("a run with generation %d", r.gen)
+		}
+		if o, dup := byGen[r.gen]; dup {
+			return fmt.Errorf("generation %d given twice: client %d at %d and client %d at %d", r.gen, o.client, o.start, r.client, r.start)
+		}
+		byGen[r.gen] = r
+	}
+	for _, a := range runs {
+		for _, b := range runs {
+			if a.end != 0 && a.end < b.start && a.gen >= b.gen {
+				return fmt.Errorf("client %d's run with generation %d ended at %d, before client %d's with %d started at %d",
+					a.client, a.gen, a.end, b.client, b.gen, b.start)
+			}
+		}
+	}
+	return nil
+}
+
+// TestCheckLockRuns: the fencing check accepts overlapping runs with distinct, growing
+// generations, and rejects a generation given twice or one that went down. No cluster.
+func TestCheckLockRuns(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		runs []lockRun
+		ok   bool
+	}{
+		{"in turn", []lockRun{{0, 1, 10, 20}, {1, 2, 30, 40}, {0, 3, 50, 0}}, true},
+		{"overlapping, a frozen holder woke late", []lockRun{{0, 1, 10, 60}, {1, 2, 30, 40}}, true},
+		{"a generation twice", []lockRun{{0, 1, 10, 20}, {1, 1, 30, 40}}, false},
+		{"a later run with a lower generation", []lockRun{{0, 2, 10, 20}, {1, 1, 30, 40}}, false},
+		{"no generation", []lockRun{{0, 0, 10, 20}}, false},
+	} {
+		if err := checkLockRuns(tc.runs); (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
 }
