@@ -34,6 +34,12 @@ type ChangeStatus = core.ChangeStatus
 // LockStatus is one held lock as `locks --json` prints it.
 type LockStatus = core.LockStatus
 
+// Change is one change a watch reports.
+type Change = core.Change
+
+// DecodeChanges parses a watch answer's changes.
+func DecodeChanges(b []byte) ([]Change, error) { return core.DecodeChanges(b) }
+
 // Options start an agent.
 type Options struct {
 	Dir string          // the lite-raft directory

@@ -56,12 +56,18 @@ const (
 	// as it stands; 9 if the lease is no longer in the queue.
 	OpLockWait
 	OpLocks // every held lock: holder, generation, queue (JSON)
+	// OpWatchLog answers the changes to Key (or below it, with a trailing slash) after
+	// log index Args ("": from now), from this member's applied state, once there are
+	// some or at the deadline; Value holds them (core.EncodeChanges), Msg the index they
+	// run through (the next watch asks from there). CodeCompacted if this member no
+	// longer keeps the changes after Args.
+	OpWatchLog
 	opEnd
 )
 
 var opNames = [...]string{"", "get", "list", "set", "unset", "if", "noop", "status", "add-member",
-	"change-wait", "del-member", "transfer-leader", "", "watch", "create", "if-unset",
-	"set --ttl", "lease keep", "lease revoke", "lock", "lock-wait", "locks"}
+	"change-wait", "del-member", "transfer-leader", "", "watch-value", "create", "if-unset",
+	"set --ttl", "lease keep", "lease revoke", "lock", "lock-wait", "locks", "watch"}
 
 func (o Op) String() string {
 	if o > 0 && o < opEnd && opNames[o] != "" {
@@ -93,6 +99,8 @@ const (
 	// lock was lost (our lease ran out: COMMAND, if started, was stopped)
 	CodeLockTimeout = 15
 	CodeLockLost    = 16
+	// CodeCompacted: watch --from N: the changes after N are no longer kept
+	CodeCompacted = 17
 )
 
 // Request is one client request.

@@ -146,7 +146,11 @@ type Core struct {
 	leaseDue  map[uint64]Time
 	revoking  map[uint64]Time
 	lockWaits map[string][]*waiter
-	lead      raftcore.NodeID // the leader as of the last Ready
+
+	// what watch reads (changes.go): the changes applied, and the watches parked on it
+	changes    changeRing
+	logWatches []*waiter
+	lead       raftcore.NodeID // the leader as of the last Ready
 
 	out     Ready
 	limiter limiter
@@ -182,6 +186,7 @@ func New(cfg Config, st raftcore.State, kv *kvstore.Store) (*Core, error) {
 		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{}, versions: map[raftcore.NodeID]client.Version{},
 		leaseDue: map[uint64]Time{}, revoking: map[uint64]Time{}, lockWaits: map[string][]*waiter{},
 		limiter: limiter{seen: map[string]*limit{}}}
+	c.changes.since = st.Snapshot.Meta.Index
 	return c, nil
 }
 
@@ -298,6 +303,8 @@ func (c *Core) installSnapshot(s raftcore.Snapshot, kv *kvstore.Store) {
 	for _, k := range sortedKeys(c.watches) {
 		c.wakeWatches(k)
 	}
+	c.changes.reset(s.Meta.Index)
+	c.wakeLogWatches() // they are behind the snapshot now: told so
 }
 
 // apply applies committed entries in order. An entry it cannot decode stops it, with
@@ -331,7 +338,7 @@ func (c *Core) apply(ents []raftcore.Entry) error {
 		case len(e.Data) == 0:
 			// a new leader's empty entry
 		default:
-			// what a revoke takes with it, read before it is gone
+			// what a revoke takes with it, and whether the key was there, read before
 			var keys, locks []string
 			switch cmd.Op {
 			case kvstore.OpRevoke:
@@ -341,11 +348,13 @@ func (c *Core) apply(ents []raftcore.Entry) error {
 			case kvstore.OpLockAcquire:
 				locks = []string{cmd.Key}
 			}
+			_, existed := c.kv.Get(cmd.Key)
 			res = c.kv.Apply(e.Index, cmd)
 			if len(c.watches[cmd.Key]) > 0 {
 				c.wakeWatches(cmd.Key)
 			}
 			c.leaseApplied(e.Index, cmd, keys, locks)
+			c.record(e.Index, cmd, res, existed, keys)
 		}
 		if w := c.proposals[e.Index]; w != nil {
 			delete(c.proposals, e.Index)

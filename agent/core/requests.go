@@ -3,6 +3,8 @@ package core
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"lite-raft/client"
 	"lite-raft/kvstore"
@@ -33,6 +35,9 @@ type waiter struct {
 	term    uint64 // of the proposed entry
 	index   uint64 // proposed entry, or read index once known
 	cond    func() (client.Response, bool)
+	// a watch: the index it asks from, once known (from its --from, or "now")
+	watchFrom  uint64
+	watchKnown bool
 
 	// retry bookkeeping
 	notBefore Time            // do not try again before (backoff)
@@ -151,6 +156,14 @@ func (c *Core) handle(w *waiter) {
 		default:
 			c.startChange(w)
 		}
+	case client.OpWatchLog:
+		if r.Key != "" && r.Key != "/" {
+			if err := kvstore.ValidateKey(strings.TrimSuffix(r.Key, "/")); err != nil {
+				c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
+				return
+			}
+		}
+		c.logWatch(w)
 	case client.OpWatch:
 		if err := kvstore.ValidateKey(r.Key); err != nil {
 			c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
@@ -385,6 +398,10 @@ func (c *Core) timeout(w *waiter) {
 	case w.req.Op == client.OpWatch:
 		v, _ := c.kv.Get(w.req.Key) // nothing changed: the value as it is
 		c.reply(w, client.Response{Value: v})
+	case w.req.Op == client.OpWatchLog:
+		// nothing for it up to here: the next watch asks from here on (never from before
+		// where it asked: a member behind another answers with where the watch was)
+		c.reply(w, client.Response{Msg: strconv.FormatUint(max(c.applied, w.watchFrom), 10)})
 	case w.req.Op == client.OpLockWait:
 		// still waiting: where it stands (the client asks again)
 		p, ok := c.kv.LockPlaceOf(w.req.Key, c.leaseOf(w.req))
@@ -465,6 +482,7 @@ func (c *Core) expire() {
 		ch.waiters = kept
 	}
 	c.readyReads = keep(c.readyReads)
+	c.logWatches = keep(c.logWatches)
 	c.waiting = keep(c.waiting)
 	c.conditions = keep(c.conditions)
 }

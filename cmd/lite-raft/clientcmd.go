@@ -38,6 +38,8 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   lock NAME [--ttl D] [--wait D] -- COMMAND [ARGS...]
                            run COMMAND holding the cluster-wide lock NAME (lock --help)
   locks                    every held lock: holder, generation, time left, waiting
+  watch KEY|DIR/ [--once] [--from N] [-- COMMAND]
+                           print each change (N set KEY VALUE, N deleted KEY) as it happens (watch --help)
   noop                     commit an empty entry
   status                   every member: role, term, match and commit index, lag, last contact
   add-member HOST          boot HOST over ssh, add it as learner, wait until it caught up, make it a voter
@@ -205,6 +207,8 @@ func runClient(c *cli.Context, args []string, dial dialFunc) error {
 		req = client.Request{Op: client.OpStatus}
 	case "lock":
 		return lockVerb(c, o, dial, args)
+	case "watch":
+		return watchVerb(c, o, dial, args)
 	case "lease":
 		return leaseVerb(c, o, dial, args)
 	case "locks":

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"lite-raft/agent"
+	"lite-raft/client"
+	"lite-raft/kvstore"
+)
+
+const watchUsage = `usage: lite-raft-client watch KEY|DIR/ [--once] [--from N] [-- COMMAND [ARGS...]]
+
+Waits for changes to KEY (or to anything under DIR/; "/" for everything) and prints each,
+in log order, one a line:
+
+  N set KEY VALUE
+  N deleted KEY
+
+N is the log index of the change. It never skips one: it asks from the index of the last
+change it printed, so it resumes after a lost connection, and through lite-raft-remote on
+another member. --from N starts after index N (0 and an older N need the member to still
+keep them: it keeps the last 100,000 changes, and those since its restart); a watch that
+asks from before what the member keeps exits 17 rather than skip. --once exits after the
+first change. With -- COMMAND it runs COMMAND for each change (one at a time), with
+LITE_RAFT_WATCH_INDEX, LITE_RAFT_WATCH_EVENT (set or deleted), LITE_RAFT_WATCH_KEY and
+LITE_RAFT_WATCH_VALUE in its environment, instead of printing. --json prints each change
+as {"index":N,"event":"set","key":...,"value":...}.`
+
+// watchVerb runs `watch`: a loop of watch requests, each from where the last left off.
+func watchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error {
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+		fmt.Fprintln(c.App.Writer, watchUsage)
+		return nil
+	}
+	usage := func(msg string) error {
+		fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: watch: %s\n\n%s\n", msg, watchUsage)
+		return cli.Exit("", client.CodeUsage)
+	}
+	if len(args) == 0 {
+		return usage("missing KEY or DIR/")
+	}
+	pattern, args := args[0], args[1:]
+	if pattern != "/" {
+		if err := kvstore.ValidateKey(strings.TrimSuffix(pattern, "/")); err != nil {
+			return usage(err.Error())
+		}
+	}
+	once, from := false, ""
+	var argv []string
+	for len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--once":
+			once = true
+		case a == "--from" || strings.HasPrefix(a, "--from="):
+			v, ok := strings.CutPrefix(a, "--from=")
+			if !ok {
+				if len(args) < 2 {
+					return usage("--from needs a log index")
+				}
+				v, args = args[1], args[1:]
+			}
+			if _, err := strconv.ParseUint(v, 10, 64); err != nil {
+				return usage(fmt.Sprintf("--from %q: not a log index", v))
+			}
+			from = v
+		case a == "--":
+			argv = args[1:]
+			if len(argv) == 0 {
+				return usage("want a COMMAND after --")
+			}
+			args = nil
+			continue
+		default:
+			return usage(fmt.Sprintf("unknown option %s", a))
+		}
+		args = args[1:]
+	}
+	w := c.App.Writer
+	failing := false
+	for {
+		po := o
+		po.timeout = 30 * time.Second
+		resp, err := doRequest(po, dial, client.Request{Op: client.OpWatchLog, Key: pattern, Args: from,
+			TimeoutMs: uint32((25 * time.Second).Milliseconds())})
+		if err == nil && resp.Code != 0 && resp.Code != client.CodeCompacted && resp.Code != client.CodeUsage {
+			err = fmt.Errorf("exit %d: %s", resp.Code, resp.Msg)
+		}
+		if err != nil {
+			// a watch resumes where it was: say so once, and keep trying
+			if !failing {
+				fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: watch: %v (trying again every second, from index %s)\n", err, orDash(from))
+				failing = true
+			}
+			time.Sleep(time.Second) // the retry's pace, not a wait for a condition
+			continue
+		}
+		if resp.Code != 0 {
+			return cli.Exit(resp.Msg, resp.Code)
+		}
+		if failing {
+			fmt.Fprintln(c.App.ErrWriter, "lite-raft-client: watch: answered again")
+			failing = false
+		}
+		chs, err := agent.DecodeChanges(resp.Value)
+		if err != nil {
+			return clientExit(1, "watch: %v", err)
+		}
+		for _, ch := range chs {
+			if err := emitChange(w, o.json, argv, ch); err != nil {
+				return err
+			}
+			if once {
+				return nil
+			}
+		}
+		if resp.Msg != "" {
+			from = resp.Msg
+		}
+	}
+}
+
+// emitChange prints a change, or runs COMMAND for it.
+func emitChange(w interface{ Write([]byte) (int, error) }, asJSON bool, argv []string, ch agent.Change) error {
+	event := "set"
+	if ch.Deleted {
+		event = "deleted"
+	}
+	if len(argv) > 0 {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+		cmd.Env = append(os.Environ(), "LITE_RAFT_WATCH_INDEX="+strconv.FormatUint(ch.Index, 10),
+			"LITE_RAFT_WATCH_EVENT="+event, "LITE_RAFT_WATCH_KEY="+ch.Key, "LITE_RAFT_WATCH_VALUE="+string(ch.Value))
+		if err := cmd.Run(); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				return clientExit(127, "watch: run %s: %v", argv[0], err)
+			}
+			fmt.Fprintf(os.Stderr, "lite-raft-client: watch: %s for index %d: %v\n", argv[0], ch.Index, err)
+		}
+		return nil
+	}
+	if asJSON {
+		b, _ := json.Marshal(map[string]any{"index": ch.Index, "event": event, "key": ch.Key, "value": string(ch.Value)})
+		fmt.Fprintln(w, string(b))
+		return nil
+	}
+	if ch.Deleted {
+		fmt.Fprintf(w, "%d deleted %s\n", ch.Index, ch.Key)
+		return nil
+	}
+	fmt.Fprintf(w, "%d set %s %s\n", ch.Index, ch.Key, ch.Value)
+	return nil
+}
