@@ -348,3 +348,77 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 		})
 	}
 }
+
+// TestStatefileOpenMakesDurableWhatItReports: what statefile.Open reports is what Raft
+// takes as durable (a restarted follower answers that it holds those entries, a node
+// votes by that term and vote), so it must survive a power cut even when the process
+// before this one never got to fsync it: an fsync that failed (EIO) or an agent killed
+// between its write and its fsync leaves the data in the file, readable, and not
+// durable. Each case makes one such write fail its fsync, reopens the store as a
+// restarted agent would, and cuts the power: the reopened store must find what the
+// first reopen reported.
+func TestStatefileOpenMakesDurableWhatItReports(t *testing.T) {
+	for _, c := range []struct {
+		name, failSync string // the fsync that fails (a path pattern)
+		save           func(s *statefile.Store, next uint64) error
+	}{
+		{"entries whose fsync failed", `^lite-raft/state-machine-log/`, func(s *statefile.Store, next uint64) error {
+			return s.Save(nil, nil, nil, []raftcore.Entry{{Index: next, Term: 2, Data: entryData(2, next)}})
+		}},
+		{"a new segment whose directory fsync failed", `^lite-raft/state-machine-log$`, func(s *statefile.Store, next uint64) error {
+			// the segments are small: this batch starts a new one
+			return s.Save(nil, nil, nil, []raftcore.Entry{{Index: next, Term: 2, Data: entryData(2, next)}})
+		}},
+		{"a hard state whose directory fsync failed", `^lite-raft/state$`, func(s *statefile.Store, next uint64) error {
+			return s.SaveHardState(raftcore.HardState{Term: 3, Vote: "b"})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, dir := newMount(t)
+			root := filepath.Join(dir, "lite-raft")
+			if err := os.Mkdir(root, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			mustSync(t, dir)
+			if err := statefile.Bootstrap(root, raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}}); err != nil {
+				t.Fatal(err)
+			}
+			opts := statefile.Options{SegmentSize: 64}
+			s, _, err := statefile.Open(root, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := raftcore.HardState{Term: 2, Vote: "a"}
+			var ents []raftcore.Entry
+			for i := uint64(1); i <= 4; i++ {
+				ents = append(ents, raftcore.Entry{Index: i, Term: 2, Data: entryData(2, i)})
+			}
+			if err := s.Save(&hs, nil, nil, ents); err != nil {
+				t.Fatal(err)
+			}
+			f.FailSyncsOf(regexp.MustCompile(c.failSync))
+			if err := c.save(s, 5); err == nil {
+				t.Fatal("the save succeeded although its fsync failed")
+			}
+			f.ClearFaults()
+			s.Close()
+			// the agent that comes back (no power cut yet: the unsynced write is there)
+			s, reported, err := statefile.Open(root, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.PowerCut()
+			s.Close()
+			s, after, err := statefile.Open(root, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			lastOf := func(st raftcore.State) uint64 { return st.First + uint64(len(st.Terms)) - 1 }
+			if after.HardState != reported.HardState || lastOf(after) != lastOf(reported) {
+				t.Fatalf("Open reported hard state %+v and entries up to %d; after a power cut: %+v and up to %d",
+					reported.HardState, lastOf(reported), after.HardState, lastOf(after))
+			}
+		})
+	}
+}
