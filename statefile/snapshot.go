@@ -382,6 +382,9 @@ type incoming struct {
 	have     uint64
 	sum      uint32
 	unsynced int64
+	// named: the file's directory entry is durable (a file created by writeChunk is
+	// not until the directory is fsynced, and its synced pieces are lost with it)
+	named bool
 }
 
 // openIncoming opens the partial snapshot in dir, if there is one after index after, and
@@ -401,7 +404,7 @@ func openIncoming(dir string, after uint64, readOnly bool) (*incoming, error) {
 				f.Close()
 				rw, oerr := os.OpenFile(path, os.O_RDWR, 0)
 				if oerr == nil {
-					return &incoming{f: rw, snap: snap, hlen: hlen, have: have, sum: h.Sum32()}, nil
+					return &incoming{f: rw, snap: snap, hlen: hlen, have: have, sum: h.Sum32(), named: true}, nil
 				}
 			}
 		}
@@ -449,11 +452,18 @@ func (s *Store) writeChunk(c raftcore.SnapshotChunk) error {
 	in.have += uint64(len(c.Data))
 	in.sum = crc32.Update(in.sum, castagnoli, c.Data)
 	// paced as a snapshot being written is (pacedFile), and what is synced survives a
-	// crash for the transfer to resume from
+	// crash or a power cut for the transfer to resume from: at the first fsync, the
+	// directory's too, or the file's name would not survive with its data
 	if in.unsynced += int64(len(c.Data)); in.unsynced >= snapshotSyncEvery {
 		in.unsynced = 0
 		if err := in.f.Sync(); err != nil {
 			return fmt.Errorf("fsync %s: %w", path, err)
+		}
+		if !in.named {
+			if err := syncDir(s.path(SnapshotDir)); err != nil {
+				return err
+			}
+			in.named = true
 		}
 	}
 	return nil
