@@ -235,7 +235,12 @@ func (p *preparedSnapshot) commit() error {
 	if err := commitTemp(p.tmp, filepath.Join(p.dir, snapshotFile)); err != nil {
 		return fmt.Errorf("save snapshot at %d: %w", p.snap.Meta.Index, err)
 	}
-	return writeMeta(p.dir, p.header)
+	if err := writeMeta(p.dir, p.header); err != nil {
+		// meta is only informative, but the disk failed an fsync right after the
+		// snapshot was put in place: trust neither
+		return fmt.Errorf("save snapshot at %d: %s %w: %w", p.snap.Meta.Index, filepath.Join(p.dir, snapshotFile), errInPlace, err)
+	}
+	return nil
 }
 
 // writeMeta repeats a snapshot's header in state-machine-snapshot/meta. It is

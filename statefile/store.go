@@ -232,6 +232,12 @@ func (s *Store) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) 
 			return fmt.Errorf("compact to %d: %w (the snapshot is at %d)", meta.Index, ErrStaleSnapshot, s.snap.Meta.Index)
 		}
 		if err := p.commit(); err != nil {
+			if errors.Is(err, errInPlace) {
+				// The file in place is the new snapshot, not durably, and the snapshot
+				// Raft holds is gone from it: as after a failed fsync of the log, only a
+				// reopen (which fsyncs what it finds) can go on from here.
+				return s.log.failed(err)
+			}
 			return err
 		}
 		s.snap = p.snap

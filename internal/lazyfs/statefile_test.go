@@ -461,3 +461,62 @@ func TestStatefileIncomingSnapshotSurvivesCut(t *testing.T) {
 		t.Fatalf("after a cut with 6 MiB of the snapshot received (4 MiB of it fsynced), the store resumes from %+v", st.Incoming)
 	}
 }
+
+// TestStatefileSnapshotReplacedNotDurably: a snapshot whose file was renamed over the
+// old one but whose directory fsync failed is in place without being durable, and the
+// store's own idea of its snapshot is behind the file (a leader would then fail to read
+// the snapshot Raft still holds, to send it). Like a failed fsync of the log, that
+// leaves the store refusing to write until it is reopened, which recovers a consistent
+// state, also after a power cut.
+func TestStatefileSnapshotReplacedNotDurably(t *testing.T) {
+	f, dir := newMount(t)
+	root := filepath.Join(dir, "lite-raft")
+	if err := os.Mkdir(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, dir)
+	members := raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}}
+	if err := statefile.Bootstrap(root, members); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := statefile.Open(root, statefile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ents []raftcore.Entry
+	for i := uint64(1); i <= 10; i++ {
+		ents = append(ents, raftcore.Entry{Index: i, Term: 2, Data: entryData(2, i)})
+	}
+	if err := s.Save(&raftcore.HardState{Term: 2, Vote: "a"}, nil, nil, ents); err != nil {
+		t.Fatal(err)
+	}
+	f.FailSyncsOf(regexp.MustCompile(`^lite-raft/state-machine-snapshot$`))
+	_, commit, err := s.WriteSnapshot(raftcore.SnapshotMeta{Index: 8, Term: 2, Members: members}, func(w io.Writer) error {
+		_, err := io.WriteString(w, "state as of 8")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := commit(); err == nil {
+		t.Fatal("the snapshot's commit succeeded although its directory's fsync failed")
+	}
+	f.ClearFaults()
+	if err := s.Save(nil, nil, nil, []raftcore.Entry{{Index: 11, Term: 2, Data: entryData(2, 11)}}); err == nil {
+		t.Fatal("the store went on writing after a snapshot replaced the old one without being durable")
+	}
+	s.Close()
+	for _, cut := range []bool{false, true} {
+		if cut {
+			f.PowerCut()
+		}
+		s, st, err := statefile.Open(root, statefile.Options{})
+		if err != nil {
+			t.Fatalf("reopen (after a cut: %v): %v", cut, err)
+		}
+		if last := st.First + uint64(len(st.Terms)) - 1; last != 10 || st.First > st.Snapshot.Meta.Index+1 {
+			t.Fatalf("reopened (after a cut: %v): snapshot at %d, log %d..%d; want the entries up to 10", cut, st.Snapshot.Meta.Index, st.First, last)
+		}
+		s.Close()
+	}
+}
