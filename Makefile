@@ -8,10 +8,12 @@ export CGO_ENABLED := 0
 # exported so that tests build the same binary
 export GOFLAGS := -tags=urfave_cli_no_docs
 
-.PHONY: all build test test-deps bench bench-etcd bench-scale bench-micro demo dist lint clean torture
+.PHONY: all build test test-deps bench bench-etcd bench-scale bench-micro demo dist lint clean torture powercut-torture
 
 # make torture DURATION=30m: the linearizability torture test, longer
 DURATION ?= 30m
+# make powercut-torture CYCLES=30: the power-cut test (issue 15) with more cuts of every host
+CYCLES ?= 30
 # make bench BENCH_DURATION=5s: how long each workload runs on each system
 BENCH_DURATION ?= 10s
 # make bench-scale SCALE_KEYS=100000: keys of 1 KB the scale workload fills (500 MB by
@@ -59,6 +61,11 @@ bench-micro:
 torture: test-deps
 	@log=$$(mktemp); $(GO) test -count=1 -timeout 0 -run '^TestTorture$$' ./e2e/ -torture.duration=$(DURATION) -v >$$log 2>&1; \
 	rc=$$?; grep -E '^(history:|--- |ok|FAIL|panic)|torture_test.go' $$log; \
+	[ $$rc -eq 0 ] || tail -n 80 $$log; rm -f $$log; exit $$rc
+
+powercut-torture: test-deps
+	@log=$$(mktemp); $(GO) test -count=1 -timeout 0 -run '^TestPowerCut$$' ./e2e/ -powercut.cycles=$(CYCLES) -v >$$log 2>&1; \
+	rc=$$?; grep -E '^(powercut:|--- |ok|FAIL|panic)|powercut_test.go' $$log; \
 	[ $$rc -eq 0 ] || tail -n 80 $$log; rm -f $$log; exit $$rc
 
 demo: build

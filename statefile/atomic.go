@@ -1,6 +1,7 @@
 package statefile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,13 +53,20 @@ func writeTemp(path string, perm os.FileMode, write func(f *os.File) error) (str
 	return tmpName, nil
 }
 
+// errInPlace marks a failure after the rename: the new file is in place, but nothing
+// says it is durable, so what a power cut would leave is unknown.
+var errInPlace = errors.New("in place, but an fsync failed")
+
 // commitTemp renames a file writeTemp made over path and makes the rename durable.
 func commitTemp(tmpName, path string) error {
 	if err := os.Rename(tmpName, path); err != nil {
 		os.Remove(tmpName)
 		return fmt.Errorf("rename %s to %s: %w", tmpName, path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%s %w: %w", path, errInPlace, err)
+	}
+	return nil
 }
 
 // syncDir makes the directory's entries (created, renamed, removed files) durable.

@@ -235,7 +235,12 @@ func (p *preparedSnapshot) commit() error {
 	if err := commitTemp(p.tmp, filepath.Join(p.dir, snapshotFile)); err != nil {
 		return fmt.Errorf("save snapshot at %d: %w", p.snap.Meta.Index, err)
 	}
-	return writeMeta(p.dir, p.header)
+	if err := writeMeta(p.dir, p.header); err != nil {
+		// meta is only informative, but the disk failed an fsync right after the
+		// snapshot was put in place: trust neither
+		return fmt.Errorf("save snapshot at %d: %s %w: %w", p.snap.Meta.Index, filepath.Join(p.dir, snapshotFile), errInPlace, err)
+	}
+	return nil
 }
 
 // writeMeta repeats a snapshot's header in state-machine-snapshot/meta. It is
@@ -382,6 +387,9 @@ type incoming struct {
 	have     uint64
 	sum      uint32
 	unsynced int64
+	// named: the file's directory entry is durable (a file created by writeChunk is
+	// not until the directory is fsynced, and its synced pieces are lost with it)
+	named bool
 }
 
 // openIncoming opens the partial snapshot in dir, if there is one after index after, and
@@ -401,7 +409,7 @@ func openIncoming(dir string, after uint64, readOnly bool) (*incoming, error) {
 				f.Close()
 				rw, oerr := os.OpenFile(path, os.O_RDWR, 0)
 				if oerr == nil {
-					return &incoming{f: rw, snap: snap, hlen: hlen, have: have, sum: h.Sum32()}, nil
+					return &incoming{f: rw, snap: snap, hlen: hlen, have: have, sum: h.Sum32(), named: true}, nil
 				}
 			}
 		}
@@ -449,11 +457,18 @@ func (s *Store) writeChunk(c raftcore.SnapshotChunk) error {
 	in.have += uint64(len(c.Data))
 	in.sum = crc32.Update(in.sum, castagnoli, c.Data)
 	// paced as a snapshot being written is (pacedFile), and what is synced survives a
-	// crash for the transfer to resume from
+	// crash or a power cut for the transfer to resume from: at the first fsync, the
+	// directory's too, or the file's name would not survive with its data
 	if in.unsynced += int64(len(c.Data)); in.unsynced >= snapshotSyncEvery {
 		in.unsynced = 0
 		if err := in.f.Sync(); err != nil {
 			return fmt.Errorf("fsync %s: %w", path, err)
+		}
+		if !in.named {
+			if err := syncDir(s.path(SnapshotDir)); err != nil {
+				return err
+			}
+			in.named = true
 		}
 	}
 	return nil

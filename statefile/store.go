@@ -115,7 +115,39 @@ func Open(root string, opts Options) (*Store, raftcore.State, error) {
 			Checksum: in.snap.Checksum, Have: in.have, Sum: in.sum}
 	}
 	st.Commit = s.loadCommit()
+	if !opts.ReadOnly {
+		if err := s.syncRecovered(); err != nil {
+			s.Close()
+			return nil, raftcore.State{}, err
+		}
+	}
 	return s, st, nil
+}
+
+// syncRecovered makes durable everything Open read: Raft takes the state it returns as
+// durable (a restarted follower tells the leader it holds those entries, a node votes by
+// that term), but an agent killed between a write and its fsync, or whose fsync failed,
+// leaves data that the next process reads back and a power cut would still take: the
+// tail of the last segment, a segment or a replaced file whose directory entry was never
+// fsynced. Only the last segment can hold unsynced data: a new one is started only after
+// an append to the previous one was fsynced.
+func (s *Store) syncRecovered() error {
+	if s.log.active != nil {
+		if err := s.log.active.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", s.log.active.Name(), err)
+		}
+	}
+	if s.in != nil {
+		if err := s.in.f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", s.in.f.Name(), err)
+		}
+	}
+	for _, d := range []string{StateDir, LogDir, SnapshotDir} {
+		if err := syncDir(s.path(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Bootstrap wipes every durable state under root and writes the state of a first boot:
@@ -200,6 +232,12 @@ func (s *Store) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) 
 			return fmt.Errorf("compact to %d: %w (the snapshot is at %d)", meta.Index, ErrStaleSnapshot, s.snap.Meta.Index)
 		}
 		if err := p.commit(); err != nil {
+			if errors.Is(err, errInPlace) {
+				// The file in place is the new snapshot, not durably, and the snapshot
+				// Raft holds is gone from it: as after a failed fsync of the log, only a
+				// reopen (which fsyncs what it finds) can go on from here.
+				return s.log.failed(err)
+			}
 			return err
 		}
 		s.snap = p.snap

@@ -348,3 +348,175 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 		})
 	}
 }
+
+// TestStatefileOpenMakesDurableWhatItReports: what statefile.Open reports is what Raft
+// takes as durable (a restarted follower answers that it holds those entries, a node
+// votes by that term and vote), so it must survive a power cut even when the process
+// before this one never got to fsync it: an fsync that failed (EIO) or an agent killed
+// between its write and its fsync leaves the data in the file, readable, and not
+// durable. Each case makes one such write fail its fsync, reopens the store as a
+// restarted agent would, and cuts the power: the reopened store must find what the
+// first reopen reported.
+func TestStatefileOpenMakesDurableWhatItReports(t *testing.T) {
+	for _, c := range []struct {
+		name, failSync string // the fsync that fails (a path pattern)
+		save           func(s *statefile.Store, next uint64) error
+	}{
+		{"entries whose fsync failed", `^lite-raft/state-machine-log/`, func(s *statefile.Store, next uint64) error {
+			return s.Save(nil, nil, nil, []raftcore.Entry{{Index: next, Term: 2, Data: entryData(2, next)}})
+		}},
+		{"a new segment whose directory fsync failed", `^lite-raft/state-machine-log$`, func(s *statefile.Store, next uint64) error {
+			// the segments are small: this batch starts a new one
+			return s.Save(nil, nil, nil, []raftcore.Entry{{Index: next, Term: 2, Data: entryData(2, next)}})
+		}},
+		{"a hard state whose directory fsync failed", `^lite-raft/state$`, func(s *statefile.Store, next uint64) error {
+			return s.SaveHardState(raftcore.HardState{Term: 3, Vote: "b"})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, dir := newMount(t)
+			root := filepath.Join(dir, "lite-raft")
+			if err := os.Mkdir(root, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			mustSync(t, dir)
+			if err := statefile.Bootstrap(root, raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}}); err != nil {
+				t.Fatal(err)
+			}
+			opts := statefile.Options{SegmentSize: 64}
+			s, _, err := statefile.Open(root, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := raftcore.HardState{Term: 2, Vote: "a"}
+			var ents []raftcore.Entry
+			for i := uint64(1); i <= 4; i++ {
+				ents = append(ents, raftcore.Entry{Index: i, Term: 2, Data: entryData(2, i)})
+			}
+			if err := s.Save(&hs, nil, nil, ents); err != nil {
+				t.Fatal(err)
+			}
+			f.FailSyncsOf(regexp.MustCompile(c.failSync))
+			if err := c.save(s, 5); err == nil {
+				t.Fatal("the save succeeded although its fsync failed")
+			}
+			f.ClearFaults()
+			s.Close()
+			// the agent that comes back (no power cut yet: the unsynced write is there)
+			s, reported, err := statefile.Open(root, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.PowerCut()
+			s.Close()
+			s, after, err := statefile.Open(root, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			lastOf := func(st raftcore.State) uint64 { return st.First + uint64(len(st.Terms)) - 1 }
+			if after.HardState != reported.HardState || lastOf(after) != lastOf(reported) {
+				t.Fatalf("Open reported hard state %+v and entries up to %d; after a power cut: %+v and up to %d",
+					reported.HardState, lastOf(reported), after.HardState, lastOf(after))
+			}
+		})
+	}
+}
+
+// TestStatefileIncomingSnapshotSurvivesCut: the pieces of a snapshot being received are
+// fsynced every few MB so that a restart resumes the transfer there instead of from the
+// start (a snapshot can be hundreds of MB); a power cut must keep them too, which needs
+// the new file's directory entry to be durable, not only its data.
+func TestStatefileIncomingSnapshotSurvivesCut(t *testing.T) {
+	f, dir := newMount(t)
+	root := filepath.Join(dir, "lite-raft")
+	if err := os.Mkdir(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, dir)
+	members := raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}}
+	if err := statefile.Bootstrap(root, members); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := statefile.Open(root, statefile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const piece, total = 1 << 20, 12 << 20
+	meta := raftcore.SnapshotMeta{Index: 100, Term: 3, Members: members}
+	for off := uint64(0); off < 6<<20; off += piece {
+		c := raftcore.SnapshotChunk{Meta: meta, Offset: off, Data: bytes.Repeat([]byte{byte(off >> 20)}, piece), Total: total, Checksum: 1}
+		if err := s.Save(nil, []raftcore.SnapshotChunk{c}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.PowerCut()
+	s.Close()
+	s, st, err := statefile.Open(root, statefile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if st.Incoming == nil || st.Incoming.Have < 4<<20 {
+		t.Fatalf("after a cut with 6 MiB of the snapshot received (4 MiB of it fsynced), the store resumes from %+v", st.Incoming)
+	}
+}
+
+// TestStatefileSnapshotReplacedNotDurably: a snapshot whose file was renamed over the
+// old one but whose directory fsync failed is in place without being durable, and the
+// store's own idea of its snapshot is behind the file (a leader would then fail to read
+// the snapshot Raft still holds, to send it). Like a failed fsync of the log, that
+// leaves the store refusing to write until it is reopened, which recovers a consistent
+// state, also after a power cut.
+func TestStatefileSnapshotReplacedNotDurably(t *testing.T) {
+	f, dir := newMount(t)
+	root := filepath.Join(dir, "lite-raft")
+	if err := os.Mkdir(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, dir)
+	members := raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}}
+	if err := statefile.Bootstrap(root, members); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := statefile.Open(root, statefile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ents []raftcore.Entry
+	for i := uint64(1); i <= 10; i++ {
+		ents = append(ents, raftcore.Entry{Index: i, Term: 2, Data: entryData(2, i)})
+	}
+	if err := s.Save(&raftcore.HardState{Term: 2, Vote: "a"}, nil, nil, ents); err != nil {
+		t.Fatal(err)
+	}
+	f.FailSyncsOf(regexp.MustCompile(`^lite-raft/state-machine-snapshot$`))
+	_, commit, err := s.WriteSnapshot(raftcore.SnapshotMeta{Index: 8, Term: 2, Members: members}, func(w io.Writer) error {
+		_, err := io.WriteString(w, "state as of 8")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := commit(); err == nil {
+		t.Fatal("the snapshot's commit succeeded although its directory's fsync failed")
+	}
+	f.ClearFaults()
+	if err := s.Save(nil, nil, nil, []raftcore.Entry{{Index: 11, Term: 2, Data: entryData(2, 11)}}); err == nil {
+		t.Fatal("the store went on writing after a snapshot replaced the old one without being durable")
+	}
+	s.Close()
+	for _, cut := range []bool{false, true} {
+		if cut {
+			f.PowerCut()
+		}
+		s, st, err := statefile.Open(root, statefile.Options{})
+		if err != nil {
+			t.Fatalf("reopen (after a cut: %v): %v", cut, err)
+		}
+		if last := st.First + uint64(len(st.Terms)) - 1; last != 10 || st.First > st.Snapshot.Meta.Index+1 {
+			t.Fatalf("reopened (after a cut: %v): snapshot at %d, log %d..%d; want the entries up to 10", cut, st.Snapshot.Meta.Index, st.First, last)
+		}
+		s.Close()
+	}
+}
