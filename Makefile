@@ -10,9 +10,9 @@ export GOFLAGS := -tags=urfave_cli_no_docs
 
 .PHONY: all build test test-deps bench bench-etcd bench-scale bench-micro demo dist lint clean torture powercut-torture
 
-# make torture DURATION=30m: the linearizability torture test, longer
+# make torture DURATION=30m CYCLES=30: the linearizability torture test, longer, then the
+# power-cut test with more cuts of every host (each alone: make powercut-torture)
 DURATION ?= 30m
-# make powercut-torture CYCLES=30: the power-cut test (issue 15) with more cuts of every host
 CYCLES ?= 30
 # make bench BENCH_DURATION=5s: how long each workload runs on each system
 BENCH_DURATION ?= 10s
@@ -60,8 +60,9 @@ bench-micro:
 
 torture: test-deps
 	@log=$$(mktemp); $(GO) test -count=1 -timeout 0 -run '^TestTorture$$' ./e2e/ -torture.duration=$(DURATION) -v >$$log 2>&1; \
-	rc=$$?; grep -E '^(history:|--- |ok|FAIL|panic)|torture_test.go' $$log; \
-	[ $$rc -eq 0 ] || tail -n 80 $$log; rm -f $$log; exit $$rc
+	rc=$$?; grep -E '^(history:|locks:|--- |ok|FAIL|panic)|torture_test.go' $$log; \
+	[ $$rc -eq 0 ] || tail -n 80 $$log; rm -f $$log; [ $$rc -eq 0 ] || exit $$rc; \
+	$(MAKE) --no-print-directory powercut-torture CYCLES=$(CYCLES)
 
 powercut-torture: test-deps
 	@log=$$(mktemp); $(GO) test -count=1 -timeout 0 -run '^TestPowerCut$$' ./e2e/ -powercut.cycles=$(CYCLES) -v >$$log 2>&1; \
