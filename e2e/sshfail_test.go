@@ -25,6 +25,17 @@ func (c *cluster) waitLog(h *harness.Host, want string, within time.Duration) {
 func (c *cluster) restartAgent(h *harness.Host) {
 	c.t.Helper()
 	h.Signal(`lite-raft .*agent --foreground`, 9)
+	// the signal is sent, the process not yet gone: its lock on the directory says a server
+	// still runs until it is
+	c.eventually(10*time.Second, h.Name+"'s killed agent gone", func() (bool, string) {
+		procs, err := h.Procs()
+		for _, p := range procs {
+			if strings.Contains(p.Cmdline, "agent --foreground") {
+				return false, fmt.Sprintf("pid %d still there", p.Pid)
+			}
+		}
+		return err == nil, fmt.Sprint(err)
+	})
 	if out, e, code, err := h.Exec("sh", "-c", "cd "+harness.RemoteDir+" && ./lite-raft start"); err != nil || code != 0 {
 		c.t.Fatalf("restart %s's agent: %v %d %s%s", h.Name, err, code, out, e)
 	}

@@ -153,6 +153,7 @@ type Core struct {
 	lead       raftcore.NodeID // the leader as of the last Ready
 
 	out     Ready
+	raftOut bool // a Ready with Raft's part is out, not yet advanced
 	limiter limiter
 	bugs    bugs
 }
@@ -245,17 +246,21 @@ func (c *Core) LeaderGone(now Time, peer raftcore.NodeID) {
 // HasReady reports whether Ready has anything.
 func (c *Core) HasReady() bool {
 	o := &c.out
-	return c.node.HasReady() || len(o.Replies) > 0 || len(o.Calls) > 0 || len(o.Runs) > 0 ||
+	return (!c.raftOut && c.node.HasReady()) || len(o.Replies) > 0 || len(o.Calls) > 0 || len(o.Runs) > 0 ||
 		o.SaveSnapshot != nil || o.Members != nil || len(o.Logs) > 0 || o.CompactLog > 0
 }
 
-// Ready hands out the work accumulated since the last call.
+// Ready hands out the work accumulated since the last call. Raft's part comes again
+// only once the last one was advanced: a driver that asks for another Ready meanwhile
+// (a reply that makes a new request at once) gets the rest, not the next entries, which
+// it could otherwise apply before the ones it holds.
 func (c *Core) Ready() Ready {
 	rd := c.out
 	c.out = Ready{}
-	if c.node.HasReady() {
+	if !c.raftOut && c.node.HasReady() {
 		rd.Ready = c.node.Ready()
 		rd.raft = true
+		c.raftOut = true
 	}
 	return rd
 }
@@ -267,6 +272,7 @@ func (c *Core) Advance(now Time, rd Ready) error {
 	if !rd.raft {
 		return nil
 	}
+	c.raftOut = false
 	if rd.StorageErr != nil {
 		return fmt.Errorf("storage: %w", rd.StorageErr)
 	}

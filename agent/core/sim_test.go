@@ -2,12 +2,14 @@ package core
 
 import (
 	"bytes"
+	"cmp"
 	"container/heap"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -87,8 +89,8 @@ func TestAgentSim(t *testing.T) {
 			}
 		}
 	}
-	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
-		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.faults, total.crashes,
+	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
+		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.faults, total.crashes,
 		total.memberships, total.configs, total.transfers, total.forwards, total.snapshots, total.maxLog, failed, time.Since(start).Seconds())
 }
 
@@ -154,6 +156,7 @@ type simResult struct {
 }
 
 type simStats struct {
+	lockRuns                                  int
 	ops, ok, unknown, notApplied, failedReads int
 	faults, crashes, memberships, transfers   int
 	forwards, snapshots, maxLog               int
@@ -162,6 +165,7 @@ type simStats struct {
 
 func (s *simStats) add(o simStats) {
 	s.ops += o.ops
+	s.lockRuns += o.lockRuns
 	s.ok += o.ok
 	s.unknown += o.unknown
 	s.notApplied += o.notApplied
@@ -264,16 +268,18 @@ type simClient struct {
 }
 
 type sim struct {
-	seed  uint64
-	keep  uint64 // entries kept behind a snapshot (the same on every host, as Storage needs)
-	rng   *rand.Rand
-	bugs  bugs
-	now   Time
-	seq   uint64
-	q     eventQueue
-	hosts []raftcore.NodeID
-	nodes map[raftcore.NodeID]*simNode
-	cut   map[[2]raftcore.NodeID]bool // {from, to}: from cannot reach to
+	lockRuns []simLockRun
+	stateAt  map[uint64]uint64 // applied index → hash of the state machine there
+	seed     uint64
+	keep     uint64 // entries kept behind a snapshot (the same on every host, as Storage needs)
+	rng      *rand.Rand
+	bugs     bugs
+	now      Time
+	seq      uint64
+	q        eventQueue
+	hosts    []raftcore.NodeID
+	nodes    map[raftcore.NodeID]*simNode
+	cut      map[[2]raftcore.NodeID]bool // {from, to}: from cannot reach to
 	// lastReport is when the last link report from→to is delivered
 	lastReport map[[2]raftcore.NodeID]Time
 
@@ -295,7 +301,7 @@ func runSim(seed uint64, b bugs, ms int, trace bool) (res simResult) {
 	res.seed = seed
 	s := &sim{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xa6e17)), bugs: b,
 		nodes: map[raftcore.NodeID]*simNode{}, cut: map[[2]raftcore.NodeID]bool{}, lastReport: map[[2]raftcore.NodeID]Time{},
-		committed: map[uint64]uint64{}, forwards: map[string]int{}, tracing: trace,
+		committed: map[uint64]uint64{}, stateAt: map[uint64]uint64{}, forwards: map[string]int{}, tracing: trace,
 		keys: []string{"k0", "k1", "k2", "k3"}, keep: []uint64{0, 5, 50}[seed%3]}
 	defer func() {
 		if p := recover(); p != nil {
@@ -331,6 +337,10 @@ func runSim(seed uint64, b bugs, ms int, trace bool) (res simResult) {
 		c := &simClient{id: i, host: voters[i%len(voters)], clientID: uint64(i+1)<<8 | 1, last: map[string]string{}}
 		s.after(Time(s.rng.IntN(100)), func() { s.clientOp(c) })
 	}
+	for i := 0; i < 2; i++ {
+		l := &simLocker{id: i, host: voters[(i+1)%len(voters)], clientID: uint64(100+i)<<8 | 1}
+		s.after(Time(s.rng.IntN(100)), func() { s.lockAcquire(l) })
+	}
 	s.after(Time(200+s.rng.IntN(300)), s.nemesis)
 	end := Time(ms)
 	s.runUntil(end)
@@ -350,6 +360,9 @@ func runSim(seed uint64, b bugs, ms int, trace bool) (res simResult) {
 	}
 	if len(s.violations) == 0 {
 		s.checkHistory()
+	}
+	if len(s.violations) == 0 {
+		s.checkLockRuns()
 	}
 	for _, n := range s.nodes {
 		s.stats.maxLog = max(s.stats.maxLog, n.logLines)
@@ -506,6 +519,16 @@ func (s *sim) persist(n *simNode, rd Ready) {
 	if err := n.core.Advance(s.now, rd); err != nil {
 		s.violate("%s: advance: %v", n.id, err)
 		return
+	}
+	// every member holds the same state at the same applied index: checked at every 32nd
+	// index (the whole state is hashed)
+	if a := n.core.Applied(); a%32 == 0 {
+		h := fnv.New64a()
+		h.Write(n.core.kv.Snapshot())
+		if prev, ok := s.stateAt[a]; ok && prev != h.Sum64() {
+			s.violate("%s's state at %d differs from another member's at that index", n.id, a)
+		}
+		s.stateAt[a] = h.Sum64()
 	}
 	if job := rd.SaveSnapshot; job != nil {
 		// written away from the loop: it ends some time later, while the host goes on
@@ -1018,6 +1041,154 @@ func (s *sim) checkLive(at Time) {
 	for _, h := range sortedKeys(pending) {
 		if pending[h] != 0 {
 			s.violate("with every fault healed, a set through %s got exit %d (-1: no answer)", h, pending[h])
+		}
+	}
+}
+
+// ---- lock clients ----
+
+// simLocker takes lock "lk" in turn with the other, as lite-raft-client lock does: it
+// queues with a lease, renews it every ttl/3 while it waits, and runs (for simLockRunMs)
+// only while the lease is surely its own: until the send time of its last confirmed
+// renewal plus the ttl, less a margin. So no two runs may ever overlap (the simulation's
+// clock is the same for all: no drift to allow for), and the generations grow.
+type simLocker struct {
+	id         int
+	host       raftcore.NodeID
+	clientID   uint64
+	seq        uint64
+	lease      string
+	validUntil Time
+	lastKeep   Time
+	op         int // the request in flight; an answer to an older one is ignored
+	runs       []simLockRun
+}
+
+type simLockRun struct {
+	client     int
+	gen        uint64
+	start, end Time
+}
+
+const (
+	simLockTTL   = 1000
+	simLockRunMs = 30
+)
+
+// lockAsk sends a request from l's host, and calls answer with its response (ok false
+// if it got none within 500 ms, or the host's agent is down).
+func (s *sim) lockAsk(l *simLocker, req client.Request, answer func(client.Response, bool)) {
+	l.op++
+	op := l.op
+	n := s.nodes[l.host]
+	if s.faultsOver || !n.up {
+		s.after(50, func() { answer(client.Response{}, false) })
+		return
+	}
+	l.seq++
+	req.ClientID, req.Seq, req.TimeoutMs = l.clientID, l.seq, 400
+	done := false
+	s.after(500, func() {
+		if !done && l.op == op {
+			done = true
+			answer(client.Response{}, false)
+		}
+	})
+	s.request(n, req, func(r client.Response, broken bool) {
+		s.tracef("lock client %d on %s: %s %s lease %s → exit %d %s %s %s (broken %v)", l.id, l.host, req.Op, req.Key, req.Args, r.Code, r.Msg, r.Value, r.JSON, broken)
+		if !done && l.op == op {
+			done = true
+			// the answer travels back to the client: it acts on it later, as a real
+			// one does, not from within the agent's Ready
+			s.after(1, func() { answer(r, !broken) })
+		}
+	})
+}
+
+func (s *sim) lockAcquire(l *simLocker) {
+	if s.faultsOver {
+		return
+	}
+	sent := s.now
+	s.lockAsk(l, client.Request{Op: client.OpLockAcquire, Key: "lk", Args: fmt.Sprint(simLockTTL), Host: fmt.Sprint(l.id)},
+		func(r client.Response, ok bool) {
+			var p kvstore.LockPlace
+			if !ok || r.Code != 0 || json.Unmarshal(r.Value, &p) != nil {
+				s.after(Time(20+s.rng.IntN(50)), func() { s.lockAcquire(l) })
+				return
+			}
+			l.lease, l.validUntil, l.lastKeep = fmt.Sprint(p.Lease), sent+simLockTTL, sent
+			s.lockWait(l)
+		})
+}
+
+// lockWait renews when due, else asks whether the lock is l's.
+func (s *sim) lockWait(l *simLocker) {
+	if s.faultsOver {
+		return
+	}
+	if s.now >= l.validUntil-simLockTTL/10 {
+		s.after(Time(20+s.rng.IntN(50)), func() { s.lockAcquire(l) }) // lost: queue again
+		return
+	}
+	if s.now-l.lastKeep >= simLockTTL/3 {
+		sent := s.now
+		l.lastKeep = sent
+		s.lockAsk(l, client.Request{Op: client.OpLeaseKeep, Args: l.lease}, func(r client.Response, ok bool) {
+			if ok && r.Code == 0 {
+				l.validUntil = sent + simLockTTL
+			}
+			if ok && r.Code == client.CodeNotFound {
+				l.validUntil = 0
+			}
+			s.lockWait(l)
+		})
+		return
+	}
+	s.lockAsk(l, client.Request{Op: client.OpLockWait, Key: "lk", Args: l.lease}, func(r client.Response, ok bool) {
+		var p kvstore.LockPlace
+		switch {
+		case ok && r.Code == client.CodeNotFound:
+			l.validUntil = 0
+		case ok && r.Code == 0 && json.Unmarshal(r.JSON, &p) == nil && p.Position == 0 &&
+			s.now+simLockRunMs < l.validUntil-simLockTTL/10:
+			s.lockRun(l, p.Generation)
+			return
+		}
+		s.lockWait(l)
+	})
+}
+
+func (s *sim) lockRun(l *simLocker, gen uint64) {
+	run := simLockRun{client: l.id, gen: gen, start: s.now}
+	s.tracef("lock client %d holds lk, generation %d", l.id, gen)
+	s.after(simLockRunMs, func() {
+		run.end = s.now
+		l.runs = append(l.runs, run)
+		s.lockRuns = append(s.lockRuns, run)
+		s.stats.lockRuns++
+		s.lockAsk(l, client.Request{Op: client.OpRevoke, Args: l.lease}, func(client.Response, bool) {
+			// released, or it runs out: either way the next turn queues anew
+			s.after(Time(s.rng.IntN(40)), func() { s.lockAcquire(l) })
+		})
+	})
+}
+
+// checkLockRuns: no two runs overlap, and each new holder has a greater generation.
+func (s *sim) checkLockRuns() {
+	runs := slices.Clone(s.lockRuns)
+	slices.SortFunc(runs, func(a, b simLockRun) int { return cmp.Compare(a.start, b.start) })
+	for i := 1; i < len(runs); i++ {
+		a, b := runs[i-1], runs[i]
+		if b.start < a.end {
+			s.violate("lock runs overlap: client %d (generation %d) [%d, %d] and client %d (generation %d) from %d",
+				a.client, a.gen, a.start, a.end, b.client, b.gen, b.start)
+			return
+		}
+		if b.gen <= a.gen {
+			os.WriteFile("/tmp/trace.txt", []byte(strings.Join(s.trace, "\n")), 0o644)
+			s.violate("lock generation went from %d (client %d) to %d (client %d)", a.gen, a.client, b.gen, b.client)
+			return
 		}
 	}
 }
