@@ -85,6 +85,8 @@ func IsWrite(op Op) bool {
 //	FailTimeout           11 (it waited)   2                     1 (stale)
 //	FailStale             1                2                     1
 //	FailStopping          12               2                     12
+//
+// lite-raft-client check alone exits otherwise: with the Nagios plugin codes of plugin.go.
 func ExitCode(op Op, o Outcome, f Failure) int {
 	write := IsWrite(op)
 	if write && o != NotSent {
