@@ -64,8 +64,9 @@ func (f Failure) String() string {
 }
 
 // IsWrite reports whether op may change state (set, unset, if, noop, create, if-unset,
-// add-member, del-member, transfer-leader). Every other op (get, list, status, watch, change-wait) is
-// a read for the table: it never exits 2.
+// add-member, del-member, transfer-leader). Every other op (get, list, status, watch, change-wait,
+// snapshot and snapshot-read, which leave the replicated state alone) is a read for the table: it
+// never exits 2.
 func IsWrite(op Op) bool {
 	switch op {
 	case OpSet, OpUnset, OpIfSet, OpNoop, OpCreate, OpIfUnset, OpAddMember, OpDelMember, OpTransfer:

@@ -42,11 +42,16 @@ const (
 	OpWatch   // answer when Key no longer holds CondValue (or at the deadline), from local state
 	OpCreate  // set Key to Value if it does not exist
 	OpIfUnset // remove Key if "Key Cond CondValue" holds
+	// OpSnapshot (snapshot save) has the leader write a snapshot of the state as of a read
+	// index to a file of its own; the answer is a BackupInfo (JSON) naming it
+	OpSnapshot
+	OpSnapshotRead // a piece of that file: Host holds it, Args "ID OFFSET" (at its end: release it), or "ID": how it stands
 	opEnd
 )
 
 var opNames = [...]string{"", "get", "list", "set", "unset", "if", "noop", "status", "add-member",
-	"change-wait", "del-member", "transfer-leader", "", "watch", "create", "if-unset"}
+	"change-wait", "del-member", "transfer-leader", "", "watch", "create", "if-unset",
+	"snapshot", "snapshot-read"}
 
 func (o Op) String() string {
 	if o > 0 && o < opEnd && opNames[o] != "" {

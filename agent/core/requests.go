@@ -39,6 +39,8 @@ type waiter struct {
 	backedOff bool            // its backoff is over: try even a link reported down
 	call      CallID          // the call in flight, while forwarded
 	callTo    raftcore.NodeID // where it went: the leader, or a member relaying to it
+
+	backup *backup // the snapshot save file it waits for (backup.go)
 }
 
 // Request takes a client's request (from the local socket, a remote client, or another
@@ -139,6 +141,10 @@ func (c *Core) handle(w *waiter) {
 		default:
 			c.startChange(w)
 		}
+	case client.OpSnapshot:
+		c.snapshotRequest(w)
+	case client.OpSnapshotRead:
+		c.snapshotRead(w)
 	case client.OpWatch:
 		if err := kvstore.ValidateKey(r.Key); err != nil {
 			c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
@@ -189,6 +195,8 @@ func (c *Core) serveReads() {
 	for _, w := range c.readyReads {
 		switch {
 		case w.replied:
+		case w.index <= c.applied && w.req.Op == client.OpSnapshot:
+			c.makeBackup(w)
 		case w.index <= c.applied:
 			c.reply(w, c.read(w.req))
 		default:
@@ -203,6 +211,9 @@ func (c *Core) serveReads() {
 // the request goes through another member that can reach it; failing that, it waits.
 func (c *Core) forward(w *waiter) {
 	lead := c.node.Lead()
+	if w.req.Op == client.OpSnapshotRead {
+		lead = raftcore.NodeID(w.req.Host) // the host holding the file, leader or not
+	}
 	if lead == raftcore.None || lead == c.id || w.req.Hops >= 3 {
 		c.wait(w, raftcore.None)
 		return
@@ -343,6 +354,8 @@ func (c *Core) timeout(w *waiter) {
 	case w.req.Op == client.OpWatch:
 		v, _ := c.kv.Get(w.req.Key) // nothing changed: the value as it is
 		c.reply(w, client.Response{Value: v})
+	case w.req.Op == client.OpSnapshot || w.req.Op == client.OpSnapshotRead:
+		c.reply(w, c.backupTimeout(w))
 	case w.call != 0 && client.IsWrite(w.req.Op):
 		// still in flight toward the leader: it may arrive
 		c.reply(w, client.Fail(w.req.Op, client.MaybeApplied, client.FailTimeout, string(c.id)))
