@@ -284,15 +284,29 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 // is held, never the whole encoding. An empty snapshot is an empty store (the bootstrap
 // snapshot at index 0 has no data).
 func Restore(r io.Reader) (*Store, error) {
+	s, _, err := restore(r, true)
+	return s, err
+}
+
+// CheckSnapshot reads a snapshot's encoding through as Restore does, keeping nothing but
+// a buffer, and returns how many keys it holds: a file is checked without the memory its
+// state would take.
+func CheckSnapshot(r io.Reader) (int, error) {
+	_, n, err := restore(r, false)
+	return n, err
+}
+
+// restore decodes a snapshot's encoding, into a store if keep, else only through.
+func restore(r io.Reader, keep bool) (*Store, int, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	s := New()
 	magic := make([]byte, len(snapshotMagic))
 	n, err := io.ReadFull(br, magic)
 	if n == 0 && err == io.EOF {
-		return s, nil
+		return s, 0, nil
 	}
 	if err != nil || string(magic) != snapshotMagic {
-		return nil, errors.New("kv snapshot: bad magic")
+		return nil, 0, errors.New("kv snapshot: bad magic")
 	}
 	var rerr error
 	uvarint := func() uint64 {
@@ -330,18 +344,27 @@ func Restore(r io.Reader) (*Store, error) {
 	for i := uint64(0); i < count && rerr == nil; i++ {
 		id, seq, last, code := uvarint(), uvarint(), uvarint(), uvarint()
 		msg := bytesOf(1<<16, nil)
-		s.sessions.Load(id, session{seq: seq, lastIndex: last, result: Result{Code: int(code), Msg: string(msg)}})
+		if keep {
+			s.sessions.Load(id, session{seq: seq, lastIndex: last, result: Result{Code: int(code), Msg: string(msg)}})
+		}
 	}
 	// Both trees are written in order, so they are loaded in order (Load appends to the
 	// rightmost leaf instead of searching from the root; an item out of order is still
 	// put where it belongs).
 	count = uvarint()
 	keyBuf := make([]byte, MaxKeyLen)
+	var valueBuf []byte // reused when nothing is kept
+	keys := 0
 	for i := uint64(0); i < count && rerr == nil; i++ {
 		k := bytesOf(MaxKeyLen, keyBuf)
-		v := bytesOf(MaxValueLen, nil)
+		v := bytesOf(MaxValueLen, valueBuf)
 		if rerr == nil {
-			s.data.Load(string(k), v)
+			keys++
+			if keep {
+				s.data.Load(string(k), v)
+			} else if cap(v) > cap(valueBuf) {
+				valueBuf = v
+			}
 		}
 	}
 	if rerr == nil {
@@ -353,7 +376,7 @@ func Restore(r io.Reader) (*Store, error) {
 		if rerr == io.EOF {
 			rerr = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("kv snapshot: %w", rerr)
+		return nil, 0, fmt.Errorf("kv snapshot: %w", rerr)
 	}
-	return s, nil
+	return s, keys, nil
 }
