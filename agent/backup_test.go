@@ -104,3 +104,27 @@ func TestMemClusterBackup(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling with a deadline: the removal follows the reply
 	}
 }
+
+// --stale: a follower makes the backup of its own state at once, without the leader, and
+// holds it itself.
+func TestMemClusterBackupStale(t *testing.T) {
+	ids := []raftcore.NodeID{"m1", "m2", "m3"}
+	c := startMemCluster(t, systemClock{}, ids...)
+	lead := c.leader()
+	f := others(ids, lead)[0]
+	if r := c.do(lead, client.Request{Op: client.OpSet, Key: "k", Value: []byte("v"), TimeoutMs: 5000}); r.Code != 0 {
+		t.Fatalf("set: %d %s", r.Code, r.Msg)
+	}
+	r := c.do(f, client.Request{Op: client.OpSnapshot, Stale: true, TimeoutMs: 5000})
+	var info BackupInfo
+	if r.Code != 0 || json.Unmarshal(r.JSON, &info) != nil || info.Host != string(f) || !info.Written {
+		t.Fatalf("stale snapshot on %s: exit %d %s %+v", f, r.Code, r.Msg, info)
+	}
+	if _, err := os.Stat(filepath.Join(c.agents[f].dir, "temp", "backup-"+info.ID+".snapshot")); err != nil {
+		t.Fatalf("the follower's file: %v", err)
+	}
+	r = c.do(lead, client.Request{Op: client.OpSnapshotRead, Host: info.Host, Args: SnapshotReadArgs(info.ID, 0), TimeoutMs: 5000})
+	if r.Code != 0 || uint64(len(r.Value)) != info.Size {
+		t.Fatalf("read through the leader of the follower's file: exit %d %s, %d bytes of %d", r.Code, r.Msg, len(r.Value), info.Size)
+	}
+}

@@ -33,7 +33,8 @@ It exits with the plugin convention's codes, NOT those of the other verbs:
   --warn-lag N                 entries a member may be behind the leader's log (default 1000)
   --unreachable-after SECONDS  a member the leader has not heard from for longer is unreachable
                                (default: the cluster's election timeout)
-  --timeout SECONDS            how long to wait for the leader's answer (default 5)
+  --timeout SECONDS            how long to wait for the leader's answer (default 5; through
+                               lite-raft-remote give 15: it tries each host for up to 5 s)
   --json                       print the result as one JSON object instead of the status line
 
 Performance data: members (voters and learners), reachable (critical below a majority of the
