@@ -77,9 +77,10 @@ type Agent struct {
 	nextReply core.ReplyTo
 	replies   map[core.ReplyTo]func(client.Response)
 
-	status statusFiles
-	hints  *hintWriter
-	lock   *os.File
+	status  statusFiles
+	hints   *hintWriter
+	backups backupFiles
+	lock    *os.File
 }
 
 // event is one input for the loop, posted by the socket handlers, the links and the
@@ -93,6 +94,8 @@ type event struct {
 	call    *callDone
 	run     *runDone
 	snap    *snapDone
+	backup  *backupDone
+	piece   *backupPiece
 }
 
 type callDone struct {
@@ -206,6 +209,10 @@ func newAgent(dir string, id raftcore.NodeID, lg *log.Logger) *Agent {
 func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock) error {
 	a.store, a.transport, a.clock = store, tr, clock
 	a.status = statusFiles{dir: filepath.Join(a.dir, "temp")}
+	a.backups = backupFiles{dir: filepath.Join(a.dir, "temp")}
+	if err := a.backups.removeAll(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.log.Printf("remove the snapshot files of clients a previous agent left: %v", err)
+	}
 	tick := a.tickInterval()
 	kv, err := a.loadSnapshot()
 	if err != nil {
@@ -326,6 +333,10 @@ func (a *Agent) handleEvent(ev event) {
 			err = ev.snap.commit() // the rename: quick, and the loop's
 		}
 		a.core.SnapshotSaved(now, ev.snap.snap, err)
+	case ev.backup != nil:
+		a.core.BackupWritten(now, ev.backup.id, ev.backup.snap, uint64(ev.backup.size), ev.backup.err)
+	case ev.piece != nil:
+		a.core.BackupRead(now, ev.piece.tok, ev.piece.data, ev.piece.err)
 	}
 }
 
@@ -375,6 +386,7 @@ func (a *Agent) processReady() error {
 		if job := rd.SaveSnapshot; job != nil {
 			go a.saveSnapshot(job)
 		}
+		a.doBackups(rd)
 		node := a.core.Node()
 		a.status.write(node, false)
 		if len(rd.CommittedEntries) > 0 {
@@ -473,6 +485,7 @@ func (a *Agent) shutdown() {
 	a.deliver(a.core.Ready().Replies)
 	a.store.Close()
 	a.status.remove()
+	a.backups.removeAll()
 	os.Remove(filepath.Join(a.dir, "temp", "agent.pid"))
 	close(a.done)
 	if a.lock != nil {

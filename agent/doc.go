@@ -27,7 +27,8 @@
 //
 // Files: temp/agent.sock (0600 in a 0700 folder), temp/agent.pid, temp/agent.lock (one
 // agent per directory), the one-line status files temp/server_role, current_leader and
-// commit_index for scripts, and message-log/lite-raft-server.log. commit_index and
+// commit_index for scripts, temp/backup-ID.snapshot while a client's snapshot save reads it
+// (backup.go), and message-log/lite-raft-server.log. commit_index and
 // state/commit are mere hints of progress, written by a goroutine of their own at most ten
 // times a second so that their renames never hold up the loop.
 package agent

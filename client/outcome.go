@@ -65,8 +65,9 @@ func (f Failure) String() string {
 
 // IsWrite reports whether op may change state (set, unset, if, noop, create, if-unset,
 // set --ttl, lease revoke, lock, add-member, del-member, transfer-leader). Every other
-// op (get, list, status, watch, change-wait, lease keep, lock-wait, locks) is a read
-// for the table: it never exits 2.
+// op (get, list, status, watch, change-wait, lease keep, lock-wait, locks, and snapshot
+// and snapshot-read, which leave the replicated state alone) is a read for the table:
+// it never exits 2.
 func IsWrite(op Op) bool {
 	switch op {
 	case OpSet, OpUnset, OpIfSet, OpNoop, OpCreate, OpIfUnset, OpSetLease, OpRevoke, OpLockAcquire,
@@ -87,6 +88,8 @@ func IsWrite(op Op) bool {
 //	FailTimeout           11 (it waited)   2                     1 (stale)
 //	FailStale             1                2                     1
 //	FailStopping          12               2                     12
+//
+// lite-raft-client check alone exits otherwise: with the Nagios plugin codes of plugin.go.
 func ExitCode(op Op, o Outcome, f Failure) int {
 	write := IsWrite(op)
 	if write && o != NotSent {

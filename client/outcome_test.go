@@ -13,7 +13,7 @@ import (
 
 var (
 	writeOps = []Op{OpSet, OpUnset, OpIfSet, OpNoop, OpAddMember, OpDelMember, OpTransfer}
-	readOps  = []Op{OpGet, OpList, OpStatus, OpWatch, OpChangeWait}
+	readOps  = []Op{OpGet, OpList, OpStatus, OpWatch, OpChangeWait, OpSnapshot, OpSnapshotRead}
 )
 
 // TestExitCodeTable: every cell of the table, for every op of each kind, with its message.

@@ -62,12 +62,17 @@ const (
 	// run through (the next watch asks from there). CodeCompacted if this member no
 	// longer keeps the changes after Args.
 	OpWatchLog
+	// OpSnapshot (snapshot save) has the leader write a snapshot of the state as of a read
+	// index to a file of its own; the answer is a BackupInfo (JSON) naming it
+	OpSnapshot
+	OpSnapshotRead // a piece of that file: Host holds it, Args "ID OFFSET" (at its end: release it), or "ID": how it stands
 	opEnd
 )
 
 var opNames = [...]string{"", "get", "list", "set", "unset", "if", "noop", "status", "add-member",
 	"change-wait", "del-member", "transfer-leader", "", "watch-value", "create", "if-unset",
-	"set --ttl", "lease keep", "lease revoke", "lock", "lock-wait", "locks", "watch"}
+	"set --ttl", "lease keep", "lease revoke", "lock", "lock-wait", "locks", "watch",
+	"snapshot", "snapshot-read"}
 
 func (o Op) String() string {
 	if o > 0 && o < opEnd && opNames[o] != "" {

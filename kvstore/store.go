@@ -364,15 +364,29 @@ func (s *Store) writeLeases(rec *[]byte, put func() error) error {
 // is held, never the whole encoding. An empty snapshot is an empty store (the bootstrap
 // snapshot at index 0 has no data).
 func Restore(r io.Reader) (*Store, error) {
+	s, _, err := restore(r, true)
+	return s, err
+}
+
+// CheckSnapshot reads a snapshot's encoding through as Restore does, keeping nothing but
+// a buffer, and returns how many keys it holds: a file is checked without the memory its
+// state would take.
+func CheckSnapshot(r io.Reader) (int, error) {
+	_, n, err := restore(r, false)
+	return n, err
+}
+
+// restore decodes a snapshot's encoding, into a store if keep, else only through.
+func restore(r io.Reader, keep bool) (*Store, int, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	s := New()
 	magic := make([]byte, len(snapshotMagic))
 	n, err := io.ReadFull(br, magic)
 	if n == 0 && err == io.EOF {
-		return s, nil
+		return s, 0, nil
 	}
 	if err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV2) {
-		return nil, errors.New("kv snapshot: bad magic")
+		return nil, 0, errors.New("kv snapshot: bad magic")
 	}
 	v2 := string(magic) == snapshotMagicV2
 	var rerr error
@@ -415,18 +429,27 @@ func Restore(r io.Reader) (*Store, error) {
 		if v2 {
 			r.Value = bytesOf(1<<16, nil)
 		}
-		s.sessions.Load(id, session{seq: seq, lastIndex: last, result: r})
+		if keep {
+			s.sessions.Load(id, session{seq: seq, lastIndex: last, result: r})
+		}
 	}
 	// Both trees are written in order, so they are loaded in order (Load appends to the
 	// rightmost leaf instead of searching from the root; an item out of order is still
 	// put where it belongs).
 	count = uvarint()
 	keyBuf := make([]byte, MaxKeyLen)
+	var valueBuf []byte // reused when nothing is kept
+	keys := 0
 	for i := uint64(0); i < count && rerr == nil; i++ {
 		k := bytesOf(MaxKeyLen, keyBuf)
-		v := bytesOf(MaxValueLen, nil)
+		v := bytesOf(MaxValueLen, valueBuf)
 		if rerr == nil {
-			s.data.Load(string(k), v)
+			keys++
+			if keep {
+				s.data.Load(string(k), v)
+			} else if cap(v) > cap(valueBuf) {
+				valueBuf = v
+			}
 		}
 	}
 	if v2 && rerr == nil {
@@ -441,12 +464,17 @@ func Restore(r io.Reader) (*Store, error) {
 		count = uvarint()
 		for i := uint64(0); i < count && rerr == nil; i++ {
 			k := bytesOf(MaxKeyLen, keyBuf)
-			s.keyLease.Load(string(k), uvarint())
+			if id := uvarint(); keep {
+				s.keyLease.Load(string(k), id)
+			}
 		}
 		count = uvarint()
 		for i := uint64(0); i < count && rerr == nil; i++ {
 			id, ttl := uvarint(), uvarint()
-			s.leases.Load(id, Lease{TTLMs: ttl, Keys: names(), Locks: names()})
+			l := Lease{TTLMs: ttl, Keys: names(), Locks: names()}
+			if keep {
+				s.leases.Load(id, l)
+			}
 		}
 		count = uvarint()
 		for i := uint64(0); i < count && rerr == nil; i++ {
@@ -456,7 +484,9 @@ func Restore(r io.Reader) (*Store, error) {
 			for j := uint64(0); j < n && rerr == nil; j++ {
 				lk.Queue = append(lk.Queue, LockWaiter{Lease: uvarint(), Holder: string(bytesOf(256, nil)), Since: uvarint()})
 			}
-			s.locks.Load(name, lk)
+			if keep {
+				s.locks.Load(name, lk)
+			}
 		}
 	}
 	if rerr == nil {
@@ -468,7 +498,7 @@ func Restore(r io.Reader) (*Store, error) {
 		if rerr == io.EOF {
 			rerr = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("kv snapshot: %w", rerr)
+		return nil, 0, fmt.Errorf("kv snapshot: %w", rerr)
 	}
-	return s, nil
+	return s, keys, nil
 }

@@ -172,6 +172,13 @@ func TestSnapshotIsDeterministicAndComplete(t *testing.T) {
 		if _, err := Restore(bytes.NewReader(sa[:cut])); err == nil && cut > 0 {
 			t.Fatalf("snapshot cut at %d of %d accepted", cut, len(sa))
 		}
+		// CheckSnapshot (lite-raft restore's check) refuses what Restore refuses
+		if _, err := CheckSnapshot(bytes.NewReader(sa[:cut])); err == nil && cut > 0 {
+			t.Fatalf("CheckSnapshot: snapshot cut at %d of %d accepted", cut, len(sa))
+		}
+	}
+	if n, err := CheckSnapshot(bytes.NewReader(sa)); err != nil || n != a.Len() {
+		t.Fatalf("CheckSnapshot: %d keys, %v; want %d", n, err, a.Len())
 	}
 }
 

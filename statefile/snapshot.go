@@ -199,9 +199,19 @@ func (p *pacedFile) Write(b []byte) (int, error) {
 // snapshot, behind a header whose size and checksum are filled in at the end, and
 // fsyncs it. Nothing of the state is held in memory but a buffer.
 func prepareSnapshot(dir string, meta raftcore.SnapshotMeta, write func(io.Writer) error) (*preparedSnapshot, error) {
+	tmp, snap, header, err := writeSnapshotTemp(filepath.Join(dir, snapshotFile), meta, write)
+	if err != nil {
+		return nil, err
+	}
+	return &preparedSnapshot{dir: dir, tmp: tmp, snap: snap, header: header}, nil
+}
+
+// writeSnapshotTemp writes a snapshot file (header and data) to a durable temporary file
+// beside path, and returns its name, the snapshot it holds and its header.
+func writeSnapshotTemp(path string, meta raftcore.SnapshotMeta, write func(io.Writer) error) (string, raftcore.Snapshot, []byte, error) {
 	var header []byte
 	var cw *countingWriter
-	tmp, err := writeTemp(filepath.Join(dir, snapshotFile), 0o600, func(f *os.File) error {
+	tmp, err := writeTemp(path, 0o600, func(f *os.File) error {
 		placeholder := snapshotHeader(meta, 0, 0)
 		if _, err := f.Write(placeholder); err != nil {
 			return err
@@ -225,10 +235,9 @@ func prepareSnapshot(dir string, meta raftcore.SnapshotMeta, write func(io.Write
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("save snapshot at %d: %w", meta.Index, err)
+		return "", raftcore.Snapshot{}, nil, fmt.Errorf("save snapshot at %d: %w", meta.Index, err)
 	}
-	snap := raftcore.Snapshot{Meta: meta, Size: uint64(cw.n), Checksum: cw.sum}
-	return &preparedSnapshot{dir: dir, tmp: tmp, snap: snap, header: header}, nil
+	return tmp, raftcore.Snapshot{Meta: meta, Size: uint64(cw.n), Checksum: cw.sum}, header, nil
 }
 
 func (p *preparedSnapshot) commit() error {

@@ -75,6 +75,12 @@ type Ready struct {
 	// CompactLog, when set, is where the log now starts: drop what is before it from
 	// Storage (a snapshot was saved and Raft let go of those entries).
 	CompactLog uint64
+	// Backups, BackupReads and DropBackups are the files of snapshot save (backup.go):
+	// write each job away from the loop (report BackupWritten), read each piece away
+	// from it (report BackupRead), remove the files dropped.
+	Backups     []BackupJob
+	BackupReads []BackupRead
+	DropBackups []string
 	// Restored is for the driver to fill: when Snapshot is set (a snapshot from the leader,
 	// installed by the Save of this Ready), the state machine loaded from it, before
 	// Advance.
@@ -105,6 +111,8 @@ type Config struct {
 	DefaultTimeoutMs int64
 	// Build is this agent's build (git describe), for status.
 	Build string
+	// BackupIdleMs is how long a snapshot save's file is kept unread (default a minute).
+	BackupIdleMs int64
 }
 
 // Core is one agent's state. It is not safe for concurrent use: the driver serializes
@@ -137,6 +145,7 @@ type Core struct {
 	waiting    []*waiter            // requests to try again: no leader, no link, backoff
 	calls      map[CallID]*waiter   // forwarded, waiting for CallDone
 	change     *change              // the membership change this leader drives (or drove last)
+	backups    backups              // snapshot save's files held for clients
 
 	linkDown map[raftcore.NodeID]bool           // peers whose link the driver reported down
 	versions map[raftcore.NodeID]client.Version // what peers said of themselves
@@ -211,6 +220,7 @@ func (c *Core) Tick(now Time) {
 	c.expire()
 	c.retryDue()
 	c.advanceChange()
+	c.sweepBackups()
 }
 
 // Step hands a peer's message to Raft.
@@ -247,7 +257,8 @@ func (c *Core) LeaderGone(now Time, peer raftcore.NodeID) {
 func (c *Core) HasReady() bool {
 	o := &c.out
 	return (!c.raftOut && c.node.HasReady()) || len(o.Replies) > 0 || len(o.Calls) > 0 || len(o.Runs) > 0 ||
-		o.SaveSnapshot != nil || o.Members != nil || len(o.Logs) > 0 || o.CompactLog > 0
+		o.SaveSnapshot != nil || o.Members != nil || len(o.Logs) > 0 || o.CompactLog > 0 ||
+		len(o.Backups) > 0 || len(o.BackupReads) > 0 || len(o.DropBackups) > 0
 }
 
 // Ready hands out the work accumulated since the last call. Raft's part comes again

@@ -29,4 +29,7 @@
 // Snapshots are taken from the state machine every SnapshotPeriod applied entries; the log
 // is compacted only after the driver reports the snapshot durable, and a failed save is
 // retried after a backoff (doubling up to a minute), not on every batch.
+//
+// Backups (lite-raft-client snapshot save) are snapshots of the state as of a read index,
+// written for a client to a file of their own and read by it in pieces: backup.go.
 package core

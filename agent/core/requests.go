@@ -46,6 +46,8 @@ type waiter struct {
 	backedOff bool            // its backoff is over: try even a link reported down
 	call      CallID          // the call in flight, while forwarded
 	callTo    raftcore.NodeID // where it went: the leader, or a member relaying to it
+
+	backup *backup // the snapshot save file it waits for (backup.go)
 }
 
 // Request takes a client's request (from the local socket, a remote client, or another
@@ -164,6 +166,10 @@ func (c *Core) handle(w *waiter) {
 			}
 		}
 		c.logWatch(w)
+	case client.OpSnapshot:
+		c.snapshotRequest(w)
+	case client.OpSnapshotRead:
+		c.snapshotRead(w)
 	case client.OpWatch:
 		if err := kvstore.ValidateKey(r.Key); err != nil {
 			c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
@@ -221,6 +227,8 @@ func (c *Core) serveReads() {
 		case w.replied:
 		case w.index <= c.applied && w.req.Op == client.OpLockWait:
 			c.lockWait(w)
+		case w.index <= c.applied && w.req.Op == client.OpSnapshot:
+			c.makeBackup(w)
 		case w.index <= c.applied:
 			c.reply(w, c.read(w.req))
 		default:
@@ -235,6 +243,9 @@ func (c *Core) serveReads() {
 // the request goes through another member that can reach it; failing that, it waits.
 func (c *Core) forward(w *waiter) {
 	lead := c.node.Lead()
+	if w.req.Op == client.OpSnapshotRead {
+		lead = raftcore.NodeID(w.req.Host) // the host holding the file, leader or not
+	}
 	if lead == raftcore.None || lead == c.id || w.req.Hops >= 3 {
 		c.wait(w, raftcore.None)
 		return
@@ -411,6 +422,8 @@ func (c *Core) timeout(w *waiter) {
 		}
 		js, _ := json.Marshal(p)
 		c.reply(w, client.Response{JSON: js})
+	case w.req.Op == client.OpSnapshot || w.req.Op == client.OpSnapshotRead:
+		c.reply(w, c.backupTimeout(w))
 	case w.call != 0 && client.IsWrite(w.req.Op):
 		// still in flight toward the leader: it may arrive
 		c.reply(w, client.Fail(w.req.Op, client.MaybeApplied, client.FailTimeout, string(c.id)))

@@ -20,9 +20,12 @@ type Status struct {
 	Snapshot  uint64 `json:"snapshot_index"`
 	Members   string `json:"members"`
 	// Build is this agent's build and Commands the newest command version it understands.
-	Build    string         `json:"build"`
-	Commands int            `json:"commands"`
-	Nodes    []MemberStatus `json:"nodes,omitempty"`
+	Build    string `json:"build"`
+	Commands int    `json:"commands"`
+	// ElectionTimeoutMs is conf/election_timeout, which tells how long a member may stay
+	// silent before it counts as unreachable (lite-raft-client check).
+	ElectionTimeoutMs int64          `json:"election_timeout_ms"`
+	Nodes             []MemberStatus `json:"nodes,omitempty"`
 	// Change is the membership change this leader drives, or drove last.
 	Change *ChangeStatus `json:"change,omitempty"`
 }
@@ -49,7 +52,8 @@ func (c *Core) Status() Status {
 	st := c.node.Status()
 	s := Status{ID: string(st.ID), Role: st.Role.String(), Term: st.Term, Leader: string(st.Lead),
 		Commit: st.Commit, Applied: c.applied, LastIndex: st.LastIndex, Snapshot: st.Snapshot.Index,
-		Members: st.Members.String(), Build: c.cfg.Build, Commands: kvstore.CommandVersion}
+		Members: st.Members.String(), Build: c.cfg.Build, Commands: kvstore.CommandVersion,
+		ElectionTimeoutMs: int64(c.cfg.Raft.ElectionTicks) * c.cfg.TickMs}
 	if c.change != nil && st.Role == raftcore.Leader {
 		ch := c.change.ChangeStatus
 		s.Change = &ch

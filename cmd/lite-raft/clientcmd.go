@@ -48,6 +48,10 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
                            dies; it prints the steps as they happen; with --timeout it stops following
                            after that long and exits 2)
   transfer-leader HOST     make HOST the leader
+  check [OPTIONS]          a monitoring plugin: one status line, exit 0 OK, 1 WARNING, 2 CRITICAL,
+                           3 UNKNOWN (the Nagios convention, not the codes below; check --help)
+  snapshot save FILE       write a consistent snapshot of the whole state, as of now, to FILE (a
+                           backup for lite-raft restore; snapshot --help)
 
   --json     print get, list and status as JSON
   --stale    read this host's state without asking the leader (get, list, status)
@@ -221,6 +225,10 @@ func runClient(c *cli.Context, args []string, dial dialFunc) error {
 			return err
 		}
 		return membershipVerb(c, o, dial, verb, args[0])
+	case "check":
+		return checkVerb(c, o, dial, args)
+	case "snapshot":
+		return snapshotVerb(c, o, dial, args)
 	default:
 		return clientUsageError(c, fmt.Sprintf("unknown verb %q", verb))
 	}

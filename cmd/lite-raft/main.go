@@ -33,6 +33,7 @@ func newApp() *cli.App {
 			sshCommandCommand(),
 			statusCommand(),
 			recoverCommand(),
+			restoreCommand(),
 			&cli.Command{
 				Name:  "version",
 				Usage: "print the version of this binary",

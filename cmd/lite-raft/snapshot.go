@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"lite-raft/agent"
+	"lite-raft/client"
+	"lite-raft/statefile"
+)
+
+const snapshotUsage = `usage: lite-raft-client snapshot save [--json] [--timeout SECONDS] [--stale] FILE
+
+Writes a snapshot of the whole replicated state to FILE, for backups. It is consistent and
+up to date: the leader makes it as of a linearizable read taken when the command starts,
+so every write acknowledged before then is in it (the node's own last snapshot on disk
+lags by up to snapshot_period entries; this is not that file). The leader writes it to a
+file of its own under temp/; this command fetches that in pieces of 1 MiB, through this
+host's agent (which passes the reads on to the leader), or with lite-raft-remote through
+any member; then checks the CRC-32C and puts it at FILE atomically (a temporary file beside
+FILE, fsynced, renamed over it). FILE is the whole snapshot or is left as it was: a failure
+halfway (the leader lost, a piece unreadable, a checksum that does not match, a full disk)
+exits non-zero, says so, and leaves no partial FILE. Progress goes to standard error for
+large states; at the end one line goes to standard output, with --json an object:
+{"file":...,"index":...,"term":...,"keys":...,"bytes":...,"checksum":"<crc32c, hex>",...}.
+
+FILE is a lite-raft snapshot file: "head -8 FILE" shows its header (index, term, members,
+size, crc32c). To seed a new cluster with it: lite-raft restore FILE --members "h1 h2 h3"
+on every new member (lite-raft restore --help).
+
+  --json             print the summary as JSON
+  --timeout SECONDS  the most each request may take (default 10 s), and the leader may take to
+                     write the snapshot (default 120 s)
+  --stale            this host's state as it has applied it, without asking the leader (not
+                     linearizable: for a host cut off from the others)
+
+Exit codes as for get: 0 saved, 1 failed (the message says why), 11 no leader, 12 no agent
+on this host, 10 wrong usage. The leader removes its file once it has been read to the end,
+or after a minute without reads.`
+
+// progressMin is the size from which save reports its progress on standard error.
+const progressMin = 16 << 20
+
+// snapshotOpts are save's options: the client's, and FILE.
+type snapshotOpts struct {
+	clientOpts
+	file string
+}
+
+// snapshotVerb runs `snapshot save FILE` (and its help).
+func snapshotVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error {
+	if len(args) == 0 {
+		return snapshotUsageError(c, "snapshot: want save FILE")
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprintln(c.App.Writer, snapshotUsage)
+		return nil
+	case "save":
+	default:
+		return snapshotUsageError(c, fmt.Sprintf("snapshot: unknown verb %q (want save FILE)", args[0]))
+	}
+	so := snapshotOpts{clientOpts: o}
+	var files []string
+	for rest := args[1:]; len(rest) > 0; rest = rest[1:] {
+		a := rest[0]
+		switch {
+		case a == "-h" || a == "--help":
+			fmt.Fprintln(c.App.Writer, snapshotUsage)
+			return nil
+		case a == "--json":
+			so.json = true
+		case a == "--stale":
+			so.stale = true
+		case a == "--timeout" || strings.HasPrefix(a, "--timeout="):
+			v, ok := strings.CutPrefix(a, "--timeout=")
+			if !ok {
+				if len(rest) < 2 {
+					return snapshotUsageError(c, "--timeout needs a number of seconds")
+				}
+				v, rest = rest[1], rest[1:]
+			}
+			secs, err := strconv.ParseFloat(v, 64)
+			if err != nil || secs <= 0 {
+				return snapshotUsageError(c, fmt.Sprintf("--timeout %q: not a positive number of seconds", v))
+			}
+			so.timeout, so.timeoutSet = time.Duration(secs*float64(time.Second)), true
+		case a == "--":
+			files = append(files, rest[1:]...)
+			rest = rest[:1]
+		case strings.HasPrefix(a, "-") && a != "-":
+			return snapshotUsageError(c, fmt.Sprintf("snapshot save: unknown option %q (a FILE that starts with a dash goes after --)", a))
+		default:
+			files = append(files, a)
+		}
+	}
+	if len(files) != 1 || files[0] == "" || files[0] == "-" {
+		return snapshotUsageError(c, "snapshot save: want one FILE (standard output is not atomic: name a file)")
+	}
+	so.file = files[0]
+	return saveSnapshot(c, so, dial)
+}
+
+func snapshotUsageError(c *cli.Context, msg string) error {
+	fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: %s\n\n%s\n", msg, snapshotUsage)
+	return cli.Exit("", client.CodeUsage)
+}
+
+// snapshotSummary is what save prints at the end.
+type snapshotSummary struct {
+	File     string  `json:"file"`
+	Index    uint64  `json:"index"`
+	Term     uint64  `json:"term"`
+	Members  string  `json:"members"`
+	Keys     int     `json:"keys"`
+	Bytes    uint64  `json:"bytes"`      // of FILE
+	Data     uint64  `json:"data_bytes"` // of the key-value data in it
+	Checksum string  `json:"checksum"`   // CRC-32C of the data, as FILE's header has it
+	Host     string  `json:"host"`       // the agent that made it
+	Seconds  float64 `json:"seconds"`
+}
+
+func saveSnapshot(c *cli.Context, o snapshotOpts, dial dialFunc) error {
+	began := time.Now()
+	// the destination first: nothing is asked of the leader for a FILE that cannot be
+	// written, and the temporary file is all a failure leaves, until Abort removes it
+	out, err := statefile.CreateAtomic(o.file, 0o600)
+	if err != nil {
+		return clientExit(client.CodeFailed, "snapshot save: %v", err)
+	}
+	defer out.Abort()
+	// an interrupted save removes its temporary file too
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	dctx, cancel := context.WithTimeout(ctx, o.timeout)
+	caller, closeFn, err := dial(dctx)
+	cancel()
+	if err != nil {
+		return notSentExit(thisHost(), err)
+	}
+	defer closeFn()
+	cl := client.New(caller)
+	do := func(timeout time.Duration, req client.Request) (client.Response, error) {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		resp, err := cl.Do(rctx, req)
+		if err == nil && resp.Code != client.CodeOK {
+			msg := resp.Msg
+			if msg == "" {
+				msg = fmt.Sprintf("%s failed", req.Op)
+			}
+			err = cli.Exit(msg, resp.Code)
+		}
+		return resp, err
+	}
+	writeTimeout := o.timeout
+	if !o.timeoutSet {
+		writeTimeout = max(o.timeout, 120*time.Second)
+	}
+	resp, err := do(o.timeout, client.Request{Op: client.OpSnapshot, Stale: o.stale})
+	if err != nil {
+		return snapshotFailed(ctx, o, err, "the leader made no snapshot")
+	}
+	var info agent.BackupInfo
+	if err := json.Unmarshal(resp.JSON, &info); err != nil || info.ID == "" || info.Host == "" {
+		return clientExit(client.CodeFailed, "snapshot save: unreadable answer from the leader (%v %q); %s not written", err, resp.JSON, o.file)
+	}
+	// a large state takes the leader a while to write: it says so every two seconds
+	for deadline := time.Now().Add(writeTimeout); !info.Written; {
+		if time.Now().After(deadline) {
+			return clientExit(client.CodeFailed, "snapshot save: %s has not written the snapshot after %v; %s not written", info.Host, writeTimeout, o.file)
+		}
+		resp, err := do(o.timeout, client.Request{Op: client.OpSnapshotRead, Host: info.Host, Args: agent.SnapshotDescribeArgs(info.ID)})
+		if err != nil {
+			return snapshotFailed(ctx, o, err, "the leader was writing it")
+		}
+		id, host := info.ID, info.Host
+		if err := json.Unmarshal(resp.JSON, &info); err != nil || info.ID != id || info.Host != host {
+			return clientExit(client.CodeFailed, "snapshot save: unreadable answer from %s (%v %q); %s not written", host, err, resp.JSON, o.file)
+		}
+	}
+	prog := progress{w: c.App.ErrWriter, total: info.Size, began: time.Now(), show: info.Size >= progressMin}
+	prog.start(info)
+	for off := uint64(0); off < info.Size; {
+		r, err := do(o.timeout, client.Request{Op: client.OpSnapshotRead, Host: info.Host, Args: agent.SnapshotReadArgs(info.ID, off)})
+		if err == nil && (len(r.Value) == 0 || off+uint64(len(r.Value)) > info.Size) {
+			err = fmt.Errorf("a piece of %d bytes at %d, of a file of %d", len(r.Value), off, info.Size)
+		}
+		if err != nil {
+			return snapshotFailed(ctx, o, err, fmt.Sprintf("failed after %s of %s", mb(off), mb(info.Size)))
+		}
+		if _, err := out.Write(r.Value); err != nil {
+			return clientExit(client.CodeFailed, "snapshot save: %v; %s not written", err, o.file)
+		}
+		off += uint64(len(r.Value))
+		prog.update(off)
+	}
+	// what arrived, read back as it is on disk, against its header and what the leader said
+	if err := checkSaved(out.TempName(), info); err != nil {
+		return clientExit(client.CodeFailed, "snapshot save: %v; %s not written", err, o.file)
+	}
+	if err := out.Commit(); err != nil {
+		return clientExit(client.CodeFailed, "snapshot save: %v", err)
+	}
+	prog.done()
+	// reading at the end tells the holder it may remove its file; if that is lost, the
+	// holder removes it after a minute without reads
+	if _, err := do(min(o.timeout, 5*time.Second), client.Request{Op: client.OpSnapshotRead, Host: info.Host,
+		Args: agent.SnapshotReadArgs(info.ID, info.Size)}); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: snapshot saved, but %s was not told it may drop its copy (%v): it does so after a minute unused\n", info.Host, err)
+	}
+	abs, _ := filepath.Abs(o.file)
+	sum := snapshotSummary{File: abs, Index: info.Index, Term: info.Term, Members: info.Members, Keys: info.Keys,
+		Bytes: info.Size, Data: info.DataSize, Checksum: fmt.Sprintf("%08x", info.Checksum), Host: info.Host,
+		Seconds: time.Since(began).Seconds()}
+	if o.json {
+		b, _ := json.Marshal(sum)
+		fmt.Fprintln(c.App.Writer, string(b))
+	} else {
+		fmt.Fprintf(c.App.Writer, "saved %s: index %d, term %d, %d keys, %d bytes, crc32c %s\n",
+			o.file, sum.Index, sum.Term, sum.Keys, sum.Bytes, sum.Checksum)
+	}
+	return nil
+}
+
+// snapshotFailed is the exit of a request of save that got no answer or a failure: the
+// table's code (a read's: 1, 11 or 12), and what was done.
+func snapshotFailed(ctx context.Context, o snapshotOpts, err error, what string) error {
+	if ctx.Err() != nil {
+		return clientExit(client.CodeFailed, "snapshot save: interrupted; %s not written", o.file)
+	}
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Host == "" {
+		ce.Host = thisHost() // the agent asked
+	}
+	code := client.ExitCodeOf(err)
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		code = ec.ExitCode()
+	}
+	return clientExit(code, "snapshot save: %s: %v; %s not written", what, err, o.file)
+}
+
+// checkSaved reads the file received back and checks it is the snapshot announced.
+func checkSaved(path string, info agent.BackupInfo) error {
+	f, err := statefile.OpenSnapshotFile(path)
+	if err != nil {
+		return fmt.Errorf("the snapshot received: %w", err)
+	}
+	defer f.Close()
+	s := f.Snapshot
+	if s.Meta.Index != info.Index || s.Meta.Term != info.Term || s.Size != info.DataSize || s.Checksum != info.Checksum {
+		return fmt.Errorf("the snapshot received is not the one announced: index %d term %d, %d bytes, crc32c %08x; announced index %d term %d, %d bytes, crc32c %08x",
+			s.Meta.Index, s.Meta.Term, s.Size, s.Checksum, info.Index, info.Term, info.DataSize, info.Checksum)
+	}
+	if err := f.Check(); err != nil {
+		return fmt.Errorf("the snapshot received: %w", err)
+	}
+	return nil
+}
+
+// progress reports a large save on standard error, every two seconds.
+type progress struct {
+	w     io.Writer
+	total uint64
+	began time.Time
+	last  time.Time
+	show  bool
+}
+
+func (p *progress) start(info agent.BackupInfo) {
+	if p.show {
+		fmt.Fprintf(p.w, "snapshot save: index %d (term %d), %d keys, %s, from %s\n", info.Index, info.Term, info.Keys, mb(info.Size), info.Host)
+		p.last = time.Now()
+	}
+}
+
+func (p *progress) update(done uint64) {
+	if !p.show || time.Since(p.last) < 2*time.Second {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintf(p.w, "snapshot save: %s of %s (%d%%), %.1f MB/s\n", mb(done), mb(p.total), done*100/max(p.total, 1),
+		float64(done)/1e6/time.Since(p.began).Seconds())
+}
+
+func (p *progress) done() {
+	if p.show {
+		fmt.Fprintf(p.w, "snapshot save: %s in %.1f s, checksum verified\n", mb(p.total), time.Since(p.began).Seconds())
+	}
+}
+
+func mb(n uint64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
