@@ -69,6 +69,7 @@ type Agent struct {
 	server    *sshrpc.Server
 	linked    map[raftcore.NodeID]bool
 	build     string // this build's version, for peers and status
+	peers     *peerVersions
 
 	events chan event
 	done   chan struct{}
@@ -229,6 +230,10 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 	if err != nil {
 		return err
 	}
+	a.peers = newPeerVersions(a.dir, a.log)
+	for _, v := range a.peers.load() {
+		a.core.PeerVersion(0, v)
+	}
 	node := a.core.Node()
 	m := node.Members()
 	if len(m.Voters) > 0 && !m.Contains(a.id) {
@@ -323,6 +328,7 @@ func (a *Agent) handleEvent(ev event) {
 		a.core.Link(now, ev.link.Peer, ev.link.Up)
 	case ev.version != nil:
 		a.core.PeerVersion(now, *ev.version)
+		a.peers.note(*ev.version)
 	case ev.call != nil:
 		a.core.CallDone(now, ev.call.id, ev.call.res, ev.call.resp, ev.call.err)
 	case ev.run != nil:

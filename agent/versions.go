@@ -1,0 +1,76 @@
+package agent
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"lite-raft/client"
+	"lite-raft/statefile"
+)
+
+// peerVersions keeps what peers said of themselves (client.FrameVersion) in
+// state/peer-versions, one "HOST COMMANDS BUILD" line each, so that an agent that
+// restarts knows at once which commands its peers understand, instead of refusing the
+// newer ones (exit 14) until every peer has opened a new stream to it. A peer says it
+// again on every stream, so what is kept is only a head start; a line that does not
+// parse is ignored.
+type peerVersions struct {
+	path  string
+	known map[string]client.Version
+	log   *log.Logger
+}
+
+func newPeerVersions(dir string, lg *log.Logger) *peerVersions {
+	return &peerVersions{path: filepath.Join(dir, statefile.StateDir, "peer-versions"), known: map[string]client.Version{}, log: lg}
+}
+
+// load reads what was kept.
+func (p *peerVersions) load() []client.Version {
+	b, err := os.ReadFile(p.path)
+	if err != nil {
+		return nil
+	}
+	var out []client.Version
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		n, err := strconv.Atoi(f[1])
+		if err != nil || n < 1 {
+			continue
+		}
+		v := client.Version{ID: f[0], Commands: n}
+		if len(f) > 2 {
+			v.Build = f[2]
+		}
+		p.known[v.ID] = v
+		out = append(out, v)
+	}
+	return out
+}
+
+// note records what a peer said, rewriting the file when it is news.
+func (p *peerVersions) note(v client.Version) {
+	if old, ok := p.known[v.ID]; (ok && old == v) || strings.ContainsAny(v.ID+v.Build, " \n") || v.ID == "" {
+		return
+	}
+	p.known[v.ID] = v
+	var lines []string
+	for _, k := range p.known {
+		lines = append(lines, fmt.Sprintf("%s %d %s", k.ID, k.Commands, k.Build))
+	}
+	sort.Strings(lines)
+	if err := os.MkdirAll(filepath.Dir(p.path), 0o700); err == nil {
+		err = statefile.WriteFileAtomic(p.path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+		if err == nil {
+			return
+		}
+		p.log.Printf("keep what %s said of itself: %v", v.ID, err)
+	}
+}
