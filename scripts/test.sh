@@ -27,7 +27,7 @@ if [ $rc -eq 0 ]; then
 		echo "--- race detector skipped: no C compiler for cgo" >>"$log"
 	fi
 fi
-grep -E '^(ok|FAIL|--- FAIL|--- race|panic:|go: |WARNING: DATA RACE|sim:|agentsim:|history:|powercut:|group commit:)' "$log"
+grep -E '^(ok|FAIL|--- FAIL|--- race|panic:|go: |WARNING: DATA RACE|sim:|agentsim:|history:|locks:|powercut:|group commit:)' "$log"
 if [ $rc -ne 0 ]; then
 	# what the failing tests said: the lines before each failure, then the log's end
 	# every line a test logged (t.Log, t.Fatal), with the failures; not the dumps between
