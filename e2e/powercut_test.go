@@ -432,10 +432,17 @@ func (r *powerRun) cutDuringInstall(cycle int, lead *harness.Host, cut func(atCu
 		_, total := snapshotMeta(senders[0])
 		want := 4096 + r.rnd.Int64N(max(int64(total)*3/4, 8192))
 		// polled more often than eventually does: the transfer takes a fraction of a second
-		caught, missed := false, false
+		caught, missed, timedOut := false, false, false
 		for deadline := time.Now().Add(60 * time.Second); !caught && !missed; time.Sleep(2 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("cycle %d: %s received no snapshot within 60 s", cycle, follower.Name)
+				// not what this cycle is for (a cut during an install), so it tries again,
+				// but it says what the follower did instead
+				lines := strings.Split(strings.TrimSpace(follower.agentLog()[logFrom:]), "\n")
+				st, _ := r.status(follower.Host)
+				t.Logf("cycle %d: %s received no snapshot within 60 s (status: applied %d, role %s, leader %s); its log since the start:\n%s",
+					cycle, follower.Name, st.Applied, st.Role, st.Leader, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+				missed, timedOut = true, true
+				break
 			}
 			if index, size := partialSnapshot(partial); index > behind && size > want {
 				caught = true
@@ -444,7 +451,9 @@ func (r *powerRun) cutDuringInstall(cycle int, lead *harness.Host, cut func(atCu
 			}
 		}
 		if missed {
-			t.Logf("cycle %d: %s installed the snapshot before %d bytes of it were seen; again", cycle, follower.Name, want)
+			if !timedOut {
+				t.Logf("cycle %d: %s installed the snapshot before %d bytes of it were seen; again", cycle, follower.Name, want)
+			}
 			continue
 		}
 		var have int64

@@ -116,16 +116,7 @@ func (c *Core) snapshotRequest(w *waiter) {
 		c.makeBackup(w)
 		return
 	}
-	if c.node.Role() != raftcore.Leader {
-		c.forward(w)
-		return
-	}
-	c.nextReadID++
-	if err := c.node.ReadIndex(c.nextReadID); err != nil {
-		c.wait(w, raftcore.None)
-		return
-	}
-	c.reads[c.nextReadID] = w
+	c.readAtLeader(w)
 }
 
 // makeBackup clones the state as applied (at or past the request's read index) and has

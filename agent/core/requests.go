@@ -105,16 +105,7 @@ func (c *Core) handle(w *waiter) {
 			c.reply(w, c.read(r))
 			return
 		}
-		if c.node.Role() != raftcore.Leader {
-			c.forward(w)
-			return
-		}
-		c.nextReadID++
-		if err := c.node.ReadIndex(c.nextReadID); err != nil {
-			c.wait(w, raftcore.None)
-			return
-		}
-		c.reads[c.nextReadID] = w
+		c.readAtLeader(w)
 	case client.OpSet, client.OpUnset, client.OpIfSet, client.OpNoop, client.OpCreate, client.OpIfUnset,
 		client.OpSetLease, client.OpRevoke, client.OpLockAcquire:
 		cmd, err := commandOf(r)
@@ -183,6 +174,22 @@ func (c *Core) handle(w *waiter) {
 	default:
 		c.reply(w, client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("unknown operation %s", r.Op)})
 	}
+}
+
+// readAtLeader serves a request from the leader's state once a read index confirmed it
+// still leads (serveReads goes on with it once that index is applied); a follower
+// forwards it.
+func (c *Core) readAtLeader(w *waiter) {
+	if c.node.Role() != raftcore.Leader {
+		c.forward(w)
+		return
+	}
+	c.nextReadID++
+	if err := c.node.ReadIndex(c.nextReadID); err != nil {
+		c.wait(w, raftcore.None)
+		return
+	}
+	c.reads[c.nextReadID] = w
 }
 
 // read answers get, list, lease keep and locks from the local state.
