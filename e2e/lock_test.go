@@ -95,7 +95,9 @@ func TestLock(t *testing.T) {
 
 	// the holder's host loses power mid-command: another gets the lock within its ttl
 	holder := c.Hosts[0]
-	go c.lr(holder, "./lite-raft-client lock job --ttl 3s -- sh -c 'touch "+harness.RemoteDir+"/holding; sleep 60'")
+	// not c.lr: its ssh session dies with the host's power, and the test must not fail
+	// (or be touched at all) by a session it means to kill
+	go holder.Run("cd " + harness.RemoteDir + " && ./lite-raft-client lock job --ttl 3s -- sh -c 'touch " + harness.RemoteDir + "/holding; sleep 60'")
 	c.eventually(10*time.Second, holder.Name+" holds the lock", func() (bool, string) {
 		_, err := os.Stat(filepath.Join(holder.Dir, "holding"))
 		return err == nil, fmt.Sprint(err)

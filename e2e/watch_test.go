@@ -101,7 +101,10 @@ func TestWatch(t *testing.T) {
 	cancel()
 	// --once: the next change; --from: what a watch started later missed
 	done := make(chan string, 1)
-	go func() { out, _, _ := c.lr(watcher, "./lite-raft-client watch w/0 --once"); done <- out }()
+	go func() { // not c.lr: it must not touch t if the test has ended meanwhile
+		out, _, _, _ := watcher.Run("cd /opt/lite-raft && ./lite-raft-client watch w/0 --once")
+		done <- out
+	}()
 	time.Sleep(500 * time.Millisecond) // let it start: a wait for a process, with no state to poll
 	c.must(writer, "./lite-raft-client set w/0 once")
 	select {
