@@ -22,21 +22,10 @@ func startAgent(t *testing.T, dir string) {
 	t.Helper()
 	me, _ := conf.ShortHostname()
 	os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
-	os.WriteFile(filepath.Join(dir, "conf", "election_timeout"), []byte("0.1"), 0o644)
 	if err := statefile.Bootstrap(dir, raftcore.Membership{Voters: []raftcore.NodeID{raftcore.NodeID(me)}}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- agent.Run(ctx, agent.Options{Dir: dir, ID: raftcore.NodeID(me), Log: log.New(io.Discard, "", 0), Ready: ready})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); <-done })
+	runAgentOn(t, dir)
 	// wait for it to lead (one member: a few ticks)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if out, code := runApp(t, "--dir", dir, "client", "set", "ready", "yes"); code == 0 {
