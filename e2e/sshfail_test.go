@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"lite-raft/agent"
 	"lite-raft/internal/harness"
+	"lite-raft/internal/lockfile"
 )
 
 // waitLog waits until h's server log contains want.
@@ -26,15 +28,10 @@ func (c *cluster) restartAgent(h *harness.Host) {
 	c.t.Helper()
 	h.Signal(`lite-raft .*agent --foreground`, 9)
 	// the signal is sent, the process not yet gone: its lock on the directory says a server
-	// still runs until it is
+	// still runs until it is, and that lock is what `start` asks, so wait for it
 	c.eventually(10*time.Second, h.Name+"'s killed agent gone", func() (bool, string) {
-		procs, err := h.Procs()
-		for _, p := range procs {
-			if strings.Contains(p.Cmdline, "agent --foreground") {
-				return false, fmt.Sprintf("pid %d still there", p.Pid)
-			}
-		}
-		return err == nil, fmt.Sprint(err)
+		pid, held := lockfile.Holder(agent.LockPath(h.Dir))
+		return !held, fmt.Sprintf("pid %d holds %s", pid, agent.LockPath(h.Dir))
 	})
 	if out, e, code, err := h.Exec("sh", "-c", "cd "+harness.RemoteDir+" && ./lite-raft start"); err != nil || code != 0 {
 		c.t.Fatalf("restart %s's agent: %v %d %s%s", h.Name, err, code, out, e)
