@@ -321,6 +321,12 @@ func (c *Core) CallDone(now Time, id CallID, res CallResult, resp client.Respons
 		if client.IsWrite(w.req.Op) && !c.bugs.brokenIsNotSent {
 			w.outcome = client.MaybeApplied
 		}
+		if c.now >= w.deadline {
+			// the call ran out with the request's own time (its end reached us before
+			// our tick did): the request's timeout, not a fault of the link to report
+			c.timeout(w)
+			return
+		}
 		c.logf("forward:"+string(to), "forward %s to %s: %v (it may have arrived; trying again)", w.req.Op, w.callTo, err)
 	default:
 		// the transport says so: take the link as down until it reports it up
