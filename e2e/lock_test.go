@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 // TestLock: two hosts running `lock job -- CMD` in a loop never hold it at once, and the
 // fencing number grows with every holder; then the holder's host is powered off in the
 // middle of its command, and another host gets the lock within its ttl (plus the time a
-// new leader takes, if the leader went down with it).
+// new leader takes when the holder's host was the leader's).
 func TestLock(t *testing.T) {
 	c := newCluster(t, 3, 3, "0.5", 1000)
 	for _, h := range c.Hosts {
@@ -93,31 +94,83 @@ func TestLock(t *testing.T) {
 		}
 	}
 
-	// the holder's host loses power mid-command: another gets the lock within its ttl
-	holder := c.Hosts[0]
-	// not c.lr: its ssh session dies with the host's power, and the test must not fail
-	// (or be touched at all) by a session it means to kill
-	go holder.Run("cd " + harness.RemoteDir + " && ./lite-raft-client lock job --ttl 3s -- sh -c 'touch " + harness.RemoteDir + "/holding; sleep 60'")
-	c.eventually(10*time.Second, holder.Name+" holds the lock", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(holder.Dir, "holding"))
-		return err == nil, fmt.Sprint(err)
-	})
-	if err := holder.PowerOff(); err != nil {
+	// the holder's host loses power mid-command, a follower's first: its lease is renewed
+	// every ttl/3, so the next in line has the lock within the ttl, and not much before
+	lead := c.leader(c.Hosts, 10*time.Second)
+	followers := others(c.Hosts, lead)
+	freed := lockFreedAfterPowerOff(c, followers[0], followers[1], "follower")
+	if freed < 2*time.Second-200*time.Millisecond || freed > 3*time.Second+300*time.Millisecond {
+		t.Fatalf("the lock came free %v after its holder's power-off: want between 2/3 of the ttl and the ttl (3s)", freed)
+	}
+	// then the leader's host, holding it: a new leader gives the lease its whole ttl again,
+	// so the lock comes free within an election and the ttl
+	if err := followers[0].PowerOn(); err != nil {
 		t.Fatal(err)
 	}
+	c.must(followers[0], "./lite-raft start")
+	c.leader(c.Hosts, 20*time.Second)
+	freedLeader := lockFreedAfterPowerOff(c, lead, followers[0], "leader")
+	if freedLeader < 2*time.Second || freedLeader > 3*time.Second+2*time.Second {
+		t.Fatalf("the lock came free %v after its holder's (the leader's) power-off: want within an election (0.5 s timeout) and the ttl (3s)", freedLeader)
+	}
+	t.Logf("lock: %d runs on 2 hosts, never overlapping, generations 1..%d; freed %.2fs after the holder's power-off (a follower; ttl 3s), %.2fs when the holder was the leader",
+		len(all), all[len(all)-1].gen, freed.Seconds(), freedLeader.Seconds())
+}
+
+// lockFreedAfterPowerOff has holder take lock job and keep it, waiter queue behind it,
+// and holder's host lose power; it returns how long after the power-off the waiter's
+// command started.
+func lockFreedAfterPowerOff(c *cluster, holder, waiter *harness.Host, tag string) time.Duration {
+	c.t.Helper()
+	mark := "holding-" + tag
+	// not c.lr: its ssh session dies with the host's power, and the test must not fail
+	// (or be touched at all) by a session it means to kill
+	go holder.Run("cd " + harness.RemoteDir + " && ./lite-raft-client lock job --ttl 3s -- sh -c 'touch " + mark + "; sleep 60'")
+	c.eventually(10*time.Second, holder.Name+" holds the lock", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(holder.Dir, mark))
+		return err == nil, fmt.Sprint(err)
+	})
+	type result struct {
+		out, errOut string
+		code        int
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		o, e, code, err := waiter.Run("cd " + harness.RemoteDir + " && ./lite-raft-client lock job --ttl 3s --wait 30s -- date +%s%N")
+		done <- result{o, e, code, err}
+	}()
+	c.eventually(10*time.Second, waiter.Name+" waits for the lock", func() (bool, string) {
+		out, e, code := c.lr(waiter, "./lite-raft-client --json locks")
+		var locks []struct {
+			Name    string   `json:"name"`
+			Waiting []string `json:"waiting"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &locks) != nil {
+			return false, fmt.Sprintf("exit %d %s%s", code, out, e)
+		}
+		return len(locks) == 1 && len(locks[0].Waiting) == 1, out
+	})
+	// held past its ttl first: what keeps it from here on is the holder's renewals
+	c.eventually(10*time.Second, holder.Name+" held the lock longer than its ttl", func() (bool, string) {
+		fi, err := os.Stat(filepath.Join(holder.Dir, mark))
+		return err == nil && time.Since(fi.ModTime()) > 3*time.Second+500*time.Millisecond, fmt.Sprint(err)
+	})
 	off := time.Now()
-	other := c.Hosts[1]
-	out, e, code := c.lr(other, "./lite-raft-client lock job --ttl 3s --wait 30s -- sh -c 'echo $LITE_RAFT_LOCK_GENERATION'")
-	took := time.Since(off)
-	if code != 0 {
-		t.Fatalf("%s: lock after %s's power-off: exit %d %s%s", other.Name, holder.Name, code, out, e)
+	if err := holder.PowerOff(); err != nil {
+		c.t.Fatal(err)
 	}
-	// ttl 3 s, and a new leader may be elected first (election timeout 0.5 s)
-	if took > 3*time.Second+3*time.Second {
-		t.Fatalf("the lock came free %v after its holder's power-off (ttl 3s)", took)
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(40 * time.Second):
+		c.t.Fatalf("%s: lock --wait 30s still running 40 s after %s's power-off", waiter.Name, holder.Name)
 	}
-	t.Logf("lock: %d runs on 2 hosts, never overlapping, generations 1..%d; freed %.1fs after the holder's power-off (ttl 3s)",
-		len(all), all[len(all)-1].gen, took.Seconds())
+	ns, perr := strconv.ParseInt(strings.TrimSpace(r.out), 10, 64)
+	if r.err != nil || r.code != 0 || perr != nil {
+		c.t.Fatalf("%s: lock after %s's power-off: exit %d %v %s%s", waiter.Name, holder.Name, r.code, r.err, r.out, r.errOut)
+	}
+	return time.Unix(0, ns).Sub(off)
 }
 
 // TestTTLKeyGoesEverywhere: a key set with a ttl goes on every member at the same log
