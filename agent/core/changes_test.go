@@ -73,6 +73,14 @@ func TestWatchChanges(t *testing.T) {
 	if r, ok := s.replies[to]; !ok || strings.Join(changesOf(t, r), " ") != "d/a=6" {
 		t.Fatalf("parked watch after a change: %+v %v", r, ok)
 	}
+	// nothing until its time runs out: no changes, and where to ask from next
+	s.next++
+	to = s.next
+	s.c.Request(s.now, to, client.Request{Op: client.OpWatchLog, Key: "d/a", TimeoutMs: 500})
+	s.tick(600)
+	if r, ok := s.replies[to]; !ok || len(changesOf(t, r)) != 0 || r.Msg != strconv.FormatUint(s.c.Applied(), 10) {
+		t.Fatalf("watch with nothing new when its time ran out: %+v %v, want no changes from %d", r, ok, s.c.Applied())
+	}
 	// nothing kept from before: 17
 	for i := 0; i < maxChanges+10; i++ {
 		s.c.changes.add(Change{Index: s.c.Applied() + 1, Key: "filler"})

@@ -425,7 +425,7 @@ func (c *Core) timeout(w *waiter) {
 	case w.req.Op == client.OpWatchLog:
 		// nothing for it up to here: the next watch asks from here on (never from before
 		// where it asked: a member behind another answers with where the watch was)
-		c.reply(w, client.Response{Msg: strconv.FormatUint(max(c.applied, w.watchFrom), 10)})
+		c.reply(w, client.Response{Value: EncodeChanges(nil), Msg: strconv.FormatUint(max(c.applied, w.watchFrom), 10)})
 	case w.req.Op == client.OpLockWait:
 		// still waiting: where it stands (the client asks again)
 		p, ok := c.kv.LockPlaceOf(w.req.Key, c.leaseOf(w.req))
