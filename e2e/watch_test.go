@@ -4,41 +4,46 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"lite-raft/internal/harness"
 )
 
-// TestWatch: a watch on a follower sees every one of a burst of writes, in order, while
-// the leader's agent is killed -9 and started again in the middle of it; --once exits
-// after one change, and --from replays what it missed.
+// TestWatch: a watch on a follower, and one through lite-raft-remote on a host outside
+// the cluster that asks the leader first, see every one of a burst of writes, in order,
+// while the leader's agent is killed -9 and started again in the middle of it; --once
+// exits after one change, and --from replays what it missed.
 func TestWatch(t *testing.T) {
-	c := newCluster(t, 3, 3, "0.5", 1000)
-	for _, h := range c.Hosts {
+	c := newCluster(t, 4, 3, "0.5", 1000)
+	members, outside := c.Hosts[:3], c.Hosts[3]
+	for _, h := range members {
 		c.must(h, "./lite-raft first-boot")
 	}
-	lead := c.leader(c.Hosts, 20*time.Second)
-	rest := others(c.Hosts, lead)
+	lead := c.leader(members, 20*time.Second)
+	rest := others(members, lead)
 	watcher, writer := rest[0], rest[1]
+	// the remote asks the host it last knew as leader first: the leader, whose agent is
+	// killed
+	for name, v := range map[string]string{"conf/remote_hosts": "host1 host2 host3", "temp/remote_leader": lead.Name} {
+		os.MkdirAll(filepath.Dir(filepath.Join(outside.Dir, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(outside.Dir, name), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Remove(filepath.Join(outside.Dir, "conf", "cluster_nodes"))
 	c.must(writer, "./lite-raft-client set w/start 0")
 	st, _ := c.status(watcher)
 	from := st.Applied
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ssh := watcher.SSHCommand(ctx, fmt.Sprintf("cd /opt/lite-raft && ./lite-raft-client watch w/ --from %d", from))
-	stdout, _ := ssh.StdoutPipe()
-	if err := ssh.Start(); err != nil {
-		t.Fatal(err)
-	}
-	events := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			events <- sc.Text()
-		}
-		close(events)
-	}()
+	local := startWatch(ctx, t, watcher, fmt.Sprintf("./lite-raft-client watch w/ --from %d", from))
+	remote := startWatch(ctx, t, outside, fmt.Sprintf("./lite-raft-remote watch w/ --from %d 2>remote-watch.err", from))
 
 	// the burst: one writer, in order, each write retried until acknowledged (a retry
 	// after an unknown outcome may apply it twice: the same change twice in a row)
@@ -64,40 +69,8 @@ func TestWatch(t *testing.T) {
 		})
 		want = append(want, ev)
 	}
-	var got []string
-	var last uint64
-	deadline := time.After(30 * time.Second)
-	for len(got) < len(want) || got[len(got)-1] != want[len(want)-1] {
-		select {
-		case line, ok := <-events:
-			if !ok {
-				t.Fatalf("the watch ended after %d changes (want %d)", len(got), len(want))
-			}
-			var idx uint64
-			var rest string
-			if _, err := fmt.Sscanf(line, "%d", &idx); err != nil {
-				t.Fatalf("watch printed %q", line)
-			}
-			rest = strings.SplitN(line, " ", 2)[1]
-			if idx <= last {
-				t.Fatalf("index %d after %d: %q", idx, last, line)
-			}
-			last = idx
-			if len(got) > 0 && got[len(got)-1] == rest && !strings.HasPrefix(rest, "deleted") {
-				continue // a write applied twice (retried after an unknown outcome)
-			}
-			got = append(got, rest)
-		case <-deadline:
-			t.Fatalf("after 30 s the watch printed %d of %d changes; last %q", len(got), len(want), got[max(0, len(got)-1):])
-		}
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		for i := range want {
-			if i >= len(got) || got[i] != want[i] {
-				t.Fatalf("change %d: watch printed %q, the writer made %q", i, got[min(i, len(got)-1)], want[i])
-			}
-		}
-	}
+	got := watchSees(t, "the watch on "+watcher.Name, local, want)
+	watchSees(t, "the watch through lite-raft-remote", remote, want)
 	cancel()
 	// --once: the next change; --from: what a watch started later missed
 	done := make(chan string, 1)
@@ -119,5 +92,91 @@ func TestWatch(t *testing.T) {
 	if !strings.HasSuffix(strings.TrimSpace(out), "set w/start 0") {
 		t.Fatalf("watch --from %d --once printed %q", from-1, out)
 	}
-	t.Logf("watch: %d changes in order across a kill -9 of the leader (%s)", len(got), lead.Name)
+	if b, err := os.ReadFile(filepath.Join(outside.Dir, "remote-watch.err")); err != nil || len(b) > 0 {
+		t.Fatalf("the watch through lite-raft-remote said on stderr: %q %v", b, err)
+	}
+	// through lite-raft-remote, a watch that waits longer than the remote gives one host
+	// (5 s) before it tries the next: the host answers in time, nothing is printed but
+	// the change (one host, so that one not answering in time is an error)
+	if err := os.WriteFile(filepath.Join(outside.Dir, "conf", "remote_hosts"), []byte(watcher.Name+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		out, e, code, err := outside.Run("cd /opt/lite-raft && ./lite-raft-remote watch w/0 --once")
+		done <- fmt.Sprintf("%s|%s|%d|%v", out, e, code, err)
+	}()
+	time.Sleep(8 * time.Second) // the quiet time is what is tested
+	c.must(writer, "./lite-raft-client set w/0 after-quiet")
+	select {
+	case res := <-done:
+		if !strings.HasSuffix(res, " set w/0 after-quiet\n||0|<nil>") {
+			t.Fatalf("lite-raft-remote watch --once after 8 s of quiet: stdout|stderr|exit|error: %q", res)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("lite-raft-remote watch --once did not return after a change")
+	}
+	t.Logf("watch: %d changes in order across a kill -9 of the leader (%s), on a follower and through lite-raft-remote", len(got), lead.Name)
+}
+
+// startWatch runs a watch on h over ssh and hands out the lines it prints.
+func startWatch(ctx context.Context, t *testing.T, h *harness.Host, cmd string) <-chan string {
+	t.Helper()
+	ssh := h.SSHCommand(ctx, "cd "+harness.RemoteDir+" && "+cmd)
+	stdout, err := ssh.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ssh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			events <- sc.Text()
+		}
+		ssh.Wait() // it ends with ctx
+		close(events)
+	}()
+	return events
+}
+
+// watchSees reads a watch's lines until it printed the writer's last change (within 30
+// s) and fails unless it printed every change the writer made, in order, at growing
+// indexes. A write retried after an unknown outcome may apply twice: the same change
+// twice in a row counts once.
+func watchSees(t *testing.T, what string, events <-chan string, want []string) []string {
+	t.Helper()
+	var got []string
+	var last uint64
+	deadline := time.After(30 * time.Second)
+	for len(got) < len(want) || got[len(got)-1] != want[len(want)-1] {
+		select {
+		case line, ok := <-events:
+			if !ok {
+				t.Fatalf("%s ended after %d changes (want %d)", what, len(got), len(want))
+			}
+			idx, rest, _ := strings.Cut(line, " ")
+			n, err := strconv.ParseUint(idx, 10, 64)
+			if err != nil {
+				t.Fatalf("%s printed %q", what, line)
+			}
+			if n <= last {
+				t.Fatalf("%s: index %d after %d: %q", what, n, last, line)
+			}
+			last = n
+			if len(got) > 0 && got[len(got)-1] == rest && !strings.HasPrefix(rest, "deleted") {
+				continue
+			}
+			got = append(got, rest)
+		case <-deadline:
+			t.Fatalf("after 30 s %s printed %d of %d changes; last %q", what, len(got), len(want), got[max(0, len(got)-1):])
+		}
+	}
+	for i := range want {
+		if i >= len(got) || got[i] != want[i] {
+			t.Fatalf("change %d: %s printed %q, the writer made %q", i, what, got[min(i, len(got)-1)], want[i])
+		}
+	}
+	return got
 }

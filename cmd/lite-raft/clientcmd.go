@@ -64,6 +64,20 @@ type clientOpts struct {
 	json, stale bool
 	timeout     time.Duration
 	timeoutSet  bool // --timeout was given
+	// hold is the longest one host may be asked to keep a request before it answers (0:
+	// as long as the request likes). lite-raft-remote gives each host a share of the time
+	// and then tries the next, so a request the agent holds until something happens
+	// (watch, lock-wait, a membership change's progress) must be answered within it.
+	hold time.Duration
+}
+
+// held is how long a request that waits at the agent may ask it to wait: d, or less
+// where hosts are given only a share of the time each.
+func (o clientOpts) held(d time.Duration) time.Duration {
+	if o.hold > 0 {
+		return min(d, o.hold)
+	}
+	return d
 }
 
 func clientCommand() *cli.Command {
@@ -83,7 +97,7 @@ func clientCommand() *cli.Command {
 					return nil, nil, err
 				}
 				return conn, func() { conn.Close() }, nil
-			})
+			}, 0)
 		},
 	}
 }
@@ -129,11 +143,13 @@ func parseClientArgs(args []string) (clientOpts, []string, error) {
 
 type dialFunc func(ctx context.Context) (client.Caller, func(), error)
 
-func runClient(c *cli.Context, args []string, dial dialFunc) error {
+// runClient runs a client verb; hold is clientOpts.hold.
+func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration) error {
 	o, args, err := parseClientArgs(args)
 	if err != nil {
 		return clientUsageError(c, err.Error())
 	}
+	o.hold = hold
 	if len(args) == 0 {
 		return clientUsageError(c, "missing verb")
 	}
@@ -487,7 +503,7 @@ func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host stri
 			}
 			return nil
 		}
-		wait := 30 * time.Second
+		wait := o.held(30 * time.Second)
 		if !deadline.IsZero() {
 			if wait = min(wait, time.Until(deadline)); wait <= 0 {
 				return clientExit(client.CodeTimeout, "%s %s: still in progress on the leader after %v; it goes on (see status)", verb, host, o.timeout)

@@ -127,7 +127,7 @@ func lockVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error 
 				return err
 			}
 		}
-		poll := time.Until(k.next())
+		poll := o.held(time.Until(k.next()))
 		if !deadline.IsZero() {
 			poll = min(poll, time.Until(deadline))
 		}

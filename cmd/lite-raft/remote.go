@@ -44,7 +44,7 @@ func remoteCommand() *cli.Command {
 			defer rm.close()
 			return runClient(c, c.Args().Slice(), func(ctx context.Context) (client.Caller, func(), error) {
 				return rm, func() {}, nil
-			})
+			}, remoteHold)
 		},
 	}
 }
@@ -73,9 +73,17 @@ type hostCaller interface {
 	Close() error
 }
 
+// remoteShare is the most one host may take before the next is tried, and remoteHold
+// the longest a host is asked to hold a request that waits for something: its answer
+// has a second to come back within the share.
+const (
+	remoteShare = 5 * time.Second
+	remoteHold  = remoteShare - time.Second
+)
+
 func newRemoteCaller(dir string, rc conf.Remote, d *sshrpc.Dialer) *remoteCaller {
 	command := "exec " + shellQuote(filepath.Join(rc.Path, "lite-raft")) + " rpc"
-	return &remoteCaller{dir: dir, hosts: rc.Hosts, share: 5 * time.Second, peers: map[string]hostCaller{},
+	return &remoteCaller{dir: dir, hosts: rc.Hosts, share: remoteShare, peers: map[string]hostCaller{},
 		open: func(h string) hostCaller { return sshrpc.NewPeer(h, d, command, sshrpc.ConnOptions{}) }}
 }
 

@@ -90,7 +90,7 @@ func watchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 		po := o
 		po.timeout = 30 * time.Second
 		resp, err := doRequest(po, dial, client.Request{Op: client.OpWatchLog, Key: pattern, Args: from,
-			TimeoutMs: uint32((25 * time.Second).Milliseconds())})
+			TimeoutMs: uint32(o.held(25 * time.Second).Milliseconds())})
 		if err == nil && resp.Code != 0 && resp.Code != client.CodeCompacted && resp.Code != client.CodeUsage {
 			err = fmt.Errorf("exit %d: %s", resp.Code, resp.Msg)
 		}
