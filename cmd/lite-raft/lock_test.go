@@ -71,10 +71,10 @@ func TestLock(t *testing.T) {
 			defer wg.Done()
 			_, codes[i] = runApp(t, "--dir", dir, "client", "lock", "job", "--ttl", "3s", "--", "sh", "-c", script)
 		}()
-		time.Sleep(100 * time.Millisecond) // the second asks after the first: not a wait for a condition
+		// the second asks once the first holds it, and the third once the second waits
+		waitLocks(t, dir, i)
 	}
 	// a third gives up waiting
-	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	if out, code := runApp(t, "--dir", dir, "client", "lock", "job", "--wait", "300ms", "--", "true"); code != 15 {
 		t.Fatalf("lock --wait 300ms while held: exit %d %s, want 15", code, out)
@@ -95,4 +95,22 @@ func TestLock(t *testing.T) {
 	if out, code := runApp(t, "--dir", dir, "client", "--json", "locks"); code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Fatalf("locks after every holder ended: exit %d %q, want []", code, out)
 	}
+}
+
+// waitLocks polls `locks` until lock job is held with n waiting.
+func waitLocks(t *testing.T, dir string, n int) {
+	t.Helper()
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var locks []struct {
+			Name    string   `json:"name"`
+			Waiting []string `json:"waiting"`
+		}
+		var code int
+		out, code = runApp(t, "--dir", dir, "client", "--json", "locks")
+		if code == 0 && json.Unmarshal([]byte(out), &locks) == nil && len(locks) == 1 && len(locks[0].Waiting) == n {
+			return
+		}
+	}
+	t.Fatalf("lock job not held with %d waiting within 5 s: locks says %q", n, out)
 }
