@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"lite-raft/client"
+	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
 
@@ -217,8 +218,14 @@ func (c *Core) advanceChange() {
 			return
 		}
 		if c.now-ch.progressAt > catchUpStall {
-			ch.step(c, phaseAbandon, fmt.Sprintf("%s made no progress for %d s (match %d, commit %d): removing the learner",
-				host, catchUpStall/1000, p.Match, st.Commit))
+			why := ""
+			if have := c.commandsOf(host); have < kvstore.CommandVersion {
+				// the likeliest cause: a build that stopped at the first entry it cannot read
+				why = fmt.Sprintf("; it understands commands up to version %d and this cluster's build writes version %d: "+
+					"if its log says it met an entry it cannot read, upgrade lite-raft on %s and add it again", have, kvstore.CommandVersion, host)
+			}
+			ch.step(c, phaseAbandon, fmt.Sprintf("%s made no progress for %d s (match %d, commit %d)%s: removing the learner",
+				host, catchUpStall/1000, p.Match, st.Commit, why))
 			c.advanceChange()
 		}
 	case phasePromote:

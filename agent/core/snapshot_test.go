@@ -18,6 +18,7 @@ type soloCore struct {
 	store   *raftcore.MemoryStorage
 	now     Time
 	saved   []raftcore.Snapshot
+	runs    []Run // every command the core asked to run on a host
 	next    ReplyTo
 	replies map[ReplyTo]client.Response // every answer seen
 }
@@ -51,6 +52,7 @@ func (s *soloCore) pump() {
 		for _, r := range rd.Replies {
 			s.replies[r.To] = r.Resp
 		}
+		s.runs = append(s.runs, rd.Runs...)
 		if rd.CompactLog > 0 {
 			s.store.CompactLog(rd.CompactLog)
 		}

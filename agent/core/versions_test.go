@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"lite-raft/client"
 	"lite-raft/kvstore"
 )
 
@@ -30,5 +31,34 @@ func TestUndecodableEntryStops(t *testing.T) {
 	}
 	if got := s.c.Applied(); got != before || s.c.Node().Commit() <= before {
 		t.Fatalf("applied %d, commit %d: want the undecodable entry committed and not applied (applied stays %d)", got, s.c.Node().Commit(), before)
+	}
+}
+
+// A host added that never catches up is removed again after catchUpStall; when it never
+// said it understands this build's commands (an older build, which stops at the first
+// entry it cannot read), the step says so and what to do.
+func TestAddMemberThatNeverCatchesUp(t *testing.T) {
+	s := newSoloCore(t, 1000)
+	s.set("k", []byte("v"))
+	s.next++
+	s.c.Request(s.now, s.next, client.Request{Op: client.OpAddMember, Host: "b"})
+	s.pump()
+	if len(s.runs) != 1 || s.runs[0].Host != "b" {
+		t.Fatalf("runs %+v, want the join on b", s.runs)
+	}
+	s.c.RunDone(s.now, s.runs[0].ID, nil, nil) // b booted; nothing it is sent is answered
+	s.tick(catchUpStall + 1000)
+	ch := s.c.change
+	if ch == nil || ch.phase != phaseDone || ch.Code != client.CodeFailed {
+		t.Fatalf("change %+v, want failed", ch)
+	}
+	steps := strings.Join(ch.Steps, "\n")
+	for _, want := range []string{"b made no progress for 60 s", "it understands commands up to version 1", "upgrade lite-raft on b"} {
+		if !strings.Contains(steps, want) {
+			t.Fatalf("steps:\n%s\nwant %q", steps, want)
+		}
+	}
+	if m := s.c.Node().Members(); m.Contains("b") {
+		t.Fatalf("members %v after the learner was given up", m)
 	}
 }
