@@ -3,6 +3,7 @@ package statefile
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -43,8 +44,8 @@ func writeTemp(path string, perm os.FileMode, write func(f *os.File) error) (str
 	if err := tmp.Chmod(perm); err != nil {
 		return "", fmt.Errorf("chmod %s: %w", tmpName, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return "", fmt.Errorf("fsync %s: %w", tmpName, err)
+	if err := fsync(tmp); err != nil {
+		return "", err
 	}
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("close %s: %w", tmpName, err)
@@ -77,9 +78,27 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
+		return fmt.Errorf("fsync directory %s: %w", dir, pathless(err))
 	}
 	return nil
+}
+
+// fsync syncs f. Its error names the file once ("fsync PATH: input/output error"):
+// os.File.Sync's names it already, as "sync PATH".
+func fsync(f *os.File) error {
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", f.Name(), pathless(err))
+	}
+	return nil
+}
+
+// pathless is the cause inside an *fs.PathError, for a message that names the path itself.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // removeStaleTemps deletes temporary files an interrupted writeFileAtomic left behind.

@@ -202,8 +202,8 @@ func truncateSync(path string, size int64) error {
 	if err := f.Truncate(size); err != nil {
 		return fmt.Errorf("truncate %s to %d: %w", path, size, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
+	if err := fsync(f); err != nil {
+		return err
 	}
 	return nil
 }
@@ -275,8 +275,8 @@ func (l *Log) Append(ents []raftcore.Entry) error {
 	if _, err := l.active.Write(l.buf); err != nil {
 		return l.failed(fmt.Errorf("append entries %d..%d to %s: %w", first, ents[len(ents)-1].Index, seg.path, err))
 	}
-	if err := l.active.Sync(); err != nil {
-		return l.failed(fmt.Errorf("fsync %s: %w", seg.path, err))
+	if err := fsync(l.active); err != nil {
+		return l.failed(err)
 	}
 	if newSegment {
 		if err := syncDir(l.dir); err != nil {

@@ -1,7 +1,10 @@
 package statefile
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"lite-raft/raftcore"
@@ -67,3 +70,16 @@ func TestSmokeReopen(t *testing.T) {
 type fixedRand struct{}
 
 func (fixedRand) IntN(int) int { return 0 }
+
+// A failed fsync's error names the file once and keeps its cause for errors.Is.
+func TestFsyncErrorNamesTheFileOnce(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	err = fsync(f)
+	if want := "fsync " + f.Name() + ": file already closed"; err == nil || err.Error() != want || !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("fsync of a closed file: %v, want %q (and os.ErrClosed)", err, want)
+	}
+}

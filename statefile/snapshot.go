@@ -188,8 +188,8 @@ func (p *pacedFile) Write(b []byte) (int, error) {
 	p.pending += int64(n)
 	if err == nil && p.pending >= snapshotSyncEvery {
 		p.pending = 0
-		if serr := p.f.Sync(); serr != nil {
-			return n, fmt.Errorf("fsync %s: %w", p.f.Name(), serr)
+		if serr := fsync(p.f); serr != nil {
+			return n, serr
 		}
 	}
 	return n, err
@@ -470,8 +470,8 @@ func (s *Store) writeChunk(c raftcore.SnapshotChunk) error {
 	// directory's too, or the file's name would not survive with its data
 	if in.unsynced += int64(len(c.Data)); in.unsynced >= snapshotSyncEvery {
 		in.unsynced = 0
-		if err := in.f.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", path, err)
+		if err := fsync(in.f); err != nil {
+			return err
 		}
 		if !in.named {
 			if err := syncDir(s.path(SnapshotDir)); err != nil {
@@ -495,8 +495,8 @@ func (s *Store) installIncoming(snap raftcore.Snapshot) error {
 	// no read-back: the checksum was computed over every piece as it was written, and
 	// Open checks the file at the next start; reading 500 MB again here only held up the
 	// install
-	if err := in.f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", in.f.Name(), err)
+	if err := fsync(in.f); err != nil {
+		return err
 	}
 	if err := commitTemp(in.f.Name(), s.path(SnapshotDir, snapshotFile)); err != nil {
 		return fmt.Errorf("install the snapshot at %d: %w", snap.Meta.Index, err)

@@ -105,10 +105,10 @@ func (a *AtomicFile) Commit() error {
 		return errors.New("commit " + a.path + ": already committed or aborted")
 	}
 	a.done = true
-	if err := a.f.Sync(); err != nil {
+	if err := fsync(a.f); err != nil {
 		a.f.Close()
 		os.Remove(a.f.Name())
-		return fmt.Errorf("fsync %s: %w", a.f.Name(), err)
+		return err
 	}
 	if err := a.f.Close(); err != nil {
 		os.Remove(a.f.Name())

@@ -133,13 +133,13 @@ func Open(root string, opts Options) (*Store, raftcore.State, error) {
 // an append to the previous one was fsynced.
 func (s *Store) syncRecovered() error {
 	if s.log.active != nil {
-		if err := s.log.active.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", s.log.active.Name(), err)
+		if err := fsync(s.log.active); err != nil {
+			return err
 		}
 	}
 	if s.in != nil {
-		if err := s.in.f.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", s.in.f.Name(), err)
+		if err := fsync(s.in.f); err != nil {
+			return err
 		}
 	}
 	for _, d := range []string{StateDir, LogDir, SnapshotDir} {
