@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,32 @@ func TestRemoteAndScripts(t *testing.T) {
 	full := c.must(members[2], "./lite-raft-client --json status")
 	if !strings.Contains(full, `"nodes"`) || strings.Count(full, `"name"`) != 3 {
 		t.Fatalf("status from a follower does not show every member: %s", full)
+	}
+
+	// a lock held from outside, through ssh only, longer than its ttl: its renewals go
+	// through the remote too; a second one from a member waits for it
+	holding := make(chan string, 1)
+	go func() { // not c.lr: it must not touch t if the test has ended meanwhile
+		out, e, code, err := outside.Run("cd " + harness.RemoteDir + " && ./lite-raft-remote lock job --ttl 3s -- sh -c 'touch held; sleep 5; echo $LITE_RAFT_LOCK_GENERATION $(date +%s%N)'")
+		holding <- fmt.Sprintf("%s|%s|%d|%v", out, e, code, err)
+	}()
+	c.eventually(10*time.Second, "the remote's lock command running", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(outside.Dir, "held"))
+		return err == nil, fmt.Sprint(err)
+	})
+	if out := c.must(members[0], "./lite-raft-client locks"); !strings.Contains(out, "job") {
+		t.Fatalf("locks while the remote holds job: %q", out)
+	}
+	// (the hosts share this machine's clock)
+	second := c.must(members[0], "./lite-raft-client lock job --wait 10s -- date +%s%N")
+	res := <-holding
+	var gen int
+	var firstEnd, secondStart int64
+	if _, err := fmt.Sscanf(res, "%d %d\n||0|<nil>", &gen, &firstEnd); err != nil || gen != 1 {
+		t.Fatalf("lite-raft-remote lock for 5 s with a 3 s ttl: stdout|stderr|exit|error %q, want generation 1, a time and exit 0", res)
+	}
+	if _, err := fmt.Sscanf(second, "%d", &secondStart); err != nil || secondStart < firstEnd {
+		t.Fatalf("the second lock's command started at %q, the remote's ended at %d: overlap", second, firstEnd)
 	}
 
 	// del-member of a host that is down: removed all the same, the stop is tried and reported
