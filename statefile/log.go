@@ -273,7 +273,7 @@ func (l *Log) Append(ents []raftcore.Entry) error {
 		base = 0
 	}
 	if _, err := l.active.Write(l.buf); err != nil {
-		return l.failed(fmt.Errorf("append entries %d..%d to %s: %w", first, ents[len(ents)-1].Index, seg.path, err))
+		return l.failed(fmt.Errorf("append entries %d..%d to %s: %w", first, ents[len(ents)-1].Index, seg.path, pathless(err)))
 	}
 	if err := fsync(l.active); err != nil {
 		return l.failed(err)
