@@ -18,6 +18,22 @@ import (
 	"lite-raft/statefile"
 )
 
+// bootedMount is a new mount with a lite-raft folder in it, durable, bootstrapped with
+// members.
+func bootedMount(t *testing.T, members raftcore.Membership) (f *FS, root string) {
+	t.Helper()
+	f, dir := newMount(t)
+	root = filepath.Join(dir, "lite-raft")
+	if err := os.Mkdir(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, dir)
+	if err := statefile.Bootstrap(root, members); err != nil {
+		t.Fatal(err)
+	}
+	return f, root
+}
+
 // acked is what a statefile.Store acknowledged: Save or SaveHardState returned nil.
 type acked struct {
 	hs      raftcore.HardState
@@ -37,16 +53,8 @@ func entryData(term, index uint64) []byte {
 // an fsync that fails; then a power cut with the store still open, and a reopen that must
 // find every acknowledged entry, the last acknowledged hard state and snapshot.
 func TestStatefileSurvivesPowerCuts(t *testing.T) {
-	f, dir := newMount(t)
-	root := filepath.Join(dir, "lite-raft")
-	if err := os.Mkdir(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, dir)
 	members := raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}}
-	if err := statefile.Bootstrap(root, members); err != nil {
-		t.Fatal(err)
-	}
+	f, root := bootedMount(t, members)
 	// statefile makes its three folders with MkdirAll and never fsyncs the directory
 	// holding them, so under this file system's rule a cut would lose them all (see
 	// TestStatefileFirstBoot); the test does that fsync itself, to test the rest.
@@ -213,16 +221,8 @@ func checkAcked(t *testing.T, round int, s *statefile.Store, st raftcore.State, 
 // promise it. The test skips, saying so, while that is the case, and becomes a plain
 // regression test once statefile fsyncs the directory.
 func TestStatefileFirstBoot(t *testing.T) {
-	f, dir := newMount(t)
-	root := filepath.Join(dir, "lite-raft")
-	if err := os.Mkdir(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, dir)
 	members := raftcore.Membership{Voters: []raftcore.NodeID{"a"}}
-	if err := statefile.Bootstrap(root, members); err != nil {
-		t.Fatal(err)
-	}
+	f, root := bootedMount(t, members)
 	s, _, err := statefile.Open(root, statefile.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -374,15 +374,7 @@ func TestStatefileOpenMakesDurableWhatItReports(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f, dir := newMount(t)
-			root := filepath.Join(dir, "lite-raft")
-			if err := os.Mkdir(root, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			mustSync(t, dir)
-			if err := statefile.Bootstrap(root, raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}}); err != nil {
-				t.Fatal(err)
-			}
+			f, root := bootedMount(t, raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}})
 			opts := statefile.Options{SegmentSize: 64}
 			s, _, err := statefile.Open(root, opts)
 			if err != nil {
@@ -428,16 +420,8 @@ func TestStatefileOpenMakesDurableWhatItReports(t *testing.T) {
 // start (a snapshot can be hundreds of MB); a power cut must keep them too, which needs
 // the new file's directory entry to be durable, not only its data.
 func TestStatefileIncomingSnapshotSurvivesCut(t *testing.T) {
-	f, dir := newMount(t)
-	root := filepath.Join(dir, "lite-raft")
-	if err := os.Mkdir(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, dir)
 	members := raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}}
-	if err := statefile.Bootstrap(root, members); err != nil {
-		t.Fatal(err)
-	}
+	f, root := bootedMount(t, members)
 	s, _, err := statefile.Open(root, statefile.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -469,16 +453,8 @@ func TestStatefileIncomingSnapshotSurvivesCut(t *testing.T) {
 // leaves the store refusing to write until it is reopened, which recovers a consistent
 // state, also after a power cut.
 func TestStatefileSnapshotReplacedNotDurably(t *testing.T) {
-	f, dir := newMount(t)
-	root := filepath.Join(dir, "lite-raft")
-	if err := os.Mkdir(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, dir)
 	members := raftcore.Membership{Voters: []raftcore.NodeID{"a", "b", "c"}}
-	if err := statefile.Bootstrap(root, members); err != nil {
-		t.Fatal(err)
-	}
+	f, root := bootedMount(t, members)
 	s, _, err := statefile.Open(root, statefile.Options{})
 	if err != nil {
 		t.Fatal(err)
