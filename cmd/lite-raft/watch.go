@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,7 +33,8 @@ keep them: it keeps the last 100,000 changes, and those since its restart); a wa
 asks from before what the member keeps exits 17 rather than skip. --once exits after the
 first change. With -- COMMAND it runs COMMAND for each change (one at a time), with
 LITE_RAFT_WATCH_INDEX, LITE_RAFT_WATCH_EVENT (set or deleted), LITE_RAFT_WATCH_KEY and
-LITE_RAFT_WATCH_VALUE in its environment, instead of printing. --json prints each change
+LITE_RAFT_WATCH_VALUE in its environment, instead of printing; the value is on its
+standard input too, and only there when over 64 KiB or holding a NUL byte. --json prints each change
 as {"index":N,"event":"set","key":...,"value":...}.`
 
 // watchVerb runs `watch`: a loop of watch requests, each from where the last left off.
@@ -129,6 +131,9 @@ func watchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 }
 
 // emitChange prints a change, or runs COMMAND for it.
+// maxEnvValue is the largest value watch -- COMMAND puts in LITE_RAFT_WATCH_VALUE.
+const maxEnvValue = 64 << 10
+
 func emitChange(w interface{ Write([]byte) (int, error) }, asJSON bool, argv []string, ch agent.Change) error {
 	event := "set"
 	if ch.Deleted {
@@ -136,9 +141,14 @@ func emitChange(w interface{ Write([]byte) (int, error) }, asJSON bool, argv []s
 	}
 	if len(argv) > 0 {
 		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+		// the value on stdin always; in the environment when one can hold it (no NUL, and
+		// well under Linux's 128 KiB a string): else exec fails, and the watch with it
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(ch.Value), os.Stdout, os.Stderr
 		cmd.Env = append(os.Environ(), "LITE_RAFT_WATCH_INDEX="+strconv.FormatUint(ch.Index, 10),
-			"LITE_RAFT_WATCH_EVENT="+event, "LITE_RAFT_WATCH_KEY="+ch.Key, "LITE_RAFT_WATCH_VALUE="+string(ch.Value))
+			"LITE_RAFT_WATCH_EVENT="+event, "LITE_RAFT_WATCH_KEY="+ch.Key)
+		if len(ch.Value) <= maxEnvValue && bytes.IndexByte(ch.Value, 0) < 0 {
+			cmd.Env = append(cmd.Env, "LITE_RAFT_WATCH_VALUE="+string(ch.Value))
+		}
 		if err := cmd.Run(); err != nil {
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) {
