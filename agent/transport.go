@@ -31,9 +31,10 @@ type sshTransport struct {
 // peerLink is the way to one peer: its stream and a goroutine that feeds it, so that the
 // loop only ever drops an encoded message into a queue.
 type peerLink struct {
-	peer  *sshrpc.Peer
-	queue chan []byte
-	quit  chan struct{}
+	peer    *sshrpc.Peer
+	queue   chan []byte
+	quit    chan struct{}
+	watched bool // watch runs (sshTransport.mu)
 }
 
 func newSSHTransport(d *sshrpc.Dialer, command func(string) string, lg *log.Logger, v client.Version) *sshTransport {
@@ -56,12 +57,17 @@ func (t *sshTransport) link(id raftcore.NodeID) *peerLink {
 	return p
 }
 
+// Connect watches the link to a member, also one that a message or a call made first (a
+// host that joined sends its leader answers before it learns who the members are): the
+// watch is what says hello on each of its streams, without which the peer refuses the
+// newer commands (exit 14) for as long as that stream lives.
 func (t *sshTransport) Connect(id raftcore.NodeID, report func(LinkEvent)) {
-	t.mu.Lock()
-	_, had := t.links[id]
-	t.mu.Unlock()
 	p := t.link(id)
-	if !had {
+	t.mu.Lock()
+	start := !p.watched && t.links[id] == p
+	p.watched = true
+	t.mu.Unlock()
+	if start {
 		go p.watch(id, t.hello, report)
 	}
 }
