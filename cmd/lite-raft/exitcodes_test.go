@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -108,6 +109,7 @@ func TestClientPassesAnswersThrough(t *testing.T) {
 // fakeHost is one member as lite-raft remote sees it.
 type fakeHost struct {
 	kind  string // notsent, broke, hang, noleader, noserver, ok
+	lead  string // the leader an ok answer names (default h1)
 	calls atomic.Int64
 }
 
@@ -129,7 +131,11 @@ func (h *fakeHost) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.
 	case "noserver":
 		return answer(client.Response{Code: client.CodeNoServer, Msg: "no server running on x. cannot process request."})
 	}
-	return answer(client.Response{Code: client.CodeOK, Leader: "h1"})
+	lead := h.lead
+	if lead == "" {
+		lead = "h1"
+	}
+	return answer(client.Response{Code: client.CodeOK, Leader: lead})
 }
 
 func (h *fakeHost) Close() error { return nil }
@@ -182,4 +188,38 @@ func TestRemoteOutcomeAcrossHosts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A host that gave no answer is tried last by the rest of the command's requests, and is
+// no longer the remembered leader: a lock's renewal, with a second of its own, would
+// otherwise spend it on the dead leader's host every time and lose the lock.
+func TestRemoteTriesAFailedHostLast(t *testing.T) {
+	dir := t.TempDir()
+	fakes := map[string]*fakeHost{"h1": {kind: "hang"}, "h2": {kind: "ok", lead: "h2"}, "h3": {kind: "hang"}}
+	rm := &remoteCaller{dir: dir, hosts: []string{"h1", "h2", "h3"}, share: 100 * time.Millisecond, peers: map[string]hostCaller{},
+		open: func(h string) hostCaller { return fakes[h] }}
+	os.MkdirAll(filepath.Join(dir, "temp"), 0o700)
+	if err := os.WriteFile(rm.leaderFile(), []byte("h1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dial := func(context.Context) (client.Caller, func(), error) { return rm, func() {}, nil }
+	get := client.Request{Op: client.OpGet, Key: "k"}
+	// less time than one host's share: only the first host tried has a chance
+	if _, err := doRequest(clientOpts{timeout: 80 * time.Millisecond}, dial, get); err == nil {
+		t.Fatal("a get whose only host tried hung: no error")
+	}
+	if b, _ := os.ReadFile(rm.leaderFile()); strings.TrimSpace(string(b)) == "h1" {
+		t.Fatal("the host that hung is still remembered as the leader")
+	}
+	for i := 0; i < 10; i++ {
+		// h2 is first now, or h3 (untried: random), which is then tried last too
+		if resp, err := doRequest(clientOpts{timeout: 80 * time.Millisecond}, dial, get); err == nil && resp.Code == 0 {
+			if n := fakes["h1"].calls.Load(); n != 1 {
+				t.Fatalf("the host that hung was tried %d times, want once", n)
+			}
+			return
+		}
+	}
+	t.Fatalf("no get answered in 10 tries with a host that answers: h1 %d calls, h2 %d, h3 %d",
+		fakes["h1"].calls.Load(), fakes["h2"].calls.Load(), fakes["h3"].calls.Load())
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,6 +66,9 @@ type remoteCaller struct {
 	share time.Duration // the most one host may take
 	open  func(host string) hostCaller
 	peers map[string]hostCaller
+	// failed are the hosts that gave no answer in this command: its later requests (a
+	// lock's renewals, a watch's) try them last, after the ones not known to be down
+	failed map[string]bool
 }
 
 // hostCaller is the stream to one host: an *sshrpc.Peer.
@@ -89,19 +93,48 @@ func newRemoteCaller(dir string, rc conf.Remote, d *sshrpc.Dialer) *remoteCaller
 
 func (r *remoteCaller) leaderFile() string { return filepath.Join(r.dir, "temp", "remote_leader") }
 
-// order is the last leader first, then the others at random.
+// order is the last leader first, then the others at random; the hosts that gave no
+// answer in this command after them all.
 func (r *remoteCaller) order() []string {
 	hosts := append([]string(nil), r.hosts...)
 	rand.Shuffle(len(hosts), func(i, j int) { hosts[i], hosts[j] = hosts[j], hosts[i] })
-	if b, err := os.ReadFile(r.leaderFile()); err == nil {
-		last := strings.TrimSpace(string(b))
+	if last := r.lastLeader(); last != "" {
 		for i, h := range hosts {
 			if h == last {
 				hosts[0], hosts[i] = hosts[i], hosts[0]
 			}
 		}
 	}
+	slices.SortStableFunc(hosts, func(a, b string) int {
+		switch {
+		case r.failed[a] == r.failed[b]:
+			return 0
+		case r.failed[a]:
+			return 1
+		}
+		return -1
+	})
 	return hosts
+}
+
+func (r *remoteCaller) lastLeader() string {
+	b, err := os.ReadFile(r.leaderFile())
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// fail notes that host gave no answer; if it is the remembered leader, it is forgotten,
+// so that the next command does not start with it either.
+func (r *remoteCaller) fail(host string) {
+	if r.failed == nil {
+		r.failed = map[string]bool{}
+	}
+	r.failed[host] = true
+	if r.lastLeader() == host {
+		os.Remove(r.leaderFile())
+	}
 }
 
 func (r *remoteCaller) remember(leader string) {
@@ -132,6 +165,7 @@ func (r *remoteCaller) Call(ctx context.Context, typ uint8, payload []byte) (ssh
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", h, err))
+			r.fail(h)
 			if !errors.Is(err, sshrpc.ErrNotSent) { // a RemoteError too: it got the request
 				outcome, host, hung = client.MaybeApplied, h, errors.Is(err, context.DeadlineExceeded)
 			}
@@ -151,6 +185,7 @@ func (r *remoteCaller) Call(ctx context.Context, typ uint8, payload []byte) (ssh
 			errs = append(errs, fmt.Errorf("%s: %s", h, resp.Msg))
 			continue
 		}
+		delete(r.failed, h)
 		r.remember(resp.Leader)
 		return f, nil
 	}
