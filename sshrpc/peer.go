@@ -196,8 +196,11 @@ type sessionStream struct {
 	session *ssh.Session
 }
 
+// Close closes the channel, which ends the remote command's input too. Not stdin's
+// own Close first: x/crypto/ssh's CloseWrite sets a flag that a Write in flight reads
+// unlocked (a data race the race detector reported when a stream failed while the write
+// loop was sending), whereas the channel's close is serialised with its writes.
 func (s *sessionStream) Close() error {
-	s.WriteCloser.Close()
 	return s.session.Close()
 }
 
