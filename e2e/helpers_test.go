@@ -152,6 +152,40 @@ func (c *cluster) eventually(within time.Duration, what string, cond func() (boo
 	}
 }
 
+// remoteOn sets h up to run lite-raft-remote against hosts (names, space-separated),
+// asking first, if set, the host the remote is told last led.
+func (c *cluster) remoteOn(h *harness.Host, hosts string, first *harness.Host) {
+	c.t.Helper()
+	files := map[string]string{"conf/remote_hosts": hosts}
+	if first != nil {
+		files["temp/remote_leader"] = first.Name
+	}
+	for name, v := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(h.Dir, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(h.Dir, name), []byte(v+"\n"), 0o644); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	os.Remove(filepath.Join(h.Dir, "conf", "cluster_nodes"))
+}
+
+// runUntilHeld runs cmd (which touches "held" in h's folder once it runs) on h in the
+// background, waits for that, and hands out "stdout|stderr|exit|error" when cmd ends.
+// The goroutine never touches t: the test may have ended before cmd does.
+func (c *cluster) runUntilHeld(h *harness.Host, cmd string) <-chan string {
+	c.t.Helper()
+	done := make(chan string, 1)
+	go func() {
+		out, e, code, err := h.Run("cd " + harness.RemoteDir + " && " + cmd)
+		done <- fmt.Sprintf("%s|%s|%d|%v", out, e, code, err)
+	}()
+	c.eventually(10*time.Second, h.Name+"'s command running", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(h.Dir, "held"))
+		return err == nil, fmt.Sprint(err)
+	})
+	return done
+}
+
 func others(all []*harness.Host, not ...*harness.Host) []*harness.Host {
 	var out []*harness.Host
 outer:

@@ -223,33 +223,19 @@ func TestRemoteLockKeptAcrossLeaderPowerOff(t *testing.T) {
 		c.must(h, "./lite-raft first-boot")
 	}
 	lead := c.leader(members, 20*time.Second)
-	for name, v := range map[string]string{"conf/remote_hosts": "host1 host2 host3", "temp/remote_leader": lead.Name} {
-		os.MkdirAll(filepath.Dir(filepath.Join(outside.Dir, name)), 0o755)
-		if err := os.WriteFile(filepath.Join(outside.Dir, name), []byte(v+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Remove(filepath.Join(outside.Dir, "conf", "cluster_nodes"))
+	c.remoteOn(outside, "host1 host2 host3", lead)
 	c.eventually(10*time.Second, "create accepted", func() (bool, string) {
 		_, e, code := c.lr(outside, "./lite-raft-remote create ready 1")
 		return code == 0 || code == 13, e
 	})
-	done := make(chan string, 1)
-	go func() { // not c.lr: it must not touch t if the test has ended meanwhile
-		out, e, code, err := outside.Run("cd " + harness.RemoteDir + " && ./lite-raft-remote lock job --ttl 6s -- sh -c 'touch held; sleep 12; echo done'")
-		done <- fmt.Sprintf("%s|%d|%v|%s", out, code, err, e)
-	}()
-	c.eventually(10*time.Second, "the remote's lock command running", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(outside.Dir, "held"))
-		return err == nil, fmt.Sprint(err)
-	})
+	done := c.runUntilHeld(outside, "./lite-raft-remote lock job --ttl 6s -- sh -c 'touch held; sleep 12; echo done'")
 	if err := lead.PowerOff(); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case res := <-done:
-		if !strings.HasPrefix(res, "done\n|0|<nil>|") {
-			t.Fatalf("lite-raft-remote lock across %s's power-off: stdout|exit|error|stderr %q, want done and exit 0", lead.Name, res)
+		if !strings.HasPrefix(res, "done\n|") || !strings.HasSuffix(res, "|0|<nil>") {
+			t.Fatalf("lite-raft-remote lock across %s's power-off: stdout|stderr|exit|error %q, want done and exit 0", lead.Name, res)
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatal("lite-raft-remote lock still running 40 s after its 12 s command started")

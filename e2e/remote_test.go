@@ -21,8 +21,7 @@ func TestRemoteAndScripts(t *testing.T) {
 		c.must(h, "./lite-raft first-boot")
 	}
 	c.leader(members, 20*time.Second)
-	os.WriteFile(filepath.Join(outside.Dir, "conf", "remote_hosts"), []byte("host1 host2 host3\n"), 0o644)
-	os.Remove(filepath.Join(outside.Dir, "conf", "cluster_nodes"))
+	c.remoteOn(outside, "host1 host2 host3", nil)
 
 	c.must(outside, "./lite-raft-remote set from/outside 42")
 	c.expect(outside, "./lite-raft-remote get from/outside", 0, "42")
@@ -59,15 +58,7 @@ func TestRemoteAndScripts(t *testing.T) {
 
 	// a lock held from outside, through ssh only, longer than its ttl: its renewals go
 	// through the remote too; a second one from a member waits for it
-	holding := make(chan string, 1)
-	go func() { // not c.lr: it must not touch t if the test has ended meanwhile
-		out, e, code, err := outside.Run("cd " + harness.RemoteDir + " && ./lite-raft-remote lock job --ttl 3s -- sh -c 'touch held; sleep 5; echo $LITE_RAFT_LOCK_GENERATION $(date +%s%N)'")
-		holding <- fmt.Sprintf("%s|%s|%d|%v", out, e, code, err)
-	}()
-	c.eventually(10*time.Second, "the remote's lock command running", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(outside.Dir, "held"))
-		return err == nil, fmt.Sprint(err)
-	})
+	holding := c.runUntilHeld(outside, "./lite-raft-remote lock job --ttl 3s -- sh -c 'touch held; sleep 5; echo $LITE_RAFT_LOCK_GENERATION $(date +%s%N)'")
 	if out := c.must(members[0], "./lite-raft-client locks"); !strings.Contains(out, "job") {
 		t.Fatalf("locks while the remote holds job: %q", out)
 	}

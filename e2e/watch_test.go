@@ -29,13 +29,7 @@ func TestWatch(t *testing.T) {
 	watcher, writer := rest[0], rest[1]
 	// the remote asks the host it last knew as leader first: the leader, whose agent is
 	// killed
-	for name, v := range map[string]string{"conf/remote_hosts": "host1 host2 host3", "temp/remote_leader": lead.Name} {
-		os.MkdirAll(filepath.Dir(filepath.Join(outside.Dir, name)), 0o755)
-		if err := os.WriteFile(filepath.Join(outside.Dir, name), []byte(v+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Remove(filepath.Join(outside.Dir, "conf", "cluster_nodes"))
+	c.remoteOn(outside, "host1 host2 host3", lead)
 	c.must(writer, "./lite-raft-client set w/start 0")
 	st, _ := c.status(watcher)
 	from := st.Applied
