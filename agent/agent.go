@@ -14,31 +14,13 @@ import (
 	"time"
 
 	"lite-raft/agent/core"
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/conf"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 	"lite-raft/statefile"
 )
-
-// Status is the JSON document `lite-raft client status --json` prints.
-type Status = core.Status
-
-// MemberStatus is the leader's view of one member.
-type MemberStatus = core.MemberStatus
-
-// ChangeStatus is a membership change as the leader reports it.
-type ChangeStatus = core.ChangeStatus
-
-// LockStatus is one held lock as `locks --json` prints it.
-type LockStatus = core.LockStatus
-
-// Change is one change a watch reports.
-type Change = core.Change
-
-// DecodeChanges parses a watch answer's changes.
-func DecodeChanges(b []byte) ([]Change, error) { return core.DecodeChanges(b) }
 
 // Options start an agent.
 type Options struct {
@@ -76,7 +58,7 @@ type Agent struct {
 
 	// replies maps the core's ReplyTo tokens to the streams that wait for them
 	nextReply core.ReplyTo
-	replies   map[core.ReplyTo]func(client.Response)
+	replies   map[core.ReplyTo]func(api.Response)
 
 	status  statusFiles
 	hints   *hintWriter
@@ -88,10 +70,10 @@ type Agent struct {
 // goroutines that make calls and runs.
 type event struct {
 	msg     *raftcore.Message
-	req     *client.Request
-	replyFn func(client.Response)
+	req     *api.Request
+	replyFn func(api.Response)
 	link    *LinkEvent
-	version *client.Version
+	version *api.Version
 	call    *callDone
 	run     *runDone
 	snap    *snapDone
@@ -102,7 +84,7 @@ type event struct {
 type callDone struct {
 	id   core.CallID
 	res  core.CallResult
-	resp client.Response
+	resp api.Response
 	err  error
 }
 
@@ -203,7 +185,7 @@ func start(opt Options) (a *Agent, err error) {
 
 func newAgent(dir string, id raftcore.NodeID, lg *log.Logger) *Agent {
 	return &Agent{dir: dir, id: id, log: lg, linked: map[raftcore.NodeID]bool{},
-		events: make(chan event, 4096), done: make(chan struct{}), replies: map[core.ReplyTo]func(client.Response){}}
+		events: make(chan event, 4096), done: make(chan struct{}), replies: map[core.ReplyTo]func(api.Response){}}
 }
 
 // init builds the core from the durable state st and wires the seams.
@@ -246,8 +228,8 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 }
 
 // version is what this agent says of itself to its peers.
-func (a *Agent) version() client.Version {
-	return client.Version{ID: string(a.id), Commands: kvstore.CommandVersion, Build: a.build}
+func (a *Agent) version() api.Version {
+	return api.Version{ID: string(a.id), Commands: api.CommandVersion, Build: a.build}
 }
 
 // loadSnapshot reads the state machine back from the stored snapshot, streamed.
@@ -419,7 +401,7 @@ func (a *Agent) call(c core.Call) {
 	d := callDone{id: c.ID, res: core.Answered, resp: resp, err: err}
 	switch {
 	case err == nil:
-	case errors.Is(err, sshrpc.ErrNotSent):
+	case errors.Is(err, api.ErrNotSent):
 		d.res = core.NotSent
 	default:
 		d.res = core.Broken

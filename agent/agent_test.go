@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
@@ -21,7 +22,7 @@ import (
 
 // startSolo runs a one-member agent in-process (no ssh needed) and returns a way to
 // talk to it and to stop it.
-func startSolo(t *testing.T, dir string) (func(client.Request) client.Response, func()) {
+func startSolo(t *testing.T, dir string) (func(api.Request) api.Response, func()) {
 	t.Helper()
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -41,7 +42,7 @@ func startSolo(t *testing.T, dir string) (func(client.Request) client.Response, 
 		t.Fatal(err)
 	}
 	cl := client.New(conn)
-	do := func(r client.Request) client.Response {
+	do := func(r api.Request) api.Response {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		resp, err := cl.Do(ctx, r)
@@ -84,34 +85,34 @@ func TestSoloAgentConcurrentClients(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 20; i++ {
 				k := fmt.Sprintf("c%d/k%d", g, i)
-				if r := do(client.Request{Op: client.OpSet, Key: k, Value: []byte(k)}); r.Code != 0 {
+				if r := do(api.Request{Op: api.OpSet, Key: k, Value: []byte(k)}); r.Code != 0 {
 					t.Errorf("set %s: %d %s", k, r.Code, r.Msg)
 				}
-				if r := do(client.Request{Op: client.OpGet, Key: k}); r.Code != 0 || string(r.Value) != k {
+				if r := do(api.Request{Op: api.OpGet, Key: k}); r.Code != 0 || string(r.Value) != k {
 					t.Errorf("get %s: %d %q", k, r.Code, r.Value)
 				}
 			}
 		}()
 	}
 	// a counter raised by conditional sets from every client: each step applies once
-	do(client.Request{Op: client.OpSet, Key: "counter", Value: []byte("0")})
+	do(api.Request{Op: api.OpSet, Key: "counter", Value: []byte("0")})
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for n := 0; n < 200; n++ {
-				cur := do(client.Request{Op: client.OpGet, Key: "counter"})
+				cur := do(api.Request{Op: api.OpGet, Key: "counter"})
 				var v int
 				fmt.Sscan(string(cur.Value), &v)
 				if v >= 40 {
 					return
 				}
-				do(client.Request{Op: client.OpIfSet, Key: "counter", Cond: "=", CondValue: cur.Value, Value: []byte(fmt.Sprint(v + 1))})
+				do(api.Request{Op: api.OpIfSet, Key: "counter", Cond: "=", CondValue: cur.Value, Value: []byte(fmt.Sprint(v + 1))})
 			}
 		}()
 	}
 	wg.Wait()
-	if r := do(client.Request{Op: client.OpGet, Key: "counter"}); string(r.Value) != "40" {
+	if r := do(api.Request{Op: api.OpGet, Key: "counter"}); string(r.Value) != "40" {
 		t.Fatalf("counter = %q, want 40", r.Value)
 	}
 	stop()
@@ -121,15 +122,15 @@ func TestSoloAgentConcurrentClients(t *testing.T) {
 	for g := 0; g < 16; g++ {
 		for i := 0; i < 20; i++ {
 			k := fmt.Sprintf("c%d/k%d", g, i)
-			if r := do(client.Request{Op: client.OpGet, Key: k}); r.Code != 0 || string(r.Value) != k {
+			if r := do(api.Request{Op: api.OpGet, Key: k}); r.Code != 0 || string(r.Value) != k {
 				t.Fatalf("after restart, get %s: %d %q", k, r.Code, r.Value)
 			}
 		}
 	}
-	if r := do(client.Request{Op: client.OpList, Key: "c3"}); r.Code != 0 || len(r.Names) != 20 {
+	if r := do(api.Request{Op: api.OpList, Key: "c3"}); r.Code != 0 || len(r.Names) != 20 {
 		t.Fatalf("list c3 after restart: %d %v", r.Code, r.Names)
 	}
-	if r := do(client.Request{Op: client.OpSet, Key: "../x", Value: []byte("v")}); r.Code != client.CodeUsage {
+	if r := do(api.Request{Op: api.OpSet, Key: "../x", Value: []byte("v")}); r.Code != api.CodeUsage {
 		t.Fatalf("bad key: code %d", r.Code)
 	}
 	// a second agent on the same directory is refused by the lock
@@ -143,8 +144,8 @@ func TestWatchWakesOnChange(t *testing.T) {
 	dir := soloDir(t)
 	do, stop := startSolo(t, dir)
 	defer stop()
-	do(client.Request{Op: client.OpSet, Key: "w", Value: []byte("a")})
-	if r := do(client.Request{Op: client.OpWatch, Key: "w", CondValue: []byte("old"), TimeoutMs: 30000}); string(r.Value) != "a" {
+	do(api.Request{Op: api.OpSet, Key: "w", Value: []byte("a")})
+	if r := do(api.Request{Op: api.OpWatch, Key: "w", CondValue: []byte("old"), TimeoutMs: 30000}); string(r.Value) != "a" {
 		t.Fatalf("watch of a value that already changed: %q", r.Value)
 	}
 	conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
@@ -152,16 +153,16 @@ func TestWatchWakesOnChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	got := make(chan client.Response, 1)
+	got := make(chan api.Response, 1)
 	go func() {
 		// a 60 s watch: unless the set wakes it, it cannot answer within the 10 s below
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		r, _ := client.New(conn).Do(ctx, client.Request{Op: client.OpWatch, Key: "w", CondValue: []byte("a"), TimeoutMs: 60000})
+		r, _ := client.New(conn).Do(ctx, api.Request{Op: api.OpWatch, Key: "w", CondValue: []byte("a"), TimeoutMs: 60000})
 		got <- r
 	}()
 	// the set may land before or after the watch registers; either way it must answer "b"
-	do(client.Request{Op: client.OpSet, Key: "w", Value: []byte("b")})
+	do(api.Request{Op: api.OpSet, Key: "w", Value: []byte("b")})
 	select {
 	case r := <-got:
 		if r.Code != 0 || string(r.Value) != "b" {
@@ -193,11 +194,11 @@ func TestProgressHints(t *testing.T) {
 	dir := soloDir(t)
 	do, stop := startSolo(t, dir)
 	for i := 0; i < 30; i++ {
-		if r := do(client.Request{Op: client.OpSet, Key: fmt.Sprintf("h/%d", i), Value: []byte("v")}); r.Code != 0 {
+		if r := do(api.Request{Op: api.OpSet, Key: fmt.Sprintf("h/%d", i), Value: []byte("v")}); r.Code != 0 {
 			t.Fatalf("set: %+v", r)
 		}
 	}
-	var st Status
+	var st api.Status
 	if err := jsonStatus(do, &st); err != nil {
 		t.Fatal(err)
 	}
@@ -219,8 +220,8 @@ func TestProgressHints(t *testing.T) {
 	}
 }
 
-func jsonStatus(do func(client.Request) client.Response, st *Status) error {
-	r := do(client.Request{Op: client.OpStatus})
+func jsonStatus(do func(api.Request) api.Response, st *api.Status) error {
+	r := do(api.Request{Op: api.OpStatus})
 	if r.Code != 0 {
 		return fmt.Errorf("status: exit %d %s", r.Code, r.Msg)
 	}

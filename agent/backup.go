@@ -13,10 +13,6 @@ import (
 	"lite-raft/statefile"
 )
 
-// BackupInfo is the answer to a snapshot request: the file its holder wrote for
-// snapshot save, and what it holds.
-type BackupInfo = core.BackupInfo
-
 // backupFiles does the I/O of snapshot save for the core (agent/core/backup.go): each
 // backup is a snapshot file temp/backup-ID.snapshot, written and read in pieces by
 // goroutines of their own, so that the loop never waits for them.
@@ -102,9 +98,3 @@ func (b backupFiles) removeAll() error {
 	}
 	return errors.Join(errs...)
 }
-
-// SnapshotReadArgs is the Args of a snapshot-read of backup id at offset off.
-func SnapshotReadArgs(id string, off uint64) string { return core.SnapshotReadArgs(id, off) }
-
-// SnapshotDescribeArgs is the Args of a snapshot-read that asks how backup id stands.
-func SnapshotDescribeArgs(id string) string { return core.SnapshotDescribeArgs(id) }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 	"lite-raft/statefile"
@@ -26,18 +26,18 @@ func TestMemClusterBackup(t *testing.T) {
 	fs := others(ids, lead)
 	big := strings.Repeat("v", 600_000)
 	for i := 0; i < 4; i++ {
-		if r := c.do(lead, client.Request{Op: client.OpSet, Key: fmt.Sprintf("big/%d", i), Value: []byte(big), TimeoutMs: 5000}); r.Code != 0 {
+		if r := c.do(lead, api.Request{Op: api.OpSet, Key: fmt.Sprintf("big/%d", i), Value: []byte(big), TimeoutMs: 5000}); r.Code != 0 {
 			t.Fatalf("set: %d %s", r.Code, r.Msg)
 		}
 	}
-	if r := c.do(fs[0], client.Request{Op: client.OpSet, Key: "last", Value: []byte("before"), TimeoutMs: 5000}); r.Code != 0 {
+	if r := c.do(fs[0], api.Request{Op: api.OpSet, Key: "last", Value: []byte("before"), TimeoutMs: 5000}); r.Code != 0 {
 		t.Fatalf("set: %d %s", r.Code, r.Msg)
 	}
-	r := c.do(fs[0], client.Request{Op: client.OpSnapshot, TimeoutMs: 10_000})
+	r := c.do(fs[0], api.Request{Op: api.OpSnapshot, TimeoutMs: 10_000})
 	if r.Code != 0 {
 		t.Fatalf("snapshot through %s: exit %d %s", fs[0], r.Code, r.Msg)
 	}
-	var info BackupInfo
+	var info api.BackupInfo
 	if err := json.Unmarshal(r.JSON, &info); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestMemClusterBackup(t *testing.T) {
 	if _, err := os.Stat(holderFile); err != nil {
 		t.Fatalf("the holder's file: %v", err)
 	}
-	c.do(lead, client.Request{Op: client.OpSet, Key: "last", Value: []byte("after"), TimeoutMs: 5000})
+	c.do(lead, api.Request{Op: api.OpSet, Key: "last", Value: []byte("after"), TimeoutMs: 5000})
 
 	out := filepath.Join(t.TempDir(), "backup")
 	f, err := os.Create(out)
@@ -59,12 +59,12 @@ func TestMemClusterBackup(t *testing.T) {
 	for off := uint64(0); off < info.Size; {
 		if off > 0 && !moved {
 			// the holder no longer leads: its file is still the snapshot as of its index
-			if r := c.do(lead, client.Request{Op: client.OpTransfer, Host: string(fs[0]), TimeoutMs: 5000}); r.Code != 0 {
+			if r := c.do(lead, api.Request{Op: api.OpTransfer, Member: string(fs[0]), TimeoutMs: 5000}); r.Code != 0 {
 				t.Fatalf("transfer-leader: %d %s", r.Code, r.Msg)
 			}
 			moved = true
 		}
-		r := c.do(fs[1], client.Request{Op: client.OpSnapshotRead, Host: info.Host, Args: SnapshotReadArgs(info.ID, off), TimeoutMs: 5000})
+		r := c.do(fs[1], api.Request{Op: api.OpSnapshotRead, Member: info.Host, Backup: info.ID, Offset: off, TimeoutMs: 5000})
 		if r.Code != 0 || len(r.Value) == 0 {
 			t.Fatalf("snapshot-read at %d through %s: exit %d %s", off, fs[1], r.Code, r.Msg)
 		}
@@ -72,7 +72,7 @@ func TestMemClusterBackup(t *testing.T) {
 		off += uint64(len(r.Value))
 	}
 	f.Close()
-	if r := c.do(fs[1], client.Request{Op: client.OpSnapshotRead, Host: info.Host, Args: SnapshotReadArgs(info.ID, info.Size), TimeoutMs: 5000}); r.Code != 0 {
+	if r := c.do(fs[1], api.Request{Op: api.OpSnapshotRead, Member: info.Host, Backup: info.ID, Offset: info.Size, TimeoutMs: 5000}); r.Code != 0 {
 		t.Fatalf("snapshot-read at the end: %d %s", r.Code, r.Msg)
 	}
 	sf, err := statefile.OpenSnapshotFile(out)
@@ -112,18 +112,18 @@ func TestMemClusterBackupStale(t *testing.T) {
 	c := startMemCluster(t, systemClock{}, ids...)
 	lead := c.leader()
 	f := others(ids, lead)[0]
-	if r := c.do(lead, client.Request{Op: client.OpSet, Key: "k", Value: []byte("v"), TimeoutMs: 5000}); r.Code != 0 {
+	if r := c.do(lead, api.Request{Op: api.OpSet, Key: "k", Value: []byte("v"), TimeoutMs: 5000}); r.Code != 0 {
 		t.Fatalf("set: %d %s", r.Code, r.Msg)
 	}
-	r := c.do(f, client.Request{Op: client.OpSnapshot, Stale: true, TimeoutMs: 5000})
-	var info BackupInfo
+	r := c.do(f, api.Request{Op: api.OpSnapshot, Stale: true, TimeoutMs: 5000})
+	var info api.BackupInfo
 	if r.Code != 0 || json.Unmarshal(r.JSON, &info) != nil || info.Host != string(f) || !info.Written {
 		t.Fatalf("stale snapshot on %s: exit %d %s %+v", f, r.Code, r.Msg, info)
 	}
 	if _, err := os.Stat(filepath.Join(c.agents[f].dir, "temp", "backup-"+info.ID+".snapshot")); err != nil {
 		t.Fatalf("the follower's file: %v", err)
 	}
-	r = c.do(lead, client.Request{Op: client.OpSnapshotRead, Host: info.Host, Args: SnapshotReadArgs(info.ID, 0), TimeoutMs: 5000})
+	r = c.do(lead, api.Request{Op: api.OpSnapshotRead, Member: info.Host, Backup: info.ID, Offset: 0, TimeoutMs: 5000})
 	if r.Code != 0 || uint64(len(r.Value)) != info.Size {
 		t.Fatalf("read through the leader of the follower's file: exit %d %s, %d bytes of %d", r.Code, r.Msg, len(r.Value), info.Size)
 	}

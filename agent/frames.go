@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
@@ -9,27 +10,27 @@ import (
 // handleFrame runs on a stream's reading goroutine: decode and hand to the loop.
 func (a *Agent) handleFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 	switch f.Type {
-	case client.FrameRaft:
+	case api.FrameRaft:
 		m, err := raftcore.DecodeMessage(f.Payload)
 		if err != nil {
 			a.log.Printf("dropped a message from %s: %v", c.Peer, err)
 			return
 		}
 		a.post(event{msg: &m})
-	case client.FrameRequest:
+	case api.FrameRequest:
 		if f.Kind != sshrpc.KindRequest {
 			return
 		}
 		id := f.ID
-		reply := func(r client.Response) { c.Reply(id, client.FrameRequest, r.Encode()) }
-		req, err := client.DecodeRequest(f.Payload)
+		reply := func(r api.Response) { c.Reply(id, api.FrameRequest, r.Encode()) }
+		req, err := api.DecodeRequest(f.Payload)
 		if err != nil {
-			reply(client.Response{Code: client.CodeUsage, Msg: err.Error()})
+			reply(api.Response{Code: api.CodeUsage, Msg: err.Error()})
 			return
 		}
 		a.post(event{req: &req, replyFn: reply})
-	case client.FrameVersion:
-		v, err := client.DecodeVersion(f.Payload)
+	case api.FrameVersion:
+		v, err := api.DecodeVersion(f.Payload)
 		if err != nil {
 			a.log.Printf("dropped a version from %s: %v", c.Peer, err)
 			return

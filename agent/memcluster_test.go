@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/conf"
-	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
 
@@ -95,26 +94,26 @@ func startMemMembers(t *testing.T, clock Clock, voters, run []raftcore.NodeID, s
 }
 
 // do sends a request to id's agent as a local client would and waits for the answer.
-func (c *memCluster) do(id raftcore.NodeID, req client.Request) client.Response {
+func (c *memCluster) do(id raftcore.NodeID, req api.Request) api.Response {
 	c.t.Helper()
-	if req.ClientID == 0 && client.IsWrite(req.Op) {
+	if req.ClientID == 0 && api.IsWrite(req.Op) {
 		c.seq++
 		req.ClientID, req.Seq = 77, c.seq
 	}
-	got := make(chan client.Response, 1)
-	c.agents[id].post(event{req: &req, replyFn: func(r client.Response) { got <- r }})
+	got := make(chan api.Response, 1)
+	c.agents[id].post(event{req: &req, replyFn: func(r api.Response) { got <- r }})
 	select {
 	case r := <-got:
 		return r
 	case <-time.After(20 * time.Second):
 		c.t.Fatalf("%s %s on %s: no answer in 20 s", req.Op, req.Key, id)
-		return client.Response{}
+		return api.Response{}
 	}
 }
 
-func (c *memCluster) status(id raftcore.NodeID) Status {
-	var st Status
-	json.Unmarshal(c.do(id, client.Request{Op: client.OpStatus, Stale: true}).JSON, &st)
+func (c *memCluster) status(id raftcore.NodeID) api.Status {
+	var st api.Status
+	json.Unmarshal(c.do(id, api.Request{Op: api.OpStatus, Stale: true}).JSON, &st)
 	return st
 }
 
@@ -167,20 +166,20 @@ func TestMemClusterOneWayLink(t *testing.T) {
 	before := c.logs[f].lines()
 	c.net.Cut(f, lead, true)
 	for i := 0; i < 20; i++ {
-		r := c.do(f, client.Request{Op: client.OpSet, Key: "k", Value: []byte("v"), TimeoutMs: 3000})
+		r := c.do(f, api.Request{Op: api.OpSet, Key: "k", Value: []byte("v"), TimeoutMs: 3000})
 		if r.Code != 0 {
 			t.Fatalf("set through %s with its link to the leader cut: exit %d %s", f, r.Code, r.Msg)
 		}
 	}
-	if r := c.do(f, client.Request{Op: client.OpGet, Key: "k", TimeoutMs: 3000}); r.Code != 0 || string(r.Value) != "v" {
+	if r := c.do(f, api.Request{Op: api.OpGet, Key: "k", TimeoutMs: 3000}); r.Code != 0 || string(r.Value) != "v" {
 		t.Fatalf("get through %s: exit %d %q", f, r.Code, r.Value)
 	}
 	for _, o := range others(ids, f) {
 		c.net.Cut(f, o, true)
 	}
 	start := time.Now()
-	r := c.do(f, client.Request{Op: client.OpSet, Key: "k", Value: []byte("w"), TimeoutMs: 3000})
-	if r.Code != client.CodeNoLeader {
+	r := c.do(f, api.Request{Op: api.OpSet, Key: "k", Value: []byte("w"), TimeoutMs: 3000})
+	if r.Code != api.CodeNoLeader {
 		t.Fatalf("set through %s, cut off from every member: exit %d %s, want 11 (nothing was sent)", f, r.Code, r.Msg)
 	}
 	if n := c.logs[f].lines() - before; n >= 30 {
@@ -195,8 +194,8 @@ func TestMemClusterBrokenForward(t *testing.T) {
 	ids := []raftcore.NodeID{"m1", "m2", "m3"}
 	c := startMemCluster(t, systemClock{}, ids...)
 	f := others(ids, c.leader())[0]
-	c.do(f, client.Request{Op: client.OpSet, Key: "n", Value: []byte("1"), TimeoutMs: 3000})
-	cas := client.Request{Op: client.OpIfSet, Key: "n", Cond: "=", CondValue: []byte("1"), Value: []byte("2"),
+	c.do(f, api.Request{Op: api.OpSet, Key: "n", Value: []byte("1"), TimeoutMs: 3000})
+	cas := api.Request{Op: api.OpIfSet, Key: "n", Cond: "=", CondValue: []byte("1"), Value: []byte("2"),
 		ClientID: 99, Seq: 1, TimeoutMs: 1000}
 	c.net.mu.Lock()
 	c.net.DropAnswers = true
@@ -205,14 +204,14 @@ func TestMemClusterBrokenForward(t *testing.T) {
 	c.net.mu.Lock()
 	c.net.DropAnswers = false
 	c.net.mu.Unlock()
-	if r.Code != client.CodeTimeout {
+	if r.Code != api.CodeTimeout {
 		t.Fatalf("a forward applied but unanswered: exit %d %s, want 2", r.Code, r.Msg)
 	}
 	cas.TimeoutMs = 3000
 	if r := c.do(f, cas); r.Code != 0 {
 		t.Fatalf("the same conditional set again: exit %d %s, want 0 (the first answer, deduplicated)", r.Code, r.Msg)
 	}
-	if r := c.do(f, client.Request{Op: client.OpGet, Key: "n", TimeoutMs: 3000}); string(r.Value) != "2" {
+	if r := c.do(f, api.Request{Op: api.OpGet, Key: "n", TimeoutMs: 3000}); string(r.Value) != "2" {
 		t.Fatalf("n = %q, want 2", r.Value)
 	}
 }
@@ -224,9 +223,9 @@ func TestMemClusterFakeClock(t *testing.T) {
 	clock := NewFakeClock()
 	c := startMemMembers(t, clock, []raftcore.NodeID{"m1", "m2"}, []raftcore.NodeID{"m1"}, nil)
 	start := clock.Now()
-	got := make(chan client.Response, 1)
-	req := client.Request{Op: client.OpSet, Key: "k", Value: []byte("v"), ClientID: 5, Seq: 1, TimeoutMs: 1000}
-	c.agents["m1"].post(event{req: &req, replyFn: func(r client.Response) { got <- r }})
+	got := make(chan api.Response, 1)
+	req := api.Request{Op: api.OpSet, Key: "k", Value: []byte("v"), ClientID: 5, Seq: 1, TimeoutMs: 1000}
+	c.agents["m1"].post(event{req: &req, replyFn: func(r api.Response) { got <- r }})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
@@ -234,7 +233,7 @@ func TestMemClusterFakeClock(t *testing.T) {
 			if passed := clock.Now().Sub(start); passed < time.Second {
 				t.Fatalf("answered after %v of the fake clock, before its 1 s deadline: exit %d", passed, r.Code)
 			}
-			if r.Code != client.CodeNoLeader {
+			if r.Code != api.CodeNoLeader {
 				t.Fatalf("exit %d %s, want 11 (no leader: nothing was appended)", r.Code, r.Msg)
 			}
 			return
@@ -258,29 +257,29 @@ func TestMemClusterVersions(t *testing.T) {
 	c := startMemMembers(t, systemClock{}, ids, ids, map[raftcore.NodeID]bool{old: true})
 	lead := c.leader()
 	if lead == old {
-		if r := c.do(lead, client.Request{Op: client.OpTransfer, Host: "m1", TimeoutMs: 5000}); r.Code != 0 {
+		if r := c.do(lead, api.Request{Op: api.OpTransfer, Member: "m1", TimeoutMs: 5000}); r.Code != 0 {
 			t.Fatalf("transfer-leader m1: exit %d %s", r.Code, r.Msg)
 		}
 		lead = c.leader()
 	}
 	for _, from := range ids {
-		r := c.do(from, client.Request{Op: client.OpCreate, Key: "c", Value: []byte("1"), TimeoutMs: 3000})
-		if r.Code != client.CodeUpgrade || !strings.Contains(r.Msg, "m3") || !strings.Contains(r.Msg, "upgrade it first") {
+		r := c.do(from, api.Request{Op: api.OpCreate, Key: "c", Value: []byte("1"), TimeoutMs: 3000})
+		if r.Code != api.CodeUpgrade || !strings.Contains(r.Msg, "m3") || !strings.Contains(r.Msg, "upgrade it first") {
 			t.Fatalf("create through %s with m3 on an old build: exit %d %q, want 14 naming m3", from, r.Code, r.Msg)
 		}
 	}
-	r := c.do(lead, client.Request{Op: client.OpIfUnset, Key: "c", Cond: "=", CondValue: []byte("1"), TimeoutMs: 3000})
-	if r.Code != client.CodeUpgrade {
+	r := c.do(lead, api.Request{Op: api.OpIfUnset, Key: "c", Cond: "=", CondValue: []byte("1"), TimeoutMs: 3000})
+	if r.Code != api.CodeUpgrade {
 		t.Fatalf("if ... unset with m3 on an old build: exit %d %q, want 14", r.Code, r.Msg)
 	}
-	if r := c.do(old, client.Request{Op: client.OpSet, Key: "s", Value: []byte("v"), TimeoutMs: 3000}); r.Code != 0 {
+	if r := c.do(old, api.Request{Op: api.OpSet, Key: "s", Value: []byte("v"), TimeoutMs: 3000}); r.Code != 0 {
 		t.Fatalf("set through the old member: exit %d %s", r.Code, r.Msg)
 	}
-	if r := c.do(lead, client.Request{Op: client.OpGet, Key: "c", TimeoutMs: 3000}); r.Code != client.CodeNotFound {
+	if r := c.do(lead, api.Request{Op: api.OpGet, Key: "c", TimeoutMs: 3000}); r.Code != api.CodeNotFound {
 		t.Fatalf("get c after the refused create: exit %d %q, want 9", r.Code, r.Value)
 	}
 	for _, n := range c.status(lead).Nodes {
-		want := kvstore.CommandVersion
+		want := api.CommandVersion
 		if raftcore.NodeID(n.Name) == old {
 			want = 1
 		}
@@ -297,30 +296,30 @@ func TestMemClusterVersions(t *testing.T) {
 	c.net.Cut(old, lead, false)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r := c.do(old, client.Request{Op: client.OpCreate, Key: "c", Value: []byte("1"), TimeoutMs: 3000})
+		r := c.do(old, api.Request{Op: api.OpCreate, Key: "c", Value: []byte("1"), TimeoutMs: 3000})
 		if r.Code == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("create after m3 said it understands version %d: exit %d %s", kvstore.CommandVersion, r.Code, r.Msg)
+			t.Fatalf("create after m3 said it understands version %d: exit %d %s", api.CommandVersion, r.Code, r.Msg)
 		}
 		time.Sleep(20 * time.Millisecond) // polling with a deadline: the hello travels through the loop
 	}
-	if r := c.do(lead, client.Request{Op: client.OpCreate, Key: "c", Value: []byte("2"), TimeoutMs: 3000}); r.Code != client.CodeExists {
+	if r := c.do(lead, api.Request{Op: api.OpCreate, Key: "c", Value: []byte("2"), TimeoutMs: 3000}); r.Code != api.CodeExists {
 		t.Fatalf("second create: exit %d %s, want 13", r.Code, r.Msg)
 	}
-	if r := c.do(old, client.Request{Op: client.OpIfUnset, Key: "c", Cond: "=", CondValue: []byte("1"), TimeoutMs: 3000}); r.Code != 0 {
+	if r := c.do(old, api.Request{Op: api.OpIfUnset, Key: "c", Cond: "=", CondValue: []byte("1"), TimeoutMs: 3000}); r.Code != 0 {
 		t.Fatalf("if c = 1 unset: exit %d %s", r.Code, r.Msg)
 	}
 	for _, id := range ids {
-		if r := c.do(id, client.Request{Op: client.OpGet, Key: "c", Stale: true}); r.Code != client.CodeNotFound {
+		if r := c.do(id, api.Request{Op: api.OpGet, Key: "c", Stale: true}); r.Code != api.CodeNotFound {
 			// stale reads: each member's own state, once it applied the unset
 			deadline := time.Now().Add(5 * time.Second)
-			for r.Code != client.CodeNotFound && time.Now().Before(deadline) {
+			for r.Code != api.CodeNotFound && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
-				r = c.do(id, client.Request{Op: client.OpGet, Key: "c", Stale: true})
+				r = c.do(id, api.Request{Op: api.OpGet, Key: "c", Stale: true})
 			}
-			if r.Code != client.CodeNotFound {
+			if r.Code != api.CodeNotFound {
 				t.Fatalf("%s still holds c after if ... unset: %q", id, r.Value)
 			}
 		}
@@ -335,10 +334,10 @@ func TestMemClusterLeaseLeaderChange(t *testing.T) {
 	c := startMemCluster(t, systemClock{}, ids...)
 	lead := c.leader()
 	start := time.Now()
-	var r client.Response
+	var r api.Response
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		// the leader may not have heard every member's version yet (exit 14)
-		if r = c.do(lead, client.Request{Op: client.OpSetLease, Key: "k", Value: []byte("v"), Args: "2000", TimeoutMs: 3000}); r.Code == 0 || time.Now().After(deadline) {
+		if r = c.do(lead, api.Request{Op: api.OpSetLease, Key: "k", Value: []byte("v"), TTLMs: 2000, TimeoutMs: 3000}); r.Code == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -348,7 +347,7 @@ func TestMemClusterLeaseLeaderChange(t *testing.T) {
 	}
 	time.Sleep(time.Until(start.Add(time.Second))) // half its time to live gone: waiting for a time, not a condition
 	to := others(ids, lead)[0]
-	if r := c.do(lead, client.Request{Op: client.OpTransfer, Host: string(to), TimeoutMs: 5000}); r.Code != 0 {
+	if r := c.do(lead, api.Request{Op: api.OpTransfer, Member: string(to), TimeoutMs: 5000}); r.Code != 0 {
 		t.Fatalf("transfer-leader: exit %d %s", r.Code, r.Msg)
 	}
 	took := time.Now()
@@ -357,15 +356,15 @@ func TestMemClusterLeaseLeaderChange(t *testing.T) {
 	}
 	// past the first leader's deadline, the key is still there: the new one gave it 2 s
 	time.Sleep(time.Until(took.Add(1700 * time.Millisecond))) // waiting for a time, not a condition
-	if g := c.do(to, client.Request{Op: client.OpGet, Key: "k", TimeoutMs: 3000}); g.Code != 0 {
+	if g := c.do(to, api.Request{Op: api.OpGet, Key: "k", TimeoutMs: 3000}); g.Code != 0 {
 		t.Fatalf("get %v after set --ttl 2s, %v after the new leader took over: exit %d %s",
 			time.Since(start), time.Since(took), g.Code, g.Msg)
 	}
 	deadline := took.Add(2*time.Second + 2*time.Second)
 	for _, id := range ids {
 		for {
-			g := c.do(id, client.Request{Op: client.OpGet, Key: "k", Stale: true})
-			if g.Code == client.CodeNotFound {
+			g := c.do(id, api.Request{Op: api.OpGet, Key: "k", Stale: true})
+			if g.Code == api.CodeNotFound {
 				break
 			}
 			if time.Now().After(deadline) {

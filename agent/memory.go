@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 )
@@ -186,28 +186,28 @@ func (t *memTransport) Send(m raftcore.Message) {
 	}
 }
 
-func (t *memTransport) Call(ctx context.Context, peer raftcore.NodeID, req client.Request) (client.Response, error) {
+func (t *memTransport) Call(ctx context.Context, peer raftcore.NodeID, req api.Request) (api.Response, error) {
 	a := t.net.target(t.id, peer)
 	if a == nil {
-		return client.Response{}, fmt.Errorf("%s: %w: %w", peer, sshrpc.ErrNotSent, sshrpc.ErrNotConnected)
+		return api.Response{}, fmt.Errorf("%s: %w: %w", peer, api.ErrNotSent, sshrpc.ErrNotConnected)
 	}
-	got := make(chan client.Response, 1)
-	dr, err := client.DecodeRequest(req.Encode())
+	got := make(chan api.Response, 1)
+	dr, err := api.DecodeRequest(req.Encode())
 	if err != nil {
-		return client.Response{}, fmt.Errorf("%w: %w", sshrpc.ErrNotSent, err)
+		return api.Response{}, fmt.Errorf("%w: %w", api.ErrNotSent, err)
 	}
-	a.post(event{req: &dr, replyFn: func(r client.Response) { got <- r }})
+	a.post(event{req: &dr, replyFn: func(r api.Response) { got <- r }})
 	select {
 	case r := <-got:
 		t.net.mu.Lock()
 		drop := t.net.DropAnswers
 		t.net.mu.Unlock()
 		if drop {
-			return client.Response{}, fmt.Errorf("%s: %w", peer, sshrpc.ErrClosed)
+			return api.Response{}, fmt.Errorf("%s: %w", peer, sshrpc.ErrClosed)
 		}
 		return r, nil
 	case <-ctx.Done():
-		return client.Response{}, ctx.Err()
+		return api.Response{}, ctx.Err()
 	}
 }
 

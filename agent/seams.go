@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/raftcore"
 )
 
@@ -19,8 +19,8 @@ type Transport interface {
 	// go (a full queue, no link) is dropped: Raft sends again what still matters.
 	Send(m raftcore.Message)
 	// Call sends a request to peer's agent and waits for its answer until ctx ends. An
-	// error matching sshrpc.ErrNotSent means the request never left this host.
-	Call(ctx context.Context, peer raftcore.NodeID, req client.Request) (client.Response, error)
+	// error matching api.ErrNotSent means the request never left this host.
+	Call(ctx context.Context, peer raftcore.NodeID, req api.Request) (api.Response, error)
 	// Run runs `lite-raft ARGS` on host over ssh and returns what it printed.
 	Run(ctx context.Context, host, args string) ([]byte, error)
 	// Connect keeps a link open to peer (until Disconnect) and reports on it: up or down

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 )
@@ -22,7 +22,7 @@ type sshTransport struct {
 	dialer  *sshrpc.Dialer
 	command func(args string) string // the shell command that runs lite-raft ARGS on a peer
 	log     *log.Logger
-	hello   []byte // this agent's client.Version, said first on every stream to a peer
+	hello   []byte // this agent's api.Version, said first on every stream to a peer
 
 	mu    sync.Mutex
 	links map[raftcore.NodeID]*peerLink
@@ -37,7 +37,7 @@ type peerLink struct {
 	watched bool // watch runs (sshTransport.mu)
 }
 
-func newSSHTransport(d *sshrpc.Dialer, command func(string) string, lg *log.Logger, v client.Version) *sshTransport {
+func newSSHTransport(d *sshrpc.Dialer, command func(string) string, lg *log.Logger, v api.Version) *sshTransport {
 	return &sshTransport{dialer: d, command: command, log: lg, hello: v.Encode(), links: map[raftcore.NodeID]*peerLink{}}
 }
 
@@ -102,12 +102,12 @@ func (t *sshTransport) Send(m raftcore.Message) {
 	}
 }
 
-func (t *sshTransport) Call(ctx context.Context, id raftcore.NodeID, req client.Request) (client.Response, error) {
-	f, err := t.link(id).peer.Call(ctx, client.FrameRequest, req.Encode())
+func (t *sshTransport) Call(ctx context.Context, id raftcore.NodeID, req api.Request) (api.Response, error) {
+	f, err := t.link(id).peer.Call(ctx, api.FrameRequest, req.Encode())
 	if err != nil {
-		return client.Response{}, err
+		return api.Response{}, err
 	}
-	return client.DecodeResponse(f.Payload)
+	return api.DecodeResponse(f.Payload)
 }
 
 // watch keeps the stream to the peer open: when it ends, it reconnects at once (then with
@@ -115,7 +115,7 @@ func (t *sshTransport) Call(ctx context.Context, id raftcore.NodeID, req client.
 // follower sends its leader nothing unless asked, so this is how it learns soon that the
 // leader's agent died: the leader's host still answers, and its bridge says no agent runs
 // there. On each new stream it first says who this agent is and what it understands
-// (hello, a client.FrameVersion).
+// (hello, a api.FrameVersion).
 func (p *peerLink) watch(id raftcore.NodeID, hello []byte, report func(LinkEvent)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-p.quit; cancel() }()
@@ -136,7 +136,7 @@ func (p *peerLink) watch(id raftcore.NodeID, hello []byte, report func(LinkEvent
 		if c == nil {
 			continue // Conn waited out the backoff before this attempt
 		}
-		c.Send(client.FrameVersion, hello) // if the stream is already gone, the next one says it
+		c.Send(api.FrameVersion, hello) // if the stream is already gone, the next one says it
 		if !up {
 			report(LinkEvent{Peer: id, Up: true})
 			up = true
@@ -161,7 +161,7 @@ func (p *peerLink) run(lg *log.Logger, id raftcore.NodeID) {
 	for {
 		select {
 		case b := <-p.queue:
-			if err := p.peer.Send(client.FrameRaft, b); err != nil {
+			if err := p.peer.Send(api.FrameRaft, b); err != nil {
 				dropped++
 				if !down || time.Since(lastLog) >= linkLogEvery {
 					why := p.peer.LastError()

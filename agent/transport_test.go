@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 )
@@ -29,7 +29,7 @@ func TestConnectWatchesALinkAMessageMade(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := newSSHTransport(d, func(args string) string { return "true" }, log.New(io.Discard, "", 0),
-		client.Version{ID: "a", Commands: 2})
+		api.Version{ID: "a", Commands: 2})
 	defer tr.Close()
 	tr.Send(raftcore.Message{Type: raftcore.MsgAppResp, From: "a", To: "b", Term: 1})
 	watched := func() bool {

@@ -9,11 +9,11 @@ import (
 	"strconv"
 	"strings"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/statefile"
 )
 
-// peerVersions keeps what peers said of themselves (client.FrameVersion) in
+// peerVersions keeps what peers said of themselves (api.FrameVersion) in
 // state/peer-versions, one "HOST COMMANDS BUILD" line each, so that an agent that
 // restarts knows at once which commands its peers understand, instead of refusing the
 // newer ones (exit 14) until every peer has opened a new stream to it. A peer says it
@@ -21,21 +21,21 @@ import (
 // parse is ignored.
 type peerVersions struct {
 	path  string
-	known map[string]client.Version
+	known map[string]api.Version
 	log   *log.Logger
 }
 
 func newPeerVersions(dir string, lg *log.Logger) *peerVersions {
-	return &peerVersions{path: filepath.Join(dir, statefile.StateDir, "peer-versions"), known: map[string]client.Version{}, log: lg}
+	return &peerVersions{path: filepath.Join(dir, statefile.StateDir, "peer-versions"), known: map[string]api.Version{}, log: lg}
 }
 
 // load reads what was kept.
-func (p *peerVersions) load() []client.Version {
+func (p *peerVersions) load() []api.Version {
 	b, err := os.ReadFile(p.path)
 	if err != nil {
 		return nil
 	}
-	var out []client.Version
+	var out []api.Version
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 {
@@ -45,7 +45,7 @@ func (p *peerVersions) load() []client.Version {
 		if err != nil || n < 1 {
 			continue
 		}
-		v := client.Version{ID: f[0], Commands: n}
+		v := api.Version{ID: f[0], Commands: n}
 		if len(f) > 2 {
 			v.Build = f[2]
 		}
@@ -56,7 +56,7 @@ func (p *peerVersions) load() []client.Version {
 }
 
 // note records what a peer said, rewriting the file when it is news.
-func (p *peerVersions) note(v client.Version) {
+func (p *peerVersions) note(v api.Version) {
 	if old, ok := p.known[v.ID]; (ok && old == v) || strings.ContainsAny(v.ID+v.Build, " \n") || v.ID == "" {
 		return
 	}

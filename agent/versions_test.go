@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"lite-raft/client"
+	"lite-raft/api"
 )
 
 // What peers said of themselves survives a restart of the agent (the file it keeps),
@@ -16,11 +16,11 @@ func TestPeerVersionsKept(t *testing.T) {
 	dir := t.TempDir()
 	lg := log.New(io.Discard, "", 0)
 	p := newPeerVersions(dir, lg)
-	p.note(client.Version{ID: "h2", Commands: 2, Build: "v1.2"})
-	p.note(client.Version{ID: "h3", Commands: 1})
-	p.note(client.Version{ID: "bad id", Commands: 2}) // not a host name: not kept
+	p.note(api.Version{ID: "h2", Commands: 2, Build: "v1.2"})
+	p.note(api.Version{ID: "h3", Commands: 1})
+	p.note(api.Version{ID: "bad id", Commands: 2}) // not a host name: not kept
 	got := newPeerVersions(dir, lg).load()
-	if len(got) != 2 || got[0] != (client.Version{ID: "h2", Commands: 2, Build: "v1.2"}) || got[1] != (client.Version{ID: "h3", Commands: 1}) {
+	if len(got) != 2 || got[0] != (api.Version{ID: "h2", Commands: 2, Build: "v1.2"}) || got[1] != (api.Version{ID: "h3", Commands: 1}) {
 		t.Fatalf("after a restart: %+v", got)
 	}
 	path := filepath.Join(dir, "state", "peer-versions")

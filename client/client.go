@@ -9,12 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"lite-raft/api"
 	"lite-raft/sshrpc"
 )
 
 // Caller sends one request frame and returns the answer: an *sshrpc.Conn (the local
 // socket) or an *sshrpc.Peer (a member over ssh, reconnected as needed). Its errors say
-// whether the frame left (sshrpc.ErrNotSent); a Caller that makes attempts of its own
+// whether the frame left (api.ErrNotSent); a Caller that makes attempts of its own
 // (several hosts) returns an *Error when they all failed, which Do takes as final.
 type Caller interface {
 	Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error)
@@ -63,12 +64,12 @@ func (cl *Client) give(s *session) {
 //
 // Every failure without an answer is an *Error, whose exit code comes from the table
 // (ExitCode, ExitCodeOf): its Outcome is MaybeApplied once any attempt's bytes may have
-// reached the agent (an error that is not sshrpc.ErrNotSent, or an error frame), its
+// reached the agent (an error that is not api.ErrNotSent, or an error frame), its
 // Failure FailTimeout if ctx ended, else FailNoServer. An *Error the Caller returns (it
 // made its own attempts, as lite-raft remote does over several hosts) is its verdict: it
 // is returned at once, merged with this call's earlier attempts. An answer of 11 or 12
 // after an attempt that may have been applied becomes 2 (Downgrade).
-func (cl *Client) Do(ctx context.Context, req Request) (Response, error) {
+func (cl *Client) Do(ctx context.Context, req api.Request) (api.Response, error) {
 	s := cl.take()
 	defer cl.give(s)
 	s.seq++
@@ -86,16 +87,16 @@ func (cl *Client) Do(ctx context.Context, req Request) (Response, error) {
 	payload := req.Encode()
 	var outcome Outcome
 	var firstErr error // of the first attempt, often the one that says what happened
-	fail := func(f Failure, err error) (Response, error) {
+	fail := func(f Failure, err error) (api.Response, error) {
 		if firstErr != nil && firstErr.Error() != err.Error() {
 			err = fmt.Errorf("%w (first attempt: %v)", err, firstErr)
 		}
-		return Response{}, &Error{Op: req.Op, Outcome: outcome, Failure: f, Err: err}
+		return api.Response{}, &Error{Op: req.Op, Outcome: outcome, Failure: f, Err: err}
 	}
 	for attempt := 0; ; attempt++ {
-		f, err := cl.c.Call(ctx, FrameRequest, payload)
+		f, err := cl.c.Call(ctx, api.FrameRequest, payload)
 		if err == nil {
-			resp, err := DecodeResponse(f.Payload)
+			resp, err := api.DecodeResponse(f.Payload)
 			if err != nil { // it answered: it got the request
 				outcome = outcome.Or(MaybeApplied)
 				return fail(FailNoServer, err)
@@ -107,9 +108,9 @@ func (cl *Client) Do(ctx context.Context, req Request) (Response, error) {
 			e := *ce
 			e.Op = req.Op
 			e.Outcome = e.Outcome.Or(outcome)
-			return Response{}, &e
+			return api.Response{}, &e
 		}
-		if errors.Is(err, sshrpc.ErrNotSent) {
+		if errors.Is(err, api.ErrNotSent) {
 			outcome = outcome.Or(NotSent)
 		} else {
 			outcome = outcome.Or(MaybeApplied)

@@ -1,7 +1,6 @@
-// Package client is the client side of lite-raft's client protocol: the requests that
-// `lite-raft client`, `lite-raft remote`, `lite-raft bench` and the failover module
-// send to an agent, their answers, and the exit codes of the original (SPEC.md) that
-// those answers carry.
+// Package client is the client side of lite-raft's client protocol: how `lite-raft
+// client`, `lite-raft remote`, `lite-raft bench` and the failover module send the
+// requests of package api to an agent, and what a request that got no answer exits with.
 //
 // A request travels as one frame on an sshrpc stream: the local agent's unix socket, or
 // an SSH session running `lite-raft rpc` on a member. The agent that receives a write or
@@ -18,5 +17,6 @@
 // timeout, stale, stopping). ExitCode is the one table that turns them into an exit
 // code, for the agents (Fail) and the clients (Error, ExitCodeOf) alike: a write that
 // may have been applied exits 2, 11 and 12 only when nothing can have been appended, a
-// read never exits 2. No exit code is chosen by matching a message.
+// read never exits 2 (whether an op is a write is its catalogue entry's kind). No exit
+// code is chosen by matching a message.
 package client

@@ -3,6 +3,8 @@ package client
 import (
 	"errors"
 	"fmt"
+
+	"lite-raft/api"
 )
 
 // Outcome is what the caller knows of a request that got no answer from the state machine.
@@ -63,20 +65,6 @@ func (f Failure) String() string {
 	return fmt.Sprintf("failure(%d)", uint8(f))
 }
 
-// IsWrite reports whether op may change state (set, unset, if, noop, create, if-unset,
-// set --ttl, lease revoke, lock, add-member, del-member, transfer-leader). Every other
-// op (get, list, status, watch, change-wait, lease keep, lock-wait, locks, and snapshot
-// and snapshot-read, which leave the replicated state alone) is a read for the table:
-// it never exits 2.
-func IsWrite(op Op) bool {
-	switch op {
-	case OpSet, OpUnset, OpIfSet, OpNoop, OpCreate, OpIfUnset, OpSetLease, OpRevoke, OpLockAcquire,
-		OpAddMember, OpDelMember, OpTransfer:
-		return true
-	}
-	return false
-}
-
 // ExitCode is THE table: the exit code of a request that ended without an answer from
 // the state machine. Only an explicit NotSent lets a write exit 11 or 12; any other
 // outcome of a write (MaybeApplied, or none given) is 2, whatever the failure. Reads never
@@ -90,40 +78,40 @@ func IsWrite(op Op) bool {
 //	FailStopping          12               2                     12
 //
 // lite-raft-client check alone exits otherwise: with the Nagios plugin codes of plugin.go.
-func ExitCode(op Op, o Outcome, f Failure) int {
-	write := IsWrite(op)
+func ExitCode(op api.Op, o Outcome, f Failure) int {
+	write := api.IsWrite(op)
 	if write && o != NotSent {
-		return CodeTimeout
+		return api.CodeTimeout
 	}
 	switch f {
 	case FailNoServer, FailStopping:
-		return CodeNoServer
+		return api.CodeNoServer
 	case FailNoLeader:
-		return CodeNoLeader
+		return api.CodeNoLeader
 	case FailTimeout:
 		if write {
-			return CodeNoLeader // it waited for a leader the whole time
+			return api.CodeNoLeader // it waited for a leader the whole time
 		}
-		return CodeFailed
+		return api.CodeFailed
 	}
-	return CodeFailed // FailStale, or an unknown failure
+	return api.CodeFailed // FailStale, or an unknown failure
 }
 
 // Fail builds the Response an agent or a client gives for such a request: its code from
 // ExitCode, and the original's message. host names the agent that answers (or the one a
 // connection to broke), for the messages that name one.
-func Fail(op Op, o Outcome, f Failure, host string) Response {
+func Fail(op api.Op, o Outcome, f Failure, host string) api.Response {
 	code := ExitCode(op, o, f)
-	return Response{Code: code, Msg: failMessage(op, code, f, host)}
+	return api.Response{Code: code, Msg: failMessage(op, code, f, host)}
 }
 
-func failMessage(op Op, code int, f Failure, host string) string {
+func failMessage(op api.Op, code int, f Failure, host string) string {
 	on := "here"
 	if host != "" {
 		on = "on " + host
 	}
 	switch code {
-	case CodeTimeout:
+	case api.CodeTimeout:
 		switch f {
 		case FailTimeout:
 			return "timed out waiting for the commit: the write may or may not have been applied"
@@ -135,12 +123,12 @@ func failMessage(op Op, code int, f Failure, host string) string {
 			to += " to " + host
 		}
 		return to + " broke after the write was sent: it may or may not have been applied"
-	case CodeNoServer:
+	case api.CodeNoServer:
 		if f == FailStopping {
 			return fmt.Sprintf("no server running %s. cannot process request. (it is stopping)", on)
 		}
 		return fmt.Sprintf("no server running %s. cannot process request.", on)
-	case CodeNoLeader:
+	case api.CodeNoLeader:
 		return "leader is not available."
 	}
 	return "leader is stale. try again."
@@ -151,22 +139,22 @@ func failMessage(op Op, code int, f Failure, host string) string {
 // build) says that attempt appended nothing; if an earlier attempt of the same write may
 // have been applied (o is MaybeApplied), the request as a whole may have been, and
 // Downgrade returns the 2 response instead. Any other answer is returned unchanged.
-func Downgrade(op Op, o Outcome, r Response) Response {
-	if !IsWrite(op) || o != MaybeApplied || !appendedNothing(r.Code) {
+func Downgrade(op api.Op, o Outcome, r api.Response) api.Response {
+	if !api.IsWrite(op) || o != MaybeApplied || !appendedNothing(r.Code) {
 		return r
 	}
 	msg := "the write may or may not have been applied: an earlier attempt got no answer"
 	if r.Msg != "" {
 		msg += ", then: " + r.Msg
 	}
-	return Response{Code: CodeTimeout, Msg: msg, Leader: r.Leader}
+	return api.Response{Code: api.CodeTimeout, Msg: msg, Leader: r.Leader}
 }
 
 // Error is a request that ended without an answer: every such failure of Client.Do is
 // one. Its exit code comes from the table (ExitCode); its message is the table's, with
 // the cause after it.
 type Error struct {
-	Op      Op
+	Op      api.Op
 	Outcome Outcome
 	Failure Failure
 	Host    string // the agent asked, or the host a connection to broke ("" if unknown)
@@ -177,7 +165,7 @@ type Error struct {
 func (e *Error) Code() int { return ExitCode(e.Op, e.Outcome, e.Failure) }
 
 // Response is the answer an agent would give for this failure.
-func (e *Error) Response() Response { return Fail(e.Op, e.Outcome, e.Failure, e.Host) }
+func (e *Error) Response() api.Response { return Fail(e.Op, e.Outcome, e.Failure, e.Host) }
 
 func (e *Error) Error() string {
 	msg := e.Response().Msg
@@ -193,20 +181,20 @@ func (e *Error) Unwrap() error { return e.Err }
 // table: 0 for nil, the table's code for an *Error, 1 for anything else.
 func ExitCodeOf(err error) int {
 	if err == nil {
-		return CodeOK
+		return api.CodeOK
 	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code()
 	}
-	return CodeFailed
+	return api.CodeFailed
 }
 
 // appendedNothing reports whether an answer with code says that its attempt appended
 // nothing anywhere.
 func appendedNothing(code int) bool {
 	switch code {
-	case CodeNoLeader, CodeNoServer, CodeUpgrade, CodeUsage:
+	case api.CodeNoLeader, api.CodeNoServer, api.CodeUpgrade, api.CodeUsage:
 		return true
 	}
 	return false

@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"lite-raft/api"
 	"lite-raft/sshrpc"
-)
-
-var (
-	writeOps = []Op{OpSet, OpUnset, OpIfSet, OpNoop, OpAddMember, OpDelMember, OpTransfer}
-	readOps  = []Op{OpGet, OpList, OpStatus, OpWatch, OpChangeWait, OpSnapshot, OpSnapshotRead}
 )
 
 // TestExitCodeTable: every cell of the table, for every op of each kind, with its message.
@@ -44,12 +42,14 @@ func TestExitCodeTable(t *testing.T) {
 			{{12, noSrv}, {11, noLdr}, {1, stale}, {1, stale}, {12, noSrv}},
 		},
 	}
-	kinds := map[string][]Op{"write": writeOps, "read": readOps}
-	for kind, ops := range kinds {
-		for _, op := range ops {
-			if IsWrite(op) != (kind == "write") {
-				t.Errorf("IsWrite(%s) = %v", op, IsWrite(op))
-			}
+	// every op of the catalogue, by its kind (whether each op has the right kind is
+	// the core's test: TestOpKindsMatchWhatTheyDo)
+	for _, info := range api.Ops() {
+		op, kind := info.Op, "read"
+		if info.Kind == api.Write {
+			kind = "write"
+		}
+		{
 			for oi, o := range []Outcome{0, NotSent, MaybeApplied} {
 				for fi, f := range failures {
 					w := want[kind][oi][fi]
@@ -68,19 +68,10 @@ func TestExitCodeTable(t *testing.T) {
 			}
 		}
 	}
-	for op := OpGet; op < opEnd; op++ {
-		for _, o := range []Outcome{0, NotSent, MaybeApplied} {
-			for _, f := range failures {
-				if c := ExitCode(op, o, f); !IsWrite(op) && c == CodeTimeout {
-					t.Errorf("read %s exits 2 (%v, %v)", op, o, f)
-				}
-			}
-		}
-	}
 	if ExitCodeOf(nil) != 0 || ExitCodeOf(errors.New("other")) != 1 {
 		t.Errorf("ExitCodeOf(nil) = %d, of a plain error %d; want 0 and 1", ExitCodeOf(nil), ExitCodeOf(errors.New("other")))
 	}
-	if r := Fail(OpGet, NotSent, FailNoServer, ""); r.Msg != "no server running here. cannot process request." {
+	if r := Fail(api.OpGet, NotSent, FailNoServer, ""); r.Msg != "no server running here. cannot process request." {
 		t.Errorf("no host: %q", r.Msg)
 	}
 }
@@ -98,17 +89,18 @@ func TestOutcomeOr(t *testing.T) {
 }
 
 func TestDowngrade(t *testing.T) {
-	answers := []Response{
-		{Code: CodeOK}, {Code: CodeFailed, Msg: "leader is stale. try again."}, {Code: CodeTimeout, Msg: "timed out"},
-		{Code: CodeNotLeader}, {Code: CodeCondFalse}, {Code: CodeNotFound},
-		{Code: CodeNoLeader, Msg: "leader is not available.", Leader: "h2"}, {Code: CodeNoServer, Msg: "no server running on h1. cannot process request."},
+	answers := []api.Response{
+		{Code: api.CodeOK}, {Code: api.CodeFailed, Msg: "leader is stale. try again."}, {Code: api.CodeTimeout, Msg: "timed out"},
+		{Code: api.CodeNotLeader}, {Code: api.CodeCondFalse}, {Code: api.CodeNotFound},
+		{Code: api.CodeNoLeader, Msg: "leader is not available.", Leader: "h2"}, {Code: api.CodeNoServer, Msg: "no server running on h1. cannot process request."},
 	}
-	for _, op := range append(append([]Op{}, writeOps...), readOps...) {
+	for _, info := range api.Ops() {
+		op := info.Op
 		for _, o := range []Outcome{0, NotSent, MaybeApplied} {
 			for _, r := range answers {
 				got := Downgrade(op, o, r)
-				if IsWrite(op) && o == MaybeApplied && (r.Code == CodeNoLeader || r.Code == CodeNoServer) {
-					if got.Code != CodeTimeout || !strings.Contains(got.Msg, "may or may not have been applied") ||
+				if api.IsWrite(op) && o == MaybeApplied && (r.Code == api.CodeNoLeader || r.Code == api.CodeNoServer) {
+					if got.Code != api.CodeTimeout || !strings.Contains(got.Msg, "may or may not have been applied") ||
 						!strings.Contains(got.Msg, r.Msg) || got.Leader != r.Leader {
 						t.Errorf("Downgrade(%s, %v, %d) = %d %q; want 2 keeping %q", op, o, r.Code, got.Code, got.Msg, r.Msg)
 					}
@@ -141,7 +133,7 @@ func (s *scripted) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.
 
 // errors like sshrpc's: one from before the hand-over, one from after
 var (
-	errBefore = fmt.Errorf("%w: connect: no such file", sshrpc.ErrNotSent)
+	errBefore = fmt.Errorf("%w: connect: no such file", api.ErrNotSent)
 	errAfter  = fmt.Errorf("read: %w", sshrpc.ErrClosed) // the stream died while waiting
 )
 
@@ -149,17 +141,17 @@ func fails(err error) func(context.Context) (sshrpc.Frame, error) {
 	return func(context.Context) (sshrpc.Frame, error) { return sshrpc.Frame{}, err }
 }
 
-func answers(r Response) func(context.Context) (sshrpc.Frame, error) {
+func answers(r api.Response) func(context.Context) (sshrpc.Frame, error) {
 	return func(context.Context) (sshrpc.Frame, error) {
-		return sshrpc.Frame{Kind: sshrpc.KindResponse, Type: FrameRequest, Payload: r.Encode()}, nil
+		return sshrpc.Frame{Kind: sshrpc.KindResponse, Type: api.FrameRequest, Payload: r.Encode()}, nil
 	}
 }
 
 // TestDoTypedErrors: Client.Do's failures are *Error with the outcome of all its
 // attempts, and map to the table's codes.
 func TestDoTypedErrors(t *testing.T) {
-	set := Request{Op: OpSet, Key: "k", Value: []byte("v")}
-	get := Request{Op: OpGet, Key: "k"}
+	set := api.Request{Op: api.OpSet, Key: "k", Value: []byte("v")}
+	get := api.Request{Op: api.OpGet, Key: "k"}
 	ctx := func(d time.Duration) context.Context {
 		c, cancel := context.WithTimeout(context.Background(), d)
 		t.Cleanup(cancel)
@@ -167,7 +159,7 @@ func TestDoTypedErrors(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		req     Request
+		req     api.Request
 		results []func(context.Context) (sshrpc.Frame, error)
 		timeout time.Duration
 		code    int
@@ -208,20 +200,53 @@ func TestDoTypedErrors(t *testing.T) {
 
 	// an answer of 11 after an attempt that may have been applied: 2
 	c := &scripted{results: []func(context.Context) (sshrpc.Frame, error){fails(errAfter),
-		answers(Response{Code: CodeNoLeader, Msg: "leader is not available."})}}
+		answers(api.Response{Code: api.CodeNoLeader, Msg: "leader is not available."})}}
 	r, err := New(c).Do(ctx(5*time.Second), set)
-	if err != nil || r.Code != CodeTimeout || !strings.Contains(r.Msg, "leader is not available.") {
+	if err != nil || r.Code != api.CodeTimeout || !strings.Contains(r.Msg, "leader is not available.") {
 		t.Fatalf("11 after a sent attempt: %d %q %v; want 2", r.Code, r.Msg, err)
 	}
 	// ... but 11 after attempts that were never sent stays 11, and a definitive answer
 	// after a sent attempt is the answer
 	c = &scripted{results: []func(context.Context) (sshrpc.Frame, error){fails(errBefore),
-		answers(Response{Code: CodeNoLeader, Msg: "leader is not available."})}}
-	if r, err := New(c).Do(ctx(5*time.Second), set); err != nil || r.Code != CodeNoLeader {
+		answers(api.Response{Code: api.CodeNoLeader, Msg: "leader is not available."})}}
+	if r, err := New(c).Do(ctx(5*time.Second), set); err != nil || r.Code != api.CodeNoLeader {
 		t.Fatalf("11 after unsent attempts: %d %q %v; want 11", r.Code, r.Msg, err)
 	}
-	c = &scripted{results: []func(context.Context) (sshrpc.Frame, error){fails(errAfter), answers(Response{Code: CodeOK})}}
-	if r, err := New(c).Do(ctx(5*time.Second), set); err != nil || r.Code != CodeOK {
+	c = &scripted{results: []func(context.Context) (sshrpc.Frame, error){fails(errAfter), answers(api.Response{Code: api.CodeOK})}}
+	if r, err := New(c).Do(ctx(5*time.Second), set); err != nil || r.Code != api.CodeOK {
 		t.Fatalf("ok after a sent attempt: %d %v; want 0", r.Code, err)
+	}
+}
+
+// TestFrameThatNeverLeftIsNotSent: sshrpc marks a frame that never left with
+// api.ErrNotSent, and a write that only ever failed so exits 12, not 2 (a script may
+// retry it); a read exits 12 too.
+func TestFrameThatNeverLeftIsNotSent(t *testing.T) {
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "agent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	far := make(chan *sshrpc.Conn, 1)
+	go func() {
+		if nc, err := l.Accept(); err == nil {
+			c, _ := sshrpc.NewConn(nc, sshrpc.ConnOptions{})
+			far <- c
+		}
+	}()
+	conn, err := sshrpc.DialUnix(l.Addr().String(), sshrpc.ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := <-far; c != nil {
+		defer c.Close()
+	}
+	conn.Close()
+	for _, op := range []api.Request{{Op: api.OpSet, Key: "k", Value: []byte("v")}, {Op: api.OpGet, Key: "k"}} {
+		_, err := New(conn).Do(context.Background(), op)
+		var e *Error
+		if !errors.As(err, &e) || e.Outcome != NotSent || ExitCodeOf(err) != api.CodeNoServer {
+			t.Errorf("%s on a closed connection: %v (exit %d); want not sent, 12", op.Op, err, ExitCodeOf(err))
+		}
 	}
 }

@@ -1,6 +1,10 @@
 package client
 
-import "fmt"
+import (
+	"fmt"
+
+	"lite-raft/api"
+)
 
 // PluginState is the result of `lite-raft-client check` (and lite-raft-remote check), which
 // monitoring systems run as a plugin. Its exit code follows the Nagios/Icinga plugin
@@ -55,9 +59,9 @@ func (s PluginState) ExitCode() int {
 // time, which is what CRITICAL is for.
 func PluginStateOf(code int) PluginState {
 	switch code {
-	case CodeOK:
+	case api.CodeOK:
 		return PluginOK
-	case CodeNoServer:
+	case api.CodeNoServer:
 		return PluginUnknown
 	}
 	return PluginCritical

@@ -1,6 +1,10 @@
 package client
 
-import "testing"
+import (
+	"testing"
+
+	"lite-raft/api"
+)
 
 // TestPluginStates: check's states and their exit codes are the Nagios plugin
 // convention's, and a failed status request maps to one through the table's code: 12 (no
@@ -14,8 +18,8 @@ func TestPluginStates(t *testing.T) {
 			t.Errorf("state %d: exit %d %q; want %d %q", int(s), s.ExitCode(), s, want.code, want.name)
 		}
 	}
-	for code, want := range map[int]PluginState{CodeOK: PluginOK, CodeNoServer: PluginUnknown, CodeFailed: PluginCritical,
-		CodeNoLeader: PluginCritical, CodeTimeout: PluginCritical, CodeUsage: PluginCritical} {
+	for code, want := range map[int]PluginState{api.CodeOK: PluginOK, api.CodeNoServer: PluginUnknown, api.CodeFailed: PluginCritical,
+		api.CodeNoLeader: PluginCritical, api.CodeTimeout: PluginCritical, api.CodeUsage: PluginCritical} {
 		if got := PluginStateOf(code); got != want {
 			t.Errorf("PluginStateOf(%d) = %s; want %s", code, got, want)
 		}

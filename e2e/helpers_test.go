@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/internal/harness"
 )
 
@@ -102,9 +102,9 @@ func (c *cluster) expect(h *harness.Host, cmd string, code int, out string) {
 	}
 }
 
-func (c *cluster) status(h *harness.Host) (agent.Status, bool) {
+func (c *cluster) status(h *harness.Host) (api.Status, bool) {
 	o, _, code := c.lr(h, "./lite-raft-client --json --stale status")
-	var st agent.Status
+	var st api.Status
 	if code != 0 || json.Unmarshal([]byte(o), &st) != nil {
 		return st, false
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/internal/harness"
 	"lite-raft/internal/lazyfs"
 	"lite-raft/raftcore"
@@ -149,9 +149,9 @@ func (r *powerRun) running() []*lazyHost {
 
 // currentLeader asks every member for its status and returns the one that leads (in
 // the highest term, if an old one has not heard yet).
-func (r *powerRun) currentLeader() (*harness.Host, agent.Status, bool) {
+func (r *powerRun) currentLeader() (*harness.Host, api.Status, bool) {
 	var lead *harness.Host
-	var best agent.Status
+	var best api.Status
 	for _, h := range append(slices.Clone(r.core), r.extra) {
 		if st, ok := r.status(h.Host); ok && st.Role == "leader" && (lead == nil || st.Term > best.Term) {
 			lead, best = h.Host, st

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/internal/harness"
-	"lite-raft/kvstore"
 )
 
 // previousBuild is the last commit before replicated commands carried a version: the
@@ -102,7 +101,7 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Fatal("no status from the leader")
 	}
 	for _, n := range st.Nodes {
-		want := kvstore.CommandVersion
+		want := api.CommandVersion
 		if n.Name == old.Name {
 			want = 1
 		}
@@ -136,14 +135,14 @@ func TestRollingUpgrade(t *testing.T) {
 		c.expect(h, "./lite-raft-client get a", 0, "2")
 		c.expect(h, "./lite-raft-client get b", 9, "")
 	}
-	var st2 agent.Status
+	var st2 api.Status
 	c.eventually(10*time.Second, "status shows every member on the new build", func() (bool, string) {
 		var ok bool
 		if st2, ok = c.status(c.leader(c.Hosts, 20*time.Second)); !ok {
 			return false, "no status"
 		}
 		for _, n := range st2.Nodes {
-			if n.Commands != kvstore.CommandVersion {
+			if n.Commands != api.CommandVersion {
 				return false, fmt.Sprintf("%s: commands %d", n.Name, n.Commands)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/kvstore"
 	"lite-raft/sshrpc"
@@ -54,28 +55,28 @@ type memStore struct {
 }
 
 func (m *memStore) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
-	req, err := client.DecodeRequest(payload)
+	req, err := api.DecodeRequest(payload)
 	if err != nil {
 		return sshrpc.Frame{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var resp client.Response
+	var resp api.Response
 	switch req.Op {
-	case client.OpGet:
+	case api.OpGet:
 		v, ok := m.kv.Get(req.Key)
 		if !ok {
-			resp.Code = client.CodeNotFound
+			resp.Code = api.CodeNotFound
 		}
 		resp.Value = v
-	case client.OpList:
+	case api.OpList:
 		names, ok := m.kv.List(req.Key)
 		if !ok {
-			resp.Code = client.CodeNoDir
+			resp.Code = api.CodeNoDir
 		}
 		resp.Names = names
 	default:
-		op := map[client.Op]kvstore.Op{client.OpSet: kvstore.OpSet, client.OpIfSet: kvstore.OpIfSet, client.OpUnset: kvstore.OpUnset}[req.Op]
+		op := map[api.Op]kvstore.Op{api.OpSet: kvstore.OpSet, api.OpIfSet: kvstore.OpIfSet, api.OpUnset: kvstore.OpUnset}[req.Op]
 		m.index++
 		r := m.kv.Apply(m.index, kvstore.Command{Op: op, ClientID: req.ClientID, Seq: req.Seq, Key: req.Key,
 			Value: req.Value, Cond: req.Cond, CondValue: req.CondValue})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/kvstore"
 	"lite-raft/sshrpc"
@@ -174,13 +175,13 @@ func (h *hostCaller) Call(ctx context.Context, typ uint8, payload []byte) (sshrp
 		// an error frame: the client does not retry it (in real time)
 		return sshrpc.Frame{}, &sshrpc.RemoteError{Msg: "the store is out of reach"}
 	}
-	req, _ := client.DecodeRequest(payload)
-	if req.Op == client.OpIfSet && req.Key == fail {
-		return sshrpc.Frame{Payload: client.Response{Code: client.CodeCondFalse, Msg: "lost"}.Encode()}, nil
+	req, _ := api.DecodeRequest(payload)
+	if req.Op == api.OpIfSet && req.Key == fail {
+		return sshrpc.Frame{Payload: api.Response{Code: api.CodeCondFalse, Msg: "lost"}.Encode()}, nil
 	}
 	f, err := h.s.mem.Call(ctx, typ, payload)
-	if err == nil && req.Op == client.OpIfSet && strings.HasSuffix(req.Key, "/tick") {
-		if r, _ := client.DecodeResponse(f.Payload); r.Code == 0 {
+	if err == nil && req.Op == api.OpIfSet && strings.HasSuffix(req.Key, "/tick") {
+		if r, _ := api.DecodeResponse(f.Payload); r.Code == 0 {
 			h.s.mu.Lock()
 			h.s.ticks[h.host] = append(h.s.ticks[h.host], h.clock.Now().Sub(h.epoch))
 			h.s.mu.Unlock()
@@ -402,7 +403,7 @@ func TestSafetyStandbyWaits(t *testing.T) {
 func TestSafetyNoGenerationNoStart(t *testing.T) {
 	w := newWorld(t)
 	w.kv.failSwap["b"] = Key("web", "generation")
-	w.kv.mem.Call(context.Background(), 0, client.Request{Op: client.OpSet, Key: Key("web", "owner"), Value: []byte("gone")}.Encode())
+	w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")}.Encode())
 	w.start("b", nil)
 	w.run(3*w.cfg.Timeout, "b")
 	if n := len(w.eventsOf("b", "start")); n != 0 {
@@ -491,7 +492,7 @@ func TestSafetyFenceCommand(t *testing.T) {
 		starts int
 	}{{"exit 1", 0}, {`[ "$LITE_RAFT_PKG_PREVIOUS_OWNER" = gone ] && [ "$LITE_RAFT_PKG_GENERATION" = 1 ]`, 1}} {
 		w := newWorldWith(t, func(c *Config) { c.FenceCommand = tc.cmd })
-		w.kv.mem.Call(context.Background(), 0, client.Request{Op: client.OpSet, Key: Key("web", "owner"), Value: []byte("gone")}.Encode())
+		w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")}.Encode())
 		w.start("b", unreachable{})
 		w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b")
 		if n := len(w.eventsOf("b", "start")); n != tc.starts {

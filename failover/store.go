@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"lite-raft/api"
 	"lite-raft/client"
 )
 
@@ -25,7 +26,7 @@ func NewStore(c *client.Client, timeout time.Duration) *Store {
 // a request that got no answer also wraps its *client.Error, for the exit code.
 var ErrUnknown = errors.New("outcome unknown")
 
-func (s *Store) do(ctx context.Context, r client.Request) (client.Response, error) {
+func (s *Store) do(ctx context.Context, r api.Request) (api.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp, err := s.c.Do(ctx, r)
@@ -33,7 +34,7 @@ func (s *Store) do(ctx context.Context, r client.Request) (client.Response, erro
 		return resp, fmt.Errorf("%w: %s %s: %w", ErrUnknown, r.Op, r.Key, err)
 	}
 	switch resp.Code {
-	case client.CodeOK, client.CodeAlreadyHolds, client.CodeCondFalse, client.CodeNoKey, client.CodeNotFound, client.CodeNoDir:
+	case api.CodeOK, api.CodeAlreadyHolds, api.CodeCondFalse, api.CodeNoKey, api.CodeNotFound, api.CodeNoDir:
 		return resp, nil
 	}
 	return resp, fmt.Errorf("%w: %s %s: %s (exit %d)", ErrUnknown, r.Op, r.Key, resp.Msg, resp.Code)
@@ -41,7 +42,7 @@ func (s *Store) do(ctx context.Context, r client.Request) (client.Response, erro
 
 // Get returns a key's value, "" if it does not exist.
 func (s *Store) Get(ctx context.Context, key string) (string, error) {
-	r, err := s.do(ctx, client.Request{Op: client.OpGet, Key: key})
+	r, err := s.do(ctx, api.Request{Op: api.OpGet, Key: key})
 	if err != nil || r.Code != 0 {
 		return "", err
 	}
@@ -50,23 +51,23 @@ func (s *Store) Get(ctx context.Context, key string) (string, error) {
 
 // Set sets a key.
 func (s *Store) Set(ctx context.Context, key, value string) error {
-	_, err := s.do(ctx, client.Request{Op: client.OpSet, Key: key, Value: []byte(value)})
+	_, err := s.do(ctx, api.Request{Op: api.OpSet, Key: key, Value: []byte(value)})
 	return err
 }
 
 // Swap sets key to value if it holds old (a missing key matches nothing, not even "").
 // It reports whether it won.
 func (s *Store) Swap(ctx context.Context, key, old, value string) (bool, error) {
-	r, err := s.do(ctx, client.Request{Op: client.OpIfSet, Key: key, Cond: "=", CondValue: []byte(old), Value: []byte(value)})
+	r, err := s.do(ctx, api.Request{Op: api.OpIfSet, Key: key, Cond: "=", CondValue: []byte(old), Value: []byte(value)})
 	if err != nil {
 		return false, err
 	}
-	return r.Code == client.CodeOK || (r.Code == client.CodeAlreadyHolds && old == value), nil
+	return r.Code == api.CodeOK || (r.Code == api.CodeAlreadyHolds && old == value), nil
 }
 
 // List returns the names below dir.
 func (s *Store) List(ctx context.Context, dir string) ([]string, error) {
-	r, err := s.do(ctx, client.Request{Op: client.OpList, Key: dir})
+	r, err := s.do(ctx, api.Request{Op: api.OpList, Key: dir})
 	if err != nil || r.Code != 0 {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func (s *Store) List(ctx context.Context, dir string) ([]string, error) {
 func (s *Store) Watch(ctx context.Context, key, known string, wait time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+s.timeout)
 	defer cancel()
-	r, err := s.c.Do(ctx, client.Request{Op: client.OpWatch, Key: key, CondValue: []byte(known),
+	r, err := s.c.Do(ctx, api.Request{Op: api.OpWatch, Key: key, CondValue: []byte(known),
 		TimeoutMs: uint32(max(1, wait.Milliseconds()))})
 	if err != nil {
 		return known, fmt.Errorf("%w: watch %s: %w", ErrUnknown, key, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"lite-raft/api"
 	"lite-raft/internal/wire"
 )
 
@@ -30,40 +31,16 @@ const (
 	opEnd         Op = 10 // one past the last
 )
 
-// CommandVersion is the newest set of commands this build understands: 1 is set, unset,
-// if ... set and noop (every build before versions existed); 2 adds create and
-// if ... unset. A leader proposes a command only once every member has said it
-// understands the command's version: a member that read an entry it cannot decode
-// would have to stop (skipping it would make its state differ from the others').
-const CommandVersion = 2
-
-// Version is the command version that introduced o (0 if o is unknown).
+// Version is the command version that introduced o, as the catalogue of requests
+// declares it (api.OpInfo.Commands); 0 if o is unknown.
 func (o Op) Version() int {
-	switch {
-	case o >= OpSet && o <= OpNoop:
-		return 1
-	case o >= OpCreate && o < opEnd:
-		return 2
-	}
-	return 0
+	info, _ := api.CommandOp(uint8(o))
+	return info.Commands
 }
 
 // leased: operations whose encoding carries the lease fields after the others (the
 // operations of version 1 keep their encoding, which earlier builds decode exactly).
 func (o Op) leased() bool { return o == OpSetLease || o == OpRevoke || o == OpLockAcquire }
-
-// Lease bounds: a lease shorter than a second would expire in a leader change; one
-// longer than a day is a key that should not have one.
-const (
-	MinTTLMs = 1000
-	MaxTTLMs = 24 * 3600 * 1000
-)
-
-// Limits from DESIGN.md ("Semantics").
-const (
-	MaxKeyLen   = 1024
-	MaxValueLen = 1 << 20
-)
 
 // Command is one request to change the store.
 type Command struct {
@@ -79,35 +56,6 @@ type Command struct {
 	Holder    string // OpLockAcquire: who asks, for status (user@host pid)
 }
 
-// Conditions are the binary operators of test(1) that the original accepted.
-var Conditions = []string{"=", "!=", "-eq", "-ne", "-lt", "-le", "-gt", "-ge"}
-
-// ValidateKey checks a key: a non-empty path of printable characters, no empty, "." or
-// ".." segment, at most MaxKeyLen bytes. Keys never become file paths, but a key that
-// would escape a folder in the original (`set ../../x v`) is refused all the same.
-func ValidateKey(key string) error {
-	if key == "" {
-		return errors.New("empty key")
-	}
-	if len(key) > MaxKeyLen {
-		return fmt.Errorf("key of %d bytes: the limit is %d", len(key), MaxKeyLen)
-	}
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c < 0x21 || c == 0x7f {
-			return fmt.Errorf("key %q: control characters and spaces are not allowed", key)
-		}
-	}
-	for _, seg := range strings.Split(key, "/") {
-		switch seg {
-		case "":
-			return fmt.Errorf("key %q: empty path segment (leading, trailing or double slash)", key)
-		case ".", "..":
-			return fmt.Errorf("key %q: %q segments are not allowed", key, seg)
-		}
-	}
-	return nil
-}
-
 // Validate checks a command before it is proposed.
 func (c Command) Validate() error {
 	switch c.Op {
@@ -119,7 +67,7 @@ func (c Command) Validate() error {
 		}
 		return nil
 	case OpSetLease, OpLockAcquire:
-		if c.TTLMs < MinTTLMs || c.TTLMs > MaxTTLMs {
+		if c.TTLMs < api.MinTTLMs || c.TTLMs > api.MaxTTLMs {
 			return fmt.Errorf("ttl of %d ms: want 1s to 24h", c.TTLMs)
 		}
 		if len(c.Holder) > 256 {
@@ -129,25 +77,19 @@ func (c Command) Validate() error {
 	default:
 		return &UnknownOpError{Op: c.Op}
 	}
-	if err := ValidateKey(c.Key); err != nil {
+	if c.Op.Version() == 0 {
+		return &UnknownOpError{Op: c.Op} // not in the catalogue: half-declared
+	}
+	if err := api.ValidateKey(c.Key); err != nil {
 		return err
 	}
-	if len(c.Value) > MaxValueLen || len(c.CondValue) > MaxValueLen {
-		return fmt.Errorf("value of %d bytes: the limit is %d (1 MiB)", max(len(c.Value), len(c.CondValue)), MaxValueLen)
+	if len(c.Value) > api.MaxValueLen || len(c.CondValue) > api.MaxValueLen {
+		return fmt.Errorf("value of %d bytes: the limit is %d (1 MiB)", max(len(c.Value), len(c.CondValue)), api.MaxValueLen)
 	}
-	if (c.Op == OpIfSet || c.Op == OpIfUnset) && !validCond(c.Cond) {
-		return fmt.Errorf("unknown operator %q: use one of %s", c.Cond, strings.Join(Conditions, " "))
+	if (c.Op == OpIfSet || c.Op == OpIfUnset) && !api.ValidCond(c.Cond) {
+		return fmt.Errorf("unknown operator %q: use one of %s", c.Cond, strings.Join(api.Conditions, " "))
 	}
 	return nil
-}
-
-func validCond(op string) bool {
-	for _, c := range Conditions {
-		if c == op {
-			return true
-		}
-	}
-	return false
 }
 
 // Encode renders c for a log entry:
@@ -177,10 +119,10 @@ func Decode(b []byte) (Command, error) {
 	d := wire.Decoder{B: b}
 	c.Op = Op(d.Byte())
 	c.ClientID, c.Seq = d.Uvarint(), d.Uvarint()
-	c.Key = d.String(MaxKeyLen + 1)
-	c.Value = d.Bytes(MaxValueLen + 1)
+	c.Key = d.String(api.MaxKeyLen + 1)
+	c.Value = d.Bytes(api.MaxValueLen + 1)
 	c.Cond = d.String(16)
-	c.CondValue = d.Bytes(MaxValueLen + 1)
+	c.CondValue = d.Bytes(api.MaxValueLen + 1)
 	if c.Op.leased() {
 		c.Lease, c.TTLMs = d.Uvarint(), d.Uvarint()
 		c.Holder = d.String(257)
@@ -200,7 +142,7 @@ func Decode(b []byte) (Command, error) {
 type UnknownOpError struct{ Op Op }
 
 func (e *UnknownOpError) Error() string {
-	return fmt.Sprintf("unknown operation %d (this build understands commands up to version %d)", e.Op, CommandVersion)
+	return fmt.Sprintf("unknown operation %d (this build understands commands up to version %d)", e.Op, api.CommandVersion)
 }
 
 // String renders c the way it was typed, for `lite-raft debug`.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+
+	"lite-raft/api"
 )
 
 // Lease is a time to live that keys and lock places hang on. Its ID is the index of
@@ -29,14 +31,6 @@ type LockWaiter struct {
 	Lease  uint64
 	Holder string // who asked (user@host pid), for status
 	Since  uint64 // the index of its acquire
-}
-
-// LockPlace is OpLockAcquire's result (JSON in Result.Value): the lease granted and
-// where it stands. Position 0 holds the lock, with Generation its fencing number.
-type LockPlace struct {
-	Lease      uint64 `json:"lease"`
-	Position   int    `json:"position"`
-	Generation uint64 `json:"generation"`
 }
 
 // put sets key to a copy of value, held under lease (0: none). The copy matters: the
@@ -129,13 +123,13 @@ func (s *Store) lockAcquire(index uint64, c Command) Result {
 
 // LockPlaceOf says where lease stands in lock name's queue; ok is false if it is not
 // in it (it was revoked, or expired).
-func (s *Store) LockPlaceOf(name string, lease uint64) (LockPlace, bool) {
+func (s *Store) LockPlaceOf(name string, lease uint64) (api.LockPlace, bool) {
 	lk, _ := s.locks.Get(name)
 	i := slices.IndexFunc(lk.Queue, func(w LockWaiter) bool { return w.Lease == lease })
 	if i < 0 {
-		return LockPlace{}, false
+		return api.LockPlace{}, false
 	}
-	p := LockPlace{Lease: lease, Position: i}
+	p := api.LockPlace{Lease: lease, Position: i}
 	if i == 0 {
 		p.Generation = lk.Generation
 	}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"lite-raft/api"
 )
 
-func lockPlace(t *testing.T, r Result) LockPlace {
+func lockPlace(t *testing.T, r Result) api.LockPlace {
 	t.Helper()
-	var p LockPlace
+	var p api.LockPlace
 	if err := json.Unmarshal(r.Value, &p); err != nil {
 		t.Fatalf("lock result %q: %v", r.Value, err)
 	}
@@ -44,7 +46,7 @@ func TestLeaseKeys(t *testing.T) {
 // never goes down, even when the queue empties.
 func TestLockQueue(t *testing.T) {
 	s := New()
-	acquire := func(i uint64, who string) LockPlace {
+	acquire := func(i uint64, who string) api.LockPlace {
 		return lockPlace(t, s.Apply(i, Command{Op: OpLockAcquire, Key: "job", TTLMs: 15000, Holder: who}))
 	}
 	if p := acquire(1, "a"); p.Position != 0 || p.Generation != 1 || p.Lease != 1 {

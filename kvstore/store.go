@@ -14,19 +14,8 @@ import (
 
 	"github.com/tidwall/btree"
 
+	"lite-raft/api"
 	"lite-raft/internal/wire"
-)
-
-// Result codes are the original's exit codes (SPEC.md), so a forwarded request can be
-// answered with the leader's code unchanged.
-const (
-	CodeOK           = 0
-	CodeAlreadyHolds = 5  // if ... set Y: the condition held but KEY already holds Y
-	CodeCondFalse    = 6  // if ...: the condition is false
-	CodeNoKey        = 7  // if ...: KEY does not exist
-	CodeNoDir        = 8  // list DIR: no such folder
-	CodeNotFound     = 9  // get KEY: no such key
-	CodeExists       = 13 // create KEY: KEY already exists
 )
 
 // Result is the outcome of applying a command.
@@ -34,7 +23,7 @@ type Result struct {
 	Code int
 	Msg  string
 	// Value is what a command returns beyond its code: a lease's ID (OpSetLease), a
-	// lock's place (OpLockAcquire, LockPlace's JSON).
+	// lock's place (OpLockAcquire, api.LockPlace's JSON).
 	Value []byte
 }
 
@@ -77,7 +66,7 @@ func (s *Store) Apply(index uint64, c Command) Result {
 			if c.Seq == ss.seq {
 				return ss.result // a retry: same answer, applied once
 			}
-			return Result{Code: CodeOK, Msg: "duplicate of an older request"}
+			return Result{Code: api.CodeOK, Msg: "duplicate of an older request"}
 		}
 	}
 	r := s.apply(index, c)
@@ -130,27 +119,27 @@ func (s *Store) apply(index uint64, c Command) Result {
 	case OpIfSet, OpIfUnset:
 		cur, ok := s.data.Get(c.Key)
 		if !ok {
-			return Result{Code: CodeNoKey, Msg: fmt.Sprintf("key %s does not exist", c.Key)}
+			return Result{Code: api.CodeNoKey, Msg: fmt.Sprintf("key %s does not exist", c.Key)}
 		}
 		holds, err := Compare(cur, c.Cond, c.CondValue)
 		if err != nil {
-			return Result{Code: CodeCondFalse, Msg: err.Error()}
+			return Result{Code: api.CodeCondFalse, Msg: err.Error()}
 		}
 		if !holds {
-			return Result{Code: CodeCondFalse, Msg: "condition is false"}
+			return Result{Code: api.CodeCondFalse, Msg: "condition is false"}
 		}
 		if c.Op == OpIfUnset {
 			s.remove(c.Key)
 			return Result{}
 		}
 		if bytes.Equal(cur, c.Value) {
-			return Result{Code: CodeAlreadyHolds, Msg: fmt.Sprintf("%s already holds the new value", c.Key)}
+			return Result{Code: api.CodeAlreadyHolds, Msg: fmt.Sprintf("%s already holds the new value", c.Key)}
 		}
 		s.put(c.Key, c.Value, 0)
 		return Result{}
 	case OpCreate:
 		if _, ok := s.data.Get(c.Key); ok {
-			return Result{Code: CodeExists, Msg: fmt.Sprintf("key %s already exists", c.Key)}
+			return Result{Code: api.CodeExists, Msg: fmt.Sprintf("key %s already exists", c.Key)}
 		}
 		s.put(c.Key, c.Value, 0)
 		return Result{}
@@ -437,12 +426,12 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 	// rightmost leaf instead of searching from the root; an item out of order is still
 	// put where it belongs).
 	count = uvarint()
-	keyBuf := make([]byte, MaxKeyLen)
+	keyBuf := make([]byte, api.MaxKeyLen)
 	var valueBuf []byte // reused when nothing is kept
 	keys := 0
 	for i := uint64(0); i < count && rerr == nil; i++ {
-		k := bytesOf(MaxKeyLen, keyBuf)
-		v := bytesOf(MaxValueLen, valueBuf)
+		k := bytesOf(api.MaxKeyLen, keyBuf)
+		v := bytesOf(api.MaxValueLen, valueBuf)
 		if rerr == nil {
 			keys++
 			if keep {
@@ -457,13 +446,13 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 			n := uvarint()
 			var out []string
 			for j := uint64(0); j < n && rerr == nil; j++ {
-				out = append(out, string(bytesOf(MaxKeyLen, nil)))
+				out = append(out, string(bytesOf(api.MaxKeyLen, nil)))
 			}
 			return out
 		}
 		count = uvarint()
 		for i := uint64(0); i < count && rerr == nil; i++ {
-			k := bytesOf(MaxKeyLen, keyBuf)
+			k := bytesOf(api.MaxKeyLen, keyBuf)
 			if id := uvarint(); keep {
 				s.keyLease.Load(string(k), id)
 			}
@@ -478,7 +467,7 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 		}
 		count = uvarint()
 		for i := uint64(0); i < count && rerr == nil; i++ {
-			name := string(bytesOf(MaxKeyLen, nil))
+			name := string(bytesOf(api.MaxKeyLen, nil))
 			lk := Lock{Generation: uvarint()}
 			n := uvarint()
 			for j := uint64(0); j < n && rerr == nil; j++ {

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"lite-raft/api"
 )
 
 func TestApplySemantics(t *testing.T) {
@@ -16,33 +18,33 @@ func TestApplySemantics(t *testing.T) {
 		c    Command
 		code int
 	}{
-		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("1"), Value: []byte("2")}, CodeNoKey},
-		{Command{Op: OpSet, Key: "n", Value: []byte("1")}, CodeOK},
-		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("9"), Value: []byte("2")}, CodeCondFalse},
-		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("1"), Value: []byte("1")}, CodeAlreadyHolds},
-		{Command{Op: OpIfSet, Key: "n", Cond: "-lt", CondValue: []byte("3"), Value: []byte("-5")}, CodeOK},
-		{Command{Op: OpIfSet, Key: "n", Cond: "-lt", CondValue: []byte("-6"), Value: []byte("0")}, CodeCondFalse},
-		{Command{Op: OpIfSet, Key: "n", Cond: "-le", CondValue: []byte("-5"), Value: []byte("7")}, CodeOK},
-		{Command{Op: OpIfSet, Key: "n", Cond: "-gt", CondValue: []byte("6"), Value: []byte("8")}, CodeOK},
-		{Command{Op: OpIfSet, Key: "n", Cond: "-ge", CondValue: []byte("9"), Value: []byte("0")}, CodeCondFalse},
-		{Command{Op: OpIfSet, Key: "n", Cond: "-eq", CondValue: []byte("8"), Value: []byte("x")}, CodeOK},
-		{Command{Op: OpIfSet, Key: "n", Cond: "-ne", CondValue: []byte("1"), Value: []byte("y")}, CodeCondFalse}, // "x" is no integer
-		{Command{Op: OpIfSet, Key: "n", Cond: "!=", CondValue: []byte("y"), Value: []byte("z")}, CodeOK},
-		{Command{Op: OpUnset, Key: "n"}, CodeOK},
-		{Command{Op: OpUnset, Key: "n"}, CodeOK},
-		{Command{Op: OpNoop}, CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("1"), Value: []byte("2")}, api.CodeNoKey},
+		{Command{Op: OpSet, Key: "n", Value: []byte("1")}, api.CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("9"), Value: []byte("2")}, api.CodeCondFalse},
+		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("1"), Value: []byte("1")}, api.CodeAlreadyHolds},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-lt", CondValue: []byte("3"), Value: []byte("-5")}, api.CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-lt", CondValue: []byte("-6"), Value: []byte("0")}, api.CodeCondFalse},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-le", CondValue: []byte("-5"), Value: []byte("7")}, api.CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-gt", CondValue: []byte("6"), Value: []byte("8")}, api.CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-ge", CondValue: []byte("9"), Value: []byte("0")}, api.CodeCondFalse},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-eq", CondValue: []byte("8"), Value: []byte("x")}, api.CodeOK},
+		{Command{Op: OpIfSet, Key: "n", Cond: "-ne", CondValue: []byte("1"), Value: []byte("y")}, api.CodeCondFalse}, // "x" is no integer
+		{Command{Op: OpIfSet, Key: "n", Cond: "!=", CondValue: []byte("y"), Value: []byte("z")}, api.CodeOK},
+		{Command{Op: OpUnset, Key: "n"}, api.CodeOK},
+		{Command{Op: OpUnset, Key: "n"}, api.CodeOK},
+		{Command{Op: OpNoop}, api.CodeOK},
 		// create: only where nothing is
-		{Command{Op: OpCreate, Key: "n", Value: []byte("a")}, CodeOK},
-		{Command{Op: OpCreate, Key: "n", Value: []byte("b")}, CodeExists},
-		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("a"), Value: []byte("3")}, CodeOK}, // create wrote "a", not "b"
+		{Command{Op: OpCreate, Key: "n", Value: []byte("a")}, api.CodeOK},
+		{Command{Op: OpCreate, Key: "n", Value: []byte("b")}, api.CodeExists},
+		{Command{Op: OpIfSet, Key: "n", Cond: "=", CondValue: []byte("a"), Value: []byte("3")}, api.CodeOK}, // create wrote "a", not "b"
 		// if ... unset: each condition that fails says which
-		{Command{Op: OpIfUnset, Key: "m", Cond: "=", CondValue: []byte("3")}, CodeNoKey},
-		{Command{Op: OpIfUnset, Key: "n", Cond: "=", CondValue: []byte("4")}, CodeCondFalse},
-		{Command{Op: OpIfUnset, Key: "n", Cond: "-gt", CondValue: []byte("x")}, CodeCondFalse},
-		{Command{Op: OpIfUnset, Key: "n", Cond: "-lt", CondValue: []byte("4")}, CodeOK},
-		{Command{Op: OpIfUnset, Key: "n", Cond: "-lt", CondValue: []byte("4")}, CodeNoKey},
-		{Command{Op: OpCreate, Key: "n", Value: []byte("again")}, CodeOK},
-		{Command{Op: OpUnset, Key: "n"}, CodeOK},
+		{Command{Op: OpIfUnset, Key: "m", Cond: "=", CondValue: []byte("3")}, api.CodeNoKey},
+		{Command{Op: OpIfUnset, Key: "n", Cond: "=", CondValue: []byte("4")}, api.CodeCondFalse},
+		{Command{Op: OpIfUnset, Key: "n", Cond: "-gt", CondValue: []byte("x")}, api.CodeCondFalse},
+		{Command{Op: OpIfUnset, Key: "n", Cond: "-lt", CondValue: []byte("4")}, api.CodeOK},
+		{Command{Op: OpIfUnset, Key: "n", Cond: "-lt", CondValue: []byte("4")}, api.CodeNoKey},
+		{Command{Op: OpCreate, Key: "n", Value: []byte("again")}, api.CodeOK},
+		{Command{Op: OpUnset, Key: "n"}, api.CodeOK},
 	}
 	for i, st := range steps {
 		if err := st.c.Validate(); err != nil {
@@ -65,16 +67,16 @@ func TestRetriedRequestAppliedOnce(t *testing.T) {
 	s := New()
 	s.Apply(1, Command{Op: OpSet, Key: "c", Value: []byte("0")})
 	inc := Command{Op: OpIfSet, ClientID: 77, Seq: 1, Key: "c", Cond: "=", CondValue: []byte("0"), Value: []byte("1")}
-	if r := s.Apply(2, inc); r.Code != CodeOK {
+	if r := s.Apply(2, inc); r.Code != api.CodeOK {
 		t.Fatalf("first apply: %+v", r)
 	}
 	// the same request again (a forward that broke after commit, retried): same answer,
 	// not "condition false", and nothing applied twice
-	if r := s.Apply(3, inc); r.Code != CodeOK {
+	if r := s.Apply(3, inc); r.Code != api.CodeOK {
 		t.Fatalf("retry: %+v", r)
 	}
 	s.Apply(4, Command{Op: OpSet, ClientID: 77, Seq: 2, Key: "c", Value: []byte("5")})
-	if r := s.Apply(5, inc); r.Code != CodeOK || r.Msg == "" {
+	if r := s.Apply(5, inc); r.Code != api.CodeOK || r.Msg == "" {
 		t.Fatalf("late duplicate of an older request: %+v", r)
 	}
 	if v, _ := s.Get("c"); string(v) != "5" {
@@ -117,8 +119,8 @@ func TestBadInputRefused(t *testing.T) {
 		{Op: OpSet, Key: "tab\there"},
 		{Op: OpSet, Key: "new\nline"},
 		{Op: OpSet, Key: "sp ace"},
-		{Op: OpSet, Key: strings.Repeat("k", MaxKeyLen+1)},
-		{Op: OpSet, Key: "big", Value: make([]byte, MaxValueLen+1)},
+		{Op: OpSet, Key: strings.Repeat("k", api.MaxKeyLen+1)},
+		{Op: OpSet, Key: "big", Value: make([]byte, api.MaxValueLen+1)},
 		{Op: OpIfSet, Key: "k", Cond: "-foo"},
 		{Op: 9, Key: "k"},
 	} {
@@ -128,7 +130,7 @@ func TestBadInputRefused(t *testing.T) {
 	}
 	for _, c := range []Command{
 		{Op: OpSet, Key: "binary", Value: []byte{0, 1, 2, 0xff, '\n'}},
-		{Op: OpSet, Key: "max", Value: make([]byte, MaxValueLen)},
+		{Op: OpSet, Key: "max", Value: make([]byte, api.MaxValueLen)},
 		{Op: OpSet, Key: "a/b-c_d.e:f@g"},
 	} {
 		if err := c.Validate(); err != nil {
@@ -227,8 +229,8 @@ func contents(s *Store) [2]any {
 // and one it does not know is refused with an error that says so, never read as another.
 func TestCommandVersions(t *testing.T) {
 	for op := OpSet; op < opEnd; op++ {
-		if v := op.Version(); v < 1 || v > CommandVersion {
-			t.Errorf("op %d: version %d, want 1..%d", op, v, CommandVersion)
+		if v := op.Version(); v < 1 || v > api.CommandVersion {
+			t.Errorf("op %d: version %d, want 1..%d", op, v, api.CommandVersion)
 		}
 	}
 	for _, op := range []Op{OpSet, OpUnset, OpIfSet, OpNoop} {

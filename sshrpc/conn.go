@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+
+	"lite-raft/api"
 )
 
 // Handler receives the frames a Conn gets that are not answers to its own calls: one-way
@@ -20,26 +22,16 @@ type Handler func(c *Conn, f Frame)
 // ErrClosed is returned by calls on a closed Conn.
 var ErrClosed = errors.New("connection closed")
 
-// ErrNotSent marks an error of Call or Send (of a Conn or a Peer) that happened before
-// the frame was handed to the stream's writer: a closed stream, a frame over the limit,
-// a peer not connected or in backoff, a failed dial, a context that ended while
-// connecting. The far end cannot have got the frame. An error without it (the stream died
-// while the call waited for its answer, the context ended then) means it may have: the
-// request may have been carried out. A RemoteError is an answer, not ErrNotSent. Test with
-// errors.Is; the errors it marks (ErrClosed, ErrNotConnected, *NoAgentError, ...) stay
-// reachable through errors.Is and errors.As, and the message is theirs unchanged.
-var ErrNotSent = errors.New("not sent")
-
-// notSentError marks err as ErrNotSent without changing its message.
+// notSentError marks err as api.ErrNotSent without changing its message.
 type notSentError struct{ err error }
 
 func (e *notSentError) Error() string        { return e.err.Error() }
 func (e *notSentError) Unwrap() error        { return e.err }
-func (e *notSentError) Is(target error) bool { return target == ErrNotSent }
+func (e *notSentError) Is(target error) bool { return target == api.ErrNotSent }
 
 // notSent marks err (not nil) as having happened before the frame was handed over.
 func notSent(err error) error {
-	if errors.Is(err, ErrNotSent) {
+	if errors.Is(err, api.ErrNotSent) {
 		return err
 	}
 	return &notSentError{err}
@@ -224,7 +216,7 @@ func (c *Conn) readLoop(logf func(string, ...any)) {
 }
 
 // enqueue queues f for writing. The payload is written as it is, later: the caller must
-// not change it afterwards. An error is ErrNotSent: f was not queued.
+// not change it afterwards. An error is api.ErrNotSent: f was not queued.
 func (c *Conn) enqueue(f Frame) error {
 	select {
 	case <-c.done:
@@ -247,7 +239,7 @@ func (c *Conn) closedErr() error {
 }
 
 // Send sends a one-way frame. The payload is written later, as it is: do not change it.
-// An error is ErrNotSent.
+// An error is api.ErrNotSent.
 func (c *Conn) Send(typ uint8, payload []byte) error {
 	if len(payload) > c.maxFrame {
 		return notSent(fmt.Errorf("send %d bytes: %w (limit %d)", len(payload), ErrFrameTooLarge, c.maxFrame))
@@ -261,7 +253,7 @@ type RemoteError struct{ Msg string }
 func (e *RemoteError) Error() string { return e.Msg }
 
 // Call sends a request and waits for its answer, until ctx ends. An error from before
-// the request was queued for writing is ErrNotSent; one from after (the stream ended, or
+// the request was queued for writing is api.ErrNotSent; one from after (the stream ended, or
 // ctx did, while waiting for the answer) is not: the far end may have got the request.
 func (c *Conn) Call(ctx context.Context, typ uint8, payload []byte) (Frame, error) {
 	if len(payload) > c.maxFrame {

@@ -21,7 +21,7 @@
 // any order (Conn). A frame that is malformed or over the size limit closes its stream
 // with a logged reason, never the agent.
 //
-// An error of Call or Send says whether the frame left: ErrNotSent (errors.Is) marks
+// An error of Call or Send says whether the frame left: api.ErrNotSent (errors.Is) marks
 // the failures from before it was handed to the stream's writer, so the far end cannot
 // have got it; any other error after a request was handed over means it may have been
 // carried out. Clients build their exit codes on that difference.

@@ -133,7 +133,7 @@ func (p *Peer) Conn(ctx context.Context) (*Conn, error) {
 // backoff after failures fails at once with ErrNotConnected, so a dead host's messages
 // cost nothing (Raft resends what is still needed).
 //
-// Every error of Send is ErrNotSent (a one-way frame is queued or not).
+// Every error of Send is api.ErrNotSent (a one-way frame is queued or not).
 func (p *Peer) Send(typ uint8, payload []byte) error {
 	if c := p.current(); c != nil {
 		return c.Send(typ, payload)
@@ -149,7 +149,7 @@ func (p *Peer) Send(typ uint8, payload []byte) error {
 
 // Call sends a request on the stream (connecting first if needed) and waits for the answer.
 // As with Conn.Call, an error from before the request was queued (not connected, in
-// backoff, the dial failed, ctx ended while connecting) is ErrNotSent, one from after is not.
+// backoff, the dial failed, ctx ended while connecting) is api.ErrNotSent, one from after is not.
 func (p *Peer) Call(ctx context.Context, typ uint8, payload []byte) (Frame, error) {
 	c, err := p.Conn(ctx)
 	if err != nil {

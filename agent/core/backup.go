@@ -3,9 +3,8 @@ package core
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
@@ -18,7 +17,7 @@ import (
 // read index as for a get, and once it has applied that far it hands the driver an O(1)
 // clone of the state (Ready.Backups). The driver writes it to a file under temp/, away
 // from the loop, and reports the result (BackupWritten). The request is answered with a
-// BackupInfo naming the file once it is written, or after backupAnswerMs with one that says
+// api.BackupInfo naming the file once it is written, or after backupAnswerMs with one that says
 // it is not yet (Written false): the client then asks how it stands (snapshot-read with
 // the ID alone, answered the same way), so that no request waits for the whole of a large
 // write (lite-raft-remote gives each host a few seconds). The client reads the file in
@@ -46,25 +45,6 @@ const (
 	backupAnswerMs = 2000
 )
 
-// BackupInfo is the answer to a snapshot request (JSON): the file the holder wrote and
-// what it holds.
-type BackupInfo struct {
-	ID      string `json:"id"`
-	Host    string `json:"host"` // the agent holding the file: snapshot-read asks there
-	Index   uint64 `json:"index"`
-	Term    uint64 `json:"term"`
-	Members string `json:"members"`
-	Keys    int    `json:"keys"`
-	// Size is the whole file's, header included; DataSize and Checksum (CRC-32C) are the
-	// data's, as the file's header gives them.
-	Size     uint64 `json:"size"`
-	DataSize uint64 `json:"data_size"`
-	Checksum uint32 `json:"checksum"`
-	// Written is false while the file is being written: its sizes and checksum are not
-	// known yet; ask again (snapshot-read with the ID alone).
-	Written bool `json:"written"`
-}
-
 // BackupJob is a backup to write to the file of ID: the state machine as of Meta.Index
 // (an O(1) clone: serialize it on any goroutine). Report the end with BackupWritten.
 type BackupJob struct {
@@ -90,8 +70,8 @@ type backups struct {
 }
 
 type backup struct {
-	info     BackupInfo // Written once BackupWritten came
-	err      string     // why writing it failed
+	info     api.BackupInfo // Written once BackupWritten came
+	err      string         // why writing it failed
 	lastUsed Time
 }
 
@@ -108,17 +88,6 @@ func (c *Core) backupIdle() Time {
 	return defaultBackupIdleMs
 }
 
-// snapshotRequest takes a snapshot request: on the leader a read index, as for get
-// (serveReads goes on with makeBackup once it is applied); elsewhere it is forwarded.
-// With --stale it is this host's state as it is, at once.
-func (c *Core) snapshotRequest(w *waiter) {
-	if w.req.Stale {
-		c.makeBackup(w)
-		return
-	}
-	c.readAtLeader(w)
-}
-
 // makeBackup clones the state as applied (at or past the request's read index) and has
 // the driver write it; the request is answered once it is written.
 func (c *Core) makeBackup(w *waiter) {
@@ -129,14 +98,14 @@ func (c *Core) makeBackup(w *waiter) {
 		}
 	}
 	if n >= maxBackups {
-		c.reply(w, client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf(
+		c.reply(w, api.Response{Code: api.CodeFailed, Msg: fmt.Sprintf(
 			"%s already holds %d snapshots for clients (each goes once read to its end, or after %d s unused): try again later",
 			c.id, n, c.backupIdle()/1000)})
 		return
 	}
 	meta, err := c.node.SnapshotMetaAt(c.applied)
 	if err != nil {
-		c.reply(w, client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf("snapshot on %s: %v", c.id, err)})
+		c.reply(w, api.Response{Code: api.CodeFailed, Msg: fmt.Sprintf("snapshot on %s: %v", c.id, err)})
 		return
 	}
 	if c.backups.held == nil {
@@ -148,7 +117,7 @@ func (c *Core) makeBackup(w *waiter) {
 	// reuses gets the same state at the same index, whose file has the same bytes (its
 	// encoding is sorted, its header a function of the index).
 	id := fmt.Sprintf("%d.%d", meta.Index, c.backups.seq)
-	b := &backup{lastUsed: c.now, info: BackupInfo{ID: id, Host: string(c.id), Index: meta.Index, Term: meta.Term,
+	b := &backup{lastUsed: c.now, info: api.BackupInfo{ID: id, Host: string(c.id), Index: meta.Index, Term: meta.Term,
 		Members: meta.Members.String(), Keys: c.kv.Len()}}
 	c.backups.held[id] = b
 	c.out.Backups = append(c.out.Backups, BackupJob{ID: id, Meta: meta, State: c.kv.Clone()})
@@ -165,9 +134,9 @@ func (c *Core) awaitWritten(w *waiter, b *backup) {
 	}
 	w.backup = b
 	w.deadline = min(w.deadline, c.now+backupAnswerMs)
-	w.cond = func() (client.Response, bool) {
+	w.cond = func() (api.Response, bool) {
 		if !b.info.Written {
-			return client.Response{}, false
+			return api.Response{}, false
 		}
 		return c.describe(b), true
 	}
@@ -175,12 +144,12 @@ func (c *Core) awaitWritten(w *waiter, b *backup) {
 }
 
 // describe is the answer that says how backup b stands.
-func (c *Core) describe(b *backup) client.Response {
+func (c *Core) describe(b *backup) api.Response {
 	if b.err != "" {
-		return client.Response{Code: client.CodeFailed, Msg: b.err}
+		return api.Response{Code: api.CodeFailed, Msg: b.err}
 	}
 	js, _ := json.Marshal(b.info)
-	return client.Response{JSON: js}
+	return api.Response{JSON: js}
 }
 
 // BackupWritten reports the end of a Backups job: the snapshot written (its data's size
@@ -208,22 +177,19 @@ func (c *Core) BackupWritten(now Time, id string, snap raftcore.Snapshot, fileSi
 // there (forward picks the holder).
 func (c *Core) snapshotRead(w *waiter) {
 	r := w.req
-	id, off, describe, err := parseSnapshotRead(r.Args)
-	if err == nil {
-		err = raftcore.ValidateID(raftcore.NodeID(r.Host))
-	}
-	if err != nil {
-		c.reply(w, client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("snapshot-read: %v", err)})
+	id, off, describe := r.Backup, r.Offset, r.Describe
+	if err := raftcore.ValidateID(raftcore.NodeID(r.Member)); err != nil {
+		c.reply(w, api.Response{Code: api.CodeUsage, Msg: fmt.Sprintf("snapshot-read: %v", err)})
 		return
 	}
-	if raftcore.NodeID(r.Host) != c.id {
+	if raftcore.NodeID(r.Member) != c.id {
 		c.forward(w)
 		return
 	}
 	b := c.backups.held[id]
 	switch {
 	case b == nil:
-		c.reply(w, client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf(
+		c.reply(w, api.Response{Code: api.CodeFailed, Msg: fmt.Sprintf(
 			"snapshot %s is not held on %s any more (a snapshot goes once read to its end, after %d s unused, or when the agent restarts): save again",
 			id, c.id, c.backupIdle()/1000)})
 		return
@@ -235,17 +201,17 @@ func (c *Core) snapshotRead(w *waiter) {
 		c.reply(w, c.describe(b))
 		return
 	case !b.info.Written:
-		c.reply(w, client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf("snapshot %s on %s is still being written", id, c.id)})
+		c.reply(w, api.Response{Code: api.CodeFailed, Msg: fmt.Sprintf("snapshot %s on %s is still being written", id, c.id)})
 		return
 	case off > b.info.Size:
-		c.reply(w, client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("snapshot %s holds %d bytes: no offset %d", id, b.info.Size, off)})
+		c.reply(w, api.Response{Code: api.CodeUsage, Msg: fmt.Sprintf("snapshot %s holds %d bytes: no offset %d", id, b.info.Size, off)})
 		return
 	case off == b.info.Size:
 		// the client has it all
 		delete(c.backups.held, id)
 		c.out.DropBackups = append(c.out.DropBackups, id)
 		c.logf("", "snapshot %s read to its end by a client: released", id)
-		c.reply(w, client.Response{})
+		c.reply(w, api.Response{})
 		return
 	}
 	b.lastUsed = c.now
@@ -254,14 +220,14 @@ func (c *Core) snapshotRead(w *waiter) {
 	pr := &pieceRead{}
 	c.backups.reads[tok] = pr
 	c.out.BackupReads = append(c.out.BackupReads, BackupRead{Token: tok, ID: id, Offset: off, Len: int(min(BackupChunk, b.info.Size-off))})
-	w.cond = func() (client.Response, bool) {
+	w.cond = func() (api.Response, bool) {
 		if !pr.done {
-			return client.Response{}, false
+			return api.Response{}, false
 		}
 		if pr.err != nil {
-			return client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf("read snapshot %s on %s at %d: %v", id, c.id, off, pr.err)}, true
+			return api.Response{Code: api.CodeFailed, Msg: fmt.Sprintf("read snapshot %s on %s at %d: %v", id, c.id, off, pr.err)}, true
 		}
-		return client.Response{Value: pr.data}, true
+		return api.Response{Value: pr.data}, true
 	}
 	c.conditions = append(c.conditions, w)
 }
@@ -294,37 +260,14 @@ func (c *Core) sweepBackups() {
 // for its file to be written (it is told how the file stands) or a piece read (or for the
 // holder, when forwarded). Waiting for a read index, it is a read that could not be
 // confirmed, as the table says.
-func (c *Core) backupTimeout(w *waiter) client.Response {
+func (c *Core) backupTimeout(w *waiter) api.Response {
 	switch {
 	case w.call != 0:
-		return client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf("%s: no answer from %s in time", w.req.Op, w.callTo)}
+		return api.Response{Code: api.CodeFailed, Msg: fmt.Sprintf("%s: no answer from %s in time", w.req.Op, w.callTo)}
 	case w.backup != nil:
 		return c.describe(w.backup)
 	case w.cond != nil:
-		return client.Response{Code: client.CodeFailed, Msg: fmt.Sprintf("snapshot-read: the piece was not read on %s in time", c.id)}
+		return api.Response{Code: api.CodeFailed, Msg: fmt.Sprintf("snapshot-read: the piece was not read on %s in time", c.id)}
 	}
 	return client.Fail(w.req.Op, w.outcome, client.FailTimeout, string(c.id))
-}
-
-// SnapshotReadArgs is the Args of a snapshot-read of backup id at offset off.
-func SnapshotReadArgs(id string, off uint64) string { return id + " " + strconv.FormatUint(off, 10) }
-
-// SnapshotDescribeArgs is the Args of a snapshot-read that asks how backup id stands.
-func SnapshotDescribeArgs(id string) string { return id }
-
-func parseSnapshotRead(args string) (id string, off uint64, describe bool, err error) {
-	f := strings.Fields(args)
-	if len(f) != 1 && len(f) != 2 {
-		return "", 0, false, fmt.Errorf("want ID [OFFSET], got %q", args)
-	}
-	if len(f[0]) > 64 || strings.Trim(f[0], "0123456789.") != "" {
-		return "", 0, false, fmt.Errorf("bad snapshot ID %q", f[0])
-	}
-	if len(f) == 1 {
-		return f[0], 0, true, nil
-	}
-	if off, err = strconv.ParseUint(f[1], 10, 64); err != nil {
-		return "", 0, false, fmt.Errorf("bad offset %q", f[1])
-	}
-	return f[0], off, false, nil
 }

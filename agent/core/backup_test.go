@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
@@ -16,7 +16,7 @@ import (
 // asks of it: backup jobs to write, pieces to read, files dropped, and the replies.
 type backupDriver struct {
 	*soloCore
-	replies map[ReplyTo]client.Response
+	replies map[ReplyTo]api.Response
 	jobs    []BackupJob
 	reads   []BackupRead
 	calls   []Call
@@ -28,7 +28,7 @@ type backupDriver struct {
 func newBackupDriver(t *testing.T, idleMs int64) *backupDriver {
 	s := newSoloCore(t, 1000)
 	s.c.cfg.BackupIdleMs = idleMs
-	return &backupDriver{soloCore: s, replies: map[ReplyTo]client.Response{}, files: map[string][]byte{}, nextTo: 100}
+	return &backupDriver{soloCore: s, replies: map[ReplyTo]api.Response{}, files: map[string][]byte{}, nextTo: 100}
 }
 
 func (d *backupDriver) pump() {
@@ -51,20 +51,20 @@ func (d *backupDriver) pump() {
 }
 
 // request sends req and returns where its answer will go.
-func (d *backupDriver) request(req client.Request) ReplyTo {
+func (d *backupDriver) request(req api.Request) ReplyTo {
 	d.nextTo++
 	d.c.Request(d.now, d.nextTo, req)
 	d.pump()
 	return d.nextTo
 }
 
-func (d *backupDriver) answer(to ReplyTo) (client.Response, bool) {
+func (d *backupDriver) answer(to ReplyTo) (api.Response, bool) {
 	r, ok := d.replies[to]
 	return r, ok
 }
 
 func (d *backupDriver) set(key, value string) {
-	to := d.request(client.Request{Op: client.OpSet, Key: key, Value: []byte(value)})
+	to := d.request(api.Request{Op: api.OpSet, Key: key, Value: []byte(value)})
 	if r, ok := d.answer(to); !ok || r.Code != 0 {
 		d.t.Fatalf("set %s: %+v %v", key, r, ok)
 	}
@@ -90,11 +90,11 @@ func (d *backupDriver) write(err error) BackupJob {
 }
 
 // readAll reads backup info's file piece by piece through the core, as snapshot save does.
-func (d *backupDriver) readAll(info BackupInfo) []byte {
+func (d *backupDriver) readAll(info api.BackupInfo) []byte {
 	d.t.Helper()
 	var got []byte
 	for off := uint64(0); off < info.Size; {
-		to := d.request(client.Request{Op: client.OpSnapshotRead, Host: info.Host, Args: SnapshotReadArgs(info.ID, off)})
+		to := d.request(api.Request{Op: api.OpSnapshotRead, Member: info.Host, Backup: info.ID, Offset: off})
 		if len(d.reads) != 1 {
 			d.t.Fatalf("read at %d: %d pieces asked of the driver, want 1", off, len(d.reads))
 		}
@@ -119,9 +119,9 @@ func (d *backupDriver) readAll(info BackupInfo) []byte {
 	return got
 }
 
-func (d *backupDriver) start() (BackupInfo, BackupJob) {
+func (d *backupDriver) start() (api.BackupInfo, BackupJob) {
 	d.t.Helper()
-	to := d.request(client.Request{Op: client.OpSnapshot})
+	to := d.request(api.Request{Op: api.OpSnapshot})
 	if r, ok := d.answer(to); ok {
 		d.t.Fatalf("snapshot answered before its file was written: %+v", r)
 	}
@@ -130,7 +130,7 @@ func (d *backupDriver) start() (BackupInfo, BackupJob) {
 	if !ok || r.Code != 0 {
 		d.t.Fatalf("snapshot: %+v %v", r, ok)
 	}
-	var info BackupInfo
+	var info api.BackupInfo
 	if err := json.Unmarshal(r.JSON, &info); err != nil {
 		d.t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestBackupIsTheStateAsOfTheRequest(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		d.set(fmt.Sprintf("k/%d", i), fmt.Sprint(i))
 	}
-	to := d.request(client.Request{Op: client.OpSnapshot})
+	to := d.request(api.Request{Op: api.OpSnapshot})
 	if len(d.jobs) != 1 {
 		t.Fatalf("%d backup jobs after one request", len(d.jobs))
 	}
@@ -168,7 +168,7 @@ func TestBackupIsTheStateAsOfTheRequest(t *testing.T) {
 	if !ok || r.Code != 0 {
 		t.Fatalf("snapshot: %+v %v", r, ok)
 	}
-	var info BackupInfo
+	var info api.BackupInfo
 	if err := json.Unmarshal(r.JSON, &info); err != nil {
 		t.Fatal(err)
 	}
@@ -190,12 +190,12 @@ func TestBackupIsTheStateAsOfTheRequest(t *testing.T) {
 		t.Fatalf("big/2: %d bytes", len(v))
 	}
 	// read at the end: released, and then gone
-	to = d.request(client.Request{Op: client.OpSnapshotRead, Host: "a", Args: SnapshotReadArgs(info.ID, info.Size)})
+	to = d.request(api.Request{Op: api.OpSnapshotRead, Member: "a", Backup: info.ID, Offset: info.Size})
 	if r, ok := d.answer(to); !ok || r.Code != 0 || len(d.dropped) != 1 || d.dropped[0] != info.ID {
 		t.Fatalf("read at the end: %+v %v, dropped %v", r, ok, d.dropped)
 	}
-	to = d.request(client.Request{Op: client.OpSnapshotRead, Host: "a", Args: SnapshotReadArgs(info.ID, 0)})
-	if r, ok := d.answer(to); !ok || r.Code != client.CodeFailed || !strings.Contains(r.Msg, "not held") {
+	to = d.request(api.Request{Op: api.OpSnapshotRead, Member: "a", Backup: info.ID, Offset: 0})
+	if r, ok := d.answer(to); !ok || r.Code != api.CodeFailed || !strings.Contains(r.Msg, "not held") {
 		t.Fatalf("read of a released snapshot: %+v %v", r, ok)
 	}
 }
@@ -205,17 +205,17 @@ func TestBackupIsTheStateAsOfTheRequest(t *testing.T) {
 func TestBackupDroppedWhenIdle(t *testing.T) {
 	d := newBackupDriver(t, 1000)
 	d.set("k", "v")
-	to := d.request(client.Request{Op: client.OpSnapshot, TimeoutMs: 60_000})
+	to := d.request(api.Request{Op: api.OpSnapshot, TimeoutMs: 60_000})
 	d.tick(5000) // still being written: kept
 	if len(d.dropped) != 0 {
 		t.Fatalf("a backup being written was dropped: %v", d.dropped)
 	}
 	d.write(nil)
-	var info BackupInfo
+	var info api.BackupInfo
 	r, _ := d.answer(to)
 	json.Unmarshal(r.JSON, &info)
 	d.tick(900)
-	d.readAll(BackupInfo{ID: info.ID, Host: "a", Size: 1}) // one byte: it was used
+	d.readAll(api.BackupInfo{ID: info.ID, Host: "a", Size: 1}) // one byte: it was used
 	d.tick(900)
 	if len(d.dropped) != 0 {
 		t.Fatalf("dropped %v though read 900 ms ago (idle time 1 s)", d.dropped)
@@ -241,18 +241,18 @@ func (d *backupDriver) tick(ms int) {
 func TestBackupAnswersWhileWriting(t *testing.T) {
 	d := newBackupDriver(t, 0)
 	d.set("k", "v")
-	to := d.request(client.Request{Op: client.OpSnapshot, TimeoutMs: 60_000})
+	to := d.request(api.Request{Op: api.OpSnapshot, TimeoutMs: 60_000})
 	d.tick(1900)
 	if _, ok := d.answer(to); ok {
 		t.Fatal("answered before the file was written or 2 s passed")
 	}
 	d.tick(200)
 	r, ok := d.answer(to)
-	var info BackupInfo
+	var info api.BackupInfo
 	if !ok || r.Code != 0 || json.Unmarshal(r.JSON, &info) != nil || info.Written || info.ID == "" || info.Host != "a" {
 		t.Fatalf("after 2 s of writing: %+v %v (%+v); want the backup named, not written yet", r, ok, info)
 	}
-	ask := client.Request{Op: client.OpSnapshotRead, Host: "a", Args: SnapshotDescribeArgs(info.ID), TimeoutMs: 60_000}
+	ask := api.Request{Op: api.OpSnapshotRead, Member: "a", Backup: info.ID, Describe: true, TimeoutMs: 60_000}
 	to = d.request(ask)
 	d.tick(2100)
 	if r, ok := d.answer(to); !ok || r.Code != 0 || json.Unmarshal(r.JSON, &info) != nil || info.Written {
@@ -278,8 +278,8 @@ func TestBackupFailures(t *testing.T) {
 	d.set("k", "v")
 	d.start()
 	d.start()
-	to := d.request(client.Request{Op: client.OpSnapshot})
-	if r, ok := d.answer(to); !ok || r.Code != client.CodeFailed || !strings.Contains(r.Msg, "try again later") {
+	to := d.request(api.Request{Op: api.OpSnapshot})
+	if r, ok := d.answer(to); !ok || r.Code != api.CodeFailed || !strings.Contains(r.Msg, "try again later") {
 		t.Fatalf("a third backup held at once: %+v %v", r, ok)
 	}
 	if len(d.jobs) != 0 {
@@ -287,30 +287,32 @@ func TestBackupFailures(t *testing.T) {
 	}
 
 	d = newBackupDriver(t, 0)
-	to = d.request(client.Request{Op: client.OpSnapshot})
+	to = d.request(api.Request{Op: api.OpSnapshot})
 	job := d.write(fmt.Errorf("disk full"))
-	if r, ok := d.answer(to); !ok || r.Code != client.CodeFailed || !strings.Contains(r.Msg, "disk full") {
+	if r, ok := d.answer(to); !ok || r.Code != api.CodeFailed || !strings.Contains(r.Msg, "disk full") {
 		t.Fatalf("a backup whose write failed: %+v %v", r, ok)
 	}
 	if len(d.dropped) != 1 || d.dropped[0] != job.ID {
 		t.Fatalf("the failed backup's file is not dropped: %v", d.dropped)
 	}
 	// its error is kept for a client that asks how it stands, and it holds no place
-	to = d.request(client.Request{Op: client.OpSnapshotRead, Host: "a", Args: SnapshotDescribeArgs(job.ID)})
-	if r, ok := d.answer(to); !ok || r.Code != client.CodeFailed || !strings.Contains(r.Msg, "disk full") {
+	to = d.request(api.Request{Op: api.OpSnapshotRead, Member: "a", Backup: job.ID, Describe: true})
+	if r, ok := d.answer(to); !ok || r.Code != api.CodeFailed || !strings.Contains(r.Msg, "disk full") {
 		t.Fatalf("how a failed backup stands: %+v %v", r, ok)
 	}
 	d.start()
 	d.start()
 
-	for _, args := range []string{"", "1.1 2 3", "x 0", "1.1 -3", "../x 0", "1.1 0 0"} {
-		to = d.request(client.Request{Op: client.OpSnapshotRead, Host: "a", Args: args})
-		if r, ok := d.answer(to); !ok || r.Code != client.CodeUsage {
-			t.Errorf("snapshot-read %q: %+v %v; want 10", args, r, ok)
+	// (offsets that are not numbers do not decode: api's TestBadArgumentsDoNotDecode)
+	for _, bad := range []api.Request{{Member: "a"}, {Member: "a", Backup: "x"}, {Member: "a", Backup: "../x"}, {Backup: "1.1"}} {
+		bad.Op = api.OpSnapshotRead
+		to = d.request(bad)
+		if r, ok := d.answer(to); !ok || r.Code != api.CodeUsage {
+			t.Errorf("snapshot-read %+v: %+v %v; want 10", bad, r, ok)
 		}
 	}
-	to = d.request(client.Request{Op: client.OpSnapshotRead, Host: "b", Args: "7.1 0", TimeoutMs: 1000})
-	if len(d.calls) != 1 || d.calls[0].To != "b" || d.calls[0].Req.Op != client.OpSnapshotRead {
+	to = d.request(api.Request{Op: api.OpSnapshotRead, Member: "b", Backup: "7.1", TimeoutMs: 1000})
+	if len(d.calls) != 1 || d.calls[0].To != "b" || d.calls[0].Req.Op != api.OpSnapshotRead {
 		t.Fatalf("a read of b's file is not forwarded to b: %+v", d.calls)
 	}
 	if _, ok := d.answer(to); ok {

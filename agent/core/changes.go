@@ -1,13 +1,11 @@
 package core
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
 
-	"lite-raft/client"
-	"lite-raft/internal/wire"
+	"lite-raft/api"
 	"lite-raft/kvstore"
 )
 
@@ -17,14 +15,6 @@ import (
 // depends on the state of its time. The ring lives in memory and is bounded; a watch
 // asking from before what it holds is told so (compacted) rather than given a gap. After
 // a restart the ring refills from the log replayed since the snapshot.
-
-// Change is one key's change at a log index.
-type Change struct {
-	Index   uint64
-	Key     string
-	Value   []byte // shared with the store, never written to
-	Deleted bool
-}
 
 // Bounds of the ring: changes and bytes of values.
 const (
@@ -36,13 +26,13 @@ const (
 const maxWatchAnswer = 1 << 20
 
 type changeRing struct {
-	ch    []Change
+	ch    []api.Change
 	bytes int
 	// since: the ring holds every change after this index
 	since uint64
 }
 
-func (r *changeRing) add(c Change) {
+func (r *changeRing) add(c api.Change) {
 	r.ch = append(r.ch, c)
 	r.bytes += len(c.Value) + len(c.Key)
 	n := 0
@@ -69,18 +59,18 @@ func (r *changeRing) reset(index uint64) {
 func (c *Core) record(index uint64, cmd kvstore.Command, res kvstore.Result, existed bool, revoked []string) {
 	switch cmd.Op {
 	case kvstore.OpSet, kvstore.OpSetLease, kvstore.OpCreate, kvstore.OpIfSet:
-		if res.Code == kvstore.CodeOK {
+		if res.Code == api.CodeOK {
 			v, _ := c.kv.Get(cmd.Key)
-			c.changes.add(Change{Index: index, Key: cmd.Key, Value: v})
+			c.changes.add(api.Change{Index: index, Key: cmd.Key, Value: v})
 		}
 	case kvstore.OpUnset, kvstore.OpIfUnset:
-		if res.Code == kvstore.CodeOK && existed {
-			c.changes.add(Change{Index: index, Key: cmd.Key, Deleted: true})
+		if res.Code == api.CodeOK && existed {
+			c.changes.add(api.Change{Index: index, Key: cmd.Key, Deleted: true})
 		}
 	case kvstore.OpRevoke:
 		for _, k := range revoked {
 			if _, still := c.kv.Get(k); !still {
-				c.changes.add(Change{Index: index, Key: k, Deleted: true})
+				c.changes.add(api.Change{Index: index, Key: k, Deleted: true})
 			}
 		}
 	}
@@ -107,23 +97,18 @@ func matches(pattern, key string) bool {
 func (c *Core) logWatch(w *waiter) {
 	if !w.watchKnown {
 		w.watchFrom, w.watchKnown = c.applied, true
-		if w.req.Args != "" {
-			n, err := strconv.ParseUint(w.req.Args, 10, 64)
-			if err != nil {
-				c.reply(w, client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("--from %q: not a log index", w.req.Args)})
-				return
-			}
-			w.watchFrom = n
+		if w.req.FromSet {
+			w.watchFrom = w.req.From
 		}
 	}
 	from := w.watchFrom
 	if from < c.changes.since {
-		c.reply(w, client.Response{Code: client.CodeCompacted, Msg: fmt.Sprintf(
+		c.reply(w, api.Response{Code: api.CodeCompacted, Msg: fmt.Sprintf(
 			"this member keeps the changes after index %d only, and the watch asks from %d: read the current state and watch from its index (status shows applied)",
 			c.changes.since, from)})
 		return
 	}
-	var out []Change
+	var out []api.Change
 	size := 0
 	start := searchChanges(c.changes.ch, from)
 	through := c.applied
@@ -144,11 +129,11 @@ func (c *Core) logWatch(w *waiter) {
 		c.logWatches = append(c.logWatches, w)
 		return
 	}
-	c.reply(w, client.Response{Value: EncodeChanges(out), Msg: strconv.FormatUint(through, 10)})
+	c.reply(w, api.Response{Value: api.EncodeChanges(out), Msg: strconv.FormatUint(through, 10)})
 }
 
 // searchChanges is the position of the first change after index.
-func searchChanges(ch []Change, index uint64) int {
+func searchChanges(ch []api.Change, index uint64) int {
 	lo, hi := 0, len(ch)
 	for lo < hi {
 		m := (lo + hi) / 2
@@ -170,42 +155,4 @@ func (c *Core) wakeLogWatches() {
 			c.logWatch(w)
 		}
 	}
-}
-
-// EncodeChanges renders changes for a watch answer: a count, then for each the index,
-// the key, a deleted flag and the value.
-func EncodeChanges(chs []Change) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(chs)))
-	for _, ch := range chs {
-		b = binary.AppendUvarint(b, ch.Index)
-		b = wire.AppendBytes(b, []byte(ch.Key))
-		del := byte(0)
-		if ch.Deleted {
-			del = 1
-		}
-		b = append(b, del)
-		b = wire.AppendBytes(b, ch.Value)
-	}
-	return b
-}
-
-// DecodeChanges parses EncodeChanges' output.
-func DecodeChanges(b []byte) ([]Change, error) {
-	d := wire.Decoder{B: b}
-	n := d.Uvarint()
-	if d.Err == nil && n > uint64(len(b)) {
-		d.Fail(fmt.Errorf("%d changes in %d bytes", n, len(b)))
-	}
-	var out []Change
-	for i := uint64(0); i < n && d.Err == nil; i++ {
-		ch := Change{Index: d.Uvarint(), Key: d.String(kvstore.MaxKeyLen)}
-		ch.Deleted = d.Byte() == 1
-		ch.Value = d.Bytes(kvstore.MaxValueLen)
-		out = append(out, ch)
-	}
-	d.End()
-	if d.Err != nil {
-		return nil, fmt.Errorf("decode changes: %w", d.Err)
-	}
-	return out, nil
 }

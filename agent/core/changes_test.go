@@ -6,15 +6,15 @@ import (
 	"strings"
 	"testing"
 
-	"lite-raft/client"
+	"lite-raft/api"
 )
 
-func changesOf(t *testing.T, r client.Response) []string {
+func changesOf(t *testing.T, r api.Response) []string {
 	t.Helper()
 	if r.Code != 0 {
 		t.Fatalf("watch: exit %d %s", r.Code, r.Msg)
 	}
-	chs, err := DecodeChanges(r.Value)
+	chs, err := api.DecodeChanges(r.Value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,39 +36,39 @@ func changesOf(t *testing.T, r client.Response) []string {
 func TestWatchChanges(t *testing.T) {
 	s := newSoloCore(t, 1000)
 	start := s.c.Applied()
-	for _, r := range []client.Request{
-		{Op: client.OpSet, Key: "d/a", Value: []byte("1")},
-		{Op: client.OpIfSet, Key: "d/a", Cond: "=", CondValue: []byte("9"), Value: []byte("2")}, // false: nothing
-		{Op: client.OpSet, Key: "other", Value: []byte("x")},
-		{Op: client.OpUnset, Key: "d/none"}, // missing: nothing
-		{Op: client.OpIfSet, Key: "d/a", Cond: "=", CondValue: []byte("1"), Value: []byte("3")},
-		{Op: client.OpCreate, Key: "d/b", Value: []byte("4")},
-		{Op: client.OpIfUnset, Key: "d/b", Cond: "=", CondValue: []byte("4")},
-		{Op: client.OpSetLease, Key: "d/t", Value: []byte("5"), Args: "1000"},
+	for _, r := range []api.Request{
+		{Op: api.OpSet, Key: "d/a", Value: []byte("1")},
+		{Op: api.OpIfSet, Key: "d/a", Cond: "=", CondValue: []byte("9"), Value: []byte("2")}, // false: nothing
+		{Op: api.OpSet, Key: "other", Value: []byte("x")},
+		{Op: api.OpUnset, Key: "d/none"}, // missing: nothing
+		{Op: api.OpIfSet, Key: "d/a", Cond: "=", CondValue: []byte("1"), Value: []byte("3")},
+		{Op: api.OpCreate, Key: "d/b", Value: []byte("4")},
+		{Op: api.OpIfUnset, Key: "d/b", Cond: "=", CondValue: []byte("4")},
+		{Op: api.OpSetLease, Key: "d/t", Value: []byte("5"), TTLMs: 1000},
 	} {
-		if resp := s.ask(r); resp.Code != 0 && resp.Code != client.CodeCondFalse {
+		if resp := s.ask(r); resp.Code != 0 && resp.Code != api.CodeCondFalse {
 			t.Fatalf("%s %s: %+v", r.Op, r.Key, resp)
 		}
 	}
 	s.tick(1500) // d/t's lease runs out
-	from := strconv.FormatUint(start, 10)
-	got := changesOf(t, s.ask(client.Request{Op: client.OpWatchLog, Key: "d/", Args: from}))
+	from := start
+	got := changesOf(t, s.ask(api.Request{Op: api.OpWatchLog, Key: "d/", From: from, FromSet: true}))
 	want := "d/a=1 d/a=3 d/b=4 del d/b d/t=5 del d/t"
 	if strings.Join(got, " ") != want {
-		t.Fatalf("watch d/ from %s: %q, want %q", from, got, want)
+		t.Fatalf("watch d/ from %d: %q, want %q", from, got, want)
 	}
-	if got := changesOf(t, s.ask(client.Request{Op: client.OpWatchLog, Key: "other", Args: from})); strings.Join(got, " ") != "other=x" {
+	if got := changesOf(t, s.ask(api.Request{Op: api.OpWatchLog, Key: "other", From: from, FromSet: true})); strings.Join(got, " ") != "other=x" {
 		t.Fatalf("watch other: %q", got)
 	}
 	// nothing after now: it waits, and the next change answers it
 	s.next++
 	to := s.next
-	s.c.Request(s.now, to, client.Request{Op: client.OpWatchLog, Key: "d/a", TimeoutMs: 5000})
+	s.c.Request(s.now, to, api.Request{Op: api.OpWatchLog, Key: "d/a", TimeoutMs: 5000})
 	s.tick(200)
 	if r, ok := s.replies[to]; ok {
 		t.Fatalf("watch with nothing new answered at once: %+v", r)
 	}
-	s.ask(client.Request{Op: client.OpSet, Key: "d/a", Value: []byte("6")})
+	s.ask(api.Request{Op: api.OpSet, Key: "d/a", Value: []byte("6")})
 	s.pump()
 	if r, ok := s.replies[to]; !ok || strings.Join(changesOf(t, r), " ") != "d/a=6" {
 		t.Fatalf("parked watch after a change: %+v %v", r, ok)
@@ -76,17 +76,17 @@ func TestWatchChanges(t *testing.T) {
 	// nothing until its time runs out: no changes, and where to ask from next
 	s.next++
 	to = s.next
-	s.c.Request(s.now, to, client.Request{Op: client.OpWatchLog, Key: "d/a", TimeoutMs: 500})
+	s.c.Request(s.now, to, api.Request{Op: api.OpWatchLog, Key: "d/a", TimeoutMs: 500})
 	s.tick(600)
 	if r, ok := s.replies[to]; !ok || len(changesOf(t, r)) != 0 || r.Msg != strconv.FormatUint(s.c.Applied(), 10) {
 		t.Fatalf("watch with nothing new when its time ran out: %+v %v, want no changes from %d", r, ok, s.c.Applied())
 	}
 	// nothing kept from before: 17
 	for i := 0; i < maxChanges+10; i++ {
-		s.c.changes.add(Change{Index: s.c.Applied() + 1, Key: "filler"})
+		s.c.changes.add(api.Change{Index: s.c.Applied() + 1, Key: "filler"})
 	}
-	if r := s.ask(client.Request{Op: client.OpWatchLog, Key: "d/", Args: from}); r.Code != client.CodeCompacted {
-		t.Fatalf("watch from %s after %d more changes: %+v, want 17", from, maxChanges+10, r)
+	if r := s.ask(api.Request{Op: api.OpWatchLog, Key: "d/", From: from, FromSet: true}); r.Code != api.CodeCompacted {
+		t.Fatalf("watch from %d after %d more changes: %+v, want 17", from, maxChanges+10, r)
 	}
 }
 
@@ -95,14 +95,14 @@ func TestWatchChanges(t *testing.T) {
 func TestChangeRingBounds(t *testing.T) {
 	var r changeRing
 	for i := uint64(1); i <= maxChanges+5; i++ {
-		r.add(Change{Index: i, Key: fmt.Sprint(i)})
+		r.add(api.Change{Index: i, Key: fmt.Sprint(i)})
 	}
 	if len(r.ch) != maxChanges || r.since != 5 || r.ch[0].Index != 6 {
 		t.Fatalf("%d changes from %d (since %d), want %d from 6 (since 5)", len(r.ch), r.ch[0].Index, r.since, maxChanges)
 	}
 	big := make([]byte, maxChangeBytes/3+1)
 	for i := uint64(1); i <= 4; i++ {
-		r.add(Change{Index: maxChanges + 5 + i, Key: "b", Value: big})
+		r.add(api.Change{Index: maxChanges + 5 + i, Key: "b", Value: big})
 	}
 	if r.bytes > maxChangeBytes || len(r.ch) < 2 {
 		t.Fatalf("%d bytes in %d changes, bound %d", r.bytes, len(r.ch), maxChangeBytes)

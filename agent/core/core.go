@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
@@ -27,7 +28,7 @@ type CallID uint64
 type Call struct {
 	ID       CallID
 	To       raftcore.NodeID
-	Req      client.Request
+	Req      api.Request
 	Deadline Time
 }
 
@@ -42,7 +43,7 @@ type Run struct {
 // Reply is the answer to a request.
 type Reply struct {
 	To   ReplyTo
-	Resp client.Response
+	Resp api.Response
 }
 
 // CallResult is how a call ended, as far as the transport can tell.
@@ -147,8 +148,8 @@ type Core struct {
 	change     *change              // the membership change this leader drives (or drove last)
 	backups    backups              // snapshot save's files held for clients
 
-	linkDown map[raftcore.NodeID]bool           // peers whose link the driver reported down
-	versions map[raftcore.NodeID]client.Version // what peers said of themselves
+	linkDown map[raftcore.NodeID]bool        // peers whose link the driver reported down
+	versions map[raftcore.NodeID]api.Version // what peers said of themselves
 
 	// leases (leases.go): the leader's deadline per lease, the revokes it proposed, and
 	// the lock-waits parked until their lock changes
@@ -193,7 +194,7 @@ func New(cfg Config, st raftcore.State, kv *kvstore.Store) (*Core, error) {
 		applied:        st.Snapshot.Meta.Index,
 		appliedMembers: st.Snapshot.Meta.Members, lastSnapshot: st.Snapshot.Meta.Index, snapSize: st.Snapshot.Size,
 		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{},
-		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{}, versions: map[raftcore.NodeID]client.Version{},
+		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{}, versions: map[raftcore.NodeID]api.Version{},
 		leaseDue: map[uint64]Time{}, revoking: map[uint64]Time{}, lockWaits: map[string][]*waiter{},
 		limiter: limiter{seen: map[string]*limit{}}}
 	c.changes.since = st.Snapshot.Meta.Index
@@ -379,7 +380,7 @@ func (c *Core) apply(ents []raftcore.Entry) error {
 		if w := c.proposals[e.Index]; w != nil {
 			delete(c.proposals, e.Index)
 			if w.term == e.Term {
-				c.reply(w, client.Response{Code: res.Code, Msg: res.Msg, Value: res.Value})
+				c.reply(w, api.Response{Code: res.Code, Msg: res.Msg, Value: res.Value})
 			} else {
 				// another leader's entry took its place: try again (deduplicated)
 				c.wait(w, raftcore.None)

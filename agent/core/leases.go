@@ -3,9 +3,8 @@ package core
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
@@ -21,36 +20,22 @@ import (
 // first may have been lost with a leader change).
 const revokeRetryMs = 1000
 
-// commandOf builds the state machine command of a write request. A revoke named by its
-// key (no lease number) is resolved by the leader, from its state.
-func commandOf(r client.Request) (kvstore.Command, error) {
-	cmd := kvstore.Command{Op: kvOps[r.Op], ClientID: r.ClientID, Seq: r.Seq, Key: r.Key,
-		Value: r.Value, Cond: r.Cond, CondValue: r.CondValue}
-	switch r.Op {
-	case client.OpSetLease, client.OpLockAcquire:
-		ttl, err := strconv.ParseUint(r.Args, 10, 64)
-		if err != nil {
-			return cmd, fmt.Errorf("ttl %q: not a number of milliseconds", r.Args)
-		}
-		cmd.TTLMs, cmd.Holder = ttl, r.Host
-	case client.OpRevoke:
-		if r.Args == "" {
-			return cmd, kvstore.ValidateKey(r.Key)
-		}
-		id, err := strconv.ParseUint(r.Args, 10, 64)
-		if err != nil || id == 0 {
-			return cmd, fmt.Errorf("lease %q: not a lease number", r.Args)
-		}
-		cmd.Lease = id
+// commandOf builds the state machine command of a write request (validated already). A
+// revoke named by its key (no lease number) is resolved by the leader, from its state.
+func commandOf(r api.Request) (kvstore.Command, error) {
+	info, _ := r.Op.Info()
+	cmd := kvstore.Command{Op: kvstore.Op(info.Command), ClientID: r.ClientID, Seq: r.Seq, Key: r.Key,
+		Value: r.Value, Cond: r.Cond, CondValue: r.CondValue, Lease: r.Lease, TTLMs: r.TTLMs, Holder: r.Holder}
+	if cmd.Op == kvstore.OpRevoke && cmd.Lease == 0 {
+		return cmd, nil
 	}
 	return cmd, cmd.Validate()
 }
 
-// leaseOf is the lease a request names: Args (a number) or Key's.
-func (c *Core) leaseOf(r client.Request) uint64 {
-	if r.Args != "" {
-		id, _ := strconv.ParseUint(r.Args, 10, 64)
-		return id
+// leaseOf is the lease a request names: its number, or Key's.
+func (c *Core) leaseOf(r api.Request) uint64 {
+	if r.Lease != 0 {
+		return r.Lease
 	}
 	return c.kv.LeaseOf(r.Key)
 }
@@ -110,26 +95,26 @@ func (c *Core) expireLeases() {
 }
 
 // keepLease renews a lease once the leader confirmed it leads (a read).
-func (c *Core) keepLease(r client.Request) client.Response {
+func (c *Core) keepLease(r api.Request) api.Response {
 	id := c.leaseOf(r)
 	l, ok := c.kv.LeaseByID(id)
 	if id == 0 || !ok {
-		what := fmt.Sprintf("lease %s", r.Args)
-		if r.Args == "" {
+		what := fmt.Sprintf("lease %d", r.Lease)
+		if r.Lease == 0 {
 			what = fmt.Sprintf("key %s has no lease", r.Key)
 			if _, exists := c.kv.Get(r.Key); !exists {
 				what = fmt.Sprintf("key %s not found", r.Key)
 			}
-			return client.Response{Code: client.CodeNotFound, Msg: what}
+			return api.Response{Code: api.CodeNotFound, Msg: what}
 		}
-		return client.Response{Code: client.CodeNotFound, Msg: what + " expired or was revoked"}
+		return api.Response{Code: api.CodeNotFound, Msg: what + " expired or was revoked"}
 	}
 	if r.Stale {
-		return client.Response{Code: client.CodeUsage, Msg: "a lease is kept by the leader: not with --stale"}
+		return api.Response{Code: api.CodeUsage, Msg: "a lease is kept by the leader: not with --stale"}
 	}
 	c.leaseDue[id] = c.now + Time(l.TTLMs)
 	js, _ := json.Marshal(map[string]uint64{"lease": id, "ttl_ms": l.TTLMs})
-	return client.Response{JSON: js}
+	return api.Response{JSON: js}
 }
 
 // ttlOf is a key's lease and, on the leader, its time left, for get --json.
@@ -153,11 +138,11 @@ func (c *Core) lockWait(w *waiter) {
 	p, ok := c.kv.LockPlaceOf(w.req.Key, id)
 	switch {
 	case !ok:
-		c.reply(w, client.Response{Code: client.CodeNotFound,
+		c.reply(w, api.Response{Code: api.CodeNotFound,
 			Msg: fmt.Sprintf("lease %d is not queued for lock %s: it expired or was released", id, w.req.Key)})
 	case p.Position == 0:
 		js, _ := json.Marshal(p)
-		c.reply(w, client.Response{JSON: js})
+		c.reply(w, api.Response{JSON: js})
 	default:
 		c.lockWaits[w.req.Key] = append(c.lockWaits[w.req.Key], w)
 	}
@@ -174,24 +159,12 @@ func (c *Core) wakeLockWaits(name string) {
 	}
 }
 
-// LockStatus is one lock in `locks`.
-type LockStatus struct {
-	Name       string `json:"name"`
-	Generation uint64 `json:"generation"`
-	Holder     string `json:"holder"`
-	Lease      uint64 `json:"lease"`
-	// TTLMs is the holder's lease time left, known on the leader only (-1 elsewhere)
-	TTLMs   int64    `json:"ttl_ms"`
-	Since   uint64   `json:"since_index"`
-	Waiting []string `json:"waiting"`
-}
-
 // locksResponse lists every held lock.
-func (c *Core) locksResponse() client.Response {
-	out := []LockStatus{}
+func (c *Core) locksResponse() api.Response {
+	out := []api.LockStatus{}
 	c.kv.Locks(func(name string, l kvstore.Lock) bool {
 		h := l.Queue[0]
-		st := LockStatus{Name: name, Generation: l.Generation, Holder: h.Holder, Lease: h.Lease, Since: h.Since, TTLMs: -1,
+		st := api.LockStatus{Name: name, Generation: l.Generation, Holder: h.Holder, Lease: h.Lease, Since: h.Since, TTLMs: -1,
 			Waiting: []string{}}
 		if due, ok := c.leaseDue[h.Lease]; ok {
 			st.TTLMs = max(0, int64(due-c.now))
@@ -203,5 +176,5 @@ func (c *Core) locksResponse() client.Response {
 		return true
 	})
 	js, _ := json.Marshal(out)
-	return client.Response{JSON: js}
+	return api.Response{JSON: js}
 }

@@ -2,14 +2,14 @@ package core
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 
-	"lite-raft/client"
-	"lite-raft/kvstore"
+	"lite-raft/api"
 )
 
 // ask sends a request and pumps until it is answered (or fails the test).
-func (s *soloCore) ask(req client.Request) client.Response {
+func (s *soloCore) ask(req api.Request) api.Response {
 	s.t.Helper()
 	s.next++
 	to := s.next
@@ -22,7 +22,7 @@ func (s *soloCore) ask(req client.Request) client.Response {
 		s.tick(1)
 	}
 	s.t.Fatalf("%s %s: no answer", req.Op, req.Key)
-	return client.Response{}
+	return api.Response{}
 }
 
 // tick moves the clock ms milliseconds on, a tick at a time (ticks are 10 ms here).
@@ -38,13 +38,13 @@ func (s *soloCore) tick(ms int) {
 // proposes the revoke), unless kept alive; get --json shows what is left.
 func TestLeaseExpiry(t *testing.T) {
 	s := newSoloCore(t, 1000)
-	r := s.ask(client.Request{Op: client.OpSetLease, Key: "t", Value: []byte("v"), Args: "2000"})
+	r := s.ask(api.Request{Op: api.OpSetLease, Key: "t", Value: []byte("v"), TTLMs: 2000})
 	if r.Code != 0 || string(r.Value) == "" {
 		t.Fatalf("set --ttl: %+v", r)
 	}
-	lease := string(r.Value)
+	lease, _ := strconv.ParseUint(string(r.Value), 10, 64)
 	s.tick(1500)
-	g := s.ask(client.Request{Op: client.OpGet, Key: "t"})
+	g := s.ask(api.Request{Op: api.OpGet, Key: "t"})
 	var ttl struct {
 		TTLMs int64 `json:"ttl_ms"`
 	}
@@ -52,22 +52,22 @@ func TestLeaseExpiry(t *testing.T) {
 	if g.Code != 0 || ttl.TTLMs <= 0 || ttl.TTLMs > 500 {
 		t.Fatalf("get 1.5 s into a 2 s lease: %+v (ttl %+v), want about 500 ms left", g, ttl)
 	}
-	if k := s.ask(client.Request{Op: client.OpLeaseKeep, Key: "t"}); k.Code != 0 {
+	if k := s.ask(api.Request{Op: api.OpLeaseKeep, Key: "t"}); k.Code != 0 {
 		t.Fatalf("lease keep: %+v", k)
 	}
 	s.tick(1500) // 3 s since the set, 1.5 s since the keep
-	if g := s.ask(client.Request{Op: client.OpGet, Key: "t"}); g.Code != 0 {
+	if g := s.ask(api.Request{Op: api.OpGet, Key: "t"}); g.Code != 0 {
 		t.Fatalf("kept key gone 1.5 s after its keep: %+v", g)
 	}
 	before := s.c.Node().Commit()
 	s.tick(600)
-	if g := s.ask(client.Request{Op: client.OpGet, Key: "t"}); g.Code != client.CodeNotFound {
+	if g := s.ask(api.Request{Op: api.OpGet, Key: "t"}); g.Code != api.CodeNotFound {
 		t.Fatalf("key 2.1 s after its last keep: %+v, want gone", g)
 	}
 	if s.c.Node().Commit() == before {
 		t.Fatal("the key went without an entry in the log")
 	}
-	if k := s.ask(client.Request{Op: client.OpLeaseKeep, Args: lease}); k.Code != client.CodeNotFound {
+	if k := s.ask(api.Request{Op: api.OpLeaseKeep, Lease: lease}); k.Code != api.CodeNotFound {
 		t.Fatalf("keep of the expired lease: %+v, want 9", k)
 	}
 }
@@ -76,9 +76,9 @@ func TestLeaseExpiry(t *testing.T) {
 // released; a waiter whose lease expires leaves the queue; lock-wait says so.
 func TestLockWaitAndRelease(t *testing.T) {
 	s := newSoloCore(t, 1000)
-	acquire := func(who string) kvstore.LockPlace {
-		r := s.ask(client.Request{Op: client.OpLockAcquire, Key: "job", Args: "3000", Host: who})
-		var p kvstore.LockPlace
+	acquire := func(who string) api.LockPlace {
+		r := s.ask(api.Request{Op: api.OpLockAcquire, Key: "job", TTLMs: 3000, Holder: who})
+		var p api.LockPlace
 		if r.Code != 0 || json.Unmarshal(r.Value, &p) != nil {
 			t.Fatalf("lock for %s: %+v", who, r)
 		}
@@ -88,19 +88,19 @@ func TestLockWaitAndRelease(t *testing.T) {
 	if a.Position != 0 || b.Position != 1 {
 		t.Fatalf("places: a %+v, b %+v", a, b)
 	}
-	wait := func(p kvstore.LockPlace) client.Response {
-		return s.ask(client.Request{Op: client.OpLockWait, Key: "job", Args: itoa(p.Lease), TimeoutMs: 500})
+	wait := func(p api.LockPlace) api.Response {
+		return s.ask(api.Request{Op: api.OpLockWait, Key: "job", Lease: p.Lease, TimeoutMs: 500})
 	}
-	var got kvstore.LockPlace
+	var got api.LockPlace
 	if r := wait(b); json.Unmarshal(r.JSON, &got) != nil || got.Position != 1 {
 		t.Fatalf("b waits while a holds: %+v (%+v)", r, got)
 	}
-	var ls []LockStatus
-	json.Unmarshal(s.ask(client.Request{Op: client.OpLocks}).JSON, &ls)
+	var ls []api.LockStatus
+	json.Unmarshal(s.ask(api.Request{Op: api.OpLocks}).JSON, &ls)
 	if len(ls) != 1 || ls[0].Holder != "a" || len(ls[0].Waiting) != 1 || ls[0].Waiting[0] != "b" {
 		t.Fatalf("locks: %+v", ls)
 	}
-	if r := s.ask(client.Request{Op: client.OpRevoke, Args: itoa(a.Lease)}); r.Code != 0 {
+	if r := s.ask(api.Request{Op: api.OpRevoke, Lease: a.Lease}); r.Code != 0 {
 		t.Fatalf("release: %+v", r)
 	}
 	if r := wait(b); json.Unmarshal(r.JSON, &got) != nil || got.Position != 0 || got.Generation != 2 {
@@ -108,7 +108,7 @@ func TestLockWaitAndRelease(t *testing.T) {
 	}
 	c := acquire("c")
 	s.tick(3500) // nobody keeps b or c alive
-	if r := wait(c); r.Code != client.CodeNotFound {
+	if r := wait(c); r.Code != api.CodeNotFound {
 		t.Fatalf("c after its lease ran out: %+v, want 9", r)
 	}
 	// b expired first, so c held it (generation 3) until it expired too

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 
+	"lite-raft/api"
 	"lite-raft/client"
-	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
 
@@ -46,22 +45,8 @@ const (
 	phaseDone
 )
 
-// ChangeStatus is a membership change as the CLI and status see it (JSON).
-type ChangeStatus struct {
-	ID    string   `json:"id"`
-	Op    string   `json:"op"` // add-member or del-member
-	Host  string   `json:"host"`
-	Steps []string `json:"steps"`
-	// Stopping is set while the change stops lite-raft on Host (the last step of
-	// del-member): a CLI on Host then loses its agent, which is the step working.
-	Stopping bool   `json:"stopping,omitempty"`
-	Done     bool   `json:"done"`
-	Code     int    `json:"code"` // exit code once done
-	Msg      string `json:"msg,omitempty"`
-}
-
 type change struct {
-	ChangeStatus
+	api.ChangeStatus
 	add        bool
 	host       raftcore.NodeID
 	phase      phase
@@ -74,25 +59,25 @@ type change struct {
 
 // startChange takes an add-member or del-member request on the leader.
 func (c *Core) startChange(w *waiter) {
-	host := raftcore.NodeID(w.req.Host)
+	host := raftcore.NodeID(w.req.Member)
 	if err := raftcore.ValidateID(host); err != nil {
-		c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
+		c.reply(w, api.Response{Code: api.CodeUsage, Msg: err.Error()})
 		return
 	}
-	add := w.req.Op == client.OpAddMember
+	add := w.req.Op == api.OpAddMember
 	if ch := c.change; ch != nil && ch.phase != phaseDone {
 		if ch.host == host && ch.add == add {
 			c.reply(w, ch.response()) // already under way: follow it
 			return
 		}
-		c.reply(w, client.Response{Code: client.CodeFailed,
+		c.reply(w, api.Response{Code: api.CodeFailed,
 			Msg: fmt.Sprintf("another membership change is in progress: %s %s", ch.Op, ch.Host)})
 		return
 	}
 	if !add && host == c.id {
 		// hand over first; the next leader removes us
 		if err := c.transferAway(); err != nil {
-			c.reply(w, client.Response{Code: client.CodeFailed, Msg: err.Error()})
+			c.reply(w, api.Response{Code: api.CodeFailed, Msg: err.Error()})
 			return
 		}
 		w.outcome = client.MaybeApplied
@@ -105,13 +90,13 @@ func (c *Core) startChange(w *waiter) {
 	m := c.appliedMembers
 	switch {
 	case add && m.IsVoter(host):
-		ch.finish(client.CodeOK, fmt.Sprintf("%s is already a voter; members: %s", host, m))
+		ch.finish(api.CodeOK, fmt.Sprintf("%s is already a voter; members: %s", host, m))
 	case add && slices.Contains(m.Learners, host):
 		ch.step(c, phaseCatchUp, fmt.Sprintf("%s is a learner already; waiting for %s to catch up", host, host))
 	case add:
 		ch.step(c, phaseBoot, fmt.Sprintf("booting %s in join mode (first-boot --join over ssh)", host))
 	case !m.Contains(host):
-		ch.finish(client.CodeOK, fmt.Sprintf("%s is not a member; members: %s", host, m))
+		ch.finish(api.CodeOK, fmt.Sprintf("%s is not a member; members: %s", host, m))
 	default:
 		ch.step(c, phaseRemove, fmt.Sprintf("removing %s (joint consensus, then the new membership)", host))
 	}
@@ -127,28 +112,28 @@ func (c *Core) startChange(w *waiter) {
 // waitChange answers a change-wait request once the change has more steps than the
 // client saw, or is done; at the deadline, as it is.
 func (c *Core) waitChange(w *waiter) {
-	host := raftcore.NodeID(w.req.Host)
+	host := raftcore.NodeID(w.req.Member)
 	ch := c.change
 	if ch == nil || ch.host != host {
 		// not (or no longer) here: say what the membership shows
 		m := c.appliedMembers
-		st := ChangeStatus{Host: string(host), Done: true, Code: client.CodeFailed,
+		st := api.ChangeStatus{Host: string(host), Done: true, Code: api.CodeFailed,
 			Msg: fmt.Sprintf("no membership change of %s in progress on the leader %s (members: %s)", host, c.id, m)}
 		js, _ := json.Marshal(st)
-		c.reply(w, client.Response{JSON: js})
+		c.reply(w, api.Response{JSON: js})
 		return
 	}
-	seen, _ := strconv.Atoi(w.req.Args)
-	if ch.phase == phaseDone || len(ch.Steps) > seen || seen > len(ch.Steps) {
+	seen := w.req.Steps
+	if ch.phase == phaseDone || uint64(len(ch.Steps)) != seen {
 		c.reply(w, ch.response())
 		return
 	}
 	ch.waiters = append(ch.waiters, w)
 }
 
-func (ch *change) response() client.Response {
+func (ch *change) response() api.Response {
 	js, _ := json.Marshal(ch.ChangeStatus)
-	return client.Response{JSON: js}
+	return api.Response{JSON: js}
 }
 
 // step records a step and moves to phase p.
@@ -219,10 +204,10 @@ func (c *Core) advanceChange() {
 		}
 		if c.now-ch.progressAt > catchUpStall {
 			why := ""
-			if have := c.commandsOf(host); have < kvstore.CommandVersion {
+			if have := c.commandsOf(host); have < api.CommandVersion {
 				// the likeliest cause: a build that stopped at the first entry it cannot read
 				why = fmt.Sprintf("; it understands commands up to version %d and this cluster's build writes version %d: "+
-					"if its log says it met an entry it cannot read, upgrade lite-raft on %s and add it again", have, kvstore.CommandVersion, host)
+					"if its log says it met an entry it cannot read, upgrade lite-raft on %s and add it again", have, api.CommandVersion, host)
 			}
 			ch.step(c, phaseAbandon, fmt.Sprintf("%s made no progress for %d s (match %d, commit %d)%s: removing the learner",
 				host, catchUpStall/1000, p.Match, st.Commit, why))
@@ -230,7 +215,7 @@ func (c *Core) advanceChange() {
 		}
 	case phasePromote:
 		if !cm.Joint() && cm.IsVoter(host) {
-			c.endChange(client.CodeOK, "members: "+cm.String())
+			c.endChange(api.CodeOK, "members: "+cm.String())
 			return
 		}
 		if !m.Joint() && !m.IsVoter(host) {
@@ -238,7 +223,7 @@ func (c *Core) advanceChange() {
 		}
 	case phaseAbandon:
 		if !cm.Contains(host) {
-			c.endChange(client.CodeFailed, fmt.Sprintf("%s did not catch up; it was removed again (members: %s)", host, cm))
+			c.endChange(api.CodeFailed, fmt.Sprintf("%s did not catch up; it was removed again (members: %s)", host, cm))
 			return
 		}
 		c.proposeChange(ch, without(m.Voters, host), without(m.Learners, host))
@@ -272,7 +257,7 @@ func (c *Core) proposeChange(ch *change, voters, learners []raftcore.NodeID) {
 		ch.proposed = true
 	case errors.Is(err, raftcore.ErrMembershipChange) || errors.Is(err, raftcore.ErrTransferring):
 	default:
-		c.endChange(client.CodeFailed, fmt.Sprintf("propose the membership: %v", err))
+		c.endChange(api.CodeFailed, fmt.Sprintf("propose the membership: %v", err))
 	}
 }
 
@@ -286,15 +271,15 @@ func (c *Core) changeRunDone(id CallID, err error) {
 	switch ch.phase {
 	case phaseBoot:
 		if err != nil {
-			c.endChange(client.CodeFailed, fmt.Sprintf("booting %s failed: %v", ch.host, err))
+			c.endChange(api.CodeFailed, fmt.Sprintf("booting %s failed: %v", ch.host, err))
 			return
 		}
 		ch.step(c, phaseLearner, fmt.Sprintf("adding %s as a learner", ch.host))
 	case phaseStop:
 		if err != nil {
-			c.endChange(client.CodeOK, fmt.Sprintf("warning: %s was removed, but stopping it failed: %v", ch.host, err))
+			c.endChange(api.CodeOK, fmt.Sprintf("warning: %s was removed, but stopping it failed: %v", ch.host, err))
 		} else {
-			c.endChange(client.CodeOK, fmt.Sprintf("stopped lite-raft on %s", ch.host))
+			c.endChange(api.CodeOK, fmt.Sprintf("stopped lite-raft on %s", ch.host))
 		}
 		return
 	}
@@ -324,7 +309,7 @@ func (c *Core) leadershipChanged() {
 		host := m.Learners[0]
 		ch := &change{add: true, host: host, progressAt: c.now}
 		ch.ID = fmt.Sprintf("%s/%d/%d", c.id, c.node.Term(), c.applied)
-		ch.Op, ch.Host = client.OpAddMember.String(), string(host)
+		ch.Op, ch.Host = api.OpAddMember.String(), string(host)
 		ch.step(c, phaseCatchUp, fmt.Sprintf("%s (a learner) taken over by the new leader %s; waiting for %s to catch up", host, c.id, host))
 		c.change = ch
 		c.logf("", "add-member %s: resumed (a learner in the membership)", host)

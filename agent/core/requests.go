@@ -4,18 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
-
-// kvOps maps the client's write verbs to the state machine's operations.
-var kvOps = [...]kvstore.Op{client.OpSet: kvstore.OpSet, client.OpUnset: kvstore.OpUnset,
-	client.OpIfSet: kvstore.OpIfSet, client.OpNoop: kvstore.OpNoop,
-	client.OpCreate: kvstore.OpCreate, client.OpIfUnset: kvstore.OpIfUnset,
-	client.OpSetLease: kvstore.OpSetLease, client.OpRevoke: kvstore.OpRevoke, client.OpLockAcquire: kvstore.OpLockAcquire}
 
 // Backoff of a request that could not be forwarded: doubling between these bounds.
 const (
@@ -25,7 +19,7 @@ const (
 
 // waiter is a client request the core holds until it can answer.
 type waiter struct {
-	req      client.Request
+	req      api.Request
 	to       ReplyTo
 	deadline Time
 	replied  bool
@@ -34,7 +28,7 @@ type waiter struct {
 	outcome client.Outcome
 	term    uint64 // of the proposed entry
 	index   uint64 // proposed entry, or read index once known
-	cond    func() (client.Response, bool)
+	cond    func() (api.Response, bool)
 	// a watch: the index it asks from, once known (from its --from, or "now")
 	watchFrom  uint64
 	watchKnown bool
@@ -52,7 +46,7 @@ type waiter struct {
 
 // Request takes a client's request (from the local socket, a remote client, or another
 // agent forwarding it). Its answer comes out of Ready as a Reply to to.
-func (c *Core) Request(now Time, to ReplyTo, req client.Request) {
+func (c *Core) Request(now Time, to ReplyTo, req api.Request) {
 	c.at(now)
 	timeout := c.cfg.DefaultTimeoutMs
 	if req.TimeoutMs > 0 {
@@ -62,7 +56,7 @@ func (c *Core) Request(now Time, to ReplyTo, req client.Request) {
 	c.handle(w)
 }
 
-func (c *Core) reply(w *waiter, r client.Response) {
+func (c *Core) reply(w *waiter, r api.Response) {
 	if w.replied {
 		return
 	}
@@ -74,6 +68,32 @@ func (c *Core) reply(w *waiter, r client.Response) {
 	c.out.Replies = append(c.out.Replies, Reply{To: w.to, Resp: r})
 }
 
+// serving is how the core serves each op of the catalogue that proposes no command
+// (those all go through propose): served at a read index confirmed by the leader
+// (atRead; with --stale, where the op allows it, from this member's state at once), or
+// by serve where the request arrives (forwarded first to the leader for the catalogue's
+// Leader ops). TestEveryOpIsServed checks it covers the catalogue.
+var serving = map[api.Op]struct {
+	atRead bool
+	serve  func(c *Core, w *waiter)
+}{
+	api.OpGet:          {true, (*Core).replyRead},
+	api.OpExists:       {true, (*Core).replyRead},
+	api.OpList:         {true, (*Core).replyRead},
+	api.OpLocks:        {true, (*Core).replyRead},
+	api.OpLeaseKeep:    {true, (*Core).replyRead},
+	api.OpLockWait:     {true, (*Core).lockWait},
+	api.OpSnapshot:     {true, (*Core).makeBackup},
+	api.OpStatus:       {false, (*Core).status},
+	api.OpTransfer:     {false, (*Core).transfer},
+	api.OpAddMember:    {false, (*Core).startChange},
+	api.OpDelMember:    {false, (*Core).startChange},
+	api.OpChangeWait:   {false, (*Core).waitChange},
+	api.OpWatch:        {false, (*Core).watchValue},
+	api.OpWatchLog:     {false, (*Core).logWatch},
+	api.OpSnapshotRead: {false, (*Core).snapshotRead},
+}
+
 func (c *Core) handle(w *waiter) {
 	if w.replied {
 		return
@@ -83,97 +103,80 @@ func (c *Core) handle(w *waiter) {
 		return
 	}
 	r := w.req
-	switch r.Op {
-	case client.OpStatus:
-		if c.node.Role() == raftcore.Leader || r.Stale || c.node.Lead() == raftcore.None {
-			c.reply(w, c.statusResponse())
-			return
-		}
-		c.forward(w)
-	case client.OpGet, client.OpList, client.OpLeaseKeep, client.OpLockWait, client.OpLocks:
-		if r.Op == client.OpGet || r.Op == client.OpLockWait || (r.Op == client.OpLeaseKeep && r.Args == "") {
-			if err := kvstore.ValidateKey(r.Key); err != nil {
-				c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
-				return
-			}
-		}
-		if r.Stale && (r.Op == client.OpLeaseKeep || r.Op == client.OpLockWait) {
-			c.reply(w, client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("%s asks the leader: not with --stale", r.Op)})
-			return
-		}
-		if r.Stale || (c.bugs.staleLeaderRead && c.node.Role() == raftcore.Leader) {
-			c.reply(w, c.read(r))
-			return
-		}
-		c.readAtLeader(w)
-	case client.OpSet, client.OpUnset, client.OpIfSet, client.OpNoop, client.OpCreate, client.OpIfUnset,
-		client.OpSetLease, client.OpRevoke, client.OpLockAcquire:
-		cmd, err := commandOf(r)
-		if err != nil {
-			c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
-			return
-		}
-		// checked here too when a follower would forward it: a leader on an older build
-		// could not even read the request
-		if cmd.Op.Version() > 1 && c.refuseNewer(w, cmd.Op) {
-			return
-		}
-		if c.node.Role() != raftcore.Leader {
-			c.forward(w)
-			return
-		}
-		if cmd.Op == kvstore.OpRevoke && cmd.Lease == 0 {
-			if cmd.Lease = c.kv.LeaseOf(r.Key); cmd.Lease == 0 {
-				c.reply(w, client.Response{Code: client.CodeNotFound, Msg: fmt.Sprintf("key %s has no lease", r.Key)})
-				return
-			}
-		}
-		index, term, err := c.node.Propose(cmd.Encode())
-		if err != nil {
-			c.wait(w, raftcore.None) // a transfer in progress: the next leader takes it
-			return
-		}
-		w.outcome = client.MaybeApplied
-		w.index, w.term = index, term
-		c.proposals[index] = w
-	case client.OpAddMember, client.OpDelMember, client.OpTransfer, client.OpChangeWait:
-		if c.node.Role() != raftcore.Leader {
-			c.forward(w)
-			return
-		}
-		switch r.Op {
-		case client.OpTransfer:
-			c.transfer(w)
-		case client.OpChangeWait:
-			c.waitChange(w)
-		default:
-			c.startChange(w)
-		}
-	case client.OpWatchLog:
-		if r.Key != "" && r.Key != "/" {
-			if err := kvstore.ValidateKey(strings.TrimSuffix(r.Key, "/")); err != nil {
-				c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
-				return
-			}
-		}
-		c.logWatch(w)
-	case client.OpSnapshot:
-		c.snapshotRequest(w)
-	case client.OpSnapshotRead:
-		c.snapshotRead(w)
-	case client.OpWatch:
-		if err := kvstore.ValidateKey(r.Key); err != nil {
-			c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
-			return
-		}
-		if v, _ := c.kv.Get(r.Key); string(v) != string(r.CondValue) {
-			c.reply(w, client.Response{Value: v})
-			return
-		}
-		c.watches[r.Key] = append(c.watches[r.Key], w)
-	default:
-		c.reply(w, client.Response{Code: client.CodeUsage, Msg: fmt.Sprintf("unknown operation %s", r.Op)})
+	info, ok := r.Op.Info()
+	s, served := serving[r.Op]
+	if !ok || (!served && info.Command == 0) {
+		c.reply(w, api.Response{Code: api.CodeUpgrade, Msg: fmt.Sprintf(
+			"%s does not know operation %s: upgrade it first (nothing was done)", c.id, r.Op)})
+		return
 	}
+	if err := r.Validate(); err != nil {
+		c.reply(w, api.Response{Code: api.CodeUsage, Msg: err.Error()})
+		return
+	}
+	local := r.Stale && info.Stale == api.StaleLocal
+	switch {
+	case info.Command != 0:
+		c.propose(w)
+	case r.Op == api.OpStatus && (local || c.node.Lead() == raftcore.None):
+		// with no leader, the member's own view is the answer that helps
+		c.status(w)
+	case local && s.atRead:
+		s.serve(c, w)
+	case info.Leader && c.node.Role() != raftcore.Leader:
+		c.forward(w)
+	case s.atRead && !(c.bugs.staleLeaderRead && r.Op != api.OpSnapshot):
+		c.readAtLeader(w)
+	default:
+		s.serve(c, w)
+	}
+}
+
+// propose proposes a write's command on the leader (a follower forwards it), once every
+// member understands it.
+func (c *Core) propose(w *waiter) {
+	r := w.req
+	cmd, err := commandOf(r)
+	if err != nil {
+		c.reply(w, api.Response{Code: api.CodeUsage, Msg: err.Error()})
+		return
+	}
+	// checked here too when a follower would forward it: a leader on an older build
+	// could not even read the request
+	if cmd.Op.Version() > 1 && c.refuseNewer(w, cmd.Op) {
+		return
+	}
+	if c.node.Role() != raftcore.Leader {
+		c.forward(w)
+		return
+	}
+	if cmd.Op == kvstore.OpRevoke && cmd.Lease == 0 {
+		if cmd.Lease = c.kv.LeaseOf(r.Key); cmd.Lease == 0 {
+			c.reply(w, api.Response{Code: api.CodeNotFound, Msg: fmt.Sprintf("key %s has no lease", r.Key)})
+			return
+		}
+	}
+	index, term, err := c.node.Propose(cmd.Encode())
+	if err != nil {
+		c.wait(w, raftcore.None) // a transfer in progress: the next leader takes it
+		return
+	}
+	w.outcome = client.MaybeApplied
+	w.index, w.term = index, term
+	c.proposals[index] = w
+}
+
+func (c *Core) status(w *waiter) { c.reply(w, c.statusResponse()) }
+
+func (c *Core) replyRead(w *waiter) { c.reply(w, c.read(w.req)) }
+
+// watchValue answers watch-value once Key no longer holds the value it names.
+func (c *Core) watchValue(w *waiter) {
+	if v, _ := c.kv.Get(w.req.Key); string(v) != string(w.req.CondValue) {
+		c.reply(w, api.Response{Value: v})
+		return
+	}
+	c.watches[w.req.Key] = append(c.watches[w.req.Key], w)
 }
 
 // readAtLeader serves a request from the leader's state once a read index confirmed it
@@ -193,24 +196,29 @@ func (c *Core) readAtLeader(w *waiter) {
 }
 
 // read answers get, list, lease keep and locks from the local state.
-func (c *Core) read(r client.Request) client.Response {
+func (c *Core) read(r api.Request) api.Response {
 	switch r.Op {
-	case client.OpGet:
+	case api.OpGet:
 		v, ok := c.kv.Get(r.Key)
 		if !ok {
-			return client.Response{Code: client.CodeNotFound, Msg: fmt.Sprintf("key %s not found", r.Key)}
+			return api.Response{Code: api.CodeNotFound, Msg: fmt.Sprintf("key %s not found", r.Key)}
 		}
-		return client.Response{Value: v, JSON: c.ttlOf(r.Key)}
-	case client.OpLeaseKeep:
+		return api.Response{Value: v, JSON: c.ttlOf(r.Key)}
+	case api.OpLeaseKeep:
 		return c.keepLease(r)
-	case client.OpLocks:
+	case api.OpLocks:
 		return c.locksResponse()
+	case api.OpExists:
+		if _, ok := c.kv.Get(r.Key); !ok {
+			return api.Response{Code: api.CodeNotFound, Msg: fmt.Sprintf("key %s not found", r.Key)}
+		}
+		return api.Response{}
 	}
 	names, ok := c.kv.List(r.Key)
 	if !ok {
-		return client.Response{Code: client.CodeNoDir, Msg: fmt.Sprintf("%s: no such folder", orDash(r.Key))}
+		return api.Response{Code: api.CodeNoDir, Msg: fmt.Sprintf("%s: no such folder", orDash(r.Key))}
 	}
-	return client.Response{Names: names}
+	return api.Response{Names: names}
 }
 
 func (c *Core) readState(rs raftcore.ReadState) {
@@ -232,12 +240,8 @@ func (c *Core) serveReads() {
 	for _, w := range c.readyReads {
 		switch {
 		case w.replied:
-		case w.index <= c.applied && w.req.Op == client.OpLockWait:
-			c.lockWait(w)
-		case w.index <= c.applied && w.req.Op == client.OpSnapshot:
-			c.makeBackup(w)
 		case w.index <= c.applied:
-			c.reply(w, c.read(w.req))
+			serving[w.req.Op].serve(c, w)
 		default:
 			kept = append(kept, w)
 		}
@@ -250,8 +254,8 @@ func (c *Core) serveReads() {
 // the request goes through another member that can reach it; failing that, it waits.
 func (c *Core) forward(w *waiter) {
 	lead := c.node.Lead()
-	if w.req.Op == client.OpSnapshotRead {
-		lead = raftcore.NodeID(w.req.Host) // the host holding the file, leader or not
+	if w.req.Op == api.OpSnapshotRead {
+		lead = raftcore.NodeID(w.req.Member) // the host holding the file, leader or not
 	}
 	if lead == raftcore.None || lead == c.id || w.req.Hops >= 3 {
 		c.wait(w, raftcore.None)
@@ -301,7 +305,7 @@ func (c *Core) relay(w *waiter, lead raftcore.NodeID) raftcore.NodeID {
 
 // CallDone reports how a call ended: an answer, or a failure before or after the
 // request was handed to the transport.
-func (c *Core) CallDone(now Time, id CallID, res CallResult, resp client.Response, err error) {
+func (c *Core) CallDone(now Time, id CallID, res CallResult, resp api.Response, err error) {
 	c.at(now)
 	w := c.calls[id]
 	if w == nil {
@@ -318,7 +322,7 @@ func (c *Core) CallDone(now Time, id CallID, res CallResult, resp client.Respons
 		c.reply(w, client.Downgrade(w.req.Op, w.outcome, resp))
 		return
 	case Broken:
-		if client.IsWrite(w.req.Op) && !c.bugs.brokenIsNotSent {
+		if api.IsWrite(w.req.Op) && !c.bugs.brokenIsNotSent {
 			w.outcome = client.MaybeApplied
 		}
 		if c.now >= w.deadline {
@@ -349,19 +353,22 @@ func (c *Core) CallDone(now Time, id CallID, res CallResult, resp client.Respons
 func (c *Core) reforward() {
 	for _, id := range sortedKeys(c.calls) {
 		w := c.calls[id]
-		if w.replied || (client.IsWrite(w.req.Op) && !isStateMachineWrite(w.req.Op)) {
+		if w.replied || (api.IsWrite(w.req.Op) && !isStateMachineWrite(w.req.Op)) {
 			continue
 		}
 		delete(c.calls, id)
 		w.call = 0
-		if client.IsWrite(w.req.Op) {
+		if api.IsWrite(w.req.Op) {
 			w.outcome = client.MaybeApplied
 		}
 		c.wait(w, raftcore.None)
 	}
 }
 
-func isStateMachineWrite(op client.Op) bool { return int(op) < len(kvOps) && kvOps[op] != 0 }
+func isStateMachineWrite(op api.Op) bool {
+	info, _ := op.Info()
+	return info.Command != 0
+}
 
 // RunDone reports the end of a Run: its output, and an error if it failed.
 func (c *Core) RunDone(now Time, id CallID, out []byte, err error) {
@@ -419,14 +426,14 @@ func (c *Core) retryFor(match func(*waiter) bool) {
 
 func (c *Core) timeout(w *waiter) {
 	switch {
-	case w.req.Op == client.OpWatch:
+	case w.req.Op == api.OpWatch:
 		v, _ := c.kv.Get(w.req.Key) // nothing changed: the value as it is
-		c.reply(w, client.Response{Value: v})
-	case w.req.Op == client.OpWatchLog:
+		c.reply(w, api.Response{Value: v})
+	case w.req.Op == api.OpWatchLog:
 		// nothing for it up to here: the next watch asks from here on (never from before
 		// where it asked: a member behind another answers with where the watch was)
-		c.reply(w, client.Response{Value: EncodeChanges(nil), Msg: strconv.FormatUint(max(c.applied, w.watchFrom), 10)})
-	case w.req.Op == client.OpLockWait:
+		c.reply(w, api.Response{Value: api.EncodeChanges(nil), Msg: strconv.FormatUint(max(c.applied, w.watchFrom), 10)})
+	case w.req.Op == api.OpLockWait:
 		// still waiting: where it stands (the client asks again)
 		p, ok := c.kv.LockPlaceOf(w.req.Key, c.leaseOf(w.req))
 		if !ok {
@@ -434,10 +441,10 @@ func (c *Core) timeout(w *waiter) {
 			return
 		}
 		js, _ := json.Marshal(p)
-		c.reply(w, client.Response{JSON: js})
-	case w.req.Op == client.OpSnapshot || w.req.Op == client.OpSnapshotRead:
+		c.reply(w, api.Response{JSON: js})
+	case w.req.Op == api.OpSnapshot || w.req.Op == api.OpSnapshotRead:
 		c.reply(w, c.backupTimeout(w))
-	case w.call != 0 && client.IsWrite(w.req.Op):
+	case w.call != 0 && api.IsWrite(w.req.Op):
 		// still in flight toward the leader: it may arrive
 		c.reply(w, client.Fail(w.req.Op, client.MaybeApplied, client.FailTimeout, string(c.id)))
 	default:
@@ -519,7 +526,7 @@ func (c *Core) wakeWatches(key string) {
 	kept := c.watches[key][:0]
 	for _, w := range c.watches[key] {
 		if string(v) != string(w.req.CondValue) {
-			c.reply(w, client.Response{Value: v})
+			c.reply(w, api.Response{Value: v})
 		} else if !w.replied {
 			kept = append(kept, w)
 		}
@@ -533,21 +540,21 @@ func (c *Core) wakeWatches(key string) {
 
 // transfer hands leadership to the host named, and answers once it leads.
 func (c *Core) transfer(w *waiter) {
-	host := raftcore.NodeID(w.req.Host)
+	host := raftcore.NodeID(w.req.Member)
 	if err := raftcore.ValidateID(host); err != nil {
-		c.reply(w, client.Response{Code: client.CodeUsage, Msg: err.Error()})
+		c.reply(w, api.Response{Code: api.CodeUsage, Msg: err.Error()})
 		return
 	}
 	if err := c.node.TransferLeadership(host); err != nil {
-		c.reply(w, client.Response{Code: client.CodeFailed, Msg: err.Error()})
+		c.reply(w, api.Response{Code: api.CodeFailed, Msg: err.Error()})
 		return
 	}
 	w.outcome = client.MaybeApplied
-	w.cond = func() (client.Response, bool) {
+	w.cond = func() (api.Response, bool) {
 		if c.node.Lead() == host {
-			return client.Response{Msg: fmt.Sprintf("%s is the leader", host)}, true
+			return api.Response{Msg: fmt.Sprintf("%s is the leader", host)}, true
 		}
-		return client.Response{}, false
+		return api.Response{}, false
 	}
 	c.conditions = append(c.conditions, w)
 }

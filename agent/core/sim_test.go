@@ -20,6 +20,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/internal/kvmodel"
 	"lite-raft/kvstore"
@@ -253,7 +254,7 @@ type simNode struct {
 	lagMs    int
 	pending  bool // a Ready handed out and not yet durable (a lagging disk)
 	snapFail bool
-	replies  map[ReplyTo]func(resp client.Response, broken bool)
+	replies  map[ReplyTo]func(resp api.Response, broken bool)
 	next     ReplyTo
 	logLines int
 	linkSeen map[raftcore.NodeID]bool // the link state last reported to the core
@@ -429,7 +430,7 @@ func (s *sim) boot(n *simNode) {
 	c.bugs = s.bugs
 	n.core, n.up, n.stopped, n.pending = c, true, false, false
 	n.gen++
-	n.replies = map[ReplyTo]func(client.Response, bool){}
+	n.replies = map[ReplyTo]func(api.Response, bool){}
 	n.linkSeen = map[raftcore.NodeID]bool{}
 	s.tracef("%s boots (term %d, log to %d, snapshot %d)", n.id, n.disk.hs.Term, c.Node().Status().LastIndex, c.Node().Status().Snapshot.Index)
 	gen := n.gen
@@ -456,7 +457,7 @@ func (s *sim) crash(n *simNode) {
 	n.gen++
 	// calls and requests it held: their streams break
 	for _, to := range sortedKeys(n.replies) {
-		n.replies[to](client.Response{}, true)
+		n.replies[to](api.Response{}, true)
 	}
 	n.replies = nil
 	s.reportLinks()
@@ -578,7 +579,7 @@ func (s *sim) outputs(n *simNode, rd Ready) {
 
 // request hands a request to host n's core; answer is called once with its reply, or
 // with broken=true if the host crashes first.
-func (s *sim) request(n *simNode, req client.Request, answer func(client.Response, bool)) {
+func (s *sim) request(n *simNode, req api.Request, answer func(api.Response, bool)) {
 	n.next++
 	n.replies[n.next] = answer
 	n.core.Request(s.now, n.next, req)
@@ -630,7 +631,7 @@ func (s *sim) call(n *simNode, c Call) {
 		}
 	}
 	gen := n.gen
-	done := func(d Time, res CallResult, resp client.Response, err error) {
+	done := func(d Time, res CallResult, resp api.Response, err error) {
 		s.after(d, func() {
 			if n.gen == gen && n.up {
 				n.core.CallDone(s.now, c.ID, res, resp, err)
@@ -639,7 +640,7 @@ func (s *sim) call(n *simNode, c Call) {
 		})
 	}
 	if !s.reachable(n.id, c.To) {
-		done(0, NotSent, client.Response{}, fmt.Errorf("%s: not connected", c.To))
+		done(0, NotSent, api.Response{}, fmt.Errorf("%s: not connected", c.To))
 		return
 	}
 	// the caller's deadline: a call still unanswered then has broken
@@ -647,14 +648,14 @@ func (s *sim) call(n *simNode, c Call) {
 	s.after(max(0, c.Deadline-s.now), func() {
 		if !answered {
 			answered = true
-			done(0, Broken, client.Response{}, fmt.Errorf("context deadline exceeded"))
+			done(0, Broken, api.Response{}, fmt.Errorf("context deadline exceeded"))
 		}
 	})
 	if s.rng.IntN(30) == 0 {
 		// the stream broke under it: the caller notices soon after
 		s.tracef("%s → %s: call %s %s lost on the way", n.id, c.To, c.Req.Op, c.Req.Key)
 		answered = true
-		done(Time(20+s.rng.IntN(200)), Broken, client.Response{}, fmt.Errorf("stream to %s broke", c.To))
+		done(Time(20+s.rng.IntN(200)), Broken, api.Response{}, fmt.Errorf("stream to %s broke", c.To))
 		return
 	}
 	s.after(s.delay(), func() {
@@ -662,13 +663,13 @@ func (s *sim) call(n *simNode, c Call) {
 		if !t.up || answered {
 			return
 		}
-		s.request(t, c.Req, func(resp client.Response, broken bool) {
+		s.request(t, c.Req, func(resp api.Response, broken bool) {
 			if answered {
 				return
 			}
 			if broken || s.rng.IntN(30) == 0 {
 				answered = true
-				done(s.delay(), Broken, client.Response{}, fmt.Errorf("stream to %s broke", c.To))
+				done(s.delay(), Broken, api.Response{}, fmt.Errorf("stream to %s broke", c.To))
 				return
 			}
 			s.after(s.delay(), func() {
@@ -738,7 +739,7 @@ func (s *sim) reportLinks() {
 				s.pump(na)
 				if nb := s.nodes[b]; up && nb.up {
 					// a's stream to b opens with what a says of itself
-					nb.core.PeerVersion(s.now, client.Version{ID: string(a), Commands: kvstore.CommandVersion})
+					nb.core.PeerVersion(s.now, api.Version{ID: string(a), Commands: api.CommandVersion})
 					s.pump(nb)
 				}
 			})
@@ -833,21 +834,21 @@ func (s *sim) nemesis() {
 // answer; add-member and del-member start the change and then follow its steps with
 // change-wait until it is done. Sometimes the CLI goes away halfway, as a killed
 // lite-raft-client would: the leader must carry the change out all the same.
-func (s *sim) admin(via *simNode, req client.Request, done func()) {
+func (s *sim) admin(via *simNode, req api.Request, done func()) {
 	if !via.up {
 		done()
 		return
 	}
 	req.TimeoutMs = 2000
-	s.request(via, req, func(resp client.Response, broken bool) {
-		s.tracef("admin: %s %s via %s: exit %d %s%s (broken %v)", req.Op, req.Host, via.id, resp.Code, resp.Msg, resp.JSON, broken)
-		if broken || resp.Code != 0 || req.Op == client.OpTransfer || s.rng.IntN(4) == 0 {
+	s.request(via, req, func(resp api.Response, broken bool) {
+		s.tracef("admin: %s %s via %s: exit %d %s%s (broken %v)", req.Op, req.Member, via.id, resp.Code, resp.Msg, resp.JSON, broken)
+		if broken || resp.Code != 0 || req.Op == api.OpTransfer || s.rng.IntN(4) == 0 {
 			done()
 			return
 		}
-		var st ChangeStatus
+		var st api.ChangeStatus
 		if err := json.Unmarshal(resp.JSON, &st); err != nil {
-			s.violate("%s answered %s %s with %q: %v", via.id, req.Op, req.Host, resp.JSON, err)
+			s.violate("%s answered %s %s with %q: %v", via.id, req.Op, req.Member, resp.JSON, err)
 			done()
 			return
 		}
@@ -856,7 +857,7 @@ func (s *sim) admin(via *simNode, req client.Request, done func()) {
 			return
 		}
 		s.after(Time(1+s.rng.IntN(50)), func() {
-			s.admin(via, client.Request{Op: client.OpChangeWait, Host: req.Host, Args: fmt.Sprint(len(st.Steps))}, done)
+			s.admin(via, api.Request{Op: api.OpChangeWait, Member: req.Member, Steps: uint64(len(st.Steps))}, done)
 		})
 	})
 }
@@ -871,7 +872,7 @@ func (s *sim) transfer() {
 	s.adminBusy = true
 	s.stats.transfers++
 	via := s.upNodes()[s.rng.IntN(len(s.upNodes()))]
-	s.admin(via, client.Request{Op: client.OpTransfer, Host: string(to)}, func() { s.adminBusy = false })
+	s.admin(via, api.Request{Op: api.OpTransfer, Member: string(to)}, func() { s.adminBusy = false })
 }
 
 func (s *sim) membershipChange() {
@@ -889,12 +890,12 @@ func (s *sim) membershipChange() {
 			spare = append(spare, h)
 		}
 	}
-	var req client.Request
+	var req api.Request
 	switch {
 	case len(m.Voters) > 3 && (len(spare) == 0 || s.rng.IntN(2) == 0):
-		req = client.Request{Op: client.OpDelMember, Host: string(m.Voters[s.rng.IntN(len(m.Voters))])}
+		req = api.Request{Op: api.OpDelMember, Member: string(m.Voters[s.rng.IntN(len(m.Voters))])}
 	case len(spare) > 0:
-		req = client.Request{Op: client.OpAddMember, Host: string(spare[s.rng.IntN(len(spare))])}
+		req = api.Request{Op: api.OpAddMember, Member: string(spare[s.rng.IntN(len(spare))])}
 	default:
 		return
 	}
@@ -912,7 +913,7 @@ func (s *sim) clientOp(c *simClient) {
 	}
 	key := s.keys[s.rng.IntN(len(s.keys))]
 	c.seq++
-	req := client.Request{ClientID: c.clientID, Seq: c.seq, Key: key, TimeoutMs: clientTimeout - 100}
+	req := api.Request{ClientID: c.clientID, Seq: c.seq, Key: key, TimeoutMs: clientTimeout - 100}
 	in := kvmodel.Input{Key: key}
 	value := fmt.Sprintf("c%d.%d", c.id, c.seq)
 	cond := c.last[key]
@@ -921,19 +922,19 @@ func (s *sim) clientOp(c *simClient) {
 	}
 	switch x := s.rng.IntN(12); {
 	case x < 4:
-		req.Op, in.Op = client.OpGet, kvmodel.Get
+		req.Op, in.Op = api.OpGet, kvmodel.Get
 	case x < 7:
 		in.Op, in.Value = kvmodel.Set, value
-		req.Op, req.Value = client.OpSet, []byte(in.Value)
+		req.Op, req.Value = api.OpSet, []byte(in.Value)
 	case x < 9:
 		in.Op, in.Value, in.Cond = kvmodel.Cas, value, cond
-		req.Op, req.Cond, req.CondValue, req.Value = client.OpIfSet, "=", []byte(in.Cond), []byte(in.Value)
+		req.Op, req.Cond, req.CondValue, req.Value = api.OpIfSet, "=", []byte(in.Cond), []byte(in.Value)
 	case x < 10:
 		in.Op, in.Value = kvmodel.Create, value
-		req.Op, req.Value = client.OpCreate, []byte(in.Value)
+		req.Op, req.Value = api.OpCreate, []byte(in.Value)
 	default:
 		in.Op, in.Cond = kvmodel.DelIf, cond
-		req.Op, req.Cond, req.CondValue = client.OpIfUnset, "=", []byte(in.Cond)
+		req.Op, req.Cond, req.CondValue = api.OpIfUnset, "=", []byte(in.Cond)
 	}
 	call := s.now
 	finished := false
@@ -953,13 +954,13 @@ func (s *sim) clientOp(c *simClient) {
 	}
 	// lite-raft-client's own deadline: no answer by then is an unknown outcome
 	s.after(clientTimeout, func() { finish(client.ExitCode(req.Op, client.MaybeApplied, client.FailTimeout)) })
-	s.request(n, req, func(resp client.Response, broken bool) {
+	s.request(n, req, func(resp api.Response, broken bool) {
 		if broken {
 			// the local agent hung up after it took the request
 			finish(client.ExitCode(req.Op, client.MaybeApplied, client.FailNoServer))
 			return
 		}
-		if resp.Code == 0 && req.Op == client.OpGet {
+		if resp.Code == 0 && req.Op == api.OpGet {
 			c.last[key] = string(resp.Value)
 		}
 		finish(resp.Code)
@@ -969,10 +970,10 @@ func (s *sim) clientOp(c *simClient) {
 // record adds a finished operation to the history, by what its exit code says
 // (kvmodel.Classify: the sim's clients get an answer or the code of the table, never
 // nothing).
-func (s *sim) record(c *simClient, in kvmodel.Input, call Time, code int, req client.Request) {
+func (s *sim) record(c *simClient, in kvmodel.Input, call Time, code int, req api.Request) {
 	s.stats.ops++
 	value := ""
-	if in.Op == kvmodel.Get && code == client.CodeOK {
+	if in.Op == kvmodel.Get && code == api.CodeOK {
 		value = c.last[in.Key]
 	}
 	op, o := kvmodel.Operation(c.id, in, int64(call), int64(s.now), code, true, value)
@@ -1028,9 +1029,9 @@ func (s *sim) checkLive(at Time) {
 			continue
 		}
 		pending[h] = -1
-		req := client.Request{Op: client.OpSet, Key: "live/" + string(h), Value: []byte("x"),
+		req := api.Request{Op: api.OpSet, Key: "live/" + string(h), Value: []byte("x"),
 			ClientID: uint64(1000 + i), Seq: 1, TimeoutMs: 3000}
-		s.request(n, req, func(resp client.Response, broken bool) {
+		s.request(n, req, func(resp api.Response, broken bool) {
 			pending[h] = resp.Code
 			if broken {
 				pending[h] = 99
@@ -1057,7 +1058,7 @@ type simLocker struct {
 	host       raftcore.NodeID
 	clientID   uint64
 	seq        uint64
-	lease      string
+	lease      uint64
 	validUntil Time
 	lastKeep   Time
 	op         int // the request in flight; an answer to an older one is ignored
@@ -1077,12 +1078,12 @@ const (
 
 // lockAsk sends a request from l's host, and calls answer with its response (ok false
 // if it got none within 500 ms, or the host's agent is down).
-func (s *sim) lockAsk(l *simLocker, req client.Request, answer func(client.Response, bool)) {
+func (s *sim) lockAsk(l *simLocker, req api.Request, answer func(api.Response, bool)) {
 	l.op++
 	op := l.op
 	n := s.nodes[l.host]
 	if s.faultsOver || !n.up {
-		s.after(50, func() { answer(client.Response{}, false) })
+		s.after(50, func() { answer(api.Response{}, false) })
 		return
 	}
 	l.seq++
@@ -1091,11 +1092,11 @@ func (s *sim) lockAsk(l *simLocker, req client.Request, answer func(client.Respo
 	s.after(500, func() {
 		if !done && l.op == op {
 			done = true
-			answer(client.Response{}, false)
+			answer(api.Response{}, false)
 		}
 	})
-	s.request(n, req, func(r client.Response, broken bool) {
-		s.tracef("lock client %d on %s: %s %s lease %s → exit %d %s %s %s (broken %v)", l.id, l.host, req.Op, req.Key, req.Args, r.Code, r.Msg, r.Value, r.JSON, broken)
+	s.request(n, req, func(r api.Response, broken bool) {
+		s.tracef("lock client %d on %s: %s %s lease %d → exit %d %s %s %s (broken %v)", l.id, l.host, req.Op, req.Key, req.Lease, r.Code, r.Msg, r.Value, r.JSON, broken)
 		if !done && l.op == op {
 			done = true
 			// the answer travels back to the client: it acts on it later, as a real
@@ -1110,14 +1111,14 @@ func (s *sim) lockAcquire(l *simLocker) {
 		return
 	}
 	sent := s.now
-	s.lockAsk(l, client.Request{Op: client.OpLockAcquire, Key: "lk", Args: fmt.Sprint(simLockTTL), Host: fmt.Sprint(l.id)},
-		func(r client.Response, ok bool) {
-			var p kvstore.LockPlace
+	s.lockAsk(l, api.Request{Op: api.OpLockAcquire, Key: "lk", TTLMs: simLockTTL, Holder: fmt.Sprint(l.id)},
+		func(r api.Response, ok bool) {
+			var p api.LockPlace
 			if !ok || r.Code != 0 || json.Unmarshal(r.Value, &p) != nil {
 				s.after(Time(20+s.rng.IntN(50)), func() { s.lockAcquire(l) })
 				return
 			}
-			l.lease, l.validUntil, l.lastKeep = fmt.Sprint(p.Lease), sent+simLockTTL, sent
+			l.lease, l.validUntil, l.lastKeep = p.Lease, sent+simLockTTL, sent
 			s.lockWait(l)
 		})
 }
@@ -1134,21 +1135,21 @@ func (s *sim) lockWait(l *simLocker) {
 	if s.now-l.lastKeep >= simLockTTL/3 {
 		sent := s.now
 		l.lastKeep = sent
-		s.lockAsk(l, client.Request{Op: client.OpLeaseKeep, Args: l.lease}, func(r client.Response, ok bool) {
+		s.lockAsk(l, api.Request{Op: api.OpLeaseKeep, Lease: l.lease}, func(r api.Response, ok bool) {
 			if ok && r.Code == 0 {
 				l.validUntil = sent + simLockTTL
 			}
-			if ok && r.Code == client.CodeNotFound {
+			if ok && r.Code == api.CodeNotFound {
 				l.validUntil = 0
 			}
 			s.lockWait(l)
 		})
 		return
 	}
-	s.lockAsk(l, client.Request{Op: client.OpLockWait, Key: "lk", Args: l.lease}, func(r client.Response, ok bool) {
-		var p kvstore.LockPlace
+	s.lockAsk(l, api.Request{Op: api.OpLockWait, Key: "lk", Lease: l.lease}, func(r api.Response, ok bool) {
+		var p api.LockPlace
 		switch {
-		case ok && r.Code == client.CodeNotFound:
+		case ok && r.Code == api.CodeNotFound:
 			l.validUntil = 0
 		case ok && r.Code == 0 && json.Unmarshal(r.JSON, &p) == nil && p.Position == 0 &&
 			s.now+simLockRunMs < l.validUntil-simLockTTL/10:
@@ -1167,7 +1168,7 @@ func (s *sim) lockRun(l *simLocker, gen uint64) {
 		l.runs = append(l.runs, run)
 		s.lockRuns = append(s.lockRuns, run)
 		s.stats.lockRuns++
-		s.lockAsk(l, client.Request{Op: client.OpRevoke, Args: l.lease}, func(client.Response, bool) {
+		s.lockAsk(l, api.Request{Op: api.OpRevoke, Lease: l.lease}, func(api.Response, bool) {
 			// released, or it runs out: either way the next turn queues anew
 			s.after(Time(s.rng.IntN(40)), func() { s.lockAcquire(l) })
 		})

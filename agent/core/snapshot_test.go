@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
@@ -20,7 +20,7 @@ type soloCore struct {
 	saved   []raftcore.Snapshot
 	runs    []Run // every command the core asked to run on a host
 	next    ReplyTo
-	replies map[ReplyTo]client.Response // every answer seen
+	replies map[ReplyTo]api.Response // every answer seen
 }
 
 func newSoloCore(t *testing.T, period uint64) *soloCore {
@@ -31,7 +31,7 @@ func newSoloCore(t *testing.T, period uint64) *soloCore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &soloCore{t: t, c: c, store: store, replies: map[ReplyTo]client.Response{}}
+	s := &soloCore{t: t, c: c, store: store, replies: map[ReplyTo]api.Response{}}
 	for i := 0; i < 20 && c.Node().Role() != raftcore.Leader; i++ {
 		s.now += 10
 		c.Tick(s.now)
@@ -71,7 +71,7 @@ func (s *soloCore) pump() {
 }
 
 func (s *soloCore) set(key string, value []byte) {
-	s.c.Request(s.now, 1, client.Request{Op: client.OpSet, Key: key, Value: value})
+	s.c.Request(s.now, 1, api.Request{Op: api.OpSet, Key: key, Value: value})
 	s.pump()
 }
 

@@ -3,17 +3,18 @@ package core
 import (
 	"fmt"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
 
-// PeerVersion records what a peer said of itself (client.FrameVersion): the newest
+// PeerVersion records what a peer said of itself (api.FrameVersion): the newest
 // commands its build understands. A member that never said anything runs a build from
 // before versions, which understands version 1. What was said is kept while the core
 // lives: a peer says it again on every stream it opens, so a restarted or upgraded one
 // is heard at once.
-func (c *Core) PeerVersion(now Time, v client.Version) {
+func (c *Core) PeerVersion(now Time, v api.Version) {
 	c.at(now)
 	id := raftcore.NodeID(v.ID)
 	if raftcore.ValidateID(id) != nil || id == c.id {
@@ -28,7 +29,7 @@ func (c *Core) PeerVersion(now Time, v client.Version) {
 // commandsOf is the command version a member is known to understand.
 func (c *Core) commandsOf(id raftcore.NodeID) int {
 	if id == c.id {
-		return kvstore.CommandVersion
+		return api.CommandVersion
 	}
 	if v, ok := c.versions[id]; ok {
 		return v.Commands
@@ -50,7 +51,7 @@ func (c *Core) refuseNewer(w *waiter, op kvstore.Op) bool {
 			if _, ok := c.versions[id]; !ok {
 				how = "has not said which commands it understands (a build from before versions, or not heard from since this agent started)"
 			}
-			c.reply(w, client.Downgrade(w.req.Op, w.outcome, client.Response{Code: client.CodeUpgrade, Msg: fmt.Sprintf(
+			c.reply(w, client.Downgrade(w.req.Op, w.outcome, api.Response{Code: api.CodeUpgrade, Msg: fmt.Sprintf(
 				"%s needs commands version %d, and member %s %s: upgrade it first (nothing was written)", w.req.Op, need, id, how)}))
 			return true
 		}

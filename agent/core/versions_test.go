@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"lite-raft/client"
+	"lite-raft/api"
 	"lite-raft/kvstore"
 )
 
@@ -41,7 +41,7 @@ func TestAddMemberThatNeverCatchesUp(t *testing.T) {
 	s := newSoloCore(t, 1000)
 	s.set("k", []byte("v"))
 	s.next++
-	s.c.Request(s.now, s.next, client.Request{Op: client.OpAddMember, Host: "b"})
+	s.c.Request(s.now, s.next, api.Request{Op: api.OpAddMember, Member: "b"})
 	s.pump()
 	if len(s.runs) != 1 || s.runs[0].Host != "b" {
 		t.Fatalf("runs %+v, want the join on b", s.runs)
@@ -49,7 +49,7 @@ func TestAddMemberThatNeverCatchesUp(t *testing.T) {
 	s.c.RunDone(s.now, s.runs[0].ID, nil, nil) // b booted; nothing it is sent is answered
 	s.tick(catchUpStall + 1000)
 	ch := s.c.change
-	if ch == nil || ch.phase != phaseDone || ch.Code != client.CodeFailed {
+	if ch == nil || ch.phase != phaseDone || ch.Code != api.CodeFailed {
 		t.Fatalf("change %+v, want failed", ch)
 	}
 	steps := strings.Join(ch.Steps, "\n")

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/benchreport"
 	"lite-raft/client"
 	"lite-raft/internal/harness"
@@ -438,8 +438,8 @@ func copyFiles(src, dst string) error {
 	return nil
 }
 
-func (lc *liteCluster) status(h *harness.Host) (agent.Status, error) {
-	var st agent.Status
+func (lc *liteCluster) status(h *harness.Host) (api.Status, error) {
+	var st api.Status
 	o, e, code, err := h.Run("cd " + harness.RemoteDir + " && ./lite-raft-client --json --stale status")
 	if err != nil || code != 0 {
 		return st, fmt.Errorf("status on %s: exit %d %v %s", h.Name, code, err, e)
@@ -571,7 +571,7 @@ func (lc *liteCluster) failover() (time.Duration, error) {
 	n := 0
 	write := func(ctx context.Context) error {
 		n++
-		resp, err := clients[n%len(clients)].Do(ctx, client.Request{Op: client.OpSet, Key: "bench/probe", Value: []byte(strconv.Itoa(n))})
+		resp, err := clients[n%len(clients)].Do(ctx, api.Request{Op: api.OpSet, Key: "bench/probe", Value: []byte(strconv.Itoa(n))})
 		if err == nil && resp.Code != 0 {
 			err = fmt.Errorf("exit %d: %s", resp.Code, resp.Msg)
 		}

@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/benchreport"
 	"lite-raft/internal/harness"
 	"lite-raft/statefile"
@@ -516,24 +516,24 @@ func (lc *liteCluster) sizes(r *scaleResult) error {
 // memberStatus is the leader's view of member name, and the leader's own status: the
 // leader's status is asked, and when it has lost the lead the new leader's (lead is
 // updated for the next call).
-func (lc *liteCluster) memberStatus(lead **harness.Host, name string) (agent.MemberStatus, agent.Status, error) {
+func (lc *liteCluster) memberStatus(lead **harness.Host, name string) (api.MemberStatus, api.Status, error) {
 	st, err := lc.status(*lead)
 	if err != nil {
-		return agent.MemberStatus{}, st, err
+		return api.MemberStatus{}, st, err
 	}
 	if st.Role != "leader" {
 		was := (*lead).Name
 		if h := lc.c.Host(st.Leader); h != nil {
 			*lead = h
 		}
-		return agent.MemberStatus{}, st, fmt.Errorf("%s is no longer the leader (it names %q)", was, st.Leader)
+		return api.MemberStatus{}, st, fmt.Errorf("%s is no longer the leader (it names %q)", was, st.Leader)
 	}
 	for _, n := range st.Nodes {
 		if n.Name == name {
 			return n, st, nil
 		}
 	}
-	return agent.MemberStatus{}, st, fmt.Errorf("the leader %s lists no %s (members %s)", (*lead).Name, name, st.Members)
+	return api.MemberStatus{}, st, fmt.Errorf("the leader %s lists no %s (members %s)", (*lead).Name, name, st.Members)
 }
 
 // interruptBench stops the bench on the client host as Ctrl-C would: it lets the

@@ -36,7 +36,7 @@ flags:
 const (
 	maxClients   = 100000
 	maxKeys      = 10000000
-	maxValueSize = 1 << 20 // as lite-raft's kvstore.MaxValueLen
+	maxValueSize = 1 << 20 // as lite-raft's api.MaxValueLen
 )
 
 // config is the parsed command line.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/conf"
 	"lite-raft/raftcore"
 	"lite-raft/statefile"
@@ -40,7 +41,7 @@ func startAgent(t *testing.T, dir string) {
 func lastIndex(t *testing.T, dir string) uint64 {
 	t.Helper()
 	out, code := runApp(t, "--dir", dir, "client", "--json", "--stale", "status")
-	var st agent.Status
+	var st api.Status
 	if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &st) != nil {
 		t.Fatalf("status: %d %s", code, out)
 	}

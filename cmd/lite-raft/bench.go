@@ -18,9 +18,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"lite-raft/api"
 	"lite-raft/benchreport"
 	"lite-raft/client"
-	"lite-raft/kvstore"
 	"lite-raft/sshrpc"
 )
 
@@ -144,8 +144,8 @@ func parseBenchFlags(c *cli.Context) (benchConfig, error) {
 	if cfg.keyPrefix == "" {
 		return cfg, errors.New("--key-prefix must not be empty")
 	}
-	if cfg.valueSize > kvstore.MaxValueLen {
-		return cfg, fmt.Errorf("--value-size must be at most %d (1 MiB)", kvstore.MaxValueLen)
+	if cfg.valueSize > api.MaxValueLen {
+		return cfg, fmt.Errorf("--value-size must be at most %d (1 MiB)", api.MaxValueLen)
 	}
 	var err error
 	if cfg.weights, err = parseBenchMix(c.String("mix")); err != nil {
@@ -250,7 +250,7 @@ func (s *benchSocket) live() *sshrpc.Conn {
 func (s *benchSocket) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
 	c, err := s.conn()
 	if err != nil {
-		return sshrpc.Frame{}, fmt.Errorf("%w: %w", sshrpc.ErrNotSent, err) // the socket did not answer
+		return sshrpc.Frame{}, fmt.Errorf("%w: %w", api.ErrNotSent, err) // the socket did not answer
 	}
 	return c.Call(ctx, typ, payload)
 }
@@ -346,14 +346,14 @@ var benchCASCond = []byte("x")
 
 // do sends one request of operation op and records its outcome; it returns the code.
 func (w *benchWorker) do(op int, key string, stale bool, timeout time.Duration, now time.Time) int {
-	var req client.Request
+	var req api.Request
 	switch op {
 	case benchSet:
-		req = client.Request{Op: client.OpSet, Key: key, Value: w.values.Next()}
+		req = api.Request{Op: api.OpSet, Key: key, Value: w.values.Next()}
 	case benchGet:
-		req = client.Request{Op: client.OpGet, Key: key, Stale: stale}
+		req = api.Request{Op: api.OpGet, Key: key, Stale: stale}
 	default:
-		req = client.Request{Op: client.OpIfSet, Key: key, Cond: "!=", CondValue: benchCASCond, Value: w.values.Next()}
+		req = api.Request{Op: api.OpIfSet, Key: key, Cond: "!=", CondValue: benchCASCond, Value: w.values.Next()}
 	}
 	w.ctx.deadline = now.Add(timeout)
 	resp, err := w.cl.Do(&w.ctx, req)
@@ -502,7 +502,7 @@ func (r *benchRun) prepopulate(errw io.Writer) error {
 	failed, first := benchreport.Prepopulate(r.keys, len(r.workers), &r.stop, func(i int, key string) error {
 		w := r.workers[i]
 		w.ctx.deadline = time.Now().Add(r.cfg.timeout)
-		resp, err := w.cl.Do(&w.ctx, client.Request{Op: client.OpSet, Key: key, Value: w.values.Next()})
+		resp, err := w.cl.Do(&w.ctx, api.Request{Op: api.OpSet, Key: key, Value: w.values.Next()})
 		if err != nil {
 			return fmt.Errorf("set %s: %w", key, err)
 		}
@@ -540,7 +540,7 @@ func runBenchFill(c *cli.Context, cfg benchConfig, callers []client.Caller, targ
 		&stop, func(i int, key string) error {
 			w := workers[i]
 			w.ctx.deadline = time.Now().Add(cfg.timeout)
-			resp, err := w.cl.Do(&w.ctx, client.Request{Op: client.OpSet, Key: key, Value: w.values.Next()})
+			resp, err := w.cl.Do(&w.ctx, api.Request{Op: api.OpSet, Key: key, Value: w.values.Next()})
 			if err != nil {
 				return fmt.Errorf("set %s: %w", key, err)
 			}
@@ -619,7 +619,7 @@ func (r *benchRun) summary(elapsed time.Duration) benchreport.Summary {
 			s.Codes[strconv.Itoa(code)] = n
 		}
 	}
-	s.Timeouts = codes[client.CodeTimeout]
+	s.Timeouts = codes[api.CodeTimeout]
 	s.OpStats = benchreport.Stats(all, errs, elapsed)
 	return s
 }
@@ -649,7 +649,7 @@ func printBenchSummary(w io.Writer, s benchreport.Summary) {
 	var other []string
 	var nOther int64
 	for code := 1; code < 256; code++ {
-		if n := s.Codes[strconv.Itoa(code)]; n > 0 && code != client.CodeTimeout {
+		if n := s.Codes[strconv.Itoa(code)]; n > 0 && code != api.CodeTimeout {
 			nOther += n
 			other = append(other, fmt.Sprintf("%d: %d", code, n))
 		}

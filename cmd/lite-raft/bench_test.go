@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"lite-raft/api"
 	"lite-raft/benchreport"
 	"lite-raft/client"
 	"lite-raft/sshrpc"
@@ -19,12 +20,12 @@ import (
 type fakeAgent struct {
 	mu   sync.Mutex
 	data map[string][]byte
-	ops  map[client.Op]int
+	ops  map[api.Op]int
 }
 
 func startFakeAgent(t *testing.T, dir string) *fakeAgent {
 	t.Helper()
-	fa := &fakeAgent{data: map[string][]byte{}, ops: map[client.Op]int{}}
+	fa := &fakeAgent{data: map[string][]byte{}, ops: map[api.Op]int{}}
 	srv, err := sshrpc.Listen(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{Handler: fa.handle})
 	if err != nil {
 		t.Fatal(err)
@@ -34,43 +35,43 @@ func startFakeAgent(t *testing.T, dir string) *fakeAgent {
 }
 
 func (fa *fakeAgent) handle(c *sshrpc.Conn, f sshrpc.Frame) {
-	if f.Kind != sshrpc.KindRequest || f.Type != client.FrameRequest {
+	if f.Kind != sshrpc.KindRequest || f.Type != api.FrameRequest {
 		return
 	}
-	req, err := client.DecodeRequest(f.Payload)
+	req, err := api.DecodeRequest(f.Payload)
 	if err != nil {
-		c.Reply(f.ID, client.FrameRequest, client.Response{Code: client.CodeUsage, Msg: err.Error()}.Encode())
+		c.Reply(f.ID, api.FrameRequest, api.Response{Code: api.CodeUsage, Msg: err.Error()}.Encode())
 		return
 	}
 	fa.mu.Lock()
 	fa.ops[req.Op]++
-	var resp client.Response
+	var resp api.Response
 	switch req.Op {
-	case client.OpSet:
+	case api.OpSet:
 		fa.data[req.Key] = bytes.Clone(req.Value)
-	case client.OpGet:
+	case api.OpGet:
 		v, ok := fa.data[req.Key]
 		if !ok {
-			resp = client.Response{Code: client.CodeNotFound, Msg: "key " + req.Key + " not found"}
+			resp = api.Response{Code: api.CodeNotFound, Msg: "key " + req.Key + " not found"}
 		}
 		resp.Value = v
-	case client.OpIfSet:
+	case api.OpIfSet:
 		cur, ok := fa.data[req.Key]
 		switch {
 		case !ok:
-			resp = client.Response{Code: client.CodeNoKey, Msg: "no such key"}
+			resp = api.Response{Code: api.CodeNoKey, Msg: "no such key"}
 		case req.Cond != "!=" || bytes.Equal(cur, req.CondValue):
-			resp = client.Response{Code: client.CodeCondFalse, Msg: "condition is false"}
+			resp = api.Response{Code: api.CodeCondFalse, Msg: "condition is false"}
 		case bytes.Equal(cur, req.Value):
-			resp = client.Response{Code: client.CodeAlreadyHolds, Msg: "already holds"}
+			resp = api.Response{Code: api.CodeAlreadyHolds, Msg: "already holds"}
 		default:
 			fa.data[req.Key] = bytes.Clone(req.Value)
 		}
 	default:
-		resp = client.Response{Code: client.CodeUsage, Msg: "not in the fake"}
+		resp = api.Response{Code: api.CodeUsage, Msg: "not in the fake"}
 	}
 	fa.mu.Unlock()
-	c.Reply(f.ID, client.FrameRequest, resp.Encode())
+	c.Reply(f.ID, api.FrameRequest, resp.Encode())
 }
 
 // benchJSON finds the summary line in runApp's output (stdout and stderr mixed).
@@ -117,7 +118,7 @@ func TestBenchAgainstFakeAgent(t *testing.T) {
 		t.Errorf("by_op %+v does not add up to %d ops", s.ByOp, s.Ops)
 	}
 	fa.mu.Lock()
-	sets, gets := fa.ops[client.OpSet], fa.ops[client.OpGet]
+	sets, gets := fa.ops[api.OpSet], fa.ops[api.OpGet]
 	nkeys := len(fa.data)
 	fa.mu.Unlock()
 	// the pre-population: one set per key, not counted; and each client may have had one
@@ -170,8 +171,8 @@ func TestBenchFill(t *testing.T) {
 	fa.mu.Lock()
 	defer fa.mu.Unlock()
 	// every key once, nothing else
-	if len(fa.data) != 2500 || fa.ops[client.OpSet] != 2500 || len(fa.data["bench/s2499"]) != 100 {
-		t.Errorf("agent holds %d keys after %d sets", len(fa.data), fa.ops[client.OpSet])
+	if len(fa.data) != 2500 || fa.ops[api.OpSet] != 2500 || len(fa.data["bench/s2499"]) != 100 {
+		t.Errorf("agent holds %d keys after %d sets", len(fa.data), fa.ops[api.OpSet])
 	}
 }
 
@@ -179,7 +180,7 @@ func TestBenchFill(t *testing.T) {
 func TestBenchFillFailure(t *testing.T) {
 	dir := t.TempDir()
 	srv, err := sshrpc.Listen(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{Handler: func(c *sshrpc.Conn, f sshrpc.Frame) {
-		c.Reply(f.ID, client.FrameRequest, client.Response{Code: client.CodeNoLeader, Msg: "no leader"}.Encode())
+		c.Reply(f.ID, api.FrameRequest, api.Response{Code: api.CodeNoLeader, Msg: "no leader"}.Encode())
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -246,8 +247,8 @@ func TestBenchUsageErrors(t *testing.T) {
 
 func TestBenchNoAgent(t *testing.T) {
 	out, code := runApp(t, "--dir", t.TempDir(), "bench", "--duration", "1s")
-	if code != client.CodeNoServer {
-		t.Fatalf("exit %d, want %d:\n%s", code, client.CodeNoServer, out)
+	if code != api.CodeNoServer {
+		t.Fatalf("exit %d, want %d:\n%s", code, api.CodeNoServer, out)
 	}
 }
 
@@ -255,7 +256,7 @@ func TestBenchNoAgent(t *testing.T) {
 // whose cost is included): go test -run '^$' -bench BenchRequest -benchmem ./cmd/lite-raft
 func BenchmarkBenchRequest(b *testing.B) {
 	dir := b.TempDir()
-	fa := &fakeAgent{data: map[string][]byte{"bench/k0": []byte("v")}, ops: map[client.Op]int{}}
+	fa := &fakeAgent{data: map[string][]byte{"bench/k0": []byte("v")}, ops: map[api.Op]int{}}
 	srv, err := sshrpc.Listen(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{Handler: fa.handle})
 	if err != nil {
 		b.Fatal(err)
@@ -281,7 +282,7 @@ func BenchmarkBenchRequest(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			ctx.deadline = time.Now().Add(time.Second)
-			if _, err := cl.Do(ctx, client.Request{Op: client.OpGet, Key: "bench/k0"}); err != nil {
+			if _, err := cl.Do(ctx, api.Request{Op: api.OpGet, Key: "bench/k0"}); err != nil {
 				b.Fatal(err)
 			}
 		}

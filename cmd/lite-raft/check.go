@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/raftcore"
 )
@@ -154,11 +154,11 @@ func runCheck(co checkOpts, dial dialFunc) checkResult {
 	defer cancel()
 	caller, closeFn, err := dial(ctx)
 	if err != nil {
-		e := &client.Error{Op: client.OpStatus, Outcome: client.NotSent, Failure: client.FailNoServer, Host: thisHost(), Err: err}
+		e := &client.Error{Op: api.OpStatus, Outcome: client.NotSent, Failure: client.FailNoServer, Host: thisHost(), Err: err}
 		return failedCheck(e.Code(), e.Error())
 	}
 	defer closeFn()
-	resp, err := client.New(caller).Do(ctx, client.Request{Op: client.OpStatus})
+	resp, err := client.New(caller).Do(ctx, api.Request{Op: api.OpStatus})
 	if err != nil {
 		var ce *client.Error
 		if errors.As(err, &ce) && ce.Host == "" {
@@ -166,10 +166,10 @@ func runCheck(co checkOpts, dial dialFunc) checkResult {
 		}
 		return failedCheck(client.ExitCodeOf(err), err.Error())
 	}
-	if resp.Code != client.CodeOK {
+	if resp.Code != api.CodeOK {
 		return failedCheck(resp.Code, resp.Msg)
 	}
-	var st agent.Status
+	var st api.Status
 	if err := json.Unmarshal(resp.JSON, &st); err != nil {
 		return checkResult{State: client.PluginUnknown, Summary: fmt.Sprintf("unreadable status from the agent: %v", err)}
 	}
@@ -187,7 +187,7 @@ func failedCheck(code int, msg string) checkResult {
 
 // evaluateStatus judges a status answer. Only the leader's answer lists the members
 // (Nodes); an answer without a leader is from a member that knows none.
-func evaluateStatus(st agent.Status, co checkOpts) checkResult {
+func evaluateStatus(st api.Status, co checkOpts) checkResult {
 	res := checkResult{Commit: ptr(st.Commit), Term: ptr(st.Term), warnLag: co.warnLag}
 	m, err := raftcore.DecodeMembership([]byte(st.Members))
 	if err != nil {
@@ -214,7 +214,7 @@ func evaluateStatus(st agent.Status, co checkOpts) checkResult {
 	if limit <= 0 {
 		limit = time.Second // an agent that does not say (an older build)
 	}
-	nodes := map[raftcore.NodeID]agent.MemberStatus{}
+	nodes := map[raftcore.NodeID]api.MemberStatus{}
 	for _, n := range st.Nodes {
 		nodes[raftcore.NodeID(n.Name)] = n
 	}

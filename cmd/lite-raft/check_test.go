@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 )
 
 // leaderView is a leader's status with the members given as name: last contact in ms.
-func leaderView(members string, contact map[string]int64, lag map[string]uint64) agent.Status {
-	st := agent.Status{ID: "h1", Role: "leader", Term: 7, Leader: "h1", Commit: 120, Members: members, ElectionTimeoutMs: 1000}
+func leaderView(members string, contact map[string]int64, lag map[string]uint64) api.Status {
+	st := api.Status{ID: "h1", Role: "leader", Term: 7, Leader: "h1", Commit: 120, Members: members, ElectionTimeoutMs: 1000}
 	for _, n := range []string{"h1", "h2", "h3", "h4", "h5"} {
 		c, ok := contact[n]
 		if !ok {
@@ -28,7 +28,7 @@ func leaderView(members string, contact map[string]int64, lag map[string]uint64)
 		if m, _ := raftcore.DecodeMembership([]byte(members)); slices.Contains(m.Learners, raftcore.NodeID(n)) {
 			role = "learner"
 		}
-		st.Nodes = append(st.Nodes, agent.MemberStatus{Name: n, Role: role, LastContactMs: c, Lag: lag[n], State: "replicate"})
+		st.Nodes = append(st.Nodes, api.MemberStatus{Name: n, Role: role, LastContactMs: c, Lag: lag[n], State: "replicate"})
 	}
 	return st
 }
@@ -40,7 +40,7 @@ func TestCheckJudgesTheLeadersView(t *testing.T) {
 	def := checkOpts{warnLag: 1000}
 	for _, tc := range []struct {
 		name string
-		st   agent.Status
+		st   api.Status
 		opts checkOpts
 		want client.PluginState
 		says string
@@ -55,9 +55,9 @@ func TestCheckJudgesTheLeadersView(t *testing.T) {
 		{"joint: the outgoing set lost", leaderView("voters=h1,h2,h3 outgoing=h1,h4,h5 learners=", map[string]int64{"h1": 0, "h2": 0, "h3": 0, "h4": 9000, "h5": 9000}, nil), def, client.PluginCritical, "quorum lost"},
 		{"--unreachable-after", leaderView(three, map[string]int64{"h1": 0, "h2": 100, "h3": 2500}, nil), checkOpts{warnLag: 1000, unreachable: 3 * time.Second}, client.PluginOK, "3/3"},
 		{"--warn-lag", leaderView(three, map[string]int64{"h1": 0, "h2": 0, "h3": 0}, map[string]uint64{"h2": 11}), checkOpts{warnLag: 10}, client.PluginWarning, "h2 (11 entries"},
-		{"no leader", agent.Status{ID: "h2", Role: "candidate", Term: 9, Members: three}, def, client.PluginCritical, "no leader: h2 is candidate in term 9"},
-		{"not the leader's view", agent.Status{ID: "h2", Role: "follower", Term: 9, Leader: "h1", Members: three}, def, client.PluginUnknown, "without the leader's view"},
-		{"bad members", agent.Status{ID: "h2", Role: "leader", Leader: "h2", Members: "voters=,,"}, def, client.PluginUnknown, "unreadable members"},
+		{"no leader", api.Status{ID: "h2", Role: "candidate", Term: 9, Members: three}, def, client.PluginCritical, "no leader: h2 is candidate in term 9"},
+		{"not the leader's view", api.Status{ID: "h2", Role: "follower", Term: 9, Leader: "h1", Members: three}, def, client.PluginUnknown, "without the leader's view"},
+		{"bad members", api.Status{ID: "h2", Role: "leader", Leader: "h2", Members: "voters=,,"}, def, client.PluginUnknown, "unreadable members"},
 	} {
 		got := evaluateStatus(tc.st, tc.opts)
 		if got.State != tc.want || !strings.Contains(got.Summary, tc.says) {
@@ -72,7 +72,7 @@ func TestCheckJudgesTheLeadersView(t *testing.T) {
 	if line := got.line(); line != want {
 		t.Errorf("status line:\n got %s\nwant %s", line, want)
 	}
-	failed := failedCheck(client.CodeNoServer, "no server running on h9.\ncannot | process")
+	failed := failedCheck(api.CodeNoServer, "no server running on h9.\ncannot | process")
 	failed.warnLag = 5
 	want = "LITE-RAFT UNKNOWN - no agent to ask: no server running on h9. cannot / process | " +
 		"members=U reachable=U leader=U;;1:;0;1 commit=U max_lag=U;5;;0 term=U"
@@ -91,21 +91,21 @@ func TestCheckExitCodes(t *testing.T) {
 		t.Errorf("check without an agent: exit %d %q; want 3 UNKNOWN", code, out)
 	}
 	for _, tc := range []struct {
-		answer client.Response // nil Code -1: never answer
+		answer api.Response // nil Code -1: never answer
 		code   int
 		prefix string
 	}{
-		{client.Fail(client.OpStatus, client.NotSent, client.FailNoLeader, "h1"), 2, "LITE-RAFT CRITICAL - no answer from the leader: leader is not available."},
-		{client.Fail(client.OpStatus, client.NotSent, client.FailTimeout, "h1"), 2, "LITE-RAFT CRITICAL - no answer from the leader: leader is stale."},
-		{client.Fail(client.OpStatus, client.NotSent, client.FailStopping, "h1"), 3, "LITE-RAFT UNKNOWN - no agent to ask: no server running on h1"},
-		{client.Response{Code: -1}, 2, "LITE-RAFT CRITICAL - no answer from the leader: leader is stale."},
-		{client.Response{JSON: []byte("{not json")}, 3, "LITE-RAFT UNKNOWN - unreadable status"},
+		{client.Fail(api.OpStatus, client.NotSent, client.FailNoLeader, "h1"), 2, "LITE-RAFT CRITICAL - no answer from the leader: leader is not available."},
+		{client.Fail(api.OpStatus, client.NotSent, client.FailTimeout, "h1"), 2, "LITE-RAFT CRITICAL - no answer from the leader: leader is stale."},
+		{client.Fail(api.OpStatus, client.NotSent, client.FailStopping, "h1"), 3, "LITE-RAFT UNKNOWN - no agent to ask: no server running on h1"},
+		{api.Response{Code: -1}, 2, "LITE-RAFT CRITICAL - no answer from the leader: leader is stale."},
+		{api.Response{JSON: []byte("{not json")}, 3, "LITE-RAFT UNKNOWN - unreadable status"},
 	} {
 		dir := t.TempDir()
 		answer := tc.answer
 		fakeSocket(t, dir, func(c *sshrpc.Conn, f sshrpc.Frame) {
 			if answer.Code >= 0 {
-				c.Reply(f.ID, client.FrameRequest, answer.Encode())
+				c.Reply(f.ID, api.FrameRequest, answer.Encode())
 			}
 		})
 		out, code := runApp(t, "--dir", dir, "client", "check", "--timeout", "0.3")

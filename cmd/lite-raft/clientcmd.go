@@ -8,16 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/client"
-	"lite-raft/kvstore"
 	"lite-raft/sshrpc"
 )
 
@@ -164,22 +162,22 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		}
 		return nil
 	}
-	var req client.Request
+	var req api.Request
 	switch verb {
 	case "get":
 		if len(args) == 0 {
 			fmt.Fprintln(c.App.Writer, "null") // the original's answer to a get without a key
-			return cli.Exit("", client.CodeUsage)
+			return cli.Exit("", api.CodeUsage)
 		}
 		if err := need(1, "KEY"); err != nil {
 			return err
 		}
-		req = client.Request{Op: client.OpGet, Key: args[0]}
+		req = api.Request{Op: api.OpGet, Key: args[0]}
 	case "list":
 		if len(args) > 1 {
 			return clientUsageError(c, "list: want at most one DIR")
 		}
-		req = client.Request{Op: client.OpList}
+		req = api.Request{Op: api.OpList}
 		if len(args) == 1 {
 			req.Key = strings.TrimSuffix(args[0], "/")
 		}
@@ -197,21 +195,21 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		if err != nil {
 			return err
 		}
-		req = client.Request{Op: client.OpSet, Key: args[0], Value: v}
+		req = api.Request{Op: api.OpSet, Key: args[0], Value: v}
 		if verb == "create" {
-			req.Op = client.OpCreate
+			req.Op = api.OpCreate
 		}
 	case "unset":
 		if err := need(1, "KEY"); err != nil {
 			return err
 		}
-		req = client.Request{Op: client.OpUnset, Key: args[0]}
+		req = api.Request{Op: api.OpUnset, Key: args[0]}
 	case "if":
 		switch {
 		case len(args) == 5 && args[3] == "set":
-			req = client.Request{Op: client.OpIfSet, Key: args[0], Cond: args[1], CondValue: []byte(args[2]), Value: []byte(args[4])}
+			req = api.Request{Op: api.OpIfSet, Key: args[0], Cond: args[1], CondValue: []byte(args[2]), Value: []byte(args[4])}
 		case len(args) == 4 && args[3] == "unset":
-			req = client.Request{Op: client.OpIfUnset, Key: args[0], Cond: args[1], CondValue: []byte(args[2])}
+			req = api.Request{Op: api.OpIfUnset, Key: args[0], Cond: args[1], CondValue: []byte(args[2])}
 		default:
 			return clientUsageError(c, "if: want KEY OP X set Y, or KEY OP X unset")
 		}
@@ -219,12 +217,12 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		if err := need(0, "no arguments"); err != nil {
 			return err
 		}
-		req = client.Request{Op: client.OpNoop}
+		req = api.Request{Op: api.OpNoop}
 	case "status":
 		if err := need(0, "no arguments"); err != nil {
 			return err
 		}
-		req = client.Request{Op: client.OpStatus}
+		req = api.Request{Op: api.OpStatus}
 	case "lock":
 		return lockVerb(c, o, dial, args)
 	case "watch":
@@ -235,7 +233,7 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		if err := need(0, "no arguments"); err != nil {
 			return err
 		}
-		req = client.Request{Op: client.OpLocks}
+		req = api.Request{Op: api.OpLocks}
 	case "add-member", "del-member", "transfer-leader":
 		if err := need(1, "HOST"); err != nil {
 			return err
@@ -250,7 +248,7 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 	}
 	req.Stale = o.stale
 	if err := validateRequest(req); err != nil {
-		return clientExit(client.CodeUsage, "%s: %v", verb, err)
+		return clientExit(api.CodeUsage, "%s: %v", verb, err)
 	}
 	resp, err := doRequest(o, dial, req)
 	if err != nil {
@@ -264,7 +262,7 @@ func valueArg(a string) ([]byte, error) {
 	if a != "-" {
 		return []byte(a), nil
 	}
-	v, err := io.ReadAll(io.LimitReader(os.Stdin, kvstore.MaxValueLen+1))
+	v, err := io.ReadAll(io.LimitReader(os.Stdin, api.MaxValueLen+1))
 	if err != nil {
 		return nil, clientExit(1, "read the value from standard input: %v", err)
 	}
@@ -273,34 +271,34 @@ func valueArg(a string) ([]byte, error) {
 
 func clientUsageError(c *cli.Context, msg string) error {
 	fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: %s\n\n%s\n", msg, clientUsage)
-	return cli.Exit("", client.CodeUsage)
+	return cli.Exit("", api.CodeUsage)
 }
 
 // validateRequest refuses bad input before it travels: nothing is sent, nothing written.
-func validateRequest(r client.Request) error {
+func validateRequest(r api.Request) error {
 	switch r.Op {
-	case client.OpGet, client.OpSet, client.OpUnset, client.OpIfSet, client.OpCreate, client.OpIfUnset,
-		client.OpSetLease, client.OpLockAcquire:
-		if err := kvstore.ValidateKey(r.Key); err != nil {
+	case api.OpGet, api.OpSet, api.OpUnset, api.OpIfSet, api.OpCreate, api.OpIfUnset,
+		api.OpSetLease, api.OpLockAcquire:
+		if err := api.ValidateKey(r.Key); err != nil {
 			return err
 		}
-	case client.OpList:
+	case api.OpList:
 		if r.Key != "" {
-			if err := kvstore.ValidateKey(r.Key); err != nil {
+			if err := api.ValidateKey(r.Key); err != nil {
 				return err
 			}
 		}
 	}
-	if len(r.Value) > kvstore.MaxValueLen {
-		return fmt.Errorf("value of more than %d bytes (1 MiB)", kvstore.MaxValueLen)
+	if len(r.Value) > api.MaxValueLen {
+		return fmt.Errorf("value of more than %d bytes (1 MiB)", api.MaxValueLen)
 	}
-	if r.Op == client.OpIfSet || r.Op == client.OpIfUnset {
+	if r.Op == api.OpIfSet || r.Op == api.OpIfUnset {
 		ok := false
-		for _, op := range kvstore.Conditions {
+		for _, op := range api.Conditions {
 			ok = ok || op == r.Cond
 		}
 		if !ok {
-			return fmt.Errorf("unknown operator %q: use one of %s", r.Cond, strings.Join(kvstore.Conditions, " "))
+			return fmt.Errorf("unknown operator %q: use one of %s", r.Cond, strings.Join(api.Conditions, " "))
 		}
 	}
 	return nil
@@ -309,12 +307,12 @@ func validateRequest(r client.Request) error {
 // doRequest sends one request. A request without an answer exits with the code of the
 // table (client.ExitCode): the local socket not answering is 12 (nothing was sent), any
 // other failure the code of its *client.Error.
-func doRequest(o clientOpts, dial dialFunc, req client.Request) (client.Response, error) {
+func doRequest(o clientOpts, dial dialFunc, req api.Request) (api.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	caller, closeFn, err := dial(ctx)
 	if err != nil {
-		return client.Response{}, notSentExit(thisHost(), err)
+		return api.Response{}, notSentExit(thisHost(), err)
 	}
 	defer closeFn()
 	resp, err := client.New(caller).Do(ctx, req)
@@ -345,8 +343,8 @@ func requestExit(err error, o clientOpts) error {
 	return clientExit(client.ExitCodeOf(err), "%v", err)
 }
 
-func printResponse(w io.Writer, o clientOpts, req client.Request, r client.Response) error {
-	if r.Code != client.CodeOK {
+func printResponse(w io.Writer, o clientOpts, req api.Request, r api.Response) error {
+	if r.Code != api.CodeOK {
 		msg := r.Msg
 		if msg == "" {
 			msg = fmt.Sprintf("%s failed", req.Op)
@@ -354,7 +352,7 @@ func printResponse(w io.Writer, o clientOpts, req client.Request, r client.Respo
 		return cli.Exit(msg, r.Code)
 	}
 	switch req.Op {
-	case client.OpGet:
+	case api.OpGet:
 		if o.json {
 			out := map[string]any{"key": req.Key, "value": string(r.Value)}
 			if t, ok := parseTTLJSON(r.JSON); ok {
@@ -369,7 +367,7 @@ func printResponse(w io.Writer, o clientOpts, req client.Request, r client.Respo
 			w.Write(r.Value)
 			fmt.Fprintln(w)
 		}
-	case client.OpList:
+	case api.OpList:
 		if o.json {
 			b, _ := json.Marshal(r.Names)
 			fmt.Fprintln(w, string(b))
@@ -378,12 +376,12 @@ func printResponse(w io.Writer, o clientOpts, req client.Request, r client.Respo
 				fmt.Fprintln(w, n)
 			}
 		}
-	case client.OpLocks:
+	case api.OpLocks:
 		if o.json {
 			fmt.Fprintln(w, string(r.JSON))
 			return nil
 		}
-		var ls []agent.LockStatus
+		var ls []api.LockStatus
 		if err := json.Unmarshal(r.JSON, &ls); err != nil {
 			return cli.Exit(fmt.Sprintf("locks: %v", err), 1)
 		}
@@ -397,12 +395,12 @@ func printResponse(w io.Writer, o clientOpts, req client.Request, r client.Respo
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", l.Name, l.Generation, l.Holder, left, len(l.Waiting))
 		}
 		tw.Flush()
-	case client.OpStatus:
+	case api.OpStatus:
 		if o.json {
 			fmt.Fprintln(w, string(r.JSON))
 			return nil
 		}
-		var st agent.Status
+		var st api.Status
 		if err := json.Unmarshal(r.JSON, &st); err != nil {
 			return cli.Exit(fmt.Sprintf("status: %v", err), 1)
 		}
@@ -411,7 +409,7 @@ func printResponse(w io.Writer, o clientOpts, req client.Request, r client.Respo
 	return nil
 }
 
-func printStatus(w io.Writer, st agent.Status) {
+func printStatus(w io.Writer, st api.Status) {
 	fmt.Fprintf(w, "%s is %s in term %d; leader %s; commit %d, applied %d, last index %d, snapshot %d\n",
 		st.ID, st.Role, st.Term, orDash(st.Leader), st.Commit, st.Applied, st.LastIndex, st.Snapshot)
 	fmt.Fprintf(w, "members: %s\n", st.Members)
@@ -455,7 +453,7 @@ func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host stri
 	w := c.App.Writer
 	if verb == "transfer-leader" {
 		fmt.Fprintf(w, "making %s the leader ... ", host)
-		resp, err := doRequest(clientOpts{timeout: max(o.timeout, 30*time.Second)}, dial, client.Request{Op: client.OpTransfer, Host: host})
+		resp, err := doRequest(clientOpts{timeout: max(o.timeout, 30*time.Second)}, dial, api.Request{Op: api.OpTransfer, Member: host})
 		if err == nil && resp.Code != 0 {
 			err = cli.Exit(resp.Msg, resp.Code)
 		}
@@ -466,15 +464,15 @@ func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host stri
 		fmt.Fprintln(w, "done")
 		return nil
 	}
-	op := client.OpAddMember
+	op := api.OpAddMember
 	if verb == "del-member" {
-		op = client.OpDelMember
+		op = api.OpDelMember
 	}
 	var deadline time.Time
 	if o.timeoutSet {
 		deadline = time.Now().Add(o.timeout)
 	}
-	resp, err := doRequest(clientOpts{timeout: max(o.timeout, 10*time.Second)}, dial, client.Request{Op: op, Host: host})
+	resp, err := doRequest(clientOpts{timeout: max(o.timeout, 10*time.Second)}, dial, api.Request{Op: op, Member: host})
 	if err != nil {
 		return err
 	}
@@ -483,9 +481,9 @@ func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host stri
 	}
 	printed, id := 0, ""
 	for {
-		var st agent.ChangeStatus
+		var st api.ChangeStatus
 		if err := json.Unmarshal(resp.JSON, &st); err != nil {
-			return clientExit(client.CodeTimeout, "%s %s: unreadable answer from the leader (%v): the change may go on; see status", verb, host, err)
+			return clientExit(api.CodeTimeout, "%s %s: unreadable answer from the leader (%v): the change may go on; see status", verb, host, err)
 		}
 		if id != "" && st.ID != id && st.ID != "" {
 			fmt.Fprintf(w, "(the leader changed: %s goes on with it)\n", strings.SplitN(st.ID, "/", 2)[0])
@@ -506,19 +504,19 @@ func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host stri
 		wait := o.held(30 * time.Second)
 		if !deadline.IsZero() {
 			if wait = min(wait, time.Until(deadline)); wait <= 0 {
-				return clientExit(client.CodeTimeout, "%s %s: still in progress on the leader after %v; it goes on (see status)", verb, host, o.timeout)
+				return clientExit(api.CodeTimeout, "%s %s: still in progress on the leader after %v; it goes on (see status)", verb, host, o.timeout)
 			}
 		}
-		req := client.Request{Op: client.OpChangeWait, Host: host, Args: strconv.Itoa(printed), TimeoutMs: uint32(wait.Milliseconds())}
+		req := api.Request{Op: api.OpChangeWait, Member: host, Steps: uint64(printed), TimeoutMs: uint32(wait.Milliseconds())}
 		resp, err = doRequest(clientOpts{timeout: wait + 5*time.Second}, dial, req)
-		if err != nil && op == client.OpDelMember && host == thisHost() && st.Stopping {
+		if err != nil && op == api.OpDelMember && host == thisHost() && st.Stopping {
 			// this very host was removed and is being stopped: its agent went away
 			fmt.Fprintf(w, "lite-raft on %s (this host) stopped\n", host)
 			return nil
 		}
 		if err != nil {
 			fmt.Fprintf(w, "lost the leader's answers: %v\n", err)
-			return clientExit(client.CodeTimeout, "%s %s: the change may go on in the leader's agent; see status", verb, host)
+			return clientExit(api.CodeTimeout, "%s %s: the change may go on in the leader's agent; see status", verb, host)
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
@@ -77,8 +77,8 @@ func readStatusFile(dir, name string) string {
 
 // askAgent asks the agent running in dir, if one answers on temp/agent.sock, for its own
 // view: a stale status, answered from its state without asking the leader.
-func askAgent(dir string) (agent.Status, error) {
-	var st agent.Status
+func askAgent(dir string) (api.Status, error) {
+	var st api.Status
 	conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
 	if err != nil {
 		return st, err
@@ -86,11 +86,11 @@ func askAgent(dir string) (agent.Status, error) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	resp, err := client.New(conn).Do(ctx, client.Request{Op: client.OpStatus, Stale: true})
+	resp, err := client.New(conn).Do(ctx, api.Request{Op: api.OpStatus, Stale: true})
 	if err != nil {
 		return st, err
 	}
-	if resp.Code != client.CodeOK {
+	if resp.Code != api.CodeOK {
 		return st, fmt.Errorf("status: %s (code %d)", resp.Msg, resp.Code)
 	}
 	if err := json.Unmarshal(resp.JSON, &st); err != nil {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/raftcore"
 	"lite-raft/statefile"
 )
@@ -88,7 +88,7 @@ func TestDebugAsksTheRunningAgent(t *testing.T) {
 		}
 	}
 	out, code := runApp(t, "--dir", dir, "client", "--json", "--stale", "status")
-	var st agent.Status
+	var st api.Status
 	if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &st) != nil {
 		t.Fatalf("status: exit %d: %s", code, out)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/sshrpc"
 )
@@ -31,7 +32,7 @@ func TestClientNoSocket(t *testing.T) {
 	for _, args := range [][]string{{"set", "k", "v"}, {"if", "k", "=", "a", "set", "b"}, {"create", "k", "v"}, {"if", "k", "=", "a", "unset"},
 		{"get", "k"}, {"list"}, {"status"}} {
 		out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...)
-		if code != client.CodeNoServer || !strings.Contains(out, want) {
+		if code != api.CodeNoServer || !strings.Contains(out, want) {
 			t.Errorf("client %v without an agent: exit %d %q; want 12 and %q", args, code, out, want)
 		}
 	}
@@ -52,7 +53,7 @@ func TestClientAgentHangsUpAfterWrite(t *testing.T) {
 		{"create", "k", "v"}, {"if", "k", "=", "a", "unset"}} {
 		before := got.Load()
 		out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...)
-		if code != client.CodeTimeout || !strings.Contains(out, "may or may not have been applied") {
+		if code != api.CodeTimeout || !strings.Contains(out, "may or may not have been applied") {
 			t.Errorf("client %v, agent hung up after reading it: exit %d %q; want 2", args, code, out)
 		}
 		if got.Load() == before {
@@ -60,7 +61,7 @@ func TestClientAgentHangsUpAfterWrite(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{"get", "k"}, {"list"}, {"status"}} {
-		if out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...); code != client.CodeNoServer {
+		if out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...); code != api.CodeNoServer {
 			t.Errorf("client %v, agent hung up after reading it: exit %d %q; want 12 (a read never exits 2)", args, code, out)
 		}
 	}
@@ -76,9 +77,9 @@ func TestClientAgentNeverAnswers(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"set", "k", "v"}, client.CodeTimeout, "timed out waiting for the commit: the write may or may not have been applied"},
-		{[]string{"get", "k"}, client.CodeFailed, "leader is stale. try again."},
-		{[]string{"list"}, client.CodeFailed, "leader is stale. try again."},
+		{[]string{"set", "k", "v"}, api.CodeTimeout, "timed out waiting for the commit: the write may or may not have been applied"},
+		{[]string{"get", "k"}, api.CodeFailed, "leader is stale. try again."},
+		{[]string{"list"}, api.CodeFailed, "leader is stale. try again."},
 	} {
 		out, code := runApp(t, append([]string{"--dir", dir, "client", "--timeout", "0.2"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(out, tc.msg) || !strings.Contains(out, "no answer within 200ms") {
@@ -91,17 +92,17 @@ func TestClientAgentNeverAnswers(t *testing.T) {
 func TestClientPassesAnswersThrough(t *testing.T) {
 	dir := t.TempDir()
 	fakeSocket(t, dir, func(c *sshrpc.Conn, f sshrpc.Frame) {
-		req, _ := client.DecodeRequest(f.Payload)
+		req, _ := api.DecodeRequest(f.Payload)
 		r := client.Fail(req.Op, client.NotSent, client.FailNoLeader, "")
-		if req.Op == client.OpNoop {
+		if req.Op == api.OpNoop {
 			r = client.Fail(req.Op, client.NotSent, client.FailStopping, "h9")
 		}
-		c.Reply(f.ID, client.FrameRequest, r.Encode())
+		c.Reply(f.ID, api.FrameRequest, r.Encode())
 	})
-	if out, code := runApp(t, "--dir", dir, "client", "set", "k", "v"); code != client.CodeNoLeader || !strings.Contains(out, "leader is not available.") {
+	if out, code := runApp(t, "--dir", dir, "client", "set", "k", "v"); code != api.CodeNoLeader || !strings.Contains(out, "leader is not available.") {
 		t.Errorf("answer 11: exit %d %q", code, out)
 	}
-	if out, code := runApp(t, "--dir", dir, "client", "noop"); code != client.CodeNoServer || !strings.Contains(out, "no server running on h9") {
+	if out, code := runApp(t, "--dir", dir, "client", "noop"); code != api.CodeNoServer || !strings.Contains(out, "no server running on h9") {
 		t.Errorf("answer 12: exit %d %q", code, out)
 	}
 }
@@ -115,27 +116,27 @@ type fakeHost struct {
 
 func (h *fakeHost) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
 	h.calls.Add(1)
-	answer := func(r client.Response) (sshrpc.Frame, error) {
-		return sshrpc.Frame{Kind: sshrpc.KindResponse, Type: client.FrameRequest, Payload: r.Encode()}, nil
+	answer := func(r api.Response) (sshrpc.Frame, error) {
+		return sshrpc.Frame{Kind: sshrpc.KindResponse, Type: api.FrameRequest, Payload: r.Encode()}, nil
 	}
 	switch h.kind {
 	case "notsent":
-		return sshrpc.Frame{}, fmt.Errorf("%w: ssh: connection refused", sshrpc.ErrNotSent)
+		return sshrpc.Frame{}, fmt.Errorf("%w: ssh: connection refused", api.ErrNotSent)
 	case "broke":
 		return sshrpc.Frame{}, fmt.Errorf("read: %w", sshrpc.ErrClosed)
 	case "hang":
 		<-ctx.Done()
 		return sshrpc.Frame{}, ctx.Err()
 	case "noleader":
-		return answer(client.Response{Code: client.CodeNoLeader, Msg: "leader is not available."})
+		return answer(api.Response{Code: api.CodeNoLeader, Msg: "leader is not available."})
 	case "noserver":
-		return answer(client.Response{Code: client.CodeNoServer, Msg: "no server running on x. cannot process request."})
+		return answer(api.Response{Code: api.CodeNoServer, Msg: "no server running on x. cannot process request."})
 	}
 	lead := h.lead
 	if lead == "" {
 		lead = "h1"
 	}
-	return answer(client.Response{Code: client.CodeOK, Leader: lead})
+	return answer(api.Response{Code: api.CodeOK, Leader: lead})
 }
 
 func (h *fakeHost) Close() error { return nil }
@@ -144,23 +145,23 @@ func (h *fakeHost) Close() error { return nil }
 // only if no host can have got it (or each answered 11/12), 2 once one may have, and a
 // later host's definitive answer wins.
 func TestRemoteOutcomeAcrossHosts(t *testing.T) {
-	set := client.Request{Op: client.OpSet, Key: "k", Value: []byte("v")}
-	get := client.Request{Op: client.OpGet, Key: "k"}
+	set := api.Request{Op: api.OpSet, Key: "k", Value: []byte("v")}
+	get := api.Request{Op: api.OpGet, Key: "k"}
 	for _, tc := range []struct {
-		req   client.Request
+		req   api.Request
 		hosts []string
 		code  int
 		msg   string
 	}{
-		{set, []string{"notsent", "noleader"}, client.CodeNoLeader, "leader is not available."},
-		{set, []string{"notsent", "notsent", "noserver"}, client.CodeNoLeader, "leader is not available."},
-		{set, []string{"hang", "noleader"}, client.CodeTimeout, "timed out waiting for the commit: the write may or may not have been applied"},
-		{set, []string{"broke", "notsent"}, client.CodeTimeout, "broke after the write was sent: it may or may not have been applied"},
-		{set, []string{"hang", "ok"}, client.CodeOK, ""},
-		{set, []string{"broke", "ok"}, client.CodeOK, ""},
-		{get, []string{"broke", "noleader"}, client.CodeNoLeader, "leader is not available."},
-		{get, []string{"hang", "noleader"}, client.CodeFailed, "leader is stale. try again."},
-		{get, []string{"hang", "ok"}, client.CodeOK, ""},
+		{set, []string{"notsent", "noleader"}, api.CodeNoLeader, "leader is not available."},
+		{set, []string{"notsent", "notsent", "noserver"}, api.CodeNoLeader, "leader is not available."},
+		{set, []string{"hang", "noleader"}, api.CodeTimeout, "timed out waiting for the commit: the write may or may not have been applied"},
+		{set, []string{"broke", "notsent"}, api.CodeTimeout, "broke after the write was sent: it may or may not have been applied"},
+		{set, []string{"hang", "ok"}, api.CodeOK, ""},
+		{set, []string{"broke", "ok"}, api.CodeOK, ""},
+		{get, []string{"broke", "noleader"}, api.CodeNoLeader, "leader is not available."},
+		{get, []string{"hang", "noleader"}, api.CodeFailed, "leader is stale. try again."},
+		{get, []string{"hang", "ok"}, api.CodeOK, ""},
 	} {
 		name := fmt.Sprintf("%s %v", tc.req.Op, tc.hosts)
 		fakes := map[string]*fakeHost{}
@@ -203,7 +204,7 @@ func TestRemoteTriesAFailedHostLast(t *testing.T) {
 		t.Fatal(err)
 	}
 	dial := func(context.Context) (client.Caller, func(), error) { return rm, func() {}, nil }
-	get := client.Request{Op: client.OpGet, Key: "k"}
+	get := api.Request{Op: api.OpGet, Key: "k"}
 	// less time than one host's share: only the first host tried has a chance
 	if _, err := doRequest(clientOpts{timeout: 80 * time.Millisecond}, dial, get); err == nil {
 		t.Fatal("a get whose only host tried hung: no error")

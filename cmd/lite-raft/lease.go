@@ -11,10 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"lite-raft/api"
 
-	"lite-raft/client"
-	"lite-raft/kvstore"
+	"github.com/urfave/cli/v2"
 )
 
 // parseTTL reads a lease's time to live: a Go duration (30s, 1m30s) or seconds.
@@ -27,7 +26,7 @@ func parseTTL(s string) (time.Duration, error) {
 		}
 		d = time.Duration(secs * float64(time.Second))
 	}
-	if d < kvstore.MinTTLMs*time.Millisecond || d > kvstore.MaxTTLMs*time.Millisecond {
+	if d < api.MinTTLMs*time.Millisecond || d > api.MaxTTLMs*time.Millisecond {
 		return 0, fmt.Errorf("ttl %v: want 1s to 24h", d)
 	}
 	return d, nil
@@ -76,9 +75,9 @@ done:
 	if err != nil {
 		return err
 	}
-	req := client.Request{Op: client.OpSetLease, Key: args[0], Value: v, Args: strconv.FormatInt(ttl.Milliseconds(), 10)}
+	req := api.Request{Op: api.OpSetLease, Key: args[0], Value: v, TTLMs: uint64(ttl.Milliseconds())}
 	if err := validateRequest(req); err != nil {
-		return clientExit(client.CodeUsage, "set: %v", err)
+		return clientExit(api.CodeUsage, "set: %v", err)
 	}
 	sent := time.Now()
 	resp, err := doRequest(o, dial, req)
@@ -88,9 +87,12 @@ done:
 	if resp.Code != 0 {
 		return printResponse(c.App.Writer, o, req, resp)
 	}
-	lease := string(resp.Value)
+	lease, err := strconv.ParseUint(string(resp.Value), 10, 64)
+	if err != nil {
+		return clientExit(api.CodeFailed, "set --ttl %s: unreadable lease number %q from the leader; the key goes within %v", args[0], resp.Value, ttl)
+	}
 	if o.json {
-		fmt.Fprintf(c.App.Writer, "{\"key\":%q,\"lease\":%s,\"ttl_ms\":%d}\n", args[0], lease, ttl.Milliseconds())
+		fmt.Fprintf(c.App.Writer, "{\"key\":%q,\"lease\":%d,\"ttl_ms\":%d}\n", args[0], lease, ttl.Milliseconds())
 	}
 	if !keep {
 		return nil
@@ -117,14 +119,14 @@ done:
 type keeper struct {
 	o          clientOpts
 	dial       dialFunc
-	lease      string
+	lease      uint64
 	ttl        time.Duration
 	validUntil time.Time
 	lastTry    time.Time
 }
 
 // newKeeper keeps a lease granted just now (by a request sent at sent).
-func newKeeper(o clientOpts, dial dialFunc, lease string, ttl time.Duration, sent time.Time) *keeper {
+func newKeeper(o clientOpts, dial dialFunc, lease uint64, ttl time.Duration, sent time.Time) *keeper {
 	return &keeper{o: o, dial: dial, lease: lease, ttl: ttl, validUntil: sent.Add(ttl), lastTry: sent}
 }
 
@@ -140,17 +142,17 @@ func (k *keeper) renew() error {
 	k.lastTry = sent
 	o := k.o
 	o.timeout = min(k.ttl/3, time.Until(k.validUntil))
-	var resp client.Response
+	var resp api.Response
 	var err error
 	if o.timeout > 0 {
-		resp, err = doRequest(o, k.dial, client.Request{Op: client.OpLeaseKeep, Args: k.lease})
+		resp, err = doRequest(o, k.dial, api.Request{Op: api.OpLeaseKeep, Lease: k.lease})
 	}
 	switch {
 	case o.timeout > 0 && err == nil && resp.Code == 0:
 		k.validUntil = sent.Add(k.ttl)
 		return nil
-	case err == nil && resp.Code == client.CodeNotFound:
-		return clientExit(client.CodeLockLost, "lease %s is gone: %s", k.lease, resp.Msg)
+	case err == nil && resp.Code == api.CodeNotFound:
+		return clientExit(api.CodeLockLost, "lease %d is gone: %s", k.lease, resp.Msg)
 	case k.lost():
 		why := "no renewal in time"
 		if err != nil {
@@ -158,9 +160,9 @@ func (k *keeper) renew() error {
 		} else if o.timeout > 0 {
 			why = resp.Msg
 		}
-		return clientExit(client.CodeLockLost, "lease %s lost: not renewed within its ttl of %v (%s)", k.lease, k.ttl, why)
+		return clientExit(api.CodeLockLost, "lease %d lost: not renewed within its ttl of %v (%s)", k.lease, k.ttl, why)
 	}
-	fmt.Fprintf(os.Stderr, "lite-raft-client: renewing lease %s: %v%s (it is ours until %s)\n", k.lease, err, resp.Msg,
+	fmt.Fprintf(os.Stderr, "lite-raft-client: renewing lease %d: %v%s (it is ours until %s)\n", k.lease, err, resp.Msg,
 		k.validUntil.Format("15:04:05.000"))
 	return nil
 }
@@ -169,12 +171,12 @@ func (k *keeper) renew() error {
 func (k *keeper) release(what string) error {
 	o := k.o
 	o.timeout = 5 * time.Second
-	resp, err := doRequest(o, k.dial, client.Request{Op: client.OpRevoke, Args: k.lease})
-	if err == nil && resp.Code != 0 && resp.Code != client.CodeNotFound {
+	resp, err := doRequest(o, k.dial, api.Request{Op: api.OpRevoke, Lease: k.lease})
+	if err == nil && resp.Code != 0 && resp.Code != api.CodeNotFound {
 		err = fmt.Errorf("exit %d: %s", resp.Code, resp.Msg)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "lite-raft-client: %s: releasing lease %s: %v (it runs out within %v anyway)\n", what, k.lease, err, k.ttl)
+		fmt.Fprintf(os.Stderr, "lite-raft-client: %s: releasing lease %d: %v (it runs out within %v anyway)\n", what, k.lease, err, k.ttl)
 	}
 	return nil
 }
@@ -185,12 +187,12 @@ func leaseVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 	if len(args) != 2 || (args[0] != "keep" && args[0] != "revoke") {
 		return clientUsageError(c, "lease: want keep KEY, or revoke KEY")
 	}
-	req := client.Request{Op: client.OpLeaseKeep, Key: args[1]}
+	req := api.Request{Op: api.OpLeaseKeep, Key: args[1]}
 	if args[0] == "revoke" {
-		req.Op = client.OpRevoke
+		req.Op = api.OpRevoke
 	}
-	if err := kvstore.ValidateKey(args[1]); err != nil {
-		return clientExit(client.CodeUsage, "lease %s: %v", args[0], err)
+	if err := api.ValidateKey(args[1]); err != nil {
+		return clientExit(api.CodeUsage, "lease %s: %v", args[0], err)
 	}
 	resp, err := doRequest(o, dial, req)
 	if err != nil {

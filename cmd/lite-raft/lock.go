@@ -13,10 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"lite-raft/api"
 
-	"lite-raft/client"
-	"lite-raft/kvstore"
+	"github.com/urfave/cli/v2"
 )
 
 const lockUsage = `usage: lite-raft-client lock NAME [--ttl 15s] [--wait DURATION] -- COMMAND [ARGS...]
@@ -45,13 +44,13 @@ func lockVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error 
 	}
 	usage := func(msg string) error {
 		fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: lock: %s\n\n%s\n", msg, lockUsage)
-		return cli.Exit("", client.CodeUsage)
+		return cli.Exit("", api.CodeUsage)
 	}
 	if len(args) == 0 {
 		return usage("missing NAME")
 	}
 	name, args := args[0], args[1:]
-	if err := kvstore.ValidateKey(name); err != nil {
+	if err := api.ValidateKey(name); err != nil {
 		return usage(err.Error())
 	}
 	ttl, wait := 15*time.Second, time.Duration(0)
@@ -90,19 +89,19 @@ func lockVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error 
 	}
 	holder := fmt.Sprintf("%s@%s pid %d", who, thisHost(), os.Getpid())
 	sent := time.Now()
-	resp, err := doRequest(o, dial, client.Request{Op: client.OpLockAcquire, Key: name,
-		Args: strconv.FormatInt(ttl.Milliseconds(), 10), Host: holder})
+	resp, err := doRequest(o, dial, api.Request{Op: api.OpLockAcquire, Key: name,
+		TTLMs: uint64(ttl.Milliseconds()), Holder: holder})
 	if err != nil {
 		return err
 	}
-	var place kvstore.LockPlace
+	var place api.LockPlace
 	if resp.Code != 0 {
 		return cli.Exit(resp.Msg, resp.Code)
 	}
 	if err := json.Unmarshal(resp.Value, &place); err != nil {
-		return clientExit(client.CodeLockLost, "lock %s: unreadable answer from the leader (%v); the place taken runs out within %v", name, err, ttl)
+		return clientExit(api.CodeLockLost, "lock %s: unreadable answer from the leader (%v); the place taken runs out within %v", name, err, ttl)
 	}
-	k := newKeeper(o, dial, strconv.FormatUint(place.Lease, 10), ttl, sent)
+	k := newKeeper(o, dial, place.Lease, ttl, sent)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -120,7 +119,7 @@ func lockVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error 
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			k.release("lock")
-			return clientExit(client.CodeLockTimeout, "lock %s: not ours within --wait %v (%d ahead); gave up the place", name, wait, place.Position)
+			return clientExit(api.CodeLockTimeout, "lock %s: not ours within --wait %v (%d ahead); gave up the place", name, wait, place.Position)
 		}
 		if !time.Now().Before(k.next()) {
 			if err := k.renew(); err != nil {
@@ -133,28 +132,28 @@ func lockVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error 
 		}
 		po := o
 		po.timeout = max(poll, 100*time.Millisecond) + 2*time.Second
-		r, err := doRequest(po, dial, client.Request{Op: client.OpLockWait, Key: name, Args: k.lease,
+		r, err := doRequest(po, dial, api.Request{Op: api.OpLockWait, Key: name, Lease: k.lease,
 			TimeoutMs: uint32(max(poll, 100*time.Millisecond).Milliseconds())})
 		switch {
 		case err != nil:
 			// no answer this time: the lease's renewals decide whether we are still in line
 			fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s: waiting: %v\n", name, err)
-		case r.Code == client.CodeNotFound:
-			return clientExit(client.CodeLockLost, "lock %s: lost our place: %s", name, r.Msg)
+		case r.Code == api.CodeNotFound:
+			return clientExit(api.CodeLockLost, "lock %s: lost our place: %s", name, r.Msg)
 		case r.Code != 0:
 			fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s: waiting: exit %d %s\n", name, r.Code, r.Msg)
 		default:
 			json.Unmarshal(r.JSON, &place)
 		}
 		if k.lost() {
-			return clientExit(client.CodeLockLost, "lock %s: our lease ran out while waiting", name)
+			return clientExit(api.CodeLockLost, "lock %s: our lease ran out while waiting", name)
 		}
 	}
 	return runLocked(name, place, k, argv, sigs)
 }
 
 // runLocked runs COMMAND while renewing the lease, then releases it.
-func runLocked(name string, place kvstore.LockPlace, k *keeper, argv []string, sigs chan os.Signal) error {
+func runLocked(name string, place api.LockPlace, k *keeper, argv []string, sigs chan os.Signal) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), "LITE_RAFT_LOCK_NAME="+name,

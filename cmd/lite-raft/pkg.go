@@ -20,11 +20,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/conf"
 	"lite-raft/failover"
 	"lite-raft/internal/lockfile"
-	"lite-raft/kvstore"
 	"lite-raft/sshrpc"
 )
 
@@ -34,7 +34,7 @@ func pkgCommand() *cli.Command {
 			return "", usageError(c, fmt.Sprintf("want %d argument(s)", n))
 		}
 		p := c.Args().First()
-		if err := kvstore.ValidateKey(failover.Key(p, "x")); err != nil || strings.Contains(p, "/") {
+		if err := api.ValidateKey(failover.Key(p, "x")); err != nil || strings.Contains(p, "/") {
 			return "", usageError(c, fmt.Sprintf("package name %q: letters, digits, dots, dashes", p))
 		}
 		return p, nil
@@ -108,7 +108,7 @@ func pkgCommand() *cli.Command {
 						return err
 					}
 					host := c.Args().Get(1)
-					if err := kvstore.ValidateKey(failover.Key(p, "standby/"+host)); err != nil || host == "" || strings.Contains(host, "/") {
+					if err := api.ValidateKey(failover.Key(p, "standby/"+host)); err != nil || host == "" || strings.Contains(host, "/") {
 						return usageError(c, fmt.Sprintf("host name %q: letters, digits, dots, dashes", host))
 					}
 					return pkgMove(c, p, host, c.Duration("wait"))
@@ -182,7 +182,7 @@ func withStore(c *cli.Context, f func(context.Context, *failover.Store) error) e
 func withStoreWithin(c *cli.Context, limit time.Duration, f func(context.Context, *failover.Store) error) error {
 	s, closeFn, err := pkgStore(c)
 	if err != nil {
-		return cli.Exit(err, storeExitCode(err, client.CodeNoServer))
+		return cli.Exit(err, storeExitCode(err, api.CodeNoServer))
 	}
 	defer closeFn()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
@@ -371,7 +371,7 @@ func pkgMonitor(c *cli.Context, p string) error {
 	}
 	s, closeFn, err := pkgStore(c)
 	if err != nil {
-		return cli.Exit(err, storeExitCode(err, client.CodeNoServer))
+		return cli.Exit(err, storeExitCode(err, api.CodeNoServer))
 	}
 	defer closeFn()
 	// one monitor per package per host, whatever raced to start it
@@ -397,7 +397,7 @@ func pkgMonitor(c *cli.Context, p string) error {
 	if err := m.Run(ctx); err != nil {
 		m.Log.Printf("%s: monitor ends: %v", p, err)
 		if errors.Is(err, failover.ErrUnknown) {
-			return cli.Exit(err, client.CodeNoLeader)
+			return cli.Exit(err, api.CodeNoLeader)
 		}
 		return cli.Exit(err, 1)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/conf"
 	"lite-raft/kvstore"
@@ -32,7 +33,7 @@ func statusCommand() *cli.Command {
 			}
 			ok, pid := running(dir)
 			if !ok {
-				return cli.Exit(fmt.Sprintf("lite-raft is not running on %s", thisHost()), client.CodeNoServer)
+				return cli.Exit(fmt.Sprintf("lite-raft is not running on %s", thisHost()), api.CodeNoServer)
 			}
 			conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
 			if err != nil {
@@ -41,12 +42,12 @@ func statusCommand() *cli.Command {
 			defer conn.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			resp, err := client.New(conn).Do(ctx, client.Request{Op: client.OpStatus, Stale: true})
+			resp, err := client.New(conn).Do(ctx, api.Request{Op: api.OpStatus, Stale: true})
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("status: %v", err), 1)
 			}
 			fmt.Fprintf(c.App.Writer, "lite-raft is running on %s (pid %d)\n", thisHost(), pid)
-			return printResponse(c.App.Writer, clientOpts{}, client.Request{Op: client.OpStatus}, resp)
+			return printResponse(c.App.Writer, clientOpts{}, api.Request{Op: api.OpStatus}, resp)
 		},
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/conf"
 	"lite-raft/sshrpc"
@@ -35,7 +36,7 @@ func remoteCommand() *cli.Command {
 			}
 			rc, err := conf.LoadRemote(dir)
 			if err != nil {
-				return cli.Exit(err, client.CodeUsage)
+				return cli.Exit(err, api.CodeUsage)
 			}
 			d, err := sshrpc.NewDialer(sshrpc.DialerOptions{User: rc.User})
 			if err != nil {
@@ -166,7 +167,7 @@ func (r *remoteCaller) Call(ctx context.Context, typ uint8, payload []byte) (ssh
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", h, err))
 			r.fail(h)
-			if !errors.Is(err, sshrpc.ErrNotSent) { // a RemoteError too: it got the request
+			if !errors.Is(err, api.ErrNotSent) { // a RemoteError too: it got the request
 				outcome, host, hung = client.MaybeApplied, h, errors.Is(err, context.DeadlineExceeded)
 			}
 			if ctx.Err() != nil {
@@ -174,13 +175,13 @@ func (r *remoteCaller) Call(ctx context.Context, typ uint8, payload []byte) (ssh
 			}
 			continue
 		}
-		resp, err := client.DecodeResponse(f.Payload)
+		resp, err := api.DecodeResponse(f.Payload)
 		if err != nil { // it got the request, its answer is unreadable
 			errs = append(errs, fmt.Errorf("%s: %w", h, err))
 			outcome, host, hung = client.MaybeApplied, h, false
 			continue
 		}
-		if resp.Code == client.CodeNoLeader || resp.Code == client.CodeNoServer {
+		if resp.Code == api.CodeNoLeader || resp.Code == api.CodeNoServer {
 			// nothing appended by that host
 			errs = append(errs, fmt.Errorf("%s: %s", h, resp.Msg))
 			continue

@@ -15,7 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/statefile"
 )
@@ -114,7 +114,7 @@ func snapshotVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) er
 
 func snapshotUsageError(c *cli.Context, msg string) error {
 	fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: %s\n\n%s\n", msg, snapshotUsage)
-	return cli.Exit("", client.CodeUsage)
+	return cli.Exit("", api.CodeUsage)
 }
 
 // snapshotSummary is what save prints at the end.
@@ -137,7 +137,7 @@ func saveSnapshot(c *cli.Context, o snapshotOpts, dial dialFunc) error {
 	// written, and the temporary file is all a failure leaves, until Abort removes it
 	out, err := statefile.CreateAtomic(o.file, 0o600)
 	if err != nil {
-		return clientExit(client.CodeFailed, "snapshot save: %v", err)
+		return clientExit(api.CodeFailed, "snapshot save: %v", err)
 	}
 	defer out.Abort()
 	// an interrupted save removes its temporary file too
@@ -151,11 +151,11 @@ func saveSnapshot(c *cli.Context, o snapshotOpts, dial dialFunc) error {
 	}
 	defer closeFn()
 	cl := client.New(caller)
-	do := func(timeout time.Duration, req client.Request) (client.Response, error) {
+	do := func(timeout time.Duration, req api.Request) (api.Response, error) {
 		rctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		resp, err := cl.Do(rctx, req)
-		if err == nil && resp.Code != client.CodeOK {
+		if err == nil && resp.Code != api.CodeOK {
 			msg := resp.Msg
 			if msg == "" {
 				msg = fmt.Sprintf("%s failed", req.Op)
@@ -168,32 +168,32 @@ func saveSnapshot(c *cli.Context, o snapshotOpts, dial dialFunc) error {
 	if !o.timeoutSet {
 		writeTimeout = max(o.timeout, 120*time.Second)
 	}
-	resp, err := do(o.timeout, client.Request{Op: client.OpSnapshot, Stale: o.stale})
+	resp, err := do(o.timeout, api.Request{Op: api.OpSnapshot, Stale: o.stale})
 	if err != nil {
 		return snapshotFailed(ctx, o, err, "the leader made no snapshot")
 	}
-	var info agent.BackupInfo
+	var info api.BackupInfo
 	if err := json.Unmarshal(resp.JSON, &info); err != nil || info.ID == "" || info.Host == "" {
-		return clientExit(client.CodeFailed, "snapshot save: unreadable answer from the leader (%v %q); %s not written", err, resp.JSON, o.file)
+		return clientExit(api.CodeFailed, "snapshot save: unreadable answer from the leader (%v %q); %s not written", err, resp.JSON, o.file)
 	}
 	// a large state takes the leader a while to write: it says so every two seconds
 	for deadline := time.Now().Add(writeTimeout); !info.Written; {
 		if time.Now().After(deadline) {
-			return clientExit(client.CodeFailed, "snapshot save: %s has not written the snapshot after %v; %s not written", info.Host, writeTimeout, o.file)
+			return clientExit(api.CodeFailed, "snapshot save: %s has not written the snapshot after %v; %s not written", info.Host, writeTimeout, o.file)
 		}
-		resp, err := do(o.timeout, client.Request{Op: client.OpSnapshotRead, Host: info.Host, Args: agent.SnapshotDescribeArgs(info.ID)})
+		resp, err := do(o.timeout, api.Request{Op: api.OpSnapshotRead, Member: info.Host, Backup: info.ID, Describe: true})
 		if err != nil {
 			return snapshotFailed(ctx, o, err, "the leader was writing it")
 		}
 		id, host := info.ID, info.Host
 		if err := json.Unmarshal(resp.JSON, &info); err != nil || info.ID != id || info.Host != host {
-			return clientExit(client.CodeFailed, "snapshot save: unreadable answer from %s (%v %q); %s not written", host, err, resp.JSON, o.file)
+			return clientExit(api.CodeFailed, "snapshot save: unreadable answer from %s (%v %q); %s not written", host, err, resp.JSON, o.file)
 		}
 	}
 	prog := progress{w: c.App.ErrWriter, total: info.Size, began: time.Now(), show: info.Size >= progressMin}
 	prog.start(info)
 	for off := uint64(0); off < info.Size; {
-		r, err := do(o.timeout, client.Request{Op: client.OpSnapshotRead, Host: info.Host, Args: agent.SnapshotReadArgs(info.ID, off)})
+		r, err := do(o.timeout, api.Request{Op: api.OpSnapshotRead, Member: info.Host, Backup: info.ID, Offset: off})
 		if err == nil && (len(r.Value) == 0 || off+uint64(len(r.Value)) > info.Size) {
 			err = fmt.Errorf("a piece of %d bytes at %d, of a file of %d", len(r.Value), off, info.Size)
 		}
@@ -201,23 +201,23 @@ func saveSnapshot(c *cli.Context, o snapshotOpts, dial dialFunc) error {
 			return snapshotFailed(ctx, o, err, fmt.Sprintf("failed after %s of %s", mb(off), mb(info.Size)))
 		}
 		if _, err := out.Write(r.Value); err != nil {
-			return clientExit(client.CodeFailed, "snapshot save: %v; %s not written", err, o.file)
+			return clientExit(api.CodeFailed, "snapshot save: %v; %s not written", err, o.file)
 		}
 		off += uint64(len(r.Value))
 		prog.update(off)
 	}
 	// what arrived, read back as it is on disk, against its header and what the leader said
 	if err := checkSaved(out.TempName(), info); err != nil {
-		return clientExit(client.CodeFailed, "snapshot save: %v; %s not written", err, o.file)
+		return clientExit(api.CodeFailed, "snapshot save: %v; %s not written", err, o.file)
 	}
 	if err := out.Commit(); err != nil {
-		return clientExit(client.CodeFailed, "snapshot save: %v", err)
+		return clientExit(api.CodeFailed, "snapshot save: %v", err)
 	}
 	prog.done()
 	// reading at the end tells the holder it may remove its file; if that is lost, the
 	// holder removes it after a minute without reads
-	if _, err := do(min(o.timeout, 5*time.Second), client.Request{Op: client.OpSnapshotRead, Host: info.Host,
-		Args: agent.SnapshotReadArgs(info.ID, info.Size)}); err != nil {
+	if _, err := do(min(o.timeout, 5*time.Second), api.Request{Op: api.OpSnapshotRead, Member: info.Host,
+		Backup: info.ID, Offset: info.Size}); err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: snapshot saved, but %s was not told it may drop its copy (%v): it does so after a minute unused\n", info.Host, err)
 	}
 	abs, _ := filepath.Abs(o.file)
@@ -238,7 +238,7 @@ func saveSnapshot(c *cli.Context, o snapshotOpts, dial dialFunc) error {
 // table's code (a read's: 1, 11 or 12), and what was done.
 func snapshotFailed(ctx context.Context, o snapshotOpts, err error, what string) error {
 	if ctx.Err() != nil {
-		return clientExit(client.CodeFailed, "snapshot save: interrupted; %s not written", o.file)
+		return clientExit(api.CodeFailed, "snapshot save: interrupted; %s not written", o.file)
 	}
 	var ce *client.Error
 	if errors.As(err, &ce) && ce.Host == "" {
@@ -253,7 +253,7 @@ func snapshotFailed(ctx context.Context, o snapshotOpts, err error, what string)
 }
 
 // checkSaved reads the file received back and checks it is the snapshot announced.
-func checkSaved(path string, info agent.BackupInfo) error {
+func checkSaved(path string, info api.BackupInfo) error {
 	f, err := statefile.OpenSnapshotFile(path)
 	if err != nil {
 		return fmt.Errorf("the snapshot received: %w", err)
@@ -279,7 +279,7 @@ type progress struct {
 	show  bool
 }
 
-func (p *progress) start(info agent.BackupInfo) {
+func (p *progress) start(info api.BackupInfo) {
 	if p.show {
 		fmt.Fprintf(p.w, "snapshot save: index %d (term %d), %d keys, %s, from %s\n", info.Index, info.Term, info.Keys, mb(info.Size), info.Host)
 		p.last = time.Now()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"lite-raft/agent"
+	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/conf"
 	"lite-raft/kvstore"
@@ -42,7 +43,7 @@ func runAgentOn(t *testing.T, dir string) {
 }
 
 // do sends one request to dir's agent.
-func do(t *testing.T, dir string, req client.Request) client.Response {
+func do(t *testing.T, dir string, req api.Request) api.Response {
 	t.Helper()
 	conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
 	if err != nil {
@@ -82,14 +83,14 @@ func TestSnapshotSaveAndRestore(t *testing.T) {
 	want := map[string]string{"ready": "yes"}
 	for i := 0; i < 4; i++ {
 		k := fmt.Sprintf("big/%d", i)
-		if r := do(t, dir, client.Request{Op: client.OpSet, Key: k, Value: big}); r.Code != 0 {
+		if r := do(t, dir, api.Request{Op: api.OpSet, Key: k, Value: big}); r.Code != 0 {
 			t.Fatalf("set %s: %d %s", k, r.Code, r.Msg)
 		}
 		want[k] = string(big)
 	}
 	for i := 0; i < 300; i++ {
 		k, v := fmt.Sprintf("k/%03d", i), fmt.Sprint(i*i)
-		if r := do(t, dir, client.Request{Op: client.OpSet, Key: k, Value: []byte(v)}); r.Code != 0 {
+		if r := do(t, dir, api.Request{Op: api.OpSet, Key: k, Value: []byte(v)}); r.Code != 0 {
 			t.Fatalf("set %s: %d %s", k, r.Code, r.Msg)
 		}
 		want[k] = v
@@ -145,7 +146,7 @@ func TestSnapshotSaveAndRestore(t *testing.T) {
 		t.Fatalf("list k on the restored agent: exit %d, %d names", code2, strings.Count(names, "\n"))
 	}
 	for k, v := range want {
-		if r := do(t, dir2, client.Request{Op: client.OpGet, Key: k}); r.Code != 0 || string(r.Value) != v {
+		if r := do(t, dir2, api.Request{Op: api.OpGet, Key: k}); r.Code != 0 || string(r.Value) != v {
 			t.Fatalf("get %s on the restored agent: exit %d, %d bytes", k, r.Code, len(r.Value))
 		}
 	}
@@ -179,26 +180,25 @@ func fakeHolder(t *testing.T, dir, fault string) {
 		}
 		file, _ = os.ReadFile(path)
 	}
-	info, _ := json.Marshal(agent.BackupInfo{ID: "3.1", Host: "h1", Index: 3, Term: 2, Keys: 3, Size: uint64(size), DataSize: snap.Size, Checksum: snap.Checksum, Written: true})
-	writing, _ := json.Marshal(agent.BackupInfo{ID: "3.1", Host: "h1", Index: 3, Term: 2, Keys: 3})
+	info, _ := json.Marshal(api.BackupInfo{ID: "3.1", Host: "h1", Index: 3, Term: 2, Keys: 3, Size: uint64(size), DataSize: snap.Size, Checksum: snap.Checksum, Written: true})
+	writing, _ := json.Marshal(api.BackupInfo{ID: "3.1", Host: "h1", Index: 3, Term: 2, Keys: 3})
 	var asked atomic.Int64
 	fakeSocket(t, dir, func(c *sshrpc.Conn, f sshrpc.Frame) {
-		req, _ := client.DecodeRequest(f.Payload)
-		var resp client.Response
+		req, _ := api.DecodeRequest(f.Payload)
+		var resp api.Response
 		switch {
-		case req.Op == client.OpSnapshot && fault == "slow write":
+		case req.Op == api.OpSnapshot && fault == "slow write":
 			resp.JSON = writing
-		case req.Op == client.OpSnapshot:
+		case req.Op == api.OpSnapshot:
 			resp.JSON = info
-		case req.Op == client.OpSnapshotRead && req.Args == "3.1":
+		case req.Op == api.OpSnapshotRead && req.Describe:
 			// how it stands: written at the third time of asking
 			resp.JSON = writing
 			if asked.Add(1) >= 3 {
 				resp.JSON = info
 			}
-		case req.Op == client.OpSnapshotRead:
-			var off int
-			fmt.Sscanf(req.Args, "3.1 %d", &off)
+		case req.Op == api.OpSnapshotRead:
+			off := int(req.Offset)
 			end := min(off+1<<20, len(file))
 			resp.Value = bytes.Clone(file[min(off, end):end])
 			if off > 0 && off < len(file) {
@@ -207,13 +207,13 @@ func fakeHolder(t *testing.T, dir, fault string) {
 					c.Close()
 					return
 				case "not held":
-					resp = client.Response{Code: client.CodeFailed, Msg: "snapshot 3.1 is not held on h1 any more"}
+					resp = api.Response{Code: api.CodeFailed, Msg: "snapshot 3.1 is not held on h1 any more"}
 				case "flipped":
 					resp.Value[100] ^= 1
 				}
 			}
 		}
-		c.Reply(f.ID, client.FrameRequest, resp.Encode())
+		c.Reply(f.ID, api.FrameRequest, resp.Encode())
 	})
 }
 
@@ -226,10 +226,10 @@ func TestSnapshotSaveFailsHalfway(t *testing.T) {
 		code  int
 		says  string
 	}{
-		{"hang up", client.CodeNoServer, "failed after 1.0 MB of 2.7 MB"},
-		{"not held", client.CodeFailed, "not held on h1 any more"},
-		{"flipped", client.CodeFailed, "data checksum mismatch"},
-		{"another snapshot", client.CodeFailed, "is not the one announced"},
+		{"hang up", api.CodeNoServer, "failed after 1.0 MB of 2.7 MB"},
+		{"not held", api.CodeFailed, "not held on h1 any more"},
+		{"flipped", api.CodeFailed, "data checksum mismatch"},
+		{"another snapshot", api.CodeFailed, "is not the one announced"},
 		{"", 0, ""},
 		{"slow write", 0, ""},
 	} {
@@ -260,7 +260,7 @@ func TestSnapshotUsage(t *testing.T) {
 	dir := t.TempDir()
 	for _, args := range [][]string{{"snapshot"}, {"snapshot", "load", "f"}, {"snapshot", "save"}, {"snapshot", "save", "a", "b"},
 		{"snapshot", "save", "--bogus", "f"}, {"snapshot", "save", "-"}, {"snapshot", "save", "--timeout", "x", "f"}} {
-		if out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...); code != client.CodeUsage || !strings.Contains(out, "usage: lite-raft-client snapshot save") {
+		if out, code := runApp(t, append([]string{"--dir", dir, "client"}, args...)...); code != api.CodeUsage || !strings.Contains(out, "usage: lite-raft-client snapshot save") {
 			t.Errorf("client %v: exit %d %q; want 10 and the usage", args, code, out)
 		}
 	}
@@ -271,7 +271,7 @@ func TestSnapshotUsage(t *testing.T) {
 	}
 	// no agent: 12, and nothing written
 	file := filepath.Join(t.TempDir(), "f")
-	if out, code := runApp(t, "--dir", dir, "client", "snapshot", "save", file); code != client.CodeNoServer {
+	if out, code := runApp(t, "--dir", dir, "client", "snapshot", "save", file); code != api.CodeNoServer {
 		t.Errorf("save without an agent: exit %d %q; want 12", code, out)
 	}
 	if ents, _ := os.ReadDir(filepath.Dir(file)); len(ents) != 0 {

@@ -11,11 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"lite-raft/api"
 
-	"lite-raft/agent"
-	"lite-raft/client"
-	"lite-raft/kvstore"
+	"github.com/urfave/cli/v2"
 )
 
 const watchUsage = `usage: lite-raft-client watch KEY|DIR/ [--once] [--from N] [-- COMMAND [ARGS...]]
@@ -45,18 +43,19 @@ func watchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 	}
 	usage := func(msg string) error {
 		fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: watch: %s\n\n%s\n", msg, watchUsage)
-		return cli.Exit("", client.CodeUsage)
+		return cli.Exit("", api.CodeUsage)
 	}
 	if len(args) == 0 {
 		return usage("missing KEY or DIR/")
 	}
 	pattern, args := args[0], args[1:]
 	if pattern != "/" {
-		if err := kvstore.ValidateKey(strings.TrimSuffix(pattern, "/")); err != nil {
+		if err := api.ValidateKey(strings.TrimSuffix(pattern, "/")); err != nil {
 			return usage(err.Error())
 		}
 	}
-	once, from := false, ""
+	// where the next request asks from: now, until a --from or an answer says
+	once, from, fromSet := false, uint64(0), false
 	var argv []string
 	for len(args) > 0 {
 		switch a := args[0]; {
@@ -70,10 +69,11 @@ func watchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 				}
 				v, args = args[1], args[1:]
 			}
-			if _, err := strconv.ParseUint(v, 10, 64); err != nil {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
 				return usage(fmt.Sprintf("--from %q: not a log index", v))
 			}
-			from = v
+			from, fromSet = n, true
 		case a == "--":
 			argv = args[1:]
 			if len(argv) == 0 {
@@ -91,15 +91,19 @@ func watchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 	for {
 		po := o
 		po.timeout = 30 * time.Second
-		resp, err := doRequest(po, dial, client.Request{Op: client.OpWatchLog, Key: pattern, Args: from,
+		resp, err := doRequest(po, dial, api.Request{Op: api.OpWatchLog, Key: pattern, From: from, FromSet: fromSet,
 			TimeoutMs: uint32(o.held(25 * time.Second).Milliseconds())})
-		if err == nil && resp.Code != 0 && resp.Code != client.CodeCompacted && resp.Code != client.CodeUsage {
+		if err == nil && resp.Code != 0 && resp.Code != api.CodeCompacted && resp.Code != api.CodeUsage {
 			err = fmt.Errorf("exit %d: %s", resp.Code, resp.Msg)
 		}
 		if err != nil {
 			// a watch resumes where it was: say so once, and keep trying
 			if !failing {
-				fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: watch: %v (trying again every second, from index %s)\n", err, orDash(from))
+				at := "now"
+				if fromSet {
+					at = "index " + strconv.FormatUint(from, 10)
+				}
+				fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: watch: %v (trying again every second, from %s)\n", err, at)
 				failing = true
 			}
 			time.Sleep(time.Second) // the retry's pace, not a wait for a condition
@@ -112,7 +116,7 @@ func watchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 			fmt.Fprintln(c.App.ErrWriter, "lite-raft-client: watch: answered again")
 			failing = false
 		}
-		chs, err := agent.DecodeChanges(resp.Value)
+		chs, err := api.DecodeChanges(resp.Value)
 		if err != nil {
 			return clientExit(1, "watch: %v", err)
 		}
@@ -125,7 +129,11 @@ func watchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 			}
 		}
 		if resp.Msg != "" {
-			from = resp.Msg
+			n, err := strconv.ParseUint(resp.Msg, 10, 64)
+			if err != nil {
+				return clientExit(1, "watch: unreadable index %q in the answer", resp.Msg)
+			}
+			from, fromSet = n, true
 		}
 	}
 }
@@ -134,7 +142,7 @@ func watchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 // maxEnvValue is the largest value watch -- COMMAND puts in LITE_RAFT_WATCH_VALUE.
 const maxEnvValue = 64 << 10
 
-func emitChange(w interface{ Write([]byte) (int, error) }, asJSON bool, argv []string, ch agent.Change) error {
+func emitChange(w interface{ Write([]byte) (int, error) }, asJSON bool, argv []string, ch api.Change) error {
 	event := "set"
 	if ch.Deleted {
 		event = "deleted"

@@ -1,0 +1,230 @@
+package api
+
+import "fmt"
+
+// Op is the verb of a request, as numbered on the wire. Numbers are never reused.
+type Op uint8
+
+const (
+	OpGet Op = iota + 1
+	OpList
+	OpSet
+	OpUnset
+	OpIfSet
+	OpNoop
+	OpStatus
+	OpAddMember
+	OpChangeWait
+	OpDelMember
+	OpTransfer
+	_ // 12 was run-on-host, now done by the leader's agent itself
+	OpWatch
+	OpCreate
+	OpIfUnset
+	OpSetLease
+	OpLeaseKeep
+	OpRevoke
+	OpLockAcquire
+	OpLockWait
+	OpLocks
+	OpWatchLog
+	OpSnapshot
+	OpSnapshotRead
+	OpExists
+)
+
+// Kind is how an agent serves an op. Its zero value is no kind: an entry must say.
+type Kind uint8
+
+const (
+	_ Kind = iota
+	// Read: answered from the replicated state, at a read index the leader confirmed
+	// (or from this member's state with --stale where the op allows it). Never exits 2.
+	Read
+	// Write: may change the replicated state or the membership; an unknown outcome exits 2.
+	Write
+	// Held: the agent holds the request until something happens or its time runs out.
+	Held
+	// Local: answered by the agent asked, from its own state or files.
+	Local
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Read:
+		return "read"
+	case Write:
+		return "write"
+	case Held:
+		return "held"
+	case Local:
+		return "local"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Access is the least a key restricted by ssh-command must be allowed to run an op.
+type Access uint8
+
+const (
+	_           Access = iota
+	AccessRead         // reads the state: what a monitoring host's key may do
+	AccessWrite        // changes keys, leases and locks
+	AccessAdmin        // changes the cluster or copies all of it: membership, leadership, backups
+)
+
+// KeyShape is what an op's Key may hold.
+type KeyShape uint8
+
+const (
+	KeyNone     KeyShape = iota
+	KeyRequired          // a key (ValidateKey)
+	KeyDir               // a folder: a key, or "" for the top
+	KeyPattern           // a key, or a folder with a trailing slash ("/": everything)
+	KeyOrLease           // a key, or none when Lease names the lease
+)
+
+// Arg is the typed argument an op carries besides its key and value.
+type Arg uint8
+
+const (
+	ArgNone  Arg = iota
+	ArgSteps     // Steps: the steps of a membership change the client has seen
+	ArgTTL       // TTLMs: a new lease's time to live
+	ArgLease     // Lease: a lease number (with KeyOrLease, 0 means the key's lease)
+	ArgFrom      // From (if FromSet; else now): where a watch starts
+	ArgPiece     // Backup, Offset, Describe: a piece of a snapshot save's file
+)
+
+// HostArg is what an op's host field names.
+type HostArg uint8
+
+const (
+	HostNone   HostArg = iota
+	HostMember         // Member: a member, or the member holding a file
+	HostHolder         // Holder: who asks for a lock (user@host pid), for locks' output
+)
+
+// StaleRule is what --stale does to an op.
+type StaleRule uint8
+
+const (
+	StaleIgnored StaleRule = iota // nothing: writes, and requests served where they must be
+	StaleLocal                    // answered from this member's state, without the leader
+	StaleRefused                  // refused: only the leader can answer it
+)
+
+// OpInfo declares one op: everything an agent or a client needs to know of it.
+type OpInfo struct {
+	Op   Op
+	Name string // as the command line and the logs name it
+	Kind Kind
+	// Leader: served by the leader, to which any other member forwards it.
+	Leader bool
+	// Command is the state machine command it proposes (kvstore.Op), 0 if none, and
+	// Commands the command version that brought that command: the leader proposes it
+	// only once every member has said it understands that version.
+	Command  uint8
+	Commands int
+	// Requests is the request version that brought the op (or a field it carries): a
+	// member forwards it only to a peer that said it understands that version.
+	Requests int
+	Access   Access
+	Stale    StaleRule
+	// The request's shape: which fields it carries; the others must be empty.
+	Key       KeyShape
+	Value     bool // Value
+	Cond      bool // Cond (a test(1) operator) and CondValue
+	CondValue bool // CondValue alone (watch-value: the value it waits to change)
+	Host      HostArg
+	Arg       Arg
+}
+
+// catalogue is every op, declared once; IsWrite, names, validation, the core's routing
+// and the version gates are all read from it. TestCatalogue fails on a half-declared entry.
+var catalogue = [...]OpInfo{
+	{Op: OpGet, Name: "get", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
+	{Op: OpExists, Name: "exists", Kind: Read, Leader: true, Requests: 2, Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
+	{Op: OpList, Name: "list", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal, Key: KeyDir},
+	{Op: OpLocks, Name: "locks", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal},
+	{Op: OpStatus, Name: "status", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal},
+	{Op: OpLeaseKeep, Name: "lease keep", Kind: Read, Leader: true, Requests: 1, Access: AccessWrite, Stale: StaleRefused, Key: KeyOrLease, Arg: ArgLease},
+	{Op: OpSnapshot, Name: "snapshot", Kind: Read, Leader: true, Requests: 1, Access: AccessAdmin, Stale: StaleLocal},
+
+	{Op: OpSet, Name: "set", Kind: Write, Leader: true, Command: 1, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true},
+	{Op: OpUnset, Name: "unset", Kind: Write, Leader: true, Command: 2, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired},
+	{Op: OpIfSet, Name: "if", Kind: Write, Leader: true, Command: 3, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Cond: true},
+	{Op: OpNoop, Name: "noop", Kind: Write, Leader: true, Command: 4, Commands: 1, Requests: 1, Access: AccessWrite},
+	{Op: OpCreate, Name: "create", Kind: Write, Leader: true, Command: 5, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true},
+	{Op: OpIfUnset, Name: "if-unset", Kind: Write, Leader: true, Command: 6, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Cond: true},
+	{Op: OpSetLease, Name: "set --ttl", Kind: Write, Leader: true, Command: 7, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Arg: ArgTTL},
+	{Op: OpRevoke, Name: "lease revoke", Kind: Write, Leader: true, Command: 8, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyOrLease, Arg: ArgLease},
+	{Op: OpLockAcquire, Name: "lock", Kind: Write, Leader: true, Command: 9, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Host: HostHolder, Arg: ArgTTL},
+	{Op: OpAddMember, Name: "add-member", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
+	{Op: OpDelMember, Name: "del-member", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
+	{Op: OpTransfer, Name: "transfer-leader", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
+
+	{Op: OpChangeWait, Name: "change-wait", Kind: Held, Leader: true, Requests: 1, Access: AccessRead, Host: HostMember, Arg: ArgSteps},
+	{Op: OpLockWait, Name: "lock-wait", Kind: Held, Leader: true, Requests: 1, Access: AccessWrite, Stale: StaleRefused, Key: KeyRequired, Arg: ArgLease},
+	{Op: OpWatch, Name: "watch-value", Kind: Held, Requests: 1, Access: AccessRead, Key: KeyRequired, CondValue: true},
+	{Op: OpWatchLog, Name: "watch", Kind: Held, Requests: 1, Access: AccessRead, Key: KeyPattern, Arg: ArgFrom},
+
+	{Op: OpSnapshotRead, Name: "snapshot-read", Kind: Local, Requests: 1, Access: AccessAdmin, Host: HostMember, Arg: ArgPiece},
+}
+
+// CommandVersion is the newest set of state machine commands this build understands:
+// 1 is set, unset, if ... set and noop (every build before versions existed); 2 adds
+// create, if ... unset, leases and locks. It is the largest Commands of the catalogue.
+const CommandVersion = 2
+
+// RequestVersion is the newest set of requests this build understands: 1 is every op up
+// to snapshot-read (builds that never said); 2 adds exists. It is the largest Requests
+// of the catalogue.
+const RequestVersion = 2
+
+// byOp indexes the catalogue by wire number.
+var byOp = func() (t [256]*OpInfo) {
+	for i := range catalogue {
+		t[catalogue[i].Op] = &catalogue[i]
+	}
+	return t
+}()
+
+// Info is op's entry, and false for an op this build does not know.
+func (o Op) Info() (OpInfo, bool) {
+	if p := byOp[o]; p != nil {
+		return *p, true
+	}
+	return OpInfo{}, false
+}
+
+// Known reports whether this build knows o.
+func (o Op) Known() bool { return byOp[o] != nil }
+
+func (o Op) String() string {
+	if p := byOp[o]; p != nil {
+		return p.Name
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// IsWrite reports whether op may change state: an unknown outcome of it exits 2. Every
+// other op is a read for the exit code table and never exits 2.
+func IsWrite(op Op) bool {
+	p := byOp[op]
+	return p != nil && p.Kind == Write
+}
+
+// Ops is every op of the catalogue, in its order.
+func Ops() []OpInfo { return append([]OpInfo(nil), catalogue[:]...) }
+
+// CommandOp is the op whose request proposes state machine command cmd, and false if
+// none does.
+func CommandOp(cmd uint8) (OpInfo, bool) {
+	for _, e := range catalogue {
+		if e.Command == cmd && cmd != 0 {
+			return e, true
+		}
+	}
+	return OpInfo{}, false
+}

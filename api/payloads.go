@@ -1,0 +1,150 @@
+package api
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"lite-raft/internal/wire"
+)
+
+// The answers' payloads that are more than a value or a list of names: JSON documents
+// (status, a membership change, locks, a lock's place, a snapshot save's file) and the
+// changes of a watch.
+
+// Status is the JSON document `lite-raft client status --json` prints.
+type Status struct {
+	ID        string `json:"id"`
+	Role      string `json:"role"`
+	Term      uint64 `json:"term"`
+	Leader    string `json:"leader"`
+	Commit    uint64 `json:"commit"`
+	Applied   uint64 `json:"applied"`
+	LastIndex uint64 `json:"last_index"`
+	Snapshot  uint64 `json:"snapshot_index"`
+	Members   string `json:"members"`
+	// Build is this agent's build and Commands the newest command version it understands.
+	Build    string `json:"build"`
+	Commands int    `json:"commands"`
+	// ElectionTimeoutMs is conf/election_timeout, which tells how long a member may stay
+	// silent before it counts as unreachable (lite-raft-client check).
+	ElectionTimeoutMs int64          `json:"election_timeout_ms"`
+	Nodes             []MemberStatus `json:"nodes,omitempty"`
+	// Change is the membership change this leader drives, or drove last.
+	Change *ChangeStatus `json:"change,omitempty"`
+}
+
+// MemberStatus is the leader's view of one member.
+type MemberStatus struct {
+	Name          string `json:"name"`
+	Role          string `json:"role"`
+	Match         uint64 `json:"match"`
+	Lag           uint64 `json:"lag"`
+	State         string `json:"state"`
+	LastContactMs int64  `json:"last_contact_ms"`
+	// SnapshotBytes of SnapshotSize: how far a snapshot being sent to it is
+	SnapshotBytes uint64 `json:"snapshot_bytes,omitempty"`
+	SnapshotSize  uint64 `json:"snapshot_size,omitempty"`
+	// Build and Commands are what the member said of itself (empty and 1: a build from
+	// before versions, or not heard from since this agent started)
+	Build    string `json:"build"`
+	Commands int    `json:"commands"`
+}
+
+// ChangeStatus is a membership change as the CLI and status see it (JSON).
+type ChangeStatus struct {
+	ID    string   `json:"id"`
+	Op    string   `json:"op"` // add-member or del-member
+	Host  string   `json:"host"`
+	Steps []string `json:"steps"`
+	// Stopping is set while the change stops lite-raft on Host (the last step of
+	// del-member): a CLI on Host then loses its agent, which is the step working.
+	Stopping bool   `json:"stopping,omitempty"`
+	Done     bool   `json:"done"`
+	Code     int    `json:"code"` // exit code once done
+	Msg      string `json:"msg,omitempty"`
+}
+
+// LockStatus is one lock in `locks`.
+type LockStatus struct {
+	Name       string `json:"name"`
+	Generation uint64 `json:"generation"`
+	Holder     string `json:"holder"`
+	Lease      uint64 `json:"lease"`
+	// TTLMs is the holder's lease time left, known on the leader only (-1 elsewhere)
+	TTLMs   int64    `json:"ttl_ms"`
+	Since   uint64   `json:"since_index"`
+	Waiting []string `json:"waiting"`
+}
+
+// BackupInfo is the answer to a snapshot request (JSON): the file the holder wrote and
+// what it holds.
+type BackupInfo struct {
+	ID      string `json:"id"`
+	Host    string `json:"host"` // the agent holding the file: snapshot-read asks there
+	Index   uint64 `json:"index"`
+	Term    uint64 `json:"term"`
+	Members string `json:"members"`
+	Keys    int    `json:"keys"`
+	// Size is the whole file's, header included; DataSize and Checksum (CRC-32C) are the
+	// data's, as the file's header gives them.
+	Size     uint64 `json:"size"`
+	DataSize uint64 `json:"data_size"`
+	Checksum uint32 `json:"checksum"`
+	// Written is false while the file is being written: its sizes and checksum are not
+	// known yet; ask again (snapshot-read with the ID alone).
+	Written bool `json:"written"`
+}
+
+// LockPlace is OpLockAcquire's result (JSON in Result.Value): the lease granted and
+// where it stands. Position 0 holds the lock, with Generation its fencing number.
+type LockPlace struct {
+	Lease      uint64 `json:"lease"`
+	Position   int    `json:"position"`
+	Generation uint64 `json:"generation"`
+}
+
+// Change is one key's change at a log index.
+type Change struct {
+	Index   uint64
+	Key     string
+	Value   []byte // shared with the store, never written to
+	Deleted bool
+}
+
+// EncodeChanges renders changes for a watch answer: a count, then for each the index,
+// the key, a deleted flag and the value.
+func EncodeChanges(chs []Change) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(chs)))
+	for _, ch := range chs {
+		b = binary.AppendUvarint(b, ch.Index)
+		b = wire.AppendBytes(b, []byte(ch.Key))
+		del := byte(0)
+		if ch.Deleted {
+			del = 1
+		}
+		b = append(b, del)
+		b = wire.AppendBytes(b, ch.Value)
+	}
+	return b
+}
+
+// DecodeChanges parses EncodeChanges' output.
+func DecodeChanges(b []byte) ([]Change, error) {
+	d := wire.Decoder{B: b}
+	n := d.Uvarint()
+	if d.Err == nil && n > uint64(len(b)) {
+		d.Fail(fmt.Errorf("%d changes in %d bytes", n, len(b)))
+	}
+	var out []Change
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		ch := Change{Index: d.Uvarint(), Key: d.String(MaxKeyLen)}
+		ch.Deleted = d.Byte() == 1
+		ch.Value = d.Bytes(MaxValueLen)
+		out = append(out, ch)
+	}
+	d.End()
+	if d.Err != nil {
+		return nil, fmt.Errorf("decode changes: %w", d.Err)
+	}
+	return out, nil
+}

@@ -1,0 +1,286 @@
+package api
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"lite-raft/internal/wire"
+)
+
+// Frame types on an sshrpc stream to an agent.
+const (
+	FrameRaft    uint8 = 1 // one-way: an encoded raftcore.Message between agents
+	FrameRequest uint8 = 2 // request/response: a Request, answered by a Response
+	// FrameVersion is one-way, sent by an agent first on each stream it opens to a peer:
+	// a Version. Builds from before it ignore it (they ignore every frame type they do
+	// not know), so a peer that never sent one runs such a build.
+	FrameVersion uint8 = 3
+)
+
+// Request is one client request. Besides Key, Value and the condition, an op carries
+// the typed arguments its catalogue entry names (Host, Arg); the others stay empty.
+type Request struct {
+	Op        Op
+	Key       string
+	Value     []byte
+	Cond      string
+	CondValue []byte
+
+	Member string // HostMember: a member (membership verbs), the member holding a file (snapshot-read)
+	Holder string // HostHolder: who asks for a lock
+
+	Steps    uint64 // ArgSteps: change-wait answers once the change has more steps than this
+	TTLMs    uint64 // ArgTTL: the new lease's time to live
+	Lease    uint64 // ArgLease: the lease (0 with a key: the key's lease)
+	From     uint64 // ArgFrom: the changes after this log index, if FromSet ...
+	FromSet  bool   // ... else from now
+	Backup   string // ArgPiece: the snapshot save's file (its ID)
+	Offset   uint64 // ArgPiece: where the piece starts ...
+	Describe bool   // ... or: how the file stands, no piece
+
+	Stale     bool // read local state, without asking the leader
+	ClientID  uint64
+	Seq       uint64
+	Hops      uint8 // forwards so far; bounded so a confused cluster cannot loop
+	TimeoutMs uint32
+}
+
+// Encode renders r as: op, hops, flags, uvarints and length-prefixed fields in a fixed
+// order. The typed arguments travel in the two text fields every build has, host and
+// args, as the builds before them wrote those (TestGoldenEncodings keeps the bytes).
+func (r Request) Encode() []byte {
+	host, args := r.hostArgs()
+	b := make([]byte, 0, 48+len(r.Key)+len(r.Value)+len(r.CondValue)+len(host)+len(args))
+	b = append(b, byte(r.Op), r.Hops)
+	var flags byte
+	if r.Stale {
+		flags |= 1
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, r.ClientID)
+	b = binary.AppendUvarint(b, r.Seq)
+	b = binary.AppendUvarint(b, uint64(r.TimeoutMs))
+	b = wire.AppendString(b, r.Key)
+	b = wire.AppendBytes(b, r.Value)
+	b = wire.AppendString(b, r.Cond)
+	b = wire.AppendBytes(b, r.CondValue)
+	b = wire.AppendString(b, host)
+	return wire.AppendString(b, args)
+}
+
+// hostArgs renders the typed arguments as the host and args text fields.
+func (r Request) hostArgs() (host, args string) {
+	info := byOp[r.Op]
+	if info == nil {
+		return "", ""
+	}
+	switch info.Host {
+	case HostMember:
+		host = r.Member
+	case HostHolder:
+		host = r.Holder
+	}
+	num := func(n uint64) string { return strconv.FormatUint(n, 10) }
+	switch info.Arg {
+	case ArgSteps:
+		args = num(r.Steps)
+	case ArgTTL:
+		args = num(r.TTLMs)
+	case ArgLease:
+		if r.Lease != 0 || info.Key != KeyOrLease {
+			args = num(r.Lease)
+		}
+	case ArgFrom:
+		if r.FromSet {
+			args = num(r.From)
+		}
+	case ArgPiece:
+		args = r.Backup
+		if !r.Describe {
+			args += " " + num(r.Offset)
+		}
+	}
+	return host, args
+}
+
+// setHostArgs parses the host and args text fields into r's typed arguments.
+func (r *Request) setHostArgs(info *OpInfo, host, args string) error {
+	if info.Host == HostNone && host != "" || info.Arg == ArgNone && args != "" {
+		return ErrUnknownField
+	}
+	switch info.Host {
+	case HostMember:
+		r.Member = host
+	case HostHolder:
+		r.Holder = host
+	}
+	num := func(what, s string) (uint64, error) {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s %q: not a number", what, s)
+		}
+		return n, nil
+	}
+	var err error
+	switch info.Arg {
+	case ArgSteps:
+		if args != "" { // "": none seen (the builds before typed arguments sent "0")
+			r.Steps, err = num("steps", args)
+		}
+	case ArgTTL:
+		r.TTLMs, err = num("ttl in milliseconds", args)
+	case ArgLease:
+		if args != "" || info.Key != KeyOrLease {
+			r.Lease, err = num("lease", args)
+		}
+	case ArgFrom:
+		r.FromSet = args != ""
+		if r.FromSet {
+			r.From, err = num("log index", args)
+		}
+	case ArgPiece:
+		id, off, ok := strings.Cut(args, " ")
+		r.Backup, r.Describe = id, !ok
+		if ok {
+			r.Offset, err = num("offset", off)
+		}
+	}
+	return err
+}
+
+// ErrUnknownOp and ErrUnknownField are the errors of a request that this build cannot
+// read because a newer one wrote it: an agent answers CodeUpgrade ("upgrade me first"),
+// not CodeUsage.
+var (
+	ErrUnknownOp    = errors.New("an operation this build does not know")
+	ErrUnknownField = errors.New("a field this build does not know")
+)
+
+// DecodeRequest parses Encode's output. It checks the request's shape, not its keys:
+// Validate does. An op or a field this build does not know is an error matching
+// ErrUnknownOp or ErrUnknownField: an older build than the sender's.
+func DecodeRequest(b []byte) (Request, error) {
+	var r Request
+	d := wire.Decoder{B: b}
+	r.Op = Op(d.Byte())
+	r.Hops = d.Byte()
+	flags := d.Byte()
+	r.Stale = flags&1 != 0
+	r.ClientID, r.Seq = d.Uvarint(), d.Uvarint()
+	t := d.Uvarint()
+	if t > 1<<32-1 {
+		d.Fail(errors.New("timeout out of range"))
+	}
+	r.TimeoutMs = uint32(t)
+	r.Key = d.String(2048)
+	r.Value = d.Bytes(2 << 20)
+	r.Cond = d.String(16)
+	r.CondValue = d.Bytes(2 << 20)
+	host := d.String(256)
+	args := d.String(4096)
+	info := byOp[r.Op]
+	switch {
+	case d.Err != nil:
+	case info == nil:
+		d.Fail(fmt.Errorf("%w (%d)", ErrUnknownOp, r.Op))
+	case flags&^1 != 0 || len(d.B) != 0:
+		// a later build's fields follow the ones we know, or set a flag we do not
+		d.Fail(ErrUnknownField)
+	default:
+		if err := r.setHostArgs(info, host, args); err != nil {
+			d.Fail(fmt.Errorf("%s: %w", r.Op, err))
+		}
+	}
+	if d.Err != nil {
+		return Request{}, fmt.Errorf("decode request: %w", d.Err)
+	}
+	return r, nil
+}
+
+// Response is an agent's answer.
+type Response struct {
+	Code   int
+	Msg    string
+	Value  []byte
+	Names  []string
+	Leader string
+	JSON   []byte // status: a JSON document
+}
+
+// Encode renders a response.
+func (r Response) Encode() []byte {
+	b := make([]byte, 0, 32+len(r.Msg)+len(r.Value)+len(r.JSON))
+	b = binary.AppendUvarint(b, uint64(r.Code))
+	b = wire.AppendBytes(b, []byte(r.Msg))
+	b = wire.AppendBytes(b, r.Value)
+	b = binary.AppendUvarint(b, uint64(len(r.Names)))
+	for _, n := range r.Names {
+		b = wire.AppendBytes(b, []byte(n))
+	}
+	b = wire.AppendBytes(b, []byte(r.Leader))
+	return wire.AppendBytes(b, r.JSON)
+}
+
+// DecodeResponse parses Response.Encode's output.
+func DecodeResponse(b []byte) (Response, error) {
+	var r Response
+	d := wire.Decoder{B: b}
+	code := d.Uvarint()
+	if code > 255 {
+		d.Fail(errors.New("code out of range"))
+	}
+	r.Code = int(code)
+	r.Msg = string(d.Bytes(1 << 16))
+	r.Value = d.Bytes(2 << 20)
+	n := d.Uvarint()
+	if d.Err == nil && n > uint64(len(d.B)) {
+		d.Fail(errors.New("name count beyond the data"))
+	}
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		r.Names = append(r.Names, string(d.Bytes(2048)))
+	}
+	r.Leader = string(d.Bytes(256))
+	r.JSON = d.Bytes(16 << 20)
+	if d.Err == nil && len(d.B) != 0 {
+		d.Fail(errors.New("trailing bytes"))
+	}
+	if d.Err != nil {
+		return Response{}, fmt.Errorf("decode response: %w", d.Err)
+	}
+	return r, nil
+}
+
+// Version is what an agent says of itself to its peers in a FrameVersion.
+type Version struct {
+	ID       string // the sender's host name
+	Commands int    // kvstore.CommandVersion of its build
+	Build    string // its build (git describe), for status
+}
+
+// Encode renders v as uvarint commands, then length-prefixed id and build.
+func (v Version) Encode() []byte {
+	b := binary.AppendUvarint(nil, uint64(v.Commands))
+	b = wire.AppendBytes(b, []byte(v.ID))
+	return wire.AppendBytes(b, []byte(v.Build))
+}
+
+// DecodeVersion parses Version.Encode's output. Fields a later build appends are ignored,
+// so that it can say more without older builds refusing what it says.
+func DecodeVersion(b []byte) (Version, error) {
+	var v Version
+	d := wire.Decoder{B: b}
+	n := d.Uvarint()
+	if d.Err == nil && n > 1<<16 {
+		d.Fail(errors.New("command version out of range"))
+	}
+	v.Commands = int(n)
+	v.ID = string(d.Bytes(256))
+	v.Build = string(d.Bytes(256))
+	if d.Err != nil {
+		return Version{}, fmt.Errorf("decode version: %w", d.Err)
+	}
+	return v, nil
+}
