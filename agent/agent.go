@@ -229,7 +229,7 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 
 // version is what this agent says of itself to its peers.
 func (a *Agent) version() api.Version {
-	return api.Version{ID: string(a.id), Commands: api.CommandVersion, Build: a.build}
+	return api.Version{ID: string(a.id), Commands: api.CommandVersion, Build: a.build, Requests: api.RequestVersion}
 }
 
 // loadSnapshot reads the state machine back from the stored snapshot, streamed.

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"errors"
+	"fmt"
+
 	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/raftcore"
@@ -24,6 +27,16 @@ func (a *Agent) handleFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 		id := f.ID
 		reply := func(r api.Response) { c.Reply(id, api.FrameRequest, r.Encode()) }
 		req, err := api.DecodeRequest(f.Payload)
+		if errors.Is(err, api.ErrUnknownOp) || errors.Is(err, api.ErrUnknownField) {
+			// a newer build sent it: nothing was done here, and the fix is an upgrade
+			build := a.build
+			if build == "" {
+				build = "a build"
+			}
+			reply(api.Response{Code: api.CodeUpgrade, Msg: fmt.Sprintf(
+				"%s runs lite-raft %s, which cannot read this request (%v): upgrade it first (nothing was done)", a.id, build, err)})
+			return
+		}
 		if err != nil {
 			reply(api.Response{Code: api.CodeUsage, Msg: err.Error()})
 			return

@@ -14,7 +14,8 @@ import (
 )
 
 // peerVersions keeps what peers said of themselves (api.FrameVersion) in
-// state/peer-versions, one "HOST COMMANDS BUILD" line each, so that an agent that
+// state/peer-versions, one "HOST COMMANDS BUILD REQUESTS" line each (BUILD "-" when
+// it said none; REQUESTS is missing in the files of builds before request versions), so that an agent that
 // restarts knows at once which commands its peers understand, instead of refusing the
 // newer ones (exit 14) until every peer has opened a new stream to it. A peer says it
 // again on every stream, so what is kept is only a head start; a line that does not
@@ -46,8 +47,11 @@ func (p *peerVersions) load() []api.Version {
 			continue
 		}
 		v := api.Version{ID: f[0], Commands: n}
-		if len(f) > 2 {
+		if len(f) > 2 && f[2] != "-" {
 			v.Build = f[2]
+		}
+		if len(f) > 3 {
+			v.Requests, _ = strconv.Atoi(f[3])
 		}
 		p.known[v.ID] = v
 		out = append(out, v)
@@ -63,7 +67,11 @@ func (p *peerVersions) note(v api.Version) {
 	p.known[v.ID] = v
 	var lines []string
 	for _, k := range p.known {
-		lines = append(lines, fmt.Sprintf("%s %d %s", k.ID, k.Commands, k.Build))
+		build := k.Build
+		if build == "" {
+			build = "-"
+		}
+		lines = append(lines, fmt.Sprintf("%s %d %s %d", k.ID, k.Commands, build, k.Requests))
 	}
 	sort.Strings(lines)
 	if err := os.MkdirAll(filepath.Dir(p.path), 0o700); err == nil {

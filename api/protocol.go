@@ -256,15 +256,23 @@ func DecodeResponse(b []byte) (Response, error) {
 // Version is what an agent says of itself to its peers in a FrameVersion.
 type Version struct {
 	ID       string // the sender's host name
-	Commands int    // kvstore.CommandVersion of its build
+	Commands int    // CommandVersion of its build
 	Build    string // its build (git describe), for status
+	// Requests is RequestVersion of its build; 0 from a build from before request
+	// versions, which understands version 1 (RequestsOr1)
+	Requests int
 }
 
-// Encode renders v as uvarint commands, then length-prefixed id and build.
+// RequestsOr1 is the request version v says it understands.
+func (v Version) RequestsOr1() int { return max(v.Requests, 1) }
+
+// Encode renders v as uvarint commands, length-prefixed id and build, then uvarint
+// requests (which builds before it ignore, as they ignore whatever follows the build).
 func (v Version) Encode() []byte {
 	b := binary.AppendUvarint(nil, uint64(v.Commands))
 	b = wire.AppendBytes(b, []byte(v.ID))
-	return wire.AppendBytes(b, []byte(v.Build))
+	b = wire.AppendBytes(b, []byte(v.Build))
+	return binary.AppendUvarint(b, uint64(v.Requests))
 }
 
 // DecodeVersion parses Version.Encode's output. Fields a later build appends are ignored,
@@ -279,6 +287,11 @@ func DecodeVersion(b []byte) (Version, error) {
 	v.Commands = int(n)
 	v.ID = string(d.Bytes(256))
 	v.Build = string(d.Bytes(256))
+	if d.Err == nil && len(d.B) > 0 {
+		if r := d.Uvarint(); r <= 1<<16 {
+			v.Requests = int(r)
+		}
+	}
 	if d.Err != nil {
 		return Version{}, fmt.Errorf("decode version: %w", d.Err)
 	}

@@ -77,9 +77,17 @@ func TestGoldenEncodings(t *testing.T) {
 			t.Errorf("%s decodes as %+v, %v", tc.hex, got, err)
 		}
 	}
-	v := Version{ID: "h1", Commands: 2, Build: "v1.2"}
-	if got := hex.EncodeToString(v.Encode()); got != "020268310476312e32" {
-		t.Errorf("version encodes as %s", got)
+	// a version as the builds before request versions wrote it: read as requests 1; a
+	// version now is that, then the request version (which those builds ignore)
+	old, _ := hex.DecodeString("020268310476312e32")
+	if v, err := DecodeVersion(old); err != nil || v != (Version{ID: "h1", Commands: 2, Build: "v1.2"}) || v.RequestsOr1() != 1 {
+		t.Errorf("an older build's version reads as %+v, %v", v, err)
+	}
+	v := Version{ID: "h1", Commands: 2, Build: "v1.2", Requests: RequestVersion}
+	if got := v.Encode(); !bytes.HasPrefix(got, old) {
+		t.Errorf("version encodes as %x: not what older builds read, then more", got)
+	} else if back, err := DecodeVersion(got); err != nil || back != v {
+		t.Errorf("version round trip: %+v, %v", back, err)
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 )
 
 // TestRemoteAndScripts: lite-raft-remote on a host outside the cluster, --json and
-// --stale for scripts, del-member of a host that is unreachable.
+// --stale for scripts (exists among them), del-member of a host that is unreachable.
 func TestRemoteAndScripts(t *testing.T) {
 	c := newCluster(t, 4, 3, "0.5", 1000)
 	members, outside := c.Hosts[:3], c.Hosts[3]
@@ -29,6 +29,14 @@ func TestRemoteAndScripts(t *testing.T) {
 	c.expect(outside, "./lite-raft-remote if from/outside -gt 40 set 43", 0, "")
 	c.expect(outside, "./lite-raft-remote if from/outside -gt 50 set 44", 6, "")
 	c.expect(outside, "./lite-raft-remote get missing", 9, "")
+	c.expect(outside, "./lite-raft-remote exists from/outside", 0, "")
+	c.expect(outside, "./lite-raft-remote exists missing", 9, "")
+	c.expect(members[1], "./lite-raft-client exists from/outside", 0, "")
+	c.eventually(5*time.Second, "a stale exists on a follower once it applied the set", func() (bool, string) {
+		o, e, code := c.lr(members[2], "./lite-raft-client --stale exists from/outside")
+		return code == 0 && o == "" && e == "", fmt.Sprintf("exit %d %q %q", code, o, e)
+	})
+	c.expect(members[2], "./lite-raft-client --json exists nothing/here", 9, `{"exists":false,"key":"nothing/here"}`)
 	c.expect(outside, "./lite-raft-remote list from", 0, "outside")
 	c.expect(outside, "./lite-raft-remote set", 10, "")
 	// it remembers who leads

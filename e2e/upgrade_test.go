@@ -116,6 +116,8 @@ func TestRollingUpgrade(t *testing.T) {
 	c.leader(c.Hosts, 20*time.Second)
 	c.must(h2, "./lite-raft-client set a 2")
 	refused(h1, "./lite-raft-client create b 1")
+	// a request it could not read (exists came after it) is not forwarded to it either
+	refused(h2, "./lite-raft-client exists a")
 	c.must(h1, "./lite-raft-client transfer-leader "+h1.Name)
 	c.leader(c.Hosts, 20*time.Second)
 
@@ -129,6 +131,7 @@ func TestRollingUpgrade(t *testing.T) {
 		return code == 0 || code == 13, fmt.Sprintf("exit %d %s", code, strings.TrimSpace(errOut))
 	})
 	c.expect(old, "./lite-raft-client get b", 0, "1")
+	c.expect(h2, "./lite-raft-client exists b", 0, "")
 	c.expect(h2, "./lite-raft-client create b 2", 13, "")
 	c.expect(old, "./lite-raft-client if b = 1 unset", 0, "")
 	for _, h := range c.Hosts {

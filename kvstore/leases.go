@@ -49,7 +49,9 @@ func (s *Store) put(key string, value []byte, lease uint64) {
 		}
 		s.keyLease.Set(key, lease)
 	}
-	s.data.Set(key, bytes.Clone(value))
+	v := bytes.Clone(value)
+	s.data.Set(key, v)
+	s.changes = append(s.changes, api.Change{Index: s.index, Key: key, Value: v})
 }
 
 // remove deletes key, and frees it from its lease.
@@ -57,7 +59,9 @@ func (s *Store) remove(key string) {
 	if old, ok := s.keyLease.Get(key); ok {
 		s.detach(key, old)
 	}
-	s.data.Delete(key)
+	if _, existed := s.data.Delete(key); existed {
+		s.changes = append(s.changes, api.Change{Index: s.index, Key: key, Deleted: true})
+	}
 }
 
 // detach takes key out of lease's keys.
@@ -82,7 +86,9 @@ func (s *Store) revoke(id uint64) {
 	for _, k := range l.Keys {
 		if held, _ := s.keyLease.Get(k); held == id {
 			s.keyLease.Delete(k)
-			s.data.Delete(k)
+			if _, existed := s.data.Delete(k); existed {
+				s.changes = append(s.changes, api.Change{Index: s.index, Key: k, Deleted: true})
+			}
 		}
 	}
 	for _, name := range l.Locks {

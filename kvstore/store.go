@@ -25,6 +25,9 @@ type Result struct {
 	// Value is what a command returns beyond its code: a lease's ID (OpSetLease), a
 	// lock's place (OpLockAcquire, api.LockPlace's JSON).
 	Value []byte
+	// Changes are the keys this command set or removed, in order, with the index it was
+	// applied at: what watches see. A duplicate (an answer replayed) changed nothing.
+	Changes []api.Change
 }
 
 // maxSessions bounds the deduplication table; the least recently active clients are
@@ -48,6 +51,9 @@ type Store struct {
 	keyLease btree.Map[string, uint64]
 	leases   btree.Map[uint64, Lease]
 	locks    btree.Map[string, Lock]
+	// what the command being applied changed so far, and its index (Apply)
+	changes []api.Change
+	index   uint64
 }
 
 // New returns an empty store.
@@ -69,9 +75,13 @@ func (s *Store) Apply(index uint64, c Command) Result {
 			return Result{Code: api.CodeOK, Msg: "duplicate of an older request"}
 		}
 	}
+	s.changes, s.index = nil, index
 	r := s.apply(index, c)
+	r.Changes, s.changes = s.changes, nil
 	if c.ClientID != 0 {
-		s.sessions.Set(c.ClientID, session{seq: c.Seq, result: r, lastIndex: index})
+		kept := r
+		kept.Changes = nil // a retry gets the answer, not the changes again
+		s.sessions.Set(c.ClientID, session{seq: c.Seq, result: kept, lastIndex: index})
 		if s.sessions.Len() > maxSessions {
 			s.evictSessions()
 		}

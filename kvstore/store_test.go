@@ -248,3 +248,44 @@ func TestCommandVersions(t *testing.T) {
 		t.Fatalf("unknown op has version %d", opEnd.Version())
 	}
 }
+
+// TestApplyReportsChanges: Apply says which keys each command set or removed, so that
+// watches need no code per operation; a command that changed nothing (a false
+// condition, an unset of a missing key) and a replayed duplicate report none.
+func TestApplyReportsChanges(t *testing.T) {
+	s := New()
+	show := func(chs []api.Change) string {
+		var out []string
+		for _, c := range chs {
+			if c.Deleted {
+				out = append(out, fmt.Sprintf("%d -%s", c.Index, c.Key))
+			} else {
+				out = append(out, fmt.Sprintf("%d %s=%s", c.Index, c.Key, c.Value))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	steps := []struct {
+		cmd  Command
+		want string
+	}{
+		{Command{Op: OpSet, Key: "a", Value: []byte("1"), ClientID: 5, Seq: 1}, "1 a=1"},
+		{Command{Op: OpSet, Key: "a", Value: []byte("1"), ClientID: 5, Seq: 1}, ""}, // a retry
+		{Command{Op: OpCreate, Key: "a", Value: []byte("2")}, ""},
+		{Command{Op: OpCreate, Key: "b", Value: []byte("2")}, "4 b=2"},
+		{Command{Op: OpIfSet, Key: "b", Cond: "-lt", CondValue: []byte("3"), Value: []byte("3")}, "5 b=3"},
+		{Command{Op: OpIfSet, Key: "b", Cond: "-lt", CondValue: []byte("3"), Value: []byte("4")}, ""},
+		{Command{Op: OpIfUnset, Key: "b", Cond: "=", CondValue: []byte("3")}, "7 -b"},
+		{Command{Op: OpUnset, Key: "b"}, ""},
+		{Command{Op: OpSetLease, Key: "t1", Value: []byte("x"), TTLMs: 2000}, "9 t1=x"},
+		{Command{Op: OpUnset, Key: "a"}, "10 -a"},
+		{Command{Op: OpRevoke, Lease: 9}, "11 -t1"},
+		{Command{Op: OpNoop}, ""},
+	}
+	for i, st := range steps {
+		r := s.Apply(uint64(i+1), st.cmd)
+		if got := show(r.Changes); got != st.want {
+			t.Errorf("%d: %s: changes %q, want %q", i+1, st.cmd, got, st.want)
+		}
+	}
+}

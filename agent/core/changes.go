@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"lite-raft/api"
-	"lite-raft/kvstore"
 )
 
 // The changes ring is what `watch` reads: every change the state machine made, as it
@@ -54,27 +53,16 @@ func (r *changeRing) reset(index uint64) {
 	r.ch, r.bytes, r.since = nil, 0, index
 }
 
-// record notes what applying cmd at index changed: existed is whether its key existed
-// before, revoked the keys its lease held before a revoke.
-func (c *Core) record(index uint64, cmd kvstore.Command, res kvstore.Result, existed bool, revoked []string) {
-	switch cmd.Op {
-	case kvstore.OpSet, kvstore.OpSetLease, kvstore.OpCreate, kvstore.OpIfSet:
-		if res.Code == api.CodeOK {
-			v, _ := c.kv.Get(cmd.Key)
-			c.changes.add(api.Change{Index: index, Key: cmd.Key, Value: v})
-		}
-	case kvstore.OpUnset, kvstore.OpIfUnset:
-		if res.Code == api.CodeOK && existed {
-			c.changes.add(api.Change{Index: index, Key: cmd.Key, Deleted: true})
-		}
-	case kvstore.OpRevoke:
-		for _, k := range revoked {
-			if _, still := c.kv.Get(k); !still {
-				c.changes.add(api.Change{Index: index, Key: k, Deleted: true})
-			}
+// record notes what an applied command changed, as the store reports it (no command
+// needs code here), and wakes the watches those changes answer.
+func (c *Core) record(changes []api.Change) {
+	for _, ch := range changes {
+		c.changes.add(ch)
+		if len(c.watches[ch.Key]) > 0 {
+			c.wakeWatches(ch.Key)
 		}
 	}
-	if len(c.logWatches) > 0 {
+	if len(changes) > 0 && len(c.logWatches) > 0 {
 		c.wakeLogWatches()
 	}
 }

@@ -366,16 +366,9 @@ func (c *Core) apply(ents []raftcore.Entry) error {
 			case kvstore.OpLockAcquire:
 				locks = []string{cmd.Key}
 			}
-			existed := false // only an unset's change depends on it: no lookup for the others
-			if cmd.Op == kvstore.OpUnset || cmd.Op == kvstore.OpIfUnset {
-				_, existed = c.kv.Get(cmd.Key)
-			}
 			res = c.kv.Apply(e.Index, cmd)
-			if len(c.watches[cmd.Key]) > 0 {
-				c.wakeWatches(cmd.Key)
-			}
 			c.leaseApplied(e.Index, cmd, keys, locks)
-			c.record(e.Index, cmd, res, existed, keys)
+			c.record(res.Changes)
 		}
 		if w := c.proposals[e.Index]; w != nil {
 			delete(c.proposals, e.Index)

@@ -261,6 +261,9 @@ func (c *Core) forward(w *waiter) {
 		c.wait(w, raftcore.None)
 		return
 	}
+	if c.refuseUnknownTo(w, lead) {
+		return
+	}
 	to := lead
 	// a link reported down is not tried until it comes back or the backoff is over:
 	// then it is tried anyway, in case its report was stale
@@ -293,7 +296,7 @@ func (c *Core) relay(w *waiter, lead raftcore.NodeID) raftcore.NodeID {
 	}
 	var ok []raftcore.NodeID
 	for _, id := range c.node.Members().Voters {
-		if id != c.id && id != lead && !c.linkDown[id] {
+		if id != c.id && id != lead && !c.linkDown[id] && c.understands(id, w) {
 			ok = append(ok, id)
 		}
 	}

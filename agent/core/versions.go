@@ -58,3 +58,36 @@ func (c *Core) refuseNewer(w *waiter, op kvstore.Op) bool {
 	}
 	return false
 }
+
+// requestsOf is the request version a member is known to understand: 1 (every op up to
+// snapshot-read) for one that never said.
+func (c *Core) requestsOf(id raftcore.NodeID) int {
+	if id == c.id {
+		return api.RequestVersion
+	}
+	return c.versions[id].RequestsOr1()
+}
+
+// understands reports whether peer can read w's request: a request goes to a member
+// only once it said it understands the request version of the request's op (an older
+// build would refuse it, or worse, take it for a malformed one).
+func (c *Core) understands(peer raftcore.NodeID, w *waiter) bool {
+	info, _ := w.req.Op.Info()
+	return c.requestsOf(peer) >= info.Requests
+}
+
+// refuseUnknownTo answers a request that peer, where it must go, would not understand,
+// naming the member to upgrade; it reports whether it refused.
+func (c *Core) refuseUnknownTo(w *waiter, peer raftcore.NodeID) bool {
+	if c.understands(peer, w) {
+		return false
+	}
+	info, _ := w.req.Op.Info()
+	how := fmt.Sprintf("understands requests up to version %d", c.requestsOf(peer))
+	if _, ok := c.versions[peer]; !ok {
+		how = "has not said which requests it understands (a build from before versions, or not heard from since this agent started)"
+	}
+	c.reply(w, client.Downgrade(w.req.Op, w.outcome, api.Response{Code: api.CodeUpgrade, Msg: fmt.Sprintf(
+		"%s needs requests version %d, and member %s, which must serve it, %s: upgrade it first (nothing was done)", w.req.Op, info.Requests, peer, how)}))
+	return true
+}

@@ -22,6 +22,7 @@ import (
 const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECONDS] VERB ARGS
 
   get KEY                  print the value of KEY (exit 9 if missing)
+  exists KEY               exit 0 if KEY exists, 9 if not; prints nothing (with --json: {"key","exists"})
   list [DIR]               print the names directly under DIR (exit 8 if missing)
   set KEY VALUE            set KEY (VALUE "-" reads it from standard input)
   unset KEY                remove KEY
@@ -51,8 +52,8 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   snapshot save FILE       write a consistent snapshot of the whole state, as of now, to FILE (a
                            backup for lite-raft restore; snapshot --help)
 
-  --json     print get, list and status as JSON
-  --stale    read this host's state without asking the leader (get, list, status)
+  --json     print get, exists, list and status as JSON
+  --stale    read this host's state without asking the leader (get, exists, list, status)
   --timeout  seconds to wait for the answer (default 10); a write still unanswered then exits 2:
              it may or may not have been applied
 
@@ -204,6 +205,11 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 			return err
 		}
 		req = api.Request{Op: api.OpUnset, Key: args[0]}
+	case "exists":
+		if err := need(1, "KEY"); err != nil {
+			return err
+		}
+		req = api.Request{Op: api.OpExists, Key: args[0]}
 	case "if":
 		switch {
 		case len(args) == 5 && args[3] == "set":
@@ -247,7 +253,8 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		return clientUsageError(c, fmt.Sprintf("unknown verb %q", verb))
 	}
 	req.Stale = o.stale
-	if err := validateRequest(req); err != nil {
+	// bad input is refused before it travels: nothing is sent, nothing written
+	if err := req.Validate(); err != nil {
 		return clientExit(api.CodeUsage, "%s: %v", verb, err)
 	}
 	resp, err := doRequest(o, dial, req)
@@ -272,36 +279,6 @@ func valueArg(a string) ([]byte, error) {
 func clientUsageError(c *cli.Context, msg string) error {
 	fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: %s\n\n%s\n", msg, clientUsage)
 	return cli.Exit("", api.CodeUsage)
-}
-
-// validateRequest refuses bad input before it travels: nothing is sent, nothing written.
-func validateRequest(r api.Request) error {
-	switch r.Op {
-	case api.OpGet, api.OpSet, api.OpUnset, api.OpIfSet, api.OpCreate, api.OpIfUnset,
-		api.OpSetLease, api.OpLockAcquire:
-		if err := api.ValidateKey(r.Key); err != nil {
-			return err
-		}
-	case api.OpList:
-		if r.Key != "" {
-			if err := api.ValidateKey(r.Key); err != nil {
-				return err
-			}
-		}
-	}
-	if len(r.Value) > api.MaxValueLen {
-		return fmt.Errorf("value of more than %d bytes (1 MiB)", api.MaxValueLen)
-	}
-	if r.Op == api.OpIfSet || r.Op == api.OpIfUnset {
-		ok := false
-		for _, op := range api.Conditions {
-			ok = ok || op == r.Cond
-		}
-		if !ok {
-			return fmt.Errorf("unknown operator %q: use one of %s", r.Cond, strings.Join(api.Conditions, " "))
-		}
-	}
-	return nil
 }
 
 // doRequest sends one request. A request without an answer exits with the code of the
@@ -344,6 +321,17 @@ func requestExit(err error, o clientOpts) error {
 }
 
 func printResponse(w io.Writer, o clientOpts, req api.Request, r api.Response) error {
+	if req.Op == api.OpExists && (r.Code == api.CodeOK || r.Code == api.CodeNotFound) {
+		// a test, as test -e is: the exit code says it, nothing else unless asked
+		if o.json {
+			b, _ := json.Marshal(map[string]any{"key": req.Key, "exists": r.Code == api.CodeOK})
+			fmt.Fprintln(w, string(b))
+		}
+		if r.Code != api.CodeOK {
+			return cli.Exit("", r.Code)
+		}
+		return nil
+	}
 	if r.Code != api.CodeOK {
 		msg := r.Msg
 		if msg == "" {

@@ -76,7 +76,7 @@ done:
 		return err
 	}
 	req := api.Request{Op: api.OpSetLease, Key: args[0], Value: v, TTLMs: uint64(ttl.Milliseconds())}
-	if err := validateRequest(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return clientExit(api.CodeUsage, "set: %v", err)
 	}
 	sent := time.Now()
