@@ -144,8 +144,10 @@ func TestTorture(t *testing.T) {
 					cond = "0" // never written: the key is missing or holds another value
 				}
 				switch x := rng.IntN(10); {
-				case x < 4:
+				case x < 3:
 					in.Op, cmd = kvmodel.Get, "get "+k
+				case x < 4:
+					in.Op, cmd = kvmodel.Exists, "exists "+k
 				case x < 6:
 					in.Op, in.Value = kvmodel.Set, value
 					cmd = "set " + k + " " + in.Value
@@ -189,6 +191,7 @@ func TestTorture(t *testing.T) {
 				case code != 0:
 				case in.Op == kvmodel.Get:
 					last[k] = printed
+				case in.Op == kvmodel.Exists:
 				case in.Op == kvmodel.DelIf:
 					last[k] = ""
 				default:

@@ -16,7 +16,11 @@ const (
 	Cas    Op = "cas"    // if KEY = Cond set Value
 	Create Op = "create" // create KEY Value
 	DelIf  Op = "delif"  // if KEY = Cond unset
+	Exists Op = "exists" // exists KEY: 0 or 9
 )
+
+// isRead reports whether op only observes the state.
+func isRead(op Op) bool { return op == Get || op == Exists }
 
 // Input is an operation as it was asked.
 type Input struct {
@@ -54,7 +58,7 @@ const (
 // decides whether they fit the state; for a plain set they never do). A read that exits
 // 0 or 9 (no such key) observed the state; any other read imposes no constraint.
 func Classify(op Op, code int, answered bool) Outcome {
-	if op == Get {
+	if isRead(op) {
 		if answered && (code == 0 || code == 9) {
 			return OK
 		}
@@ -112,7 +116,7 @@ var Model = porcupine.NondeterministicModel{
 	Init: func() []any { return []any{absent} },
 	Step: func(state, input, output any) []any {
 		s, in, out := state.(string), input.(Input), output.(Output)
-		if in.Op != Get && out.NotApplied {
+		if !isRead(in.Op) && out.NotApplied {
 			return []any{s}
 		}
 		// what the write does to s, and the code it answers
@@ -121,6 +125,11 @@ var Model = porcupine.NondeterministicModel{
 		switch in.Op {
 		case Get:
 			if (out.Code == 0 && s != absent && out.Value == s) || (out.Code == 9 && s == absent) {
+				return []any{s}
+			}
+			return nil
+		case Exists:
+			if (out.Code == 0 && s != absent) || (out.Code == 9 && s == absent) {
 				return []any{s}
 			}
 			return nil
@@ -173,6 +182,8 @@ var Model = porcupine.NondeterministicModel{
 		switch in.Op {
 		case Get:
 			return fmt.Sprintf("get %s → %q (%s)", in.Key, out.Value, res)
+		case Exists:
+			return fmt.Sprintf("exists %s (%s)", in.Key, res)
 		case Set:
 			return fmt.Sprintf("set %s %s (%s)", in.Key, in.Value, res)
 		case Create:

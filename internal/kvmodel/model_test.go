@@ -33,12 +33,21 @@ func TestModel(t *testing.T) {
 	delif := func(c int, cond string, call, ret int64, code int) op {
 		return op{c, Input{Op: DelIf, Key: "k", Cond: cond}, call, ret, code, true, ""}
 	}
+	exists := func(c int, call, ret int64, code int) op {
+		return op{c, Input{Op: Exists, Key: "k"}, call, ret, code, true, ""}
+	}
 	noAnswer := func(o op) op { o.answered, o.code = false, -1; return o }
 	for _, tc := range []struct {
 		name string
 		ops  []op
 		want porcupine.CheckResult
 	}{
+		{"exists 0 after a set", []op{set(0, "a", 0, 10, 0), exists(1, 20, 30, 0)}, porcupine.Ok},
+		{"exists 9 after a set returned (stale)", []op{set(0, "a", 0, 10, 0), exists(1, 20, 30, 9)}, porcupine.Illegal},
+		{"exists 0 after the delete returned (stale)", []op{
+			set(0, "a", 0, 10, 0), delif(0, "a", 20, 30, 0), exists(1, 40, 50, 0)}, porcupine.Illegal},
+		{"exists 9 while a create runs", []op{create(0, "a", 0, 50, 0), exists(1, 10, 20, 9)}, porcupine.Ok},
+		{"exists exit 11 imposes nothing", []op{set(0, "a", 0, 10, 0), exists(1, 20, 30, 11)}, porcupine.Ok},
 		{"(a) set exit 11, its value read later", []op{
 			set(0, "a", 0, 10, 0), set(1, "b", 20, 30, 11), get(0, "b", 40, 50, 0)}, porcupine.Illegal},
 		{"(a) set exit 12, its value read while it runs", []op{
