@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"lite-raft/api"
 	"lite-raft/conf"
 	"lite-raft/raftcore"
+	"lite-raft/sshrpc"
 	"lite-raft/statefile"
 )
 
@@ -88,6 +90,34 @@ func TestBadClientInput(t *testing.T) {
 		out, code := runApp(t, append([]string{"--dir", dir, "client"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(out, tc.msg) {
 			t.Errorf("client %q: exit %d, output %q; want exit %d and %q", tc.args, code, out, tc.code, tc.msg)
+		}
+	}
+	// what a newer build may send (an op, a field this one does not know) asks for an
+	// upgrade (14); a frame cut short is malformed (10)
+	conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	get := api.Request{Op: api.OpGet, Key: "k"}.Encode()
+	newOp := append([]byte{200}, get[1:]...)
+	for _, tc := range []struct {
+		what    string
+		payload []byte
+		code    int
+		msg     string
+	}{
+		{"an unknown op", newOp, api.CodeUpgrade, "upgrade it first"},
+		{"a field after the known ones", append(bytes.Clone(get), 1, 'x'), api.CodeUpgrade, "upgrade it first"},
+		{"a request cut short", get[:len(get)-2], api.CodeUsage, "cut short"},
+	} {
+		f, err := conn.Call(context.Background(), api.FrameRequest, tc.payload)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.what, err)
+		}
+		r, err := api.DecodeResponse(f.Payload)
+		if err != nil || r.Code != tc.code || !strings.Contains(r.Msg, tc.msg) {
+			t.Errorf("%s: exit %d %q (%v); want %d and %q", tc.what, r.Code, r.Msg, err, tc.code, tc.msg)
 		}
 	}
 	if after := lastIndex(t, dir); after != before {
