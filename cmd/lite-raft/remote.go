@@ -16,6 +16,7 @@ import (
 	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/conf"
+	"lite-raft/internal/sshcmd"
 	"lite-raft/sshrpc"
 )
 
@@ -51,8 +52,6 @@ func remoteCommand() *cli.Command {
 	}
 }
 
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
 // remoteCaller sends a request to the cluster's members over ssh, one after another,
 // until one gives an answer other than "no leader" or "no server". Every attempt keeps
 // the request's client ID and sequence number, so a host that answers after another may
@@ -87,7 +86,7 @@ const (
 )
 
 func newRemoteCaller(dir string, rc conf.Remote, d *sshrpc.Dialer) *remoteCaller {
-	command := "exec " + shellQuote(filepath.Join(rc.Path, "lite-raft")) + " rpc"
+	command := sshcmd.Command(rc.Path, "rpc")
 	return &remoteCaller{dir: dir, hosts: rc.Hosts, share: remoteShare, peers: map[string]hostCaller{},
 		open: func(h string) hostCaller { return sshrpc.NewPeer(h, d, command, sshrpc.ConnOptions{}) }}
 }
