@@ -16,6 +16,7 @@ import (
 	"lite-raft/agent/core"
 	"lite-raft/api"
 	"lite-raft/conf"
+	"lite-raft/internal/sshcmd"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
@@ -481,11 +482,8 @@ func (a *Agent) shutdown() {
 	}
 }
 
-// peerCommand is what the agent runs on a peer over ssh.
+// peerCommand is what the agent runs on a peer over ssh: args are a verb's fixed words
+// ("rpc", "first-boot --join", "stop").
 func (a *Agent) peerCommand(args string) string {
-	return "exec " + shellQuote(filepath.Join(a.remoteDir, "lite-raft")) + " " + args
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return sshcmd.Command(a.remoteDir, strings.Fields(args)...)
 }

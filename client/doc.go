@@ -7,6 +7,14 @@
 // a linearizable read forwards it to the leader and returns the leader's answer
 // unchanged, so a client never needs to know who leads.
 //
+// Remote is the Caller of a host outside the cluster (lite-raft remote, pkg there): it
+// tries the members over ssh in turn, the remembered leader first and the hosts that gave
+// no answer last, each for a share of the time, and decides the outcome over them all.
+//
+// SaveBackup and ReleaseBackup are the protocol of `snapshot save`: ask the leader for
+// a snapshot, wait until it is written, read it in pieces, check it, let the holder
+// drop its copy.
+//
 // Every client draws a random ID and numbers its requests; the state machine remembers
 // the last answer per client, so a request retried after a broken connection or a
 // leader change is applied at most once.

@@ -177,8 +177,24 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// AnswerError is a request the agent answered with a failure (a code other than 0), for
+// a caller that makes several requests and stops at the first that fails: the answer is
+// the verdict, its code the exit code.
+type AnswerError struct {
+	Op   api.Op
+	Resp api.Response
+}
+
+func (e *AnswerError) Error() string {
+	if e.Resp.Msg == "" {
+		return fmt.Sprintf("%s failed", e.Op)
+	}
+	return e.Resp.Msg
+}
+
 // ExitCodeOf maps an error of Client.Do (or one wrapping it) to its exit code through the
-// table: 0 for nil, the table's code for an *Error, 1 for anything else.
+// table: 0 for nil, the table's code for an *Error, the answer's code for an
+// *AnswerError, 1 for anything else.
 func ExitCodeOf(err error) int {
 	if err == nil {
 		return api.CodeOK
@@ -186,6 +202,10 @@ func ExitCodeOf(err error) int {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code()
+	}
+	var ae *AnswerError
+	if errors.As(err, &ae) {
+		return ae.Resp.Code
 	}
 	return api.CodeFailed
 }

@@ -23,6 +23,7 @@ import (
 	"lite-raft/benchreport"
 	"lite-raft/client"
 	"lite-raft/internal/harness"
+	"lite-raft/internal/sshcmd"
 	"lite-raft/sshrpc"
 )
 
@@ -564,7 +565,7 @@ func (lc *liteCluster) failover() (time.Duration, error) {
 	}
 	var clients []*client.Client
 	for _, h := range lc.members {
-		p := sshrpc.NewPeer(h.Name, d, "exec "+harness.RemoteDir+"/lite-raft rpc", sshrpc.ConnOptions{})
+		p := sshrpc.NewPeer(h.Name, d, sshcmd.Command(harness.RemoteDir, "rpc"), sshrpc.ConnOptions{})
 		defer p.Close()
 		clients = append(clients, client.New(p))
 	}

@@ -200,3 +200,25 @@ func TestCreateAndConditionalUnset(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseClientArgs: whatever a script passes, the client's argument parsing answers
+// with options and arguments or an error, and "--" always ends the options.
+func FuzzParseClientArgs(f *testing.F) {
+	f.Add("--json get k")
+	f.Add("--timeout=0.5 if n -lt 3 set 4")
+	f.Add("-- --json")
+	f.Add("--timeout")
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Fields(line)
+		o, rest, err := parseClientArgs(args)
+		if err != nil {
+			return
+		}
+		if o.timeout <= 0 {
+			t.Fatalf("%q: timeout %v", line, o.timeout)
+		}
+		if len(rest) > len(args) {
+			t.Fatalf("%q: more arguments out than in", line)
+		}
+	})
+}

@@ -21,6 +21,7 @@ import (
 	"lite-raft/api"
 	"lite-raft/benchreport"
 	"lite-raft/client"
+	"lite-raft/internal/sshcmd"
 	"lite-raft/sshrpc"
 )
 
@@ -288,7 +289,7 @@ func benchDial(cfg benchConfig, dir string, errw io.Writer) ([]client.Caller, st
 	if err != nil {
 		return nil, "", nil, cli.Exit(fmt.Sprintf("ssh set-up: %v", err), 1)
 	}
-	command := "exec " + benchShellQuote(filepath.Join(cfg.remoteDir, "lite-raft")) + " rpc"
+	command := sshcmd.Command(cfg.remoteDir, "rpc")
 	connect := func(host string) (*sshrpc.Peer, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -319,10 +320,6 @@ func benchDial(cfg benchConfig, dir string, errw io.Writer) ([]client.Caller, st
 		return callers, fmt.Sprintf("%s over ssh (%s)", host, command), closeAll, nil
 	}
 	return nil, "", nil, notSentExit(strings.Join(cfg.hosts, ", "), fmt.Errorf("no host answered:\n  %s", strings.Join(failures, "\n  ")))
-}
-
-func benchShellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // benchWorker is one client: its counters (the atomics are read by the progress line) and

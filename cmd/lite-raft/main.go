@@ -1,5 +1,6 @@
-// Command lite-raft is the single binary of lite-raft: the node agent, the client verbs and
-// the operator tools all hang off one urfave/cli command tree. See doc.go.
+// The command tree, the binary's other names and the process's exit code. What the
+// binary is and how its files split: doc.go.
+
 package main
 
 import (

@@ -160,7 +160,7 @@ func pkgStore(c *cli.Context) (*failover.Store, func(), error) {
 			return nil, nil, err
 		}
 		rm := newRemoteCaller(dir, rc, d)
-		caller, closeFn = rm, rm.close
+		caller, closeFn = rm, func() { rm.Close() }
 	} else {
 		conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 
 	"lite-raft/failover"
 	"lite-raft/internal/lockfile"
+	"lite-raft/internal/sshcmd"
 	"lite-raft/sshrpc"
 )
 
@@ -224,7 +224,7 @@ func (f *sshFencer) FenceHost(ctx context.Context, host string) (bool, error) {
 	defer s.Close()
 	var out bytes.Buffer
 	s.Stdout, s.Stderr = &out, &out
-	cmd := "exec " + shellQuote(filepath.Join(f.dir, "lite-raft")) + " pkg fence-stop " + shellQuote(f.name)
+	cmd := sshcmd.Command(f.dir, "pkg", "fence-stop", f.name)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(cmd) }()
 	var err error

@@ -151,73 +151,21 @@ func saveSnapshot(c *cli.Context, o snapshotOpts, dial dialFunc) error {
 	}
 	defer closeFn()
 	cl := client.New(caller)
-	do := func(timeout time.Duration, req api.Request) (api.Response, error) {
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		resp, err := cl.Do(rctx, req)
-		if err == nil && resp.Code != api.CodeOK {
-			msg := resp.Msg
-			if msg == "" {
-				msg = fmt.Sprintf("%s failed", req.Op)
-			}
-			err = cli.Exit(msg, resp.Code)
-		}
-		return resp, err
-	}
 	writeTimeout := o.timeout
 	if !o.timeoutSet {
 		writeTimeout = max(o.timeout, 120*time.Second)
 	}
-	resp, err := do(o.timeout, api.Request{Op: api.OpSnapshot, Stale: o.stale})
+	prog := progress{w: c.App.ErrWriter}
+	info, err := cl.SaveBackup(ctx, tempFile{out}, client.BackupOptions{Timeout: o.timeout, WriteTimeout: writeTimeout,
+		Stale: o.stale, Progress: prog.report})
 	if err != nil {
-		return snapshotFailed(ctx, o, err, "the leader made no snapshot")
-	}
-	var info api.BackupInfo
-	if err := json.Unmarshal(resp.JSON, &info); err != nil || info.ID == "" || info.Host == "" {
-		return clientExit(api.CodeFailed, "snapshot save: unreadable answer from the leader (%v %q); %s not written", err, resp.JSON, o.file)
-	}
-	// a large state takes the leader a while to write: it says so every two seconds
-	for deadline := time.Now().Add(writeTimeout); !info.Written; {
-		if time.Now().After(deadline) {
-			return clientExit(api.CodeFailed, "snapshot save: %s has not written the snapshot after %v; %s not written", info.Host, writeTimeout, o.file)
-		}
-		resp, err := do(o.timeout, api.Request{Op: api.OpSnapshotRead, Member: info.Host, Backup: info.ID, Describe: true})
-		if err != nil {
-			return snapshotFailed(ctx, o, err, "the leader was writing it")
-		}
-		id, host := info.ID, info.Host
-		if err := json.Unmarshal(resp.JSON, &info); err != nil || info.ID != id || info.Host != host {
-			return clientExit(api.CodeFailed, "snapshot save: unreadable answer from %s (%v %q); %s not written", host, err, resp.JSON, o.file)
-		}
-	}
-	prog := progress{w: c.App.ErrWriter, total: info.Size, began: time.Now(), show: info.Size >= progressMin}
-	prog.start(info)
-	for off := uint64(0); off < info.Size; {
-		r, err := do(o.timeout, api.Request{Op: api.OpSnapshotRead, Member: info.Host, Backup: info.ID, Offset: off})
-		if err == nil && (len(r.Value) == 0 || off+uint64(len(r.Value)) > info.Size) {
-			err = fmt.Errorf("a piece of %d bytes at %d, of a file of %d", len(r.Value), off, info.Size)
-		}
-		if err != nil {
-			return snapshotFailed(ctx, o, err, fmt.Sprintf("failed after %s of %s", mb(off), mb(info.Size)))
-		}
-		if _, err := out.Write(r.Value); err != nil {
-			return clientExit(api.CodeFailed, "snapshot save: %v; %s not written", err, o.file)
-		}
-		off += uint64(len(r.Value))
-		prog.update(off)
-	}
-	// what arrived, read back as it is on disk, against its header and what the leader said
-	if err := checkSaved(out.TempName(), info); err != nil {
-		return clientExit(api.CodeFailed, "snapshot save: %v; %s not written", err, o.file)
+		return snapshotFailed(ctx, o, err)
 	}
 	if err := out.Commit(); err != nil {
 		return clientExit(api.CodeFailed, "snapshot save: %v", err)
 	}
 	prog.done()
-	// reading at the end tells the holder it may remove its file; if that is lost, the
-	// holder removes it after a minute without reads
-	if _, err := do(min(o.timeout, 5*time.Second), api.Request{Op: api.OpSnapshotRead, Member: info.Host,
-		Backup: info.ID, Offset: info.Size}); err != nil {
+	if err := cl.ReleaseBackup(ctx, info, min(o.timeout, 5*time.Second)); err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: snapshot saved, but %s was not told it may drop its copy (%v): it does so after a minute unused\n", info.Host, err)
 	}
 	abs, _ := filepath.Abs(o.file)
@@ -234,9 +182,14 @@ func saveSnapshot(c *cli.Context, o snapshotOpts, dial dialFunc) error {
 	return nil
 }
 
-// snapshotFailed is the exit of a request of save that got no answer or a failure: the
-// table's code (a read's: 1, 11 or 12), and what was done.
-func snapshotFailed(ctx context.Context, o snapshotOpts, err error, what string) error {
+// tempFile is FILE's temporary file as SaveBackup writes it and reads it back.
+type tempFile struct{ *statefile.AtomicFile }
+
+func (t tempFile) Name() string { return t.TempName() }
+
+// snapshotFailed is the exit of a save that failed: the table's code (a request's: 1, 11
+// or 12; an answer's own code; 1 for anything else), and what was done.
+func snapshotFailed(ctx context.Context, o snapshotOpts, err error) error {
 	if ctx.Err() != nil {
 		return clientExit(api.CodeFailed, "snapshot save: interrupted; %s not written", o.file)
 	}
@@ -244,30 +197,7 @@ func snapshotFailed(ctx context.Context, o snapshotOpts, err error, what string)
 	if errors.As(err, &ce) && ce.Host == "" {
 		ce.Host = thisHost() // the agent asked
 	}
-	code := client.ExitCodeOf(err)
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		code = ec.ExitCode()
-	}
-	return clientExit(code, "snapshot save: %s: %v; %s not written", what, err, o.file)
-}
-
-// checkSaved reads the file received back and checks it is the snapshot announced.
-func checkSaved(path string, info api.BackupInfo) error {
-	f, err := statefile.OpenSnapshotFile(path)
-	if err != nil {
-		return fmt.Errorf("the snapshot received: %w", err)
-	}
-	defer f.Close()
-	s := f.Snapshot
-	if s.Meta.Index != info.Index || s.Meta.Term != info.Term || s.Size != info.DataSize || s.Checksum != info.Checksum {
-		return fmt.Errorf("the snapshot received is not the one announced: index %d term %d, %d bytes, crc32c %08x; announced index %d term %d, %d bytes, crc32c %08x",
-			s.Meta.Index, s.Meta.Term, s.Size, s.Checksum, info.Index, info.Term, info.DataSize, info.Checksum)
-	}
-	if err := f.Check(); err != nil {
-		return fmt.Errorf("the snapshot received: %w", err)
-	}
-	return nil
+	return clientExit(client.ExitCodeOf(err), "snapshot save: %v; %s not written", err, o.file)
 }
 
 // progress reports a large save on standard error, every two seconds.
@@ -279,26 +209,27 @@ type progress struct {
 	show  bool
 }
 
-func (p *progress) start(info api.BackupInfo) {
-	if p.show {
-		fmt.Fprintf(p.w, "snapshot save: index %d (term %d), %d keys, %s, from %s\n", info.Index, info.Term, info.Keys, mb(info.Size), info.Host)
-		p.last = time.Now()
+// report is SaveBackup's Progress: done 0 once the snapshot is written, then after
+// each piece.
+func (p *progress) report(info api.BackupInfo, done uint64) {
+	if done == 0 {
+		p.total, p.began, p.show = info.Size, time.Now(), info.Size >= progressMin
+		if p.show {
+			fmt.Fprintf(p.w, "snapshot save: index %d (term %d), %d keys, %s, from %s\n", info.Index, info.Term, info.Keys, client.MB(info.Size), info.Host)
+			p.last = time.Now()
+		}
+		return
 	}
-}
-
-func (p *progress) update(done uint64) {
 	if !p.show || time.Since(p.last) < 2*time.Second {
 		return
 	}
 	p.last = time.Now()
-	fmt.Fprintf(p.w, "snapshot save: %s of %s (%d%%), %.1f MB/s\n", mb(done), mb(p.total), done*100/max(p.total, 1),
+	fmt.Fprintf(p.w, "snapshot save: %s of %s (%d%%), %.1f MB/s\n", client.MB(done), client.MB(p.total), done*100/max(p.total, 1),
 		float64(done)/1e6/time.Since(p.began).Seconds())
 }
 
 func (p *progress) done() {
 	if p.show {
-		fmt.Fprintf(p.w, "snapshot save: %s in %.1f s, checksum verified\n", mb(p.total), time.Since(p.began).Seconds())
+		fmt.Fprintf(p.w, "snapshot save: %s in %.1f s, checksum verified\n", client.MB(p.total), time.Since(p.began).Seconds())
 	}
 }
-
-func mb(n uint64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"lite-raft/internal/sshcmd"
 )
 
 // Host is one simulated machine of a Cluster.
@@ -296,7 +298,7 @@ func (h *Host) startInit() error {
 	c := h.c
 	type mnt struct{ target, cmds string }
 	bind := func(src, target string) mnt {
-		return mnt{target, fmt.Sprintf("mount --bind %s %s\n", shQuote(src), shQuote(target))}
+		return mnt{target, fmt.Sprintf("mount --bind %s %s\n", sshcmd.Quote(src), sshcmd.Quote(target))}
 	}
 	mounts := []mnt{
 		bind(h.Dir, RemoteDir),
@@ -312,7 +314,7 @@ func (h *Host) startInit() error {
 	// disjoint trees).
 	var script strings.Builder
 	script.WriteString("set -e\n")
-	fmt.Fprintf(&script, "echo %s > /proc/sys/kernel/hostname\n", shQuote(h.Name))
+	fmt.Fprintf(&script, "echo %s > /proc/sys/kernel/hostname\n", sshcmd.Quote(h.Name))
 	// Copies of other namespaces' /run/netns mounts would keep those namespaces alive.
 	script.WriteString("umount -R -l /run/netns 2>/dev/null || true\n")
 	var last []mnt
@@ -849,8 +851,6 @@ func isWithin(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
-
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // tailFile returns the last n lines of a file, or a note that it cannot be read.
 func tailFile(path string, n int) string {

@@ -1,12 +1,11 @@
-package main
+package sshcmd
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 )
 
-func TestAllowedSSHCommand(t *testing.T) {
+func TestAllowed(t *testing.T) {
 	for orig, want := range map[string][]string{
 		"exec '/opt/lite-raft/lite-raft' rpc":                {"rpc"},
 		"/opt/lite-raft/lite-raft rpc":                       {"rpc"},
@@ -19,7 +18,7 @@ func TestAllowedSSHCommand(t *testing.T) {
 		"exec '/opt/lite-raft/lite-raft' pkg fence-stop web": {"pkg", "fence-stop", "web"},
 		"/opt/lite-raft/pkg/pkg fence-stop web":              {"pkg", "fence-stop", "web"},
 	} {
-		got, err := allowedSSHCommand(orig)
+		got, err := Allowed(orig)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("%q: %v %v, want %v", orig, got, err, want)
 		}
@@ -32,17 +31,17 @@ func TestAllowedSSHCommand(t *testing.T) {
 		"lite-raft pkg run web", "pkg init web", "pkg fence-stop", "pkg fence-stop web extra", "pkg fence-stop --dir=/x",
 		"lite-raft pkg monitor web",
 	} {
-		if got, err := allowedSSHCommand(orig); err == nil {
+		if got, err := Allowed(orig); err == nil {
 			t.Errorf("%q accepted as %v", orig, got)
 		}
 	}
 }
 
-func FuzzSSHCommand(f *testing.F) {
+func FuzzAllowed(f *testing.F) {
 	f.Add("exec '/opt/lite-raft/lite-raft' rpc")
 	f.Add(`lite-raft-client if n -lt 3 set "4"`)
 	f.Fuzz(func(t *testing.T, s string) {
-		args, err := allowedSSHCommand(s)
+		args, err := Allowed(s)
 		if err != nil {
 			return
 		}
@@ -61,24 +60,30 @@ func FuzzSSHCommand(f *testing.F) {
 	})
 }
 
-// FuzzParseClientArgs: whatever a script passes, the client's argument parsing answers
-// with options and arguments or an error, and "--" always ends the options.
-func FuzzParseClientArgs(f *testing.F) {
-	f.Add("--json get k")
-	f.Add("--timeout=0.5 if n -lt 3 set 4")
-	f.Add("-- --json")
-	f.Add("--timeout")
-	f.Fuzz(func(t *testing.T, line string) {
-		args := strings.Fields(line)
-		o, rest, err := parseClientArgs(args)
-		if err != nil {
-			return
+// TestCommandRoundTrip: whatever Command writes, for a folder with spaces, quotes and
+// shell syntax in it and arguments that need quoting, Parse reads back the same folder
+// and arguments, and Allowed takes a remote verb built by it.
+func TestCommandRoundTrip(t *testing.T) {
+	for _, dir := range []string{"/opt/lite-raft", "/opt/my dir", "/srv/it's \"here\"", "/x/$(id);|&*?~#!`", "relative/dir"} {
+		for _, args := range [][]string{{"rpc"}, {"first-boot", "--join"}, {"pkg", "fence-stop", "web's app"},
+			{"client", "set", "msg", "hello world"}, {"client", "set", "k", ""}, {"client", "get", "a\tb'c\"d"}} {
+			line := Command(dir, args...)
+			l, err := Parse(line)
+			if err != nil || l.Dir != dir || l.Prog != "lite-raft" || !reflect.DeepEqual(l.Args, args) {
+				t.Errorf("Parse(Command(%q, %q)) = %q: %+v %v", dir, args, line, l, err)
+			}
+			if got, err := Allowed(line); err != nil || !reflect.DeepEqual(got, args) {
+				t.Errorf("Allowed(%q) = %q %v, want %q", line, got, err, args)
+			}
 		}
-		if o.timeout <= 0 {
-			t.Fatalf("%q: timeout %v", line, o.timeout)
-		}
-		if len(rest) > len(args) {
-			t.Fatalf("%q: more arguments out than in", line)
-		}
-	})
+	}
+	if got, want := Command("/opt/lite-raft", "rpc"), "exec '/opt/lite-raft/lite-raft' rpc"; got != want {
+		t.Errorf("Command: %q, want %q", got, want)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	if got, want := Quote("it's"), `'it'\''s'`; got != want {
+		t.Errorf("Quote: %s, want %s", got, want)
+	}
 }
