@@ -91,23 +91,13 @@ type rig struct {
 	t      *testing.T
 	dir    string
 	events string
-	script string
 	store  *Store
 	runs   map[string]func() error // host → stop its monitor, returning Run's error
 }
 
 func newRig(t *testing.T, mutate func(*Config)) *rig {
 	dir := t.TempDir()
-	r := &rig{t: t, dir: dir, events: filepath.Join(dir, "events"), script: filepath.Join(dir, "pkg"), runs: map[string]func() error{}}
-	os.WriteFile(r.script, []byte(fmt.Sprintf(`#!/bin/sh
-run=%s/running.$LITE_RAFT_PKG_OWNER
-case "$1" in
-start) touch "$run"; echo "$1 $LITE_RAFT_PKG_OWNER $LITE_RAFT_PKG_GENERATION" >> %s ;;
-stop) rm -f "$run"; echo "$1 $LITE_RAFT_PKG_OWNER $LITE_RAFT_PKG_GENERATION" >> %s ;;
-status) [ -f "$run" ] || exit 1 ;;
-esac
-exit 0
-`, dir, r.events, r.events)), 0o755)
+	r := &rig{t: t, dir: dir, events: filepath.Join(dir, "events"), runs: map[string]func() error{}}
 	r.store = NewStore(client.New(&memStore{kv: kvstore.New()}), time.Second)
 	cfg := DefaultConfig()
 	cfg.Pace, cfg.Timeout, cfg.StopTimeout, cfg.PreferredOwner = 50*time.Millisecond, time.Second, 200*time.Millisecond, "a"
@@ -121,10 +111,27 @@ exit 0
 	return r
 }
 
+// script writes host's control script: the package runs on host while its marker file
+// exists (one per host: a stand-by's status must not see the owner's copy), and each
+// start and stop is logged with the owner and generation it was given.
+func (r *rig) script(host string) string {
+	path := filepath.Join(r.dir, "pkg-"+host)
+	os.WriteFile(path, []byte(fmt.Sprintf(`#!/bin/sh
+run=%s/running.%s
+case "$1" in
+start) touch "$run"; echo "$1 $LITE_RAFT_PKG_OWNER $LITE_RAFT_PKG_GENERATION" >> %s ;;
+stop) rm -f "$run"; echo "$1 $LITE_RAFT_PKG_OWNER $LITE_RAFT_PKG_GENERATION" >> %s ;;
+status) [ -f "$run" ] || exit 1 ;;
+esac
+exit 0
+`, r.dir, host, r.events, r.events)), 0o755)
+	return path
+}
+
 func (r *rig) run(host string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	m := &Monitor{Name: "web", Host: host, Store: r.store, Script: &Script{Path: r.script}, Log: log.New(io.Discard, "", 0)}
+	m := &Monitor{Name: "web", Host: host, Store: r.store, Script: &Script{Path: r.script(host)}, Log: log.New(io.Discard, "", 0)}
 	go func() { done <- m.Run(ctx) }()
 	r.runs[host] = func() error { cancel(); return <-done }
 }
