@@ -329,7 +329,10 @@ func (a *Agent) handleEvent(ev event) {
 	}
 }
 
-// processReady does the core's work until it has none.
+// processReady does the core's work until it has none, each batch in the order core.Ready
+// gives: replies, calls and runs; messages, the save, the snapshot from the leader loaded,
+// persisted messages; logs, members, compaction; Advance; then the snapshot save and the
+// backup work, away from the loop.
 func (a *Agent) processReady() error {
 	for i := 0; i < 8 && a.core.HasReady(); i++ {
 		rd := a.core.Ready()

@@ -12,11 +12,10 @@ import (
 	"lite-raft/raftcore"
 )
 
-// backupDriver drives a one-member core as the agent does, keeping what snapshot save
-// asks of it: backup jobs to write, pieces to read, files dropped, and the replies.
+// backupDriver is a one-member core (its testDriver) that keeps what snapshot save asks
+// of the driver: backup jobs to write, pieces to read, files dropped, and the calls.
 type backupDriver struct {
 	*soloCore
-	replies map[ReplyTo]api.Response
 	jobs    []BackupJob
 	reads   []BackupRead
 	calls   []Call
@@ -28,26 +27,12 @@ type backupDriver struct {
 func newBackupDriver(t *testing.T, idleMs int64) *backupDriver {
 	s := newSoloCore(t, 1000)
 	s.c.cfg.BackupIdleMs = idleMs
-	return &backupDriver{soloCore: s, replies: map[ReplyTo]api.Response{}, files: map[string][]byte{}, nextTo: 100}
-}
-
-func (d *backupDriver) pump() {
-	for d.c.HasReady() {
-		rd := d.c.Ready()
-		if err := d.store.Save(rd.Ready); err != nil {
-			d.t.Fatal(err)
-		}
-		if err := d.c.Advance(d.now, rd); err != nil {
-			d.t.Fatal(err)
-		}
-		for _, r := range rd.Replies {
-			d.replies[r.To] = r.Resp
-		}
-		d.jobs = append(d.jobs, rd.Backups...)
-		d.reads = append(d.reads, rd.BackupReads...)
-		d.calls = append(d.calls, rd.Calls...)
-		d.dropped = append(d.dropped, rd.DropBackups...)
-	}
+	d := &backupDriver{soloCore: s, files: map[string][]byte{}, nextTo: 100}
+	s.d.backup = func(j BackupJob) { d.jobs = append(d.jobs, j) }
+	s.d.read = func(r BackupRead) { d.reads = append(d.reads, r) }
+	s.d.drop = func(f string) { d.dropped = append(d.dropped, f) }
+	s.d.call = func(c Call) { d.calls = append(d.calls, c) }
+	return d
 }
 
 // request sends req and returns where its answer will go.
@@ -223,15 +208,6 @@ func TestBackupDroppedWhenIdle(t *testing.T) {
 	d.tick(200)
 	if len(d.dropped) != 1 || d.dropped[0] != info.ID {
 		t.Fatalf("dropped %v after 1.1 s unused; want %s", d.dropped, info.ID)
-	}
-}
-
-// tick moves the core's time on by ms, a tick every 10 ms.
-func (d *backupDriver) tick(ms int) {
-	for i := 0; i < ms/10; i++ {
-		d.now += 10
-		d.c.Tick(d.now)
-		d.pump()
 	}
 }
 

@@ -59,11 +59,23 @@ const (
 	Broken
 )
 
-// Ready is a batch of work for the driver. Do it in this order: send Replies, Calls and
-// Runs (they do not depend on this batch); then Raft's part as raftcore.Ready says (send
-// Messages, persist HardState, Snapshot and Entries, send PersistedMessages); save
-// SaveSnapshot (then report SnapshotSaved); rewrite the configuration for Members; write
-// Logs; then call Advance.
+// Ready is a batch of work for the driver. Do it in this order (agent.processReady does,
+// and so does the tests' testDriver):
+//  1. send Replies, start Calls and Runs: they do not depend on this batch, and they are
+//     due even if what follows fails;
+//  2. Raft's part, as raftcore.Ready says: send Messages; make HardState, SnapshotChunks,
+//     Snapshot and Entries durable (a save that fails is fatal: stop, without Advance);
+//     when Snapshot is set, load the state machine from it into Restored; then send
+//     PersistedMessages;
+//  3. write Logs, rewrite the configuration for Members, drop the log before CompactLog;
+//  4. call Advance, which applies CommittedEntries and answers whoever waited for them:
+//     nothing is applied or acknowledged before the batch's Raft part is durable;
+//  5. start SaveSnapshot (report it with SnapshotSaved) and the backup work (Backups,
+//     BackupReads, DropBackups) away from the loop: none of it waits on Advance (a
+//     snapshot's State is a clone).
+//
+// The save of step 2 may end some time after it began (a slow disk) while the core takes
+// other inputs; steps 3 to 5 wait for it.
 type Ready struct {
 	raftcore.Ready
 	Replies []Reply

@@ -2,6 +2,7 @@ package core
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -25,13 +26,36 @@ func (s *soloCore) ask(req api.Request) api.Response {
 	return api.Response{}
 }
 
-// tick moves the clock ms milliseconds on, a tick at a time (ticks are 10 ms here).
+// tick moves the clock ms milliseconds on, a tick at a time (ticks are 10 ms here); what
+// the driver left to complete later (after) completes on the first tick at or past its
+// time.
 func (s *soloCore) tick(ms int) {
 	for end := s.now + Time(ms); s.now < end; {
 		s.now += 10
+		for len(s.timers) > 0 && s.timers[0].at <= s.now {
+			fn := s.timers[0].fn
+			s.timers = s.timers[1:]
+			fn()
+		}
 		s.c.Tick(s.now)
 		s.pump()
 	}
+}
+
+// after is the driver's clock (testDriver.after): fn runs on the tick at or past d ms
+// from now.
+func (s *soloCore) after(d Time, fn func()) {
+	t := soloTimer{at: s.now + d, fn: fn}
+	i := len(s.timers)
+	for i > 0 && s.timers[i-1].at > t.at {
+		i--
+	}
+	s.timers = slices.Insert(s.timers, i, t)
+}
+
+type soloTimer struct {
+	at Time
+	fn func()
 }
 
 // A key set with a time to live goes when it runs out, through the log (the leader

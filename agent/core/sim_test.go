@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"cmp"
 	"container/heap"
 	"encoding/json"
@@ -23,7 +22,6 @@ import (
 	"lite-raft/api"
 	"lite-raft/client"
 	"lite-raft/internal/kvmodel"
-	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
 
@@ -77,7 +75,7 @@ func TestAgentSim(t *testing.T) {
 		seeds = seeds[:min(len(seeds), 50)]
 	}
 	start := time.Now()
-	results := runSims(seeds, b, *agentSimMs, *agentSimSeed != 0)
+	results := runSims(seeds, b, "", *agentSimMs, *agentSimSeed != 0)
 	var total simStats
 	failed := 0
 	for _, r := range results {
@@ -107,23 +105,33 @@ func TestAgentSimCatchesPlantedBugs(t *testing.T) {
 			if err := b.plant(name); err != nil {
 				t.Fatal(err)
 			}
-			const batch, limit = 16, 400
-			for first := uint64(1); first <= limit; first += batch {
-				seeds := make([]uint64, batch)
-				for i := range seeds {
-					seeds[i] = first + uint64(i)
-				}
-				for _, r := range runSims(seeds, b, *agentSimMs, false) {
-					if r.failure != "" {
-						line, _, _ := strings.Cut(r.failure, "\n")
-						t.Logf("caught by seed %d: %s", r.seed, line)
-						return
-					}
-				}
+			const limit = 400
+			if r, ok := firstFailure(b, "", limit); ok {
+				line, _, _ := strings.Cut(r.failure, "\n")
+				t.Logf("caught by seed %d: %s", r.seed, line)
+				return
 			}
 			t.Fatalf("no seed of %d caught the planted bug %s", limit, name)
 		})
 	}
+}
+
+// firstFailure runs seeds from 1 on, 16 at a time, up to limit, with the bugs b planted
+// in the cores and plant in their drivers (testDriver.plant), until one fails.
+func firstFailure(b bugs, plant string, limit uint64) (simResult, bool) {
+	const batch = 16
+	for first := uint64(1); first <= limit; first += batch {
+		seeds := make([]uint64, batch)
+		for i := range seeds {
+			seeds[i] = first + uint64(i)
+		}
+		for _, r := range runSims(seeds, b, plant, *agentSimMs, false) {
+			if r.failure != "" {
+				return r, true
+			}
+		}
+	}
+	return simResult{}, false
 }
 
 func bugFlag(name string) string {
@@ -181,7 +189,7 @@ func (s *simStats) add(o simStats) {
 	s.maxLog = max(s.maxLog, o.maxLog)
 }
 
-func runSims(seeds []uint64, b bugs, ms int, trace bool) []simResult {
+func runSims(seeds []uint64, b bugs, plant string, ms int, trace bool) []simResult {
 	results := make([]simResult, len(seeds))
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -190,7 +198,7 @@ func runSims(seeds []uint64, b bugs, ms int, trace bool) []simResult {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i] = runSim(seeds[i], b, ms, trace)
+				results[i] = runSim(seeds[i], b, plant, ms, trace)
 			}
 		}()
 	}
@@ -224,26 +232,6 @@ func (q *eventQueue) Push(x any)       { *q = append(*q, x.(*simEvent)) }
 func (q *eventQueue) Pop() any         { old := *q; e := old[len(old)-1]; *q = old[:len(old)-1]; return e }
 func (q *eventQueue) push(e *simEvent) { heap.Push(q, e) }
 
-// memDisk is a host's durable state: the hard state and a raftcore.MemoryStorage.
-type memDisk struct {
-	hs    raftcore.HardState
-	store *raftcore.MemoryStorage
-}
-
-func (d *memDisk) save(rd raftcore.Ready) error {
-	if rd.HardState != nil {
-		d.hs = *rd.HardState
-	}
-	return d.store.Save(rd)
-}
-
-func (d *memDisk) kv() (*kvstore.Store, error) {
-	_, data := d.store.Snapshot()
-	return kvstore.Restore(bytes.NewReader(data))
-}
-
-func (d *memDisk) state() raftcore.State { return d.store.State(d.hs) }
-
 type simNode struct {
 	id       raftcore.NodeID
 	core     *Core
@@ -251,8 +239,8 @@ type simNode struct {
 	stopped  bool // removed by del-member and stopped: stays down until booted again
 	gen      int  // incarnation: events meant for an earlier one are dropped
 	disk     memDisk
-	lagMs    int
-	pending  bool // a Ready handed out and not yet durable (a lagging disk)
+	drv      *testDriver // this incarnation's driver
+	lagMs    int         // its disk lags: a batch is durable up to lagMs later
 	snapFail bool
 	replies  map[ReplyTo]func(resp api.Response, broken bool)
 	next     ReplyTo
@@ -275,6 +263,7 @@ type sim struct {
 	keep     uint64 // entries kept behind a snapshot (the same on every host, as Storage needs)
 	rng      *rand.Rand
 	bugs     bugs
+	plant    string // a driver's planted bug (testDriver.plant)
 	now      Time
 	seq      uint64
 	q        eventQueue
@@ -298,9 +287,9 @@ type sim struct {
 	tracing    bool
 }
 
-func runSim(seed uint64, b bugs, ms int, trace bool) (res simResult) {
+func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResult) {
 	res.seed = seed
-	s := &sim{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xa6e17)), bugs: b,
+	s := &sim{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xa6e17)), bugs: b, plant: plant,
 		nodes: map[raftcore.NodeID]*simNode{}, cut: map[[2]raftcore.NodeID]bool{}, lastReport: map[[2]raftcore.NodeID]Time{},
 		committed: map[uint64]uint64{}, stateAt: map[uint64]uint64{}, forwards: map[string]int{}, tracing: trace,
 		keys: []string{"k0", "k1", "k2", "k3"}, keep: []uint64{0, 5, 50}[seed%3]}
@@ -428,7 +417,8 @@ func (s *sim) boot(n *simNode) {
 		return
 	}
 	c.bugs = s.bugs
-	n.core, n.up, n.stopped, n.pending = c, true, false, false
+	n.core, n.up, n.stopped = c, true, false
+	n.drv = s.driver(n)
 	n.gen++
 	n.replies = map[ReplyTo]func(api.Response, bool){}
 	n.linkSeen = map[raftcore.NodeID]bool{}
@@ -454,6 +444,7 @@ func (s *sim) crash(n *simNode) {
 	s.stats.crashes++
 	s.tracef("%s crashes", n.id)
 	n.up, n.core = false, nil
+	n.drv.stop() // what its disk had not saved yet is lost
 	n.gen++
 	// calls and requests it held: their streams break
 	for _, to := range sortedKeys(n.replies) {
@@ -463,117 +454,75 @@ func (s *sim) crash(n *simNode) {
 	s.reportLinks()
 }
 
-// pump does a host's Ready batches, as the driver's loop does.
-func (s *sim) pump(n *simNode) {
-	for i := 0; i < 64 && n.up && !n.pending && n.core.HasReady(); i++ {
-		rd := n.core.Ready()
-		s.outputs(n, rd)
-		for _, m := range rd.Messages {
-			s.send(n.id, m)
-		}
-		if n.lagMs > 0 && (rd.HardState != nil || len(rd.Entries) > 0 || rd.Ready.Snapshot != nil) {
-			n.pending = true
-			gen := n.gen
-			s.after(Time(1+s.rng.IntN(n.lagMs)), func() {
-				if n.gen == gen && n.up {
-					n.pending = false
-					s.persist(n, rd)
-					s.pump(n)
+// driver makes the driver of host n's core: its disk, the simulated network and
+// clients, and the checks made on what it applies.
+func (s *sim) driver(n *simNode) *testDriver {
+	d := &testDriver{c: n.core, disk: &n.disk, now: func() Time { return s.now }, after: s.after,
+		reply: func(r Reply) {
+			if fn := n.replies[r.To]; fn != nil {
+				delete(n.replies, r.To)
+				fn(r.Resp, false)
+			}
+		},
+		call: func(c Call) { s.call(n, c) },
+		run:  func(r Run) { s.run(n, r) },
+		send: func(m raftcore.Message) { s.send(n.id, m) },
+		log: func(l string) {
+			n.logLines++
+			s.tracef("%s log: %s", n.id, l)
+			if budget := 100 + int(s.now/1000)*40; n.logLines > budget {
+				s.violate("%s logged %d lines in %d ms (budget %d): a failure is logged without limit", n.id, n.logLines, s.now, budget)
+			}
+		},
+		applying: func(rd Ready) {
+			for _, e := range rd.CommittedEntries {
+				h := fnv.New64a()
+				fmt.Fprintf(h, "%d/%d/%d/", e.Term, e.Type, e.Index)
+				h.Write(e.Data)
+				if prev, ok := s.committed[e.Index]; ok && prev != h.Sum64() {
+					s.violate("%s applied another entry at %d than a host before it", n.id, e.Index)
+				} else if !ok && e.Type == raftcore.EntryMembership {
+					s.stats.configs++
 				}
-			})
-			return
-		}
-		s.persist(n, rd)
+				s.committed[e.Index] = h.Sum64()
+			}
+		},
+		advanced: func(Ready) {
+			// every member holds the same state at the same applied index: checked at
+			// every 32nd index (the whole state is hashed)
+			if a := n.core.Applied(); a%32 == 0 {
+				h := fnv.New64a()
+				h.Write(n.core.kv.Snapshot())
+				if prev, ok := s.stateAt[a]; ok && prev != h.Sum64() {
+					s.violate("%s's state at %d differs from another member's at that index", n.id, a)
+				}
+				s.stateAt[a] = h.Sum64()
+			}
+		},
+		snapSaved: func(raftcore.Snapshot) { s.stats.snapshots++ },
+		fail:      func(err error) { s.violate("%s: %v", n.id, err) },
+		lag: func() Time {
+			if n.lagMs == 0 {
+				return 0
+			}
+			return Time(1 + s.rng.IntN(n.lagMs))
+		},
+		snapshotErr: func() error {
+			if n.snapFail {
+				return fmt.Errorf("no space left on device")
+			}
+			return nil
+		},
+		snapshotLag: func() Time { return Time(s.rng.IntN(40)) },
+		plant:       s.plant,
 	}
+	return d
 }
 
-func (s *sim) persist(n *simNode, rd Ready) {
-	if err := n.disk.save(rd.Ready); err != nil {
-		s.violate("%s: persist: %v", n.id, err)
-		return
-	}
-	if rd.Ready.Snapshot != nil {
-		kv, err := n.disk.kv()
-		if err != nil {
-			s.violate("%s: the installed snapshot does not load: %v", n.id, err)
-			return
-		}
-		rd.Restored = kv
-	}
-	for _, m := range rd.PersistedMessages {
-		s.send(n.id, m)
-	}
-	for _, e := range rd.CommittedEntries {
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%d/%d/%d/", e.Term, e.Type, e.Index)
-		h.Write(e.Data)
-		if prev, ok := s.committed[e.Index]; ok && prev != h.Sum64() {
-			s.violate("%s applied another entry at %d than a host before it", n.id, e.Index)
-		} else if !ok && e.Type == raftcore.EntryMembership {
-			s.stats.configs++
-		}
-		s.committed[e.Index] = h.Sum64()
-	}
-	if rd.CompactLog > 0 {
-		n.disk.store.CompactLog(rd.CompactLog)
-	}
-	if err := n.core.Advance(s.now, rd); err != nil {
-		s.violate("%s: advance: %v", n.id, err)
-		return
-	}
-	// every member holds the same state at the same applied index: checked at every 32nd
-	// index (the whole state is hashed)
-	if a := n.core.Applied(); a%32 == 0 {
-		h := fnv.New64a()
-		h.Write(n.core.kv.Snapshot())
-		if prev, ok := s.stateAt[a]; ok && prev != h.Sum64() {
-			s.violate("%s's state at %d differs from another member's at that index", n.id, a)
-		}
-		s.stateAt[a] = h.Sum64()
-	}
-	if job := rd.SaveSnapshot; job != nil {
-		// written away from the loop: it ends some time later, while the host goes on
-		data, gen, fail := job.State.Snapshot(), n.gen, n.snapFail
-		snap := raftcore.SnapshotOf(job.Meta, data)
-		s.after(Time(s.rng.IntN(40)), func() {
-			if n.gen != gen || !n.up {
-				return // the host crashed: the half-written file is gone with it
-			}
-			var err error
-			switch {
-			case fail:
-				err = fmt.Errorf("no space left on device")
-			case job.Meta.Index <= n.disk.store.State(n.disk.hs).Snapshot.Meta.Index:
-				err = fmt.Errorf("a newer snapshot is stored")
-			default:
-				n.disk.store.TakeSnapshot(snap, data)
-				s.stats.snapshots++
-			}
-			n.core.SnapshotSaved(s.now, snap, err)
-			s.pump(n)
-		})
-	}
-}
-
-func (s *sim) outputs(n *simNode, rd Ready) {
-	for _, r := range rd.Replies {
-		if fn := n.replies[r.To]; fn != nil {
-			delete(n.replies, r.To)
-			fn(r.Resp, false)
-		}
-	}
-	for _, c := range rd.Calls {
-		s.call(n, c)
-	}
-	for _, r := range rd.Runs {
-		s.run(n, r)
-	}
-	for _, l := range rd.Logs {
-		n.logLines++
-		s.tracef("%s log: %s", n.id, l)
-	}
-	if budget := 100 + int(s.now/1000)*40; n.logLines > budget {
-		s.violate("%s logged %d lines in %d ms (budget %d): a failure is logged without limit", n.id, n.logLines, s.now, budget)
+// pump does a host's Ready batches, as the agent's loop does.
+func (s *sim) pump(n *simNode) {
+	if n.up {
+		n.drv.pump()
 	}
 }
 

@@ -6,32 +6,49 @@ import (
 	"testing"
 
 	"lite-raft/api"
-	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
 
-// soloCore is a one-member cluster's core over a MemoryStorage, driven as the agent's
-// loop does; saved counts the snapshots it took.
+// soloCore is a one-member cluster's core over a memDisk, driven by a testDriver as the
+// agent's loop drives its core; saved counts the snapshots it took.
 type soloCore struct {
 	t       *testing.T
 	c       *Core
-	store   *raftcore.MemoryStorage
+	d       *testDriver
+	disk    *memDisk
+	cfg     Config
 	now     Time
 	saved   []raftcore.Snapshot
 	runs    []Run // every command the core asked to run on a host
 	next    ReplyTo
 	replies map[ReplyTo]api.Response // every answer seen
+	timers  []soloTimer              // what completes later, by time (after)
 }
 
 func newSoloCore(t *testing.T, period uint64) *soloCore {
 	boot := raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Members: raftcore.Membership{Voters: []raftcore.NodeID{"a"}}}}
-	store := raftcore.NewMemoryStorage(boot, nil)
-	c, err := New(Config{Raft: raftcore.Config{ID: "a", ElectionTicks: 2, HeartbeatTicks: 1,
-		Rand: rand.New(rand.NewPCG(1, 2)), Storage: store}, SnapshotPeriod: period}, store.State(raftcore.HardState{}), kvstore.New())
+	disk := &memDisk{store: raftcore.NewMemoryStorage(boot, nil)}
+	return bootSolo(t, Config{Raft: raftcore.Config{ID: "a", ElectionTicks: 2, HeartbeatTicks: 1,
+		Rand: rand.New(rand.NewPCG(1, 2)), Storage: disk.store}, SnapshotPeriod: period}, disk, 0)
+}
+
+// bootSolo starts a one-member core from what disk holds, at now, and waits until it
+// leads.
+func bootSolo(t *testing.T, cfg Config, disk *memDisk, now Time) *soloCore {
+	kv, err := disk.kv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &soloCore{t: t, c: c, store: store, replies: map[ReplyTo]api.Response{}}
+	c, err := New(cfg, disk.state(), kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &soloCore{t: t, c: c, disk: disk, cfg: cfg, now: now, replies: map[ReplyTo]api.Response{}}
+	s.d = &testDriver{c: c, disk: disk, now: func() Time { return s.now },
+		reply:     func(r Reply) { s.replies[r.To] = r.Resp },
+		run:       func(r Run) { s.runs = append(s.runs, r) },
+		snapSaved: func(snap raftcore.Snapshot) { s.saved = append(s.saved, snap) },
+		fail:      func(err error) { t.Fatal(err) }}
 	for i := 0; i < 20 && c.Node().Role() != raftcore.Leader; i++ {
 		s.now += 10
 		c.Tick(s.now)
@@ -43,32 +60,12 @@ func newSoloCore(t *testing.T, period uint64) *soloCore {
 	return s
 }
 
-func (s *soloCore) pump() {
-	for s.c.HasReady() {
-		rd := s.c.Ready()
-		if err := s.store.Save(rd.Ready); err != nil {
-			s.t.Fatal(err)
-		}
-		for _, r := range rd.Replies {
-			s.replies[r.To] = r.Resp
-		}
-		s.runs = append(s.runs, rd.Runs...)
-		if rd.CompactLog > 0 {
-			s.store.CompactLog(rd.CompactLog)
-		}
-		if err := s.c.Advance(s.now, rd); err != nil {
-			s.t.Fatal(err)
-		}
-		if job := rd.SaveSnapshot; job != nil {
-			var b bytes.Buffer
-			job.State.WriteSnapshot(&b)
-			snap := raftcore.SnapshotOf(job.Meta, b.Bytes())
-			s.store.TakeSnapshot(snap, b.Bytes())
-			s.c.SnapshotSaved(s.now, snap, nil)
-			s.saved = append(s.saved, snap)
-		}
-	}
+// restart is the host's agent started again from its disk, the clock going on.
+func (s *soloCore) restart() *soloCore {
+	return bootSolo(s.t, s.cfg, s.disk, s.now)
 }
+
+func (s *soloCore) pump() { s.d.pump() }
 
 func (s *soloCore) set(key string, value []byte) {
 	s.c.Request(s.now, 1, api.Request{Op: api.OpSet, Key: key, Value: value})

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -10,28 +11,41 @@ import (
 
 // An entry this build cannot decode (a command of a newer lite-raft) stops the core
 // with a message that says to upgrade, and is left unapplied: skipping it, as builds
-// before versions did, would make this member's state differ from the others'.
+// before versions did, would make this member's state differ from the others'. An answer
+// handed out in the batch that stops it still reaches its client (the driver answers
+// before it advances).
 func TestUndecodableEntryStops(t *testing.T) {
-	s := newSoloCore(t, 1000)
+	if msg := undecodableEntryStops(newSoloCore(t, 1000)); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// undecodableEntryStops is TestUndecodableEntryStops on s; it says what went wrong, if
+// anything (TestDriverContractIsChecked runs it with a driver that breaks the contract).
+func undecodableEntryStops(s *soloCore) string {
 	before := s.c.Applied()
 	newer := kvstore.Command{Op: kvstore.OpIfUnset + 40, Key: "k"}.Encode()
 	if _, _, err := s.c.Node().Propose(newer); err != nil {
-		t.Fatal(err)
+		return err.Error()
 	}
-	var err error
-	for i := 0; i < 10 && err == nil && s.c.HasReady(); i++ {
-		rd := s.c.Ready()
-		if e := s.store.Save(rd.Ready); e != nil {
-			t.Fatal(e)
-		}
-		err = s.c.Advance(s.now, rd)
-	}
+	s.d.fail = nil        // the error is kept in s.d.err
+	s.d.step(s.c.Ready()) // the entry is durable: it commits, to be applied next batch
+	// a request answered at once: its answer goes out in the batch that applies the entry
+	s.next++
+	bad := s.next
+	s.c.Request(s.now, bad, api.Request{Op: api.OpSnapshotRead, Member: "a"})
+	s.pump()
+	err := s.d.err
 	if err == nil || !strings.Contains(err.Error(), "upgrade this host") || !strings.Contains(err.Error(), "unknown operation") {
-		t.Fatalf("Advance over an entry of an unknown operation: %v, want an error that says to upgrade", err)
+		return fmt.Sprintf("Advance over an entry of an unknown operation: %v, want an error that says to upgrade", err)
 	}
 	if got := s.c.Applied(); got != before || s.c.Node().Commit() <= before {
-		t.Fatalf("applied %d, commit %d: want the undecodable entry committed and not applied (applied stays %d)", got, s.c.Node().Commit(), before)
+		return fmt.Sprintf("applied %d, commit %d: want the undecodable entry committed and not applied (applied stays %d)", got, s.c.Node().Commit(), before)
 	}
+	if r, ok := s.replies[bad]; !ok || r.Code != api.CodeUsage {
+		return fmt.Sprintf("the answer handed out with the batch whose Advance failed: %+v %v; want it delivered (code %d)", r, ok, api.CodeUsage)
+	}
+	return ""
 }
 
 // A host added that never catches up is removed again after catchUpStall; when it never
