@@ -870,8 +870,10 @@ func (s *sim) clientOp(c *simClient) {
 		cond = "0" // never read: the key is missing or holds another value
 	}
 	switch x := s.rng.IntN(12); {
-	case x < 4:
+	case x < 3:
 		req.Op, in.Op = api.OpGet, kvmodel.Get
+	case x < 4:
+		req.Op, in.Op = api.OpExists, kvmodel.Exists
 	case x < 7:
 		in.Op, in.Value = kvmodel.Set, value
 		req.Op, req.Value = api.OpSet, []byte(in.Value)
