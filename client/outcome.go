@@ -194,7 +194,7 @@ func (e *AnswerError) Error() string {
 
 // ExitCodeOf maps an error of Client.Do (or one wrapping it) to its exit code through the
 // table: 0 for nil, the table's code for an *Error, the answer's code for an
-// *AnswerError, 1 for anything else.
+// *AnswerError, 16 for a *LostError, 15 for a *WaitTimeoutError, 1 for anything else.
 func ExitCodeOf(err error) int {
 	if err == nil {
 		return api.CodeOK
@@ -206,6 +206,14 @@ func ExitCodeOf(err error) int {
 	var ae *AnswerError
 	if errors.As(err, &ae) {
 		return ae.Resp.Code
+	}
+	var le *LostError
+	if errors.As(err, &le) {
+		return api.CodeLockLost
+	}
+	var we *WaitTimeoutError
+	if errors.As(err, &we) {
+		return api.CodeLockTimeout
 	}
 	return api.CodeFailed
 }

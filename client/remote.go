@@ -29,15 +29,6 @@ type HostCaller interface {
 	Close() error
 }
 
-// Clock is the time a caller reads: the system's, or a fake one in tests.
-type Clock interface {
-	Now() time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
 // RemoteConfig is what a Remote needs.
 type RemoteConfig struct {
 	Hosts []string

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"lite-raft/api"
+	"lite-raft/client"
 
 	"github.com/urfave/cli/v2"
 )
@@ -99,86 +101,45 @@ done:
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	k := newKeeper(o, dial, lease, ttl, sent)
+	k := client.NewLease(doer(o, dial), client.SystemTimer, lease, ttl, sent, warnf)
 	for {
 		select {
 		case <-ctx.Done():
-			return k.release("set --keep-alive")
-		case <-time.After(time.Until(k.next())):
+			k.Release("set --keep-alive")
+			return nil
+		case <-time.After(time.Until(k.Next())):
 		}
-		if err := k.renew(); err != nil {
-			return err
+		if err := k.Renew(); err != nil {
+			return lockExit(err)
 		}
 	}
 }
 
-// keeper keeps one lease alive from the client: it renews every ttl/3 and knows until
-// when the lease is surely still ours: the time a confirmed renewal was sent, plus the
-// ttl (the leader counts from when it got it, later). Past that, less a margin for the
-// clocks, it is lost.
-type keeper struct {
-	o          clientOpts
-	dial       dialFunc
-	lease      uint64
-	ttl        time.Duration
-	validUntil time.Time
-	lastTry    time.Time
-}
-
-// newKeeper keeps a lease granted just now (by a request sent at sent).
-func newKeeper(o clientOpts, dial dialFunc, lease uint64, ttl time.Duration, sent time.Time) *keeper {
-	return &keeper{o: o, dial: dial, lease: lease, ttl: ttl, validUntil: sent.Add(ttl), lastTry: sent}
-}
-
-// next is when to renew: a third of the ttl after the last attempt.
-func (k *keeper) next() time.Time { return k.lastTry.Add(k.ttl / 3) }
-
-// lost reports whether the lease can no longer be taken as ours.
-func (k *keeper) lost() bool { return time.Now().After(k.validUntil.Add(-k.ttl / 10)) }
-
-// renew tries once; it fails (exit 16) only when the lease is gone or past saving.
-func (k *keeper) renew() error {
-	sent := time.Now()
-	k.lastTry = sent
-	o := k.o
-	o.timeout = min(k.ttl/3, time.Until(k.validUntil))
-	var resp api.Response
-	var err error
-	if o.timeout > 0 {
-		resp, err = doRequest(o, k.dial, api.Request{Op: api.OpLeaseKeep, Lease: k.lease})
-	}
-	switch {
-	case o.timeout > 0 && err == nil && resp.Code == 0:
-		k.validUntil = sent.Add(k.ttl)
-		return nil
-	case err == nil && resp.Code == api.CodeNotFound:
-		return clientExit(api.CodeLockLost, "lease %d is gone: %s", k.lease, resp.Msg)
-	case k.lost():
-		why := "no renewal in time"
-		if err != nil {
-			why = err.Error()
-		} else if o.timeout > 0 {
-			why = resp.Msg
+// doer sends each request of a lease or lock as doRequest does, within timeout (0: the
+// command's --timeout).
+func doer(o clientOpts, dial dialFunc) client.Doer {
+	return func(timeout time.Duration, req api.Request) (api.Response, error) {
+		ro := o
+		if timeout > 0 {
+			ro.timeout = timeout
 		}
-		return clientExit(api.CodeLockLost, "lease %d lost: not renewed within its ttl of %v (%s)", k.lease, k.ttl, why)
+		return doRequest(ro, dial, req)
 	}
-	fmt.Fprintf(os.Stderr, "lite-raft-client: renewing lease %d: %v%s (it is ours until %s)\n", k.lease, err, resp.Msg,
-		k.validUntil.Format("15:04:05.000"))
-	return nil
 }
 
-// release revokes the lease (its keys and lock place go now, not at expiry).
-func (k *keeper) release(what string) error {
-	o := k.o
-	o.timeout = 5 * time.Second
-	resp, err := doRequest(o, k.dial, api.Request{Op: api.OpRevoke, Lease: k.lease})
-	if err == nil && resp.Code != 0 && resp.Code != api.CodeNotFound {
-		err = fmt.Errorf("exit %d: %s", resp.Code, resp.Msg)
+// warnf tells of a failure the command goes on after.
+func warnf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "lite-raft-client: "+format+"\n", args...)
+}
+
+// lockExit is the exit of a lease or lock that ended with err: the request's own exit
+// (doRequest made it already), or the code of client's table for what the client decided.
+func lockExit(err error) error {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return err
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "lite-raft-client: %s: releasing lease %d: %v (it runs out within %v anyway)\n", what, k.lease, err, k.ttl)
-	}
-	return nil
+	return clientExit(client.ExitCodeOf(err), "%v", err)
 }
 
 // leaseVerb runs `lease keep KEY` (renew KEY's lease once) and `lease revoke KEY` (end

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"lite-raft/api"
+	"lite-raft/client"
 
 	"github.com/urfave/cli/v2"
 )
@@ -87,79 +88,46 @@ func lockVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error 
 	if u, err := user.Current(); err == nil {
 		who = u.Username
 	}
-	holder := fmt.Sprintf("%s@%s pid %d", who, thisHost(), os.Getpid())
-	sent := time.Now()
-	resp, err := doRequest(o, dial, api.Request{Op: api.OpLockAcquire, Key: name,
-		TTLMs: uint64(ttl.Milliseconds()), Holder: holder})
-	if err != nil {
-		return err
-	}
-	var place api.LockPlace
-	if resp.Code != 0 {
-		return cli.Exit(resp.Msg, resp.Code)
-	}
-	if err := json.Unmarshal(resp.Value, &place); err != nil {
-		return clientExit(api.CodeLockLost, "lock %s: unreadable answer from the leader (%v); the place taken runs out within %v", name, err, ttl)
-	}
-	k := newKeeper(o, dial, place.Lease, ttl, sent)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-
-	var deadline time.Time
-	if wait > 0 {
-		deadline = time.Now().Add(wait)
-	}
-	for place.Position != 0 {
+	// a signal while waiting gives the place up (or the lock, if it came just as the lock
+	// was granted): its exit is 128+N
+	ctx, cancel := context.WithCancel(context.Background())
+	waited := make(chan os.Signal, 1) // the signal that ended the wait, if one did
+	go func() {
+		defer close(waited)
 		select {
 		case s := <-sigs:
-			k.release("lock")
-			return clientExit(128+int(s.(syscall.Signal)), "lock %s: %v while waiting; gave up the place", name, s)
-		default:
+			waited <- s
+			cancel()
+		case <-ctx.Done():
 		}
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			k.release("lock")
-			return clientExit(api.CodeLockTimeout, "lock %s: not ours within --wait %v (%d ahead); gave up the place", name, wait, place.Position)
+	}()
+	l, err := client.AcquireLock(ctx, client.LockOptions{Name: name, Holder: fmt.Sprintf("%s@%s pid %d", who, thisHost(), os.Getpid()),
+		TTL: ttl, Wait: wait, Hold: o.hold, Do: doer(o, dial), Logf: warnf})
+	cancel()
+	if s := <-waited; s != nil {
+		if err == nil {
+			l.Lease.Release("lock")
 		}
-		if !time.Now().Before(k.next()) {
-			if err := k.renew(); err != nil {
-				return err
-			}
-		}
-		poll := o.held(time.Until(k.next()))
-		if !deadline.IsZero() {
-			poll = min(poll, time.Until(deadline))
-		}
-		po := o
-		po.timeout = max(poll, 100*time.Millisecond) + 2*time.Second
-		r, err := doRequest(po, dial, api.Request{Op: api.OpLockWait, Key: name, Lease: k.lease,
-			TimeoutMs: uint32(max(poll, 100*time.Millisecond).Milliseconds())})
-		switch {
-		case err != nil:
-			// no answer this time: the lease's renewals decide whether we are still in line
-			fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s: waiting: %v\n", name, err)
-		case r.Code == api.CodeNotFound:
-			return clientExit(api.CodeLockLost, "lock %s: lost our place: %s", name, r.Msg)
-		case r.Code != 0:
-			fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s: waiting: exit %d %s\n", name, r.Code, r.Msg)
-		default:
-			json.Unmarshal(r.JSON, &place)
-		}
-		if k.lost() {
-			return clientExit(api.CodeLockLost, "lock %s: our lease ran out while waiting", name)
-		}
+		return clientExit(128+int(s.(syscall.Signal)), "lock %s: %v while waiting; gave up the place", name, s)
 	}
-	return runLocked(name, place, k, argv, sigs)
+	if err != nil {
+		return lockExit(err)
+	}
+	return runLocked(name, l, argv, sigs)
 }
 
 // runLocked runs COMMAND while renewing the lease, then releases it.
-func runLocked(name string, place api.LockPlace, k *keeper, argv []string, sigs chan os.Signal) error {
+func runLocked(name string, l *client.Lock, argv []string, sigs chan os.Signal) error {
+	k := l.Lease
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), "LITE_RAFT_LOCK_NAME="+name,
-		"LITE_RAFT_LOCK_GENERATION="+strconv.FormatUint(place.Generation, 10))
+		"LITE_RAFT_LOCK_GENERATION="+strconv.FormatUint(l.Place.Generation, 10))
 	if err := cmd.Start(); err != nil {
-		k.release("lock")
+		k.Release("lock")
 		return clientExit(127, "lock %s: run %s: %v", name, argv[0], err)
 	}
 	done := make(chan error, 1)
@@ -169,23 +137,23 @@ func runLocked(name string, place api.LockPlace, k *keeper, argv []string, sigs 
 	for {
 		var renew <-chan time.Time
 		if lostErr == nil {
-			renew = time.After(time.Until(k.next()))
+			renew = time.After(time.Until(k.Next()))
 		}
 		select {
 		case err := <-done:
 			if lostErr != nil {
 				return lostErr
 			}
-			k.release("lock")
+			k.Release("lock")
 			return exitOf(err)
 		case s := <-sigs:
 			cmd.Process.Signal(s) // the command decides; its end ends us
 		case <-killAt:
 			cmd.Process.Kill()
 		case <-renew:
-			if err := k.renew(); err != nil {
+			if err := k.Renew(); err != nil {
 				// another holder may be let in at any moment: stop COMMAND now
-				lostErr = err
+				lostErr = lockExit(err)
 				fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s lost: stopping %s\n", name, argv[0])
 				cmd.Process.Signal(syscall.SIGTERM)
 				killAt = time.After(10 * time.Second)
