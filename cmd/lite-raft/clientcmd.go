@@ -36,7 +36,8 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   lease revoke KEY         end KEY's lease now: KEY (and every key of that lease) goes
   lock NAME [--ttl D] [--wait D] -- COMMAND [ARGS...]
                            run COMMAND holding the cluster-wide lock NAME (lock --help)
-  locks                    every held lock: holder, generation, time left, waiting
+  locks [NAME]             every held lock (or NAME: exit 9 if not held): holder, generation, lease,
+                           time left, waiting; --json for scripts
   watch KEY|DIR/ [--once] [--from N] [-- COMMAND]
                            print each change (N set KEY VALUE, N deleted KEY) as it happens (watch --help)
   noop                     commit an empty entry
@@ -236,8 +237,14 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 	case "lease":
 		return leaseVerb(c, o, dial, args)
 	case "locks":
-		if err := need(0, "no arguments"); err != nil {
-			return err
+		if len(args) > 1 {
+			return clientUsageError(c, "locks: want at most one NAME")
+		}
+		if len(args) == 1 {
+			if err := api.ValidateKey(args[0]); err != nil {
+				return clientExit(api.CodeUsage, "locks: %v", err)
+			}
+			return oneLockVerb(c, o, dial, args[0])
 		}
 		req = api.Request{Op: api.OpLocks}
 	case "add-member", "del-member", "transfer-leader":
@@ -262,6 +269,51 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		return err
 	}
 	return printResponse(c.App.Writer, o, req, resp)
+}
+
+// oneLockVerb runs `locks NAME`: that lock's holder, generation and lease (the leader
+// knows the time left), or exit 9 when nobody holds it. A script that fences its writes
+// reads the generation here (as COMMAND gets it in LITE_RAFT_LOCK_GENERATION).
+func oneLockVerb(c *cli.Context, o clientOpts, dial dialFunc, name string) error {
+	req := api.Request{Op: api.OpLocks, Stale: o.stale}
+	resp, err := doRequest(o, dial, req)
+	if err != nil {
+		return err
+	}
+	if resp.Code != 0 {
+		return printResponse(c.App.Writer, o, req, resp)
+	}
+	var ls []api.LockStatus
+	if err := json.Unmarshal(resp.JSON, &ls); err != nil {
+		return clientExit(api.CodeFailed, "locks: %v", err)
+	}
+	for _, l := range ls {
+		if l.Name != name {
+			continue
+		}
+		if o.json {
+			b, _ := json.Marshal(l)
+			fmt.Fprintln(c.App.Writer, string(b))
+			return nil
+		}
+		printLocks(c.App.Writer, []api.LockStatus{l})
+		return nil
+	}
+	return clientExit(api.CodeNotFound, "lock %s is not held", name)
+}
+
+// printLocks prints locks as a table.
+func printLocks(w io.Writer, ls []api.LockStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LOCK\tGENERATION\tHOLDER\tLEASE\tTTL LEFT\tWAITING")
+	for _, l := range ls {
+		left := "-"
+		if l.TTLMs >= 0 {
+			left = (time.Duration(l.TTLMs) * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%d\n", l.Name, l.Generation, l.Holder, l.Lease, left, len(l.Waiting))
+	}
+	tw.Flush()
 }
 
 // valueArg is a value from the command line, "-" for standard input.
@@ -373,16 +425,7 @@ func printResponse(w io.Writer, o clientOpts, req api.Request, r api.Response) e
 		if err := json.Unmarshal(r.JSON, &ls); err != nil {
 			return cli.Exit(fmt.Sprintf("locks: %v", err), 1)
 		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "LOCK\tGENERATION\tHOLDER\tTTL LEFT\tWAITING")
-		for _, l := range ls {
-			left := "-"
-			if l.TTLMs >= 0 {
-				left = (time.Duration(l.TTLMs) * time.Millisecond).String()
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", l.Name, l.Generation, l.Holder, left, len(l.Waiting))
-		}
-		tw.Flush()
+		printLocks(w, ls)
 	case api.OpStatus:
 		if o.json {
 			fmt.Fprintln(w, string(r.JSON))

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"lite-raft/api"
 )
 
 // set --ttl through a real agent: get --json shows the lease and the time left, the key
@@ -73,6 +75,15 @@ func TestLock(t *testing.T) {
 		}()
 		// the second asks once the first holds it, and the third once the second waits
 		waitLocks(t, dir, i)
+	}
+	// one lock for a script: the holder's generation and lease; a lock nobody holds is 9
+	var one api.LockStatus
+	if out, code := runApp(t, "--dir", dir, "client", "--json", "locks", "job"); code != 0 || json.Unmarshal([]byte(out), &one) != nil ||
+		one.Name != "job" || one.Generation != 1 || one.Lease == 0 || len(one.Waiting) != 1 {
+		t.Fatalf("locks --json job while the first holds it: exit %d %q, want generation 1, a lease and one waiting", code, out)
+	}
+	if out, code := runApp(t, "--dir", dir, "client", "locks", "other"); code != 9 || !strings.Contains(out, "lock other is not held") {
+		t.Fatalf("locks other: exit %d %q, want 9", code, out)
 	}
 	// a third gives up waiting
 	start := time.Now()
