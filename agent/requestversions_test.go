@@ -12,7 +12,8 @@ import (
 // to members that said they understand it. With m3 on a build from before request
 // versions (it says nothing of itself) leading, exists through m1 is answered 14 naming
 // m3, and m3 serves it itself; with m1 leading and m2's link to it cut, m2 passes get on
-// through m3 but not exists, which waits for its own link instead.
+// through m3 but not exists, which waits for its own link instead; and a fenced write, a
+// command m3 could not read, is refused while m3 is a member.
 func TestMemClusterRequestVersions(t *testing.T) {
 	ids := []raftcore.NodeID{"m1", "m2", "m3"}
 	old := raftcore.NodeID("m3")
@@ -53,5 +54,10 @@ func TestMemClusterRequestVersions(t *testing.T) {
 	c.net.Cut("m2", "m1", false)
 	if r := c.do("m2", exists); r.Code != api.CodeNotFound {
 		t.Fatalf("exists through m2, its link back: exit %d %q, want 9", r.Code, r.Msg)
+	}
+	// a fenced write is a command m3 could not read: refused while m3 is a member, whoever leads
+	fenced := api.Request{Op: api.OpSet, Key: "k", Value: []byte("v"), FenceName: "job", FenceGen: 1, TimeoutMs: 3000}
+	if r := c.do("m2", fenced); r.Code != api.CodeUpgrade || !strings.Contains(r.Msg, "member m3") {
+		t.Fatalf("set --fence with m3 on an old build: exit %d %q, want 14 naming m3", r.Code, r.Msg)
 	}
 }

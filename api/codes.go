@@ -26,4 +26,7 @@ const (
 	CodeLockLost    = 16
 	// CodeCompacted: watch --from N: the changes after N are no longer kept
 	CodeCompacted = 17
+	// CodeFenced: a write with --fence NAME=GEN was refused, as NAME is no longer held at
+	// generation GEN (a later holder has it, or its lease is gone): nothing was written
+	CodeFenced = 18
 )

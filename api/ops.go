@@ -136,6 +136,7 @@ type OpInfo struct {
 	Value     bool // Value
 	Cond      bool // Cond (a test(1) operator) and CondValue
 	CondValue bool // CondValue alone (watch-value: the value it waits to change)
+	Fence     bool // FenceName and FenceGen may make it conditional on a lock's generation
 	Host      HostArg
 	Arg       Arg
 }
@@ -151,12 +152,12 @@ var catalogue = [...]OpInfo{
 	{Op: OpLeaseKeep, Name: "lease keep", Kind: Read, Leader: true, Requests: 1, Access: AccessWrite, Stale: StaleRefused, Key: KeyOrLease, Arg: ArgLease},
 	{Op: OpSnapshot, Name: "snapshot", Kind: Read, Leader: true, Requests: 1, Access: AccessAdmin, Stale: StaleLocal},
 
-	{Op: OpSet, Name: "set", Kind: Write, Leader: true, Command: 1, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true},
-	{Op: OpUnset, Name: "unset", Kind: Write, Leader: true, Command: 2, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired},
-	{Op: OpIfSet, Name: "if", Kind: Write, Leader: true, Command: 3, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Cond: true},
+	{Op: OpSet, Name: "set", Kind: Write, Leader: true, Command: 1, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
+	{Op: OpUnset, Name: "unset", Kind: Write, Leader: true, Command: 2, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Fence: true},
+	{Op: OpIfSet, Name: "if", Kind: Write, Leader: true, Command: 3, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Cond: true, Fence: true},
 	{Op: OpNoop, Name: "noop", Kind: Write, Leader: true, Command: 4, Commands: 1, Requests: 1, Access: AccessWrite},
-	{Op: OpCreate, Name: "create", Kind: Write, Leader: true, Command: 5, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true},
-	{Op: OpIfUnset, Name: "if-unset", Kind: Write, Leader: true, Command: 6, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Cond: true},
+	{Op: OpCreate, Name: "create", Kind: Write, Leader: true, Command: 5, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
+	{Op: OpIfUnset, Name: "if-unset", Kind: Write, Leader: true, Command: 6, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Cond: true, Fence: true},
 	{Op: OpSetLease, Name: "set --ttl", Kind: Write, Leader: true, Command: 7, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Arg: ArgTTL},
 	{Op: OpRevoke, Name: "lease revoke", Kind: Write, Leader: true, Command: 8, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyOrLease, Arg: ArgLease},
 	{Op: OpLockAcquire, Name: "lock", Kind: Write, Leader: true, Command: 9, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Host: HostHolder, Arg: ArgTTL},
@@ -172,15 +173,25 @@ var catalogue = [...]OpInfo{
 	{Op: OpSnapshotRead, Name: "snapshot-read", Kind: Local, Requests: 1, Access: AccessAdmin, Host: HostMember, Arg: ArgPiece},
 }
 
+// A fence is the one field that several ops carry: a write made conditional on a lock's
+// generation (set --fence NAME=GEN) travels as a command of its own that wraps the
+// write's, so the version gates see it as a new command and a new request.
+const (
+	FenceCommand  uint8 = 10 // kvstore.OpFenced
+	FenceCommands       = 3  // the command version that brought it
+	FenceRequests       = 3  // the request version that brought the field
+)
+
 // CommandVersion is the newest set of state machine commands this build understands:
 // 1 is set, unset, if ... set and noop (every build before versions existed); 2 adds
-// create, if ... unset, leases and locks. It is the largest Commands of the catalogue.
-const CommandVersion = 2
+// create, if ... unset, leases and locks; 3 adds fenced writes. It is the largest
+// Commands of the catalogue and the fence.
+const CommandVersion = 3
 
 // RequestVersion is the newest set of requests this build understands: 1 is every op up
-// to snapshot-read (builds that never said); 2 adds exists. It is the largest Requests
-// of the catalogue.
-const RequestVersion = 2
+// to snapshot-read (builds that never said); 2 adds exists; 3 the fence field. It is the
+// largest Requests of the catalogue and the fence.
+const RequestVersion = 3
 
 // byOp indexes the catalogue by wire number.
 var byOp = func() (t [256]*OpInfo) {
@@ -218,13 +229,29 @@ func IsWrite(op Op) bool {
 // Ops is every op of the catalogue, in its order.
 func Ops() []OpInfo { return append([]OpInfo(nil), catalogue[:]...) }
 
-// CommandOp is the op whose request proposes state machine command cmd, and false if
-// none does.
-func CommandOp(cmd uint8) (OpInfo, bool) {
+// CommandVersionOf is the command version that brought state machine command cmd (0:
+// a command this build does not know).
+func CommandVersionOf(cmd uint8) int {
+	if cmd == FenceCommand {
+		return FenceCommands
+	}
 	for _, e := range catalogue {
 		if e.Command == cmd && cmd != 0 {
-			return e, true
+			return e.Commands
 		}
 	}
-	return OpInfo{}, false
+	return 0
+}
+
+// RequestVersion is the request version a member must understand to read r: its op's,
+// or the fence's if it carries one.
+func (r Request) RequestVersion() int {
+	v := 1
+	if p := byOp[r.Op]; p != nil {
+		v = p.Requests
+	}
+	if r.FenceName != "" {
+		v = max(v, FenceRequests)
+	}
+	return v
 }

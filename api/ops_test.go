@@ -14,7 +14,8 @@ import (
 func checkCatalogue(entries []api.OpInfo) []string {
 	var bad []string
 	names, ops, cmds := map[string]bool{}, map[api.Op]bool{}, map[uint8]bool{}
-	maxCmd, maxReq := 0, 0
+	maxCmd, maxReq := api.FenceCommands, api.FenceRequests
+	cmds[api.FenceCommand] = true
 	for _, e := range entries {
 		say := func(f string, a ...any) {
 			bad = append(bad, fmt.Sprintf("op %d (%q): ", e.Op, e.Name)+fmt.Sprintf(f, a...))
@@ -61,6 +62,9 @@ func checkCatalogue(entries []api.OpInfo) []string {
 		if e.Arg == api.ArgPiece && e.Host != api.HostMember {
 			say("a snapshot piece names the member holding it")
 		}
+		if e.Fence && (e.Command == 0 || e.Kind != api.Write) {
+			say("a fence makes a write of the state machine conditional: not this op")
+		}
 		if e.Cond && e.CondValue {
 			say("Cond carries CondValue already")
 		}
@@ -94,6 +98,17 @@ func TestCatalogue(t *testing.T) {
 		}
 		if err := r.Validate(); err != nil {
 			t.Errorf("%s: a whole request is refused: %v", e.Name, err)
+		}
+	}
+	for _, e := range api.Ops() {
+		if !e.Fence {
+			continue
+		}
+		r := apitest.Sample(e)
+		r.FenceName, r.FenceGen = "locks/job", 7
+		got, err := api.DecodeRequest(r.Encode())
+		if err != nil || !reflect.DeepEqual(got, r) || got.RequestVersion() != api.FenceRequests {
+			t.Errorf("%s --fence: %+v comes back as %+v, %v", e.Name, r, got, err)
 		}
 	}
 	if api.Op(12).Known() || api.Op(0).Known() || api.IsWrite(200) {

@@ -41,6 +41,11 @@ type Request struct {
 	Offset   uint64 // ArgPiece: where the piece starts ...
 	Describe bool   // ... or: how the file stands, no piece
 
+	// FenceName and FenceGen make a write conditional on lock FenceName being held at
+	// generation FenceGen when it is applied (OpInfo.Fence)
+	FenceName string
+	FenceGen  uint64
+
 	Stale     bool // read local state, without asking the leader
 	ClientID  uint64
 	Seq       uint64
@@ -57,7 +62,10 @@ func (r Request) Encode() []byte {
 	b = append(b, byte(r.Op), r.Hops)
 	var flags byte
 	if r.Stale {
-		flags |= 1
+		flags |= flagStale
+	}
+	if r.FenceName != "" {
+		flags |= flagFence
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, r.ClientID)
@@ -68,8 +76,22 @@ func (r Request) Encode() []byte {
 	b = wire.AppendString(b, r.Cond)
 	b = wire.AppendBytes(b, r.CondValue)
 	b = wire.AppendString(b, host)
-	return wire.AppendString(b, args)
+	b = wire.AppendString(b, args)
+	if r.FenceName != "" {
+		// after the fields every build reads: one that does not know the fence refuses
+		// the flag as a field it does not know (14), never takes the write unfenced
+		b = wire.AppendString(b, r.FenceName)
+		b = binary.AppendUvarint(b, r.FenceGen)
+	}
+	return b
 }
+
+// The flags byte: what a request has beyond the fields every build reads.
+const (
+	flagStale byte = 1
+	flagFence byte = 2 // a fence follows the args (request version 3)
+	flagsKnown     = flagStale | flagFence
+)
 
 // hostArgs renders the typed arguments as the host and args text fields.
 func (r Request) hostArgs() (host, args string) {
@@ -168,7 +190,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	r.Op = Op(d.Byte())
 	r.Hops = d.Byte()
 	flags := d.Byte()
-	r.Stale = flags&1 != 0
+	r.Stale = flags&flagStale != 0
 	r.ClientID, r.Seq = d.Uvarint(), d.Uvarint()
 	t := d.Uvarint()
 	if t > 1<<32-1 {
@@ -181,12 +203,19 @@ func DecodeRequest(b []byte) (Request, error) {
 	r.CondValue = d.Bytes(2 << 20)
 	host := d.String(256)
 	args := d.String(4096)
+	if flags&flagFence != 0 {
+		r.FenceName = d.String(MaxKeyLen)
+		r.FenceGen = d.Uvarint()
+		if d.Err == nil && r.FenceName == "" {
+			d.Fail(errors.New("a fence without a lock name"))
+		}
+	}
 	info := byOp[r.Op]
 	switch {
 	case d.Err != nil:
 	case info == nil:
 		d.Fail(fmt.Errorf("%w (%d)", ErrUnknownOp, r.Op))
-	case flags&^1 != 0 || len(d.B) != 0:
+	case flags&^flagsKnown != 0 || len(d.B) != 0 || (r.FenceName != "" && !info.Fence):
 		// a later build's fields follow the ones we know, or set a flag we do not
 		d.Fail(ErrUnknownField)
 	default:

@@ -127,6 +127,11 @@ func TestUnknownOpOrFieldAsksForAnUpgrade(t *testing.T) {
 	if _, err := DecodeRequest(append(bytes.Clone(get), 1, 'x')); !errors.Is(err, ErrUnknownField) {
 		t.Errorf("trailing field: %v", err)
 	}
+	fenceOnGet := Request{Op: OpSet, Key: "k", FenceName: "l", FenceGen: 1}.Encode()
+	fenceOnGet[0] = byte(OpGet)
+	if _, err := DecodeRequest(fenceOnGet); !errors.Is(err, ErrUnknownField) {
+		t.Errorf("a fence on get: %v", err)
+	}
 	hostOnGet := Request{Op: OpAddMember, Member: "h1"}.Encode()
 	hostOnGet[0] = byte(OpGet)
 	if _, err := DecodeRequest(hostOnGet); !errors.Is(err, ErrUnknownField) {

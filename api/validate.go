@@ -113,6 +113,17 @@ func (r Request) Validate() error {
 	if info.Arg == ArgPiece && (r.Backup == "" || len(r.Backup) > 64 || strings.Trim(r.Backup, "0123456789.") != "") {
 		return fmt.Errorf("bad snapshot ID %q", r.Backup)
 	}
+	if r.FenceName != "" || r.FenceGen != 0 {
+		if !info.Fence {
+			return fmt.Errorf("%s takes no --fence", info.Name)
+		}
+		if err := ValidateKey(r.FenceName); err != nil {
+			return fmt.Errorf("--fence: lock %w", err)
+		}
+		if r.FenceGen == 0 {
+			return errors.New("--fence: generation 0: a lock's generations start at 1")
+		}
+	}
 	if r.Stale && info.Stale == StaleRefused {
 		return fmt.Errorf("%s asks the leader: not with --stale", info.Name)
 	}

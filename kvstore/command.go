@@ -28,19 +28,28 @@ const (
 	OpRevoke Op = 8
 	// OpLockAcquire grants a lease of TTLMs and queues it, with Holder, for lock Key.
 	OpLockAcquire Op = 9
-	opEnd         Op = 10 // one past the last
+	// OpFenced applies the write Fenced (set, unset, if ... set, create, if ... unset, with
+	// Key, Value, Cond and CondValue) only if lock FenceName is held at generation
+	// FenceGen; otherwise it changes nothing and answers api.CodeFenced.
+	OpFenced Op = 10
+	opEnd    Op = 11 // one past the last
 )
 
 // Version is the command version that introduced o, as the catalogue of requests
 // declares it (api.OpInfo.Commands); 0 if o is unknown.
-func (o Op) Version() int {
-	info, _ := api.CommandOp(uint8(o))
-	return info.Commands
-}
+func (o Op) Version() int { return api.CommandVersionOf(uint8(o)) }
 
 // leased: operations whose encoding carries the lease fields after the others (the
 // operations of version 1 keep their encoding, which earlier builds decode exactly).
 func (o Op) leased() bool { return o == OpSetLease || o == OpRevoke || o == OpLockAcquire }
+
+// fenceable: the writes a fence can make conditional.
+func (o Op) fenceable() bool {
+	return o == OpSet || o == OpUnset || o == OpIfSet || o == OpCreate || o == OpIfUnset
+}
+
+// valued: the writes whose Value is theirs to keep (the others' is dropped on decode).
+func (o Op) valued() bool { return o == OpSet || o == OpIfSet || o == OpCreate || o == OpSetLease }
 
 // Command is one request to change the store.
 type Command struct {
@@ -54,10 +63,28 @@ type Command struct {
 	Lease     uint64 // OpRevoke: the lease
 	TTLMs     uint64 // OpSetLease, OpLockAcquire: the lease's time to live
 	Holder    string // OpLockAcquire: who asks, for status (user@host pid)
+	// OpFenced: the write it makes conditional, and the lock and generation it needs
+	Fenced    Op
+	FenceName string
+	FenceGen  uint64
 }
 
 // Validate checks a command before it is proposed.
 func (c Command) Validate() error {
+	if c.Op == OpFenced {
+		if !c.Fenced.fenceable() {
+			return fmt.Errorf("a fence on op %d: only set, unset, if and create can be fenced", c.Fenced)
+		}
+		if err := api.ValidateKey(c.FenceName); err != nil {
+			return fmt.Errorf("fence: lock %w", err)
+		}
+		if c.FenceGen == 0 {
+			return errors.New("fence: generation 0")
+		}
+		inner := c
+		inner.Op, inner.Fenced, inner.FenceName, inner.FenceGen = c.Fenced, 0, "", 0
+		return inner.Validate()
+	}
 	switch c.Op {
 	case OpNoop:
 		return nil
@@ -107,6 +134,11 @@ func (c Command) Encode() []byte {
 		b = binary.AppendUvarint(b, c.TTLMs)
 		b = wire.AppendBytes(b, []byte(c.Holder))
 	}
+	if c.Op == OpFenced {
+		b = append(b, byte(c.Fenced))
+		b = wire.AppendString(b, c.FenceName)
+		b = binary.AppendUvarint(b, c.FenceGen)
+	}
 	return b
 }
 
@@ -127,11 +159,16 @@ func Decode(b []byte) (Command, error) {
 		c.Lease, c.TTLMs = d.Uvarint(), d.Uvarint()
 		c.Holder = d.String(257)
 	}
+	if c.Op == OpFenced {
+		c.Fenced = Op(d.Byte())
+		c.FenceName = d.String(api.MaxKeyLen + 1)
+		c.FenceGen = d.Uvarint()
+	}
 	d.End()
 	if d.Err != nil {
 		return c, fmt.Errorf("command: %w", d.Err)
 	}
-	if c.Op != OpSet && c.Op != OpIfSet && c.Op != OpCreate && c.Op != OpSetLease {
+	if !c.Op.valued() && !(c.Op == OpFenced && c.Fenced.valued()) {
 		c.Value = nil
 	}
 	return c, c.Validate()
@@ -176,6 +213,10 @@ func (c Command) String() string {
 		return fmt.Sprintf("revoke lease %d%s", c.Lease, id)
 	case OpLockAcquire:
 		return fmt.Sprintf("lock %s --ttl %dms (holder %q)%s", c.Key, c.TTLMs, c.Holder, id)
+	case OpFenced:
+		inner := c
+		inner.Op, inner.ClientID = c.Fenced, 0
+		return fmt.Sprintf("--fence %s=%d %s%s", c.FenceName, c.FenceGen, inner, id)
 	}
 	return fmt.Sprintf("op %d", c.Op)
 }

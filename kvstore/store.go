@@ -126,6 +126,17 @@ func (s *Store) apply(index uint64, c Command) Result {
 		return Result{}
 	case OpLockAcquire:
 		return s.lockAcquire(index, c)
+	case OpFenced:
+		lk, _ := s.locks.Get(c.FenceName)
+		switch {
+		case len(lk.Queue) == 0:
+			return Result{Code: api.CodeFenced, Msg: fmt.Sprintf("fenced: lock %s is not held (its holder of generation %d is gone): nothing was written", c.FenceName, c.FenceGen)}
+		case lk.Generation != c.FenceGen:
+			return Result{Code: api.CodeFenced, Msg: fmt.Sprintf("fenced: lock %s is at generation %d, not %d: nothing was written", c.FenceName, lk.Generation, c.FenceGen)}
+		}
+		inner := c
+		inner.Op, inner.Fenced, inner.FenceName, inner.FenceGen = c.Fenced, 0, "", 0
+		return s.apply(index, inner)
 	case OpIfSet, OpIfUnset:
 		cur, ok := s.data.Get(c.Key)
 		if !ok {

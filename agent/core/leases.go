@@ -29,6 +29,10 @@ func commandOf(r api.Request) (kvstore.Command, error) {
 	if cmd.Op == kvstore.OpRevoke && cmd.Lease == 0 {
 		return cmd, nil
 	}
+	if r.FenceName != "" {
+		// the same write, applied only while the lock is held at that generation
+		cmd.Fenced, cmd.Op, cmd.FenceName, cmd.FenceGen = cmd.Op, kvstore.OpFenced, r.FenceName, r.FenceGen
+	}
 	return cmd, cmd.Validate()
 }
 

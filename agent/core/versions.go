@@ -72,8 +72,7 @@ func (c *Core) requestsOf(id raftcore.NodeID) int {
 // only once it said it understands the request version of the request's op (an older
 // build would refuse it, or worse, take it for a malformed one).
 func (c *Core) understands(peer raftcore.NodeID, w *waiter) bool {
-	info, _ := w.req.Op.Info()
-	return c.requestsOf(peer) >= info.Requests
+	return c.requestsOf(peer) >= w.req.RequestVersion()
 }
 
 // refuseUnknownTo answers a request that peer, where it must go, would not understand,
@@ -82,12 +81,11 @@ func (c *Core) refuseUnknownTo(w *waiter, peer raftcore.NodeID) bool {
 	if c.understands(peer, w) {
 		return false
 	}
-	info, _ := w.req.Op.Info()
 	how := fmt.Sprintf("understands requests up to version %d", c.requestsOf(peer))
 	if _, ok := c.versions[peer]; !ok {
 		how = "has not said which requests it understands (a build from before versions, or not heard from since this agent started)"
 	}
 	c.reply(w, client.Downgrade(w.req.Op, w.outcome, api.Response{Code: api.CodeUpgrade, Msg: fmt.Sprintf(
-		"%s needs requests version %d, and member %s, which must serve it, %s: upgrade it first (nothing was done)", w.req.Op, info.Requests, peer, how)}))
+		"%s needs requests version %d, and member %s, which must serve it, %s: upgrade it first (nothing was done)", w.req.Op, w.req.RequestVersion(), peer, how)}))
 	return true
 }

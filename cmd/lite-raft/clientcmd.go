@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,6 +31,9 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
                            (exit 7: no KEY, 6: false, 5: KEY already holds Y)
   if KEY OP X unset        remove KEY if "KEY OP X" holds (exit 7: no KEY, 6: false)
   create KEY VALUE         set KEY only if it does not exist (exit 13: it exists; VALUE "-": stdin)
+  set|create|unset|if --fence NAME=GEN ...
+                           the same write, applied only while lock NAME is held at generation GEN
+                           (LITE_RAFT_LOCK_GENERATION): exit 18 and nothing written once it is not
   set --ttl D KEY VALUE    set KEY under a lease of D (30s, 2m): it goes when the lease runs out;
                            with --keep-alive, stay and renew it until stopped (then it goes)
   lease keep KEY           renew KEY's lease once (exit 9: no such key or lease)
@@ -164,6 +168,16 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		}
 		return nil
 	}
+	// --fence NAME=GEN, first after a write's verb: applied only while lock NAME is held
+	// at generation GEN
+	var fenceName string
+	var fenceGen uint64
+	if verb == "set" || verb == "create" || verb == "unset" || verb == "if" {
+		var err error
+		if fenceName, fenceGen, args, err = cutFence(args); err != nil {
+			return clientUsageError(c, fmt.Sprintf("%s: %v", verb, err))
+		}
+	}
 	var req api.Request
 	switch verb {
 	case "get":
@@ -260,6 +274,7 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		return clientUsageError(c, fmt.Sprintf("unknown verb %q", verb))
 	}
 	req.Stale = o.stale
+	req.FenceName, req.FenceGen = fenceName, fenceGen
 	// bad input is refused before it travels: nothing is sent, nothing written
 	if err := req.Validate(); err != nil {
 		return clientExit(api.CodeUsage, "%s: %v", verb, err)
@@ -269,6 +284,26 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		return err
 	}
 	return printResponse(c.App.Writer, o, req, resp)
+}
+
+// cutFence takes --fence NAME=GEN (or --fence=NAME=GEN) off the front of args.
+func cutFence(args []string) (name string, gen uint64, rest []string, err error) {
+	if len(args) == 0 || (args[0] != "--fence" && !strings.HasPrefix(args[0], "--fence=")) {
+		return "", 0, args, nil
+	}
+	v, ok := strings.CutPrefix(args[0], "--fence=")
+	args = args[1:]
+	if !ok {
+		if len(args) == 0 {
+			return "", 0, nil, errors.New("--fence needs NAME=GENERATION")
+		}
+		v, args = args[0], args[1:]
+	}
+	name, g, ok := strings.Cut(v, "=")
+	if gen, err = strconv.ParseUint(g, 10, 64); !ok || err != nil || gen == 0 || name == "" {
+		return "", 0, nil, fmt.Errorf("--fence %q: want NAME=GENERATION, the lock and the generation it was given (LITE_RAFT_LOCK_GENERATION)", v)
+	}
+	return name, gen, args, nil
 }
 
 // oneLockVerb runs `locks NAME`: that lock's holder, generation and lease (the leader

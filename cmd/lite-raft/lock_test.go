@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,4 +125,38 @@ func waitLocks(t *testing.T, dir string, n int) {
 		}
 	}
 	t.Fatalf("lock job not held with %d waiting within 5 s: locks says %q", n, out)
+}
+
+// TestFencedWrites: COMMAND writes with --fence NAME=$LITE_RAFT_LOCK_GENERATION while it
+// holds the lock; the same generation's writes are refused with 18 once the lock passed
+// on, and a later holder's go through.
+func TestFencedWrites(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	client := func(args ...string) (string, int) {
+		return runApp(t, append([]string{"--dir", dir, "client"}, args...)...)
+	}
+	bin := asMain(t)
+	script := bin + ` --dir ` + dir + ` client set --fence job=$LITE_RAFT_LOCK_GENERATION n $LITE_RAFT_LOCK_GENERATION && ` +
+		bin + ` --dir ` + dir + ` client if --fence job=$LITE_RAFT_LOCK_GENERATION n = $LITE_RAFT_LOCK_GENERATION set done$LITE_RAFT_LOCK_GENERATION`
+	for i := 1; i <= 2; i++ {
+		if out, code := client("lock", "job", "--ttl", "3s", "--", "sh", "-c", script); code != 0 {
+			t.Fatalf("lock %d: exit %d %s", i, code, out)
+		}
+		if out, code := client("get", "n"); code != 0 || strings.TrimSpace(out) != fmt.Sprintf("done%d", i) {
+			t.Fatalf("n after holder %d: exit %d %q", i, code, out)
+		}
+	}
+	for _, args := range [][]string{{"set", "--fence", "job=1", "n", "stale"}, {"unset", "--fence=job=2", "n"},
+		{"create", "--fence", "other=1", "m", "v"}, {"if", "--fence", "job=2", "n", "=", "done2", "unset"}} {
+		if out, code := client(args...); code != api.CodeFenced || !strings.Contains(out, "fenced") {
+			t.Errorf("client %q after every holder ended: exit %d %q, want 18", args, code, out)
+		}
+	}
+	if out, code := client("get", "n"); code != 0 || strings.TrimSpace(out) != "done2" {
+		t.Fatalf("n after the refused writes: exit %d %q, want done2", code, out)
+	}
+	if out, code := client("get", "--fence", "job=1", "n"); code != api.CodeUsage {
+		t.Fatalf("get --fence: exit %d %q, want 10", code, out)
+	}
 }

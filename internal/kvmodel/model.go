@@ -53,8 +53,8 @@ const (
 
 // Classify applies the exit-code rules (README): a write that exits 2, or got no answer
 // at all (killed, a timeout of the caller's own: 124/137, ssh: 255, any code no write
-// returns), may or may not have been applied; one that exits 1, 3, 4, 10, 11, 12 or 14
-// was not; 0 is done, and 5, 6, 7, 13 are results of conditional writes (the model
+// returns), may or may not have been applied; one that exits 1, 3, 4, 10, 11, 12, 14 or
+// 18 (fenced) was not; 0 is done, and 5, 6, 7, 13 are results of conditional writes (the model
 // decides whether they fit the state; for a plain set they never do). A read that exits
 // 0 or 9 (no such key) observed the state; any other read imposes no constraint.
 func Classify(op Op, code int, answered bool) Outcome {
@@ -70,7 +70,7 @@ func Classify(op Op, code int, answered bool) Outcome {
 	switch code {
 	case 0, 5, 6, 7, 13:
 		return OK
-	case 1, 3, 4, 10, 11, 12, 14:
+	case 1, 3, 4, 10, 11, 12, 14, 18:
 		return NotApplied
 	}
 	return Unknown // 2, or no answer
