@@ -33,12 +33,14 @@ func TestLock(t *testing.T) {
 	})
 
 	// each run appends "NAME start GEN T" and "NAME end GEN T" (T in ns: the hosts share
-	// this machine's clock) to its host's own file
+	// this machine's clock) to its host's own file, and adds one to a counter in the store
+	// with a write fenced by its generation
 	const runs = 8
 	loop := func(h *harness.Host) string {
 		ev := harness.RemoteDir + "/lock-events"
-		cmd := fmt.Sprintf(`echo "%s start $LITE_RAFT_LOCK_GENERATION $(date +%%s%%N)" >>%s; sleep 0.1; echo "%s end $LITE_RAFT_LOCK_GENERATION $(date +%%s%%N)" >>%s`,
-			h.Name, ev, h.Name, ev)
+		incr := `n=$(./lite-raft-client get counter 2>/dev/null || echo 0); ./lite-raft-client set --fence job=$LITE_RAFT_LOCK_GENERATION counter $((n+1))`
+		cmd := fmt.Sprintf(`echo "%s start $LITE_RAFT_LOCK_GENERATION $(date +%%s%%N)" >>%s; %s; sleep 0.1; echo "%s end $LITE_RAFT_LOCK_GENERATION $(date +%%s%%N)" >>%s`,
+			h.Name, ev, incr, h.Name, ev)
 		return fmt.Sprintf("for i in $(seq %d); do ./lite-raft-client lock job --ttl 3s -- sh -c '%s' || echo \"exit $?\" >&2; done", runs, cmd)
 	}
 	var wg sync.WaitGroup
@@ -52,6 +54,10 @@ func TestLock(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	c.expect(c.Hosts[2], "./lite-raft-client get counter", 0, strconv.Itoa(2*runs))
+	if _, e, code := c.lr(c.Hosts[2], "./lite-raft-client set --fence job=1 counter 0"); code != 18 {
+		t.Fatalf("a write fenced with the first holder's generation after the others: exit %d %q, want 18", code, e)
+	}
 	type run struct {
 		host       string
 		gen        int
