@@ -14,7 +14,8 @@
 // recover.go, restore.go, debug.go, rpc.go, bench.go, remote.go, sshcommand.go,
 // pkg.go and pkgfence.go (pkg fence-stop and the fence over ssh); clientcmd.go is the
 // client command, its options and plain verbs, and each client verb with a protocol of
-// its own has its file (lock.go, lease.go, watch.go, snapshot.go, check.go). dir.go is
-// the --dir flag they share. The wire types are package api's and the exit code table
+// its own has its file (lock.go, lease.go, watch.go, snapshot.go, check.go);
+// lockguard.go is the hidden verb the lock re-executes the binary as, to run COMMAND
+// under a guard (package internal/guard). dir.go is the --dir flag they share. The wire types are package api's and the exit code table
 // package client's: no exit code here is chosen by matching a message.
 package main

@@ -35,6 +35,7 @@ func newApp() *cli.App {
 			statusCommand(),
 			recoverCommand(),
 			restoreCommand(),
+			lockGuardCommand(),
 			&cli.Command{
 				Name:  "version",
 				Usage: "print the version of this binary",
