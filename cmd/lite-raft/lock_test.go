@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,5 +161,85 @@ func TestFencedWrites(t *testing.T) {
 	}
 	if out, code := client("get", "--fence", "job=1", "n"); code != api.CodeUsage {
 		t.Fatalf("get --fence: exit %d %q, want 10", code, out)
+	}
+}
+
+// TestLockCommandNeverOutlivesLock: COMMAND (a pipeline: its work in grandchildren) dies
+// with the lock process, whether that is killed (kill -9: at once, within the grace)
+// or frozen (SIGSTOP: by the end of the lease, before the waiter can be let in). Each is
+// done once the lock renewed its lease, so that the deadlines its renewals moved are
+// what is tested.
+func TestLockCommandNeverOutlivesLock(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []string{"killed", "frozen"} {
+		pidFile := filepath.Join(dir, how+".pid")
+		lock := exec.Command(exe, "--dir", dir, "client", "lock", how, "--ttl", "3s", "--",
+			"sh", "-c", "echo $$ >"+pidFile+"; sleep 600 | cat")
+		lock.Env = append(os.Environ(), "LITE_RAFT_TEST_AS_MAIN=1")
+		if err := lock.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var group int
+		t.Cleanup(func() {
+			// a failed test leaves nothing running
+			lock.Process.Kill()
+			if group > 0 {
+				syscall.Kill(-group, syscall.SIGKILL)
+			}
+		})
+		deadline := time.Now().Add(10 * time.Second)
+		for group == 0 {
+			b, _ := os.ReadFile(pidFile)
+			group, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: COMMAND did not start", how)
+			}
+			time.Sleep(10 * time.Millisecond) // polling with a deadline
+		}
+		// renewed: the leader's time left for the lease went up
+		prev := int64(1 << 62)
+		for renewed := false; !renewed; {
+			var l api.LockStatus
+			out, code := runApp(t, "--dir", dir, "client", "--json", "locks", how)
+			if code != 0 || json.Unmarshal([]byte(out), &l) != nil {
+				t.Fatalf("%s: locks: exit %d %q", how, code, out)
+			}
+			renewed, prev = l.TTLMs > prev+100, l.TTLMs
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the lease was not renewed", how)
+			}
+			time.Sleep(20 * time.Millisecond) // polling with a deadline
+		}
+		start := time.Now()
+		sig := syscall.SIGKILL
+		if how == "frozen" {
+			sig = syscall.SIGSTOP
+		}
+		if err := lock.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		// every process of COMMAND's group gone: kill(-group, 0) fails with ESRCH
+		for syscall.Kill(-group, 0) == nil {
+			if time.Since(start) > 4*time.Second {
+				t.Fatalf("%s lock: COMMAND's group %d still runs %v later", how, group, time.Since(start))
+			}
+			time.Sleep(10 * time.Millisecond) // polling with a deadline
+		}
+		took := time.Since(start)
+		switch {
+		case how == "killed" && took > 1500*time.Millisecond:
+			t.Errorf("killed lock: COMMAND's group lived on %v (grace 300 ms)", took)
+		case how == "frozen" && took > 3*time.Second:
+			t.Errorf("frozen lock: COMMAND's group lived on %v, past the 3 s ttl", took)
+		}
+		t.Logf("%s lock: COMMAND's group gone %v later", how, took.Round(time.Millisecond))
+		lock.Process.Kill()
+		lock.Wait()
+		group = 0
 	}
 }

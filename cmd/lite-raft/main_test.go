@@ -7,9 +7,10 @@ import (
 
 // TestMain lets a test run this binary's main as a program of its own (a COMMAND that
 // calls lite-raft, say): the test binary, started with LITE_RAFT_TEST_AS_MAIN=1, is
-// lite-raft (asMain gives the command line that does so).
+// lite-raft (asMain gives the command line that does so). The lock's guard is this
+// binary started as `lite-raft lock-guard ...` (os.Executable): that is main too.
 func TestMain(m *testing.M) {
-	if os.Getenv("LITE_RAFT_TEST_AS_MAIN") == "1" {
+	if os.Getenv("LITE_RAFT_TEST_AS_MAIN") == "1" || (len(os.Args) > 1 && os.Args[1] == "lock-guard") {
 		main()
 		os.Exit(0)
 	}
