@@ -20,8 +20,8 @@ fi
 # (the race detector needs cgo, which the build itself does without)
 if [ $rc -eq 0 ]; then
 	if command -v gcc >/dev/null 2>&1 || command -v cc >/dev/null 2>&1; then
-		echo "--- race detector: agent, client, sshrpc (incl. real sshd), kvstore, failover" >>"$log"
-		CGO_ENABLED=1 "$GO" test -race -count=1 -timeout 10m ./agent/ ./client/ ./sshrpc/ ./kvstore/ ./failover/ >>"$log" 2>&1
+		echo "--- race detector: agent, client, sshrpc (incl. real sshd), kvstore, failover, guard" >>"$log"
+		CGO_ENABLED=1 "$GO" test -race -count=1 -timeout 10m ./agent/ ./client/ ./sshrpc/ ./kvstore/ ./failover/ ./internal/guard/ >>"$log" 2>&1
 		rc=$?
 	else
 		echo "--- race detector skipped: no C compiler for cgo" >>"$log"

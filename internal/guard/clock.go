@@ -1,10 +1,6 @@
 package guard
 
-import (
-	"time"
-
-	"golang.org/x/sys/unix"
-)
+import "time"
 
 // Reading is a raw reading of the system clock in nanoseconds: CLOCK_BOOTTIME where the
 // system has it (Linux: it goes on counting while the host is suspended), else
@@ -13,17 +9,6 @@ import (
 // and the guard, started later, keeps the same instant. A deadline never crosses between
 // processes as "N ms from now": the time the message spends in between would be lost.
 type Reading int64
-
-// Now reads the clock. Neither clock can fail on a system that has it; should the call
-// fail anyway, Now returns 0, a reading in the past, so a deadline computed from it has
-// already passed and nothing runs on it.
-func Now() Reading {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(clockID, &ts); err != nil {
-		return 0
-	}
-	return Reading(ts.Nano())
-}
 
 // Add is r moved by d.
 func (r Reading) Add(d time.Duration) Reading { return r + Reading(d) }

@@ -85,7 +85,7 @@ func Serve(args []string) int {
 	// COMMAND's group gets the terminal if we have it: a shell gave it to the lock's group
 	// (ours), and COMMAND must be able to read it and get its ^C.
 	tty := -1
-	if pg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && pg == unix.Getpgrp() {
+	if pg, ok := foreground(); ok && pg == ownGroup() {
 		tty = pg
 	}
 	s.leader, err = syscall.ForkExec(path, argv, &syscall.ProcAttr{
@@ -144,11 +144,11 @@ func readControl(f *os.File, ctl chan<- string) {
 // background now, so it must ignore SIGTTOU for the change to be let through; COMMAND is
 // gone, so nothing inherits the ignored signal.
 func giveBack(leader, pgrp int) {
-	if pg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err != nil || pg != leader {
+	if pg, ok := foreground(); !ok || pg != leader {
 		return
 	}
 	signal.Ignore(syscall.SIGTTOU)
-	if err := unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, pgrp); err != nil {
+	if err := setForeground(pgrp); err != nil {
 		fmt.Fprintf(os.Stderr, "guard: giving the terminal back: %v\n", err)
 	}
 }
@@ -284,7 +284,7 @@ func (s *supervisor) sweep() int {
 	for _, c := range children(s.leader) {
 		if c.zombie {
 			var ws syscall.WaitStatus
-			syscall.Wait4(c.pid, &ws, syscall.WNOHANG, nil)
+			syscall.Wait4(c.pid, &ws, wnohang, nil)
 			delete(s.signalled, c.pid)
 			continue
 		}

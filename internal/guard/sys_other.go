@@ -13,7 +13,7 @@ func becomeSubreaper() error { return nil }
 // leaderEnded reaps COMMAND if it ended and keeps its exit code.
 func leaderEnded(s *supervisor) bool {
 	var ws syscall.WaitStatus
-	pid, err := syscall.Wait4(s.leader, &ws, syscall.WNOHANG, nil)
+	pid, err := syscall.Wait4(s.leader, &ws, wnohang, nil)
 	if pid == s.leader {
 		s.code = exitCode(ws)
 		return true
