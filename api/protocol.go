@@ -88,9 +88,9 @@ func (r Request) Encode() []byte {
 
 // The flags byte: what a request has beyond the fields every build reads.
 const (
-	flagStale byte = 1
-	flagFence byte = 2 // a fence follows the args (request version 3)
-	flagsKnown     = flagStale | flagFence
+	flagStale  byte = 1
+	flagFence  byte = 2 // a fence follows the args (request version 3)
+	flagsKnown      = flagStale | flagFence
 )
 
 // hostArgs renders the typed arguments as the host and args text fields.
