@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"lite-raft/api"
 	"lite-raft/internal/harness"
 )
 
@@ -98,6 +99,12 @@ func TestLock(t *testing.T) {
 		if b.gen <= a.gen {
 			t.Fatalf("generation went from %d (%s) to %d (%s)", a.gen, a.host, b.gen, b.host)
 		}
+	}
+
+	// the holding lock process killed, then frozen: its COMMAND (a pipeline writing a line
+	// every 0.1 s) stops before the waiter's starts
+	for _, sig := range []string{"KILL", "STOP"} {
+		lockHolderSignalled(c, c.Hosts[0], c.Hosts[1], sig)
 	}
 
 	// the holder's host loses power mid-command, a follower's first: its lease is renewed
@@ -247,4 +254,75 @@ func TestRemoteLockKeptAcrossLeaderPowerOff(t *testing.T) {
 		t.Fatal("lite-raft-remote lock still running 40 s after its 12 s command started")
 	}
 	t.Logf("a lock held through lite-raft-remote kept across the power-off of the leader's host (%s)", lead.Name)
+}
+
+// lockHolderSignalled has holder run lock kf with a COMMAND that appends the time to a
+// file every 0.1 s from a pipeline (its work in grandchildren), waiter queue behind it,
+// and the holding lock process get SIGsig once it renewed its lease. The waiter's
+// command must start after COMMAND's last write, and COMMAND's whole group be gone.
+func lockHolderSignalled(c *cluster, holder, waiter *harness.Host, sig string) {
+	c.t.Helper()
+	writes, pidFile := "kf-writes-"+sig, "kf-pid-"+sig
+	// exec: the lock process is the ssh session's, and pkill finds it alone (its pattern
+	// in brackets does not match pkill's own shell)
+	go holder.Run("cd " + harness.RemoteDir + " && exec ./lite-raft-client lock kf --ttl 3s -- sh -c 'echo $$ >" + pidFile +
+		"; while :; do date +%s%N >>" + writes + "; sleep 0.1; done | cat'")
+	c.eventually(10*time.Second, holder.Name+" runs the COMMAND of lock kf", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(holder.Dir, writes))
+		return err == nil, fmt.Sprint(err)
+	})
+	type result struct {
+		out, errOut string
+		code        int
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		o, e, code, err := waiter.Run("cd " + harness.RemoteDir + " && ./lite-raft-client lock kf --ttl 3s --wait 30s -- date +%s%N")
+		done <- result{o, e, code, err}
+	}()
+	c.eventually(10*time.Second, waiter.Name+" waits for lock kf", func() (bool, string) {
+		out, e, code := c.lr(waiter, "./lite-raft-client --json locks kf")
+		var l api.LockStatus
+		if code != 0 || json.Unmarshal([]byte(out), &l) != nil {
+			return false, fmt.Sprintf("exit %d %s%s", code, out, e)
+		}
+		return len(l.Waiting) == 1, out
+	})
+	// renewed since it began: its deadline is one its renewals moved
+	c.eventually(10*time.Second, holder.Name+" held lock kf past a renewal", func() (bool, string) {
+		fi, err := os.Stat(filepath.Join(holder.Dir, pidFile))
+		return err == nil && time.Since(fi.ModTime()) > 1500*time.Millisecond, fmt.Sprint(err)
+	})
+	if _, e, code, err := holder.Run("pkill -" + sig + " -f '[l]ite-raft-client lock kf --ttl 3s -- sh'"); code != 0 || err != nil {
+		c.t.Fatalf("%s: pkill -%s of the lock process: exit %d %v %s", holder.Name, sig, code, err, e)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(40 * time.Second):
+		c.t.Fatalf("%s: lock kf --wait 30s still running 40 s after the holder's SIG%s", waiter.Name, sig)
+	}
+	started, perr := strconv.ParseInt(strings.TrimSpace(r.out), 10, 64)
+	if r.err != nil || r.code != 0 || perr != nil {
+		c.t.Fatalf("%s: lock kf after the holder's SIG%s: exit %d %v %s%s", waiter.Name, sig, r.code, r.err, r.out, r.errOut)
+	}
+	b, _ := os.ReadFile(filepath.Join(holder.Dir, pidFile))
+	group := strings.TrimSpace(string(b))
+	c.eventually(5*time.Second, "COMMAND's group gone on "+holder.Name, func() (bool, string) {
+		_, _, code, _ := holder.Run("kill -0 -- -" + group)
+		ps, _, _, _ := holder.Run("ps -eo pid,ppid,pgid,stat,args")
+		return code != 0, "kill -0 -" + group + " succeeds:\n" + ps
+	})
+	wb, err := os.ReadFile(filepath.Join(holder.Dir, writes))
+	lines := strings.Fields(string(wb))
+	if err != nil || len(lines) == 0 {
+		c.t.Fatalf("%s: COMMAND's writes: %v %q", holder.Name, err, wb)
+	}
+	last, _ := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	if last >= started {
+		c.t.Fatalf("lock kf: the SIG%s holder's COMMAND wrote at %d, %v after the next holder's started", sig, last, time.Duration(last-started))
+	}
+	holder.Run("pkill -KILL -f '[l]ite-raft-client lock kf --ttl 3s -- sh'") // a stopped one stays stopped: end it
+	c.t.Logf("lock kf: holder SIG%s, its COMMAND's last write %v before the next holder's start", sig, time.Duration(started-last).Round(time.Millisecond))
 }

@@ -348,3 +348,39 @@ func TestNoLeakedPipes(t *testing.T) {
 		t.Fatalf("Wait: %d, %v; 9 means COMMAND holds file 3 or 4", code, err)
 	}
 }
+
+// The lock process is killed and the place its standard error went to is gone with it
+// (an ssh session, closed when its command dies): the guard, whose stderr that is too,
+// still stops COMMAND's group (a write there must not end it with SIGPIPE).
+func TestParentKilledWithItsStderr(t *testing.T) {
+	t.Parallel()
+	d := t.TempDir()
+	self, _ := os.Executable()
+	parent := exec.Command(self)
+	parent.Env = append(os.Environ(), "GUARD_TEST_ROLE=parent", "GUARD_TEST_SCRIPT=echo $$ > "+d+"/pid; sleep 600 | cat",
+		"GUARD_TEST_DEADLINE="+strconv.FormatInt(int64(Now().Add(time.Minute)), 10), "GUARD_TEST_GRACE=300ms")
+	stderr, err := parent.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := parent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		parent.Process.Kill()
+		parent.Wait()
+	})
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "running\n" {
+		t.Fatalf("parent: %q, want running", line)
+	}
+	pgid := pidIn(t, d+"/pid")
+	parent.Process.Kill()
+	stderr.Close()
+	if killed := time.Now(); !goneBy(killed.Add(1300*time.Millisecond), pgid) {
+		t.Fatalf("%v after the parent's kill -9 (its stderr closed), COMMAND's group still has %v", time.Since(killed), group(pgid))
+	}
+}

@@ -63,6 +63,11 @@ func Serve(args []string) int {
 	if err := becomeSubreaper(); err != nil {
 		fmt.Fprintf(os.Stderr, "guard: %v: a descendant of %s that calls setsid will outlive it\n", err, argv[0])
 	}
+	// The guard's stderr is often the lock's (an ssh session's channel), gone with the lock
+	// process: a Go program that writes to a closed stderr dies of SIGPIPE unless it takes
+	// the signal, and the guard would die before it stopped COMMAND. Taken, the write
+	// fails instead; COMMAND still gets SIGPIPE as usual (exec resets a caught signal).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	// Before COMMAND starts, so that no SIGCHLD is missed.
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, syscall.SIGCHLD)
