@@ -101,10 +101,13 @@ func TestLock(t *testing.T) {
 		}
 	}
 
-	// the holding lock process killed, then frozen: its COMMAND (a pipeline writing a line
-	// every 0.1 s) stops before the waiter's starts
-	for _, sig := range []string{"KILL", "STOP"} {
-		lockHolderSignalled(c, c.Hosts[0], c.Hosts[1], sig)
+	// the holding lock process killed, then frozen, then its host (a follower's) cut off
+	// from the cluster with a COMMAND that ignores SIGTERM: its COMMAND (a pipeline
+	// writing a line every 0.1 s) stops before the waiter's starts
+	for _, how := range []string{"KILL", "STOP", "cut"} {
+		lead := c.leader(c.Hosts, 10*time.Second)
+		followers := others(c.Hosts, lead)
+		lockHolderSignalled(c, followers[0], followers[1], how)
 	}
 
 	// the holder's host loses power mid-command, a follower's first: its lease is renewed
@@ -258,14 +261,21 @@ func TestRemoteLockKeptAcrossLeaderPowerOff(t *testing.T) {
 
 // lockHolderSignalled has holder run lock kf with a COMMAND that appends the time to a
 // file every 0.1 s from a pipeline (its work in grandchildren), waiter queue behind it,
-// and the holding lock process get SIGsig once it renewed its lease. The waiter's
-// command must start after COMMAND's last write, and COMMAND's whole group be gone.
-func lockHolderSignalled(c *cluster, holder, waiter *harness.Host, sig string) {
+// and, once the lease was renewed, the holding lock process get SIGKILL or SIGSTOP (how),
+// or (how "cut") holder cut off from the other hosts while its COMMAND ignores SIGTERM.
+// The waiter's command must start after COMMAND's last write, and COMMAND's whole group
+// be gone.
+func lockHolderSignalled(c *cluster, holder, waiter *harness.Host, how string) {
 	c.t.Helper()
-	writes, pidFile := "kf-writes-"+sig, "kf-pid-"+sig
+	sig := how
+	writes, pidFile := "kf-writes-"+how, "kf-pid-"+how
+	trap := ""
+	if how == "cut" {
+		trap = "trap \"\" TERM; "
+	}
 	// exec: the lock process is the ssh session's, and pkill finds it alone (its pattern
 	// in brackets does not match pkill's own shell)
-	go holder.Run("cd " + harness.RemoteDir + " && exec ./lite-raft-client lock kf --ttl 3s -- sh -c 'echo $$ >" + pidFile +
+	go holder.Run("cd " + harness.RemoteDir + " && exec ./lite-raft-client lock kf --ttl 3s -- sh -c '" + trap + "echo $$ >" + pidFile +
 		"; while :; do date +%s%N >>" + writes + "; sleep 0.1; done | cat'")
 	c.eventually(10*time.Second, holder.Name+" runs the COMMAND of lock kf", func() (bool, string) {
 		_, err := os.Stat(filepath.Join(holder.Dir, writes))
@@ -294,18 +304,23 @@ func lockHolderSignalled(c *cluster, holder, waiter *harness.Host, sig string) {
 		fi, err := os.Stat(filepath.Join(holder.Dir, pidFile))
 		return err == nil && time.Since(fi.ModTime()) > 1500*time.Millisecond, fmt.Sprint(err)
 	})
-	if _, e, code, err := holder.Run("pkill -" + sig + " -f '[l]ite-raft-client lock kf --ttl 3s -- sh'"); code != 0 || err != nil {
+	if how == "cut" {
+		if err := c.Isolate(holder); err != nil {
+			c.t.Fatal(err)
+		}
+		defer c.Heal()
+	} else if _, e, code, err := holder.Run("pkill -" + sig + " -f '[l]ite-raft-client lock kf --ttl 3s -- sh'"); code != 0 || err != nil {
 		c.t.Fatalf("%s: pkill -%s of the lock process: exit %d %v %s", holder.Name, sig, code, err, e)
 	}
 	var r result
 	select {
 	case r = <-done:
 	case <-time.After(40 * time.Second):
-		c.t.Fatalf("%s: lock kf --wait 30s still running 40 s after the holder's SIG%s", waiter.Name, sig)
+		c.t.Fatalf("%s: lock kf --wait 30s still running 40 s after the holder's %s", waiter.Name, how)
 	}
 	started, perr := strconv.ParseInt(strings.TrimSpace(r.out), 10, 64)
 	if r.err != nil || r.code != 0 || perr != nil {
-		c.t.Fatalf("%s: lock kf after the holder's SIG%s: exit %d %v %s%s", waiter.Name, sig, r.code, r.err, r.out, r.errOut)
+		c.t.Fatalf("%s: lock kf after the holder's %s: exit %d %v %s%s", waiter.Name, how, r.code, r.err, r.out, r.errOut)
 	}
 	b, _ := os.ReadFile(filepath.Join(holder.Dir, pidFile))
 	group := strings.TrimSpace(string(b))
@@ -321,8 +336,8 @@ func lockHolderSignalled(c *cluster, holder, waiter *harness.Host, sig string) {
 	}
 	last, _ := strconv.ParseInt(lines[len(lines)-1], 10, 64)
 	if last >= started {
-		c.t.Fatalf("lock kf: the SIG%s holder's COMMAND wrote at %d, %v after the next holder's started", sig, last, time.Duration(last-started))
+		c.t.Fatalf("lock kf: the holder's (%s) COMMAND wrote at %d, %v after the next holder's started", how, last, time.Duration(last-started))
 	}
 	holder.Run("pkill -KILL -f '[l]ite-raft-client lock kf --ttl 3s -- sh'") // a stopped one stays stopped: end it
-	c.t.Logf("lock kf: holder SIG%s, its COMMAND's last write %v before the next holder's start", sig, time.Duration(started-last).Round(time.Millisecond))
+	c.t.Logf("lock kf: holder %s, its COMMAND's last write %v before the next holder's start", how, time.Duration(started-last).Round(time.Millisecond))
 }

@@ -32,7 +32,7 @@ COMMAND never outlives the lock. It runs in a process group of its own under a g
 process, which kills the whole group (SIGTERM, then SIGKILL) before anyone else can be
 given the lock: at the end of the lease as this host can be sure of it, that is the send
 of the last renewal the leader confirmed plus the ttl, less a margin for the two hosts'
-clocks (1000 ppm of the ttl plus 100 ms: 115 ms for a 15 s ttl, 86.5 s for 24 h). The
+clocks (1000 ppm of the ttl plus 250 ms: 265 ms for a 15 s ttl, 86.65 s for 24 h). The
 guard does so whatever happens to this command: killed (kill -9), frozen (SIGSTOP),
 or cut off from the cluster. SIGINT, SIGHUP and SIGTERM sent to this command go to
 COMMAND's group. What no process can do is act while its whole host is frozen or
@@ -41,8 +41,8 @@ suspended: that is what the fencing number is for.
   --ttl D     the lease: how long the lock outlives a holder that stopped renewing (1s-24h)
   --wait D    give up after D without the lock: exit 15 (default: wait for ever)
   --grace D   how long before the kill COMMAND gets SIGTERM (default: a tenth of the ttl,
-              at most 10 s; at most a third of the ttl less the margin, so that a renewal
-              missed in a leader change does not stop COMMAND)
+              at most 10 s); at most a third of the ttl less the margin, so that a renewal
+              missed in a leader change does not stop COMMAND
 
 Exit 16 if the lock is lost (the lease could not be renewed within its ttl): COMMAND, if
 it was running, is sent SIGTERM, and SIGKILL the grace later, never after the end of the
@@ -105,7 +105,7 @@ func lockVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error 
 	most := ttl/3 - guard.Margin(ttl)
 	switch {
 	case grace < 0:
-		grace = min(10*time.Second, ttl/10)
+		grace = min(10*time.Second, ttl/10, most)
 	case grace > most:
 		return usage(fmt.Sprintf("--grace %v with --ttl %v: at most %v (a third of the ttl less the margin of %v)", grace, ttl, most.Round(time.Millisecond), guard.Margin(ttl)))
 	}

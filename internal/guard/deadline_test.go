@@ -9,10 +9,10 @@ func TestMargin(t *testing.T) {
 	for _, c := range []struct {
 		ttl, want time.Duration
 	}{
-		{time.Second, 101 * time.Millisecond},
-		{15 * time.Second, 115 * time.Millisecond},
-		{time.Minute, 160 * time.Millisecond},
-		{24 * time.Hour, 86500 * time.Millisecond},
+		{time.Second, 251 * time.Millisecond},
+		{15 * time.Second, 265 * time.Millisecond},
+		{time.Minute, 310 * time.Millisecond},
+		{24 * time.Hour, 86650 * time.Millisecond},
 	} {
 		if got := Margin(c.ttl); got != c.want {
 			t.Errorf("Margin(%v) = %v, want %v", c.ttl, got, c.want)
@@ -27,9 +27,9 @@ func TestKillDeadline(t *testing.T) {
 		ttl  time.Duration
 		want Reading
 	}{
-		{s, 15 * time.Second, s.Add(15*time.Second - 115*time.Millisecond)},
-		{s, 24 * time.Hour, s.Add(24*time.Hour - 86500*time.Millisecond)},
-		{0, time.Second, Reading(899 * time.Millisecond)},
+		{s, 15 * time.Second, s.Add(15*time.Second - 265*time.Millisecond)},
+		{s, 24 * time.Hour, s.Add(24*time.Hour - 86650*time.Millisecond)},
+		{0, time.Second, Reading(749 * time.Millisecond)},
 	} {
 		if got := KillDeadline(c.sent, c.ttl); got != c.want {
 			t.Errorf("KillDeadline(%d, %v) = %d, want %d", c.sent, c.ttl, got, c.want)
@@ -39,15 +39,15 @@ func TestKillDeadline(t *testing.T) {
 
 func TestValid(t *testing.T) {
 	const s = Reading(5_000_000_000)
-	ttl := 15 * time.Second // kill deadline s+14.885s, margin 115 ms: valid before s+14.770s
+	ttl := 15 * time.Second // kill deadline s+14.735s, margin 265 ms: valid before s+14.470s
 	for _, c := range []struct {
 		now  Reading
 		want bool
 	}{
 		{s, true},
-		{s.Add(14769 * time.Millisecond), true},
-		{s.Add(14770 * time.Millisecond), false},
-		{s.Add(14885 * time.Millisecond), false},
+		{s.Add(14469 * time.Millisecond), true},
+		{s.Add(14470 * time.Millisecond), false},
+		{s.Add(14735 * time.Millisecond), false},
 		{s.Add(time.Hour), false},
 	} {
 		if got := Valid(c.now, s, ttl); got != c.want {
