@@ -146,27 +146,7 @@ func lockFreedAfterPowerOff(c *cluster, holder, waiter *harness.Host, tag string
 		_, err := os.Stat(filepath.Join(holder.Dir, mark))
 		return err == nil, fmt.Sprint(err)
 	})
-	type result struct {
-		out, errOut string
-		code        int
-		err         error
-	}
-	done := make(chan result, 1)
-	go func() {
-		o, e, code, err := waiter.Run("cd " + harness.RemoteDir + " && ./lite-raft-client lock job --ttl 3s --wait 30s -- date +%s%N")
-		done <- result{o, e, code, err}
-	}()
-	c.eventually(10*time.Second, waiter.Name+" waits for the lock", func() (bool, string) {
-		out, e, code := c.lr(waiter, "./lite-raft-client --json locks")
-		var locks []struct {
-			Name    string   `json:"name"`
-			Waiting []string `json:"waiting"`
-		}
-		if code != 0 || json.Unmarshal([]byte(out), &locks) != nil {
-			return false, fmt.Sprintf("exit %d %s%s", code, out, e)
-		}
-		return len(locks) == 1 && len(locks[0].Waiting) == 1, out
-	})
+	started := queueWaiter(c, waiter, "job")
 	// held past its ttl first: what keeps it from here on is the holder's renewals
 	c.eventually(10*time.Second, holder.Name+" held the lock longer than its ttl", func() (bool, string) {
 		fi, err := os.Stat(filepath.Join(holder.Dir, mark))
@@ -176,17 +156,7 @@ func lockFreedAfterPowerOff(c *cluster, holder, waiter *harness.Host, tag string
 	if err := holder.PowerOff(); err != nil {
 		c.t.Fatal(err)
 	}
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(40 * time.Second):
-		c.t.Fatalf("%s: lock --wait 30s still running 40 s after %s's power-off", waiter.Name, holder.Name)
-	}
-	ns, perr := strconv.ParseInt(strings.TrimSpace(r.out), 10, 64)
-	if r.err != nil || r.code != 0 || perr != nil {
-		c.t.Fatalf("%s: lock after %s's power-off: exit %d %v %s%s", waiter.Name, holder.Name, r.code, r.err, r.out, r.errOut)
-	}
-	return time.Unix(0, ns).Sub(off)
+	return time.Unix(0, started(holder.Name+"'s power-off")).Sub(off)
 }
 
 // TestTTLKeyGoesEverywhere: a key set with a ttl goes on every member at the same log
@@ -281,24 +251,7 @@ func lockHolderSignalled(c *cluster, holder, waiter *harness.Host, how string) {
 		_, err := os.Stat(filepath.Join(holder.Dir, writes))
 		return err == nil, fmt.Sprint(err)
 	})
-	type result struct {
-		out, errOut string
-		code        int
-		err         error
-	}
-	done := make(chan result, 1)
-	go func() {
-		o, e, code, err := waiter.Run("cd " + harness.RemoteDir + " && ./lite-raft-client lock kf --ttl 3s --wait 30s -- date +%s%N")
-		done <- result{o, e, code, err}
-	}()
-	c.eventually(10*time.Second, waiter.Name+" waits for lock kf", func() (bool, string) {
-		out, e, code := c.lr(waiter, "./lite-raft-client --json locks kf")
-		var l api.LockStatus
-		if code != 0 || json.Unmarshal([]byte(out), &l) != nil {
-			return false, fmt.Sprintf("exit %d %s%s", code, out, e)
-		}
-		return len(l.Waiting) == 1, out
-	})
+	waited := queueWaiter(c, waiter, "kf")
 	// renewed since it began: its deadline is one its renewals moved
 	c.eventually(10*time.Second, holder.Name+" held lock kf past a renewal", func() (bool, string) {
 		fi, err := os.Stat(filepath.Join(holder.Dir, pidFile))
@@ -312,16 +265,7 @@ func lockHolderSignalled(c *cluster, holder, waiter *harness.Host, how string) {
 	} else if _, e, code, err := holder.Run("pkill -" + sig + " -f '[l]ite-raft-client lock kf --ttl 3s -- sh'"); code != 0 || err != nil {
 		c.t.Fatalf("%s: pkill -%s of the lock process: exit %d %v %s", holder.Name, sig, code, err, e)
 	}
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(40 * time.Second):
-		c.t.Fatalf("%s: lock kf --wait 30s still running 40 s after the holder's %s", waiter.Name, how)
-	}
-	started, perr := strconv.ParseInt(strings.TrimSpace(r.out), 10, 64)
-	if r.err != nil || r.code != 0 || perr != nil {
-		c.t.Fatalf("%s: lock kf after the holder's %s: exit %d %v %s%s", waiter.Name, how, r.code, r.err, r.out, r.errOut)
-	}
+	started := waited("holder's " + how)
 	b, _ := os.ReadFile(filepath.Join(holder.Dir, pidFile))
 	group := strings.TrimSpace(string(b))
 	c.eventually(5*time.Second, "COMMAND's group gone on "+holder.Name, func() (bool, string) {
@@ -340,4 +284,43 @@ func lockHolderSignalled(c *cluster, holder, waiter *harness.Host, how string) {
 	}
 	holder.Run("pkill -KILL -f '[l]ite-raft-client lock kf --ttl 3s -- sh'") // a stopped one stays stopped: end it
 	c.t.Logf("lock kf: holder %s, its COMMAND's last write %v before the next holder's start", how, time.Duration(started-last).Round(time.Millisecond))
+}
+
+// queueWaiter has waiter queue for lock name behind its holder (lock --ttl 3s --wait 30s,
+// its COMMAND printing the time it starts) and returns once it waits; the function it
+// returns waits for that COMMAND and gives the time it started (after what: for messages).
+func queueWaiter(c *cluster, waiter *harness.Host, name string) func(after string) int64 {
+	c.t.Helper()
+	type result struct {
+		out, errOut string
+		code        int
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		o, e, code, err := waiter.Run("cd " + harness.RemoteDir + " && ./lite-raft-client lock " + name + " --ttl 3s --wait 30s -- date +%s%N")
+		done <- result{o, e, code, err}
+	}()
+	c.eventually(10*time.Second, waiter.Name+" waits for lock "+name, func() (bool, string) {
+		out, e, code := c.lr(waiter, "./lite-raft-client --json locks "+name)
+		var l api.LockStatus
+		if code != 0 || json.Unmarshal([]byte(out), &l) != nil {
+			return false, fmt.Sprintf("exit %d %s%s", code, out, e)
+		}
+		return len(l.Waiting) == 1, out
+	})
+	return func(after string) int64 {
+		c.t.Helper()
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(40 * time.Second):
+			c.t.Fatalf("%s: lock %s --wait 30s still running 40 s after the %s", waiter.Name, name, after)
+		}
+		ns, err := strconv.ParseInt(strings.TrimSpace(r.out), 10, 64)
+		if r.err != nil || r.code != 0 || err != nil {
+			c.t.Fatalf("%s: lock %s after the %s: exit %d %v %s%s", waiter.Name, name, after, r.code, r.err, r.out, r.errOut)
+		}
+		return ns
+	}
 }
