@@ -102,8 +102,11 @@ func AcquireLock(ctx context.Context, o LockOptions) (*Lock, error) {
 			TimeoutMs: uint32(poll.Milliseconds())})
 		switch {
 		case err != nil:
-			// no answer this time: the lease's renewals decide whether we are still in line
+			// no answer this time: the lease's renewals decide whether we are still in line.
+			// A request that fails at once (no agent here) is not repeated at once: at most
+			// one a second, and a renewal still when due
 			logf("lock %s: waiting: %v", o.Name, err)
+			<-clock.After(min(max(l.Lease.Next().Sub(clock.Now()), 0), time.Second))
 		case r.Code == api.CodeNotFound:
 			return nil, &LostError{Lease: l.Lease.ID, Why: fmt.Sprintf("of lock %s: lost our place: %s", o.Name, r.Msg)}
 		case r.Code != 0:

@@ -32,6 +32,7 @@ type lockAgent struct {
 	keepErr           error
 	keepTakes         time.Duration
 	acquires, waiting int
+	waitErr           error
 }
 
 func (a *lockAgent) do(timeout time.Duration, req api.Request) (api.Response, error) {
@@ -50,6 +51,9 @@ func (a *lockAgent) do(timeout time.Duration, req api.Request) (api.Response, er
 		return api.Response{Value: place()}, nil
 	case api.OpLockWait:
 		a.waiting++
+		if a.waitErr != nil {
+			return api.Response{}, a.waitErr
+		}
 		if req.Lease != 41 {
 			return api.Response{Code: api.CodeNotFound}, nil
 		}
@@ -131,6 +135,32 @@ func TestAcquireLockGivesUp(t *testing.T) {
 		if tc.code == api.CodeLockLost && clock.t.Sub(start) > 3*time.Second {
 			t.Errorf("%s: given up %v after the acquire, past the 3 s ttl", tc.name, clock.t.Sub(start))
 		}
+	}
+}
+
+// TestAcquireLockFailingWaitsDoNotSpin: lock-waits that fail at once (no agent) are
+// asked again at most once a second while the renewals keep the place.
+func TestAcquireLockFailingWaitsDoNotSpin(t *testing.T) {
+	start := time.Unix(1000, 0)
+	clock := &fakeTime{t: start}
+	a := &lockAgent{clock: clock, free: start.Add(10 * time.Second), waitErr: errors.New("no server")}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := AcquireLock(ctx, LockOptions{Name: "job", TTL: 3 * time.Second, Wait: 10 * time.Second, Do: a.do, Clock: clock})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if ExitCodeOf(err) != api.CodeLockTimeout {
+			t.Fatalf("%v, want --wait to run out (15)", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still asking after 5 s of real time (%d lock-waits): it spins on a failing request", a.waiting)
+	}
+	if a.waiting > 12 || a.keeps < 8 {
+		t.Fatalf("%d lock-waits and %d renewals in 10 s: want at most one wait a second, renewals kept", a.waiting, a.keeps)
 	}
 }
 
