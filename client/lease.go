@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"lite-raft/api"
+	"lite-raft/client/lockcore"
 )
 
 // Doer sends one request within timeout (0: the command's own time limit) and returns
@@ -14,12 +15,11 @@ type Doer func(timeout time.Duration, req api.Request) (api.Response, error)
 
 // LostError is a lease that can no longer be taken as ours: gone from the store, or not
 // renewed within its ttl. Its exit code is api.CodeLockLost (ExitCodeOf).
-type LostError struct {
-	Lease uint64
-	Why   string
-}
+type LostError = lockcore.LostError
 
-func (e *LostError) Error() string { return fmt.Sprintf("lease %d %s", e.Lease, e.Why) }
+// WaitTimeoutError is a lock that was not ours within its --wait: the place was given
+// up. Its exit code is api.CodeLockTimeout.
+type WaitTimeoutError = lockcore.WaitTimeoutError
 
 // Lease keeps one lease alive from the client. It renews every ttl/3 and knows until when
 // the lease is surely still ours: the time a confirmed renewal was first sent, plus the

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"context"
-	"fmt"
+		"fmt"
 	"os"
 	"os/signal"
 	"os/user"
@@ -13,6 +12,7 @@ import (
 
 	"lite-raft/api"
 	"lite-raft/client"
+	"lite-raft/client/lockcore"
 	"lite-raft/internal/guard"
 
 	"github.com/urfave/cli/v2"
@@ -102,123 +102,75 @@ func lockVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error 
 	argv := args[1:]
 	// after a confirmed renewal, the next is due a third of the ttl later: SIGTERM must
 	// come a whole renewal interval after that, or one missed renewal stops COMMAND
-	most := ttl/3 - guard.Margin(ttl)
+	most := ttl/3 - lockcore.Margin(ttl)
 	switch {
 	case grace < 0:
 		grace = min(10*time.Second, ttl/10, most)
 	case grace > most:
-		return usage(fmt.Sprintf("--grace %v with --ttl %v: at most %v (a third of the ttl less the margin of %v)", grace, ttl, most.Round(time.Millisecond), guard.Margin(ttl)))
+		return usage(fmt.Sprintf("--grace %v with --ttl %v: at most %v (a third of the ttl less the margin of %v)", grace, ttl, most.Round(time.Millisecond), lockcore.Margin(ttl)))
 	}
 
 	who := "unknown"
 	if u, err := user.Current(); err == nil {
 		who = u.Username
 	}
+	exe, err := os.Executable()
+	if err != nil {
+		return clientExit(api.CodeFailed, "lock %s: find this program to run the guard: %v", name, err)
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	// a signal while waiting gives the place up (or the lock, if it came just as the lock
-	// was granted): its exit is 128+N
-	ctx, cancel := context.WithCancel(context.Background())
-	waited := make(chan os.Signal, 1) // the signal that ended the wait, if one did
-	go func() {
-		defer close(waited)
-		select {
-		case s := <-sigs:
-			waited <- s
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	l, err := client.AcquireLock(ctx, client.LockOptions{Name: name, Holder: fmt.Sprintf("%s@%s pid %d", who, thisHost(), os.Getpid()),
-		TTL: ttl, Wait: wait, Hold: o.hold, Do: doer(o, dial), Logf: warnf})
-	cancel()
-	if s := <-waited; s != nil {
-		if err == nil {
-			l.Lease.Release("lock")
-		}
-		return clientExit(128+int(s.(syscall.Signal)), "lock %s: %v while waiting; gave up the place", name, s)
+	g := &guardCommand{exe: exe, name: name, argv: argv, grace: grace}
+	out := client.HoldLock(client.LockOptions{
+		Config: lockcore.Config{Name: name, Holder: fmt.Sprintf("%s@%s pid %d", who, thisHost(), os.Getpid()), TTL: ttl, Wait: wait, Hold: o.hold},
+		Do:     doer(o, dial), Now: guard.Now, Logf: warnf}, g, sigs)
+	switch {
+	case out.Err == nil && out.Code == 0:
+		return nil
+	case out.Err == nil:
+		return cli.Exit("", out.Code)
+	case out.Code != 0:
+		return clientExit(out.Code, "%v", out.Err)
 	}
-	if err != nil {
-		return lockExit(err)
-	}
-	return runLocked(name, l, grace, argv, sigs)
+	return lockExit(out.Err)
 }
 
-// runLocked runs COMMAND under a guard process while renewing the lease, then releases
-// it. The guard holds the kill deadline, the end of the lease as this client can be sure
-// of it (guard.KillDeadline, from the send of the last confirmed renewal), and kills
-// COMMAND's whole process group at it, or at once if this process dies; it is told of
-// each later deadline only once a renewal is confirmed.
-func runLocked(name string, l *client.Lock, grace time.Duration, argv []string, sigs chan os.Signal) error {
-	k := l.Lease
-	// the send of the last confirmed renewal (or the acquire's first send), as a reading
-	// of the clock the guard keeps
-	confirmed := func() guard.Reading { return guard.Now().Add(-time.Since(k.ValidUntil().Add(-k.TTL))) }
-	if !guard.Valid(guard.Now(), confirmed(), k.TTL) {
-		// a slow answer: the lease may be too close to its end to start COMMAND
-		if err := k.Renew(); err != nil {
-			return lockExit(err)
-		}
-		if !guard.Valid(guard.Now(), confirmed(), k.TTL) {
-			k.Release("lock")
-			return clientExit(api.CodeLockLost, "lock %s: the lease was not surely ours for long enough to start %s (no renewal confirmed in time); gave it up", name, argv[0])
-		}
-	}
-	exe, err := os.Executable()
+// guardCommand runs COMMAND under a guard process (internal/guard), which kills its
+// whole process group at the deadline, or at once if this process dies.
+type guardCommand struct {
+	exe, name string
+	argv      []string
+	grace     time.Duration
+	g         *guard.Guard
+	exited    chan client.CommandExit
+}
+
+func (c *guardCommand) Start(generation uint64, deadline lockcore.Reading) error {
+	g, err := guard.Start(guard.Options{GuardPath: c.exe, GuardArgs: []string{"lite-raft", "lock-guard"}, Argv: c.argv,
+		Env:   append(os.Environ(), "LITE_RAFT_LOCK_NAME="+c.name, "LITE_RAFT_LOCK_GENERATION="+strconv.FormatUint(generation, 10)),
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Deadline: deadline, Grace: c.grace})
 	if err != nil {
-		k.Release("lock")
-		return clientExit(api.CodeFailed, "lock %s: find this program to run the guard: %v", name, err)
+		return fmt.Errorf("lock %s: run %s: %w", c.name, c.argv[0], err)
 	}
-	g, err := guard.Start(guard.Options{GuardPath: exe, GuardArgs: []string{"lite-raft", "lock-guard"}, Argv: argv,
-		Env:   append(os.Environ(), "LITE_RAFT_LOCK_NAME="+name, "LITE_RAFT_LOCK_GENERATION="+strconv.FormatUint(l.Place.Generation, 10)),
-		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Deadline: guard.KillDeadline(confirmed(), k.TTL), Grace: grace})
-	if err != nil {
-		k.Release("lock")
-		return clientExit(127, "lock %s: run %s: %v", name, argv[0], err)
-	}
-	type exit struct {
-		code int
-		err  error
-	}
-	done := make(chan exit, 1)
+	c.g, c.exited = g, make(chan client.CommandExit, 1)
 	go func() {
 		code, err := g.Wait()
-		done <- exit{code, err}
+		if err != nil {
+			err = fmt.Errorf("lock %s: %s: %w", c.name, c.argv[0], err)
+		}
+		c.exited <- client.CommandExit{Code: code, Err: err}
 	}()
-	var lostErr error
-	for {
-		var renew <-chan time.Time
-		if lostErr == nil {
-			renew = time.After(time.Until(k.Next()))
-		}
-		select {
-		case e := <-done:
-			if lostErr != nil {
-				return lostErr
-			}
-			k.Release("lock")
-			if e.err != nil {
-				return clientExit(api.CodeFailed, "lock %s: %s: %v", name, argv[0], e.err)
-			}
-			if e.code != 0 {
-				return cli.Exit("", e.code)
-			}
-			return nil
-		case s := <-sigs:
-			g.Signal(s) // COMMAND's group decides; its end ends us
-		case <-renew:
-			if err := k.Renew(); err != nil {
-				// another holder may be let in at any moment: stop COMMAND now
-				lostErr = lockExit(err)
-				fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s lost: stopping %s\n", name, argv[0])
-				g.Stop()
-				continue
-			}
-			if err := g.Extend(guard.KillDeadline(confirmed(), k.TTL)); err != nil {
-				// the guard is gone (it stopped COMMAND, or was killed): its end tells
-				fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s: the guard of %s: %v\n", name, argv[0], err)
-			}
-		}
-	}
+	return nil
 }
+
+func (c *guardCommand) Extend(deadline lockcore.Reading) error { return c.g.Extend(deadline) }
+
+func (c *guardCommand) Stop() {
+	fmt.Fprintf(os.Stderr, "lite-raft-client: lock %s lost: stopping %s\n", c.name, c.argv[0])
+	c.g.Stop()
+}
+
+func (c *guardCommand) Signal(sig syscall.Signal) { c.g.Signal(sig) }
+
+func (c *guardCommand) Exited() <-chan client.CommandExit { return c.exited }

@@ -1,6 +1,6 @@
 package guard
 
-import "time"
+import "lite-raft/client/lockcore"
 
 // Reading is a raw reading of the system clock in nanoseconds: CLOCK_BOOTTIME where the
 // system has it (Linux: it goes on counting while the host is suspended), else
@@ -8,10 +8,4 @@ import "time"
 // process on the host, so the lock process can hand the guard a deadline as a Reading
 // and the guard, started later, keeps the same instant. A deadline never crosses between
 // processes as "N ms from now": the time the message spends in between would be lost.
-type Reading int64
-
-// Add is r moved by d.
-func (r Reading) Add(d time.Duration) Reading { return r + Reading(d) }
-
-// Sub is the time from s to r.
-func (r Reading) Sub(s Reading) time.Duration { return time.Duration(r - s) }
+type Reading = lockcore.Reading

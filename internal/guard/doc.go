@@ -25,8 +25,8 @@
 // The guard exits with COMMAND's exit code (128+N if signal N ended it) once the group
 // is gone. The group's leader is reaped last, so that its pid, the group's id, cannot be
 // reused under the guard's signals. The deadline itself is the parent's to compute:
-// KillDeadline is the rule (the lease's ttl from the first send of the last confirmed
-// renewal, less Margin for the two clocks' drift and scheduling), Valid whether a
+// lockcore.KillDeadline is the rule (the lease's ttl from the first send of the last confirmed
+// renewal, less lockcore.Margin for the two clocks' drift and scheduling), Valid whether a
 // COMMAND may still start. The guard takes any deadline it is sent, earlier or later:
 // the lock process alone knows what the leader confirmed.
 //

@@ -1,4 +1,4 @@
-package guard
+package lockcore
 
 import "time"
 
@@ -41,3 +41,14 @@ func KillDeadline(sent Reading, ttl time.Duration) Reading {
 func Valid(now, sent Reading, ttl time.Duration) bool {
 	return now.Add(Margin(ttl)) < KillDeadline(sent, ttl)
 }
+
+// Reading is a clock reading in nanoseconds: on a real host the raw monotonic clock the
+// guard process shares with the lock process (guard.Now), in the simulation a host's
+// drifting clock. Deadlines are Readings, never "N ms from now".
+type Reading int64
+
+// Add is r moved by d.
+func (r Reading) Add(d time.Duration) Reading { return r + Reading(d) }
+
+// Sub is the time from s to r.
+func (r Reading) Sub(s Reading) time.Duration { return time.Duration(r - s) }
