@@ -1,14 +1,12 @@
 package core
 
 import (
-	"cmp"
 	"container/heap"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -21,6 +19,7 @@ import (
 
 	"lite-raft/api"
 	"lite-raft/client"
+	"lite-raft/client/lockcore"
 	"lite-raft/internal/kvmodel"
 	"lite-raft/raftcore"
 )
@@ -88,8 +87,8 @@ func TestAgentSim(t *testing.T) {
 			}
 		}
 	}
-	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
-		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.faults, total.crashes,
+	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
+		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.fencedOK, total.fencedRefused, total.holderFaults, total.frozenOverlaps, total.faults, total.crashes,
 		total.memberships, total.configs, total.transfers, total.forwards, total.snapshots, total.maxLog, failed, time.Since(start).Seconds())
 }
 
@@ -165,7 +164,8 @@ type simResult struct {
 }
 
 type simStats struct {
-	lockRuns                                  int
+	lockRuns, fencedOK, fencedRefused         int
+	holderFaults, frozenOverlaps              int
 	ops, ok, unknown, notApplied, failedReads int
 	faults, crashes, memberships, transfers   int
 	forwards, snapshots, maxLog               int
@@ -175,6 +175,10 @@ type simStats struct {
 func (s *simStats) add(o simStats) {
 	s.ops += o.ops
 	s.lockRuns += o.lockRuns
+	s.fencedOK += o.fencedOK
+	s.fencedRefused += o.fencedRefused
+	s.holderFaults += o.holderFaults
+	s.frozenOverlaps += o.frozenOverlaps
 	s.ok += o.ok
 	s.unknown += o.unknown
 	s.notApplied += o.notApplied
@@ -233,6 +237,9 @@ func (q *eventQueue) Pop() any         { old := *q; e := old[len(old)-1]; *q = o
 func (q *eventQueue) push(e *simEvent) { heap.Push(q, e) }
 
 type simNode struct {
+	// ppm is how fast its clock runs, in millionths (up to lockcore.DriftPPM each way):
+	// its core and its lock clients read the time on it
+	ppm      int
 	id       raftcore.NodeID
 	core     *Core
 	up       bool
@@ -257,7 +264,9 @@ type simClient struct {
 }
 
 type sim struct {
-	lockRuns []simLockRun
+	lockers  []*simLocker
+	lockRuns []*simLockRun
+	writes   []simFencedWrite
 	stateAt  map[uint64]uint64 // applied index → hash of the state machine there
 	seed     uint64
 	keep     uint64 // entries kept behind a snapshot (the same on every host, as Storage needs)
@@ -313,7 +322,8 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 	nVoters := 3 + s.rng.IntN(2)
 	voters := s.hosts[:nVoters]
 	for _, h := range s.hosts {
-		n := &simNode{id: h, linkSeen: map[raftcore.NodeID]bool{}, stopped: true}
+		n := &simNode{id: h, linkSeen: map[raftcore.NodeID]bool{}, stopped: true,
+			ppm: s.rng.IntN(2*lockcore.DriftPPM+1) - lockcore.DriftPPM}
 		n.disk.store = raftcore.NewMemoryStorage(raftcore.Snapshot{}, nil)
 		s.nodes[h] = n
 	}
@@ -327,10 +337,7 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 		c := &simClient{id: i, host: voters[i%len(voters)], clientID: uint64(i+1)<<8 | 1, last: map[string]string{}}
 		s.after(Time(s.rng.IntN(100)), func() { s.clientOp(c) })
 	}
-	for i := 0; i < 2; i++ {
-		l := &simLocker{id: i, host: voters[(i+1)%len(voters)], clientID: uint64(100+i)<<8 | 1}
-		s.after(Time(s.rng.IntN(100)), func() { s.lockAcquire(l) })
-	}
+	s.startLockers(voters)
 	s.after(Time(200+s.rng.IntN(300)), s.nemesis)
 	end := Time(ms)
 	s.runUntil(end)
@@ -400,6 +407,21 @@ func (s *sim) runUntil(t Time) {
 
 // ---- hosts ----
 
+// clock is host n's clock now, in ms, as its core reads it.
+func (s *sim) clock(n *simNode) Time { return Time(s.reading(n) / 1e6) }
+
+// reading is host n's clock now, in ns, as its lock clients and guards read it: the
+// simulation's time, running ppm fast.
+func (s *sim) reading(n *simNode) lockcore.Reading {
+	return lockcore.Reading(int64(s.now) * int64(1_000_000+n.ppm))
+}
+
+// simTime is when host n's clock shows r: the earliest simulation time at which it does.
+func (s *sim) simTime(n *simNode, r lockcore.Reading) Time {
+	per := int64(1_000_000 + n.ppm)
+	return Time((int64(r) + per - 1) / per)
+}
+
 func (s *sim) boot(n *simNode) {
 	cfg := Config{Raft: raftcore.Config{ID: n.id, ElectionTicks: 10, HeartbeatTicks: 1,
 		Rand: rand.New(rand.NewPCG(s.rng.Uint64(), 1)), MaxMsgBytes: 4096, SnapshotChunkBytes: 512,
@@ -429,7 +451,7 @@ func (s *sim) boot(n *simNode) {
 		if n.gen != gen || !n.up {
 			return
 		}
-		n.core.Tick(s.now)
+		n.core.Tick(s.clock(n))
 		s.pump(n)
 		s.after(simTickMs, tick)
 	}
@@ -457,7 +479,7 @@ func (s *sim) crash(n *simNode) {
 // driver makes the driver of host n's core: its disk, the simulated network and
 // clients, and the checks made on what it applies.
 func (s *sim) driver(n *simNode) *testDriver {
-	d := &testDriver{c: n.core, disk: &n.disk, now: func() Time { return s.now }, after: s.after,
+	d := &testDriver{c: n.core, disk: &n.disk, now: func() Time { return s.clock(n) }, after: s.after,
 		reply: func(r Reply) {
 			if fn := n.replies[r.To]; fn != nil {
 				delete(n.replies, r.To)
@@ -531,7 +553,7 @@ func (s *sim) pump(n *simNode) {
 func (s *sim) request(n *simNode, req api.Request, answer func(api.Response, bool)) {
 	n.next++
 	n.replies[n.next] = answer
-	n.core.Request(s.now, n.next, req)
+	n.core.Request(s.clock(n), n.next, req)
 	s.pump(n)
 }
 
@@ -559,7 +581,7 @@ func (s *sim) send(from raftcore.NodeID, m raftcore.Message) {
 	for range copies {
 		s.after(s.delay(), func() {
 			if t := s.nodes[m.To]; t != nil && t.up {
-				t.core.Step(s.now, m)
+				t.core.Step(s.clock(t), m)
 				s.pump(t)
 			}
 		})
@@ -583,7 +605,7 @@ func (s *sim) call(n *simNode, c Call) {
 	done := func(d Time, res CallResult, resp api.Response, err error) {
 		s.after(d, func() {
 			if n.gen == gen && n.up {
-				n.core.CallDone(s.now, c.ID, res, resp, err)
+				n.core.CallDone(s.clock(n), c.ID, res, resp, err)
 				s.pump(n)
 			}
 		})
@@ -594,7 +616,7 @@ func (s *sim) call(n *simNode, c Call) {
 	}
 	// the caller's deadline: a call still unanswered then has broken
 	answered := false
-	s.after(max(0, c.Deadline-s.now), func() {
+	s.after(max(0, c.Deadline-s.clock(n)), func() { // (a deadline of n's clock: close enough)
 		if !answered {
 			answered = true
 			done(0, Broken, api.Response{}, fmt.Errorf("context deadline exceeded"))
@@ -649,7 +671,7 @@ func (s *sim) run(n *simNode, r Run) {
 			t.stopped = true
 		}
 		if n.gen == gen && n.up {
-			n.core.RunDone(s.now, r.ID, nil, err)
+			n.core.RunDone(s.clock(n), r.ID, nil, err)
 			s.pump(n)
 		}
 	})
@@ -682,13 +704,13 @@ func (s *sim) reportLinks() {
 					return
 				}
 				if gone {
-					na.core.LeaderGone(s.now, b)
+					na.core.LeaderGone(s.clock(na), b)
 				}
-				na.core.Link(s.now, b, up)
+				na.core.Link(s.clock(na), b, up)
 				s.pump(na)
 				if nb := s.nodes[b]; up && nb.up {
 					// a's stream to b opens with what a says of itself
-					nb.core.PeerVersion(s.now, api.Version{ID: string(a), Commands: api.CommandVersion})
+					nb.core.PeerVersion(s.clock(nb), api.Version{ID: string(a), Commands: api.CommandVersion})
 					s.pump(nb)
 				}
 			})
@@ -993,154 +1015,6 @@ func (s *sim) checkLive(at Time) {
 	for _, h := range sortedKeys(pending) {
 		if pending[h] != 0 {
 			s.violate("with every fault healed, a set through %s got exit %d (-1: no answer)", h, pending[h])
-		}
-	}
-}
-
-// ---- lock clients ----
-
-// simLocker takes lock "lk" in turn with the other, as lite-raft-client lock does: it
-// queues with a lease, renews it every ttl/3 while it waits, and runs (for simLockRunMs)
-// only while the lease is surely its own: until the send time of its last confirmed
-// renewal plus the ttl, less a margin. So no two runs may ever overlap (the simulation's
-// clock is the same for all: no drift to allow for), and the generations grow.
-type simLocker struct {
-	id         int
-	host       raftcore.NodeID
-	clientID   uint64
-	seq        uint64
-	lease      uint64
-	validUntil Time
-	lastKeep   Time
-	op         int // the request in flight; an answer to an older one is ignored
-	runs       []simLockRun
-}
-
-type simLockRun struct {
-	client     int
-	gen        uint64
-	start, end Time
-}
-
-const (
-	simLockTTL   = 1000
-	simLockRunMs = 30
-)
-
-// lockAsk sends a request from l's host, and calls answer with its response (ok false
-// if it got none within 500 ms, or the host's agent is down).
-func (s *sim) lockAsk(l *simLocker, req api.Request, answer func(api.Response, bool)) {
-	l.op++
-	op := l.op
-	n := s.nodes[l.host]
-	if s.faultsOver || !n.up {
-		s.after(50, func() { answer(api.Response{}, false) })
-		return
-	}
-	l.seq++
-	req.ClientID, req.Seq, req.TimeoutMs = l.clientID, l.seq, 400
-	done := false
-	s.after(500, func() {
-		if !done && l.op == op {
-			done = true
-			answer(api.Response{}, false)
-		}
-	})
-	s.request(n, req, func(r api.Response, broken bool) {
-		s.tracef("lock client %d on %s: %s %s lease %d → exit %d %s %s %s (broken %v)", l.id, l.host, req.Op, req.Key, req.Lease, r.Code, r.Msg, r.Value, r.JSON, broken)
-		if !done && l.op == op {
-			done = true
-			// the answer travels back to the client: it acts on it later, as a real
-			// one does, not from within the agent's Ready
-			s.after(1, func() { answer(r, !broken) })
-		}
-	})
-}
-
-func (s *sim) lockAcquire(l *simLocker) {
-	if s.faultsOver {
-		return
-	}
-	sent := s.now
-	s.lockAsk(l, api.Request{Op: api.OpLockAcquire, Key: "lk", TTLMs: simLockTTL, Holder: fmt.Sprint(l.id)},
-		func(r api.Response, ok bool) {
-			var p api.LockPlace
-			if !ok || r.Code != 0 || json.Unmarshal(r.Value, &p) != nil {
-				s.after(Time(20+s.rng.IntN(50)), func() { s.lockAcquire(l) })
-				return
-			}
-			l.lease, l.validUntil, l.lastKeep = p.Lease, sent+simLockTTL, sent
-			s.lockWait(l)
-		})
-}
-
-// lockWait renews when due, else asks whether the lock is l's.
-func (s *sim) lockWait(l *simLocker) {
-	if s.faultsOver {
-		return
-	}
-	if s.now >= l.validUntil-simLockTTL/10 {
-		s.after(Time(20+s.rng.IntN(50)), func() { s.lockAcquire(l) }) // lost: queue again
-		return
-	}
-	if s.now-l.lastKeep >= simLockTTL/3 {
-		sent := s.now
-		l.lastKeep = sent
-		s.lockAsk(l, api.Request{Op: api.OpLeaseKeep, Lease: l.lease}, func(r api.Response, ok bool) {
-			if ok && r.Code == 0 {
-				l.validUntil = sent + simLockTTL
-			}
-			if ok && r.Code == api.CodeNotFound {
-				l.validUntil = 0
-			}
-			s.lockWait(l)
-		})
-		return
-	}
-	s.lockAsk(l, api.Request{Op: api.OpLockWait, Key: "lk", Lease: l.lease}, func(r api.Response, ok bool) {
-		var p api.LockPlace
-		switch {
-		case ok && r.Code == api.CodeNotFound:
-			l.validUntil = 0
-		case ok && r.Code == 0 && json.Unmarshal(r.JSON, &p) == nil && p.Position == 0 &&
-			s.now+simLockRunMs < l.validUntil-simLockTTL/10:
-			s.lockRun(l, p.Generation)
-			return
-		}
-		s.lockWait(l)
-	})
-}
-
-func (s *sim) lockRun(l *simLocker, gen uint64) {
-	run := simLockRun{client: l.id, gen: gen, start: s.now}
-	s.tracef("lock client %d holds lk, generation %d", l.id, gen)
-	s.after(simLockRunMs, func() {
-		run.end = s.now
-		l.runs = append(l.runs, run)
-		s.lockRuns = append(s.lockRuns, run)
-		s.stats.lockRuns++
-		s.lockAsk(l, api.Request{Op: api.OpRevoke, Lease: l.lease}, func(api.Response, bool) {
-			// released, or it runs out: either way the next turn queues anew
-			s.after(Time(s.rng.IntN(40)), func() { s.lockAcquire(l) })
-		})
-	})
-}
-
-// checkLockRuns: no two runs overlap, and each new holder has a greater generation.
-func (s *sim) checkLockRuns() {
-	runs := slices.Clone(s.lockRuns)
-	slices.SortFunc(runs, func(a, b simLockRun) int { return cmp.Compare(a.start, b.start) })
-	for i := 1; i < len(runs); i++ {
-		a, b := runs[i-1], runs[i]
-		if b.start < a.end {
-			s.violate("lock runs overlap: client %d (generation %d) [%d, %d] and client %d (generation %d) from %d",
-				a.client, a.gen, a.start, a.end, b.client, b.gen, b.start)
-			return
-		}
-		if b.gen <= a.gen {
-			os.WriteFile("/tmp/trace.txt", []byte(strings.Join(s.trace, "\n")), 0o644)
-			s.violate("lock generation went from %d (client %d) to %d (client %d)", a.gen, a.client, b.gen, b.client)
-			return
 		}
 	}
 }
