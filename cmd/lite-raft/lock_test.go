@@ -166,9 +166,10 @@ func TestFencedWrites(t *testing.T) {
 
 // TestLockCommandNeverOutlivesLock: COMMAND (a pipeline: its work in grandchildren) dies
 // with the lock process, whether that is killed (kill -9: at once, within the grace)
-// or frozen (SIGSTOP: by the end of the lease, before the waiter can be let in). Each is
-// done once the lock renewed its lease, so that the deadlines its renewals moved are
-// what is tested.
+// or frozen (SIGSTOP: by the end of the lease, before the waiter can be let in); a
+// SIGTERM to the lock process goes to COMMAND's whole group, and lock exits with
+// COMMAND's 143. Each is done once the lock renewed its lease, so that the deadlines its
+// renewals moved are what is tested.
 func TestLockCommandNeverOutlivesLock(t *testing.T) {
 	dir := t.TempDir()
 	startAgent(t, dir)
@@ -176,7 +177,7 @@ func TestLockCommandNeverOutlivesLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, how := range []string{"killed", "frozen"} {
+	for _, how := range []string{"killed", "frozen", "terminated"} {
 		pidFile := filepath.Join(dir, how+".pid")
 		lock := exec.Command(exe, "--dir", dir, "client", "lock", how, "--ttl", "3s", "--",
 			"sh", "-c", "echo $$ >"+pidFile+"; sleep 600 | cat")
@@ -216,10 +217,7 @@ func TestLockCommandNeverOutlivesLock(t *testing.T) {
 			time.Sleep(20 * time.Millisecond) // polling with a deadline
 		}
 		start := time.Now()
-		sig := syscall.SIGKILL
-		if how == "frozen" {
-			sig = syscall.SIGSTOP
-		}
+		sig := map[string]syscall.Signal{"killed": syscall.SIGKILL, "frozen": syscall.SIGSTOP, "terminated": syscall.SIGTERM}[how]
 		if err := lock.Process.Signal(sig); err != nil {
 			t.Fatal(err)
 		}
@@ -236,6 +234,14 @@ func TestLockCommandNeverOutlivesLock(t *testing.T) {
 			t.Errorf("killed lock: COMMAND's group lived on %v (grace 300 ms)", took)
 		case how == "frozen" && took > 3*time.Second:
 			t.Errorf("frozen lock: COMMAND's group lived on %v, past the 3 s ttl", took)
+		case how == "terminated" && took > time.Second:
+			t.Errorf("lock sent SIGTERM: COMMAND's group lived on %v", took)
+		}
+		if how == "terminated" {
+			lock.Wait()
+			if code := lock.ProcessState.ExitCode(); code != 143 {
+				t.Errorf("lock sent SIGTERM: exit %d, want COMMAND's 143", code)
+			}
 		}
 		t.Logf("%s lock: COMMAND's group gone %v later", how, took.Round(time.Millisecond))
 		lock.Process.Kill()
