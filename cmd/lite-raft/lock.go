@@ -48,9 +48,9 @@ Exit 16 if the lock is lost (the lease could not be renewed within its ttl): COM
 it was running, is sent SIGTERM, and SIGKILL the grace later, never after the end of the
 lease. Other failures before COMMAND ran exit with the client's codes (11, 12, 14, 2, ...).`
 
-// lockVerb runs `lock`. One goroutine makes every request (the remote caller is not
-// for concurrent use): it waits for the lock in polls no longer than a third of the
-// ttl, renewing the lease in between, then renews while COMMAND runs.
+// lockVerb runs `lock`: it parses the command line and hands the rest to
+// client.HoldLock, which carries out lockcore's decisions (the same core the whole-system
+// simulation runs) with a guard process for COMMAND.
 func lockVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error {
 	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
 		fmt.Fprintln(c.App.Writer, lockUsage)
