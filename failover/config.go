@@ -48,7 +48,8 @@ func (c *Config) Set(name, v string) error {
 	}
 	dur := func(d *time.Duration) error {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 || f > 86400 {
+		// written so that NaN, which compares false with everything, is refused too
+		if err != nil || !(f > 0 && f <= 86400) {
 			return fmt.Errorf("%s %q: want seconds above 0 (decimals allowed)", name, v)
 		}
 		*d = time.Duration(f * float64(time.Second))

@@ -23,7 +23,7 @@ func TestConfigRules(t *testing.T) {
 	if err := c.Check(); err != nil {
 		t.Fatalf("defaults break the safety rule: %v", err)
 	}
-	for _, bad := range []string{"stop_timeout=60", "pace=0.01", "timeout=abc", "restarts=-1", "failback=sometimes", "nonsense=1"} {
+	for _, bad := range []string{"stop_timeout=60", "pace=0.01", "timeout=abc", "stop_timeout=nan", "pace=NaN", "timeout=inf", "restarts=-1", "failback=sometimes", "nonsense=1"} {
 		if _, err := DecodeConfig(c.Encode() + bad + "\n"); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
