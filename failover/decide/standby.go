@@ -1,0 +1,173 @@
+package decide
+
+import "time"
+
+// Watch is what a stand-by remembers between paces: when it last saw the tick or the
+// owner change (on a clock that counts suspend), and its fencing attempts on a host whose
+// stop failed.
+type Watch struct {
+	Tick, Owner string
+	Since       time.Duration
+
+	FenceTries  int
+	NextFenceAt time.Duration
+}
+
+// Action is what a monitor does now.
+type Action uint8
+
+const (
+	Wait           Action = iota // nothing this pace
+	TakeOver                     // race for the package (one conditional write), then fence, then start
+	AskBack                      // failback: ask the owner to move the package here
+	Release                      // give up ownership kept after self-fencing: its stop succeeded
+	MarkStopFailed               // record stop-failed, kept after self-fencing: its stop failed
+)
+
+func (a Action) String() string {
+	switch a {
+	case Wait:
+		return "wait"
+	case TakeOver:
+		return "take over"
+	case AskBack:
+		return "ask back"
+	case Release:
+		return "release"
+	case MarkStopFailed:
+		return "mark stop-failed"
+	}
+	return "action?"
+}
+
+// Reason says why: for the logs, the history and the tests. Nothing matches its text.
+type Reason uint8
+
+const (
+	_ Reason = iota
+	OwnerAlive
+	HaltedAll
+	Maintenance
+	NotAllowed
+	MovingElsewhere
+	RankWait
+	OwnerTimedOut
+	Free
+	Adopt
+	OwnerStopFailed
+	FenceBackoff
+	FailbackWanted
+	SelfFencedEarlier
+)
+
+var reasonText = map[Reason]string{
+	OwnerAlive:        "the owner's heartbeat is recent",
+	HaltedAll:         "halted cluster-wide",
+	Maintenance:       "in maintenance",
+	NotAllowed:        "this host is not in allowed_hosts",
+	MovingElsewhere:   "moving to another host",
+	RankWait:          "hosts listed first get the first chance",
+	OwnerTimedOut:     "the owner's heartbeat stopped past its fencing deadline",
+	Free:              "nobody owns it",
+	Adopt:             "this host owns it already",
+	OwnerStopFailed:   "its owner's stop failed: fence it, then take over",
+	FenceBackoff:      "fencing the host whose stop failed is retried later",
+	FailbackWanted:    "this is the preferred owner",
+	SelfFencedEarlier: "this host fenced itself while owner, out of reach of the store",
+}
+
+func (r Reason) String() string {
+	if s, ok := reasonText[r]; ok {
+		return s
+	}
+	return "reason?"
+}
+
+// Decision is a stand-by's decision for this pace.
+type Decision struct {
+	Action Action
+	Reason Reason
+	// With TakeOver: the host to fence before starting ("" none), and whether only a
+	// successful fence allows the start (a host whose stop failed: no timing rule
+	// covers it).
+	Fence     string
+	FenceOnly bool
+}
+
+// Standby decides a stand-by's pace from one read of the store, at now (monotonic, and
+// counting suspend). It updates w. selfFenced is how this host's stop ended when it
+// fenced itself as owner out of reach of the store, "" if it did not (AfterStop's
+// Pending): once the store answers, a clean stop is released, a failed one recorded.
+func Standby(r Rules, host string, v View, w *Watch, now time.Duration, selfFenced Ending) Decision {
+	if selfFenced != "" && v.Owner == host {
+		if selfFenced == Stopped {
+			return Decision{Action: Release, Reason: SelfFencedEarlier}
+		}
+		return Decision{Action: MarkStopFailed, Reason: SelfFencedEarlier}
+	}
+	if v.Tick != w.Tick || v.Owner != w.Owner {
+		if v.Owner != w.Owner {
+			w.FenceTries, w.NextFenceAt = 0, 0
+		}
+		w.Tick, w.Owner, w.Since = v.Tick, v.Owner, now
+	}
+	switch {
+	case v.Halt:
+		w.Since = now // no countdown while halted
+		return Decision{Reason: HaltedAll}
+	case !v.Enabled:
+		w.Since = now
+		return Decision{Reason: Maintenance}
+	case !r.Allowed:
+		return Decision{Reason: NotAllowed}
+	case v.Move != "" && v.Move != host:
+		return Decision{Reason: MovingElsewhere}
+	}
+	rank := r.Rank
+	if v.Move == host {
+		rank = 0
+	}
+	if r.Preferred && r.Failback && v.Owner != "" && v.Owner != host && v.Move == "" && v.State != StopFailed {
+		return Decision{Action: AskBack, Reason: FailbackWanted}
+	}
+	switch {
+	case v.Owner == host:
+		// ours from before this monitor started (a restart, or a takeover whose write
+		// came back unknown): whoever held it before must still be fenced
+		return Decision{Action: TakeOver, Reason: Adopt, Fence: fenceOf(v.Previous, host)}
+	case v.State == StopFailed && v.Owner != "":
+		// no timing rule covers a host whose stop failed: only a fence does
+		if now-w.Since < time.Duration(rank)*r.Pace {
+			return Decision{Reason: RankWait}
+		}
+		if now < w.NextFenceAt {
+			return Decision{Reason: FenceBackoff}
+		}
+		return Decision{Action: TakeOver, Reason: OwnerStopFailed, Fence: v.Owner, FenceOnly: true}
+	case v.Owner == "":
+		if now-w.Since < time.Duration(rank)*r.Pace {
+			return Decision{Reason: RankWait}
+		}
+		return Decision{Action: TakeOver, Reason: Free, Fence: fenceOf(v.Previous, host),
+			FenceOnly: v.Previous.Ending == StopFailedEnding}
+	case now-w.Since <= r.Wait(v):
+		return Decision{Reason: OwnerAlive}
+	}
+	return Decision{Action: TakeOver, Reason: OwnerTimedOut, Fence: v.Owner}
+}
+
+// fenceOf is the host to fence given who held the package before ("" none).
+func fenceOf(p Previous, host string) string {
+	if p.Clean() || p.Host == host {
+		return ""
+	}
+	return p.Host
+}
+
+// FenceFailed is told that fencing a host whose stop failed did not succeed: the next
+// try waits twice as long as the last, from a pace up to 64 paces (a power switch is not
+// hammered every pace).
+func FenceFailed(r Rules, w *Watch, now time.Duration) {
+	w.FenceTries++
+	w.NextFenceAt = now + r.Pace<<min(w.FenceTries-1, 6)
+}
