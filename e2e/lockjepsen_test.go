@@ -217,6 +217,15 @@ func TestLockJepsen(t *testing.T) {
 		})
 		return next
 	}
+	// heldOn waits until next's COMMAND has run for a second (or ended): a fault lifted
+	// at once when the next holder starts would let the woken lock process stop its
+	// COMMAND within a beat of that start, and hide a guard that is late
+	heldOn := func(next *jrun) {
+		c.eventually(30*time.Second, fmt.Sprintf("generation %d's COMMAND running for a second", next.gen), func() (bool, string) {
+			r := runsNow()[next.gen]
+			return r.ended || r.last-r.start >= int64(time.Second), fmt.Sprintf("%+v", *r)
+		})
+	}
 	holderRe := regexp.MustCompile(`@(\S+) pid (\d+)$`)
 	// holding finds, within 30 s, a holder on one of hosts whose COMMAND is in the
 	// phase ok accepts (with "long" made on those hosts for the time it waits), and
@@ -302,8 +311,9 @@ func TestLockJepsen(t *testing.T) {
 	stopLock := func(hosts []*harness.Host, tag string) {
 		r, pid := holding(hosts, "mid-COMMAND", longRunning)
 		signal(pid, syscall.SIGSTOP)
-		// frozen until the lease went to someone else: longer than the ttl
+		// frozen until the lease went to someone else (longer than the ttl) and a second on
 		next := startedAfter(r.gen, "while the lock process is frozen")
+		heldOn(next)
 		signal(pid, syscall.SIGCONT)
 		logEvent("SIGSTOP of the "+tag+"lock process", r, next)
 	}
@@ -340,6 +350,7 @@ func TestLockJepsen(t *testing.T) {
 				t.Fatal(err)
 			}
 			next := startedAfter(r.gen, "while the holder's host is cut off")
+			heldOn(next)
 			if err := c.Heal(); err != nil {
 				t.Fatal(err)
 			}
@@ -569,7 +580,7 @@ func TestLockJepsen(t *testing.T) {
 	for _, e := range events {
 		line := e.what
 		if r, next := runs[e.gen], runs[e.next]; r != nil && next != nil {
-			how := "killed by its guard"
+			how := "stopped before its end"
 			if r.ended {
 				how = "ended by itself"
 			}
