@@ -187,6 +187,9 @@ type bugs struct {
 	staleLeaderRead bool // the leader serves reads from its state without a read index
 	retryNewID      bool // a retried forward goes out with a fresh client ID
 	noBackoff       bool // a forward that could not be sent is tried again at once
+	// the store starts a lock whose record was dropped at generation 1 again
+	// (kvstore.Bugs.GenerationReused; reaches every store the core applies to)
+	generationReused bool
 }
 
 // New makes a core from the node's durable state and the state machine loaded from its
@@ -342,6 +345,9 @@ func (c *Core) installSnapshot(s raftcore.Snapshot, kv *kvstore.Store) {
 // of members that understood it (it was checked before it was proposed, so it comes from
 // a newer lite-raft).
 func (c *Core) apply(ents []raftcore.Entry) error {
+	if c.bugs.generationReused {
+		c.kv.Plant(kvstore.Bugs{GenerationReused: true}) // a store from a snapshot has none
+	}
 	for _, e := range ents {
 		if e.Index <= c.applied {
 			continue
@@ -371,11 +377,11 @@ func (c *Core) apply(ents []raftcore.Entry) error {
 			// what a revoke takes with it, and whether the key was there, read before
 			var keys, locks []string
 			switch cmd.Op {
-			case kvstore.OpRevoke:
+			case kvstore.OpRevoke, kvstore.OpRevokeV4:
 				if l, ok := c.kv.LeaseByID(cmd.Lease); ok {
 					keys, locks = l.Keys, l.Locks
 				}
-			case kvstore.OpLockAcquire:
+			case kvstore.OpLockAcquire, kvstore.OpLockAcquireV4:
 				locks = []string{cmd.Key}
 			}
 			res = c.kv.Apply(e.Index, cmd)

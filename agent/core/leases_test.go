@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"lite-raft/api"
@@ -109,35 +110,55 @@ func TestLockWaitAndRelease(t *testing.T) {
 		return p
 	}
 	a, b := acquire("a"), acquire("b")
-	if a.Position != 0 || b.Position != 1 {
+	if a.Position != 0 || b.Position != 1 || a.Generation == 0 {
 		t.Fatalf("places: a %+v, b %+v", a, b)
+	}
+	if a.Token == 0 || b.Token == 0 || a.Token == b.Token {
+		t.Fatalf("tokens: a %d, b %d: want each its own", a.Token, b.Token)
 	}
 	wait := func(p api.LockPlace) api.Response {
 		return s.ask(api.Request{Op: api.OpLockWait, Key: "job", Lease: p.Lease, TimeoutMs: 500})
 	}
 	var got api.LockPlace
-	if r := wait(b); json.Unmarshal(r.JSON, &got) != nil || got.Position != 1 {
-		t.Fatalf("b waits while a holds: %+v (%+v)", r, got)
+	if r := wait(b); json.Unmarshal(r.JSON, &got) != nil || got.Position != 1 || got.Token != 0 {
+		t.Fatalf("b waits while a holds: %+v (%+v; a lock-wait never tells the token)", r, got)
 	}
 	var ls []api.LockStatus
 	json.Unmarshal(s.ask(api.Request{Op: api.OpLocks}).JSON, &ls)
 	if len(ls) != 1 || ls[0].Holder != "a" || len(ls[0].Waiting) != 1 || ls[0].Waiting[0] != "b" {
 		t.Fatalf("locks: %+v", ls)
 	}
-	if r := s.ask(api.Request{Op: api.OpRevoke, Lease: a.Lease}); r.Code != 0 {
+	// anyone else naming a's lease is refused, with no token or with b's
+	for _, tok := range []uint64{0, b.Token} {
+		if r := s.ask(api.Request{Op: api.OpRevoke, Lease: a.Lease, Token: tok}); r.Code != api.CodeUsage || !strings.Contains(r.Msg, "token") {
+			t.Fatalf("revoke of a's lease with token %d: %+v, want 10", tok, r)
+		}
+		if r := s.ask(api.Request{Op: api.OpLeaseKeep, Lease: a.Lease, Token: b.Token}); r.Code != api.CodeUsage {
+			t.Fatalf("keep of a's lease with b's token: %+v, want 10", r)
+		}
+	}
+	if r := s.ask(api.Request{Op: api.OpLeaseKeep, Lease: a.Lease, Token: a.Token}); r.Code != 0 {
+		t.Fatalf("keep of a's lease with its token: %+v", r)
+	}
+	if r := s.ask(api.Request{Op: api.OpRevoke, Lease: a.Lease, Token: a.Token}); r.Code != 0 {
 		t.Fatalf("release: %+v", r)
 	}
-	if r := wait(b); json.Unmarshal(r.JSON, &got) != nil || got.Position != 0 || got.Generation != 2 {
-		t.Fatalf("b after a's release: %+v (%+v), want the holder with generation 2", r, got)
+	if r := wait(b); json.Unmarshal(r.JSON, &got) != nil || got.Position != 0 || got.Generation <= a.Generation {
+		t.Fatalf("b after a's release: %+v (%+v), want the holder with a generation above a's %d", r, got, a.Generation)
 	}
+	bGen := got.Generation
 	c := acquire("c")
 	s.tick(3500) // nobody keeps b or c alive
 	if r := wait(c); r.Code != api.CodeNotFound {
 		t.Fatalf("c after its lease ran out: %+v, want 9", r)
 	}
-	// b expired first, so c held it (generation 3) until it expired too
-	if d := acquire("d"); d.Position != 0 || d.Generation != 4 {
-		t.Fatalf("d on the lock left by expired leases: %+v, want the holder with generation 4", d)
+	// b expired first, so c held it until it expired too, and the lock's record went
+	// with its queue: d's generation comes from the index, above both
+	if ls := s.ask(api.Request{Op: api.OpLocks}); string(ls.JSON) != "[]" {
+		t.Fatalf("locks once all expired: %s", ls.JSON)
+	}
+	if d := acquire("d"); d.Position != 0 || d.Generation <= bGen+1 {
+		t.Fatalf("d on the lock left by expired leases: %+v, want the holder with a generation above %d", d, bGen+1)
 	}
 }
 

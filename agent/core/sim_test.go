@@ -99,7 +99,7 @@ func TestAgentSimCatchesPlantedBugs(t *testing.T) {
 	if *agentSimBug != "" || *agentSimSeed != 0 {
 		t.Skip("runs only without -agentsim.bug and -agentsim.seed")
 	}
-	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff"} {
+	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused"} {
 		t.Run(name, func(t *testing.T) {
 			var b bugs
 			if err := b.plant(name); err != nil {
@@ -152,6 +152,8 @@ func (b *bugs) plant(name string) error {
 		b.retryNewID = true
 	case "no-backoff":
 		b.noBackoff = true
+	case "generation-reused":
+		b.generationReused = true
 	default:
 		return fmt.Errorf("unknown bug %q", name)
 	}
