@@ -188,6 +188,13 @@ const (
 	FenceRequests       = 3  // the request version that brought the field
 )
 
+// A restored cluster's first leader moves its generations past the old cluster's with a
+// command no request proposes (kvstore.OpRebase).
+const (
+	RebaseCommand  uint8 = 14
+	RebaseCommands       = 4
+)
+
 // A lease's token is another field that several ops carry (revoke, lease keep): the
 // request version that brought it.
 const TokenRequests = 4
@@ -277,6 +284,9 @@ func Ops() []OpInfo { return append([]OpInfo(nil), catalogue[:]...) }
 func CommandVersionOf(cmd uint8) int {
 	if cmd == FenceCommand {
 		return FenceCommands
+	}
+	if cmd == RebaseCommand {
+		return RebaseCommands
 	}
 	for _, s := range successors {
 		if s.Command == cmd {

@@ -44,7 +44,11 @@ const (
 	// value above every one issued before (Store.nextGeneration): a fencing number no
 	// plain write can touch.
 	OpCounterRaise Op = 13
-	opEnd          Op = 14 // one past the last
+	// OpRebase moves a restored state's generations past the old cluster's (Rebase) to
+	// Epoch, the wall clock of the leader that proposes it, in Unix nanoseconds: a
+	// restore leaves the state waiting for it (MarkRestored), the same on every member.
+	OpRebase Op = 14
+	opEnd    Op = 15 // one past the last
 )
 
 // Version is the command version that introduced o, as the catalogue of requests
@@ -86,6 +90,8 @@ type Command struct {
 	Token uint64
 	// OpCounterRaise: the value the counter must stand at (0: never raised)
 	Expect uint64
+	// OpRebase: the epoch, Unix nanoseconds
+	Epoch uint64
 	// OpFenced: the write it makes conditional, and the lock and generation it needs
 	Fenced    Op
 	FenceName string
@@ -110,6 +116,11 @@ func (c Command) Validate() error {
 	}
 	switch c.Op {
 	case OpNoop:
+		return nil
+	case OpRebase:
+		if c.Epoch == 0 {
+			return errors.New("rebase: epoch 0")
+		}
 		return nil
 	case OpRevoke, OpRevokeV4:
 		if c.Lease == 0 {
@@ -168,6 +179,9 @@ func (c Command) Encode() []byte {
 	if c.Op == OpCounterRaise {
 		b = binary.AppendUvarint(b, c.Expect)
 	}
+	if c.Op == OpRebase {
+		b = binary.AppendUvarint(b, c.Epoch)
+	}
 	if c.Op == OpFenced {
 		b = append(b, byte(c.Fenced))
 		b = wire.AppendString(b, c.FenceName)
@@ -198,6 +212,9 @@ func Decode(b []byte) (Command, error) {
 	}
 	if c.Op == OpCounterRaise {
 		c.Expect = d.Uvarint()
+	}
+	if c.Op == OpRebase {
+		c.Epoch = d.Uvarint()
 	}
 	if c.Op == OpFenced {
 		c.Fenced = Op(d.Byte())
@@ -263,6 +280,8 @@ func (c Command) String() string {
 		return fmt.Sprintf("lock %s --ttl %dms (holder %q, with a token)%s", c.Key, c.TTLMs, c.Holder, id)
 	case OpCounterRaise:
 		return fmt.Sprintf("counter raise %s from %d%s", c.Key, c.Expect, id)
+	case OpRebase:
+		return fmt.Sprintf("rebase generations to epoch %d (after a restore)%s", c.Epoch, id)
 	case OpFenced:
 		inner := c
 		inner.Op, inner.ClientID = c.Fenced, 0

@@ -245,3 +245,40 @@ func TestRestoreTwiceGivesDisjointGenerations(t *testing.T) {
 		t.Fatal("a second rebase to the same epoch accepted")
 	}
 }
+
+// A restored state issues no generation and takes no fenced write until its rebase
+// applies; the rebase applies once, and the pending mark survives a snapshot.
+func TestRestoredStateWaitsForItsRebase(t *testing.T) {
+	s := New()
+	acquireV4(t, s, 10, "held")
+	s.MarkRestored()
+	back, err := Restore(bytes.NewReader(s.Snapshot()))
+	if err != nil || !back.RebasePending() {
+		t.Fatalf("the pending mark through a snapshot: %v %v", err, back != nil && back.RebasePending())
+	}
+	for _, c := range []Command{
+		{Op: OpLockAcquireV4, Key: "job", TTLMs: 3000, Token: 5}, {Op: OpLockAcquire, Key: "job", TTLMs: 3000},
+		{Op: OpCounterRaise, Key: "c"}, {Op: OpFenced, Fenced: OpSet, Key: "k", FenceName: "held", FenceGen: 10},
+	} {
+		if r := back.Apply(11, c); r.Code != api.CodeFailed {
+			t.Fatalf("%s before the rebase: %+v, want 1", c, r)
+		}
+	}
+	const epoch = 1_700_000_000_000_000_000
+	if r := back.Apply(12, Command{Op: OpRebase, Epoch: epoch}); r.Code != 0 || back.RebasePending() || back.Base() != epoch {
+		t.Fatalf("rebase: %+v, base %d", r, back.Base())
+	}
+	if r := back.Apply(13, Command{Op: OpRebase, Epoch: epoch + 99}); r.Code != 0 || back.Base() != epoch {
+		t.Fatalf("a second leader's rebase: %+v, base %d; want nothing done", r, back.Base())
+	}
+	if g := holderGen(back, "held"); g != epoch {
+		t.Fatalf("the lock held in the backup at %d, want the epoch", g)
+	}
+	if r := back.Apply(14, Command{Op: OpFenced, Fenced: OpSet, Key: "k", FenceName: "held", FenceGen: 10}); r.Code != api.CodeFenced {
+		t.Fatalf("a fenced write with the backup's generation: %+v, want 18", r)
+	}
+	c := Command{Op: OpRebase, Epoch: epoch}
+	if got, err := Decode(c.Encode()); err != nil || !reflect.DeepEqual(got, c) {
+		t.Fatalf("rebase decodes as %+v, %v", got, err)
+	}
+}

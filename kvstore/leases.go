@@ -214,6 +214,17 @@ func (s *Store) Counter(name string) uint64 {
 // last restore or recover (Rebase).
 func (s *Store) Base() uint64 { return s.base }
 
+// MarkRestored leaves a state restored from a backup waiting for its rebase: lock
+// acquires, counter raises and fenced writes are refused (CodeFailed, try again) until
+// an OpRebase applies, which the new cluster's first leader proposes with its clock.
+// restore runs on every member with the same backup, and each must write the same
+// state: the epoch cannot come from each member's own clock, so it comes through the
+// log.
+func (s *Store) MarkRestored() { s.rebasePending = true }
+
+// RebasePending reports whether the state waits for OpRebase (MarkRestored).
+func (s *Store) RebasePending() bool { return s.rebasePending }
+
 // Rebase moves every lock generation and counter past anything the cluster the state
 // came from could have issued: base becomes epoch, which the caller takes from the
 // restore's own clock (Unix nanoseconds: the old cluster's base plus its log index
@@ -225,7 +236,7 @@ func (s *Store) Rebase(epoch uint64) error {
 	if epoch <= s.base {
 		return fmt.Errorf("the restore's epoch %d is not above the state's %d (from a restore or recover later than this clock says it is now): is the clock right?", epoch, s.base)
 	}
-	s.base = epoch
+	s.base, s.rebasePending = epoch, false
 	var names []string
 	s.locks.Scan(func(name string, _ Lock) bool {
 		names = append(names, name)
@@ -287,7 +298,7 @@ func (s *Store) Locks(f func(name string, l Lock) bool) {
 // hasV3State reports whether the store holds anything only snapshot format v3 can
 // carry: a generation base, counters, a lease with a token.
 func (s *Store) hasV3State() bool {
-	if s.base != 0 || s.counters.Len() > 0 {
+	if s.base != 0 || s.rebasePending || s.counters.Len() > 0 {
 		return true
 	}
 	v3 := false

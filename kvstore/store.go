@@ -55,7 +55,9 @@ type Store struct {
 	// and the generation base (Rebase)
 	counters btree.Map[string, uint64]
 	base     uint64
-	bugs     Bugs
+	// rebasePending: restored from a backup, waiting for OpRebase (MarkRestored)
+	rebasePending bool
+	bugs          Bugs
 	// what the command being applied changed so far, and its index (Apply)
 	changes []api.Change
 	index   uint64
@@ -79,7 +81,7 @@ func (s *Store) Plant(b Bugs) { s.bugs = b }
 func (s *Store) Clone() *Store {
 	return &Store{data: *s.data.Copy(), sessions: *s.sessions.Copy(),
 		keyLease: *s.keyLease.Copy(), leases: *s.leases.Copy(), locks: *s.locks.Copy(),
-		counters: *s.counters.Copy(), base: s.base, bugs: s.bugs}
+		counters: *s.counters.Copy(), base: s.base, rebasePending: s.rebasePending, bugs: s.bugs}
 }
 
 // Apply applies a command committed at log index.
@@ -125,6 +127,14 @@ func (s *Store) evictSessions() {
 }
 
 func (s *Store) apply(index uint64, c Command) Result {
+	if s.rebasePending {
+		switch c.Op {
+		case OpLockAcquire, OpLockAcquireV4, OpCounterRaise, OpFenced:
+			// what the old cluster issued may still be issued: not before OpRebase
+			return Result{Code: api.CodeFailed, Msg: "this cluster was restored from a backup and has not yet moved its lock and package " +
+				"generations past the old cluster's (its leader does that first, once its clock is past the backup's epoch): try again"}
+		}
+	}
 	switch c.Op {
 	case OpNoop:
 		return Result{}
@@ -146,6 +156,14 @@ func (s *Store) apply(index uint64, c Command) Result {
 		return s.lockAcquire(index, c)
 	case OpCounterRaise:
 		return s.counterRaise(index, c)
+	case OpRebase:
+		if !s.rebasePending {
+			return Result{} // another leader's, already done
+		}
+		if err := s.Rebase(c.Epoch); err != nil {
+			return Result{Code: api.CodeFailed, Msg: err.Error()}
+		}
+		return Result{}
 	case OpFenced:
 		lk, _ := s.locks.Get(c.FenceName)
 		switch {
@@ -352,10 +370,16 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 	return bw.Flush()
 }
 
-// writeCounters appends v3's last sections: the base, the counters.
+// writeCounters appends v3's last sections: the base, whether a rebase is pending, the
+// counters.
 func (s *Store) writeCounters(rec *[]byte, put func() error) error {
 	var err error
 	*rec = binary.AppendUvarint(*rec, s.base)
+	pending := uint64(0)
+	if s.rebasePending {
+		pending = 1
+	}
+	*rec = binary.AppendUvarint(*rec, pending)
 	*rec = binary.AppendUvarint(*rec, uint64(s.counters.Len()))
 	s.counters.Scan(func(name string, v uint64) bool {
 		*rec = wire.AppendString(*rec, name)
@@ -557,6 +581,7 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 	}
 	if v3 && rerr == nil {
 		s.base = uvarint()
+		s.rebasePending = uvarint() == 1
 		count = uvarint()
 		for i := uint64(0); i < count && rerr == nil; i++ {
 			name := string(bytesOf(api.MaxKeyLen, nil))

@@ -126,6 +126,9 @@ type Config struct {
 	Build string
 	// BackupIdleMs is how long a snapshot save's file is kept unread (default a minute).
 	BackupIdleMs int64
+	// StartedAtNs is the wall clock when the core was made (Unix nanoseconds): with the
+	// core's time since, it dates a restored cluster's rebase (the core reads no clock).
+	StartedAtNs int64
 }
 
 // Core is one agent's state. It is not safe for concurrent use: the driver serializes
@@ -168,6 +171,7 @@ type Core struct {
 	leaseDue  map[uint64]Time
 	revoking  map[uint64]Time
 	lockWaits map[string][]*waiter
+	rebasing  Time // when this leader last proposed a restored state's rebase (0: never)
 
 	// what watch reads (changes.go): the changes applied, and the watches parked on it
 	changes    changeRing
@@ -232,6 +236,7 @@ func (c *Core) at(now Time) {
 func (c *Core) Tick(now Time) {
 	c.at(now)
 	c.node.Tick()
+	c.rebaseIfRestored()
 	c.expireLeases()
 	c.expire()
 	c.retryDue()
@@ -414,6 +419,8 @@ func (c *Core) roleChanged(ss raftcore.SoftState) {
 	c.logf("", "now %s in term %d, leader %s", ss.Role, c.node.Term(), orDash(string(ss.Lead)))
 	c.leadershipChanged()
 	c.leadLeases()
+	c.rebasing = 0
+	c.rebaseIfRestored()
 	if ss.Lead != c.lead {
 		c.lead = ss.Lead
 		if ss.Lead != raftcore.None {

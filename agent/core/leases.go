@@ -114,6 +114,25 @@ func (c *Core) leaseApplied(index uint64, cmd kvstore.Command, before []string, 
 	}
 }
 
+// rebaseIfRestored: the leader of a cluster restored from a backup (kvstore.MarkRestored)
+// first moves its lock and package generations past anything the old cluster issued,
+// with an epoch from its own wall clock: the same on every member, as it comes through
+// the log, and another on each restore. It goes before anything this leader proposes
+// after, and the store refuses what would issue a generation until it is applied. It
+// is proposed again each revokeRetryMs until applied (a leader change may lose it). Not
+// behind the version gate: only a build that reads snapshot format v3 holds such a state.
+func (c *Core) rebaseIfRestored() {
+	if c.node.Role() != raftcore.Leader || !c.kv.RebasePending() || (c.rebasing != 0 && c.now-c.rebasing < revokeRetryMs) {
+		return
+	}
+	epoch := uint64(max(1, c.cfg.StartedAtNs+int64(c.now)*1_000_000))
+	if _, _, err := c.node.Propose(kvstore.Command{Op: kvstore.OpRebase, Epoch: epoch}.Encode()); err != nil {
+		return // a transfer in progress: the next leader does it
+	}
+	c.rebasing = max(1, c.now)
+	c.logf("rebase", "this cluster was restored from a backup: moving its lock and package generations past the old cluster's (epoch %d)", epoch)
+}
+
 // expireLeases proposes the revoke of every lease whose time is up (leader only).
 func (c *Core) expireLeases() {
 	if c.node.Role() != raftcore.Leader || len(c.leaseDue) == 0 {

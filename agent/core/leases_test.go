@@ -2,12 +2,15 @@ package core
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"lite-raft/api"
+	"lite-raft/kvstore"
+	"lite-raft/raftcore"
 )
 
 // ask sends a request and pumps until it is answered (or fails the test).
@@ -163,3 +166,30 @@ func TestLockWaitAndRelease(t *testing.T) {
 }
 
 func itoa(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+// A cluster restored from a backup (kvstore.MarkRestored) has its leader move every
+// generation past the old cluster's first, dated by the leader's clock: a lock held in
+// the backup, and every lock taken after, is above the epoch (issue 24).
+func TestRestoredClusterRebasesFirst(t *testing.T) {
+	kv := kvstore.New()
+	kv.Apply(3, kvstore.Command{Op: kvstore.OpLockAcquire, Key: "held", TTLMs: 3000})
+	kv.MarkRestored()
+	boot := raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: 3, Term: 1, Members: raftcore.Membership{Voters: []raftcore.NodeID{"a"}}}}
+	disk := &memDisk{store: raftcore.NewMemoryStorage(boot, kv.Snapshot()), hs: raftcore.HardState{Term: 1}}
+	const started = 1_700_000_000_000_000_000
+	s := bootSolo(t, Config{Raft: raftcore.Config{ID: "a", ElectionTicks: 2, HeartbeatTicks: 1,
+		Rand: rand.New(rand.NewPCG(1, 2)), Storage: disk.store}, StartedAtNs: started}, disk, 0)
+	r := s.ask(api.Request{Op: api.OpLockAcquire, Key: "job", TTLMs: 3000, Holder: "new"})
+	var p api.LockPlace
+	if r.Code != 0 || json.Unmarshal(r.Value, &p) != nil || p.Generation <= started {
+		t.Fatalf("lock on the restored cluster: %+v (%+v), want a generation above the epoch %d", r, p, uint64(started))
+	}
+	var ls []api.LockStatus
+	json.Unmarshal(s.ask(api.Request{Op: api.OpLocks}).JSON, &ls)
+	if len(ls) != 2 || ls[0].Name != "held" || ls[0].Generation < started {
+		t.Fatalf("locks: %+v, want the lock held in the backup past the epoch", ls)
+	}
+	if s.c.kv.RebasePending() {
+		t.Fatal("still pending")
+	}
+}
