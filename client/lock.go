@@ -71,6 +71,7 @@ func AcquireLock(ctx context.Context, o LockOptions) (*Lock, error) {
 		return nil, &LostError{Why: fmt.Sprintf("of lock %s: unreadable answer from the leader (%v); the place taken runs out within %v", o.Name, err, o.TTL)}
 	}
 	l.Lease = NewLease(o.Do, clock, l.Place.Lease, o.TTL, sent, logf)
+	l.Lease.Token = l.Place.Token
 
 	var deadline time.Time
 	if o.Wait > 0 {
