@@ -151,7 +151,7 @@ func (s *Store) TokenRefusal(id, token uint64) (string, bool) {
 	if token != 0 {
 		what = "a token that is not its own"
 	}
-	return fmt.Sprintf("lease %d holds a lock and was named with %s: only its holder, with the token its lock's acquire returned, may end it (nothing was changed)", id, what), true
+	return fmt.Sprintf("lease %d is a lock's (held or waited for) and was named with %s: only its own client, with the token its lock's acquire returned, may end it (nothing was changed)", id, what), true
 }
 
 // dropLock forgets a lock whose queue emptied: its next head's generation comes from
