@@ -209,6 +209,7 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 		TickMs:         tick.Milliseconds(),
 		SnapshotPeriod: a.cfg.SnapshotPeriod,
 		Build:          a.build,
+		StartedAtNs:    a.clock.Now().UnixNano(),
 	}, st, kv)
 	if err != nil {
 		return err

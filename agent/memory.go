@@ -124,6 +124,9 @@ type MemNetwork struct {
 	// Silent names agents that run a build from before versions: they say nothing of
 	// themselves when they connect.
 	Silent map[raftcore.NodeID]bool
+	// Older names agents that say an older command and request version than their
+	// build's: to the others they run that older build.
+	Older map[raftcore.NodeID]int
 }
 
 func NewMemNetwork() *MemNetwork {
@@ -149,10 +152,13 @@ func (n *MemNetwork) Cut(a, b raftcore.NodeID, cut bool) {
 // hello tells b what a says of itself, unless a is Silent or cannot reach b.
 func (n *MemNetwork) hello(a, b raftcore.NodeID) {
 	n.mu.Lock()
-	silent, from := n.Silent[a], n.agents[a]
+	silent, older, from := n.Silent[a], n.Older[a], n.agents[a]
 	n.mu.Unlock()
 	if to := n.target(a, b); to != nil && from != nil && !silent {
 		v := from.version()
+		if older > 0 {
+			v.Commands, v.Requests = older, older
+		}
 		to.post(event{version: &v})
 	}
 }

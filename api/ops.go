@@ -31,6 +31,8 @@ const (
 	OpSnapshot
 	OpSnapshotRead
 	OpExists
+	OpCounterRaise
+	OpCounter
 )
 
 // Kind is how an agent serves an op. Its zero value is no kind: an entry must say.
@@ -88,12 +90,13 @@ const (
 type Arg uint8
 
 const (
-	ArgNone  Arg = iota
-	ArgSteps     // Steps: the steps of a membership change the client has seen
-	ArgTTL       // TTLMs: a new lease's time to live
-	ArgLease     // Lease: a lease number (with KeyOrLease, 0 means the key's lease)
-	ArgFrom      // From (if FromSet; else now): where a watch starts
-	ArgPiece     // Backup, Offset, Describe: a piece of a snapshot save's file
+	ArgNone   Arg = iota
+	ArgSteps      // Steps: the steps of a membership change the client has seen
+	ArgTTL        // TTLMs: a new lease's time to live
+	ArgLease      // Lease: a lease number (with KeyOrLease, 0 means the key's lease)
+	ArgFrom       // From (if FromSet; else now): where a watch starts
+	ArgPiece      // Backup, Offset, Describe: a piece of a snapshot save's file
+	ArgExpect     // Expect: the value a counter must stand at (0: never raised)
 )
 
 // HostArg is what an op's host field names.
@@ -137,6 +140,7 @@ type OpInfo struct {
 	Cond      bool // Cond (a test(1) operator) and CondValue
 	CondValue bool // CondValue alone (watch-value: the value it waits to change)
 	Fence     bool // FenceName and FenceGen may make it conditional on a lock's generation
+	Token     bool // Token: the lease's token, which its acquire returned (TokenRequests)
 	Host      HostArg
 	Arg       Arg
 }
@@ -149,7 +153,8 @@ var catalogue = [...]OpInfo{
 	{Op: OpList, Name: "list", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal, Key: KeyDir},
 	{Op: OpLocks, Name: "locks", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal},
 	{Op: OpStatus, Name: "status", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal},
-	{Op: OpLeaseKeep, Name: "lease keep", Kind: Read, Leader: true, Requests: 1, Access: AccessWrite, Stale: StaleRefused, Key: KeyOrLease, Arg: ArgLease},
+	{Op: OpLeaseKeep, Name: "lease keep", Kind: Read, Leader: true, Requests: 1, Access: AccessWrite, Stale: StaleRefused, Key: KeyOrLease, Arg: ArgLease, Token: true},
+	{Op: OpCounter, Name: "counter", Kind: Read, Leader: true, Requests: 4, Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
 	{Op: OpSnapshot, Name: "snapshot", Kind: Read, Leader: true, Requests: 1, Access: AccessAdmin, Stale: StaleLocal},
 
 	{Op: OpSet, Name: "set", Kind: Write, Leader: true, Command: 1, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
@@ -159,8 +164,9 @@ var catalogue = [...]OpInfo{
 	{Op: OpCreate, Name: "create", Kind: Write, Leader: true, Command: 5, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
 	{Op: OpIfUnset, Name: "if-unset", Kind: Write, Leader: true, Command: 6, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Cond: true, Fence: true},
 	{Op: OpSetLease, Name: "set --ttl", Kind: Write, Leader: true, Command: 7, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Arg: ArgTTL},
-	{Op: OpRevoke, Name: "lease revoke", Kind: Write, Leader: true, Command: 8, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyOrLease, Arg: ArgLease},
+	{Op: OpRevoke, Name: "lease revoke", Kind: Write, Leader: true, Command: 8, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyOrLease, Arg: ArgLease, Token: true},
 	{Op: OpLockAcquire, Name: "lock", Kind: Write, Leader: true, Command: 9, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Host: HostHolder, Arg: ArgTTL},
+	{Op: OpCounterRaise, Name: "counter raise", Kind: Write, Leader: true, Command: 13, Commands: 4, Requests: 4, Access: AccessWrite, Key: KeyRequired, Arg: ArgExpect},
 	{Op: OpAddMember, Name: "add-member", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
 	{Op: OpDelMember, Name: "del-member", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
 	{Op: OpTransfer, Name: "transfer-leader", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
@@ -182,16 +188,60 @@ const (
 	FenceRequests       = 3  // the request version that brought the field
 )
 
+// A restored cluster's first leader moves its generations past the old cluster's with a
+// command no request proposes (kvstore.OpRebase).
+const (
+	RebaseCommand  uint8 = 14
+	RebaseCommands       = 4
+)
+
+// A lease's token is another field that several ops carry (revoke, lease keep): the
+// request version that brought it.
+const TokenRequests = 4
+
+// Successor is a command that takes the place of an op's own (OpInfo.Command) once every
+// member understands its version: the same request under a new apply rule. Until then
+// the leader proposes the op's own command, whose rule the older builds apply alike, so
+// a mixed cluster never diverges and the op goes on working while it is upgraded.
+type Successor struct {
+	Op       Op
+	Command  uint8 // kvstore.Op
+	Commands int   // the command version that brought it
+}
+
+// successors: lock (kvstore.OpLockAcquireV4: a token with the lease, generations from
+// the index and the base, empty locks dropped) and lease revoke (kvstore.OpRevokeV4:
+// the token checked, the same generation rule).
+var successors = [...]Successor{
+	{Op: OpLockAcquire, Command: 11, Commands: 4},
+	{Op: OpRevoke, Command: 12, Commands: 4},
+}
+
+// Successors is every successor command, in order.
+func Successors() []Successor { return append([]Successor(nil), successors[:]...) }
+
+// SuccessorOf is op's successor command, if it has one.
+func SuccessorOf(op Op) (Successor, bool) {
+	for _, s := range successors {
+		if s.Op == op {
+			return s, true
+		}
+	}
+	return Successor{}, false
+}
+
 // CommandVersion is the newest set of state machine commands this build understands:
 // 1 is set, unset, if ... set and noop (every build before versions existed); 2 adds
-// create, if ... unset, leases and locks; 3 adds fenced writes. It is the largest
-// Commands of the catalogue and the fence.
-const CommandVersion = 3
+// create, if ... unset, leases and locks; 3 adds fenced writes; 4 the successors of lock
+// and lease revoke (tokens, generations that never repeat) and counter raise. It is the
+// largest Commands of the catalogue, the fence and the successors.
+const CommandVersion = 4
 
 // RequestVersion is the newest set of requests this build understands: 1 is every op up
-// to snapshot-read (builds that never said); 2 adds exists; 3 the fence field. It is the
-// largest Requests of the catalogue and the fence.
-const RequestVersion = 3
+// to snapshot-read (builds that never said); 2 adds exists; 3 the fence field; 4 the
+// token field, counter raise and counter. It is the largest Requests of the catalogue,
+// the fence and the token.
+const RequestVersion = 4
 
 // byOp indexes the catalogue by wire number.
 var byOp = func() (t [256]*OpInfo) {
@@ -235,6 +285,14 @@ func CommandVersionOf(cmd uint8) int {
 	if cmd == FenceCommand {
 		return FenceCommands
 	}
+	if cmd == RebaseCommand {
+		return RebaseCommands
+	}
+	for _, s := range successors {
+		if s.Command == cmd {
+			return s.Commands
+		}
+	}
 	for _, e := range catalogue {
 		if e.Command == cmd && cmd != 0 {
 			return e.Commands
@@ -252,6 +310,9 @@ func (r Request) RequestVersion() int {
 	}
 	if r.FenceName != "" {
 		v = max(v, FenceRequests)
+	}
+	if r.Token != 0 {
+		v = max(v, TokenRequests)
 	}
 	return v
 }

@@ -14,8 +14,19 @@ import (
 func checkCatalogue(entries []api.OpInfo) []string {
 	var bad []string
 	names, ops, cmds := map[string]bool{}, map[api.Op]bool{}, map[uint8]bool{}
-	maxCmd, maxReq := api.FenceCommands, api.FenceRequests
-	cmds[api.FenceCommand] = true
+	maxCmd, maxReq := api.FenceCommands, max(api.FenceRequests, api.TokenRequests)
+	cmds[api.FenceCommand], cmds[api.RebaseCommand] = true, true
+	maxCmd = max(maxCmd, api.RebaseCommands)
+	for _, s := range api.Successors() {
+		if cmds[s.Command] || s.Command == 0 {
+			bad = append(bad, fmt.Sprintf("successor of %s: command %d taken, or none", s.Op, s.Command))
+		}
+		cmds[s.Command] = true
+		maxCmd = max(maxCmd, s.Commands)
+		if s.Commands > api.CommandVersion {
+			bad = append(bad, fmt.Sprintf("successor of %s: command version %d beyond api.CommandVersion %d", s.Op, s.Commands, api.CommandVersion))
+		}
+	}
 	for _, e := range entries {
 		say := func(f string, a ...any) {
 			bad = append(bad, fmt.Sprintf("op %d (%q): ", e.Op, e.Name)+fmt.Sprintf(f, a...))
@@ -71,6 +82,12 @@ func checkCatalogue(entries []api.OpInfo) []string {
 		if e.Stale == api.StaleLocal && e.Kind != api.Read {
 			say("--stale serves only reads locally")
 		}
+		if e.Token && e.Arg != api.ArgLease {
+			say("a token is a lease's: this op names none")
+		}
+		if s, ok := api.SuccessorOf(e.Op); ok && (e.Command == 0 || s.Commands <= e.Commands) {
+			say("a successor of a command it does not propose, or of no newer version")
+		}
 	}
 	if maxCmd != api.CommandVersion {
 		bad = append(bad, fmt.Sprintf("CommandVersion is %d, the newest command's version %d", api.CommandVersion, maxCmd))
@@ -109,6 +126,17 @@ func TestCatalogue(t *testing.T) {
 		got, err := api.DecodeRequest(r.Encode())
 		if err != nil || !reflect.DeepEqual(got, r) || got.RequestVersion() != api.FenceRequests {
 			t.Errorf("%s --fence: %+v comes back as %+v, %v", e.Name, r, got, err)
+		}
+	}
+	for _, e := range api.Ops() {
+		if !e.Token {
+			continue
+		}
+		r := apitest.Sample(e)
+		r.Token = 1<<63 | 11
+		got, err := api.DecodeRequest(r.Encode())
+		if err != nil || !reflect.DeepEqual(got, r) || got.RequestVersion() != api.TokenRequests || got.Validate() != nil {
+			t.Errorf("%s with a token: %+v comes back as %+v, %v", e.Name, r, got, err)
 		}
 	}
 	if api.Op(12).Known() || api.Op(0).Known() || api.IsWrite(200) {

@@ -96,11 +96,15 @@ type BackupInfo struct {
 }
 
 // LockPlace is OpLockAcquire's result (JSON in Result.Value): the lease granted and
-// where it stands. Position 0 holds the lock, with Generation its fencing number.
+// where it stands. Position 0 holds the lock, with Generation its fencing number. Token
+// is the lease's token, which its revoke must present: in the acquire's answer only
+// (never in a lock-wait's), and 0 from a cluster with a member older than command
+// version 4 (its lease needs none).
 type LockPlace struct {
 	Lease      uint64 `json:"lease"`
 	Position   int    `json:"position"`
 	Generation uint64 `json:"generation"`
+	Token      uint64 `json:"token,omitempty"`
 }
 
 // Change is one key's change at a log index.

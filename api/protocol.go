@@ -45,6 +45,11 @@ type Request struct {
 	// generation FenceGen when it is applied (OpInfo.Fence)
 	FenceName string
 	FenceGen  uint64
+	// Token is a lease's token, as its lock's acquire returned it (OpInfo.Token): a
+	// revoke of a lease that has one must present it
+	Token uint64
+	// Expect is the value a counter must stand at for counter raise (ArgExpect)
+	Expect uint64
 
 	Stale     bool // read local state, without asking the leader
 	ClientID  uint64
@@ -67,6 +72,9 @@ func (r Request) Encode() []byte {
 	if r.FenceName != "" {
 		flags |= flagFence
 	}
+	if r.Token != 0 {
+		flags |= flagToken
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, r.ClientID)
 	b = binary.AppendUvarint(b, r.Seq)
@@ -83,6 +91,11 @@ func (r Request) Encode() []byte {
 		b = wire.AppendString(b, r.FenceName)
 		b = binary.AppendUvarint(b, r.FenceGen)
 	}
+	if r.Token != 0 {
+		// after the fence, for the same reason: a build that does not know tokens
+		// refuses the request (14), never revokes without checking one
+		b = binary.AppendUvarint(b, r.Token)
+	}
 	return b
 }
 
@@ -90,7 +103,8 @@ func (r Request) Encode() []byte {
 const (
 	flagStale  byte = 1
 	flagFence  byte = 2 // a fence follows the args (request version 3)
-	flagsKnown      = flagStale | flagFence
+	flagToken  byte = 4 // a token follows the fence (request version 4)
+	flagsKnown      = flagStale | flagFence | flagToken
 )
 
 // hostArgs renders the typed arguments as the host and args text fields.
@@ -124,6 +138,8 @@ func (r Request) hostArgs() (host, args string) {
 		if !r.Describe {
 			args += " " + num(r.Offset)
 		}
+	case ArgExpect:
+		args = num(r.Expect)
 	}
 	return host, args
 }
@@ -169,6 +185,8 @@ func (r *Request) setHostArgs(info *OpInfo, host, args string) error {
 		if ok {
 			r.Offset, err = num("offset", off)
 		}
+	case ArgExpect:
+		r.Expect, err = num("expected value", args)
 	}
 	return err
 }
@@ -210,12 +228,18 @@ func DecodeRequest(b []byte) (Request, error) {
 			d.Fail(errors.New("a fence without a lock name"))
 		}
 	}
+	if flags&flagToken != 0 {
+		r.Token = d.Uvarint()
+		if d.Err == nil && r.Token == 0 {
+			d.Fail(errors.New("a token flag without a token"))
+		}
+	}
 	info := byOp[r.Op]
 	switch {
 	case d.Err != nil:
 	case info == nil:
 		d.Fail(fmt.Errorf("%w (%d)", ErrUnknownOp, r.Op))
-	case flags&^flagsKnown != 0 || len(d.B) != 0 || (r.FenceName != "" && !info.Fence):
+	case flags&^flagsKnown != 0 || len(d.B) != 0 || (r.FenceName != "" && !info.Fence) || (r.Token != 0 && !info.Token):
 		// a later build's fields follow the ones we know, or set a flag we do not
 		d.Fail(ErrUnknownField)
 	default:

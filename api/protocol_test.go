@@ -28,6 +28,9 @@ func TestGoldenEncodings(t *testing.T) {
 		{Request{Op: OpLeaseKeep, Lease: 17}, "1100000000000000000000023137"},
 		{Request{Op: OpLeaseKeep, Key: "t"}, "11000000000001740000000000"},
 		{Request{Op: OpRevoke, Lease: 17}, "1200000000000000000000023137"},
+		// request version 4: flag 4, the token after the args (new in this build)
+		{Request{Op: OpRevoke, Lease: 17, Token: 300}, "1200040000000000000000023137ac02"},
+		{Request{Op: OpCounterRaise, Key: "p/generation", Expect: 7}, "1a00000000000c702f67656e65726174696f6e000000000137"},
 		{Request{Op: OpWatchLog, Key: "d/", From: 120, FromSet: true}, "16000000000002642f0000000003313230"},
 		{Request{Op: OpWatchLog, Key: "d/"}, "16000000000002642f0000000000"},
 		{Request{Op: OpWatch, Key: "k", CondValue: []byte("old")}, "0d0000000000016b0000036f6c640000"},
@@ -120,7 +123,7 @@ func TestUnknownOpOrFieldAsksForAnUpgrade(t *testing.T) {
 		t.Errorf("op 200: %v", err)
 	}
 	flag := bytes.Clone(get)
-	flag[2] |= 4
+	flag[2] |= 8 // 4 is the token's (request version 4)
 	if _, err := DecodeRequest(flag); !errors.Is(err, ErrUnknownField) {
 		t.Errorf("unknown flag: %v", err)
 	}
@@ -131,6 +134,11 @@ func TestUnknownOpOrFieldAsksForAnUpgrade(t *testing.T) {
 	fenceOnGet[0] = byte(OpGet)
 	if _, err := DecodeRequest(fenceOnGet); !errors.Is(err, ErrUnknownField) {
 		t.Errorf("a fence on get: %v", err)
+	}
+	tokenOnGet := Request{Op: OpRevoke, Lease: 3, Token: 5}.Encode()
+	tokenOnGet[0] = byte(OpGet)
+	if _, err := DecodeRequest(tokenOnGet); !errors.Is(err, ErrUnknownField) {
+		t.Errorf("a token on get: %v", err)
 	}
 	hostOnGet := Request{Op: OpAddMember, Member: "h1"}.Encode()
 	hostOnGet[0] = byte(OpGet)

@@ -124,6 +124,9 @@ func (r Request) Validate() error {
 			return errors.New("--fence: generation 0: a lock's generations start at 1")
 		}
 	}
+	if r.Token != 0 && !info.Token {
+		return fmt.Errorf("%s takes no lease token", info.Name)
+	}
 	if r.Stale && info.Stale == StaleRefused {
 		return fmt.Errorf("%s asks the leader: not with --stale", info.Name)
 	}

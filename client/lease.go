@@ -28,6 +28,10 @@ type WaitTimeoutError = lockcore.WaitTimeoutError
 type Lease struct {
 	ID  uint64
 	TTL time.Duration
+	// Token is the lease's token, as its lock's acquire returned it (api.LockPlace): its
+	// revoke must present it. 0: the lease needs none (a TTL key's, or a lock's from a
+	// cluster with a member older than command version 4).
+	Token uint64
 
 	do         Doer
 	clock      Timer
@@ -63,7 +67,7 @@ func (l *Lease) Renew() error {
 	var resp api.Response
 	var err error
 	if timeout > 0 {
-		resp, err = l.do(timeout, api.Request{Op: api.OpLeaseKeep, Lease: l.ID})
+		resp, err = l.do(timeout, api.Request{Op: api.OpLeaseKeep, Lease: l.ID, Token: l.Token})
 	}
 	switch {
 	case timeout > 0 && err == nil && resp.Code == 0:
@@ -87,7 +91,7 @@ func (l *Lease) Renew() error {
 // Release revokes the lease: its keys and lock place go now, not at expiry. A failure is
 // only told (what names the command): the lease runs out within its ttl anyway.
 func (l *Lease) Release(what string) {
-	resp, err := l.do(5*time.Second, api.Request{Op: api.OpRevoke, Lease: l.ID})
+	resp, err := l.do(5*time.Second, api.Request{Op: api.OpRevoke, Lease: l.ID, Token: l.Token})
 	if err == nil && resp.Code != 0 && resp.Code != api.CodeNotFound {
 		err = fmt.Errorf("exit %d: %s", resp.Code, resp.Msg)
 	}

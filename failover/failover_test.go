@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,8 @@ type memStore struct {
 	mu    sync.Mutex
 	kv    *kvstore.Store
 	index uint64
+	// noCounters: a member from before counters refuses them (14)
+	noCounters bool
 }
 
 func (m *memStore) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
@@ -62,25 +65,30 @@ func (m *memStore) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var resp api.Response
-	switch req.Op {
-	case api.OpGet:
+	switch {
+	case m.noCounters && (req.Op == api.OpCounter || req.Op == api.OpCounterRaise):
+		resp = api.Response{Code: api.CodeUpgrade, Msg: "member h9 understands requests up to version 3"}
+	case req.Op == api.OpGet:
 		v, ok := m.kv.Get(req.Key)
 		if !ok {
 			resp.Code = api.CodeNotFound
 		}
 		resp.Value = v
-	case api.OpList:
+	case req.Op == api.OpList:
 		names, ok := m.kv.List(req.Key)
 		if !ok {
 			resp.Code = api.CodeNoDir
 		}
 		resp.Names = names
+	case req.Op == api.OpCounter:
+		resp.Value = []byte(strconv.FormatUint(m.kv.Counter(req.Key), 10))
 	default:
-		op := map[api.Op]kvstore.Op{api.OpSet: kvstore.OpSet, api.OpIfSet: kvstore.OpIfSet, api.OpUnset: kvstore.OpUnset}[req.Op]
+		op := map[api.Op]kvstore.Op{api.OpSet: kvstore.OpSet, api.OpIfSet: kvstore.OpIfSet, api.OpUnset: kvstore.OpUnset,
+			api.OpCounterRaise: kvstore.OpCounterRaise}[req.Op]
 		m.index++
 		r := m.kv.Apply(m.index, kvstore.Command{Op: op, ClientID: req.ClientID, Seq: req.Seq, Key: req.Key,
-			Value: req.Value, Cond: req.Cond, CondValue: req.CondValue})
-		resp.Code, resp.Msg = r.Code, r.Msg
+			Value: req.Value, Cond: req.Cond, CondValue: req.CondValue, Expect: req.Expect})
+		resp.Code, resp.Msg, resp.Value = r.Code, r.Msg, r.Value
 	}
 	return sshrpc.Frame{Payload: resp.Encode()}, nil
 }
@@ -92,13 +100,15 @@ type rig struct {
 	dir    string
 	events string
 	store  *Store
+	mem    *memStore
 	runs   map[string]func() error // host → stop its monitor, returning Run's error
 }
 
 func newRig(t *testing.T, mutate func(*Config)) *rig {
 	dir := t.TempDir()
 	r := &rig{t: t, dir: dir, events: filepath.Join(dir, "events"), runs: map[string]func() error{}}
-	r.store = NewStore(client.New(&memStore{kv: kvstore.New()}), time.Second)
+	r.mem = &memStore{kv: kvstore.New()}
+	r.store = NewStore(client.New(r.mem), time.Second)
 	cfg := DefaultConfig()
 	cfg.Pace, cfg.Timeout, cfg.StopTimeout, cfg.PreferredOwner = 50*time.Millisecond, time.Second, 200*time.Millisecond, "a"
 	if mutate != nil {
@@ -170,11 +180,17 @@ func TestTwoMonitors(t *testing.T) {
 	}
 	r.waitRunning("b")
 	r.stop("b")
-	want := []string{"start a 1", "stop a 1", "start b 2", "stop b 2"}
-	if got := r.eventLines(); strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("events %v, want %v", got, want)
+	// generations are the store counter's: above each other, from the log's index
+	got := r.eventLines()
+	var ga, gb int
+	if len(got) != 4 || fmt.Sprint(got) != fmt.Sprintf("[start a %[1]d stop a %[1]d start b %[2]d stop b %[2]d]", atoiOf(got[0]), atoiOf(got[2])) {
+		t.Fatalf("events %v, want start and stop on a, then on b", got)
 	}
-	if h := r.get("history"); !strings.Contains(h, "b takes over from nobody (generation 2)") {
+	ga, gb = atoiOf(got[0]), atoiOf(got[2])
+	if ga < 1 || gb <= ga {
+		t.Fatalf("events %v: generations %d then %d, want growing", got, ga, gb)
+	}
+	if h := r.get("history"); !strings.Contains(h, fmt.Sprintf("b takes over from nobody (generation %d)", gb)) {
 		t.Fatalf("history:\n%s", h)
 	}
 }
@@ -263,4 +279,32 @@ func TestNotify(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling with a deadline
 	}
 	r.stop("b")
+}
+
+// atoiOf is the number that ends an event line ("start a 14"), 0 if none.
+func atoiOf(line string) int {
+	n, _ := strconv.Atoi(line[strings.LastIndex(line, " ")+1:])
+	return n
+}
+
+// TestGenerationIsAStoreCounter: a plain set of the package's generation key does not
+// move the fencing token (a counter no set reaches); on a cluster with a member from
+// before counters the token is that key, raised by a conditional set, as before.
+func TestGenerationIsAStoreCounter(t *testing.T) {
+	for _, old := range []bool{false, true} {
+		r := newRig(t, nil)
+		r.mem.noCounters = old
+		r.store.Set(context.Background(), Key("web", "generation"), "1000000")
+		r.run("a")
+		r.waitRunning("a")
+		r.stop("a")
+		got := r.eventLines()
+		g := atoiOf(got[0])
+		if old != (g == 1000001) || g < 1 {
+			t.Fatalf("before counters %v: events %v", old, got)
+		}
+		if gen, _ := Generation(context.Background(), r.store, "web"); gen != strconv.Itoa(g) {
+			t.Fatalf("before counters %v: Generation says %q, the start got %d", old, gen, g)
+		}
+	}
 }

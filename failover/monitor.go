@@ -227,10 +227,42 @@ func orNone(s string) string {
 	return s
 }
 
-// nextGeneration raises the fencing token by a conditional set, so it only grows and no
-// two owners ever get the same one. It fails when it cannot (the store out of reach, a
-// value that is not a number): the takeover must then not start.
+// nextGeneration raises the fencing token, a store counter (key "generation" among the
+// counters, which no plain set reaches), so it only grows and no two owners ever get the
+// same one, not even after a restore of the store. It fails when it cannot (the store
+// out of reach): the takeover must then not start. On a cluster with a member from
+// before counters it raises the plain key "generation" by a conditional set, as before;
+// the counter's first value is above that key's last (it is at least the index of its
+// entry, and each raise of the key took an entry of its own).
 func (m *Monitor) nextGeneration(ctx context.Context) (int64, error) {
+	var last error
+	for i := 0; i < 5; i++ {
+		g, err := m.Store.Counter(ctx, m.key("generation"))
+		if errors.Is(err, ErrNoCounters) {
+			return m.nextPlainGeneration(ctx)
+		}
+		if err != nil {
+			last = err
+			continue
+		}
+		n, won, err := m.Store.RaiseCounter(ctx, m.key("generation"), g)
+		if errors.Is(err, ErrNoCounters) {
+			return m.nextPlainGeneration(ctx)
+		}
+		if err == nil && won {
+			return n, nil
+		}
+		last = err
+		if err == nil {
+			last = errors.New("another host raised it first")
+		}
+	}
+	return 0, last
+}
+
+// nextPlainGeneration raises the plain key "generation" by a conditional set: the
+// fencing token on a cluster with a member from before counters.
+func (m *Monitor) nextPlainGeneration(ctx context.Context) (int64, error) {
 	var last error
 	for i := 0; i < 5; i++ {
 		g, err := m.Store.Get(ctx, m.key("generation"))
@@ -252,6 +284,20 @@ func (m *Monitor) nextGeneration(ctx context.Context) (int64, error) {
 		}
 	}
 	return 0, last
+}
+
+// Generation is package p's fencing token as it stands: the counter, or the plain key
+// of the builds before counters while the counter was never raised (or a member does
+// not know counters).
+func Generation(ctx context.Context, s *Store, p string) (string, error) {
+	n, err := s.Counter(ctx, Key(p, "generation"))
+	switch {
+	case err == nil && n > 0:
+		return strconv.FormatInt(n, 10), nil
+	case err != nil && !errors.Is(err, ErrNoCounters):
+		return "", err
+	}
+	return s.Get(ctx, Key(p, "generation"))
 }
 
 // heartbeat raises tick every pace while the package is ours. lost receives why we must

@@ -107,7 +107,7 @@ func (m *Monitor) nextToNotify(ctx context.Context) (string, error) {
 func (m *Monitor) notify(ctx context.Context, line string) {
 	when, rest, _ := strings.Cut(line, " ")
 	host, event, _ := strings.Cut(rest, " ")
-	gen, _ := m.Store.Get(ctx, m.key("generation"))
+	gen, _ := Generation(ctx, m.Store, m.Name)
 	sh := &Script{Path: "/bin/sh", Env: []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_EVENT=" + event,
 		"LITE_RAFT_PKG_HOST=" + host, "LITE_RAFT_PKG_TIME=" + when, "LITE_RAFT_PKG_GENERATION=" + gen}}
 	var out strings.Builder

@@ -6,6 +6,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -176,8 +177,8 @@ func (h *hostCaller) Call(ctx context.Context, typ uint8, payload []byte) (sshrp
 		return sshrpc.Frame{}, &sshrpc.RemoteError{Msg: "the store is out of reach"}
 	}
 	req, _ := api.DecodeRequest(payload)
-	if req.Op == api.OpIfSet && req.Key == fail {
-		return sshrpc.Frame{Payload: api.Response{Code: api.CodeCondFalse, Msg: "lost"}.Encode()}, nil
+	if (req.Op == api.OpIfSet || req.Op == api.OpCounterRaise) && req.Key == fail {
+		return sshrpc.Frame{Payload: api.Response{Code: api.CodeCondFalse, Msg: "lost", Value: []byte(strconv.FormatUint(req.Expect, 10))}.Encode()}, nil
 	}
 	f, err := h.s.mem.Call(ctx, typ, payload)
 	if err == nil && req.Op == api.OpIfSet && strings.HasSuffix(req.Key, "/tick") {
@@ -490,7 +491,7 @@ func TestSafetyFenceCommand(t *testing.T) {
 	for _, tc := range []struct {
 		cmd    string
 		starts int
-	}{{"exit 1", 0}, {`[ "$LITE_RAFT_PKG_PREVIOUS_OWNER" = gone ] && [ "$LITE_RAFT_PKG_GENERATION" = 1 ]`, 1}} {
+	}{{"exit 1", 0}, {`[ "$LITE_RAFT_PKG_PREVIOUS_OWNER" = gone ] && [ "$LITE_RAFT_PKG_GENERATION" -gt 0 ]`, 1}} {
 		w := newWorldWith(t, func(c *Config) { c.FenceCommand = tc.cmd })
 		w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")}.Encode())
 		w.start("b", unreachable{})

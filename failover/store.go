@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"lite-raft/api"
@@ -63,6 +64,46 @@ func (s *Store) Swap(ctx context.Context, key, old, value string) (bool, error) 
 		return false, err
 	}
 	return r.Code == api.CodeOK || (r.Code == api.CodeAlreadyHolds && old == value), nil
+}
+
+// ErrNoCounters is a cluster with a member from before counters (command and request
+// version 4): the caller falls back to the plain key it used before them.
+var ErrNoCounters = errors.New("a member runs a lite-raft from before counters")
+
+// Counter is counter name's value (0: never raised). Counters live apart from the keys:
+// no set or unset reaches them, only RaiseCounter.
+func (s *Store) Counter(ctx context.Context, name string) (int64, error) {
+	r, err := s.do(ctx, api.Request{Op: api.OpCounter, Key: name})
+	if r.Code == api.CodeUpgrade {
+		return 0, fmt.Errorf("%w: %s", ErrNoCounters, r.Msg)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return parseCounter(r)
+}
+
+// RaiseCounter raises counter name, if it stands at from, to a value the store picks
+// above every one it issued before (even before a restore), and returns it; if another
+// raised it first, it reports false and the value it stands at.
+func (s *Store) RaiseCounter(ctx context.Context, name string, from int64) (int64, bool, error) {
+	r, err := s.do(ctx, api.Request{Op: api.OpCounterRaise, Key: name, Expect: uint64(from)})
+	if r.Code == api.CodeUpgrade {
+		return 0, false, fmt.Errorf("%w: %s", ErrNoCounters, r.Msg)
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	n, err := parseCounter(r)
+	return n, err == nil && r.Code == api.CodeOK, err
+}
+
+func parseCounter(r api.Response) (int64, error) {
+	n, err := strconv.ParseInt(string(r.Value), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: a counter of %q", ErrUnknown, r.Value)
+	}
+	return n, nil
 }
 
 // List returns the names below dir.

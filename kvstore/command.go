@@ -32,7 +32,23 @@ const (
 	// Key, Value, Cond and CondValue) only if lock FenceName is held at generation
 	// FenceGen; otherwise it changes nothing and answers api.CodeFenced.
 	OpFenced Op = 10
-	opEnd    Op = 11 // one past the last
+	// OpLockAcquireV4 is OpLockAcquire under version 4's rules: the lease carries Token,
+	// which a revoke must present, and a new head's generation is taken from what still
+	// grows (Store.nextGeneration), so a lock whose queue empties is dropped.
+	OpLockAcquireV4 Op = 11
+	// OpRevokeV4 is OpRevoke under version 4's rules: refused unless Token is the
+	// lease's (a lease without one takes any), and the lock it held passes on, or is
+	// dropped, as OpLockAcquireV4 says.
+	OpRevokeV4 Op = 12
+	// OpCounterRaise raises counter Key, if it stands at Expect (0: never raised), to a
+	// value above every one issued before (Store.nextGeneration): a fencing number no
+	// plain write can touch.
+	OpCounterRaise Op = 13
+	// OpRebase moves a restored state's generations past the old cluster's (Rebase) to
+	// Epoch, the wall clock of the leader that proposes it, in Unix nanoseconds: a
+	// restore leaves the state waiting for it (MarkRestored), the same on every member.
+	OpRebase Op = 14
+	opEnd    Op = 15 // one past the last
 )
 
 // Version is the command version that introduced o, as the catalogue of requests
@@ -41,7 +57,13 @@ func (o Op) Version() int { return api.CommandVersionOf(uint8(o)) }
 
 // leased: operations whose encoding carries the lease fields after the others (the
 // operations of version 1 keep their encoding, which earlier builds decode exactly).
-func (o Op) leased() bool { return o == OpSetLease || o == OpRevoke || o == OpLockAcquire }
+func (o Op) leased() bool {
+	return o == OpSetLease || o == OpRevoke || o == OpLockAcquire || o.tokened()
+}
+
+// tokened: the version 4 lease operations, whose encoding carries Token after the lease
+// fields.
+func (o Op) tokened() bool { return o == OpLockAcquireV4 || o == OpRevokeV4 }
 
 // fenceable: the writes a fence can make conditional.
 func (o Op) fenceable() bool {
@@ -63,6 +85,13 @@ type Command struct {
 	Lease     uint64 // OpRevoke: the lease
 	TTLMs     uint64 // OpSetLease, OpLockAcquire: the lease's time to live
 	Holder    string // OpLockAcquire: who asks, for status (user@host pid)
+	// OpLockAcquireV4: the token the lease is granted with (drawn by the leader);
+	// OpRevokeV4: the token presented (0: none)
+	Token uint64
+	// OpCounterRaise: the value the counter must stand at (0: never raised)
+	Expect uint64
+	// OpRebase: the epoch, Unix nanoseconds
+	Epoch uint64
 	// OpFenced: the write it makes conditional, and the lock and generation it needs
 	Fenced    Op
 	FenceName string
@@ -88,11 +117,21 @@ func (c Command) Validate() error {
 	switch c.Op {
 	case OpNoop:
 		return nil
-	case OpRevoke:
+	case OpRebase:
+		if c.Epoch == 0 {
+			return errors.New("rebase: epoch 0")
+		}
+		return nil
+	case OpRevoke, OpRevokeV4:
 		if c.Lease == 0 {
 			return errors.New("revoke: no lease")
 		}
 		return nil
+	case OpLockAcquireV4:
+		if c.Token == 0 {
+			return errors.New("lock: no token")
+		}
+		fallthrough
 	case OpSetLease, OpLockAcquire:
 		if c.TTLMs < api.MinTTLMs || c.TTLMs > api.MaxTTLMs {
 			return fmt.Errorf("ttl of %d ms: want 1s to 24h", c.TTLMs)
@@ -100,7 +139,7 @@ func (c Command) Validate() error {
 		if len(c.Holder) > 256 {
 			return fmt.Errorf("holder of %d bytes: the limit is 256", len(c.Holder))
 		}
-	case OpSet, OpUnset, OpIfSet, OpCreate, OpIfUnset:
+	case OpSet, OpUnset, OpIfSet, OpCreate, OpIfUnset, OpCounterRaise:
 	default:
 		return &UnknownOpError{Op: c.Op}
 	}
@@ -134,6 +173,15 @@ func (c Command) Encode() []byte {
 		b = binary.AppendUvarint(b, c.TTLMs)
 		b = wire.AppendBytes(b, []byte(c.Holder))
 	}
+	if c.Op.tokened() {
+		b = binary.AppendUvarint(b, c.Token)
+	}
+	if c.Op == OpCounterRaise {
+		b = binary.AppendUvarint(b, c.Expect)
+	}
+	if c.Op == OpRebase {
+		b = binary.AppendUvarint(b, c.Epoch)
+	}
 	if c.Op == OpFenced {
 		b = append(b, byte(c.Fenced))
 		b = wire.AppendString(b, c.FenceName)
@@ -158,6 +206,15 @@ func Decode(b []byte) (Command, error) {
 	if c.Op.leased() {
 		c.Lease, c.TTLMs = d.Uvarint(), d.Uvarint()
 		c.Holder = d.String(257)
+	}
+	if c.Op.tokened() {
+		c.Token = d.Uvarint()
+	}
+	if c.Op == OpCounterRaise {
+		c.Expect = d.Uvarint()
+	}
+	if c.Op == OpRebase {
+		c.Epoch = d.Uvarint()
 	}
 	if c.Op == OpFenced {
 		c.Fenced = Op(d.Byte())
@@ -211,8 +268,20 @@ func (c Command) String() string {
 		return fmt.Sprintf("set --ttl %dms %s %s%s", c.TTLMs, c.Key, q(c.Value), id)
 	case OpRevoke:
 		return fmt.Sprintf("revoke lease %d%s", c.Lease, id)
+	case OpRevokeV4:
+		tok := "no token"
+		if c.Token != 0 {
+			tok = "with a token" // never shown: it is what lets a client revoke
+		}
+		return fmt.Sprintf("revoke lease %d (%s)%s", c.Lease, tok, id)
 	case OpLockAcquire:
 		return fmt.Sprintf("lock %s --ttl %dms (holder %q)%s", c.Key, c.TTLMs, c.Holder, id)
+	case OpLockAcquireV4:
+		return fmt.Sprintf("lock %s --ttl %dms (holder %q, with a token)%s", c.Key, c.TTLMs, c.Holder, id)
+	case OpCounterRaise:
+		return fmt.Sprintf("counter raise %s from %d%s", c.Key, c.Expect, id)
+	case OpRebase:
+		return fmt.Sprintf("rebase generations to epoch %d (after a restore)%s", c.Epoch, id)
 	case OpFenced:
 		inner := c
 		inner.Op, inner.ClientID = c.Fenced, 0

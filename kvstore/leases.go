@@ -3,7 +3,9 @@ package kvstore
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strconv"
 
 	"lite-raft/api"
 )
@@ -14,13 +16,19 @@ import (
 // says which keys and locks go with it.
 type Lease struct {
 	TTLMs uint64
+	// Token is what a revoke of it must present (0: none needed: a TTL key's lease, or a
+	// lock's granted by a version 2 command). It is never shown but to its acquirer.
+	Token uint64
 	Keys  []string // the keys set under it (values: replaced, never changed in place)
 	Locks []string // the locks it waits for or holds
 }
 
 // Lock is a cluster-wide lock: a queue of leases, first come first served. The head
-// holds it. Generation grows by one each time a new head takes it, and never goes down
-// (the lock's record stays when its queue empties), so a holder can fence with it.
+// holds it, at Generation, a fencing number that grows each time a new head takes it.
+// Under the version 2 commands it grows by one and the record stays when its queue
+// empties, for ever; under version 4's it is taken from what still grows
+// (nextGeneration), so a record whose queue empties is dropped and a new one still
+// starts above every generation issued before.
 type Lock struct {
 	Generation uint64
 	Queue      []LockWaiter
@@ -75,13 +83,27 @@ func (s *Store) detach(key string, lease uint64) {
 
 func (s *Store) grant(id, ttlMs uint64) { s.leases.Set(id, Lease{TTLMs: ttlMs}) }
 
+// nextGeneration is the generation of a lock's new head, or a counter's next value, at
+// index: above prev, and at least base+index. The index grows with every entry and the
+// base with every restore (Rebase), so the value is above any that was issued before,
+// even by a record since dropped, even by the cluster a backup came from.
+func (s *Store) nextGeneration(prev, index uint64) uint64 {
+	return max(prev+1, s.base+index)
+}
+
 // revoke ends a lease: its keys are deleted, its places in lock queues given up (a lock
 // it held passes to the next in line, with a new generation). Revoking a lease that is
-// gone does nothing: expiry and release may both propose it.
-func (s *Store) revoke(id uint64) {
+// gone does nothing: expiry and release may both propose it. v4 is the version 4 rule
+// (OpRevokeV4): token must be the lease's, and a lock passes on by nextGeneration or is
+// dropped once its queue is empty; else version 2's (OpRevoke), which builds before
+// version 4 apply.
+func (s *Store) revoke(id, token uint64, v4 bool) Result {
 	l, ok := s.leases.Get(id)
 	if !ok {
-		return
+		return Result{}
+	}
+	if msg, refused := s.TokenRefusal(id, token); v4 && refused {
+		return Result{Code: api.CodeUsage, Msg: "lease revoke: " + msg}
 	}
 	for _, k := range l.Keys {
 		if held, _ := s.keyLease.Get(k); held == id {
@@ -101,30 +123,139 @@ func (s *Store) revoke(id uint64) {
 			continue
 		}
 		lk.Queue = slices.Delete(slices.Clone(lk.Queue), i, i+1)
-		if i == 0 && len(lk.Queue) > 0 {
-			lk.Generation++ // the next in line holds it now
+		switch {
+		case v4 && len(lk.Queue) == 0:
+			s.dropLock(name)
+			continue
+		case v4 && i == 0:
+			lk.Generation = s.nextGeneration(lk.Generation, s.index) // the next in line holds it now
+		case i == 0 && len(lk.Queue) > 0:
+			lk.Generation++
 		}
 		s.locks.Set(name, lk)
 	}
 	s.leases.Delete(id)
+	return Result{}
 }
 
+// TokenRefusal says why token does not let its bearer revoke lease id, if it does not:
+// a lease granted with a token (by OpLockAcquireV4) is revoked only with that token, so
+// that no client can take a lock from its holder by naming its lease's number. A lease
+// that is gone, or has no token (a TTL key's), refuses nobody.
+func (s *Store) TokenRefusal(id, token uint64) (string, bool) {
+	l, ok := s.leases.Get(id)
+	if !ok || l.Token == 0 || l.Token == token {
+		return "", false
+	}
+	what := "no token"
+	if token != 0 {
+		what = "a token that is not its own"
+	}
+	return fmt.Sprintf("lease %d is a lock's (held or waited for) and was named with %s: only its own client, with the token its lock's acquire returned, may end it (nothing was changed)", id, what), true
+}
+
+// dropLock forgets a lock whose queue emptied: its next head's generation comes from
+// nextGeneration, which needs nothing of it, so lock names do not pile up for ever.
+func (s *Store) dropLock(name string) { s.locks.Delete(name) }
+
 // lockAcquire grants a lease and queues it for lock c.Key; the first in an empty queue
-// holds the lock at once.
+// holds the lock at once. OpLockAcquireV4 gives the lease c.Token and its holder a
+// generation from nextGeneration; OpLockAcquire, as version 2 did, the last plus one.
 func (s *Store) lockAcquire(index uint64, c Command) Result {
+	v4 := c.Op == OpLockAcquireV4
 	s.grant(index, c.TTLMs)
 	l, _ := s.leases.Get(index)
 	l.Locks = []string{c.Key}
+	if v4 {
+		l.Token = c.Token
+	}
 	s.leases.Set(index, l)
-	lk, _ := s.locks.Get(c.Key)
+	lk, found := s.locks.Get(c.Key)
 	lk.Queue = append(slices.Clone(lk.Queue), LockWaiter{Lease: index, Holder: c.Holder, Since: index})
-	if len(lk.Queue) == 1 {
+	switch {
+	case len(lk.Queue) > 1:
+	case v4 && !found && s.bugs.GenerationReused:
+		lk.Generation = 1
+	case v4:
+		lk.Generation = s.nextGeneration(lk.Generation, index)
+	default:
 		lk.Generation++
 	}
 	s.locks.Set(c.Key, lk)
 	place, _ := s.LockPlaceOf(c.Key, index)
+	if v4 {
+		place.Token = c.Token // to the acquirer only: LockPlaceOf never tells it
+	}
 	b, _ := json.Marshal(place)
 	return Result{Value: b}
+}
+
+// counterRaise raises counter c.Key from c.Expect to nextGeneration's value, which it
+// answers (decimal); a counter not at c.Expect is left as it is, and its value answered
+// with CodeCondFalse, so the caller can try again from there.
+func (s *Store) counterRaise(index uint64, c Command) Result {
+	cur, _ := s.counters.Get(c.Key)
+	if cur != c.Expect {
+		return Result{Code: api.CodeCondFalse, Value: []byte(strconv.FormatUint(cur, 10)),
+			Msg: fmt.Sprintf("counter %s is at %d, not %d", c.Key, cur, c.Expect)}
+	}
+	next := s.nextGeneration(cur, index)
+	s.counters.Set(c.Key, next)
+	return Result{Value: []byte(strconv.FormatUint(next, 10))}
+}
+
+// Counter is counter name's value (0: never raised).
+func (s *Store) Counter(name string) uint64 {
+	v, _ := s.counters.Get(name)
+	return v
+}
+
+// Base is the generation base: 0 for a cluster never restored, else the epoch of its
+// last restore or recover (Rebase).
+func (s *Store) Base() uint64 { return s.base }
+
+// MarkRestored leaves a state restored from a backup waiting for its rebase: lock
+// acquires, counter raises and fenced writes are refused (CodeFailed, try again) until
+// an OpRebase applies, which the new cluster's first leader proposes with its clock.
+// restore runs on every member with the same backup, and each must write the same
+// state: the epoch cannot come from each member's own clock, so it comes through the
+// log.
+func (s *Store) MarkRestored() { s.rebasePending = true }
+
+// RebasePending reports whether the state waits for OpRebase (MarkRestored).
+func (s *Store) RebasePending() bool { return s.rebasePending }
+
+// Rebase moves every lock generation and counter past anything the cluster the state
+// came from could have issued: base becomes epoch, which the caller takes from the
+// restore's own clock (Unix nanoseconds: the old cluster's base plus its log index
+// never gets there, as logs grow by far less than an entry a nanosecond, and restoring
+// one backup twice gives two bases). Every lock and counter is raised to at least
+// epoch. An epoch not above the current base is refused: the clock is wrong, or this
+// state was restored later than now.
+func (s *Store) Rebase(epoch uint64) error {
+	if epoch <= s.base {
+		return fmt.Errorf("the restore's epoch %d is not above the state's %d (from a restore or recover later than this clock says it is now): is the clock right?", epoch, s.base)
+	}
+	s.base, s.rebasePending = epoch, false
+	var names []string
+	s.locks.Scan(func(name string, _ Lock) bool {
+		names = append(names, name)
+		return true
+	})
+	for _, name := range names {
+		lk, _ := s.locks.Get(name)
+		lk.Generation = max(lk.Generation, epoch)
+		s.locks.Set(name, lk)
+	}
+	names = names[:0]
+	s.counters.Scan(func(name string, _ uint64) bool {
+		names = append(names, name)
+		return true
+	})
+	for _, name := range names {
+		s.counters.Set(name, max(s.Counter(name), epoch))
+	}
+	return nil
 }
 
 // LockPlaceOf says where lease stands in lock name's queue; ok is false if it is not
@@ -162,6 +293,20 @@ func (s *Store) Locks(f func(name string, l Lock) bool) {
 		}
 		return f(name, l)
 	})
+}
+
+// hasV3State reports whether the store holds anything only snapshot format v3 can
+// carry: a generation base, counters, a lease with a token.
+func (s *Store) hasV3State() bool {
+	if s.base != 0 || s.rebasePending || s.counters.Len() > 0 {
+		return true
+	}
+	v3 := false
+	s.leases.Scan(func(_ uint64, l Lease) bool {
+		v3 = l.Token != 0
+		return !v3
+	})
+	return v3
 }
 
 // hasV2State reports whether the store holds anything only snapshot format v2 can

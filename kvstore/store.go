@@ -51,6 +51,13 @@ type Store struct {
 	keyLease btree.Map[string, uint64]
 	leases   btree.Map[uint64, Lease]
 	locks    btree.Map[string, Lock]
+	// counters (OpCounterRaise), apart from the keys so that no plain write reaches them,
+	// and the generation base (Rebase)
+	counters btree.Map[string, uint64]
+	base     uint64
+	// rebasePending: restored from a backup, waiting for OpRebase (MarkRestored)
+	rebasePending bool
+	bugs          Bugs
 	// what the command being applied changed so far, and its index (Apply)
 	changes []api.Change
 	index   uint64
@@ -59,10 +66,22 @@ type Store struct {
 // New returns an empty store.
 func New() *Store { return &Store{} }
 
+// Bugs are deliberate mistakes a simulation plants in a store to show that it catches
+// them (agent/core's bugs reach it through Plant); the zero value is the correct store.
+type Bugs struct {
+	// GenerationReused: a lock whose record was dropped (its queue emptied) starts again
+	// at generation 1, as if the record had never been.
+	GenerationReused bool
+}
+
+// Plant plants bugs b in s (and in its clones), for simulations only.
+func (s *Store) Plant(b Bugs) { s.bugs = b }
+
 // Clone returns a copy that shares everything with s until either changes (O(1)).
 func (s *Store) Clone() *Store {
 	return &Store{data: *s.data.Copy(), sessions: *s.sessions.Copy(),
-		keyLease: *s.keyLease.Copy(), leases: *s.leases.Copy(), locks: *s.locks.Copy()}
+		keyLease: *s.keyLease.Copy(), leases: *s.leases.Copy(), locks: *s.locks.Copy(),
+		counters: *s.counters.Copy(), base: s.base, rebasePending: s.rebasePending, bugs: s.bugs}
 }
 
 // Apply applies a command committed at log index.
@@ -108,6 +127,14 @@ func (s *Store) evictSessions() {
 }
 
 func (s *Store) apply(index uint64, c Command) Result {
+	if s.rebasePending {
+		switch c.Op {
+		case OpLockAcquire, OpLockAcquireV4, OpCounterRaise, OpFenced:
+			// what the old cluster issued may still be issued: not before OpRebase
+			return Result{Code: api.CodeFailed, Msg: "this cluster was restored from a backup and has not yet moved its lock and package " +
+				"generations past the old cluster's (its leader does that first, once its clock is past the backup's epoch): try again"}
+		}
+	}
 	switch c.Op {
 	case OpNoop:
 		return Result{}
@@ -122,10 +149,21 @@ func (s *Store) apply(index uint64, c Command) Result {
 		s.put(c.Key, c.Value, index)
 		return Result{Value: []byte(strconv.FormatUint(index, 10))}
 	case OpRevoke:
-		s.revoke(c.Lease)
-		return Result{}
-	case OpLockAcquire:
+		return s.revoke(c.Lease, 0, false)
+	case OpRevokeV4:
+		return s.revoke(c.Lease, c.Token, true)
+	case OpLockAcquire, OpLockAcquireV4:
 		return s.lockAcquire(index, c)
+	case OpCounterRaise:
+		return s.counterRaise(index, c)
+	case OpRebase:
+		if !s.rebasePending {
+			return Result{} // another leader's, already done
+		}
+		if err := s.Rebase(c.Epoch); err != nil {
+			return Result{Code: api.CodeFailed, Msg: err.Error()}
+		}
+		return Result{}
 	case OpFenced:
 		lk, _ := s.locks.Get(c.FenceName)
 		switch {
@@ -249,11 +287,14 @@ func (s *Store) List(dir string) ([]string, bool) {
 func (s *Store) Len() int { return s.data.Len() }
 
 // Snapshot formats: v1 holds sessions and keys; v2 adds results' values, leases and
-// locks. A store with none of those is written as v1, which builds from before leases
-// read (they may be members still: the leader does not let leases in before they go).
+// locks; v3 adds leases' tokens, the generation base and the counters. A store is
+// written in the oldest format that holds all it has, which builds from before read
+// (they may be members still: the leader does not let leases in before they go, nor
+// tokens and counters; a base comes only with a restore, by a build that has it).
 const (
 	snapshotMagic   = "lite-raft kv v1\n"
 	snapshotMagicV2 = "lite-raft kv v2\n"
+	snapshotMagicV3 = "lite-raft kv v3\n"
 )
 
 // Snapshot encodes the whole state, sorted, so equal states give equal bytes.
@@ -274,10 +315,14 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 		rec = rec[:0]
 		return err
 	}
-	v2 := s.hasV2State()
-	if v2 {
+	v3 := s.hasV3State()
+	v2 := v3 || s.hasV2State()
+	switch {
+	case v3:
+		rec = append(rec, snapshotMagicV3...)
+	case v2:
 		rec = append(rec, snapshotMagicV2...)
-	} else {
+	default:
 		rec = append(rec, snapshotMagic...)
 	}
 	rec = binary.AppendUvarint(rec, uint64(s.sessions.Len()))
@@ -314,7 +359,10 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 		err = put()
 	}
 	if err == nil && v2 {
-		err = s.writeLeases(&rec, put)
+		err = s.writeLeases(&rec, put, v3)
+	}
+	if err == nil && v3 {
+		err = s.writeCounters(&rec, put)
 	}
 	if err != nil {
 		return err
@@ -322,8 +370,32 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 	return bw.Flush()
 }
 
-// writeLeases appends v2's sections: the leased keys, the leases, the locks.
-func (s *Store) writeLeases(rec *[]byte, put func() error) error {
+// writeCounters appends v3's last sections: the base, whether a rebase is pending, the
+// counters.
+func (s *Store) writeCounters(rec *[]byte, put func() error) error {
+	var err error
+	*rec = binary.AppendUvarint(*rec, s.base)
+	pending := uint64(0)
+	if s.rebasePending {
+		pending = 1
+	}
+	*rec = binary.AppendUvarint(*rec, pending)
+	*rec = binary.AppendUvarint(*rec, uint64(s.counters.Len()))
+	s.counters.Scan(func(name string, v uint64) bool {
+		*rec = wire.AppendString(*rec, name)
+		*rec = binary.AppendUvarint(*rec, v)
+		err = put()
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	return put()
+}
+
+// writeLeases appends v2's sections: the leased keys, the leases (with their tokens in
+// v3), the locks.
+func (s *Store) writeLeases(rec *[]byte, put func() error, v3 bool) error {
 	var err error
 	*rec = binary.AppendUvarint(*rec, uint64(s.keyLease.Len()))
 	s.keyLease.Scan(func(k string, id uint64) bool {
@@ -339,6 +411,9 @@ func (s *Store) writeLeases(rec *[]byte, put func() error) error {
 	s.leases.Scan(func(id uint64, l Lease) bool {
 		*rec = binary.AppendUvarint(*rec, id)
 		*rec = binary.AppendUvarint(*rec, l.TTLMs)
+		if v3 {
+			*rec = binary.AppendUvarint(*rec, l.Token)
+		}
 		for _, names := range [][]string{l.Keys, l.Locks} {
 			*rec = binary.AppendUvarint(*rec, uint64(len(names)))
 			for _, n := range names {
@@ -395,10 +470,11 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 	if n == 0 && err == io.EOF {
 		return s, 0, nil
 	}
-	if err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV2) {
+	if err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV2 && string(magic) != snapshotMagicV3) {
 		return nil, 0, errors.New("kv snapshot: bad magic")
 	}
-	v2 := string(magic) == snapshotMagicV2
+	v3 := string(magic) == snapshotMagicV3
+	v2 := v3 || string(magic) == snapshotMagicV2
 	var rerr error
 	uvarint := func() uint64 {
 		if rerr != nil {
@@ -481,7 +557,11 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 		count = uvarint()
 		for i := uint64(0); i < count && rerr == nil; i++ {
 			id, ttl := uvarint(), uvarint()
-			l := Lease{TTLMs: ttl, Keys: names(), Locks: names()}
+			var token uint64
+			if v3 {
+				token = uvarint()
+			}
+			l := Lease{TTLMs: ttl, Token: token, Keys: names(), Locks: names()}
 			if keep {
 				s.leases.Load(id, l)
 			}
@@ -496,6 +576,17 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 			}
 			if keep {
 				s.locks.Load(name, lk)
+			}
+		}
+	}
+	if v3 && rerr == nil {
+		s.base = uvarint()
+		s.rebasePending = uvarint() == 1
+		count = uvarint()
+		for i := uint64(0); i < count && rerr == nil; i++ {
+			name := string(bytesOf(api.MaxKeyLen, nil))
+			if v := uvarint(); keep {
+				s.counters.Load(name, v)
 			}
 		}
 	}

@@ -126,6 +126,9 @@ type Config struct {
 	Build string
 	// BackupIdleMs is how long a snapshot save's file is kept unread (default a minute).
 	BackupIdleMs int64
+	// StartedAtNs is the wall clock when the core was made (Unix nanoseconds): with the
+	// core's time since, it dates a restored cluster's rebase (the core reads no clock).
+	StartedAtNs int64
 }
 
 // Core is one agent's state. It is not safe for concurrent use: the driver serializes
@@ -168,6 +171,7 @@ type Core struct {
 	leaseDue  map[uint64]Time
 	revoking  map[uint64]Time
 	lockWaits map[string][]*waiter
+	rebasing  Time // when this leader last proposed a restored state's rebase (0: never)
 
 	// what watch reads (changes.go): the changes applied, and the watches parked on it
 	changes    changeRing
@@ -187,6 +191,9 @@ type bugs struct {
 	staleLeaderRead bool // the leader serves reads from its state without a read index
 	retryNewID      bool // a retried forward goes out with a fresh client ID
 	noBackoff       bool // a forward that could not be sent is tried again at once
+	// the store starts a lock whose record was dropped at generation 1 again
+	// (kvstore.Bugs.GenerationReused; reaches every store the core applies to)
+	generationReused bool
 }
 
 // New makes a core from the node's durable state and the state machine loaded from its
@@ -229,6 +236,7 @@ func (c *Core) at(now Time) {
 func (c *Core) Tick(now Time) {
 	c.at(now)
 	c.node.Tick()
+	c.rebaseIfRestored()
 	c.expireLeases()
 	c.expire()
 	c.retryDue()
@@ -342,6 +350,9 @@ func (c *Core) installSnapshot(s raftcore.Snapshot, kv *kvstore.Store) {
 // of members that understood it (it was checked before it was proposed, so it comes from
 // a newer lite-raft).
 func (c *Core) apply(ents []raftcore.Entry) error {
+	if c.bugs.generationReused {
+		c.kv.Plant(kvstore.Bugs{GenerationReused: true}) // a store from a snapshot has none
+	}
 	for _, e := range ents {
 		if e.Index <= c.applied {
 			continue
@@ -371,11 +382,11 @@ func (c *Core) apply(ents []raftcore.Entry) error {
 			// what a revoke takes with it, and whether the key was there, read before
 			var keys, locks []string
 			switch cmd.Op {
-			case kvstore.OpRevoke:
+			case kvstore.OpRevoke, kvstore.OpRevokeV4:
 				if l, ok := c.kv.LeaseByID(cmd.Lease); ok {
 					keys, locks = l.Keys, l.Locks
 				}
-			case kvstore.OpLockAcquire:
+			case kvstore.OpLockAcquire, kvstore.OpLockAcquireV4:
 				locks = []string{cmd.Key}
 			}
 			res = c.kv.Apply(e.Index, cmd)
@@ -408,6 +419,8 @@ func (c *Core) roleChanged(ss raftcore.SoftState) {
 	c.logf("", "now %s in term %d, leader %s", ss.Role, c.node.Term(), orDash(string(ss.Lead)))
 	c.leadershipChanged()
 	c.leadLeases()
+	c.rebasing = 0
+	c.rebaseIfRestored()
 	if ss.Lead != c.lead {
 		c.lead = ss.Lead
 		if ss.Lead != raftcore.None {

@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 
 	"lite-raft/api"
 	"lite-raft/kvstore"
@@ -25,7 +26,8 @@ const revokeRetryMs = 1000
 func commandOf(r api.Request) (kvstore.Command, error) {
 	info, _ := r.Op.Info()
 	cmd := kvstore.Command{Op: kvstore.Op(info.Command), ClientID: r.ClientID, Seq: r.Seq, Key: r.Key,
-		Value: r.Value, Cond: r.Cond, CondValue: r.CondValue, Lease: r.Lease, TTLMs: r.TTLMs, Holder: r.Holder}
+		Value: r.Value, Cond: r.Cond, CondValue: r.CondValue, Lease: r.Lease, TTLMs: r.TTLMs, Holder: r.Holder,
+		Token: r.Token, Expect: r.Expect}
 	if cmd.Op == kvstore.OpRevoke && cmd.Lease == 0 {
 		return cmd, nil
 	}
@@ -34,6 +36,37 @@ func commandOf(r api.Request) (kvstore.Command, error) {
 		cmd.Fenced, cmd.Op, cmd.FenceName, cmd.FenceGen = cmd.Op, kvstore.OpFenced, r.FenceName, r.FenceGen
 	}
 	return cmd, cmd.Validate()
+}
+
+// everyMember reports whether every member (learners and a joint configuration's
+// outgoing voters too) is known to understand command version v.
+func (c *Core) everyMember(v int) bool {
+	for _, id := range c.node.Members().All() {
+		if c.commandsOf(id) < v {
+			return false
+		}
+	}
+	return true
+}
+
+// successor turns cmd, the command of op, into its successor (api.SuccessorOf) once
+// every member understands that: the new rule applies only where all apply it alike,
+// and until then op goes on working under the old one. A lock's token is drawn here, by
+// the leader, and travels in the command, so that every member stores the same one
+// (apply must be deterministic) and a client needs no randomness of its own nor a new
+// request field, and a client of any build gets one from a cluster that has them. The
+// leader's source is seeded from its clock and pid: the token keeps a client from
+// ending a lease it was not granted by mistake or by guessing a number, not from anyone
+// who may read the log (debug, a backup), which holds it.
+func (c *Core) successor(op api.Op, cmd *kvstore.Command) {
+	s, ok := api.SuccessorOf(op)
+	if !ok || !c.everyMember(s.Commands) {
+		return
+	}
+	cmd.Op = kvstore.Op(s.Command)
+	if cmd.Op == kvstore.OpLockAcquireV4 {
+		cmd.Token = uint64(c.rand.IntN(math.MaxInt64))<<1 | 1 // never 0: 0 is "no token"
+	}
 }
 
 // leaseOf is the lease a request names: its number, or Key's.
@@ -60,11 +93,14 @@ func (c *Core) leadLeases() {
 // waits on what it changed: a revoke's keys (watches) and locks (lock waiters).
 func (c *Core) leaseApplied(index uint64, cmd kvstore.Command, before []string, locks []string) {
 	switch cmd.Op {
-	case kvstore.OpSetLease, kvstore.OpLockAcquire:
+	case kvstore.OpSetLease, kvstore.OpLockAcquire, kvstore.OpLockAcquireV4:
 		if c.node.Role() == raftcore.Leader {
 			c.leaseDue[index] = c.now + Time(cmd.TTLMs)
 		}
-	case kvstore.OpRevoke:
+	case kvstore.OpRevoke, kvstore.OpRevokeV4:
+		if _, refused := c.kv.LeaseByID(cmd.Lease); refused {
+			break // a revoke without the lease's token: it lives on
+		}
 		delete(c.leaseDue, cmd.Lease)
 		delete(c.revoking, cmd.Lease)
 		for _, k := range before {
@@ -76,6 +112,25 @@ func (c *Core) leaseApplied(index uint64, cmd kvstore.Command, before []string, 
 	for _, name := range locks {
 		c.wakeLockWaits(name)
 	}
+}
+
+// rebaseIfRestored: the leader of a cluster restored from a backup (kvstore.MarkRestored)
+// first moves its lock and package generations past anything the old cluster issued,
+// with an epoch from its own wall clock: the same on every member, as it comes through
+// the log, and another on each restore. It goes before anything this leader proposes
+// after, and the store refuses what would issue a generation until it is applied. It
+// is proposed again each revokeRetryMs until applied (a leader change may lose it). Not
+// behind the version gate: only a build that reads snapshot format v3 holds such a state.
+func (c *Core) rebaseIfRestored() {
+	if c.node.Role() != raftcore.Leader || !c.kv.RebasePending() || (c.rebasing != 0 && c.now-c.rebasing < revokeRetryMs) {
+		return
+	}
+	epoch := uint64(max(1, c.cfg.StartedAtNs+int64(c.now)*1_000_000))
+	if _, _, err := c.node.Propose(kvstore.Command{Op: kvstore.OpRebase, Epoch: epoch}.Encode()); err != nil {
+		return // a transfer in progress: the next leader does it
+	}
+	c.rebasing = max(1, c.now)
+	c.logf("rebase", "this cluster was restored from a backup: moving its lock and package generations past the old cluster's (epoch %d)", epoch)
 }
 
 // expireLeases proposes the revoke of every lease whose time is up (leader only).
@@ -90,7 +145,12 @@ func (c *Core) expireLeases() {
 		if at, ok := c.revoking[id]; ok && c.now-at < revokeRetryMs {
 			continue
 		}
-		if _, _, err := c.node.Propose(kvstore.Command{Op: kvstore.OpRevoke, Lease: id}.Encode()); err != nil {
+		cmd := kvstore.Command{Op: kvstore.OpRevoke, Lease: id}
+		if l, ok := c.kv.LeaseByID(id); ok {
+			cmd.Token = l.Token // the leader ends it, as its holder may
+		}
+		c.successor(api.OpRevoke, &cmd)
+		if _, _, err := c.node.Propose(cmd.Encode()); err != nil {
 			return // a transfer in progress: the next leader does it
 		}
 		c.revoking[id] = c.now
@@ -115,6 +175,12 @@ func (c *Core) keepLease(r api.Request) api.Response {
 	}
 	if r.Stale {
 		return api.Response{Code: api.CodeUsage, Msg: "a lease is kept by the leader: not with --stale"}
+	}
+	// a keep needs no token: it only delays when a lock passes on, never hands one over,
+	// and clients from before tokens keep their leases by number. A token given must be
+	// the lease's all the same (a client that mixed up its leases hears of it).
+	if msg, refused := c.kv.TokenRefusal(id, r.Token); r.Token != 0 && refused {
+		return api.Response{Code: api.CodeUsage, Msg: "lease keep: " + msg}
 	}
 	c.leaseDue[id] = c.now + Time(l.TTLMs)
 	js, _ := json.Marshal(map[string]uint64{"lease": id, "ttl_ms": l.TTLMs})

@@ -81,6 +81,7 @@ var serving = map[api.Op]struct {
 	api.OpExists:       {true, (*Core).replyRead},
 	api.OpList:         {true, (*Core).replyRead},
 	api.OpLocks:        {true, (*Core).replyRead},
+	api.OpCounter:      {true, (*Core).replyRead},
 	api.OpLeaseKeep:    {true, (*Core).replyRead},
 	api.OpLockWait:     {true, (*Core).lockWait},
 	api.OpSnapshot:     {true, (*Core).makeBackup},
@@ -156,6 +157,15 @@ func (c *Core) propose(w *waiter) {
 			return
 		}
 	}
+	if cmd.Op == kvstore.OpRevoke {
+		// refused here when this leader knows the lease (and at apply when it did not
+		// yet, by OpRevokeV4): nothing appended for a revoke that cannot succeed
+		if msg, refused := c.kv.TokenRefusal(cmd.Lease, cmd.Token); refused {
+			c.reply(w, api.Response{Code: api.CodeUsage, Msg: "lease revoke: " + msg})
+			return
+		}
+	}
+	c.successor(r.Op, &cmd)
 	index, term, err := c.node.Propose(cmd.Encode())
 	if err != nil {
 		c.wait(w, raftcore.None) // a transfer in progress: the next leader takes it
@@ -208,6 +218,8 @@ func (c *Core) read(r api.Request) api.Response {
 		return c.keepLease(r)
 	case api.OpLocks:
 		return c.locksResponse()
+	case api.OpCounter:
+		return api.Response{Value: []byte(strconv.FormatUint(c.kv.Counter(r.Key), 10))}
 	case api.OpExists:
 		if _, ok := c.kv.Get(r.Key); !ok {
 			return api.Response{Code: api.CodeNotFound, Msg: fmt.Sprintf("key %s not found", r.Key)}

@@ -98,7 +98,7 @@ func TestAgentSimCatchesPlantedBugs(t *testing.T) {
 	if *agentSimBug != "" || *agentSimSeed != 0 {
 		t.Skip("runs only without -agentsim.bug and -agentsim.seed")
 	}
-	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff"} {
+	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused"} {
 		t.Run(name, func(t *testing.T) {
 			var b bugs
 			if err := b.plant(name); err != nil {
@@ -151,6 +151,8 @@ func (b *bugs) plant(name string) error {
 		b.retryNewID = true
 	case "no-backoff":
 		b.noBackoff = true
+	case "generation-reused":
+		b.generationReused = true
 	default:
 		return fmt.Errorf("unknown bug %q", name)
 	}
@@ -710,7 +712,7 @@ func (s *sim) reportLinks() {
 				s.pump(na)
 				if nb := s.nodes[b]; up && nb.up {
 					// a's stream to b opens with what a says of itself
-					nb.core.PeerVersion(s.clock(nb), api.Version{ID: string(a), Commands: api.CommandVersion})
+					nb.core.PeerVersion(s.clock(nb), api.Version{ID: string(a), Commands: api.CommandVersion, Requests: api.RequestVersion})
 					s.pump(nb)
 				}
 			})

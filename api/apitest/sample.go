@@ -40,6 +40,9 @@ func Sample(info api.OpInfo) api.Request {
 		r.From, r.FromSet = 0, true
 	case api.ArgPiece:
 		r.Backup, r.Offset = "3.1", 1<<20
+	case api.ArgExpect:
+		r.Expect = 5
 	}
+
 	return r
 }

@@ -279,7 +279,8 @@ func (c *Core) waited(resp api.Response, err error) {
 	default:
 		var p api.LockPlace
 		if json.Unmarshal(resp.JSON, &p) == nil && p.Lease == c.place.Lease {
-			c.place = p
+			// the token comes in the acquire's answer only
+			c.place.Position, c.place.Generation = p.Position, p.Generation
 		}
 	}
 }
@@ -343,7 +344,7 @@ func (c *Core) finish(o Outcome) {
 // release revokes the lease, and then ends so.
 func (c *Core) release(o Outcome) {
 	c.phase, c.final = releasing, &o
-	c.send(api.Request{Op: api.OpRevoke, Lease: c.place.Lease}, 5*time.Second)
+	c.send(api.Request{Op: api.OpRevoke, Lease: c.place.Lease, Token: c.place.Token}, 5*time.Second)
 }
 
 // advance decides the next step when no request is in flight.
@@ -428,7 +429,7 @@ func (c *Core) start() {
 func (c *Core) renew() {
 	c.lastTry = c.now
 	timeout := min(c.cfg.TTL/3, c.confirmed.Add(c.cfg.TTL).Sub(c.now))
-	c.send(api.Request{Op: api.OpLeaseKeep, Lease: c.place.Lease}, max(timeout, 100*time.Millisecond))
+	c.send(api.Request{Op: api.OpLeaseKeep, Lease: c.place.Lease, Token: c.place.Token}, max(timeout, 100*time.Millisecond))
 }
 
 // wake is when the core next needs Tick.

@@ -19,16 +19,24 @@ type agent struct {
 	keepCode          int
 	keepErr           error
 	waitErr           error
-	keepFailFrom      Reading // keepErr applies from this time on (0: always)
-	gone              bool    // the lease is no longer in the store
+	keepFailFrom      Reading             // keepErr applies from this time on (0: always)
+	tokens            map[api.Op][]uint64 // the token each request carried
+	gone              bool                // the lease is no longer in the store
 	acquires, waits   int
 	keeps, revokes    int
 	lastWait, maxPoll time.Duration
 }
 
 func (a *agent) do(now Reading, req api.Request) (api.Response, error, time.Duration) {
+	if a.tokens == nil {
+		a.tokens = map[api.Op][]uint64{}
+	}
+	a.tokens[req.Op] = append(a.tokens[req.Op], req.Token)
 	place := func(at Reading) []byte {
 		p := api.LockPlace{Lease: 41, Generation: 7}
+		if req.Op == api.OpLockAcquire {
+			p.Token = 77 // in the acquire's answer only
+		}
 		if at < a.free {
 			p.Position = 1
 		}
@@ -310,5 +318,26 @@ func TestExitAndSignal(t *testing.T) {
 	out := r.go_(t)
 	if out != (Outcome{}) || r.signalled != 2 || a.revokes != 1 {
 		t.Fatalf("%+v, signalled %d, %d revokes: want exit 0, SIGINT passed on, released", out, r.signalled, a.revokes)
+	}
+}
+
+// TestTokenGoesWithEveryRenewalAndTheRelease: the token the acquire returned goes with
+// each renewal and with the revoke, which the store refuses without it, though the
+// lock-wait answers in between carry none.
+func TestTokenGoesWithEveryRenewalAndTheRelease(t *testing.T) {
+	a := &agent{free: t0.Add(3 * time.Second), took: 5 * time.Millisecond}
+	r := &run{cfg: Config{Name: "job", TTL: 3 * time.Second}, a: a, runFor: 2 * time.Second}
+	if out := r.go_(t); out != (Outcome{}) {
+		t.Fatalf("%+v", out)
+	}
+	for _, op := range []api.Op{api.OpLeaseKeep, api.OpRevoke} {
+		if len(a.tokens[op]) == 0 {
+			t.Fatalf("no %s sent", op)
+		}
+		for _, tok := range a.tokens[op] {
+			if tok != 77 {
+				t.Fatalf("%s sent with tokens %v, want 77 each time", op, a.tokens[op])
+			}
+		}
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,8 +82,8 @@ func TestLock(t *testing.T) {
 	// one lock for a script: the holder's generation and lease; a lock nobody holds is 9
 	var one api.LockStatus
 	if out, code := runApp(t, "--dir", dir, "client", "--json", "locks", "job"); code != 0 || json.Unmarshal([]byte(out), &one) != nil ||
-		one.Name != "job" || one.Generation != 1 || one.Lease == 0 || len(one.Waiting) != 1 {
-		t.Fatalf("locks --json job while the first holds it: exit %d %q, want generation 1, a lease and one waiting", code, out)
+		one.Name != "job" || one.Generation == 0 || one.Lease == 0 || len(one.Waiting) != 1 {
+		t.Fatalf("locks --json job while the first holds it: exit %d %q, want a generation, a lease and one waiting", code, out)
 	}
 	if out, code := runApp(t, "--dir", dir, "client", "locks", "other"); code != 9 || !strings.Contains(out, "lock other is not held") {
 		t.Fatalf("locks other: exit %d %q, want 9", code, out)
@@ -104,8 +103,15 @@ func TestLock(t *testing.T) {
 		}
 	}
 	b, _ := os.ReadFile(log)
-	if got := strings.Fields(string(b)); strings.Join(got, " ") != "start 1 end start 2 end" {
-		t.Fatalf("events: %q, want two runs one after the other, generations 1 and 2", b)
+	// generations come from the log's index (issue 24): the first's as locks showed it,
+	// the second's above it
+	got := strings.Fields(string(b))
+	g1 := strconv.FormatUint(one.Generation, 10)
+	if len(got) != 6 || strings.Join(got[:3], " ") != "start "+g1+" end" || got[3] != "start" || got[5] != "end" {
+		t.Fatalf("events: %q, want two runs one after the other, the first at generation %s", b, g1)
+	}
+	if g2, err := strconv.ParseUint(got[4], 10, 64); err != nil || g2 <= one.Generation {
+		t.Fatalf("events: %q, want the second run at a generation above %s", b, g1)
 	}
 	if out, code := runApp(t, "--dir", dir, "client", "--json", "locks"); code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Fatalf("locks after every holder ended: exit %d %q, want []", code, out)
@@ -142,22 +148,28 @@ func TestFencedWrites(t *testing.T) {
 	bin := asMain(t)
 	script := bin + ` --dir ` + dir + ` client set --fence job=$LITE_RAFT_LOCK_GENERATION n $LITE_RAFT_LOCK_GENERATION && ` +
 		bin + ` --dir ` + dir + ` client if --fence job=$LITE_RAFT_LOCK_GENERATION n = $LITE_RAFT_LOCK_GENERATION set done$LITE_RAFT_LOCK_GENERATION`
+	var gens []string // as each holder wrote it: generations come from the log's index
+	var last uint64
 	for i := 1; i <= 2; i++ {
 		if out, code := client("lock", "job", "--ttl", "3s", "--", "sh", "-c", script); code != 0 {
 			t.Fatalf("lock %d: exit %d %s", i, code, out)
 		}
-		if out, code := client("get", "n"); code != 0 || strings.TrimSpace(out) != fmt.Sprintf("done%d", i) {
-			t.Fatalf("n after holder %d: exit %d %q", i, code, out)
+		out, code := client("get", "n")
+		g, done := strings.CutPrefix(strings.TrimSpace(out), "done")
+		n, err := strconv.ParseUint(g, 10, 64)
+		if code != 0 || !done || err != nil || (i == 2 && n <= last) {
+			t.Fatalf("n after holder %d: exit %d %q (the first's generation %d)", i, code, out, last)
 		}
+		gens, last = append(gens, g), n
 	}
-	for _, args := range [][]string{{"set", "--fence", "job=1", "n", "stale"}, {"unset", "--fence=job=2", "n"},
-		{"create", "--fence", "other=1", "m", "v"}, {"if", "--fence", "job=2", "n", "=", "done2", "unset"}} {
+	for _, args := range [][]string{{"set", "--fence", "job=" + gens[0], "n", "stale"}, {"unset", "--fence=job=" + gens[1], "n"},
+		{"create", "--fence", "other=1", "m", "v"}, {"if", "--fence", "job=" + gens[1], "n", "=", "done" + gens[1], "unset"}} {
 		if out, code := client(args...); code != api.CodeFenced || !strings.Contains(out, "fenced") {
 			t.Errorf("client %q after every holder ended: exit %d %q, want 18", args, code, out)
 		}
 	}
-	if out, code := client("get", "n"); code != 0 || strings.TrimSpace(out) != "done2" {
-		t.Fatalf("n after the refused writes: exit %d %q, want done2", code, out)
+	if out, code := client("get", "n"); code != 0 || strings.TrimSpace(out) != "done"+gens[1] {
+		t.Fatalf("n after the refused writes: exit %d %q, want done%s", code, out, gens[1])
 	}
 	if out, code := client("get", "--fence", "job=1", "n"); code != api.CodeUsage {
 		t.Fatalf("get --fence: exit %d %q, want 10", code, out)

@@ -501,7 +501,11 @@ func formatAge(age *float64, exact bool) string {
 func collectPkg(ctx context.Context, s *failover.Store, p string, withHistory bool) (pkgInfo, error) {
 	f := map[string]string{}
 	for _, k := range []string{"owner", "state", "tick", "generation", "enabled", "halt", "move"} {
-		v, err := s.Get(ctx, failover.Key(p, k))
+		get := func() (string, error) { return s.Get(ctx, failover.Key(p, k)) }
+		if k == "generation" {
+			get = func() (string, error) { return failover.Generation(ctx, s, p) }
+		}
+		v, err := get()
 		if err != nil {
 			return pkgInfo{}, err
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -91,6 +92,11 @@ func recoverMembers(c *cli.Context, dir string, nodes []string) error {
 			}
 			last, lastTerm = e.Index, e.Term
 		}
+	}
+	// the members that will join get this state from here: it is dated by this host's
+	// clock alone, and every lock and package generation moves past the old cluster's
+	if err := kv.Rebase(uint64(time.Now().UnixNano())); err != nil {
+		return cli.Exit(fmt.Sprintf("recover: %v (nothing changed)", err), 1)
 	}
 	members := raftcore.Membership{}
 	for _, n := range nodes {

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +30,10 @@ restore reads FILE through first: its header checksum, its data's length and CRC
 the key-value data itself, which must decode. Only then does it write this host's durable
 state: the snapshot (FILE's index and term, with the members given), FILE's term with no
 vote, an empty log, and conf/cluster_nodes. The members then elect a leader among
-themselves as after any restart and serve the data as of FILE's index; hosts added later
+themselves as after any restart and serve the data as of FILE's index. That leader first
+moves every lock and package generation past anything the old cluster could have issued
+(to an epoch from its clock, so restoring one FILE twice does not repeat either); until
+then lock, pkg takeovers and --fence writes answer 1, try again. Hosts added later
 with add-member get it from the leader, as always. Every member must be restored: one that
 first-boots instead starts an empty history of its own, which could elect a leader with
 another such member before the restored ones are up.
@@ -147,11 +149,16 @@ func restoreSnapshot(c *cli.Context, dir, file string, nodes []string, force boo
 	if err := f.Check(); err != nil {
 		return fail("%s: %v (not restored; nothing changed here)", file, err)
 	}
-	// through, not into memory: the agent loads the state itself when it starts
-	keys, err := kvstore.CheckSnapshot(f.Data())
+	// into memory (the agent loads it so when it starts): the state is written marked as
+	// restored, so that the new cluster moves its lock and package generations past the
+	// old cluster's before it issues any (kvstore.MarkRestored). Not with this host's
+	// clock: every member is restored alike, and their states must be the same.
+	kv, err := kvstore.Restore(f.Data())
 	if err != nil {
 		return fail("%s: its checksum matches but its data does not read back: %v (not restored; nothing changed here)", file, err)
 	}
+	kv.MarkRestored()
+	keys := kv.Len()
 	snap := f.Snapshot
 	if err := os.MkdirAll(filepath.Dir(conf.Path(dir, "cluster_nodes")), 0o755); err != nil {
 		return fail("%v", err)
@@ -170,15 +177,8 @@ func restoreSnapshot(c *cli.Context, dir, file string, nodes []string, force boo
 		return fail("%v", err)
 	}
 	meta := raftcore.SnapshotMeta{Index: snap.Meta.Index, Term: snap.Meta.Term, Members: members}
-	if err := s.ReplaceWithSnapshot(meta, func(w io.Writer) error {
-		_, err := io.Copy(w, f.Data())
-		return err
-	}); err != nil {
+	if err := s.ReplaceWithSnapshot(meta, kv.WriteSnapshot); err != nil {
 		return fail("%v", err)
-	}
-	if got := s.Snapshot(); got.Size != snap.Size || got.Checksum != snap.Checksum {
-		return fail("the snapshot written (%d bytes, crc32c %08x) differs from %s (%d bytes, crc32c %08x): was it changed meanwhile?",
-			got.Size, got.Checksum, file, snap.Size, snap.Checksum)
 	}
 	if err := statefile.WriteFileAtomic(conf.Path(dir, "cluster_nodes"), conf.FormatClusterNodes(nodes), 0o644); err != nil {
 		return fail("%v", err)
