@@ -341,7 +341,7 @@ func TestPkgMoveHaltDisable(t *testing.T) {
 	c.must(h5, "./pkg move web host5")
 	c.waitOwner(h4, "web", "host5", 20*time.Second)
 	out := c.must(h4, "./pkg status web")
-	if !strings.Contains(out, "handed over to host5 (pkg move)") {
+	if !strings.Contains(out, "handing over to host5 (pkg move)") {
 		t.Fatalf("history:\n%s", out)
 	}
 	// maintenance: the active host's service dies, nothing restarts or fails over

@@ -41,4 +41,6 @@ type Runner interface {
 	Run(ctx context.Context, verb string, timeout time.Duration) (code int, out string, err error)
 	// SetEnv sets the LITE_RAFT_PKG_* variables of the calls that follow.
 	SetEnv(env []string)
+	// Shell runs a setting's command (fence_command, notify) with sh -c and env.
+	Shell(ctx context.Context, command string, env []string, timeout time.Duration) (code int, out string, err error)
 }

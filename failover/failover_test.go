@@ -217,7 +217,7 @@ func TestAllowedHostsAndFailback(t *testing.T) {
 			t.Fatalf("host c, outside allowed_hosts, ran the package: %v", r.eventLines())
 		}
 	}
-	if h := r.get("history"); !strings.Contains(h, "asks for the package back (failback)") || !strings.Contains(h, "handed over to a (pkg move)") {
+	if h := r.get("history"); !strings.Contains(h, "asks for the package back (failback)") || !strings.Contains(h, "handing over to a (pkg move)") {
 		t.Fatalf("history:\n%s", h)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"lite-raft/failover/decide"
 )
 
 // Keys of a package in the store.
@@ -17,11 +19,12 @@ func Key(name, field string) string { return "packages/" + name + "/" + field }
 // Fencer stops a package on another host, whatever that host's monitor is doing (dead,
 // frozen, cut off from the cluster).
 type Fencer interface {
-	// FenceHost makes sure the package does not run on host. reached is false when the
-	// host could not be reached at all: then the timing rule covers it (a live monitor
-	// there has stopped it). An error with reached true means the host answered and the
-	// package may still run there: it must not start elsewhere.
-	FenceHost(ctx context.Context, host string) (reached bool, err error)
+	// FenceHost makes sure the package does not run on host: FenceStopped when it found
+	// it stopped there; FenceUnreachable only when no connection could be made (nothing
+	// ran there); FenceUnknown when the session broke after fence-stop was sent;
+	// FenceStillUp when the host answered that it still runs it. err says why, for the
+	// logs, whatever the result but FenceStopped.
+	FenceHost(ctx context.Context, host string) (decide.FenceResult, error)
 	// Prepare gets ready to fence host soon (a stand-by calls it with the owner it
 	// watches; "" when there is none), so that a takeover does not wait on a dial.
 	Prepare(host string)
@@ -48,11 +51,12 @@ type Monitor struct {
 	epoch time.Time // monotonic clock origin
 
 	// observations as a stand-by
-	seenTick, seenOwner string
-	seenAt              time.Duration
-	seenAtWall          time.Time
-	published           time.Duration // when packages/NAME/standby/HOST was last written
-	releasePending      bool          // fenced ourselves while owner: give it up once we can
+	watch      decide.Watch
+	seenAtWall time.Time
+	published  time.Duration // when packages/NAME/standby/HOST was last written
+	// selfFenced is how this host's stop ended when it fenced itself as owner, out of
+	// reach of the store: released or recorded once the store answers
+	selfFenced decide.Ending
 }
 
 func (m *Monitor) lease() Lease {
@@ -104,7 +108,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		}
 		// Wait a pace, but wake as soon as the owner changes (a release, a move): the
 		// store answers a watch when the key no longer holds what we saw.
-		if _, err := m.Store.Watch(ctx, m.key("owner"), m.seenOwner, m.cfg.Pace); err != nil {
+		if _, err := m.Store.Watch(ctx, m.key("owner"), m.watch.Owner, m.cfg.Pace); err != nil {
 			t.Reset(m.cfg.Pace)
 			select {
 			case <-ctx.Done():
@@ -139,85 +143,127 @@ func (m *Monitor) stopStray(ctx context.Context) {
 	}
 }
 
-// standbyStep looks at the store and takes the package over when the rules allow.
-// It returns done when the monitor should exit.
-func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
-	get := func(f string) (string, bool) {
+// viewFields are the keys of packages/NAME/ a decision reads.
+var viewFields = []string{"owner", "tick", "state", "enabled", "halt", "move", "previous"}
+
+// readView reads what a decision needs of the package's state.
+func (m *Monitor) readView(ctx context.Context) (decide.View, error) {
+	vals := make(map[string]string, len(viewFields))
+	for _, f := range viewFields {
 		v, err := m.Store.Get(ctx, m.key(f))
-		return v, err == nil
+		if err != nil {
+			return decide.View{}, err
+		}
+		vals[f] = v
 	}
-	owner, ok1 := get("owner")
-	tick, ok2 := get("tick")
-	halt, ok3 := get("halt")
-	enabled, ok4 := get("enabled")
-	move, ok5 := get("move")
-	if !(ok1 && ok2 && ok3 && ok4 && ok5) {
+	return decide.View{Owner: vals["owner"], Tick: vals["tick"], State: decide.State(vals["state"]),
+		Enabled: vals["enabled"] != "no", Halt: vals["halt"] == "yes", Move: vals["move"],
+		Previous: decide.ParsePrevious(vals["previous"])}, nil
+}
+
+// rules are this monitor's settings as decisions use them.
+func (m *Monitor) rules() decide.Rules {
+	allowed, rank := m.cfg.Allowed(m.Host)
+	return decide.Rules{Pace: m.cfg.Pace, Timeout: m.cfg.Timeout, StopTimeout: m.cfg.StopTimeout,
+		Allowed: allowed, Rank: rank, Preferred: m.cfg.PreferredOwner == m.Host, Failback: m.cfg.Failback}
+}
+
+// standbyStep looks at the store and does what decide.Standby says: wait, take the
+// package over (fencing whom it names first), ask for it back, or settle what this host
+// left when it fenced itself. It returns done when the monitor should exit.
+func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
+	v, err := m.readView(ctx)
+	if err != nil {
 		return false, nil // the store is out of reach: nothing can be decided
 	}
 	now := m.now()
-	if m.releasePending && owner == m.Host {
-		if won, err := m.lease().Release(ctx); err == nil {
-			m.releasePending = false
-			if won {
-				m.record(ctx, "gave the package up after fencing itself")
-				owner = ""
-			}
-		}
-	}
-	if tick != m.seenTick || owner != m.seenOwner {
-		m.seenTick, m.seenOwner, m.seenAt, m.seenAtWall = tick, owner, now, m.clock().Now()
+	seen := m.watch
+	d := decide.Standby(m.rules(), m.Host, v, &m.watch, now, m.selfFenced)
+	if m.watch.Since != seen.Since {
+		m.seenAtWall = m.clock().Now()
 	}
 	m.publishStandby(ctx, now)
 	if m.Fence != nil {
-		if owner != m.Host {
-			m.Fence.Prepare(owner)
+		if v.Owner != m.Host {
+			m.Fence.Prepare(v.Owner)
 		} else {
 			m.Fence.Prepare("")
 		}
 	}
-	if halt == "yes" || enabled == "no" {
-		m.seenAt = now // no countdown while halted or in maintenance
-		return false, nil
-	}
-	allowed, rank := m.cfg.Allowed(m.Host)
-	if !allowed || (move != "" && move != m.Host) {
-		return false, nil
-	}
-	if move == m.Host {
-		rank = 0
-	}
-	if m.cfg.Failback && m.cfg.PreferredOwner == m.Host && owner != "" && owner != m.Host && move == "" {
+	switch d.Action {
+	case decide.Release:
+		if won, err := m.releaseAs(ctx, decide.Previous{Host: m.Host, Ending: decide.Stopped}); err == nil {
+			m.selfFenced = ""
+			if won {
+				m.record(ctx, "gave the package up after fencing itself (stopped cleanly)")
+			}
+		}
+	case decide.MarkStopFailed:
+		if won, err := m.Store.Swap(ctx, m.key("state"), string(v.State), string(decide.StopFailed)); err == nil {
+			m.selfFenced = ""
+			if won {
+				m.record(ctx, "state stop-failed: its stop failed when it fenced itself; it stays here until this host is fenced")
+			}
+		}
+	case decide.AskBack:
 		m.Store.Set(ctx, m.key("move"), m.Host)
 		m.record(ctx, "asks for the package back (failback)")
-		return false, nil
-	}
-	adopt := owner == m.Host // our own package, from before this monitor started
-	switch {
-	case adopt:
-	case owner == "":
-		if now-m.seenAt < time.Duration(rank)*m.cfg.Pace {
-			return false, nil // the hosts listed first get the first chance
+	case decide.TakeOver:
+		if d.Reason == decide.OwnerStopFailed {
+			// fenced before the race: its monitor has given up, and a fence that
+			// fails leaves the package where it is, with nothing to undo
+			env := []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + m.Host, "LITE_RAFT_PKG_PREVIOUS_OWNER=" + v.Owner}
+			if !m.fence(ctx, ctx, d, env) {
+				decide.FenceFailed(m.rules(), &m.watch, now)
+				return false, nil
+			}
+			d.Fence, d.FenceOnly = "", false
 		}
-	case now-m.seenAt <= m.cfg.Timeout+3*m.cfg.Pace:
-		return false, nil // the owner may still be alive: wait out its fencing deadline
+		return m.takeOver(ctx, v, d)
 	}
-	// the race: the tick first (so a live owner's next heartbeat makes us lose), then owner
+	return false, nil
+}
+
+// takeOver races for the package (the tick first, so a live owner's next heartbeat makes
+// it lose, then the owner), records whom it took it from, raises the generation and runs
+// it as the active owner, fencing first whom d names.
+func (m *Monitor) takeOver(ctx context.Context, v decide.View, d decide.Decision) (bool, error) {
 	sent := m.now()
-	newTick, won, err := m.lease().Acquire(ctx, tick, owner)
+	newTick, won, err := m.lease().Acquire(ctx, v.Tick, v.Owner)
 	if err != nil || !won {
 		return false, nil
 	}
+	switch {
+	case d.Reason == decide.OwnerStopFailed:
+		m.setPrevious(ctx, decide.Previous{Host: v.Owner, Ending: decide.Fenced})
+	case d.Reason != decide.Adopt && v.Owner != "":
+		// whoever comes next, should this start not happen, fences the host it came from
+		m.setPrevious(ctx, decide.Previous{Host: v.Owner, Ending: decide.TakenOver})
+	}
 	gen, err := m.nextGeneration(ctx)
 	if err != nil {
-		// no fencing token, no start: a token reissued or invalid is worth nothing
-		m.release(ctx, fmt.Sprintf("could not raise the generation (%v): not started", err))
+		// no fencing token, no start: a token reissued or invalid is worth nothing. The
+		// previous owner stays recorded, to be fenced by whoever takes it next
+		m.lease().Release(ctx)
+		m.record(ctx, fmt.Sprintf("could not raise the generation (%v): not started", err))
 		return false, nil
 	}
-	if move == m.Host {
+	if v.Move == m.Host {
 		m.Store.Swap(ctx, m.key("move"), m.Host, "")
 	}
-	m.record(ctx, fmt.Sprintf("takes over from %s (generation %d)", orNone(owner), gen))
-	return m.active(ctx, owner, gen, newTick, sent, adopt)
+	from := v.Owner
+	if d.Reason == decide.Adopt {
+		from = v.Previous.Host
+	}
+	m.record(ctx, fmt.Sprintf("takes over from %s (generation %d): %s", orNone(from), gen, d.Reason))
+	return m.active(ctx, from, gen, newTick, sent, d)
+}
+
+// setPrevious records who held the package before and how that ended.
+func (m *Monitor) setPrevious(ctx context.Context, p decide.Previous) {
+	if err := m.Store.Set(ctx, m.key("previous"), p.String()); err != nil {
+		m.Log.Printf("%s: record the previous owner %s: %v", m.Name, p, err)
+	}
 }
 
 func orNone(s string) string {
@@ -306,7 +352,7 @@ type heartbeat struct {
 	mu       sync.Mutex
 	tick     int64
 	lastOK   time.Duration
-	lost     chan string
+	lost     chan decide.Why
 	stop     chan struct{}
 	done     chan struct{}
 	watchdog *watchdog // fed after each tick that reached the store
@@ -315,11 +361,9 @@ type heartbeat struct {
 func (hb *heartbeat) wait() { <-hb.done }
 
 func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Duration) *heartbeat {
-	hb := &heartbeat{tick: tick, lastOK: sent, lost: make(chan string, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	// The package must be stopped by lastOK + timeout; start stopping a pace of margin
-	// before stop_timeout runs out.
-	budget := m.cfg.Timeout - m.cfg.StopTimeout - m.cfg.Pace
-	lose := func(why string) {
+	hb := &heartbeat{tick: tick, lastOK: sent, lost: make(chan decide.Why, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	rules := m.rules()
+	lose := func(why decide.Why) {
 		select {
 		case hb.lost <- why:
 		default:
@@ -334,11 +378,11 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 		nextTick := m.now() + m.cfg.Pace
 		for {
 			hb.mu.Lock()
-			fenceAt := hb.lastOK + budget
+			fenceAt := rules.SelfFenceAt(hb.lastOK)
 			hb.mu.Unlock()
 			now := m.now()
 			if now >= fenceAt {
-				lose(fmt.Sprintf("no heartbeat reached the store for %v: fencing myself", budget))
+				lose(decide.SelfFence)
 				return
 			}
 			wait := fenceAt - now
@@ -352,7 +396,7 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 			case won := <-results:
 				inFlight = false
 				if !won {
-					lose("another host raised the tick: it owns the package now")
+					lose(decide.OtherOwner) // another host raised the tick: it owns the package now
 					return
 				}
 				continue
@@ -389,8 +433,17 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 	return hb
 }
 
-// active runs the package until it must stop. It returns done when the monitor exits.
-func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, sent time.Duration, adopt bool) (bool, error) {
+// lastConfirmed is the send time of the last tick the store confirmed.
+func (hb *heartbeat) lastConfirmed() time.Duration {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	return hb.lastOK
+}
+
+// active runs the package until it must stop: it fences whom d names, runs the script's
+// fence and start (or, adopting its own package, its status), then does each pace what
+// decide.ActiveStep says. It returns done when the monitor exits.
+func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, sent time.Duration, d decide.Decision) (bool, error) {
 	var wd *watchdog
 	if m.cfg.Watchdog != "" {
 		var err error
@@ -407,125 +460,87 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 	defer func() {
 		close(hb.stop)
 		hb.wait()
-		// the package is stopped (every way out of here stops it first): disarm
-		wd.disarm()
 	}()
 	// scripts run under runCtx: losing the package cancels whatever runs
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var lostWhy string
+	lost := make(chan decide.Why, 1)
 	go func() {
 		select {
-		case lostWhy = <-hb.lost:
+		case why := <-hb.lost:
+			lost <- why
 			cancel()
 		case <-runCtx.Done():
 		}
 	}()
-	m.Script.SetEnv([]string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + m.Host,
-		"LITE_RAFT_PKG_PREVIOUS_OWNER=" + previous, "LITE_RAFT_PKG_GENERATION=" + strconv.FormatInt(gen, 10)})
+	env := []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + m.Host,
+		"LITE_RAFT_PKG_PREVIOUS_OWNER=" + previous, "LITE_RAFT_PKG_GENERATION=" + strconv.FormatInt(gen, 10)}
+	m.Script.SetEnv(env)
 	m.setState(ctx, "starting")
-	up := false
-	if !adopt && previous != "" && previous != m.Host && m.Fence != nil {
-		// the previous owner's copy must be stopped, whatever its script's fence does
-		reached, err := m.Fence.FenceHost(runCtx, previous)
-		switch {
-		case err == nil:
-			m.record(ctx, "fenced "+previous+": stopped there")
-		case !reached && m.cfg.FenceCommand != "":
-			// the last resort for a host ssh cannot reach: a power switch, a reservation
-			env := []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + m.Host,
-				"LITE_RAFT_PKG_PREVIOUS_OWNER=" + previous, "LITE_RAFT_PKG_GENERATION=" + strconv.FormatInt(gen, 10)}
-			sh := &Script{Path: "/bin/sh", Env: env}
-			var out strings.Builder
-			code, ferr := sh.run(runCtx, m.cfg.StartTimeout, &out, &out, "-c", m.cfg.FenceCommand)
-			if ferr != nil || code != 0 {
-				m.Log.Printf("%s: fence_command for %s failed (exit %d, %v): %s; not starting", m.Name, previous, code, ferr, strings.TrimSpace(out.String()))
-				m.record(ctx, fmt.Sprintf("%s unreachable (%v) and fence_command failed: not started", previous, err))
-				return m.giveUp(ctx, "failing")
-			}
-			m.record(ctx, fmt.Sprintf("%s unreachable (%v): fenced by fence_command", previous, err))
-		case !reached:
-			m.record(ctx, fmt.Sprintf("could not reach %s to fence it (%v): its monitor, if alive, has stopped it (timeout)", previous, err))
-		default:
-			m.Log.Printf("%s: fencing %s failed: %v; not starting", m.Name, previous, err)
-			m.record(ctx, "fencing "+previous+" failed: not started")
-			return m.giveUp(ctx, "failing")
+	if d.Fence != "" && d.Fence != m.Host {
+		if !m.fence(runCtx, ctx, d, env) {
+			wd.disarm() // nothing was started here
+			return m.notStarted(ctx, d)
 		}
 	}
-	if adopt {
+	up := false
+	if d.Reason == decide.Adopt {
 		code, _, err := m.Script.Run(runCtx, "status", m.cfg.StartTimeout)
 		up = err == nil && code == 0
 	} else if code, out, err := m.Script.Run(runCtx, "fence", m.cfg.StartTimeout); err != nil || code != 0 {
 		m.Log.Printf("%s: fence failed (exit %d, %v): %s; not starting", m.Name, code, err, out)
 		m.record(ctx, "fence failed: not started")
+		wd.disarm()
 		return m.giveUp(ctx, "failing")
+	}
+	stopFor := func(why decide.Why) (bool, error) {
+		if ctx.Err() != nil && why != decide.SelfFence && why != decide.OtherOwner {
+			why = decide.Asked
+		}
+		return m.stopFor(why, wd)
 	}
 	if !up {
 		if code, out, err := m.Script.Run(runCtx, "start", m.cfg.StartTimeout); err != nil || code != 0 {
+			if why, ok := lostWhy(lost); ok {
+				return stopFor(why)
+			}
 			m.Log.Printf("%s: start failed (exit %d, %v): %s", m.Name, code, err, out)
 			m.setState(ctx, "failing")
-			m.stopScript()
-			return m.giveUp(ctx, "failed")
+			return stopFor(decide.Down)
 		}
 	}
 	m.setState(ctx, "running")
 	restarts := 0
 	t := m.clock().NewTimer(m.cfg.Pace)
 	defer t.Stop()
-	last := m.now()
+	rules := m.rules()
 	for {
 		t.Reset(m.cfg.Pace)
 		select {
 		case <-runCtx.Done():
-			if ctx.Err() != nil {
-				// pkg stop on this host: stop, then let a stand-by take over
-				m.setState(context.Background(), "halting")
-				m.stopScript()
-				m.setState(context.Background(), "halted")
-				m.release(context.Background(), "stopped by pkg stop")
-				return true, nil
+			if why, ok := lostWhy(lost); ok {
+				return stopFor(why)
 			}
-			m.Log.Printf("%s: %s", m.Name, lostWhy)
-			m.stopScript()
-			if strings.Contains(lostWhy, "fencing") {
-				m.releasePending = true
-			}
-			m.record(context.Background(), "stopped: "+lostWhy)
-			return false, nil
+			return stopFor(decide.Asked)
 		case <-t.C():
 		}
-		gap := m.now() - last
-		last = m.now()
-		halt, err1 := m.Store.Get(runCtx, m.key("halt"))
-		move, err2 := m.Store.Get(runCtx, m.key("move"))
-		owner, err3 := m.Store.Get(runCtx, m.key("owner"))
-		enabled, _ := m.Store.Get(runCtx, m.key("enabled"))
-		if gap > 2*m.cfg.Pace && err3 != nil {
-			// woken from a freeze (or a long stall) without word from the store: call
-			// nothing; the heartbeat's deadline decides whether we still own it
+		// the deadline before anything else: after a freeze the package stops first
+		if step, why := decide.ActiveStep(rules, m.Host, nil, hb.lastConfirmed(), m.now()); step == decide.Stop {
+			return stopFor(why)
+		}
+		var vp *decide.View
+		if v, err := m.readView(runCtx); err == nil {
+			vp = &v
+		}
+		step, why := decide.ActiveStep(rules, m.Host, vp, hb.lastConfirmed(), m.now())
+		switch step {
+		case decide.Keep:
 			continue
-		}
-		if err1 == nil && halt == "yes" {
-			m.setState(ctx, "halting")
-			m.stopScript()
-			m.setState(ctx, "halted")
-			m.release(ctx, "halted cluster-wide (pkg halt)")
-			return false, nil
-		}
-		if err3 == nil && owner != m.Host {
-			m.Log.Printf("%s: the store names %s as owner: stopping at once", m.Name, orNone(owner))
-			m.stopScript()
-			m.record(ctx, "stopped: "+orNone(owner)+" owns it")
-			return false, nil
-		}
-		if err2 == nil && move != "" && move != m.Host {
-			m.setState(ctx, "halting")
-			m.stopScript()
-			m.release(ctx, "handed over to "+move+" (pkg move)")
-			return false, nil
-		}
-		if enabled == "no" {
-			continue // maintenance: keep the heartbeat, touch nothing
+		case decide.Stop:
+			if why == decide.Moved {
+				m.record(ctx, "handing over to "+vp.Move+" (pkg move)")
+			}
+			return stopFor(why)
 		}
 		code, _, err := m.Script.Run(runCtx, "status", m.cfg.StartTimeout)
 		if runCtx.Err() != nil {
@@ -539,37 +554,158 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 			if restarts < m.cfg.Restarts {
 				restarts++
 				m.record(ctx, fmt.Sprintf("status %d: local restart %d of %d", code, restarts, m.cfg.Restarts))
-				m.stopScript()
-				if c, _, err := m.Script.Run(runCtx, "start", m.cfg.StartTimeout); err == nil && c == 0 {
-					continue
+				if m.stopScript() {
+					if c, _, err := m.Script.Run(runCtx, "start", m.cfg.StartTimeout); err == nil && c == 0 {
+						continue
+					}
 				}
 			}
 			m.setState(ctx, "failing")
-			m.stopScript()
-			return m.giveUp(ctx, "failed")
+			return stopFor(decide.Down)
 		}
 	}
 }
 
-// stopScript stops the package, bounded by stop_timeout.
-func (m *Monitor) stopScript() {
-	code, out, err := m.Script.Run(context.Background(), "stop", m.cfg.StopTimeout)
-	if err != nil || code != 0 {
-		m.Log.Printf("%s: stop failed (exit %d, %v): %s", m.Name, code, err, out)
+// lostWhy is why the heartbeat lost the package, if it did.
+func lostWhy(lost chan decide.Why) (decide.Why, bool) {
+	select {
+	case why := <-lost:
+		return why, true
+	default:
+		return 0, false
 	}
 }
 
+// fence makes sure the package does not run on the host d names before this one starts
+// it: fence-stop there over ssh, then, if the host cannot be reached, fence_command.
+// Whether that allows the start is decide.AfterFence's to say; it records what happened.
+func (m *Monitor) fence(runCtx, ctx context.Context, d decide.Decision, env []string) bool {
+	res, err := decide.FenceUnreachable, errors.New("no fencing over ssh here")
+	if m.Fence != nil {
+		res, err = m.Fence.FenceHost(runCtx, d.Fence)
+	}
+	switch decide.AfterFence(res, d.FenceOnly, m.cfg.FenceCommand != "") {
+	case decide.Start:
+		if res == decide.FenceStopped {
+			m.record(ctx, "fenced "+d.Fence+": stopped there")
+			m.setPrevious(ctx, decide.Previous{Host: d.Fence, Ending: decide.Fenced})
+		} else {
+			m.record(ctx, fmt.Sprintf("could not reach %s to fence it (%v): its monitor, if alive, has stopped it (timeout)", d.Fence, err))
+		}
+		return true
+	case decide.RunFenceCommand:
+		// the last resort for a host ssh cannot reach: a power switch, a reservation
+		code, out, ferr := m.Script.Shell(runCtx, m.cfg.FenceCommand, env, m.cfg.StartTimeout)
+		if ferr != nil || code != 0 {
+			m.Log.Printf("%s: fence_command for %s failed (exit %d, %v): %s; not starting", m.Name, d.Fence, code, ferr, out)
+			m.record(ctx, fmt.Sprintf("%s unreachable (%v) and fence_command failed: not started", d.Fence, err))
+			return false
+		}
+		m.record(ctx, fmt.Sprintf("%s unreachable (%v): fenced by fence_command", d.Fence, err))
+		m.setPrevious(ctx, decide.Previous{Host: d.Fence, Ending: decide.Fenced})
+		return true
+	}
+	m.Log.Printf("%s: fencing %s: %s (%v); not starting", m.Name, d.Fence, res, err)
+	m.record(ctx, fmt.Sprintf("fencing %s: %s: not started", d.Fence, res))
+	return false
+}
+
+// notStarted gives up a takeover whose fencing did not allow the start. It does not
+// release to nobody, which would tell the next owner there is no one to fence: the
+// package goes back to the host it may still run on, as stop-failed, so that whoever
+// comes next (this host included, after a backoff) must fence that host first.
+func (m *Monitor) notStarted(ctx context.Context, d decide.Decision) (bool, error) {
+	m.setPrevious(ctx, decide.Previous{Host: d.Fence, Ending: decide.StopFailedEnding})
+	m.setState(ctx, string(decide.StopFailed))
+	if won, err := m.Store.Swap(ctx, m.key("owner"), m.Host, d.Fence); err != nil || !won {
+		m.Log.Printf("%s: give the package back to %s: won %v, %v", m.Name, d.Fence, won, err)
+	} else {
+		m.record(ctx, "gave the package back to "+d.Fence+", which must be fenced before it starts elsewhere")
+	}
+	decide.FenceFailed(m.rules(), &m.watch, m.now())
+	return false, nil
+}
+
+// stopFor stops the package for why and does what decide.AfterStop says of the result:
+// a failed stop keeps the package here as stop-failed (never released), and leaves the
+// watchdog armed, so the host resets unless someone fences it.
+func (m *Monitor) stopFor(why decide.Why, wd *watchdog) (bool, error) {
+	m.Log.Printf("%s: stopping: %s", m.Name, why)
+	switch why {
+	case decide.Halt, decide.Moved, decide.Asked:
+		// asked to: say so first (bounded; a self-fence waits for no store call)
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Pace)
+		m.setState(ctx, string(decide.Halting))
+		cancel()
+	}
+	stopped := m.stopScript()
+	a := decide.AfterStop(m.Host, why, stopped)
+	if stopped {
+		wd.disarm()
+	} else {
+		wd.abandon()
+	}
+	// the stop is done: what records it comes after, bounded
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Pace+5*time.Second)
+	defer cancel()
+	how := "stopped"
+	if !stopped {
+		how = "stop FAILED"
+	}
+	m.record(ctx, fmt.Sprintf("%s: %s", how, why))
+	if a.State != "" {
+		m.setState(ctx, string(a.State))
+	}
+	if a.Release {
+		m.releaseAs(ctx, a.Previous)
+	}
+	if a.Pending != "" {
+		m.selfFenced = a.Pending
+	}
+	if a.Escalate {
+		m.Log.Printf("%s: the package may still run here: no other host starts it until this one is fenced", m.Name)
+	}
+	switch {
+	case !a.Exit:
+		return false, nil
+	case why == decide.Asked && stopped:
+		return true, nil
+	case !stopped:
+		return true, fmt.Errorf("package %s: stop failed on %s: it stays here (stop-failed) until this host is fenced or pkg confirm-stopped", m.Name, m.Host)
+	}
+	return true, fmt.Errorf("package %s %s on %s", m.Name, a.State, m.Host)
+}
+
+// stopScript stops the package, bounded by stop_timeout, and reports whether the stop
+// succeeded.
+func (m *Monitor) stopScript() bool {
+	code, out, err := m.Script.Run(context.Background(), "stop", m.cfg.StopTimeout)
+	if err != nil || code != 0 {
+		m.Log.Printf("%s: stop failed (exit %d, %v): %s", m.Name, code, err, out)
+		return false
+	}
+	return true
+}
+
 // giveUp records a final state, gives the package up and ends this host's monitor, so a
-// stand-by takes over.
+// stand-by takes over. Only for a package that never started here: who held it before
+// stays recorded.
 func (m *Monitor) giveUp(ctx context.Context, state string) (bool, error) {
 	m.setState(ctx, state)
-	m.release(ctx, "gave up: "+state)
+	m.lease().Release(ctx)
+	m.record(ctx, "gave up: "+state)
 	return true, fmt.Errorf("package %s %s on %s", m.Name, state, m.Host)
 }
 
-func (m *Monitor) release(ctx context.Context, why string) {
-	m.lease().Release(ctx)
-	m.record(ctx, why)
+// releaseAs gives the package up, recording this host as its previous owner and how its
+// time ended.
+func (m *Monitor) releaseAs(ctx context.Context, p decide.Previous) (bool, error) {
+	m.setPrevious(ctx, p)
+	won, err := m.lease().Release(ctx)
+	if err == nil && won {
+		m.record(ctx, "released (previous: "+p.String()+")")
+	}
+	return won, err
 }
 
 func (m *Monitor) setState(ctx context.Context, s string) {
@@ -611,7 +747,7 @@ func (m *Monitor) publishStandby(ctx context.Context, now time.Duration) {
 		return
 	}
 	m.published = now
-	v := fmt.Sprintf("%d %s %d %d", m.clock().Now().UnixMilli(), m.seenTick, m.seenAtWall.UnixMilli(), m.standbyEvery().Milliseconds())
+	v := fmt.Sprintf("%d %s %d %d", m.clock().Now().UnixMilli(), m.watch.Tick, m.seenAtWall.UnixMilli(), m.standbyEvery().Milliseconds())
 	m.Store.Set(ctx, m.key("standby/"+m.Host), v)
 }
 

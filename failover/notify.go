@@ -108,11 +108,10 @@ func (m *Monitor) notify(ctx context.Context, line string) {
 	when, rest, _ := strings.Cut(line, " ")
 	host, event, _ := strings.Cut(rest, " ")
 	gen, _ := Generation(ctx, m.Store, m.Name)
-	sh := &Script{Path: "/bin/sh", Env: []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_EVENT=" + event,
-		"LITE_RAFT_PKG_HOST=" + host, "LITE_RAFT_PKG_TIME=" + when, "LITE_RAFT_PKG_GENERATION=" + gen}}
-	var out strings.Builder
-	code, err := sh.run(ctx, max(m.cfg.StartTimeout, 10*time.Second), &out, &out, "-c", m.cfg.Notify)
+	env := []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_EVENT=" + event,
+		"LITE_RAFT_PKG_HOST=" + host, "LITE_RAFT_PKG_TIME=" + when, "LITE_RAFT_PKG_GENERATION=" + gen}
+	code, out, err := m.Script.Shell(ctx, m.cfg.Notify, env, max(m.cfg.StartTimeout, 10*time.Second))
 	if err != nil || code != 0 {
-		m.Log.Printf("%s: notify %q: exit %d %v: %s", m.Name, line, code, err, strings.TrimSpace(out.String()))
+		m.Log.Printf("%s: notify %q: exit %d %v: %s", m.Name, line, code, err, out)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"lite-raft/api"
 	"lite-raft/client"
+	"lite-raft/failover/decide"
 	"lite-raft/kvstore"
 	"lite-raft/sshrpc"
 )
@@ -108,10 +109,16 @@ type world struct {
 	mu     sync.Mutex
 	events []scriptEvent
 	up     map[string]bool
-	clocks map[string]*fakeClock
-	stops  map[string]func()
-	done   map[string]chan struct{} // closed when that host's monitor has ended
-	logs   lockedBuffer             // what the monitors logged, printed when a test fails
+	// stopFails: the hosts whose control script's stop fails
+	stopFails map[string]bool
+	// statusFails: the hosts whose status says down whatever runs
+	statusFails map[string]bool
+	// together: each start on a host while the package was up on another
+	together []string
+	clocks   map[string]*fakeClock
+	stops    map[string]func()
+	done     map[string]chan struct{} // closed when that host's monitor has ended
+	logs     lockedBuffer             // what the monitors logged, printed when a test fails
 }
 
 type lockedBuffer struct {
@@ -200,7 +207,7 @@ func newWorldWith(t *testing.T, mutate func(*Config)) *world {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	w := &world{t: t, cfg: cfg, up: map[string]bool{}, clocks: map[string]*fakeClock{}, stops: map[string]func(){},
+	w := &world{t: t, cfg: cfg, up: map[string]bool{}, stopFails: map[string]bool{}, statusFails: map[string]bool{}, clocks: map[string]*fakeClock{}, stops: map[string]func(){},
 		done: map[string]chan struct{}{},
 		kv: &faultyStore{mem: memStore{kv: kvstore.New()}, down: map[string]bool{}, failSwap: map[string]string{}, delay: map[string]time.Duration{},
 			ticks: map[string][]time.Duration{}}}
@@ -220,13 +227,19 @@ func newWorldWith(t *testing.T, mutate func(*Config)) *world {
 	return w
 }
 
-// fakeScript is a control script that records its calls on the host's clock.
+// fakeScript is a control script that records its calls on the host's clock. Its stop
+// fails (exit 1, the package left up) on the hosts in the world's stopFails.
 type fakeScript struct {
 	w    *world
 	host string
 }
 
 func (f *fakeScript) SetEnv([]string) {}
+
+// Shell runs fence_command and notify for real.
+func (f *fakeScript) Shell(ctx context.Context, command string, env []string, timeout time.Duration) (int, string, error) {
+	return (&Script{}).Shell(ctx, command, env, timeout)
+}
 
 func (f *fakeScript) Run(ctx context.Context, verb string, timeout time.Duration) (int, string, error) {
 	activity.Add(1)
@@ -239,10 +252,18 @@ func (f *fakeScript) Run(ctx context.Context, verb string, timeout time.Duration
 	switch verb {
 	case "start":
 		w.up[f.host] = true
+		for h, up := range w.up {
+			if up && h != f.host {
+				w.together = append(w.together, fmt.Sprintf("%s started at %v while it runs on %s", f.host, c.Now().Sub(time.Unix(1_700_000_000, 0)), h))
+			}
+		}
 	case "stop":
+		if w.stopFails[f.host] {
+			return 1, "umount: /srv: target is busy", nil
+		}
 		w.up[f.host] = false
 	case "status":
-		if !w.up[f.host] {
+		if !w.up[f.host] || w.statusFails[f.host] {
 			return 1, "", nil
 		}
 	}
@@ -258,10 +279,12 @@ type fakeFencer struct {
 
 func (f *fakeFencer) Prepare(string) {}
 
-func (f *fakeFencer) FenceHost(ctx context.Context, host string) (bool, error) {
+func (f *fakeFencer) FenceHost(ctx context.Context, host string) (decide.FenceResult, error) {
 	f.fenced = append(f.fenced, host)
-	(&fakeScript{w: f.w, host: host}).Run(ctx, "stop", time.Second)
-	return true, nil
+	if code, _, _ := (&fakeScript{w: f.w, host: host}).Run(ctx, "stop", time.Second); code != 0 {
+		return decide.FenceStillUp, fmt.Errorf("%s: its stop failed", host)
+	}
+	return decide.FenceStopped, nil
 }
 
 func (w *world) start(host string, fence Fencer) {
@@ -481,8 +504,8 @@ type unreachable struct{}
 
 func (unreachable) Prepare(string) {}
 
-func (unreachable) FenceHost(context.Context, string) (bool, error) {
-	return false, fmt.Errorf("no route to host")
+func (unreachable) FenceHost(context.Context, string) (decide.FenceResult, error) {
+	return decide.FenceUnreachable, fmt.Errorf("no route to host")
 }
 
 // A previous owner that cannot be reached is fenced by fence_command, and a failed

@@ -31,6 +31,15 @@ func (s *Script) Run(ctx context.Context, verb string, timeout time.Duration) (i
 	return code, strings.TrimSpace(out.String()), err
 }
 
+// Shell runs command with sh -c, in a process group of its own like the script's verbs,
+// with env added to ours.
+func (s *Script) Shell(ctx context.Context, command string, env []string, timeout time.Duration) (int, string, error) {
+	sh := &Script{Path: "/bin/sh", Env: env}
+	var out bytes.Buffer
+	code, err := sh.run(ctx, timeout, &out, &out, "-c", command)
+	return code, strings.TrimSpace(out.String()), err
+}
+
 // run runs the script with args in its own process group, killing the group if it
 // overruns timeout.
 func (s *Script) run(ctx context.Context, timeout time.Duration, stdout, stderr io.Writer, args ...string) (int, error) {

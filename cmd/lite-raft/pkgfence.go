@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"lite-raft/failover"
+	"lite-raft/failover/decide"
 	"lite-raft/internal/lockfile"
 	"lite-raft/internal/sshcmd"
 	"lite-raft/sshrpc"
@@ -180,28 +181,29 @@ func (f *sshFencer) answers(c *ssh.Client, quit chan struct{}) bool {
 	}
 }
 
-func (f *sshFencer) FenceHost(ctx context.Context, host string) (bool, error) {
+// FenceHost runs fence-stop on host. Unreachable means only that no connection could be
+// made: a prepared connection that stopped answering is dialled again first, since a
+// stale keepalive is not proof that the host is down. Once fence-stop is sent, a broken
+// session or no answer is unknown: it may have stopped the package, or not.
+func (f *sshFencer) FenceHost(ctx context.Context, host string) (decide.FenceResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	f.mu.Lock()
 	prepared, c, alive := f.host == host, f.client, f.alive
 	f.mu.Unlock()
-	switch {
-	case prepared && (c == nil || time.Since(alive) > fenceStale):
-		return false, fmt.Errorf("%s: no answer over ssh (checked every %v while standing by)", host, fenceKeepAlive)
-	case !prepared:
-		// not watched (the owner changed just now): dial, bounded
+	if !prepared || c == nil || time.Since(alive) > fenceStale {
+		// not watched (the owner changed just now), or its connection went quiet: dial,
+		// bounded
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 		nc, err := f.dialer.Dial(dctx, host)
 		dcancel()
 		if err != nil {
-			return false, err
+			return decide.FenceUnreachable, fmt.Errorf("%s: %w", host, err)
 		}
 		defer nc.Close()
 		c = nc
 	}
-	// a session that cannot be opened at once means the host is gone; once the command
-	// is sent, no answer means it may still run the package
+	// a session that cannot be opened means nothing ran there
 	type opened struct {
 		s   *ssh.Session
 		err error
@@ -215,11 +217,11 @@ func (f *sshFencer) FenceHost(ctx context.Context, host string) (bool, error) {
 	select {
 	case o := <-got:
 		if o.err != nil {
-			return false, fmt.Errorf("%s: open session: %w", host, o.err)
+			return decide.FenceUnreachable, fmt.Errorf("%s: open session: %w", host, o.err)
 		}
 		s = o.s
 	case <-time.After(fenceStale):
-		return false, fmt.Errorf("%s: no session within %v", host, fenceStale)
+		return decide.FenceUnreachable, fmt.Errorf("%s: no session within %v", host, fenceStale)
 	}
 	defer s.Close()
 	var out bytes.Buffer
@@ -231,17 +233,16 @@ func (f *sshFencer) FenceHost(ctx context.Context, host string) (bool, error) {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		return true, fmt.Errorf("%s: no answer within %v", host, f.timeout)
+		return decide.FenceUnknown, fmt.Errorf("%s: fence-stop sent, no answer within %v", host, f.timeout)
 	}
 	var ee *ssh.ExitError
 	switch {
 	case err == nil:
-		return true, nil
+		return decide.FenceStopped, nil
 	case errors.As(err, &ee):
-		return true, fmt.Errorf("%s: %s", host, strings.TrimSpace(out.String()))
-	default:
-		return false, fmt.Errorf("%s: %v", host, err)
+		return decide.FenceStillUp, fmt.Errorf("%s: %s", host, strings.TrimSpace(out.String()))
 	}
+	return decide.FenceUnknown, fmt.Errorf("%s: fence-stop sent, then %v", host, err)
 }
 
 // pkgSupervise is what `pkg run` leaves running: it runs this host's monitor of the

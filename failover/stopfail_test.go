@@ -1,0 +1,129 @@
+package failover
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"lite-raft/api"
+	"lite-raft/failover/decide"
+)
+
+// The cases every HA suite is built around: the control script's own stop fails (exit 1,
+// the package left up) or hangs. Three monitors, fake clocks; the package must never run
+// on two hosts, and a failed stop leaves it stop-failed on its host until that host is
+// fenced. Each of these tests fails with the old release-to-nobody planted back
+// (decide.AfterStop releasing after a failed stop): a stand-by then started the package
+// beside the owner whose stop had failed.
+
+// stopFailWorld is a: owner with a stop that fails, b and c standing by with a fencer
+// that runs the stop on the host it fences (which fails too while a's stop fails).
+func stopFailWorld(t *testing.T) (*world, *fakeFencer) {
+	w := newWorld(t)
+	w.start("a", nil)
+	w.run(2*time.Second, "a")
+	f := &fakeFencer{w: w}
+	w.start("b", f)
+	w.start("c", f)
+	w.run(2*time.Second, "a", "b", "c")
+	w.mu.Lock()
+	w.stopFails["a"] = true
+	w.mu.Unlock()
+	return w, f
+}
+
+func (w *world) get(field string) string {
+	r, _ := w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpGet, Key: Key("web", field)}.Encode())
+	resp, _ := api.DecodeResponse(r.Payload)
+	return string(resp.Value)
+}
+
+func (w *world) noneTogether() {
+	w.t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.together) > 0 {
+		w.t.Fatalf("the package ran on two hosts: %v\n%s", w.together, w.logs.String())
+	}
+}
+
+// TestStopFailsOnPkgStop: pkg stop on the owner whose stop fails leaves the package
+// there, stop-failed; the stand-bys try to fence it (backing off) and start nothing
+// while its stop fails; once a stop there succeeds, one of them starts it.
+func TestStopFailsOnPkgStop(t *testing.T) {
+	w, f := stopFailWorld(t)
+	w.stops["a"]() // pkg stop on a: its stop fails
+	delete(w.stops, "a")
+	w.run(3*(w.cfg.Timeout+3*w.cfg.Pace), "b", "c")
+	w.noneTogether()
+	if owner, state := w.get("owner"), w.get("state"); owner != "a" || state != string(decide.StopFailed) {
+		t.Fatalf("after a's stop failed: owner %q state %q, want a stop-failed\n%s", owner, state, w.logs.String())
+	}
+	if n := len(w.eventsOf("b", "start")) + len(w.eventsOf("c", "start")); n != 0 {
+		t.Fatalf("%d starts elsewhere while a's stop fails", n)
+	}
+	tries := len(f.fenced)
+	if tries == 0 || tries > 2*12 {
+		t.Fatalf("%d fence attempts on a in %v: want some, backing off", tries, 3*(w.cfg.Timeout+3*w.cfg.Pace))
+	}
+	if h := w.get("history"); !strings.Contains(h, "stop FAILED") {
+		t.Fatalf("history does not tell of the failed stop:\n%s", h)
+	}
+	w.mu.Lock()
+	w.stopFails["a"] = false // someone freed the mount: a stop there now succeeds
+	w.mu.Unlock()
+	w.run(80*w.cfg.Pace, "b", "c")
+	w.noneTogether()
+	if n := len(w.eventsOf("b", "start")) + len(w.eventsOf("c", "start")); n != 1 {
+		t.Fatalf("%d starts once a could be fenced, want 1\n%s", n, w.logs.String())
+	}
+}
+
+// TestStopFailsOnMove: pkg move while the owner's stop fails: the target does not start
+// it.
+func TestStopFailsOnMove(t *testing.T) {
+	w, _ := stopFailWorld(t)
+	w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "move"), Value: []byte("b")}.Encode())
+	w.run(3*(w.cfg.Timeout+3*w.cfg.Pace), "a", "b", "c")
+	w.noneTogether()
+	if owner, state := w.get("owner"), w.get("state"); owner != "a" || state != string(decide.StopFailed) {
+		t.Fatalf("after a's stop failed on a move: owner %q state %q, want a stop-failed\n%s", owner, state, w.logs.String())
+	}
+}
+
+// TestStatusAndStopFail: the owner's status fails and so does its stop: nobody else
+// starts it.
+func TestStatusAndStopFail(t *testing.T) {
+	w, _ := stopFailWorld(t)
+	w.mu.Lock()
+	w.statusFails["a"] = true // status says down, though it runs; a's stop still fails
+	w.mu.Unlock()
+	w.run(3*(w.cfg.Timeout+3*w.cfg.Pace), "a", "b", "c")
+	if owner, state := w.get("owner"), w.get("state"); owner != "a" || state != string(decide.StopFailed) {
+		t.Fatalf("owner %q state %q, want a stop-failed\n%s", owner, state, w.logs.String())
+	}
+	if n := len(w.eventsOf("b", "start")) + len(w.eventsOf("c", "start")); n != 0 {
+		t.Fatalf("%d starts elsewhere after a's status and stop failed\n%s", n, w.logs.String())
+	}
+	w.noneTogether()
+}
+
+// TestTakeoverWhoseFencingFails: a frozen owner (its monitor stopped, the package up)
+// that fencing finds still up: no stand-by starts it, not the one that tried and not a
+// third (the failed takeover leaves a recorded as to fence, not nobody).
+func TestTakeoverWhoseFencingFails(t *testing.T) {
+	w, f := stopFailWorld(t)
+	w.stops["a"] = func() {} // a frozen: its clock no longer moves
+	w.run(4*(w.cfg.Timeout+3*w.cfg.Pace), "b", "c")
+	w.noneTogether()
+	if len(f.fenced) == 0 {
+		t.Fatal("nobody tried to fence the frozen a")
+	}
+	if n := len(w.eventsOf("b", "start")) + len(w.eventsOf("c", "start")); n != 0 {
+		t.Fatalf("%d starts while a, still running it, could not be fenced\n%s", n, w.logs.String())
+	}
+	if p := decide.ParsePrevious(w.get("previous")); p.Host != "a" || p.Clean() {
+		t.Fatalf("previous %q: want a, not clean", w.get("previous"))
+	}
+}
