@@ -721,9 +721,15 @@ const historyLines = 30
 // record logs a transition and appends it to packages/NAME/history (who, what, when).
 func (m *Monitor) record(ctx context.Context, what string) {
 	m.Log.Printf("%s: %s", m.Name, what)
-	line := fmt.Sprintf("%s %s %s", m.clock().Now().UTC().Format("2006-01-02T15:04:05.000Z"), m.Host, what)
+	Record(ctx, m.Store, m.Name, m.Host, m.clock().Now(), what)
+}
+
+// Record appends a transition of package name, seen on host at when, to its history,
+// keeping the last historyLines.
+func Record(ctx context.Context, s *Store, name, host string, when time.Time, what string) {
+	line := fmt.Sprintf("%s %s %s", when.UTC().Format("2006-01-02T15:04:05.000Z"), host, what)
 	for i := 0; i < 3; i++ {
-		old, err := m.Store.Get(ctx, m.key("history"))
+		old, err := s.Get(ctx, Key(name, "history"))
 		if err != nil {
 			return
 		}
@@ -732,7 +738,7 @@ func (m *Monitor) record(ctx context.Context, what string) {
 			lines = lines[1:]
 		}
 		lines = lines[max(0, len(lines)-historyLines):]
-		if won, err := m.Store.Swap(ctx, m.key("history"), old, strings.Join(lines, "\n")); err != nil || won {
+		if won, err := s.Swap(ctx, Key(name, "history"), old, strings.Join(lines, "\n")); err != nil || won {
 			return
 		}
 	}

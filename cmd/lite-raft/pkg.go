@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	"lite-raft/client"
 	"lite-raft/conf"
 	"lite-raft/failover"
+	"lite-raft/failover/decide"
 	"lite-raft/internal/lockfile"
 	"lite-raft/sshrpc"
 )
@@ -52,7 +54,7 @@ func pkgCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "pkg",
-		Usage: "failover packages: init, run, stop, status, halt, move, enable, disable (./pkg)",
+		Usage: "failover packages: init, run, stop, status, halt, move, enable, disable, confirm-stopped (./pkg)",
 		Subcommands: []*cli.Command{
 			{Name: "init", Usage: "store a package's settings (from control-scripts/NAME) in the cluster", ArgsUsage: "NAME",
 				Description: "Refuses a package that is already in the cluster (it names its owner and state): use --update\n" +
@@ -112,6 +114,22 @@ func pkgCommand() *cli.Command {
 						return usageError(c, fmt.Sprintf("host name %q: letters, digits, dots, dashes", host))
 					}
 					return pkgMove(c, p, host, c.Duration("wait"))
+				}},
+			{Name: "confirm-stopped", Usage: "after checking by hand: the package no longer runs on HOST, whose stop failed", ArgsUsage: "NAME HOST",
+				Description: "A package whose stop failed on HOST stays there (state stop-failed) and no other host starts\n" +
+					"it until HOST is fenced: fence-stop there finds it stopped, or fence_command succeeds. When\n" +
+					"neither can (HOST is off, or its stop needs a hand), check that NAME no longer runs there, then\n" +
+					"say so with confirm-stopped: the package is released and a stand-by starts it. Exit 1 if NAME\n" +
+					"is not stop-failed on HOST.",
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 2 {
+						return usageError(c, "confirm-stopped wants NAME HOST")
+					}
+					p, err := name(c, 2)
+					if err != nil {
+						return err
+					}
+					return pkgConfirmStopped(c, p, c.Args().Get(1))
 				}},
 			{Name: "fence-stop", Usage: "stop the package on this host, whatever its monitor does (run by a new owner over ssh)", ArgsUsage: "NAME",
 				Description: "Kills this host's monitor of NAME (dead, frozen or cut off: a new owner is taking over), runs the\n" +
@@ -697,6 +715,45 @@ func pkgMove(c *cli.Context, p, host string, wait time.Duration) error {
 			case <-time.After(min(250*time.Millisecond, time.Until(deadline)+time.Millisecond)): // polling with a deadline
 			}
 		}
+	})
+}
+
+// pkgConfirmStopped releases a package left stop-failed on host, on an operator's word
+// that it no longer runs there: host is recorded as the previous owner, confirmed
+// stopped, so the next owner does not fence it.
+func pkgConfirmStopped(c *cli.Context, p, host string) error {
+	return withStore(c, func(ctx context.Context, s *failover.Store) error {
+		owner, err := s.Get(ctx, failover.Key(p, "owner"))
+		if err != nil {
+			return err
+		}
+		state, err := s.Get(ctx, failover.Key(p, "state"))
+		if err != nil {
+			return err
+		}
+		if owner != host || decide.State(state) != decide.StopFailed {
+			return fmt.Errorf("package %s is not stop-failed on %s (owner %s, state %s): nothing to confirm", p, host, orNobody(owner), state)
+		}
+		if err := s.Set(ctx, failover.Key(p, "previous"), decide.Previous{Host: host, Ending: decide.Confirmed}.String()); err != nil {
+			return err
+		}
+		if err := s.Set(ctx, failover.Key(p, "state"), string(decide.Halted)); err != nil {
+			return err
+		}
+		won, err := s.Swap(ctx, failover.Key(p, "owner"), host, "")
+		if err != nil {
+			return err
+		}
+		if !won {
+			return fmt.Errorf("package %s changed hands meanwhile: see pkg status %s", p, p)
+		}
+		who := "unknown"
+		if u, err := user.Current(); err == nil {
+			who = u.Username
+		}
+		failover.Record(ctx, s, p, thisHost(), time.Now(), fmt.Sprintf("%s confirmed that %s no longer runs it (pkg confirm-stopped): released", who, host))
+		fmt.Fprintf(c.App.Writer, "package %s released from %s: a stand-by starts it (pkg status %s)\n", p, host, p)
+		return nil
 	})
 }
 

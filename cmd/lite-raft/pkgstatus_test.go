@@ -101,3 +101,39 @@ func TestPkgStatusPrinters(t *testing.T) {
 		t.Errorf("unknown package: %q", text.String())
 	}
 }
+
+// TestPkgConfirmStopped: confirm-stopped releases a package stop-failed on the host
+// named, recording it as confirmed stopped (so the next owner does not fence it) and who
+// said so; it refuses a package that is not stop-failed on that host.
+func TestPkgConfirmStopped(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	set := func(k, v string) {
+		if out, code := runApp(t, "--dir", dir, "client", "set", "packages/web/"+k, v); code != 0 {
+			t.Fatalf("set %s: exit %d %s", k, code, out)
+		}
+	}
+	get := func(k string) string {
+		out, _ := runApp(t, "--dir", dir, "client", "get", "packages/web/"+k)
+		return strings.TrimSpace(out)
+	}
+	set("owner", "host4")
+	set("state", "running")
+	set("history", "") // as pkg init leaves it
+	if out, code := runApp(t, "--dir", dir, "pkg", "confirm-stopped", "web", "host4"); code != 1 || !strings.Contains(out, "not stop-failed on host4") {
+		t.Fatalf("confirm-stopped of a running package: exit %d %q, want 1", code, out)
+	}
+	set("state", "stop-failed")
+	if out, code := runApp(t, "--dir", dir, "pkg", "confirm-stopped", "web", "host5"); code != 1 {
+		t.Fatalf("confirm-stopped naming another host: exit %d %q, want 1", code, out)
+	}
+	if out, code := runApp(t, "--dir", dir, "pkg", "confirm-stopped", "web", "host4"); code != 0 || !strings.Contains(out, "released from host4") {
+		t.Fatalf("confirm-stopped: exit %d %q", code, out)
+	}
+	if owner, prev := get("owner"), get("previous"); owner != "" || prev != "host4 confirmed" {
+		t.Fatalf("after confirm-stopped: owner %q previous %q, want none and host4 confirmed", owner, prev)
+	}
+	if h := get("history"); !strings.Contains(h, "confirmed that host4 no longer runs it") {
+		t.Fatalf("history: %q", h)
+	}
+}
