@@ -432,12 +432,15 @@ type pkgInfo struct {
 	Tick       *int64 `json:"tick"`
 	Generation *int64 `json:"generation"`
 	// the youngest tick age a fresh stand-by can vouch for; null without one
-	TickAge      *float64     `json:"tick_age_seconds"`
-	TickAgeExact bool         `json:"tick_age_exact"`
-	Enabled      bool         `json:"enabled"` // false in maintenance (pkg disable)
-	Halted       bool         `json:"halted"`  // pkg halt
-	Move         string       `json:"move"`    // the host of a pending pkg move, ""
-	Standbys     []pkgStandby `json:"standbys"`
+	TickAge      *float64 `json:"tick_age_seconds"`
+	TickAgeExact bool     `json:"tick_age_exact"`
+	Enabled      bool     `json:"enabled"` // false in maintenance (pkg disable)
+	Halted       bool     `json:"halted"`  // pkg halt
+	Move         string   `json:"move"`    // the host of a pending pkg move, ""
+	// who held it before the owner and how that ended ("HOST stopped", "HOST taken-over",
+	// "HOST stop-failed", "HOST fenced", "HOST confirmed"), "" if nobody did
+	Previous string       `json:"previous"`
+	Standbys []pkgStandby `json:"standbys"`
 	// only for one package, as in the text
 	History *[]pkgEvent `json:"history,omitempty"`
 }
@@ -518,7 +521,7 @@ func formatAge(age *float64, exact bool) string {
 // collectPkg reads package p from the store.
 func collectPkg(ctx context.Context, s *failover.Store, p string, withHistory bool) (pkgInfo, error) {
 	f := map[string]string{}
-	for _, k := range []string{"owner", "state", "tick", "generation", "enabled", "halt", "move"} {
+	for _, k := range []string{"owner", "state", "tick", "generation", "enabled", "halt", "move", "previous"} {
 		get := func() (string, error) { return s.Get(ctx, failover.Key(p, k)) }
 		if k == "generation" {
 			get = func() (string, error) { return failover.Generation(ctx, s, p) }
@@ -538,7 +541,7 @@ func collectPkg(ctx context.Context, s *failover.Store, p string, withHistory bo
 	}
 	info := pkgInfo{Name: p, Owner: f["owner"], State: f["state"], Tick: number(f["tick"]),
 		Generation: number(f["generation"]), Enabled: f["enabled"] != "no", Halted: f["halt"] == "yes",
-		Move: f["move"], Standbys: []pkgStandby{}}
+		Move: f["move"], Previous: f["previous"], Standbys: []pkgStandby{}}
 	// the stand-bys say when they last saw the tick move: that is its age
 	hosts, err := s.List(ctx, failover.Key(p, "standby"))
 	if err != nil {
@@ -641,6 +644,14 @@ func printPkgText(out io.Writer, infos []pkgInfo) {
 	}
 	w.Flush()
 	for _, p := range infos {
+		if decide.State(p.State) == decide.StopFailed && p.Owner != "" {
+			fmt.Fprintf(out, "\n%s: its stop FAILED on %s, where it may still run. No other host starts it until %s is\n"+
+				"fenced (fence-stop there finds it stopped, or fence_command succeeds), or, after checking by hand,\n"+
+				"`pkg confirm-stopped %s %s`.\n", p.Name, p.Owner, p.Owner, p.Name, p.Owner)
+		}
+		if p.Previous != "" && p.History != nil {
+			fmt.Fprintf(out, "\nprevious owner: %s\n", p.Previous)
+		}
 		if p.History != nil && len(*p.History) > 0 {
 			fmt.Fprintf(out, "\nrecent history:\n")
 			for _, e := range *p.History {

@@ -124,6 +124,15 @@ func TestPkgConfirmStopped(t *testing.T) {
 		t.Fatalf("confirm-stopped of a running package: exit %d %q, want 1", code, out)
 	}
 	set("state", "stop-failed")
+	set("previous", "host3 taken-over")
+	if out, code := runApp(t, "--dir", dir, "pkg", "status", "web"); code != 0 || !strings.Contains(out, "its stop FAILED on host4") ||
+		!strings.Contains(out, "pkg confirm-stopped web host4") || !strings.Contains(out, "previous owner: host3 taken-over") {
+		t.Fatalf("pkg status of a stop-failed package: exit %d\n%s", code, out)
+	}
+	if out, code := runApp(t, "--dir", dir, "pkg", "status", "--json", "web"); code != 0 || !strings.Contains(out, `"state": "stop-failed"`) ||
+		!strings.Contains(out, `"previous": "host3 taken-over"`) {
+		t.Fatalf("pkg status --json of a stop-failed package: exit %d\n%s", code, out)
+	}
 	if out, code := runApp(t, "--dir", dir, "pkg", "confirm-stopped", "web", "host5"); code != 1 {
 		t.Fatalf("confirm-stopped naming another host: exit %d %q, want 1", code, out)
 	}
