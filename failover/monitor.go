@@ -766,15 +766,6 @@ type Standby struct {
 	ReportedAt time.Time
 }
 
-// TickAge says how old the tick is, as far as this stand-by can tell: exact if the tick
-// has not moved since its report, else "less than the report's age".
-func (s Standby) TickAge(current string, now time.Time) string {
-	if current == s.Tick {
-		return now.Sub(s.TickSeen).Round(100 * time.Millisecond).String()
-	}
-	return "<" + now.Sub(s.ReportedAt).Round(100*time.Millisecond).String()
-}
-
 // ParseStandby reads a packages/NAME/standby/HOST value.
 func ParseStandby(host, v string, now time.Time) (Standby, bool) {
 	f := strings.Fields(v)
