@@ -274,13 +274,22 @@ func (f *fakeScript) Run(ctx context.Context, verb string, timeout time.Duration
 // does over ssh, and records that it did.
 type fakeFencer struct {
 	w      *world
+	mu     sync.Mutex // shared by the stand-bys of a test
 	fenced []string
+}
+
+func (f *fakeFencer) tries() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.fenced...)
 }
 
 func (f *fakeFencer) Prepare(string) {}
 
 func (f *fakeFencer) FenceHost(ctx context.Context, host string) (decide.FenceResult, error) {
+	f.mu.Lock()
 	f.fenced = append(f.fenced, host)
+	f.mu.Unlock()
 	if code, _, _ := (&fakeScript{w: f.w, host: host}).Run(ctx, "stop", time.Second); code != 0 {
 		return decide.FenceStillUp, fmt.Errorf("%s: its stop failed", host)
 	}
@@ -474,8 +483,8 @@ func TestSafetyFrozenOwnerWakes(t *testing.T) {
 				t.Fatalf("the woken a did not stop the package first: %+v", after)
 			}
 			if fenced {
-				if len(f.fenced) != 1 || f.fenced[0] != "a" {
-					t.Fatalf("b fenced %v, want [a]", f.fenced)
+				if tries := f.tries(); len(tries) != 1 || tries[0] != "a" {
+					t.Fatalf("b fenced %v, want [a]", tries)
 				}
 				// in call order: a's stop (by the fence) comes before b's start
 				running := map[string]bool{}

@@ -63,7 +63,7 @@ func TestStopFailsOnPkgStop(t *testing.T) {
 	if n := len(w.eventsOf("b", "start")) + len(w.eventsOf("c", "start")); n != 0 {
 		t.Fatalf("%d starts elsewhere while a's stop fails", n)
 	}
-	tries := len(f.fenced)
+	tries := len(f.tries())
 	if tries == 0 || tries > 2*12 {
 		t.Fatalf("%d fence attempts on a in %v: want some, backing off", tries, 3*(w.cfg.Timeout+3*w.cfg.Pace))
 	}
@@ -117,7 +117,7 @@ func TestTakeoverWhoseFencingFails(t *testing.T) {
 	w.stops["a"] = func() {} // a frozen: its clock no longer moves
 	w.run(4*(w.cfg.Timeout+3*w.cfg.Pace), "b", "c")
 	w.noneTogether()
-	if len(f.fenced) == 0 {
+	if len(f.tries()) == 0 {
 		t.Fatal("nobody tried to fence the frozen a")
 	}
 	if n := len(w.eventsOf("b", "start")) + len(w.eventsOf("c", "start")); n != 0 {
