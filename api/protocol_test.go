@@ -168,6 +168,8 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add(Request{Op: OpSet, Key: "k", Value: []byte("v"), ClientID: 1, Seq: 1}.Encode())
 	f.Add(Request{Op: OpWatch, Key: "k", CondValue: []byte("v"), TimeoutMs: 100}.Encode())
 	f.Add(Request{Op: OpSnapshotRead, Member: "h", Backup: "1.2", Offset: 9}.Encode())
+	f.Add(Request{Op: OpTxn, Txn: Txn{If: []TxnCond{{Key: "a", Test: TestEquals, Value: []byte("1")}, {Key: "g", Test: TestCounter, Counter: 2}},
+		Then: []TxnAction{{Do: DoSet, Key: "a", Value: []byte("2")}, {Do: DoRaise, Key: "g"}}}}.Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeRequest(b)
 		if err != nil {
