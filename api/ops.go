@@ -33,6 +33,8 @@ const (
 	OpExists
 	OpCounterRaise
 	OpCounter
+	OpListValues
+	OpTxn
 )
 
 // Kind is how an agent serves an op. Its zero value is no kind: an entry must say.
@@ -141,6 +143,7 @@ type OpInfo struct {
 	CondValue bool // CondValue alone (watch-value: the value it waits to change)
 	Fence     bool // FenceName and FenceGen may make it conditional on a lock's generation
 	Token     bool // Token: the lease's token, which its acquire returned (TokenRequests)
+	Txn       bool // Txn: a transaction's conditions and actions (api.Txn)
 	Host      HostArg
 	Arg       Arg
 }
@@ -155,6 +158,7 @@ var catalogue = [...]OpInfo{
 	{Op: OpStatus, Name: "status", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal},
 	{Op: OpLeaseKeep, Name: "lease keep", Kind: Read, Leader: true, Requests: 1, Access: AccessWrite, Stale: StaleRefused, Key: KeyOrLease, Arg: ArgLease, Token: true},
 	{Op: OpCounter, Name: "counter", Kind: Read, Leader: true, Requests: 4, Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
+	{Op: OpListValues, Name: "list --values", Kind: Read, Leader: true, Requests: 5, Access: AccessRead, Stale: StaleLocal, Key: KeyDir},
 	{Op: OpSnapshot, Name: "snapshot", Kind: Read, Leader: true, Requests: 1, Access: AccessAdmin, Stale: StaleLocal},
 
 	{Op: OpSet, Name: "set", Kind: Write, Leader: true, Command: 1, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
@@ -167,6 +171,7 @@ var catalogue = [...]OpInfo{
 	{Op: OpRevoke, Name: "lease revoke", Kind: Write, Leader: true, Command: 8, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyOrLease, Arg: ArgLease, Token: true},
 	{Op: OpLockAcquire, Name: "lock", Kind: Write, Leader: true, Command: 9, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Host: HostHolder, Arg: ArgTTL},
 	{Op: OpCounterRaise, Name: "counter raise", Kind: Write, Leader: true, Command: 13, Commands: 4, Requests: 4, Access: AccessWrite, Key: KeyRequired, Arg: ArgExpect},
+	{Op: OpTxn, Name: "txn", Kind: Write, Leader: true, Command: 15, Commands: 5, Requests: 5, Access: AccessWrite, Txn: true},
 	{Op: OpAddMember, Name: "add-member", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
 	{Op: OpDelMember, Name: "del-member", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
 	{Op: OpTransfer, Name: "transfer-leader", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
@@ -233,15 +238,15 @@ func SuccessorOf(op Op) (Successor, bool) {
 // CommandVersion is the newest set of state machine commands this build understands:
 // 1 is set, unset, if ... set and noop (every build before versions existed); 2 adds
 // create, if ... unset, leases and locks; 3 adds fenced writes; 4 the successors of lock
-// and lease revoke (tokens, generations that never repeat) and counter raise. It is the
-// largest Commands of the catalogue, the fence and the successors.
-const CommandVersion = 4
+// and lease revoke (tokens, generations that never repeat) and counter raise; 5 txn. It
+// is the largest Commands of the catalogue, the fence and the successors.
+const CommandVersion = 5
 
 // RequestVersion is the newest set of requests this build understands: 1 is every op up
 // to snapshot-read (builds that never said); 2 adds exists; 3 the fence field; 4 the
-// token field, counter raise and counter. It is the largest Requests of the catalogue,
-// the fence and the token.
-const RequestVersion = 4
+// token field, counter raise and counter; 5 list --values and txn (with its field). It
+// is the largest Requests of the catalogue, the fence and the token.
+const RequestVersion = 5
 
 // byOp indexes the catalogue by wire number.
 var byOp = func() (t [256]*OpInfo) {

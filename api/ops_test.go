@@ -76,6 +76,9 @@ func checkCatalogue(entries []api.OpInfo) []string {
 		if e.Fence && (e.Command == 0 || e.Kind != api.Write) {
 			say("a fence makes a write of the state machine conditional: not this op")
 		}
+		if e.Txn && (e.Command == 0 || e.Kind != api.Write) {
+			say("a transaction is a write of the state machine: not this op")
+		}
 		if e.Cond && e.CondValue {
 			say("Cond carries CondValue already")
 		}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 
 	"lite-raft/internal/wire"
@@ -105,6 +106,84 @@ type LockPlace struct {
 	Position   int    `json:"position"`
 	Generation uint64 `json:"generation"`
 	Token      uint64 `json:"token,omitempty"`
+}
+
+// DirEntries is OpListValues' answer (JSON in Response.JSON): a folder as it stood at
+// one applied index, read in one go so that a reader (a package monitor reading
+// packages/NAME/owner, state, tick, ...) never sees half of one write and half of the
+// next. Keys are the keys directly under Dir with their values (JSON renders the bytes
+// in base64); Dirs are the names of its subfolders, whose keys are not read (ask for
+// each); Counters are the counters whose names lie directly under Dir, as keys would
+// (failover's package generation, counter packages/NAME/generation, comes with folder
+// packages/NAME): counters live apart from the keys, and a takeover decides on both.
+type DirEntries struct {
+	Dir      string       `json:"dir"`
+	Index    uint64       `json:"index"` // the applied index the folder was read at
+	Keys     []DirKey     `json:"keys"`
+	Dirs     []string     `json:"dirs,omitempty"`
+	Counters []DirCounter `json:"counters,omitempty"`
+}
+
+// DirKey is one key of a folder and its value.
+type DirKey struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"`
+}
+
+// DirCounter is one counter of a folder and its value.
+type DirCounter struct {
+	Name  string `json:"name"`
+	Value uint64 `json:"value"`
+}
+
+// Value is the value of key (a full key) and whether d holds it.
+func (d DirEntries) Value(key string) ([]byte, bool) {
+	for _, k := range d.Keys {
+		if k.Key == key {
+			return k.Value, true
+		}
+	}
+	return nil, false
+}
+
+// Counter is the value of counter name (0: not in d, never raised).
+func (d DirEntries) Counter(name string) uint64 {
+	for _, c := range d.Counters {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return 0
+}
+
+// MaxDirAnswer bounds OpListValues' answer: half of sshrpc's frame limit (8 MiB), so a
+// forwarded answer, which crosses two hops in a response of its own, fits with room to
+// spare. A folder whose answer would be larger is refused (CodeFailed), never cut short:
+// a reader could not tell a cut answer from the whole.
+const MaxDirAnswer = 4 << 20
+
+// DirAnswerSize is what key and value add to a DirEntries' JSON, or a little more:
+// base64 of the value, the key escaped at worst, and the field names.
+func DirAnswerSize(key string, value []byte) int {
+	return 6*len(key) + (len(value)+2)/3*4 + 32
+}
+
+// EncodeDirEntries renders d for an answer.
+func EncodeDirEntries(d DirEntries) ([]byte, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encode folder %s: %w", d.Dir, err)
+	}
+	return b, nil
+}
+
+// DecodeDirEntries parses EncodeDirEntries' output.
+func DecodeDirEntries(b []byte) (DirEntries, error) {
+	var d DirEntries
+	if err := json.Unmarshal(b, &d); err != nil {
+		return DirEntries{}, fmt.Errorf("decode folder answer: %w", err)
+	}
+	return d, nil
 }
 
 // Change is one key's change at a log index.

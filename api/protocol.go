@@ -50,6 +50,8 @@ type Request struct {
 	Token uint64
 	// Expect is the value a counter must stand at for counter raise (ArgExpect)
 	Expect uint64
+	// Txn is a transaction's conditions and actions (OpInfo.Txn)
+	Txn Txn
 
 	Stale     bool // read local state, without asking the leader
 	ClientID  uint64
@@ -75,6 +77,9 @@ func (r Request) Encode() []byte {
 	if r.Token != 0 {
 		flags |= flagToken
 	}
+	if !r.Txn.empty() {
+		flags |= flagTxn
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, r.ClientID)
 	b = binary.AppendUvarint(b, r.Seq)
@@ -96,6 +101,10 @@ func (r Request) Encode() []byte {
 		// refuses the request (14), never revokes without checking one
 		b = binary.AppendUvarint(b, r.Token)
 	}
+	if !r.Txn.empty() {
+		// after the token: a build that does not know transactions refuses the flag
+		b = AppendTxn(b, r.Txn)
+	}
 	return b
 }
 
@@ -104,7 +113,8 @@ const (
 	flagStale  byte = 1
 	flagFence  byte = 2 // a fence follows the args (request version 3)
 	flagToken  byte = 4 // a token follows the fence (request version 4)
-	flagsKnown      = flagStale | flagFence | flagToken
+	flagTxn    byte = 8 // a transaction follows the token (request version 5)
+	flagsKnown      = flagStale | flagFence | flagToken | flagTxn
 )
 
 // hostArgs renders the typed arguments as the host and args text fields.
@@ -234,12 +244,18 @@ func DecodeRequest(b []byte) (Request, error) {
 			d.Fail(errors.New("a token flag without a token"))
 		}
 	}
+	if flags&flagTxn != 0 {
+		r.Txn = ReadTxn(&d)
+		if d.Err == nil && r.Txn.empty() {
+			d.Fail(errors.New("a txn flag without a transaction"))
+		}
+	}
 	info := byOp[r.Op]
 	switch {
 	case d.Err != nil:
 	case info == nil:
 		d.Fail(fmt.Errorf("%w (%d)", ErrUnknownOp, r.Op))
-	case flags&^flagsKnown != 0 || len(d.B) != 0 || (r.FenceName != "" && !info.Fence) || (r.Token != 0 && !info.Token):
+	case flags&^flagsKnown != 0 || len(d.B) != 0 || (r.FenceName != "" && !info.Fence) || (r.Token != 0 && !info.Token) || (!r.Txn.empty() && !info.Txn):
 		// a later build's fields follow the ones we know, or set a flag we do not
 		d.Fail(ErrUnknownField)
 	default:

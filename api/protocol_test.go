@@ -31,6 +31,13 @@ func TestGoldenEncodings(t *testing.T) {
 		// request version 4: flag 4, the token after the args (new in this build)
 		{Request{Op: OpRevoke, Lease: 17, Token: 300}, "1200040000000000000000023137ac02"},
 		{Request{Op: OpCounterRaise, Key: "p/generation", Expect: 7}, "1a00000000000c702f67656e65726174696f6e000000000137"},
+		// request version 5: list --values, and txn with flag 8 and the transaction
+		// after the args (new in this build)
+		{Request{Op: OpListValues, Key: "packages/p", Stale: true}, "1c00010000000a7061636b616765732f700000000000"},
+		{Request{Op: OpTxn, ClientID: 3, Seq: 4, Txn: Txn{
+			If:   []TxnCond{{Key: "o", Test: TestEquals, Value: []byte("h1")}, {Key: "m", Test: TestMissing}, {Key: "g", Test: TestCounter, Counter: 7}},
+			Then: []TxnAction{{Do: DoSet, Key: "o", Value: []byte("h2")}, {Do: DoUnset, Key: "m"}, {Do: DoRaise, Key: "g"}},
+		}}, "1d00080304000000000000000301016f0268310003016d000005016700070301016f02683202016d0003016700"},
 		{Request{Op: OpWatchLog, Key: "d/", From: 120, FromSet: true}, "16000000000002642f0000000003313230"},
 		{Request{Op: OpWatchLog, Key: "d/"}, "16000000000002642f0000000000"},
 		{Request{Op: OpWatch, Key: "k", CondValue: []byte("old")}, "0d0000000000016b0000036f6c640000"},
@@ -123,7 +130,7 @@ func TestUnknownOpOrFieldAsksForAnUpgrade(t *testing.T) {
 		t.Errorf("op 200: %v", err)
 	}
 	flag := bytes.Clone(get)
-	flag[2] |= 8 // 4 is the token's (request version 4)
+	flag[2] |= 16 // 8 is the txn's (request version 5)
 	if _, err := DecodeRequest(flag); !errors.Is(err, ErrUnknownField) {
 		t.Errorf("unknown flag: %v", err)
 	}
@@ -139,6 +146,11 @@ func TestUnknownOpOrFieldAsksForAnUpgrade(t *testing.T) {
 	tokenOnGet[0] = byte(OpGet)
 	if _, err := DecodeRequest(tokenOnGet); !errors.Is(err, ErrUnknownField) {
 		t.Errorf("a token on get: %v", err)
+	}
+	txnOnGet := Request{Op: OpTxn, Txn: Txn{Then: []TxnAction{{Do: DoUnset, Key: "k"}}}}.Encode()
+	txnOnGet[0] = byte(OpGet)
+	if _, err := DecodeRequest(txnOnGet); !errors.Is(err, ErrUnknownField) {
+		t.Errorf("a txn on get: %v", err)
 	}
 	hostOnGet := Request{Op: OpAddMember, Member: "h1"}.Encode()
 	hostOnGet[0] = byte(OpGet)
@@ -156,6 +168,8 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add(Request{Op: OpSet, Key: "k", Value: []byte("v"), ClientID: 1, Seq: 1}.Encode())
 	f.Add(Request{Op: OpWatch, Key: "k", CondValue: []byte("v"), TimeoutMs: 100}.Encode())
 	f.Add(Request{Op: OpSnapshotRead, Member: "h", Backup: "1.2", Offset: 9}.Encode())
+	f.Add(Request{Op: OpTxn, Txn: Txn{If: []TxnCond{{Key: "a", Test: TestEquals, Value: []byte("1")}, {Key: "g", Test: TestCounter, Counter: 2}},
+		Then: []TxnAction{{Do: DoSet, Key: "a", Value: []byte("2")}, {Do: DoRaise, Key: "g"}}}}.Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeRequest(b)
 		if err != nil {

@@ -127,6 +127,13 @@ func (r Request) Validate() error {
 	if r.Token != 0 && !info.Token {
 		return fmt.Errorf("%s takes no lease token", info.Name)
 	}
+	if info.Txn {
+		if err := r.Txn.Validate(); err != nil {
+			return err
+		}
+	} else if !r.Txn.empty() {
+		return fmt.Errorf("%s takes no transaction", info.Name)
+	}
 	if r.Stale && info.Stale == StaleRefused {
 		return fmt.Errorf("%s asks the leader: not with --stale", info.Name)
 	}

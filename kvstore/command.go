@@ -48,7 +48,10 @@ const (
 	// Epoch, the wall clock of the leader that proposes it, in Unix nanoseconds: a
 	// restore leaves the state waiting for it (MarkRestored), the same on every member.
 	OpRebase Op = 14
-	opEnd    Op = 15 // one past the last
+	// OpTxn applies transaction Txn (api.Txn): if every condition holds, every action;
+	// else nothing, and api.CodeCondFalse names the first false condition (Store.txn).
+	OpTxn Op = 15
+	opEnd Op = 16 // one past the last
 )
 
 // Version is the command version that introduced o, as the catalogue of requests
@@ -92,6 +95,8 @@ type Command struct {
 	Expect uint64
 	// OpRebase: the epoch, Unix nanoseconds
 	Epoch uint64
+	// OpTxn: the transaction
+	Txn api.Txn
 	// OpFenced: the write it makes conditional, and the lock and generation it needs
 	Fenced    Op
 	FenceName string
@@ -117,6 +122,11 @@ func (c Command) Validate() error {
 	switch c.Op {
 	case OpNoop:
 		return nil
+	case OpTxn:
+		if c.Key != "" || len(c.Value) > 0 || c.Cond != "" || len(c.CondValue) > 0 {
+			return errors.New("txn: a key, value or condition outside the transaction")
+		}
+		return c.Txn.Validate()
 	case OpRebase:
 		if c.Epoch == 0 {
 			return errors.New("rebase: epoch 0")
@@ -182,6 +192,9 @@ func (c Command) Encode() []byte {
 	if c.Op == OpRebase {
 		b = binary.AppendUvarint(b, c.Epoch)
 	}
+	if c.Op == OpTxn {
+		b = api.AppendTxn(b, c.Txn)
+	}
 	if c.Op == OpFenced {
 		b = append(b, byte(c.Fenced))
 		b = wire.AppendString(b, c.FenceName)
@@ -215,6 +228,9 @@ func Decode(b []byte) (Command, error) {
 	}
 	if c.Op == OpRebase {
 		c.Epoch = d.Uvarint()
+	}
+	if c.Op == OpTxn {
+		c.Txn = api.ReadTxn(&d)
 	}
 	if c.Op == OpFenced {
 		c.Fenced = Op(d.Byte())
@@ -282,6 +298,8 @@ func (c Command) String() string {
 		return fmt.Sprintf("counter raise %s from %d%s", c.Key, c.Expect, id)
 	case OpRebase:
 		return fmt.Sprintf("rebase generations to epoch %d (after a restore)%s", c.Epoch, id)
+	case OpTxn:
+		return c.Txn.String() + id
 	case OpFenced:
 		inner := c
 		inner.Op, inner.ClientID = c.Fenced, 0

@@ -72,6 +72,9 @@ type Bugs struct {
 	// GenerationReused: a lock whose record was dropped (its queue emptied) starts again
 	// at generation 1, as if the record had never been.
 	GenerationReused bool
+	// TxnActsBeforeLastCondition: a transaction does its actions before it tests its
+	// last condition, so a false last condition leaves them done (and answers 6).
+	TxnActsBeforeLastCondition bool
 }
 
 // Plant plants bugs b in s (and in its clones), for simulations only.
@@ -129,7 +132,10 @@ func (s *Store) evictSessions() {
 func (s *Store) apply(index uint64, c Command) Result {
 	if s.rebasePending {
 		switch c.Op {
-		case OpLockAcquire, OpLockAcquireV4, OpCounterRaise, OpFenced:
+		case OpLockAcquire, OpLockAcquireV4, OpCounterRaise, OpFenced, OpTxn:
+			if c.Op == OpTxn && !c.Txn.TouchesCounters() {
+				break
+			}
 			// what the old cluster issued may still be issued: not before OpRebase
 			return Result{Code: api.CodeFailed, Msg: "this cluster was restored from a backup and has not yet moved its lock and package " +
 				"generations past the old cluster's (its leader does that first, once its clock is past the backup's epoch): try again"}
@@ -156,6 +162,8 @@ func (s *Store) apply(index uint64, c Command) Result {
 		return s.lockAcquire(index, c)
 	case OpCounterRaise:
 		return s.counterRaise(index, c)
+	case OpTxn:
+		return s.txn(index, c.Txn)
 	case OpRebase:
 		if !s.rebasePending {
 			return Result{} // another leader's, already done

@@ -194,6 +194,9 @@ type bugs struct {
 	// the store starts a lock whose record was dropped at generation 1 again
 	// (kvstore.Bugs.GenerationReused; reaches every store the core applies to)
 	generationReused bool
+	// a txn does its actions before it tests its last condition
+	// (kvstore.Bugs.TxnActsBeforeLastCondition)
+	txnActsEarly bool
 }
 
 // New makes a core from the node's durable state and the state machine loaded from its
@@ -350,8 +353,9 @@ func (c *Core) installSnapshot(s raftcore.Snapshot, kv *kvstore.Store) {
 // of members that understood it (it was checked before it was proposed, so it comes from
 // a newer lite-raft).
 func (c *Core) apply(ents []raftcore.Entry) error {
-	if c.bugs.generationReused {
-		c.kv.Plant(kvstore.Bugs{GenerationReused: true}) // a store from a snapshot has none
+	if c.bugs.generationReused || c.bugs.txnActsEarly {
+		// a store from a snapshot has none
+		c.kv.Plant(kvstore.Bugs{GenerationReused: c.bugs.generationReused, TxnActsBeforeLastCondition: c.bugs.txnActsEarly})
 	}
 	for _, e := range ents {
 		if e.Index <= c.applied {

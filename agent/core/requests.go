@@ -80,6 +80,7 @@ var serving = map[api.Op]struct {
 	api.OpGet:          {true, (*Core).replyRead},
 	api.OpExists:       {true, (*Core).replyRead},
 	api.OpList:         {true, (*Core).replyRead},
+	api.OpListValues:   {true, (*Core).replyRead},
 	api.OpLocks:        {true, (*Core).replyRead},
 	api.OpCounter:      {true, (*Core).replyRead},
 	api.OpLeaseKeep:    {true, (*Core).replyRead},
@@ -225,12 +226,36 @@ func (c *Core) read(r api.Request) api.Response {
 			return api.Response{Code: api.CodeNotFound, Msg: fmt.Sprintf("key %s not found", r.Key)}
 		}
 		return api.Response{}
+	case api.OpListValues:
+		return c.readDir(r.Key)
 	}
 	names, ok := c.kv.List(r.Key)
 	if !ok {
 		return api.Response{Code: api.CodeNoDir, Msg: fmt.Sprintf("%s: no such folder", orDash(r.Key))}
 	}
 	return api.Response{Names: names}
+}
+
+// readDir answers list --values: folder dir, its keys, values and counters, all from
+// the state at one applied index (the answer says which), in one answer bounded by
+// api.MaxDirAnswer.
+func (c *Core) readDir(dir string) api.Response {
+	d, ok, err := c.kv.ReadDir(dir, api.MaxDirAnswer)
+	if err != nil {
+		return api.Response{Code: api.CodeFailed, Msg: err.Error()}
+	}
+	if !ok {
+		return api.Response{Code: api.CodeNoDir, Msg: fmt.Sprintf("%s: no such folder", orDash(dir))}
+	}
+	d.Index = c.applied
+	js, err := api.EncodeDirEntries(d)
+	if err == nil && len(js) > api.MaxDirAnswer {
+		err = &kvstore.ErrDirTooLarge{Dir: dir, Limit: api.MaxDirAnswer} // the estimate is an upper bound: never
+	}
+	if err != nil {
+		return api.Response{Code: api.CodeFailed, Msg: err.Error()}
+	}
+	return api.Response{JSON: js}
 }
 
 func (c *Core) readState(rs raftcore.ReadState) {

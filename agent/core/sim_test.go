@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,7 +49,7 @@ var (
 	agentSimSeeds = flag.Int("agentsim.seeds", 1000, "number of schedules TestAgentSim runs")
 	agentSimSeed  = flag.Uint64("agentsim.seed", 0, "run only this seed, with a trace on failure")
 	agentSimMs    = flag.Int("agentsim.ms", 6000, "virtual milliseconds of faults per schedule")
-	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff")
+	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early")
 )
 
 const (
@@ -98,7 +99,7 @@ func TestAgentSimCatchesPlantedBugs(t *testing.T) {
 	if *agentSimBug != "" || *agentSimSeed != 0 {
 		t.Skip("runs only without -agentsim.bug and -agentsim.seed")
 	}
-	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused"} {
+	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused", "txn-acts-early"} {
 		t.Run(name, func(t *testing.T) {
 			var b bugs
 			if err := b.plant(name); err != nil {
@@ -153,6 +154,8 @@ func (b *bugs) plant(name string) error {
 		b.noBackoff = true
 	case "generation-reused":
 		b.generationReused = true
+	case "txn-acts-early":
+		b.txnActsEarly = true
 	default:
 		return fmt.Errorf("unknown bug %q", name)
 	}
@@ -893,7 +896,7 @@ func (s *sim) clientOp(c *simClient) {
 	if cond == "" {
 		cond = "0" // never read: the key is missing or holds another value
 	}
-	switch x := s.rng.IntN(12); {
+	switch x := s.rng.IntN(13); {
 	case x < 3:
 		req.Op, in.Op = api.OpGet, kvmodel.Get
 	case x < 4:
@@ -907,18 +910,36 @@ func (s *sim) clientOp(c *simClient) {
 	case x < 10:
 		in.Op, in.Value = kvmodel.Create, value
 		req.Op, req.Value = api.OpCreate, []byte(in.Value)
-	default:
+	case x < 12:
 		in.Op, in.Cond = kvmodel.DelIf, cond
 		req.Op, req.Cond, req.CondValue = api.OpIfUnset, "=", []byte(in.Cond)
+	default:
+		// a txn on key and its pair (k0 and k1, k2 and k3): both as last seen (or
+		// missing), then both set
+		pair := s.keys[slices.Index(s.keys, key)^1]
+		in = kvmodel.Input{Op: kvmodel.Txn}
+		req.Op, req.Key = api.OpTxn, ""
+		for i, k := range []string{key, pair} {
+			v := fmt.Sprintf("%s.%d", value, i)
+			in.Conds = append(in.Conds, kvmodel.KV{Key: k, Value: c.last[k]})
+			in.Sets = append(in.Sets, kvmodel.KV{Key: k, Value: v})
+			cond := api.TxnCond{Key: k, Test: api.TestEquals, Value: []byte(c.last[k])}
+			if c.last[k] == "" {
+				cond = api.TxnCond{Key: k, Test: api.TestMissing}
+			}
+			req.Txn.If = append(req.Txn.If, cond)
+			req.Txn.Then = append(req.Txn.Then, api.TxnAction{Do: api.DoSet, Key: k, Value: []byte(v)})
+		}
 	}
 	call := s.now
 	finished := false
+	failed := "" // a txn's false condition, as its answer names it
 	finish := func(code int) {
 		if finished {
 			return
 		}
 		finished = true
-		s.record(c, in, call, code, req)
+		s.record(c, in, call, code, failed)
 		s.after(Time(1+s.rng.IntN(30)), func() { s.clientOp(c) })
 	}
 	n := s.nodes[c.host]
@@ -938,6 +959,11 @@ func (s *sim) clientOp(c *simClient) {
 		if resp.Code == 0 && req.Op == api.OpGet {
 			c.last[key] = string(resp.Value)
 		}
+		if req.Op == api.OpTxn && resp.Code == api.CodeCondFalse {
+			if r, err := api.DecodeTxnResult(resp.Value); err == nil {
+				failed = strconv.Itoa(r.Failed)
+			}
+		}
 		finish(resp.Code)
 	})
 }
@@ -945,9 +971,9 @@ func (s *sim) clientOp(c *simClient) {
 // record adds a finished operation to the history, by what its exit code says
 // (kvmodel.Classify: the sim's clients get an answer or the code of the table, never
 // nothing).
-func (s *sim) record(c *simClient, in kvmodel.Input, call Time, code int, req api.Request) {
+func (s *sim) record(c *simClient, in kvmodel.Input, call Time, code int, txnFailed string) {
 	s.stats.ops++
-	value := ""
+	value := txnFailed
 	if in.Op == kvmodel.Get && code == api.CodeOK {
 		value = c.last[in.Key]
 	}

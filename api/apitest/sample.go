@@ -43,6 +43,14 @@ func Sample(info api.OpInfo) api.Request {
 	case api.ArgExpect:
 		r.Expect = 5
 	}
+	if info.Txn {
+		r.Txn = api.Txn{
+			If: []api.TxnCond{{Key: "a/b", Test: api.TestEquals, Value: []byte("2")}, {Key: "a/c", Test: api.TestMissing},
+				{Key: "a/gen", Test: api.TestCounter, Counter: 3}},
+			Then: []api.TxnAction{{Do: api.DoSet, Key: "a/b", Value: []byte("3")}, {Do: api.DoUnset, Key: "a/d"},
+				{Do: api.DoRaise, Key: "a/gen"}},
+		}
+	}
 
 	return r
 }

@@ -25,6 +25,11 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   get KEY                  print the value of KEY (exit 9 if missing)
   exists KEY               exit 0 if KEY exists, 9 if not; prints nothing (with --json: {"key","exists"})
   list [DIR]               print the names directly under DIR (exit 8 if missing)
+  list --values [DIR]      print every key directly under DIR with its value, all read at one moment:
+                           one "KEY VALUE" line per key, a value that is empty, not UTF-8, has a line
+                           break or another unprintable character, a leading quote or a space at
+                           either end quoted as Go's strconv.Quote does; --json adds subfolders,
+                           the counters under DIR and the index it was read at (exit 8 if missing)
   set KEY VALUE            set KEY (VALUE "-" reads it from standard input)
   unset KEY                remove KEY
   if KEY OP X set Y        set KEY to Y if "KEY OP X" holds; OP is one of = != -eq -ne -lt -le -gt -ge
@@ -44,6 +49,10 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
                            time left, waiting; --json for scripts
   watch KEY|DIR/ [--once] [--from N] [-- COMMAND]
                            print each change (N set KEY VALUE, N deleted KEY) as it happens (watch --help)
+  txn [--if KEY = V|--if KEY != V|--if KEY missing|--if KEY present|--if-counter NAME N]...
+      --set KEY V|--unset KEY|--raise NAME ...
+                           every action if every condition holds, else none (exit 6: one was
+                           false, nothing done); prints raised counters (txn --help)
   noop                     commit an empty entry
   status                   every member: role, term, match and commit index, lag, last contact
   add-member HOST          boot HOST over ssh, add it as learner, wait until it caught up, make it a voter
@@ -57,7 +66,7 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   snapshot save FILE       write a consistent snapshot of the whole state, as of now, to FILE (a
                            backup for lite-raft restore; snapshot --help)
 
-  --json     print get, exists, list and status as JSON
+  --json     print get, exists, list, txn and status as JSON
   --stale    read this host's state without asking the leader (get, exists, list, status)
   --timeout  seconds to wait for the answer (default 10); a write still unanswered then exits 2:
              it may or may not have been applied
@@ -190,6 +199,9 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		}
 		req = api.Request{Op: api.OpGet, Key: args[0]}
 	case "list":
+		if len(args) > 0 && args[0] == "--values" {
+			return listValuesVerb(c, o, dial, args[1:])
+		}
 		if len(args) > 1 {
 			return clientUsageError(c, "list: want at most one DIR")
 		}
@@ -234,6 +246,8 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		default:
 			return clientUsageError(c, "if: want KEY OP X set Y, or KEY OP X unset")
 		}
+	case "txn":
+		return txnVerb(c, o, dial, args)
 	case "noop", "no-op":
 		if err := need(0, "no arguments"); err != nil {
 			return err

@@ -3,6 +3,8 @@ package kvmodel
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -17,6 +19,9 @@ const (
 	Create Op = "create" // create KEY Value
 	DelIf  Op = "delif"  // if KEY = Cond unset
 	Exists Op = "exists" // exists KEY: 0 or 9
+	// Txn: if every one of Conds holds, every one of Sets (txn --if KEY = V|missing ...
+	// --set KEY V ...): 0 done, 6 a condition false (Output.Value: its number, from 1)
+	Txn Op = "txn"
 )
 
 // isRead reports whether op only observes the state.
@@ -28,6 +33,28 @@ type Input struct {
 	Key   string
 	Value string // set, cas, create: the new value (unique to the operation)
 	Cond  string // cas, delif: the expected value
+	// txn: the conditions (a key equals Value, or is missing when Value is "") and the
+	// sets, each of a key not set by another; Key is left empty
+	Conds []KV
+	Sets  []KV
+}
+
+// KV is a key and a value: a txn's condition or set.
+type KV struct{ Key, Value string }
+
+// keys is every key in touches.
+func (in Input) keys() []string {
+	if in.Op != Txn {
+		return []string{in.Key}
+	}
+	var ks []string
+	for _, c := range in.Conds {
+		ks = append(ks, c.Key)
+	}
+	for _, c := range in.Sets {
+		ks = append(ks, c.Key)
+	}
+	return ks
 }
 
 // Output is how it ended.
@@ -90,47 +117,130 @@ func Operation(client int, in Input, call, ret int64, code int, answered bool, v
 	return porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret}, o
 }
 
-// absent is the state of a key that does not exist.
+// absent is the value of a key that does not exist.
 const absent = ""
+
+// The state of a partition is a string, so that porcupine compares states with ==: its
+// keys that exist, sorted, each as key NUL value NUL.
+func lookup(state, key string) string {
+	for rest := state; rest != ""; {
+		k, r, _ := strings.Cut(rest, "\x00")
+		v, r2, _ := strings.Cut(r, "\x00")
+		if k == key {
+			return v
+		}
+		rest = r2
+	}
+	return absent
+}
+
+// with is state with each of sets done (a set to absent removes the key).
+func with(state string, sets ...KV) string {
+	m := map[string]string{}
+	for rest := state; rest != ""; {
+		k, r, _ := strings.Cut(rest, "\x00")
+		v, r2, _ := strings.Cut(r, "\x00")
+		m[k], rest = v, r2
+	}
+	for _, kv := range sets {
+		if kv.Value == absent {
+			delete(m, kv.Key)
+		} else {
+			m[kv.Key] = kv.Value
+		}
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "\x00" + m[k] + "\x00")
+	}
+	return b.String()
+}
+
+// partition groups the operations whose keys are linked (a txn links its keys): each
+// group is checked apart, with a state of its keys only.
+func partition(h []porcupine.Operation) [][]porcupine.Operation {
+	parent := map[string]string{}
+	var find func(k string) string
+	find = func(k string) string {
+		if p, ok := parent[k]; ok && p != k {
+			r := find(p)
+			parent[k] = r
+			return r
+		}
+		parent[k] = k
+		return k
+	}
+	for _, op := range h {
+		ks := op.Input.(Input).keys()
+		for _, k := range ks[1:] {
+			parent[find(k)] = find(ks[0])
+		}
+	}
+	byRoot := map[string][]porcupine.Operation{}
+	var roots []string
+	for _, op := range h {
+		r := find(op.Input.(Input).keys()[0])
+		if byRoot[r] == nil {
+			roots = append(roots, r)
+		}
+		byRoot[r] = append(byRoot[r], op)
+	}
+	out := make([][]porcupine.Operation, 0, len(roots))
+	for _, r := range roots {
+		out = append(out, byRoot[r])
+	}
+	return out
+}
 
 // Model is the store. A not-applied write fits only as a no-op; an unknown one as
 // either what it would do or nothing; an answered one only where its code is the one
 // the state gives.
 var Model = porcupine.NondeterministicModel{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range h {
-			k := op.Input.(Input).Key
-			if byKey[k] == nil {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() []any { return []any{absent} },
+	Partition: partition,
+	Init:      func() []any { return []any{absent} },
 	Step: func(state, input, output any) []any {
-		s, in, out := state.(string), input.(Input), output.(Output)
+		st, in, out := state.(string), input.(Input), output.(Output)
 		if !isRead(in.Op) && out.NotApplied {
-			return []any{s}
+			return []any{st}
 		}
+		if in.Op == Txn {
+			next, code, failed := st, 0, ""
+			for i, c := range in.Conds {
+				if lookup(st, c.Key) != c.Value {
+					code, failed = 6, fmt.Sprint(i+1)
+					break
+				}
+			}
+			if code == 0 {
+				next = with(st, in.Sets...)
+			}
+			switch {
+			case out.Unknown:
+				return []any{next, st}
+			case out.Code == code && out.Value == failed:
+				return []any{next}
+			}
+			return nil
+		}
+		s := lookup(st, in.Key)
+		set := func(v string) string { return with(st, KV{in.Key, v}) }
 		// what the write does to s, and the code it answers
 		var next string
 		var code int
 		switch in.Op {
 		case Get:
 			if (out.Code == 0 && s != absent && out.Value == s) || (out.Code == 9 && s == absent) {
-				return []any{s}
+				return []any{st}
 			}
 			return nil
 		case Exists:
 			if (out.Code == 0 && s != absent) || (out.Code == 9 && s == absent) {
-				return []any{s}
+				return []any{st}
 			}
 			return nil
 		case Set:
@@ -165,9 +275,9 @@ var Model = porcupine.NondeterministicModel{
 		}
 		switch {
 		case out.Unknown:
-			return []any{next, s}
+			return []any{set(next), st}
 		case out.Code == code:
-			return []any{next}
+			return []any{set(next)}
 		}
 		return nil
 	},
@@ -190,13 +300,35 @@ var Model = porcupine.NondeterministicModel{
 			return fmt.Sprintf("create %s %s (%s)", in.Key, in.Value, res)
 		case DelIf:
 			return fmt.Sprintf("if %s = %s unset (%s)", in.Key, in.Cond, res)
+		case Txn:
+			d := "txn"
+			for _, c := range in.Conds {
+				if c.Value == absent {
+					d += fmt.Sprintf(" --if %s missing", c.Key)
+				} else {
+					d += fmt.Sprintf(" --if %s = %s", c.Key, c.Value)
+				}
+			}
+			for _, c := range in.Sets {
+				d += fmt.Sprintf(" --set %s %s", c.Key, c.Value)
+			}
+			if out.Value != "" {
+				res += ", condition " + out.Value + " false"
+			}
+			return fmt.Sprintf("%s (%s)", d, res)
 		}
 		return fmt.Sprintf("if %s = %s set %s (%s)", in.Key, in.Cond, in.Value, res)
 	},
 	DescribeState: func(state any) string {
-		if state.(string) == absent {
-			return "(missing)"
+		var pairs []string
+		for rest := state.(string); rest != ""; {
+			k, r, _ := strings.Cut(rest, "\x00")
+			v, r2, _ := strings.Cut(r, "\x00")
+			pairs, rest = append(pairs, k+"="+v), r2
 		}
-		return state.(string)
+		if len(pairs) == 0 {
+			return "(every key missing)"
+		}
+		return strings.Join(pairs, " ")
 	},
 }

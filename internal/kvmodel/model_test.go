@@ -37,6 +37,13 @@ func TestModel(t *testing.T) {
 		return op{c, Input{Op: Exists, Key: "k"}, call, ret, code, true, ""}
 	}
 	noAnswer := func(o op) op { o.answered, o.code = false, -1; return o }
+	// txn --if k = cond --if j = condj --set k v --set j vj (cond "": --if k missing)
+	txn := func(c int, cond, condj, v, vj string, call, ret int64, code int, failed string) op {
+		return op{c, Input{Op: Txn, Conds: []KV{{"k", cond}, {"j", condj}}, Sets: []KV{{"k", v}, {"j", vj}}}, call, ret, code, true, failed}
+	}
+	getj := func(c int, v string, call, ret int64, code int) op {
+		return op{c, Input{Op: Get, Key: "j"}, call, ret, code, true, v}
+	}
 	for _, tc := range []struct {
 		name string
 		ops  []op
@@ -100,6 +107,20 @@ func TestModel(t *testing.T) {
 			set(0, "a", 0, 10, 0), delif(1, "a", 20, 30, 2), get(0, "", 40, 50, 9), create(0, "b", 60, 70, 0)}, porcupine.Ok},
 		{"delif exit 11, the key gone later", []op{
 			set(0, "a", 0, 10, 0), delif(1, "a", 20, 30, 11), get(0, "", 40, 50, 9)}, porcupine.Illegal},
+		{"txn exit 0 sets both keys at once", []op{
+			set(0, "a", 0, 10, 0), txn(1, "a", "", "b", "y", 20, 30, 0, ""), get(0, "b", 40, 50, 0), getj(0, "y", 40, 50, 0)}, porcupine.Ok},
+		{"txn exit 6 naming the condition that is false", []op{
+			set(0, "a", 0, 10, 0), txn(1, "a", "x", "b", "y", 20, 30, 6, "2"), get(0, "a", 40, 50, 0)}, porcupine.Ok},
+		{"txn exit 6 naming a condition that holds", []op{
+			set(0, "a", 0, 10, 0), txn(1, "a", "x", "b", "y", 20, 30, 6, "1")}, porcupine.Illegal},
+		{"txn exit 6, yet its value read later (done in part)", []op{
+			set(0, "a", 0, 10, 0), txn(1, "a", "x", "b", "y", 20, 30, 6, "2"), get(0, "b", 40, 50, 0)}, porcupine.Illegal},
+		{"txn exit 0, one key read before the other's set", []op{
+			set(0, "a", 0, 10, 0), txn(1, "a", "", "b", "y", 20, 30, 0, ""), get(0, "b", 40, 50, 0), getj(0, "", 60, 70, 9)}, porcupine.Illegal},
+		{"txn exit 2: both or neither", []op{
+			set(0, "a", 0, 10, 0), txn(1, "a", "", "b", "y", 20, 30, 2, ""), getj(0, "y", 40, 50, 0), get(0, "b", 60, 70, 0)}, porcupine.Ok},
+		{"txn exit 2: one without the other", []op{
+			set(0, "a", 0, 10, 0), txn(1, "a", "", "b", "y", 20, 30, 2, ""), getj(0, "y", 40, 50, 0), get(0, "a", 60, 70, 0)}, porcupine.Illegal},
 		{"a failed read is left out", []op{
 			set(0, "a", 0, 10, 0), get(0, "z", 20, 30, 11), get(0, "z", 20, 30, 1), get(0, "a", 40, 50, 0)}, porcupine.Ok},
 	} {
@@ -127,6 +148,7 @@ func TestModel(t *testing.T) {
 		{Set, 1, true, NotApplied}, {Set, 3, true, NotApplied}, {Cas, 4, true, NotApplied},
 		{Set, 10, true, NotApplied}, {Set, 11, true, NotApplied}, {Cas, 12, true, NotApplied},
 		{Get, 0, true, OK}, {Get, 9, true, OK}, {Get, 1, true, ReadFailed},
+		{Txn, 6, true, OK}, {Txn, 14, true, NotApplied}, {Txn, 2, true, Unknown},
 		{Get, 11, true, ReadFailed}, {Get, 12, true, ReadFailed}, {Get, 0, false, ReadFailed},
 	} {
 		if got := Classify(tc.op, tc.code, tc.answered); got != tc.want {
