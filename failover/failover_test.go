@@ -80,14 +80,27 @@ func (m *memStore) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.
 			resp.Code = api.CodeNoDir
 		}
 		resp.Names = names
+	case m.noCounters && (req.Op == api.OpListValues || req.Op == api.OpTxn):
+		resp = api.Response{Code: api.CodeUpgrade, Msg: "member h9 understands requests up to version 3"}
 	case req.Op == api.OpCounter:
 		resp.Value = []byte(strconv.FormatUint(m.kv.Counter(req.Key), 10))
+	case req.Op == api.OpListValues:
+		d, ok, err := m.kv.ReadDir(req.Key, api.MaxDirAnswer)
+		switch {
+		case err != nil:
+			resp.Code, resp.Msg = api.CodeFailed, err.Error()
+		case !ok:
+			resp.Code = api.CodeNoDir
+		default:
+			d.Index = m.index
+			resp.JSON, _ = api.EncodeDirEntries(d)
+		}
 	default:
 		op := map[api.Op]kvstore.Op{api.OpSet: kvstore.OpSet, api.OpIfSet: kvstore.OpIfSet, api.OpUnset: kvstore.OpUnset,
-			api.OpCounterRaise: kvstore.OpCounterRaise}[req.Op]
+			api.OpCounterRaise: kvstore.OpCounterRaise, api.OpTxn: kvstore.OpTxn}[req.Op]
 		m.index++
 		r := m.kv.Apply(m.index, kvstore.Command{Op: op, ClientID: req.ClientID, Seq: req.Seq, Key: req.Key,
-			Value: req.Value, Cond: req.Cond, CondValue: req.CondValue, Expect: req.Expect})
+			Value: req.Value, Cond: req.Cond, CondValue: req.CondValue, Expect: req.Expect, Txn: req.Txn})
 		resp.Code, resp.Msg, resp.Value = r.Code, r.Msg, r.Value
 	}
 	return sshrpc.Frame{Payload: resp.Encode()}, nil

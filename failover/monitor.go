@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"lite-raft/api"
 	"lite-raft/failover/decide"
 )
 
@@ -146,15 +147,28 @@ func (m *Monitor) stopStray(ctx context.Context) {
 // viewFields are the keys of packages/NAME/ a decision reads.
 var viewFields = []string{"owner", "tick", "state", "enabled", "halt", "move", "previous"}
 
-// readView reads what a decision needs of the package's state.
+// readView reads what a decision needs of the package's state: one read of
+// packages/NAME/ at one index; on a cluster with a member from before that read, key by
+// key.
 func (m *Monitor) readView(ctx context.Context) (decide.View, error) {
 	vals := make(map[string]string, len(viewFields))
-	for _, f := range viewFields {
-		v, err := m.Store.Get(ctx, m.key(f))
-		if err != nil {
-			return decide.View{}, err
+	d, err := m.Store.ReadDir(ctx, "packages/"+m.Name)
+	switch {
+	case errors.Is(err, ErrOlder):
+		for _, f := range viewFields {
+			v, err := m.Store.Get(ctx, m.key(f))
+			if err != nil {
+				return decide.View{}, err
+			}
+			vals[f] = v
 		}
-		vals[f] = v
+	case err != nil:
+		return decide.View{}, err
+	default:
+		for _, f := range viewFields {
+			v, _ := d.Value(m.key(f))
+			vals[f] = string(v)
+		}
 	}
 	return decide.View{Owner: vals["owner"], Tick: vals["tick"], State: decide.State(vals["state"]),
 		Enabled: vals["enabled"] != "no", Halt: vals["halt"] == "yes", Move: vals["move"],
@@ -224,28 +238,27 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// takeOver races for the package (the tick first, so a live owner's next heartbeat makes
-// it lose, then the owner), records whom it took it from, raises the generation and runs
-// it as the active owner, fencing first whom d names.
+// takeOver races for the package and runs it as the active owner, fencing first whom d
+// names. The race is one conditional write: if the tick and the owner are still what
+// this host read, raise the tick, name this host owner, record whom it took the package
+// from and how that ended, and raise the generation, all at once. (On a cluster with a
+// member from before that write: the tick first, so a live owner's next heartbeat makes
+// this lose, then the owner, the previous owner and the generation, one by one.)
 func (m *Monitor) takeOver(ctx context.Context, v decide.View, d decide.Decision) (bool, error) {
-	sent := m.now()
-	newTick, won, err := m.lease().Acquire(ctx, v.Tick, v.Owner)
-	if err != nil || !won {
-		return false, nil
-	}
+	var prev *decide.Previous
 	switch {
 	case d.Reason == decide.OwnerStopFailed:
-		m.setPrevious(ctx, decide.Previous{Host: v.Owner, Ending: decide.Fenced})
+		prev = &decide.Previous{Host: v.Owner, Ending: decide.Fenced} // fenced before the race
 	case d.Reason != decide.Adopt && v.Owner != "":
 		// whoever comes next, should this start not happen, fences the host it came from
-		m.setPrevious(ctx, decide.Previous{Host: v.Owner, Ending: decide.TakenOver})
+		prev = &decide.Previous{Host: v.Owner, Ending: decide.TakenOver}
 	}
-	gen, err := m.nextGeneration(ctx)
-	if err != nil {
-		// no fencing token, no start: a token reissued or invalid is worth nothing. The
-		// previous owner stays recorded, to be fenced by whoever takes it next
-		m.lease().Release(ctx)
-		m.record(ctx, fmt.Sprintf("could not raise the generation (%v): not started", err))
+	sent := m.now()
+	newTick, gen, won, err := m.race(ctx, v, prev)
+	if err != nil || !won {
+		if err != nil {
+			m.Log.Printf("%s: take over: %v", m.Name, err)
+		}
 		return false, nil
 	}
 	if v.Move == m.Host {
@@ -257,6 +270,51 @@ func (m *Monitor) takeOver(ctx context.Context, v decide.View, d decide.Decision
 	}
 	m.record(ctx, fmt.Sprintf("takes over from %s (generation %d): %s", orNone(from), gen, d.Reason))
 	return m.active(ctx, from, gen, newTick, sent, d)
+}
+
+// race is the takeover's write: it reports whether this host won, with the new tick and
+// generation.
+func (m *Monitor) race(ctx context.Context, v decide.View, prev *decide.Previous) (tick, gen int64, won bool, err error) {
+	t, _ := strconv.ParseInt(v.Tick, 10, 64)
+	txn := api.Txn{
+		If: []api.TxnCond{{Key: m.key("tick"), Test: api.TestEquals, Value: []byte(v.Tick)},
+			{Key: m.key("owner"), Test: api.TestEquals, Value: []byte(v.Owner)}},
+		Then: []api.TxnAction{{Do: api.DoSet, Key: m.key("tick"), Value: []byte(strconv.FormatInt(t+1, 10))},
+			{Do: api.DoSet, Key: m.key("owner"), Value: []byte(m.Host)}},
+	}
+	if prev != nil {
+		txn.Then = append(txn.Then, api.TxnAction{Do: api.DoSet, Key: m.key("previous"), Value: []byte(prev.String())})
+	}
+	txn.Then = append(txn.Then, api.TxnAction{Do: api.DoRaise, Key: m.key("generation")})
+	res, won, err := m.Store.Txn(ctx, txn)
+	switch {
+	case errors.Is(err, ErrOlder):
+		return m.raceByKeys(ctx, v, prev)
+	case err != nil || !won:
+		return 0, 0, false, err
+	case len(res.Raised) != 1:
+		return 0, 0, false, fmt.Errorf("the takeover's answer has %d generations, not 1", len(res.Raised))
+	}
+	return t + 1, int64(res.Raised[0]), true, nil
+}
+
+// raceByKeys is the takeover on a cluster with a member from before txn.
+func (m *Monitor) raceByKeys(ctx context.Context, v decide.View, prev *decide.Previous) (tick, gen int64, won bool, err error) {
+	tick, won, err = m.lease().Acquire(ctx, v.Tick, v.Owner)
+	if err != nil || !won {
+		return 0, 0, false, err
+	}
+	if prev != nil {
+		m.setPrevious(ctx, *prev)
+	}
+	if gen, err = m.nextGeneration(ctx); err != nil {
+		// no fencing token, no start: a token reissued or invalid is worth nothing. The
+		// previous owner stays recorded, to be fenced by whoever takes it next
+		m.lease().Release(ctx)
+		m.record(ctx, fmt.Sprintf("could not raise the generation (%v): not started", err))
+		return 0, 0, false, nil
+	}
+	return tick, gen, true, nil
 }
 
 // setPrevious records who held the package before and how that ended.

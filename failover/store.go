@@ -131,3 +131,40 @@ func (s *Store) Watch(ctx context.Context, key, known string, wait time.Duration
 	}
 	return string(r.Value), nil
 }
+
+// ErrOlder is a cluster with a member from before an operation the caller would use
+// (list --values, txn: command and request version 5): it falls back to what it did
+// before them.
+var ErrOlder = errors.New("a member runs an older lite-raft")
+
+// ReadDir reads every key and counter directly under dir at one moment (one read at one
+// index). A folder that holds nothing reads as empty.
+func (s *Store) ReadDir(ctx context.Context, dir string) (api.DirEntries, error) {
+	r, err := s.do(ctx, api.Request{Op: api.OpListValues, Key: dir})
+	switch {
+	case r.Code == api.CodeUpgrade:
+		return api.DirEntries{}, fmt.Errorf("%w: %s", ErrOlder, r.Msg)
+	case err != nil:
+		return api.DirEntries{}, err
+	case r.Code == api.CodeNoDir || r.Code == api.CodeNoKey:
+		return api.DirEntries{Dir: dir}, nil
+	}
+	return client.DirEntriesOf(r)
+}
+
+// Txn applies t: every action if every condition holds (won), else none. It returns
+// the raised counters' new values.
+func (s *Store) Txn(ctx context.Context, t api.Txn) (res api.TxnResult, won bool, err error) {
+	r, err := s.do(ctx, api.Request{Op: api.OpTxn, Txn: t})
+	switch {
+	case r.Code == api.CodeUpgrade:
+		return res, false, fmt.Errorf("%w: %s", ErrOlder, r.Msg)
+	case err != nil:
+		return res, false, err
+	}
+	res, err = client.TxnResultOf(r)
+	if client.IsCondFalse(err) {
+		return res, false, nil
+	}
+	return res, err == nil, err
+}
