@@ -202,7 +202,7 @@ func TestPkgFaults(t *testing.T) {
 	killed := uptime(t)
 	d := c.waitOwner(h5, "web", "host5", 30*time.Second)
 	t.Logf("failover after kill -9 of the active monitor and its supervisor: %v", d.Round(10*time.Millisecond))
-	c.checkTakeover(hosts, nil, "host4", "host5", killed, 3+3*0.3+1)
+	c.checkTakeover(hosts, nil, "host4", "host5", killed, 3+4*0.3+1) // timeout + 4 paces + 1 s
 	c.must(h4, "./pkg run web")
 
 	// partition of the active host (host5) from the cluster: it fences itself, host4 takes over
@@ -218,7 +218,7 @@ func TestPkgFaults(t *testing.T) {
 		evs := events(t, []*harness.Host{h5})
 		return len(evs) > 0 && evs[len(evs)-1].verb == "stop", fmt.Sprint(evs)
 	})
-	c.checkTakeover(hosts, nil, "host5", "host4", cut, 3+3*0.3+1)
+	c.checkTakeover(hosts, nil, "host5", "host4", cut, 3+4*0.3+1) // timeout + 4 paces + 1 s
 
 	// power-off of the active host (host4): host5 takes over
 	c.must(h5, "./pkg run web || true")
@@ -229,7 +229,7 @@ func TestPkgFaults(t *testing.T) {
 	off := event{verb: "stop", host: h4.Name, at: uptime(t)}
 	d = c.waitOwner(h5, "web", "host5", 30*time.Second)
 	t.Logf("failover after power-off of the active host: %v", d.Round(10*time.Millisecond))
-	c.checkTakeover(hosts, []event{off}, "host4", "host5", off.at, 3+3*0.3+1)
+	c.checkTakeover(hosts, []event{off}, "host4", "host5", off.at, 3+4*0.3+1) // timeout + 4 paces + 1 s
 }
 
 // checkTakeover waits for to's start after a fault at at in the event logs (with extra
@@ -266,7 +266,7 @@ func (c *cluster) checkTakeover(hosts []*harness.Host, extra []event, from, to s
 				t.Fatalf("%s started at %.2f and %s never stopped before\nevents: %v", to, e.at, from, evs)
 			}
 			if e.at-at > limit {
-				t.Errorf("%s started %.2f s after the fault: over timeout + 3 x pace + 1 s (%.2f s)", to, e.at-at, limit)
+				t.Errorf("%s started %.2f s after the fault: over timeout + 4 x pace + 1 s (%.2f s)", to, e.at-at, limit)
 			}
 			t.Logf("%s stopped %.2f s and %s started %.2f s after the fault", from, stopped-at, to, e.at-at)
 			return
@@ -287,7 +287,7 @@ func TestPkgFrozenMonitor(t *testing.T) {
 	d := c.waitOwner(h5, "web", "host5", 30*time.Second)
 	t.Logf("failover after SIGSTOP of the active monitor: %v", d.Round(10*time.Millisecond))
 	h4.Signal(`lite-raft .*pkg monitor web`, syscall.SIGCONT)
-	c.checkTakeover(hosts, nil, "host4", "host5", frozen, 3+3*0.3+1)
+	c.checkTakeover(hosts, nil, "host4", "host5", frozen, 3+4*0.3+1) // timeout + 4 paces + 1 s
 	// whatever is left of host4's monitor (restarted by its supervisor) stands by
 	c.waitOwner(h4, "web", "host5", 10*time.Second)
 	checkNeverTwice(t, events(t, hosts))

@@ -264,12 +264,9 @@ func (m *Monitor) takeOver(ctx context.Context, v decide.View, d decide.Decision
 	if v.Move == m.Host {
 		m.Store.Swap(ctx, m.key("move"), m.Host, "")
 	}
-	from := v.Owner
-	if d.Reason == decide.Adopt {
-		from = v.Previous.Host
-	}
-	m.record(ctx, fmt.Sprintf("takes over from %s (generation %d): %s", orNone(from), gen, d.Reason))
-	return m.active(ctx, from, gen, newTick, sent, d)
+	// (adopting, it takes over from itself, as the history has always said)
+	m.record(ctx, fmt.Sprintf("takes over from %s (generation %d): %s", orNone(v.Owner), gen, d.Reason))
+	return m.active(ctx, v.Owner, gen, newTick, sent, d)
 }
 
 // race is the takeover's write: it reports whether this host won, with the new tick and

@@ -99,6 +99,7 @@ type sshFencer struct {
 const (
 	fenceKeepAlive = 500 * time.Millisecond
 	fenceStale     = 1500 * time.Millisecond
+	fenceRedial    = 500 * time.Millisecond // a stale prepared connection's last chance
 )
 
 func (f *sshFencer) Prepare(host string) {
@@ -192,9 +193,16 @@ func (f *sshFencer) FenceHost(ctx context.Context, host string) (decide.FenceRes
 	prepared, c, alive := f.host == host, f.client, f.alive
 	f.mu.Unlock()
 	if !prepared || c == nil || time.Since(alive) > fenceStale {
-		// not watched (the owner changed just now), or its connection went quiet: dial,
-		// bounded
-		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+		// not watched (the owner changed just now): dial, bounded. Its connection went
+		// quiet: dial once more, for half a second (it has been silent for fenceStale
+		// already; the timing rule covers a host that cannot be reached, so this only
+		// adds a chance to fence it outright, and must not hold the takeover long: a
+		// LAN's ssh handshake takes milliseconds)
+		limit := 5 * time.Second
+		if prepared {
+			limit = fenceRedial
+		}
+		dctx, dcancel := context.WithTimeout(ctx, limit)
 		nc, err := f.dialer.Dial(dctx, host)
 		dcancel()
 		if err != nil {
