@@ -3,13 +3,20 @@ package failover
 import (
 	"context"
 	"time"
+
+	"lite-raft/internal/guard"
 )
 
 // Clock is the monitor's time: the system's, or a fake one that tests move by hand, so
 // that the safety rule is checked without waiting real seconds.
 type Clock interface {
-	// Now is the time; its differences are what the rules use (monotonic).
+	// Now is the wall time, for the history and the reports.
 	Now() time.Time
+	// Uptime is the time since an origin of its own on a clock that goes on counting
+	// while the host is suspended (CLOCK_BOOTTIME where the system has one): what the
+	// deadlines count. Go's monotonic clock stops during a suspend, so an owner woken from
+	// one would think its deadline still ahead while a stand-by has already taken over.
+	Uptime() time.Duration
 	// NewTimer returns a timer that fires once, d from now, until Reset or Stop.
 	NewTimer(d time.Duration) Timer
 }
@@ -25,6 +32,8 @@ type Timer interface {
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
+
+func (systemClock) Uptime() time.Duration { return time.Duration(guard.Now()) }
 
 func (systemClock) NewTimer(d time.Duration) Timer { return &systemTimer{time.NewTimer(d)} }
 

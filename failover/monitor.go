@@ -49,7 +49,7 @@ type Monitor struct {
 	Fence Fencer
 
 	cfg   Config
-	epoch time.Time // monotonic clock origin
+	epoch time.Duration // the deadlines' clock (Clock.Uptime) when Run began
 
 	// observations as a stand-by
 	watch      decide.Watch
@@ -74,14 +74,15 @@ func (m *Monitor) clock() Clock {
 	return m.Clock
 }
 
-func (m *Monitor) now() time.Duration { return m.clock().Now().Sub(m.epoch) } // monotonic
+// now is the time on the deadlines' clock (Clock.Uptime), counting suspend.
+func (m *Monitor) now() time.Duration { return m.clock().Uptime() - m.epoch }
 
 func (m *Monitor) key(f string) string { return Key(m.Name, f) }
 
 // Run monitors until ctx ends (pkg stop: an active monitor stops the package and gives it
 // up first) or the package fails here.
 func (m *Monitor) Run(ctx context.Context) error {
-	m.epoch = m.clock().Now()
+	m.epoch = m.clock().Uptime()
 	raw, err := m.Store.Get(ctx, m.key("config"))
 	if err != nil {
 		return err

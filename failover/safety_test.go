@@ -47,6 +47,8 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+func (c *fakeClock) Uptime() time.Duration { return c.Now().Sub(time.Unix(1_700_000_000, 0)) }
+
 func (c *fakeClock) NewTimer(d time.Duration) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
