@@ -27,8 +27,9 @@ import (
 
 // fakeClock is a Clock moved by Advance. Its timers fire in Advance.
 type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
+	mu        sync.Mutex
+	now       time.Time
+	suspended time.Duration
 	timers []*fakeTimer
 }
 
@@ -47,7 +48,19 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
-func (c *fakeClock) Uptime() time.Duration { return c.Now().Sub(time.Unix(1_700_000_000, 0)) }
+func (c *fakeClock) Uptime() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now.Sub(time.Unix(1_700_000_000, 0)) + c.suspended
+}
+
+// suspend is a suspend of the host for d: CLOCK_BOOTTIME (Uptime) moves, the monotonic
+// clock under the timers does not.
+func (c *fakeClock) suspend(d time.Duration) {
+	c.mu.Lock()
+	c.suspended += d
+	c.mu.Unlock()
+}
 
 func (c *fakeClock) NewTimer(d time.Duration) Timer {
 	c.mu.Lock()

@@ -127,3 +127,30 @@ func TestTakeoverWhoseFencingFails(t *testing.T) {
 		t.Fatalf("previous %q: want a, not clean", w.get("previous"))
 	}
 }
+
+// TestSafetySuspendedOwner: an owner whose host was suspended past its deadline (its
+// timers, on the monotonic clock, do not count the suspend) stops the package at its
+// first wake-up, still cut off from the store, since its deadline counts on
+// CLOCK_BOOTTIME: the stand-by took over meanwhile by the timing rule. Planted, the
+// deadline on the monotonic clock (Uptime as Now): the woken owner ran the package on
+// beside the new one for most of another timeout.
+func TestSafetySuspendedOwner(t *testing.T) {
+	w := newWorld(t)
+	w.start("a", nil)
+	w.run(2*time.Second, "a")
+	w.start("b", unreachable{})
+	w.run(2*time.Second, "a", "b")
+	w.kv.mu.Lock()
+	w.kv.down["a"] = true // suspended, then cut off: a's host reaches nothing
+	w.kv.mu.Unlock()
+	gap := w.cfg.Timeout + 3*w.cfg.Pace + 5*time.Second
+	w.clocks["a"].suspend(gap)
+	w.run(gap, "b") // only b's time moves
+	if len(w.eventsOf("b", "start")) != 1 {
+		t.Fatalf("b did not take over from the suspended a\n%s", w.logs.String())
+	}
+	w.run(2*w.cfg.Pace, "a", "b") // a wakes
+	if len(w.eventsOf("a", "stop")) == 0 {
+		t.Fatalf("a, woken from a suspend past its deadline, did not stop the package within 2 paces\n%s", w.logs.String())
+	}
+}
