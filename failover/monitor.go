@@ -48,8 +48,11 @@ type Monitor struct {
 	// only the control script's fence runs).
 	Fence Fencer
 
-	cfg   Config
-	epoch time.Duration // the deadlines' clock (Clock.Uptime) when Run began
+	cfg    Config
+	cfgRaw string // as stored: a change is picked up as it is read
+	// seenConfig is the settings as the last read found them
+	seenConfig string
+	epoch      time.Duration // the deadlines' clock (Clock.Uptime) when Run began
 
 	// observations as a stand-by
 	watch      decide.Watch
@@ -93,6 +96,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	if m.cfg, err = DecodeConfig(raw); err != nil {
 		return fmt.Errorf("package %s: %w", m.Name, err)
 	}
+	m.cfgRaw = raw
 	m.Log.Printf("%s: monitoring on %s (pace %v, timeout %v)", m.Name, m.Host, m.cfg.Pace, m.cfg.Timeout)
 	m.stopStray(ctx)
 	if m.cfg.Notify != "" {
@@ -146,7 +150,7 @@ func (m *Monitor) stopStray(ctx context.Context) {
 }
 
 // viewFields are the keys of packages/NAME/ a decision reads.
-var viewFields = []string{"owner", "tick", "state", "enabled", "halt", "move", "previous"}
+var viewFields = []string{"owner", "tick", "state", "enabled", "halt", "move", "previous", "wait", "config"}
 
 // readView reads what a decision needs of the package's state: one read of
 // packages/NAME/ at one index; on a cluster with a member from before that read, key by
@@ -171,10 +175,31 @@ func (m *Monitor) readView(ctx context.Context) (decide.View, error) {
 			vals[f] = string(v)
 		}
 	}
+	m.seenConfig = vals["config"]
+	waitMs, _ := strconv.ParseInt(vals["wait"], 10, 64)
 	return decide.View{Owner: vals["owner"], Tick: vals["tick"], State: decide.State(vals["state"]),
 		Enabled: vals["enabled"] != "no", Halt: vals["halt"] == "yes", Move: vals["move"],
-		Previous: decide.ParsePrevious(vals["previous"])}, nil
+		Previous: decide.ParsePrevious(vals["previous"]), OwnerWait: time.Duration(max(waitMs, 0)) * time.Millisecond}, nil
 }
+
+// newSettings are the package's settings as this pace's read found them, if they
+// changed (pkg init --update) and are valid; nil otherwise.
+func (m *Monitor) newSettings() *Config {
+	if m.seenConfig == "" || m.seenConfig == m.cfgRaw {
+		return nil
+	}
+	raw := m.seenConfig
+	m.cfgRaw = raw // a bad one is said once, not every pace
+	cfg, err := DecodeConfig(raw)
+	if err != nil {
+		m.Log.Printf("%s: the package's settings changed, but %v: keeping the ones before", m.Name, err)
+		return nil
+	}
+	return &cfg
+}
+
+// waitOf is how long a stand-by must wait after the tick of an owner with settings c.
+func waitOf(c Config) time.Duration { return c.Timeout + 3*c.Pace }
 
 // rules are this monitor's settings as decisions use them.
 func (m *Monitor) rules() decide.Rules {
@@ -190,6 +215,12 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 	v, err := m.readView(ctx)
 	if err != nil {
 		return false, nil // the store is out of reach: nothing can be decided
+	}
+	if c := m.newSettings(); c != nil {
+		// a stand-by takes new settings at once: Watch keeps the longest wait since the
+		// owner changed, whatever they say
+		m.cfg = *c
+		m.Log.Printf("%s: new settings (pace %v, timeout %v)", m.Name, c.Pace, c.Timeout)
 	}
 	now := m.now()
 	seen := m.watch
@@ -402,23 +433,43 @@ func Generation(ctx context.Context, s *Store, p string) (string, error) {
 	return s.Get(ctx, Key(p, "generation"))
 }
 
-// heartbeat raises tick every pace while the package is ours. lost receives why we must
+// heartbeat raises tick every pace while the package is ours, publishing with each tick
+// how long a stand-by must wait after it (packages/NAME/wait). lost receives why we must
 // stop: another host took the tick, or no tick succeeded for too long (self-fencing).
 type heartbeat struct {
-	mu       sync.Mutex
-	tick     int64
-	lastOK   time.Duration
-	lost     chan decide.Why
-	stop     chan struct{}
-	done     chan struct{}
-	watchdog *watchdog // fed after each tick that reached the store
+	mu        sync.Mutex
+	tick      int64
+	lastOK    time.Duration
+	rules     decide.Rules  // the deadline's: the settings the owner runs on
+	publish   time.Duration // the wait to publish with each tick
+	published time.Duration // the wait the last confirmed tick published
+	lost      chan decide.Why
+	stop      chan struct{}
+	done      chan struct{}
+	watchdog  *watchdog // fed after each tick that reached the store
 }
 
 func (hb *heartbeat) wait() { <-hb.done }
 
+// settings moves the heartbeat to new rules, publishing wait from the next tick on.
+func (hb *heartbeat) settings(r decide.Rules, wait time.Duration) {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	hb.rules, hb.publish = r, wait
+}
+
+// willPublish makes the ticks publish wait from now on, and reports whether a confirmed
+// tick has published at least wait already.
+func (hb *heartbeat) willPublish(wait time.Duration) bool {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	hb.publish = max(hb.publish, wait)
+	return hb.published >= wait
+}
+
 func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Duration) *heartbeat {
-	hb := &heartbeat{tick: tick, lastOK: sent, lost: make(chan decide.Why, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	rules := m.rules()
+	hb := &heartbeat{tick: tick, lastOK: sent, rules: m.rules(), publish: waitOf(m.cfg),
+		lost: make(chan decide.Why, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	lose := func(why decide.Why) {
 		select {
 		case hb.lost <- why:
@@ -427,14 +478,17 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 	}
 	go func() {
 		defer close(hb.done)
-		timer := m.clock().NewTimer(m.cfg.Pace)
+		hb.mu.Lock()
+		pace := hb.rules.Pace
+		hb.mu.Unlock()
+		timer := m.clock().NewTimer(pace)
 		defer timer.Stop()
 		results := make(chan bool, 1)
 		inFlight := false
-		nextTick := m.now() + m.cfg.Pace
+		nextTick := m.now() + pace
 		for {
 			hb.mu.Lock()
-			fenceAt := rules.SelfFenceAt(hb.lastOK)
+			fenceAt, pace := hb.rules.SelfFenceAt(hb.lastOK), hb.rules.Pace
 			hb.mu.Unlock()
 			now := m.now()
 			if now >= fenceAt {
@@ -461,21 +515,21 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 			if inFlight || m.now() < nextTick {
 				continue // the last heartbeat has not come back yet, or it is not time
 			}
-			nextTick = m.now() + m.cfg.Pace
+			nextTick = m.now() + pace
 			inFlight = true
 			hb.mu.Lock()
-			cur := hb.tick
+			cur, publish := hb.tick, hb.publish
 			hb.mu.Unlock()
 			go func() {
 				sent := m.now()
-				won, err := m.lease().Renew(ctx, cur)
+				won, err := m.beat(ctx, cur, publish)
 				if err != nil {
 					results <- true // unknown: not a loss; the deadline decides
 					return
 				}
 				if won {
 					hb.mu.Lock()
-					hb.tick, hb.lastOK = cur+1, sent
+					hb.tick, hb.lastOK, hb.published = cur+1, sent, publish
 					wd := hb.watchdog
 					hb.mu.Unlock()
 					if err := wd.feed(); err != nil {
@@ -487,6 +541,21 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 		}
 	}()
 	return hb
+}
+
+// beat raises the tick from tick while this host owns the package, and publishes wait
+// with it, in one write (on a cluster with a member from before txn: the tick alone).
+func (m *Monitor) beat(ctx context.Context, tick int64, wait time.Duration) (bool, error) {
+	_, won, err := m.Store.Txn(ctx, api.Txn{
+		If: []api.TxnCond{{Key: m.key("tick"), Test: api.TestEquals, Value: []byte(strconv.FormatInt(tick, 10))},
+			{Key: m.key("owner"), Test: api.TestEquals, Value: []byte(m.Host)}},
+		Then: []api.TxnAction{{Do: api.DoSet, Key: m.key("tick"), Value: []byte(strconv.FormatInt(tick+1, 10))},
+			{Do: api.DoSet, Key: m.key("wait"), Value: []byte(strconv.FormatInt(wait.Milliseconds(), 10))}},
+	})
+	if errors.Is(err, ErrOlder) {
+		return m.lease().Renew(ctx, tick)
+	}
+	return won, err
 }
 
 // lastConfirmed is the send time of the last tick the store confirmed.
@@ -570,6 +639,7 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 	t := m.clock().NewTimer(m.cfg.Pace)
 	defer t.Stop()
 	rules := m.rules()
+	var pending *Config // new settings, until a tick has published their wait
 	for {
 		t.Reset(m.cfg.Pace)
 		select {
@@ -587,6 +657,17 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 		var vp *decide.View
 		if v, err := m.readView(runCtx); err == nil {
 			vp = &v
+			if c := m.newSettings(); c != nil {
+				m.Log.Printf("%s: new settings (pace %v, timeout %v): taken once a tick has published their wait", m.Name, c.Pace, c.Timeout)
+				pending = c
+			}
+		}
+		if pending != nil && hb.willPublish(max(waitOf(m.cfg), waitOf(*pending))) {
+			// the stand-bys wait for both settings' waits now: the deadline, the stop's
+			// time limit and the pace move together, here
+			m.cfg, pending = *pending, nil
+			rules = m.rules()
+			hb.settings(rules, waitOf(m.cfg))
 		}
 		step, why := decide.ActiveStep(rules, m.Host, vp, hb.lastConfirmed(), m.now())
 		switch step {

@@ -208,7 +208,9 @@ func (h *hostCaller) Call(ctx context.Context, typ uint8, payload []byte) (sshrp
 		return sshrpc.Frame{Payload: api.Response{Code: api.CodeCondFalse, Msg: "lost", Value: res}.Encode()}, nil
 	}
 	f, err := h.s.mem.Call(ctx, typ, payload)
-	if err == nil && req.Op == api.OpIfSet && strings.HasSuffix(req.Key, "/tick") {
+	setsTick := req.Op == api.OpIfSet && strings.HasSuffix(req.Key, "/tick") ||
+		req.Op == api.OpTxn && slices.ContainsFunc(req.Txn.Then, func(a api.TxnAction) bool { return strings.HasSuffix(a.Key, "/tick") })
+	if err == nil && setsTick {
 		if r, _ := api.DecodeResponse(f.Payload); r.Code == 0 {
 			h.s.mu.Lock()
 			h.s.ticks[h.host] = append(h.s.ticks[h.host], h.clock.Now().Sub(h.epoch))

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,40 @@ func TestSafetySuspendedOwner(t *testing.T) {
 	w.run(2*w.cfg.Pace, "a", "b") // a wakes
 	if len(w.eventsOf("a", "stop")) == 0 {
 		t.Fatalf("a, woken from a suspend past its deadline, did not stop the package within 2 paces\n%s", w.logs.String())
+	}
+}
+
+// TestSafetyLiveSettings: pkg init --update lengthening timeout (and stop_timeout)
+// while the monitors run: the owner publishes the longer wait with its ticks before its
+// own deadline moves, and a stand-by waits for it: after the owner is cut off, the
+// stand-by starts only past its deadline under the new settings. Planted, a stand-by
+// that ignores the owner's published wait and keeps its own first settings: it started
+// under the old wait, while the owner, on the new settings, could still be stopping.
+func TestSafetyLiveSettings(t *testing.T) {
+	w := newWorld(t)
+	w.start("a", nil)
+	w.run(2*time.Second, "a")
+	w.start("b", unreachable{})
+	w.run(2*time.Second, "a", "b")
+	longer := w.cfg
+	longer.Timeout, longer.StopTimeout = 30*time.Second, 20*time.Second
+	w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "config"), Value: []byte(longer.Encode())}.Encode())
+	w.run(3*w.cfg.Pace, "a", "b")
+	if got, want := w.get("wait"), strconv.FormatInt((longer.Timeout+3*longer.Pace).Milliseconds(), 10); got != want {
+		t.Fatalf("the owner publishes a wait of %q ms with its ticks, want %s\n%s", got, want, w.logs.String())
+	}
+	w.kv.mu.Lock()
+	w.kv.down["a"] = true
+	ticks := w.kv.ticks["a"]
+	w.kv.mu.Unlock()
+	last := ticks[len(ticks)-1]
+	offset := w.clocks["a"].Now().Sub(w.clocks["b"].Now())
+	w.run(longer.Timeout+3*longer.Pace+5*time.Second, "a", "b")
+	starts := w.eventsOf("b", "start")
+	if len(starts) != 1 {
+		t.Fatalf("b started %d times\n%s", len(starts), w.logs.String())
+	}
+	if deadline := last - offset + longer.Timeout; starts[0].at <= deadline {
+		t.Fatalf("b started at %v, before a's deadline under the new settings %v\n%s", starts[0].at, deadline, w.logs.String())
 	}
 }

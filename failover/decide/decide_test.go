@@ -205,3 +205,22 @@ func TestPreviousRoundTrip(t *testing.T) {
 		t.Error("a previous owner with no ending is taken as clean")
 	}
 }
+
+// TestStandbyKeepsTheLongestWait: settings shortened while the owner runs (pkg init
+// --update) do not cut the wait short: the longest wait since the owner changed holds,
+// until another owner takes over.
+func TestStandbyKeepsTheLongestWait(t *testing.T) {
+	v := View{Owner: "a", Tick: "1", State: Running, Enabled: true}
+	var w Watch
+	long := rules // waits 13 s
+	short := Rules{Pace: time.Second, Timeout: 4 * time.Second, StopTimeout: time.Second, Allowed: true} // 7 s
+	Standby(long, "b", v, &w, 0, "")
+	if d := Standby(short, "b", v, &w, 10*time.Second, ""); d.Action != Wait {
+		t.Fatalf("10 s after the tick with settings shortened to a 7 s wait: %+v, want the 13 s wait kept", d)
+	}
+	v.Owner, v.Tick = "c", "9"
+	Standby(short, "b", v, &w, 20*time.Second, "")
+	if d := Standby(short, "b", v, &w, 27*time.Second+1, ""); d.Action != TakeOver {
+		t.Fatalf("7 s after a new owner's tick, with 7 s settings: %+v, want a takeover", d)
+	}
+}

@@ -8,6 +8,10 @@ import "time"
 type Watch struct {
 	Tick, Owner string
 	Since       time.Duration
+	// Wait is the longest wait any settings asked for since the owner last changed
+	// (this host's, as they changed, and the owner's published one): settings shortened
+	// by pkg init --update while the owner runs on the old ones never cut the wait short.
+	Wait time.Duration
 
 	FenceTries  int
 	NextFenceAt time.Duration
@@ -107,10 +111,11 @@ func Standby(r Rules, host string, v View, w *Watch, now time.Duration, selfFenc
 	}
 	if v.Tick != w.Tick || v.Owner != w.Owner {
 		if v.Owner != w.Owner {
-			w.FenceTries, w.NextFenceAt = 0, 0
+			w.FenceTries, w.NextFenceAt, w.Wait = 0, 0, 0
 		}
 		w.Tick, w.Owner, w.Since = v.Tick, v.Owner, now
 	}
+	w.Wait = max(w.Wait, r.Wait(v))
 	switch {
 	case v.Halt:
 		w.Since = now // no countdown while halted
@@ -150,7 +155,7 @@ func Standby(r Rules, host string, v View, w *Watch, now time.Duration, selfFenc
 		}
 		return Decision{Action: TakeOver, Reason: Free, Fence: fenceOf(v.Previous, host),
 			FenceOnly: v.Previous.Ending == StopFailedEnding}
-	case now-w.Since <= r.Wait(v):
+	case now-w.Since <= w.Wait:
 		return Decision{Reason: OwnerAlive}
 	}
 	return Decision{Action: TakeOver, Reason: OwnerTimedOut, Fence: v.Owner}
