@@ -785,6 +785,14 @@ func (m *Monitor) stopFor(why decide.Why, wd *watchdog) (bool, error) {
 	// the stop is done: what records it comes after, bounded
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Pace+5*time.Second)
 	defer cancel()
+	if a.State == decide.StopFailed {
+		if ok, host := m.everyHostUnderstands(ctx); !ok {
+			// a rolling upgrade: an older monitor knows nothing of stop-failed. Give the
+			// package up as before, naming this host as one to fence for the newer ones
+			m.Log.Printf("%s: %s runs a monitor from before stop-failed: released as older builds do", m.Name, host)
+			a.State, a.Release, a.Previous = decide.Failed, true, decide.Previous{Host: m.Host, Ending: decide.StopFailedEnding}
+		}
+	}
 	how := "stopped"
 	if !stopped {
 		how = "stop FAILED"
@@ -892,6 +900,35 @@ func (m *Monitor) publishStandby(ctx context.Context, now time.Duration) {
 	m.published = now
 	v := fmt.Sprintf("%d %s %d %d", m.clock().Now().UnixMilli(), m.watch.Tick, m.seenAtWall.UnixMilli(), m.standbyEvery().Milliseconds())
 	m.Store.Set(ctx, m.key("standby/"+m.Host), v)
+	// what this build understands, beside the report (whose four fields older builds
+	// parse exactly)
+	m.Store.Set(ctx, m.key("level/"+m.Host), strconv.Itoa(Level))
+}
+
+// Level is what this build's monitor understands of a package's state: 2 is stop-failed
+// and previous (issue 25); builds before it said nothing (1). A monitor keeps a failed
+// stop's package as stop-failed only once every package host says 2 or more: an older
+// monitor would take it over from a stop-failed owner by the timing rule alone.
+const Level = 2
+
+// everyHostUnderstands reports whether every host that runs or ran a monitor of the
+// package (a stand-by report, or allowed_hosts) says it understands Level.
+func (m *Monitor) everyHostUnderstands(ctx context.Context) (bool, string) {
+	hosts, err := m.Store.List(ctx, m.key("standby"))
+	if err != nil {
+		return false, "the store could not say"
+	}
+	hosts = append(hosts, m.cfg.AllowedHosts...)
+	for _, h := range hosts {
+		if h == m.Host {
+			continue
+		}
+		v, err := m.Store.Get(ctx, m.key("level/"+h))
+		if n, _ := strconv.Atoi(v); err != nil || n < Level {
+			return false, h
+		}
+	}
+	return true, ""
 }
 
 // Standby is what `pkg status` shows of one stand-by host.

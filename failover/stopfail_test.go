@@ -190,3 +190,23 @@ func TestSafetyLiveSettings(t *testing.T) {
 		t.Fatalf("b started at %v, before a's deadline under the new settings %v\n%s", starts[0].at, deadline, w.logs.String())
 	}
 }
+
+// TestStopFailsWithAnOlderHost: while a package host still runs a monitor from before
+// stop-failed (a rolling upgrade: its report has no level), a failed stop gives the
+// package up as older builds do, but names the host as stop-failed in previous, so a
+// newer stand-by still fences it before starting (and does not start while it fails: it
+// gives it back to a, stop-failed).
+func TestStopFailsWithAnOlderHost(t *testing.T) {
+	w, f := stopFailWorld(t)
+	w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "standby/old"), Value: []byte("1 1 1 2000")}.Encode())
+	w.stops["a"]() // pkg stop on a: its stop fails
+	delete(w.stops, "a")
+	w.run(2*(w.cfg.Timeout+3*w.cfg.Pace), "b", "c")
+	w.noneTogether()
+	if h := w.get("history"); !strings.Contains(h, "a released (previous: a stop-failed)") {
+		t.Fatalf("with an older host, a did not give the package up naming itself stop-failed:\n%s", h)
+	}
+	if len(f.tries()) == 0 || len(w.eventsOf("b", "start"))+len(w.eventsOf("c", "start")) != 0 {
+		t.Fatalf("fenced %v, starts b %d c %d: want fencing tried and no start", f.tries(), len(w.eventsOf("b", "start")), len(w.eventsOf("c", "start")))
+	}
+}
