@@ -601,7 +601,10 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 	env := []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + m.Host,
 		"LITE_RAFT_PKG_PREVIOUS_OWNER=" + previous, "LITE_RAFT_PKG_GENERATION=" + strconv.FormatInt(gen, 10)}
 	m.Script.SetEnv(env)
-	m.setState(ctx, "starting")
+	// the store calls while it runs go under runCtx too: a deadline that passes while one
+	// waits on a store cut off cancels it, and the stop begins at once, not when the
+	// call gives up
+	m.setState(runCtx, "starting")
 	if d.Fence != "" && d.Fence != m.Host {
 		if !m.fence(runCtx, ctx, d, env) {
 			wd.disarm() // nothing was started here
@@ -630,11 +633,11 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 				return stopFor(why)
 			}
 			m.Log.Printf("%s: start failed (exit %d, %v): %s", m.Name, code, err, out)
-			m.setState(ctx, "failing")
+			m.setState(runCtx, "failing")
 			return stopFor(decide.Down)
 		}
 	}
-	m.setState(ctx, "running")
+	m.setState(runCtx, "running")
 	restarts := 0
 	t := m.clock().NewTimer(m.cfg.Pace)
 	defer t.Stop()
@@ -675,7 +678,7 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 			continue
 		case decide.Stop:
 			if why == decide.Moved {
-				m.record(ctx, "handing over to "+vp.Move+" (pkg move)")
+				m.record(runCtx, "handing over to "+vp.Move+" (pkg move)")
 			}
 			return stopFor(why)
 		}
@@ -690,14 +693,14 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 		default:
 			if restarts < m.cfg.Restarts {
 				restarts++
-				m.record(ctx, fmt.Sprintf("status %d: local restart %d of %d", code, restarts, m.cfg.Restarts))
+				m.record(runCtx, fmt.Sprintf("status %d: local restart %d of %d", code, restarts, m.cfg.Restarts))
 				if m.stopScript() {
 					if c, _, err := m.Script.Run(runCtx, "start", m.cfg.StartTimeout); err == nil && c == 0 {
 						continue
 					}
 				}
 			}
-			m.setState(ctx, "failing")
+			m.setState(runCtx, "failing")
 			return stopFor(decide.Down)
 		}
 	}

@@ -127,6 +127,8 @@ type world struct {
 	up     map[string]bool
 	// stopFails: the hosts whose control script's stop fails
 	stopFails map[string]bool
+	// stopHangs: the hosts whose stop runs past stop_timeout
+	stopHangs map[string]bool
 	// statusFails: the hosts whose status says down whatever runs
 	statusFails map[string]bool
 	// together: each start on a host while the package was up on another
@@ -229,7 +231,7 @@ func newWorldWith(t *testing.T, mutate func(*Config)) *world {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	w := &world{t: t, cfg: cfg, up: map[string]bool{}, stopFails: map[string]bool{}, statusFails: map[string]bool{}, clocks: map[string]*fakeClock{}, stops: map[string]func(){},
+	w := &world{t: t, cfg: cfg, up: map[string]bool{}, stopFails: map[string]bool{}, stopHangs: map[string]bool{}, statusFails: map[string]bool{}, clocks: map[string]*fakeClock{}, stops: map[string]func(){},
 		done: map[string]chan struct{}{},
 		kv: &faultyStore{mem: memStore{kv: kvstore.New()}, down: map[string]bool{}, failSwap: map[string]string{}, delay: map[string]time.Duration{},
 			ticks: map[string][]time.Duration{}}}
@@ -282,6 +284,10 @@ func (f *fakeScript) Run(ctx context.Context, verb string, timeout time.Duration
 	case "stop":
 		if w.stopFails[f.host] {
 			return 1, "umount: /srv: target is busy", nil
+		}
+		if w.stopHangs[f.host] {
+			// past stop_timeout: Script kills the verb's process group and says so
+			return -1, "", fmt.Errorf("stop: no answer within %v: killed", timeout)
 		}
 		w.up[f.host] = false
 	case "status":

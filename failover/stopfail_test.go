@@ -81,15 +81,28 @@ func TestStopFailsOnPkgStop(t *testing.T) {
 	}
 }
 
-// TestStopFailsOnMove: pkg move while the owner's stop fails: the target does not start
-// it.
+// TestStopFailsOnMove: pkg move while the owner's stop fails, or hangs past
+// stop_timeout: the target does not start it.
 func TestStopFailsOnMove(t *testing.T) {
-	w, _ := stopFailWorld(t)
-	w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "move"), Value: []byte("b")}.Encode())
-	w.run(3*(w.cfg.Timeout+3*w.cfg.Pace), "a", "b", "c")
-	w.noneTogether()
-	if owner, state := w.get("owner"), w.get("state"); owner != "a" || state != string(decide.StopFailed) {
-		t.Fatalf("after a's stop failed on a move: owner %q state %q, want a stop-failed\n%s", owner, state, w.logs.String())
+	for _, hangs := range []bool{false, true} {
+		w, _ := stopFailWorld(t)
+		if hangs {
+			w.mu.Lock()
+			w.stopFails["a"], w.stopHangs["a"] = false, true
+			w.mu.Unlock()
+		}
+		w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "move"), Value: []byte("b")}.Encode())
+		w.run(3*(w.cfg.Timeout+3*w.cfg.Pace), "a", "b", "c")
+		w.noneTogether()
+		if owner, state := w.get("owner"), w.get("state"); owner != "a" || state != string(decide.StopFailed) {
+			t.Fatalf("stop hangs %v: after a's stop failed on a move: owner %q state %q, want a stop-failed\n%s", hangs, owner, state, w.logs.String())
+		}
+		for _, h := range []string{"a", "b", "c"} {
+			if stop := w.stops[h]; stop != nil {
+				stop()
+				delete(w.stops, h)
+			}
+		}
 	}
 }
 
