@@ -30,7 +30,7 @@ type fakeClock struct {
 	mu        sync.Mutex
 	now       time.Time
 	suspended time.Duration
-	timers []*fakeTimer
+	timers    []*fakeTimer
 }
 
 type fakeTimer struct {

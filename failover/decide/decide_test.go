@@ -212,7 +212,7 @@ func TestPreviousRoundTrip(t *testing.T) {
 func TestStandbyKeepsTheLongestWait(t *testing.T) {
 	v := View{Owner: "a", Tick: "1", State: Running, Enabled: true}
 	var w Watch
-	long := rules // waits 13 s
+	long := rules                                                                                        // waits 13 s
 	short := Rules{Pace: time.Second, Timeout: 4 * time.Second, StopTimeout: time.Second, Allowed: true} // 7 s
 	Standby(long, "b", v, &w, 0, "")
 	if d := Standby(short, "b", v, &w, 10*time.Second, ""); d.Action != Wait {
