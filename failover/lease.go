@@ -23,7 +23,7 @@ type Lease interface {
 
 // storeLease is the Lease over packages/NAME/{tick,owner} in the store.
 type storeLease struct {
-	s          *Store
+	s          KV
 	name, host string
 }
 

@@ -37,7 +37,7 @@ type Fencer interface {
 type Monitor struct {
 	Name   string
 	Host   string
-	Store  *Store
+	Store  KV
 	Script Runner
 	Log    *log.Logger
 	// Clock is the monitor's time (nil: the system's).
@@ -422,7 +422,7 @@ func (m *Monitor) nextPlainGeneration(ctx context.Context) (int64, error) {
 // Generation is package p's fencing token as it stands: the counter, or the plain key
 // of the builds before counters while the counter was never raised (or a member does
 // not know counters).
-func Generation(ctx context.Context, s *Store, p string) (string, error) {
+func Generation(ctx context.Context, s KV, p string) (string, error) {
 	n, err := s.Counter(ctx, Key(p, "generation"))
 	switch {
 	case err == nil && n > 0:
@@ -874,7 +874,7 @@ func (m *Monitor) record(ctx context.Context, what string) {
 
 // Record appends a transition of package name, seen on host at when, to its history,
 // keeping the last historyLines.
-func Record(ctx context.Context, s *Store, name, host string, when time.Time, what string) {
+func Record(ctx context.Context, s KV, name, host string, when time.Time, what string) {
 	line := fmt.Sprintf("%s %s %s", when.UTC().Format("2006-01-02T15:04:05.000Z"), host, what)
 	for i := 0; i < 3; i++ {
 		old, err := s.Get(ctx, Key(name, "history"))

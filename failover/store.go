@@ -11,8 +11,24 @@ import (
 	"lite-raft/client"
 )
 
-// Store is the part of the replicated store a monitor uses. Every call is bounded by the
-// context; an error means the outcome is unknown.
+// KV is the part of the replicated store a monitor uses: *Store over the cluster, or an
+// in-memory one in tests. Every call is bounded by the context; an error means the
+// outcome is unknown, except ErrOlder and ErrNoCounters (refused: nothing was done).
+type KV interface {
+	Get(ctx context.Context, key string) (string, error)
+	Set(ctx context.Context, key, value string) error
+	Swap(ctx context.Context, key, old, value string) (bool, error)
+	List(ctx context.Context, dir string) ([]string, error)
+	Watch(ctx context.Context, key, known string, wait time.Duration) (string, error)
+	Counter(ctx context.Context, name string) (int64, error)
+	RaiseCounter(ctx context.Context, name string, from int64) (int64, bool, error)
+	ReadDir(ctx context.Context, dir string) (api.DirEntries, error)
+	Txn(ctx context.Context, t api.Txn) (api.TxnResult, bool, error)
+}
+
+var _ KV = (*Store)(nil)
+
+// Store is the KV of the cluster, through a client.
 type Store struct {
 	c       *client.Client
 	timeout time.Duration
