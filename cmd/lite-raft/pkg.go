@@ -378,6 +378,17 @@ func pkgStop(c *cli.Context, p string) error {
 		}
 		time.Sleep(20 * time.Millisecond) // polling for the exit with a deadline
 	}
+	// a stop that failed leaves the package here: say so, with an exit code a script sees
+	var owner, state string
+	withStoreWithin(c, 10*time.Second, func(ctx context.Context, s *failover.Store) error {
+		owner, _ = s.Get(ctx, failover.Key(p, "owner"))
+		state, _ = s.Get(ctx, failover.Key(p, "state"))
+		return nil
+	})
+	if owner == thisHost() && decide.State(state) == decide.StopFailed {
+		return cli.Exit(fmt.Sprintf("monitor of %s stopped on %s, but the package's stop FAILED: it may still run here, "+
+			"and no other host starts it until this one is fenced or `pkg confirm-stopped %s %s`", p, thisHost(), p, thisHost()), 1)
+	}
 	fmt.Fprintf(c.App.Writer, "monitor of %s stopped on %s\n", p, thisHost())
 	return nil
 }
