@@ -133,7 +133,8 @@ func pkgCommand() *cli.Command {
 				}},
 			{Name: "fence-stop", Usage: "stop the package on this host, whatever its monitor does (run by a new owner over ssh)", ArgsUsage: "NAME",
 				Description: "Kills this host's monitor of NAME (dead, frozen or cut off: a new owner is taking over), runs the\n" +
-					"control script's stop, then its status. Exit 0: NAME is down here; 1: it still runs.",
+					"control script's stop, then its status. Exit 0: the stop succeeded and status says down; 1: NAME may still run\n" +
+					"here (its stop failed, or status says up).",
 				Action: func(c *cli.Context) error {
 					p, err := name(c, 1)
 					if err != nil {

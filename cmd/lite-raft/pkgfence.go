@@ -29,8 +29,9 @@ import (
 // whatever this host's monitor is doing. The monitor may be dead (its script's service
 // running on), frozen (SIGSTOP, a stalled VM) or cut off from the cluster: it is killed
 // (SIGKILL works on a frozen process too; a supervisor restarts it as a stand-by), then
-// the script's stop runs, then its status. Exit 0: the package is down here; 1: it still
-// runs (or status cannot tell), and the new owner must not start it.
+// the script's stop runs, then its status. Exit 0: the stop succeeded and status says
+// down; 1: it may still run (the stop failed, or status says up or cannot tell), and
+// the new owner must not start it.
 func pkgFenceStop(c *cli.Context, p string) error {
 	path, err := scriptPath(c, p)
 	if err != nil {
@@ -64,7 +65,10 @@ func pkgFenceStop(c *cli.Context, p string) error {
 		return cli.Exit(fmt.Sprintf("%s: %v", p, err), 1)
 	}
 	if code, out, err := script.Run(context.Background(), "stop", cfg.StopTimeout); err != nil || code != 0 {
+		// a status that says down after a failed stop proves nothing (a status that
+		// failed is how many stops begin): the package may run on here
 		lg.Printf("%s: fence-stop: stop: exit %d %v: %s", p, code, err, out)
+		return cli.Exit(fmt.Sprintf("%s: its stop failed on %s (exit %d %v): %s", p, thisHost(), code, err, out), 1)
 	}
 	code, out, err := script.Run(context.Background(), "status", cfg.StartTimeout)
 	if err != nil || (code != 1 && code != 3) {
