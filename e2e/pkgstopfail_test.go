@@ -20,6 +20,13 @@ import (
 // three package hosts. Whatever starts or stops it, the package must never run on two
 // hosts at once, and a failed stop leaves it stop-failed on its host until that host is
 // fenced (fence-stop there finds it stopped) or an operator confirms it.
+//
+// With the old release-to-nobody planted back (decide.AfterStop releasing after a failed
+// stop), pkg stop and pkg move fail at once: a stand-by started the package while the
+// owner whose stop had failed (or hung) still ran it; pkg halt fails finding the package
+// released (halted, no owner) instead of stop-failed. Releasing to nobody after a failed
+// fence (monitor.notStarted) fails the takeover case: stand-bys take it from nobody over
+// and over, each fencing in vain, instead of handing it back stop-failed.
 
 // stopFailSettings: pace 0.3 s, timeout 3 s, stop_timeout 1 s (the rule: stop_timeout +
 // pace below timeout), no local restart (a failing status fails the package over at once).
