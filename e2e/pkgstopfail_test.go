@@ -401,7 +401,10 @@ func TestPkgStopFails(t *testing.T) {
 	run("stop", func(r *stopFailRun) {
 		o := r.settle()
 		r.mark(o, "stop-fails")
-		r.must(o, "./pkg stop web")
+		// pkg stop says the stop failed, and exits 1
+		if _, errOut, code := r.lr(o, "./pkg stop web"); code != 1 || !strings.Contains(errOut, "stop FAILED") {
+			r.t.Fatalf("pkg stop with a failing stop: exit %d %q, want 1 and the failed stop named", code, errOut)
+		}
 		took := r.stopFailed(o, 10*time.Second)
 		note := r.notified()
 		fences := r.holds(o, 4*time.Second, 2)
