@@ -64,6 +64,19 @@ func pkgFenceStop(c *cli.Context, p string) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("%s: %v", p, err), 1)
 	}
+	// two stand-bys may fence this host at once: one stop at a time (the second runs its
+	// own after the first, and sees what it left)
+	for deadline := time.Now().Add(cfg.StopTimeout + cfg.StartTimeout + 10*time.Second); ; {
+		f, err := lockfile.TryLock(lockPath + ".fence")
+		if err == nil {
+			defer f.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return cli.Exit(fmt.Sprintf("%s: another fence-stop on %s did not end: %v", p, thisHost(), err), 1)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the other fence-stop's end, with a deadline
+	}
 	if code, out, err := script.Run(context.Background(), "stop", cfg.StopTimeout); err != nil || code != 0 {
 		// a status that says down after a failed stop proves nothing (a status that
 		// failed is how many stops begin): the package may run on here
