@@ -499,16 +499,10 @@ func (hb *heartbeat) lastConfirmed() time.Duration {
 // fence and start (or, adopting its own package, its status), then does each pace what
 // decide.ActiveStep says. It returns done when the monitor exits.
 func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, sent time.Duration, d decide.Decision) (bool, error) {
-	var wd *watchdog
-	if m.cfg.Watchdog != "" {
-		var err error
-		if wd, err = openWatchdog(m.cfg.Watchdog, m.cfg.watchdogTimeout()); err != nil {
-			// promised protection that cannot be had: do not run without it
-			m.Log.Printf("%s: %v; not starting", m.Name, err)
-			m.record(ctx, "watchdog unavailable: not started")
-			return m.giveUp(ctx, "failing")
-		}
-		m.Log.Printf("%s: watchdog %s armed (%d s)", m.Name, m.cfg.Watchdog, m.cfg.watchdogTimeout())
+	wd, err := m.armWatchdog(ctx)
+	if err != nil {
+		// promised protection that cannot be had: do not run without it
+		return m.giveUp(ctx, "failing")
 	}
 	hb := m.startHeartbeat(ctx, tick, sent)
 	hb.watchdog = wd
