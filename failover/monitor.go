@@ -713,6 +713,7 @@ func (m *Monitor) stopFor(why decide.Why, wd *watchdog) (bool, error) {
 	}
 	if a.Escalate {
 		m.Log.Printf("%s: the package may still run here: no other host starts it until this one is fenced", m.Name)
+		m.failFast(ctx, wd) // on_stop_failure, if set: failfast.go
 	}
 	switch {
 	case !a.Exit:
