@@ -93,7 +93,17 @@ func pkgCommand() *cli.Command {
 					}
 					return pkgStatus(c, c.Args().First(), c.Bool("json"))
 				}},
-			setter("halt", "halt", "yes", "stop the package cluster-wide, with no failover (pkg run clears it)"),
+			{Name: "halt", Usage: "stop the package cluster-wide, with no failover (pkg run clears it)", ArgsUsage: "NAME",
+				Description: "The owner's monitor stops the package. If that monitor does not seem to run (the tick has\n" +
+					"not moved for three paces), a warning says so on standard error; the halt is recorded all the\n" +
+					"same (exit 0), and is obeyed when the monitor returns.",
+				Action: func(c *cli.Context) error {
+					p, err := name(c, 1)
+					if err != nil {
+						return err
+					}
+					return pkgHalt(c, p)
+				}},
 			setter("enable", "enabled", "yes", "end maintenance"),
 			setter("disable", "enabled", "no", "maintenance: monitors keep running, nothing is started or failed over"),
 			{Name: "move", Usage: "planned switch-over: the owner stops the package, HOST starts it", ArgsUsage: "NAME HOST",
