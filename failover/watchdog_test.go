@@ -18,6 +18,17 @@ type fakeDevice struct {
 	opened  int
 	closed  bool
 	magic   bool // closed with the magic character: stopped
+	// with a clock, it knows when it was last fed, so when it would reset the host
+	clock    Clock
+	lastFeed time.Time
+}
+
+// resetBy says whether the host would have been reset by now: armed (open, or closed
+// without the magic character) and not fed for longer than its timeout.
+func (d *fakeDevice) resetBy(now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.opened > 0 && !d.magic && now.Sub(d.lastFeed) > time.Duration(d.timeout)*time.Second
 }
 
 func (d *fakeDevice) SetTimeout(secs int) (int, error) {
@@ -37,6 +48,9 @@ func (d *fakeDevice) Feed() error {
 		return errors.New("closed")
 	}
 	d.feeds++
+	if d.clock != nil {
+		d.lastFeed = d.clock.Now()
+	}
 	return nil
 }
 
@@ -53,10 +67,11 @@ func (d *fakeDevice) state() (feeds int, closed, magic bool) {
 	return d.feeds, d.closed, d.magic
 }
 
-// useFakeWatchdog puts dev behind every watchdog path until the test ends. Call it
-// before the world is made, so that its monitors have ended when the real opener is put
-// back (cleanups run last first).
+// useFakeWatchdog puts dev behind every watchdog path, with keepers of this test's own,
+// until the test ends. Call it before the world is made, so that its monitors have ended
+// when the real opener is put back (cleanups run last first).
 func useFakeWatchdog(t *testing.T, dev *fakeDevice) {
+	keepers = localKeepers()
 	openDevice = func(string) (wdDevice, error) {
 		dev.mu.Lock()
 		defer dev.mu.Unlock()
@@ -64,10 +79,10 @@ func useFakeWatchdog(t *testing.T, dev *fakeDevice) {
 		dev.closed, dev.magic = false, false
 		return dev, nil
 	}
-	t.Cleanup(func() { openDevice = openOSDevice })
+	t.Cleanup(func() { openDevice, keepers = openOSDevice, localKeepers() })
 }
 
-// A failed stop leaves the watchdog armed: fed no more, closed without the magic
+// A failed stop leaves the watchdog armed: fed no more, never stopped with the magic
 // character, so the host resets unless someone fences it first.
 func TestWatchdogArmedAfterFailedStop(t *testing.T) {
 	dev := &fakeDevice{}
@@ -80,12 +95,15 @@ func TestWatchdogArmedAfterFailedStop(t *testing.T) {
 	w.mu.Unlock()
 	w.stops["a"]() // pkg stop: the stop fails
 	delete(w.stops, "a")
-	feeds, closed, magic := dev.state()
-	if !closed || magic {
-		t.Fatalf("after a failed stop the watchdog is closed %v, stopped (magic) %v: want closed, still armed", closed, magic)
+	feeds, _, magic := dev.state()
+	if magic {
+		t.Fatal("after a failed stop the watchdog was stopped (magic close): want it armed")
 	}
 	if feeds == 0 {
 		t.Fatal("the watchdog was never fed")
+	}
+	if !keepers.(*localArmer).keeper("/dev/watchdog").Armed() {
+		t.Fatal("the keeper forgot the package after its failed stop")
 	}
 }
 
@@ -126,14 +144,13 @@ func TestWatchdogReadBack(t *testing.T) {
 	}
 }
 
-func TestCheckWatchdogTimeout(t *testing.T) {
-	pace := time.Second
-	for _, tc := range []struct {
-		want, got int
-		ok        bool
-	}{{9, 9, true}, {9, 8, true}, {9, 10, false}, {9, 2, false}, {9, 3, true}, {9, 0, false}} {
-		if err := checkWatchdogTimeout(tc.want, tc.got, pace); (err == nil) != tc.ok {
-			t.Errorf("asked %d, got %d: %v", tc.want, tc.got, err)
+// checkShared: a device timeout above timeout - pace is refused (the safety rule), and
+// so is one that leaves less than two paces of window, or is two paces or less.
+func TestCheckShared(t *testing.T) {
+	budget, pace := 9*time.Second, time.Second
+	for got, ok := range map[int]bool{10: false, 9: false, 8: false, 7: true, 3: true, 2: false, 0: false} {
+		if err := checkShared(got, budget, pace); (err == nil) != ok {
+			t.Errorf("got %d s: %v", got, err)
 		}
 	}
 }
