@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -23,9 +24,16 @@ import (
 // host resets unless that package's monitor, restarted, arms it again in time.
 
 // KeeperSocket is the socket of the keeper of device under dir (the lite-raft dir's
-// temp/).
+// temp/): watchdog_dev_watchdog.sock for /dev/watchdog; a long path is named by its hash,
+// as a unix socket's path is limited to about a hundred bytes.
 func KeeperSocket(dir, device string) string {
-	return filepath.Join(dir, "watchdog"+strings.ReplaceAll(device, "/", "_")+".sock")
+	name := strings.ReplaceAll(device, "/", "_")
+	if len(name) > 32 {
+		h := fnv.New64a()
+		h.Write([]byte(device))
+		name = fmt.Sprintf("-%016x", h.Sum64())
+	}
+	return filepath.Join(dir, "watchdog"+name+".sock")
 }
 
 // ServeKeeper serves k on ln until ctx ends.

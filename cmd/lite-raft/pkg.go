@@ -158,6 +158,12 @@ func pkgCommand() *cli.Command {
 				}
 				return pkgSupervise(c, p)
 			}},
+			{Name: "watchdog-keeper", Hidden: true, ArgsUsage: "DEVICE", Action: func(c *cli.Context) error {
+				if c.NArg() != 1 || !strings.HasPrefix(c.Args().First(), "/") {
+					return usageError(c, "watchdog-keeper wants a device path")
+				}
+				return pkgWatchdogKeeper(c, c.Args().First())
+			}},
 			{Name: "monitor", Hidden: true, ArgsUsage: "NAME", Action: func(c *cli.Context) error {
 				p, err := name(c, 1)
 				if err != nil {
@@ -417,6 +423,8 @@ func pkgMonitor(c *cli.Context, p string) error {
 	m := &failover.Monitor{Name: p, Host: thisHost(), Store: s, Script: &failover.Script{Path: path},
 		Log: log.New(os.Stdout, "", log.LstdFlags|log.Lmicroseconds)}
 	dir, _ := liteRaftDir(c)
+	// the watchdog, if any, through the host's keeper: packages on one host share it
+	failover.UseKeeperProcess(filepath.Join(dir, "temp"), keeperSpawner(dir))
 	if d, err := sshrpc.NewDialer(sshrpc.DialerOptions{}); err == nil {
 		m.Fence = &sshFencer{dialer: d, dir: dir, name: p, timeout: 2 * time.Minute}
 	} else {
