@@ -133,6 +133,16 @@ func (c Config) Check() error {
 	if c.Watchdog != "" && c.watchdogTimeout() < 1 {
 		return fmt.Errorf("watchdog: timeout - pace (%v) must be at least 1 s, the watchdog's resolution", c.Timeout-c.Pace)
 	}
+	if c.Watchdog != "" {
+		// what the host's keeper asks of it (checkShared): a device timeout of whole
+		// seconds above two paces that still leaves two paces of window below the budget
+		budget := time.Duration(c.watchdogTimeout()) * time.Second
+		if t := time.Duration(keeperTimeout(map[string]*keptPkg{"": {budget: budget, pace: c.Pace}})) * time.Second; t <= 2*c.Pace {
+			return fmt.Errorf("watchdog: timeout - pace in whole seconds (%v) must exceed four paces (%v) by a whole second: "+
+				"the device's timeout must be above two paces (it is fed once a pace), and leave two paces below timeout - pace "+
+				"(the host must reset within that of the last feed); raise timeout", budget, 4*c.Pace)
+		}
+	}
 	return nil
 }
 

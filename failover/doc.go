@@ -45,6 +45,18 @@
 // on_stop_failure=reboot or halt the host does not wait: its monitor runs `reboot -f` or
 // `halt -f` through the Runner (with a watchdog, it only stops feeding it), see failfast.go.
 //
+// # The watchdog
+//
+// A package with a watchdog is armed, fed after every heartbeat that reached the store,
+// and disarmed when given up cleanly, through the host's Keeper of that device (a device
+// opens in one process only; the monitors of a host's packages are separate processes,
+// so `pkg watchdog-keeper DEVICE` holds it for them, wdkeeper.go and wdserve.go). The
+// keeper feeds the device only while every armed package was fed within its window: the
+// host resets if any package's monitor stops feeding while it owns its package, within
+// timeout - pace of that monitor's last feed. The device's timeout is read back from the
+// driver, and one that does not fit is refused (checkShared), as is a path that is no
+// watchdog device: the package is then not started.
+//
 // # The safety rule
 //
 // The active monitor raises tick every pace. It notes, on its monotonic clock, when it

@@ -154,3 +154,21 @@ func TestCheckShared(t *testing.T) {
 		}
 	}
 }
+
+// pkg init refuses a watchdog the keeper could not arm: timeout - pace too close to four
+// paces.
+func TestWatchdogConfigRoom(t *testing.T) {
+	for _, tc := range []struct {
+		pace, timeout, stop float64
+		ok                  bool
+	}{{1, 10, 3, true}, {4, 60, 30, true}, {0.3, 3, 1, true}, {0.5, 4, 1, true}, {1, 5, 1, false}, {2, 10, 3, false}} {
+		c := DefaultConfig()
+		c.Watchdog = "/dev/watchdog"
+		c.Pace = time.Duration(tc.pace * float64(time.Second))
+		c.Timeout = time.Duration(tc.timeout * float64(time.Second))
+		c.StopTimeout = time.Duration(tc.stop * float64(time.Second))
+		if err := c.Check(); (err == nil) != tc.ok {
+			t.Errorf("pace %v timeout %v: %v", tc.pace, tc.timeout, err)
+		}
+	}
+}
