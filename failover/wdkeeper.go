@@ -116,38 +116,85 @@ func (k *Keeper) Arm(name string, budget, pace time.Duration) (int, uint64, erro
 	if secs < 1 {
 		return 0, 0, fmt.Errorf("watchdog %s: timeout - pace (%v) leaves no whole second above two paces (%v) for the device", k.Path, budget, 2*pace)
 	}
-	opened := false
-	if k.dev == nil {
+	got := k.timeout
+	switch {
+	case k.dev == nil:
 		dev, err := openDevice(k.Path)
 		if err != nil {
 			return 0, 0, fmt.Errorf("watchdog %s: %w", k.Path, err)
 		}
-		k.dev, opened = dev, true
-	}
-	got, err := k.dev.SetTimeout(secs)
-	if err == nil {
-		for _, p := range want {
-			if err = checkShared(got, p.budget, p.pace); err != nil {
-				break
-			}
+		if got, err = dev.SetTimeout(secs); err == nil {
+			err = checkAll(got, want)
 		}
-	}
-	if err != nil {
-		if opened {
-			k.dev.Close(true) // nothing was armed: a refusal does not reset the host
-			k.dev = nil
-		} else if k.timeout > 0 {
-			k.dev.SetTimeout(k.timeout) // best effort: back to what fits the others
+		if err != nil {
+			dev.Close(true) // nothing was armed: a refusal does not reset the host
+			return got, 0, fmt.Errorf("watchdog %s (asked %d s): %w", k.Path, secs, err)
 		}
-		return got, 0, fmt.Errorf("watchdog %s (asked %d s): %w", k.Path, secs, err)
+		k.dev = dev
+	case secs < k.timeout:
+		// Lowering it: setting a timeout also feeds the device (the Linux watchdog core
+		// pings it), which is safe only while every armed package is within its window,
+		// and only if the driver does not go above the timeout in force.
+		if n, stale := k.stale(now); stale {
+			return 0, 0, fmt.Errorf("watchdog %s: %s is no longer fed and the host resets soon: not arming %s", k.Path, n, name)
+		}
+		var err error
+		if got, err = k.dev.SetTimeout(secs); err == nil && got > k.timeout {
+			err = fmt.Errorf("the driver set its timeout to %d s, above the %d s in force, when asked for %d s", got, k.timeout, secs)
+		}
+		if err == nil {
+			err = checkAll(got, want)
+		}
+		if err != nil {
+			k.dev.SetTimeout(k.timeout) // best effort: back to what fits the others (as safe: nobody was stale)
+			return got, 0, fmt.Errorf("watchdog %s (asked %d s): %w", k.Path, secs, err)
+		}
+	default:
+		// the timeout in force fits (it is what the others asked, or less): not touched, as
+		// setting it would feed the device whatever the others' feeds say
+		if err := checkShared(got, budget, pace); err != nil {
+			return got, 0, fmt.Errorf("watchdog %s (%d s in force for other packages): %w", k.Path, got, err)
+		}
 	}
 	k.arms++
 	k.timeout, k.pkgs = got, want
-	if err := k.dev.Feed(); err != nil {
+	k.logf("watchdog %s: %s armed (device timeout %d s, %d package(s))", k.Path, name, got, len(want))
+	if err := k.feedIfFresh(now); err != nil {
 		return got, 0, fmt.Errorf("watchdog %s: first feed: %w", k.Path, err)
 	}
-	k.logf("watchdog %s: %s armed (device timeout %d s, %d package(s))", k.Path, name, got, len(want))
 	return got, k.arms, nil
+}
+
+// checkAll is checkShared for every package of pkgs.
+func checkAll(got int, pkgs map[string]*keptPkg) error {
+	for _, p := range pkgs {
+		if err := checkShared(got, p.budget, p.pace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stale names an armed package not fed within its window, if there is one.
+func (k *Keeper) stale(now time.Duration) (string, bool) {
+	for n, q := range k.pkgs {
+		if now-q.last > q.budget-time.Duration(k.timeout)*time.Second {
+			if !q.stale {
+				q.stale = true
+				k.logf("watchdog %s: %s is no longer fed (%v): feeds withheld, the host resets within %d s", k.Path, n, now-q.last, k.timeout)
+			}
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// feedIfFresh feeds the device if every armed package was fed within its window.
+func (k *Keeper) feedIfFresh(now time.Duration) error {
+	if _, stale := k.stale(now); stale {
+		return nil
+	}
+	return k.dev.Feed()
 }
 
 // Feed is package name's monitor saying it still owns its package and runs: the device
@@ -161,16 +208,7 @@ func (k *Keeper) Feed(name string, id uint64) error {
 	}
 	now := k.now()
 	p.last, p.stale = now, false
-	for n, q := range k.pkgs {
-		if now-q.last > q.budget-time.Duration(k.timeout)*time.Second {
-			if !q.stale {
-				q.stale = true
-				k.logf("watchdog %s: %s is no longer fed (%v): feeds withheld, the host resets within %d s", k.Path, n, now-q.last, k.timeout)
-			}
-			return nil
-		}
-	}
-	return k.dev.Feed()
+	return k.feedIfFresh(now)
 }
 
 // Disarm forgets package name, given up cleanly; the last one closes the device with

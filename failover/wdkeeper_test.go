@@ -170,3 +170,28 @@ func TestKeeperProcess(t *testing.T) {
 	}
 	t.Fatal("db's monitor died and the host was never reset")
 }
+
+// A package armed while another is no longer fed does not feed the device for it (nor
+// does setting a lower timeout, which would ping it): the host still resets by the
+// silent one's last feed + its budget.
+func TestKeeperNewcomerDoesNotRevive(t *testing.T) {
+	for _, dbBudget := range []time.Duration{20 * time.Second, 6 * time.Second} { // keeps, lowers the timeout
+		c := newFakeClock()
+		dev := &fakeDevice{clock: c}
+		useFakeWatchdog(t, dev)
+		k := &Keeper{Path: "/dev/watchdog", Clock: c}
+		if _, _, err := k.Arm("web", 9*time.Second, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		start := c.Now()
+		c.advance(3 * time.Second) // web's monitor froze: past its window (9 - 7 = 2 s)
+		_, db, err := k.Arm("db", dbBudget, 500*time.Millisecond)
+		for i := 0; i < 100 && err == nil; i++ {
+			c.advance(100 * time.Millisecond)
+			k.Feed("db", db)
+		}
+		if !dev.resetBy(start.Add(9*time.Second + time.Millisecond)) {
+			t.Fatalf("db (budget %v) armed after web went silent: the device was fed past web's budget (arm: %v)", dbBudget, err)
+		}
+	}
+}
