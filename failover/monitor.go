@@ -499,8 +499,8 @@ func (hb *heartbeat) lastConfirmed() time.Duration {
 // fence and start (or, adopting its own package, its status), then does each pace what
 // decide.ActiveStep says. It returns done when the monitor exits.
 func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, sent time.Duration, d decide.Decision) (bool, error) {
-	wd, err := m.armWatchdog(ctx)
-	if err != nil {
+	wd, wdErr := m.armWatchdog(ctx) // watchdog.go: recorded there why it could not be had
+	if wdErr != nil {
 		// promised protection that cannot be had: do not run without it
 		return m.giveUp(ctx, "failing")
 	}
