@@ -26,7 +26,9 @@ import (
 // while the host runs (idle, the device closed, when nothing is armed), so that arming
 // never races with a keeper on its way out. SIGTERM or SIGINT end it once no package is
 // armed; while one is, it waits for them to be given up: ending would leave the device
-// armed and unfed, and the host would reset.
+// armed and unfed, and the host would reset. A keeper that dies (SIGKILL, a crash) closes
+// the device without the magic character: the host resets, as it would with a monitor
+// holding its own device; its monitors' feeds fail (logged) until then.
 
 // keeperSpawner starts the keeper of a device for the monitors of dir.
 func keeperSpawner(dir string) func(device string) error {
