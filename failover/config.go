@@ -27,6 +27,10 @@ type Config struct {
 	Watchdog string
 	// Notify (sh -c) is run once per transition recorded in the history, in order.
 	Notify string
+	// OnStopFailure is what the owner does to itself after a stop that failed, the
+	// package perhaps still up (Serviceguard's fail-fast): "" nothing (it waits to be
+	// fenced), "reboot" or "halt" (the host, at once: see failfast.go).
+	OnStopFailure string
 }
 
 // DefaultConfig is what a script that says nothing gets. stop_timeout is 30 s rather
@@ -38,7 +42,7 @@ func DefaultConfig() Config {
 
 // Settings are the names a control script answers to `echo VAR`.
 var Settings = []string{"timeout", "pace", "start_timeout", "stop_timeout", "preferred_owner",
-	"allowed_hosts", "restarts", "failback", "fence_command", "watchdog", "notify"}
+	"allowed_hosts", "restarts", "failback", "fence_command", "watchdog", "notify", "on_stop_failure"}
 
 // Set applies one setting's value (as the script printed it; empty keeps the default).
 func (c *Config) Set(name, v string) error {
@@ -93,6 +97,15 @@ func (c *Config) Set(name, v string) error {
 			return fmt.Errorf("notify: one line")
 		}
 		c.Notify = v
+	case "on_stop_failure":
+		switch v {
+		case "none":
+			c.OnStopFailure = ""
+		case "reboot", "halt":
+			c.OnStopFailure = v
+		default:
+			return fmt.Errorf("on_stop_failure %q: want none, reboot or halt (what the host does to itself after a stop that failed)", v)
+		}
 	case "watchdog":
 		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "\n\r") {
 			return fmt.Errorf("watchdog %q: want a device path such as /dev/watchdog", v)
@@ -119,6 +132,16 @@ func (c Config) Check() error {
 	}
 	if c.Watchdog != "" && c.watchdogTimeout() < 1 {
 		return fmt.Errorf("watchdog: timeout - pace (%v) must be at least 1 s, the watchdog's resolution", c.Timeout-c.Pace)
+	}
+	if c.Watchdog != "" {
+		// what the host's keeper asks of it (checkShared): a device timeout of whole
+		// seconds above two paces that still leaves two paces of window below the budget
+		budget := time.Duration(c.watchdogTimeout()) * time.Second
+		if t := time.Duration(keeperTimeout(map[string]*keptPkg{"": {budget: budget, pace: c.Pace}})) * time.Second; t <= 2*c.Pace {
+			return fmt.Errorf("watchdog: timeout - pace in whole seconds (%v) must exceed four paces (%v) by a whole second: "+
+				"the device's timeout must be above two paces (it is fed once a pace), and leave two paces below timeout - pace "+
+				"(the host must reset within that of the last feed); raise timeout", budget, 4*c.Pace)
+		}
 	}
 	return nil
 }
@@ -154,6 +177,9 @@ func (c Config) Encode() string {
 	}
 	if c.Notify != "" {
 		s += "notify=" + c.Notify + "\n"
+	}
+	if c.OnStopFailure != "" {
+		s += "on_stop_failure=" + c.OnStopFailure + "\n"
 	}
 	return s
 }

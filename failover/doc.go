@@ -16,7 +16,8 @@
 //	            taken-over, stop-failed, fenced, confirmed); a start fences HOST unless it
 //	            stopped cleanly, was fenced, or an operator confirmed it (confirm-stopped)
 //	config      pace, timeout, start/stop timeouts, preferred owner, allowed hosts,
-//	            local restarts, failback, fence_command, watchdog, notify ("key=value" lines)
+//	            local restarts, failback, fence_command, watchdog, notify, on_stop_failure
+//	            ("key=value" lines)
 //	enabled     "no" while in maintenance: monitors watch, nothing starts or fails over
 //	halt        "yes" after `pkg halt`: stopped cluster-wide, nobody takes over
 //	move        a host name after `pkg move`: the owner stops, that host starts
@@ -40,7 +41,21 @@
 // any) left armed, and no other host starts it until that host is fenced: a stand-by
 // runs fence-stop there (retried with a backoff doubling from a pace to 64 paces), and
 // takes over only once that finds the package stopped, or fence_command succeeds; or an
-// operator, having checked by hand, runs `pkg confirm-stopped NAME HOST`.
+// operator, having checked by hand, runs `pkg confirm-stopped NAME HOST`. With
+// on_stop_failure=reboot or halt the host does not wait: its monitor runs `reboot -f` or
+// `halt -f` through the Runner (with a watchdog, it only stops feeding it), see failfast.go.
+//
+// # The watchdog
+//
+// A package with a watchdog is armed, fed after every heartbeat that reached the store,
+// and disarmed when given up cleanly, through the host's Keeper of that device (a device
+// opens in one process only; the monitors of a host's packages are separate processes,
+// so `pkg watchdog-keeper DEVICE` holds it for them, wdkeeper.go and wdserve.go). The
+// keeper feeds the device only while every armed package was fed within its window: the
+// host resets if any package's monitor stops feeding while it owns its package, within
+// timeout - pace of that monitor's last feed. The device's timeout is read back from the
+// driver, and one that does not fit is refused (checkShared), as is a path that is no
+// watchdog device: the package is then not started.
 //
 // # The safety rule
 //

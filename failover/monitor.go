@@ -569,16 +569,10 @@ func (hb *heartbeat) lastConfirmed() time.Duration {
 // fence and start (or, adopting its own package, its status), then does each pace what
 // decide.ActiveStep says. It returns done when the monitor exits.
 func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, sent time.Duration, d decide.Decision) (bool, error) {
-	var wd *watchdog
-	if m.cfg.Watchdog != "" {
-		var err error
-		if wd, err = openWatchdog(m.cfg.Watchdog, m.cfg.watchdogTimeout()); err != nil {
-			// promised protection that cannot be had: do not run without it
-			m.Log.Printf("%s: %v; not starting", m.Name, err)
-			m.record(ctx, "watchdog unavailable: not started")
-			return m.giveUp(ctx, "failing")
-		}
-		m.Log.Printf("%s: watchdog %s armed (%d s)", m.Name, m.cfg.Watchdog, m.cfg.watchdogTimeout())
+	wd, wdErr := m.armWatchdog(ctx) // watchdog.go: recorded there why it could not be had
+	if wdErr != nil {
+		// promised protection that cannot be had: do not run without it
+		return m.giveUp(ctx, "failing")
 	}
 	hb := m.startHeartbeat(ctx, tick, sent)
 	hb.watchdog = wd
@@ -812,6 +806,7 @@ func (m *Monitor) stopFor(why decide.Why, wd *watchdog) (bool, error) {
 	}
 	if a.Escalate {
 		m.Log.Printf("%s: the package may still run here: no other host starts it until this one is fenced", m.Name)
+		m.failFast(ctx, wd) // on_stop_failure, if set: failfast.go
 	}
 	switch {
 	case !a.Exit:

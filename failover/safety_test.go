@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -576,19 +574,18 @@ func TestSafetyFenceCommand(t *testing.T) {
 // the store, and disarms it (the magic close) when it gives the package up cleanly; a
 // monitor that dies leaves it armed, and the host resets.
 func TestSafetyWatchdog(t *testing.T) {
-	dev := filepath.Join(t.TempDir(), "watchdog")
-	os.WriteFile(dev, nil, 0o600)
-	w := newWorldWith(t, func(c *Config) { c.Watchdog = dev })
+	dev := &fakeDevice{}
+	useFakeWatchdog(t, dev)
+	w := newWorldWith(t, func(c *Config) { c.Watchdog = "/dev/watchdog" })
 	w.start("a", nil)
 	w.run(5*time.Second, "a")
-	fed, _ := os.ReadFile(dev)
-	if n := strings.Count(string(fed), "1"); n < 4 || strings.Contains(string(fed), "V") {
-		t.Fatalf("after 5 paces as owner the watchdog got %q: want a feed per tick, armed", fed)
+	if feeds, closed, _ := dev.state(); feeds < 4 || closed {
+		t.Fatalf("after 5 paces as owner the watchdog got %d feeds, closed %v: want a feed per tick, armed", feeds, closed)
 	}
 	w.stops["a"]() // pkg stop: a stops the package and gives it up
 	delete(w.stops, "a")
-	if fed, _ = os.ReadFile(dev); !strings.HasSuffix(string(fed), "V") {
-		t.Fatalf("the watchdog was not disarmed when the package was given up: %q", fed)
+	if _, closed, magic := dev.state(); !closed || !magic {
+		t.Fatalf("the watchdog was not disarmed when the package was given up: closed %v, magic %v", closed, magic)
 	}
 }
 

@@ -93,7 +93,17 @@ func pkgCommand() *cli.Command {
 					}
 					return pkgStatus(c, c.Args().First(), c.Bool("json"))
 				}},
-			setter("halt", "halt", "yes", "stop the package cluster-wide, with no failover (pkg run clears it)"),
+			{Name: "halt", Usage: "stop the package cluster-wide, with no failover (pkg run clears it)", ArgsUsage: "NAME",
+				Description: "The owner's monitor stops the package. If that monitor does not seem to run (the tick has\n" +
+					"not moved for three paces), a warning says so on standard error; the halt is recorded all the\n" +
+					"same (exit 0), and is obeyed when the monitor returns.",
+				Action: func(c *cli.Context) error {
+					p, err := name(c, 1)
+					if err != nil {
+						return err
+					}
+					return pkgHalt(c, p)
+				}},
 			setter("enable", "enabled", "yes", "end maintenance"),
 			setter("disable", "enabled", "no", "maintenance: monitors keep running, nothing is started or failed over"),
 			{Name: "move", Usage: "planned switch-over: the owner stops the package, HOST starts it", ArgsUsage: "NAME HOST",
@@ -148,6 +158,12 @@ func pkgCommand() *cli.Command {
 					return err
 				}
 				return pkgSupervise(c, p)
+			}},
+			{Name: "watchdog-keeper", Hidden: true, ArgsUsage: "DEVICE", Action: func(c *cli.Context) error {
+				if c.NArg() != 1 || !strings.HasPrefix(c.Args().First(), "/") {
+					return usageError(c, "watchdog-keeper wants a device path")
+				}
+				return pkgWatchdogKeeper(c, c.Args().First())
 			}},
 			{Name: "monitor", Hidden: true, ArgsUsage: "NAME", Action: func(c *cli.Context) error {
 				p, err := name(c, 1)
@@ -419,6 +435,8 @@ func pkgMonitor(c *cli.Context, p string) error {
 	m := &failover.Monitor{Name: p, Host: thisHost(), Store: s, Script: &failover.Script{Path: path},
 		Log: log.New(os.Stdout, "", log.LstdFlags|log.Lmicroseconds)}
 	dir, _ := liteRaftDir(c)
+	// the watchdog, if any, through the host's keeper: packages on one host share it
+	failover.UseKeeperProcess(filepath.Join(dir, "temp"), keeperSpawner(dir))
 	if d, err := sshrpc.NewDialer(sshrpc.DialerOptions{}); err == nil {
 		m.Fence = &sshFencer{dialer: d, dir: dir, name: p, timeout: 2 * time.Minute}
 	} else {
