@@ -2,13 +2,10 @@ package failover
 
 import (
 	"context"
-	"log"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"lite-raft/client"
 )
 
 // shellLog is a control script that records the commands it is given to run with sh -c
@@ -34,21 +31,8 @@ func (s *shellLog) ran() []string {
 
 // startLogged is world.start with a script whose shell commands are recorded.
 func (w *world) startLogged(host string) *shellLog {
-	c := newFakeClock()
-	w.mu.Lock()
-	w.clocks[host] = c
-	w.mu.Unlock()
 	sh := &shellLog{fakeScript: fakeScript{w: w, host: host}}
-	m := &Monitor{Name: "web", Host: host, Clock: c, Script: sh,
-		Store: NewStore(client.New(&hostCaller{s: w.kv, host: host, clock: c, epoch: c.Now()}), time.Second),
-		Log:   log.New(&w.logs, host+" ", 0)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { m.Run(ctx); close(done) }()
-	w.mu.Lock()
-	w.done[host] = done
-	w.mu.Unlock()
-	w.stops[host] = func() { cancel(); <-done }
+	w.startWith(host, nil, sh)
 	return sh
 }
 

@@ -323,11 +323,16 @@ func (f *fakeFencer) FenceHost(ctx context.Context, host string) (decide.FenceRe
 }
 
 func (w *world) start(host string, fence Fencer) {
+	w.startWith(host, fence, &fakeScript{w: w, host: host})
+}
+
+// startWith starts host's monitor with script as its control script.
+func (w *world) startWith(host string, fence Fencer, script Runner) {
 	c := newFakeClock()
 	w.mu.Lock()
 	w.clocks[host] = c
 	w.mu.Unlock()
-	m := &Monitor{Name: "web", Host: host, Clock: c, Script: &fakeScript{w: w, host: host}, Fence: fence,
+	m := &Monitor{Name: "web", Host: host, Clock: c, Script: script, Fence: fence,
 		Store: NewStore(client.New(&hostCaller{s: w.kv, host: host, clock: c, epoch: c.Now()}), time.Second),
 		Log:   log.New(&w.logs, host+" ", 0)}
 	ctx, cancel := context.WithCancel(context.Background())
