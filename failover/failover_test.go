@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"lite-raft/api"
-	"lite-raft/client"
 	"lite-raft/kvstore"
-	"lite-raft/sshrpc"
 )
 
 func TestConfigRules(t *testing.T) {
@@ -57,11 +55,8 @@ type memStore struct {
 	noCounters bool
 }
 
-func (m *memStore) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
-	req, err := api.DecodeRequest(payload)
-	if err != nil {
-		return sshrpc.Frame{}, err
-	}
+// Do answers one request as the state machine would (no wire, no client, no Raft).
+func (m *memStore) Do(_ context.Context, req api.Request) (api.Response, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var resp api.Response
@@ -103,7 +98,7 @@ func (m *memStore) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.
 			Value: req.Value, Cond: req.Cond, CondValue: req.CondValue, Expect: req.Expect, Txn: req.Txn})
 		resp.Code, resp.Msg, resp.Value = r.Code, r.Msg, r.Value
 	}
-	return sshrpc.Frame{Payload: resp.Encode()}, nil
+	return resp, nil
 }
 
 // rig is an in-process store, a control script that logs its starts and stops, and
@@ -121,7 +116,7 @@ func newRig(t *testing.T, mutate func(*Config)) *rig {
 	dir := t.TempDir()
 	r := &rig{t: t, dir: dir, events: filepath.Join(dir, "events"), runs: map[string]func() error{}}
 	r.mem = &memStore{kv: kvstore.New()}
-	r.store = NewStore(client.New(r.mem), time.Second)
+	r.store = NewStoreWith(r.mem.Do, time.Second)
 	cfg := DefaultConfig()
 	cfg.Pace, cfg.Timeout, cfg.StopTimeout, cfg.PreferredOwner = 50*time.Millisecond, time.Second, 200*time.Millisecond, "a"
 	if mutate != nil {

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"slices"
@@ -13,10 +14,8 @@ import (
 	"time"
 
 	"lite-raft/api"
-	"lite-raft/client"
 	"lite-raft/failover/decide"
 	"lite-raft/kvstore"
-	"lite-raft/sshrpc"
 )
 
 // The safety rule, on fake clocks: monitors run as they do in production, but their
@@ -160,7 +159,7 @@ type scriptEvent struct {
 	seq        int
 }
 
-// faultyStore is the key-value state machine behind a Caller, with faults per host:
+// faultyStore is the key-value state machine, in memory, with faults per host:
 // out of reach, or losing every conditional set of one key.
 type faultyStore struct {
 	mem      memStore
@@ -171,14 +170,16 @@ type faultyStore struct {
 	ticks    map[string][]time.Duration
 }
 
-type hostCaller struct {
+// hostStore is the store as one host's monitor reaches it: the state machine in memory,
+// with that host's faults.
+type hostStore struct {
 	s     *faultyStore
 	host  string
 	clock *fakeClock
 	epoch time.Time
 }
 
-func (h *hostCaller) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
+func (h *hostStore) Do(ctx context.Context, req api.Request) (api.Response, error) {
 	activity.Add(1)
 	defer activity.Add(1)
 	h.s.mu.Lock()
@@ -196,28 +197,23 @@ func (h *hostCaller) Call(ctx context.Context, typ uint8, payload []byte) (sshrp
 		activity.Add(1)
 	}
 	if down {
-		// an error frame: the client does not retry it (in real time)
-		return sshrpc.Frame{}, &sshrpc.RemoteError{Msg: "the store is out of reach"}
+		return api.Response{}, errors.New("the store is out of reach")
 	}
-	req, _ := api.DecodeRequest(payload)
 	if (req.Op == api.OpIfSet || req.Op == api.OpCounterRaise) && req.Key == fail {
-		return sshrpc.Frame{Payload: api.Response{Code: api.CodeCondFalse, Msg: "lost", Value: []byte(strconv.FormatUint(req.Expect, 10))}.Encode()}, nil
+		return api.Response{Code: api.CodeCondFalse, Msg: "lost", Value: []byte(strconv.FormatUint(req.Expect, 10))}, nil
 	}
 	if req.Op == api.OpTxn && fail != "" && !h.s.mem.noCounters && slices.ContainsFunc(req.Txn.Then, func(a api.TxnAction) bool { return a.Key == fail }) {
-		res := api.EncodeTxnResult(api.TxnResult{Failed: 1})
-		return sshrpc.Frame{Payload: api.Response{Code: api.CodeCondFalse, Msg: "lost", Value: res}.Encode()}, nil
+		return api.Response{Code: api.CodeCondFalse, Msg: "lost", Value: api.EncodeTxnResult(api.TxnResult{Failed: 1})}, nil
 	}
-	f, err := h.s.mem.Call(ctx, typ, payload)
+	r, err := h.s.mem.Do(ctx, req)
 	setsTick := req.Op == api.OpIfSet && strings.HasSuffix(req.Key, "/tick") ||
 		req.Op == api.OpTxn && slices.ContainsFunc(req.Txn.Then, func(a api.TxnAction) bool { return strings.HasSuffix(a.Key, "/tick") })
-	if err == nil && setsTick {
-		if r, _ := api.DecodeResponse(f.Payload); r.Code == 0 {
-			h.s.mu.Lock()
-			h.s.ticks[h.host] = append(h.s.ticks[h.host], h.clock.Now().Sub(h.epoch))
-			h.s.mu.Unlock()
-		}
+	if err == nil && setsTick && r.Code == 0 {
+		h.s.mu.Lock()
+		h.s.ticks[h.host] = append(h.s.ticks[h.host], h.clock.Now().Sub(h.epoch))
+		h.s.mu.Unlock()
 	}
-	return f, err
+	return r, err
 }
 
 func newWorld(t *testing.T) *world { return newWorldWith(t, nil) }
@@ -233,7 +229,7 @@ func newWorldWith(t *testing.T, mutate func(*Config)) *world {
 		done: map[string]chan struct{}{},
 		kv: &faultyStore{mem: memStore{kv: kvstore.New()}, down: map[string]bool{}, failSwap: map[string]string{}, delay: map[string]time.Duration{},
 			ticks: map[string][]time.Duration{}}}
-	s := NewStore(client.New(&hostCaller{s: w.kv, host: "setup", clock: newFakeClock()}), time.Second)
+	s := NewStoreWith((&hostStore{s: w.kv, host: "setup", clock: newFakeClock()}).Do, time.Second)
 	for k, v := range map[string]string{"config": cfg.Encode(), "owner": "a", "tick": "0", "generation": "0",
 		"enabled": "yes", "halt": "no", "move": "", "history": "", "notified": "", "notifier": "", "state": "unknown"} {
 		s.Set(context.Background(), Key("web", k), v)
@@ -333,7 +329,7 @@ func (w *world) startWith(host string, fence Fencer, script Runner) {
 	w.clocks[host] = c
 	w.mu.Unlock()
 	m := &Monitor{Name: "web", Host: host, Clock: c, Script: script, Fence: fence,
-		Store: NewStore(client.New(&hostCaller{s: w.kv, host: host, clock: c, epoch: c.Now()}), time.Second),
+		Store: NewStoreWith((&hostStore{s: w.kv, host: host, clock: c, epoch: c.Now()}).Do, time.Second),
 		Log:   log.New(&w.logs, host+" ", 0)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -472,13 +468,13 @@ func TestSafetyNoGenerationNoStart(t *testing.T) {
 		w := newWorld(t)
 		w.kv.mem.noCounters = older
 		w.kv.failSwap["b"] = Key("web", "generation")
-		w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")}.Encode())
+		w.kv.mem.Do(context.Background(), api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")})
 		w.start("b", nil)
 		w.run(3*w.cfg.Timeout, "b")
 		if n := len(w.eventsOf("b", "start")); n != 0 {
 			t.Fatalf("older cluster %v: b started %d times without a new generation", older, n)
 		}
-		s := NewStore(client.New(&hostCaller{s: w.kv, host: "check", clock: newFakeClock()}), time.Second)
+		s := NewStoreWith((&hostStore{s: w.kv, host: "check", clock: newFakeClock()}).Do, time.Second)
 		if h, _ := s.Get(context.Background(), Key("web", "history")); older && !strings.Contains(h, "could not raise the generation") {
 			t.Fatalf("history does not say why:\n%s", h)
 		}
@@ -564,7 +560,7 @@ func TestSafetyFenceCommand(t *testing.T) {
 		starts int
 	}{{"exit 1", 0}, {`[ "$LITE_RAFT_PKG_PREVIOUS_OWNER" = gone ] && [ "$LITE_RAFT_PKG_GENERATION" -gt 0 ]`, 1}} {
 		w := newWorldWith(t, func(c *Config) { c.FenceCommand = tc.cmd })
-		w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")}.Encode())
+		w.kv.mem.Do(context.Background(), api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")})
 		w.start("b", unreachable{})
 		w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b")
 		if n := len(w.eventsOf("b", "start")); n != tc.starts {

@@ -35,8 +35,7 @@ func stopFailWorld(t *testing.T) (*world, *fakeFencer) {
 }
 
 func (w *world) get(field string) string {
-	r, _ := w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpGet, Key: Key("web", field)}.Encode())
-	resp, _ := api.DecodeResponse(r.Payload)
+	resp, _ := w.kv.mem.Do(context.Background(), api.Request{Op: api.OpGet, Key: Key("web", field)})
 	return string(resp.Value)
 }
 
@@ -91,7 +90,7 @@ func TestStopFailsOnMove(t *testing.T) {
 			w.stopFails["a"], w.stopHangs["a"] = false, true
 			w.mu.Unlock()
 		}
-		w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "move"), Value: []byte("b")}.Encode())
+		w.kv.mem.Do(context.Background(), api.Request{Op: api.OpSet, Key: Key("web", "move"), Value: []byte("b")})
 		w.run(3*(w.cfg.Timeout+3*w.cfg.Pace), "a", "b", "c")
 		w.noneTogether()
 		if owner, state := w.get("owner"), w.get("state"); owner != "a" || state != string(decide.StopFailed) {
@@ -183,7 +182,7 @@ func TestSafetyLiveSettings(t *testing.T) {
 	w.run(2*time.Second, "a", "b")
 	longer := w.cfg
 	longer.Timeout, longer.StopTimeout = 30*time.Second, 20*time.Second
-	w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "config"), Value: []byte(longer.Encode())}.Encode())
+	w.kv.mem.Do(context.Background(), api.Request{Op: api.OpSet, Key: Key("web", "config"), Value: []byte(longer.Encode())})
 	w.run(3*w.cfg.Pace, "a", "b")
 	if got, want := w.get("wait"), strconv.FormatInt((longer.Timeout+3*longer.Pace).Milliseconds(), 10); got != want {
 		t.Fatalf("the owner publishes a wait of %q ms with its ticks, want %s\n%s", got, want, w.logs.String())
@@ -211,7 +210,7 @@ func TestSafetyLiveSettings(t *testing.T) {
 // gives it back to a, stop-failed).
 func TestStopFailsWithAnOlderHost(t *testing.T) {
 	w, f := stopFailWorld(t)
-	w.kv.mem.Call(context.Background(), 0, api.Request{Op: api.OpSet, Key: Key("web", "standby/old"), Value: []byte("1 1 1 2000")}.Encode())
+	w.kv.mem.Do(context.Background(), api.Request{Op: api.OpSet, Key: Key("web", "standby/old"), Value: []byte("1 1 1 2000")})
 	w.stops["a"]() // pkg stop on a: its stop fails
 	delete(w.stops, "a")
 	w.run(2*(w.cfg.Timeout+3*w.cfg.Pace), "b", "c")

@@ -30,13 +30,19 @@ var _ KV = (*Store)(nil)
 
 // Store is the KV of the cluster, through a client.
 type Store struct {
-	c       *client.Client
+	call    func(context.Context, api.Request) (api.Response, error)
 	timeout time.Duration
 }
 
 // NewStore talks to the cluster through c.
 func NewStore(c *client.Client, timeout time.Duration) *Store {
-	return &Store{c: c, timeout: timeout}
+	return NewStoreWith(c.Do, timeout)
+}
+
+// NewStoreWith talks to the cluster through call, which makes one request: a client's
+// Do, or an in-memory state machine in tests (no wire, no client).
+func NewStoreWith(call func(context.Context, api.Request) (api.Response, error), timeout time.Duration) *Store {
+	return &Store{call: call, timeout: timeout}
 }
 
 // ErrUnknown wraps a failure whose outcome is unknown (timeout, no leader, no server);
@@ -46,7 +52,7 @@ var ErrUnknown = errors.New("outcome unknown")
 func (s *Store) do(ctx context.Context, r api.Request) (api.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.c.Do(ctx, r)
+	resp, err := s.call(ctx, r)
 	if err != nil {
 		return resp, fmt.Errorf("%w: %s %s: %w", ErrUnknown, r.Op, r.Key, err)
 	}
@@ -137,7 +143,7 @@ func (s *Store) List(ctx context.Context, dir string) ([]string, error) {
 func (s *Store) Watch(ctx context.Context, key, known string, wait time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+s.timeout)
 	defer cancel()
-	r, err := s.c.Do(ctx, api.Request{Op: api.OpWatch, Key: key, CondValue: []byte(known),
+	r, err := s.call(ctx, api.Request{Op: api.OpWatch, Key: key, CondValue: []byte(known),
 		TimeoutMs: uint32(max(1, wait.Milliseconds()))})
 	if err != nil {
 		return known, fmt.Errorf("%w: watch %s: %w", ErrUnknown, key, err)
