@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -54,33 +55,35 @@ func TestOnStopFailure(t *testing.T) {
 		{"reboot with a watchdog, stop fails", "reboot", true, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dev := &fakeDevice{}
-			if tc.watchdog {
-				useFakeWatchdog(t, dev)
-			}
-			w := newWorldWith(t, func(c *Config) {
-				c.OnStopFailure = tc.setting
+			synctest.Test(t, func(t *testing.T) {
+				dev := &fakeDevice{}
 				if tc.watchdog {
-					c.Watchdog = "/dev/watchdog"
+					useFakeWatchdog(t, dev)
+				}
+				w := newWorldWith(t, func(c *Config) {
+					c.OnStopFailure = tc.setting
+					if tc.watchdog {
+						c.Watchdog = "/dev/watchdog"
+					}
+				})
+				sh := w.startLogged("a")
+				w.run(3*time.Second, "a")
+				w.mu.Lock()
+				w.stopFails["a"] = tc.stopFails
+				w.mu.Unlock()
+				w.stops["a"]() // pkg stop
+				delete(w.stops, "a")
+				if got := sh.ran(); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+					t.Fatalf("ran %q, want %q\n%s", got, tc.want, w.logs.String())
+				}
+				h := w.get("history")
+				if tc.setting != "" && tc.stopFails && !strings.Contains(h, "on_stop_failure="+tc.setting) {
+					t.Fatalf("the history does not tell of the fail-fast:\n%s", h)
+				}
+				if _, _, magic := dev.state(); tc.watchdog && magic {
+					t.Fatal("the watchdog was stopped (magic close): want it abandoned armed")
 				}
 			})
-			sh := w.startLogged("a")
-			w.run(3*time.Second, "a")
-			w.mu.Lock()
-			w.stopFails["a"] = tc.stopFails
-			w.mu.Unlock()
-			w.stops["a"]() // pkg stop
-			delete(w.stops, "a")
-			if got := sh.ran(); strings.Join(got, "|") != strings.Join(tc.want, "|") {
-				t.Fatalf("ran %q, want %q\n%s", got, tc.want, w.logs.String())
-			}
-			h := w.get("history")
-			if tc.setting != "" && tc.stopFails && !strings.Contains(h, "on_stop_failure="+tc.setting) {
-				t.Fatalf("the history does not tell of the fail-fast:\n%s", h)
-			}
-			if _, _, magic := dev.state(); tc.watchdog && magic {
-				t.Fatal("the watchdog was stopped (magic close): want it abandoned armed")
-			}
 		})
 	}
 }

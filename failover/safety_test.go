@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"lite-raft/api"
@@ -180,21 +180,16 @@ type hostStore struct {
 }
 
 func (h *hostStore) Do(ctx context.Context, req api.Request) (api.Response, error) {
-	activity.Add(1)
-	defer activity.Add(1)
 	h.s.mu.Lock()
 	down, fail, delay := h.s.down[h.host], h.s.failSwap[h.host], h.s.delay[h.host]
 	h.s.mu.Unlock()
 	if delay > 0 {
-		// a slow store: the answer comes delay later on the host's clock (the caller
-		// waits on the clock meanwhile, which settle counts as at rest)
+		// a slow store: the answer comes delay later on the host's clock
 		t := h.clock.NewTimer(delay)
-		activity.Add(1)
 		select {
 		case <-t.C():
 		case <-ctx.Done():
 		}
-		activity.Add(1)
 	}
 	if down {
 		return api.Response{}, errors.New("the store is out of reach")
@@ -260,8 +255,6 @@ func (f *fakeScript) Shell(ctx context.Context, command string, env []string, ti
 }
 
 func (f *fakeScript) Run(ctx context.Context, verb string, timeout time.Duration) (int, string, error) {
-	activity.Add(1)
-	defer activity.Add(1)
 	w := f.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -340,35 +333,10 @@ func (w *world) startWith(host string, fence Fencer, script Runner) {
 	w.stops[host] = func() { cancel(); <-done }
 }
 
-// activity counts store and script calls (begun and ended), to tell when the monitors
-// have settled.
-var activity atomic.Int64
-
-// settle waits until the monitors of hosts wait on their clocks and have made no store
-// or script call for a moment (polled, within a real-time limit: a monitor busy longer
-// than that is left behind, which the properties must survive anyway).
-func (w *world) settle(hosts ...string) {
-	deadline := time.Now().Add(2 * time.Second)
-	for last := int64(-1); time.Now().Before(deadline); {
-		idle := true
-		for _, h := range hosts {
-			w.mu.Lock()
-			done := w.done[h]
-			w.mu.Unlock()
-			select {
-			case <-done: // ended: nothing to wait for
-			default:
-				idle = idle && w.clocks[h].armed() > 0
-			}
-		}
-		now := activity.Load()
-		if idle && now == last && now%2 == 0 {
-			return
-		}
-		last = now
-		time.Sleep(200 * time.Microsecond) // polling for the monitors to come to rest
-	}
-}
+// settle waits until every goroutine of the monitors is blocked on something only the
+// test can end: a timer of a fake clock, or a channel. The tests run in a synctest
+// bubble, where that is known exactly: no polling, no real-time limit, no count of calls.
+func (w *world) settle(...string) { synctest.Wait() }
 
 // run advances the clocks of hosts by total, in steps, each once the monitors settled.
 func (w *world) run(total time.Duration, hosts ...string) {
@@ -397,66 +365,70 @@ func (w *world) eventsOf(host, verb string) []scriptEvent {
 // An owner that loses the store stops the package by its last successful tick plus
 // timeout, beginning no later than stop_timeout before that.
 func TestSafetySelfFencing(t *testing.T) {
-	w := newWorld(t)
-	w.start("a", nil)
-	w.run(3*time.Second, "a")
-	if len(w.eventsOf("a", "start")) != 1 {
-		t.Fatalf("a did not start the package: %+v", w.events)
-	}
-	w.kv.mu.Lock()
-	w.kv.down["a"] = true
-	w.kv.mu.Unlock()
-	w.run(2*w.cfg.Timeout, "a")
-	w.kv.mu.Lock()
-	ticks := w.kv.ticks["a"] // read now: one may have been in flight at the cut
-	w.kv.mu.Unlock()
-	if len(ticks) == 0 {
-		t.Fatal("no tick of a reached the store")
-	}
-	last := ticks[len(ticks)-1]
-	stops := w.eventsOf("a", "stop")
-	if len(stops) == 0 {
-		t.Fatalf("a never stopped the package after losing the store at %v", last)
-	}
-	if latest := last + w.cfg.Timeout - w.cfg.StopTimeout; stops[0].at > latest {
-		t.Fatalf("a began stopping at %v: after its last tick (%v) + timeout - stop_timeout = %v", stops[0].at, last, latest)
-	}
-	if len(w.eventsOf("a", "start")) != 1 {
-		t.Fatalf("a started again without the store: %+v", w.events)
-	}
-	t.Logf("ticks %v; stop began at %v (deadline %v)", ticks, stops[0].at, last+w.cfg.Timeout)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		w.start("a", nil)
+		w.run(3*time.Second, "a")
+		if len(w.eventsOf("a", "start")) != 1 {
+			t.Fatalf("a did not start the package: %+v", w.events)
+		}
+		w.kv.mu.Lock()
+		w.kv.down["a"] = true
+		w.kv.mu.Unlock()
+		w.run(2*w.cfg.Timeout, "a")
+		w.kv.mu.Lock()
+		ticks := w.kv.ticks["a"] // read now: one may have been in flight at the cut
+		w.kv.mu.Unlock()
+		if len(ticks) == 0 {
+			t.Fatal("no tick of a reached the store")
+		}
+		last := ticks[len(ticks)-1]
+		stops := w.eventsOf("a", "stop")
+		if len(stops) == 0 {
+			t.Fatalf("a never stopped the package after losing the store at %v", last)
+		}
+		if latest := last + w.cfg.Timeout - w.cfg.StopTimeout; stops[0].at > latest {
+			t.Fatalf("a began stopping at %v: after its last tick (%v) + timeout - stop_timeout = %v", stops[0].at, last, latest)
+		}
+		if len(w.eventsOf("a", "start")) != 1 {
+			t.Fatalf("a started again without the store: %+v", w.events)
+		}
+		t.Logf("ticks %v; stop began at %v (deadline %v)", ticks, stops[0].at, last+w.cfg.Timeout)
+	})
 }
 
 // A stand-by never starts the package before the owner's deadline (its last tick +
 // timeout), waiting timeout + 3 x pace after it last saw the tick move, and never at all
 // while the owner's ticks go on.
 func TestSafetyStandbyWaits(t *testing.T) {
-	w := newWorld(t)
-	w.start("a", nil)
-	w.run(2*time.Second, "a")
-	w.start("b", nil)
-	w.run(3*w.cfg.Timeout, "a", "b")
-	if n := len(w.eventsOf("b", "start")); n != 0 {
-		t.Fatalf("b started the package %d times while a's ticks went on", n)
-	}
-	// a's monitor dies (its clock stops: it does nothing more): b waits it out
-	offset := w.clocks["a"].Now().Sub(w.clocks["b"].Now()) // a's clock runs this much ahead
-	w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b")
-	starts := w.eventsOf("b", "start")
-	if len(starts) != 1 {
-		t.Fatalf("b did not take over once: %+v", w.events)
-	}
-	w.kv.mu.Lock()
-	ticks := w.kv.ticks["a"]
-	w.kv.mu.Unlock()
-	deadline := ticks[len(ticks)-1] - offset + w.cfg.Timeout // a's deadline, on b's clock
-	if starts[0].at <= deadline {
-		t.Fatalf("b started at %v, not after a's deadline %v (last tick + timeout)", starts[0].at, deadline)
-	}
-	if starts[0].at > deadline+3*w.cfg.Pace+2*time.Second {
-		t.Errorf("b started at %v: slow, a's deadline was %v", starts[0].at, deadline)
-	}
-	t.Logf("a's deadline %v on b's clock; b started at %v", deadline, starts[0].at)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		w.start("a", nil)
+		w.run(2*time.Second, "a")
+		w.start("b", nil)
+		w.run(3*w.cfg.Timeout, "a", "b")
+		if n := len(w.eventsOf("b", "start")); n != 0 {
+			t.Fatalf("b started the package %d times while a's ticks went on", n)
+		}
+		// a's monitor dies (its clock stops: it does nothing more): b waits it out
+		offset := w.clocks["a"].Now().Sub(w.clocks["b"].Now()) // a's clock runs this much ahead
+		w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b")
+		starts := w.eventsOf("b", "start")
+		if len(starts) != 1 {
+			t.Fatalf("b did not take over once: %+v", w.events)
+		}
+		w.kv.mu.Lock()
+		ticks := w.kv.ticks["a"]
+		w.kv.mu.Unlock()
+		deadline := ticks[len(ticks)-1] - offset + w.cfg.Timeout // a's deadline, on b's clock
+		if starts[0].at <= deadline {
+			t.Fatalf("b started at %v, not after a's deadline %v (last tick + timeout)", starts[0].at, deadline)
+		}
+		if starts[0].at > deadline+3*w.cfg.Pace+2*time.Second {
+			t.Errorf("b started at %v: slow, a's deadline was %v", starts[0].at, deadline)
+		}
+		t.Logf("a's deadline %v on b's clock; b started at %v", deadline, starts[0].at)
+	})
 }
 
 // A takeover that cannot raise the generation does not start: with txn the raise is part
@@ -464,23 +436,25 @@ func TestSafetyStandbyWaits(t *testing.T) {
 // from before txn (one raise after the race), the monitor gives the package up and says
 // why.
 func TestSafetyNoGenerationNoStart(t *testing.T) {
-	for _, older := range []bool{false, true} {
-		w := newWorld(t)
-		w.kv.mem.noCounters = older
-		w.kv.failSwap["b"] = Key("web", "generation")
-		w.kv.mem.Do(context.Background(), api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")})
-		w.start("b", nil)
-		w.run(3*w.cfg.Timeout, "b")
-		if n := len(w.eventsOf("b", "start")); n != 0 {
-			t.Fatalf("older cluster %v: b started %d times without a new generation", older, n)
+	synctest.Test(t, func(t *testing.T) {
+		for _, older := range []bool{false, true} {
+			w := newWorld(t)
+			w.kv.mem.noCounters = older
+			w.kv.failSwap["b"] = Key("web", "generation")
+			w.kv.mem.Do(context.Background(), api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")})
+			w.start("b", nil)
+			w.run(3*w.cfg.Timeout, "b")
+			if n := len(w.eventsOf("b", "start")); n != 0 {
+				t.Fatalf("older cluster %v: b started %d times without a new generation", older, n)
+			}
+			s := NewStoreWith((&hostStore{s: w.kv, host: "check", clock: newFakeClock()}).Do, time.Second)
+			if h, _ := s.Get(context.Background(), Key("web", "history")); older && !strings.Contains(h, "could not raise the generation") {
+				t.Fatalf("history does not say why:\n%s", h)
+			}
+			w.stops["b"]()
+			delete(w.stops, "b")
 		}
-		s := NewStoreWith((&hostStore{s: w.kv, host: "check", clock: newFakeClock()}).Do, time.Second)
-		if h, _ := s.Get(context.Background(), Key("web", "history")); older && !strings.Contains(h, "could not raise the generation") {
-			t.Fatalf("history does not say why:\n%s", h)
-		}
-		w.stops["b"]()
-		delete(w.stops, "b")
-	}
+	})
 }
 
 // An owner frozen past the takeover (its clock stands still while the stand-by's goes
@@ -490,55 +464,57 @@ func TestSafetyNoGenerationNoStart(t *testing.T) {
 func TestSafetyFrozenOwnerWakes(t *testing.T) {
 	for _, fenced := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fencing=%v", fenced), func(t *testing.T) {
-			w := newWorld(t)
-			w.start("a", nil)
-			w.run(2*time.Second, "a")
-			var f *fakeFencer
-			var fence Fencer
-			if fenced {
-				f = &fakeFencer{w: w}
-				fence = f
-			}
-			w.start("b", fence)
-			w.run(2*time.Second, "a", "b")
-			w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b") // a frozen
-			if len(w.eventsOf("b", "start")) != 1 {
-				t.Fatalf("b did not take over from the frozen a: %+v", w.events)
-			}
-			before := len(w.eventsOf("a", ""))
-			w.clocks["a"].advance(w.cfg.Timeout + 3*w.cfg.Pace + 3*time.Second) // a wakes: its timers fire late
-			w.run(3*time.Second, "a", "b")
-			after := w.eventsOf("a", "")[before:]
-			for _, e := range after {
-				if e.verb == "start" {
-					t.Fatalf("the woken a started the package: %+v", after)
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(t)
+				w.start("a", nil)
+				w.run(2*time.Second, "a")
+				var f *fakeFencer
+				var fence Fencer
+				if fenced {
+					f = &fakeFencer{w: w}
+					fence = f
 				}
-			}
-			if !fenced && (len(after) == 0 || after[0].verb != "stop") {
-				t.Fatalf("the woken a did not stop the package first: %+v", after)
-			}
-			if fenced {
-				if tries := f.tries(); len(tries) != 1 || tries[0] != "a" {
-					t.Fatalf("b fenced %v, want [a]", tries)
+				w.start("b", fence)
+				w.run(2*time.Second, "a", "b")
+				w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b") // a frozen
+				if len(w.eventsOf("b", "start")) != 1 {
+					t.Fatalf("b did not take over from the frozen a: %+v", w.events)
 				}
-				// in call order: a's stop (by the fence) comes before b's start
-				running := map[string]bool{}
-				w.mu.Lock()
-				for _, e := range w.events {
-					switch e.verb {
-					case "start":
-						for h := range running {
-							if h != e.host {
-								t.Errorf("%s started while %s ran it: %+v", e.host, h, w.events)
-							}
-						}
-						running[e.host] = true
-					case "stop":
-						delete(running, e.host)
+				before := len(w.eventsOf("a", ""))
+				w.clocks["a"].advance(w.cfg.Timeout + 3*w.cfg.Pace + 3*time.Second) // a wakes: its timers fire late
+				w.run(3*time.Second, "a", "b")
+				after := w.eventsOf("a", "")[before:]
+				for _, e := range after {
+					if e.verb == "start" {
+						t.Fatalf("the woken a started the package: %+v", after)
 					}
 				}
-				w.mu.Unlock()
-			}
+				if !fenced && (len(after) == 0 || after[0].verb != "stop") {
+					t.Fatalf("the woken a did not stop the package first: %+v", after)
+				}
+				if fenced {
+					if tries := f.tries(); len(tries) != 1 || tries[0] != "a" {
+						t.Fatalf("b fenced %v, want [a]", tries)
+					}
+					// in call order: a's stop (by the fence) comes before b's start
+					running := map[string]bool{}
+					w.mu.Lock()
+					for _, e := range w.events {
+						switch e.verb {
+						case "start":
+							for h := range running {
+								if h != e.host {
+									t.Errorf("%s started while %s ran it: %+v", e.host, h, w.events)
+								}
+							}
+							running[e.host] = true
+						case "stop":
+							delete(running, e.host)
+						}
+					}
+					w.mu.Unlock()
+				}
+			})
 		})
 	}
 }
@@ -555,76 +531,82 @@ func (unreachable) FenceHost(context.Context, string) (decide.FenceResult, error
 // A previous owner that cannot be reached is fenced by fence_command, and a failed
 // fence_command means no start.
 func TestSafetyFenceCommand(t *testing.T) {
-	for _, tc := range []struct {
-		cmd    string
-		starts int
-	}{{"exit 1", 0}, {`[ "$LITE_RAFT_PKG_PREVIOUS_OWNER" = gone ] && [ "$LITE_RAFT_PKG_GENERATION" -gt 0 ]`, 1}} {
-		w := newWorldWith(t, func(c *Config) { c.FenceCommand = tc.cmd })
-		w.kv.mem.Do(context.Background(), api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")})
-		w.start("b", unreachable{})
-		w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b")
-		if n := len(w.eventsOf("b", "start")); n != tc.starts {
-			t.Fatalf("fence_command %q: %d starts, want %d\n%s", tc.cmd, n, tc.starts, w.logs.String())
+	synctest.Test(t, func(t *testing.T) {
+		for _, tc := range []struct {
+			cmd    string
+			starts int
+		}{{"exit 1", 0}, {`[ "$LITE_RAFT_PKG_PREVIOUS_OWNER" = gone ] && [ "$LITE_RAFT_PKG_GENERATION" -gt 0 ]`, 1}} {
+			w := newWorldWith(t, func(c *Config) { c.FenceCommand = tc.cmd })
+			w.kv.mem.Do(context.Background(), api.Request{Op: api.OpSet, Key: Key("web", "owner"), Value: []byte("gone")})
+			w.start("b", unreachable{})
+			w.run(w.cfg.Timeout+3*w.cfg.Pace+3*time.Second, "b")
+			if n := len(w.eventsOf("b", "start")); n != tc.starts {
+				t.Fatalf("fence_command %q: %d starts, want %d\n%s", tc.cmd, n, tc.starts, w.logs.String())
+			}
+			w.stops["b"]()
+			delete(w.stops, "b")
 		}
-		w.stops["b"]()
-		delete(w.stops, "b")
-	}
+	})
 }
 
 // The owner arms its watchdog when it takes over, feeds it after each tick that reached
 // the store, and disarms it (the magic close) when it gives the package up cleanly; a
 // monitor that dies leaves it armed, and the host resets.
 func TestSafetyWatchdog(t *testing.T) {
-	dev := &fakeDevice{}
-	useFakeWatchdog(t, dev)
-	w := newWorldWith(t, func(c *Config) { c.Watchdog = "/dev/watchdog" })
-	w.start("a", nil)
-	w.run(5*time.Second, "a")
-	if feeds, closed, _ := dev.state(); feeds < 4 || closed {
-		t.Fatalf("after 5 paces as owner the watchdog got %d feeds, closed %v: want a feed per tick, armed", feeds, closed)
-	}
-	w.stops["a"]() // pkg stop: a stops the package and gives it up
-	delete(w.stops, "a")
-	if _, closed, magic := dev.state(); !closed || !magic {
-		t.Fatalf("the watchdog was not disarmed when the package was given up: closed %v, magic %v", closed, magic)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dev := &fakeDevice{}
+		useFakeWatchdog(t, dev)
+		w := newWorldWith(t, func(c *Config) { c.Watchdog = "/dev/watchdog" })
+		w.start("a", nil)
+		w.run(5*time.Second, "a")
+		if feeds, closed, _ := dev.state(); feeds < 4 || closed {
+			t.Fatalf("after 5 paces as owner the watchdog got %d feeds, closed %v: want a feed per tick, armed", feeds, closed)
+		}
+		w.stops["a"]() // pkg stop: a stops the package and gives it up
+		delete(w.stops, "a")
+		if _, closed, magic := dev.state(); !closed || !magic {
+			t.Fatalf("the watchdog was not disarmed when the package was given up: closed %v, magic %v", closed, magic)
+		}
+	})
 }
 
 // A slow store: answers that take longer than a pace leave the owner in place (its
 // ticks still land well within timeout), and answers slower than its deadline make it
 // stop in time; the stand-by takes over only after the owner's deadline.
 func TestSafetySlowStore(t *testing.T) {
-	w := newWorld(t)
-	w.start("a", nil)
-	w.run(2*time.Second, "a")
-	w.start("b", nil)
-	w.kv.mu.Lock()
-	w.kv.delay["a"] = 3 * w.cfg.Pace / 2
-	w.kv.mu.Unlock()
-	w.run(3*w.cfg.Timeout, "a", "b")
-	if n := len(w.eventsOf("b", "start")); n != 0 || len(w.eventsOf("a", "stop")) != 0 {
-		t.Fatalf("answers 1.5 paces late moved the package: %+v\n%s", w.events, w.logs.String())
-	}
-	w.kv.mu.Lock()
-	w.kv.delay["a"] = 2 * w.cfg.Timeout
-	w.kv.mu.Unlock()
-	offset := w.clocks["a"].Now().Sub(w.clocks["b"].Now())
-	w.run(3*w.cfg.Timeout, "a", "b")
-	w.kv.mu.Lock()
-	ticks := w.kv.ticks["a"]
-	w.kv.mu.Unlock()
-	last := ticks[len(ticks)-1]
-	stops, starts := w.eventsOf("a", "stop"), w.eventsOf("b", "start")
-	if len(stops) == 0 || len(starts) != 1 {
-		t.Fatalf("with answers later than the deadline: a stopped %d times, b started %d times\n%+v", len(stops), len(starts), w.events)
-	}
-	if stops[0].at > last+w.cfg.Timeout-w.cfg.StopTimeout {
-		t.Fatalf("a began stopping at %v, after its last tick %v + timeout - stop_timeout", stops[0].at, last)
-	}
-	if deadline := last - offset + w.cfg.Timeout; starts[0].at <= deadline {
-		t.Fatalf("b started at %v, not after a's deadline %v", starts[0].at, deadline)
-	}
-	if stops[0].seq > starts[0].seq {
-		t.Fatalf("b started before a stopped: %+v", w.events)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		w.start("a", nil)
+		w.run(2*time.Second, "a")
+		w.start("b", nil)
+		w.kv.mu.Lock()
+		w.kv.delay["a"] = 3 * w.cfg.Pace / 2
+		w.kv.mu.Unlock()
+		w.run(3*w.cfg.Timeout, "a", "b")
+		if n := len(w.eventsOf("b", "start")); n != 0 || len(w.eventsOf("a", "stop")) != 0 {
+			t.Fatalf("answers 1.5 paces late moved the package: %+v\n%s", w.events, w.logs.String())
+		}
+		w.kv.mu.Lock()
+		w.kv.delay["a"] = 2 * w.cfg.Timeout
+		w.kv.mu.Unlock()
+		offset := w.clocks["a"].Now().Sub(w.clocks["b"].Now())
+		w.run(3*w.cfg.Timeout, "a", "b")
+		w.kv.mu.Lock()
+		ticks := w.kv.ticks["a"]
+		w.kv.mu.Unlock()
+		last := ticks[len(ticks)-1]
+		stops, starts := w.eventsOf("a", "stop"), w.eventsOf("b", "start")
+		if len(stops) == 0 || len(starts) != 1 {
+			t.Fatalf("with answers later than the deadline: a stopped %d times, b started %d times\n%+v", len(stops), len(starts), w.events)
+		}
+		if stops[0].at > last+w.cfg.Timeout-w.cfg.StopTimeout {
+			t.Fatalf("a began stopping at %v, after its last tick %v + timeout - stop_timeout", stops[0].at, last)
+		}
+		if deadline := last - offset + w.cfg.Timeout; starts[0].at <= deadline {
+			t.Fatalf("b started at %v, not after a's deadline %v", starts[0].at, deadline)
+		}
+		if stops[0].seq > starts[0].seq {
+			t.Fatalf("b started before a stopped: %+v", w.events)
+		}
+	})
 }

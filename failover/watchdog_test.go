@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -85,26 +86,28 @@ func useFakeWatchdog(t *testing.T, dev *fakeDevice) {
 // A failed stop leaves the watchdog armed: fed no more, never stopped with the magic
 // character, so the host resets unless someone fences it first.
 func TestWatchdogArmedAfterFailedStop(t *testing.T) {
-	dev := &fakeDevice{}
-	useFakeWatchdog(t, dev)
-	w := newWorldWith(t, func(c *Config) { c.Watchdog = "/dev/watchdog" })
-	w.start("a", nil)
-	w.run(3*time.Second, "a")
-	w.mu.Lock()
-	w.stopFails["a"] = true
-	w.mu.Unlock()
-	w.stops["a"]() // pkg stop: the stop fails
-	delete(w.stops, "a")
-	feeds, _, magic := dev.state()
-	if magic {
-		t.Fatal("after a failed stop the watchdog was stopped (magic close): want it armed")
-	}
-	if feeds == 0 {
-		t.Fatal("the watchdog was never fed")
-	}
-	if !keepers.(*localArmer).keeper("/dev/watchdog").Armed() {
-		t.Fatal("the keeper forgot the package after its failed stop")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dev := &fakeDevice{}
+		useFakeWatchdog(t, dev)
+		w := newWorldWith(t, func(c *Config) { c.Watchdog = "/dev/watchdog" })
+		w.start("a", nil)
+		w.run(3*time.Second, "a")
+		w.mu.Lock()
+		w.stopFails["a"] = true
+		w.mu.Unlock()
+		w.stops["a"]() // pkg stop: the stop fails
+		delete(w.stops, "a")
+		feeds, _, magic := dev.state()
+		if magic {
+			t.Fatal("after a failed stop the watchdog was stopped (magic close): want it armed")
+		}
+		if feeds == 0 {
+			t.Fatal("the watchdog was never fed")
+		}
+		if !keepers.(*localArmer).keeper("/dev/watchdog").Armed() {
+			t.Fatal("the keeper forgot the package after its failed stop")
+		}
+	})
 }
 
 // The timeout in force is what the driver reports: one rounded up past timeout - pace
@@ -121,25 +124,27 @@ func TestWatchdogReadBack(t *testing.T) {
 		{"one second", func(int) int { return 1 }, 0}, // at most two paces: resets a healthy host
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dev := &fakeDevice{clamp: tc.clamp}
-			useFakeWatchdog(t, dev)
-			w := newWorldWith(t, func(c *Config) { c.Watchdog = "/dev/watchdog" })
-			w.start("a", nil)
-			w.run(3*time.Second, "a")
-			if n := len(w.eventsOf("a", "start")); n != tc.starts {
-				t.Fatalf("%d starts, want %d\n%s", n, tc.starts, w.logs.String())
-			}
-			_, closed, magic := dev.state()
-			if tc.starts == 0 {
-				if h := w.get("history"); !strings.Contains(h, "watchdog unavailable") || !strings.Contains(h, "the driver set its timeout") {
-					t.Fatalf("the history does not say why:\n%s", h)
+			synctest.Test(t, func(t *testing.T) {
+				dev := &fakeDevice{clamp: tc.clamp}
+				useFakeWatchdog(t, dev)
+				w := newWorldWith(t, func(c *Config) { c.Watchdog = "/dev/watchdog" })
+				w.start("a", nil)
+				w.run(3*time.Second, "a")
+				if n := len(w.eventsOf("a", "start")); n != tc.starts {
+					t.Fatalf("%d starts, want %d\n%s", n, tc.starts, w.logs.String())
 				}
-				if !closed || !magic {
-					t.Fatalf("a refused watchdog is left armed (closed %v, magic %v): the host would reset", closed, magic)
+				_, closed, magic := dev.state()
+				if tc.starts == 0 {
+					if h := w.get("history"); !strings.Contains(h, "watchdog unavailable") || !strings.Contains(h, "the driver set its timeout") {
+						t.Fatalf("the history does not say why:\n%s", h)
+					}
+					if !closed || !magic {
+						t.Fatalf("a refused watchdog is left armed (closed %v, magic %v): the host would reset", closed, magic)
+					}
+				} else if closed {
+					t.Fatal("the watchdog in use was closed")
 				}
-			} else if closed {
-				t.Fatal("the watchdog in use was closed")
-			}
+			})
 		})
 	}
 }
