@@ -530,9 +530,14 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 				if won {
 					hb.mu.Lock()
 					hb.tick, hb.lastOK, hb.published = cur+1, sent, publish
-					wd := hb.watchdog
+					wd, pace := hb.watchdog, hb.rules.Pace
 					hb.mu.Unlock()
-					if err := wd.feed(); err != nil {
+					// the watchdog counts from the feed, the deadline from the send: an
+					// answer that took longer than a pace feeds nothing, so the host still
+					// resets within timeout - pace of a send the store confirmed
+					if m.now()-sent > pace {
+						m.Log.Printf("%s: the tick's answer took %v: the watchdog is not fed for it", m.Name, m.now()-sent)
+					} else if err := wd.feed(); err != nil {
 						m.Log.Printf("%s: feed the watchdog: %v", m.Name, err)
 					}
 				}

@@ -177,3 +177,29 @@ func TestWatchdogConfigRoom(t *testing.T) {
 		}
 	}
 }
+
+// A tick whose answer took longer than a pace feeds no watchdog: the watchdog counts from
+// the feed, the deadline from the send, so feeding on a late answer would let the host
+// run past its deadline. Planted (fed whatever the answer's age): the feeds went on.
+func TestWatchdogNotFedByLateTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dev := &fakeDevice{}
+		useFakeWatchdog(t, dev)
+		w := newWorldWith(t, func(c *Config) { c.Watchdog = "/dev/watchdog" })
+		w.start("a", nil)
+		w.run(3*time.Second, "a")
+		before, _, _ := dev.state()
+		if before == 0 {
+			t.Fatal("the watchdog was never fed")
+		}
+		w.kv.mu.Lock()
+		w.kv.delay["a"] = 3 * w.cfg.Pace / 2 // every answer 1.5 paces late, well within timeout
+		w.kv.mu.Unlock()
+		w.run(w.cfg.Pace/2, "a") // an answer sent before the delay lands
+		before, _, _ = dev.state()
+		w.run(6*time.Second, "a")
+		if after, _, _ := dev.state(); after > before {
+			t.Fatalf("answers 1.5 paces late fed the watchdog %d times", after-before)
+		}
+	})
+}
