@@ -133,7 +133,13 @@ func TestRollingUpgrade(t *testing.T) {
 	c.expect(old, "./lite-raft-client get b", 0, "1")
 	c.expect(h2, "./lite-raft-client exists b", 0, "")
 	c.expect(h2, "./lite-raft-client create b 2", 13, "")
-	c.expect(old, "./lite-raft-client if b = 1 unset", 0, "")
+	// a leader elected since the upgrade (a loaded machine) refuses new commands (exit 14,
+	// nothing written) until every member's stream has said what it understands: which
+	// comes within a heartbeat or two
+	c.eventually(10*time.Second, "if b = 1 unset on the upgraded cluster", func() (bool, string) {
+		_, errOut, code := c.lr(old, "./lite-raft-client if b = 1 unset")
+		return code == 0, fmt.Sprintf("exit %d %s", code, strings.TrimSpace(errOut))
+	})
 	for _, h := range c.Hosts {
 		c.expect(h, "./lite-raft-client get a", 0, "2")
 		c.expect(h, "./lite-raft-client get b", 9, "")
