@@ -53,17 +53,119 @@ func (r *changeRing) reset(index uint64) {
 	r.ch, r.bytes, r.since = nil, 0, index
 }
 
-// record notes what an applied command changed, as the store reports it (no command
-// needs code here), and wakes the watches those changes answer.
+// record notes what an applied command changed (the changes of one entry), as the store
+// reports it (no command needs code here), and wakes the watches those changes answer:
+// found through the index of parked watches, by each change's key and the folders above
+// it, so a change costs the same however many watches wait and however long they have.
 func (c *Core) record(changes []api.Change) {
+	var woken []*waiter
 	for _, ch := range changes {
 		c.changes.add(ch)
 		if len(c.watches[ch.Key]) > 0 {
 			c.wakeWatches(ch.Key)
 		}
+		woken = c.logWatches.take(ch.Key, woken)
 	}
-	if len(changes) > 0 && len(c.logWatches) > 0 {
-		c.wakeLogWatches()
+	for _, w := range woken {
+		if w.replied {
+			continue
+		}
+		// Nothing it asked for changed between where it asked from and this entry (it
+		// would have been answered then), so it looks from just before this entry: no
+		// rescan of the changes that went by while it waited. Never back from where it
+		// asked (a member behind the index asked from).
+		if len(changes) > 0 {
+			w.watchFrom = max(w.watchFrom, changes[0].Index-1)
+		}
+		c.logWatch(w)
+	}
+}
+
+// parkedWatches indexes the watches that wait for a change: by exact key, and by folder
+// (its name with the trailing slash; "" for everything), so that a change finds the
+// watches it concerns by its key and its parent folders alone.
+type parkedWatches struct {
+	keys    map[string][]*waiter
+	folders map[string][]*waiter
+	n       int
+}
+
+// watchFolder says whether pattern names a folder, and which ("" for everything).
+func watchFolder(pattern string) (string, bool) {
+	if pattern == "" || pattern == "/" {
+		return "", true
+	}
+	if strings.HasSuffix(pattern, "/") {
+		return pattern, true
+	}
+	return "", false
+}
+
+func (p *parkedWatches) park(w *waiter) {
+	if p.keys == nil {
+		p.keys, p.folders = map[string][]*waiter{}, map[string][]*waiter{}
+	}
+	if f, ok := watchFolder(w.req.Key); ok {
+		p.folders[f] = append(p.folders[f], w)
+	} else {
+		p.keys[w.req.Key] = append(p.keys[w.req.Key], w)
+	}
+	p.n++
+}
+
+// take removes the watches a change of key concerns and appends them to out: those of
+// the key, of each folder above it, and of everything. Each is taken once, so a watch
+// concerned by several changes of one entry is answered once, with all of them.
+func (p *parkedWatches) take(key string, out []*waiter) []*waiter {
+	if p.n == 0 {
+		return out
+	}
+	out = p.takeFrom(p.keys, key, out)
+	out = p.takeFrom(p.folders, "", out)
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			out = p.takeFrom(p.folders, key[:i+1], out)
+		}
+	}
+	return out
+}
+
+func (p *parkedWatches) takeFrom(m map[string][]*waiter, k string, out []*waiter) []*waiter {
+	ws, ok := m[k]
+	if !ok {
+		return out
+	}
+	delete(m, k)
+	p.n -= len(ws)
+	return append(out, ws...)
+}
+
+// all removes and returns every parked watch, in an order that depends only on the
+// core's state (keys, then folders, each sorted).
+func (p *parkedWatches) all() []*waiter {
+	var out []*waiter
+	for _, m := range []map[string][]*waiter{p.keys, p.folders} {
+		for _, k := range sortedKeys(m) {
+			out = append(out, m[k]...)
+		}
+	}
+	p.keys, p.folders, p.n = nil, nil, 0
+	return out
+}
+
+// expire keeps the watches keep keeps (it answers those whose time ran out).
+func (p *parkedWatches) expire(keep func([]*waiter) []*waiter) {
+	for _, m := range []map[string][]*waiter{p.keys, p.folders} {
+		for _, k := range sortedKeys(m) {
+			before := len(m[k])
+			ws := keep(m[k])
+			p.n -= before - len(ws)
+			if len(ws) == 0 {
+				delete(m, k)
+			} else {
+				m[k] = ws
+			}
+		}
 	}
 }
 
@@ -101,6 +203,7 @@ func (c *Core) logWatch(w *waiter) {
 	start := searchChanges(c.changes.ch, from)
 	through := c.applied
 	for _, ch := range c.changes.ch[start:] {
+		c.watchScanned++
 		if !matches(w.req.Key, ch.Key) {
 			continue
 		}
@@ -114,7 +217,7 @@ func (c *Core) logWatch(w *waiter) {
 		size += len(ch.Value) + len(ch.Key)
 	}
 	if len(out) == 0 {
-		c.logWatches = append(c.logWatches, w)
+		c.logWatches.park(w)
 		return
 	}
 	c.reply(w, api.Response{Value: api.EncodeChanges(out), Msg: strconv.FormatUint(through, 10)})
@@ -134,11 +237,10 @@ func searchChanges(ch []api.Change, index uint64) int {
 	return lo
 }
 
-// wakeLogWatches answers the parked watches that have changes now.
+// wakeLogWatches answers every parked watch again (a snapshot replaced the changes they
+// wait after: those from before it are told so).
 func (c *Core) wakeLogWatches() {
-	ws := c.logWatches
-	c.logWatches = nil
-	for _, w := range ws {
+	for _, w := range c.logWatches.all() {
 		if !w.replied {
 			c.logWatch(w)
 		}
