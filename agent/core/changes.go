@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"lite-raft/api"
+	"lite-raft/kvstore"
+	"lite-raft/raftcore"
 )
 
 // The changes ring is what `watch` reads: every change the state machine made, as it
@@ -13,7 +15,9 @@ import (
 // lease's keys), in index order. The log alone could not say: whether an `if` held
 // depends on the state of its time. The ring lives in memory and is bounded; a watch
 // asking from before what it holds is told so (compacted) rather than given a gap. After
-// a restart the ring refills from the log replayed since the snapshot.
+// a restart the ring refills with what the entries after the snapshot change as they are
+// applied again, and the driver rebuilds the changes of the entries the log holds before
+// that snapshot with a Replay from the snapshot before it (the log is kept from there).
 
 // Bounds of the ring: changes and bytes of values.
 const (
@@ -245,4 +249,62 @@ func (c *Core) wakeLogWatches() {
 			c.logWatch(w)
 		}
 	}
+}
+
+// Replay rebuilds, at a restart, the changes of the entries the log holds before the
+// snapshot the state machine starts from. An entry alone does not say what it changed
+// (an `if` that failed, a `create` of a key that was there, the keys a revoke took), but
+// applied again to the state it was applied to, it changes exactly that again: the
+// driver loads the snapshot the log starts from (the one before the latest) into a
+// scratch store, hands the entries from there to the latest snapshot to Apply, in order
+// and in as many batches as it likes, and gives the result to the core with LoadReplay
+// before anything else. The changes are bounded as the core's are (the oldest go).
+type Replay struct {
+	kv   *kvstore.Store
+	ring changeRing
+	next uint64 // the index the next entry must have
+}
+
+// NewReplay starts a replay from kv, the state machine as of index since (a scratch
+// store: Apply changes it).
+func NewReplay(kv *kvstore.Store, since uint64) *Replay {
+	return &Replay{kv: kv, ring: changeRing{since: since}, next: since + 1}
+}
+
+// Apply applies the next entries of the log to the scratch store and keeps what they
+// changed, as the core's apply does.
+func (r *Replay) Apply(ents []raftcore.Entry) error {
+	for _, e := range ents {
+		if e.Index != r.next {
+			return fmt.Errorf("replay the log for watch: entry %d where %d was due", e.Index, r.next)
+		}
+		r.next++
+		if e.Type == raftcore.EntryMembership || len(e.Data) == 0 {
+			continue
+		}
+		cmd, err := kvstore.Decode(e.Data)
+		if err != nil {
+			return fmt.Errorf("replay the log for watch: entry %d: %w", e.Index, err)
+		}
+		for _, ch := range r.kv.Apply(e.Index, cmd).Changes {
+			r.ring.add(ch)
+		}
+	}
+	return nil
+}
+
+// Next is the index of the entry Apply wants next.
+func (r *Replay) Next() uint64 { return r.next }
+
+// LoadReplay gives a core just made the changes a replay rebuilt, which must run up to
+// the snapshot the core starts from: watches from as far back as the replay began are
+// served, not refused with 17.
+func (c *Core) LoadReplay(r *Replay) error {
+	if r.next != c.changes.since+1 || len(c.changes.ch) > 0 || c.applied != c.changes.since {
+		return fmt.Errorf("load the replayed changes: they run to index %d, the core starts after %d (with %d changes, applied %d)",
+			r.next-1, c.changes.since, len(c.changes.ch), c.applied)
+	}
+	c.changes = r.ring
+	r.kv, r.ring = nil, changeRing{}
+	return nil
 }

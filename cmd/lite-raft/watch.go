@@ -29,8 +29,9 @@ in log order, one a line:
 N is the log index of the change. It never skips one: it asks from the index of the last
 change it printed, so it resumes after a lost connection, and through lite-raft-remote on
 another member. --from N starts after index N (0 and an older N need the member to still
-keep them: it keeps the last 100,000 changes, and those since its restart); a watch that
-asks from before what the member keeps exits 17 rather than skip. --once exits after the
+keep them: it keeps the changes of the entries its log holds, across restarts, the last
+100,000 at most); a watch that asks from before what the member keeps exits 17 rather
+than skip. --once exits after the
 first change. With -- COMMAND it runs COMMAND for each change (one at a time), with
 LITE_RAFT_WATCH_INDEX, LITE_RAFT_WATCH_EVENT (set or deleted), LITE_RAFT_WATCH_KEY and
 LITE_RAFT_WATCH_VALUE in its environment, instead of printing; the value is on its
