@@ -214,6 +214,7 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 	if err != nil {
 		return err
 	}
+	a.replayChanges(st)
 	a.peers = newPeerVersions(a.dir, a.log)
 	for _, v := range a.peers.load() {
 		a.core.PeerVersion(0, v)

@@ -27,6 +27,9 @@ type MemStorage struct {
 	commit uint64
 	// FailCompact, if set, is returned by WriteSnapshot (a full disk, say).
 	FailCompact error
+	// the snapshot a newer one of the agent's own replaced (PreviousSnapshotData)
+	prev     *raftcore.Snapshot
+	prevData []byte
 }
 
 // NewMemStorage is a first boot with the given voters.
@@ -40,6 +43,9 @@ func (m *MemStorage) Save(hs *raftcore.HardState, chunks []raftcore.SnapshotChun
 	defer m.mu.Unlock()
 	if hs != nil {
 		m.hs = *hs
+	}
+	if snap != nil {
+		m.prev, m.prevData = nil, nil // the log it ran from is gone
 	}
 	return m.store.Save(raftcore.Ready{SnapshotChunks: chunks, Snapshot: snap, Entries: ents})
 }
@@ -74,6 +80,8 @@ func (m *MemStorage) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Wri
 		if cur, _ := m.store.Snapshot(); s.Meta.Index <= cur.Meta.Index {
 			return fmt.Errorf("compact to %d: a newer snapshot (%d) is stored", s.Meta.Index, cur.Meta.Index)
 		}
+		cur, data := m.store.Snapshot()
+		m.prev, m.prevData = &cur, data
 		m.store.TakeSnapshot(s, b.Bytes())
 		return nil
 	}, nil
@@ -91,6 +99,15 @@ func (m *MemStorage) SnapshotData() (io.ReadCloser, raftcore.Snapshot, error) {
 	defer m.mu.Unlock()
 	s, data := m.store.Snapshot()
 	return io.NopCloser(bytes.NewReader(data)), s, nil
+}
+
+func (m *MemStorage) PreviousSnapshotData() (io.ReadCloser, raftcore.Snapshot, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.prev == nil {
+		return nil, raftcore.Snapshot{}, errors.New("no previous snapshot")
+	}
+	return io.NopCloser(bytes.NewReader(m.prevData)), *m.prev, nil
 }
 
 func (m *MemStorage) SaveCommit(c uint64) error {

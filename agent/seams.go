@@ -52,6 +52,10 @@ type Storage interface {
 	CompactLog(keepFrom uint64) error
 	// SnapshotData reads the stored snapshot's data back (to load the state machine).
 	SnapshotData() (io.ReadCloser, raftcore.Snapshot, error)
+	// PreviousSnapshotData reads back the snapshot before the latest, kept when the
+	// latest replaced it (the log runs from it: a restart replays the log from it to know
+	// what each entry changed, for watch); an error when there is none.
+	PreviousSnapshotData() (io.ReadCloser, raftcore.Snapshot, error)
 	// SaveCommit records a hint of the commit index for the next start (not fsynced).
 	SaveCommit(c uint64) error
 	Close() error

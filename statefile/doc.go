@@ -20,6 +20,10 @@
 //     kept open while a transfer lasts so that a newer snapshot does not pull it away. A
 //     snapshot arriving from the leader is written piece by piece to incoming.partial,
 //     which a restart resumes from, and renamed into place once whole and checked.
+//     snapshot.previous is the one before the latest, linked there when the node's own
+//     newer one replaces it: the log runs from it, and a restart applies the log again
+//     from it to learn what each entry changed (watch --from); it goes when a snapshot
+//     replaces the log.
 //
 // The Store is also the node's raftcore.Storage: entries are read back from the log by
 // their offsets, only the bytes asked for, so the node keeps only recent entries in

@@ -33,6 +33,8 @@ const snapshotMagic = "lite-raft snapshot v1"
 
 const (
 	snapshotFile = "snapshot"
+	// previousFile is the snapshot before the latest (snapshot.go, keepPrevious)
+	previousFile = "snapshot.previous"
 	incomingFile = "incoming.partial"
 	metaFile     = "meta"
 	maxHeader    = 64 << 10
@@ -510,6 +512,48 @@ func (s *Store) SnapshotData() (io.ReadCloser, raftcore.Snapshot, error) {
 	f, snap, hlen, err := openSnapshotFile(s.path(SnapshotDir, snapshotFile))
 	if err != nil {
 		return nil, snap, fmt.Errorf("open the snapshot: %w", err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{bufio.NewReaderSize(io.NewSectionReader(f, hlen, int64(snap.Size)), 256<<10), f}, snap, nil
+}
+
+// keepPrevious links the snapshot in place to snapshot.previous, before a newer one of
+// the node's own replaces it. The log is kept from that snapshot on (raftcore's
+// KeepPrevious), and an entry alone does not say what it changed: a restart applies the
+// log again from this snapshot to a scratch store to know what each entry changed, so
+// that watch --from serves everything the log holds. Best effort, and never fsynced: a
+// restart without it serves the changes since the latest snapshot only. A link costs no
+// space until the newer snapshot is in place, and then one snapshot more.
+func (s *Store) keepPrevious() {
+	cur, prev := s.path(SnapshotDir, snapshotFile), s.path(SnapshotDir, previousFile)
+	tmp := s.path(SnapshotDir, "."+previousFile+".tmp")
+	os.Remove(tmp)
+	if os.Link(cur, tmp) == nil && os.Rename(tmp, prev) != nil {
+		os.Remove(tmp)
+	}
+}
+
+// dropPrevious removes snapshot.previous when the log no longer runs from it (a snapshot
+// that replaced the log): a replay from it would apply entries to a state they do not
+// follow. Best effort too: the replay also checks that the log runs from it.
+func (s *Store) dropPrevious() {
+	os.Remove(s.path(SnapshotDir, previousFile))
+}
+
+// PreviousSnapshotData opens the snapshot before the latest (to replay the log from it)
+// and describes it, once its data is checked: a damaged one must not replay into wrong
+// changes. An error matching os.ErrNotExist says there is none.
+func (s *Store) PreviousSnapshotData() (io.ReadCloser, raftcore.Snapshot, error) {
+	path := s.path(SnapshotDir, previousFile)
+	f, snap, hlen, err := openSnapshotFile(path)
+	if err != nil {
+		return nil, snap, fmt.Errorf("open the previous snapshot: %w", err)
+	}
+	if err := checkSnapshotData(f, snap, hlen); err != nil {
+		f.Close()
+		return nil, snap, err
 	}
 	return struct {
 		io.Reader

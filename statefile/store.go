@@ -192,6 +192,7 @@ func (s *Store) Save(hs *raftcore.HardState, chunks []raftcore.SnapshotChunk, sn
 			return err
 		}
 		s.snap = *snap
+		s.dropPrevious() // the log it ran from is gone
 		if err := s.log.Reset(); err != nil {
 			return err
 		}
@@ -231,6 +232,7 @@ func (s *Store) WriteSnapshot(meta raftcore.SnapshotMeta, write func(io.Writer) 
 			p.discard()
 			return fmt.Errorf("compact to %d: %w (the snapshot is at %d)", meta.Index, ErrStaleSnapshot, s.snap.Meta.Index)
 		}
+		s.keepPrevious()
 		if err := p.commit(); err != nil {
 			if errors.Is(err, errInPlace) {
 				// The file in place is the new snapshot, not durably, and the snapshot
@@ -272,6 +274,7 @@ func (s *Store) ReplaceWithSnapshot(meta raftcore.SnapshotMeta, write func(io.Wr
 		return err
 	}
 	s.snap = p.snap
+	s.dropPrevious() // of another history
 	return s.log.Reset()
 }
 

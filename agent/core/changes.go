@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"lite-raft/api"
+	"lite-raft/kvstore"
+	"lite-raft/raftcore"
 )
 
 // The changes ring is what `watch` reads: every change the state machine made, as it
@@ -13,7 +15,9 @@ import (
 // lease's keys), in index order. The log alone could not say: whether an `if` held
 // depends on the state of its time. The ring lives in memory and is bounded; a watch
 // asking from before what it holds is told so (compacted) rather than given a gap. After
-// a restart the ring refills from the log replayed since the snapshot.
+// a restart the ring refills with what the entries after the snapshot change as they are
+// applied again, and the driver rebuilds the changes of the entries the log holds before
+// that snapshot with a Replay from the snapshot before it (the log is kept from there).
 
 // Bounds of the ring: changes and bytes of values.
 const (
@@ -53,17 +57,119 @@ func (r *changeRing) reset(index uint64) {
 	r.ch, r.bytes, r.since = nil, 0, index
 }
 
-// record notes what an applied command changed, as the store reports it (no command
-// needs code here), and wakes the watches those changes answer.
+// record notes what an applied command changed (the changes of one entry), as the store
+// reports it (no command needs code here), and wakes the watches those changes answer:
+// found through the index of parked watches, by each change's key and the folders above
+// it, so a change costs the same however many watches wait and however long they have.
 func (c *Core) record(changes []api.Change) {
+	var woken []*waiter
 	for _, ch := range changes {
 		c.changes.add(ch)
 		if len(c.watches[ch.Key]) > 0 {
 			c.wakeWatches(ch.Key)
 		}
+		woken = c.logWatches.take(ch.Key, woken)
 	}
-	if len(changes) > 0 && len(c.logWatches) > 0 {
-		c.wakeLogWatches()
+	for _, w := range woken {
+		if w.replied {
+			continue
+		}
+		// Nothing it asked for changed between where it asked from and this entry (it
+		// would have been answered then), so it looks from just before this entry: no
+		// rescan of the changes that went by while it waited. Never back from where it
+		// asked (a member behind the index asked from).
+		if len(changes) > 0 {
+			w.watchFrom = max(w.watchFrom, changes[0].Index-1)
+		}
+		c.logWatch(w)
+	}
+}
+
+// parkedWatches indexes the watches that wait for a change: by exact key, and by folder
+// (its name with the trailing slash; "" for everything), so that a change finds the
+// watches it concerns by its key and its parent folders alone.
+type parkedWatches struct {
+	keys    map[string][]*waiter
+	folders map[string][]*waiter
+	n       int
+}
+
+// watchFolder says whether pattern names a folder, and which ("" for everything).
+func watchFolder(pattern string) (string, bool) {
+	if pattern == "" || pattern == "/" {
+		return "", true
+	}
+	if strings.HasSuffix(pattern, "/") {
+		return pattern, true
+	}
+	return "", false
+}
+
+func (p *parkedWatches) park(w *waiter) {
+	if p.keys == nil {
+		p.keys, p.folders = map[string][]*waiter{}, map[string][]*waiter{}
+	}
+	if f, ok := watchFolder(w.req.Key); ok {
+		p.folders[f] = append(p.folders[f], w)
+	} else {
+		p.keys[w.req.Key] = append(p.keys[w.req.Key], w)
+	}
+	p.n++
+}
+
+// take removes the watches a change of key concerns and appends them to out: those of
+// the key, of each folder above it, and of everything. Each is taken once, so a watch
+// concerned by several changes of one entry is answered once, with all of them.
+func (p *parkedWatches) take(key string, out []*waiter) []*waiter {
+	if p.n == 0 {
+		return out
+	}
+	out = p.takeFrom(p.keys, key, out)
+	out = p.takeFrom(p.folders, "", out)
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			out = p.takeFrom(p.folders, key[:i+1], out)
+		}
+	}
+	return out
+}
+
+func (p *parkedWatches) takeFrom(m map[string][]*waiter, k string, out []*waiter) []*waiter {
+	ws, ok := m[k]
+	if !ok {
+		return out
+	}
+	delete(m, k)
+	p.n -= len(ws)
+	return append(out, ws...)
+}
+
+// all removes and returns every parked watch, in an order that depends only on the
+// core's state (keys, then folders, each sorted).
+func (p *parkedWatches) all() []*waiter {
+	var out []*waiter
+	for _, m := range []map[string][]*waiter{p.keys, p.folders} {
+		for _, k := range sortedKeys(m) {
+			out = append(out, m[k]...)
+		}
+	}
+	p.keys, p.folders, p.n = nil, nil, 0
+	return out
+}
+
+// expire keeps the watches keep keeps (it answers those whose time ran out).
+func (p *parkedWatches) expire(keep func([]*waiter) []*waiter) {
+	for _, m := range []map[string][]*waiter{p.keys, p.folders} {
+		for _, k := range sortedKeys(m) {
+			before := len(m[k])
+			ws := keep(m[k])
+			p.n -= before - len(ws)
+			if len(ws) == 0 {
+				delete(m, k)
+			} else {
+				m[k] = ws
+			}
+		}
 	}
 }
 
@@ -101,6 +207,7 @@ func (c *Core) logWatch(w *waiter) {
 	start := searchChanges(c.changes.ch, from)
 	through := c.applied
 	for _, ch := range c.changes.ch[start:] {
+		c.watchScanned++
 		if !matches(w.req.Key, ch.Key) {
 			continue
 		}
@@ -114,7 +221,7 @@ func (c *Core) logWatch(w *waiter) {
 		size += len(ch.Value) + len(ch.Key)
 	}
 	if len(out) == 0 {
-		c.logWatches = append(c.logWatches, w)
+		c.logWatches.park(w)
 		return
 	}
 	c.reply(w, api.Response{Value: api.EncodeChanges(out), Msg: strconv.FormatUint(through, 10)})
@@ -134,13 +241,70 @@ func searchChanges(ch []api.Change, index uint64) int {
 	return lo
 }
 
-// wakeLogWatches answers the parked watches that have changes now.
+// wakeLogWatches answers every parked watch again (a snapshot replaced the changes they
+// wait after: those from before it are told so).
 func (c *Core) wakeLogWatches() {
-	ws := c.logWatches
-	c.logWatches = nil
-	for _, w := range ws {
+	for _, w := range c.logWatches.all() {
 		if !w.replied {
 			c.logWatch(w)
 		}
 	}
+}
+
+// Replay rebuilds, at a restart, the changes of the entries the log holds before the
+// snapshot the state machine starts from. An entry alone does not say what it changed
+// (an `if` that failed, a `create` of a key that was there, the keys a revoke took), but
+// applied again to the state it was applied to, it changes exactly that again: the
+// driver loads the snapshot the log starts from (the one before the latest) into a
+// scratch store, hands the entries from there to the latest snapshot to Apply, in order
+// and in as many batches as it likes, and gives the result to the core with LoadReplay
+// before anything else. The changes are bounded as the core's are (the oldest go).
+type Replay struct {
+	kv   *kvstore.Store
+	ring changeRing
+	next uint64 // the index the next entry must have
+}
+
+// NewReplay starts a replay from kv, the state machine as of index since (a scratch
+// store: Apply changes it).
+func NewReplay(kv *kvstore.Store, since uint64) *Replay {
+	return &Replay{kv: kv, ring: changeRing{since: since}, next: since + 1}
+}
+
+// Apply applies the next entries of the log to the scratch store and keeps what they
+// changed, as the core's apply does.
+func (r *Replay) Apply(ents []raftcore.Entry) error {
+	for _, e := range ents {
+		if e.Index != r.next {
+			return fmt.Errorf("replay the log for watch: entry %d where %d was due", e.Index, r.next)
+		}
+		r.next++
+		if e.Type == raftcore.EntryMembership || len(e.Data) == 0 {
+			continue
+		}
+		cmd, err := kvstore.Decode(e.Data)
+		if err != nil {
+			return fmt.Errorf("replay the log for watch: entry %d: %w", e.Index, err)
+		}
+		for _, ch := range r.kv.Apply(e.Index, cmd).Changes {
+			r.ring.add(ch)
+		}
+	}
+	return nil
+}
+
+// Next is the index of the entry Apply wants next.
+func (r *Replay) Next() uint64 { return r.next }
+
+// LoadReplay gives a core just made the changes a replay rebuilt, which must run up to
+// the snapshot the core starts from: watches from as far back as the replay began are
+// served, not refused with 17.
+func (c *Core) LoadReplay(r *Replay) error {
+	if r.next != c.changes.since+1 || len(c.changes.ch) > 0 || c.applied != c.changes.since {
+		return fmt.Errorf("load the replayed changes: they run to index %d, the core starts after %d (with %d changes, applied %d)",
+			r.next-1, c.changes.since, len(c.changes.ch), c.applied)
+	}
+	c.changes = r.ring
+	r.kv, r.ring = nil, changeRing{}
+	return nil
 }

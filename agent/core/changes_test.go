@@ -108,3 +108,96 @@ func TestChangeRingBounds(t *testing.T) {
 		t.Fatalf("%d bytes in %d changes, bound %d", r.bytes, len(r.ch), maxChangeBytes)
 	}
 }
+
+// Parked watches are found by the changed key and its folders: a change costs the watches
+// it concerns and nothing for the others, however many wait and however long they have
+// waited (no rescan from where each asked). And each watch still sees every change it
+// asked for once, in order, whatever woke it.
+func TestParkedWatchesCostNothingUntilConcerned(t *testing.T) {
+	s := newSoloCore(t, 1_000_000)
+	park := func(key string, from uint64) ReplyTo {
+		s.next++
+		s.c.Request(s.now, s.next, api.Request{Op: api.OpWatchLog, Key: key, From: from, FromSet: true, TimeoutMs: 3_600_000})
+		return s.next
+	}
+	start := s.c.Applied()
+	// watches that nothing below touches: 200 keys and 100 folders
+	var idle []ReplyTo
+	for i := 0; i < 200; i++ {
+		idle = append(idle, park(fmt.Sprintf("idle/k%d", i), start))
+	}
+	for i := 0; i < 100; i++ {
+		idle = append(idle, park(fmt.Sprintf("idle/d%d/", i), start))
+	}
+	s.pump()
+	scanned := func(writes int) uint64 {
+		before := s.c.watchScanned
+		for i := 0; i < writes; i++ {
+			s.ask(api.Request{Op: api.OpSet, Key: fmt.Sprintf("busy/k%d", i%7), Value: []byte("v")})
+		}
+		return s.c.watchScanned - before
+	}
+	if n := scanned(500); n != 0 {
+		t.Fatalf("500 changes no parked watch asked for cost %d change looks, want 0", n)
+	}
+	for _, to := range idle {
+		if r, ok := s.replies[to]; ok {
+			t.Fatalf("a watch on nothing that changed was answered: %+v", r)
+		}
+	}
+	// watches that are concerned, parked after a long wait of the others: one on a key,
+	// one on its folder, one on everything; each change costs each of them the change
+	// itself, not the 500 before it
+	type watcher struct {
+		key  string
+		to   ReplyTo
+		from uint64
+		seen []string
+	}
+	var ws []*watcher
+	for _, k := range []string{"w/a", "w/", "/", "w/a/"} {
+		from := s.c.Applied()
+		ws = append(ws, &watcher{key: k, to: park(k, from), from: from})
+	}
+	s.pump()
+	want := map[string][]string{}
+	for i := 0; i < 50; i++ {
+		before := s.c.watchScanned
+		key := []string{"w/a", "w/b", "x"}[i%3]
+		v := strconv.Itoa(i)
+		s.ask(api.Request{Op: api.OpSet, Key: key, Value: []byte(v)})
+		concerned := 0
+		for _, w := range ws {
+			if matches(w.key, key) {
+				want[w.key] = append(want[w.key], key+"="+v)
+				concerned++
+			}
+		}
+		if n := s.c.watchScanned - before; n > uint64(concerned) {
+			t.Fatalf("change %d (%s) cost %d change looks with %d watches concerned and %d idle", i, key, n, concerned, len(idle))
+		}
+		// answered watches ask again from where their answer left off, as a client does
+		for _, w := range ws {
+			r, ok := s.replies[w.to]
+			if !ok {
+				continue
+			}
+			w.seen = append(w.seen, changesOf(t, r)...)
+			n, err := strconv.ParseUint(r.Msg, 10, 64)
+			if err != nil {
+				t.Fatalf("watch %s: answer through %q", w.key, r.Msg)
+			}
+			w.from = n
+			delete(s.replies, w.to)
+			w.to = park(w.key, w.from)
+		}
+	}
+	for _, w := range ws {
+		if strings.Join(w.seen, " ") != strings.Join(want[w.key], " ") {
+			t.Errorf("watch %s saw %q, want %q", w.key, w.seen, want[w.key])
+		}
+	}
+	if s.c.logWatches.n != len(idle)+len(ws) {
+		t.Errorf("%d watches parked, want %d", s.c.logWatches.n, len(idle)+len(ws))
+	}
+}

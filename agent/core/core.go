@@ -175,8 +175,11 @@ type Core struct {
 
 	// what watch reads (changes.go): the changes applied, and the watches parked on it
 	changes    changeRing
-	logWatches []*waiter
-	lead       raftcore.NodeID // the leader as of the last Ready
+	logWatches parkedWatches
+	// watchScanned counts the changes watches looked at (for the tests: what a change
+	// costs the parked watches)
+	watchScanned uint64
+	lead         raftcore.NodeID // the leader as of the last Ready
 
 	out     Ready
 	raftOut bool // a Ready with Raft's part is out, not yet advanced

@@ -555,7 +555,7 @@ func (c *Core) expire() {
 		ch.waiters = kept
 	}
 	c.readyReads = keep(c.readyReads)
-	c.logWatches = keep(c.logWatches)
+	c.logWatches.expire(keep)
 	c.waiting = keep(c.waiting)
 	c.conditions = keep(c.conditions)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"lite-raft/api"
 
@@ -27,13 +29,17 @@ in log order, one a line:
 N is the log index of the change. It never skips one: it asks from the index of the last
 change it printed, so it resumes after a lost connection, and through lite-raft-remote on
 another member. --from N starts after index N (0 and an older N need the member to still
-keep them: it keeps the last 100,000 changes, and those since its restart); a watch that
-asks from before what the member keeps exits 17 rather than skip. --once exits after the
+keep them: it keeps the changes of the entries its log holds, across restarts, the last
+100,000 at most); a watch that asks from before what the member keeps exits 17 rather
+than skip. --once exits after the
 first change. With -- COMMAND it runs COMMAND for each change (one at a time), with
 LITE_RAFT_WATCH_INDEX, LITE_RAFT_WATCH_EVENT (set or deleted), LITE_RAFT_WATCH_KEY and
 LITE_RAFT_WATCH_VALUE in its environment, instead of printing; the value is on its
-standard input too, and only there when over 64 KiB or holding a NUL byte. --json prints each change
-as {"index":N,"event":"set","key":...,"value":...}.`
+standard input too, and only there when over 64 KiB or holding a NUL byte. A value holding a newline or
+another unprintable byte (or starting with a double quote) is printed Go-quoted ("a\nb"),
+so a value can never forge a line; a plain value is printed as it is. --json prints each
+change as {"index":N,"event":"set","key":...,"value":...}, with value_base64 (key_base64)
+instead for a value (key) that is not UTF-8.`
 
 // watchVerb runs `watch`: a loop of watch requests, each from where the last left off.
 func watchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error {
@@ -167,14 +173,59 @@ func emitChange(w interface{ Write([]byte) (int, error) }, asJSON bool, argv []s
 		return nil
 	}
 	if asJSON {
-		b, _ := json.Marshal(map[string]any{"index": ch.Index, "event": event, "key": ch.Key, "value": string(ch.Value)})
-		fmt.Fprintln(w, string(b))
+		fmt.Fprintln(w, string(changeJSON(ch, event)))
 		return nil
 	}
 	if ch.Deleted {
 		fmt.Fprintf(w, "%d deleted %s\n", ch.Index, ch.Key)
 		return nil
 	}
-	fmt.Fprintf(w, "%d set %s %s\n", ch.Index, ch.Key, ch.Value)
+	fmt.Fprintf(w, "%d set %s %s\n", ch.Index, ch.Key, lineValue(ch.Value))
 	return nil
+}
+
+// lineValue is a value as a change line shows it: as it is when it is plain text (what
+// scripts reading plain values always saw), else Go-quoted (strconv.Unquote reads it
+// back). A raw newline would let a value forge change lines, and a raw control byte
+// could rewrite a terminal. A value that starts with a double quote is quoted too, so a
+// line whose value starts with one is always a quoted value.
+func lineValue(v []byte) string {
+	if plainValue(v) {
+		return string(v)
+	}
+	return strconv.Quote(string(v))
+}
+
+func plainValue(v []byte) bool {
+	if len(v) > 0 && v[0] == '"' {
+		return false
+	}
+	if !utf8.Valid(v) {
+		return false
+	}
+	for _, r := range string(v) {
+		if !strconv.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// changeJSON is a change as --json prints it. JSON strings hold text only (encoding/json
+// would replace the bytes that are not UTF-8), so a key or value that is not UTF-8 goes
+// in key_base64 or value_base64 instead, exactly.
+func changeJSON(ch api.Change, event string) []byte {
+	m := map[string]any{"index": ch.Index, "event": event}
+	if utf8.ValidString(ch.Key) {
+		m["key"] = ch.Key
+	} else {
+		m["key_base64"] = base64.StdEncoding.EncodeToString([]byte(ch.Key))
+	}
+	if utf8.Valid(ch.Value) {
+		m["value"] = string(ch.Value) // "" for a delete, as before
+	} else {
+		m["value_base64"] = base64.StdEncoding.EncodeToString(ch.Value)
+	}
+	b, _ := json.Marshal(m)
+	return b
 }

@@ -1,0 +1,183 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"lite-raft/api"
+	"lite-raft/conf"
+	"lite-raft/statefile"
+)
+
+// memSolo runs a one-member agent on storage (kept across restarts) until stop.
+func memSolo(t *testing.T, store *MemStorage, logs *lineLog) (do func(api.Request) api.Response, stop func()) {
+	t.Helper()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "temp"), 0o700)
+	os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
+	a := newAgent(dir, "solo", log.New(logs, "", log.Lmicroseconds))
+	a.cfg = conf.Config{ElectionTimeout: 100 * time.Millisecond, SnapshotPeriod: 20}
+	if err := a.init(store, store.State(), NewMemNetwork().Transport("solo"), systemClock{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.run(ctx)
+	}()
+	do = func(req api.Request) api.Response {
+		t.Helper()
+		got := make(chan api.Response, 1)
+		a.post(event{req: &req, replyFn: func(r api.Response) { got <- r }})
+		select {
+		case r := <-got:
+			return r
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s %s: no answer in 20 s", req.Op, req.Key)
+			return api.Response{}
+		}
+	}
+	return do, func() { cancel(); <-done }
+}
+
+// appliedAtLeast polls until the member has applied index n and leads (its own entry
+// committed), and returns what it applied.
+func appliedAtLeast(t *testing.T, do func(api.Request) api.Response, n uint64) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		var st api.Status
+		json.Unmarshal(do(api.Request{Op: api.OpStatus, Stale: true}).JSON, &st)
+		if st.Leader == "solo" && st.Applied >= n && st.Applied > 0 {
+			return st.Applied
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+	t.Fatalf("not leading with index %d applied within 15 s", n)
+	return 0
+}
+
+// A restarted member serves watch --from N for every N its log holds, exactly as before
+// the restart: the changes of the entries before its snapshot are rebuilt by applying the
+// log again from the snapshot before it (an entry alone does not say what it changed:
+// the failed if, the create of a key that was there, the unset of a missing key change
+// nothing). Only a watch from before where the log runs from is refused with 17.
+func TestWatchHistorySurvivesRestart(t *testing.T) {
+	store := NewMemStorage("solo")
+	logs := &lineLog{}
+	do, stop := memSolo(t, store, logs)
+	appliedAtLeast(t, do, 0)
+	writeMixed(t, do, 150)
+	applied := appliedAtLeast(t, do, 0)
+	watch := func(from uint64) api.Response {
+		return do(api.Request{Op: api.OpWatchLog, Key: "/", From: from, FromSet: true, TimeoutMs: 20})
+	}
+	before := map[uint64]api.Response{}
+	for n := uint64(0); n <= applied; n++ {
+		if r := watch(n); r.Code != 0 {
+			t.Fatalf("before the restart, watch --from %d: exit %d %s", n, r.Code, r.Msg)
+		} else {
+			before[n] = r
+		}
+	}
+	stop()
+	st := store.State()
+	if st.Snapshot.Meta.Index == 0 || st.First <= 1 || store.prev == nil {
+		t.Fatalf("snapshot at %d, log from %d, previous snapshot %v: the test wants a compacted log and two snapshots",
+			st.Snapshot.Meta.Index, st.First, store.prev)
+	}
+	logStart := st.First - 1 // the log holds the entries after it
+	t.Logf("applied %d, snapshots at %d and %d, log from %d", applied, store.prev.Meta.Index, st.Snapshot.Meta.Index, st.First)
+
+	do, stop = memSolo(t, store, logs)
+	defer stop()
+	appliedAtLeast(t, do, applied)
+	if !strings.Contains(logs.String(), "watch history: replayed the log") {
+		t.Errorf("no replay logged:\n%s", logs.String())
+	}
+	for n := uint64(0); n <= applied; n++ {
+		r := watch(n)
+		if n < logStart {
+			if r.Code != api.CodeCompacted {
+				t.Errorf("after the restart, watch --from %d (before the log, from %d): exit %d, want 17", n, st.First, r.Code)
+			}
+			continue
+		}
+		if r.Code != 0 || !bytes.Equal(r.Value, before[n].Value) {
+			a, _ := api.DecodeChanges(r.Value)
+			b, _ := api.DecodeChanges(before[n].Value)
+			t.Fatalf("after the restart, watch --from %d: exit %d %s\n%d changes %v\nbefore: %d changes %v", n, r.Code, r.Msg, len(a), a, len(b), b)
+		}
+	}
+}
+
+// writeMixed makes n writes, a third of which change nothing (a failed if, a create of a
+// key that is there, an unset of a missing key), with values that hold newlines.
+func writeMixed(t *testing.T, do func(api.Request) api.Response, n int) {
+	t.Helper()
+	seq := uint64(0)
+	write := func(req api.Request) {
+		seq++
+		req.ClientID, req.Seq = 91, seq
+		if r := do(req); r.Code != 0 && r.Code != api.CodeCondFalse && r.Code != api.CodeExists {
+			t.Logf("%s %s: exit %d %s", req.Op, req.Key, r.Code, r.Msg)
+		}
+	}
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("d/k%d", i%5)
+		v := []byte(fmt.Sprintf("v%d\nline", i))
+		switch i % 6 {
+		case 0, 1:
+			write(api.Request{Op: api.OpSet, Key: k, Value: v})
+		case 2:
+			write(api.Request{Op: api.OpIfSet, Key: k, Cond: "=", CondValue: []byte("no such value"), Value: v}) // fails: nothing
+		case 3:
+			write(api.Request{Op: api.OpCreate, Key: k, Value: v}) // mostly there already: nothing
+		case 4:
+			write(api.Request{Op: api.OpUnset, Key: fmt.Sprintf("d/k%d", (i+2)%5)})
+		case 5:
+			write(api.Request{Op: api.OpUnset, Key: "d/missing"}) // nothing
+		}
+	}
+}
+
+// With the files of a real agent, whose log was never compacted (its segments are far
+// larger than this test writes), a restart serves every change from index 0: the log
+// runs from the first boot's empty state.
+func TestWatchHistorySurvivesRestartOnDisk(t *testing.T) {
+	dir := soloDir(t)
+	do, stop := startSolo(t, dir)
+	appliedAtLeast(t, do, 0)
+	writeMixed(t, do, 150)
+	applied := appliedAtLeast(t, do, 0)
+	before := map[uint64][]byte{}
+	for n := uint64(0); n <= applied; n++ {
+		r := do(api.Request{Op: api.OpWatchLog, Key: "d/", From: n, FromSet: true, TimeoutMs: 20})
+		if r.Code != 0 {
+			t.Fatalf("before the restart, watch --from %d: exit %d %s", n, r.Code, r.Msg)
+		}
+		before[n] = r.Value
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(dir, statefile.SnapshotDir, "snapshot.previous")); err != nil {
+		t.Fatalf("no previous snapshot kept after %d entries with a period of 50: %v", applied, err)
+	}
+	do, stop = startSolo(t, dir)
+	defer stop()
+	appliedAtLeast(t, do, applied)
+	for n := uint64(0); n <= applied; n++ {
+		r := do(api.Request{Op: api.OpWatchLog, Key: "d/", From: n, FromSet: true, TimeoutMs: 20})
+		if r.Code != 0 || !bytes.Equal(r.Value, before[n]) {
+			t.Fatalf("after the restart, watch --from %d: exit %d %s, %d bytes of changes, %d before", n, r.Code, r.Msg, len(r.Value), len(before[n]))
+		}
+	}
+}
