@@ -23,7 +23,8 @@ func TestPkgHaltOwnerAbsent(t *testing.T) {
 		}
 	}
 	cfg := failover.DefaultConfig()
-	cfg.Pace, cfg.Timeout, cfg.StopTimeout = 100*time.Millisecond, 3*time.Second, time.Second
+	// a pace of 0.5 s: three paces leave room for the live ticker below on a loaded machine
+	cfg.Pace, cfg.Timeout, cfg.StopTimeout = 500*time.Millisecond, 3*time.Second, time.Second
 	set("config", cfg.Encode())
 	set("owner", "host4")
 	set("state", "running")
@@ -67,7 +68,7 @@ func TestPkgHaltOwnerAbsent(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(cfg.Pace):
+			case <-time.After(cfg.Pace / 5):
 			}
 			runApp(t, "--dir", dir, "client", "set", "packages/web/tick", strconv.Itoa(n))
 		}
