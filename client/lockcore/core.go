@@ -220,9 +220,6 @@ func (c *Core) Interrupt(now Reading, sig int) {
 	c.advance()
 }
 
-// Lease is the lease that holds the place (0 before the acquire's answer).
-func (c *Core) Lease() uint64 { return c.place.Lease }
-
 func (c *Core) send(req api.Request, timeout time.Duration) {
 	c.nextID++
 	c.flight = &Send{ID: c.nextID, Timeout: timeout, Req: req}
