@@ -308,8 +308,11 @@ func (m *Monitor) race(ctx context.Context, v decide.View, prev *decide.Previous
 	txn := api.Txn{
 		If: []api.TxnCond{{Key: m.key("tick"), Test: api.TestEquals, Value: []byte(v.Tick)},
 			{Key: m.key("owner"), Test: api.TestEquals, Value: []byte(v.Owner)}},
+		// the state moves with the owner: a stand-by that read the new owner beside the old
+		// owner's stop-failed took the new owner for one whose stop failed, and fenced it
 		Then: []api.TxnAction{{Do: api.DoSet, Key: m.key("tick"), Value: []byte(strconv.FormatInt(t+1, 10))},
-			{Do: api.DoSet, Key: m.key("owner"), Value: []byte(m.Host)}},
+			{Do: api.DoSet, Key: m.key("owner"), Value: []byte(m.Host)},
+			{Do: api.DoSet, Key: m.key("state"), Value: []byte(decide.Starting)}},
 	}
 	if prev != nil {
 		txn.Then = append(txn.Then, api.TxnAction{Do: api.DoSet, Key: m.key("previous"), Value: []byte(prev.String())})
