@@ -200,6 +200,17 @@ const (
 	RebaseCommands       = 4
 )
 
+// Lease renewals go through the log, batched: the leader proposes, once a tick, one
+// command naming every lease kept in that tick (kvstore.OpLeaseKeepBatch), and each
+// member counts those leases down again from when it applies it. No request proposes it
+// directly: lease keep stays a read for the exit codes (an unknown outcome is never 2),
+// as a keep applied twice only renews twice, and the leader turns it into one. Version 6;
+// until every member has it, a lease is renewed on the leader's clock only, as before.
+const (
+	LeaseKeepCommand  uint8 = 16
+	LeaseKeepCommands       = 6
+)
+
 // A lease's token is another field that several ops carry (revoke, lease keep): the
 // request version that brought it.
 const TokenRequests = 4
@@ -238,9 +249,10 @@ func SuccessorOf(op Op) (Successor, bool) {
 // CommandVersion is the newest set of state machine commands this build understands:
 // 1 is set, unset, if ... set and noop (every build before versions existed); 2 adds
 // create, if ... unset, leases and locks; 3 adds fenced writes; 4 the successors of lock
-// and lease revoke (tokens, generations that never repeat) and counter raise; 5 txn. It
-// is the largest Commands of the catalogue, the fence and the successors.
-const CommandVersion = 5
+// and lease revoke (tokens, generations that never repeat) and counter raise; 5 txn; 6
+// lease keeps through the log (LeaseKeepCommand). It is the largest Commands of the
+// catalogue, the fence, the rebase, the lease keep batch and the successors.
+const CommandVersion = 6
 
 // RequestVersion is the newest set of requests this build understands: 1 is every op up
 // to snapshot-read (builds that never said); 2 adds exists; 3 the fence field; 4 the
@@ -292,6 +304,9 @@ func CommandVersionOf(cmd uint8) int {
 	}
 	if cmd == RebaseCommand {
 		return RebaseCommands
+	}
+	if cmd == LeaseKeepCommand {
+		return LeaseKeepCommands
 	}
 	for _, s := range successors {
 		if s.Command == cmd {

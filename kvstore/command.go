@@ -51,7 +51,13 @@ const (
 	// OpTxn applies transaction Txn (api.Txn): if every condition holds, every action;
 	// else nothing, and api.CodeCondFalse names the first false condition (Store.txn).
 	OpTxn Op = 15
-	opEnd Op = 16 // one past the last
+	// OpLeaseKeepBatch renews leases Leases (ascending, each once): the leader proposes
+	// one a tick with every lease kept in it (possibly none: the first of a term says
+	// that its leader renews through the log from then on). The store changes nothing:
+	// each member's core counts the leases down again from when it applies it (the
+	// store keeps no time, so apply stays deterministic).
+	OpLeaseKeepBatch Op = 16
+	opEnd            Op = 17 // one past the last
 )
 
 // Version is the command version that introduced o, as the catalogue of requests
@@ -97,11 +103,17 @@ type Command struct {
 	Epoch uint64
 	// OpTxn: the transaction
 	Txn api.Txn
+	// OpLeaseKeepBatch: the leases renewed, ascending
+	Leases []uint64
 	// OpFenced: the write it makes conditional, and the lock and generation it needs
 	Fenced    Op
 	FenceName string
 	FenceGen  uint64
 }
+
+// MaxKeepBatch is the most leases one OpLeaseKeepBatch names (about 1 MB at most): the
+// leader carries the rest to the next entry.
+const MaxKeepBatch = 100_000
 
 // Validate checks a command before it is proposed.
 func (c Command) Validate() error {
@@ -130,6 +142,16 @@ func (c Command) Validate() error {
 	case OpRebase:
 		if c.Epoch == 0 {
 			return errors.New("rebase: epoch 0")
+		}
+		return nil
+	case OpLeaseKeepBatch:
+		if len(c.Leases) > MaxKeepBatch {
+			return fmt.Errorf("lease keep batch of %d leases: the limit is %d", len(c.Leases), MaxKeepBatch)
+		}
+		for i, id := range c.Leases {
+			if id == 0 || (i > 0 && id <= c.Leases[i-1]) {
+				return fmt.Errorf("lease keep batch: lease %d out of order or 0 (want ascending, each once)", id)
+			}
 		}
 		return nil
 	case OpRevoke, OpRevokeV4:
@@ -195,6 +217,12 @@ func (c Command) Encode() []byte {
 	if c.Op == OpTxn {
 		b = api.AppendTxn(b, c.Txn)
 	}
+	if c.Op == OpLeaseKeepBatch {
+		b = binary.AppendUvarint(b, uint64(len(c.Leases)))
+		for _, id := range c.Leases {
+			b = binary.AppendUvarint(b, id)
+		}
+	}
 	if c.Op == OpFenced {
 		b = append(b, byte(c.Fenced))
 		b = wire.AppendString(b, c.FenceName)
@@ -231,6 +259,15 @@ func Decode(b []byte) (Command, error) {
 	}
 	if c.Op == OpTxn {
 		c.Txn = api.ReadTxn(&d)
+	}
+	if c.Op == OpLeaseKeepBatch {
+		n := d.Uvarint()
+		if n > MaxKeepBatch {
+			return c, fmt.Errorf("command: lease keep batch of %d leases: the limit is %d", n, MaxKeepBatch)
+		}
+		for i := uint64(0); i < n && d.Err == nil; i++ {
+			c.Leases = append(c.Leases, d.Uvarint())
+		}
 	}
 	if c.Op == OpFenced {
 		c.Fenced = Op(d.Byte())
@@ -300,6 +337,19 @@ func (c Command) String() string {
 		return fmt.Sprintf("rebase generations to epoch %d (after a restore)%s", c.Epoch, id)
 	case OpTxn:
 		return c.Txn.String() + id
+	case OpLeaseKeepBatch:
+		if len(c.Leases) == 0 {
+			return "lease keep batch (none: leases are renewed through the log from here on)"
+		}
+		ids := make([]string, 0, min(len(c.Leases), 20))
+		for _, l := range c.Leases[:min(len(c.Leases), 20)] {
+			ids = append(ids, fmt.Sprint(l))
+		}
+		more := ""
+		if len(c.Leases) > 20 {
+			more = fmt.Sprintf(" ... (%d leases)", len(c.Leases))
+		}
+		return "lease keep " + strings.Join(ids, " ") + more
 	case OpFenced:
 		inner := c
 		inner.Op, inner.ClientID = c.Fenced, 0

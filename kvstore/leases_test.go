@@ -3,6 +3,7 @@ package kvstore
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -178,5 +179,36 @@ func TestFencedWrites(t *testing.T) {
 		if _, err := Decode(bad.Encode()); err == nil {
 			t.Errorf("%s decodes", bad)
 		}
+	}
+}
+
+// A lease keep batch carries its leases, ascending, each once (none: a term's first);
+// applying it changes no state: when a lease runs out is each member's core to count.
+func TestLeaseKeepBatch(t *testing.T) {
+	for _, ids := range [][]uint64{nil, {7}, {3, 9, 1 << 40}} {
+		c := Command{Op: OpLeaseKeepBatch, Leases: ids}
+		got, err := Decode(c.Encode())
+		if err != nil || !slices.Equal(got.Leases, ids) || got.Op != OpLeaseKeepBatch {
+			t.Fatalf("batch %v: decoded %+v, %v", ids, got, err)
+		}
+	}
+	for _, ids := range [][]uint64{{0}, {5, 5}, {9, 3}} {
+		if _, err := Decode(Command{Op: OpLeaseKeepBatch, Leases: ids}.Encode()); err == nil {
+			t.Fatalf("batch %v accepted", ids)
+		}
+	}
+	if v := OpLeaseKeepBatch.Version(); v != api.LeaseKeepCommands {
+		t.Fatalf("version %d, want %d", v, api.LeaseKeepCommands)
+	}
+	s, noop := New(), New()
+	for _, st := range []*Store{s, noop} {
+		st.Apply(1, Command{Op: OpSetLease, Key: "k", Value: []byte("v"), TTLMs: 2000})
+	}
+	noop.Apply(2, Command{Op: OpNoop})
+	if r := s.Apply(2, Command{Op: OpLeaseKeepBatch, Leases: []uint64{1}}); r.Code != 0 || len(r.Changes) != 0 {
+		t.Fatalf("apply: %+v", r)
+	}
+	if !bytes.Equal(noop.Snapshot(), s.Snapshot()) {
+		t.Fatal("a keep batch changed the state more than a noop")
 	}
 }

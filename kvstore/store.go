@@ -142,7 +142,8 @@ func (s *Store) apply(index uint64, c Command) Result {
 		}
 	}
 	switch c.Op {
-	case OpNoop:
+	case OpNoop, OpLeaseKeepBatch:
+		// a keep batch changes no state: when a lease runs out is each core's to count
 		return Result{}
 	case OpSet:
 		s.put(c.Key, c.Value, 0)

@@ -188,6 +188,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(Command{Op: OpSet, ClientID: 3, Seq: 9, Key: "a/b", Value: []byte("v")}.Encode())
 	f.Add(Command{Op: OpIfSet, Key: "n", Cond: "-lt", CondValue: []byte("3"), Value: []byte("4")}.Encode())
 	f.Add([]byte{1, 0xff})
+	f.Add(Command{Op: OpLeaseKeepBatch, Leases: []uint64{3, 9, 1 << 40}}.Encode())
 	f.Add(Command{Op: OpTxn, ClientID: 1, Seq: 2, Txn: api.Txn{If: []api.TxnCond{{Key: "a", Test: api.TestMissing}},
 		Then: []api.TxnAction{{Do: api.DoSet, Key: "a", Value: []byte("1")}, {Do: api.DoRaise, Key: "g"}}}}.Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {

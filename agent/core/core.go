@@ -166,12 +166,34 @@ type Core struct {
 	linkDown map[raftcore.NodeID]bool        // peers whose link the driver reported down
 	versions map[raftcore.NodeID]api.Version // what peers said of themselves
 
-	// leases (leases.go): the leader's deadline per lease, the revokes it proposed, and
-	// the lock-waits parked until their lock changes
-	leaseDue  map[uint64]Time
-	revoking  map[uint64]Time
-	lockWaits map[string][]*waiter
-	rebasing  Time // when this leader last proposed a restored state's rebase (0: never)
+	// leases (leases.go): this member's countdown per lease (leasesToLoad: from the
+	// state loaded, at the first time the driver gives), when it last counted every
+	// lease from scratch (a load, a reset), the revokes it proposed as leader, and the
+	// lock-waits parked until their lock changes
+	leases       leaseClock
+	leasesToLoad bool
+	leaseFreshAt Time
+	revoking     map[uint64]Time
+	lockWaits    map[string][]*waiter
+	// renewals (leases.go): the keeps confirmed for the next batch, the batches proposed
+	// by index, how many of them name each lease, and the leader's terms: the one it
+	// leads from leadFrom on, the one whose countdowns it resumed, the one it renews
+	// through the log, and the leases it renewed on its own clock in oldKeptTerm
+	keeps         []*waiter
+	keepBatches   map[uint64]*keepBatch
+	keepsInFlight map[uint64]int
+	leadTerm      uint64
+	leadFrom      uint64
+	resumedTerm   uint64
+	logTerm       uint64
+	oldKept       map[uint64]bool
+	oldKeptTerm   uint64
+	// the terms of the entries applied: the last, whether it said it renews through the
+	// log, and the greatest one that ended without saying so
+	appliedTerm       uint64
+	appliedTermMarked bool
+	unmarkedTerm      uint64
+	rebasing          Time // when this leader last proposed a restored state's rebase (0: never)
 
 	// what watch reads (changes.go): the changes applied, and the watches parked on it
 	changes    changeRing
@@ -200,6 +222,9 @@ type bugs struct {
 	// a txn does its actions before it tests its last condition
 	// (kvstore.Bugs.TxnActsBeforeLastCondition)
 	txnActsEarly bool
+	// a new leader gives every lease its whole ttl again (as before version 6), and does
+	// not say so in leaseFreshAt
+	leaseRestart bool
 }
 
 // New makes a core from the node's durable state and the state machine loaded from its
@@ -220,8 +245,10 @@ func New(cfg Config, st raftcore.State, kv *kvstore.Store) (*Core, error) {
 		appliedMembers: st.Snapshot.Meta.Members, lastSnapshot: st.Snapshot.Meta.Index, snapSize: st.Snapshot.Size,
 		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{},
 		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{}, versions: map[raftcore.NodeID]api.Version{},
-		leaseDue: map[uint64]Time{}, revoking: map[uint64]Time{}, lockWaits: map[string][]*waiter{},
-		limiter: limiter{seen: map[string]*limit{}}}
+		leases: newLeaseClock(), leasesToLoad: true, revoking: map[uint64]Time{}, lockWaits: map[string][]*waiter{},
+		keepBatches: map[uint64]*keepBatch{}, keepsInFlight: map[uint64]int{},
+		appliedTerm: st.Snapshot.Meta.Term,
+		limiter:     limiter{seen: map[string]*limit{}}}
 	c.changes.since = st.Snapshot.Meta.Index
 	return c, nil
 }
@@ -236,6 +263,10 @@ func (c *Core) at(now Time) {
 	if now > c.now {
 		c.now = now
 	}
+	if c.leasesToLoad {
+		// New has no time: the leases of the state it was given count from the first
+		c.loadLeases(c.appliedTerm)
+	}
 }
 
 // Tick advances Raft's clock by one tick and answers the requests whose time is up.
@@ -243,6 +274,8 @@ func (c *Core) Tick(now Time) {
 	c.at(now)
 	c.node.Tick()
 	c.rebaseIfRestored()
+	c.logKeeps()
+	c.flushKeeps()
 	c.expireLeases()
 	c.expire()
 	c.retryDue()
@@ -330,6 +363,7 @@ func (c *Core) Advance(now Time, rd Ready) error {
 	if rd.SoftState != nil {
 		c.roleChanged(*rd.SoftState)
 	}
+	c.resumeLeases()
 	c.serveReads()
 	c.checkConditions()
 	c.advanceChange()
@@ -344,6 +378,16 @@ func (c *Core) installSnapshot(s raftcore.Snapshot, kv *kvstore.Store) {
 	c.appliedMembers = s.Meta.Members
 	c.logf("", "installed a snapshot at %d (term %d, %d bytes) from the leader", s.Meta.Index, s.Meta.Term, s.Size)
 	c.membersCommitted(s.Meta.Members)
+	c.loadLeases(s.Meta.Term)
+	for _, i := range sortedKeys(c.keepBatches) {
+		if i <= s.Meta.Index {
+			// applied behind the snapshot, if at all: its keeps ask again
+			for _, w := range c.keepBatches[i].waiters {
+				c.wait(w, raftcore.None)
+			}
+			c.dropBatch(i)
+		}
+	}
 	for _, k := range sortedKeys(c.watches) {
 		c.wakeWatches(k)
 	}
@@ -374,6 +418,7 @@ func (c *Core) apply(ents []raftcore.Entry) error {
 		}
 		c.applied = e.Index
 		c.logBytes += uint64(len(e.Data))
+		c.noteTerm(e.Term)
 		var res kvstore.Result
 		switch {
 		case e.Type == raftcore.EntryMembership:
@@ -397,9 +442,10 @@ func (c *Core) apply(ents []raftcore.Entry) error {
 				locks = []string{cmd.Key}
 			}
 			res = c.kv.Apply(e.Index, cmd)
-			c.leaseApplied(e.Index, cmd, keys, locks)
+			c.leaseApplied(e, cmd, keys, locks)
 			c.record(res.Changes)
 		}
+		c.keepsApplied(e, cmd)
 		if w := c.proposals[e.Index]; w != nil {
 			delete(c.proposals, e.Index)
 			if w.term == e.Term {
@@ -511,6 +557,10 @@ func (c *Core) allWaiters() []*waiter {
 	}
 	for _, k := range sortedKeys(c.calls) {
 		all = append(all, c.calls[k])
+	}
+	all = append(all, c.keeps...)
+	for _, k := range sortedKeys(c.keepBatches) {
+		all = append(all, c.keepBatches[k].waiters...)
 	}
 	if c.change != nil {
 		all = append(all, c.change.waiters...)

@@ -4,18 +4,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 
 	"lite-raft/api"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
 
-// Leases: the state machine holds each lease's time to live; when it runs out is the
-// leader's to say, on its own clock. The leader keeps a deadline per lease, renews it on
-// each keep-alive it has confirmed (a read index: a deposed leader cannot renew), and
-// proposes a revoke when it passes, so every member removes the lease's keys at the
-// same index. A new leader gives every lease its whole time to live again: at least
-// what was left, whatever the old leader had granted.
+// Leases: the state machine holds each lease's time to live; when it runs out is for each
+// member to count on its own clock (the state machine has none: apply must stay
+// deterministic). Every member counts each lease down from its own apply of the entry
+// that granted or last renewed it (leaseClock): renewals go through the log, a batch
+// of them a tick (kvstore.OpLeaseKeepBatch), and a keep is answered once its batch
+// applied. The leader proposes a revoke when its count runs out, so every member
+// removes the lease's keys at the same index. A new leader resumes each countdown from
+// its own apply of the last renewal: never earlier than the holder's (which counts from
+// its send), never a whole ttl again, whatever the number of leader changes. No "time
+// left" travels between members: one a new leader missed would make it count less
+// than the holder, and a lock two holders.
+//
+// A cluster with a member from before command version 6 renews on the leader's clock
+// only, as before (a new leader then gives every lease its whole ttl again). Such a
+// term leaves no trace in the log, so a leader that renews through the log says so
+// first: the first batch of its term, with the leases it renewed on its own clock in
+// that term before (leadLeases). A new leader gives a whole ttl again to every lease it
+// last counted from a term without that batch, or before it (resumeLeases).
 
 // revokeRetryMs is how long a proposed revoke may take before it is proposed again (the
 // first may have been lost with a leader change).
@@ -77,31 +90,127 @@ func (c *Core) leaseOf(r api.Request) uint64 {
 	return c.kv.LeaseOf(r.Key)
 }
 
-// leadLeases starts the leader's clocks: every lease gets its whole time to live.
-func (c *Core) leadLeases() {
-	c.leaseDue, c.revoking = map[uint64]Time{}, map[uint64]Time{}
-	if c.node.Role() != raftcore.Leader {
-		return
-	}
+// loadLeases counts every lease of the state from now: a member that loaded its state
+// (a restart, a snapshot from the leader) cannot know when they were renewed, and counts
+// longer rather than less. leaseFreshAt says when, for the simulation's bound.
+func (c *Core) loadLeases(term uint64) {
+	c.leases = newLeaseClock()
 	c.kv.Leases(func(id uint64, l kvstore.Lease) bool {
-		c.leaseDue[id] = c.now + Time(l.TTLMs)
+		c.leases.set(id, c.now+Time(l.TTLMs), term)
 		return true
 	})
+	c.appliedTerm, c.appliedTermMarked = term, false
+	c.leasesToLoad = false
+	c.leaseFreshAt = c.now
 }
 
-// leaseApplied follows an applied command on the leader's clocks, and wakes whoever
-// waits on what it changed: a revoke's keys (watches) and locks (lock waiters).
-func (c *Core) leaseApplied(index uint64, cmd kvstore.Command, before []string, locks []string) {
+// leadLeases runs at a change of role: a new leader waits, before it expires anything,
+// until it applied every entry of the terms before its own (resumeLeases); renewals
+// through the log start at once where every member understands them.
+func (c *Core) leadLeases() {
+	// (keepsInFlight stays: a batch of an earlier term counts until its index applies)
+	c.revoking = map[uint64]Time{}
+	if c.node.Role() != raftcore.Leader {
+		c.retryKeeps()
+		return
+	}
+	if c.leadTerm != c.node.Term() {
+		c.leadTerm, c.leadFrom = c.node.Term(), c.node.Status().LastIndex
+	}
+	c.logKeeps()
+}
+
+// logKeeps starts renewals through the log in this leader's term, once every member
+// understands them: its first batch names the leases it renewed on its own clock in
+// this term until now, so every member counts them from later than that. From then on
+// the term renews through the log only (a member of unknown version added meanwhile
+// holds the batches back, it does not bring the leader's clock back).
+func (c *Core) logKeeps() {
+	term := c.node.Term()
+	if c.node.Role() != raftcore.Leader || c.logTerm == term || !c.everyMember(api.LeaseKeepCommands) {
+		return
+	}
+	var ids []uint64
+	if c.oldKeptTerm == term {
+		ids = sortedKeys(c.oldKept)
+	}
+	if len(ids) > kvstore.MaxKeepBatch {
+		return // a leader's own clock renewed more than one entry names: never in practice
+	}
+	index, _, err := c.node.Propose(kvstore.Command{Op: kvstore.OpLeaseKeepBatch, Leases: ids}.Encode())
+	if err != nil {
+		return // a transfer in progress: the next tick, or the next leader
+	}
+	c.logTerm = term
+	c.oldKept, c.oldKeptTerm = nil, 0
+	c.keepBatches[index] = &keepBatch{term: term, ids: ids}
+	for _, id := range ids {
+		c.keepsInFlight[id]++
+	}
+}
+
+// resumeLeases: once a new leader applied the entries of the terms before its own, it
+// knows which of them renewed through the log. A lease it last counted from a term that
+// did not say so (or an earlier one) may have been renewed on that term's leader's
+// clock, unseen: it gets a whole ttl from now. Every other lease goes on counting from
+// this member's own apply of its last renewal. A term that does not renew through the
+// log at all (a member from before version 6) gives every lease a whole ttl, as before.
+func (c *Core) resumeLeases() {
+	term := c.node.Term()
+	if c.node.Role() != raftcore.Leader || c.leadTerm != term || c.resumedTerm == term || c.applied < c.leadFrom {
+		return
+	}
+	c.resumedTerm = term
+	all := c.logTerm != term || c.bugs.leaseRestart
+	fresh := false
+	c.kv.Leases(func(id uint64, l kvstore.Lease) bool {
+		it := c.leases.byID[id]
+		if all || it == nil || it.term <= c.unmarkedTerm {
+			c.leases.set(id, c.now+Time(l.TTLMs), 0)
+			fresh = true
+		} else if it.next > it.due {
+			c.leases.later(it, it.due) // a revoke this member proposed when it led before: not in flight now
+		}
+		return true
+	})
+	if fresh && !c.bugs.leaseRestart {
+		c.leaseFreshAt = c.now
+	}
+}
+
+// noteTerm follows the terms of the entries applied: a term ends without having said it
+// renews through the log (its first batch) is one whose leader may have renewed on its
+// own clock.
+func (c *Core) noteTerm(term uint64) {
+	if term == c.appliedTerm {
+		return
+	}
+	if !c.appliedTermMarked {
+		c.unmarkedTerm = max(c.unmarkedTerm, c.appliedTerm)
+	}
+	c.appliedTerm, c.appliedTermMarked = term, false
+}
+
+// leaseApplied follows an applied command on this member's lease clock, and wakes
+// whoever waits on what it changed: a revoke's keys (watches) and locks (lock waiters).
+func (c *Core) leaseApplied(e raftcore.Entry, cmd kvstore.Command, before []string, locks []string) {
 	switch cmd.Op {
 	case kvstore.OpSetLease, kvstore.OpLockAcquire, kvstore.OpLockAcquireV4:
-		if c.node.Role() == raftcore.Leader {
-			c.leaseDue[index] = c.now + Time(cmd.TTLMs)
+		if l, ok := c.kv.LeaseByID(e.Index); ok { // not for a retry's answer, or a refusal
+			c.leases.set(e.Index, c.now+Time(l.TTLMs), e.Term)
+		}
+	case kvstore.OpLeaseKeepBatch:
+		c.appliedTermMarked = true
+		for _, id := range cmd.Leases {
+			if l, ok := c.kv.LeaseByID(id); ok {
+				c.leases.set(id, c.now+Time(l.TTLMs), e.Term)
+			}
 		}
 	case kvstore.OpRevoke, kvstore.OpRevokeV4:
 		if _, refused := c.kv.LeaseByID(cmd.Lease); refused {
 			break // a revoke without the lease's token: it lives on
 		}
-		delete(c.leaseDue, cmd.Lease)
+		c.leases.remove(cmd.Lease)
 		delete(c.revoking, cmd.Lease)
 		for _, k := range before {
 			if len(c.watches[k]) > 0 {
@@ -111,6 +220,98 @@ func (c *Core) leaseApplied(index uint64, cmd kvstore.Command, before []string, 
 	}
 	for _, name := range locks {
 		c.wakeLockWaits(name)
+	}
+}
+
+// keepBatch is a batch of renewals proposed by this leader: the keeps it answers once
+// applied.
+type keepBatch struct {
+	term    uint64
+	ids     []uint64
+	waiters []*waiter
+}
+
+// keepsApplied answers the keeps of the batch this leader proposed at e's index: each
+// from the state as the batch left it (a lease revoked before it is gone: 9), or, if
+// another leader's entry took its place, tries them again.
+func (c *Core) keepsApplied(e raftcore.Entry, cmd kvstore.Command) {
+	b := c.keepBatches[e.Index]
+	if b == nil {
+		return
+	}
+	c.dropBatch(e.Index)
+	ours := b.term == e.Term && cmd.Op == kvstore.OpLeaseKeepBatch
+	for _, w := range b.waiters {
+		if ours {
+			c.reply(w, c.keepAnswer(w.req))
+		} else {
+			c.wait(w, raftcore.None)
+		}
+	}
+}
+
+// retryKeeps sends the keeps not yet proposed again: to the new leader.
+func (c *Core) retryKeeps() {
+	keeps := c.keeps
+	c.keeps = nil
+	for _, w := range keeps {
+		c.wait(w, raftcore.None)
+	}
+}
+
+// dropBatch forgets the batch at index: its leases are in flight no more.
+func (c *Core) dropBatch(index uint64) {
+	for _, id := range c.keepBatches[index].ids {
+		if c.keepsInFlight[id]--; c.keepsInFlight[id] <= 0 {
+			delete(c.keepsInFlight, id)
+		}
+	}
+	delete(c.keepBatches, index)
+}
+
+// flushKeeps proposes the keeps confirmed since the last tick as one batch.
+func (c *Core) flushKeeps() {
+	if len(c.keeps) == 0 {
+		return
+	}
+	if c.node.Role() != raftcore.Leader || c.logTerm != c.node.Term() {
+		c.retryKeeps() // not the leader of their term any more: they go to the next
+		return
+	}
+	if !c.everyMember(api.LeaseKeepCommands) {
+		return // a member of unknown version: held back until it says (or their deadline)
+	}
+	seen := map[uint64]bool{}
+	var ids []uint64
+	var ws []*waiter
+	n := 0
+	for _, w := range c.keeps {
+		id := c.leaseOf(w.req)
+		if !seen[id] && len(ids) == kvstore.MaxKeepBatch {
+			break
+		}
+		n++
+		switch {
+		case id == 0:
+			c.reply(w, c.keepAnswer(w.req)) // its key went meanwhile: no lease to name
+			continue
+		case !seen[id]:
+			seen[id] = true
+			ids = append(ids, id)
+		}
+		ws = append(ws, w)
+	}
+	slices.Sort(ids)
+	// ascending, each once, none 0, at most MaxKeepBatch: what every member's Decode
+	// takes (one it refused would stop it)
+	index, term, err := c.node.Propose(kvstore.Command{Op: kvstore.OpLeaseKeepBatch, Leases: ids}.Encode())
+	if err != nil {
+		return // a transfer in progress: the keeps wait for the next leader, or their deadline
+	}
+	c.keepBatches[index] = &keepBatch{term: term, ids: ids, waiters: ws}
+	c.keeps = slices.Delete(c.keeps, 0, n)
+	for _, id := range ids {
+		c.keepsInFlight[id]++
 	}
 }
 
@@ -133,33 +334,76 @@ func (c *Core) rebaseIfRestored() {
 	c.logf("rebase", "this cluster was restored from a backup: moving its lock and package generations past the old cluster's (epoch %d)", epoch)
 }
 
-// expireLeases proposes the revoke of every lease whose time is up (leader only).
+// expireLeases proposes the revoke of every lease whose time is up (leader only), once
+// the leader resumed its countdowns (resumeLeases), taking them from a heap: a lease
+// costs nothing a tick until it is due. A revoke in flight is proposed again only after
+// revokeRetryMs (the first may have been lost with a leader change); a lease named by a
+// batch of this leader not yet applied is not revoked before it is (the batch would
+// renew it after its keep was confirmed: the holder counts from that).
 func (c *Core) expireLeases() {
-	if c.node.Role() != raftcore.Leader || len(c.leaseDue) == 0 {
+	if c.node.Role() != raftcore.Leader || c.resumedTerm != c.node.Term() {
 		return
 	}
-	for _, id := range sortedKeys(c.leaseDue) {
-		if c.leaseDue[id] > c.now {
+	for it := c.leases.first(); it != nil && it.next <= c.now; it = c.leases.first() {
+		id := it.id
+		l, ok := c.kv.LeaseByID(id)
+		switch {
+		case !ok:
+			c.leases.remove(id) // never: every revoke leaves the clock when applied
+			continue
+		case it.due > c.now:
+			c.leases.later(it, it.due)
+			continue
+		case c.keepsInFlight[id] > 0:
+			c.leases.later(it, c.now+1) // the next tick
 			continue
 		}
 		if at, ok := c.revoking[id]; ok && c.now-at < revokeRetryMs {
+			c.leases.later(it, at+revokeRetryMs)
 			continue
 		}
-		cmd := kvstore.Command{Op: kvstore.OpRevoke, Lease: id}
-		if l, ok := c.kv.LeaseByID(id); ok {
-			cmd.Token = l.Token // the leader ends it, as its holder may
-		}
+		cmd := kvstore.Command{Op: kvstore.OpRevoke, Lease: id, Token: l.Token} // the leader ends it, as its holder may
 		c.successor(api.OpRevoke, &cmd)
 		if _, _, err := c.node.Propose(cmd.Encode()); err != nil {
 			return // a transfer in progress: the next leader does it
 		}
 		c.revoking[id] = c.now
+		c.leases.later(it, c.now+revokeRetryMs)
 		c.logf("lease", "lease %d expired: revoking it", id)
 	}
 }
 
-// keepLease renews a lease once the leader confirmed it leads (a read).
-func (c *Core) keepLease(r api.Request) api.Response {
+// keepLease serves a lease keep the leader confirmed it may serve (a read index: a
+// deposed leader cannot renew). Where its term renews through the log, the keep waits
+// for the next batch and is answered once that batch applied; otherwise the leader
+// renews the lease on its own clock and answers at once, as before version 6.
+func (c *Core) keepLease(w *waiter) {
+	id, resp, ok := c.checkKeep(w.req)
+	if !ok {
+		c.reply(w, resp)
+		return
+	}
+	if term := c.node.Term(); c.logTerm != term {
+		if c.oldKeptTerm != term {
+			c.oldKept, c.oldKeptTerm = map[uint64]bool{}, term
+		}
+		c.oldKept[id] = true
+		l, _ := c.kv.LeaseByID(id)
+		c.leases.set(id, c.now+Time(l.TTLMs), 0)
+		c.reply(w, resp)
+		return
+	}
+	c.keeps = append(c.keeps, w)
+}
+
+// keepAnswer is a keep's answer from the state as it is.
+func (c *Core) keepAnswer(r api.Request) api.Response {
+	_, resp, _ := c.checkKeep(r)
+	return resp
+}
+
+// checkKeep says whether a keep may renew its lease, and what to answer.
+func (c *Core) checkKeep(r api.Request) (uint64, api.Response, bool) {
 	id := c.leaseOf(r)
 	l, ok := c.kv.LeaseByID(id)
 	if id == 0 || !ok {
@@ -169,32 +413,31 @@ func (c *Core) keepLease(r api.Request) api.Response {
 			if _, exists := c.kv.Get(r.Key); !exists {
 				what = fmt.Sprintf("key %s not found", r.Key)
 			}
-			return api.Response{Code: api.CodeNotFound, Msg: what}
+			return 0, api.Response{Code: api.CodeNotFound, Msg: what}, false
 		}
-		return api.Response{Code: api.CodeNotFound, Msg: what + " expired or was revoked"}
+		return 0, api.Response{Code: api.CodeNotFound, Msg: what + " expired or was revoked"}, false
 	}
 	if r.Stale {
-		return api.Response{Code: api.CodeUsage, Msg: "a lease is kept by the leader: not with --stale"}
+		return 0, api.Response{Code: api.CodeUsage, Msg: "a lease is kept by the leader: not with --stale"}, false
 	}
 	// a keep needs no token: it only delays when a lock passes on, never hands one over,
 	// and clients from before tokens keep their leases by number. A token given must be
 	// the lease's all the same (a client that mixed up its leases hears of it).
 	if msg, refused := c.kv.TokenRefusal(id, r.Token); r.Token != 0 && refused {
-		return api.Response{Code: api.CodeUsage, Msg: "lease keep: " + msg}
+		return 0, api.Response{Code: api.CodeUsage, Msg: "lease keep: " + msg}, false
 	}
-	c.leaseDue[id] = c.now + Time(l.TTLMs)
 	js, _ := json.Marshal(map[string]uint64{"lease": id, "ttl_ms": l.TTLMs})
-	return api.Response{JSON: js}
+	return id, api.Response{JSON: js}, true
 }
 
-// ttlOf is a key's lease and, on the leader, its time left, for get --json.
+// ttlOf is a key's lease and its time left as this member counts it, for get --json.
 func (c *Core) ttlOf(key string) []byte {
 	id := c.kv.LeaseOf(key)
 	if id == 0 {
 		return nil
 	}
 	m := map[string]int64{"lease": int64(id)}
-	if due, ok := c.leaseDue[id]; ok {
+	if due, ok := c.leases.due(id); ok {
 		m["ttl_ms"] = max(0, int64(due-c.now))
 	}
 	js, _ := json.Marshal(m)
@@ -236,7 +479,7 @@ func (c *Core) locksResponse() api.Response {
 		h := l.Queue[0]
 		st := api.LockStatus{Name: name, Generation: l.Generation, Holder: h.Holder, Lease: h.Lease, Since: h.Since, TTLMs: -1,
 			Waiting: []string{}}
-		if due, ok := c.leaseDue[h.Lease]; ok {
+		if due, ok := c.leases.due(h.Lease); ok {
 			st.TTLMs = max(0, int64(due-c.now))
 		}
 		for _, q := range l.Queue[1:] {

@@ -83,7 +83,7 @@ var serving = map[api.Op]struct {
 	api.OpListValues:   {true, (*Core).replyRead},
 	api.OpLocks:        {true, (*Core).replyRead},
 	api.OpCounter:      {true, (*Core).replyRead},
-	api.OpLeaseKeep:    {true, (*Core).replyRead},
+	api.OpLeaseKeep:    {true, (*Core).keepLease},
 	api.OpLockWait:     {true, (*Core).lockWait},
 	api.OpSnapshot:     {true, (*Core).makeBackup},
 	api.OpStatus:       {false, (*Core).status},
@@ -206,7 +206,7 @@ func (c *Core) readAtLeader(w *waiter) {
 	c.reads[c.nextReadID] = w
 }
 
-// read answers get, list, lease keep and locks from the local state.
+// read answers get, list and locks from the local state.
 func (c *Core) read(r api.Request) api.Response {
 	switch r.Op {
 	case api.OpGet:
@@ -215,8 +215,6 @@ func (c *Core) read(r api.Request) api.Response {
 			return api.Response{Code: api.CodeNotFound, Msg: fmt.Sprintf("key %s not found", r.Key)}
 		}
 		return api.Response{Value: v, JSON: c.ttlOf(r.Key)}
-	case api.OpLeaseKeep:
-		return c.keepLease(r)
 	case api.OpLocks:
 		return c.locksResponse()
 	case api.OpCounter:
@@ -556,6 +554,11 @@ func (c *Core) expire() {
 	}
 	c.readyReads = keep(c.readyReads)
 	c.logWatches.expire(keep)
+	c.keeps = keep(c.keeps)
+	for _, i := range sortedKeys(c.keepBatches) {
+		b := c.keepBatches[i]
+		b.waiters = keep(b.waiters) // the batch stays: it still renews when applied
+	}
 	c.waiting = keep(c.waiting)
 	c.conditions = keep(c.conditions)
 }

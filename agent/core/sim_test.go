@@ -49,7 +49,7 @@ var (
 	agentSimSeeds = flag.Int("agentsim.seeds", 1000, "number of schedules TestAgentSim runs")
 	agentSimSeed  = flag.Uint64("agentsim.seed", 0, "run only this seed, with a trace on failure")
 	agentSimMs    = flag.Int("agentsim.ms", 6000, "virtual milliseconds of faults per schedule")
-	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early")
+	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early, lease-restart")
 )
 
 const (
@@ -88,8 +88,8 @@ func TestAgentSim(t *testing.T) {
 			}
 		}
 	}
-	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
-		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.fencedOK, total.fencedRefused, total.holderFaults, total.frozenOverlaps, total.faults, total.crashes,
+	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d ttlkeys=%d/%d gone faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
+		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.fencedOK, total.fencedRefused, total.holderFaults, total.frozenOverlaps, total.ttlKeys, total.ttlGone, total.faults, total.crashes,
 		total.memberships, total.configs, total.transfers, total.forwards, total.snapshots, total.maxLog, failed, time.Since(start).Seconds())
 }
 
@@ -99,7 +99,7 @@ func TestAgentSimCatchesPlantedBugs(t *testing.T) {
 	if *agentSimBug != "" || *agentSimSeed != 0 {
 		t.Skip("runs only without -agentsim.bug and -agentsim.seed")
 	}
-	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused", "txn-acts-early"} {
+	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused", "txn-acts-early", "lease-restart"} {
 		t.Run(name, func(t *testing.T) {
 			var b bugs
 			if err := b.plant(name); err != nil {
@@ -156,6 +156,8 @@ func (b *bugs) plant(name string) error {
 		b.generationReused = true
 	case "txn-acts-early":
 		b.txnActsEarly = true
+	case "lease-restart":
+		b.leaseRestart = true
 	default:
 		return fmt.Errorf("unknown bug %q", name)
 	}
@@ -175,6 +177,7 @@ type simStats struct {
 	faults, crashes, memberships, transfers   int
 	forwards, snapshots, maxLog               int
 	configs                                   int // membership entries committed
+	ttlKeys, ttlGone                          int // TTL keys set, and revoked within their bound
 }
 
 func (s *simStats) add(o simStats) {
@@ -196,6 +199,8 @@ func (s *simStats) add(o simStats) {
 	s.forwards += o.forwards
 	s.snapshots += o.snapshots
 	s.maxLog = max(s.maxLog, o.maxLog)
+	s.ttlKeys += o.ttlKeys
+	s.ttlGone += o.ttlGone
 }
 
 func runSims(seeds []uint64, b bugs, plant string, ms int, trace bool) []simResult {
@@ -269,6 +274,7 @@ type simClient struct {
 }
 
 type sim struct {
+	ttl      *simTTL
 	lockers  []*simLocker
 	lockRuns []*simLockRun
 	writes   []simFencedWrite
@@ -343,6 +349,7 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 		s.after(Time(s.rng.IntN(100)), func() { s.clientOp(c) })
 	}
 	s.startLockers(voters)
+	s.startTTLClients(voters, ms)
 	s.after(Time(200+s.rng.IntN(300)), s.nemesis)
 	end := Time(ms)
 	s.runUntil(end)
