@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"lite-raft/api"
@@ -64,7 +65,7 @@ type simTTL struct {
 type simIncarnation struct {
 	host      raftcore.NodeID
 	watchedAt Time
-	applied   map[uint64]Time
+	applied   map[uint64][]Time
 	fresh     []Time
 	lastFresh Time // the core's leaseFreshAt as last seen
 }
@@ -74,11 +75,11 @@ type simLeadership struct {
 	inc *simIncarnation
 }
 
-// startTTLClients starts three TTL clients, the transfers, the watchers and, at the end
+// startTTLClients starts six TTL clients, the transfers, the watchers and, at the end
 // of the run (faults over at ms, healed for 3 s), the check.
 func (s *sim) startTTLClients(voters []raftcore.NodeID, ms int) {
 	s.ttl = &simTTL{keys: map[uint64]*simTTLKey{}, wrapped: map[*testDriver]*simIncarnation{}}
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 6; i++ {
 		host := s.nodes[voters[(i+2)%len(voters)]]
 		n := 0
 		s.after(Time(s.rng.IntN(200)), func() { s.ttlClient(i, host, &n) })
@@ -129,7 +130,7 @@ func (s *sim) ttlClient(id int, n *simNode, count *int) {
 	}
 	*count++
 	k := &simTTLKey{key: fmt.Sprintf("ttl/%d/%d", id, *count), ttl: Time([]int{1000, 2000, 3000}[s.rng.IntN(3)]), lastSent: -1, gone: -1}
-	renewFor := Time([]int{0, 0, 500, 1500, 2500}[s.rng.IntN(5)])
+	renewFor := Time([]int{0, 0, 0, 500, 1500, 2500}[s.rng.IntN(6)])
 	next := func() { s.after(Time(100+s.rng.IntN(300)), func() { s.ttlClient(id, n, count) }) }
 	if !n.up {
 		next()
@@ -197,7 +198,7 @@ func (s *sim) ttlWatch() {
 		}
 		inc := t.wrapped[n.drv]
 		if inc == nil {
-			inc = &simIncarnation{host: h, watchedAt: s.now, applied: map[uint64]Time{}, lastFresh: n.core.leaseFreshAt}
+			inc = &simIncarnation{host: h, watchedAt: s.now, applied: map[uint64][]Time{}, lastFresh: n.core.leaseFreshAt}
 			t.wrapped[n.drv] = inc
 			prev := n.drv.applying
 			n.drv.applying = func(rd Ready) {
@@ -248,7 +249,7 @@ func (s *sim) ttlApplying(inc *simIncarnation, rd Ready) {
 			}
 		}
 		for _, id := range named {
-			inc.applied[id] = s.now
+			inc.applied[id] = append(inc.applied[id], s.now)
 			if k := t.keys[id]; k != nil && e.Index > k.renewIndex {
 				k.renewIndex, k.renewAt = e.Index, s.now
 			}
@@ -256,26 +257,39 @@ func (s *sim) ttlApplying(inc *simIncarnation, rd Ready) {
 	}
 }
 
-// ttlBound is when lease k must be gone by, as of now.
+// ttlBound is when lease k must be gone by. What happened after a lease should have
+// gone excuses nothing (a leader that restarted later, holding a lease that should not
+// be there any more, counts it from its restart): the bound is the least time B such
+// that the bound computed from what happened up to B is B, found from below.
 func (s *sim) ttlBound(k *simTTLKey) (Time, string) {
+	limit, why := s.ttlBoundUpTo(k, -1)
+	for range 1000 {
+		b, w := s.ttlBoundUpTo(k, limit)
+		if b <= limit {
+			break
+		}
+		limit, why = b, w
+	}
+	return limit, why
+}
+
+// ttlBoundUpTo is lease k's bound from what happened up to limit (-1: only its
+// client's renewals).
+func (s *sim) ttlBoundUpTo(k *simTTLKey, limit Time) (Time, string) {
 	t := s.ttl
 	base, why := k.lastOK, "its last renewal answered"
 	if k.lastSent >= 0 && k.lastSent+simTTLKeepTimeout > base {
 		base, why = k.lastSent+simTTLKeepTimeout, "its last keep sent, plus its timeout"
 	}
-	from := k.renewAt
-	end := s.now
-	if k.gone >= 0 {
-		end = k.gone
-	}
+	upTo := func(at Time) bool { return limit >= 0 && at <= limit }
 	for i, l := range t.leaders {
-		if l.at > end || (i+1 < len(t.leaders) && t.leaders[i+1].at <= from) {
-			continue // not leading between its last renewal and its end
+		if !upTo(l.at) || (i+1 < len(t.leaders) && t.leaders[i+1].at <= k.renewAt) {
+			continue // not leading between its last renewal and the limit
 		}
-		b := max(l.inc.applied[k.lease], l.inc.watchedAt)
-		for _, f := range l.inc.fresh {
-			if f <= end {
-				b = max(b, f)
+		b := l.inc.watchedAt
+		for _, at := range append(slices.Clone(l.inc.applied[k.lease]), l.inc.fresh...) {
+			if upTo(at) {
+				b = max(b, at)
 			}
 		}
 		if b > base {
@@ -290,7 +304,7 @@ func (s *sim) ttlBound(k *simTTLKey) (Time, string) {
 		} else {
 			run = 0
 		}
-		if at > base && at <= end && run > simCommitGapMs {
+		if at > base && upTo(at) && run > simCommitGapMs {
 			outage += simTickMs
 		}
 	}
