@@ -27,7 +27,10 @@ func TestEveryOpIsServed(t *testing.T) {
 // to the log or starts a membership change, as served by a leader; if one did, an unknown outcome of it would exit 1
 // or 11 and a script would retry a write that happened. Every op that names a command
 // appends one. (The exit code table's kinds come from the same entries: this is what
-// keeps them true.)
+// keeps them true.) A lease keep is the one read that may lead to an append: the leader
+// batches the tick's renewals into one entry of its own (api.LeaseKeepCommand), which
+// renews only and so is safe to repeat; the sample's lease does not exist, so nothing is
+// batched here, and leaselog_test.go shows the batch.
 func TestOpKindsMatchWhatTheyDo(t *testing.T) {
 	for _, info := range api.Ops() {
 		s := newSoloCore(t, 1000)
