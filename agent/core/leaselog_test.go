@@ -1,9 +1,11 @@
 package core
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"lite-raft/api"
@@ -277,6 +279,69 @@ func TestNewLeaderResumesLeaseCountdown(t *testing.T) {
 	if tr.now < set+2000 {
 		t.Fatalf("k gone %d ms after its set (ttl 2 s)", tr.now-set)
 	}
+}
+
+// Across 120 leader changes, half of them transfers and half a leader cut off (as dead)
+// until another is elected, a key with a 30 s ttl, renewed once after 5 s, goes within
+// its bound: never before its renewal + ttl, and no later than + 2 election timeouts
+// (here 100-200 ms each) + 1 s. A new leader that gave each lease its whole ttl again
+// would keep it until 30 s after the last change, past 60 s.
+func TestLeaseBoundAcrossAHundredLeaderChanges(t *testing.T) {
+	if err := leaseBoundAcrossLeaderChanges(t, bugs{}); err != "" {
+		t.Fatal(err)
+	}
+	// planted: a new leader gives every lease its whole ttl again; the test must see it
+	if err := leaseBoundAcrossLeaderChanges(t, bugs{leaseRestart: true}); !strings.Contains(err, "still there") {
+		t.Fatalf("with a new leader restarting every lease: %q, want the key still there", err)
+	}
+}
+
+// leaseBoundAcrossLeaderChanges runs the test above with b planted in every member and
+// says what it saw wrong ("" if nothing).
+func leaseBoundAcrossLeaderChanges(t *testing.T, b bugs) string {
+	tr := newTrio(t, nil)
+	for _, c := range tr.cores {
+		c.bugs = b
+	}
+	lease := tr.setTTL("k", 30000)
+	set := tr.now
+	tr.tick(5000)
+	if r := tr.ask(tr.leader().id, api.Request{Op: api.OpLeaseKeep, Lease: lease}); r.Code != 0 {
+		t.Fatalf("lease keep: %+v", r)
+	}
+	kept := tr.now
+	changes := 0
+	for changes < 120 {
+		tr.tick(100)
+		if changes%2 == 0 {
+			tr.transfer()
+		} else {
+			dead := tr.leader().id
+			tr.cut[dead] = true
+			for i := 0; i < 100 && tr.leader() == nil; i++ {
+				tr.tick(10)
+			}
+			if tr.leader() == nil {
+				return fmt.Sprintf("no leader %d ms after %s was cut off", tr.now-set, dead)
+			}
+			tr.cut[dead] = false
+		}
+		changes++
+		if tr.gone(tr.leader().id, "k") {
+			return fmt.Sprintf("k gone %d ms after its keep (ttl 30 s), after %d leader changes", tr.now-kept, changes)
+		}
+	}
+	t.Logf("%d leader changes in %d ms; the last %d ms after the keep", changes, tr.now-set, tr.now-kept)
+	for tr.now < kept+30000+2*200+1000 && !tr.gone(tr.leader().id, "k") {
+		tr.tick(10)
+	}
+	if !tr.gone(tr.leader().id, "k") {
+		return fmt.Sprintf("k still there %d ms after its keep (ttl 30 s, %d leader changes)", tr.now-kept, changes)
+	}
+	if tr.now < kept+30000 {
+		return fmt.Sprintf("k gone %d ms after its keep (ttl 30 s)", tr.now-kept)
+	}
+	return ""
 }
 
 // With a member older than version 6, keeps renew on the leader's clock, answered at
