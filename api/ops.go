@@ -246,19 +246,52 @@ func SuccessorOf(op Op) (Successor, bool) {
 	return Successor{}, false
 }
 
+// Stamped commands (issue 26, sessions that expire by time): once every member
+// understands version StampCommands, the leader stamps each command it proposes for a
+// request with its clock (Unix milliseconds) and the request's first-send time
+// (Request.FirstSentMs). The state machine has no clock: its time is the largest stamp
+// it applied, the same on every member, and by it the deduplication table forgets a
+// client SessionKeepMs after its last write and answers a request from a client it no
+// longer holds, first sent more than SessionHorizonMs before that time, as a late retry
+// (CodeTimeout: it may have been applied; it is never applied again). The stamp is a
+// flag on any command, not a command of its own, so it is a version, not an op; it is 7,
+// as 6 goes to the leases of the same issue, built beside it.
+const StampCommands = 7
+
+// FirstSentRequests is the request version that brought Request.FirstSentMs (7, as
+// StampCommands). The field is advice: a member forwards it only to a peer that
+// understands it and drops it for an older one, and a request without it is taken as
+// before (a client the table does not hold is a new one).
+const FirstSentRequests = 7
+
+// The session horizon: a retry of a write is told from a new client for SessionHorizonMs
+// after its first send (by the cluster's time); the table keeps a client SessionKeepMs
+// after its last write, a minute more, so that a clock of a client up to a minute ahead
+// of the leader's cannot make a forgotten write look new. Every retry ends well within
+// the horizon: the command line caps --timeout at MaxClientTimeoutMs (a write's
+// retries, over one host or several, all end by its timeout), and an agent holds a
+// request only until the deadline its client sent.
+const (
+	SessionHorizonMs   = 10 * 60 * 1000
+	SessionKeepMs      = SessionHorizonMs + 60*1000
+	MaxClientTimeoutMs = 5 * 60 * 1000
+)
+
 // CommandVersion is the newest set of state machine commands this build understands:
 // 1 is set, unset, if ... set and noop (every build before versions existed); 2 adds
 // create, if ... unset, leases and locks; 3 adds fenced writes; 4 the successors of lock
 // and lease revoke (tokens, generations that never repeat) and counter raise; 5 txn; 6
-// lease keeps through the log (LeaseKeepCommand). It is the largest Commands of the
-// catalogue, the fence, the rebase, the lease keep batch and the successors.
-const CommandVersion = 6
+// lease keeps through the log (LeaseKeepCommand); 7 stamped commands (StampCommands). It
+// is the largest Commands of the catalogue, the fence, the rebase, the lease keep batch,
+// the successors and the stamp.
+const CommandVersion = 7
 
 // RequestVersion is the newest set of requests this build understands: 1 is every op up
 // to snapshot-read (builds that never said); 2 adds exists; 3 the fence field; 4 the
-// token field, counter raise and counter; 5 list --values and txn (with its field). It
-// is the largest Requests of the catalogue, the fence and the token.
-const RequestVersion = 5
+// token field, counter raise and counter; 5 list --values and txn (with its field); 7
+// the first-send time (FirstSentRequests; 6 is left to the rest of issue 26). It is the
+// largest Requests of the catalogue, the fence, the token and the first-send time.
+const RequestVersion = 7
 
 // byOp indexes the catalogue by wire number.
 var byOp = func() (t [256]*OpInfo) {
@@ -322,7 +355,8 @@ func CommandVersionOf(cmd uint8) int {
 }
 
 // RequestVersion is the request version a member must understand to read r: its op's,
-// or the fence's if it carries one.
+// or the fence's or the token's if it carries one. The first-send time does not count:
+// it is dropped for a member that does not understand it (WithoutNewerFields).
 func (r Request) RequestVersion() int {
 	v := 1
 	if p := byOp[r.Op]; p != nil {
@@ -335,4 +369,14 @@ func (r Request) RequestVersion() int {
 		v = max(v, TokenRequests)
 	}
 	return v
+}
+
+// WithoutNewerFields is r as a member that understands request version v can read it,
+// with only the advisory fields dropped (the first-send time, before version 7): the
+// others are needed, and RequestVersion says so.
+func (r Request) WithoutNewerFields(v int) Request {
+	if v < FirstSentRequests {
+		r.FirstSentMs = 0
+	}
+	return r
 }

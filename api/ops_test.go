@@ -16,7 +16,8 @@ func checkCatalogue(entries []api.OpInfo) []string {
 	names, ops, cmds := map[string]bool{}, map[api.Op]bool{}, map[uint8]bool{}
 	maxCmd, maxReq := api.FenceCommands, max(api.FenceRequests, api.TokenRequests)
 	cmds[api.FenceCommand], cmds[api.RebaseCommand], cmds[api.LeaseKeepCommand] = true, true, true
-	maxCmd = max(maxCmd, api.RebaseCommands, api.LeaseKeepCommands)
+	maxCmd = max(maxCmd, api.RebaseCommands, api.LeaseKeepCommands, api.StampCommands)
+	maxReq = max(maxReq, api.FirstSentRequests)
 	for _, s := range api.Successors() {
 		if cmds[s.Command] || s.Command == 0 {
 			bad = append(bad, fmt.Sprintf("successor of %s: command %d taken, or none", s.Op, s.Command))

@@ -53,11 +53,16 @@ type Request struct {
 	// Txn is a transaction's conditions and actions (OpInfo.Txn)
 	Txn Txn
 
-	Stale     bool // read local state, without asking the leader
-	ClientID  uint64
-	Seq       uint64
-	Hops      uint8 // forwards so far; bounded so a confused cluster cannot loop
-	TimeoutMs uint32
+	Stale    bool // read local state, without asking the leader
+	ClientID uint64
+	Seq      uint64
+	// FirstSentMs is when the client first sent this ClientID and Seq (its wall clock,
+	// Unix milliseconds; 0: not said), kept across its retries: a write the state
+	// machine no longer holds a session for is a late retry, not a new client, once this
+	// is older than api.SessionHorizonMs (FirstSentRequests)
+	FirstSentMs uint64
+	Hops        uint8 // forwards so far; bounded so a confused cluster cannot loop
+	TimeoutMs   uint32
 }
 
 // Encode renders r as: op, hops, flags, uvarints and length-prefixed fields in a fixed
@@ -79,6 +84,9 @@ func (r Request) Encode() []byte {
 	}
 	if !r.Txn.empty() {
 		flags |= flagTxn
+	}
+	if r.FirstSentMs != 0 {
+		flags |= flagFirstSent
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, r.ClientID)
@@ -105,16 +113,23 @@ func (r Request) Encode() []byte {
 		// after the token: a build that does not know transactions refuses the flag
 		b = AppendTxn(b, r.Txn)
 	}
+	if r.FirstSentMs != 0 {
+		// after the transaction: a build that does not know the field refuses the flag
+		// (14), and a member drops it before it forwards to one (the field is advice)
+		b = binary.AppendUvarint(b, r.FirstSentMs)
+	}
 	return b
 }
 
 // The flags byte: what a request has beyond the fields every build reads.
 const (
-	flagStale  byte = 1
-	flagFence  byte = 2 // a fence follows the args (request version 3)
-	flagToken  byte = 4 // a token follows the fence (request version 4)
-	flagTxn    byte = 8 // a transaction follows the token (request version 5)
-	flagsKnown      = flagStale | flagFence | flagToken | flagTxn
+	flagStale byte = 1
+	flagFence byte = 2 // a fence follows the args (request version 3)
+	flagToken byte = 4 // a token follows the fence (request version 4)
+	flagTxn   byte = 8 // a transaction follows the token (request version 5)
+	// the first-send time follows the transaction (request version 7)
+	flagFirstSent byte = 16
+	flagsKnown         = flagStale | flagFence | flagToken | flagTxn | flagFirstSent
 )
 
 // hostArgs renders the typed arguments as the host and args text fields.
@@ -248,6 +263,12 @@ func DecodeRequest(b []byte) (Request, error) {
 		r.Txn = ReadTxn(&d)
 		if d.Err == nil && r.Txn.empty() {
 			d.Fail(errors.New("a txn flag without a transaction"))
+		}
+	}
+	if flags&flagFirstSent != 0 {
+		r.FirstSentMs = d.Uvarint()
+		if d.Err == nil && r.FirstSentMs == 0 {
+			d.Fail(errors.New("a first-send flag without a time"))
 		}
 	}
 	info := byOp[r.Op]

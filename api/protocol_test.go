@@ -38,6 +38,9 @@ func TestGoldenEncodings(t *testing.T) {
 			If:   []TxnCond{{Key: "o", Test: TestEquals, Value: []byte("h1")}, {Key: "m", Test: TestMissing}, {Key: "g", Test: TestCounter, Counter: 7}},
 			Then: []TxnAction{{Do: DoSet, Key: "o", Value: []byte("h2")}, {Do: DoUnset, Key: "m"}, {Do: DoRaise, Key: "g"}},
 		}}, "1d00080304000000000000000301016f0268310003016d000005016700070301016f02683202016d0003016700"},
+		// request version 7: flag 16, the first-send time (Unix ms) after the
+		// transaction (new in this build; a client sets it on every request)
+		{Request{Op: OpSet, Key: "k", Value: []byte("v"), ClientID: 3, Seq: 1, FirstSentMs: 1765000000000}, "030010030100016b01760000000080e4ca91af33"},
 		{Request{Op: OpWatchLog, Key: "d/", From: 120, FromSet: true}, "16000000000002642f0000000003313230"},
 		{Request{Op: OpWatchLog, Key: "d/"}, "16000000000002642f0000000000"},
 		{Request{Op: OpWatch, Key: "k", CondValue: []byte("old")}, "0d0000000000016b0000036f6c640000"},
@@ -130,7 +133,7 @@ func TestUnknownOpOrFieldAsksForAnUpgrade(t *testing.T) {
 		t.Errorf("op 200: %v", err)
 	}
 	flag := bytes.Clone(get)
-	flag[2] |= 16 // 8 is the txn's (request version 5)
+	flag[2] |= 32 // 16 is the first-send time's (request version 7)
 	if _, err := DecodeRequest(flag); !errors.Is(err, ErrUnknownField) {
 		t.Errorf("unknown flag: %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,16 +77,24 @@ func (cl *Client) Do(ctx context.Context, req api.Request) (api.Response, error)
 	s.seq++
 	req.ClientID = s.id
 	req.Seq = s.seq
+	if api.IsWrite(req.Op) && req.FirstSentMs == 0 {
+		// set once, before the first attempt, and sent again by every retry (the payload
+		// is encoded once): the cluster tells a retry it no longer holds a session for
+		// from a new client by it (api.SessionHorizonMs)
+		req.FirstSentMs = uint64(time.Now().UnixMilli())
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		// the agent gives up a little earlier than we do, so that its answer (which says
-		// why: no leader, unknown outcome, stale) arrives before our own deadline
+		// why: no leader, unknown outcome, stale) arrives before our own deadline; a
+		// deadline beyond the field's 49 days is sent as its largest, never wrapped
 		d := time.Until(dl)
 		d -= min(d/10, 200*time.Millisecond)
-		if t := uint32(max(1, d.Milliseconds())); req.TimeoutMs == 0 || t < req.TimeoutMs {
+		if t := uint32(min(max(1, d.Milliseconds()), math.MaxUint32)); req.TimeoutMs == 0 || t < req.TimeoutMs {
 			req.TimeoutMs = t
 		}
 	}
 	payload := req.Encode()
+	resent := false // once without the first-send time, for an agent too old to read it
 	var outcome Outcome
 	var firstErr error // of the first attempt, often the one that says what happened
 	fail := func(f Failure, err error) (api.Response, error) {
@@ -100,6 +110,17 @@ func (cl *Client) Do(ctx context.Context, req api.Request) (api.Response, error)
 			if err != nil { // it answered: it got the request
 				outcome = outcome.Or(MaybeApplied)
 				return fail(FailNoServer, err)
+			}
+			if resp.Code == api.CodeUpgrade && req.FirstSentMs != 0 && !resent && strings.Contains(resp.Msg, api.ErrUnknownField.Error()) {
+				// an agent from before request version 7 refuses the field, saying so
+				// (agent/frames.go: ErrUnknownField in its answer), and 14 says nothing
+				// was done: the same ID and sequence number go again without it, taken
+				// as before (a new client if the table does not hold it)
+				resent = true
+				old := req
+				old.FirstSentMs = 0
+				payload = old.Encode()
+				continue
 			}
 			return Downgrade(req.Op, outcome, resp), nil
 		}

@@ -109,11 +109,23 @@ type Command struct {
 	Fenced    Op
 	FenceName string
 	FenceGen  uint64
+	// StampMs is the proposing leader's clock (Unix milliseconds; 0: not stamped): the
+	// state machine's time is the largest stamp it applied (Store.Time). FirstSentMs is
+	// when the client first sent the request (its clock; 0: not said), by which a client
+	// the deduplication table no longer holds is told a late retry (api.StampCommands).
+	StampMs     uint64
+	FirstSentMs uint64
 }
 
 // MaxKeepBatch is the most leases one OpLeaseKeepBatch names (about 1 MB at most): the
 // leader carries the rest to the next entry.
 const MaxKeepBatch = 100_000
+
+// stampedFlag marks a stamped command in the op byte of its encoding: the stamp and the
+// first-send time follow that byte. A flag, not an op, because any command may carry
+// it; builds before command version 7 read it as an op they do not know, and the leader
+// stamps only once every member understands version 7.
+const stampedFlag = 0x80
 
 // Validate checks a command before it is proposed.
 func (c Command) Validate() error {
@@ -191,10 +203,18 @@ func (c Command) Validate() error {
 }
 
 // Encode renders c for a log entry:
-// op, uvarint client, uvarint seq, then length-prefixed key, value, cond, cond value.
+// op, uvarint client, uvarint seq, then length-prefixed key, value, cond, cond value; a
+// stamped command has the op's byte with stampedFlag, then uvarint stamp and first-send
+// time, then the rest as an unstamped one.
 func (c Command) Encode() []byte {
 	b := make([]byte, 0, 32+len(c.Key)+len(c.Value)+len(c.CondValue))
-	b = append(b, byte(c.Op))
+	if c.StampMs != 0 {
+		b = append(b, byte(c.Op)|stampedFlag)
+		b = binary.AppendUvarint(b, c.StampMs)
+		b = binary.AppendUvarint(b, c.FirstSentMs)
+	} else {
+		b = append(b, byte(c.Op))
+	}
 	b = binary.AppendUvarint(b, c.ClientID)
 	b = binary.AppendUvarint(b, c.Seq)
 	for _, f := range [][]byte{[]byte(c.Key), c.Value, []byte(c.Cond), c.CondValue} {
@@ -239,6 +259,13 @@ func Decode(b []byte) (Command, error) {
 	}
 	d := wire.Decoder{B: b}
 	c.Op = Op(d.Byte())
+	if c.Op&stampedFlag != 0 {
+		c.Op &^= stampedFlag
+		c.StampMs, c.FirstSentMs = d.Uvarint(), d.Uvarint()
+		if d.Err == nil && c.StampMs == 0 {
+			d.Fail(errors.New("a stamped command without a stamp"))
+		}
+	}
 	c.ClientID, c.Seq = d.Uvarint(), d.Uvarint()
 	c.Key = d.String(api.MaxKeyLen + 1)
 	c.Value = d.Bytes(api.MaxValueLen + 1)
@@ -298,6 +325,9 @@ func (c Command) String() string {
 	if c.ClientID != 0 {
 		id = fmt.Sprintf("  [client %x seq %d]", c.ClientID, c.Seq)
 	}
+	if c.StampMs != 0 {
+		id += fmt.Sprintf("  [at %d, first sent at %d]", c.StampMs, c.FirstSentMs)
+	}
 	q := func(b []byte) string {
 		if len(b) > 80 {
 			return fmt.Sprintf("%q... (%d bytes)", b[:80], len(b))
@@ -352,7 +382,7 @@ func (c Command) String() string {
 		return "lease keep " + strings.Join(ids, " ") + more
 	case OpFenced:
 		inner := c
-		inner.Op, inner.ClientID = c.Fenced, 0
+		inner.Op, inner.ClientID, inner.StampMs = c.Fenced, 0, 0
 		return fmt.Sprintf("--fence %s=%d %s%s", c.FenceName, c.FenceGen, inner, id)
 	}
 	return fmt.Sprintf("op %d", c.Op)

@@ -3,7 +3,6 @@ package kvstore
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,23 +29,18 @@ type Result struct {
 	Changes []api.Change
 }
 
-// maxSessions bounds the deduplication table; the least recently active clients are
-// forgotten first (a client silent for that long has long given up retrying).
-const maxSessions = 10000
-
-type session struct {
-	seq       uint64
-	result    Result
-	lastIndex uint64
-}
-
 // Store is the key-value state, on ordered copy-on-write B-trees (tidwall/btree): list
 // walks only the names asked for, and Clone is O(1), so a snapshot can be written from a
 // clone while the original goes on applying. It is not safe for concurrent use, but a
 // clone may be read by another goroutine while the original is changed.
 type Store struct {
-	data     btree.Map[string, []byte]
-	sessions btree.Map[uint64, session]
+	data btree.Map[string, []byte]
+	// the deduplication table, its forgetting order, the bytes of its values, and the
+	// state's time (sessions.go)
+	sessions     btree.Map[uint64, session]
+	ages         *btree.BTreeG[sessionAge]
+	sessionBytes int
+	time         uint64
 	// the keys held under a lease, the leases and the locks (leases.go)
 	keyLease btree.Map[string, uint64]
 	leases   btree.Map[uint64, Lease]
@@ -75,6 +69,10 @@ type Bugs struct {
 	// TxnActsBeforeLastCondition: a transaction does its actions before it tests its
 	// last condition, so a false last condition leaves them done (and answers 6).
 	TxnActsBeforeLastCondition bool
+	// SessionsEvictedByCount: the deduplication table forgets its oldest sessions past
+	// 100 clients, young or not (the rule before sessions expired by time, at a bound a
+	// test reaches), so a retry after 100 other clients is applied twice.
+	SessionsEvictedByCount bool
 }
 
 // Plant plants bugs b in s (and in its clones), for simulations only.
@@ -82,51 +80,39 @@ func (s *Store) Plant(b Bugs) { s.bugs = b }
 
 // Clone returns a copy that shares everything with s until either changes (O(1)).
 func (s *Store) Clone() *Store {
-	return &Store{data: *s.data.Copy(), sessions: *s.sessions.Copy(),
+	c := &Store{data: *s.data.Copy(), sessions: *s.sessions.Copy(), sessionBytes: s.sessionBytes, time: s.time,
 		keyLease: *s.keyLease.Copy(), leases: *s.leases.Copy(), locks: *s.locks.Copy(),
 		counters: *s.counters.Copy(), base: s.base, rebasePending: s.rebasePending, bugs: s.bugs}
+	if s.ages != nil {
+		c.ages = s.ages.Copy()
+	}
+	return c
 }
 
 // Apply applies a command committed at log index.
 func (s *Store) Apply(index uint64, c Command) Result {
+	s.advance(c.StampMs) // first: the time the command is judged at
 	if c.ClientID != 0 {
-		if ss, ok := s.sessions.Get(c.ClientID); ok && c.Seq <= ss.seq {
+		ss, ok := s.sessions.Get(c.ClientID)
+		if ok && c.Seq <= ss.seq {
 			if c.Seq == ss.seq {
-				return ss.result // a retry: same answer, applied once
+				return ss.replay() // a retry: same answer, applied once
 			}
 			return Result{Code: api.CodeOK, Msg: "duplicate of an older request"}
+		}
+		if !ok {
+			if r, refused := s.unknownClient(c); refused {
+				return r
+			}
 		}
 	}
 	s.changes, s.index = nil, index
 	r := s.apply(index, c)
 	r.Changes, s.changes = s.changes, nil
 	if c.ClientID != 0 {
-		kept := r
-		kept.Changes = nil // a retry gets the answer, not the changes again
-		s.sessions.Set(c.ClientID, session{seq: c.Seq, result: kept, lastIndex: index})
-		if s.sessions.Len() > maxSessions {
-			s.evictSessions()
-		}
+		s.putSession(c.ClientID, c.Seq, r) // a retry gets the answer, not the changes again
 	}
 	return r
-}
-
-func (s *Store) evictSessions() {
-	type aged struct{ id, index uint64 }
-	all := make([]aged, 0, s.sessions.Len())
-	s.sessions.Scan(func(id uint64, ss session) bool {
-		all = append(all, aged{id, ss.lastIndex})
-		return true
-	})
-	slices.SortFunc(all, func(a, b aged) int {
-		if a.index != b.index {
-			return cmp.Compare(a.index, b.index)
-		}
-		return cmp.Compare(a.id, b.id)
-	})
-	for _, a := range all[:len(all)-maxSessions*9/10] {
-		s.sessions.Delete(a.id)
-	}
 }
 
 func (s *Store) apply(index uint64, c Command) Result {
@@ -296,7 +282,9 @@ func (s *Store) List(dir string) ([]string, bool) {
 func (s *Store) Len() int { return s.data.Len() }
 
 // Snapshot formats: v1 holds sessions and keys; v2 adds results' values, leases and
-// locks; v3 adds leases' tokens, the generation base and the counters. A store is
+// locks; v3 adds leases' tokens, the generation base and the counters; v4 adds the
+// state's time and writes the sessions compactly (a stamped state: writeSessionsV4;
+// the older formats keep a session's mark as its index, and no message). A store is
 // written in the oldest format that holds all it has, which builds from before read
 // (they may be members still: the leader does not let leases in before they go, nor
 // tokens and counters; a base comes only with a restore, by a build that has it).
@@ -304,6 +292,7 @@ const (
 	snapshotMagic   = "lite-raft kv v1\n"
 	snapshotMagicV2 = "lite-raft kv v2\n"
 	snapshotMagicV3 = "lite-raft kv v3\n"
+	snapshotMagicV4 = "lite-raft kv v4\n"
 )
 
 // Snapshot encodes the whole state, sorted, so equal states give equal bytes.
@@ -324,9 +313,12 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 		rec = rec[:0]
 		return err
 	}
-	v3 := s.hasV3State()
+	v4 := s.time != 0
+	v3 := v4 || s.hasV3State()
 	v2 := v3 || s.hasV2State()
 	switch {
+	case v4:
+		rec = append(rec, snapshotMagicV4...)
 	case v3:
 		rec = append(rec, snapshotMagicV3...)
 	case v2:
@@ -334,20 +326,24 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 	default:
 		rec = append(rec, snapshotMagic...)
 	}
-	rec = binary.AppendUvarint(rec, uint64(s.sessions.Len()))
 	var err error
-	s.sessions.Scan(func(id uint64, ss session) bool {
-		rec = binary.AppendUvarint(rec, id)
-		rec = binary.AppendUvarint(rec, ss.seq)
-		rec = binary.AppendUvarint(rec, ss.lastIndex)
-		rec = binary.AppendUvarint(rec, uint64(ss.result.Code))
-		rec = wire.AppendString(rec, ss.result.Msg)
-		if v2 {
-			rec = wire.AppendBytes(rec, ss.result.Value)
-		}
-		err = put()
-		return err == nil
-	})
+	if v4 {
+		err = s.writeSessionsV4(&rec, put)
+	} else {
+		rec = binary.AppendUvarint(rec, uint64(s.sessions.Len()))
+		s.sessions.Scan(func(id uint64, ss session) bool {
+			rec = binary.AppendUvarint(rec, id)
+			rec = binary.AppendUvarint(rec, ss.seq)
+			rec = binary.AppendUvarint(rec, ss.mark) // an unstamped state's mark is the index
+			rec = binary.AppendUvarint(rec, uint64(ss.result.Code))
+			rec = wire.AppendString(rec, "") // the message is not kept (replayMsg)
+			if v2 {
+				rec = wire.AppendBytes(rec, ss.result.Value)
+			}
+			err = put()
+			return err == nil
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -377,6 +373,33 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 		return err
 	}
 	return bw.Flush()
+}
+
+// writeSessionsV4 appends v4's first section: the state's time, then the sessions in
+// order of client ID, each as the ID's distance from the previous one, the sequence
+// number, how long before the state's time it was written, the code times two plus one
+// if a value follows, and that value. A CLI call's session (a random ID among hundreds of
+// thousands, sequence 1, code 0) takes about 12 bytes.
+func (s *Store) writeSessionsV4(rec *[]byte, put func() error) error {
+	var err error
+	*rec = binary.AppendUvarint(*rec, s.time)
+	*rec = binary.AppendUvarint(*rec, uint64(s.sessions.Len()))
+	var prev uint64
+	s.sessions.Scan(func(id uint64, ss session) bool {
+		*rec = binary.AppendUvarint(*rec, id-prev)
+		prev = id
+		*rec = binary.AppendUvarint(*rec, ss.seq)
+		*rec = binary.AppendUvarint(*rec, s.time-ss.mark)
+		if len(ss.result.Value) > 0 {
+			*rec = binary.AppendUvarint(*rec, uint64(ss.result.Code)<<1|1)
+			*rec = wire.AppendBytes(*rec, ss.result.Value)
+		} else {
+			*rec = binary.AppendUvarint(*rec, uint64(ss.result.Code)<<1)
+		}
+		err = put()
+		return err == nil
+	})
+	return err
 }
 
 // writeCounters appends v3's last sections: the base, whether a rebase is pending, the
@@ -479,10 +502,11 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 	if n == 0 && err == io.EOF {
 		return s, 0, nil
 	}
-	if err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV2 && string(magic) != snapshotMagicV3) {
+	if err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV2 && string(magic) != snapshotMagicV3 && string(magic) != snapshotMagicV4) {
 		return nil, 0, errors.New("kv snapshot: bad magic")
 	}
-	v3 := string(magic) == snapshotMagicV3
+	v4 := string(magic) == snapshotMagicV4
+	v3 := v4 || string(magic) == snapshotMagicV3
 	v2 := v3 || string(magic) == snapshotMagicV2
 	var rerr error
 	uvarint := func() uint64 {
@@ -516,16 +540,68 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 		}
 		return b
 	}
+	if v4 {
+		s.time = uvarint()
+	}
 	count := uvarint()
+	var ages []sessionAge
+	var prev uint64
 	for i := uint64(0); i < count && rerr == nil; i++ {
-		id, seq, last, code := uvarint(), uvarint(), uvarint(), uvarint()
-		msg := bytesOf(1<<16, nil)
-		r := Result{Code: int(code), Msg: string(msg)}
-		if v2 {
-			r.Value = bytesOf(1<<16, nil)
+		var ss session
+		var id, code uint64
+		if v4 {
+			d := uvarint()
+			id = prev + d
+			if i > 0 && (d == 0 || id < prev) && rerr == nil {
+				rerr = fmt.Errorf("client %d out of order", id)
+			}
+			prev = id
+			ss.seq = uvarint()
+			if age := uvarint(); age <= s.time {
+				ss.mark = s.time - age
+			} else if rerr == nil {
+				rerr = fmt.Errorf("a session written %d ms before the state's time %d", age, s.time)
+			}
+			code = uvarint()
+			if code&1 != 0 {
+				ss.result.Value = bytesOf(1<<16, nil)
+			}
+			code >>= 1
+		} else {
+			id, ss.seq, ss.mark, code = uvarint(), uvarint(), uvarint(), uvarint()
+			bytesOf(1<<16, nil) // the message, no longer kept (replayMsg)
+			if v2 {
+				if v := bytesOf(1<<16, nil); len(v) > 0 {
+					ss.result.Value = v
+				}
+			}
 		}
-		if keep {
-			s.sessions.Load(id, session{seq: seq, lastIndex: last, result: r})
+		if code > 255 && rerr == nil {
+			rerr = fmt.Errorf("a session's code %d", code)
+		}
+		ss.result.Code = uint8(code)
+		if _, dup := s.sessions.Get(id); dup && rerr == nil {
+			rerr = fmt.Errorf("client %d twice", id)
+		}
+		if keep && rerr == nil {
+			s.sessions.Load(id, ss)
+			ages = append(ages, sessionAge{ss.mark, id})
+			s.sessionBytes += len(ss.result.Value)
+		}
+	}
+	if len(ages) > 0 {
+		slices.SortFunc(ages, func(a, b sessionAge) int {
+			if ageLess(a, b) {
+				return -1
+			}
+			if ageLess(b, a) {
+				return 1
+			}
+			return 0
+		})
+		s.ages = newAges()
+		for _, a := range ages {
+			s.ages.Load(a)
 		}
 	}
 	// Both trees are written in order, so they are loaded in order (Load appends to the

@@ -225,6 +225,9 @@ type bugs struct {
 	// a new leader gives every lease its whole ttl again (as before version 6), and does
 	// not say so in leaseFreshAt
 	leaseRestart bool
+	// the store forgets its oldest sessions past 100 clients, young or not
+	// (kvstore.Bugs.SessionsEvictedByCount)
+	sessionsByCount bool
 }
 
 // New makes a core from the node's durable state and the state machine loaded from its
@@ -400,9 +403,10 @@ func (c *Core) installSnapshot(s raftcore.Snapshot, kv *kvstore.Store) {
 // of members that understood it (it was checked before it was proposed, so it comes from
 // a newer lite-raft).
 func (c *Core) apply(ents []raftcore.Entry) error {
-	if c.bugs.generationReused || c.bugs.txnActsEarly {
+	if c.bugs.generationReused || c.bugs.txnActsEarly || c.bugs.sessionsByCount {
 		// a store from a snapshot has none
-		c.kv.Plant(kvstore.Bugs{GenerationReused: c.bugs.generationReused, TxnActsBeforeLastCondition: c.bugs.txnActsEarly})
+		c.kv.Plant(kvstore.Bugs{GenerationReused: c.bugs.generationReused, TxnActsBeforeLastCondition: c.bugs.txnActsEarly,
+			SessionsEvictedByCount: c.bugs.sessionsByCount})
 	}
 	for _, e := range ents {
 		if e.Index <= c.applied {

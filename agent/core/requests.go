@@ -167,6 +167,7 @@ func (c *Core) propose(w *waiter) {
 		}
 	}
 	c.successor(r.Op, &cmd)
+	c.stamp(&cmd, r)
 	index, term, err := c.node.Propose(cmd.Encode())
 	if err != nil {
 		c.wait(w, raftcore.None) // a transfer in progress: the next leader takes it
@@ -309,7 +310,7 @@ func (c *Core) forward(w *waiter) {
 		}
 	}
 	w.backedOff = false
-	req := w.req
+	req := w.req.WithoutNewerFields(c.requestsOf(to)) // the first-send time, for an older peer
 	req.Hops++
 	// the leader gives up a little before we do, so that its answer arrives in time
 	left := int64(w.deadline - c.now)

@@ -350,6 +350,7 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 	}
 	s.startLockers(voters)
 	s.startTTLClients(voters, ms)
+	s.startSessionClients() // crowds of client IDs and late retries (simsession_test.go)
 	s.after(Time(200+s.rng.IntN(300)), s.nemesis)
 	end := Time(ms)
 	s.runUntil(end)

@@ -85,6 +85,8 @@ func TestBadClientInput(t *testing.T) {
 		{[]string{"frobnicate"}, 10, `unknown verb "frobnicate"`},
 		{[]string{}, 10, "missing verb"},
 		{[]string{"--timeout", "-3", "get", "k"}, 10, "not a positive number"},
+		{[]string{"--timeout", "301", "set", "k", "v"}, 10, "at most 300 seconds"},
+		{[]string{"--timeout=4300000", "get", "k"}, 10, "at most 300 seconds"},
 		{[]string{"add-member"}, 10, "want HOST"},
 	} {
 		out, code := runApp(t, append([]string{"--dir", dir, "client"}, tc.args...)...)

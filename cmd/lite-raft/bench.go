@@ -132,6 +132,11 @@ func parseBenchFlags(c *cli.Context) (benchConfig, error) {
 	if cfg.timeout <= 0 {
 		return cfg, fmt.Errorf("--timeout must be positive (got %v)", cfg.timeout)
 	}
+	if limit := time.Duration(api.MaxClientTimeoutMs) * time.Millisecond; cfg.timeout > limit {
+		// as the client's: every retry within the cluster's session horizon
+		return cfg, fmt.Errorf("--timeout %v: at most %v (a write retried later than %d minutes after its first send could no longer be told from a new one)",
+			cfg.timeout, limit, api.SessionHorizonMs/60000)
+	}
 	if cfg.conns > cfg.clients {
 		return cfg, fmt.Errorf("--conns %d is more than --clients %d", cfg.conns, cfg.clients)
 	}

@@ -68,8 +68,8 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
 
   --json     print get, exists, list, txn and status as JSON
   --stale    read this host's state without asking the leader (get, exists, list, status)
-  --timeout  seconds to wait for the answer (default 10); a write still unanswered then exits 2:
-             it may or may not have been applied
+  --timeout  seconds to wait for the answer (default 10, at most 300); a write still unanswered
+             then exits 2: it may or may not have been applied
 
 Arguments may start with a dash (set t -5, if n -lt 3 set 4); put options before the verb.`
 
@@ -139,6 +139,12 @@ func parseClientArgs(args []string) (clientOpts, []string, error) {
 			var secs float64
 			if _, err := fmt.Sscanf(v, "%g", &secs); err != nil || secs <= 0 {
 				return o, nil, fmt.Errorf("--timeout %q: not a positive number of seconds", v)
+			}
+			if limit := api.MaxClientTimeoutMs / 1000; secs > float64(limit) {
+				// a write's retries must all end well within the window in which the
+				// cluster tells a retry from a new client (api.SessionHorizonMs)
+				return o, nil, fmt.Errorf("--timeout %s: at most %d seconds (a write retried later than %d minutes after its first send could "+
+					"no longer be told from a new one)", v, limit, api.SessionHorizonMs/60000)
 			}
 			o.timeout = time.Duration(secs * float64(time.Second))
 			o.timeoutSet = true
