@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
@@ -111,11 +110,12 @@ func (cl *Client) Do(ctx context.Context, req api.Request) (api.Response, error)
 				outcome = outcome.Or(MaybeApplied)
 				return fail(FailNoServer, err)
 			}
-			if resp.Code == api.CodeUpgrade && req.FirstSentMs != 0 && !resent && strings.Contains(resp.Msg, api.ErrUnknownField.Error()) {
-				// an agent from before request version 7 refuses the field, saying so
-				// (agent/frames.go: ErrUnknownField in its answer), and 14 says nothing
-				// was done: the same ID and sequence number go again without it, taken
-				// as before (a new client if the table does not hold it)
+			if resp.Code == api.CodeUpgrade && req.FirstSentMs != 0 && !resent {
+				// an agent from before request version 7 refuses the field with 14, which
+				// says nothing was done: the same ID and sequence number go again once
+				// without it, taken as before (a new client if the table does not hold
+				// it). A 14 for another reason (an op the cluster does not know yet)
+				// comes back again and is answered as it is.
 				resent = true
 				old := req
 				old.FirstSentMs = 0

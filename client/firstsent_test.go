@@ -72,6 +72,17 @@ func TestFirstSentDroppedForAnOlderAgent(t *testing.T) {
 	}
 }
 
+// TestUpgradeAnsweredAfterOneResend: a 14 for another reason (a cluster that does not
+// know the op yet) comes back to the resend without the field, and is the answer.
+func TestUpgradeAnsweredAfterOneResend(t *testing.T) {
+	refuse := answer(api.Response{Code: api.CodeUpgrade, Msg: "m3 runs an older lite-raft: upgrade it first"})
+	s := &sentLog{answers: []func() (sshrpc.Frame, error){refuse, refuse, answer(api.Response{})}}
+	resp, err := New(s).Do(context.Background(), api.Request{Op: api.OpSet, Key: "k", Value: []byte("v")})
+	if err != nil || resp.Code != api.CodeUpgrade || len(s.sent) != 2 {
+		t.Fatalf("%+v, %v after %d sends, want 14 after 2", resp, err, len(s.sent))
+	}
+}
+
 // TestTimeoutNeverWraps: a deadline beyond the field's 49 days is sent as its largest,
 // not as what is left over 2^32 ms.
 func TestTimeoutNeverWraps(t *testing.T) {

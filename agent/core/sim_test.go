@@ -49,7 +49,7 @@ var (
 	agentSimSeeds = flag.Int("agentsim.seeds", 1000, "number of schedules TestAgentSim runs")
 	agentSimSeed  = flag.Uint64("agentsim.seed", 0, "run only this seed, with a trace on failure")
 	agentSimMs    = flag.Int("agentsim.ms", 6000, "virtual milliseconds of faults per schedule")
-	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early, lease-restart")
+	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early, lease-restart, sessions-by-count")
 )
 
 const (
@@ -158,6 +158,8 @@ func (b *bugs) plant(name string) error {
 		b.txnActsEarly = true
 	case "lease-restart":
 		b.leaseRestart = true
+	case "sessions-by-count":
+		b.sessionsByCount = true
 	default:
 		return fmt.Errorf("unknown bug %q", name)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // The session clients of the whole-system simulation (issue 26): a crowd that writes as
-// the command line does, every write a new client ID (thousands a schedule, coming and
+// the command line does, every write a new client ID (over a thousand a schedule, coming and
 // going), and late retriers, each of which writes once with a new client ID and sends the
 // very same request again (its client ID, sequence number and first-send time) through
 // any member some hundreds of milliseconds later, after hundreds of the crowd's clients
@@ -20,10 +20,10 @@ import (
 // second time. Their keys are apart from the porcupine clients' (crowd/, late/).
 
 const (
-	crowdWriters     = 2
-	crowdPauseMs     = 6   // a crowd writer sends its next write within this (no waiting for answers)
+	crowdWriters     = 1
+	crowdPauseMs     = 8   // a crowd writer sends its next write within this (no waiting for answers)
 	lateRetriers     = 3   // clients that retry late
-	lateRetryMinMs   = 300 // how long after its first answer a retry is sent again
+	lateRetryMinMs   = 900 // how long after its first answer a retry is sent again
 	lateRetrySpanMs  = 1200
 	sessionTimeoutMs = 700 // what the session clients tell the agent they wait
 )

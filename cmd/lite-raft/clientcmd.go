@@ -68,8 +68,8 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
 
   --json     print get, exists, list, txn and status as JSON
   --stale    read this host's state without asking the leader (get, exists, list, status)
-  --timeout  seconds to wait for the answer (default 10, at most 300); a write still unanswered
-             then exits 2: it may or may not have been applied
+  --timeout  seconds to wait for the answer (default 10, at most 300 but for add-member and
+             del-member); a write still unanswered then exits 2: it may or may not have been applied
 
 Arguments may start with a dash (set t -5, if n -lt 3 set 4); put options before the verb.`
 
@@ -140,12 +140,6 @@ func parseClientArgs(args []string) (clientOpts, []string, error) {
 			if _, err := fmt.Sscanf(v, "%g", &secs); err != nil || secs <= 0 {
 				return o, nil, fmt.Errorf("--timeout %q: not a positive number of seconds", v)
 			}
-			if limit := api.MaxClientTimeoutMs / 1000; secs > float64(limit) {
-				// a write's retries must all end well within the window in which the
-				// cluster tells a retry from a new client (api.SessionHorizonMs)
-				return o, nil, fmt.Errorf("--timeout %s: at most %d seconds (a write retried later than %d minutes after its first send could "+
-					"no longer be told from a new one)", v, limit, api.SessionHorizonMs/60000)
-			}
 			o.timeout = time.Duration(secs * float64(time.Second))
 			o.timeoutSet = true
 		case a == "--":
@@ -173,6 +167,13 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		return clientUsageError(c, "missing verb")
 	}
 	verb, args := args[0], args[1:]
+	if limit := time.Duration(api.MaxClientTimeoutMs) * time.Millisecond; o.timeout > limit && verb != "add-member" && verb != "del-member" {
+		// a write's retries must all end well within the window in which the cluster
+		// tells a retry from a new client (api.SessionHorizonMs); add-member and
+		// del-member only follow a change that long, each of their requests short
+		return clientUsageError(c, fmt.Sprintf("--timeout %v: at most %d seconds (a write retried later than %d minutes after its first send could "+
+			"no longer be told from a new one)", o.timeout, limit/time.Second, api.SessionHorizonMs/60000))
+	}
 	if verb == "help" {
 		fmt.Fprintln(c.App.Writer, clientUsage)
 		return nil
@@ -558,7 +559,8 @@ func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host stri
 	if o.timeoutSet {
 		deadline = time.Now().Add(o.timeout)
 	}
-	resp, err := doRequest(clientOpts{timeout: max(o.timeout, 10*time.Second)}, dial, api.Request{Op: op, Member: host})
+	first := min(max(o.timeout, 10*time.Second), time.Duration(api.MaxClientTimeoutMs)*time.Millisecond)
+	resp, err := doRequest(clientOpts{timeout: first}, dial, api.Request{Op: op, Member: host})
 	if err != nil {
 		return err
 	}
