@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,6 +111,144 @@ func TestWatch(t *testing.T) {
 		t.Fatal("lite-raft-remote watch --once did not return after a change")
 	}
 	t.Logf("watch: %d changes in order across a kill -9 of the leader (%s), on a follower and through lite-raft-remote", len(got), lead.Name)
+	watchResumesAfterRestart(c, watcher, writer)
+}
+
+// watchResumesAfterRestart: a watch on member h dies (its script lost its terminal) at
+// index L; the member goes on applying and takes a snapshot past L, then its agent is
+// killed -9 and started again while writes go on. A watch started there with --from L
+// (the changes after L) prints, with the first one's lines, exactly the lines of a watch on a member that kept
+// running: every change once, in order, at the same indexes. (Before issue 26 the
+// restarted member held only the changes since its last snapshot and answered 17.)
+func watchResumesAfterRestart(c *cluster, h, writer *harness.Host) {
+	t := c.t
+	st, _ := c.status(writer)
+	from := st.Applied // --from N: the changes after N
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ref := startWatch(ctx, t, writer, fmt.Sprintf("./lite-raft-client watch r/ --from %d", from))
+	firstCtx, killFirst := context.WithCancel(ctx)
+	first := startWatch(firstCtx, t, h, fmt.Sprintf("./lite-raft-client watch r/ --from %d", from))
+	bench := func(prefix string, keys int) {
+		c.must(writer, fmt.Sprintf("./lite-raft bench --fill --keys %d --key-prefix %s --clients 4 >/dev/null", keys, prefix))
+	}
+	bench("r/a", 300)
+	c.must(writer, "./lite-raft-client set r/a-end 1")
+	var got []string
+	// the first watch has seen the fill, and is then cut off
+	for deadline := time.After(30 * time.Second); len(got) == 0 || !strings.HasSuffix(got[len(got)-1], " set r/a-end 1"); {
+		select {
+		case line := <-first:
+			got = append(got, line)
+		case <-deadline:
+			t.Fatalf("the first watch printed %d lines in 30 s, not r/a-end", len(got))
+		}
+	}
+	killFirst()
+	for line := range first {
+		got = append(got, line)
+	}
+	last := watchIndex(t, got[len(got)-1])
+	// chunks far smaller than the snapshot period (1000), until h's snapshot passes L:
+	// the snapshot before it is at most L, so h holds the changes after L after a
+	// restart only if it keeps those since that one
+	chunks := 0
+	c.eventually(60*time.Second, h.Name+" snapshots past "+fmt.Sprint(last), func() (bool, string) {
+		st, ok := c.status(h)
+		if ok && st.Snapshot > last {
+			return true, ""
+		}
+		chunks++
+		bench(fmt.Sprintf("r/b%d.", chunks), 250)
+		return false, fmt.Sprintf("snapshot at %d", st.Snapshot)
+	})
+	st, _ = c.status(h)
+	// writes go on, one at a time, while h's agent is killed and started again
+	stop := make(chan struct{})
+	writes := make(chan int, 1)
+	var written atomic.Int64
+	go func() {
+		n := 0
+		defer func() { writes <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n++
+			written.Add(1)
+			writer.Exec("sh", "-c", fmt.Sprintf("cd %s && ./lite-raft-client set r/c%d %d", harness.RemoteDir, n, n))
+		}
+	}()
+	c.restartAgent(h)
+	second := startWatch(ctx, t, h, fmt.Sprintf("./lite-raft-client watch r/ --from %d 2>resume.err", last))
+	c.eventually(30*time.Second, "the resumed watch's first line", func() (bool, string) {
+		select {
+		case line, ok := <-second:
+			if !ok {
+				b, _ := os.ReadFile(filepath.Join(h.Dir, "resume.err"))
+				t.Fatalf("the watch resumed on %s with --from %d (its snapshot at %d) ended: %s", h.Name, last, st.Snapshot, b)
+			}
+			got = append(got, line)
+			return true, ""
+		default:
+			return false, "nothing yet"
+		}
+	})
+	// the writes go on a while with the resumed watch running
+	c.eventually(60*time.Second, "40 writes since the restart began", func() (bool, string) {
+		select {
+		case line, ok := <-second:
+			if ok {
+				got = append(got, line)
+			}
+		default:
+		}
+		return written.Load() >= 40, fmt.Sprint(written.Load())
+	})
+	close(stop)
+	n := <-writes
+	c.must(writer, "./lite-raft-client set r/zz-end 1")
+	read := func(what string, events <-chan string, into []string) []string {
+		deadline := time.After(60 * time.Second)
+		for len(into) == 0 || !strings.HasSuffix(into[len(into)-1], " set r/zz-end 1") {
+			select {
+			case line, ok := <-events:
+				if !ok {
+					t.Fatalf("%s ended after %d lines", what, len(into))
+				}
+				into = append(into, line)
+			case <-deadline:
+				t.Fatalf("%s printed %d lines in 60 s, not the end mark", what, len(into))
+			}
+		}
+		return into
+	}
+	want := read("the watch on "+writer.Name, ref, nil)
+	got = read("the resumed watch on "+h.Name, second, got)
+	for i := range want {
+		if i >= len(got) || got[i] != want[i] {
+			t.Fatalf("line %d: the watch on %s, cut off at %d and resumed after the restart, printed %q; the watch on %s %q",
+				i, h.Name, last, got[min(i, len(got)-1)], writer.Name, want[i])
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("the resumed watch printed %d lines, the one on %s %d", len(got), writer.Name, len(want))
+	}
+	t.Logf("watch resumed on %s after its agent's restart: %d changes printed once and in order, cut at %d, %s's snapshot at %d before the restart, %d writes during it",
+		h.Name, len(got), last, h.Name, st.Snapshot, n)
+}
+
+// watchIndex is the index a watch line starts with.
+func watchIndex(t *testing.T, line string) uint64 {
+	t.Helper()
+	idx, _, _ := strings.Cut(line, " ")
+	n, err := strconv.ParseUint(idx, 10, 64)
+	if err != nil {
+		t.Fatalf("a watch printed %q", line)
+	}
+	return n
 }
 
 // startWatch runs a watch on h over ssh and hands out the lines it prints.
