@@ -339,7 +339,8 @@ func TestPkgLocalRestartThenFailover(t *testing.T) {
 	c.expect(h4, "./pkg stop web", 0, "no monitor of web runs on host4")
 }
 
-// TestPkgMoveHaltDisable: planned switch-over, maintenance and a cluster-wide halt.
+// TestPkgMoveHaltDisable: planned switch-over, maintenance and a cluster-wide halt,
+// lifted by pkg run while the monitors run, and by pkg resume.
 func TestPkgMoveHaltDisable(t *testing.T) {
 	c, hosts := pkgCluster(t)
 	h4, h5 := c.runWeb(hosts)
@@ -361,6 +362,31 @@ func TestPkgMoveHaltDisable(t *testing.T) {
 		o, _, _ := c.lr(h4, "./pkg status web | awk '$1==\"web\"{print $2, $3}'")
 		return strings.TrimSpace(o) == "- halted", o
 	})
+	// lifted by pkg run where the monitor runs on (every monitor does through a halt),
+	// then by pkg resume: the package runs again, and the history says who lifted it
+	running := func(after string) {
+		c.eventually(20*time.Second, "web running again after "+after, func() (bool, string) {
+			o, _, _ := c.lr(h4, "./pkg status web | awk '$1==\"web\"{print $3}'")
+			return strings.TrimSpace(o) == "running", o
+		})
+	}
+	c.expect(h4, "./pkg run web | sed 's/ (pid [0-9]*)//'", 0, "halt of web lifted; its monitor already runs on host4")
+	running("pkg run")
+	c.expect(h5, "./pkg resume web", 0, "web is not halted: nothing to lift")
+	if o, e, code := c.lr(h5, "./pkg run web"); code != 1 || !strings.Contains(e, "already runs on host5") {
+		t.Fatalf("pkg run with no halt and the monitor running: exit %d %s%s, want 1", code, o, e)
+	}
+	c.must(h4, "./pkg halt web")
+	c.eventually(20*time.Second, "web halted again", func() (bool, string) {
+		o, _, _ := c.lr(h4, "./pkg status web | awk '$1==\"web\"{print $2, $3}'")
+		return strings.TrimSpace(o) == "- halted", o
+	})
+	c.expect(h5, "./pkg resume web", 0, "halt of web lifted: its monitors take it up again")
+	running("pkg resume")
+	out = c.must(h4, "./pkg status web")
+	if !strings.Contains(out, "host4 halt lifted (pkg run)") || !strings.Contains(out, "host5 halt lifted (pkg resume)") {
+		t.Fatalf("the history does not say who lifted the halts:\n%s", out)
+	}
 	checkNeverTwice(t, events(t, hosts))
 }
 

@@ -54,7 +54,7 @@ func pkgCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "pkg",
-		Usage: "failover packages: init, run, stop, status, halt, move, enable, disable, confirm-stopped (./pkg)",
+		Usage: "failover packages: init, run, stop, status, halt, resume, move, enable, disable, confirm-stopped (./pkg)",
 		Subcommands: []*cli.Command{
 			{Name: "init", Usage: "store a package's settings (from control-scripts/NAME) in the cluster", ArgsUsage: "NAME",
 				Description: "Refuses a package that is already in the cluster (it names its owner and state): use --update\n" +
@@ -68,7 +68,9 @@ func pkgCommand() *cli.Command {
 					}
 					return pkgInit(c, p)
 				}},
-			{Name: "run", Aliases: []string{"start"}, Usage: "start this host's monitor for the package, in the background", ArgsUsage: "NAME",
+			{Name: "run", Aliases: []string{"start"}, Usage: "start this host's monitor for the package, in the background, and lift a halt", ArgsUsage: "NAME",
+				Description: "Lifts a halt (pkg halt) first, recorded in the history; then starts this host's monitor\n" +
+					"under a supervisor. A monitor already running here: exit 0 if a halt was lifted, else 1.",
 				Action: func(c *cli.Context) error {
 					p, err := name(c, 1)
 					if err != nil {
@@ -93,7 +95,7 @@ func pkgCommand() *cli.Command {
 					}
 					return pkgStatus(c, c.Args().First(), c.Bool("json"))
 				}},
-			{Name: "halt", Usage: "stop the package cluster-wide, with no failover (pkg run clears it)", ArgsUsage: "NAME",
+			{Name: "halt", Usage: "stop the package cluster-wide, with no failover (pkg resume or pkg run lifts it)", ArgsUsage: "NAME",
 				Description: "The owner's monitor stops the package. If that monitor does not seem to run (the tick has\n" +
 					"not moved for three paces), a warning says so on standard error; the halt is recorded all the\n" +
 					"same (exit 0), and is obeyed when the monitor returns.",
@@ -103,6 +105,17 @@ func pkgCommand() *cli.Command {
 						return err
 					}
 					return pkgHalt(c, p)
+				}},
+			{Name: "resume", Usage: "lift a halt (pkg halt): the running monitors take the package up again", ArgsUsage: "NAME",
+				Description: "Lifts the halt wherever the monitors run, and starts no monitor (pkg run NAME on a host both\n" +
+					"lifts it and starts that host's monitor if it is not running). Recorded in the history.\n" +
+					"A package that is not halted: nothing to do, exit 0.",
+				Action: func(c *cli.Context) error {
+					p, err := name(c, 1)
+					if err != nil {
+						return err
+					}
+					return pkgResume(c, p)
 				}},
 			setter("enable", "enabled", "yes", "end maintenance"),
 			setter("disable", "enabled", "no", "maintenance: monitors keep running, nothing is started or failed over"),
@@ -320,25 +333,22 @@ func pkgRun(c *cli.Context, p string) error {
 	if err != nil {
 		return cli.Exit(err, 1)
 	}
+	// the safety rule is checked against what the cluster holds, and a halt is lifted,
+	// whether this host's monitor runs or not (the halted monitors run on: they only
+	// wait for the halt to go)
+	lifted, err := liftHalt(c, p, "pkg run")
+	if err != nil {
+		return err
+	}
 	if pid, held := lockfile.Holder(lockPath); held {
+		if lifted {
+			fmt.Fprintf(c.App.Writer, "halt of %s lifted; its monitor already runs on %s (pid %d)\n", p, thisHost(), pid)
+			return nil
+		}
 		return cli.Exit(fmt.Sprintf("the monitor of %s already runs on %s (pid %d)", p, thisHost(), pid), 1)
 	}
-	// the safety rule is checked against what the cluster holds, and a halt is lifted
-	if err := withStore(c, func(ctx context.Context, s *failover.Store) error {
-		raw, err := s.Get(ctx, failover.Key(p, "config"))
-		if err != nil {
-			return err
-		}
-		if raw == "" {
-			return fmt.Errorf("package %s is not in the store: run `pkg init %s` first", p, p)
-		}
-		if _, err := failover.DecodeConfig(raw); err != nil {
-			return err
-		}
-		_, err = s.Swap(ctx, failover.Key(p, "halt"), "yes", "no")
-		return err
-	}); err != nil {
-		return err
+	if lifted {
+		fmt.Fprintf(c.App.Writer, "halt of %s lifted\n", p)
 	}
 	os.MkdirAll(filepath.Join(dir, "temp"), 0o700)
 	os.MkdirAll(filepath.Join(dir, "message-log"), 0o700)
@@ -374,6 +384,44 @@ func pkgRun(c *cli.Context, p string) error {
 		time.Sleep(10 * time.Millisecond) // polling the lock with a deadline
 	}
 	fmt.Fprintf(c.App.Writer, "monitor of %s started on %s (pid %d), log in %s\n", p, thisHost(), cmd.Process.Pid, logFile)
+	return nil
+}
+
+// liftHalt checks that p is in the store with settings this build reads, and lifts its
+// halt if it has one, recording that in its history as done by verb on this host. It
+// reports whether there was a halt to lift.
+func liftHalt(c *cli.Context, p, verb string) (lifted bool, err error) {
+	err = withStore(c, func(ctx context.Context, s *failover.Store) error {
+		raw, err := s.Get(ctx, failover.Key(p, "config"))
+		if err != nil {
+			return err
+		}
+		if raw == "" {
+			return fmt.Errorf("package %s is not in the store: run `pkg init %s` first", p, p)
+		}
+		if _, err := failover.DecodeConfig(raw); err != nil {
+			return err
+		}
+		if lifted, err = s.Swap(ctx, failover.Key(p, "halt"), "yes", "no"); err != nil || !lifted {
+			return err
+		}
+		failover.Record(ctx, s, p, thisHost(), time.Now(), "halt lifted ("+verb+")")
+		return nil
+	})
+	return lifted, err
+}
+
+// pkgResume lifts p's halt, wherever its monitors run, and starts none.
+func pkgResume(c *cli.Context, p string) error {
+	lifted, err := liftHalt(c, p, "pkg resume")
+	if err != nil {
+		return err
+	}
+	if lifted {
+		fmt.Fprintf(c.App.Writer, "halt of %s lifted: its monitors take it up again\n", p)
+	} else {
+		fmt.Fprintf(c.App.Writer, "%s is not halted: nothing to lift\n", p)
+	}
 	return nil
 }
 
