@@ -27,7 +27,7 @@ func writeTestScript(t *testing.T, h *harness.Host, name, settings string) {
 	s = strings.Replace(s, `service_start()  { touch "$marker"; }
 service_stop()   { rm -f "$marker"; }
 service_status() { [ -f "$marker" ]; }   # 0 up, 1 down, 2 degraded`, `ev() { echo "$1 $(hostname) $(cut -d' ' -f1 /proc/uptime) gen=$LITE_RAFT_PKG_GENERATION" >> /opt/lite-raft/events; }
-service_start()  { ev start; setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > /tmp/svc.pid; }
+service_start()  { [ -f /opt/lite-raft/fail-start ] && return 1; ev start; setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > /tmp/svc.pid; }
 service_stop()   { [ -f /tmp/svc.pid ] && kill "$(cat /tmp/svc.pid)" 2>/dev/null; rm -f /tmp/svc.pid; ev stop; }
 service_status() { [ -f /opt/lite-raft/force-down ] && return 1; [ -f /tmp/svc.pid ] && kill -0 "$(cat /tmp/svc.pid)" 2>/dev/null; }`, 1)
 	if !strings.Contains(s, "ev start") {

@@ -177,9 +177,19 @@ func (m *Monitor) readView(ctx context.Context) (decide.View, error) {
 	}
 	m.seenConfig = vals["config"]
 	waitMs, _ := strconv.ParseInt(vals["wait"], 10, 64)
-	return decide.View{Owner: vals["owner"], Tick: vals["tick"], State: decide.State(vals["state"]),
+	v := decide.View{Owner: vals["owner"], Tick: vals["tick"], State: decide.State(vals["state"]),
 		Enabled: vals["enabled"] != "no", Halt: vals["halt"] == "yes", Move: vals["move"],
-		Previous: decide.ParsePrevious(vals["previous"]), OwnerWait: time.Duration(max(waitMs, 0)) * time.Millisecond}, nil
+		Previous: decide.ParsePrevious(vals["previous"]), OwnerWait: time.Duration(max(waitMs, 0)) * time.Millisecond}
+	if v.Move != "" && v.Move != m.Host {
+		// a second read, only while a move to another host is pending: whether its
+		// target still reports (the one read holds no subfolder)
+		report, err := m.Store.Get(ctx, m.key("standby/"+v.Move))
+		if err != nil {
+			return decide.View{}, err
+		}
+		v.MoveReport = report
+	}
+	return v, nil
 }
 
 // newSettings are the package's settings as this pace's read found them, if they
@@ -205,7 +215,8 @@ func waitOf(c Config) time.Duration { return c.Timeout + 3*c.Pace }
 func (m *Monitor) rules() decide.Rules {
 	allowed, rank := m.cfg.Allowed(m.Host)
 	return decide.Rules{Pace: m.cfg.Pace, Timeout: m.cfg.Timeout, StopTimeout: m.cfg.StopTimeout,
-		Allowed: allowed, Rank: rank, Preferred: m.cfg.PreferredOwner == m.Host, Failback: m.cfg.Failback}
+		Allowed: allowed, Rank: rank, Preferred: m.cfg.PreferredOwner == m.Host, Failback: m.cfg.Failback,
+		ReportEvery: m.standbyEvery()}
 }
 
 // standbyStep looks at the store and does what decide.Standby says: wait, take the
@@ -254,6 +265,10 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 	case decide.AskBack:
 		m.Store.Set(ctx, m.key("move"), m.Host)
 		m.record(ctx, "asks for the package back (failback)")
+	case decide.LapseMove:
+		if won, err := m.Store.Swap(ctx, m.key("move"), v.Move, ""); err == nil && won {
+			m.record(ctx, fmt.Sprintf("the move to %s lapsed: its monitor has not reported for %.1f s", v.Move, (now-m.watch.MoveSince).Seconds()))
+		}
 	case decide.TakeOver:
 		if d.Reason == decide.OwnerStopFailed {
 			// fenced before the race: its monitor has given up, and a fence that

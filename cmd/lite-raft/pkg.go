@@ -122,8 +122,13 @@ func pkgCommand() *cli.Command {
 			{Name: "move", Usage: "planned switch-over: the owner stops the package, HOST starts it", ArgsUsage: "NAME HOST",
 				Description: "Refused (exit 1) unless a monitor of NAME stands by on HOST (a fresh report in\n" +
 					"packages/NAME/standby/HOST; --wait waits for one), and while NAME is halted or in maintenance.\n" +
-					"A HOST that already runs NAME: nothing to do, exit 0.",
-				Flags: []cli.Flag{&cli.DurationFlag{Name: "wait", Usage: "wait up to this long (e.g. 20s) for HOST's monitor to stand by"}},
+					"A HOST that already runs NAME: nothing to do, exit 0. The move is asked, not done, when it returns:\n" +
+					"--until-running D waits for the package to run on HOST (exit 0), to fail there or go elsewhere\n" +
+					"(exit 1), or D (exit 2: not known yet; pkg status tells). A target whose monitor stops\n" +
+					"reporting lets the move lapse after the owner's wait: the other stand-bys act again.",
+				Flags: []cli.Flag{&cli.DurationFlag{Name: "wait", Usage: "wait up to this long (e.g. 20s) for HOST's monitor to stand by"},
+					&cli.DurationFlag{Name: "until-running", Usage: "then wait up to this long for the package to run on HOST: exit 0 running there, " +
+						"1 failed there (or the move lapsed, or another host took it), 2 still unknown"}},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 2 {
 						return usageError(c, "move wants NAME HOST")
@@ -136,7 +141,10 @@ func pkgCommand() *cli.Command {
 					if err := api.ValidateKey(failover.Key(p, "standby/"+host)); err != nil || host == "" || strings.Contains(host, "/") {
 						return usageError(c, fmt.Sprintf("host name %q: letters, digits, dots, dashes", host))
 					}
-					return pkgMove(c, p, host, c.Duration("wait"))
+					if err := pkgMove(c, p, host, c.Duration("wait")); err != nil || c.Duration("until-running") <= 0 {
+						return err
+					}
+					return pkgUntilRunning(c, p, host, c.Duration("until-running"))
 				}},
 			{Name: "confirm-stopped", Usage: "after checking by hand: the package no longer runs on HOST, whose stop failed", ArgsUsage: "NAME HOST",
 				Description: "A package whose stop failed on HOST stays there (state stop-failed) and no other host starts\n" +
@@ -768,7 +776,7 @@ func pkgMove(c *cli.Context, p, host string, wait time.Duration) error {
 			}
 			switch {
 			case info.Halted:
-				return fmt.Errorf("package %s is halted (pkg halt): `pkg run %s` on a host lifts the halt; move it after", p, p)
+				return fmt.Errorf("package %s is halted (pkg halt): `pkg resume %s` lifts the halt; move it after", p, p)
 			case !info.Enabled:
 				return fmt.Errorf("package %s is in maintenance (pkg disable): `pkg enable %s` first", p, p)
 			case info.Owner == host && (info.Move == "" || info.Move == host):
@@ -805,6 +813,50 @@ func pkgMove(c *cli.Context, p, host string, wait time.Duration) error {
 			}
 		}
 	})
+}
+
+// pkgUntilRunning waits, after a move to host was asked, until p runs there (exit 0),
+// failed there or ended up elsewhere (exit 1: its start failed, the move lapsed, another
+// host took it), or d passed (exit 2, as a write whose outcome is not known yet).
+func pkgUntilRunning(c *cli.Context, p, host string, d time.Duration) error {
+	start := time.Now()
+	var last pkgInfo
+	var failed string
+	err := withStoreWithin(c, d+10*time.Second, func(ctx context.Context, s *failover.Store) error {
+		for deadline := start.Add(d); time.Now().Before(deadline); {
+			info, err := collectPkg(ctx, s, p, false)
+			if err == nil {
+				last = info
+				switch {
+				case info.Owner == host && info.State == string(decide.Running):
+					return nil
+				case info.Owner == host && (info.State == string(decide.Failed) || info.State == string(decide.StopFailed)):
+					failed = fmt.Sprintf("package %s is %s on %s", p, info.State, host)
+					return nil
+				case info.Owner != host && info.Move != host:
+					failed = fmt.Sprintf("the move of %s to %s is over, and %s owns it (state %s)", p, host, orNobody(info.Owner), info.State)
+					return nil
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(min(250*time.Millisecond, time.Until(deadline)+time.Millisecond)): // polling with a deadline
+			}
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case failed != "":
+		return cli.Exit(failed+": see `pkg status "+p+"`", api.CodeFailed)
+	case last.Owner == host && last.State == string(decide.Running):
+		fmt.Fprintf(c.App.Writer, "package %s runs on %s (%.1f s)\n", p, host, time.Since(start).Seconds())
+		return nil
+	}
+	return cli.Exit(fmt.Sprintf("package %s not running on %s after %v (owner %s, state %s, moving to %s): it may still get there; see `pkg status %s`",
+		p, host, d, orNobody(last.Owner), orDash(last.State), orNobody(last.Move), p), api.CodeTimeout)
 }
 
 // pkgConfirmStopped releases a package left stop-failed on host, on an operator's word

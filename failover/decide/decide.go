@@ -85,6 +85,9 @@ type View struct {
 	// OwnerWait is how long the owner's own settings say a stand-by must wait after its
 	// last tick (its timeout + 3*pace), published with its heartbeat (0: not published).
 	OwnerWait time.Duration
+	// MoveReport is the move target's stand-by report (packages/NAME/standby/HOST) as
+	// read with the view, "" if none or no move; it changes each time the target reports.
+	MoveReport string
 }
 
 // Rules are the settings a decision uses, this monitor's own.
@@ -93,6 +96,15 @@ type Rules struct {
 	Allowed                    bool // this host may run the package
 	Rank                       int  // its place in allowed_hosts: it waits Rank paces for a free package
 	Preferred, Failback        bool // it is the preferred owner, and takes the package back
+	// ReportEvery is how often a stand-by reports (packages/NAME/standby/HOST).
+	ReportEvery time.Duration
+}
+
+// MoveLapse is how long a move's target may go without a new stand-by report before the
+// move lapses: the owner's wait, and never less than two of its reports and a pace (one
+// report late is no death).
+func (r Rules) MoveLapse(v View) time.Duration {
+	return max(r.Wait(v), 2*r.ReportEvery+r.Pace)
 }
 
 // Wait is how long after a stand-by last saw the tick move it may take the package

@@ -224,3 +224,41 @@ func TestStandbyKeepsTheLongestWait(t *testing.T) {
 		t.Fatalf("7 s after a new owner's tick, with 7 s settings: %+v, want a takeover", d)
 	}
 }
+
+// TestMoveLapsesWhenItsTargetIsSilent: a move holds the other stand-bys back while its
+// target reports; once its report stands still for the owner's wait (and never less
+// than two reports and a pace) the move lapses.
+func TestMoveLapsesWhenItsTargetIsSilent(t *testing.T) {
+	v := View{Owner: "", Tick: "7", State: Halted, Enabled: true, Move: "c", MoveReport: "r1"}
+	var w Watch
+	step := func(now time.Duration, report string, want Action) {
+		t.Helper()
+		v.MoveReport = report
+		if d := Standby(rules, "b", v, &w, now, ""); d.Action != want {
+			t.Fatalf("at %v with report %q: %v (%s), want %v", now, report, d.Action, d.Reason, want)
+		}
+	}
+	step(0, "r1", Wait)
+	step(10*time.Second, "r2", Wait) // it reported: counted from here
+	step(23*time.Second, "r2", Wait) // the wait: 10 s + 3 paces
+	step(23*time.Second+1, "r2", LapseMove)
+	// reports far apart: two of them and a pace
+	slow := rules
+	slow.ReportEvery = 20 * time.Second
+	w = Watch{}
+	if d := Standby(slow, "b", v, &w, 0, ""); d.Action != Wait {
+		t.Fatalf("first look: %v", d.Action)
+	}
+	if d := Standby(slow, "b", v, &w, 41*time.Second, ""); d.Action != Wait {
+		t.Fatalf("41 s with reports every 20 s: %v", d.Action)
+	}
+	if d := Standby(slow, "b", v, &w, 41*time.Second+1, ""); d.Action != LapseMove {
+		t.Fatalf("past two reports and a pace: %v", d.Action)
+	}
+	// the target itself never lapses its own move
+	w = Watch{}
+	Standby(rules, "c", v, &w, 0, "")
+	if d := Standby(rules, "c", v, &w, time.Hour, ""); d.Action == LapseMove {
+		t.Fatalf("the target lapsed its own move")
+	}
+}

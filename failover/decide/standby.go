@@ -15,6 +15,12 @@ type Watch struct {
 
 	FenceTries  int
 	NextFenceAt time.Duration
+
+	// MoveTo and MoveReport are the move target and its stand-by report as last seen,
+	// MoveSince when either changed: a target whose report stands still for a wait lets
+	// the move lapse.
+	MoveTo, MoveReport string
+	MoveSince          time.Duration
 }
 
 // Action is what a monitor does now.
@@ -26,6 +32,7 @@ const (
 	AskBack                      // failback: ask the owner to move the package here
 	Release                      // give up ownership kept after self-fencing: its stop succeeded
 	MarkStopFailed               // record stop-failed, kept after self-fencing: its stop failed
+	LapseMove                    // clear a move whose target has stopped reporting
 )
 
 func (a Action) String() string {
@@ -40,6 +47,8 @@ func (a Action) String() string {
 		return "release"
 	case MarkStopFailed:
 		return "mark stop-failed"
+	case LapseMove:
+		return "lapse the move"
 	}
 	return "action?"
 }
@@ -62,6 +71,7 @@ const (
 	FenceBackoff
 	FailbackWanted
 	SelfFencedEarlier
+	MoveTargetSilent
 )
 
 var reasonText = map[Reason]string{
@@ -78,6 +88,7 @@ var reasonText = map[Reason]string{
 	FenceBackoff:      "fencing the host whose stop failed is retried later",
 	FailbackWanted:    "this is the preferred owner",
 	SelfFencedEarlier: "this host fenced itself while owner, out of reach of the store",
+	MoveTargetSilent:  "the move's target has not reported for the owner's wait",
 }
 
 func (r Reason) String() string {
@@ -116,6 +127,9 @@ func Standby(r Rules, host string, v View, w *Watch, now time.Duration, selfFenc
 		w.Tick, w.Owner, w.Since = v.Tick, v.Owner, now
 	}
 	w.Wait = max(w.Wait, r.Wait(v))
+	if v.Move != w.MoveTo || v.MoveReport != w.MoveReport {
+		w.MoveTo, w.MoveReport, w.MoveSince = v.Move, v.MoveReport, now
+	}
 	switch {
 	case v.Halt:
 		w.Since = now // no countdown while halted
@@ -125,6 +139,10 @@ func Standby(r Rules, host string, v View, w *Watch, now time.Duration, selfFenc
 		return Decision{Reason: Maintenance}
 	case !r.Allowed:
 		return Decision{Reason: NotAllowed}
+	case v.Move != "" && v.Move != host && now-w.MoveSince > r.MoveLapse(v):
+		// its monitor died or froze after the move was asked: every other stand-by
+		// would wait for it forever
+		return Decision{Action: LapseMove, Reason: MoveTargetSilent}
 	case v.Move != "" && v.Move != host:
 		return Decision{Reason: MovingElsewhere}
 	}
