@@ -19,6 +19,7 @@ type pkgJSON struct {
 	TickAge    *float64 `json:"tick_age_seconds"`
 	Enabled    bool     `json:"enabled"`
 	Halted     bool     `json:"halted"`
+	Evacuated  []string `json:"evacuated"`
 	Move       string   `json:"move"`
 	Standbys   []struct {
 		Host    string   `json:"host"`

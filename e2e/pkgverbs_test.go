@@ -3,20 +3,24 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"lite-raft/internal/harness"
 )
 
 // TestPkgMoveUntilRunning (issue 27), on three package hosts: pkg move --until-running
 // exits 0 once the package runs on a live target, 1 when the target's start fails (the
 // package goes on elsewhere), and 1 when the target's monitor freezes after the move
 // was asked: the move lapses after the owner's wait, the history says so, and another
-// stand-by takes the package. Never two owners.
+// stand-by takes the package. Never two owners. Then pkg evacuate and unevacuate
+// (pkgEvacuate), on the same hosts.
 func TestPkgMoveUntilRunning(t *testing.T) {
 	c, hosts := pkgClusterN(t, 3)
-	h4, h5 := c.runWeb(hosts)
+	h4, _ := c.runWeb(hosts)
 	h6 := hosts[2]
 	c.must(h6, "./pkg run web")
 
@@ -74,5 +78,53 @@ func TestPkgMoveUntilRunning(t *testing.T) {
 	}
 	t.Logf("move to a target frozen: exit 1 %v after the freeze: %s", lapsed.Round(10*time.Millisecond), strings.TrimSpace(e))
 	checkNeverTwice(t, events(t, hosts))
-	_ = h5
+	pkgEvacuate(c, hosts)
+}
+
+// pkgEvacuate: with host4 the preferred owner and failback=auto, pkg evacuate host4
+// hands the package over and host4 starts it no more, failback and pkg move included,
+// until pkg unevacuate host4, after which failback brings it back.
+func pkgEvacuate(c *cluster, hosts []*harness.Host) {
+	t := c.t
+	h4, h5 := hosts[0], hosts[1]
+	writeTestScript(t, h4, "web", "pace=0.3 timeout=3 stop_timeout=1 start_timeout=5 preferred_owner=host4 restarts=1 failback=auto")
+	c.must(h4, "./pkg init --update web")
+	c.waitOwner(h5, "web", "host4", 20*time.Second) // failback
+	out := c.must(h5, "./pkg evacuate --wait 20s host4")
+	if !strings.Contains(out, "web: handed over from host4") || !strings.Contains(out, "host4 owns no package") {
+		t.Fatalf("pkg evacuate host4 said:\n%s", out)
+	}
+	from := uptime(t)
+	c.eventually(20*time.Second, "web running on host5 or host6", func() (bool, string) {
+		p, out := c.pkgStatusJSON(h5, "web")
+		return (p.Owner == "host5" || p.Owner == "host6") && p.State == "running" && slices.Equal(p.Evacuated, []string{"host4"}), out
+	})
+	if o, e, code := c.lr(h5, "./pkg move web host4"); code != 1 || !strings.Contains(e, "host4 is evacuated") {
+		t.Fatalf("pkg move to an evacuated host: exit %d, want 1\n%s%s", code, o, e)
+	}
+	// failback=auto and its preferred owner standing by: it would ask within a pace or two
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		if p, out := c.pkgStatusJSON(h5, "web"); p.Owner == "host4" || p.Move == "host4" {
+			t.Fatalf("host4, evacuated, owns or is asked the package:\n%s", out)
+		}
+		time.Sleep(300 * time.Millisecond) // sampling what must not happen, over a set time
+	}
+	status := c.must(h5, "./pkg status web")
+	if !strings.Contains(status, "evacuated (pkg evacuate; it runs on none of them until pkg unevacuate): host4") ||
+		!strings.Contains(status, "host4 evacuated (pkg evacuate)") {
+		t.Fatalf("pkg status does not show host4 evacuated:\n%s", status)
+	}
+	c.must(h5, "./pkg unevacuate host4")
+	until := uptime(t)
+	c.waitOwner(h5, "web", "host4", 20*time.Second) // failback again
+	for _, e := range events(t, hosts) {
+		if e.host == "host4" && e.verb == "start" && e.at > from && e.at < until {
+			t.Fatalf("host4 started web at %.2f, evacuated from %.2f to %.2f", e.at, from, until)
+		}
+	}
+	if p, out := c.pkgStatusJSON(h5, "web"); len(p.Evacuated) != 0 {
+		t.Fatalf("after pkg unevacuate:\n%s", out)
+	}
+	checkNeverTwice(t, events(t, hosts))
 }

@@ -150,7 +150,7 @@ func (m *Monitor) stopStray(ctx context.Context) {
 }
 
 // viewFields are the keys of packages/NAME/ a decision reads.
-var viewFields = []string{"owner", "tick", "state", "enabled", "halt", "move", "previous", "wait", "config"}
+var viewFields = []string{"owner", "tick", "state", "enabled", "halt", "move", "previous", "wait", "config", "evacuated"}
 
 // readView reads what a decision needs of the package's state: one read of
 // packages/NAME/ at one index; on a cluster with a member from before that read, key by
@@ -179,7 +179,8 @@ func (m *Monitor) readView(ctx context.Context) (decide.View, error) {
 	waitMs, _ := strconv.ParseInt(vals["wait"], 10, 64)
 	v := decide.View{Owner: vals["owner"], Tick: vals["tick"], State: decide.State(vals["state"]),
 		Enabled: vals["enabled"] != "no", Halt: vals["halt"] == "yes", Move: vals["move"],
-		Previous: decide.ParsePrevious(vals["previous"]), OwnerWait: time.Duration(max(waitMs, 0)) * time.Millisecond}
+		Previous: decide.ParsePrevious(vals["previous"]), OwnerWait: time.Duration(max(waitMs, 0)) * time.Millisecond,
+		Evacuated: vals["evacuated"]}
 	if v.Move != "" && v.Move != m.Host {
 		// a second read, only while a move to another host is pending: whether its
 		// target still reports (the one read holds no subfolder)
@@ -694,8 +695,11 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 		case decide.Keep:
 			continue
 		case decide.Stop:
-			if why == decide.Moved {
+			switch why {
+			case decide.Moved:
 				m.record(runCtx, "handing over to "+vp.Move+" (pkg move)")
+			case decide.Evacuated:
+				m.record(runCtx, "handing over: this host is evacuated (pkg evacuate)")
 			}
 			return stopFor(why)
 		}
@@ -789,7 +793,7 @@ func (m *Monitor) notStarted(ctx context.Context, d decide.Decision) (bool, erro
 func (m *Monitor) stopFor(why decide.Why, wd *watchdog) (bool, error) {
 	m.Log.Printf("%s: stopping: %s", m.Name, why)
 	switch why {
-	case decide.Halt, decide.Moved, decide.Asked:
+	case decide.Halt, decide.Moved, decide.Asked, decide.Evacuated:
 		// asked to: say so first (bounded; a self-fence waits for no store call)
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Pace)
 		m.setState(ctx, string(decide.Halting))

@@ -54,7 +54,7 @@ func pkgCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "pkg",
-		Usage: "failover packages: init, run, stop, status, halt, resume, move, enable, disable, confirm-stopped (./pkg)",
+		Usage: "failover packages: init, run, stop, status, halt, resume, move, evacuate, enable, disable, confirm-stopped (./pkg)",
 		Subcommands: []*cli.Command{
 			{Name: "init", Usage: "store a package's settings (from control-scripts/NAME) in the cluster", ArgsUsage: "NAME",
 				Description: "Refuses a package that is already in the cluster (it names its owner and state): use --update\n" +
@@ -117,6 +117,7 @@ func pkgCommand() *cli.Command {
 					}
 					return pkgResume(c, p)
 				}},
+			pkgEvacuateCommand(), pkgUnevacuateCommand(),
 			setter("enable", "enabled", "yes", "end maintenance"),
 			setter("disable", "enabled", "no", "maintenance: monitors keep running, nothing is started or failed over"),
 			{Name: "move", Usage: "planned switch-over: the owner stops the package, HOST starts it", ArgsUsage: "NAME HOST",
@@ -520,9 +521,10 @@ type pkgInfo struct {
 	// the youngest tick age a fresh stand-by can vouch for; null without one
 	TickAge      *float64 `json:"tick_age_seconds"`
 	TickAgeExact bool     `json:"tick_age_exact"`
-	Enabled      bool     `json:"enabled"` // false in maintenance (pkg disable)
-	Halted       bool     `json:"halted"`  // pkg halt
-	Move         string   `json:"move"`    // the host of a pending pkg move, ""
+	Enabled      bool     `json:"enabled"`   // false in maintenance (pkg disable)
+	Halted       bool     `json:"halted"`    // pkg halt
+	Move         string   `json:"move"`      // the host of a pending pkg move, ""
+	Evacuated    []string `json:"evacuated"` // hosts that take it no more (pkg evacuate)
 	// who held it before the owner and how that ended ("HOST stopped", "HOST taken-over",
 	// "HOST stop-failed", "HOST fenced", "HOST confirmed"), "" if nobody did
 	Previous string       `json:"previous"`
@@ -607,7 +609,7 @@ func formatAge(age *float64, exact bool) string {
 // collectPkg reads package p from the store.
 func collectPkg(ctx context.Context, s *failover.Store, p string, withHistory bool) (pkgInfo, error) {
 	f := map[string]string{}
-	for _, k := range []string{"owner", "state", "tick", "generation", "enabled", "halt", "move", "previous"} {
+	for _, k := range []string{"owner", "state", "tick", "generation", "enabled", "halt", "move", "previous", "evacuated"} {
 		get := func() (string, error) { return s.Get(ctx, failover.Key(p, k)) }
 		if k == "generation" {
 			get = func() (string, error) { return failover.Generation(ctx, s, p) }
@@ -627,7 +629,7 @@ func collectPkg(ctx context.Context, s *failover.Store, p string, withHistory bo
 	}
 	info := pkgInfo{Name: p, Owner: f["owner"], State: f["state"], Tick: number(f["tick"]),
 		Generation: number(f["generation"]), Enabled: f["enabled"] != "no", Halted: f["halt"] == "yes",
-		Move: f["move"], Previous: f["previous"], Standbys: []pkgStandby{}}
+		Move: f["move"], Previous: f["previous"], Evacuated: strings.Fields(f["evacuated"]), Standbys: []pkgStandby{}}
 	// the stand-bys say when they last saw the tick move: that is its age
 	hosts, err := s.List(ctx, failover.Key(p, "standby"))
 	if err != nil {
@@ -735,6 +737,9 @@ func printPkgText(out io.Writer, infos []pkgInfo) {
 				"fenced (fence-stop there finds it stopped, or fence_command succeeds), or, after checking by hand,\n"+
 				"`pkg confirm-stopped %s %s`.\n", p.Name, p.Owner, p.Owner, p.Name, p.Owner)
 		}
+		if len(p.Evacuated) > 0 {
+			fmt.Fprintf(out, "\n%s: evacuated (pkg evacuate; it runs on none of them until pkg unevacuate): %s\n", p.Name, strings.Join(p.Evacuated, " "))
+		}
 		if p.Previous != "" && p.History != nil {
 			fmt.Fprintf(out, "\nprevious owner: %s\n", p.Previous)
 		}
@@ -784,6 +789,9 @@ func pkgMove(c *cli.Context, p, host string, wait time.Duration) error {
 				return nil
 			case info.Owner == host:
 				return fmt.Errorf("package %s runs on %s but is being moved to %s: run pkg move again once that is done", p, host, info.Move)
+			}
+			if slices.Contains(info.Evacuated, host) {
+				return fmt.Errorf("%s is evacuated (pkg evacuate): `pkg unevacuate %s` first", host, host)
 			}
 			standing := info.standingBy()
 			if slices.Contains(standing, host) {

@@ -42,6 +42,8 @@ const (
 	Down
 	// Asked: pkg stop on this host: stop, release, end the monitor.
 	Asked
+	// Evacuated: pkg evacuate of this host: stop, release, stand by (taking nothing).
+	Evacuated
 )
 
 func (w Why) String() string {
@@ -58,6 +60,8 @@ func (w Why) String() string {
 		return "status failed"
 	case Asked:
 		return "stopped by pkg stop"
+	case Evacuated:
+		return "this host is evacuated (pkg evacuate)"
 	}
 	return "why?"
 }
@@ -81,6 +85,8 @@ func ActiveStep(r Rules, host string, v *View, lastOK, now time.Duration) (Step,
 		return Stop, Moved
 	case !v.Enabled:
 		return Keep, 0 // maintenance: heartbeat only
+	case v.IsEvacuated(host):
+		return Stop, Evacuated // (after maintenance: nobody would start it elsewhere)
 	}
 	return CheckStatus, 0
 }
@@ -117,7 +123,7 @@ func AfterStop(host string, why Why, stopped bool) After {
 	switch why {
 	case SelfFence:
 		return After{Pending: Stopped}
-	case Halt, Moved:
+	case Halt, Moved, Evacuated:
 		return After{State: Halted, Release: true, Previous: clean}
 	case Down:
 		return After{State: Failed, Release: true, Previous: clean, Exit: true}

@@ -2,6 +2,7 @@ package decide
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -88,6 +89,19 @@ type View struct {
 	// MoveReport is the move target's stand-by report (packages/NAME/standby/HOST) as
 	// read with the view, "" if none or no move; it changes each time the target reports.
 	MoveReport string
+	// Evacuated lists the hosts pkg evacuate took the package from (space-separated, as
+	// packages/NAME/evacuated holds them): none of them runs it until pkg unevacuate.
+	Evacuated string
+}
+
+// IsEvacuated reports whether host is one of the view's evacuated hosts.
+func (v View) IsEvacuated(host string) bool {
+	for _, h := range strings.Fields(v.Evacuated) {
+		if h == host {
+			return true
+		}
+	}
+	return false
 }
 
 // Rules are the settings a decision uses, this monitor's own.

@@ -54,6 +54,13 @@ func TestStandby(t *testing.T) {
 		{name: "self-fenced, stop failed", v: with(func(v *View) { v.Owner = "b" }), self: StopFailedEnding,
 			want: Decision{Action: MarkStopFailed, Reason: SelfFencedEarlier}},
 		{name: "self-fenced, taken over meanwhile", v: live, self: StopFailedEnding, want: Decision{Reason: OwnerAlive}},
+		{name: "evacuated, free", v: with(func(v *View) { v.Owner, v.Evacuated = "", "b" }), now: time.Hour, want: Decision{Reason: HostEvacuated}},
+		{name: "evacuated, moved here", v: with(func(v *View) { v.Owner, v.Move, v.Evacuated = "", "b", "c b" }), now: time.Hour,
+			want: Decision{Reason: HostEvacuated}},
+		{name: "evacuated, owner timed out", v: with(func(v *View) { v.Evacuated = "b" }), now: time.Hour, want: Decision{Reason: HostEvacuated}},
+		{name: "evacuated preferred owner, no failback", r: Rules{Pace: time.Second, Timeout: 10 * time.Second, Allowed: true, Preferred: true, Failback: true},
+			v: with(func(v *View) { v.Evacuated = "b" }), want: Decision{Reason: HostEvacuated}},
+		{name: "evacuated itself, owning it: not adopted", v: with(func(v *View) { v.Owner, v.Evacuated = "b", "b" }), want: Decision{Reason: HostEvacuated}},
 	} {
 		r := tc.r
 		if r.Pace == 0 {
@@ -167,6 +174,9 @@ func TestActiveStep(t *testing.T) {
 		{"move away", with(func(v *View) { v.Move = "a" }), time.Second, Stop, Moved},
 		{"move here", with(func(v *View) { v.Move = "b" }), time.Second, CheckStatus, 0},
 		{"maintenance", with(func(v *View) { v.Enabled = false }), time.Second, Keep, 0},
+		{"evacuated", with(func(v *View) { v.Evacuated = "a b" }), time.Second, Stop, Evacuated},
+		{"another host evacuated", with(func(v *View) { v.Evacuated = "a bb" }), time.Second, CheckStatus, 0},
+		{"evacuated in maintenance", with(func(v *View) { v.Evacuated, v.Enabled = "b", false }), time.Second, Keep, 0},
 	} {
 		if step, why := ActiveStep(rules, "b", tc.v, 0, tc.now); step != tc.step || why != tc.why {
 			t.Errorf("%s: %s (%s), want %s (%s)", tc.name, step, why, tc.step, tc.why)

@@ -72,6 +72,7 @@ const (
 	FailbackWanted
 	SelfFencedEarlier
 	MoveTargetSilent
+	HostEvacuated
 )
 
 var reasonText = map[Reason]string{
@@ -89,6 +90,7 @@ var reasonText = map[Reason]string{
 	FailbackWanted:    "this is the preferred owner",
 	SelfFencedEarlier: "this host fenced itself while owner, out of reach of the store",
 	MoveTargetSilent:  "the move's target has not reported for the owner's wait",
+	HostEvacuated:     "this host is evacuated (pkg evacuate)",
 }
 
 func (r Reason) String() string {
@@ -139,6 +141,10 @@ func Standby(r Rules, host string, v View, w *Watch, now time.Duration, selfFenc
 		return Decision{Reason: Maintenance}
 	case !r.Allowed:
 		return Decision{Reason: NotAllowed}
+	case v.IsEvacuated(host):
+		// not even its own package (an owner whose monitor restarted): the others wait
+		// out its tick and fence it as for any silent owner
+		return Decision{Reason: HostEvacuated}
 	case v.Move != "" && v.Move != host && now-w.MoveSince > r.MoveLapse(v):
 		// its monitor died or froze after the move was asked: every other stand-by
 		// would wait for it forever
