@@ -29,7 +29,7 @@ service_stop()   { rm -f "$marker"; }
 service_status() { [ -f "$marker" ]; }   # 0 up, 1 down, 2 degraded`, `ev() { echo "$1 $(hostname) $(cut -d' ' -f1 /proc/uptime) gen=$LITE_RAFT_PKG_GENERATION" >> /opt/lite-raft/events; }
 service_start()  { [ -f /opt/lite-raft/fail-start ] && return 1; ev start; setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > /tmp/svc.pid; }
 service_stop()   { [ -f /tmp/svc.pid ] && kill "$(cat /tmp/svc.pid)" 2>/dev/null; rm -f /tmp/svc.pid; ev stop; }
-service_status() { [ -f /opt/lite-raft/force-down ] && return 1; [ -f /tmp/svc.pid ] && kill -0 "$(cat /tmp/svc.pid)" 2>/dev/null; }`, 1)
+service_status() { [ -f /opt/lite-raft/force-down ] && return 1; n=$(cat /opt/lite-raft/fail-status 2>/dev/null || echo 0); [ "$n" -gt 0 ] && { echo $((n-1)) >/opt/lite-raft/fail-status; return 1; }; [ -f /tmp/svc.pid ] && kill -0 "$(cat /tmp/svc.pid)" 2>/dev/null; }`, 1)
 	if !strings.Contains(s, "ev start") {
 		t.Fatal("the template's service functions changed: writeTestScript no longer finds them")
 	}
@@ -318,7 +318,8 @@ func uptime(t *testing.T) float64 {
 }
 
 // TestPkgLocalRestartThenFailover: a service whose status turns to 1 is restarted in place
-// (restarts=1), and when that does not help the package fails over.
+// (restarts=1), and when that does not help the package fails over; the host that gave
+// it up takes it no more until pkg cleanup.
 func TestPkgLocalRestartThenFailover(t *testing.T) {
 	c, hosts := pkgCluster(t)
 	h4, h5 := c.runWeb(hosts)
@@ -330,13 +331,34 @@ func TestPkgLocalRestartThenFailover(t *testing.T) {
 			t.Errorf("history lacks %q:\n%s", want, out)
 		}
 	}
-	checkNeverTwice(t, events(t, hosts))
-	// host4's monitor gave up and exits
-	c.eventually(20*time.Second, "host4's monitor exiting after the package failed there", func() (bool, string) {
-		n, err := h4.Signal(`lite-raft .*pkg monitor web`, 0)
-		return err == nil && n == 0, fmt.Sprintf("%d monitors, %v", n, err)
+	// host4's monitor gave up and stays, taking web no more: with host5's monitor
+	// stopped, web runs nowhere, until pkg cleanup lets host4 stand by again
+	if n, err := h4.Signal(`lite-raft .*pkg monitor web`, 0); err != nil || n != 1 {
+		t.Fatalf("host4's monitor after it gave up: %d running, %v", n, err)
+	}
+	c.must(h4, "rm -f force-down")
+	c.must(h5, "./pkg stop web")
+	c.eventually(10*time.Second, "web released by host5", func() (bool, string) {
+		p, out := c.pkgStatusJSON(h4, "web")
+		return p.Owner == "", out
 	})
-	c.expect(h4, "./pkg stop web", 0, "no monitor of web runs on host4")
+	deadline := time.Now().Add(3 * time.Second) // 10 paces: host4 would have taken it
+	for time.Now().Before(deadline) {
+		if p, out := c.pkgStatusJSON(h4, "web"); p.Owner != "" {
+			t.Fatalf("host4, which gave web up, took it without a cleanup:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond) // sampling what must not happen, over a set time
+	}
+	c.expect(h5, "./pkg cleanup web host4", 0, "web: failures forgotten on host4; a host that gave it up stands by again within a pace")
+	c.waitOwner(h4, "web", "host4", 10*time.Second)
+	out = c.must(h4, "./pkg status web")
+	for _, want := range []string{"host4 gave up here: takes the package no more until pkg cleanup web host4", "cleanup of host4 (pkg cleanup)",
+		"host4 stands by again: pkg cleanup"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("history lacks %q:\n%s", want, out)
+		}
+	}
+	checkNeverTwice(t, events(t, hosts))
 }
 
 // TestPkgMoveHaltDisable: planned switch-over, maintenance and a cluster-wide halt,

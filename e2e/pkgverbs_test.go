@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,8 +51,8 @@ func TestPkgMoveUntilRunning(t *testing.T) {
 		return (p.Owner == "host4" || p.Owner == "host5") && p.State == "running", out
 	})
 	os.Remove(filepath.Join(h6.Dir, "fail-start"))
-	// a host whose start failed gives up: its monitor ends, and starts again by hand
-	c.must(h6, "./pkg run web")
+	// a host whose start failed gives up, its monitor staying: cleanup lets it stand by
+	c.must(h4, "./pkg cleanup web host6")
 
 	// the target freezes once the move is asked: the move lapses
 	c.eventually(15*time.Second, "host6 standing by again", func() (bool, string) {
@@ -79,6 +80,56 @@ func TestPkgMoveUntilRunning(t *testing.T) {
 	t.Logf("move to a target frozen: exit 1 %v after the freeze: %s", lapsed.Round(10*time.Millisecond), strings.TrimSpace(e))
 	checkNeverTwice(t, events(t, hosts))
 	pkgEvacuate(c, hosts)
+	pkgFallAndFailureTimeout(c, hosts)
+}
+
+// pkgFallAndFailureTimeout: with fall=3, restarts=1 and failure_timeout=3 on host4, the
+// owner: two failed status runs in a row do nothing; three restart it; three more after
+// failure_timeout restart it again (the restart forgotten); three more at once fail it
+// over.
+func pkgFallAndFailureTimeout(c *cluster, hosts []*harness.Host) {
+	t := c.t
+	h4 := hosts[0]
+	writeTestScript(t, h4, "web", "pace=0.3 timeout=3 stop_timeout=1 start_timeout=5 preferred_owner=host4 restarts=1 failback=auto fall=3 failure_timeout=3")
+	logged := strings.Count(readFile(t, filepath.Join(h4.Dir, "message-log", "pkg-web.log")), "web: new settings in force")
+	c.must(h4, "./pkg init --update web")
+	c.waitOwner(h4, "web", "host4", 10*time.Second)
+	c.eventually(10*time.Second, "host4's monitor using fall=3", func() (bool, string) {
+		return strings.Count(readFile(t, filepath.Join(h4.Dir, "message-log", "pkg-web.log")), "web: new settings in force") > logged, ""
+	})
+	restarts := func() int { return strings.Count(c.must(h4, "./pkg status web"), "host4 status 1: local restart 1 of 1") }
+	before := restarts()
+	failStatus := func(n int) {
+		if err := os.WriteFile(filepath.Join(h4.Dir, "fail-status"), []byte(fmt.Sprint(n)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.eventually(10*time.Second, fmt.Sprintf("%d failed status runs on host4", n), func() (bool, string) {
+			b, _ := os.ReadFile(filepath.Join(h4.Dir, "fail-status"))
+			return strings.TrimSpace(string(b)) == "0", string(b)
+		})
+	}
+	failStatus(2)
+	time.Sleep(time.Second) // three paces for anything to follow that should not
+	if n := restarts(); n != before {
+		t.Fatalf("two failed status runs with fall=3: %d restarts (before %d)", n, before)
+	}
+	c.waitOwner(h4, "web", "host4", time.Second)
+	failStatus(3)
+	c.eventually(5*time.Second, "a restart after three failed status runs", func() (bool, string) { return restarts() == before+1, "" })
+	c.waitOwner(h4, "web", "host4", 5*time.Second)
+	time.Sleep(3500 * time.Millisecond) // failure_timeout (3 s) without a failure: the time is what is tested
+	failStatus(3)
+	c.eventually(5*time.Second, "a restart again after failure_timeout", func() (bool, string) { return restarts() == before+2, "" })
+	c.waitOwner(h4, "web", "host4", 5*time.Second)
+	failStatus(3) // at once: the restart is not forgotten, so it fails over
+	c.eventually(15*time.Second, "web failed over from host4", func() (bool, string) {
+		p, out := c.pkgStatusJSON(h4, "web")
+		return p.Owner != "" && p.Owner != "host4" && p.State == "running", out
+	})
+	if n := restarts(); n != before+2 {
+		t.Fatalf("%d restarts, want %d", n, before+2)
+	}
+	checkNeverTwice(t, events(t, hosts))
 }
 
 // pkgEvacuate: with host4 the preferred owner and failback=auto, pkg evacuate host4
@@ -127,4 +178,13 @@ func pkgEvacuate(c *cluster, hosts []*harness.Host) {
 		t.Fatalf("after pkg unevacuate:\n%s", out)
 	}
 	checkNeverTwice(t, events(t, hosts))
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -18,6 +18,13 @@ type Config struct {
 	PreferredOwner string
 	AllowedHosts   []string // in order of preference; empty: any host running a monitor
 	Restarts       int      // local restarts of a failed service before failing over
+	// Fall and Rise (keepalived's names): Fall failed status runs in a row before the
+	// owner restarts or fails over; Rise good ones before failures count from none again
+	// (0 means 1). FailureTimeout (Pacemaker's failure-timeout): the restarts used are
+	// forgotten, and a host that gave the package up stands by again, after that long
+	// without a failure (0: never; pkg cleanup does it by hand).
+	Fall, Rise     int
+	FailureTimeout time.Duration
 	Failback       bool     // the preferred owner takes the package back when it returns
 	// FenceCommand (sh -c) fences a previous owner that cannot be reached over ssh: a
 	// power switch, a storage reservation keyed by the generation. Exit 0: go ahead.
@@ -42,7 +49,8 @@ func DefaultConfig() Config {
 
 // Settings are the names a control script answers to `echo VAR`.
 var Settings = []string{"timeout", "pace", "start_timeout", "stop_timeout", "preferred_owner",
-	"allowed_hosts", "restarts", "failback", "fence_command", "watchdog", "notify", "on_stop_failure"}
+	"allowed_hosts", "restarts", "failback", "fence_command", "watchdog", "notify", "on_stop_failure",
+	"fall", "rise", "failure_timeout"}
 
 // Set applies one setting's value (as the script printed it; empty keeps the default).
 func (c *Config) Set(name, v string) error {
@@ -78,6 +86,22 @@ func (c *Config) Set(name, v string) error {
 			return fmt.Errorf("restarts %q: want a whole number 0..100", v)
 		}
 		c.Restarts = n
+	case "fall", "rise":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return fmt.Errorf("%s %q: want a whole number 1..100 (status runs in a row)", name, v)
+		}
+		if name == "fall" {
+			c.Fall = n
+		} else {
+			c.Rise = n
+		}
+	case "failure_timeout":
+		if v == "0" || v == "none" {
+			c.FailureTimeout = 0
+			return nil
+		}
+		return dur(&c.FailureTimeout)
 	case "failback":
 		switch v {
 		case "manual", "no":
@@ -180,6 +204,17 @@ func (c Config) Encode() string {
 	}
 	if c.OnStopFailure != "" {
 		s += "on_stop_failure=" + c.OnStopFailure + "\n"
+	}
+	// only when set: a build from before them refuses a config that names them, and a
+	// package that does not use them stays readable by every build
+	if c.Fall > 1 {
+		s += "fall=" + strconv.Itoa(c.Fall) + "\n"
+	}
+	if c.Rise > 1 {
+		s += "rise=" + strconv.Itoa(c.Rise) + "\n"
+	}
+	if c.FailureTimeout > 0 {
+		s += "failure_timeout=" + secs(c.FailureTimeout) + "\n"
 	}
 	return s
 }

@@ -52,6 +52,9 @@ type Monitor struct {
 	cfgRaw string // as stored: a change is picked up as it is read
 	// seenConfig is the settings as the last read found them
 	seenConfig string
+	// lastCleanup is packages/NAME/cleanup as last read: a host that gives the package
+	// up waits for a newer one (or failure_timeout)
+	lastCleanup string
 	epoch      time.Duration // the deadlines' clock (Clock.Uptime) when Run began
 
 	// observations as a stand-by
@@ -150,7 +153,7 @@ func (m *Monitor) stopStray(ctx context.Context) {
 }
 
 // viewFields are the keys of packages/NAME/ a decision reads.
-var viewFields = []string{"owner", "tick", "state", "enabled", "halt", "move", "previous", "wait", "config", "evacuated"}
+var viewFields = []string{"owner", "tick", "state", "enabled", "halt", "move", "previous", "wait", "config", "evacuated", "cleanup"}
 
 // readView reads what a decision needs of the package's state: one read of
 // packages/NAME/ at one index; on a cluster with a member from before that read, key by
@@ -180,7 +183,8 @@ func (m *Monitor) readView(ctx context.Context) (decide.View, error) {
 	v := decide.View{Owner: vals["owner"], Tick: vals["tick"], State: decide.State(vals["state"]),
 		Enabled: vals["enabled"] != "no", Halt: vals["halt"] == "yes", Move: vals["move"],
 		Previous: decide.ParsePrevious(vals["previous"]), OwnerWait: time.Duration(max(waitMs, 0)) * time.Millisecond,
-		Evacuated: vals["evacuated"]}
+		Evacuated: vals["evacuated"], Cleanup: vals["cleanup"]}
+	m.lastCleanup = v.Cleanup
 	if v.Move != "" && v.Move != m.Host {
 		// a second read, only while a move to another host is pending: whether its
 		// target still reports (the one read holds no subfolder)
@@ -217,7 +221,8 @@ func (m *Monitor) rules() decide.Rules {
 	allowed, rank := m.cfg.Allowed(m.Host)
 	return decide.Rules{Pace: m.cfg.Pace, Timeout: m.cfg.Timeout, StopTimeout: m.cfg.StopTimeout,
 		Allowed: allowed, Rank: rank, Preferred: m.cfg.PreferredOwner == m.Host, Failback: m.cfg.Failback,
-		ReportEvery: m.standbyEvery()}
+		ReportEvery: m.standbyEvery(), Fall: m.cfg.Fall, Rise: m.cfg.Rise, Restarts: m.cfg.Restarts,
+		FailureTimeout: m.cfg.FailureTimeout}
 }
 
 // standbyStep looks at the store and does what decide.Standby says: wait, take the
@@ -240,7 +245,9 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 	if m.watch.Since != seen.Since {
 		m.seenAtWall = m.clock().Now()
 	}
-	m.publishStandby(ctx, now)
+	if !m.watch.GaveUp {
+		m.publishStandby(ctx, now)
+	}
 	if m.Fence != nil {
 		if v.Owner != m.Host {
 			m.Fence.Prepare(v.Owner)
@@ -266,6 +273,8 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 	case decide.AskBack:
 		m.Store.Set(ctx, m.key("move"), m.Host)
 		m.record(ctx, "asks for the package back (failback)")
+	case decide.StandByAgain:
+		m.record(ctx, "stands by again: "+d.Reason.String())
 	case decide.LapseMove:
 		if won, err := m.Store.Swap(ctx, m.key("move"), v.Move, ""); err == nil && won {
 			m.record(ctx, fmt.Sprintf("the move to %s lapsed: its monitor has not reported for %.1f s", v.Move, (now-m.watch.MoveSince).Seconds()))
@@ -656,7 +665,8 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 		}
 	}
 	m.setState(runCtx, "running")
-	restarts := 0
+	var health decide.Health
+	cleanup := m.lastCleanup // a pkg cleanup from here on resets health
 	t := m.clock().NewTimer(m.cfg.Pace)
 	defer t.Stop()
 	rules := m.rules()
@@ -689,6 +699,7 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 			m.cfg, pending = *pending, nil
 			rules = m.rules()
 			hb.settings(rules, waitOf(m.cfg))
+			m.Log.Printf("%s: new settings in force", m.Name)
 		}
 		step, why := decide.ActiveStep(rules, m.Host, vp, hb.lastConfirmed(), m.now())
 		switch step {
@@ -703,24 +714,35 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 			}
 			return stopFor(why)
 		}
+		if vp != nil && vp.Cleanup != cleanup {
+			cleanup = vp.Cleanup
+			if decide.CleanupFor(cleanup, m.Host) {
+				health.Reset()
+				m.record(runCtx, "failures and restarts forgotten (pkg cleanup)")
+			}
+		}
 		code, _, err := m.Script.Run(runCtx, "status", m.cfg.StartTimeout)
 		if runCtx.Err() != nil {
 			continue
 		}
-		switch {
-		case err == nil && code == 0:
-		case err == nil && code == 2:
+		ok := err == nil && (code == 0 || code == 2)
+		if ok && code == 2 {
 			m.Log.Printf("%s: status says degraded", m.Name)
-		default:
-			if restarts < m.cfg.Restarts {
-				restarts++
-				m.record(runCtx, fmt.Sprintf("status %d: local restart %d of %d", code, restarts, m.cfg.Restarts))
-				if m.stopScript() {
-					if c, _, err := m.Script.Run(runCtx, "start", m.cfg.StartTimeout); err == nil && c == 0 {
-						continue
-					}
+		}
+		switch health.Observe(rules, ok, m.now()) {
+		case decide.Healthy:
+		case decide.Suspect:
+			m.Log.Printf("%s: status %d (%v): failed, fewer than %d times in a row: looking again next pace", m.Name, code, err, max(m.cfg.Fall, 1))
+		case decide.Restart:
+			m.record(runCtx, fmt.Sprintf("status %d: local restart %d of %d", code, health.Used(), m.cfg.Restarts))
+			if m.stopScript() {
+				if c, _, err := m.Script.Run(runCtx, "start", m.cfg.StartTimeout); err == nil && c == 0 {
+					continue
 				}
 			}
+			m.setState(runCtx, "failing")
+			return stopFor(decide.Down)
+		case decide.GiveUp:
 			m.setState(runCtx, "failing")
 			return stopFor(decide.Down)
 		}
@@ -831,6 +853,9 @@ func (m *Monitor) stopFor(why decide.Why, wd *watchdog) (bool, error) {
 	if a.Pending != "" {
 		m.selfFenced = a.Pending
 	}
+	if a.GiveUp {
+		m.gaveUp(ctx)
+	}
 	if a.Escalate {
 		m.Log.Printf("%s: the package may still run here: no other host starts it until this one is fenced", m.Name)
 		m.failFast(ctx, wd) // on_stop_failure, if set: failfast.go
@@ -857,14 +882,29 @@ func (m *Monitor) stopScript() bool {
 	return true
 }
 
-// giveUp records a final state, gives the package up and ends this host's monitor, so a
-// stand-by takes over. Only for a package that never started here: who held it before
-// stays recorded.
+// gaveUp makes this host's monitor a stand-by that takes the package no more, until pkg
+// cleanup names it or failure_timeout passes (decide.Watch.GiveUp). It stays: it goes on
+// notifying (the last host to give up is the one that sends "down everywhere"), and a
+// cleanup needs no one at the host.
+func (m *Monitor) gaveUp(ctx context.Context) {
+	m.watch.GiveUp(m.now(), m.lastCleanup)
+	m.Store.Set(ctx, m.key("standby/"+m.Host), "") // standing by no more: say so at once
+	how := "pkg cleanup " + m.Name + " " + m.Host
+	if m.cfg.FailureTimeout > 0 {
+		how += fmt.Sprintf(" or failure_timeout (%v)", m.cfg.FailureTimeout)
+	}
+	m.record(ctx, "gave up here: takes the package no more until "+how)
+}
+
+// giveUp records a final state and gives the package up, so a stand-by takes over, and
+// this host takes it no more (gaveUp). Only for a package that never started here: who
+// held it before stays recorded.
 func (m *Monitor) giveUp(ctx context.Context, state string) (bool, error) {
 	m.setState(ctx, state)
 	m.lease().Release(ctx)
 	m.record(ctx, "gave up: "+state)
-	return true, fmt.Errorf("package %s %s on %s", m.Name, state, m.Host)
+	m.gaveUp(ctx)
+	return false, nil
 }
 
 // releaseAs gives the package up, recording this host as its previous owner and how its

@@ -54,7 +54,7 @@ func pkgCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "pkg",
-		Usage: "failover packages: init, run, stop, status, halt, resume, move, evacuate, enable, disable, confirm-stopped (./pkg)",
+		Usage: "failover packages: init, run, stop, status, halt, resume, move, evacuate, cleanup, enable, disable, confirm-stopped (./pkg)",
 		Subcommands: []*cli.Command{
 			{Name: "init", Usage: "store a package's settings (from control-scripts/NAME) in the cluster", ArgsUsage: "NAME",
 				Description: "Refuses a package that is already in the cluster (it names its owner and state): use --update\n" +
@@ -117,7 +117,7 @@ func pkgCommand() *cli.Command {
 					}
 					return pkgResume(c, p)
 				}},
-			pkgEvacuateCommand(), pkgUnevacuateCommand(),
+			pkgEvacuateCommand(), pkgUnevacuateCommand(), pkgCleanupCommand(),
 			setter("enable", "enabled", "yes", "end maintenance"),
 			setter("disable", "enabled", "no", "maintenance: monitors keep running, nothing is started or failed over"),
 			{Name: "move", Usage: "planned switch-over: the owner stops the package, HOST starts it", ArgsUsage: "NAME HOST",

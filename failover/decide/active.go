@@ -102,6 +102,8 @@ type After struct {
 	// Escalate: the stop failed; on_stop_failure (reboot, halt), if set, applies.
 	Escalate bool
 	Exit     bool // the monitor ends
+	// GiveUp: this host takes the package no more (Watch.GiveUp), its monitor staying
+	GiveUp bool
 }
 
 // AfterStop says what an owner does once its stop for why ended, stopped reporting
@@ -126,7 +128,7 @@ func AfterStop(host string, why Why, stopped bool) After {
 	case Halt, Moved, Evacuated:
 		return After{State: Halted, Release: true, Previous: clean}
 	case Down:
-		return After{State: Failed, Release: true, Previous: clean, Exit: true}
+		return After{State: Failed, Release: true, Previous: clean, GiveUp: true}
 	case Asked:
 		return After{State: Halted, Release: true, Previous: clean, Exit: true}
 	}

@@ -92,6 +92,8 @@ type View struct {
 	// Evacuated lists the hosts pkg evacuate took the package from (space-separated, as
 	// packages/NAME/evacuated holds them): none of them runs it until pkg unevacuate.
 	Evacuated string
+	// Cleanup is the last pkg cleanup ("MS HOST", HOST * for every host; "" none).
+	Cleanup string
 }
 
 // IsEvacuated reports whether host is one of the view's evacuated hosts.
@@ -112,6 +114,9 @@ type Rules struct {
 	Preferred, Failback        bool // it is the preferred owner, and takes the package back
 	// ReportEvery is how often a stand-by reports (packages/NAME/standby/HOST).
 	ReportEvery time.Duration
+	// Health's settings (fall, rise, restarts, failure_timeout): see Health.
+	Fall, Rise, Restarts int
+	FailureTimeout       time.Duration
 }
 
 // MoveLapse is how long a move's target may go without a new stand-by report before the

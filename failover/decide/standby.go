@@ -21,6 +21,20 @@ type Watch struct {
 	// the move lapse.
 	MoveTo, MoveReport string
 	MoveSince          time.Duration
+
+	// GaveUp: this host gave the package up (its start or its status failed beyond its
+	// restarts, or its fence did) at GaveUpAt, with Cleanup the last pkg cleanup seen:
+	// it takes the package no more until a new cleanup names it or FailureTimeout
+	// passes.
+	GaveUp   bool
+	GaveUpAt time.Duration
+	Cleanup  string
+}
+
+// GiveUp records that this host gave the package up at now, cleanup the last
+// packages/NAME/cleanup it read.
+func (w *Watch) GiveUp(now time.Duration, cleanup string) {
+	w.GaveUp, w.GaveUpAt, w.Cleanup = true, now, cleanup
 }
 
 // Action is what a monitor does now.
@@ -33,6 +47,7 @@ const (
 	Release                      // give up ownership kept after self-fencing: its stop succeeded
 	MarkStopFailed               // record stop-failed, kept after self-fencing: its stop failed
 	LapseMove                    // clear a move whose target has stopped reporting
+	StandByAgain                 // a host that gave the package up may take it again
 )
 
 func (a Action) String() string {
@@ -49,6 +64,8 @@ func (a Action) String() string {
 		return "mark stop-failed"
 	case LapseMove:
 		return "lapse the move"
+	case StandByAgain:
+		return "stand by again"
 	}
 	return "action?"
 }
@@ -73,6 +90,9 @@ const (
 	SelfFencedEarlier
 	MoveTargetSilent
 	HostEvacuated
+	GaveUpHere
+	CleanedUp
+	FailureExpired
 )
 
 var reasonText = map[Reason]string{
@@ -91,6 +111,9 @@ var reasonText = map[Reason]string{
 	SelfFencedEarlier: "this host fenced itself while owner, out of reach of the store",
 	MoveTargetSilent:  "the move's target has not reported for the owner's wait",
 	HostEvacuated:     "this host is evacuated (pkg evacuate)",
+	GaveUpHere:        "this host gave the package up (pkg cleanup, or failure_timeout, lets it stand by again)",
+	CleanedUp:         "pkg cleanup",
+	FailureExpired:    "failure_timeout passed since it gave up",
 }
 
 func (r Reason) String() string {
@@ -121,6 +144,19 @@ func Standby(r Rules, host string, v View, w *Watch, now time.Duration, selfFenc
 			return Decision{Action: Release, Reason: SelfFencedEarlier}
 		}
 		return Decision{Action: MarkStopFailed, Reason: SelfFencedEarlier}
+	}
+	if w.GaveUp {
+		switch {
+		case v.Cleanup != w.Cleanup && CleanupFor(v.Cleanup, host):
+			w.GaveUp = false
+			return Decision{Action: StandByAgain, Reason: CleanedUp}
+		case r.FailureTimeout > 0 && now-w.GaveUpAt >= r.FailureTimeout:
+			w.GaveUp = false
+			return Decision{Action: StandByAgain, Reason: FailureExpired}
+		}
+		w.Cleanup = v.Cleanup // one for another host is not for us, nor is it later
+		w.Tick, w.Owner, w.Since = v.Tick, v.Owner, now
+		return Decision{Reason: GaveUpHere}
 	}
 	if v.Tick != w.Tick || v.Owner != w.Owner {
 		if v.Owner != w.Owner {
