@@ -97,7 +97,9 @@ func pkgFallAndFailureTimeout(c *cluster, hosts []*harness.Host) {
 	c.eventually(10*time.Second, "host4's monitor using fall=3", func() (bool, string) {
 		return strings.Count(readFile(t, filepath.Join(h4.Dir, "message-log", "pkg-web.log")), "web: new settings in force") > logged, ""
 	})
-	restarts := func() int { return strings.Count(c.must(h4, "./pkg status web"), "host4 status 1: local restart 1 of 1") }
+	restarts := func() int {
+		return strings.Count(c.must(h4, "./pkg status web"), "host4 status 1: local restart 1 of 1")
+	}
 	before := restarts()
 	failStatus := func(n int) {
 		if err := os.WriteFile(filepath.Join(h4.Dir, "fail-status"), []byte(fmt.Sprint(n)), 0o644); err != nil {

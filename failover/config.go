@@ -25,7 +25,7 @@ type Config struct {
 	// without a failure (0: never; pkg cleanup does it by hand).
 	Fall, Rise     int
 	FailureTimeout time.Duration
-	Failback       bool     // the preferred owner takes the package back when it returns
+	Failback       bool // the preferred owner takes the package back when it returns
 	// FenceCommand (sh -c) fences a previous owner that cannot be reached over ssh: a
 	// power switch, a storage reservation keyed by the generation. Exit 0: go ahead.
 	FenceCommand string

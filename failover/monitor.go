@@ -55,7 +55,7 @@ type Monitor struct {
 	// lastCleanup is packages/NAME/cleanup as last read: a host that gives the package
 	// up waits for a newer one (or failure_timeout)
 	lastCleanup string
-	epoch      time.Duration // the deadlines' clock (Clock.Uptime) when Run began
+	epoch       time.Duration // the deadlines' clock (Clock.Uptime) when Run began
 
 	// observations as a stand-by
 	watch      decide.Watch
