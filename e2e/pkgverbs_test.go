@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,13 +14,13 @@ import (
 	"lite-raft/internal/harness"
 )
 
-// TestPkgMoveUntilRunning (issue 27), on three package hosts: pkg move --until-running
+// TestPkgOperatorVerbs (issue 27), on three package hosts: pkg move --until-running
 // exits 0 once the package runs on a live target, 1 when the target's start fails (the
 // package goes on elsewhere), and 1 when the target's monitor freezes after the move
 // was asked: the move lapses after the owner's wait, the history says so, and another
 // stand-by takes the package. Never two owners. Then pkg evacuate and unevacuate
 // (pkgEvacuate), on the same hosts.
-func TestPkgMoveUntilRunning(t *testing.T) {
+func TestPkgOperatorVerbs(t *testing.T) {
 	c, hosts := pkgClusterN(t, 3)
 	h4, _ := c.runWeb(hosts)
 	h6 := hosts[2]
@@ -81,6 +82,93 @@ func TestPkgMoveUntilRunning(t *testing.T) {
 	checkNeverTwice(t, events(t, hosts))
 	pkgEvacuate(c, hosts)
 	pkgFallAndFailureTimeout(c, hosts)
+	pkgLastGiveUpNotified(c, hosts)
+}
+
+// pkgLastGiveUpNotified: the service fails on every host; each gives the package up in
+// turn, and the last give-up (the package down everywhere) is notified, once, like every
+// transition before it: the notify commands' lines, on all hosts, number the history
+// 1, 2, 3 ... with no gap and no repeat.
+func pkgLastGiveUpNotified(c *cluster, hosts []*harness.Host) {
+	t := c.t
+	for _, h := range hosts {
+		writeTestScript(t, h, "web", "pace=0.3 timeout=3 stop_timeout=1 start_timeout=5 preferred_owner=host4 restarts=0")
+		path := filepath.Join(h.Dir, "control-scripts", "web")
+		b, _ := os.ReadFile(path)
+		s := strings.Replace(string(b), "\nnotify=\"\"", "\nnotify='echo \"$LITE_RAFT_PKG_EVENT_NUMBER $LITE_RAFT_PKG_HOST $LITE_RAFT_PKG_EVENT\" >> /opt/lite-raft/notified'", 1)
+		if s == string(b) {
+			t.Fatal("the test script has no notify line to set")
+		}
+		os.WriteFile(path, []byte(s), 0o755)
+	}
+	c.must(hosts[0], "./pkg init --update web")
+	for _, h := range hosts {
+		c.must(h, "touch force-down")
+	}
+	var last string
+	c.eventually(60*time.Second, "every host gave web up", func() (bool, string) {
+		out := c.must(hosts[0], "./pkg status web")
+		gaveUp := 0
+		for _, h := range hosts {
+			if strings.Contains(out, h.Name+" gave up here") {
+				gaveUp++
+			}
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		last = lines[len(lines)-1]
+		return gaveUp == len(hosts) && strings.Contains(last, "gave up here"), out
+	})
+	// the history line "TIME HOST EVENT" of the last give-up, as notify gets it
+	f := strings.SplitN(last, " ", 3)
+	want := f[1] + " " + f[2]
+	var all []string
+	c.eventually(20*time.Second, "the last give-up notified", func() (bool, string) {
+		all = nil
+		for _, h := range hosts {
+			b, _ := os.ReadFile(filepath.Join(h.Dir, "notified"))
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				if l != "" {
+					all = append(all, l)
+				}
+			}
+		}
+		for _, l := range all {
+			if _, rest, _ := strings.Cut(l, " "); rest == want {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d lines notified", len(all))
+	})
+	seen := map[int]string{}
+	top, times := 0, 0
+	for _, l := range all {
+		num, rest, _ := strings.Cut(l, " ")
+		n, err := strconv.Atoi(num)
+		if err != nil {
+			t.Fatalf("notified %q: no event number", l)
+		}
+		if prev, dup := seen[n]; dup {
+			t.Fatalf("event %d notified twice: %q and %q", n, prev, l)
+		}
+		seen[n] = l
+		top = max(top, n)
+		if rest == want {
+			times++
+		}
+	}
+	if len(seen) != top || times != 1 {
+		t.Fatalf("%d events notified, numbered up to %d; the last give-up %q %d times", len(seen), top, want, times)
+	}
+	t.Logf("the last give-up (%s) notified once, as event %d of %d", want, top, len(seen))
+	for _, h := range hosts {
+		c.must(h, "rm -f force-down")
+	}
+	c.must(hosts[1], "./pkg cleanup web")
+	c.eventually(20*time.Second, "web running again after pkg cleanup", func() (bool, string) {
+		p, out := c.pkgStatusJSON(hosts[1], "web")
+		return p.Owner != "" && p.State == "running", out
+	})
+	checkNeverTwice(t, events(t, hosts))
 }
 
 // pkgFallAndFailureTimeout: with fall=3, restarts=1 and failure_timeout=3 on host4, the

@@ -253,13 +253,14 @@ func TestReadConfig(t *testing.T) {
 	}
 }
 
-// TestNotify: every transition in the history is notified once, in order, whichever
-// monitor (owner or stand-by) claims it, across a handover.
+// TestNotify: every transition in the history is notified once, in order, numbered from
+// 1, whichever monitor (owner or stand-by) claims it, across a handover, and the last
+// monitor's own last transitions (stopped, released) before it ends.
 func TestNotify(t *testing.T) {
 	var notes string
 	r := newRig(t, func(c *Config) {
 		notes = filepath.Join(t.TempDir(), "notes")
-		c.Notify = `echo "$LITE_RAFT_PKG_TIME $LITE_RAFT_PKG_HOST $LITE_RAFT_PKG_EVENT" >> ` + notes
+		c.Notify = `echo "$LITE_RAFT_PKG_EVENT_NUMBER $LITE_RAFT_PKG_TIME $LITE_RAFT_PKG_HOST $LITE_RAFT_PKG_EVENT" >> ` + notes
 	})
 	r.run("a")
 	r.run("b")
@@ -268,25 +269,51 @@ func TestNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitRunning("b")
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		hist := strings.TrimSpace(r.get("history"))
-		lines := strings.Split(hist, "\n")
-		if r.get("notified") == lines[len(lines)-1] {
-			b, _ := os.ReadFile(notes)
-			if got := strings.TrimSpace(string(b)); got != hist {
-				t.Fatalf("notified:\n%s\nhistory:\n%s", got, hist)
-			}
-			if len(lines) < 6 {
-				t.Fatalf("too few transitions to prove anything: %q", hist)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not every transition notified: notified %q, history:\n%s", r.get("notified"), hist)
-		}
-		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	r.stop("b") // the last monitor: what it recorded while ending is notified before it ends
+	hist := strings.TrimSpace(r.get("history"))
+	lines := strings.Split(hist, "\n")
+	if len(lines) < 8 {
+		t.Fatalf("too few transitions to prove anything: %q", hist)
 	}
-	r.stop("b")
+	var want []string
+	for i, l := range lines {
+		want = append(want, fmt.Sprintf("%d %s", i+1, l))
+	}
+	b, _ := os.ReadFile(notes)
+	if got := strings.TrimSpace(string(b)); got != strings.Join(want, "\n") {
+		t.Fatalf("notified:\n%s\nhistory, numbered:\n%s", got, strings.Join(want, "\n"))
+	}
+	if n, last := parseNotified(r.get("notified")); n != uint64(len(lines)) || last != lines[len(lines)-1] {
+		t.Fatalf("notified says %d %q; the history has %d lines", n, last, len(lines))
+	}
+}
+
+// TestNotifyClaimByOrder: a claim for an event already notified is free at once; one for
+// the next event, held by another, only once it has stood unchanged for notifyStale on
+// this monitor's clock (never by comparing the claim's host clock).
+func TestNotifyClaimByOrder(t *testing.T) {
+	clk := newFakeClock()
+	m := &Monitor{Name: "web", Host: "b", Clock: clk, Log: log.New(io.Discard, "", 0)}
+	if !m.claimable("", 4) || !m.claimable("4 a", 4) || !m.claimable("3 a", 4) {
+		t.Fatal("an empty claim, or one for an event already notified, was not free")
+	}
+	if m.claimable("5 a", 4) {
+		t.Fatal("a claim for the next event, just seen, was taken")
+	}
+	clk.advance(notifyStale - time.Millisecond)
+	if m.claimable("5 a", 4) {
+		t.Fatal("a claim for the next event taken before notifyStale")
+	}
+	if m.claimable("5 c", 4) {
+		t.Fatal("a new claim taken at once")
+	}
+	clk.advance(notifyStale)
+	if !m.claimable("5 c", 4) {
+		t.Fatal("a claim unchanged for notifyStale was not taken")
+	}
+	if n, line := parseNotified("2026-12-07T01:02:03.000Z h state running"); n != 0 || line != "2026-12-07T01:02:03.000Z h state running" {
+		t.Fatalf("an older build's notified: %d %q", n, line)
+	}
 }
 
 // atoiOf is the number that ends an event line ("start a 14"), 0 if none.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"lite-raft/api"
@@ -55,6 +56,13 @@ type Monitor struct {
 	// lastCleanup is packages/NAME/cleanup as last read: a host that gives the package
 	// up waits for a newer one (or failure_timeout)
 	lastCleanup string
+	// claimSeen is the notifier claim this monitor last saw held by another, and
+	// claimSince when it first saw it (notify.go)
+	claimSeen  string
+	claimSince time.Duration
+	// notifyCfg is the settings as the notifier goroutine reads them (m.cfg is the
+	// monitor loop's, changed by pkg init --update)
+	notifyCfg atomic.Pointer[Config]
 	epoch       time.Duration // the deadlines' clock (Clock.Uptime) when Run began
 
 	// observations as a stand-by
@@ -85,6 +93,12 @@ func (m *Monitor) now() time.Duration { return m.clock().Uptime() - m.epoch }
 
 func (m *Monitor) key(f string) string { return Key(m.Name, f) }
 
+// shareConfig hands a copy of the settings to the notifier goroutine.
+func (m *Monitor) shareConfig() {
+	c := m.cfg
+	m.notifyCfg.Store(&c)
+}
+
 // Run monitors until ctx ends (pkg stop: an active monitor stops the package and gives it
 // up first) or the package fails here.
 func (m *Monitor) Run(ctx context.Context) error {
@@ -100,14 +114,16 @@ func (m *Monitor) Run(ctx context.Context) error {
 		return fmt.Errorf("package %s: %w", m.Name, err)
 	}
 	m.cfgRaw = raw
+	m.shareConfig()
 	m.Log.Printf("%s: monitoring on %s (pace %v, timeout %v)", m.Name, m.Host, m.cfg.Pace, m.cfg.Timeout)
 	m.stopStray(ctx)
-	if m.cfg.Notify != "" {
-		nctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); m.notifyLoop(nctx) }()
-		defer func() { stop(); <-done }()
-	}
+	// always: notify may be set later (pkg init --update). Not under ctx: it goes on
+	// while an ending monitor stops the package, and flushes what that recorded once
+	// Run returns
+	nctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.notifyLoop(nctx) }()
+	defer func() { stop(); <-done }()
 	t := m.clock().NewTimer(m.cfg.Pace)
 	t.Stop() // armed only while this loop waits on it
 	defer t.Stop()
@@ -237,6 +253,7 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 		// a stand-by takes new settings at once: Watch keeps the longest wait since the
 		// owner changed, whatever they say
 		m.cfg = *c
+		m.shareConfig()
 		m.Log.Printf("%s: new settings (pace %v, timeout %v)", m.Name, c.Pace, c.Timeout)
 	}
 	now := m.now()
@@ -697,6 +714,7 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 			// the stand-bys wait for both settings' waits now: the deadline, the stop's
 			// time limit and the pace move together, here
 			m.cfg, pending = *pending, nil
+			m.shareConfig()
 			rules = m.rules()
 			hb.settings(rules, waitOf(m.cfg))
 			m.Log.Printf("%s: new settings in force", m.Name)
