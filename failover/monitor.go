@@ -63,7 +63,7 @@ type Monitor struct {
 	// notifyCfg is the settings as the notifier goroutine reads them (m.cfg is the
 	// monitor loop's, changed by pkg init --update)
 	notifyCfg atomic.Pointer[Config]
-	epoch       time.Duration // the deadlines' clock (Clock.Uptime) when Run began
+	epoch     time.Duration // the deadlines' clock (Clock.Uptime) when Run began
 
 	// observations as a stand-by
 	watch      decide.Watch
