@@ -26,7 +26,9 @@ type Fencer interface {
 	// ran there); FenceUnknown when the session broke after fence-stop was sent;
 	// FenceStillUp when the host answered that it still runs it. err says why, for the
 	// logs, whatever the result but FenceStopped.
-	FenceHost(ctx context.Context, host string) (decide.FenceResult, error)
+	// onlyIfDead: fence only a monitor that is dead or frozen (and whose supervisor is
+	// not restarting it); FenceAlive when it runs, nothing done.
+	FenceHost(ctx context.Context, host string, onlyIfDead bool) (decide.FenceResult, error)
 	// Prepare gets ready to fence host soon (a stand-by calls it with the owner it
 	// watches; "" when there is none), so that a takeover does not wait on a dial.
 	Prepare(host string)
@@ -238,7 +240,7 @@ func (m *Monitor) rules() decide.Rules {
 	return decide.Rules{Pace: m.cfg.Pace, Timeout: m.cfg.Timeout, StopTimeout: m.cfg.StopTimeout,
 		Allowed: allowed, Rank: rank, Preferred: m.cfg.PreferredOwner == m.Host, Failback: m.cfg.Failback,
 		ReportEvery: m.standbyEvery(), Fall: m.cfg.Fall, Rise: m.cfg.Rise, Restarts: m.cfg.Restarts,
-		FailureTimeout: m.cfg.FailureTimeout}
+		FailureTimeout: m.cfg.FailureTimeout, EarlyFence: m.Fence != nil}
 }
 
 // standbyStep looks at the store and does what decide.Standby says: wait, take the
@@ -297,9 +299,10 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 			m.record(ctx, fmt.Sprintf("the move to %s lapsed: its monitor has not reported for %.1f s", v.Move, (now-m.watch.MoveSince).Seconds()))
 		}
 	case decide.TakeOver:
-		if d.Reason == decide.OwnerStopFailed {
-			// fenced before the race: its monitor has given up, and a fence that
-			// fails leaves the package where it is, with nothing to undo
+		if d.Reason == decide.OwnerStopFailed || d.Early {
+			// fenced before the race: its monitor has given up (or is dead or frozen),
+			// and a fence that fails leaves the package where it is, with nothing to
+			// undo
 			env := []string{"LITE_RAFT_PKG_NAME=" + m.Name, "LITE_RAFT_PKG_OWNER=" + m.Host, "LITE_RAFT_PKG_PREVIOUS_OWNER=" + v.Owner}
 			if !m.fence(ctx, ctx, d, env) {
 				decide.FenceFailed(m.rules(), &m.watch, now)
@@ -321,7 +324,7 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 func (m *Monitor) takeOver(ctx context.Context, v decide.View, d decide.Decision) (bool, error) {
 	var prev *decide.Previous
 	switch {
-	case d.Reason == decide.OwnerStopFailed:
+	case d.Reason == decide.OwnerStopFailed || d.Early:
 		prev = &decide.Previous{Host: v.Owner, Ending: decide.Fenced} // fenced before the race
 	case d.Reason != decide.Adopt && v.Owner != "":
 		// whoever comes next, should this start not happen, fences the host it came from
@@ -783,9 +786,14 @@ func lostWhy(lost chan decide.Why) (decide.Why, bool) {
 func (m *Monitor) fence(runCtx, ctx context.Context, d decide.Decision, env []string) bool {
 	res, err := decide.FenceUnreachable, errors.New("no fencing over ssh here")
 	if m.Fence != nil {
-		res, err = m.Fence.FenceHost(runCtx, d.Fence)
+		res, err = m.Fence.FenceHost(runCtx, d.Fence, d.Early)
 	}
-	switch decide.AfterFence(res, d.FenceOnly, m.cfg.FenceCommand != "") {
+	if d.Early && res != decide.FenceStopped {
+		// routine (a slow store, a host that does not answer): the timeout decides
+		m.Log.Printf("%s: %s's tick stood for two paces; fencing it early: %s (%v): waiting", m.Name, d.Fence, res, err)
+		return false
+	}
+	switch decide.AfterFence(res, d.FenceOnly, m.cfg.FenceCommand != "" && !d.Early) {
 	case decide.Start:
 		if res == decide.FenceStopped {
 			m.record(ctx, "fenced "+d.Fence+": stopped there")

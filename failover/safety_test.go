@@ -291,6 +291,9 @@ type fakeFencer struct {
 	w      *world
 	mu     sync.Mutex // shared by the stand-bys of a test
 	fenced []string
+	// dead: the hosts whose monitor fence-stop --only-if-dead finds dead or frozen (the
+	// others answer FenceAlive, and nothing is done there)
+	dead map[string]bool
 }
 
 func (f *fakeFencer) tries() []string {
@@ -301,8 +304,12 @@ func (f *fakeFencer) tries() []string {
 
 func (f *fakeFencer) Prepare(string) {}
 
-func (f *fakeFencer) FenceHost(ctx context.Context, host string) (decide.FenceResult, error) {
+func (f *fakeFencer) FenceHost(ctx context.Context, host string, onlyIfDead bool) (decide.FenceResult, error) {
 	f.mu.Lock()
+	if onlyIfDead && !f.dead[host] {
+		f.mu.Unlock()
+		return decide.FenceAlive, fmt.Errorf("%s: its monitor runs", host)
+	}
 	f.fenced = append(f.fenced, host)
 	f.mu.Unlock()
 	if code, _, _ := (&fakeScript{w: f.w, host: host}).Run(ctx, "stop", time.Second); code != 0 {
@@ -524,7 +531,7 @@ type unreachable struct{}
 
 func (unreachable) Prepare(string) {}
 
-func (unreachable) FenceHost(context.Context, string) (decide.FenceResult, error) {
+func (unreachable) FenceHost(context.Context, string, bool) (decide.FenceResult, error) {
 	return decide.FenceUnreachable, fmt.Errorf("no route to host")
 }
 
@@ -607,6 +614,50 @@ func TestSafetySlowStore(t *testing.T) {
 		}
 		if stops[0].seq > starts[0].seq {
 			t.Fatalf("b started before a stopped: %+v", w.events)
+		}
+	})
+}
+
+// An owner whose monitor is frozen on a host that still answers is taken over early: the
+// stand-by, its tick stood for two paces, fences it (fence-stop --only-if-dead finds the
+// monitor frozen), and starts within a few paces, long before the owner's deadline, with
+// the package stopped there first; the woken owner never starts it again. A monitor
+// fence-stop finds running is left alone, and the timeout decides (TestSafetyStandbyWaits
+// and the others run with that).
+func TestSafetyEarlyTakeoverOfAFrozenOwner(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		w.start("a", nil)
+		w.run(2*time.Second, "a")
+		f := &fakeFencer{w: w, dead: map[string]bool{"a": true}}
+		w.start("b", f)
+		w.run(2*time.Second, "a", "b")
+		frozen := w.clocks["b"].Now().Sub(time.Unix(1_700_000_000, 0))
+		w.run(6*w.cfg.Pace, "b") // a frozen
+		starts := w.eventsOf("b", "start")
+		if len(starts) != 1 {
+			t.Fatalf("b did not take over early from the frozen a: %+v", w.events)
+		}
+		if d := starts[0].at - frozen; d > 4*w.cfg.Pace+time.Second || d >= w.cfg.Timeout {
+			t.Fatalf("b started %v after a froze: want within 2 paces of a stale tick and a fence (pace %v, timeout %v)", d, w.cfg.Pace, w.cfg.Timeout)
+		}
+		if tries := f.tries(); len(tries) != 1 || tries[0] != "a" {
+			t.Fatalf("b fenced %v, want [a]", tries)
+		}
+		stops := w.eventsOf("a", "stop")
+		if len(stops) == 0 || stops[len(stops)-1].seq > starts[0].seq {
+			t.Fatalf("a's package not stopped before b started: %+v", w.events)
+		}
+		before := len(w.eventsOf("a", ""))
+		w.clocks["a"].advance(w.cfg.Timeout) // a wakes
+		w.run(3*time.Second, "a", "b")
+		for _, e := range w.eventsOf("a", "")[before:] {
+			if e.verb == "start" {
+				t.Fatalf("the woken a started the package: %+v", w.events)
+			}
+		}
+		if len(w.eventsOf("b", "start")) != 1 {
+			t.Fatalf("b started again: %+v", w.events)
 		}
 	})
 }

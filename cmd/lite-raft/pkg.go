@@ -166,13 +166,16 @@ func pkgCommand() *cli.Command {
 			{Name: "fence-stop", Usage: "stop the package on this host, whatever its monitor does (run by a new owner over ssh)", ArgsUsage: "NAME",
 				Description: "Kills this host's monitor of NAME (dead, frozen or cut off: a new owner is taking over), runs the\n" +
 					"control script's stop, then its status. Exit 0: the stop succeeded and status says down; 1: NAME may still run\n" +
-					"here (its stop failed, or status says up).",
+					"here (its stop failed, or status says up). --only-if-dead (a stand-by that saw the tick stand for two\n" +
+					"paces): only if the monitor is dead or frozen (stopped) and no supervisor is restarting it; exit 3, nothing\n" +
+					"done, if it runs.",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "only-if-dead", Usage: "leave a running monitor alone (exit 3)"}},
 				Action: func(c *cli.Context) error {
 					p, err := name(c, 1)
 					if err != nil {
 						return err
 					}
-					return pkgFenceStop(c, p)
+					return pkgFenceStop(c, p, c.Bool("only-if-dead"))
 				}},
 			{Name: "supervise", Hidden: true, ArgsUsage: "NAME", Action: func(c *cli.Context) error {
 				p, err := name(c, 1)

@@ -32,7 +32,7 @@ import (
 // the script's stop runs, then its status. Exit 0: the stop succeeded and status says
 // down; 1: it may still run (the stop failed, or status says up or cannot tell), and
 // the new owner must not start it.
-func pkgFenceStop(c *cli.Context, p string) error {
+func pkgFenceStop(c *cli.Context, p string, onlyIfDead bool) error {
 	path, err := scriptPath(c, p)
 	if err != nil {
 		return cli.Exit(err, 1)
@@ -45,6 +45,11 @@ func pkgFenceStop(c *cli.Context, p string) error {
 	if lf, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
 		defer lf.Close()
 		lg = log.New(lf, "", log.LstdFlags|log.Lmicroseconds)
+	}
+	if onlyIfDead {
+		if why, alive := monitorAlive(lockPath); alive {
+			return cli.Exit(fmt.Sprintf("%s: %s on %s: not fenced", p, why, thisHost()), fenceAliveExit)
+		}
 	}
 	if pid, held := lockfile.Holder(lockPath); held {
 		lg.Printf("%s: fence-stop: killing this host's monitor (pid %d): another host takes the package over", p, pid)
@@ -91,6 +96,47 @@ func pkgFenceStop(c *cli.Context, p string) error {
 	lg.Printf("%s: fence-stop: stopped here", p)
 	fmt.Fprintf(c.App.Writer, "%s is stopped on %s\n", p, thisHost())
 	return nil
+}
+
+// fenceAliveExit is fence-stop --only-if-dead's exit when the monitor runs: nothing done.
+const fenceAliveExit = 3
+
+// monitorAlive says whether the monitor whose lock is lockPath runs, or its supervisor
+// is there to restart it; a process stopped (SIGSTOP, state T) counts as dead: it can
+// neither tick nor stop the package. A process in any other state is taken as alive,
+// an uninterruptible wait (D) included: its owner's timeout decides then.
+func monitorAlive(lockPath string) (string, bool) {
+	if pid, held := lockfile.Holder(lockPath); held {
+		if st := procState(pid); st != 'T' && st != 't' && st != 'Z' {
+			return fmt.Sprintf("its monitor runs (pid %d, state %c)", pid, st), true
+		}
+		return "", false
+	}
+	if pid, held := lockfile.Holder(supervisorLock(lockPath)); held {
+		if st := procState(pid); st != 'T' && st != 't' && st != 'Z' {
+			return fmt.Sprintf("its monitor is being restarted by its supervisor (pid %d)", pid), true
+		}
+	}
+	return "", false
+}
+
+// supervisorLock is the lock a package's supervisor holds, beside its monitor's.
+func supervisorLock(monitorLock string) string {
+	return strings.TrimSuffix(monitorLock, ".lock") + ".supervisor.lock"
+}
+
+// procState is the state letter of process pid (R, S, D, T, Z ...), 0 if unknown.
+func procState(pid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ')'
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
 }
 
 // sshFencer runs `pkg fence-stop NAME` on a host over ssh, from the same directory path
@@ -203,7 +249,7 @@ func (f *sshFencer) answers(c *ssh.Client, quit chan struct{}) bool {
 // made: a prepared connection that stopped answering is dialled again first, since a
 // stale keepalive is not proof that the host is down. Once fence-stop is sent, a broken
 // session or no answer is unknown: it may have stopped the package, or not.
-func (f *sshFencer) FenceHost(ctx context.Context, host string) (decide.FenceResult, error) {
+func (f *sshFencer) FenceHost(ctx context.Context, host string, onlyIfDead bool) (decide.FenceResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	f.mu.Lock()
@@ -251,7 +297,11 @@ func (f *sshFencer) FenceHost(ctx context.Context, host string) (decide.FenceRes
 	defer s.Close()
 	var out bytes.Buffer
 	s.Stdout, s.Stderr = &out, &out
-	cmd := sshcmd.Command(f.dir, "pkg", "fence-stop", f.name)
+	args := []string{"pkg", "fence-stop", f.name}
+	if onlyIfDead {
+		args = []string{"pkg", "fence-stop", "--only-if-dead", f.name}
+	}
+	cmd := sshcmd.Command(f.dir, args...)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(cmd) }()
 	var err error
@@ -264,6 +314,8 @@ func (f *sshFencer) FenceHost(ctx context.Context, host string) (decide.FenceRes
 	switch {
 	case err == nil:
 		return decide.FenceStopped, nil
+	case errors.As(err, &ee) && ee.ExitStatus() == fenceAliveExit:
+		return decide.FenceAlive, fmt.Errorf("%s: %s", host, strings.TrimSpace(out.String()))
 	case errors.As(err, &ee):
 		return decide.FenceStillUp, fmt.Errorf("%s: %s", host, strings.TrimSpace(out.String()))
 	}
@@ -286,6 +338,17 @@ func pkgSupervise(c *cli.Context, p string) error {
 		return cli.Exit(err, 1)
 	}
 	lg := log.New(os.Stdout, "", log.LstdFlags|log.Lmicroseconds)
+	// held while it lives: fence-stop --only-if-dead leaves a host alone whose
+	// supervisor is restarting its monitor
+	_, lockPath, _, err := pkgFiles(c, p)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	lk, err := lockfile.TryLock(supervisorLock(lockPath))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("%s: a supervisor of its monitor already runs on %s: %v", p, thisHost(), err), 1)
+	}
+	defer lk.Close()
 	stopping := make(chan os.Signal, 1)
 	signal.Notify(stopping, syscall.SIGTERM, syscall.SIGINT)
 	backoff := time.Second

@@ -114,6 +114,10 @@ type Rules struct {
 	Preferred, Failback        bool // it is the preferred owner, and takes the package back
 	// ReportEvery is how often a stand-by reports (packages/NAME/standby/HOST).
 	ReportEvery time.Duration
+	// EarlyFence: this host can fence over ssh, so an owner whose tick has stood for
+	// two paces may be fenced (if its monitor is dead or frozen) and taken over before
+	// its timeout.
+	EarlyFence bool
 	// Health's settings (fall, rise, restarts, failure_timeout): see Health.
 	Fall, Rise, Restarts int
 	FailureTimeout       time.Duration

@@ -15,6 +15,9 @@ const (
 	// FenceStillUp: the host answered and the package may still run there (its stop
 	// failed, or its status says up).
 	FenceStillUp
+	// FenceAlive: asked to fence only a dead or frozen monitor, the host answered that
+	// its monitor runs (or its supervisor is restarting it): nothing was done there.
+	FenceAlive
 )
 
 func (f FenceResult) String() string {
@@ -27,6 +30,8 @@ func (f FenceResult) String() string {
 		return "unknown (the session broke after fence-stop was sent)"
 	case FenceStillUp:
 		return "still up there"
+	case FenceAlive:
+		return "its monitor runs there: nothing done"
 	}
 	return "fence?"
 }

@@ -93,6 +93,7 @@ const (
 	GaveUpHere
 	CleanedUp
 	FailureExpired
+	OwnerStale
 )
 
 var reasonText = map[Reason]string{
@@ -114,6 +115,7 @@ var reasonText = map[Reason]string{
 	GaveUpHere:        "this host gave the package up (pkg cleanup, or failure_timeout, lets it stand by again)",
 	CleanedUp:         "pkg cleanup",
 	FailureExpired:    "failure_timeout passed since it gave up",
+	OwnerStale:        "the owner's tick has stood for two paces: fencing it, if its monitor is dead or frozen",
 }
 
 func (r Reason) String() string {
@@ -132,6 +134,10 @@ type Decision struct {
 	// covers it).
 	Fence     string
 	FenceOnly bool
+	// Early: a takeover before the owner's timeout, allowed only by a fence over ssh
+	// that found its monitor dead or frozen and the package stopped (FenceStopped);
+	// nothing else (not fence_command: the owner may be merely slow) allows it.
+	Early bool
 }
 
 // Standby decides a stand-by's pace from one read of the store, at now (monotonic, and
@@ -159,8 +165,9 @@ func Standby(r Rules, host string, v View, w *Watch, now time.Duration, selfFenc
 		return Decision{Reason: GaveUpHere}
 	}
 	if v.Tick != w.Tick || v.Owner != w.Owner {
+		w.FenceTries, w.NextFenceAt = 0, 0 // a moving tick answers early fencing too
 		if v.Owner != w.Owner {
-			w.FenceTries, w.NextFenceAt, w.Wait = 0, 0, 0
+			w.Wait = 0
 		}
 		w.Tick, w.Owner, w.Since = v.Tick, v.Owner, now
 	}
@@ -216,6 +223,12 @@ func Standby(r Rules, host string, v View, w *Watch, now time.Duration, selfFenc
 		return Decision{Action: TakeOver, Reason: Free, Fence: fenceOf(v.Previous, host),
 			FenceOnly: v.Previous.Ending == StopFailedEnding}
 	case now-w.Since <= w.Wait:
+		// a monitor killed or frozen on a host that still answers need not cost a whole
+		// timeout: fence it, if its monitor is dead or frozen, and take over at once
+		// (ranked stand-bys a pace apart, so that they rarely fence it together)
+		if r.EarlyFence && now-w.Since > time.Duration(2+rank)*r.Pace && now >= w.NextFenceAt {
+			return Decision{Action: TakeOver, Reason: OwnerStale, Fence: v.Owner, FenceOnly: true, Early: true}
+		}
 		return Decision{Reason: OwnerAlive}
 	}
 	return Decision{Action: TakeOver, Reason: OwnerTimedOut, Fence: v.Owner}

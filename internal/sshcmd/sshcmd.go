@@ -104,6 +104,10 @@ func Allowed(line string) ([]string, error) {
 		// a new owner of a package stopping it here (its name is checked by the verb)
 		return rest, nil
 	}
+	if len(rest) == 4 && rest[0] == "pkg" && rest[1] == "fence-stop" && rest[2] == "--only-if-dead" && !strings.HasPrefix(rest[3], "-") {
+		// a stand-by fencing an owner whose tick stands, if its monitor is dead or frozen
+		return rest, nil
+	}
 	return nil, fmt.Errorf("%q is not one of lite-raft's remote verbs", line)
 }
 

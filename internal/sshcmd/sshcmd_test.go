@@ -51,7 +51,7 @@ func FuzzAllowed(f *testing.F) {
 		switch args[0] {
 		case "rpc", "first-boot", "stop", "status", "client":
 		case "pkg":
-			if len(args) != 3 || args[1] != "fence-stop" {
+			if (len(args) != 3 && (len(args) != 4 || args[2] != "--only-if-dead")) || args[1] != "fence-stop" {
 				t.Fatalf("%q runs pkg %v", s, args[1:])
 			}
 		default:
