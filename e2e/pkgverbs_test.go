@@ -25,6 +25,7 @@ func TestPkgOperatorVerbs(t *testing.T) {
 	h4, _ := c.runWeb(hosts)
 	h6 := hosts[2]
 	c.must(h6, "./pkg run web")
+	pkgCheck(c, h4)
 
 	start := time.Now()
 	out := c.must(h4, "./pkg move --until-running 20s web host5")
@@ -277,4 +278,31 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// pkgCheck: check --pkg web (through lite-raft-remote, as a package host runs it) exits
+// 0 running with a stand-by, 1 in maintenance, 2 halted, with performance data.
+func pkgCheck(c *cluster, h *harness.Host) {
+	t := c.t
+	check := func(want int, has string) {
+		t.Helper()
+		c.eventually(10*time.Second, fmt.Sprintf("check --pkg web exiting %d", want), func() (bool, string) {
+			o, e, code := c.lr(h, "./lite-raft-remote check --pkg web")
+			return code == want && strings.Contains(o, has) && strings.Contains(o, "| generation="), fmt.Sprintf("exit %d %s%s", code, o, e)
+		})
+	}
+	check(0, "LITE-RAFT PKG OK - web running on host4, standing by: ")
+	c.must(h, "./pkg disable web")
+	check(1, "LITE-RAFT PKG WARNING - web in maintenance")
+	c.must(h, "./pkg enable web")
+	c.must(h, "./pkg halt web")
+	check(2, "LITE-RAFT PKG CRITICAL - web is halted")
+	c.must(h, "./pkg resume web")
+	check(0, "LITE-RAFT PKG OK - web running on ")
+	o, _, _ := c.lr(h, "./lite-raft-remote check --pkg web --json")
+	if !strings.Contains(o, `"state":"OK"`) || !strings.Contains(o, `"package":"web"`) {
+		t.Fatalf("check --pkg --json: %s", o)
+	}
+	// back where the next parts expect it (after the halt, any host may have taken it)
+	c.must(h, "./pkg move --wait 10s --until-running 20s web host4")
 }

@@ -17,6 +17,7 @@ import (
 )
 
 const checkUsage = `usage: lite-raft-client check [--warn-lag N] [--unreachable-after SECONDS] [--timeout SECONDS] [--json]
+       lite-raft-client check --pkg NAME [--timeout SECONDS] [--json]
 
 A monitoring plugin (Nagios, Icinga, Naemon, ...): asks the leader for its view of every
 member and prints one status line, with performance data after "|":
@@ -37,6 +38,15 @@ It exits with the plugin convention's codes, NOT those of the other verbs:
                                lite-raft-remote give 15: it tries each host for up to 5 s)
   --json                       print the result as one JSON object instead of the status line
 
+check --pkg NAME judges a failover package instead (exit codes as above):
+
+  LITE-RAFT PKG OK - web running on host4, standing by: host5 | generation=7c tick_age=0.3s;;;0 standbys=1;1:;;0
+
+  0  OK        running, with a stand-by ready (a fresh report)
+  1  WARNING   running with no stand-by, in maintenance, or starting
+  2  CRITICAL  down (nobody runs it, or its state is failed, failing, halting), halted, or stop-failed
+  3  UNKNOWN   not in the cluster, no agent to ask, or no answer
+
 Performance data: members (voters and learners), reachable (critical below a majority of the
 voters), leader (1 if there is one), commit (the leader's commit index), max_lag (entries,
 warning above --warn-lag) and term; U where it could not be known.`
@@ -47,6 +57,7 @@ type checkOpts struct {
 	unreachable time.Duration // 0: the election timeout the leader reports
 	timeout     time.Duration
 	json        bool
+	pkg         string // check --pkg NAME: the package, not the cluster
 }
 
 // checkResult is what check found: its state and what it prints. A field unknown (no
@@ -82,6 +93,19 @@ func checkVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 		fmt.Fprintf(c.App.ErrWriter, "lite-raft-client check: %v\n\n%s\n", err, checkUsage)
 		return cli.Exit("", client.PluginUnknown.ExitCode())
 	}
+	if co.pkg != "" {
+		res := runPkgCheck(co, dial)
+		if co.json {
+			b, _ := json.Marshal(res)
+			fmt.Fprintln(c.App.Writer, string(b))
+		} else {
+			fmt.Fprintln(c.App.Writer, res.line())
+		}
+		if code := res.State.ExitCode(); code != 0 {
+			return cli.Exit("", code)
+		}
+		return nil
+	}
 	res := runCheck(co, dial)
 	res.warnLag = co.warnLag
 	if co.json {
@@ -114,7 +138,7 @@ func parseCheckArgs(o clientOpts, args []string) (co checkOpts, help bool, err e
 			co.json = true
 			args = args[1:]
 			continue
-		case "--warn-lag", "--unreachable-after", "--timeout":
+		case "--warn-lag", "--unreachable-after", "--timeout", "--pkg":
 		default:
 			return co, false, fmt.Errorf("unknown option %q", a)
 		}
@@ -126,6 +150,11 @@ func parseCheckArgs(o clientOpts, args []string) (co checkOpts, help bool, err e
 		}
 		args = args[1:]
 		switch name {
+		case "--pkg":
+			if val == "" || strings.Contains(val, "/") {
+				return co, false, fmt.Errorf("--pkg %q: a package name", val)
+			}
+			co.pkg = val
 		case "--warn-lag":
 			if co.warnLag, err = strconv.ParseUint(val, 10, 64); err != nil {
 				return co, false, fmt.Errorf("--warn-lag %q: not a number of entries", val)
