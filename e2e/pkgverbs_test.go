@@ -84,6 +84,54 @@ func TestPkgOperatorVerbs(t *testing.T) {
 	pkgEvacuate(c, hosts)
 	pkgFallAndFailureTimeout(c, hosts)
 	pkgLastGiveUpNotified(c, hosts)
+	pkgFastTakeover(c, hosts)
+}
+
+// pkgFastTakeover: with two stand-bys, the owner's monitor and supervisor killed -9, then
+// the next owner's monitor frozen: each time a stand-by fences the old owner (which still
+// answers ssh) and starts the package within 2 s, the old package stopped first.
+func pkgFastTakeover(c *cluster, hosts []*harness.Host) {
+	t := c.t
+	owner := func() *harness.Host {
+		p, _ := c.pkgStatusJSON(hosts[0], "web")
+		for _, h := range hosts {
+			if h.Name == p.Owner {
+				return h
+			}
+		}
+		t.Fatalf("web's owner %q is no package host", p.Owner)
+		return nil
+	}
+	newOwner := func(old *harness.Host) *harness.Host {
+		var to *harness.Host
+		c.eventually(10*time.Second, "a new owner running web", func() (bool, string) {
+			p, out := c.pkgStatusJSON(hosts[0], "web")
+			if p.Owner != "" && p.Owner != old.Name && p.State == "running" {
+				to = owner()
+				return true, ""
+			}
+			return false, out
+		})
+		return to
+	}
+	first := owner()
+	for _, pat := range []string{`lite-raft .*pkg supervise web`, `lite-raft .*pkg monitor web`} {
+		if n, err := first.Signal(pat, 9); err != nil || n != 1 {
+			t.Fatalf("kill %s on %s: %d %v", pat, first.Name, n, err)
+		}
+	}
+	killed := uptime(t)
+	second := newOwner(first)
+	c.checkTakeover(hosts, nil, first.Name, second.Name, killed, 2)
+	c.must(first, "./pkg run web")
+	if n, err := second.Signal(`lite-raft .*pkg monitor web`, syscall.SIGSTOP); err != nil || n != 1 {
+		t.Fatalf("freeze %s's monitor: %d %v", second.Name, n, err)
+	}
+	frozen := uptime(t)
+	third := newOwner(second)
+	second.Signal(`lite-raft .*pkg monitor web`, syscall.SIGCONT)
+	c.checkTakeover(hosts, nil, second.Name, third.Name, frozen, 2)
+	checkNeverTwice(t, events(t, hosts))
 }
 
 // pkgLastGiveUpNotified: the service fails on every host; each gives the package up in
@@ -298,6 +346,11 @@ func pkgCheck(c *cluster, h *harness.Host) {
 	c.must(h, "./pkg halt web")
 	check(2, "LITE-RAFT PKG CRITICAL - web is halted")
 	c.must(h, "./pkg resume web")
+	check(0, "LITE-RAFT PKG OK - web running on ")
+	// a halt lifted by pkg run where the monitor runs on
+	c.must(h, "./pkg halt web")
+	check(2, "LITE-RAFT PKG CRITICAL - web is halted")
+	c.expect(h, "./pkg run web | sed 's/ (pid [0-9]*)//'", 0, "halt of web lifted; its monitor already runs on "+h.Name)
 	check(0, "LITE-RAFT PKG OK - web running on ")
 	o, _, _ := c.lr(h, "./lite-raft-remote check --pkg web --json")
 	if !strings.Contains(o, `"state":"OK"`) || !strings.Contains(o, `"package":"web"`) {
