@@ -94,27 +94,31 @@ func checkVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 		return cli.Exit("", client.PluginUnknown.ExitCode())
 	}
 	if co.pkg != "" {
-		res := runPkgCheck(co, dial)
-		if co.json {
-			b, _ := json.Marshal(res)
-			fmt.Fprintln(c.App.Writer, string(b))
-		} else {
-			fmt.Fprintln(c.App.Writer, res.line())
-		}
-		if code := res.State.ExitCode(); code != 0 {
-			return cli.Exit("", code)
-		}
-		return nil
+		return report(c, co.json, runPkgCheck(co, dial))
 	}
 	res := runCheck(co, dial)
 	res.warnLag = co.warnLag
-	if co.json {
-		b, _ := json.Marshal(res)
+	return report(c, co.json, res)
+}
+
+// pluginResult is a check's result: one line, or one JSON object, and its state.
+type pluginResult interface {
+	line() string
+	state() client.PluginState
+}
+
+func (r checkResult) state() client.PluginState    { return r.State }
+func (r pkgCheckResult) state() client.PluginState { return r.State }
+
+// report prints r and exits with its state's code.
+func report(c *cli.Context, asJSON bool, r pluginResult) error {
+	if asJSON {
+		b, _ := json.Marshal(r)
 		fmt.Fprintln(c.App.Writer, string(b))
 	} else {
-		fmt.Fprintln(c.App.Writer, res.line())
+		fmt.Fprintln(c.App.Writer, r.line())
 	}
-	if code := res.State.ExitCode(); code != 0 {
+	if code := r.state().ExitCode(); code != 0 {
 		return cli.Exit("", code)
 	}
 	return nil
