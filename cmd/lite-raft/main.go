@@ -35,6 +35,7 @@ func newApp() *cli.App {
 			statusCommand(),
 			recoverCommand(),
 			restoreCommand(),
+			configCommand(),
 			lockGuardCommand(),
 			&cli.Command{
 				Name:  "version",

@@ -118,6 +118,26 @@ func pkgCommand() *cli.Command {
 					return pkgResume(c, p)
 				}},
 			pkgEvacuateCommand(), pkgUnevacuateCommand(), pkgCleanupCommand(),
+			{Name: "check", Usage: "validate control-scripts/NAME's settings as pkg init reads them (exit 0 or 1)", ArgsUsage: "NAME",
+				Description: "Asks the script for each setting (echo VAR), as pkg init does, and checks them and the safety\n" +
+					"rule (stop_timeout + pace below timeout). It stores nothing and asks the cluster nothing.",
+				Action: func(c *cli.Context) error {
+					p, err := name(c, 1)
+					if err != nil {
+						return err
+					}
+					path, err := scriptPath(c, p)
+					if err != nil {
+						return cli.Exit(err, 1)
+					}
+					cfg, err := (&failover.Script{Path: path}).ReadConfig()
+					if err != nil {
+						return cli.Exit(fmt.Sprintf("%s: %v", p, err), 1)
+					}
+					fmt.Fprintf(c.App.Writer, "%s: settings valid: pace %v, timeout %v, stop_timeout %v, restarts %d, fall %d\n",
+						p, cfg.Pace, cfg.Timeout, cfg.StopTimeout, cfg.Restarts, max(cfg.Fall, 1))
+					return nil
+				}},
 			setter("enable", "enabled", "yes", "end maintenance"),
 			setter("disable", "enabled", "no", "maintenance: monitors keep running, nothing is started or failed over"),
 			{Name: "move", Usage: "planned switch-over: the owner stops the package, HOST starts it", ArgsUsage: "NAME HOST",
