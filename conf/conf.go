@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"lite-raft/internal/logsink"
 	"lite-raft/raftcore"
 )
 
@@ -27,6 +28,8 @@ type Config struct {
 	SnapshotPeriod  uint64
 	// RemoteDir is where lite-raft lives on the other hosts ("" means the same path).
 	RemoteDir string
+	// Log is where the agent and the package monitors log (conf/log; default a file).
+	Log logsink.Setting
 }
 
 // Path returns the path of a file in dir's conf/ folder.
@@ -69,6 +72,13 @@ func Load(dir string) (Config, error) {
 			return c, fmt.Errorf("%s: %q is not a whole number of entries above 0", Path(dir, "snapshot_period"), v)
 		}
 		c.SnapshotPeriod = n
+	}
+	if v, ok, err := readValue(dir, "log"); err != nil {
+		return c, err
+	} else if c.Log, err = logsink.Parse(v); err != nil {
+		return c, fmt.Errorf("%s: %w", Path(dir, "log"), err)
+	} else if !ok {
+		c.Log = logsink.Setting{Kind: "file"}
 	}
 	if v, ok, err := readValue(dir, "remote_dir"); err != nil {
 		return c, err

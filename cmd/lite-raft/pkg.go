@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -512,9 +511,13 @@ func pkgMonitor(c *cli.Context, p string) error {
 	defer lock.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	m := &failover.Monitor{Name: p, Host: thisHost(), Store: s, Script: &failover.Script{Path: path},
-		Log: log.New(os.Stdout, "", log.LstdFlags|log.Lmicroseconds)}
 	dir, _ := liteRaftDir(c)
+	lg, closeLog, err := monitorLog(dir, p)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	defer closeLog()
+	m := &failover.Monitor{Name: p, Host: thisHost(), Store: s, Script: &failover.Script{Path: path}, Log: lg}
 	// the watchdog, if any, through the host's keeper: packages on one host share it
 	failover.UseKeeperProcess(filepath.Join(dir, "temp"), keeperSpawner(dir))
 	if d, err := sshrpc.NewDialer(sshrpc.DialerOptions{}); err == nil {

@@ -351,6 +351,7 @@ func pkgSupervise(c *cli.Context, p string) error {
 	defer lk.Close()
 	stopping := make(chan os.Signal, 1)
 	signal.Notify(stopping, syscall.SIGTERM, syscall.SIGINT)
+	signal.Ignore(syscall.SIGHUP) // logrotate signalling every lite-raft process
 	backoff := time.Second
 	for {
 		cmd := exec.Command(self, "--dir", dir, "pkg", "monitor", p)

@@ -117,7 +117,12 @@ func serverCommands() []*cli.Command {
 				}
 				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 				defer stop()
-				if err := agent.Run(ctx, agent.Options{Dir: dir, Build: Version}); err != nil {
+				lg, closeLog, err := openLog(dir, "lite-raft-server.log", "lite-raft")
+				if err != nil {
+					return cli.Exit(fmt.Sprintf("agent: %v", err), 1)
+				}
+				defer closeLog()
+				if err := agent.Run(ctx, agent.Options{Dir: dir, Build: Version, Log: lg}); err != nil {
 					if errors.Is(err, agent.ErrRunning) {
 						return cli.Exit(err, 1)
 					}
