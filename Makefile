@@ -33,6 +33,7 @@ build:
 	ln -sf lite-raft pkg/lite-raft-remote
 	ln -sf lite-raft pkg/pkg
 	cp scripts/control-script-template pkg/control-scripts/template
+	./lite-raft gen-docs .
 
 # test installs what the end-to-end tests need (as root), then runs every test.
 test: test-deps

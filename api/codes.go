@@ -30,3 +30,30 @@ const (
 	// generation GEN (a later holder has it, or its lease is gone): nothing was written
 	CodeFenced = 18
 )
+
+// CodeMeanings says what each exit code tells a script, in code order: the man pages
+// print it, and a test holds the README's table to it.
+var CodeMeanings = []struct {
+	Code    int
+	Meaning string
+}{
+	{CodeOK, "done"},
+	{CodeFailed, "failed; for get/list: leader is stale. try again. (the leader could not confirm its leadership in time)"},
+	{CodeTimeout, "the write may or may not have been applied: its bytes reached a transport toward a leader, or it was proposed, and no answer came (at the deadline, or because a connection broke)"},
+	{CodeAppendFailed, "the append failed"},
+	{CodeNotLeader, "not the leader"},
+	{CodeAlreadyHolds, "if: the condition held but KEY already holds the new value (nothing to do)"},
+	{CodeCondFalse, "if, txn: the condition (for txn: one of them) is false; nothing was written"},
+	{CodeNoKey, "if: KEY does not exist"},
+	{CodeNoDir, "list, list --values: no such folder"},
+	{CodeNotFound, "get, exists: no such key"},
+	{CodeUsage, "wrong usage: a missing or malformed argument (nothing was sent or written)"},
+	{CodeNoLeader, "leader is not available. (also a write that waited its whole time for a leader)"},
+	{CodeNoServer, "no server running on HOST. cannot process request."},
+	{CodeExists, "create: KEY already exists"},
+	{CodeUpgrade, "a member runs an older lite-raft that does not understand this command (create, if ... unset, set --ttl, lock, --fence, txn) or request (exists, list --values): upgrade it first; nothing was written"},
+	{CodeLockTimeout, "lock --wait D: the lock was not ours within D (our place in the queue was given up)"},
+	{CodeLockLost, "lock, set --keep-alive: the lease was lost (not renewed within its ttl); a running COMMAND was sent SIGTERM"},
+	{CodeCompacted, "watch --from N: this member no longer keeps the changes after N"},
+	{CodeFenced, "--fence NAME=GEN: lock NAME is no longer held at generation GEN; nothing was written"},
+}

@@ -36,6 +36,7 @@ func newApp() *cli.App {
 			recoverCommand(),
 			restoreCommand(),
 			configCommand(),
+			genDocsCommand(),
 			lockGuardCommand(),
 			&cli.Command{
 				Name:  "version",

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"lite-raft/api"
+)
+
+// TestGenDocs (issue 28): gen-docs writes a page per program that man renders (groff
+// says nothing is wrong with it), naming every command, client verb and pkg verb, with
+// the exit-code table; and completions that offer the verbs and run nothing.
+func TestGenDocs(t *testing.T) {
+	dir := t.TempDir()
+	if out, code := runApp(t, "gen-docs", dir); code != 0 {
+		t.Fatalf("gen-docs: exit %d %s", code, out)
+	}
+	app := newApp()
+	want := map[string][]string{
+		"lite-raft.1":        append(commandNames(app.Commands), "EXIT STATUS", "FILES", "EXAMPLES", "leader is not available."),
+		"lite-raft-client.1": append(clientVerbs(), "EXIT STATUS", "lite-raft-remote"),
+		"pkg.1":              append(commandNames(app.Command("pkg").Subcommands), "EXIT STATUS", "control-scripts/NAME"),
+	}
+	for page, words := range want {
+		path := filepath.Join(dir, "man", "man1", page)
+		if _, err := exec.LookPath("groff"); err == nil {
+			if out, err := exec.Command("groff", "-man", "-Tutf8", "-ww", "-z", path).CombinedOutput(); err != nil || len(out) > 0 {
+				t.Errorf("groff on %s: %v\n%s", page, err, out)
+			}
+		}
+		if _, err := exec.LookPath("man"); err != nil {
+			t.Logf("no man here: %s checked with groff only", page)
+			continue
+		}
+		cmd := exec.Command("man", "-l", "-P", "cat", path)
+		cmd.Env = append(os.Environ(), "MANWIDTH=100", "LC_ALL=C")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("man -l %s: %v", page, err)
+		}
+		text := strings.Join(strings.Fields(string(out)), " ")
+		for _, w := range words {
+			if !strings.Contains(text, w) {
+				t.Errorf("man %s does not mention %q", page, w)
+			}
+		}
+	}
+	for _, v := range []string{"get", "set", "if", "lock", "watch", "txn", "add-member", "check", "snapshot"} {
+		if !strings.Contains(strings.Join(clientVerbs(), " "), v) {
+			t.Errorf("the client verbs %v lack %s", clientVerbs(), v)
+		}
+	}
+	// bash: with no command reachable (PATH empty), completing "lite-raft-client wa"
+	// offers watch, "./lite-raft p" pkg, "pkg ev" evacuate
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	for _, tc := range []struct{ words, want string }{
+		{"lite-raft-client wa", "watch"}, {"./lite-raft p", "pkg"}, {"pkg ev", "evacuate"}, {"lite-raft client ad", "add-member"}, {"lite-raft pkg mo", "move"},
+	} {
+		script := `PATH=/nonexistent; source "$1"; COMP_WORDS=(` + tc.words + `); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _lite_raft; echo "${COMPREPLY[@]}"`
+		out, err := exec.Command(bash, "--norc", "-c", script, "bash", filepath.Join(dir, "completion", "lite-raft.bash")).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != tc.want {
+			t.Errorf("completing %q: %q %v, want %q", tc.words, out, err, tc.want)
+		}
+	}
+	if zsh, err := exec.LookPath("zsh"); err == nil {
+		if out, err := exec.Command(zsh, "-n", filepath.Join(dir, "completion", "_lite-raft")).CombinedOutput(); err != nil {
+			t.Errorf("zsh -n: %v %s", err, out)
+		}
+	}
+}
+
+// TestExitCodeTableMatchesREADME: the table the man pages print is the README's.
+func TestExitCodeTableMatchesREADME(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := regexp.MustCompile(`(?m)^\| (\d+) \| (.*) \|$`).FindAllStringSubmatch(string(b), -1)
+	got := map[int]string{}
+	for _, r := range rows {
+		code, _ := strconv.Atoi(r[1])
+		if _, dup := got[code]; !dup {
+			text := strings.NewReplacer("`", "", "**", "").Replace(r[2])
+			got[code] = strings.TrimSuffix(text, " (new)")
+		}
+	}
+	for i, c := range api.CodeMeanings {
+		if c.Code != i {
+			t.Fatalf("CodeMeanings[%d] is code %d: out of order", i, c.Code)
+		}
+		if got[c.Code] != c.Meaning {
+			t.Errorf("code %d: README %q, api.CodeMeanings %q", c.Code, got[c.Code], c.Meaning)
+		}
+	}
+	if len(api.CodeMeanings) != api.CodeFenced+1 {
+		t.Errorf("%d meanings for codes 0..%d", len(api.CodeMeanings), api.CodeFenced)
+	}
+}
