@@ -49,7 +49,7 @@ var (
 	agentSimSeeds = flag.Int("agentsim.seeds", 1000, "number of schedules TestAgentSim runs")
 	agentSimSeed  = flag.Uint64("agentsim.seed", 0, "run only this seed, with a trace on failure")
 	agentSimMs    = flag.Int("agentsim.ms", 6000, "virtual milliseconds of faults per schedule")
-	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early, lease-restart, sessions-by-count")
+	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early, lease-restart, sessions-by-count, revoke-every-tick, early-promotion")
 )
 
 const (
@@ -88,8 +88,8 @@ func TestAgentSim(t *testing.T) {
 			}
 		}
 	}
-	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d ttlkeys=%d/%d gone faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
-		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.fencedOK, total.fencedRefused, total.holderFaults, total.frozenOverlaps, total.ttlKeys, total.ttlGone, total.faults, total.crashes,
+	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d ttlkeys=%d/%d gone leaderrevokes=%d promotions=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
+		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.fencedOK, total.fencedRefused, total.holderFaults, total.frozenOverlaps, total.ttlKeys, total.ttlGone, total.leaderRevokes, total.promotions, total.faults, total.crashes,
 		total.memberships, total.configs, total.transfers, total.forwards, total.snapshots, total.maxLog, failed, time.Since(start).Seconds())
 }
 
@@ -99,7 +99,7 @@ func TestAgentSimCatchesPlantedBugs(t *testing.T) {
 	if *agentSimBug != "" || *agentSimSeed != 0 {
 		t.Skip("runs only without -agentsim.bug and -agentsim.seed")
 	}
-	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused", "txn-acts-early", "lease-restart"} {
+	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused", "txn-acts-early", "lease-restart", "revoke-every-tick", "early-promotion"} {
 		t.Run(name, func(t *testing.T) {
 			var b bugs
 			if err := b.plant(name); err != nil {
@@ -160,6 +160,10 @@ func (b *bugs) plant(name string) error {
 		b.leaseRestart = true
 	case "sessions-by-count":
 		b.sessionsByCount = true
+	case "revoke-every-tick":
+		b.revokeEveryTick = true
+	case "early-promotion":
+		b.earlyPromotion = true
 	default:
 		return fmt.Errorf("unknown bug %q", name)
 	}
@@ -180,6 +184,7 @@ type simStats struct {
 	forwards, snapshots, maxLog               int
 	configs                                   int // membership entries committed
 	ttlKeys, ttlGone                          int // TTL keys set, and revoked within their bound
+	leaderRevokes, promotions                 int // seen by simchecks_test.go
 }
 
 func (s *simStats) add(o simStats) {
@@ -203,6 +208,8 @@ func (s *simStats) add(o simStats) {
 	s.maxLog = max(s.maxLog, o.maxLog)
 	s.ttlKeys += o.ttlKeys
 	s.ttlGone += o.ttlGone
+	s.leaderRevokes += o.leaderRevokes
+	s.promotions += o.promotions
 }
 
 func runSims(seeds []uint64, b bugs, plant string, ms int, trace bool) []simResult {
@@ -277,6 +284,7 @@ type simClient struct {
 
 type sim struct {
 	ttl      *simTTL
+	checks   *simChecks
 	lockers  []*simLocker
 	lockRuns []*simLockRun
 	writes   []simFencedWrite
@@ -314,7 +322,7 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 	s := &sim{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xa6e17)), bugs: b, plant: plant,
 		nodes: map[raftcore.NodeID]*simNode{}, cut: map[[2]raftcore.NodeID]bool{}, lastReport: map[[2]raftcore.NodeID]Time{},
 		committed: map[uint64]uint64{}, stateAt: map[uint64]uint64{}, forwards: map[string]int{}, tracing: trace,
-		keys: []string{"k0", "k1", "k2", "k3"}, keep: []uint64{0, 5, 50}[seed%3]}
+		keys: []string{"k0", "k1", "k2", "k3"}, keep: []uint64{0, 5, 50}[seed%3], checks: newSimChecks()}
 	defer func() {
 		if p := recover(); p != nil {
 			s.violate("panic: %v\n%s", p, debug.Stack())
@@ -353,6 +361,8 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 	s.startLockers(voters)
 	s.startTTLClients(voters, ms)
 	s.startSessionClients() // crowds of client IDs and late retries (simsession_test.go)
+	// a membership change in most schedules (simchecks_test.go)
+	s.startMemberChanges(ms)
 	s.after(Time(200+s.rng.IntN(300)), s.nemesis)
 	end := Time(ms)
 	s.runUntil(end)
@@ -456,6 +466,7 @@ func (s *sim) boot(n *simNode) {
 	c.bugs = s.bugs
 	n.core, n.up, n.stopped = c, true, false
 	n.drv = s.driver(n)
+	s.watchAppends(n)
 	n.gen++
 	n.replies = map[ReplyTo]func(api.Response, bool){}
 	n.linkSeen = map[raftcore.NodeID]bool{}
@@ -560,6 +571,7 @@ func (s *sim) driver(n *simNode) *testDriver {
 func (s *sim) pump(n *simNode) {
 	if n.up {
 		n.drv.pump()
+		s.watchPromotions(n)
 	}
 }
 
