@@ -56,6 +56,7 @@ const (
 	simTickMs     = 10
 	clientTimeout = 800 // ms a simulated client waits (lite-raft-client --timeout)
 	maxForwards   = 40  // forwards of one request by one host before it counts as a spin
+	liveBoundMs   = 500 // ms a healed cluster may take to answer checkLive's writes
 )
 
 func TestAgentSim(t *testing.T) {
@@ -88,9 +89,9 @@ func TestAgentSim(t *testing.T) {
 			}
 		}
 	}
-	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d ttlkeys=%d/%d gone leaderrevokes=%d promotions=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
+	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d ttlkeys=%d/%d gone leaderrevokes=%d promotions=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d lockhandmax=%d livemax=%d violations=%d (%.1fs)\n",
 		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.fencedOK, total.fencedRefused, total.holderFaults, total.frozenOverlaps, total.ttlKeys, total.ttlGone, total.leaderRevokes, total.promotions, total.faults, total.crashes,
-		total.memberships, total.configs, total.transfers, total.forwards, total.snapshots, total.maxLog, failed, time.Since(start).Seconds())
+		total.memberships, total.configs, total.transfers, total.forwards, total.snapshots, total.maxLog, total.lockHandMax, total.liveMax, failed, time.Since(start).Seconds())
 }
 
 // TestAgentSimCatchesPlantedBugs plants each bug the simulation must catch and checks
@@ -185,6 +186,7 @@ type simStats struct {
 	configs                                   int // membership entries committed
 	ttlKeys, ttlGone                          int // TTL keys set, and revoked within their bound
 	leaderRevokes, promotions                 int // seen by simchecks_test.go
+	lockHandMax, liveMax                      int // ms, once the faults are over (simchecks_test.go, checkLive)
 }
 
 func (s *simStats) add(o simStats) {
@@ -210,6 +212,8 @@ func (s *simStats) add(o simStats) {
 	s.ttlGone += o.ttlGone
 	s.leaderRevokes += o.leaderRevokes
 	s.promotions += o.promotions
+	s.lockHandMax = max(s.lockHandMax, o.lockHandMax)
+	s.liveMax = max(s.liveMax, o.liveMax)
 }
 
 func runSims(seeds []uint64, b bugs, plant string, ms int, trace bool) []simResult {
@@ -280,6 +284,10 @@ type simClient struct {
 	clientID uint64
 	seq      uint64
 	last     map[string]string // the last value seen per key, for conditional sets
+	// an overlapping client's lane (simchecks_test.go): its next key, and what to do once
+	// its operation finished, instead of the next one
+	key  string
+	then func()
 }
 
 type sim struct {
@@ -358,6 +366,8 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 		c := &simClient{id: i, host: voters[i%len(voters)], clientID: uint64(i+1)<<8 | 1, last: map[string]string{}}
 		s.after(Time(s.rng.IntN(100)), func() { s.clientOp(c) })
 	}
+	// clients with two operations at a time (simchecks_test.go)
+	s.startOverlapClients(voters)
 	s.startLockers(voters)
 	s.startTTLClients(voters, ms)
 	s.startSessionClients() // crowds of client IDs and late retries (simsession_test.go)
@@ -369,6 +379,7 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 	// faults end: heal everything, bring every member back, then every member must serve
 	s.faultsOver = true
 	s.healAll()
+	s.after(lockSettleMs, func() { s.watchLockProgress(end+3000, lockHand{}) })
 	for _, h := range s.hosts {
 		n := s.nodes[h]
 		n.lagMs, n.snapFail = 0, false
@@ -909,7 +920,10 @@ func (s *sim) clientOp(c *simClient) {
 	if s.faultsOver {
 		return
 	}
-	key := s.keys[s.rng.IntN(len(s.keys))]
+	key := c.key
+	if key == "" {
+		key = s.keys[s.rng.IntN(len(s.keys))]
+	}
 	c.seq++
 	req := api.Request{ClientID: c.clientID, Seq: c.seq, Key: key, TimeoutMs: clientTimeout - 100}
 	in := kvmodel.Input{Key: key}
@@ -962,6 +976,10 @@ func (s *sim) clientOp(c *simClient) {
 		}
 		finished = true
 		s.record(c, in, call, code, failed)
+		if c.then != nil {
+			c.then()
+			return
+		}
 		s.after(Time(1+s.rng.IntN(30)), func() { s.clientOp(c) })
 	}
 	n := s.nodes[c.host]
@@ -1033,7 +1051,9 @@ func (s *sim) checkHistory() {
 	}
 }
 
-// checkLive: with every fault healed, a write through every member must succeed.
+// checkLive: with every fault healed, a write through every member must succeed, and
+// within liveBoundMs: a cluster healed for 3 s that answers slower is a slowdown.
+// (watchLockProgress holds the lock's hand-offs to a bound likewise.)
 func (s *sim) checkLive(at Time) {
 	l := s.leader()
 	if l == nil {
@@ -1045,6 +1065,7 @@ func (s *sim) checkLive(at Time) {
 		s.violate("a membership change was left half done: committed %s, in force %s", cm, members)
 	}
 	pending := map[raftcore.NodeID]int{}
+	took := map[raftcore.NodeID]Time{}
 	for i, h := range members.Voters {
 		n := s.nodes[h]
 		if !n.up {
@@ -1059,12 +1080,15 @@ func (s *sim) checkLive(at Time) {
 			if broken {
 				pending[h] = 99
 			}
+			took[h] = s.now - at
 		})
 	}
 	s.runUntil(at + 4000)
 	for _, h := range sortedKeys(pending) {
 		if pending[h] != 0 {
 			s.violate("with every fault healed, a set through %s got exit %d (-1: no answer)", h, pending[h])
+		} else if s.stats.liveMax = max(s.stats.liveMax, int(took[h])); took[h] > liveBoundMs {
+			s.violate("with every fault healed, a set through %s took %d ms (bound %d)", h, took[h], liveBoundMs)
 		}
 	}
 }

@@ -122,7 +122,7 @@ func (s *sim) watchPromotions(n *simNode) {
 		return
 	}
 	m := node.Members()
-	for _, h := range m.All() {
+	for _, h := range slices.Concat(m.Voters, m.Learners) { // (Outgoing: voters already)
 		switch {
 		case !v.members.Contains(h):
 			// the leader's progress of it starts now: with the disk it has now
@@ -210,5 +210,114 @@ func TestAgentSimCatchesRevokesAndPromotions(t *testing.T) {
 				t.Fatalf("planted %s: caught by only %d of %d seeds", tc.name, caught, n)
 			}
 		})
+	}
+}
+
+// ---- overlapping clients ----
+//
+// Two clients send their operations in pairs, as two shell scripts running
+// lite-raft-client on one key at the same moment do: the second 0 to 4 ms after the
+// first, before its answer, on the same key (one pair in four: any key), the next pair
+// 20 to 80 ms after both ended (sooner costs run time more than it finds). Each of a
+// pair goes through a lane of its own, with its own client ID and porcupine client (a
+// lane's operations never overlap one another), and is made, answered and recorded as
+// the other clients' are (clientOp, record), unknown outcomes included. One client's
+// lanes share a host, the other's are on two hosts: porcupine sees operations on one
+// key overlap through one agent, and through two.
+const overlapClients = 2
+
+func (s *sim) startOverlapClients(voters []raftcore.NodeID) {
+	for i := 0; i < overlapClients; i++ {
+		last := map[string]string{} // one script's knowledge of the values, for its conditions
+		var lanes [2]*simClient
+		for j := range lanes {
+			id := 6 + 2*i + j // after the six one-at-a-time clients
+			host := voters[i%len(voters)]
+			if i == 1 {
+				host = voters[(1+j)%len(voters)]
+			}
+			lanes[j] = &simClient{id: id, host: host, clientID: uint64(id+1)<<8 | 1, last: last}
+		}
+		s.after(Time(s.rng.IntN(100)), func() { s.overlapPair(lanes) })
+	}
+}
+
+// overlapPair sends one pair of operations; the next goes once both ended.
+func (s *sim) overlapPair(lanes [2]*simClient) {
+	if s.faultsOver {
+		return
+	}
+	key := s.keys[s.rng.IntN(len(s.keys))]
+	left := len(lanes)
+	ended := func() {
+		if left--; left == 0 {
+			s.after(Time(20+s.rng.IntN(60)), func() { s.overlapPair(lanes) })
+		}
+	}
+	for j, c := range lanes {
+		c.key, c.then = key, ended
+		if j > 0 && s.rng.IntN(4) == 0 {
+			c.key = s.keys[s.rng.IntN(len(s.keys))]
+		}
+		s.after(Time(j*s.rng.IntN(5)), func() { s.clientOp(c) })
+	}
+}
+
+// ---- progress once the faults are over ----
+//
+// With every fault healed, a slower cluster is a bug, not bad luck: the lock must pass
+// on promptly, and the live writes (checkLive) be answered promptly. From lockSettleMs
+// after the faults ended, checked every tick: once the leader's state hands lock lk to
+// a lease (its queue's head: the holder before released it, or its lease ran out and
+// was revoked), the lock process it names starts its COMMAND within lockHandBoundMs,
+// unless that process was frozen lately (a SIGSTOP from before the faults ended) or is
+// gone. Lockers start no new turns once the faults are over; the processes under way go
+// on.
+const (
+	lockSettleMs    = 1000
+	lockHandBoundMs = 300
+)
+
+// lockHand is the lock process the leader's state last handed lock lk to, while it had
+// not started its COMMAND, and since when.
+type lockHand struct {
+	p     *simLockProc
+	since Time
+}
+
+func (s *sim) watchLockProgress(end Time, hand lockHand) {
+	if s.now >= end || len(s.violations) > 0 {
+		return
+	}
+	defer func() { s.after(simTickMs, func() { s.watchLockProgress(end, hand) }) }()
+	l := s.leader()
+	if l == nil {
+		hand = lockHand{}
+		return
+	}
+	head := ""
+	l.core.kv.Locks(func(name string, lk kvstore.Lock) bool {
+		if name == "lk" && len(lk.Queue) > 0 {
+			head = lk.Queue[0].Holder
+		}
+		return true
+	})
+	var p *simLockProc
+	for _, lr := range s.lockers { // (the holder names lockTurn gives)
+		if q := lr.proc; q != nil && fmt.Sprintf("locker %d turn %d", lr.id, q.turn) == head {
+			p = q
+		}
+	}
+	if p == nil || p.killed || p.run != nil || p.frozenTill > s.now-Time(simLockTTL.Milliseconds()) {
+		hand = lockHand{}
+		return
+	}
+	if hand.p != p {
+		hand = lockHand{p: p, since: s.now}
+	}
+	s.stats.lockHandMax = max(s.stats.lockHandMax, int(s.now-hand.since))
+	if s.now-hand.since > lockHandBoundMs {
+		s.violate("with every fault healed, locker %d turn %d holds lock lk in the leader's state since %d ms and has not started its COMMAND %d ms later (bound %d)",
+			p.l.id, p.turn, hand.since, s.now-hand.since, lockHandBoundMs)
 	}
 }
