@@ -228,6 +228,11 @@ type bugs struct {
 	// the store forgets its oldest sessions past 100 clients, young or not
 	// (kvstore.Bugs.SessionsEvictedByCount)
 	sessionsByCount bool
+	// the leader proposes a lease's revoke again every tick until one applies, not once
+	// a revokeRetryMs
+	revokeEveryTick bool
+	// add-member makes a learner a voter as soon as it is one, caught up or not
+	earlyPromotion bool
 }
 
 // New makes a core from the node's durable state and the state machine loaded from its

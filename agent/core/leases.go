@@ -358,7 +358,7 @@ func (c *Core) expireLeases() {
 			c.leases.later(it, c.now+1) // the next tick
 			continue
 		}
-		if at, ok := c.revoking[id]; ok && c.now-at < revokeRetryMs {
+		if at, ok := c.revoking[id]; ok && c.now-at < revokeRetryMs && !c.bugs.revokeEveryTick {
 			c.leases.later(it, at+revokeRetryMs)
 			continue
 		}
@@ -368,7 +368,11 @@ func (c *Core) expireLeases() {
 			return // a transfer in progress: the next leader does it
 		}
 		c.revoking[id] = c.now
-		c.leases.later(it, c.now+revokeRetryMs)
+		if c.bugs.revokeEveryTick {
+			c.leases.later(it, c.now+1)
+		} else {
+			c.leases.later(it, c.now+revokeRetryMs)
+		}
 		c.logf("lease", "lease %d expired: revoking it", id)
 	}
 }

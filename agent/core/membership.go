@@ -196,7 +196,7 @@ func (c *Core) advanceChange() {
 		if p.Match > ch.lastMatch {
 			ch.lastMatch, ch.progressAt = p.Match, c.now
 		}
-		if p.Match > 0 && p.Match+1 >= st.Commit {
+		if p.Match > 0 && p.Match+1 >= st.Commit || c.bugs.earlyPromotion {
 			ch.step(c, phasePromote, fmt.Sprintf("%s caught up (match %d, commit %d); making %s a voter (joint consensus, then the new membership)",
 				host, p.Match, st.Commit, host))
 			c.advanceChange()

@@ -49,13 +49,14 @@ var (
 	agentSimSeeds = flag.Int("agentsim.seeds", 1000, "number of schedules TestAgentSim runs")
 	agentSimSeed  = flag.Uint64("agentsim.seed", 0, "run only this seed, with a trace on failure")
 	agentSimMs    = flag.Int("agentsim.ms", 6000, "virtual milliseconds of faults per schedule")
-	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early, lease-restart, sessions-by-count")
+	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early, lease-restart, sessions-by-count, revoke-every-tick, early-promotion")
 )
 
 const (
 	simTickMs     = 10
 	clientTimeout = 800 // ms a simulated client waits (lite-raft-client --timeout)
 	maxForwards   = 40  // forwards of one request by one host before it counts as a spin
+	liveBoundMs   = 500 // ms a healed cluster may take to answer checkLive's writes
 )
 
 func TestAgentSim(t *testing.T) {
@@ -88,9 +89,9 @@ func TestAgentSim(t *testing.T) {
 			}
 		}
 	}
-	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d ttlkeys=%d/%d gone faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d violations=%d (%.1fs)\n",
-		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.fencedOK, total.fencedRefused, total.holderFaults, total.frozenOverlaps, total.ttlKeys, total.ttlGone, total.faults, total.crashes,
-		total.memberships, total.configs, total.transfers, total.forwards, total.snapshots, total.maxLog, failed, time.Since(start).Seconds())
+	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d ttlkeys=%d/%d gone leaderrevokes=%d promotions=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d lockhandmax=%d livemax=%d violations=%d (%.1fs)\n",
+		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.fencedOK, total.fencedRefused, total.holderFaults, total.frozenOverlaps, total.ttlKeys, total.ttlGone, total.leaderRevokes, total.promotions, total.faults, total.crashes,
+		total.memberships, total.configs, total.transfers, total.forwards, total.snapshots, total.maxLog, total.lockHandMax, total.liveMax, failed, time.Since(start).Seconds())
 }
 
 // TestAgentSimCatchesPlantedBugs plants each bug the simulation must catch and checks
@@ -99,7 +100,7 @@ func TestAgentSimCatchesPlantedBugs(t *testing.T) {
 	if *agentSimBug != "" || *agentSimSeed != 0 {
 		t.Skip("runs only without -agentsim.bug and -agentsim.seed")
 	}
-	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused", "txn-acts-early", "lease-restart"} {
+	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused", "txn-acts-early", "lease-restart", "revoke-every-tick", "early-promotion"} {
 		t.Run(name, func(t *testing.T) {
 			var b bugs
 			if err := b.plant(name); err != nil {
@@ -160,6 +161,10 @@ func (b *bugs) plant(name string) error {
 		b.leaseRestart = true
 	case "sessions-by-count":
 		b.sessionsByCount = true
+	case "revoke-every-tick":
+		b.revokeEveryTick = true
+	case "early-promotion":
+		b.earlyPromotion = true
 	default:
 		return fmt.Errorf("unknown bug %q", name)
 	}
@@ -180,6 +185,8 @@ type simStats struct {
 	forwards, snapshots, maxLog               int
 	configs                                   int // membership entries committed
 	ttlKeys, ttlGone                          int // TTL keys set, and revoked within their bound
+	leaderRevokes, promotions                 int // seen by simchecks_test.go
+	lockHandMax, liveMax                      int // ms, once the faults are over (simchecks_test.go, checkLive)
 }
 
 func (s *simStats) add(o simStats) {
@@ -203,6 +210,10 @@ func (s *simStats) add(o simStats) {
 	s.maxLog = max(s.maxLog, o.maxLog)
 	s.ttlKeys += o.ttlKeys
 	s.ttlGone += o.ttlGone
+	s.leaderRevokes += o.leaderRevokes
+	s.promotions += o.promotions
+	s.lockHandMax = max(s.lockHandMax, o.lockHandMax)
+	s.liveMax = max(s.liveMax, o.liveMax)
 }
 
 func runSims(seeds []uint64, b bugs, plant string, ms int, trace bool) []simResult {
@@ -273,10 +284,15 @@ type simClient struct {
 	clientID uint64
 	seq      uint64
 	last     map[string]string // the last value seen per key, for conditional sets
+	// an overlapping client's lane (simchecks_test.go): its next key, and what to do once
+	// its operation finished, instead of the next one
+	key  string
+	then func()
 }
 
 type sim struct {
 	ttl      *simTTL
+	checks   *simChecks
 	lockers  []*simLocker
 	lockRuns []*simLockRun
 	writes   []simFencedWrite
@@ -314,7 +330,7 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 	s := &sim{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xa6e17)), bugs: b, plant: plant,
 		nodes: map[raftcore.NodeID]*simNode{}, cut: map[[2]raftcore.NodeID]bool{}, lastReport: map[[2]raftcore.NodeID]Time{},
 		committed: map[uint64]uint64{}, stateAt: map[uint64]uint64{}, forwards: map[string]int{}, tracing: trace,
-		keys: []string{"k0", "k1", "k2", "k3"}, keep: []uint64{0, 5, 50}[seed%3]}
+		keys: []string{"k0", "k1", "k2", "k3"}, keep: []uint64{0, 5, 50}[seed%3], checks: newSimChecks()}
 	defer func() {
 		if p := recover(); p != nil {
 			s.violate("panic: %v\n%s", p, debug.Stack())
@@ -350,15 +366,20 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 		c := &simClient{id: i, host: voters[i%len(voters)], clientID: uint64(i+1)<<8 | 1, last: map[string]string{}}
 		s.after(Time(s.rng.IntN(100)), func() { s.clientOp(c) })
 	}
+	// clients with two operations at a time (simchecks_test.go)
+	s.startOverlapClients(voters)
 	s.startLockers(voters)
 	s.startTTLClients(voters, ms)
 	s.startSessionClients() // crowds of client IDs and late retries (simsession_test.go)
+	// a membership change in most schedules (simchecks_test.go)
+	s.startMemberChanges(ms)
 	s.after(Time(200+s.rng.IntN(300)), s.nemesis)
 	end := Time(ms)
 	s.runUntil(end)
 	// faults end: heal everything, bring every member back, then every member must serve
 	s.faultsOver = true
 	s.healAll()
+	s.after(lockSettleMs, func() { s.watchLockProgress(end+3000, lockHand{}) })
 	for _, h := range s.hosts {
 		n := s.nodes[h]
 		n.lagMs, n.snapFail = 0, false
@@ -456,6 +477,7 @@ func (s *sim) boot(n *simNode) {
 	c.bugs = s.bugs
 	n.core, n.up, n.stopped = c, true, false
 	n.drv = s.driver(n)
+	s.watchAppends(n)
 	n.gen++
 	n.replies = map[ReplyTo]func(api.Response, bool){}
 	n.linkSeen = map[raftcore.NodeID]bool{}
@@ -560,6 +582,7 @@ func (s *sim) driver(n *simNode) *testDriver {
 func (s *sim) pump(n *simNode) {
 	if n.up {
 		n.drv.pump()
+		s.watchPromotions(n)
 	}
 }
 
@@ -897,7 +920,10 @@ func (s *sim) clientOp(c *simClient) {
 	if s.faultsOver {
 		return
 	}
-	key := s.keys[s.rng.IntN(len(s.keys))]
+	key := c.key
+	if key == "" {
+		key = s.keys[s.rng.IntN(len(s.keys))]
+	}
 	c.seq++
 	req := api.Request{ClientID: c.clientID, Seq: c.seq, Key: key, TimeoutMs: clientTimeout - 100}
 	in := kvmodel.Input{Key: key}
@@ -950,6 +976,10 @@ func (s *sim) clientOp(c *simClient) {
 		}
 		finished = true
 		s.record(c, in, call, code, failed)
+		if c.then != nil {
+			c.then()
+			return
+		}
 		s.after(Time(1+s.rng.IntN(30)), func() { s.clientOp(c) })
 	}
 	n := s.nodes[c.host]
@@ -1021,7 +1051,9 @@ func (s *sim) checkHistory() {
 	}
 }
 
-// checkLive: with every fault healed, a write through every member must succeed.
+// checkLive: with every fault healed, a write through every member must succeed, and
+// within liveBoundMs: a cluster healed for 3 s that answers slower is a slowdown.
+// (watchLockProgress holds the lock's hand-offs to a bound likewise.)
 func (s *sim) checkLive(at Time) {
 	l := s.leader()
 	if l == nil {
@@ -1033,6 +1065,7 @@ func (s *sim) checkLive(at Time) {
 		s.violate("a membership change was left half done: committed %s, in force %s", cm, members)
 	}
 	pending := map[raftcore.NodeID]int{}
+	took := map[raftcore.NodeID]Time{}
 	for i, h := range members.Voters {
 		n := s.nodes[h]
 		if !n.up {
@@ -1047,12 +1080,15 @@ func (s *sim) checkLive(at Time) {
 			if broken {
 				pending[h] = 99
 			}
+			took[h] = s.now - at
 		})
 	}
 	s.runUntil(at + 4000)
 	for _, h := range sortedKeys(pending) {
 		if pending[h] != 0 {
 			s.violate("with every fault healed, a set through %s got exit %d (-1: no answer)", h, pending[h])
+		} else if s.stats.liveMax = max(s.stats.liveMax, int(took[h])); took[h] > liveBoundMs {
+			s.violate("with every fault healed, a set through %s took %d ms (bound %d)", h, took[h], liveBoundMs)
 		}
 	}
 }
