@@ -228,6 +228,9 @@ type bugs struct {
 	// the store forgets its oldest sessions past 100 clients, young or not
 	// (kvstore.Bugs.SessionsEvictedByCount)
 	sessionsByCount bool
+	// a linearizable read is served as soon as its read index is confirmed, from the
+	// state as it is, without waiting for the applier to reach that index
+	readBeforeApplied bool
 }
 
 // New makes a core from the node's durable state and the state machine loaded from its
