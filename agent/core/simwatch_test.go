@@ -21,8 +21,9 @@ import (
 // index) starts it again from now.
 //
 // The oracle is what the members applied: each member's change ring (what watch reads)
-// is noted index by index as it grows, and two members that applied different changes at
-// one index are a violation. Every answer must hold exactly the changes of the pattern
+// is noted index by index as it grows; two members that applied different changes at
+// one index are a violation, and so is a ring whose last change of a key is not what
+// the store holds. Every answer must hold exactly the changes of the pattern
 // in (from, through] of the oracle, in log order: with answers chained from one through
 // to the next from, a watch sees each change of its keys once, in order, without a gap.
 // A 17 is checked against the member that gave it: it must really hold nothing from that
@@ -119,6 +120,20 @@ func (s *sim) noteChanges(n *simNode) {
 		s.watch.applied = append(s.watch.applied, simApplied{})
 	}
 	i := searchChanges(r.ch, from)
+	// the ring is the oracle, so it is held to the store: the last change it noted of a
+	// key is what the store holds now (a change it failed to record, or recorded wrong,
+	// shows there)
+	last := map[string]api.Change{}
+	for _, ch := range r.ch[i:] {
+		last[ch.Key] = ch
+	}
+	for _, k := range sortedKeys(last) {
+		ch := last[k]
+		if v, ok := c.kv.Get(k); ok == ch.Deleted || !bytes.Equal(v, ch.Value) {
+			s.violate("%s's last change of %s is %s, but at %d it holds %q (there: %v)", n.id, k, describeChange(ch), c.applied, v, ok)
+			return
+		}
+	}
 	for index := from + 1; index <= c.applied; index++ {
 		j := i
 		for j < len(r.ch) && r.ch[j].Index == index {
