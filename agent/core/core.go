@@ -233,6 +233,9 @@ type bugs struct {
 	revokeEveryTick bool
 	// add-member makes a learner a voter as soon as it is one, caught up or not
 	earlyPromotion bool
+	// a linearizable read is served as soon as its read index is confirmed, from the
+	// state as it is, without waiting for the applier to reach that index
+	readBeforeApplied bool
 }
 
 // New makes a core from the node's durable state and the state machine loaded from its

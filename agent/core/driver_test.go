@@ -57,6 +57,13 @@ type testDriver struct {
 	snapshotErr func() error     // non-nil: a snapshot save fails with it
 	snapshotLag func() Time      // how long a snapshot save takes (away from the loop)
 	loseReply   func(Reply) bool // true: the reply is dropped on its way to the client
+	// applyLag makes an applier that lags behind the commit: the committed entries of
+	// each batch join a queue, and every t ms the next n of them are applied (an Advance
+	// with those alone), while the driver goes on taking batches. It is as if Raft
+	// handed committed entries out in small batches (as a small MaxCacheBytes makes it)
+	// to a slow state machine: the reads confirmed meanwhile, whose ReadStates come with
+	// the batches, must wait for their index to be applied. Nil: applied at once.
+	applyLag func() (n int, t Time)
 
 	// plant breaks the contract on purpose, to show the tests catch a driver that does:
 	// "advance-before-replies" (answers after Advance) or "advance-before-persist"
@@ -67,6 +74,8 @@ type testDriver struct {
 	stopped  bool // a fatal error, or the host crashed
 	diskFree Time // when the (planted) disk is done with the saves queued on it
 	err      error
+	toApply  []raftcore.Entry // committed, not yet applied (applyLag)
+	applyDue bool             // the next batch of toApply is due (applyLag)
 }
 
 // pump does the core's Ready batches until it has none, a save lags, or 64 were done (a
@@ -216,15 +225,25 @@ func (d *testDriver) finish(rd Ready) {
 	if rd.CompactLog > 0 {
 		d.disk.store.CompactLog(rd.CompactLog)
 	}
-	if d.applying != nil {
-		d.applying(rd)
+	if d.applyLag != nil && (len(rd.CommittedEntries) > 0 || len(d.toApply) > 0) {
+		if snap := rd.Ready.Snapshot; snap != nil {
+			// the state machine jumps past what waits: what comes after it goes now, in order
+			var after []raftcore.Entry
+			for _, e := range d.toApply {
+				if e.Index > snap.Meta.Index {
+					after = append(after, e)
+				}
+			}
+			rd.Ready.CommittedEntries = append(after, rd.CommittedEntries...)
+			d.toApply = nil
+		} else {
+			d.toApply = append(d.toApply, rd.CommittedEntries...)
+			rd.Ready.CommittedEntries = nil
+			d.applyLater()
+		}
 	}
-	if err := d.c.Advance(d.now(), rd); err != nil {
-		d.fatal(fmt.Errorf("advance: %w", err))
+	if !d.advance(rd) {
 		return
-	}
-	if d.advanced != nil {
-		d.advanced(rd)
 	}
 	if d.plant == "advance-before-replies" {
 		d.answer(rd)
@@ -247,6 +266,50 @@ func (d *testDriver) finish(rd Ready) {
 			d.drop(f)
 		}
 	}
+}
+
+// advance hands rd to Advance between the hooks; false: a fatal error stopped the driver.
+func (d *testDriver) advance(rd Ready) bool {
+	if d.applying != nil {
+		d.applying(rd)
+	}
+	if err := d.c.Advance(d.now(), rd); err != nil {
+		d.fatal(fmt.Errorf("advance: %w", err))
+		return false
+	}
+	if d.advanced != nil {
+		d.advanced(rd)
+	}
+	return true
+}
+
+// applyLater applies the next entries of toApply some time from now (applyLag), unless
+// that is already due. A batch whose save lags holds Raft's part out: the entries wait
+// until it is advanced, never applied in between.
+func (d *testDriver) applyLater() {
+	if d.applyDue || len(d.toApply) == 0 {
+		return
+	}
+	d.applyDue = true
+	n, t := d.applyLag()
+	d.later(t, func() {
+		d.applyDue = false
+		if d.pending {
+			d.applyLater()
+			return
+		}
+		if len(d.toApply) == 0 {
+			return // a snapshot took their place
+		}
+		n = min(max(n, 1), len(d.toApply))
+		var rd Ready
+		rd.raft = true
+		rd.Ready.CommittedEntries = d.toApply[:n:n]
+		d.toApply = d.toApply[n:]
+		if d.advance(rd) {
+			d.applyLater()
+		}
+	})
 }
 
 // saveSnapshot writes a snapshot of the state machine away from the loop (its State is a

@@ -268,6 +268,10 @@ func (c *Core) readState(rs raftcore.ReadState) {
 		return
 	}
 	w.index = rs.Index
+	if c.bugs.readBeforeApplied {
+		serving[w.req.Op].serve(c, w)
+		return
+	}
 	c.readyReads = append(c.readyReads, w)
 }
 

@@ -49,7 +49,7 @@ var (
 	agentSimSeeds = flag.Int("agentsim.seeds", 1000, "number of schedules TestAgentSim runs")
 	agentSimSeed  = flag.Uint64("agentsim.seed", 0, "run only this seed, with a trace on failure")
 	agentSimMs    = flag.Int("agentsim.ms", 6000, "virtual milliseconds of faults per schedule")
-	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early, lease-restart, sessions-by-count, revoke-every-tick, early-promotion")
+	agentSimBug   = flag.String("agentsim.bug", "", "plant a bug: broken-is-not-sent, stale-leader-read, retry-new-id, no-backoff, generation-reused, txn-acts-early, lease-restart, sessions-by-count, revoke-every-tick, early-promotion, read-before-applied")
 )
 
 const (
@@ -89,8 +89,8 @@ func TestAgentSim(t *testing.T) {
 			}
 		}
 	}
-	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d ttlkeys=%d/%d gone leaderrevokes=%d promotions=%d faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d lockhandmax=%d livemax=%d violations=%d (%.1fs)\n",
-		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.fencedOK, total.fencedRefused, total.holderFaults, total.frozenOverlaps, total.ttlKeys, total.ttlGone, total.leaderRevokes, total.promotions, total.faults, total.crashes,
+	fmt.Printf("agentsim: seeds=%d ops=%d ok=%d unknown=%d notapplied=%d failedreads=%d lockruns=%d fenced=%d/%d refused holderfaults=%d frozenoverlaps=%d ttlkeys=%d/%d gone leaderrevokes=%d promotions=%d watched=%d changes/%d restarts faults=%d crashes=%d memberships=%d (configurations committed %d) transfers=%d forwards=%d snapshots=%d maxlog=%d lockhandmax=%d livemax=%d violations=%d (%.1fs)\n",
+		len(seeds), total.ops, total.ok, total.unknown, total.notApplied, total.failedReads, total.lockRuns, total.fencedOK, total.fencedRefused, total.holderFaults, total.frozenOverlaps, total.ttlKeys, total.ttlGone, total.leaderRevokes, total.promotions, total.watchChanges, total.watchRestarts, total.faults, total.crashes,
 		total.memberships, total.configs, total.transfers, total.forwards, total.snapshots, total.maxLog, total.lockHandMax, total.liveMax, failed, time.Since(start).Seconds())
 }
 
@@ -100,7 +100,7 @@ func TestAgentSimCatchesPlantedBugs(t *testing.T) {
 	if *agentSimBug != "" || *agentSimSeed != 0 {
 		t.Skip("runs only without -agentsim.bug and -agentsim.seed")
 	}
-	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused", "txn-acts-early", "lease-restart", "revoke-every-tick", "early-promotion"} {
+	for _, name := range []string{"broken-is-not-sent", "stale-leader-read", "retry-new-id", "no-backoff", "generation-reused", "txn-acts-early", "lease-restart", "revoke-every-tick", "early-promotion", "read-before-applied"} {
 		t.Run(name, func(t *testing.T) {
 			var b bugs
 			if err := b.plant(name); err != nil {
@@ -165,6 +165,8 @@ func (b *bugs) plant(name string) error {
 		b.revokeEveryTick = true
 	case "early-promotion":
 		b.earlyPromotion = true
+	case "read-before-applied":
+		b.readBeforeApplied = true
 	default:
 		return fmt.Errorf("unknown bug %q", name)
 	}
@@ -187,6 +189,7 @@ type simStats struct {
 	ttlKeys, ttlGone                          int // TTL keys set, and revoked within their bound
 	leaderRevokes, promotions                 int // seen by simchecks_test.go
 	lockHandMax, liveMax                      int // ms, once the faults are over (simchecks_test.go, checkLive)
+	watchChanges, watchRestarts               int // changes watches saw, and their restarts after a 17
 }
 
 func (s *simStats) add(o simStats) {
@@ -214,6 +217,8 @@ func (s *simStats) add(o simStats) {
 	s.promotions += o.promotions
 	s.lockHandMax = max(s.lockHandMax, o.lockHandMax)
 	s.liveMax = max(s.liveMax, o.liveMax)
+	s.watchChanges += o.watchChanges
+	s.watchRestarts += o.watchRestarts
 }
 
 func runSims(seeds []uint64, b bugs, plant string, ms int, trace bool) []simResult {
@@ -276,6 +281,10 @@ type simNode struct {
 	next     ReplyTo
 	logLines int
 	linkSeen map[raftcore.NodeID]bool // the link state last reported to the core
+
+	// its applier lags: committed entries are applied a few at a time, up to applyLagMs
+	// apart (0: at once)
+	applyLagMs int
 }
 
 type simClient struct {
@@ -293,6 +302,7 @@ type simClient struct {
 type sim struct {
 	ttl      *simTTL
 	checks   *simChecks
+	watch    *simWatch
 	lockers  []*simLocker
 	lockRuns []*simLockRun
 	writes   []simFencedWrite
@@ -356,6 +366,7 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 		n.disk.store = raftcore.NewMemoryStorage(raftcore.Snapshot{}, nil)
 		s.nodes[h] = n
 	}
+	s.lagAppliers() // some members apply late (simwatch_test.go)
 	for _, h := range voters {
 		n := s.nodes[h]
 		n.disk.store = raftcore.NewMemoryStorage(raftcore.Snapshot{Meta: raftcore.SnapshotMeta{
@@ -373,6 +384,7 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 	s.startSessionClients() // crowds of client IDs and late retries (simsession_test.go)
 	// a membership change in most schedules (simchecks_test.go)
 	s.startMemberChanges(ms)
+	s.startWatchClients(ms) // watches that must see every change once (simwatch_test.go)
 	s.after(Time(200+s.rng.IntN(300)), s.nemesis)
 	end := Time(ms)
 	s.runUntil(end)
@@ -574,6 +586,12 @@ func (s *sim) driver(n *simNode) *testDriver {
 		},
 		snapshotLag: func() Time { return Time(s.rng.IntN(40)) },
 		plant:       s.plant,
+	}
+	if n.applyLagMs > 0 {
+		// a few entries at a time, more as they pile up: it lags, and catches up
+		d.applyLag = func() (int, Time) {
+			return max(1+s.rng.IntN(4), len(d.toApply)/8), Time(1 + s.rng.IntN(n.applyLagMs))
+		}
 	}
 	return d
 }
