@@ -382,6 +382,16 @@ func (c *Core) expireLeases() {
 // for the next batch and is answered once that batch applied; otherwise the leader
 // renews the lease on its own clock and answers at once, as before version 6.
 func (c *Core) keepLease(w *waiter) {
+	if c.node.Role() != raftcore.Leader || c.node.Term() != w.readTerm {
+		// it stepped down (or came back in a later term) while the keep waited for its
+		// read index to apply: a renewal on this member's clock would be counted by no
+		// later leader, and the holder told it kept a lease that runs out sooner. Nothing
+		// was renewed: 11, which a holder's next renewal asks again. (Re-queueing the keep
+		// here made deposed members forward it to each other without end, found with
+		// lagging appliers.)
+		c.reply(w, api.Response{Code: api.CodeNoLeader, Msg: "this member stopped leading while the keep waited: not renewed; ask again"})
+		return
+	}
 	id, resp, ok := c.checkKeep(w.req)
 	if !ok {
 		c.reply(w, resp)

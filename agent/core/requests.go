@@ -27,8 +27,10 @@ type waiter struct {
 	// toward a leader; from then on it is MaybeApplied for good.
 	outcome client.Outcome
 	term    uint64 // of the proposed entry
-	index   uint64 // proposed entry, or read index once known
-	cond    func() (api.Response, bool)
+	// readTerm is the term a read's index was asked in (a lease keep must still lead it)
+	readTerm uint64
+	index    uint64 // proposed entry, or read index once known
+	cond     func() (api.Response, bool)
 	// a watch: the index it asks from, once known (from its --from, or "now")
 	watchFrom  uint64
 	watchKnown bool
@@ -200,6 +202,7 @@ func (c *Core) readAtLeader(w *waiter) {
 		return
 	}
 	c.nextReadID++
+	w.readTerm = c.node.Term()
 	if err := c.node.ReadIndex(c.nextReadID); err != nil {
 		c.wait(w, raftcore.None)
 		return

@@ -316,8 +316,8 @@ func (s *sim) watchLockProgress(end Time, hand lockHand) {
 		hand = lockHand{p: p, since: s.now}
 	}
 	s.stats.lockHandMax = max(s.stats.lockHandMax, int(s.now-hand.since))
-	if s.now-hand.since > lockHandBoundMs {
+	if bound := lockHandBoundMs + s.lagAllowance(); s.now-hand.since > bound {
 		s.violate("with every fault healed, locker %d turn %d holds lock lk in the leader's state since %d ms and has not started its COMMAND %d ms later (bound %d)",
-			p.l.id, p.turn, hand.since, s.now-hand.since, lockHandBoundMs)
+			p.l.id, p.turn, hand.since, s.now-hand.since, bound)
 	}
 }
