@@ -13,6 +13,9 @@ command -v arping >/dev/null 2>&1 || [ -x /usr/sbin/arping ] || missing+=(iputil
 command -v ping >/dev/null 2>&1 || [ -x /bin/ping ] || missing+=(iputils-ping)
 # internal/lazyfs mounts FUSE: root with mount(2), anyone else through fusermount3
 command -v fusermount3 >/dev/null 2>&1 || [ -x /bin/fusermount3 ] || missing+=(fuse3)
+# the boot entries' test checks the Solaris SMF manifests; the man pages' renders them
+command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: not root, cannot install: ${missing[*]} (end-to-end tests will skip)" >&2

@@ -104,3 +104,39 @@ func TestExitCodeTableMatchesREADME(t *testing.T) {
 		t.Errorf("%d meanings for codes 0..%d", len(api.CodeMeanings), api.CodeFenced)
 	}
 }
+
+// TestBootEntries (issue 28): the boot entries for FreeBSD, OpenBSD, AIX (sh -n) and
+// Solaris (xmllint --noout, without the DTD, which is not here) parse; each names the
+// agent's or the monitor's command line as this binary takes it.
+func TestBootEntries(t *testing.T) {
+	files, _ := filepath.Glob("../../scripts/boot/*/*")
+	if len(files) < 7 {
+		t.Fatalf("%d boot entries, want the 7 shipped: %v", len(files), files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.HasSuffix(f, ".xml"):
+			if _, err := exec.LookPath("xmllint"); err != nil {
+				if os.Getenv("CI") != "" {
+					t.Fatalf("no xmllint to check %s (make test-deps installs libxml2-utils)", f)
+				}
+				t.Logf("no xmllint: %s not checked", f)
+				continue
+			}
+			if out, err := exec.Command("xmllint", "--noout", "--nonet", f).CombinedOutput(); err != nil {
+				t.Errorf("xmllint %s: %v\n%s", f, err, out)
+			}
+		default:
+			if out, err := exec.Command("sh", "-n", f).CombinedOutput(); err != nil {
+				t.Errorf("sh -n %s: %v\n%s", f, err, out)
+			}
+		}
+		if s := string(b); !strings.Contains(s, "agent --foreground") && !strings.Contains(s, "pkg monitor") && !strings.Contains(s, "pkg $1") {
+			t.Errorf("%s runs neither the agent nor a monitor", f)
+		}
+	}
+}
