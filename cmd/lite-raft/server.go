@@ -79,7 +79,7 @@ func serverCommands() []*cli.Command {
 		},
 		{
 			Name:  "agent",
-			Usage: "run the server in the foreground (for systemd; see scripts/lite-raft.service)",
+			Usage: "run the server in the foreground (for systemd; see scripts/lite-raft@.service)",
 			Flags: []cli.Flag{
 				&cli.BoolFlag{Name: "foreground", Usage: "required: this command does not detach"},
 				&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to `FILE` until the agent stops"},
