@@ -104,7 +104,9 @@ func (m *Monitor) notifyPending(ctx context.Context) {
 			return
 		}
 		claim = mine
-		m.notify(ctx, next, n+1)
+		if !m.notify(ctx, next, n+1) {
+			return // cut short by ctx (the monitor ending): the flush runs it again
+		}
 		if won, err := m.Store.Swap(ctx, m.key("notified"), notified, fmt.Sprintf("%d %s", n+1, next)); err != nil || !won {
 			return // another monitor moved it on (it took our claim as stale): it goes on
 		}
@@ -159,7 +161,10 @@ func (m *Monitor) nextToNotify(ctx context.Context, last string) (string, error)
 	return "", nil
 }
 
-func (m *Monitor) notify(ctx context.Context, line string, number uint64) {
+// notify runs the command for one transition. It reports false when ctx ended while
+// it ran (the command was killed, not done): that transition is still to notify. A
+// command that fails on its own is logged and not run again.
+func (m *Monitor) notify(ctx context.Context, line string, number uint64) bool {
 	when, rest, _ := strings.Cut(line, " ")
 	host, event, _ := strings.Cut(rest, " ")
 	gen, _ := Generation(ctx, m.Store, m.Name)
@@ -168,7 +173,11 @@ func (m *Monitor) notify(ctx context.Context, line string, number uint64) {
 		"LITE_RAFT_PKG_EVENT_NUMBER=" + strconv.FormatUint(number, 10)}
 	cfg := m.notifyCfg.Load()
 	code, out, err := m.Script.Shell(ctx, cfg.Notify, env, max(cfg.StartTimeout, 10*time.Second))
+	if ctx.Err() != nil {
+		return false
+	}
 	if err != nil || code != 0 {
 		m.Log.Printf("%s: notify %q: exit %d %v: %s", m.Name, line, code, err, out)
 	}
+	return true
 }
