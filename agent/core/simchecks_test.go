@@ -3,6 +3,7 @@ package core
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"lite-raft/kvstore"
@@ -169,16 +170,16 @@ func (s *sim) startMemberChanges(ms int) {
 	}
 }
 
-// catchRate runs n seeds with the bugs b planted and says how many fail, with the first
-// failure.
-func catchRate(b bugs, n int) (int, string) {
+// catchRate runs n seeds with the bugs b planted and says how many fail with a failure
+// that says sign, with the first such failure.
+func catchRate(b bugs, n int, sign string) (int, string) {
 	seeds := make([]uint64, n)
 	for i := range seeds {
 		seeds[i] = uint64(i + 1)
 	}
 	caught, first := 0, ""
 	for _, r := range runSims(seeds, b, "", *agentSimMs, false) {
-		if r.failure != "" {
+		if r.failure != "" && strings.Contains(r.failure, sign) {
 			caught++
 			if first == "" {
 				first = fmt.Sprintf("seed %d: %s", r.seed, r.failure)
@@ -188,23 +189,29 @@ func catchRate(b bugs, n int) (int, string) {
 	return caught, first
 }
 
-// TestAgentSimCatchesRevokesAndPromotions: a leader that proposes a lease's revoke
-// every tick until it applies, and add-member promoting a learner that has not caught
-// up, are each seen by most schedules.
-func TestAgentSimCatchesRevokesAndPromotions(t *testing.T) {
+// TestAgentSimCatchesPlantedBugsInMostSeeds: a leader that proposes a lease's revoke
+// every tick until it applies, add-member promoting a learner that has not caught up,
+// a store that forgets sessions past 100 clients, and a read served before its index
+// applied (appliers lag, with the plant) are each seen by most schedules.
+func TestAgentSimCatchesPlantedBugsInMostSeeds(t *testing.T) {
 	if *agentSimBug != "" || *agentSimSeed != 0 {
 		t.Skip("runs only without -agentsim.bug and -agentsim.seed")
 	}
 	for _, tc := range []struct {
 		name string
 		b    bugs
+		sign string // what a failure must say to count ("" anything)
 	}{
-		{"revoke-every-tick", bugs{revokeEveryTick: true}},
-		{"early-promotion", bugs{earlyPromotion: true}},
+		{"revoke-every-tick", bugs{revokeEveryTick: true}, ""},
+		{"early-promotion", bugs{earlyPromotion: true}, ""},
+		// the late retries are applied a second time
+		{"sessions-by-count", bugs{sessionsByCount: true}, ""},
+		// only the stale reads count: a lagging applier could show other bugs too
+		{"read-before-applied", bugs{readBeforeApplied: true}, "is not linearizable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 32
-			caught, first := catchRate(tc.b, n)
+			caught, first := catchRate(tc.b, n, tc.sign)
 			t.Logf("planted %s: caught by %d of %d seeds; first: %.300s", tc.name, caught, n, first)
 			if caught <= n/2 {
 				t.Fatalf("planted %s: caught by only %d of %d seeds", tc.name, caught, n)
