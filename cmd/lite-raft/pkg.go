@@ -29,16 +29,30 @@ import (
 	"lite-raft/sshrpc"
 )
 
+// checkPkgName refuses a package name that cannot name a folder of packages/.
+func checkPkgName(c *cli.Context, p string) error {
+	if err := api.ValidateKey(failover.Key(p, "x")); err != nil || strings.Contains(p, "/") {
+		return usageError(c, fmt.Sprintf("package name %q: letters, digits, dots, dashes", p))
+	}
+	return nil
+}
+
+// checkHost refuses a host name that cannot name a key under packages/NAME/ (a
+// stand-by's report), or one that is empty or "*" (pkg cleanup's every host).
+func checkHost(c *cli.Context, h string) error {
+	if err := api.ValidateKey(failover.Key("x", "standby/"+h)); err != nil || h == "" || h == "*" || strings.ContainsAny(h, "/ \t\n") {
+		return usageError(c, fmt.Sprintf("host name %q: letters, digits, dots, dashes", h))
+	}
+	return nil
+}
+
 func pkgCommand() *cli.Command {
 	name := func(c *cli.Context, n int) (string, error) {
 		if c.NArg() != n {
 			return "", usageError(c, fmt.Sprintf("want %d argument(s)", n))
 		}
 		p := c.Args().First()
-		if err := api.ValidateKey(failover.Key(p, "x")); err != nil || strings.Contains(p, "/") {
-			return "", usageError(c, fmt.Sprintf("package name %q: letters, digits, dots, dashes", p))
-		}
-		return p, nil
+		return p, checkPkgName(c, p)
 	}
 	setter := func(verb, field, value, what string) *cli.Command {
 		return &cli.Command{Name: verb, Usage: what, ArgsUsage: "NAME", Action: func(c *cli.Context) error {
@@ -158,8 +172,8 @@ func pkgCommand() *cli.Command {
 						return err
 					}
 					host := c.Args().Get(1)
-					if err := api.ValidateKey(failover.Key(p, "standby/"+host)); err != nil || host == "" || strings.Contains(host, "/") {
-						return usageError(c, fmt.Sprintf("host name %q: letters, digits, dots, dashes", host))
+					if err := checkHost(c, host); err != nil {
+						return err
 					}
 					if err := pkgMove(c, p, host, c.Duration("wait")); err != nil || c.Duration("until-running") <= 0 {
 						return err

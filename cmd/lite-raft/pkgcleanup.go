@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"lite-raft/api"
 	"lite-raft/failover"
 )
 
@@ -24,11 +22,13 @@ func pkgCleanupCommand() *cli.Command {
 				return usageError(c, "cleanup wants NAME [HOST]")
 			}
 			p, host := c.Args().Get(0), c.Args().Get(1)
-			if err := api.ValidateKey(failover.Key(p, "x")); err != nil || strings.Contains(p, "/") {
-				return usageError(c, fmt.Sprintf("package name %q: letters, digits, dots, dashes", p))
+			if err := checkPkgName(c, p); err != nil {
+				return err
 			}
-			if c.NArg() == 2 && (host == "" || host == "*" || strings.ContainsAny(host, "/ \t\n")) {
-				return usageError(c, fmt.Sprintf("host name %q: letters, digits, dots, dashes", host))
+			if c.NArg() == 2 {
+				if err := checkHost(c, host); err != nil {
+					return err
+				}
 			}
 			return pkgCleanup(c, p, host)
 		}}

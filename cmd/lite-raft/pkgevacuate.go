@@ -19,10 +19,7 @@ func evacuateHost(c *cli.Context) (string, error) {
 		return "", usageError(c, "want HOST")
 	}
 	h := c.Args().First()
-	if err := api.ValidateKey(failover.Key("x", "standby/"+h)); err != nil || h == "" || strings.Contains(h, "/") {
-		return "", usageError(c, fmt.Sprintf("host name %q: letters, digits, dots, dashes", h))
-	}
-	return h, nil
+	return h, checkHost(c, h)
 }
 
 func pkgEvacuateCommand() *cli.Command {
