@@ -76,7 +76,20 @@ func TestWatchHistorySurvivesRestart(t *testing.T) {
 	logs := &lineLog{}
 	do, stop := memSolo(t, store, logs)
 	appliedAtLeast(t, do, 0)
-	writeMixed(t, do, 150)
+	writeMixed(t, do, 0, 150)
+	// Snapshots are written away from the loop: on a loaded machine the writes can all be
+	// answered before the second one is taken, so write on until there are two and the
+	// log was compacted.
+	compacted := func() bool {
+		st := store.State()
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return st.First > 1 && store.prev != nil && store.prev.Meta.Index > 0
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for n := 150; !compacted() && time.Now().Before(deadline); n += 30 {
+		writeMixed(t, do, n, 30)
+	}
 	applied := appliedAtLeast(t, do, 0)
 	watch := func(from uint64) api.Response {
 		return do(api.Request{Op: api.OpWatchLog, Key: "/", From: from, FromSet: true, TimeoutMs: 20})
@@ -120,11 +133,13 @@ func TestWatchHistorySurvivesRestart(t *testing.T) {
 	}
 }
 
-// writeMixed makes n writes, a third of which change nothing (a failed if, a create of a
-// key that is there, an unset of a missing key), with values that hold newlines.
-func writeMixed(t *testing.T, do func(api.Request) api.Response, n int) {
+// writeMixed makes n writes, numbered from from on (a call that goes on from an earlier
+// one gives from as the number it made), a third of which change nothing (a failed if, a
+// create of a key that is there, an unset of a missing key), with values that hold
+// newlines.
+func writeMixed(t *testing.T, do func(api.Request) api.Response, from, n int) {
 	t.Helper()
-	seq := uint64(0)
+	seq := uint64(from)
 	write := func(req api.Request) {
 		seq++
 		req.ClientID, req.Seq = 91, seq
@@ -132,7 +147,7 @@ func writeMixed(t *testing.T, do func(api.Request) api.Response, n int) {
 			t.Logf("%s %s: exit %d %s", req.Op, req.Key, r.Code, r.Msg)
 		}
 	}
-	for i := 0; i < n; i++ {
+	for i := from; i < from+n; i++ {
 		k := fmt.Sprintf("d/k%d", i%5)
 		v := []byte(fmt.Sprintf("v%d\nline", i))
 		switch i % 6 {
@@ -157,7 +172,7 @@ func TestWatchHistorySurvivesRestartOnDisk(t *testing.T) {
 	dir := soloDir(t)
 	do, stop := startSolo(t, dir)
 	appliedAtLeast(t, do, 0)
-	writeMixed(t, do, 150)
+	writeMixed(t, do, 0, 150)
 	applied := appliedAtLeast(t, do, 0)
 	before := map[uint64][]byte{}
 	for n := uint64(0); n <= applied; n++ {
