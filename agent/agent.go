@@ -16,6 +16,7 @@ import (
 	"lite-raft/agent/core"
 	"lite-raft/api"
 	"lite-raft/conf"
+	"lite-raft/internal/logsink"
 	"lite-raft/internal/sshcmd"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
@@ -153,7 +154,7 @@ func start(opt Options) (a *Agent, err error) {
 		if err != nil {
 			return nil, err
 		}
-		a.log = log.New(f, "", log.LstdFlags|log.Lmicroseconds)
+		a.log = logsink.Logger(logsink.To(f))
 	}
 	dialer := opt.Dialer
 	if dialer == nil {
@@ -195,7 +196,7 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 	a.status = statusFiles{dir: filepath.Join(a.dir, "temp")}
 	a.backups = backupFiles{dir: filepath.Join(a.dir, "temp")}
 	if err := a.backups.removeAll(); err != nil && !errors.Is(err, os.ErrNotExist) {
-		a.log.Printf("remove the snapshot files of clients a previous agent left: %v", err)
+		a.log.Printf(logsink.Warn+"remove the snapshot files of clients a previous agent left: %v", err)
 	}
 	tick := a.tickInterval()
 	kv, err := a.loadSnapshot()
@@ -222,7 +223,7 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 	node := a.core.Node()
 	m := node.Members()
 	if len(m.Voters) > 0 && !m.Contains(a.id) {
-		a.log.Printf("warning: this host (%s) is not a member (%s): it will not vote or campaign", a.id, m)
+		a.log.Printf(logsink.Warn+"this host (%s) is not a member (%s): it will not vote or campaign", a.id, m)
 	}
 	a.log.Printf("agent %s started: term %d, log %d..%d, snapshot at %d, members %s, tick %v",
 		a.id, st.HardState.Term, node.Status().Snapshot.Index+1, node.Status().LastIndex,
@@ -291,7 +292,7 @@ func (a *Agent) run(ctx context.Context) error {
 			}
 		}
 		if err := a.processReady(); err != nil {
-			a.log.Printf("fatal: %v", err)
+			a.log.Printf(logsink.Error+"fatal: %v", err)
 			return err
 		}
 	}
@@ -303,10 +304,14 @@ func (a *Agent) handleEvent(ev event) {
 	case ev.msg != nil:
 		a.core.Step(now, *ev.msg)
 	case ev.req != nil:
+		if a.cfg.LogLevel >= logsink.LevelDebug { // guarded: the formatting would cost every request
+			a.log.Printf(logsink.Debug+"request %s %q (client %d, seq %d)", ev.req.Op, ev.req.Key, ev.req.ClientID, ev.req.Seq)
+		}
 		a.nextReply++
 		a.replies[a.nextReply] = ev.replyFn
 		a.core.Request(now, a.nextReply, *ev.req)
 	case ev.link != nil:
+		a.log.Printf(logsink.Debug+"link to %s: %s", ev.link.Peer, ev.link)
 		if ev.link.Gone {
 			a.core.LeaderGone(now, ev.link.Peer)
 		}
@@ -442,7 +447,7 @@ func (a *Agent) membersChanged(m raftcore.Membership) {
 	slices.Sort(names)
 	if len(names) > 0 {
 		if err := statefile.WriteFileAtomic(conf.Path(a.dir, "cluster_nodes"), conf.FormatClusterNodes(names), 0o644); err != nil {
-			a.log.Printf("rewrite conf/cluster_nodes: %v", err)
+			a.log.Printf(logsink.Error+"rewrite conf/cluster_nodes: %v", err)
 		}
 	}
 	for id := range a.linked {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"lite-raft/agent/core"
+	"lite-raft/internal/logsink"
 	"lite-raft/raftcore"
 	"lite-raft/statefile"
 )
@@ -43,7 +44,7 @@ type backupPiece struct {
 func (a *Agent) doBackups(rd core.Ready) {
 	for _, id := range rd.DropBackups {
 		if err := os.Remove(a.backups.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			a.log.Printf("remove the snapshot file of a client: %v", err)
+			a.log.Printf(logsink.Warn+"remove the snapshot file of a client: %v", err)
 		}
 	}
 	for _, job := range rd.Backups {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"lite-raft/agent/core"
+	"lite-raft/internal/logsink"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
 )
@@ -46,12 +47,12 @@ func (a *Agent) replayChanges(st raftcore.State) {
 			// the snapshot is of another history than the log
 			e, err := a.store.Entries(from, from+1, 0)
 			if err != nil || len(e) == 0 || e[0].Term != snap.Meta.Term {
-				a.log.Printf("watch history: the log does not follow the snapshot at %d (term %d): watches are served after index %d only", from, snap.Meta.Term, to)
+				a.log.Printf(logsink.Warn+"watch history: the log does not follow the snapshot at %d (term %d): watches are served after index %d only", from, snap.Meta.Term, to)
 				return
 			}
 		}
 		if kv, err = kvstore.Restore(r); err != nil {
-			a.log.Printf("watch history: load the snapshot at %d: %v: watches are served after index %d only", from, err, to)
+			a.log.Printf(logsink.Warn+"watch history: load the snapshot at %d: %v: watches are served after index %d only", from, err, to)
 			return
 		}
 	}
@@ -66,12 +67,12 @@ func (a *Agent) replayChanges(st raftcore.State) {
 			err = rp.Apply(ents)
 		}
 		if err != nil {
-			a.log.Printf("watch history: read the log at %d: %v: watches are served after index %d only", rp.Next(), err, to)
+			a.log.Printf(logsink.Warn+"watch history: read the log at %d: %v: watches are served after index %d only", rp.Next(), err, to)
 			return
 		}
 	}
 	if err := a.core.LoadReplay(rp); err != nil {
-		a.log.Printf("watch history: %v", err)
+		a.log.Printf(logsink.Warn+"watch history: %v", err)
 		return
 	}
 	a.log.Printf("watch history: replayed the log from index %d to the snapshot at %d in %v", from, to,

@@ -6,6 +6,7 @@ import (
 
 	"lite-raft/api"
 	"lite-raft/client"
+	"lite-raft/internal/logsink"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 )
@@ -16,7 +17,7 @@ func (a *Agent) handleFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 	case api.FrameRaft:
 		m, err := raftcore.DecodeMessage(f.Payload)
 		if err != nil {
-			a.log.Printf("dropped a message from %s: %v", c.Peer, err)
+			a.log.Printf(logsink.Warn+"dropped a message from %s: %v", c.Peer, err)
 			return
 		}
 		a.post(event{msg: &m})
@@ -45,7 +46,7 @@ func (a *Agent) handleFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 	case api.FrameVersion:
 		v, err := api.DecodeVersion(f.Payload)
 		if err != nil {
-			a.log.Printf("dropped a version from %s: %v", c.Peer, err)
+			a.log.Printf(logsink.Warn+"dropped a version from %s: %v", c.Peer, err)
 			return
 		}
 		a.post(event{version: &v})

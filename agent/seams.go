@@ -37,6 +37,16 @@ type LinkEvent struct {
 	Gone bool // the peer's host runs no agent (implies down)
 }
 
+func (e LinkEvent) String() string {
+	switch {
+	case e.Up:
+		return "up"
+	case e.Gone:
+		return "down (no agent runs on its host)"
+	}
+	return "down"
+}
+
 // Storage is what the agent persists, and reads back for Raft (raftcore.Storage: old
 // entries, snapshot data to send). *statefile.Store implements it.
 type Storage interface {

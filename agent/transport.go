@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"lite-raft/api"
+	"lite-raft/internal/logsink"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 )
@@ -169,9 +170,9 @@ func (p *peerLink) run(lg *log.Logger, id raftcore.NodeID) {
 						why = err
 					}
 					if !down {
-						lg.Printf("cannot reach %s: %v", id, why)
+						lg.Printf(logsink.Warn+"cannot reach %s: %v", id, why)
 					} else {
-						lg.Printf("still cannot reach %s: %v (%d messages dropped in %v)", id, why, dropped, time.Since(lastLog).Round(time.Second))
+						lg.Printf(logsink.Warn+"still cannot reach %s: %v (%d messages dropped in %v)", id, why, dropped, time.Since(lastLog).Round(time.Second))
 					}
 					down, dropped, lastLog = true, 0, time.Now()
 				}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"lite-raft/api"
+	"lite-raft/internal/logsink"
 	"lite-raft/statefile"
 )
 
@@ -79,6 +80,6 @@ func (p *peerVersions) note(v api.Version) {
 		if err == nil {
 			return
 		}
-		p.log.Printf("keep what %s said of itself: %v", v.ID, err)
+		p.log.Printf(logsink.Warn+"keep what %s said of itself: %v", v.ID, err)
 	}
 }

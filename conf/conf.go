@@ -30,6 +30,8 @@ type Config struct {
 	RemoteDir string
 	// Log is where the agent and the package monitors log (conf/log; default a file).
 	Log logsink.Setting
+	// LogLevel drops the lines less severe than it (conf/log_level; default info).
+	LogLevel logsink.Level
 }
 
 // Path returns the path of a file in dir's conf/ folder.
@@ -79,6 +81,11 @@ func Load(dir string) (Config, error) {
 		return c, fmt.Errorf("%s: %w", Path(dir, "log"), err)
 	} else if !ok {
 		c.Log = logsink.Setting{Kind: "file"}
+	}
+	if v, _, err := readValue(dir, "log_level"); err != nil {
+		return c, err
+	} else if c.LogLevel, err = logsink.ParseLevel(v); err != nil {
+		return c, fmt.Errorf("%s: %w", Path(dir, "log_level"), err)
 	}
 	if v, ok, err := readValue(dir, "remote_dir"); err != nil {
 		return c, err

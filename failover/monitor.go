@@ -13,6 +13,7 @@ import (
 
 	"lite-raft/api"
 	"lite-raft/failover/decide"
+	"lite-raft/internal/logsink"
 )
 
 // Keys of a package in the store.
@@ -261,6 +262,8 @@ func (m *Monitor) standbyStep(ctx context.Context) (bool, error) {
 	now := m.now()
 	seen := m.watch
 	d := decide.Standby(m.rules(), m.Host, v, &m.watch, now, m.selfFenced)
+	m.Log.Printf(logsink.Debug+"%s: stand-by: owner %s, state %s, tick %s (unchanged for %v): %s %s",
+		m.Name, orNone(v.Owner), v.State, v.Tick, (now - m.watch.Since).Round(time.Millisecond), d.Action, d.Reason)
 	if m.watch.Since != seen.Since {
 		m.seenAtWall = m.clock().Now()
 	}

@@ -165,7 +165,7 @@ func (c *Core) BackupWritten(now Time, id string, snap raftcore.Snapshot, fileSi
 		// kept, without its file, until the idle time: the client is told why
 		b.err = fmt.Sprintf("write the snapshot at %d on %s: %v", b.info.Index, c.id, err)
 		c.out.DropBackups = append(c.out.DropBackups, id)
-		c.logf("backup-fail", "snapshot %s for a client: %v", id, err)
+		c.warnf("backup-fail", "snapshot %s for a client: %v", id, err)
 	} else {
 		b.info.Size, b.info.DataSize, b.info.Checksum = fileSize, snap.Size, snap.Checksum
 	}

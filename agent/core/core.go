@@ -298,7 +298,7 @@ func (c *Core) Tick(now Time) {
 func (c *Core) Step(now Time, m raftcore.Message) {
 	c.at(now)
 	if err := c.node.Step(m); err != nil {
-		c.logf("refused:"+string(m.From), "refused a message from %s: %v", m.From, err)
+		c.warnf("refused:"+string(m.From), "refused a message from %s: %v", m.From, err)
 	}
 }
 
@@ -509,7 +509,7 @@ func (c *Core) maybeSnapshot() {
 	}
 	meta, err := c.node.SnapshotMetaAt(c.applied)
 	if err != nil {
-		c.logf("snapshot-fail", "snapshot at %d: %v", c.applied, err)
+		c.warnf("snapshot-fail", "snapshot at %d: %v", c.applied, err)
 		return
 	}
 	job := &SnapshotJob{Meta: meta, State: c.kv.Clone()}
@@ -532,7 +532,7 @@ func (c *Core) SnapshotSaved(now Time, snap raftcore.Snapshot, err error) {
 	if err != nil {
 		c.snapBackoff = min(max(2*c.snapBackoff, 1000), 60_000)
 		c.snapRetryAt = c.now + Time(c.snapBackoff)
-		c.logf("snapshot-fail", "store snapshot at %d: %v (next try in %d s)", index, err, c.snapBackoff/1000)
+		c.warnf("snapshot-fail", "store snapshot at %d: %v (next try in %d s)", index, err, c.snapBackoff/1000)
 		return
 	}
 	c.snapBackoff = 0
@@ -543,7 +543,7 @@ func (c *Core) SnapshotSaved(now Time, snap raftcore.Snapshot, err error) {
 	}
 	keepFrom, err := c.node.Compact(snap)
 	if err != nil {
-		c.logf("", "compact the log to %d: %v", index, err)
+		c.warnf("", "compact the log to %d: %v", index, err)
 		return
 	}
 	c.out.CompactLog = keepFrom

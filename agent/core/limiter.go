@@ -17,6 +17,14 @@ type limit struct {
 	suppressed int
 }
 
+// warning starts a line of Ready.Logs that tells of a failure: it is syslog's marker for
+// the warning severity, which the driver's log sink reads (conf/log_level warn keeps
+// these lines and drops the others).
+const warning = "<4>"
+
+// warnf logs a failure, rate-limited by key as logf.
+func (c *Core) warnf(key, format string, args ...any) { c.logf(key, warning+format, args...) }
+
 // logf logs a line; lines with the same non-empty key are rate-limited together.
 func (c *Core) logf(key, format string, args ...any) {
 	line := fmt.Sprintf(format, args...)

@@ -377,11 +377,11 @@ func (c *Core) CallDone(now Time, id CallID, res CallResult, resp api.Response, 
 			c.timeout(w)
 			return
 		}
-		c.logf("forward:"+string(to), "forward %s to %s: %v (it may have arrived; trying again)", w.req.Op, w.callTo, err)
+		c.warnf("forward:"+string(to), "forward %s to %s: %v (it may have arrived; trying again)", w.req.Op, w.callTo, err)
 	default:
 		// the transport says so: take the link as down until it reports it up
 		c.linkDown[w.callTo] = true
-		c.logf("forward:"+string(to), "forward %s to %s: %v", w.req.Op, w.callTo, err)
+		c.warnf("forward:"+string(to), "forward %s to %s: %v", w.req.Op, w.callTo, err)
 	}
 	if c.bugs.noBackoff {
 		c.handle(w)

@@ -15,7 +15,7 @@ import (
 // confNames are the files conf/ may hold; anything else is most likely a misspelt one,
 // which would be silently ignored (and its default used).
 var confNames = []string{"cluster_nodes", "election_timeout", "snapshot_period", "remote_dir",
-	"remote_hosts", "remote_path", "remote_user", "log"}
+	"remote_hosts", "remote_path", "remote_user", "log", "log_level"}
 
 func configCommand() *cli.Command {
 	return &cli.Command{
@@ -76,8 +76,8 @@ func configCheck(c *cli.Context, dir string) error {
 	if len(cfg.ClusterNodes) > 0 {
 		nodes = strings.Join(cfg.ClusterNodes, " ")
 	}
-	fmt.Fprintf(w, "conf/ is valid: cluster_nodes %s, election_timeout %v, snapshot_period %d, log %s\n", nodes, cfg.ElectionTimeout, cfg.SnapshotPeriod,
-		strings.TrimSpace(cfg.Log.Kind+" "+cfg.Log.Addr))
+	fmt.Fprintf(w, "conf/ is valid: cluster_nodes %s, election_timeout %v, snapshot_period %d, log %s, log_level %s\n", nodes, cfg.ElectionTimeout, cfg.SnapshotPeriod,
+		strings.TrimSpace(cfg.Log.Kind+" "+cfg.Log.Addr), cfg.LogLevel)
 	if remote != nil {
 		fmt.Fprintf(w, "remote: hosts %s, path %s, user %s\n", strings.Join(remote.Hosts, " "), remote.Path, orDash(remote.User))
 	}

@@ -24,9 +24,16 @@ func TestConfigCheck(t *testing.T) {
 	write("conf/cluster_nodes", "host1 host2 host3\n")
 	write("conf/election_timeout", "0.5\n")
 	write("conf/conf.go", "package conf\n")
-	if out, code := runApp(t, "--dir", dir, "config", "check"); code != 0 || !strings.Contains(out, "conf/ is valid: cluster_nodes host1 host2 host3, election_timeout 500ms") {
+	write("conf/log_level", "warn\n")
+	if out, code := runApp(t, "--dir", dir, "config", "check"); code != 0 || !strings.Contains(out, "conf/ is valid: cluster_nodes host1 host2 host3, election_timeout 500ms") ||
+		!strings.Contains(out, "log_level warn") {
 		t.Fatalf("a valid conf/: exit %d\n%s", code, out)
 	}
+	write("conf/log_level", "verbose\n")
+	if out, code := runApp(t, "--dir", dir, "config", "check"); code != 1 || !strings.Contains(out, `log_level "verbose": want error, warn, info or debug`) {
+		t.Fatalf("a bad log_level: exit %d\n%s", code, out)
+	}
+	write("conf/log_level", "debug\n")
 	write("conf/snapshot_period", "-1\n")
 	write("conf/election_timout", "2\n")
 	write("conf/remote_hosts", "host1 host1\n")

@@ -123,10 +123,10 @@ func manLiteRaft(app *cli.App) string {
 	}
 	manCommands(&b, "", top)
 	manExitStatus(&b)
-	b.WriteString(".SH FILES\n.TP\nconf/\ncluster_nodes, election_timeout, snapshot_period, log; remote_hosts, remote_path, remote_user\n" +
+	b.WriteString(".SH FILES\n.TP\nconf/\ncluster_nodes, election_timeout, snapshot_period, log, log_level; remote_hosts, remote_path, remote_user\n" +
 		"for hosts outside the cluster (lite-raft config check validates them)\n" +
 		".TP\nstate/, state-machine-log/, state-machine-snapshot/\nthe Raft state, the log and the snapshots\n" +
-		".TP\nmessage-log/\nthe agent's and the package monitors' logs (conf/log: file, stderr or syslog)\n" +
+		".TP\nmessage-log/\nthe agent's and the package monitors' logs (conf/log: file, stderr or syslog; conf/log_level: error, warn, info or debug)\n" +
 		".TP\ntemp/agent.sock\nthe local agent's socket\n")
 	b.WriteString(examples("./lite-raft first-boot            # on every host, once", "./lite-raft-client set k v",
 		"./lite-raft-client get k", "./lite-raft status", "./lite-raft config check"))

@@ -27,7 +27,8 @@ func openLog(dir, name, tag string) (*log.Logger, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", conf.Path(dir, "log"), err)
 	}
-	lg := log.New(sink, "", log.LstdFlags|log.Lmicroseconds)
+	sink.SetLevel(cfg.LogLevel)
+	lg := logsink.Logger(sink)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -59,11 +60,14 @@ func monitorLog(dir, p string) (*log.Logger, func(), error) {
 		return nil, nil, err
 	}
 	if cfg.Log.Kind == "file" {
-		return log.New(os.Stdout, "", log.LstdFlags|log.Lmicroseconds), func() {}, nil
+		sink := logsink.To(os.Stdout)
+		sink.SetLevel(cfg.LogLevel)
+		return logsink.Logger(sink), func() {}, nil
 	}
 	sink, err := logsink.Open(cfg.Log, "", "lite-raft-pkg-"+p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", conf.Path(dir, "log"), err)
 	}
-	return log.New(sink, "", log.LstdFlags|log.Lmicroseconds), func() { sink.Close() }, nil
+	sink.SetLevel(cfg.LogLevel)
+	return logsink.Logger(sink), func() { sink.Close() }, nil
 }

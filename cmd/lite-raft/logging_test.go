@@ -34,12 +34,29 @@ func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); retur
 // process of its own, with conf/log set to logConf ("" none), and stops it at the end.
 func runAgentProcess(t *testing.T, dir, logConf string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
-	me, _ := conf.ShortHostname()
-	os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
+	files := map[string]string{}
 	if logConf != "" {
-		os.WriteFile(filepath.Join(dir, "conf", "log"), []byte(logConf+"\n"), 0o644)
+		files["log"] = logConf
 	}
-	if err := statefile.Bootstrap(dir, raftcore.Membership{Voters: []raftcore.NodeID{raftcore.NodeID(me)}}); err != nil {
+	return runAgentWith(t, dir, files)
+}
+
+// runAgentWith starts an agent as runAgentProcess does, with these conf/ files; the
+// members are this host and those named in peers (a file of files, not in conf/: "a b").
+func runAgentWith(t *testing.T, dir string, files map[string]string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	me, _ := conf.ShortHostname()
+	voters := []raftcore.NodeID{raftcore.NodeID(me)}
+	for _, p := range strings.Fields(files["peers"]) {
+		voters = append(voters, raftcore.NodeID(p))
+	}
+	os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
+	for name, v := range files {
+		if name != "peers" {
+			os.WriteFile(filepath.Join(dir, "conf", name), []byte(v+"\n"), 0o644)
+		}
+	}
+	if err := statefile.Bootstrap(dir, raftcore.Membership{Voters: voters}); err != nil {
 		t.Fatal(err)
 	}
 	exe, _ := os.Executable()
@@ -108,5 +125,58 @@ func TestAgentLogDestinations(t *testing.T) {
 		if got := string(buf[:n]); strings.Contains(got, "lite-raft") && strings.Contains(got, " started: ") {
 			break
 		}
+	}
+}
+
+// TestAgentLogLevel (issue 28): conf/log_level drops the lines less severe than it. An
+// agent whose other member cannot be reached logs a warning ("cannot reach"), the link's
+// state at debug and its start at info: warn keeps only the first, debug all three, each
+// line stamped and saying its level. Under systemd (JOURNAL_STREAM set), each line also
+// starts with its syslog priority, which journald takes and strips.
+func TestAgentLogLevel(t *testing.T) {
+	const peer = "lite-raft-test-no-such-host.invalid"
+	for _, tc := range []struct {
+		level, journal string
+		want, not      []string
+	}{
+		{"warn", "", []string{"warning: cannot reach " + peer}, []string{" started: ", "debug: "}},
+		{"debug", "", []string{" started: ", "warning: cannot reach " + peer, `debug: request get "some/key"`}, nil},
+		{"info", "8:9", []string{"<6>" + time.Now().Format("2006/01/02"), "<4>" + time.Now().Format("2006/01/02")}, []string{"<7>", "debug: "}},
+	} {
+		t.Run(tc.level, func(t *testing.T) {
+			if tc.journal != "" {
+				t.Setenv("JOURNAL_STREAM", tc.journal)
+			}
+			dir := t.TempDir()
+			cmd, stderr := runAgentWith(t, dir, map[string]string{"log": "stderr", "log_level": tc.level, "peers": peer, "election_timeout": "0.3"})
+			if tc.level == "debug" {
+				waitFor(t, "the agent's start", func() bool { return strings.Contains(stderr.String(), " started: ") })
+				// no leader: the get is refused, but the agent saw it
+				out, err := exec.Command("sh", "-c", asMain(t)+" --dir "+dir+" client --timeout 1 get some/key 2>&1").CombinedOutput()
+				t.Logf("get: %v %s", err, out)
+			}
+			waitFor(t, "a line of "+tc.want[len(tc.want)-1], func() bool { return strings.Contains(stderr.String(), tc.want[len(tc.want)-1]) })
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+			out := stderr.String()
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("log_level %s: no %q in:\n%s", tc.level, w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("log_level %s: %q in:\n%s", tc.level, n, out)
+				}
+			}
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				if len(l) > 3 && l[0] == '<' && l[2] == '>' {
+					l = l[3:]
+				}
+				if !strings.HasPrefix(l, time.Now().Format("2006/01/")) {
+					t.Errorf("a line without its timestamp: %q", l)
+				}
+			}
+		})
 	}
 }

@@ -1,13 +1,14 @@
 package logsink
 
 import (
-	"bytes"
 	"fmt"
 	"io"
+	"log"
 	"log/syslog"
 	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 // MaxLine bounds one line written (the rest is cut, and the cut said).
@@ -42,22 +43,102 @@ func Parse(v string) (Setting, error) {
 	return Setting{}, fmt.Errorf("log %q: want file, stderr, syslog, syslog PATH or syslog udp:HOST:PORT", v)
 }
 
-// Sink is an io.Writer for a log.Logger. It is safe for concurrent use.
+// Level is a line's severity, numbered as syslog numbers them (lower is more severe).
+type Level int
+
+// The levels a message can be logged at, and conf/log_level's words for them.
+const (
+	LevelError Level = 3
+	LevelWarn  Level = 4
+	LevelInfo  Level = 6
+	LevelDebug Level = 7
+)
+
+// A message that starts with one of these markers is logged at that level; one without a
+// marker at LevelInfo. The markers are syslog's own "<N>" (and what journald reads at the
+// start of a line), so a *log.Logger can carry levels without a logging library:
+// lg.Printf(logsink.Warn+"cannot reach %s", host).
+const (
+	Error = "<3>"
+	Warn  = "<4>"
+	Debug = "<7>"
+)
+
+// ParseLevel reads a conf/log_level value: error, warn (or warning), info or debug ("" is
+// info).
+func ParseLevel(v string) (Level, error) {
+	switch strings.TrimSpace(v) {
+	case "", "info":
+		return LevelInfo, nil
+	case "error":
+		return LevelError, nil
+	case "warn", "warning":
+		return LevelWarn, nil
+	case "debug":
+		return LevelDebug, nil
+	}
+	return 0, fmt.Errorf("log_level %q: want error, warn, info or debug", strings.TrimSpace(v))
+}
+
+func (l Level) String() string {
+	switch l {
+	case LevelError:
+		return "error"
+	case LevelWarn:
+		return "warn"
+	case LevelDebug:
+		return "debug"
+	}
+	return "info"
+}
+
+// word is what a line at this level says after its timestamp in a file or on a terminal.
+func (l Level) word() string {
+	switch {
+	case l <= LevelError:
+		return "error: "
+	case l == LevelWarn:
+		return "warning: "
+	case l == LevelDebug:
+		return "debug: "
+	}
+	return ""
+}
+
+// Sink is an io.Writer for a log.Logger made by Logger. It stamps each line with the time
+// itself (the logger has no flags): it must see a message's level marker first. It is safe
+// for concurrent use.
 type Sink struct {
 	mu   sync.Mutex
 	set  Setting
+	min  Level
 	path string
 	f    *os.File
 	sys  *syslog.Writer
 	w    io.Writer
+	// journal: standard error is systemd's journal stream, which takes a leading "<N>" as
+	// the line's priority
+	journal bool
+	now     func() time.Time
+}
+
+// Logger is a logger writing to k; its lines are stamped by k.
+func Logger(k *Sink) *log.Logger { return log.New(k, "", 0) }
+
+// SetLevel drops, from now on, the lines less severe than min.
+func (k *Sink) SetLevel(min Level) {
+	k.mu.Lock()
+	k.min = min
+	k.mu.Unlock()
 }
 
 // Open opens the sink s names: path is the file's (kind file), tag syslog's.
 func Open(s Setting, path, tag string) (*Sink, error) {
-	k := &Sink{set: s, path: path}
+	k := &Sink{set: s, path: path, min: LevelInfo, now: time.Now}
 	switch s.Kind {
 	case "stderr":
 		k.w = os.Stderr
+		k.journal = os.Getenv("JOURNAL_STREAM") != ""
 	case "syslog":
 		var err error
 		switch {
@@ -78,6 +159,12 @@ func Open(s Setting, path, tag string) (*Sink, error) {
 		}
 	}
 	return k, nil
+}
+
+// To is a sink writing to w, as a file sink would (a monitor's standard output, which
+// its supervisor writes to a file).
+func To(w io.Writer) *Sink {
+	return &Sink{set: Setting{Kind: "writer"}, w: w, min: LevelInfo, now: time.Now}
 }
 
 func orLocal(addr string) string {
@@ -107,19 +194,56 @@ func (k *Sink) Reopen() error {
 	return nil
 }
 
-// Write writes one log line (the log package writes a line a call), cut at MaxLine.
+// Write writes one log line (the log package writes a line a call), stamped with the time
+// and its level's word, cut at MaxLine; a line less severe than the sink's level is
+// dropped.
 func (k *Sink) Write(p []byte) (int, error) {
 	n := len(p)
-	if len(p) > MaxLine {
-		cut := fmt.Appendf(nil, "... (%d bytes cut)\n", len(p)-MaxLine)
-		p = append(bytes.Clone(p[:MaxLine]), cut...)
+	level, msg := LevelInfo, p
+	if len(p) >= 3 && p[0] == '<' && p[1] >= '0' && p[1] <= '7' && p[2] == '>' {
+		level, msg = Level(p[1]-'0'), p[3:]
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if _, err := k.w.Write(p); err != nil {
+	if level > k.min {
+		return n, nil
+	}
+	if len(msg) > 0 && msg[len(msg)-1] == '\n' {
+		msg = msg[:len(msg)-1]
+	}
+	var cut string
+	if len(msg) > MaxLine {
+		cut = fmt.Sprintf("... (%d bytes cut)", len(msg)-MaxLine)
+		msg = msg[:MaxLine]
+	}
+	line := make([]byte, 0, len(msg)+len(cut)+48)
+	if k.journal {
+		line = append(line, '<', byte('0'+level), '>')
+	}
+	line = k.now().AppendFormat(line, "2006/01/02 15:04:05.000000 ")
+	line = append(line, level.word()...)
+	line = append(line, msg...)
+	line = append(line, cut...)
+	if k.sys != nil {
+		return n, k.toSyslog(level, string(line))
+	}
+	if _, err := k.w.Write(append(line, '\n')); err != nil {
 		return 0, err
 	}
 	return n, nil
+}
+
+// toSyslog sends a line with its level as the syslog severity.
+func (k *Sink) toSyslog(level Level, line string) error {
+	switch {
+	case level <= LevelError:
+		return k.sys.Err(line)
+	case level == LevelWarn:
+		return k.sys.Warning(line)
+	case level == LevelDebug:
+		return k.sys.Debug(line)
+	}
+	return k.sys.Info(line)
 }
 
 // Close closes the file or the syslog connection.

@@ -1,7 +1,6 @@
 package logsink
 
 import (
-	"log"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,7 +32,7 @@ func TestFileReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	lg := log.New(k, "", log.LstdFlags)
+	lg := Logger(k)
 	lg.Printf("before")
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
@@ -68,15 +67,29 @@ func TestSyslogSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	log.New(k, "", log.LstdFlags).Printf("hello syslog")
+	lg := Logger(k)
+	lg.Printf("hello syslog")
+	lg.Printf(Warn + "a warning")
+	lg.Printf(Debug + "dropped at info")
 	l.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 4096)
 	n, err := l.Read(buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(buf[:n]); !strings.Contains(got, "lite-raft") || !strings.Contains(got, "hello syslog") {
+	// daemon facility (3): info is <30>, warning <28>
+	if got := string(buf[:n]); !strings.HasPrefix(got, "<30>") || !strings.Contains(got, "lite-raft") || !strings.Contains(got, "hello syslog") {
 		t.Fatalf("syslog got %q", got)
+	}
+	if n, err = l.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(buf[:n]); !strings.HasPrefix(got, "<28>") || !strings.Contains(got, "warning: a warning") {
+		t.Fatalf("syslog got %q for a warning", got)
+	}
+	l.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err = l.Read(buf); err == nil {
+		t.Fatalf("a debug line reached syslog at level info: %q", buf[:n])
 	}
 	if _, err := Open(Setting{Kind: "syslog", Addr: filepath.Join(t.TempDir(), "none.sock")}, "", "x"); err == nil {
 		t.Fatal("a syslog socket that does not exist was opened")
@@ -96,11 +109,51 @@ func TestStderr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log.New(k, "", log.LstdFlags).Printf("to stderr")
+	Logger(k).Printf("to stderr")
 	w.Close()
 	b := make([]byte, 200)
 	n, _ := r.Read(b)
 	if !strings.Contains(string(b[:n]), "to stderr") {
 		t.Fatalf("stderr got %q", b[:n])
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for v, want := range map[string]Level{"": LevelInfo, "info\n": LevelInfo, "warn": LevelWarn, "warning": LevelWarn, "error": LevelError, "debug": LevelDebug} {
+		if got, err := ParseLevel(v); err != nil || got != want {
+			t.Errorf("ParseLevel(%q) = %v, %v; want %v", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"verbose", "3", "info debug"} {
+		if _, err := ParseLevel(v); err == nil {
+			t.Errorf("ParseLevel(%q) accepted", v)
+		}
+	}
+}
+
+// TestLevels: a line's marker sets its level, which the sink shows as a word after the
+// timestamp and drops below its own; a line without one is info; a marker alone in a
+// line, or what looks like one later in it, is text.
+func TestLevels(t *testing.T) {
+	var b strings.Builder
+	k := To(&b)
+	k.now = func() time.Time { return time.Date(2026, 12, 7, 9, 0, 0, 1000, time.Local) }
+	lg := Logger(k)
+	lg.Printf("plain <4>")
+	lg.Printf(Warn + "careful")
+	lg.Printf(Error + "broken")
+	lg.Printf(Debug + "detail")
+	k.SetLevel(LevelWarn)
+	lg.Printf("plain, dropped")
+	lg.Printf(Warn + "still careful")
+	k.SetLevel(LevelDebug)
+	lg.Printf(Debug + "detail, kept")
+	want := "2026/12/07 09:00:00.000001 plain <4>\n" +
+		"2026/12/07 09:00:00.000001 warning: careful\n" +
+		"2026/12/07 09:00:00.000001 error: broken\n" +
+		"2026/12/07 09:00:00.000001 warning: still careful\n" +
+		"2026/12/07 09:00:00.000001 debug: detail, kept\n"
+	if b.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
