@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"lite-raft/internal/logsink"
 )
 
 // failFastCommands are what on_stop_failure runs, through the Runner (sh -c). `reboot -f`
@@ -37,7 +39,7 @@ func (m *Monitor) failFast(ctx context.Context, wd *watchdog) {
 	m.record(ctx, fmt.Sprintf("on_stop_failure=%s: running %q", m.cfg.OnStopFailure, cmd))
 	code, out, err := m.Script.Shell(context.Background(), cmd, nil, failFastTimeout)
 	if err != nil || code != 0 {
-		m.Log.Printf("%s: %s failed (exit %d, %v): %s", m.Name, cmd, code, err, out)
+		m.Log.Printf(logsink.Warn+"%s: %s failed (exit %d, %v): %s", m.Name, cmd, code, err, out)
 		m.record(ctx, fmt.Sprintf("on_stop_failure=%s: %q failed (exit %d): the host must be fenced", m.cfg.OnStopFailure, cmd, code))
 	}
 }

@@ -226,7 +226,7 @@ func (m *Monitor) newSettings() *Config {
 	m.cfgRaw = raw // a bad one is said once, not every pace
 	cfg, err := DecodeConfig(raw)
 	if err != nil {
-		m.Log.Printf("%s: the package's settings changed, but %v: keeping the ones before", m.Name, err)
+		m.Log.Printf(logsink.Warn+"%s: the package's settings changed, but %v: keeping the ones before", m.Name, err)
 		return nil
 	}
 	return &cfg
@@ -337,7 +337,7 @@ func (m *Monitor) takeOver(ctx context.Context, v decide.View, d decide.Decision
 	newTick, gen, won, err := m.race(ctx, v, prev)
 	if err != nil || !won {
 		if err != nil {
-			m.Log.Printf("%s: take over: %v", m.Name, err)
+			m.Log.Printf(logsink.Warn+"%s: take over: %v", m.Name, err)
 		}
 		return false, nil
 	}
@@ -400,7 +400,7 @@ func (m *Monitor) raceByKeys(ctx context.Context, v decide.View, prev *decide.Pr
 // setPrevious records who held the package before and how that ended.
 func (m *Monitor) setPrevious(ctx context.Context, p decide.Previous) {
 	if err := m.Store.Set(ctx, m.key("previous"), p.String()); err != nil {
-		m.Log.Printf("%s: record the previous owner %s: %v", m.Name, p, err)
+		m.Log.Printf(logsink.Warn+"%s: record the previous owner %s: %v", m.Name, p, err)
 	}
 }
 
@@ -587,9 +587,9 @@ func (m *Monitor) startHeartbeat(ctx context.Context, tick int64, sent time.Dura
 					// answer that took longer than a pace feeds nothing, so the host still
 					// resets within timeout - pace of a send the store confirmed
 					if m.now()-sent > pace {
-						m.Log.Printf("%s: the tick's answer took %v: the watchdog is not fed for it", m.Name, m.now()-sent)
+						m.Log.Printf(logsink.Warn+"%s: the tick's answer took %v: the watchdog is not fed for it", m.Name, m.now()-sent)
 					} else if err := wd.feed(); err != nil {
-						m.Log.Printf("%s: feed the watchdog: %v", m.Name, err)
+						m.Log.Printf(logsink.Warn+"%s: feed the watchdog: %v", m.Name, err)
 					}
 				}
 				results <- won
@@ -666,7 +666,7 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 		code, _, err := m.Script.Run(runCtx, "status", m.cfg.StartTimeout)
 		up = err == nil && code == 0
 	} else if code, out, err := m.Script.Run(runCtx, "fence", m.cfg.StartTimeout); err != nil || code != 0 {
-		m.Log.Printf("%s: fence failed (exit %d, %v): %s; not starting", m.Name, code, err, out)
+		m.Log.Printf(logsink.Warn+"%s: fence failed (exit %d, %v): %s; not starting", m.Name, code, err, out)
 		m.record(ctx, "fence failed: not started")
 		wd.disarm()
 		return m.giveUp(ctx, "failing")
@@ -682,7 +682,7 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 			if why, ok := lostWhy(lost); ok {
 				return stopFor(why)
 			}
-			m.Log.Printf("%s: start failed (exit %d, %v): %s", m.Name, code, err, out)
+			m.Log.Printf(logsink.Warn+"%s: start failed (exit %d, %v): %s", m.Name, code, err, out)
 			m.setState(runCtx, "failing")
 			return stopFor(decide.Down)
 		}
@@ -751,12 +751,12 @@ func (m *Monitor) active(ctx context.Context, previous string, gen, tick int64, 
 		}
 		ok := err == nil && (code == 0 || code == 2)
 		if ok && code == 2 {
-			m.Log.Printf("%s: status says degraded", m.Name)
+			m.Log.Printf(logsink.Warn+"%s: status says degraded", m.Name)
 		}
 		switch health.Observe(rules, ok, m.now()) {
 		case decide.Healthy:
 		case decide.Suspect:
-			m.Log.Printf("%s: status %d (%v): failed, fewer than %d times in a row: looking again next pace", m.Name, code, err, max(m.cfg.Fall, 1))
+			m.Log.Printf(logsink.Warn+"%s: status %d (%v): failed, fewer than %d times in a row: looking again next pace", m.Name, code, err, max(m.cfg.Fall, 1))
 		case decide.Restart:
 			m.record(runCtx, fmt.Sprintf("status %d: local restart %d of %d", code, health.Used(), m.cfg.Restarts))
 			if m.stopScript() {
@@ -809,7 +809,7 @@ func (m *Monitor) fence(runCtx, ctx context.Context, d decide.Decision, env []st
 		// the last resort for a host ssh cannot reach: a power switch, a reservation
 		code, out, ferr := m.Script.Shell(runCtx, m.cfg.FenceCommand, env, m.cfg.StartTimeout)
 		if ferr != nil || code != 0 {
-			m.Log.Printf("%s: fence_command for %s failed (exit %d, %v): %s; not starting", m.Name, d.Fence, code, ferr, out)
+			m.Log.Printf(logsink.Warn+"%s: fence_command for %s failed (exit %d, %v): %s; not starting", m.Name, d.Fence, code, ferr, out)
 			m.record(ctx, fmt.Sprintf("%s unreachable (%v) and fence_command failed: not started", d.Fence, err))
 			return false
 		}
@@ -817,7 +817,7 @@ func (m *Monitor) fence(runCtx, ctx context.Context, d decide.Decision, env []st
 		m.setPrevious(ctx, decide.Previous{Host: d.Fence, Ending: decide.Fenced})
 		return true
 	}
-	m.Log.Printf("%s: fencing %s: %s (%v); not starting", m.Name, d.Fence, res, err)
+	m.Log.Printf(logsink.Warn+"%s: fencing %s: %s (%v); not starting", m.Name, d.Fence, res, err)
 	m.record(ctx, fmt.Sprintf("fencing %s: %s: not started", d.Fence, res))
 	return false
 }
@@ -886,7 +886,7 @@ func (m *Monitor) stopFor(why decide.Why, wd *watchdog) (bool, error) {
 		m.gaveUp(ctx)
 	}
 	if a.Escalate {
-		m.Log.Printf("%s: the package may still run here: no other host starts it until this one is fenced", m.Name)
+		m.Log.Printf(logsink.Warn+"%s: the package may still run here: no other host starts it until this one is fenced", m.Name)
 		m.failFast(ctx, wd) // on_stop_failure, if set: failfast.go
 	}
 	switch {
@@ -905,7 +905,7 @@ func (m *Monitor) stopFor(why decide.Why, wd *watchdog) (bool, error) {
 func (m *Monitor) stopScript() bool {
 	code, out, err := m.Script.Run(context.Background(), "stop", m.cfg.StopTimeout)
 	if err != nil || code != 0 {
-		m.Log.Printf("%s: stop failed (exit %d, %v): %s", m.Name, code, err, out)
+		m.Log.Printf(logsink.Warn+"%s: stop failed (exit %d, %v): %s", m.Name, code, err, out)
 		return false
 	}
 	return true
@@ -949,7 +949,7 @@ func (m *Monitor) releaseAs(ctx context.Context, p decide.Previous) (bool, error
 
 func (m *Monitor) setState(ctx context.Context, s string) {
 	if err := m.Store.Set(ctx, m.key("state"), s); err != nil {
-		m.Log.Printf("%s: record state %s: %v", m.Name, s, err)
+		m.Log.Printf(logsink.Warn+"%s: record state %s: %v", m.Name, s, err)
 	}
 	m.record(ctx, "state "+s)
 }

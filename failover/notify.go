@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"lite-raft/internal/logsink"
 )
 
 // The notify setting is a command run once per transition of the package, in the order
@@ -177,7 +179,7 @@ func (m *Monitor) notify(ctx context.Context, line string, number uint64) bool {
 		return false
 	}
 	if err != nil || code != 0 {
-		m.Log.Printf("%s: notify %q: exit %d %v: %s", m.Name, line, code, err, out)
+		m.Log.Printf(logsink.Warn+"%s: notify %q: exit %d %v: %s", m.Name, line, code, err, out)
 	}
 	return true
 }

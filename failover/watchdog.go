@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"lite-raft/internal/logsink"
 )
 
 // wdDevice is an open watchdog device: the OS's (watchdog_linux.go), or a fake in tests.
@@ -109,7 +111,7 @@ func (m *Monitor) armWatchdog(ctx context.Context) (*watchdog, error) {
 	budget := time.Duration(m.cfg.watchdogTimeout()) * time.Second
 	wd, got, err := openWatchdog(m.cfg.Watchdog, m.Name, budget, m.cfg.Pace)
 	if err != nil {
-		m.Log.Printf("%s: %v; not starting", m.Name, err)
+		m.Log.Printf(logsink.Warn+"%s: %v; not starting", m.Name, err)
 		m.record(ctx, fmt.Sprintf("watchdog unavailable (%v): not started", err))
 		return nil, err
 	}
