@@ -224,3 +224,38 @@ func FuzzParseClientArgs(f *testing.F) {
 		}
 	})
 }
+
+// TestVerbHelp (issue 29): -h or --help right after any verb prints that verb's help and
+// exits 0 with nothing sent (unset --help used to delete the key --help); VERB -- ARGS
+// takes what follows literally, so a key named --help can still be set, read and unset.
+func TestVerbHelp(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	before := lastIndex(t, dir)
+	verbs := []string{"get", "exists", "list", "set", "create", "unset", "if", "noop", "no-op", "status", "locks",
+		"lease", "add-member", "del-member", "transfer-leader", "lock", "watch", "txn", "check", "snapshot"}
+	for _, v := range verbs {
+		for _, h := range []string{"--help", "-h"} {
+			out, code := runApp(t, "--dir", dir, "client", v, h)
+			if code != 0 || !strings.Contains(strings.ToLower(out), "usage") {
+				t.Errorf("%s %s: exit %d\n%s", v, h, code, out)
+			}
+		}
+	}
+	if after := lastIndex(t, dir); after != before {
+		t.Fatalf("asking for help wrote to the log: last index %d, then %d", before, after)
+	}
+	for _, step := range [][]string{{"set", "--", "--help", "v"}, {"get", "--", "--help"}, {"unset", "--", "--help"}, {"exists", "--", "--help"}} {
+		out, code := runApp(t, append([]string{"--dir", dir, "client"}, step...)...)
+		want := 0
+		if step[0] == "exists" {
+			want = api.CodeNotFound // unset just before
+		}
+		if code != want || (step[0] == "get" && strings.TrimSpace(out) != "v") {
+			t.Fatalf("%v: exit %d (want %d)\n%s", step, code, want, out)
+		}
+	}
+	if out, code := runApp(t, "--dir", dir, "client", "bogus", "--help"); code != api.CodeUsage {
+		t.Fatalf("bogus --help: exit %d, want %d\n%s", code, api.CodeUsage, out)
+	}
+}

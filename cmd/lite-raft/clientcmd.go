@@ -71,7 +71,9 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   --timeout  seconds to wait for the answer (default 10, at most 300 but for add-member and
              del-member); a write still unanswered then exits 2: it may or may not have been applied
 
-Arguments may start with a dash (set t -5, if n -lt 3 set 4); put options before the verb.`
+Arguments may start with a dash (set t -5, if n -lt 3 set 4); put options before the verb.
+VERB --help (or -h) shows that verb's help and does nothing else; VERB -- ARGS takes ARGS as
+they are (unset -- --help removes the key --help).`
 
 type clientOpts struct {
 	json, stale bool
@@ -178,6 +180,20 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		fmt.Fprintln(c.App.Writer, clientUsage)
 		return nil
 	}
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") && !ownHelp[verb] {
+		// before anything is parsed or sent: `unset --help` must not delete a key named
+		// --help (`unset -- --help` does)
+		if h := verbHelp(verb); h != "" {
+			fmt.Fprintln(c.App.Writer, h)
+			return nil
+		}
+		return clientUsageError(c, fmt.Sprintf("unknown verb %q", verb))
+	}
+	// VERB -- ARGS: the words after -- are arguments, whatever they look like
+	literal := len(args) > 0 && args[0] == "--" && !ownDashes[verb]
+	if literal {
+		args = args[1:]
+	}
 	need := func(n int, what string) error {
 		if len(args) != n {
 			return clientUsageError(c, fmt.Sprintf("%s: want %s", verb, what))
@@ -188,10 +204,13 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 	// at generation GEN
 	var fenceName string
 	var fenceGen uint64
-	if verb == "set" || verb == "create" || verb == "unset" || verb == "if" {
+	if (verb == "set" || verb == "create" || verb == "unset" || verb == "if") && !literal {
 		var err error
 		if fenceName, fenceGen, args, err = cutFence(args); err != nil {
 			return clientUsageError(c, fmt.Sprintf("%s: %v", verb, err))
+		}
+		if fenceName != "" && len(args) > 0 && args[0] == "--" && (verb == "unset" || verb == "if") {
+			args = args[1:] // unset --fence L=3 -- --help
 		}
 	}
 	var req api.Request
@@ -305,6 +324,44 @@ func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration)
 		return err
 	}
 	return printResponse(c.App.Writer, o, req, resp)
+}
+
+// ownHelp are the verbs that parse -h and --help themselves (their help is longer than
+// their lines in clientUsage).
+var ownHelp = map[string]bool{"lock": true, "watch": true, "check": true, "snapshot": true, "txn": true}
+
+// ownDashes are the verbs whose own parsing gives "--" a meaning (what follows is a
+// COMMAND, or set's options end there).
+var ownDashes = map[string]bool{"lock": true, "watch": true, "set": true, "create": true, "txn": true, "check": true, "snapshot": true}
+
+// verbHelp is verb's part of clientUsage: its lines, each with what follows it indented
+// deeper, and the options and the note at the end; "" for a verb it does not list.
+func verbHelp(verb string) string {
+	if verb == "no-op" {
+		verb = "noop"
+	}
+	var b strings.Builder
+	in := false
+	for _, l := range strings.Split(clientUsage, "\n") {
+		switch {
+		case strings.HasPrefix(l, "  ") && !strings.HasPrefix(l, "   "):
+			w := strings.Fields(l)[0]
+			in = w == verb || strings.HasPrefix(w, verb+"|") || strings.Contains(w, "|"+verb+"|") || strings.HasSuffix(w, "|"+verb)
+		case strings.HasPrefix(l, "   "):
+			// a continuation: part of what it continues
+		default:
+			in = false
+		}
+		if in {
+			b.WriteString(l + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "usage: lite-raft-client [--json] [--stale] [--timeout SECONDS] " + verb + " ...\n\n" + b.String() +
+		"\n-h or --help right after the verb shows this and does nothing else; -- there passes what follows\n" +
+		"as it is (" + verb + " -- --help ...: --help is an argument). lite-raft-client help lists every verb."
 }
 
 // cutFence takes --fence NAME=GEN (or --fence=NAME=GEN) off the front of args.
