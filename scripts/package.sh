@@ -21,11 +21,16 @@ if ! [[ $VERSION =~ ^[A-Za-z0-9][A-Za-z0-9._+~-]*$ ]]; then
 fi
 
 # pkg_version turns git describe's output into a version dpkg and rpm both accept and
-# order: a digit first (0.0.0~gitHASH with no tag: below any release), and no hyphen
-# (dpkg would read the rest as a revision, rpm refuses it): the first becomes + (commits
-# after a tag sort above it), later ones (-dirty) become .
+# order: a digit first and below any release when there is no tag (0.0.0~gitHASH: a bare
+# hash such as 771d672 would otherwise sort by its hex digits), and no hyphen (dpkg would
+# read the rest as a revision, rpm refuses it): the first becomes + (commits after a tag
+# sort above it), later ones (-dirty) become .
 pkg_version() {
-	local v=${1#v}
+	local v=${1#v} head
+	head=$(git rev-parse HEAD 2>/dev/null || true)
+	if [ ${#v} -ge 7 ] && [ -n "$head" ] && [[ $head == "${1%-dirty}"* ]]; then
+		v=0.0.0~git$1
+	fi
 	case $v in
 	[0-9]*) ;;
 	*) v=0.0.0~git$v ;;
