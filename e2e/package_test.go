@@ -19,6 +19,8 @@ var realRootMarks = []string{
 	"/etc/logrotate.d/lite-raft",
 	"/usr/lib/systemd/system/lite-raft@.service",
 	"/usr/share/man/man1/lite-raft.1.gz",
+	// the harness's mount point: the hosts' directories are mounted over it, never in it
+	"/opt/lite-raft/lite-raft",
 }
 
 // TestPackageInstall builds the linux/amd64 release (make package) twice, checks the
@@ -90,7 +92,9 @@ func TestPackageInstall(t *testing.T) {
 		t.Errorf("man -l on the installed page: exit %d, %v\n%s", code, err, tail(out, 5))
 	}
 
-	removeAndPurge(t, c, others(c.Hosts, upgraded)[0])
+	purged := others(c.Hosts, upgraded)[0]
+	removeAndPurge(t, c, purged)
+	rpmInstallErase(t, c, purged, filepath.Join(v1, "lite-raft-1.0.0-1.x86_64.rpm"))
 }
 
 func skipOrFail(t *testing.T, msg string) {
@@ -286,6 +290,38 @@ func removeAndPurge(t *testing.T, c *cluster, h *harness.Host) {
 	}
 }
 
+// rpmInstallErase installs the .rpm on h (whose overlays hold rpm's database as well)
+// and erases it: rpm has no purge, so the agent's files and an edited conf file stay.
+// --nodeps: rpm's database on a Debian machine knows none of the dependencies.
+func rpmInstallErase(t *testing.T, c *cluster, h *harness.Host, rpmFile string) {
+	t.Helper()
+	if _, err := exec.LookPath("rpm"); err != nil {
+		return // checkArtifacts said so, or failed under CI
+	}
+	rpm := func(args ...string) string {
+		t.Helper()
+		out, errOut, code, err := h.Exec(append([]string{"rpm"}, args...)...)
+		if err != nil || code != 0 {
+			t.Fatalf("%s: rpm %s: exit %d, %v\n%s%s", h.Name, strings.Join(args, " "), code, err, out, errOut)
+		}
+		return out + errOut
+	}
+	if out := rpm("-i", "--nodeps", rpmFile); !strings.Contains(out, "nothing was enabled or started") {
+		t.Errorf("%s: the rpm's %%post did not say that nothing was started:\n%s", h.Name, out)
+	}
+	c.expect(h, "./lite-raft version", 0, "1.0.0")
+	c.must(h, "mkdir state && echo host1 > conf/cluster_nodes && echo 2 > conf/election_timeout")
+	rpm("-e", "--nodeps", "lite-raft")
+	for _, kept := range []string{"state", "conf/cluster_nodes", "conf/election_timeout.rpmsave"} {
+		if _, err := os.Stat(filepath.Join(h.Dir, kept)); err != nil {
+			t.Errorf("%s: rpm -e should keep %s: %v", h.Name, kept, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(h.Dir, "lite-raft")); err == nil {
+		t.Errorf("%s: rpm -e left the binary", h.Name)
+	}
+}
+
 // checkRealRootClean fails the test if the machine's own dpkg database or file system
 // holds lite-raft's package.
 func checkRealRootClean(t *testing.T, when string) bool {
@@ -299,6 +335,12 @@ func checkRealRootClean(t *testing.T, when string) bool {
 	if strings.HasPrefix(string(status), "Package: lite-raft\n") || strings.Contains(string(status), "\nPackage: lite-raft\n") {
 		t.Errorf("%s: the machine's own /var/lib/dpkg/status lists lite-raft", when)
 		clean = false
+	}
+	if _, err := exec.LookPath("rpm"); err == nil {
+		if out, err := exec.Command("rpm", "-q", "lite-raft").CombinedOutput(); err == nil {
+			t.Errorf("%s: the machine's own rpm database lists lite-raft: %s", when, out)
+			clean = false
+		}
 	}
 	for _, p := range realRootMarks {
 		if _, err := os.Lstat(p); err == nil {
