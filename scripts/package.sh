@@ -152,7 +152,7 @@ linux_packages() { # STAGE ARCH
 
 pkgver=$(pkg_version "$VERSION")
 shopt -s nullglob
-# another engineer's units (lite-raft-prom@) join when they exist
+# every unit scripts/ holds (the agent's, the package monitor's, the metrics timer's)
 units=(scripts/*.service scripts/*.timer)
 shopt -u nullglob
 
