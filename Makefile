@@ -8,7 +8,7 @@ export CGO_ENABLED := 0
 # exported so that tests build the same binary
 export GOFLAGS := -tags=urfave_cli_no_docs
 
-.PHONY: all build test test-deps bench bench-etcd bench-scale bench-micro demo dist lint clean torture powercut-torture
+.PHONY: all build test test-deps bench bench-etcd bench-scale bench-micro demo dist package lint clean torture powercut-torture
 
 # make torture DURATION=30m CYCLES=30: the linearizability torture test, longer, then the
 # power-cut test with more cuts of every host (each alone: make powercut-torture)
@@ -75,6 +75,12 @@ demo: build
 
 dist:
 	scripts/dist.sh '$(LDFLAGS)'
+
+# make package [VERSION=1.2.3] [PLATFORMS="linux/amd64"]: per platform a tarball of the
+# lite-raft directory, for Linux a .deb and an .rpm installing it at /opt/lite-raft, and
+# dist/SHA256SUMS (nfpm is a pinned build tool: tools/nfpm)
+package:
+	GO=$(GO) VERSION=$(VERSION) scripts/package.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -52,6 +52,13 @@ func newCluster(t *testing.T, n, members int, electionTimeout string, snapshotPe
 			}
 		}
 	}
+	showLogsOnFailure(c)
+	return c
+}
+
+// showLogsOnFailure prints the end of every host's agent log when the test has failed.
+func showLogsOnFailure(c *cluster) {
+	t := c.t
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, h := range c.Hosts {
@@ -66,7 +73,6 @@ func newCluster(t *testing.T, n, members int, electionTimeout string, snapshotPe
 			}
 		}
 	})
-	return c
 }
 
 // lr runs `cd DIR && ./CMD` on h over ssh and returns stdout, stderr and the exit code.

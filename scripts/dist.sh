@@ -5,7 +5,8 @@ ldflags=$1
 GO=${GO:-go}
 cd "$(dirname "$0")/.."
 mkdir -p dist
-for target in linux/amd64 linux/arm64 freebsd/amd64 openbsd/amd64 solaris/amd64 aix/ppc64; do
+# scripts/platforms: the one list, shared with make package
+for target in $(cat scripts/platforms); do
 	os=${target%/*} arch=${target#*/}
 	out=dist/lite-raft-$os-$arch
 	if CGO_ENABLED=0 GOOS=$os GOARCH=$arch "$GO" build -trimpath -ldflags "$ldflags" -o "$out" ./cmd/lite-raft; then

@@ -16,6 +16,8 @@ command -v fusermount3 >/dev/null 2>&1 || [ -x /bin/fusermount3 ] || missing+=(f
 # the boot entries' test checks the Solaris SMF manifests; the man pages' renders them
 command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
 command -v man >/dev/null 2>&1 || missing+=(man-db)
+# the package test lists the .rpm that make package builds (rpm -qpl)
+command -v rpm >/dev/null 2>&1 || missing+=(rpm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps: not root, cannot install: ${missing[*]} (end-to-end tests will skip)" >&2
