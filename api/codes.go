@@ -1,5 +1,7 @@
 package api
 
+import "fmt"
+
 // Result codes: the exit codes of the original (SPEC.md), which answers carry and the
 // command line exits with. The state machine's results (5-9, 13) are among them.
 const (
@@ -56,4 +58,15 @@ var CodeMeanings = []struct {
 	{CodeLockLost, "lock, set --keep-alive: the lease was lost (not renewed within its ttl); a running COMMAND was sent SIGTERM"},
 	{CodeCompacted, "watch --from N: this member no longer keeps the changes after N"},
 	{CodeFenced, "--fence NAME=GEN: lock NAME is no longer held at generation GEN; nothing was written"},
+}
+
+// Meaning is what code tells a script (CodeMeanings), or "exit N" for a code not in the
+// table (a lock's COMMAND's, say).
+func Meaning(code int) string {
+	for _, c := range CodeMeanings {
+		if c.Code == code {
+			return c.Meaning
+		}
+	}
+	return fmt.Sprintf("exit %d", code)
 }

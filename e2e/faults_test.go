@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -208,8 +209,18 @@ func TestMembershipChanges(t *testing.T) {
 		}
 	}
 	c.expect(c.Hosts[1], "cat conf/cluster_nodes", 0, "host1 host2 host3 host4")
-	out = c.must(c.Hosts[2], "./lite-raft-client del-member host1")
-	if !strings.Contains(out, "stopping lite-raft on host1") {
+	// with --json (issue 29): one object a line, the steps, then the outcome
+	out = c.must(c.Hosts[2], "./lite-raft-client --json del-member host1")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i, l := range lines {
+		var o map[string]any
+		if err := json.Unmarshal([]byte(l), &o); err != nil {
+			t.Errorf("del-member --json: line %d is no JSON object: %q", i+1, l)
+		} else if i == len(lines)-1 && (o["exit"] != float64(0) || o["verb"] != "del-member") {
+			t.Errorf("del-member --json: the last line is not the outcome: %q", l)
+		}
+	}
+	if !strings.Contains(out, `stopping lite-raft on host1`) || !strings.Contains(out, `{"step":"stopped lite-raft on host1"}`) {
 		t.Errorf("del-member did not stop host1:\n%s", out)
 	}
 	c.expect(c.Hosts[2], "cat conf/cluster_nodes", 0, "host2 host3 host4")

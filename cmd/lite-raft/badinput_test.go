@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"lite-raft/agent"
 	"lite-raft/api"
 	"lite-raft/conf"
@@ -258,4 +260,71 @@ func TestVerbHelp(t *testing.T) {
 	if out, code := runApp(t, "--dir", dir, "client", "bogus", "--help"); code != api.CodeUsage {
 		t.Fatalf("bogus --help: exit %d, want %d\n%s", code, api.CodeUsage, out)
 	}
+}
+
+// TestJSONEveryVerb (issue 29): with --json a verb that prints nothing else ends with
+// one object on standard output, {"verb", "exit"} and "error" when it failed, the exit
+// code unchanged; a usage error says what was wrong.
+func TestJSONEveryVerb(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	for _, tc := range []struct {
+		args  []string
+		code  int
+		error string // part of the error; "" none
+	}{
+		{[]string{"set", "j", "1"}, 0, ""},
+		{[]string{"create", "j", "2"}, api.CodeExists, "exists"},
+		{[]string{"get", "nothing-here"}, api.CodeNotFound, "not found"},
+		{[]string{"if", "j", "-eq", "1", "set", "2"}, 0, ""},
+		{[]string{"if", "nothing-here", "=", "1", "set", "2"}, api.CodeNoKey, "does not exist"},
+		{[]string{"if", "j", "=", "5", "unset"}, api.CodeCondFalse, "false"},
+		{[]string{"unset"}, api.CodeUsage, "unset: want KEY"},
+		{[]string{"unset", "j"}, 0, ""},
+		{[]string{"noop"}, 0, ""},
+		{[]string{"bogus"}, api.CodeUsage, `unknown verb "bogus"`},
+	} {
+		out, code := runAppStdout(t, append([]string{"--dir", dir, "client", "--json"}, tc.args...)...)
+		first, rest, _ := strings.Cut(out, "\n")
+		if rest != "" {
+			t.Errorf("%v: more than one line on standard output:\n%s", tc.args, out)
+		}
+		var got struct {
+			Verb  string  `json:"verb"`
+			Exit  *int    `json:"exit"`
+			Error *string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(first), &got); err != nil || got.Exit == nil {
+			t.Errorf("%v: the first line is no JSON outcome: %v\n%s", tc.args, err, out)
+			continue
+		}
+		if code != tc.code || *got.Exit != tc.code || got.Verb != tc.args[0] {
+			t.Errorf("%v: exit %d, JSON %+v; want %d\n%s", tc.args, code, got, tc.code, out)
+		}
+		switch {
+		case tc.error == "" && got.Error != nil:
+			t.Errorf("%v: an error on success: %q", tc.args, *got.Error)
+		case tc.error != "" && (got.Error == nil || !strings.Contains(*got.Error, tc.error)):
+			t.Errorf("%v: error %v, want one saying %q\n%s", tc.args, got.Error, tc.error, out)
+		}
+	}
+	// a verb with its own JSON prints that alone
+	if out, code := runApp(t, "--dir", dir, "client", "--json", "exists", "j"); code != api.CodeNotFound || strings.TrimSpace(out) != `{"exists":false,"key":"j"}` {
+		t.Errorf("exists --json: exit %d\n%s", code, out)
+	}
+}
+
+// runAppStdout runs the app as runApp does, and gives what it printed on standard output
+// alone.
+func runAppStdout(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, io.Discard
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	code := 0
+	if err := app.Run(append([]string{"lite-raft"}, args...)); err != nil {
+		code = exitCode(err)
+	}
+	return out.String(), code
 }

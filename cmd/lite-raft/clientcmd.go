@@ -66,7 +66,10 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   snapshot save FILE       write a consistent snapshot of the whole state, as of now, to FILE (a
                            backup for lite-raft restore; snapshot --help)
 
-  --json     print get, exists, list, txn and status as JSON
+  --json     print each answer as JSON, one object a line; a verb that prints nothing else (a
+             write, an error) prints {"verb": VERB, "exit": N}, with "error": MESSAGE when N is
+             not 0 (the exit code is the same); add-member and del-member print their steps
+             ({"step": ...}) and that object last; lock's output stays COMMAND's
   --stale    read this host's state without asking the leader (get, exists, list, status)
   --timeout  seconds to wait for the answer (default 10, at most 300 but for add-member and
              del-member); a write still unanswered then exits 2: it may or may not have been applied
@@ -158,11 +161,64 @@ func parseClientArgs(args []string) (clientOpts, []string, error) {
 
 type dialFunc func(ctx context.Context) (client.Caller, func(), error)
 
-// runClient runs a client verb; hold is clientOpts.hold.
+// runClient runs a client verb; hold is clientOpts.hold. With --json, a verb that printed
+// nothing says how it ended in one object on standard output: {"exit": 0} (with the key
+// it wrote, if any), or {"error": MESSAGE, "exit": N}, the exit code unchanged and the
+// message on standard error as always. lock is left alone: its standard output is
+// COMMAND's.
 func runClient(c *cli.Context, args []string, dial dialFunc, hold time.Duration) error {
 	o, args, err := parseClientArgs(args)
+	if err != nil || !o.json {
+		return runVerb(c, o, err, args, dial, hold)
+	}
+	out := &countingWriter{w: c.App.Writer}
+	saved := c.App.Writer
+	c.App.Writer = out
+	err = runVerb(c, o, nil, args, dial, hold)
+	c.App.Writer = saved
+	// add-member and del-member print their steps, one object a line: the outcome is
+	// one more
+	stream := len(args) > 0 && (args[0] == "add-member" || args[0] == "del-member")
+	if (out.n > 0 && !stream) || (len(args) > 0 && (args[0] == "lock" || args[0] == "help")) {
+		return err
+	}
+	res := map[string]any{"exit": 0}
+	if len(args) > 0 {
+		res["verb"] = args[0]
+	}
 	if err != nil {
-		return clientUsageError(c, err.Error())
+		res["exit"] = exitCode(err)
+		var u *usageExit
+		switch {
+		case errors.As(err, &u):
+			res["error"] = u.msg
+		case err.Error() != "":
+			res["error"] = err.Error()
+		default:
+			res["error"] = api.Meaning(exitCode(err))
+		}
+	}
+	b, _ := json.Marshal(res)
+	fmt.Fprintln(saved, string(b))
+	return err
+}
+
+// countingWriter counts what a verb printed.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (cw *countingWriter) Write(p []byte) (int, error) {
+	n, err := cw.w.Write(p)
+	cw.n += n
+	return n, err
+}
+
+// runVerb runs the verb args[0] with options o (parseErr: the options were bad).
+func runVerb(c *cli.Context, o clientOpts, parseErr error, args []string, dial dialFunc, hold time.Duration) error {
+	if parseErr != nil {
+		return clientUsageError(c, parseErr.Error())
 	}
 	o.hold = hold
 	if len(args) == 0 {
@@ -443,8 +499,15 @@ func valueArg(a string) ([]byte, error) {
 
 func clientUsageError(c *cli.Context, msg string) error {
 	fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: %s\n\n%s\n", msg, clientUsage)
-	return cli.Exit("", api.CodeUsage)
+	return &usageExit{msg: msg}
 }
+
+// usageExit is a usage error already printed with the usage text: exit 10, nothing more
+// on standard error, and its message for --json.
+type usageExit struct{ msg string }
+
+func (u *usageExit) Error() string { return "" }
+func (u *usageExit) ExitCode() int { return api.CodeUsage }
 
 // doRequest sends one request. A request without an answer exits with the code of the
 // table (client.ExitCode): the local socket not answering is 12 (nothing was sent), any
@@ -595,18 +658,28 @@ func orDash(s string) string {
 // change may still complete (status shows it).
 func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host string) error {
 	w := c.App.Writer
+	// say prints a step (or, kind "note", a remark on the following): with --json one
+	// object a line, the last of which runClient writes with the outcome
+	say := func(kind, text string) {
+		if o.json {
+			b, _ := json.Marshal(map[string]string{kind: text})
+			fmt.Fprintln(w, string(b))
+		} else {
+			fmt.Fprintln(w, text)
+		}
+	}
 	if verb == "transfer-leader" {
-		fmt.Fprintf(w, "making %s the leader ... ", host)
+		if !o.json {
+			fmt.Fprintf(w, "making %s the leader ... ", host)
+		}
 		resp, err := doRequest(clientOpts{timeout: max(o.timeout, 30*time.Second)}, dial, api.Request{Op: api.OpTransfer, Member: host})
 		if err == nil && resp.Code != 0 {
 			err = cli.Exit(resp.Msg, resp.Code)
 		}
-		if err != nil {
-			fmt.Fprintln(w, "failed")
-			return err
+		if !o.json {
+			fmt.Fprintln(w, map[bool]string{true: "done", false: "failed"}[err == nil])
 		}
-		fmt.Fprintln(w, "done")
-		return nil
+		return err
 	}
 	op := api.OpAddMember
 	if verb == "del-member" {
@@ -631,14 +704,14 @@ func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host stri
 			return clientExit(api.CodeTimeout, "%s %s: unreadable answer from the leader (%v): the change may go on; see status", verb, host, err)
 		}
 		if id != "" && st.ID != id && st.ID != "" {
-			fmt.Fprintf(w, "(the leader changed: %s goes on with it)\n", strings.SplitN(st.ID, "/", 2)[0])
+			say("note", fmt.Sprintf("(the leader changed: %s goes on with it)", strings.SplitN(st.ID, "/", 2)[0]))
 			printed = 0
 		}
 		if st.ID != "" {
 			id = st.ID
 		}
 		for ; printed < len(st.Steps); printed++ {
-			fmt.Fprintln(w, st.Steps[printed])
+			say("step", st.Steps[printed])
 		}
 		if st.Done {
 			if st.Code != 0 {
@@ -656,11 +729,11 @@ func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host stri
 		resp, err = doRequest(clientOpts{timeout: wait + 5*time.Second}, dial, req)
 		if err != nil && op == api.OpDelMember && host == thisHost() && st.Stopping {
 			// this very host was removed and is being stopped: its agent went away
-			fmt.Fprintf(w, "lite-raft on %s (this host) stopped\n", host)
+			say("step", fmt.Sprintf("lite-raft on %s (this host) stopped", host))
 			return nil
 		}
 		if err != nil {
-			fmt.Fprintf(w, "lost the leader's answers: %v\n", err)
+			say("note", fmt.Sprintf("lost the leader's answers: %v", err))
 			return clientExit(api.CodeTimeout, "%s %s: the change may go on in the leader's agent; see status", verb, host)
 		}
 	}
