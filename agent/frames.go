@@ -13,6 +13,14 @@ import (
 
 // handleFrame runs on a stream's reading goroutine: decode and hand to the loop.
 func (a *Agent) handleFrame(c *sshrpc.Conn, f sshrpc.Frame) {
+	if c.Allow != "" {
+		a.handleRestricted(c, f)
+		return
+	}
+	a.serveFrame(c, f)
+}
+
+func (a *Agent) serveFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 	switch f.Type {
 	case api.FrameRaft:
 		m, err := raftcore.DecodeMessage(f.Payload)
@@ -51,6 +59,26 @@ func (a *Agent) handleFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 		}
 		a.post(event{version: &v})
 	}
+}
+
+// handleRestricted serves a stream opened for a key that authorized_keys restricts
+// (ssh-command --allow): requests for the ops it allows, as any other stream's, and
+// nothing else. Such a key is not a member's: its Raft messages and versions are dropped.
+func (a *Agent) handleRestricted(c *sshrpc.Conn, f sshrpc.Frame) {
+	if f.Type != api.FrameRequest || f.Kind != sshrpc.KindRequest {
+		a.log.Printf(logsink.Debug+"dropped a frame of type %d from a restricted stream (--allow %s)", f.Type, c.Allow)
+		return
+	}
+	allowed, err := api.ParseAllow(c.Allow)
+	if err == nil {
+		req, derr := api.DecodeRequest(f.Payload)
+		if derr != nil || allowed.Permits(req.Op) {
+			a.serveFrame(c, f) // as any stream's: the same answers to the same bytes
+			return
+		}
+		err = fmt.Errorf("this ssh key may run only %s (ssh-command --allow), not %s: nothing was done", allowed, req.Op)
+	}
+	c.Reply(f.ID, api.FrameRequest, api.Response{Code: api.CodeDenied, Msg: err.Error()}.Encode())
 }
 
 // post hands an event to the loop. Once the loop has ended, a request is answered here:

@@ -31,6 +31,9 @@ const (
 	// CodeFenced: a write with --fence NAME=GEN was refused, as NAME is no longer held at
 	// generation GEN (a later holder has it, or its lease is gone): nothing was written
 	CodeFenced = 18
+	// CodeDenied: the ssh key this came through may not run the operation
+	// (ssh-command --allow); nothing was done
+	CodeDenied = 19
 )
 
 // CodeMeanings says what each exit code tells a script, in code order: the man pages
@@ -58,6 +61,7 @@ var CodeMeanings = []struct {
 	{CodeLockLost, "lock, set --keep-alive: the lease was lost (not renewed within its ttl); a running COMMAND was sent SIGTERM"},
 	{CodeCompacted, "watch --from N: this member no longer keeps the changes after N"},
 	{CodeFenced, "--fence NAME=GEN: lock NAME is no longer held at generation GEN; nothing was written"},
+	{CodeDenied, "refused: the ssh key it came through is not allowed this operation (ssh-command --allow); nothing was done"},
 }
 
 // Meaning is what code tells a script (CodeMeanings), or "exit N" for a code not in the

@@ -135,7 +135,10 @@ type OpInfo struct {
 	// member forwards it only to a peer that said it understands that version.
 	Requests int
 	Access   Access
-	Stale    StaleRule
+	// Verb is the word of ssh-command --allow that lets a restricted key send it: the
+	// command-line verb that sends it (alternatives separated by commas).
+	Verb  string
+	Stale StaleRule
 	// The request's shape: which fields it carries; the others must be empty.
 	Key       KeyShape
 	Value     bool // Value
@@ -151,37 +154,37 @@ type OpInfo struct {
 // catalogue is every op, declared once; IsWrite, names, validation, the core's routing
 // and the version gates are all read from it. TestCatalogue fails on a half-declared entry.
 var catalogue = [...]OpInfo{
-	{Op: OpGet, Name: "get", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
-	{Op: OpExists, Name: "exists", Kind: Read, Leader: true, Requests: 2, Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
-	{Op: OpList, Name: "list", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal, Key: KeyDir},
-	{Op: OpLocks, Name: "locks", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal},
-	{Op: OpStatus, Name: "status", Kind: Read, Leader: true, Requests: 1, Access: AccessRead, Stale: StaleLocal},
-	{Op: OpLeaseKeep, Name: "lease keep", Kind: Read, Leader: true, Requests: 1, Access: AccessWrite, Stale: StaleRefused, Key: KeyOrLease, Arg: ArgLease, Token: true},
-	{Op: OpCounter, Name: "counter", Kind: Read, Leader: true, Requests: 4, Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
-	{Op: OpListValues, Name: "list --values", Kind: Read, Leader: true, Requests: 5, Access: AccessRead, Stale: StaleLocal, Key: KeyDir},
-	{Op: OpSnapshot, Name: "snapshot", Kind: Read, Leader: true, Requests: 1, Access: AccessAdmin, Stale: StaleLocal},
+	{Op: OpGet, Name: "get", Kind: Read, Leader: true, Requests: 1, Verb: "get", Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
+	{Op: OpExists, Name: "exists", Kind: Read, Leader: true, Requests: 2, Verb: "exists", Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
+	{Op: OpList, Name: "list", Kind: Read, Leader: true, Requests: 1, Verb: "list", Access: AccessRead, Stale: StaleLocal, Key: KeyDir},
+	{Op: OpLocks, Name: "locks", Kind: Read, Leader: true, Requests: 1, Verb: "locks", Access: AccessRead, Stale: StaleLocal},
+	{Op: OpStatus, Name: "status", Kind: Read, Leader: true, Requests: 1, Verb: "status", Access: AccessRead, Stale: StaleLocal},
+	{Op: OpLeaseKeep, Name: "lease keep", Kind: Read, Leader: true, Requests: 1, Verb: "lease", Access: AccessWrite, Stale: StaleRefused, Key: KeyOrLease, Arg: ArgLease, Token: true},
+	{Op: OpCounter, Name: "counter", Kind: Read, Leader: true, Requests: 4, Verb: "pkg", Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
+	{Op: OpListValues, Name: "list --values", Kind: Read, Leader: true, Requests: 5, Verb: "list", Access: AccessRead, Stale: StaleLocal, Key: KeyDir},
+	{Op: OpSnapshot, Name: "snapshot", Kind: Read, Leader: true, Requests: 1, Verb: "snapshot", Access: AccessAdmin, Stale: StaleLocal},
 
-	{Op: OpSet, Name: "set", Kind: Write, Leader: true, Command: 1, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
-	{Op: OpUnset, Name: "unset", Kind: Write, Leader: true, Command: 2, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Fence: true},
-	{Op: OpIfSet, Name: "if", Kind: Write, Leader: true, Command: 3, Commands: 1, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Cond: true, Fence: true},
-	{Op: OpNoop, Name: "noop", Kind: Write, Leader: true, Command: 4, Commands: 1, Requests: 1, Access: AccessWrite},
-	{Op: OpCreate, Name: "create", Kind: Write, Leader: true, Command: 5, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
-	{Op: OpIfUnset, Name: "if-unset", Kind: Write, Leader: true, Command: 6, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Cond: true, Fence: true},
-	{Op: OpSetLease, Name: "set --ttl", Kind: Write, Leader: true, Command: 7, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Value: true, Arg: ArgTTL},
-	{Op: OpRevoke, Name: "lease revoke", Kind: Write, Leader: true, Command: 8, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyOrLease, Arg: ArgLease, Token: true},
-	{Op: OpLockAcquire, Name: "lock", Kind: Write, Leader: true, Command: 9, Commands: 2, Requests: 1, Access: AccessWrite, Key: KeyRequired, Host: HostHolder, Arg: ArgTTL},
-	{Op: OpCounterRaise, Name: "counter raise", Kind: Write, Leader: true, Command: 13, Commands: 4, Requests: 4, Access: AccessWrite, Key: KeyRequired, Arg: ArgExpect},
-	{Op: OpTxn, Name: "txn", Kind: Write, Leader: true, Command: 15, Commands: 5, Requests: 5, Access: AccessWrite, Txn: true},
-	{Op: OpAddMember, Name: "add-member", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
-	{Op: OpDelMember, Name: "del-member", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
-	{Op: OpTransfer, Name: "transfer-leader", Kind: Write, Leader: true, Requests: 1, Access: AccessAdmin, Host: HostMember},
+	{Op: OpSet, Name: "set", Kind: Write, Leader: true, Command: 1, Commands: 1, Requests: 1, Verb: "set", Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
+	{Op: OpUnset, Name: "unset", Kind: Write, Leader: true, Command: 2, Commands: 1, Requests: 1, Verb: "unset", Access: AccessWrite, Key: KeyRequired, Fence: true},
+	{Op: OpIfSet, Name: "if", Kind: Write, Leader: true, Command: 3, Commands: 1, Requests: 1, Verb: "if", Access: AccessWrite, Key: KeyRequired, Value: true, Cond: true, Fence: true},
+	{Op: OpNoop, Name: "noop", Kind: Write, Leader: true, Command: 4, Commands: 1, Requests: 1, Verb: "noop", Access: AccessWrite},
+	{Op: OpCreate, Name: "create", Kind: Write, Leader: true, Command: 5, Commands: 2, Requests: 1, Verb: "create", Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
+	{Op: OpIfUnset, Name: "if-unset", Kind: Write, Leader: true, Command: 6, Commands: 2, Requests: 1, Verb: "if", Access: AccessWrite, Key: KeyRequired, Cond: true, Fence: true},
+	{Op: OpSetLease, Name: "set --ttl", Kind: Write, Leader: true, Command: 7, Commands: 2, Requests: 1, Verb: "set", Access: AccessWrite, Key: KeyRequired, Value: true, Arg: ArgTTL},
+	{Op: OpRevoke, Name: "lease revoke", Kind: Write, Leader: true, Command: 8, Commands: 2, Requests: 1, Verb: "lease", Access: AccessWrite, Key: KeyOrLease, Arg: ArgLease, Token: true},
+	{Op: OpLockAcquire, Name: "lock", Kind: Write, Leader: true, Command: 9, Commands: 2, Requests: 1, Verb: "lock", Access: AccessWrite, Key: KeyRequired, Host: HostHolder, Arg: ArgTTL},
+	{Op: OpCounterRaise, Name: "counter raise", Kind: Write, Leader: true, Command: 13, Commands: 4, Requests: 4, Verb: "pkg", Access: AccessWrite, Key: KeyRequired, Arg: ArgExpect},
+	{Op: OpTxn, Name: "txn", Kind: Write, Leader: true, Command: 15, Commands: 5, Requests: 5, Verb: "txn", Access: AccessWrite, Txn: true},
+	{Op: OpAddMember, Name: "add-member", Kind: Write, Leader: true, Requests: 1, Verb: "add-member", Access: AccessAdmin, Host: HostMember},
+	{Op: OpDelMember, Name: "del-member", Kind: Write, Leader: true, Requests: 1, Verb: "del-member", Access: AccessAdmin, Host: HostMember},
+	{Op: OpTransfer, Name: "transfer-leader", Kind: Write, Leader: true, Requests: 1, Verb: "transfer-leader", Access: AccessAdmin, Host: HostMember},
 
-	{Op: OpChangeWait, Name: "change-wait", Kind: Held, Leader: true, Requests: 1, Access: AccessRead, Host: HostMember, Arg: ArgSteps},
-	{Op: OpLockWait, Name: "lock-wait", Kind: Held, Leader: true, Requests: 1, Access: AccessWrite, Stale: StaleRefused, Key: KeyRequired, Arg: ArgLease},
-	{Op: OpWatch, Name: "watch-value", Kind: Held, Requests: 1, Access: AccessRead, Key: KeyRequired, CondValue: true},
-	{Op: OpWatchLog, Name: "watch", Kind: Held, Requests: 1, Access: AccessRead, Key: KeyPattern, Arg: ArgFrom},
+	{Op: OpChangeWait, Name: "change-wait", Kind: Held, Leader: true, Requests: 1, Verb: "add-member,del-member", Access: AccessRead, Host: HostMember, Arg: ArgSteps},
+	{Op: OpLockWait, Name: "lock-wait", Kind: Held, Leader: true, Requests: 1, Verb: "lock", Access: AccessWrite, Stale: StaleRefused, Key: KeyRequired, Arg: ArgLease},
+	{Op: OpWatch, Name: "watch-value", Kind: Held, Requests: 1, Verb: "pkg", Access: AccessRead, Key: KeyRequired, CondValue: true},
+	{Op: OpWatchLog, Name: "watch", Kind: Held, Requests: 1, Verb: "watch", Access: AccessRead, Key: KeyPattern, Arg: ArgFrom},
 
-	{Op: OpSnapshotRead, Name: "snapshot-read", Kind: Local, Requests: 1, Access: AccessAdmin, Host: HostMember, Arg: ArgPiece},
+	{Op: OpSnapshotRead, Name: "snapshot-read", Kind: Local, Requests: 1, Verb: "snapshot", Access: AccessAdmin, Host: HostMember, Arg: ArgPiece},
 }
 
 // A fence is the one field that several ops carry: a write made conditional on a lock's

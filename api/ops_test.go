@@ -45,6 +45,9 @@ func checkCatalogue(entries []api.OpInfo) []string {
 		if e.Access < api.AccessRead || e.Access > api.AccessAdmin {
 			say("no access")
 		}
+		if e.Verb == "" || strings.ContainsAny(e.Verb, " \t") {
+			say("no verb for ssh-command --allow")
+		}
 		if e.Requests < 1 || e.Requests > api.RequestVersion {
 			say("request version %d: want 1 to %d", e.Requests, api.RequestVersion)
 		}
@@ -158,6 +161,7 @@ func TestCatalogueCheckCatchesHalfDeclared(t *testing.T) {
 		"a command that is a read":      func(e *api.OpInfo) { e.Kind = api.Read },
 		"no request version":            func(e *api.OpInfo) { e.Requests = 0 },
 		"no access":                     func(e *api.OpInfo) { e.Access = 0 },
+		"no verb":                       func(e *api.OpInfo) { e.Verb = "" },
 	}
 	for name, f := range plant {
 		entries := api.Ops()
@@ -170,6 +174,42 @@ func TestCatalogueCheckCatchesHalfDeclared(t *testing.T) {
 			t.Errorf("planted %s: not caught", name)
 		} else if !strings.Contains(strings.Join(bad, "\n"), `"set"`) && name != "version beyond CommandVersion" {
 			t.Errorf("planted %s: caught as %v", name, bad)
+		}
+	}
+}
+
+// TestParseAllow: --allow's words give the ops of their verbs, check the status, a
+// class every op of that access or less; an unknown word or an empty list is refused.
+func TestParseAllow(t *testing.T) {
+	a, err := api.ParseAllow("get, list,status,check,watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []api.Op{api.OpGet, api.OpList, api.OpListValues, api.OpStatus, api.OpWatchLog} {
+		if !a.Permits(op) {
+			t.Errorf("get,list,status,check,watch does not permit %s", op)
+		}
+	}
+	for _, op := range []api.Op{api.OpSet, api.OpUnset, api.OpSnapshot, api.OpSnapshotRead, api.OpDelMember, api.OpTxn, api.OpExists, api.OpCounterRaise} {
+		if a.Permits(op) {
+			t.Errorf("get,list,status,check,watch permits %s", op)
+		}
+	}
+	if a.String() != "get,list,status,check,watch" {
+		t.Errorf("String() = %q", a.String())
+	}
+	r, err := api.ParseAllow("read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range api.Ops() {
+		if r.Permits(e.Op) != (e.Access == api.AccessRead) {
+			t.Errorf("read: %s (access %d) permitted %v", e.Name, e.Access, r.Permits(e.Op))
+		}
+	}
+	for _, bad := range []string{"", ",", "get,sett", "all", "get list"} {
+		if _, err := api.ParseAllow(bad); err == nil {
+			t.Errorf("ParseAllow(%q) accepted", bad)
 		}
 	}
 }

@@ -14,7 +14,11 @@ import (
 // if the agent does not take them, it copies bytes both ways. If no agent answers, it
 // says so in a frame the caller's handshake reads, and returns the error (the command
 // exits non-zero).
-func Bridge(sockPath, host string, in io.Reader, out io.Writer) error {
+//
+// With allow (ssh-command --allow's list), the stream is restricted (restrict.go): no
+// handoff, the agent holds its frames to the list, and an agent that cannot is refused
+// in a frame the caller reads as such.
+func Bridge(sockPath, host, allow string, in io.Reader, out io.Writer) error {
 	nc, err := net.DialTimeout("unix", sockPath, 5*time.Second)
 	if err != nil {
 		msg := fmt.Sprintf("%s%s. cannot process request. (%v)", noServerPrefix, host, err)
@@ -23,9 +27,15 @@ func Bridge(sockPath, host string, in io.Reader, out io.Writer) error {
 	}
 	uc := nc.(*net.UnixConn)
 	defer uc.Close()
+	if allow != "" {
+		if err := sendRestriction(uc, allow); err != nil {
+			out.Write(AppendFrame(nil, Frame{Kind: KindError, Payload: []byte(err.Error())}))
+			return err
+		}
+	}
 	inF, inOK := in.(*os.File)
 	outF, outOK := out.(*os.File)
-	if inOK && outOK {
+	if inOK && outOK && allow == "" {
 		taken, err := offerHandoff(uc, inF, outF)
 		if err != nil {
 			return err

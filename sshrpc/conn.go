@@ -56,6 +56,9 @@ type Conn struct {
 	closing sync.Once
 	// Peer is set by whoever made the Conn, for messages ("host2", "unix socket").
 	Peer string
+	// Allow is the restriction the other end is under (ssh-command --allow's list; ""
+	// none): the handler must hold its frames to it (restrict.go).
+	Allow string
 }
 
 // ConnOptions tune a Conn.
@@ -65,6 +68,9 @@ type ConnOptions struct {
 	Peer     string
 	// Logf reports why a stream was closed (a bad frame, the peer gone).
 	Logf func(format string, args ...any)
+	// Allow: for DialUnix, the verbs to restrict the stream to (restrict.go; "" none);
+	// on a stream a Server accepted, the restriction it came with (Conn.Allow).
+	Allow string
 }
 
 // NewConn runs the handshake on rw and starts serving it. On error rw is closed.
@@ -73,7 +79,7 @@ func NewConn(rw io.ReadWriteCloser, opt ConnOptions) (*Conn, error) {
 		opt.MaxFrame = DefaultMaxFrame
 	}
 	c := &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), handler: opt.Handler, maxFrame: opt.MaxFrame,
-		pending: map[uint64]chan Frame{}, out: make(chan outFrame, 1024), done: make(chan struct{}), Peer: opt.Peer}
+		pending: map[uint64]chan Frame{}, out: make(chan outFrame, 1024), done: make(chan struct{}), Peer: opt.Peer, Allow: opt.Allow}
 	v, err := handshake(c.r, rw)
 	if err != nil {
 		rw.Close()

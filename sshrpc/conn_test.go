@@ -272,7 +272,7 @@ func TestBridge(t *testing.T) {
 	inR, inW := osPipe(t)
 	outR, outW := osPipe(t)
 	done := make(chan error, 1)
-	go func() { done <- Bridge(path, "host1", inR, outW); outW.Close() }()
+	go func() { done <- Bridge(path, "host1", "", inR, outW); outW.Close() }()
 	c, err := NewConn(struct {
 		io.Reader
 		io.WriteCloser
@@ -293,7 +293,7 @@ func TestBridge(t *testing.T) {
 	// no agent: the caller's handshake reads why
 	inR2, inW2 := osPipe(t)
 	outR2, outW2 := osPipe(t)
-	go func() { Bridge(filepath.Join(t.TempDir(), "none.sock"), "host9", inR2, outW2); outW2.Close() }()
+	go func() { Bridge(filepath.Join(t.TempDir(), "none.sock"), "host9", "", inR2, outW2); outW2.Close() }()
 	_, err = NewConn(struct {
 		io.Reader
 		io.WriteCloser

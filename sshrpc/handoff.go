@@ -77,36 +77,44 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 }
 
 // acceptStream reads the first byte of a new connection: a bridge's handoff becomes an
-// fdStream, anything else the connection itself.
-func acceptStream(uc *net.UnixConn) (io.ReadWriteCloser, string, error) {
+// fdStream, a restriction's preamble (restrict.go) the connection with what it allows,
+// anything else the connection itself.
+func acceptStream(uc *net.UnixConn) (stream io.ReadWriteCloser, kind, allow string, err error) {
 	uc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var b [1]byte
 	oob := make([]byte, syscall.CmsgSpace(2*4))
 	n, oobn, _, _, err := uc.ReadMsgUnix(b[:], oob)
 	if err != nil {
-		return nil, "", fmt.Errorf("read the first byte: %w", err)
+		return nil, "", "", fmt.Errorf("read the first byte: %w", err)
 	}
 	uc.SetReadDeadline(time.Time{})
 	fds := receivedFDs(oob[:oobn])
 	if n == 1 && b[0] == handoffByte && len(fds) == 2 {
 		in, out, err := handoffFiles(fds[0], fds[1])
 		if err != nil {
-			return nil, "", err
+			return nil, "", "", err
 		}
 		if _, err := uc.Write([]byte{handoffAck}); err != nil {
 			in.Close()
 			out.Close()
-			return nil, "", fmt.Errorf("acknowledge a handoff: %w", err)
+			return nil, "", "", fmt.Errorf("acknowledge a handoff: %w", err)
 		}
-		return &fdStream{in: in, out: out, bridge: uc}, "ssh session", nil
+		return &fdStream{in: in, out: out, bridge: uc}, "ssh session", "", nil
 	}
 	for _, fd := range fds {
 		syscall.Close(fd) // descriptors nobody asked for
 	}
 	if n == 0 {
-		return nil, "", io.ErrUnexpectedEOF
+		return nil, "", "", io.ErrUnexpectedEOF
 	}
-	return &prefixConn{UnixConn: uc, first: []byte{b[0]}}, "local socket", nil
+	if b[0] == restrictByte { // a frame never starts with it either (a length over 1 GB)
+		allow, err := readRestriction(uc)
+		if err != nil {
+			return nil, "", "", err
+		}
+		return uc, "restricted stream", allow, nil
+	}
+	return &prefixConn{UnixConn: uc, first: []byte{b[0]}}, "local socket", "", nil
 }
 
 func receivedFDs(oob []byte) []int {

@@ -46,7 +46,7 @@ func TestBridgeHandsTheSessionOver(t *testing.T) {
 	srv, path, logs := startServer(t, benchHandler, 0)
 	in, out, caller := sessionPipes(t)
 	bridged := make(chan error, 1)
-	go func() { bridged <- Bridge(path, "here", in, out) }()
+	go func() { bridged <- Bridge(path, "here", "", in, out) }()
 	c, err := NewConn(caller, ConnOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +97,7 @@ func TestBridgeFallsBackToCopying(t *testing.T) {
 		NewConn(nc, ConnOptions{Handler: benchHandler})
 	}()
 	in, out, caller := sessionPipes(t)
-	go Bridge(path, "here", in, out)
+	go Bridge(path, "here", "", in, out)
 	c, err := NewConn(caller, ConnOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -87,7 +87,7 @@ func (s *Server) acceptLoop() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			stream, kind, err := acceptStream(nc.(*net.UnixConn))
+			stream, kind, allow, err := acceptStream(nc.(*net.UnixConn))
 			if err != nil {
 				nc.Close()
 				if s.opt.Logf != nil {
@@ -96,7 +96,7 @@ func (s *Server) acceptLoop() {
 				return
 			}
 			opt := s.opt
-			opt.Peer = kind
+			opt.Peer, opt.Allow = kind, allow
 			c, err := NewConn(stream, opt)
 			if err != nil {
 				if s.opt.Logf != nil {
@@ -142,6 +142,13 @@ func DialUnix(path string, opt ConnOptions) (*Conn, error) {
 	}
 	if opt.Peer == "" {
 		opt.Peer = path
+	}
+	if opt.Allow != "" {
+		if err := sendRestriction(nc, opt.Allow); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		opt.Allow = "" // the agent's to hold, not this end's
 	}
 	return NewConn(nc, opt)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -110,7 +109,7 @@ func clientCommand() *cli.Command {
 				return cli.Exit(err, 1)
 			}
 			return runClient(c, c.Args().Slice(), func(ctx context.Context) (client.Caller, func(), error) {
-				conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+				conn, err := dialAgent(dir, sshrpc.ConnOptions{})
 				if err != nil {
 					return nil, nil, err
 				}
@@ -516,6 +515,9 @@ func doRequest(o clientOpts, dial dialFunc, req api.Request) (api.Response, erro
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	caller, closeFn, err := dial(ctx)
+	if errors.Is(err, sshrpc.ErrNoRestriction) {
+		return api.Response{}, clientExit(api.CodeUpgrade, "%v", err)
+	}
 	if err != nil {
 		return api.Response{}, notSentExit(thisHost(), err)
 	}

@@ -79,7 +79,7 @@ func readStatusFile(dir, name string) string {
 // view: a stale status, answered from its state without asking the leader.
 func askAgent(dir string) (api.Status, error) {
 	var st api.Status
-	conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+	conn, err := dialAgent(dir, sshrpc.ConnOptions{})
 	if err != nil {
 		return st, err
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"lite-raft/sshrpc"
+
 	"github.com/urfave/cli/v2"
 )
 
@@ -28,4 +30,15 @@ func liteRaftDir(c *cli.Context) (string, error) {
 		exe = resolved
 	}
 	return filepath.Dir(exe), nil
+}
+
+// allowEnv carries ssh-command --allow's list to the verb it runs (sshd lets no client
+// set an environment variable: only ssh-command can have put it there).
+const allowEnv = "LITE_RAFT_ALLOW"
+
+// dialAgent opens a stream to the agent of dir. Under a key that ssh-command restricts,
+// the stream is restricted: the agent holds it to the allowed verbs.
+func dialAgent(dir string, opt sshrpc.ConnOptions) (*sshrpc.Conn, error) {
+	opt.Allow = os.Getenv(allowEnv)
+	return sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), opt)
 }

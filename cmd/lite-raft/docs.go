@@ -65,6 +65,19 @@ func roff(s string) string {
 	return strings.Join(lines, "\n")
 }
 
+// roffFilled is roff for text that groff fills, in which a line indented by two spaces
+// is an example as typed (an authorized_keys line is one long word): kept as it is, not
+// filled and adjusted.
+func roffFilled(s string) string {
+	lines := strings.Split(roff(s), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "  ") {
+			lines[i] = ".nf\n" + l + "\n.fi"
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
 // examples is an EXAMPLES section of command lines, as typed.
 func examples(lines ...string) string {
 	return ".SH EXAMPLES\n.nf\n" + roff(strings.Join(lines, "\n")) + "\n.fi\n"
@@ -82,7 +95,7 @@ func manCommands(b *strings.Builder, prefix string, cmds []*cli.Command) {
 		}
 		fmt.Fprintf(b, ".TP\n\\fB%s%s\\fR %s\n%s\n", roff(prefix), roff(c.Name), roff(c.ArgsUsage), roff(c.Usage))
 		if c.Description != "" {
-			fmt.Fprintf(b, ".br\n%s\n", roff(c.Description))
+			fmt.Fprintf(b, ".br\n%s\n", roffFilled(c.Description))
 		}
 		for _, f := range c.Flags {
 			if d, ok := f.(cli.DocGenerationFlag); ok {

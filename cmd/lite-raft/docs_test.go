@@ -100,8 +100,8 @@ func TestExitCodeTableMatchesREADME(t *testing.T) {
 			t.Errorf("code %d: README %q, api.CodeMeanings %q", c.Code, got[c.Code], c.Meaning)
 		}
 	}
-	if len(api.CodeMeanings) != api.CodeFenced+1 {
-		t.Errorf("%d meanings for codes 0..%d", len(api.CodeMeanings), api.CodeFenced)
+	if len(api.CodeMeanings) != api.CodeDenied+1 {
+		t.Errorf("%d meanings for codes 0..%d", len(api.CodeMeanings), api.CodeDenied)
 	}
 }
 

@@ -255,7 +255,7 @@ func pkgStore(c *cli.Context) (*failover.Store, func(), error) {
 		rm := newRemoteCaller(dir, rc, d)
 		caller, closeFn = rm, func() { rm.Close() }
 	} else {
-		conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+		conn, err := dialAgent(dir, sshrpc.ConnOptions{})
 		if err != nil {
 			return nil, nil, &client.Error{Outcome: client.NotSent, Failure: client.FailNoServer, Host: thisHost(),
 				Err: fmt.Errorf("no conf/remote_hosts, and the local agent: %w", err)}

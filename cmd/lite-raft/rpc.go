@@ -30,7 +30,7 @@ func rpcCommand() *cli.Command {
 			}
 			host, _ := os.Hostname()
 			host, _, _ = strings.Cut(host, ".")
-			if err := sshrpc.Bridge(filepath.Join(dir, "temp", "agent.sock"), host, os.Stdin, os.Stdout); err != nil {
+			if err := sshrpc.Bridge(filepath.Join(dir, "temp", "agent.sock"), host, os.Getenv(allowEnv), os.Stdin, os.Stdout); err != nil {
 				return cli.Exit(err.Error(), exitNoServer)
 			}
 			return nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -29,7 +28,7 @@ func statusCommand() *cli.Command {
 			if !ok {
 				return cli.Exit(fmt.Sprintf("lite-raft is not running on %s", thisHost()), api.CodeNoServer)
 			}
-			conn, err := sshrpc.DialUnix(filepath.Join(dir, "temp", "agent.sock"), sshrpc.ConnOptions{})
+			conn, err := dialAgent(dir, sshrpc.ConnOptions{})
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("lite-raft runs on %s (pid %d) but does not answer: %v", thisHost(), pid, err), 1)
 			}
