@@ -57,3 +57,16 @@ var CodeMeanings = []struct {
 	{CodeCompacted, "watch --from N: this member no longer keeps the changes after N"},
 	{CodeFenced, "--fence NAME=GEN: lock NAME is no longer held at generation GEN; nothing was written"},
 }
+
+// ProposalFailed tells whether a write answered with code failed to be applied, or may
+// not have been: the cluster could not take it (no leader, the leader lost, the append
+// failed, no answer in time, no server), as opposed to a refusal by the state machine's
+// rules (a false condition, a fence, a key that exists), which is the write's result,
+// or a request that was malformed or needs an upgrade, which no retry mends.
+func ProposalFailed(code int) bool {
+	switch code {
+	case CodeFailed, CodeTimeout, CodeAppendFailed, CodeNotLeader, CodeNoLeader, CodeNoServer:
+		return true
+	}
+	return false
+}
