@@ -60,12 +60,21 @@ type Agent struct {
 
 	// replies maps the core's ReplyTo tokens to the streams that wait for them
 	nextReply core.ReplyTo
-	replies   map[core.ReplyTo]func(api.Response)
+	replies   map[core.ReplyTo]pending
+
+	metrics driverMetrics
 
 	status  statusFiles
 	hints   *hintWriter
 	backups backupFiles
 	lock    *os.File
+}
+
+// pending is a request waiting for the core's answer. write: a write from this agent's
+// own client (not one forwarded to it), whose failure metrics count.
+type pending struct {
+	fn    func(api.Response)
+	write bool
 }
 
 // event is one input for the loop, posted by the socket handlers, the links and the
@@ -187,7 +196,7 @@ func start(opt Options) (a *Agent, err error) {
 
 func newAgent(dir string, id raftcore.NodeID, lg *log.Logger) *Agent {
 	return &Agent{dir: dir, id: id, log: lg, linked: map[raftcore.NodeID]bool{},
-		events: make(chan event, 4096), done: make(chan struct{}), replies: map[core.ReplyTo]func(api.Response){}}
+		events: make(chan event, 4096), done: make(chan struct{}), replies: map[core.ReplyTo]pending{}, metrics: newDriverMetrics()}
 }
 
 // init builds the core from the durable state st and wires the seams.
@@ -211,11 +220,16 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 		SnapshotPeriod: a.cfg.SnapshotPeriod,
 		Build:          a.build,
 		StartedAtNs:    a.clock.Now().UnixNano(),
+		Metrics:        a.metrics.fill,
 	}, st, kv)
 	if err != nil {
 		return err
 	}
 	a.replayChanges(st)
+	if fi, err := os.Stat(statefile.SnapshotPath(a.dir)); err == nil && st.Snapshot.Meta.Index > 0 {
+		// stored before this start: its file's time is when
+		a.metrics.snapshotAt = fi.ModTime()
+	}
 	a.peers = newPeerVersions(a.dir, a.log)
 	for _, v := range a.peers.load() {
 		a.core.PeerVersion(0, v)
@@ -308,7 +322,8 @@ func (a *Agent) handleEvent(ev event) {
 			a.log.Printf(logsink.Debug+"request %s %q (client %d, seq %d)", ev.req.Op, ev.req.Key, ev.req.ClientID, ev.req.Seq)
 		}
 		a.nextReply++
-		a.replies[a.nextReply] = ev.replyFn
+		info, _ := ev.req.Op.Info()
+		a.replies[a.nextReply] = pending{fn: ev.replyFn, write: info.Command != 0 && ev.req.Hops == 0}
 		a.core.Request(now, a.nextReply, *ev.req)
 	case ev.link != nil:
 		a.log.Printf(logsink.Debug+"link to %s: %s", ev.link.Peer, ev.link)
@@ -327,6 +342,9 @@ func (a *Agent) handleEvent(ev event) {
 		err := ev.snap.err
 		if err == nil {
 			err = ev.snap.commit() // the rename: quick, and the loop's
+		}
+		if err == nil {
+			a.metrics.snapshotAt = a.clock.Now()
 		}
 		a.core.SnapshotSaved(now, ev.snap.snap, err)
 	case ev.backup != nil:
@@ -353,10 +371,18 @@ func (a *Agent) processReady() error {
 		for _, m := range rd.Messages {
 			a.transport.Send(m)
 		}
+		durable := rd.HardState != nil || len(rd.SnapshotChunks) > 0 || rd.Ready.Snapshot != nil || len(rd.Entries) > 0
+		began := a.clock.Now()
 		if err := a.store.Save(rd.HardState, rd.SnapshotChunks, rd.Ready.Snapshot, rd.Entries); err != nil {
 			return fmt.Errorf("persist: %w", err)
 		}
+		if durable {
+			// a Ready with nothing durable writes nothing: timing it would fill the
+			// lowest bucket with saves that never reached the disk
+			a.metrics.fsync.observe(a.clock.Now().Sub(began))
+		}
 		if rd.Ready.Snapshot != nil {
+			a.metrics.snapshotAt = a.clock.Now()
 			// a snapshot from the leader: the state machine is read back from it (this
 			// host is behind anyway; the loop waits for it)
 			kv, err := a.loadSnapshot()
@@ -379,14 +405,23 @@ func (a *Agent) processReady() error {
 				return fmt.Errorf("compact the log: %w", err)
 			}
 		}
+		// The apply time is Advance's, for a batch with committed entries: that is where
+		// they are applied and their clients answered, and it delays the next batch.
+		// Commit-to-apply would tell little more: entries are applied in the Ready that
+		// brings their commit, right after its save, which the fsync histogram times.
+		began = a.clock.Now()
 		if err := a.core.Advance(a.now(), rd); err != nil {
 			return err
+		}
+		if len(rd.CommittedEntries) > 0 {
+			a.metrics.apply.observe(a.clock.Now().Sub(began))
 		}
 		if job := rd.SaveSnapshot; job != nil {
 			go a.saveSnapshot(job)
 		}
 		a.doBackups(rd)
 		node := a.core.Node()
+		a.metrics.leaderIs(node.Lead())
 		a.status.write(node, false)
 		if len(rd.CommittedEntries) > 0 {
 			a.hints.post(min(rd.Commit, a.core.Applied()), node.Commit())
@@ -397,9 +432,14 @@ func (a *Agent) processReady() error {
 
 func (a *Agent) deliver(rs []core.Reply) {
 	for _, r := range rs {
-		if fn := a.replies[r.To]; fn != nil {
+		if p, ok := a.replies[r.To]; ok {
 			delete(a.replies, r.To)
-			fn(r.Resp)
+			if p.write && api.ProposalFailed(r.Resp.Code) {
+				a.metrics.proposalsFailed++
+			}
+			if p.fn != nil {
+				p.fn(r.Resp)
+			}
 		}
 	}
 }

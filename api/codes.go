@@ -74,3 +74,16 @@ func Meaning(code int) string {
 	}
 	return fmt.Sprintf("exit %d", code)
 }
+
+// ProposalFailed tells whether a write answered with code failed to be applied, or may
+// not have been: the cluster could not take it (no leader, the leader lost, the append
+// failed, no answer in time, no server), as opposed to a refusal by the state machine's
+// rules (a false condition, a fence, a key that exists), which is the write's result,
+// or a request that was malformed or needs an upgrade, which no retry mends.
+func ProposalFailed(code int) bool {
+	switch code {
+	case CodeFailed, CodeTimeout, CodeAppendFailed, CodeNotLeader, CodeNoLeader, CodeNoServer:
+		return true
+	}
+	return false
+}

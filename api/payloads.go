@@ -32,7 +32,55 @@ type Status struct {
 	Nodes             []MemberStatus `json:"nodes,omitempty"`
 	// Change is the membership change this leader drives, or drove last.
 	Change *ChangeStatus `json:"change,omitempty"`
+	// Metrics are what the agent that answered (ID) counted; absent from an agent built
+	// before them, which is why a reader must take nil as "not known", never as zeros.
+	Metrics *Metrics `json:"metrics,omitempty"`
 }
+
+// Metrics are one agent's counters since it started, and the size of what it holds
+// (lite-raft-client check --prom writes them for Prometheus).
+type Metrics struct {
+	// LeaderChanges counts the times this member saw the leader change (to none
+	// included: an election in progress is one), since it started.
+	LeaderChanges uint64 `json:"leader_changes"`
+	// ProposalsFailed counts the writes this agent's own clients sent (not those
+	// forwarded to it) answered with a code for which ProposalFailed holds.
+	ProposalsFailed uint64 `json:"proposals_failed"`
+	// Fsync is the time each durable save of a batch took (log entries, hard state, a
+	// snapshot received), Apply the time each batch of committed entries took to apply.
+	Fsync Histogram `json:"fsync"`
+	Apply Histogram `json:"apply"`
+	// DataBytes is the bytes of the keys and values in the state machine.
+	DataBytes uint64 `json:"data_bytes"`
+	// SnapshotBytes is the stored snapshot's size; SnapshotUnixMs when this member
+	// stored it (0: not known).
+	SnapshotBytes  uint64 `json:"snapshot_bytes"`
+	SnapshotUnixMs int64  `json:"snapshot_unix_ms,omitempty"`
+}
+
+// Histogram is a latency distribution: Counts[i] observations fell in the bucket whose
+// upper bound is Bounds[i] seconds (and above Bounds[i-1]), Counts[len(Bounds)] above
+// the last bound. The counts are per bucket, not cumulative: Prometheus' form is made
+// from them when written. The bounds travel with the counts so that a reader never
+// labels one agent's buckets with another build's bounds.
+type Histogram struct {
+	Bounds []float64 `json:"le"`
+	Counts []uint64  `json:"counts"`
+	Sum    float64   `json:"sum_seconds"`
+}
+
+// Count is the number of observations.
+func (h Histogram) Count() uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+// LatencyBounds are the buckets' upper bounds (seconds) of the agents' latency
+// histograms: from half a millisecond (a write cache's fsync) to 5 s (a disk in trouble).
+var LatencyBounds = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
 
 // MemberStatus is the leader's view of one member.
 type MemberStatus struct {

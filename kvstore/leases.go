@@ -58,7 +58,10 @@ func (s *Store) put(key string, value []byte, lease uint64) {
 		s.keyLease.Set(key, lease)
 	}
 	v := bytes.Clone(value)
-	s.data.Set(key, v)
+	if prev, replaced := s.data.Set(key, v); replaced {
+		s.dataBytes -= len(key) + len(prev)
+	}
+	s.dataBytes += len(key) + len(v)
 	s.changes = append(s.changes, api.Change{Index: s.index, Key: key, Value: v})
 }
 
@@ -67,7 +70,8 @@ func (s *Store) remove(key string) {
 	if old, ok := s.keyLease.Get(key); ok {
 		s.detach(key, old)
 	}
-	if _, existed := s.data.Delete(key); existed {
+	if prev, existed := s.data.Delete(key); existed {
+		s.dataBytes -= len(key) + len(prev)
 		s.changes = append(s.changes, api.Change{Index: s.index, Key: key, Deleted: true})
 	}
 }
@@ -108,7 +112,8 @@ func (s *Store) revoke(id, token uint64, v4 bool) Result {
 	for _, k := range l.Keys {
 		if held, _ := s.keyLease.Get(k); held == id {
 			s.keyLease.Delete(k)
-			if _, existed := s.data.Delete(k); existed {
+			if prev, existed := s.data.Delete(k); existed {
+				s.dataBytes -= len(k) + len(prev)
 				s.changes = append(s.changes, api.Change{Index: s.index, Key: k, Deleted: true})
 			}
 		}

@@ -35,6 +35,9 @@ type Result struct {
 // clone may be read by another goroutine while the original is changed.
 type Store struct {
 	data btree.Map[string, []byte]
+	// dataBytes is the bytes of data's keys and values, kept as they change: status
+	// reports it, and a walk of every key per status would cost as much as the store
+	dataBytes int
 	// the deduplication table, its forgetting order, the bytes of its values, and the
 	// state's time (sessions.go)
 	sessions     btree.Map[uint64, session]
@@ -80,7 +83,7 @@ func (s *Store) Plant(b Bugs) { s.bugs = b }
 
 // Clone returns a copy that shares everything with s until either changes (O(1)).
 func (s *Store) Clone() *Store {
-	c := &Store{data: *s.data.Copy(), sessions: *s.sessions.Copy(), sessionBytes: s.sessionBytes, time: s.time,
+	c := &Store{data: *s.data.Copy(), sessions: *s.sessions.Copy(), dataBytes: s.dataBytes, sessionBytes: s.sessionBytes, time: s.time,
 		keyLease: *s.keyLease.Copy(), leases: *s.leases.Copy(), locks: *s.locks.Copy(),
 		counters: *s.counters.Copy(), base: s.base, rebasePending: s.rebasePending, bugs: s.bugs}
 	if s.ages != nil {
@@ -280,6 +283,10 @@ func (s *Store) List(dir string) ([]string, bool) {
 
 // Len is the number of keys.
 func (s *Store) Len() int { return s.data.Len() }
+
+// DataBytes is the bytes of every key and value the store holds (without the
+// bookkeeping: leases, locks, sessions, counters).
+func (s *Store) DataBytes() int { return s.dataBytes }
 
 // Snapshot formats: v1 holds sessions and keys; v2 adds results' values, leases and
 // locks; v3 adds leases' tokens, the generation base and the counters; v4 adds the
@@ -617,7 +624,10 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 		if rerr == nil {
 			keys++
 			if keep {
-				s.data.Load(string(k), v)
+				if prev, replaced := s.data.Load(string(k), v); replaced {
+					s.dataBytes -= len(k) + len(prev)
+				}
+				s.dataBytes += len(k) + len(v)
 			} else if cap(v) > cap(valueBuf) {
 				valueBuf = v
 			}

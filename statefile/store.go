@@ -170,6 +170,9 @@ func Bootstrap(root string, members raftcore.Membership) error {
 	return bootstrapSnapshot(s.path(SnapshotDir), raftcore.SnapshotMeta{Members: members})
 }
 
+// SnapshotPath is the file that holds the stored snapshot of the lite-raft directory dir.
+func SnapshotPath(dir string) string { return filepath.Join(dir, SnapshotDir, snapshotFile) }
+
 // Save makes a Ready's durable parts durable, in the order raftcore requires: hard state,
 // snapshot pieces, a complete snapshot (replacing the log), entries (one write, one fsync
 // for the batch).

@@ -129,6 +129,11 @@ type Config struct {
 	// StartedAtNs is the wall clock when the core was made (Unix nanoseconds): with the
 	// core's time since, it dates a restored cluster's rebase (the core reads no clock).
 	StartedAtNs int64
+	// Metrics, if set, adds the driver's counters (timings, which the core cannot take,
+	// and what it counts of the answers it delivers) to a status answer's Metrics, which
+	// the core has filled with what it knows itself. It runs on the driver's loop, within
+	// the core's call.
+	Metrics func(*api.Metrics)
 }
 
 // Core is one agent's state. It is not safe for concurrent use: the driver serializes

@@ -14,6 +14,10 @@ func (c *Core) Status() api.Status {
 		Commit: st.Commit, Applied: c.applied, LastIndex: st.LastIndex, Snapshot: st.Snapshot.Index,
 		Members: st.Members.String(), Build: c.cfg.Build, Commands: api.CommandVersion,
 		ElectionTimeoutMs: int64(c.cfg.Raft.ElectionTicks) * c.cfg.TickMs}
+	s.Metrics = &api.Metrics{DataBytes: uint64(c.kv.DataBytes()), SnapshotBytes: c.snapSize}
+	if c.cfg.Metrics != nil {
+		c.cfg.Metrics(s.Metrics)
+	}
 	if c.change != nil && st.Role == raftcore.Leader {
 		ch := c.change.ChangeStatus
 		s.Change = &ch

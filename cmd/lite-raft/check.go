@@ -16,7 +16,7 @@ import (
 	"lite-raft/raftcore"
 )
 
-const checkUsage = `usage: lite-raft-client check [--warn-lag N] [--unreachable-after SECONDS] [--timeout SECONDS] [--json]
+const checkUsage = `usage: lite-raft-client check [--warn-lag N] [--unreachable-after SECONDS] [--timeout SECONDS] [--json] [--prom FILE]
        lite-raft-client check --pkg NAME [--timeout SECONDS] [--json]
 
 A monitoring plugin (Nagios, Icinga, Naemon, ...): asks the leader for its view of every
@@ -37,6 +37,9 @@ It exits with the plugin convention's codes, NOT those of the other verbs:
   --timeout SECONDS            how long to wait for the leader's answer (default 5; through
                                lite-raft-remote give 15: it tries each host for up to 5 s)
   --json                       print the result as one JSON object instead of the status line
+  --prom FILE                  also write FILE (atomically) for node_exporter's textfile collector:
+                               the check's state, the answering agent's counters (lite_raft_*)
+                               and the failover packages; lite_raft_up 0 when no agent answered
 
 check --pkg NAME judges a failover package instead (exit codes as above):
 
@@ -58,6 +61,7 @@ type checkOpts struct {
 	timeout     time.Duration
 	json        bool
 	pkg         string // check --pkg NAME: the package, not the cluster
+	prom        string // check --prom FILE: the textfile to write too
 }
 
 // checkResult is what check found: its state and what it prints. A field unknown (no
@@ -98,6 +102,18 @@ func checkVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) error
 	}
 	res := runCheck(co, dial)
 	res.warnLag = co.warnLag
+	if co.prom != "" {
+		// the directory whose monitor locks say which monitors run here (the pkg/
+		// folder's, or this one's: `pkg run` from either puts its lock in its temp/)
+		monitorDir, _ := liteRaftDir(c)
+		if err := writeProm(co.prom, gatherProm(co, dial, res, monitorDir)); err != nil {
+			// the check's line still says what it found; the exit says the file is not
+			// there to say it: a monitor's set-up that is wrong, UNKNOWN as a bad option
+			report(c, co.json, res)
+			fmt.Fprintf(c.App.ErrWriter, "lite-raft-client check: %v\n", err)
+			return cli.Exit("", client.PluginUnknown.ExitCode())
+		}
+	}
 	return report(c, co.json, res)
 }
 
@@ -142,7 +158,7 @@ func parseCheckArgs(o clientOpts, args []string) (co checkOpts, help bool, err e
 			co.json = true
 			args = args[1:]
 			continue
-		case "--warn-lag", "--unreachable-after", "--timeout", "--pkg":
+		case "--warn-lag", "--unreachable-after", "--timeout", "--pkg", "--prom":
 		default:
 			return co, false, fmt.Errorf("unknown option %q", a)
 		}
@@ -154,6 +170,11 @@ func parseCheckArgs(o clientOpts, args []string) (co checkOpts, help bool, err e
 		}
 		args = args[1:]
 		switch name {
+		case "--prom":
+			if val == "" || strings.HasSuffix(val, "/") {
+				return co, false, fmt.Errorf("--prom %q: a file name", val)
+			}
+			co.prom = val
 		case "--pkg":
 			if val == "" || strings.Contains(val, "/") {
 				return co, false, fmt.Errorf("--pkg %q: a package name", val)
@@ -175,6 +196,9 @@ func parseCheckArgs(o clientOpts, args []string) (co checkOpts, help bool, err e
 				co.unreachable = d
 			}
 		}
+	}
+	if co.prom != "" && co.pkg != "" {
+		return co, false, errors.New("--prom writes every package: give it without --pkg")
 	}
 	return co, false, nil
 }

@@ -619,8 +619,14 @@ func printResponse(w io.Writer, o clientOpts, req api.Request, r api.Response) e
 }
 
 func printStatus(w io.Writer, st api.Status) {
-	fmt.Fprintf(w, "%s is %s in term %d; leader %s; commit %d, applied %d, last index %d, snapshot %d\n",
-		st.ID, st.Role, st.Term, orDash(st.Leader), st.Commit, st.Applied, st.LastIndex, st.Snapshot)
+	// the data size is the answering member's own (every member holds the same data once
+	// it has applied as far): the others' would need them to report it in their replies
+	data := ""
+	if m := st.Metrics; m != nil {
+		data = fmt.Sprintf("; data %s, snapshot file %s", byteSize(m.DataBytes), byteSize(m.SnapshotBytes))
+	}
+	fmt.Fprintf(w, "%s is %s in term %d; leader %s; commit %d, applied %d, last index %d, snapshot %d%s\n",
+		st.ID, st.Role, st.Term, orDash(st.Leader), st.Commit, st.Applied, st.LastIndex, st.Snapshot, data)
 	fmt.Fprintf(w, "members: %s\n", st.Members)
 	if ch := st.Change; ch != nil && len(ch.Steps) > 0 {
 		state := "in progress"
@@ -644,6 +650,20 @@ func printStatus(w io.Writer, st api.Status) {
 			(time.Duration(n.LastContactMs) * time.Millisecond).String(), orDash(n.Build), n.Commands)
 	}
 	tw.Flush()
+}
+
+// byteSize is n in bytes, or kB, MB or GB (powers of 1000) to one decimal.
+func byteSize(n uint64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), 0
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", v, []string{"", "kB", "MB", "GB"}[i])
 }
 
 func orDash(s string) string {

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,5 +139,58 @@ func TestBootEntries(t *testing.T) {
 		if s := string(b); !strings.Contains(s, "agent --foreground") && !strings.Contains(s, "pkg monitor") && !strings.Contains(s, "pkg $1") {
 			t.Errorf("%s runs neither the agent nor a monitor", f)
 		}
+	}
+}
+
+// TestSystemdUnits (issue 28): the systemd units in scripts/ (the agent's, a package
+// monitor's, the metrics' service and its timer) pass systemd-analyze verify without a
+// word, with /opt/lite-raft pointed at a directory holding an executable (verify checks
+// the commands exist), each service runs this binary's command line, and the timer
+// names its service.
+func TestSystemdUnits(t *testing.T) {
+	units, _ := filepath.Glob("../../scripts/*@.service")
+	timers, _ := filepath.Glob("../../scripts/*@.timer")
+	if len(units) < 3 || len(timers) < 1 {
+		t.Fatalf("units %v, timers %v: want the agent's, the monitor's, the metrics' and its timer", units, timers)
+	}
+	for _, f := range units {
+		b, _ := os.ReadFile(f)
+		if s := string(b); !strings.Contains(s, "agent --foreground") && !strings.Contains(s, "pkg monitor %i") &&
+			!strings.Contains(s, "client check --prom /var/lib/node_exporter/textfile_collector/lite_raft.prom") {
+			t.Errorf("%s runs neither the agent, a monitor nor check --prom", f)
+		}
+	}
+	for _, f := range timers {
+		b, _ := os.ReadFile(f)
+		svc := strings.TrimSuffix(filepath.Base(f), ".timer") + ".service"
+		if !strings.Contains(string(b), "Unit="+strings.Replace(svc, "@.", "@%i.", 1)) || !slices.Contains(units, filepath.Join("../../scripts", svc)) {
+			t.Errorf("%s does not run %s", f, svc)
+		}
+	}
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skipf("no systemd-analyze: the units are not verified")
+	}
+	tmp := t.TempDir()
+	opt := filepath.Join(tmp, "opt")
+	for _, d := range []string{opt, filepath.Join(opt, "pkg")} {
+		os.MkdirAll(d, 0o755)
+		if err := os.WriteFile(filepath.Join(d, "lite-raft"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var args []string
+	for _, f := range append(units, timers...) {
+		b, _ := os.ReadFile(f)
+		// an instance for each template: root, whom every host has
+		name := strings.Replace(filepath.Base(f), "@.", "@root.", 1)
+		if err := os.WriteFile(filepath.Join(tmp, name), []byte(strings.ReplaceAll(string(b), "/opt/lite-raft", opt)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, filepath.Join(tmp, name))
+	}
+	cmd := exec.Command("systemd-analyze", append([]string{"verify"}, args...)...)
+	cmd.Dir = tmp
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
