@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"lite-raft/agent/core"
@@ -63,6 +64,9 @@ type Agent struct {
 	replies   map[core.ReplyTo]pending
 
 	metrics driverMetrics
+	sizes   sizes
+	// announceEvery is how often it says its version and sizes again (api.AnnounceEveryMs)
+	announceEvery time.Duration
 
 	status  statusFiles
 	hints   *hintWriter
@@ -196,7 +200,8 @@ func start(opt Options) (a *Agent, err error) {
 
 func newAgent(dir string, id raftcore.NodeID, lg *log.Logger) *Agent {
 	return &Agent{dir: dir, id: id, log: lg, linked: map[raftcore.NodeID]bool{},
-		events: make(chan event, 4096), done: make(chan struct{}), replies: map[core.ReplyTo]pending{}, metrics: newDriverMetrics()}
+		events: make(chan event, 4096), done: make(chan struct{}), replies: map[core.ReplyTo]pending{}, metrics: newDriverMetrics(),
+		announceEvery: announceEvery}
 }
 
 // init builds the core from the durable state st and wires the seams.
@@ -220,7 +225,10 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 		SnapshotPeriod: a.cfg.SnapshotPeriod,
 		Build:          a.build,
 		StartedAtNs:    a.clock.Now().UnixNano(),
-		Metrics:        a.metrics.fill,
+		Metrics: func(m *api.Metrics) {
+			a.metrics.fill(m)
+			m.DiskBytes = a.sizes.disk.Load()
+		},
 	}, st, kv)
 	if err != nil {
 		return err
@@ -247,7 +255,35 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 
 // version is what this agent says of itself to its peers.
 func (a *Agent) version() api.Version {
-	return api.Version{ID: string(a.id), Commands: api.CommandVersion, Build: a.build, Requests: api.RequestVersion}
+	return api.Version{ID: string(a.id), Commands: api.CommandVersion, Build: a.build, Requests: api.RequestVersion,
+		DataBytes: a.sizes.data.Load(), DiskBytes: a.sizes.disk.Load()}
+}
+
+// announceEvery is api.AnnounceEveryMs (a test makes it shorter).
+var announceEvery = api.AnnounceEveryMs * time.Millisecond
+
+// sizes are this agent's, as it says them to its peers (Version) every announceEvery:
+// the data's, taken on the loop, and the Raft files', measured away from it.
+type sizes struct {
+	data, disk atomic.Uint64
+	measuring  atomic.Bool
+	last       time.Time // the loop's
+}
+
+// announce measures the sizes and says them to the peers, if announceEvery has passed
+// since it last did and no measure is under way.
+func (a *Agent) announce() {
+	now := a.clock.Now()
+	if now.Sub(a.sizes.last) < a.announceEvery || !a.sizes.measuring.CompareAndSwap(false, true) {
+		return
+	}
+	a.sizes.last = now
+	a.sizes.data.Store(a.core.DataBytes())
+	go func() {
+		defer a.sizes.measuring.Store(false)
+		a.sizes.disk.Store(statefile.DiskBytes(a.dir))
+		a.transport.Announce(a.version())
+	}()
 }
 
 // loadSnapshot reads the state machine back from the stored snapshot, streamed.
@@ -292,6 +328,7 @@ func (a *Agent) run(ctx context.Context) error {
 			return nil
 		case <-ticks:
 			a.core.Tick(a.now())
+			a.announce()
 		case ev := <-a.events:
 			a.handleEvent(ev)
 		}

@@ -253,6 +253,21 @@ func (t *memTransport) Disconnect(peer raftcore.NodeID) {
 	t.net.mu.Unlock()
 }
 
+// Announce says the agent's version again to every peer it links to (hello reads it).
+func (t *memTransport) Announce(api.Version) {
+	t.net.mu.Lock()
+	var peers []raftcore.NodeID
+	for k := range t.net.reports {
+		if k[0] == t.id {
+			peers = append(peers, k[1])
+		}
+	}
+	t.net.mu.Unlock()
+	for _, p := range peers {
+		t.net.hello(t.id, p)
+	}
+}
+
 func (t *memTransport) Close() {}
 
 // FakeClock is a clock that moves only when told. Its ticker fires on Advance, once per

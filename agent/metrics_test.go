@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -108,4 +109,51 @@ func TestMemClusterMetrics(t *testing.T) {
 	if m := solo.status("s1").Metrics; m.ProposalsFailed != 1 || m.LeaderChanges != 0 {
 		t.Errorf("no leader: %+v", *m)
 	}
+}
+
+// TestMemClusterSizesAnnounced: every member says its data size to its peers again every
+// announceEvery, so that the leader's status shows each member's as of a moment ago,
+// and the one of a member that has not applied the latest writes yet (cut off) as it
+// was.
+func TestMemClusterSizesAnnounced(t *testing.T) {
+	defer func(d time.Duration) { announceEvery = d }(announceEvery)
+	announceEvery = 20 * time.Millisecond
+	ids := []raftcore.NodeID{"m1", "m2", "m3"}
+	c := startMemCluster(t, systemClock{}, ids...)
+	lead := c.leader()
+	behind := others(ids, lead)[0]
+	set := func(key string, n int) {
+		t.Helper()
+		if r := c.do(lead, api.Request{Op: api.OpSet, Key: key, Value: make([]byte, n), TimeoutMs: 5000}); r.Code != 0 {
+			t.Fatalf("set: %d %s", r.Code, r.Msg)
+		}
+	}
+	set("a", 1000) // 1001 bytes everywhere
+	sizes := func() map[string]uint64 {
+		out := map[string]uint64{}
+		for _, n := range c.status(lead).Nodes {
+			out[n.Name] = n.DataBytes
+		}
+		return out
+	}
+	waitSizes := func(want map[string]uint64) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			got := sizes()
+			if reflect.DeepEqual(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the leader's view of the sizes: %v, want %v", got, want)
+			}
+			time.Sleep(10 * time.Millisecond) // polling with a deadline
+		}
+	}
+	waitSizes(map[string]uint64{"m1": 1001, "m2": 1001, "m3": 1001})
+	// behind hears nothing from the leader (but still reaches it): it stays at 1001
+	c.net.Cut(lead, behind, true)
+	set("b", 2000)
+	want := map[string]uint64{"m1": 3002, "m2": 3002, "m3": 3002}
+	want[string(behind)] = 1001
+	waitSizes(want)
 }

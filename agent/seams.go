@@ -27,6 +27,9 @@ type Transport interface {
 	// with each change, and gone when peer's host says no agent runs there.
 	Connect(peer raftcore.NodeID, report func(LinkEvent))
 	Disconnect(peer raftcore.NodeID)
+	// Announce says v (what this agent says of itself, with its sizes) to every peer it
+	// links to, now and first on each new stream. Any goroutine may call it.
+	Announce(v api.Version)
 	Close()
 }
 

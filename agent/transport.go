@@ -23,17 +23,17 @@ type sshTransport struct {
 	dialer  *sshrpc.Dialer
 	command func(args string) string // the shell command that runs lite-raft ARGS on a peer
 	log     *log.Logger
-	hello   []byte // this agent's api.Version, said first on every stream to a peer
 
 	mu    sync.Mutex
 	links map[raftcore.NodeID]*peerLink
+	hello []byte // this agent's api.Version, said first on every stream to a peer
 }
 
 // peerLink is the way to one peer: its stream and a goroutine that feeds it, so that the
 // loop only ever drops an encoded message into a queue.
 type peerLink struct {
 	peer    *sshrpc.Peer
-	queue   chan []byte
+	queue   chan queued
 	quit    chan struct{}
 	watched bool // watch runs (sshTransport.mu)
 }
@@ -50,7 +50,7 @@ func (t *sshTransport) link(id raftcore.NodeID) *peerLink {
 	}
 	p := &peerLink{
 		peer:  sshrpc.NewPeer(string(id), t.dialer, t.command("rpc"), sshrpc.ConnOptions{Logf: t.log.Printf}),
-		queue: make(chan []byte, 4096),
+		queue: make(chan queued, 4096),
 		quit:  make(chan struct{}),
 	}
 	t.links[id] = p
@@ -69,7 +69,39 @@ func (t *sshTransport) Connect(id raftcore.NodeID, report func(LinkEvent)) {
 	p.watched = true
 	t.mu.Unlock()
 	if start {
-		go p.watch(id, t.hello, report)
+		go p.watch(id, t.helloNow, report)
+	}
+}
+
+// queued is a frame waiting to go to a peer: a Raft message, or this agent's version.
+type queued struct {
+	typ uint8
+	b   []byte
+}
+
+func (t *sshTransport) helloNow() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.hello
+}
+
+// Announce says v on every stream open to a peer, and first on each new one from now on.
+func (t *sshTransport) Announce(v api.Version) {
+	b := v.Encode()
+	t.mu.Lock()
+	t.hello = b
+	links := make([]*peerLink, 0, len(t.links))
+	for _, p := range t.links {
+		if p.watched {
+			links = append(links, p)
+		}
+	}
+	t.mu.Unlock()
+	for _, p := range links {
+		select {
+		case p.queue <- queued{typ: api.FrameVersion, b: b}:
+		default: // the peer is slow or gone; its next stream says it
+		}
 	}
 }
 
@@ -98,7 +130,7 @@ func (t *sshTransport) Close() {
 func (t *sshTransport) Send(m raftcore.Message) {
 	p := t.link(m.To)
 	select {
-	case p.queue <- raftcore.EncodeMessage(nil, m):
+	case p.queue <- queued{typ: api.FrameRaft, b: raftcore.EncodeMessage(nil, m)}:
 	default:
 	}
 }
@@ -117,7 +149,7 @@ func (t *sshTransport) Call(ctx context.Context, id raftcore.NodeID, req api.Req
 // leader's agent died: the leader's host still answers, and its bridge says no agent runs
 // there. On each new stream it first says who this agent is and what it understands
 // (hello, a api.FrameVersion).
-func (p *peerLink) watch(id raftcore.NodeID, hello []byte, report func(LinkEvent)) {
+func (p *peerLink) watch(id raftcore.NodeID, hello func() []byte, report func(LinkEvent)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-p.quit; cancel() }()
 	up := false
@@ -137,7 +169,7 @@ func (p *peerLink) watch(id raftcore.NodeID, hello []byte, report func(LinkEvent
 		if c == nil {
 			continue // Conn waited out the backoff before this attempt
 		}
-		c.Send(api.FrameVersion, hello) // if the stream is already gone, the next one says it
+		c.Send(api.FrameVersion, hello()) // if the stream is already gone, the next one says it
 		if !up {
 			report(LinkEvent{Peer: id, Up: true})
 			up = true
@@ -161,8 +193,8 @@ func (p *peerLink) run(lg *log.Logger, id raftcore.NodeID) {
 	var lastLog time.Time
 	for {
 		select {
-		case b := <-p.queue:
-			if err := p.peer.Send(api.FrameRaft, b); err != nil {
+		case q := <-p.queue:
+			if err := p.peer.Send(q.typ, q.b); err != nil {
 				dropped++
 				if !down || time.Since(lastLog) >= linkLogEvery {
 					why := p.peer.LastError()

@@ -62,6 +62,7 @@ func (p *peerVersions) load() []api.Version {
 
 // note records what a peer said, rewriting the file when it is news.
 func (p *peerVersions) note(v api.Version) {
+	v = v.WithoutSizes() // said again every few seconds: only what it understands is kept
 	if old, ok := p.known[v.ID]; (ok && old == v) || strings.ContainsAny(v.ID+v.Build, " \n") || v.ID == "" {
 		return
 	}

@@ -50,8 +50,10 @@ type Metrics struct {
 	// snapshot received), Apply the time each batch of committed entries took to apply.
 	Fsync Histogram `json:"fsync"`
 	Apply Histogram `json:"apply"`
-	// DataBytes is the bytes of the keys and values in the state machine.
+	// DataBytes is the bytes of the keys and values in the state machine, DiskBytes of
+	// the Raft files (state, log, snapshots) as last measured (0: not yet).
 	DataBytes uint64 `json:"data_bytes"`
+	DiskBytes uint64 `json:"disk_bytes,omitempty"`
 	// SnapshotBytes is the stored snapshot's size; SnapshotUnixMs when this member
 	// stored it (0: not known).
 	SnapshotBytes  uint64 `json:"snapshot_bytes"`
@@ -93,6 +95,10 @@ type MemberStatus struct {
 	// SnapshotBytes of SnapshotSize: how far a snapshot being sent to it is
 	SnapshotBytes uint64 `json:"snapshot_bytes,omitempty"`
 	SnapshotSize  uint64 `json:"snapshot_size,omitempty"`
+	// DataBytes and DiskBytes are the member's sizes as it last said them (Version):
+	// its keys and values, and its Raft files on disk (0: not known)
+	DataBytes uint64 `json:"data_bytes,omitempty"`
+	DiskBytes uint64 `json:"disk_bytes,omitempty"`
 	// Build and Commands are what the member said of itself (empty and 1: a build from
 	// before versions, or not heard from since this agent started)
 	Build    string `json:"build"`

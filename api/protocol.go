@@ -351,18 +351,36 @@ type Version struct {
 	// Requests is RequestVersion of its build; 0 from a build from before request
 	// versions, which understands version 1 (RequestsOr1)
 	Requests int
+	// DataBytes and DiskBytes are the sizes of its state machine's keys and values and
+	// of its Raft files, as it last measured them: an agent says itself again every
+	// AnnounceEvery, so that the leader's status shows every member's (0: not said, or
+	// a build from before sizes).
+	DataBytes, DiskBytes uint64
+}
+
+// AnnounceEveryMs is how often an agent says its Version again to its peers, with its
+// sizes measured anew.
+const AnnounceEveryMs = 10_000
+
+// WithoutSizes is v as a build's versions go: what it understands, not how big it is.
+func (v Version) WithoutSizes() Version {
+	v.DataBytes, v.DiskBytes = 0, 0
+	return v
 }
 
 // RequestsOr1 is the request version v says it understands.
 func (v Version) RequestsOr1() int { return max(v.Requests, 1) }
 
 // Encode renders v as uvarint commands, length-prefixed id and build, then uvarint
-// requests (which builds before it ignore, as they ignore whatever follows the build).
+// requests, data bytes and disk bytes (which builds before them ignore, as they ignore
+// whatever follows what they know).
 func (v Version) Encode() []byte {
 	b := binary.AppendUvarint(nil, uint64(v.Commands))
 	b = wire.AppendBytes(b, []byte(v.ID))
 	b = wire.AppendBytes(b, []byte(v.Build))
-	return binary.AppendUvarint(b, uint64(v.Requests))
+	b = binary.AppendUvarint(b, uint64(v.Requests))
+	b = binary.AppendUvarint(b, v.DataBytes)
+	return binary.AppendUvarint(b, v.DiskBytes)
 }
 
 // DecodeVersion parses Version.Encode's output. Fields a later build appends are ignored,
@@ -381,6 +399,12 @@ func DecodeVersion(b []byte) (Version, error) {
 		if r := d.Uvarint(); r <= 1<<16 {
 			v.Requests = int(r)
 		}
+	}
+	if d.Err == nil && len(d.B) > 0 {
+		v.DataBytes = d.Uvarint()
+	}
+	if d.Err == nil && len(d.B) > 0 {
+		v.DiskBytes = d.Uvarint()
 	}
 	if d.Err != nil {
 		return Version{}, fmt.Errorf("decode version: %w", d.Err)

@@ -96,11 +96,16 @@ func TestGoldenEncodings(t *testing.T) {
 	if v, err := DecodeVersion(old); err != nil || v != (Version{ID: "h1", Commands: 2, Build: "v1.2"}) || v.RequestsOr1() != 1 {
 		t.Errorf("an older build's version reads as %+v, %v", v, err)
 	}
-	v := Version{ID: "h1", Commands: 2, Build: "v1.2", Requests: RequestVersion}
+	v := Version{ID: "h1", Commands: 2, Build: "v1.2", Requests: RequestVersion, DataBytes: 1 << 40, DiskBytes: 3 << 30}
 	if got := v.Encode(); !bytes.HasPrefix(got, old) {
 		t.Errorf("version encodes as %x: not what older builds read, then more", got)
 	} else if back, err := DecodeVersion(got); err != nil || back != v {
 		t.Errorf("version round trip: %+v, %v", back, err)
+	}
+	// a build with request versions but before sizes: no sizes
+	noSizes := append(old, byte(RequestVersion))
+	if back, err := DecodeVersion(noSizes); err != nil || back != v.WithoutSizes() {
+		t.Errorf("a version without sizes reads as %+v, %v", back, err)
 	}
 }
 

@@ -56,6 +56,19 @@ func TestCheckPlugin(t *testing.T) {
 	line = c.expectCheck(outside, "./lite-raft-client check", 3, "LITE-RAFT UNKNOWN - no agent to ask", 5*time.Second)
 	t.Logf("no agent: %s", line)
 	c.checkProm(lead, fs[0], outside)
+	// status (issue 28): every member's data and disk size in the leader's table, as
+	// each says them on its streams (at its start, then every 10 s)
+	c.eventually(15*time.Second, "every member's sizes in the leader's status", func() (bool, string) {
+		out, _, _ := c.lr(lead, "./lite-raft status")
+		rows := 0
+		for _, l := range strings.Split(out, "\n") {
+			f := strings.Fields(l)
+			if len(f) > 0 && strings.HasPrefix(f[0], "host") && !strings.Contains(l, " - ") && strings.Contains(l, "B ") {
+				rows++
+			}
+		}
+		return rows == len(members), out
+	})
 
 	down := fs[0]
 	if err := down.PowerOff(); err != nil {

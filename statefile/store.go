@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -172,6 +173,24 @@ func Bootstrap(root string, members raftcore.Membership) error {
 
 // SnapshotPath is the file that holds the stored snapshot of the lite-raft directory dir.
 func SnapshotPath(dir string) string { return filepath.Join(dir, SnapshotDir, snapshotFile) }
+
+// DiskBytes is what the Raft files of the lite-raft directory dir take (the state, the
+// log's segments, the snapshots), as their sizes say; a file that goes while it is
+// counted is not.
+func DiskBytes(dir string) uint64 {
+	var n uint64
+	for _, d := range []string{StateDir, LogDir, SnapshotDir} {
+		filepath.WalkDir(filepath.Join(dir, d), func(_ string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				if fi, err := e.Info(); err == nil {
+					n += uint64(fi.Size())
+				}
+			}
+			return nil
+		})
+	}
+	return n
+}
 
 // Save makes a Ready's durable parts durable, in the order raftcore requires: hard state,
 // snapshot pieces, a complete snapshot (replacing the log), entries (one write, one fsync

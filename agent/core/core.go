@@ -275,6 +275,9 @@ func (c *Core) Node() *raftcore.Node { return c.node }
 // Applied is the last index the state machine reflects.
 func (c *Core) Applied() uint64 { return c.applied }
 
+// DataBytes is the size of the state machine's keys and values.
+func (c *Core) DataBytes() uint64 { return uint64(c.kv.DataBytes()) }
+
 func (c *Core) at(now Time) {
 	if now > c.now {
 		c.now = now

@@ -14,7 +14,7 @@ func (c *Core) Status() api.Status {
 		Commit: st.Commit, Applied: c.applied, LastIndex: st.LastIndex, Snapshot: st.Snapshot.Index,
 		Members: st.Members.String(), Build: c.cfg.Build, Commands: api.CommandVersion,
 		ElectionTimeoutMs: int64(c.cfg.Raft.ElectionTicks) * c.cfg.TickMs}
-	s.Metrics = &api.Metrics{DataBytes: uint64(c.kv.DataBytes()), SnapshotBytes: c.snapSize}
+	s.Metrics = &api.Metrics{DataBytes: c.DataBytes(), SnapshotBytes: c.snapSize}
 	if c.cfg.Metrics != nil {
 		c.cfg.Metrics(s.Metrics)
 	}
@@ -40,9 +40,10 @@ func (c *Core) Status() api.Status {
 		ms := api.MemberStatus{Name: string(id), Role: role, Match: p.Match, State: state,
 			LastContactMs: int64(p.TicksSinceHeard) * c.cfg.TickMs,
 			SnapshotBytes: p.SnapshotAcked, SnapshotSize: p.SnapshotSize,
-			Build: c.versions[id].Build, Commands: c.commandsOf(id)}
+			Build: c.versions[id].Build, Commands: c.commandsOf(id),
+			DataBytes: c.versions[id].DataBytes, DiskBytes: c.versions[id].DiskBytes}
 		if id == st.ID {
-			ms.Build = c.cfg.Build
+			ms.Build, ms.DataBytes, ms.DiskBytes = c.cfg.Build, s.Metrics.DataBytes, s.Metrics.DiskBytes
 		}
 		if st.LastIndex > p.Match {
 			ms.Lag = st.LastIndex - p.Match

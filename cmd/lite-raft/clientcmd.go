@@ -53,7 +53,8 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
                            every action if every condition holds, else none (exit 6: one was
                            false, nothing done); prints raised counters (txn --help)
   noop                     commit an empty entry
-  status                   every member: role, term, match and commit index, lag, last contact
+  status                   every member: role, term, match and commit index, lag, last contact, data
+                           and disk size (each as it said them, every 10 s)
   add-member HOST          boot HOST over ssh, add it as learner, wait until it caught up, make it a voter
   del-member HOST          remove HOST (handing leadership over first if it leads), then stop it over ssh
                            (both are carried out by the leader's agent, which goes on if this command
@@ -619,8 +620,8 @@ func printResponse(w io.Writer, o clientOpts, req api.Request, r api.Response) e
 }
 
 func printStatus(w io.Writer, st api.Status) {
-	// the data size is the answering member's own (every member holds the same data once
-	// it has applied as far): the others' would need them to report it in their replies
+	// the answering member's own sizes; the leader's table has every member's, as each
+	// last said them (every api.AnnounceEveryMs)
 	data := ""
 	if m := st.Metrics; m != nil {
 		data = fmt.Sprintf("; data %s, snapshot file %s", byteSize(m.DataBytes), byteSize(m.SnapshotBytes))
@@ -639,17 +640,34 @@ func printStatus(w io.Writer, st api.Status) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tMATCH\tLAG\tSTATE\tLAST CONTACT\tVERSION")
+	fmt.Fprintln(tw, "NAME\tROLE\tMATCH\tLAG\tSTATE\tLAST CONTACT\tDATA\tDISK\tVERSION")
 	for _, n := range st.Nodes {
 		state := n.State
 		if n.SnapshotSize > 0 {
 			// a transfer can take a while: show how far it is
 			state = fmt.Sprintf("%s %.1f/%.1f MB", state, float64(n.SnapshotBytes)/1e6, float64(n.SnapshotSize)/1e6)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s (commands v%d)\n", n.Name, n.Role, n.Match, n.Lag, state,
-			(time.Duration(n.LastContactMs) * time.Millisecond).String(), orDash(n.Build), n.Commands)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s (commands v%d)\n", n.Name, n.Role, n.Match, n.Lag, state,
+			(time.Duration(n.LastContactMs) * time.Millisecond).String(), memberData(n), sizeOrDash(n.DiskBytes), orDash(n.Build), n.Commands)
 	}
 	tw.Flush()
+}
+
+// memberData is a member's data size, "-" until it said its sizes (its disk size is never
+// 0 once it has: its state files are there).
+func memberData(n api.MemberStatus) string {
+	if n.DiskBytes == 0 {
+		return "-"
+	}
+	return byteSize(n.DataBytes)
+}
+
+// sizeOrDash is byteSize, or "-" for a size not known (0: not said yet, or an older build).
+func sizeOrDash(n uint64) string {
+	if n == 0 {
+		return "-"
+	}
+	return byteSize(n)
 }
 
 // byteSize is n in bytes, or kB, MB or GB (powers of 1000) to one decimal.

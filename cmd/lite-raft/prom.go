@@ -145,6 +145,9 @@ func promTextfile(in promInput) []byte {
 		p.histogram("lite_raft_fsync_seconds", "time to make a batch of log entries or state durable", m.Fsync)
 		p.histogram("lite_raft_apply_seconds", "time to apply a batch of committed entries and answer their clients", m.Apply)
 		p.gauge("lite_raft_data_bytes", "bytes of the keys and values in this member's state machine", float64(m.DataBytes))
+		if m.DiskBytes > 0 {
+			p.gauge("lite_raft_disk_bytes", "bytes of this member's Raft files (state, log, snapshots), measured every 10 s", float64(m.DiskBytes))
+		}
 		p.gauge("lite_raft_snapshot_bytes", "size of this member's stored snapshot", float64(m.SnapshotBytes))
 		if m.SnapshotUnixMs > 0 {
 			age := in.now.Sub(time.UnixMilli(m.SnapshotUnixMs)).Seconds()
@@ -159,6 +162,19 @@ func promTextfile(in promInput) []byte {
 		p.family("lite_raft_member_last_contact_seconds", "gauge", "time since the leader last heard from a member (written by the leader only)")
 		for _, n := range st.Nodes {
 			p.sample("lite_raft_member_last_contact_seconds", float64(n.LastContactMs)/1000, "member", n.Name)
+		}
+		// sizes: only of the members that said them (a disk size is never 0 once said)
+		p.family("lite_raft_member_data_bytes", "gauge", "a member's keys and values, as it last said them (written by the leader only)")
+		for _, n := range st.Nodes {
+			if n.DiskBytes > 0 {
+				p.sample("lite_raft_member_data_bytes", float64(n.DataBytes), "member", n.Name)
+			}
+		}
+		p.family("lite_raft_member_disk_bytes", "gauge", "a member's Raft files, as it last said them (written by the leader only)")
+		for _, n := range st.Nodes {
+			if n.DiskBytes > 0 {
+				p.sample("lite_raft_member_disk_bytes", float64(n.DiskBytes), "member", n.Name)
+			}
 		}
 	}
 	p.gauge("lite_raft_packages_up", "1 if the failover packages could be read from the cluster", b2f(in.pkgsRead))
