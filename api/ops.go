@@ -35,6 +35,7 @@ const (
 	OpCounter
 	OpListValues
 	OpTxn
+	OpGetPrefix
 )
 
 // Kind is how an agent serves an op. Its zero value is no kind: an entry must say.
@@ -99,6 +100,7 @@ const (
 	ArgFrom       // From (if FromSet; else now): where a watch starts
 	ArgPiece      // Backup, Offset, Describe: a piece of a snapshot save's file
 	ArgExpect     // Expect: the value a counter must stand at (0: never raised)
+	ArgAfter      // After: the key a page starts after ("": the first page)
 )
 
 // HostArg is what an op's host field names.
@@ -162,6 +164,7 @@ var catalogue = [...]OpInfo{
 	{Op: OpLeaseKeep, Name: "lease keep", Kind: Read, Leader: true, Requests: 1, Verb: "lease", Access: AccessWrite, Stale: StaleRefused, Key: KeyOrLease, Arg: ArgLease, Token: true},
 	{Op: OpCounter, Name: "counter", Kind: Read, Leader: true, Requests: 4, Verb: "pkg", Access: AccessRead, Stale: StaleLocal, Key: KeyRequired},
 	{Op: OpListValues, Name: "list --values", Kind: Read, Leader: true, Requests: 5, Verb: "list", Access: AccessRead, Stale: StaleLocal, Key: KeyDir},
+	{Op: OpGetPrefix, Name: "get --prefix", Kind: Read, Leader: true, Requests: 8, Verb: "get", Access: AccessRead, Stale: StaleLocal, Key: KeyDir, Arg: ArgAfter},
 	{Op: OpSnapshot, Name: "snapshot", Kind: Read, Leader: true, Requests: 1, Verb: "snapshot", Access: AccessAdmin, Stale: StaleLocal},
 
 	{Op: OpSet, Name: "set", Kind: Write, Leader: true, Command: 1, Commands: 1, Requests: 1, Verb: "set", Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
@@ -292,9 +295,10 @@ const CommandVersion = 7
 // RequestVersion is the newest set of requests this build understands: 1 is every op up
 // to snapshot-read (builds that never said); 2 adds exists; 3 the fence field; 4 the
 // token field, counter raise and counter; 5 list --values and txn (with its field); 7
-// the first-send time (FirstSentRequests; 6 is left to the rest of issue 26). It is the
-// largest Requests of the catalogue, the fence, the token and the first-send time.
-const RequestVersion = 7
+// the first-send time (FirstSentRequests; 6 is left to the rest of issue 26); 8 get
+// --prefix. It is the largest Requests of the catalogue, the fence, the token and the
+// first-send time.
+const RequestVersion = 8
 
 // byOp indexes the catalogue by wire number.
 var byOp = func() (t [256]*OpInfo) {

@@ -210,6 +210,17 @@ func (d DirEntries) Counter(name string) uint64 {
 	return 0
 }
 
+// PrefixPage is a page of OpGetPrefix's answer (JSON in Response.JSON): keys under Prefix
+// (at any depth) in key order, from after the request's After, with their values, read at
+// one applied index; Next is the key to ask the next page after ("" when this page ends
+// the prefix). A page holds at most MaxDirAnswer of JSON, and always one key at least.
+type PrefixPage struct {
+	Prefix string   `json:"prefix"`
+	Index  uint64   `json:"index"`
+	Keys   []DirKey `json:"keys"`
+	Next   string   `json:"next,omitempty"`
+}
+
 // MaxDirAnswer bounds OpListValues' answer: half of sshrpc's frame limit (8 MiB), so a
 // forwarded answer, which crosses two hops in a response of its own, fits with room to
 // spare. A folder whose answer would be larger is refused (CodeFailed), never cut short:

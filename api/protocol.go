@@ -50,6 +50,8 @@ type Request struct {
 	Token uint64
 	// Expect is the value a counter must stand at for counter raise (ArgExpect)
 	Expect uint64
+	// After is the key a page of get --prefix starts after (ArgAfter; "": the first)
+	After string
 	// Txn is a transaction's conditions and actions (OpInfo.Txn)
 	Txn Txn
 
@@ -165,6 +167,8 @@ func (r Request) hostArgs() (host, args string) {
 		}
 	case ArgExpect:
 		args = num(r.Expect)
+	case ArgAfter:
+		args = r.After
 	}
 	return host, args
 }
@@ -212,6 +216,8 @@ func (r *Request) setHostArgs(info *OpInfo, host, args string) error {
 		}
 	case ArgExpect:
 		r.Expect, err = num("expected value", args)
+	case ArgAfter:
+		r.After = args
 	}
 	return err
 }

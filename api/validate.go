@@ -110,6 +110,11 @@ func (r Request) Validate() error {
 	if info.Host == HostMember && r.Member == "" {
 		return fmt.Errorf("%s: no member named", info.Name)
 	}
+	if info.Arg == ArgAfter && r.After != "" {
+		if err := ValidateKey(r.After); err != nil {
+			return fmt.Errorf("resume after: %w", err)
+		}
+	}
 	if info.Arg == ArgPiece && (r.Backup == "" || len(r.Backup) > 64 || strings.Trim(r.Backup, "0123456789.") != "") {
 		return fmt.Errorf("bad snapshot ID %q", r.Backup)
 	}

@@ -161,3 +161,30 @@ func (s *Store) ReadDir(dir string, limit int) (d api.DirEntries, ok bool, err e
 	slices.Sort(d.Dirs)
 	return d, len(d.Keys) > 0 || len(d.Dirs) > 0 || len(d.Counters) > 0, nil
 }
+
+// ReadPrefix is a page of get --prefix: the keys under dir at any depth ("": every key),
+// in key order, from after after, with their values, until the page's JSON would pass
+// limit (one key at least, whatever its size). The page's Next is its last key when keys
+// under dir remain after it.
+func (s *Store) ReadPrefix(dir, after string, limit int) api.PrefixPage {
+	p := api.PrefixPage{Prefix: dir}
+	prefix := ""
+	if dir != "" {
+		prefix = strings.TrimSuffix(dir, "/") + "/"
+	}
+	from := prefix
+	if after > from {
+		from = after + "\x00" // the first key after it
+	}
+	size := 64 + 6*len(dir)
+	it := s.data.Iter()
+	for more := it.Seek(from); more && strings.HasPrefix(it.Key(), prefix); more = it.Next() {
+		k, v := it.Key(), it.Value()
+		if size += api.DirAnswerSize(k, v); size > limit && len(p.Keys) > 0 {
+			p.Next = p.Keys[len(p.Keys)-1].Key
+			break
+		}
+		p.Keys = append(p.Keys, api.DirKey{Key: k, Value: v})
+	}
+	return p
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -210,5 +211,49 @@ func TestReadDir(t *testing.T) {
 	b, _ := api.EncodeDirEntries(d)
 	if est, _, err := s.ReadDir("p", len(b)-1); err == nil {
 		t.Fatalf("an answer of %d bytes passes a limit of %d: %+v", len(b), len(b)-1, est)
+	}
+}
+
+// TestReadPrefix: a page holds the keys under the folder at any depth, in order, and
+// none beside it ("a", "a+b", "ab/c" are not under a/); a page stops before its limit
+// with at least one key, and the next one starts after its last key; the last page says
+// no next.
+func TestReadPrefix(t *testing.T) {
+	s := New()
+	var want []string
+	for i, k := range []string{"a", "a+b", "a/1", "a/2/x", "a/2/y", "a/3", "ab/c", "b"} {
+		s.Apply(uint64(i+1), Command{Op: OpSet, Key: k, Value: bytes.Repeat([]byte{'v'}, 100)})
+		if strings.HasPrefix(k, "a/") {
+			want = append(want, k)
+		}
+	}
+	var got []string
+	pages, after := 0, ""
+	for {
+		// room for two keys of 100 bytes a page, never one more
+		p := s.ReadPrefix("a", after, 64+6+2*api.DirAnswerSize("a/2/x", make([]byte, 100)))
+		if len(p.Keys) == 0 || len(p.Keys) > 2 {
+			t.Fatalf("a page of %d keys: %+v", len(p.Keys), p)
+		}
+		for _, k := range p.Keys {
+			got = append(got, k.Key)
+		}
+		pages++
+		if p.Next == "" {
+			break
+		}
+		after = p.Next
+	}
+	if !slices.Equal(got, want) || pages != 2 {
+		t.Fatalf("read %v in %d pages, want %v in 2", got, pages, want)
+	}
+	if p := s.ReadPrefix("a", "", 10); len(p.Keys) != 1 || p.Next != "a/1" {
+		t.Errorf("a limit below one key: %+v, want that key and a next", p)
+	}
+	if p := s.ReadPrefix("", "a/3", 1<<20); len(p.Keys) != 2 || p.Keys[0].Key != "ab/c" || p.Next != "" {
+		t.Errorf("every key after a/3: %+v", p)
+	}
+	if p := s.ReadPrefix("c", "", 1<<20); len(p.Keys) != 0 || p.Next != "" {
+		t.Errorf("no key under c: %+v", p)
 	}
 }

@@ -83,6 +83,7 @@ var serving = map[api.Op]struct {
 	api.OpExists:       {true, (*Core).replyRead},
 	api.OpList:         {true, (*Core).replyRead},
 	api.OpListValues:   {true, (*Core).replyRead},
+	api.OpGetPrefix:    {true, (*Core).replyRead},
 	api.OpLocks:        {true, (*Core).replyRead},
 	api.OpCounter:      {true, (*Core).replyRead},
 	api.OpLeaseKeep:    {true, (*Core).keepLease},
@@ -230,6 +231,14 @@ func (c *Core) read(r api.Request) api.Response {
 		return api.Response{}
 	case api.OpListValues:
 		return c.readDir(r.Key)
+	case api.OpGetPrefix:
+		p := c.kv.ReadPrefix(r.Key, r.After, api.MaxDirAnswer)
+		p.Index = c.applied
+		js, err := json.Marshal(p)
+		if err != nil {
+			return api.Response{Code: api.CodeFailed, Msg: fmt.Sprintf("encode a page of %s: %v", orDash(r.Key), err)}
+		}
+		return api.Response{JSON: js}
 	}
 	names, ok := c.kv.List(r.Key)
 	if !ok {

@@ -42,6 +42,8 @@ func Sample(info api.OpInfo) api.Request {
 		r.Backup, r.Offset = "3.1", 1<<20
 	case api.ArgExpect:
 		r.Expect = 5
+	case api.ArgAfter:
+		r.After = "a/b/c"
 	}
 	if info.Txn {
 		r.Txn = api.Txn{

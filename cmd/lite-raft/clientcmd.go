@@ -22,6 +22,10 @@ import (
 const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECONDS] VERB ARGS
 
   get KEY                  print the value of KEY (exit 9 if missing)
+  get --prefix DIR         print every key under DIR, at any depth, with its value ("KEY VALUE" lines
+                           quoted as list --values quotes; --json: one {"key","value"} a line); read
+                           in pages of at most 4 MB, each at its own index (exit 8: no key under DIR);
+                           list -r DIR is the same
   exists KEY               exit 0 if KEY exists, 9 if not; prints nothing (with --json: {"key","exists"})
   list [DIR]               print the names directly under DIR (exit 8 if missing)
   list --values [DIR]      print every key directly under DIR with its value, all read at one moment:
@@ -272,6 +276,9 @@ func runVerb(c *cli.Context, o clientOpts, parseErr error, args []string, dial d
 	var req api.Request
 	switch verb {
 	case "get":
+		if len(args) > 0 && args[0] == "--prefix" && !literal {
+			return getPrefixVerb(c, o, dial, "get --prefix", args[1:])
+		}
 		if len(args) == 0 {
 			fmt.Fprintln(c.App.Writer, "null") // the original's answer to a get without a key
 			return cli.Exit("", api.CodeUsage)
@@ -283,6 +290,9 @@ func runVerb(c *cli.Context, o clientOpts, parseErr error, args []string, dial d
 	case "list":
 		if len(args) > 0 && args[0] == "--values" {
 			return listValuesVerb(c, o, dial, args[1:])
+		}
+		if len(args) > 0 && args[0] == "-r" && !literal {
+			return getPrefixVerb(c, o, dial, "list -r", args[1:])
 		}
 		if len(args) > 1 {
 			return clientUsageError(c, "list: want at most one DIR")

@@ -69,18 +69,13 @@ func quoteValue(v []byte) string {
 // printDirJSON prints a folder as get --json prints a key: a value is a JSON string,
 // or, when it is not UTF-8, "value_base64" instead (a string would not keep its bytes).
 func printDirJSON(w io.Writer, d api.DirEntries) error {
-	type key struct {
-		Key    string  `json:"key"`
-		Value  *string `json:"value,omitempty"`
-		Base64 []byte  `json:"value_base64,omitempty"`
-	}
 	out := struct {
 		Dir      string           `json:"dir"`
 		Index    uint64           `json:"index"`
-		Keys     []key            `json:"keys"`
+		Keys     []keyJSON        `json:"keys"`
 		Dirs     []string         `json:"dirs"`
 		Counters []api.DirCounter `json:"counters"`
-	}{Dir: d.Dir, Index: d.Index, Keys: []key{}, Dirs: d.Dirs, Counters: d.Counters}
+	}{Dir: d.Dir, Index: d.Index, Keys: []keyJSON{}, Dirs: d.Dirs, Counters: d.Counters}
 	if out.Dirs == nil {
 		out.Dirs = []string{}
 	}
@@ -88,13 +83,7 @@ func printDirJSON(w io.Writer, d api.DirEntries) error {
 		out.Counters = []api.DirCounter{}
 	}
 	for _, k := range d.Keys {
-		e := key{Key: k.Key}
-		if s := string(k.Value); utf8.ValidString(s) {
-			e.Value = &s
-		} else {
-			e.Base64 = k.Value
-		}
-		out.Keys = append(out.Keys, e)
+		out.Keys = append(out.Keys, keyJSONOf(k))
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
