@@ -488,20 +488,37 @@ func (s *Store) writeLeases(rec *[]byte, put func() error, v3 bool) error {
 // is held, never the whole encoding. An empty snapshot is an empty store (the bootstrap
 // snapshot at index 0 has no data).
 func Restore(r io.Reader) (*Store, error) {
-	s, _, err := restore(r, true)
+	s, _, err := restore(r, true, Visitor{})
 	return s, err
+}
+
+// Visitor is told what a snapshot's encoding holds as Visit reads it through: each key
+// and its value (in key order; value is only good until Key returns), then each key a
+// lease holds with the lease, then each lease with its time to live. A Key that returns
+// an error stops the read with it.
+type Visitor struct {
+	Key      func(key string, value []byte) error
+	KeyLease func(key string, lease uint64)
+	Lease    func(lease, ttlMs uint64)
+}
+
+// Visit reads a snapshot's encoding through, as CheckSnapshot does, telling v what it
+// holds: a state is walked without the memory it would take.
+func Visit(r io.Reader, v Visitor) error {
+	_, _, err := restore(r, false, v)
+	return err
 }
 
 // CheckSnapshot reads a snapshot's encoding through as Restore does, keeping nothing but
 // a buffer, and returns how many keys it holds: a file is checked without the memory its
 // state would take.
 func CheckSnapshot(r io.Reader) (int, error) {
-	_, n, err := restore(r, false)
+	_, n, err := restore(r, false, Visitor{})
 	return n, err
 }
 
 // restore decodes a snapshot's encoding, into a store if keep, else only through.
-func restore(r io.Reader, keep bool) (*Store, int, error) {
+func restore(r io.Reader, keep bool, visit Visitor) (*Store, int, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	s := New()
 	magic := make([]byte, len(snapshotMagic))
@@ -621,6 +638,9 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 	for i := uint64(0); i < count && rerr == nil; i++ {
 		k := bytesOf(api.MaxKeyLen, keyBuf)
 		v := bytesOf(api.MaxValueLen, valueBuf)
+		if rerr == nil && visit.Key != nil {
+			rerr = visit.Key(string(k), v)
+		}
 		if rerr == nil {
 			keys++
 			if keep {
@@ -645,8 +665,12 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 		count = uvarint()
 		for i := uint64(0); i < count && rerr == nil; i++ {
 			k := bytesOf(api.MaxKeyLen, keyBuf)
-			if id := uvarint(); keep {
+			id := uvarint()
+			if keep {
 				s.keyLease.Load(string(k), id)
+			}
+			if visit.KeyLease != nil && rerr == nil {
+				visit.KeyLease(string(k), id)
 			}
 		}
 		count = uvarint()
@@ -659,6 +683,9 @@ func restore(r io.Reader, keep bool) (*Store, int, error) {
 			l := Lease{TTLMs: ttl, Token: token, Keys: names(), Locks: names()}
 			if keep {
 				s.leases.Load(id, l)
+			}
+			if visit.Lease != nil && rerr == nil {
+				visit.Lease(id, ttl)
 			}
 		}
 		count = uvarint()

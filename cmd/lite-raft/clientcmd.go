@@ -67,6 +67,9 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   transfer-leader HOST     make HOST the leader
   check [OPTIONS]          a monitoring plugin: one status line, exit 0 OK, 1 WARNING, 2 CRITICAL,
                            3 UNKNOWN (the Nagios convention, not the codes below; check --help)
+  export [DIR]             print every key under DIR with its value, one JSON object a line, all of one
+                           consistent state (export --help)
+  import                   write the keys of export's lines from standard input, 64 keys a txn
   snapshot save FILE       write a consistent snapshot of the whole state, as of now, to FILE (a
                            backup for lite-raft restore; snapshot --help)
 
@@ -376,6 +379,10 @@ func runVerb(c *cli.Context, o clientOpts, parseErr error, args []string, dial d
 		return checkVerb(c, o, dial, args)
 	case "snapshot":
 		return snapshotVerb(c, o, dial, args)
+	case "export":
+		return exportVerb(c, o, dial, args)
+	case "import":
+		return importVerb(c, o, dial, args, os.Stdin)
 	default:
 		return clientUsageError(c, fmt.Sprintf("unknown verb %q", verb))
 	}
@@ -394,7 +401,7 @@ func runVerb(c *cli.Context, o clientOpts, parseErr error, args []string, dial d
 
 // ownHelp are the verbs that parse -h and --help themselves (their help is longer than
 // their lines in clientUsage).
-var ownHelp = map[string]bool{"lock": true, "watch": true, "check": true, "snapshot": true, "txn": true}
+var ownHelp = map[string]bool{"lock": true, "watch": true, "check": true, "snapshot": true, "txn": true, "export": true, "import": true}
 
 // ownDashes are the verbs whose own parsing gives "--" a meaning (what follows is a
 // COMMAND, or set's options end there).
