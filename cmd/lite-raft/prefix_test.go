@@ -23,7 +23,9 @@ func TestGetPrefixPages(t *testing.T) {
 	startAgent(t, dir)
 	const n = 100_000
 	key := func(i int) string { return fmt.Sprintf("p/%02d/k%06d", i%37, i) }
-	value := func(i int) string { return fmt.Sprintf("value %d of the prefix test, %s", i, strings.Repeat("x", i%20)) }
+	value := func(i int) string {
+		return fmt.Sprintf("value %d of the prefix test, %s", i, strings.Repeat("x", i%20))
+	}
 	// written 64 keys a txn, by 8 writers at once (the agent batches their fsyncs)
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
