@@ -56,7 +56,7 @@ var CodeMeanings = []struct {
 	{CodeNoLeader, "leader is not available. (also a write that waited its whole time for a leader)"},
 	{CodeNoServer, "no server running on HOST. cannot process request."},
 	{CodeExists, "create: KEY already exists"},
-	{CodeUpgrade, "a member runs an older lite-raft that does not understand this command (create, if ... unset, set --ttl, lock, --fence, txn) or request (exists, list --values): upgrade it first; nothing was written"},
+	{CodeUpgrade, "a member runs an older lite-raft that does not understand this command (create, if ... unset, set --ttl, lock, --fence, txn, unset --prefix) or request (exists, list --values, get --prefix): upgrade it first; nothing was written"},
 	{CodeLockTimeout, "lock --wait D: the lock was not ours within D (our place in the queue was given up)"},
 	{CodeLockLost, "lock, set --keep-alive: the lease was lost (not renewed within its ttl); a running COMMAND was sent SIGTERM"},
 	{CodeCompacted, "watch --from N: this member no longer keeps the changes after N"},

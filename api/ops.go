@@ -36,6 +36,7 @@ const (
 	OpListValues
 	OpTxn
 	OpGetPrefix
+	OpUnsetPrefix
 )
 
 // Kind is how an agent serves an op. Its zero value is no kind: an entry must say.
@@ -170,6 +171,7 @@ var catalogue = [...]OpInfo{
 	{Op: OpSet, Name: "set", Kind: Write, Leader: true, Command: 1, Commands: 1, Requests: 1, Verb: "set", Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
 	{Op: OpUnset, Name: "unset", Kind: Write, Leader: true, Command: 2, Commands: 1, Requests: 1, Verb: "unset", Access: AccessWrite, Key: KeyRequired, Fence: true},
 	{Op: OpIfSet, Name: "if", Kind: Write, Leader: true, Command: 3, Commands: 1, Requests: 1, Verb: "if", Access: AccessWrite, Key: KeyRequired, Value: true, Cond: true, Fence: true},
+	{Op: OpUnsetPrefix, Name: "unset --prefix", Kind: Write, Leader: true, Command: 17, Commands: 8, Requests: 8, Verb: "unset", Access: AccessWrite, Key: KeyRequired},
 	{Op: OpNoop, Name: "noop", Kind: Write, Leader: true, Command: 4, Commands: 1, Requests: 1, Verb: "noop", Access: AccessWrite},
 	{Op: OpCreate, Name: "create", Kind: Write, Leader: true, Command: 5, Commands: 2, Requests: 1, Verb: "create", Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
 	{Op: OpIfUnset, Name: "if-unset", Kind: Write, Leader: true, Command: 6, Commands: 2, Requests: 1, Verb: "if", Access: AccessWrite, Key: KeyRequired, Cond: true, Fence: true},
@@ -287,10 +289,15 @@ const (
 // 1 is set, unset, if ... set and noop (every build before versions existed); 2 adds
 // create, if ... unset, leases and locks; 3 adds fenced writes; 4 the successors of lock
 // and lease revoke (tokens, generations that never repeat) and counter raise; 5 txn; 6
-// lease keeps through the log (LeaseKeepCommand); 7 stamped commands (StampCommands). It
-// is the largest Commands of the catalogue, the fence, the rebase, the lease keep batch,
-// the successors and the stamp.
-const CommandVersion = 7
+// lease keeps through the log (LeaseKeepCommand); 7 stamped commands (StampCommands); 8
+// unset --prefix. It is the largest Commands of the catalogue, the fence, the rebase, the
+// lease keep batch, the successors and the stamp.
+const CommandVersion = 8
+
+// MaxUnsetPrefix is the most keys one unset --prefix deletes: its entry is small, but
+// every member applies it at once, holding its loop meanwhile; a folder with more is
+// refused (CodeFailed, saying how many it holds), nothing deleted.
+const MaxUnsetPrefix = 10_000
 
 // RequestVersion is the newest set of requests this build understands: 1 is every op up
 // to snapshot-read (builds that never said); 2 adds exists; 3 the fence field; 4 the

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"lite-raft/internal/wire"
 )
@@ -257,6 +258,18 @@ type Change struct {
 	Key     string
 	Value   []byte // shared with the store, never written to
 	Deleted bool
+	// Prefix: every key under folder Key (which ends in "/") was deleted, by one unset
+	// --prefix (Deleted is set too): one change, not one a key
+	Prefix bool
+}
+
+// Concerns reports whether c changed key: the key itself, or one under a folder c
+// deleted.
+func (c Change) Concerns(key string) bool {
+	if c.Prefix {
+		return strings.HasPrefix(key, c.Key)
+	}
+	return c.Key == key
 }
 
 // EncodeChanges renders changes for a watch answer: a count, then for each the index,
@@ -267,7 +280,10 @@ func EncodeChanges(chs []Change) []byte {
 		b = binary.AppendUvarint(b, ch.Index)
 		b = wire.AppendBytes(b, []byte(ch.Key))
 		del := byte(0)
-		if ch.Deleted {
+		switch {
+		case ch.Prefix:
+			del = 2 // builds before unset --prefix read it as a set of the folder's name
+		case ch.Deleted:
 			del = 1
 		}
 		b = append(b, del)
@@ -286,7 +302,12 @@ func DecodeChanges(b []byte) ([]Change, error) {
 	var out []Change
 	for i := uint64(0); i < n && d.Err == nil; i++ {
 		ch := Change{Index: d.Uvarint(), Key: d.String(MaxKeyLen)}
-		ch.Deleted = d.Byte() == 1
+		switch d.Byte() {
+		case 1:
+			ch.Deleted = true
+		case 2:
+			ch.Deleted, ch.Prefix = true, true
+		}
 		ch.Value = d.Bytes(MaxValueLen)
 		out = append(out, ch)
 	}

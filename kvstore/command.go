@@ -57,7 +57,11 @@ const (
 	// each member's core counts the leases down again from when it applies it (the
 	// store keeps no time, so apply stays deterministic).
 	OpLeaseKeepBatch Op = 16
-	opEnd            Op = 17 // one past the last
+	// OpUnsetPrefix deletes every key under folder Key (at any depth), freeing them from
+	// their leases, if there are at most api.MaxUnsetPrefix; else it deletes nothing and
+	// answers api.CodeFailed with their number. Watchers see one change of the folder.
+	OpUnsetPrefix Op = 17
+	opEnd         Op = 18 // one past the last
 )
 
 // Version is the command version that introduced o, as the catalogue of requests
@@ -183,7 +187,7 @@ func (c Command) Validate() error {
 		if len(c.Holder) > 256 {
 			return fmt.Errorf("holder of %d bytes: the limit is 256", len(c.Holder))
 		}
-	case OpSet, OpUnset, OpIfSet, OpCreate, OpIfUnset, OpCounterRaise:
+	case OpSet, OpUnset, OpIfSet, OpCreate, OpIfUnset, OpCounterRaise, OpUnsetPrefix:
 	default:
 		return &UnknownOpError{Op: c.Op}
 	}
@@ -339,6 +343,8 @@ func (c Command) String() string {
 		return fmt.Sprintf("set %s %s%s", c.Key, q(c.Value), id)
 	case OpUnset:
 		return fmt.Sprintf("unset %s%s", c.Key, id)
+	case OpUnsetPrefix:
+		return fmt.Sprintf("unset --prefix %s%s", c.Key, id)
 	case OpIfSet:
 		return fmt.Sprintf("if %s %s %s set %s%s", c.Key, c.Cond, q(c.CondValue), q(c.Value), id)
 	case OpNoop:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"lite-raft/api"
 )
@@ -74,6 +75,36 @@ func (s *Store) remove(key string) {
 		s.dataBytes -= len(key) + len(prev)
 		s.changes = append(s.changes, api.Change{Index: s.index, Key: key, Deleted: true})
 	}
+}
+
+// unsetPrefix deletes every key under folder dir, or, if there are more than
+// api.MaxUnsetPrefix, nothing. The changes are one, of the folder: a watcher learns what
+// happened in one line, and the ring holds one change, not thousands.
+func (s *Store) unsetPrefix(dir string) Result {
+	prefix := dir + "/"
+	var keys []string
+	it := s.data.Iter()
+	for more := it.Seek(prefix); more && strings.HasPrefix(it.Key(), prefix); more = it.Next() {
+		if len(keys) == api.MaxUnsetPrefix {
+			n := len(keys)
+			for more && strings.HasPrefix(it.Key(), prefix) {
+				n++
+				more = it.Next()
+			}
+			return Result{Code: api.CodeFailed, Msg: fmt.Sprintf("unset --prefix %s: %d keys under %s, more than the %d one write may delete: "+
+				"nothing deleted (unset its subfolders one by one)", dir, n, prefix, api.MaxUnsetPrefix)}
+		}
+		keys = append(keys, it.Key())
+	}
+	if len(keys) == 0 {
+		return Result{}
+	}
+	saved := s.changes
+	for _, k := range keys {
+		s.remove(k)
+	}
+	s.changes = append(saved, api.Change{Index: s.index, Key: prefix, Deleted: true, Prefix: true})
+	return Result{Value: []byte(strconv.Itoa(len(keys)))}
 }
 
 // detach takes key out of lease's keys.

@@ -140,6 +140,8 @@ func (s *Store) apply(index uint64, c Command) Result {
 	case OpUnset:
 		s.remove(c.Key)
 		return Result{}
+	case OpUnsetPrefix:
+		return s.unsetPrefix(c.Key)
 	case OpSetLease:
 		s.grant(index, c.TTLMs)
 		s.put(c.Key, c.Value, index)

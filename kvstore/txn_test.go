@@ -257,3 +257,47 @@ func TestReadPrefix(t *testing.T) {
 		t.Errorf("no key under c: %+v", p)
 	}
 }
+
+// TestUnsetPrefix: every key under the folder goes, at any depth, freed from its lease,
+// in one change of the folder; keys beside it stay; the data size follows; a folder of
+// more than api.MaxUnsetPrefix keys is refused whole.
+func TestUnsetPrefix(t *testing.T) {
+	s := New()
+	i := uint64(0)
+	apply := func(c Command) Result { i++; return s.Apply(i, c) }
+	apply(Command{Op: OpSetLease, Key: "d/leased", Value: []byte("l"), TTLMs: 5000})
+	lease := i
+	for _, k := range []string{"d/a", "d/e/b", "d+", "dx/c", "d"} {
+		apply(Command{Op: OpSet, Key: k, Value: []byte("v")})
+	}
+	r := apply(Command{Op: OpUnsetPrefix, Key: "d"})
+	if r.Code != 0 || string(r.Value) != "3" || len(r.Changes) != 1 || !r.Changes[0].Prefix || r.Changes[0].Key != "d/" {
+		t.Fatalf("unset --prefix d: %+v", r)
+	}
+	for _, k := range []string{"d/a", "d/e/b", "d/leased"} {
+		if _, ok := s.Get(k); ok {
+			t.Errorf("%s is still there", k)
+		}
+	}
+	var left []string
+	s.data.Scan(func(k string, v []byte) bool { left = append(left, k); return true })
+	if !slices.Equal(left, []string{"d", "d+", "dx/c"}) || s.DataBytes() != len("d")+len("d+")+len("dx/c")+3 {
+		t.Errorf("left %v, %d bytes", left, s.DataBytes())
+	}
+	s.Leases(func(id uint64, l Lease) bool {
+		if id == lease && len(l.Keys) != 0 {
+			t.Errorf("lease %d still holds %v", id, l.Keys)
+		}
+		return true
+	})
+	for n := 0; n <= api.MaxUnsetPrefix; n++ {
+		apply(Command{Op: OpSet, Key: fmt.Sprintf("big/%d", n), Value: []byte("v")})
+	}
+	if r := apply(Command{Op: OpUnsetPrefix, Key: "big"}); r.Code != api.CodeFailed || len(r.Changes) != 0 ||
+		!strings.Contains(r.Msg, fmt.Sprintf("%d keys under big/", api.MaxUnsetPrefix+1)) {
+		t.Errorf("too many: %+v", r)
+	}
+	if _, ok := s.Get("big/0"); !ok {
+		t.Error("a refused unset --prefix deleted")
+	}
+}

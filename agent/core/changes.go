@@ -65,7 +65,16 @@ func (c *Core) record(changes []api.Change) {
 	var woken []*waiter
 	for _, ch := range changes {
 		c.changes.add(ch)
-		if len(c.watches[ch.Key]) > 0 {
+		if ch.Prefix {
+			// a folder's keys all went: the watches of any of them, and of any folder
+			// below it, as well as those above
+			for _, k := range sortedKeys(c.watches) {
+				if strings.HasPrefix(k, ch.Key) {
+					c.wakeWatches(k)
+				}
+			}
+			woken = c.logWatches.takeUnder(ch.Key, woken)
+		} else if len(c.watches[ch.Key]) > 0 {
 			c.wakeWatches(ch.Key)
 		}
 		woken = c.logWatches.take(ch.Key, woken)
@@ -134,6 +143,23 @@ func (p *parkedWatches) take(key string, out []*waiter) []*waiter {
 	return out
 }
 
+// takeUnder removes the watches of the keys and folders under folder prefix (not the
+// folder itself, which take finds) and appends them to out, in an order that depends
+// only on the core's state.
+func (p *parkedWatches) takeUnder(prefix string, out []*waiter) []*waiter {
+	if p.n == 0 {
+		return out
+	}
+	for _, m := range []map[string][]*waiter{p.keys, p.folders} {
+		for _, k := range sortedKeys(m) {
+			if k != prefix && strings.HasPrefix(k, prefix) {
+				out = p.takeFrom(m, k, out)
+			}
+		}
+	}
+	return out
+}
+
 func (p *parkedWatches) takeFrom(m map[string][]*waiter, k string, out []*waiter) []*waiter {
 	ws, ok := m[k]
 	if !ok {
@@ -185,6 +211,16 @@ func matches(pattern, key string) bool {
 	return key == pattern
 }
 
+// concerns reports whether ch changed something a watch of pattern asked for: a key it
+// matches, or, for a folder deleted whole, a key under it that it could match (the
+// folder is in the pattern's, or the pattern's key or folder is in it).
+func concerns(pattern string, ch api.Change) bool {
+	if !ch.Prefix {
+		return matches(pattern, ch.Key)
+	}
+	return matches(pattern, ch.Key) || strings.HasPrefix(pattern, ch.Key)
+}
+
 // logWatch answers a watch with the changes after its index (Args; "" for now), or
 // parks it until there are some, or its deadline (then an empty answer that says how
 // far it looked). One that asks from before what the ring holds gets CodeCompacted.
@@ -208,7 +244,7 @@ func (c *Core) logWatch(w *waiter) {
 	through := c.applied
 	for _, ch := range c.changes.ch[start:] {
 		c.watchScanned++
-		if !matches(w.req.Key, ch.Key) {
+		if !concerns(w.req.Key, ch) {
 			continue
 		}
 		if len(out) > 0 && size+len(ch.Value) > maxWatchAnswer && ch.Index != out[len(out)-1].Index {

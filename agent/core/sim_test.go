@@ -341,7 +341,7 @@ func runSim(seed uint64, b bugs, plant string, ms int, trace bool) (res simResul
 	s := &sim{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xa6e17)), bugs: b, plant: plant,
 		nodes: map[raftcore.NodeID]*simNode{}, cut: map[[2]raftcore.NodeID]bool{}, lastReport: map[[2]raftcore.NodeID]Time{},
 		committed: map[uint64]uint64{}, stateAt: map[uint64]uint64{}, forwards: map[string]int{}, tracing: trace,
-		keys: []string{"k0", "k1", "k2", "k3"}, keep: []uint64{0, 5, 50}[seed%3], checks: newSimChecks()}
+		keys: []string{"p/k0", "p/k1", "q/k2", "q/k3"}, keep: []uint64{0, 5, 50}[seed%3], checks: newSimChecks()}
 	defer func() {
 		if p := recover(); p != nil {
 			s.violate("panic: %v\n%s", p, debug.Stack())
@@ -953,7 +953,7 @@ func (s *sim) clientOp(c *simClient) {
 	if cond == "" {
 		cond = "0" // never read: the key is missing or holds another value
 	}
-	switch x := s.rng.IntN(13); {
+	switch x := s.rng.IntN(14); {
 	case x < 3:
 		req.Op, in.Op = api.OpGet, kvmodel.Get
 	case x < 4:
@@ -970,6 +970,11 @@ func (s *sim) clientOp(c *simClient) {
 	case x < 12:
 		in.Op, in.Cond = kvmodel.DelIf, cond
 		req.Op, req.Cond, req.CondValue = api.OpIfUnset, "=", []byte(in.Cond)
+	case x == 13:
+		// every key of the key's folder at once (p/k0 and p/k1, or q/k2 and q/k3)
+		dir, _, _ := strings.Cut(key, "/")
+		in = kvmodel.Input{Op: kvmodel.DelPrefix, Key: dir}
+		req.Op, req.Key = api.OpUnsetPrefix, dir
 	default:
 		// a txn on key and its pair (k0 and k1, k2 and k3): both as last seen (or
 		// missing), then both set

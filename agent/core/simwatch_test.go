@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"lite-raft/api"
 )
@@ -75,7 +76,7 @@ func (s *sim) lagAppliers() {
 // and checks at the end of the run (faults over at ms, healed for 3 s).
 func (s *sim) startWatchClients(ms int) {
 	s.watch = &simWatch{noted: map[*Core]uint64{}}
-	patterns := []string{"k1", "k2", "/", "ttl/", "late/", "ttl/3/", "fk", "live/"}
+	patterns := []string{"p/k1", "q/k2", "/", "ttl/", "late/", "ttl/3/", "fk", "live/", "p/"}
 	for i := 0; i < simWatchers; i++ {
 		w := &simWatcher{id: i, pattern: patterns[s.rng.IntN(len(patterns))]}
 		s.watch.watchers = append(s.watch.watchers, w)
@@ -120,8 +121,20 @@ func (s *sim) noteChanges(n *simNode) {
 	// the ring is the oracle, so it is held to the store: the last change it noted of a
 	// key is what the store holds now (a change it failed to record, or recorded wrong,
 	// shows there)
+	// (a folder deleted whole is the last change of each key under it that it follows;
+	// a key under it that the store holds must have been set again after it)
 	last := map[string]api.Change{}
+	var folders []api.Change
 	for _, ch := range r.ch[i:] {
+		if ch.Prefix {
+			folders = append(folders, ch)
+			for k, l := range last {
+				if ch.Concerns(k) {
+					last[k] = api.Change{Index: ch.Index, Key: l.Key, Deleted: true}
+				}
+			}
+			continue
+		}
 		last[ch.Key] = ch
 	}
 	for _, k := range sortedKeys(last) {
@@ -129,6 +142,14 @@ func (s *sim) noteChanges(n *simNode) {
 		if v, ok := c.kv.Get(k); ok == ch.Deleted || !bytes.Equal(v, ch.Value) {
 			s.violate("%s's last change of %s is %s, but at %d it holds %q (there: %v)", n.id, k, describeChange(ch), c.applied, v, ok)
 			return
+		}
+	}
+	for _, f := range folders {
+		for _, kv := range c.kv.ReadPrefix(strings.TrimSuffix(f.Key, "/"), "", 1<<30).Keys {
+			if l, ok := last[kv.Key]; !ok || l.Index <= f.Index {
+				s.violate("%s deleted every key under %s at %d, but at %d it holds %s (set again: %v)", n.id, f.Key, f.Index, c.applied, kv.Key, ok)
+				return
+			}
 		}
 	}
 	for index := from + 1; index <= c.applied; index++ {
@@ -260,7 +281,7 @@ func (s *sim) checkWatchAnswer(w *simWatcher, n *simNode, from uint64, resp api.
 			return 0, false
 		}
 		for _, ch := range s.watch.applied[i].changes {
-			if matches(w.pattern, ch.Key) {
+			if concerns(w.pattern, ch) {
 				want = append(want, ch)
 			}
 		}
@@ -283,7 +304,7 @@ func diffChanges(want, got []api.Change) string {
 			return fmt.Sprintf("%s is one too many (%d changes, want %d)", describeChange(got[i]), len(got), len(want))
 		}
 		a, b := want[i], got[i]
-		if a.Index != b.Index || a.Key != b.Key || a.Deleted != b.Deleted || !bytes.Equal(a.Value, b.Value) {
+		if a.Index != b.Index || a.Key != b.Key || a.Deleted != b.Deleted || a.Prefix != b.Prefix || !bytes.Equal(a.Value, b.Value) {
 			return fmt.Sprintf("change %d is %s, want %s", i, describeChange(b), describeChange(a))
 		}
 	}
@@ -291,6 +312,9 @@ func diffChanges(want, got []api.Change) string {
 }
 
 func describeChange(ch api.Change) string {
+	if ch.Prefix {
+		return fmt.Sprintf("%d deleted every key under %s", ch.Index, ch.Key)
+	}
 	if ch.Deleted {
 		return fmt.Sprintf("%d deleted %s", ch.Index, ch.Key)
 	}
@@ -304,7 +328,7 @@ func (s *sim) checkWatches() {
 		var last uint64
 		for i := uint64(1); i <= s.watch.endIndex && int(i) < len(s.watch.applied); i++ {
 			for _, ch := range s.watch.applied[i].changes {
-				if matches(w.pattern, ch.Key) {
+				if concerns(w.pattern, ch) {
 					last = i
 				}
 			}

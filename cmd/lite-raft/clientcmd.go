@@ -35,6 +35,8 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
                            the counters under DIR and the index it was read at (exit 8 if missing)
   set KEY VALUE            set KEY (VALUE "-" reads it from standard input)
   unset KEY                remove KEY
+  unset --prefix DIR       remove every key under DIR, at any depth, in one write (at most 10,000 keys,
+                           else exit 1 and nothing removed); prints how many; watchers see one change
   if KEY OP X set Y        set KEY to Y if "KEY OP X" holds; OP is one of = != -eq -ne -lt -le -gt -ge
                            (exit 7: no KEY, 6: false, 5: KEY already holds Y)
   if KEY OP X unset        remove KEY if "KEY OP X" holds (exit 7: no KEY, 6: false)
@@ -323,6 +325,16 @@ func runVerb(c *cli.Context, o clientOpts, parseErr error, args []string, dial d
 			req.Op = api.OpCreate
 		}
 	case "unset":
+		if len(args) > 0 && args[0] == "--prefix" && !literal && fenceName == "" {
+			if len(args) != 2 {
+				return clientUsageError(c, "unset --prefix: want DIR")
+			}
+			req = api.Request{Op: api.OpUnsetPrefix, Key: strings.Trim(args[1], "/")}
+			if req.Key == "" {
+				return clientUsageError(c, "unset --prefix: want a DIR, not every key")
+			}
+			break
+		}
 		if err := need(1, "KEY"); err != nil {
 			return err
 		}
@@ -588,6 +600,14 @@ func printResponse(w io.Writer, o clientOpts, req api.Request, r api.Response) e
 		return cli.Exit(msg, r.Code)
 	}
 	switch req.Op {
+	case api.OpUnsetPrefix:
+		n, _ := strconv.Atoi(string(r.Value))
+		if o.json {
+			b, _ := json.Marshal(map[string]any{"dir": req.Key + "/", "removed": n})
+			fmt.Fprintln(w, string(b))
+		} else {
+			fmt.Fprintf(w, "removed %d keys under %s/\n", n, req.Key)
+		}
 	case api.OpGet:
 		if o.json {
 			out := map[string]any{"key": req.Key, "value": string(r.Value)}

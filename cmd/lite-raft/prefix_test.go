@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"lite-raft/api"
 )
@@ -107,5 +108,90 @@ func TestGetPrefixPages(t *testing.T) {
 	t.Logf("%d keys in %d pages", n+1, pages)
 	if _, code := runAppStdout(t, "--dir", dir, "client", "get", "--prefix", "nothing/here"); code != api.CodeNoDir {
 		t.Errorf("get --prefix of no key: exit %d, want %d", code, api.CodeNoDir)
+	}
+}
+
+// TestUnsetPrefix (issue 29): unset --prefix is one log entry however many keys it
+// deletes; a watch of a key under it, of a folder under it, of the folder itself and of
+// everything each gets that one change, at once, not one a key; a value watch of a key
+// under it wakes; keys beside it stay; a folder of more than api.MaxUnsetPrefix keys is
+// refused with their number, nothing deleted.
+func TestUnsetPrefix(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	for i := 0; i < 500; i++ {
+		do(t, dir, api.Request{Op: api.OpSet, Key: fmt.Sprintf("d/e%d/k%d", i%7, i), Value: []byte("v"), ClientID: 31, Seq: uint64(i + 1)})
+	}
+	do(t, dir, api.Request{Op: api.OpSet, Key: "dx", Value: []byte("beside"), ClientID: 32, Seq: 1})
+	before := lastIndex(t, dir)
+	type answer struct {
+		pattern string
+		r       api.Response
+	}
+	answers := make(chan answer, 8)
+	patterns := []string{"d/e3/k3", "d/e3/", "d/", "/"}
+	for _, p := range patterns {
+		go func() {
+			answers <- answer{p, do(t, dir, api.Request{Op: api.OpWatchLog, Key: p, From: before, FromSet: true, TimeoutMs: 8000})}
+		}()
+	}
+	go func() {
+		answers <- answer{"value of d/e3/k3", do(t, dir, api.Request{Op: api.OpWatch, Key: "d/e3/k3", CondValue: []byte("v"), TimeoutMs: 8000})}
+	}()
+	time.Sleep(200 * time.Millisecond) // the watches parked (were they not, they would see the change anyway)
+	began := time.Now()
+	out, code := runAppStdout(t, "--dir", dir, "client", "unset", "--prefix", "d")
+	if code != 0 || strings.TrimSpace(out) != "removed 500 keys under d/" {
+		t.Fatalf("unset --prefix d: exit %d %q", code, out)
+	}
+	if after := lastIndex(t, dir); after != before+1 {
+		t.Errorf("unset --prefix of 500 keys: last index %d, then %d (want one entry)", before, after)
+	}
+	for range len(patterns) + 1 {
+		a := <-answers
+		if a.r.Code != 0 {
+			t.Errorf("watch %s: %d %s", a.pattern, a.r.Code, a.r.Msg)
+			continue
+		}
+		if time.Since(began) > 5*time.Second {
+			t.Errorf("watch %s answered %v after the unset: not woken by it", a.pattern, time.Since(began))
+		}
+		if a.pattern == "value of d/e3/k3" {
+			continue
+		}
+		chs, err := api.DecodeChanges(a.r.Value)
+		if err != nil || len(chs) != 1 || !chs[0].Prefix || chs[0].Key != "d/" || chs[0].Index != before+1 {
+			t.Errorf("watch %s: %+v %v, want the one change of d/ at %d", a.pattern, chs, err, before+1)
+		}
+	}
+	if r := do(t, dir, api.Request{Op: api.OpGet, Key: "dx"}); r.Code != 0 {
+		t.Errorf("the key beside the folder: %d %s", r.Code, r.Msg)
+	}
+	if _, code := runAppStdout(t, "--dir", dir, "client", "get", "--prefix", "d"); code != api.CodeNoDir {
+		t.Errorf("get --prefix d after the unset: exit %d, want %d", code, api.CodeNoDir)
+	}
+	// the watch command prints it as a folder deleted
+	w, code := runAppStdout(t, "--dir", dir, "client", "watch", "d/", "--once", "--from", fmt.Sprint(before))
+	if code != 0 || strings.TrimSpace(w) != fmt.Sprintf("%d deleted d/", before+1) {
+		t.Errorf("watch d/ --once: exit %d %q", code, w)
+	}
+
+	// too many: refused, nothing deleted
+	for b := 0; b <= api.MaxUnsetPrefix; b += 64 {
+		var then []api.TxnAction
+		for i := b; i < min(b+64, api.MaxUnsetPrefix+1); i++ {
+			then = append(then, api.TxnAction{Do: api.DoSet, Key: fmt.Sprintf("big/k%05d", i), Value: []byte("v")})
+		}
+		do(t, dir, api.Request{Op: api.OpTxn, Txn: api.Txn{Then: then}, ClientID: 33, Seq: uint64(b + 1), TimeoutMs: 10000})
+	}
+	msg, code := runApp(t, "--dir", dir, "client", "unset", "--prefix", "big")
+	if code != api.CodeFailed || !strings.Contains(msg, fmt.Sprintf("%d keys under big/", api.MaxUnsetPrefix+1)) {
+		t.Errorf("unset --prefix of %d keys: exit %d %q", api.MaxUnsetPrefix+1, code, msg)
+	}
+	if r := do(t, dir, api.Request{Op: api.OpGet, Key: "big/k00000"}); r.Code != 0 {
+		t.Errorf("a refused unset --prefix deleted: %d", r.Code)
+	}
+	if _, code := runApp(t, "--dir", dir, "client", "unset", "--prefix", "/"); code != api.CodeUsage {
+		t.Errorf("unset --prefix /: exit %d, want %d", code, api.CodeUsage)
 	}
 }

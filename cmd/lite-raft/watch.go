@@ -25,6 +25,7 @@ in log order, one a line:
 
   N set KEY VALUE
   N deleted KEY
+  N deleted DIR/    (every key under DIR, at once: unset --prefix; with --json "prefix":true)
 
 N is the log index of the change. It never skips one: it asks from the index of the last
 change it printed, so it resumes after a lost connection, and through lite-raft-remote on
@@ -216,6 +217,9 @@ func plainValue(v []byte) bool {
 // in key_base64 or value_base64 instead, exactly.
 func changeJSON(ch api.Change, event string) []byte {
 	m := map[string]any{"index": ch.Index, "event": event}
+	if ch.Prefix {
+		m["prefix"] = true
+	}
 	if utf8.ValidString(ch.Key) {
 		m["key"] = ch.Key
 	} else {

@@ -22,6 +22,8 @@ const (
 	// Txn: if every one of Conds holds, every one of Sets (txn --if KEY = V|missing ...
 	// --set KEY V ...): 0 done, 6 a condition false (Output.Value: its number, from 1)
 	Txn Op = "txn"
+	// DelPrefix: unset --prefix Key, every key under folder Key deleted at once: 0
+	DelPrefix Op = "delprefix"
 )
 
 // isRead reports whether op only observes the state.
@@ -42,8 +44,12 @@ type Input struct {
 // KV is a key and a value: a txn's condition or set.
 type KV struct{ Key, Value string }
 
-// keys is every key in touches.
+// keys is every key in touches: for DelPrefix its folder, with a trailing slash, which
+// partition links to the keys under it.
 func (in Input) keys() []string {
+	if in.Op == DelPrefix {
+		return []string{in.Key + "/"}
+	}
 	if in.Op != Txn {
 		return []string{in.Key}
 	}
@@ -161,6 +167,20 @@ func with(state string, sets ...KV) string {
 	return b.String()
 }
 
+// without is state with every key under folder prefix removed.
+func without(state, prefix string) string {
+	var b strings.Builder
+	for rest := state; rest != ""; {
+		k, r, _ := strings.Cut(rest, "\x00")
+		v, r2, _ := strings.Cut(r, "\x00")
+		if !strings.HasPrefix(k, prefix) {
+			b.WriteString(k + "\x00" + v + "\x00")
+		}
+		rest = r2
+	}
+	return b.String()
+}
+
 // partition groups the operations whose keys are linked (a txn links its keys): each
 // group is checked apart, with a state of its keys only.
 func partition(h []porcupine.Operation) [][]porcupine.Operation {
@@ -175,10 +195,26 @@ func partition(h []porcupine.Operation) [][]porcupine.Operation {
 		parent[k] = k
 		return k
 	}
+	var folders []string
+	keys := map[string]bool{}
 	for _, op := range h {
 		ks := op.Input.(Input).keys()
 		for _, k := range ks[1:] {
 			parent[find(k)] = find(ks[0])
+		}
+		for _, k := range ks {
+			keys[k] = true
+		}
+		if op.Input.(Input).Op == DelPrefix {
+			folders = append(folders, ks[0])
+		}
+	}
+	// a folder deleted whole links every key under it (and every folder in it)
+	for _, f := range folders {
+		for k := range keys {
+			if k != f && strings.HasPrefix(k, f) {
+				parent[find(k)] = find(f)
+			}
 		}
 	}
 	byRoot := map[string][]porcupine.Operation{}
@@ -207,6 +243,16 @@ var Model = porcupine.NondeterministicModel{
 		st, in, out := state.(string), input.(Input), output.(Output)
 		if !isRead(in.Op) && out.NotApplied {
 			return []any{st}
+		}
+		if in.Op == DelPrefix {
+			next := without(st, in.Key+"/")
+			switch {
+			case out.Unknown:
+				return []any{next, st}
+			case out.Code == 0:
+				return []any{next}
+			}
+			return nil
 		}
 		if in.Op == Txn {
 			next, code, failed := st, 0, ""
@@ -300,6 +346,8 @@ var Model = porcupine.NondeterministicModel{
 			return fmt.Sprintf("create %s %s (%s)", in.Key, in.Value, res)
 		case DelIf:
 			return fmt.Sprintf("if %s = %s unset (%s)", in.Key, in.Cond, res)
+		case DelPrefix:
+			return fmt.Sprintf("unset --prefix %s (%s)", in.Key, res)
 		case Txn:
 			d := "txn"
 			for _, c := range in.Conds {

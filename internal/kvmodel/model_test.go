@@ -156,3 +156,45 @@ func TestModel(t *testing.T) {
 		}
 	}
 }
+
+// TestModelDelPrefix: unset --prefix deletes every key under its folder at once, and is
+// checked with them (partition links the folder to its keys): a key read after it
+// returned must be gone, one beside the folder stays, and one set after it is there.
+func TestModelDelPrefix(t *testing.T) {
+	set := func(c int, k, v string, call, ret int64) porcupine.Operation {
+		p, _ := Operation(c, Input{Op: Set, Key: k, Value: v}, call, ret, 0, true, "")
+		return p
+	}
+	get := func(c int, k, v string, call, ret int64) porcupine.Operation {
+		code := 0
+		if v == "" {
+			code = 9
+		}
+		p, _ := Operation(c, Input{Op: Get, Key: k}, call, ret, code, true, v)
+		return p
+	}
+	del := func(c int, dir string, call, ret int64, code int) porcupine.Operation {
+		p, _ := Operation(c, Input{Op: DelPrefix, Key: dir}, call, ret, code, true, "")
+		return p
+	}
+	base := []porcupine.Operation{set(0, "d/a", "1", 0, 10), set(0, "d/e/b", "2", 10, 20), set(0, "dx", "3", 20, 30)}
+	for _, tc := range []struct {
+		name string
+		h    []porcupine.Operation
+		want porcupine.CheckResult
+	}{
+		{"both keys gone after it", append(base[:3:3], del(1, "d", 40, 50, 0), get(0, "d/a", "", 60, 70), get(0, "d/e/b", "", 70, 80)), porcupine.Ok},
+		{"a key under it read after it returned", append(base[:3:3], del(1, "d", 40, 50, 0), get(0, "d/e/b", "2", 60, 70)), porcupine.Illegal},
+		{"a key beside it stays", append(base[:3:3], del(1, "d", 40, 50, 0), get(0, "dx", "3", 60, 70)), porcupine.Ok},
+		{"a key beside it read as gone", append(base[:3:3], del(1, "d", 40, 50, 0), get(0, "dx", "", 60, 70)), porcupine.Illegal},
+		{"set after it", append(base[:3:3], del(1, "d", 40, 50, 0), set(0, "d/a", "4", 60, 70), get(1, "d/a", "4", 80, 90)), porcupine.Ok},
+		{"not applied (exit 11), its keys still there", append(base[:3:3], del(1, "d", 40, 50, 11), get(0, "d/a", "1", 60, 70)), porcupine.Ok},
+		{"not applied (exit 11), a key read as gone", append(base[:3:3], del(1, "d", 40, 50, 11), get(0, "d/a", "", 60, 70)), porcupine.Illegal},
+		{"unknown (exit 2): gone or not", append(base[:3:3], del(1, "d", 40, 50, 2), get(0, "d/a", "", 60, 70)), porcupine.Ok},
+		{"half of it seen: one key gone, the other not", append(base[:3:3], del(1, "d", 40, 100, 0), get(0, "d/a", "", 60, 70), get(0, "d/e/b", "2", 75, 80)), porcupine.Illegal},
+	} {
+		if got := porcupine.CheckOperationsTimeout(Model.ToModel(), tc.h, 10*time.Second); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
