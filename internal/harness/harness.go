@@ -82,6 +82,8 @@ type Cluster struct {
 
 	mu   sync.Mutex // guards Hosts, cuts and the files written for all hosts
 	cuts map[[2]int]bool
+	// wan: the delay proxies, by {from, to} host index (wan.go)
+	wan map[[2]int]*wanLink
 
 	closeOnce sync.Once
 	closeErr  error
@@ -209,7 +211,7 @@ func Start(n int, opt Options) (_ *Cluster, err error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = defaultTimeout
 	}
-	c := &Cluster{opt: opt, cuts: map[[2]int]bool{}, closed: make(chan struct{})}
+	c := &Cluster{opt: opt, cuts: map[[2]int]bool{}, wan: map[[2]int]*wanLink{}, closed: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			if cerr := c.Close(); cerr != nil {
@@ -721,6 +723,7 @@ func (c *Cluster) Close() error {
 }
 
 func (c *Cluster) close() error {
+	c.closeWAN()
 	hosts := c.snapshotHosts()
 	errs := []error{forEach(hosts, func(h *Host) error { return h.halt(false) })}
 	if c.lock == nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -364,6 +365,42 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustRun(t, "host1→host2 after ResetKnownHosts")(h2.RunFrom(h1, "true"))
+	})
+
+	// last: the delay stays in the links made after it
+	t.Run("Delay", func(t *testing.T) {
+		const d = 60 * time.Millisecond
+		if err := c.SetLinkDelay(h1, h2, d, 5*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		// the time until sshd's banner comes back: one way of the link, once
+		banner := func(to *Host) time.Duration {
+			t.Helper()
+			out := mustRun(t, "banner of "+to.Name)(h1.Exec("bash", "-c",
+				"s=$(date +%s%N); exec 3<>/dev/tcp/"+to.Name+"/22; head -c 7 <&3 >/dev/null; echo $(( $(date +%s%N) - s ))"))
+			ns, err := strconv.ParseInt(out, 10, 64)
+			if err != nil {
+				t.Fatalf("banner time %q: %v", out, err)
+			}
+			return time.Duration(ns)
+		}
+		if got := banner(h2); got < d || got > d+500*time.Millisecond {
+			t.Errorf("host1→host2 at %v each way: the banner came after %v", d, got)
+		}
+		if got := banner(h3); got >= d {
+			t.Errorf("host1→host3, not delayed: the banner came after %v", got)
+		}
+		// 14 MB through it, jittered, in order: the same bytes as made on host2 itself
+		want := mustRun(t, "seq on host2")(h2.Exec("sh", "-c", "seq 1 2000000 | md5sum"))
+		if got := mustRun(t, "seq through the link")(h1.Exec("sh", "-c", "ssh host2 'seq 1 2000000' | md5sum")); got != want {
+			t.Errorf("through the delayed link: %q, made on host2: %q", got, want)
+		}
+		if err := c.SetLinkDelay(h1, h2, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := banner(h2); got >= d {
+			t.Errorf("host1→host2 with the delay off: the banner came after %v", got)
+		}
 	})
 }
 
