@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"lite-raft/api"
+)
+
+// TestWAN (issue 30): a cluster whose hosts are 50 ms apart, then 100 ms (round trips,
+// through the harness's delay proxies: no netem here), keeps every outcome and exit code
+// of the LAN: writes forwarded to the leader, the conditional writes' codes, a lock, a
+// read from outside through lite-raft-remote, a leadership transfer, and a leader killed
+// (its successor elected, the write in flight 0 or 2, the next ones 0). It asserts
+// outcomes, not times.
+func TestWAN(t *testing.T) {
+	c := newCluster(t, 4, 3, "2", 1000)
+	members, outside := c.Hosts[:3], c.Hosts[3]
+	c.remoteOn(outside, "host1 host2 host3", nil)
+	for _, rtt := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond} {
+		t.Logf("round trip %v between hosts", rtt)
+		if err := c.SetDelay(rtt/2, rtt/20); err != nil {
+			t.Fatal(err)
+		}
+		// the agents' links are made at their start: start them behind the new delay
+		for _, h := range members {
+			if rtt == 50*time.Millisecond {
+				c.must(h, "./lite-raft first-boot")
+			} else {
+				c.must(h, "./lite-raft start")
+			}
+		}
+		lead := c.leader(members, 60*time.Second)
+		fs := others(members, lead)
+		k := fmt.Sprintf("wan/%d", rtt.Milliseconds())
+		// the links are long: a follower's write (forwarded, then replicated) takes two
+		// round trips at least (a lower bound: load only adds to it)
+		// (timed on the host, without the test's own ssh session)
+		out := c.must(fs[0], "s=$(date +%s%N); ./lite-raft-client set "+k+" 1 && echo $(( $(date +%s%N) - s ))")
+		if ns, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64); err != nil || time.Duration(ns) < 2*rtt {
+			t.Fatalf("a follower's write took %q ns (%v) at a round trip of %v: the links are not delayed", out, err, rtt)
+		}
+		c.expect(fs[1], "./lite-raft-client get "+k, 0, "1")
+		c.expect(fs[0], "./lite-raft-client if "+k+" = 2 set 3", api.CodeCondFalse, "")
+		c.expect(fs[1], "./lite-raft-client if "+k+"/none = 2 set 3", api.CodeNoKey, "")
+		c.expect(fs[0], "./lite-raft-client create "+k+" 4", api.CodeExists, "")
+		c.expect(outside, "./lite-raft-remote get "+k, 0, "1")
+		c.must(outside, "./lite-raft-remote set "+k+"/outside yes")
+		c.expect(fs[1], "./lite-raft-client get "+k+"/outside", 0, "yes")
+		c.expect(fs[1], "./lite-raft-client lock "+k+"/lock --ttl 5s -- sh -c 'echo held $LITE_RAFT_LOCK_GENERATION'", 0, "")
+
+		c.must(lead, "./lite-raft-client transfer-leader "+fs[0].Name)
+		lead = c.leader(members, 30*time.Second)
+		if lead != fs[0] {
+			t.Fatalf("transfer to %s: %s leads", fs[0].Name, lead.Name)
+		}
+		fs = others(members, lead)
+		if n, err := lead.Signal(`lite-raft .*agent --foreground`, 9); err != nil || n != 1 {
+			t.Fatalf("kill -9 of %s's agent: %d killed, %v", lead.Name, n, err)
+		}
+		// the write in flight when its leader died: done or unknown, never "not done"
+		_, _, code := c.lr(fs[0], "./lite-raft-client --timeout 20 set "+k+"/after-kill 1")
+		if code != 0 && code != api.CodeTimeout {
+			t.Fatalf("the first write after the leader was killed: exit %d, want 0 or 2", code)
+		}
+		next := c.leader(fs, 60*time.Second)
+		c.must(next, "./lite-raft-client set "+k+"/after-kill 2")
+		c.expect(fs[0], "./lite-raft-client get "+k+"/after-kill", 0, "2")
+		c.must(lead, "./lite-raft start")
+		c.leader(members, 60*time.Second)
+		c.expect(lead, "./lite-raft-client get "+k+"/after-kill", 0, "2")
+		for _, h := range members {
+			c.must(h, "./lite-raft stop")
+		}
+	}
+}
