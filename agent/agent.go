@@ -171,7 +171,8 @@ func start(opt Options) (a *Agent, err error) {
 	}
 	dialer := opt.Dialer
 	if dialer == nil {
-		if dialer, err = sshrpc.NewDialer(sshrpc.DialerOptions{Logf: a.log.Printf}); err != nil {
+		// a link that stalls is given up after an election timeout, and redialled
+		if dialer, err = sshrpc.NewDialer(sshrpc.DialerOptions{Logf: a.log.Printf, Liveness: a.cfg.ElectionTimeout}); err != nil {
 			return nil, err
 		}
 	}

@@ -20,9 +20,10 @@ import (
 // resolved through ssh_config (~/.ssh/config, then /etc/ssh/ssh_config), keys come from
 // ssh-agent and the identity files, host keys are checked against known_hosts.
 type Dialer struct {
-	cfg  *sshConfigs
-	user string
-	logf func(string, ...any)
+	cfg      *sshConfigs
+	user     string
+	logf     func(string, ...any)
+	liveness time.Duration
 }
 
 // DialerOptions configure a Dialer. The zero value means the user's usual set-up.
@@ -34,6 +35,14 @@ type DialerOptions struct {
 	// User, if set, logs in as this user whatever ssh_config says.
 	User string
 	Logf func(format string, args ...any)
+	// Liveness, if set, is how long a connection may go without answering before it is
+	// given up: where ssh_config sets no ServerAliveInterval, a keep-alive goes every
+	// Liveness/2 and the connection is closed when one is not answered within Liveness;
+	// and a TCP connect waits Liveness/2 at most (ConnectTimeout still bounds the rest of
+	// the dial). An agent's links use its election timeout: a connection that stalled
+	// while its packets were dropped is redialled, a fresh SYN at once, rather than left
+	// to TCP's retransmission backoff, which outlasts the partition by seconds.
+	Liveness time.Duration
 }
 
 // NewDialer reads the ssh_config files.
@@ -53,7 +62,7 @@ func NewDialer(opt DialerOptions) (*Dialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dialer{cfg: cfg, user: opt.User, logf: opt.Logf}, nil
+	return &Dialer{cfg: cfg, user: opt.User, logf: opt.Logf, liveness: opt.Liveness}, nil
 }
 
 // HostKeyError is a host key that does not match known_hosts: possibly an attack.
@@ -214,7 +223,13 @@ func (d *Dialer) dial(ctx context.Context, alias string, depth int) (*ssh.Client
 				return nil, fmt.Errorf("ssh config for %s: BindAddress %q is not an address", alias, h.bindAddress)
 			}
 		}
-		nc, err = nd.DialContext(ctx, "tcp", h.addr())
+		tctx := ctx
+		if d.liveness > 0 && depth == 0 {
+			var tcancel context.CancelFunc
+			tctx, tcancel = context.WithTimeout(ctx, max(d.liveness/2, 200*time.Millisecond))
+			defer tcancel()
+		}
+		nc, err = nd.DialContext(tctx, "tcp", h.addr())
 		if err != nil {
 			return nil, fmt.Errorf("ssh to %s (%s): %w", alias, h.addr(), err)
 		}
@@ -233,8 +248,11 @@ func (d *Dialer) dial(ctx context.Context, alias string, depth int) (*ssh.Client
 	}
 	nc.SetDeadline(time.Time{})
 	client := ssh.NewClient(conn, chans, reqs)
-	if h.aliveInterval > 0 {
-		go keepAlive(client, h.aliveInterval, h.aliveCountMax)
+	switch {
+	case h.aliveInterval > 0:
+		go keepAlive(client, h.aliveInterval, h.aliveInterval, h.aliveCountMax)
+	case d.liveness > 0 && depth == 0:
+		go keepAlive(client, d.liveness/2, d.liveness, 1)
 	}
 	return client, nil
 }
@@ -287,8 +305,9 @@ func (c *jumpConn) Close() error {
 }
 
 // keepAlive sends OpenSSH keep-alives every interval and closes the connection after
-// countMax unanswered ones in a row (ServerAliveInterval/ServerAliveCountMax).
-func keepAlive(c *ssh.Client, interval time.Duration, countMax int) {
+// countMax in a row not answered within wait (ServerAliveInterval/ServerAliveCountMax:
+// wait is the interval).
+func keepAlive(c *ssh.Client, interval, wait time.Duration, countMax int) {
 	missed := 0
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -309,7 +328,7 @@ func keepAlive(c *ssh.Client, interval time.Duration, countMax int) {
 		select {
 		case <-answered:
 			missed = 0
-		case <-time.After(interval):
+		case <-time.After(wait):
 			missed++
 			if missed >= countMax {
 				c.Close()

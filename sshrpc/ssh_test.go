@@ -410,4 +410,48 @@ func TestSSHAgentBindAddressKeepAlive(t *testing.T) {
 		default:
 		}
 	})
+
+	// an agent's dialer (DialerOptions.Liveness, its election timeout) gives up a stalled
+	// connection without ServerAliveInterval in ssh_config
+	t.Run("Liveness", func(t *testing.T) {
+		if err := c.Heal(); err != nil {
+			t.Fatal(err)
+		}
+		dialer(withKey)
+		d, err := NewDialer(DialerOptions{ConfigFiles: []string{cfg}, Home: home, Liveness: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := dial(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ended := make(chan struct{})
+		go func() { cl.Wait(); close(ended) }()
+		select {
+		case <-ended:
+			t.Fatal("a healthy connection with a liveness of 1 s closed within 3 s")
+		case <-time.After(3 * time.Second):
+		}
+		if err := c.CutFromTest(h1); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Heal()
+		start := time.Now()
+		select {
+		case <-ended:
+			t.Logf("closed %v after the cut", time.Since(start).Round(time.Millisecond))
+		case <-time.After(10 * time.Second):
+			t.Fatal("a liveness of 1 s: the connection to a cut-off host stayed open 10 s")
+		}
+		// and a dial to it gives up its TCP connect after half of it, not ConnectTimeout
+		start = time.Now()
+		if _, err := dial(d); err == nil {
+			t.Fatal("a dial to a cut-off host succeeded")
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("a dial to a cut-off host took %v with a liveness of 1 s", took)
+		}
+	})
 }
