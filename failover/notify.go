@@ -164,8 +164,9 @@ func (m *Monitor) nextToNotify(ctx context.Context, last string) (string, error)
 }
 
 // notify runs the command for one transition. It reports false when ctx ended while
-// it ran (the command was killed, not done): that transition is still to notify. A
-// command that fails on its own is logged and not run again.
+// it ran and the command was killed for it (not done): that transition is still to
+// notify. A command that ended on its own is done, even if ctx ended just after (else
+// the flush ran it a second time); one that fails on its own is logged and not run again.
 func (m *Monitor) notify(ctx context.Context, line string, number uint64) bool {
 	when, rest, _ := strings.Cut(line, " ")
 	host, event, _ := strings.Cut(rest, " ")
@@ -175,7 +176,7 @@ func (m *Monitor) notify(ctx context.Context, line string, number uint64) bool {
 		"LITE_RAFT_PKG_EVENT_NUMBER=" + strconv.FormatUint(number, 10)}
 	cfg := m.notifyCfg.Load()
 	code, out, err := m.Script.Shell(ctx, cfg.Notify, env, max(cfg.StartTimeout, 10*time.Second))
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		return false
 	}
 	if err != nil || code != 0 {
