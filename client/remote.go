@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"lite-raft/api"
@@ -51,9 +52,10 @@ type RemoteConfig struct {
 // MaybeApplied (2 for a write) as soon as one was handed over without an answer, e.g. a
 // host that hung for its share of the time after the bytes were written.
 //
-// A Remote serves one request at a time (a command's requests are made in turn).
+// Calls may run at once (lite-raft-remote's multiplexer serves several commands).
 type Remote struct {
 	cfg   RemoteConfig
+	mu    sync.Mutex // peers, failed
 	peers map[string]HostCaller
 	// failed are the hosts that gave no answer in this command: its later requests (a
 	// lock's renewals, a watch's) try them last, after the ones not known to be down
@@ -83,6 +85,8 @@ func (r *Remote) order() []string {
 			}
 		}
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	slices.SortStableFunc(hosts, func(a, b string) int {
 		switch {
 		case r.failed[a] == r.failed[b]:
@@ -109,7 +113,9 @@ func (r *Remote) lastLeader() string {
 // fail notes that host gave no answer; if it is the remembered leader, it is forgotten,
 // so that the next command does not start with it either.
 func (r *Remote) fail(host string) {
+	r.mu.Lock()
 	r.failed[host] = true
+	r.mu.Unlock()
 	if r.lastLeader() == host {
 		os.Remove(r.cfg.LeaderFile)
 	}
@@ -132,11 +138,13 @@ func (r *Remote) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Fr
 	hung := false      // that attempt ran out of time (rather than its connection breaking)
 	var errs []error
 	for _, h := range r.order() {
+		r.mu.Lock()
 		p := r.peers[h]
 		if p == nil {
 			p = r.cfg.Open(h)
 			r.peers[h] = p
 		}
+		r.mu.Unlock()
 		if outcome == NotSent {
 			host = h
 		}
@@ -166,7 +174,9 @@ func (r *Remote) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Fr
 			errs = append(errs, fmt.Errorf("%s: %s", h, resp.Msg))
 			continue
 		}
+		r.mu.Lock()
 		delete(r.failed, h)
+		r.mu.Unlock()
 		r.remember(resp.Leader)
 		return f, nil
 	}
@@ -190,6 +200,8 @@ func (r *Remote) remaining(ctx context.Context) time.Duration {
 
 // Close closes the callers of the hosts tried.
 func (r *Remote) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var errs []error
 	for h, p := range r.peers {
 		if err := p.Close(); err != nil {

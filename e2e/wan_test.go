@@ -25,6 +25,10 @@ func TestWAN(t *testing.T) {
 		if err := c.SetDelay(rtt/2, rtt/20); err != nil {
 			t.Fatal(err)
 		}
+		// the multiplexer of the last round keeps its connections (made before the delay)
+		if _, err := outside.Signal(`remote-mux`, 15); err != nil {
+			t.Fatal(err)
+		}
 		// the agents' links are made at their start: start them behind the new delay
 		for _, h := range members {
 			if rtt == 50*time.Millisecond {
@@ -47,8 +51,31 @@ func TestWAN(t *testing.T) {
 		c.expect(fs[0], "./lite-raft-client if "+k+" = 2 set 3", api.CodeCondFalse, "")
 		c.expect(fs[1], "./lite-raft-client if "+k+"/none = 2 set 3", api.CodeNoKey, "")
 		c.expect(fs[0], "./lite-raft-client create "+k+" 4", api.CodeExists, "")
-		c.expect(outside, "./lite-raft-remote get "+k, 0, "1")
+		// the first remote call starts the multiplexer, in the background: a command
+		// substitution of it must not wait for it
+		c.expect(outside, "timeout 20 sh -c 'v=$(./lite-raft-remote get "+k+"); echo $v'", 0, "1")
 		c.must(outside, "./lite-raft-remote set "+k+"/outside yes")
+		// the next ones reuse its connections: a linearizable get costs its round trip to
+		// the leader and the leader's heartbeat round, not an ssh handshake (about 12)
+		timed := func(env string) time.Duration {
+			out := c.must(outside, "s=$(date +%s%N); "+env+" ./lite-raft-remote get "+k+" >/dev/null && echo $(( $(date +%s%N) - s ))")
+			ns, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+			if err != nil {
+				t.Fatalf("a timed remote get: %q", out)
+			}
+			return time.Duration(ns)
+		}
+		var best time.Duration
+		for i := 0; i < 5; i++ {
+			if d := timed(""); i == 0 || d < best {
+				best = d
+			}
+		}
+		direct := timed("LITE_RAFT_REMOTE_MUX=off")
+		t.Logf("a remote get at %v: %v through the multiplexer (best of 5), %v straight", rtt, best, direct)
+		if best > 2*rtt+300*time.Millisecond || best >= direct {
+			t.Errorf("a remote get at %v took %v through the multiplexer (straight: %v): want about 2 round trips", rtt, best, direct)
+		}
 		c.expect(fs[1], "./lite-raft-client get "+k+"/outside", 0, "yes")
 		c.expect(fs[1], "./lite-raft-client lock "+k+"/lock --ttl 5s -- sh -c 'echo held $LITE_RAFT_LOCK_GENERATION'", 0, "")
 
@@ -74,6 +101,33 @@ func TestWAN(t *testing.T) {
 		c.expect(lead, "./lite-raft-client get "+k+"/after-kill", 0, "2")
 		for _, h := range members {
 			c.must(h, "./lite-raft stop")
+		}
+	}
+	// the multiplexer goes once idle for its time (LITE_RAFT_REMOTE_MUX_IDLE), its socket
+	// with it; its folder is private
+	if _, err := outside.Signal(`remote-mux`, 15); err != nil {
+		t.Fatal(err)
+	}
+	c.lr(outside, "LITE_RAFT_REMOTE_MUX_IDLE=1s ./lite-raft-remote --timeout 2 get wan/none")
+	c.expect(outside, "stat -c %a /tmp/lite-raft-mux-0", 0, "700")
+	c.eventually(15*time.Second, "the idle multiplexer gone", func() (bool, string) {
+		procs, err := outside.Procs()
+		for _, p := range procs {
+			if strings.Contains(p.Cmdline, "remote-mux") {
+				return false, p.Cmdline
+			}
+		}
+		return err == nil, fmt.Sprint(err)
+	})
+	c.expect(outside, "ls /tmp/lite-raft-mux-0 | wc -l", 0, "0")
+
+	// no agent anywhere: the multiplexer's verdict is the one a direct call gets (nothing
+	// was sent: not "maybe applied")
+	for _, verb := range []string{"set wan/none 1", "get wan/none"} {
+		_, _, viaMux := c.lr(outside, "./lite-raft-remote --timeout 5 "+verb)
+		_, _, direct := c.lr(outside, "LITE_RAFT_REMOTE_MUX=off ./lite-raft-remote --timeout 5 "+verb)
+		if viaMux != direct || viaMux == api.CodeTimeout || viaMux == 0 {
+			t.Errorf("%s with no agent: exit %d through the multiplexer, %d straight", verb, viaMux, direct)
 		}
 	}
 }

@@ -71,6 +71,10 @@ type ConnOptions struct {
 	// Allow: for DialUnix, the verbs to restrict the stream to (restrict.go; "" none);
 	// on a stream a Server accepted, the restriction it came with (Conn.Allow).
 	Allow string
+	// SameUser: a Server accepts streams only from processes of its own user (where the
+	// system says who is at the other end of a unix socket; elsewhere the socket's
+	// private folder is the only check).
+	SameUser bool
 }
 
 // NewConn runs the handshake on rw and starts serving it. On error rw is closed.

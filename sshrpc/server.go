@@ -87,6 +87,15 @@ func (s *Server) acceptLoop() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			if s.opt.SameUser {
+				if err := checkSameUser(nc.(*net.UnixConn)); err != nil {
+					nc.Close()
+					if s.opt.Logf != nil {
+						s.opt.Logf("refused a stream: %v", err)
+					}
+					return
+				}
+			}
 			stream, kind, allow, err := acceptStream(nc.(*net.UnixConn))
 			if err != nil {
 				nc.Close()
@@ -118,6 +127,22 @@ func (s *Server) acceptLoop() {
 			s.mu.Unlock()
 		}()
 	}
+}
+
+// Streams is how many streams are open.
+func (s *Server) Streams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// StopAccepting removes the socket and accepts no more streams; those open go on until
+// they end (or Close).
+func (s *Server) StopAccepting() error {
+	if ul, ok := s.ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(true)
+	}
+	return s.ln.Close()
 }
 
 // Close stops accepting, ends every stream and waits for them.

@@ -30,6 +30,7 @@ func newApp() *cli.App {
 			clientCommand(),
 			benchCommand(),
 			remoteCommand(),
+			remoteMuxCommand(),
 			pkgCommand(),
 			sshCommandCommand(),
 			statusCommand(),

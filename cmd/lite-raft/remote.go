@@ -32,6 +32,14 @@ func remoteCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err, api.CodeUsage)
 			}
+			// through the multiplexer (its connections kept from one call to the next),
+			// else straight to the members
+			if conn := dialMux(dir, rc); conn != nil {
+				defer conn.Close()
+				return runClient(c, c.Args().Slice(), func(ctx context.Context) (client.Caller, func(), error) {
+					return muxCaller{conn}, func() {}, nil
+				}, client.RemoteHold)
+			}
 			d, err := sshrpc.NewDialer(sshrpc.DialerOptions{User: rc.User})
 			if err != nil {
 				return cli.Exit(err, 1)
