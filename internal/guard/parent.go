@@ -44,8 +44,9 @@ type Guard struct {
 	status *bufio.Reader // stFile's lines: "exit CODE" at the end
 	name   string        // COMMAND's argv[0], for errors
 
-	mu  sync.Mutex // one message at a time on ctl
-	ctl *os.File   // our end of the control pipe: its end of file is our end
+	mu    sync.Mutex // one message at a time on ctl
+	ctl   *os.File   // our end of the control pipe: its end of file is our end
+	ended bool       // Wait has closed ctl: COMMAND's end is reported
 }
 
 // Start starts the guard, which starts COMMAND; it returns once COMMAND runs, or with
@@ -112,6 +113,11 @@ func Start(opts Options) (*Guard, error) {
 func (g *Guard) send(msg string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.ended {
+		// COMMAND has ended and its end is on its way to the caller (a renewal's answer
+		// can come first): there is nothing left to extend, signal or stop
+		return nil
+	}
 	if _, err := g.ctl.WriteString(msg + "\n"); err != nil {
 		return fmt.Errorf("guard of %s: %w", g.name, err)
 	}
@@ -157,6 +163,7 @@ func (g *Guard) Wait() (int, error) {
 	g.stFile.Close()
 	g.mu.Lock()
 	g.ctl.Close()
+	g.ended = true
 	g.mu.Unlock()
 	if rerr != nil {
 		return -1, fmt.Errorf("%w; the guard: %v", rerr, werr)
