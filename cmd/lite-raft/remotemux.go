@@ -42,6 +42,10 @@ import (
 // duration, changes it; "off" as LITE_RAFT_REMOTE_MUX turns the multiplexer off).
 const muxIdle = 60 * time.Second
 
+// muxLiveness bounds how long a connection of the multiplexer may stall
+// (sshrpc.DialerOptions.Liveness).
+const muxLiveness = 3 * time.Second
+
 // muxErrorPrefix starts an error frame that carries the multiplexer's verdict (JSON).
 const muxErrorPrefix = "lite-raft-mux-verdict:"
 
@@ -156,7 +160,9 @@ func remoteMuxCommand() *cli.Command {
 
 // runMux serves the calls until it has been idle for idle.
 func runMux(dir string, rc conf.Remote, sock string, idle time.Duration) error {
-	d, err := sshrpc.NewDialer(sshrpc.DialerOptions{User: rc.User})
+	// its connections live long: one to a host that lost power is given up within a few
+	// seconds (as an agent's links are), not left to TCP
+	d, err := sshrpc.NewDialer(sshrpc.DialerOptions{User: rc.User, Liveness: muxLiveness})
 	if err != nil {
 		return cli.Exit(err, 1)
 	}
@@ -173,9 +179,14 @@ func runMux(dir string, rc conf.Remote, sock string, idle time.Duration) error {
 		last.Store(time.Now().UnixNano())
 		go func() {
 			defer func() { inflight.Add(-1); last.Store(time.Now().UnixNano()) }()
+			// a little less than the caller's own deadline: the verdict (and a host that
+			// hung marked as such, asked last from then on) is there before the caller
+			// gives up and asks again, as a call of its own would have it (a lock's next
+			// renewal after its leader's host lost power goes to another member)
 			timeout := 30 * time.Second
 			if req, err := api.DecodeRequest(f.Payload); err == nil && req.TimeoutMs > 0 {
-				timeout = time.Duration(req.TimeoutMs)*time.Millisecond + time.Second
+				t := time.Duration(req.TimeoutMs) * time.Millisecond
+				timeout = t - min(100*time.Millisecond, t/10)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
