@@ -8,7 +8,7 @@ export CGO_ENABLED := 0
 # exported so that tests build the same binary
 export GOFLAGS := -tags=urfave_cli_no_docs
 
-.PHONY: all build test test-deps bench bench-etcd bench-scale bench-micro demo dist package lint clean torture powercut-torture
+.PHONY: all build test test-deps bench bench-etcd bench-scale bench-micro demo dist package lint clean torture powercut-torture soak-wan
 
 # make torture DURATION=30m CYCLES=30: the linearizability torture test, longer, then the
 # power-cut test with more cuts of every host (each alone: make powercut-torture)
@@ -64,6 +64,14 @@ torture: test-deps
 	rc=$$?; grep -E '^(history:|locks:|--- |ok|FAIL|panic)|torture_test.go' $$log; \
 	[ $$rc -eq 0 ] || tail -n 80 $$log; rm -f $$log; [ $$rc -eq 0 ] || exit $$rc; \
 	$(MAKE) --no-print-directory powercut-torture CYCLES=$(CYCLES)
+
+# make soak-wan SOAK_DURATION=30m: three members 100 ms apart under load for that long,
+# counting leader changes (any fails it)
+SOAK_DURATION ?= 30m
+soak-wan: test-deps
+	@log=$$(mktemp); $(GO) test -count=1 -timeout 0 -run '^TestSoakWAN$$' ./e2e/ -soakwan.duration=$(SOAK_DURATION) -v >$$log 2>&1; \
+	rc=$$?; grep -E '^(soakwan:|--- |ok|FAIL|panic)|soakwan_test.go' $$log; \
+	[ $$rc -eq 0 ] || tail -n 80 $$log; rm -f $$log; exit $$rc
 
 powercut-torture: test-deps
 	@log=$$(mktemp); $(GO) test -count=1 -timeout 0 -run '^TestPowerCut$$' ./e2e/ -powercut.cycles=$(CYCLES) -v >$$log 2>&1; \

@@ -94,6 +94,13 @@ type event struct {
 	snap    *snapDone
 	backup  *backupDone
 	piece   *backupPiece
+	rtt     *rttSample
+}
+
+// rttSample is a round trip measured on the link to a peer (its ssh keep-alive).
+type rttSample struct {
+	peer raftcore.NodeID
+	rtt  time.Duration
 }
 
 type callDone struct {
@@ -172,7 +179,14 @@ func start(opt Options) (a *Agent, err error) {
 	dialer := opt.Dialer
 	if dialer == nil {
 		// a link that stalls is given up after an election timeout, and redialled
-		if dialer, err = sshrpc.NewDialer(sshrpc.DialerOptions{Logf: a.log.Printf, Liveness: a.cfg.ElectionTimeout}); err != nil {
+		// and its keep-alives measure the link's round trip, which status shows
+		onRTT := func(alias string, rtt time.Duration) {
+			select { // never blocks a keep-alive: a sample more or less changes nothing
+			case a.events <- event{rtt: &rttSample{raftcore.NodeID(alias), rtt}}:
+			default:
+			}
+		}
+		if dialer, err = sshrpc.NewDialer(sshrpc.DialerOptions{Logf: a.log.Printf, Liveness: a.cfg.ElectionTimeout, OnRTT: onRTT}); err != nil {
 			return nil, err
 		}
 	}
@@ -389,6 +403,8 @@ func (a *Agent) handleEvent(ev event) {
 		a.core.BackupWritten(now, ev.backup.id, ev.backup.snap, uint64(ev.backup.size), ev.backup.err)
 	case ev.piece != nil:
 		a.core.BackupRead(now, ev.piece.tok, ev.piece.data, ev.piece.err)
+	case ev.rtt != nil:
+		a.core.LinkRTT(now, ev.rtt.peer, ev.rtt.rtt.Microseconds())
 	}
 }
 

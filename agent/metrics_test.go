@@ -157,3 +157,28 @@ func TestMemClusterSizesAnnounced(t *testing.T) {
 	want[string(behind)] = 1001
 	waitSizes(want)
 }
+
+// TestMemClusterLinkRTT: the round trips the driver measures on the leader's links (its
+// ssh keep-alives) show, smoothed as TCP smooths its own, in the leader's status.
+func TestMemClusterLinkRTT(t *testing.T) {
+	ids := []raftcore.NodeID{"m1", "m2", "m3"}
+	c := startMemCluster(t, systemClock{}, ids...)
+	lead := c.leader()
+	peer := others(ids, lead)[0]
+	for _, d := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond} {
+		c.agents[lead].post(event{rtt: &rttSample{peer, d}})
+	}
+	c.agents[lead].post(event{rtt: &rttSample{"not a member!", time.Second}}) // ignored
+	var got int64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, n := range c.status(lead).Nodes {
+			if n.Name == string(peer) {
+				got = n.RTTUs
+			}
+		}
+		if got == 112_500 {
+			return
+		}
+	}
+	t.Fatalf("%s's round trip in %s's status: %d µs, want 112500 (7/8 of 100 ms, 1/8 of 200 ms)", peer, lead, got)
+}

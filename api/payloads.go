@@ -100,6 +100,9 @@ type MemberStatus struct {
 	// its keys and values, and its Raft files on disk (0: not known)
 	DataBytes uint64 `json:"data_bytes,omitempty"`
 	DiskBytes uint64 `json:"disk_bytes,omitempty"`
+	// RTTUs is the round trip of this member's link to it, smoothed, in microseconds (0:
+	// not measured: itself, or no keep-alive answered yet)
+	RTTUs int64 `json:"rtt_us,omitempty"`
 	// Build and Commands are what the member said of itself (empty and 1: a build from
 	// before versions, or not heard from since this agent started)
 	Build    string `json:"build"`

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"lite-raft/api"
 	"lite-raft/internal/harness"
 )
 
@@ -59,16 +61,21 @@ func TestCheckPlugin(t *testing.T) {
 	// status (issue 28): every member's data and disk size in the leader's table, as
 	// each says them on its streams (at its start, then every 10 s)
 	c.eventually(15*time.Second, "every member's sizes in the leader's status", func() (bool, string) {
-		out, _, _ := c.lr(lead, "./lite-raft status")
-		rows := 0
-		for _, l := range strings.Split(out, "\n") {
-			f := strings.Fields(l)
-			if len(f) > 0 && strings.HasPrefix(f[0], "host") && !strings.Contains(l, " - ") && strings.Contains(l, "B ") {
-				rows++
+		out, _, _ := c.lr(lead, "./lite-raft-client --json status")
+		var st api.Status
+		if json.Unmarshal([]byte(out), &st) != nil || len(st.Nodes) != len(members) {
+			return false, out
+		}
+		for _, n := range st.Nodes {
+			if n.DiskBytes == 0 || n.DataBytes == 0 {
+				return false, out
 			}
 		}
-		return rows == len(members), out
+		return true, ""
 	})
+	if out, _, _ := c.lr(lead, "./lite-raft-client status"); !strings.Contains(out, "DATA") || !strings.Contains(out, "DISK") || !strings.Contains(out, "RTT") {
+		t.Errorf("no DATA, DISK and RTT columns in status:\n%s", out)
+	}
 
 	down := fs[0]
 	if err := down.PowerOff(); err != nil {

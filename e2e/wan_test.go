@@ -39,6 +39,26 @@ func TestWAN(t *testing.T) {
 		}
 		lead := c.leader(members, 60*time.Second)
 		fs := others(members, lead)
+		// the leader measures its links' round trips (their ssh keep-alives, every half
+		// election timeout) and shows them in status
+		c.eventually(20*time.Second, "the round trips in the leader's status", func() (bool, string) {
+			st, ok := c.status(lead)
+			if !ok {
+				return false, "no status"
+			}
+			measured := 0
+			for _, n := range st.Nodes {
+				if n.Name == lead.Name {
+					continue
+				}
+				d := time.Duration(n.RTTUs) * time.Microsecond
+				if d < rtt || d > rtt+300*time.Millisecond {
+					return false, fmt.Sprintf("%s: %v", n.Name, d)
+				}
+				measured++
+			}
+			return measured == len(fs), fmt.Sprintf("%d measured", measured)
+		})
 		k := fmt.Sprintf("wan/%d", rtt.Milliseconds())
 		// the links are long: a follower's write (forwarded, then replicated) takes two
 		// round trips at least (a lower bound: load only adds to it)

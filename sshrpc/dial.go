@@ -24,6 +24,7 @@ type Dialer struct {
 	user     string
 	logf     func(string, ...any)
 	liveness time.Duration
+	onRTT    func(alias string, rtt time.Duration)
 }
 
 // DialerOptions configure a Dialer. The zero value means the user's usual set-up.
@@ -43,6 +44,10 @@ type DialerOptions struct {
 	// while its packets were dropped is redialled, a fresh SYN at once, rather than left
 	// to TCP's retransmission backoff, which outlasts the partition by seconds.
 	Liveness time.Duration
+	// OnRTT, if set, is told the round trip of each keep-alive answered on a connection
+	// to alias (as Dial was given it): the link's round trip as ssh sees it, sshd
+	// answering at once.
+	OnRTT func(alias string, rtt time.Duration)
 }
 
 // NewDialer reads the ssh_config files.
@@ -62,7 +67,7 @@ func NewDialer(opt DialerOptions) (*Dialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dialer{cfg: cfg, user: opt.User, logf: opt.Logf, liveness: opt.Liveness}, nil
+	return &Dialer{cfg: cfg, user: opt.User, logf: opt.Logf, liveness: opt.Liveness, onRTT: opt.OnRTT}, nil
 }
 
 // HostKeyError is a host key that does not match known_hosts: possibly an attack.
@@ -248,11 +253,15 @@ func (d *Dialer) dial(ctx context.Context, alias string, depth int) (*ssh.Client
 	}
 	nc.SetDeadline(time.Time{})
 	client := ssh.NewClient(conn, chans, reqs)
+	var rtt func(time.Duration)
+	if d.onRTT != nil && depth == 0 {
+		rtt = func(r time.Duration) { d.onRTT(alias, r) }
+	}
 	switch {
 	case h.aliveInterval > 0:
-		go keepAlive(client, h.aliveInterval, h.aliveInterval, h.aliveCountMax)
+		go keepAlive(client, h.aliveInterval, h.aliveInterval, h.aliveCountMax, rtt)
 	case d.liveness > 0 && depth == 0:
-		go keepAlive(client, d.liveness/2, d.liveness, 1)
+		go keepAlive(client, d.liveness/2, d.liveness, 1, rtt)
 	}
 	return client, nil
 }
@@ -306,8 +315,8 @@ func (c *jumpConn) Close() error {
 
 // keepAlive sends OpenSSH keep-alives every interval and closes the connection after
 // countMax in a row not answered within wait (ServerAliveInterval/ServerAliveCountMax:
-// wait is the interval).
-func keepAlive(c *ssh.Client, interval, wait time.Duration, countMax int) {
+// wait is the interval). rtt, if set, is told each answered one's round trip.
+func keepAlive(c *ssh.Client, interval, wait time.Duration, countMax int, rtt func(time.Duration)) {
 	missed := 0
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -320,6 +329,7 @@ func keepAlive(c *ssh.Client, interval, wait time.Duration, countMax int) {
 		case <-t.C:
 		}
 		answered := make(chan struct{})
+		sent := time.Now()
 		go func() {
 			if _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); err == nil {
 				close(answered)
@@ -328,6 +338,9 @@ func keepAlive(c *ssh.Client, interval, wait time.Duration, countMax int) {
 		select {
 		case <-answered:
 			missed = 0
+			if rtt != nil {
+				rtt(time.Since(sent))
+			}
 		case <-time.After(wait):
 			missed++
 			if missed >= countMax {

@@ -169,6 +169,7 @@ type Core struct {
 	backups    backups              // snapshot save's files held for clients
 
 	linkDown map[raftcore.NodeID]bool        // peers whose link the driver reported down
+	rtt      map[raftcore.NodeID]int64       // each link's smoothed round trip, µs (LinkRTT)
 	versions map[raftcore.NodeID]api.Version // what peers said of themselves
 
 	// leases (leases.go): this member's countdown per lease (leasesToLoad: from the
@@ -260,7 +261,7 @@ func New(cfg Config, st raftcore.State, kv *kvstore.Store) (*Core, error) {
 		applied:        st.Snapshot.Meta.Index,
 		appliedMembers: st.Snapshot.Meta.Members, lastSnapshot: st.Snapshot.Meta.Index, snapSize: st.Snapshot.Size,
 		proposals: map[uint64]*waiter{}, reads: map[uint64]*waiter{}, watches: map[string][]*waiter{},
-		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{}, versions: map[raftcore.NodeID]api.Version{},
+		calls: map[CallID]*waiter{}, linkDown: map[raftcore.NodeID]bool{}, rtt: map[raftcore.NodeID]int64{}, versions: map[raftcore.NodeID]api.Version{},
 		leases: newLeaseClock(), leasesToLoad: true, revoking: map[uint64]Time{}, lockWaits: map[string][]*waiter{},
 		keepBatches: map[uint64]*keepBatch{}, keepsInFlight: map[uint64]int{},
 		appliedTerm: st.Snapshot.Meta.Term,
@@ -322,6 +323,22 @@ func (c *Core) Link(now Time, peer raftcore.NodeID, up bool) {
 		return
 	}
 	c.linkDown[peer] = true
+}
+
+// LinkRTT reports a round trip measured on the link to peer, in microseconds: status
+// shows each link's, smoothed (7/8 of the last estimate, 1/8 of the new sample, as TCP
+// smooths its own).
+func (c *Core) LinkRTT(now Time, peer raftcore.NodeID, us int64) {
+	c.at(now)
+	if us <= 0 || raftcore.ValidateID(peer) != nil {
+		return
+	}
+	if old, ok := c.rtt[peer]; ok {
+		us = (7*old + us) / 8
+	} else if len(c.rtt) > 1000 {
+		clear(c.rtt) // bounded, whatever the peers
+	}
+	c.rtt[peer] = us
 }
 
 // LeaderGone reports that peer's host says no agent runs there.

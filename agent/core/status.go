@@ -41,7 +41,7 @@ func (c *Core) Status() api.Status {
 			LastContactMs: int64(p.TicksSinceHeard) * c.cfg.TickMs,
 			SnapshotBytes: p.SnapshotAcked, SnapshotSize: p.SnapshotSize,
 			Build: c.versions[id].Build, Commands: c.commandsOf(id),
-			DataBytes: c.versions[id].DataBytes, DiskBytes: c.versions[id].DiskBytes}
+			DataBytes: c.versions[id].DataBytes, DiskBytes: c.versions[id].DiskBytes, RTTUs: c.rtt[id]}
 		if id == st.ID {
 			ms.Build, ms.DataBytes, ms.DiskBytes = c.cfg.Build, s.Metrics.DataBytes, s.Metrics.DiskBytes
 		}

@@ -59,8 +59,9 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
                            every action if every condition holds, else none (exit 6: one was
                            false, nothing done); prints raised counters (txn --help)
   noop                     commit an empty entry
-  status                   every member: role, term, match and commit index, lag, last contact, data
-                           and disk size (each as it said them, every 10 s)
+  status                   every member: role, term, match and commit index, lag, last contact, the
+                           round trip of the leader's link to it, data and disk size (each as it said
+                           them, every 10 s)
   add-member HOST          boot HOST over ssh, add it as learner, wait until it caught up, make it a voter
   del-member HOST          remove HOST (handing leadership over first if it leads), then stop it over ssh
                            (both are carried out by the leader's agent, which goes on if this command
@@ -677,15 +678,19 @@ func printStatus(w io.Writer, st api.Status) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tMATCH\tLAG\tSTATE\tLAST CONTACT\tDATA\tDISK\tVERSION")
+	fmt.Fprintln(tw, "NAME\tROLE\tMATCH\tLAG\tSTATE\tLAST CONTACT\tRTT\tDATA\tDISK\tVERSION")
 	for _, n := range st.Nodes {
 		state := n.State
 		if n.SnapshotSize > 0 {
 			// a transfer can take a while: show how far it is
 			state = fmt.Sprintf("%s %.1f/%.1f MB", state, float64(n.SnapshotBytes)/1e6, float64(n.SnapshotSize)/1e6)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s (commands v%d)\n", n.Name, n.Role, n.Match, n.Lag, state,
-			(time.Duration(n.LastContactMs) * time.Millisecond).String(), memberData(n), sizeOrDash(n.DiskBytes), orDash(n.Build), n.Commands)
+		rtt := "-"
+		if n.RTTUs > 0 {
+			rtt = (time.Duration(n.RTTUs) * time.Microsecond).Round(100 * time.Microsecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s (commands v%d)\n", n.Name, n.Role, n.Match, n.Lag, state,
+			(time.Duration(n.LastContactMs) * time.Millisecond).String(), rtt, memberData(n), sizeOrDash(n.DiskBytes), orDash(n.Build), n.Commands)
 	}
 	tw.Flush()
 }

@@ -163,6 +163,12 @@ func promTextfile(in promInput) []byte {
 		for _, n := range st.Nodes {
 			p.sample("lite_raft_member_last_contact_seconds", float64(n.LastContactMs)/1000, "member", n.Name)
 		}
+		p.family("lite_raft_member_rtt_seconds", "gauge", "the round trip of the leader's link to a member, smoothed (written by the leader only)")
+		for _, n := range st.Nodes {
+			if n.RTTUs > 0 {
+				p.sample("lite_raft_member_rtt_seconds", float64(n.RTTUs)/1e6, "member", n.Name)
+			}
+		}
 		// sizes: only of the members that said them (a disk size is never 0 once said)
 		p.family("lite_raft_member_data_bytes", "gauge", "a member's keys and values, as it last said them (written by the leader only)")
 		for _, n := range st.Nodes {

@@ -46,6 +46,7 @@ var promFamilies = map[string]struct {
 	"lite_raft_member_lag_entries":          {dto.MetricType_GAUGE, []string{"member"}},
 	"lite_raft_member_last_contact_seconds": {dto.MetricType_GAUGE, []string{"member"}},
 	"lite_raft_member_data_bytes":           {dto.MetricType_GAUGE, []string{"member"}},
+	"lite_raft_member_rtt_seconds":          {dto.MetricType_GAUGE, []string{"member"}},
 	"lite_raft_member_disk_bytes":           {dto.MetricType_GAUGE, []string{"member"}},
 	"lite_raft_disk_bytes":                  {dto.MetricType_GAUGE, nil},
 	"lite_raft_packages_up":                 {dto.MetricType_GAUGE, nil},
@@ -183,7 +184,7 @@ func fullInput() promInput {
 	return promInput{
 		check: checkResult{State: client.PluginWarning},
 		local: &api.Status{ID: "h1", Role: "leader", Leader: "h1", Term: 5, Commit: 120, Applied: 119, Snapshot: 100,
-			Nodes: []api.MemberStatus{{Name: "h1", Role: "leader", DataBytes: 4096, DiskBytes: 70000}, {Name: "h2", Lag: 3, LastContactMs: 1500, DataBytes: 2048, DiskBytes: 50000}},
+			Nodes: []api.MemberStatus{{Name: "h1", Role: "leader", DataBytes: 4096, DiskBytes: 70000}, {Name: "h2", Lag: 3, LastContactMs: 1500, DataBytes: 2048, DiskBytes: 50000, RTTUs: 101500}},
 			Metrics: &api.Metrics{LeaderChanges: 2, ProposalsFailed: 1, Fsync: fs, Apply: ap, DataBytes: 4096, DiskBytes: 70000,
 				SnapshotBytes: 9000, SnapshotUnixMs: now.Add(-90 * time.Second).UnixMilli()}},
 		pkgs: []pkgInfo{
@@ -233,6 +234,7 @@ func TestPromTextfileParses(t *testing.T) {
 		{"lite_raft_member_lag_entries", []string{"member", "h2"}, 3},
 		{"lite_raft_member_last_contact_seconds", []string{"member", "h2"}, 1.5},
 		{"lite_raft_member_data_bytes", []string{"member", "h2"}, 2048},
+		{"lite_raft_member_rtt_seconds", []string{"member", "h2"}, 0.1015},
 		{"lite_raft_member_disk_bytes", []string{"member", "h2"}, 50000},
 		{"lite_raft_disk_bytes", nil, 70000},
 		{"lite_raft_packages_up", nil, 1},
