@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -78,28 +77,16 @@ func exportVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) erro
 	defer tmp.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	dctx, cancel := context.WithTimeout(ctx, o.timeout)
-	caller, closeFn, err := dial(dctx)
-	cancel()
-	if err != nil {
-		return notSentExit(thisHost(), err)
-	}
-	defer closeFn()
-	cl := client.New(caller)
-	writeTimeout := o.timeout
-	if !o.timeoutSet {
-		writeTimeout = max(o.timeout, 120*time.Second)
-	}
-	prog := progress{w: c.App.ErrWriter}
-	info, err := cl.SaveBackup(ctx, tmp, client.BackupOptions{Timeout: o.timeout, WriteTimeout: writeTimeout, Stale: o.stale, Progress: prog.report})
-	if err != nil {
-		if ctx.Err() != nil {
-			return clientExit(api.CodeFailed, "export: interrupted")
-		}
+	info, release, err := fetchBackup(ctx, c, o, dial, tmp)
+	switch {
+	case err != nil && release == nil:
+		return err
+	case err != nil && ctx.Err() != nil:
+		return clientExit(api.CodeFailed, "export: interrupted")
+	case err != nil:
 		return clientExit(client.ExitCodeOf(err), "export: %v", err)
 	}
-	prog.done()
-	cl.ReleaseBackup(ctx, info, min(o.timeout, 5*time.Second))
+	release(true)
 
 	f, err := statefile.OpenSnapshotFile(tmp.Name())
 	if err != nil {

@@ -143,30 +143,19 @@ func saveSnapshot(c *cli.Context, o snapshotOpts, dial dialFunc) error {
 	// an interrupted save removes its temporary file too
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	dctx, cancel := context.WithTimeout(ctx, o.timeout)
-	caller, closeFn, err := dial(dctx)
-	cancel()
+	info, release, err := fetchBackup(ctx, c, o.clientOpts, dial, tempFile{out})
 	if err != nil {
-		return notSentExit(thisHost(), err)
-	}
-	defer closeFn()
-	cl := client.New(caller)
-	writeTimeout := o.timeout
-	if !o.timeoutSet {
-		writeTimeout = max(o.timeout, 120*time.Second)
-	}
-	prog := progress{w: c.App.ErrWriter}
-	info, err := cl.SaveBackup(ctx, tempFile{out}, client.BackupOptions{Timeout: o.timeout, WriteTimeout: writeTimeout,
-		Stale: o.stale, Progress: prog.report})
-	if err != nil {
+		if release == nil { // nothing was asked: no agent to ask
+			return err
+		}
 		return snapshotFailed(ctx, o, err)
 	}
 	if err := out.Commit(); err != nil {
+		release(false)
 		return clientExit(api.CodeFailed, "snapshot save: %v", err)
 	}
-	prog.done()
-	if err := cl.ReleaseBackup(ctx, info, min(o.timeout, 5*time.Second)); err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: snapshot saved, but %s was not told it may drop its copy (%v): it does so after a minute unused\n", info.Host, err)
+	if !release(true) {
+		fmt.Fprintf(c.App.ErrWriter, "lite-raft-client: snapshot saved, but %s was not told it may drop its copy: it does so after a minute unused\n", info.Host)
 	}
 	abs, _ := filepath.Abs(o.file)
 	sum := snapshotSummary{File: abs, Index: info.Index, Term: info.Term, Members: info.Members, Keys: info.Keys,
@@ -180,6 +169,42 @@ func saveSnapshot(c *cli.Context, o snapshotOpts, dial dialFunc) error {
 			o.file, sum.Index, sum.Term, sum.Keys, sum.Bytes, sum.Checksum)
 	}
 	return nil
+}
+
+// fetchBackup has the leader make a snapshot as of now and fetches it into f (snapshot
+// save, export), its progress on standard error for a large state. release(true), once f
+// is read, tells the holder it may drop its copy and reports whether it was told;
+// release(false) gives up without asking (after a failure the holder drops it after a
+// minute unused, and a leader out of reach would only hold the exit up). release is nil
+// when no agent could be asked at all (err is then the exit to give).
+func fetchBackup(ctx context.Context, c *cli.Context, o clientOpts, dial dialFunc, f client.BackupFile) (api.BackupInfo, func(done bool) bool, error) {
+	dctx, cancel := context.WithTimeout(ctx, o.timeout)
+	caller, closeFn, err := dial(dctx)
+	cancel()
+	if err != nil {
+		return api.BackupInfo{}, nil, notSentExit(thisHost(), err)
+	}
+	cl := client.New(caller)
+	writeTimeout := o.timeout
+	if !o.timeoutSet {
+		writeTimeout = max(o.timeout, 120*time.Second)
+	}
+	prog := progress{w: c.App.ErrWriter}
+	info, err := cl.SaveBackup(ctx, f, client.BackupOptions{Timeout: o.timeout, WriteTimeout: writeTimeout,
+		Stale: o.stale, Progress: prog.report})
+	release := func(done bool) bool {
+		defer closeFn()
+		if !done {
+			return false
+		}
+		prog.done()
+		return cl.ReleaseBackup(ctx, info, min(o.timeout, 5*time.Second)) == nil
+	}
+	if err != nil {
+		release(false)
+		return info, release, err
+	}
+	return info, release, nil
 }
 
 // tempFile is FILE's temporary file as SaveBackup writes it and reads it back.
