@@ -297,6 +297,9 @@ func TestNotifyClaimByOrder(t *testing.T) {
 	if !m.claimable("", 4) || !m.claimable("4 a", 4) || !m.claimable("3 a", 4) {
 		t.Fatal("an empty claim, or one for an event already notified, was not free")
 	}
+	if !m.claimable("5 b", 4) {
+		t.Fatal("this host's own claim (an attempt whose release failed) was not free")
+	}
 	if m.claimable("5 a", 4) {
 		t.Fatal("a claim for the next event, just seen, was taken")
 	}

@@ -116,13 +116,16 @@ func (m *Monitor) notifyPending(ctx context.Context) {
 }
 
 // claimable reports whether the notifier claim current may be taken to notify event
-// n+1: none, one for an event already notified, or one that has stood unchanged for
-// notifyStale as this monitor saw it (its holder died or froze).
+// n+1: none, one for an event already notified, one of this host's (a monitor is alone on
+// its host, by its lock: an earlier attempt of its own, whose release or whose move of
+// notified a store that was out of reach refused, or of a monitor before it here), or one
+// that has stood unchanged for notifyStale as this monitor saw it (its holder died or
+// froze).
 func (m *Monitor) claimable(current string, n uint64) bool {
 	if current == "" {
 		return true
 	}
-	if k, _, ok := parseClaim(current); ok && k <= n {
+	if k, host, ok := parseClaim(current); ok && (k <= n || host == m.Host) {
 		return true
 	}
 	now := m.now()
