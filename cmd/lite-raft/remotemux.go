@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -86,8 +87,15 @@ func muxSocket(dir string, rc conf.Remote) (string, error) {
 // call's.
 type muxCaller struct{ conn *sshrpc.Conn }
 
+// Call sends the request's bytes after the time the caller gives it (milliseconds, 0:
+// none): a request's own timeout is not that (a watch asks the agent to hold it for less
+// than its caller waits).
 func (m muxCaller) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.Frame, error) {
-	f, err := m.conn.Call(ctx, typ, payload)
+	var ms uint64
+	if dl, ok := ctx.Deadline(); ok {
+		ms = uint64(max(time.Until(dl).Milliseconds(), 1))
+	}
+	f, err := m.conn.Call(ctx, typ, append(binary.AppendUvarint(nil, ms), payload...))
 	var re *sshrpc.RemoteError
 	if errors.As(err, &re) && strings.HasPrefix(re.Msg, muxErrorPrefix) {
 		var v muxVerdict
@@ -183,14 +191,20 @@ func runMux(dir string, rc conf.Remote, sock string, idle time.Duration) error {
 			// hung marked as such, asked last from then on) is there before the caller
 			// gives up and asks again, as a call of its own would have it (a lock's next
 			// renewal after its leader's host lost power goes to another member)
+			ms, n := binary.Uvarint(f.Payload)
+			if n <= 0 {
+				c.ReplyError(f.ID, "remote-mux: a call without its time")
+				return
+			}
+			payload := f.Payload[n:]
 			timeout := 30 * time.Second
-			if req, err := api.DecodeRequest(f.Payload); err == nil && req.TimeoutMs > 0 {
-				t := time.Duration(req.TimeoutMs) * time.Millisecond
+			if ms > 0 {
+				t := time.Duration(ms) * time.Millisecond
 				timeout = t - min(100*time.Millisecond, t/10)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			out, err := rm.Call(ctx, f.Type, f.Payload)
+			out, err := rm.Call(ctx, f.Type, payload)
 			if err == nil {
 				c.Reply(f.ID, out.Type, out.Payload)
 				return
