@@ -47,8 +47,10 @@ const muxIdle = 60 * time.Second
 // (sshrpc.DialerOptions.Liveness).
 const muxLiveness = 3 * time.Second
 
-// muxErrorPrefix starts an error frame that carries the multiplexer's verdict (JSON).
-const muxErrorPrefix = "lite-raft-mux-verdict:"
+// muxFrameVerdict is the frame type of an answer that is the multiplexer's verdict
+// (muxVerdict, JSON) rather than an agent's answer: told apart by its type, never by its
+// text. No request uses it.
+const muxFrameVerdict uint8 = 200
 
 type muxVerdict struct {
 	Outcome client.Outcome `json:"outcome"`
@@ -96,14 +98,15 @@ func (m muxCaller) Call(ctx context.Context, typ uint8, payload []byte) (sshrpc.
 		ms = uint64(max(time.Until(dl).Milliseconds(), 1))
 	}
 	f, err := m.conn.Call(ctx, typ, append(binary.AppendUvarint(nil, ms), payload...))
-	var re *sshrpc.RemoteError
-	if errors.As(err, &re) && strings.HasPrefix(re.Msg, muxErrorPrefix) {
-		var v muxVerdict
-		if json.Unmarshal([]byte(strings.TrimPrefix(re.Msg, muxErrorPrefix)), &v) == nil {
-			return f, &client.Error{Outcome: v.Outcome, Failure: v.Failure, Host: v.Host, Err: errors.New(v.Msg)}
-		}
+	if err != nil || f.Type != muxFrameVerdict {
+		return f, err
 	}
-	return f, err
+	var v muxVerdict
+	if err := json.Unmarshal(f.Payload, &v); err != nil {
+		// it had the request: what became of it is not known
+		return sshrpc.Frame{}, fmt.Errorf("an unreadable verdict from the multiplexer: %w", err)
+	}
+	return sshrpc.Frame{}, &client.Error{Outcome: v.Outcome, Failure: v.Failure, Host: v.Host, Err: errors.New(v.Msg)}
 }
 
 // dialMux opens a stream to the multiplexer of dir and rc, starting it if none answers;
@@ -130,12 +133,22 @@ func dialMux(dir string, rc conf.Remote) *sshrpc.Conn {
 	if err := cmd.Start(); err != nil {
 		return nil
 	}
-	go cmd.Wait() // reaped if it ends while this call runs
+	ended := make(chan struct{})
+	go func() { cmd.Wait(); close(ended) }() // reaped if it ends while this call runs
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
 		if conn, err := sshrpc.DialUnix(sock, sshrpc.ConnOptions{}); err == nil {
 			return conn
 		}
-		time.Sleep(10 * time.Millisecond) // polling for the socket, with a deadline
+		select {
+		case <-ended:
+			// it could not serve (another one won the socket: try it once more; or it
+			// refused to start): every call would wait the whole 3 s for nothing
+			if conn, err := sshrpc.DialUnix(sock, sshrpc.ConnOptions{}); err == nil {
+				return conn
+			}
+			return nil
+		case <-time.After(10 * time.Millisecond): // polling for the socket, with a deadline
+		}
 	}
 	return nil
 }
@@ -218,7 +231,7 @@ func runMux(dir string, rc conf.Remote, sock string, idle time.Duration) error {
 				}
 			}
 			b, _ := json.Marshal(v)
-			c.ReplyError(f.ID, muxErrorPrefix+string(b))
+			c.Reply(f.ID, muxFrameVerdict, b)
 		}()
 	}
 	srv, err := sshrpc.Listen(sock, sshrpc.ConnOptions{Handler: handler, SameUser: true})
