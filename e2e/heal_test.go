@@ -34,8 +34,10 @@ func TestHealFast(t *testing.T) {
 	}
 	took := time.Duration(ns)
 	t.Logf("the first write on %s after a 20 s cut took %v", cut.Name, took)
-	if took > 2*time.Second {
-		t.Errorf("the first write after the heal took %v: want within one election timeout (1 s) and a little", took)
+	// 1.1 s measured here; left to TCP's retransmission backoff it took 8.3 s. The bound
+	// is loose (a shared, loaded machine), but far below the backoff it must not wait out.
+	if took > 4*time.Second {
+		t.Errorf("the first write after the heal took %v: want about one election timeout (1 s), not TCP's backoff", took)
 	}
 	c.expect(cut, "./lite-raft-client lock heal/lock --ttl 3s -- echo ran", 0, "ran")
 }

@@ -52,7 +52,8 @@ func TestWAN(t *testing.T) {
 					continue
 				}
 				d := time.Duration(n.RTTUs) * time.Microsecond
-				if d < rtt || d > rtt+300*time.Millisecond {
+				// at least the link's round trip; far more is a unit mixed up, not load
+				if d < rtt || d > rtt+time.Second {
 					return false, fmt.Sprintf("%s: %v", n.Name, d)
 				}
 				measured++
@@ -93,8 +94,10 @@ func TestWAN(t *testing.T) {
 		}
 		direct := timed("LITE_RAFT_REMOTE_MUX=off")
 		t.Logf("a remote get at %v: %v through the multiplexer (best of 5), %v straight", rtt, best, direct)
-		if best > 2*rtt+300*time.Millisecond || best >= direct {
-			t.Errorf("a remote get at %v took %v through the multiplexer (straight: %v): want about 2 round trips", rtt, best, direct)
+		// (a ratio in one run, not a time: the machine is shared; a get through a new ssh
+		// connection costs about 12 round trips, through the multiplexer about 2)
+		if 2*best > direct {
+			t.Errorf("a remote get at %v took %v through the multiplexer, %v straight: want under half", rtt, best, direct)
 		}
 		c.expect(fs[1], "./lite-raft-client get "+k+"/outside", 0, "yes")
 		c.expect(fs[1], "./lite-raft-client lock "+k+"/lock --ttl 5s -- sh -c 'echo held $LITE_RAFT_LOCK_GENERATION'", 0, "")
