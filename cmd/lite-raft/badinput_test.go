@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"lite-raft/agent"
 	"lite-raft/api"
 	"lite-raft/conf"
@@ -319,12 +317,5 @@ func TestJSONEveryVerb(t *testing.T) {
 func runAppStdout(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	var out bytes.Buffer
-	app := newApp()
-	app.Writer, app.ErrWriter = &out, io.Discard
-	app.ExitErrHandler = func(*cli.Context, error) {}
-	code := 0
-	if err := app.Run(append([]string{"lite-raft"}, args...)); err != nil {
-		code = exitCode(err)
-	}
-	return out.String(), code
+	return runAppTo(&out, io.Discard, args...)
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+
 	"github.com/urfave/cli/v2"
 
 	"bytes"
@@ -21,13 +23,19 @@ import (
 func runApp(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	var out bytes.Buffer
+	return runAppTo(&out, &out, args...)
+}
+
+// runAppTo runs the app with its standard output into out and its standard error (the
+// error's message at the end included) into errOut, and gives out's text and the exit.
+func runAppTo(out *bytes.Buffer, errOut io.Writer, args ...string) (string, int) {
 	app := newApp()
-	app.Writer, app.ErrWriter = &out, &out
+	app.Writer, app.ErrWriter = out, errOut
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	code := 0
 	if err := app.Run(append([]string{"lite-raft"}, args...)); err != nil {
 		code = exitCode(err)
-		fmt.Fprintln(&out, err)
+		fmt.Fprintln(errOut, err)
 	}
 	return out.String(), code
 }
