@@ -155,33 +155,26 @@ func promTextfile(in promInput) []byte {
 		}
 	}
 	if st.Role == "leader" && len(st.Nodes) > 0 {
-		p.family("lite_raft_member_lag_entries", "gauge", "log entries a member is behind the leader (written by the leader only)")
-		for _, n := range st.Nodes {
-			p.sample("lite_raft_member_lag_entries", float64(n.Lag), "member", n.Name)
-		}
-		p.family("lite_raft_member_last_contact_seconds", "gauge", "time since the leader last heard from a member (written by the leader only)")
-		for _, n := range st.Nodes {
-			p.sample("lite_raft_member_last_contact_seconds", float64(n.LastContactMs)/1000, "member", n.Name)
-		}
-		p.family("lite_raft_member_rtt_seconds", "gauge", "the round trip of the leader's link to a member, smoothed (written by the leader only)")
-		for _, n := range st.Nodes {
-			if n.RTTUs > 0 {
-				p.sample("lite_raft_member_rtt_seconds", float64(n.RTTUs)/1e6, "member", n.Name)
+		// a family of one sample a member, of those whose value is known
+		member := func(name, help string, value func(api.MemberStatus) (float64, bool)) {
+			p.family(name, "gauge", help+" (written by the leader only)")
+			for _, n := range st.Nodes {
+				if v, ok := value(n); ok {
+					p.sample(name, v, "member", n.Name)
+				}
 			}
 		}
+		member("lite_raft_member_lag_entries", "log entries a member is behind the leader",
+			func(n api.MemberStatus) (float64, bool) { return float64(n.Lag), true })
+		member("lite_raft_member_last_contact_seconds", "time since the leader last heard from a member",
+			func(n api.MemberStatus) (float64, bool) { return float64(n.LastContactMs) / 1000, true })
+		member("lite_raft_member_rtt_seconds", "the round trip of the leader's link to a member, smoothed",
+			func(n api.MemberStatus) (float64, bool) { return float64(n.RTTUs) / 1e6, n.RTTUs > 0 })
 		// sizes: only of the members that said them (a disk size is never 0 once said)
-		p.family("lite_raft_member_data_bytes", "gauge", "a member's keys and values, as it last said them (written by the leader only)")
-		for _, n := range st.Nodes {
-			if n.DiskBytes > 0 {
-				p.sample("lite_raft_member_data_bytes", float64(n.DataBytes), "member", n.Name)
-			}
-		}
-		p.family("lite_raft_member_disk_bytes", "gauge", "a member's Raft files, as it last said them (written by the leader only)")
-		for _, n := range st.Nodes {
-			if n.DiskBytes > 0 {
-				p.sample("lite_raft_member_disk_bytes", float64(n.DiskBytes), "member", n.Name)
-			}
-		}
+		member("lite_raft_member_data_bytes", "a member's keys and values, as it last said them",
+			func(n api.MemberStatus) (float64, bool) { return float64(n.DataBytes), n.DiskBytes > 0 })
+		member("lite_raft_member_disk_bytes", "a member's Raft files, as it last said them",
+			func(n api.MemberStatus) (float64, bool) { return float64(n.DiskBytes), n.DiskBytes > 0 })
 	}
 	p.gauge("lite_raft_packages_up", "1 if the failover packages could be read from the cluster", b2f(in.pkgsRead))
 	if !in.pkgsRead || len(in.pkgs) == 0 {
