@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -147,8 +148,8 @@ func (l *wanLink) relay(dst, src net.Conn) {
 	go func() {
 		defer close(q)
 		var last time.Time
+		buf := make([]byte, 32<<10)
 		for {
-			buf := make([]byte, 32<<10)
 			n, err := src.Read(buf)
 			if n > 0 {
 				at := time.Now().Add(time.Duration(l.delay.Load()))
@@ -159,7 +160,7 @@ func (l *wanLink) relay(dst, src net.Conn) {
 					at = last // never before the chunk before it: the bytes keep their order
 				}
 				last = at
-				q <- chunk{buf[:n], at}
+				q <- chunk{bytes.Clone(buf[:n]), at} // what was read, not the 32 KiB it was read into
 			}
 			if err != nil {
 				return
