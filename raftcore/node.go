@@ -33,8 +33,12 @@ type Config struct {
 	// SnapshotChunkBytes is the size of the pieces a snapshot is sent in (default 1 MiB).
 	SnapshotChunkBytes int
 	// SnapshotWindow is how many pieces of a snapshot may be in flight to one follower
-	// (default 4).
+	// (default 4); SetSnapshotWindow widens it for a long link.
 	SnapshotWindow int
+	// MaxSnapshotAhead bounds the bytes of snapshot pieces a follower holds in memory
+	// because they arrived before a piece sent ahead of them (default 64 MiB): a driver
+	// may spread pieces over several streams, which do not keep their order.
+	MaxSnapshotAhead uint64
 	// MaxCacheBytes bounds the entry data kept in memory beyond what is not yet durable or
 	// applied (default 16 MiB); older entries are read from Storage.
 	MaxCacheBytes uint64
@@ -103,7 +107,10 @@ type Node struct {
 	// follower: the snapshot being received in chunks, and the pieces to write
 	incoming   *IncomingSnapshot
 	snapWrites []SnapshotChunk
-	storageErr error // Storage failed to give back what it holds
+	ahead      snapAhead // pieces after incoming.Have, waiting for the ones before them
+	// leader: the snapshot window of each member whose driver set one
+	snapWindows map[NodeID]int
+	storageErr  error // Storage failed to give back what it holds
 
 	appendsDue bool // leader: proposals wait to be sent in the next Ready, batched
 	msgs       []Message
@@ -145,6 +152,9 @@ func NewNode(cfg Config, st State) (*Node, error) {
 	}
 	if cfg.SnapshotWindow <= 0 {
 		cfg.SnapshotWindow = 4
+	}
+	if cfg.MaxSnapshotAhead == 0 {
+		cfg.MaxSnapshotAhead = 64 << 20
 	}
 	if cfg.MaxCacheBytes == 0 {
 		cfg.MaxCacheBytes = 16 << 20

@@ -79,7 +79,7 @@ func (r *Node) membersAt(index uint64) Membership {
 // is answered with what it holds, and the leader goes back to there.
 func (r *Node) sendSnapshotChunks(to NodeID, pr *progress) {
 	chunk := uint64(r.cfg.SnapshotChunkBytes)
-	window := uint64(r.cfg.SnapshotWindow) * chunk
+	window := uint64(r.snapshotWindow(to)) * chunk
 	for !pr.snapDoneOut && pr.snapNext < pr.snapAcked+window {
 		s := pr.snap
 		off := pr.snapNext
@@ -100,6 +100,33 @@ func (r *Node) sendSnapshotChunks(to NodeID, pr *progress) {
 		pr.snapNext = end
 		pr.snapDoneOut = end == s.Size
 	}
+}
+
+// SetSnapshotWindow sets how many pieces of a snapshot may be in flight to member id;
+// pieces <= 0 goes back to Config.SnapshotWindow. A window carries at most one window of
+// bytes per round trip, so the driver sizes it from the link's: 4 pieces of 1 MiB give
+// 40 MiB/s at 100 ms, whatever the link's bandwidth.
+func (r *Node) SetSnapshotWindow(id NodeID, pieces int) {
+	if pieces <= 0 {
+		delete(r.snapWindows, id)
+		return
+	}
+	if r.snapWindows == nil {
+		r.snapWindows = map[NodeID]int{}
+	} else if _, ok := r.snapWindows[id]; !ok && len(r.snapWindows) >= maxSnapWindows {
+		clear(r.snapWindows) // bounded, whatever the driver asks; it sets them again
+	}
+	r.snapWindows[id] = pieces
+}
+
+// maxSnapWindows bounds SetSnapshotWindow's table.
+const maxSnapWindows = 1024
+
+func (r *Node) snapshotWindow(id NodeID) int {
+	if w, ok := r.snapWindows[id]; ok {
+		return w
+	}
+	return r.cfg.SnapshotWindow
 }
 
 // snapIdleBeats is how many heartbeat answers without progress make the leader send
@@ -126,16 +153,21 @@ func (r *Node) handleSnapshotResponse(m Message, pr *progress) {
 	r.sendSnapshotChunks(m.From, pr)
 }
 
-// handleSnapshotChunk has a follower receive a snapshot. Pieces must arrive in order; each
-// goes to the caller to write (the answer waits for that), and a piece at the wrong
-// offset is answered with the offset held, so the leader resumes there, also after a
-// restart of either side or a leader change, as long as it is the same snapshot.
+// handleSnapshotChunk has a follower receive a snapshot. Pieces are written in order;
+// each goes to the caller to write (the answer waits for that). A piece after the next
+// one is held (up to MaxSnapshotAhead bytes) until the pieces before it come, unanswered:
+// a driver may send them over several streams, which do not keep their order, and a lost
+// one is sent again once the leader hears no progress (snapIdleBeats). Any other piece
+// at the wrong offset is answered with the offset held, so the leader resumes there, also
+// after a restart of either side or a leader change, as long as it is the same snapshot:
+// forward for a piece held already, back (a rejection) for one held ahead already or
+// beyond the bound.
 func (r *Node) handleSnapshotChunk(m Message) {
 	c := m.Snapshot
 	meta := c.Meta
 	if meta.Index <= r.log.committed {
 		// we have all of it already
-		r.incoming = nil
+		r.dropIncoming()
 		r.send(Message{To: m.From, Type: MsgAppResp, Index: r.log.committed})
 		return
 	}
@@ -146,41 +178,65 @@ func (r *Node) handleSnapshotChunk(m Message) {
 	in := r.incoming
 	// Two leaders' snapshots at the same index hold the same state but not necessarily the
 	// same bytes, so a transfer resumes only into a snapshot of the same size and checksum.
-	if in == nil || in.Meta.Index != meta.Index || in.Meta.Term != meta.Term ||
-		in.Checksum != c.Checksum || in.Size != c.Total {
+	if in == nil || !in.sameAs(c) {
 		if c.Offset != 0 {
-			reply(0, true)
+			if !r.ahead.hold(c, 0, r.cfg.MaxSnapshotAhead) {
+				reply(0, true)
+			}
 			return
 		}
 		in = &IncomingSnapshot{Meta: SnapshotMeta{Index: meta.Index, Term: meta.Term, Members: meta.Members.clone()},
 			Size: c.Total, Checksum: c.Checksum}
 		r.incoming = in
 	}
-	if c.Offset != in.Have {
-		// a duplicate or a gap: tell the leader where to go on from
-		reply(in.Have, true)
+	switch {
+	case c.Offset < in.Have:
+		// a piece held already (the leader went back, or a new leader starts from 0): the
+		// leader may go on from what the follower holds
+		reply(in.Have, false)
+		return
+	case c.Offset > in.Have:
+		if !r.ahead.hold(c, in.Have, r.cfg.MaxSnapshotAhead) {
+			// sent again, or too far ahead: the leader must go back to what is held
+			reply(in.Have, true)
+		}
 		return
 	}
+	for {
+		if !r.takeSnapshotChunk(m.From, in, c, reply) {
+			return
+		}
+		if c = r.ahead.next(in); c == nil {
+			reply(in.Have, false)
+			return
+		}
+	}
+}
+
+// takeSnapshotChunk adds c, the piece at in.Have, to the snapshot being received. It
+// returns false once the transfer ended (complete, or to start over); the answers then
+// are sent.
+func (r *Node) takeSnapshotChunk(from NodeID, in *IncomingSnapshot, c *SnapshotChunk, reply func(uint64, bool)) bool {
 	if in.Have+uint64(len(c.Data)) > in.Size || (c.Done && in.Have+uint64(len(c.Data)) != in.Size) {
-		r.incoming = nil
+		r.dropIncoming()
 		reply(0, true)
-		return
+		return false
 	}
 	r.snapWrites = append(r.snapWrites, *c)
 	in.Have += uint64(len(c.Data))
 	in.Sum = crc32.Update(in.Sum, castagnoli, c.Data)
 	if !c.Done {
-		reply(in.Have, false)
-		return
+		return true
 	}
-	r.incoming = nil
+	r.dropIncoming()
 	if in.Sum != in.Checksum {
 		// damaged on the way, or pieces of two different encodings: start over
 		reply(0, true)
-		return
+		return false
 	}
 	r.installSnapshot(Snapshot{Meta: in.Meta, Size: in.Size, Checksum: in.Checksum})
-	r.send(Message{To: m.From, Type: MsgAppResp, Index: meta.Index})
+	r.send(Message{To: from, Type: MsgAppResp, Index: in.Meta.Index})
+	return false
 }
 
 // installSnapshot makes a complete snapshot the follower's state. If the log already holds
