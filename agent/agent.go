@@ -40,6 +40,7 @@ type Options struct {
 
 // Agent is a running node: the driver of a core.Core.
 type Agent struct {
+	receiving time.Time // when the snapshot being received began to arrive (for its log line)
 	dir       string
 	remoteDir string
 	id        raftcore.NodeID
@@ -435,7 +436,13 @@ func (a *Agent) processReady() error {
 			// lowest bucket with saves that never reached the disk
 			a.metrics.fsync.observe(a.clock.Now().Sub(began))
 		}
-		if rd.Ready.Snapshot != nil {
+		for _, c := range rd.SnapshotChunks {
+			if c.Offset == 0 {
+				a.receiving = began
+				a.log.Printf("receiving the leader's snapshot at %d (%.1f MB)", c.Meta.Index, float64(c.Total)/1e6)
+			}
+		}
+		if s := rd.Ready.Snapshot; s != nil {
 			a.metrics.snapshotAt = a.clock.Now()
 			// a snapshot from the leader: the state machine is read back from it (this
 			// host is behind anyway; the loop waits for it)
@@ -444,6 +451,14 @@ func (a *Agent) processReady() error {
 				return err
 			}
 			rd.Restored = kv
+			received := "resumed after a restart"
+			if !a.receiving.IsZero() {
+				d := a.metrics.snapshotAt.Sub(a.receiving)
+				received = fmt.Sprintf("received in %v (%.1f MB/s)", d.Round(time.Millisecond), float64(s.Size)/1e6/max(d.Seconds(), 1e-3))
+			}
+			a.receiving = time.Time{}
+			a.log.Printf("the leader's snapshot at %d (%.1f MB): %s, loaded in %v", s.Meta.Index,
+				float64(s.Size)/1e6, received, a.clock.Now().Sub(a.metrics.snapshotAt).Round(time.Millisecond))
 		}
 		for _, m := range rd.PersistedMessages {
 			a.transport.Send(m)

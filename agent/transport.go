@@ -18,7 +18,8 @@ import (
 
 // sshTransport reaches peers over ssh: one sshrpc.Peer (an SSH connection and a
 // `lite-raft rpc` session) per member, each fed by a goroutine of its own so that a slow
-// or dead peer never stalls the loop.
+// or dead peer never stalls the loop, and snapshot pieces over streams of their own
+// (bulk.go).
 type sshTransport struct {
 	dialer  *sshrpc.Dialer
 	command func(args string) string // the shell command that runs lite-raft ARGS on a peer
@@ -33,6 +34,7 @@ type sshTransport struct {
 // loop only ever drops an encoded message into a queue.
 type peerLink struct {
 	peer    *sshrpc.Peer
+	bulk    *bulk
 	queue   chan queued
 	quit    chan struct{}
 	watched bool // watch runs (sshTransport.mu)
@@ -48,8 +50,10 @@ func (t *sshTransport) link(id raftcore.NodeID) *peerLink {
 	if p := t.links[id]; p != nil {
 		return p
 	}
+	peer := sshrpc.NewPeer(string(id), t.dialer, t.command("rpc"), sshrpc.ConnOptions{Logf: t.log.Printf})
 	p := &peerLink{
-		peer:  sshrpc.NewPeer(string(id), t.dialer, t.command("rpc"), sshrpc.ConnOptions{Logf: t.log.Printf}),
+		peer:  peer,
+		bulk:  &bulk{open: peer.Side},
 		queue: make(chan queued, 4096),
 		quit:  make(chan struct{}),
 	}
@@ -129,6 +133,10 @@ func (t *sshTransport) Close() {
 // and Raft will send again what is still needed.
 func (t *sshTransport) Send(m raftcore.Message) {
 	p := t.link(m.To)
+	if m.Type == raftcore.MsgSnap {
+		p.bulk.send(raftcore.EncodeMessage(nil, m))
+		return
+	}
 	select {
 	case p.queue <- queued{typ: api.FrameRaft, b: raftcore.EncodeMessage(nil, m)}:
 	default:
@@ -227,6 +235,7 @@ func (p *peerLink) close() {
 	case <-p.quit:
 	default:
 		close(p.quit)
+		p.bulk.close()
 	}
 }
 

@@ -47,7 +47,9 @@
 //   - snapshot.go: Compact drops the log prefix the application snapshotted (but for
 //     KeepEntries before it, for followers a little behind); followers further behind
 //     receive the snapshot in chunks read from Storage, a window of SnapshotWindow in
-//     flight, checked by a CRC-32C of the whole computed as the pieces arrive. A transfer
+//     flight (SetSnapshotWindow: per member, sized by the driver from the link's round
+//     trip), taken in any order within MaxSnapshotAhead and written in order, checked by
+//     a CRC-32C of the whole computed as the pieces arrive. A transfer
 //     resumes at the offset the follower reports, after a lost piece, a restart of either
 //     side (the follower's partial snapshot comes back in State.Incoming) or a leader
 //     change if the new leader's snapshot is byte-identical; a snapshot being sent stays

@@ -27,6 +27,7 @@ type Peer struct {
 	dialer  *Dialer
 	command string
 	opt     ConnOptions
+	main    *Peer // a side stream's: whose ssh connection it opens its session on
 
 	mu         sync.Mutex
 	conn       *Conn
@@ -54,6 +55,29 @@ func NewPeer(host string, d *Dialer, remoteCommand string, opt ConnOptions) *Pee
 	}
 	return &Peer{name: host, dialer: d, command: remoteCommand, opt: opt,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, SendWait: 500 * time.Millisecond}
+}
+
+// Side prepares another stream to the same host, a session of its own on p's ssh
+// connection (connecting p if needed): a channel carries at most its window a round trip
+// (2 MiB from OpenSSH's sshd), so a long link moves bulk data over several, and one
+// costs two round trips to open instead of a new connection's dozen. It ends with p's
+// connection and opens again on the next one; closing it leaves p alone.
+func (p *Peer) Side() *Peer {
+	return &Peer{name: p.name, dialer: p.dialer, command: p.command, opt: p.opt, main: p,
+		MinBackoff: p.MinBackoff, MaxBackoff: p.MaxBackoff, SendWait: p.SendWait}
+}
+
+// sshClient is p's ssh connection, connecting first if needed.
+func (p *Peer) sshClient(ctx context.Context) (*ssh.Client, error) {
+	if _, err := p.Conn(ctx); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.client == nil {
+		return nil, fmt.Errorf("%s: %w", p.name, ErrNotConnected)
+	}
+	return p.client, nil
 }
 
 // Name is the host this peer reaches.
@@ -183,10 +207,12 @@ func (p *Peer) connect(done chan struct{}) {
 	}
 	p.lastErr, p.backoff, p.nextTry = nil, 0, time.Time{}
 	p.conn, p.client = conn, client
-	go func() {
-		<-conn.Done()
-		client.Close()
-	}()
+	if p.main == nil {
+		go func() {
+			<-conn.Done()
+			client.Close()
+		}()
+	}
 }
 
 // sessionStream is an SSH session's stdin and stdout as one stream.
@@ -228,30 +254,42 @@ func (b *limitedBuffer) String() string {
 func (p *Peer) open() (*Conn, *ssh.Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := p.dialer.Dial(ctx, p.name)
+	var client *ssh.Client
+	var err error
+	if p.main != nil {
+		client, err = p.main.sshClient(ctx)
+	} else {
+		client, err = p.dialer.Dial(ctx, p.name)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	sess, err := client.NewSession()
 	if err != nil {
-		client.Close()
+		if p.main == nil {
+			client.Close()
+		}
 		return nil, nil, fmt.Errorf("%s: open session: %w", p.name, err)
+	}
+	release := client.Close
+	if p.main != nil {
+		release = sess.Close // the connection is the main stream's
 	}
 	stdin, err1 := sess.StdinPipe()
 	stdout, err2 := sess.StdoutPipe()
 	if err := errors.Join(err1, err2); err != nil {
-		client.Close()
+		release()
 		return nil, nil, fmt.Errorf("%s: %w", p.name, err)
 	}
 	stderr := &limitedBuffer{}
 	sess.Stderr = stderr
 	if err := sess.Start(p.command); err != nil {
-		client.Close()
+		release()
 		return nil, nil, fmt.Errorf("%s: run %q: %w", p.name, p.command, err)
 	}
 	conn, err := NewConn(&sessionStream{Reader: stdout, WriteCloser: stdin, session: sess}, p.opt)
 	if err != nil {
-		client.Close()
+		release()
 		if msg := stderr.String(); msg != "" && !strings.Contains(err.Error(), msg) {
 			err = fmt.Errorf("%w (%s said: %s)", err, p.command, msg)
 		}
@@ -270,7 +308,7 @@ func (p *Peer) Close() error {
 	if conn != nil {
 		conn.Close()
 	}
-	if client != nil {
+	if client != nil && p.main == nil {
 		client.Close()
 	}
 	return nil

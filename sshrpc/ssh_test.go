@@ -80,6 +80,36 @@ func TestSSHRoundTripsPipelinedKillAndPartition(t *testing.T) {
 
 	t.Run("pipelined", func(t *testing.T) { echoPipelined(t, p, 64, 20) })
 
+	t.Run("side streams", func(t *testing.T) {
+		client := func(p *Peer) *ssh.Client {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.client
+		}
+		s := p.Side()
+		callOK(t, s, 10*time.Second, "on a side stream")
+		if client(s) == nil || client(s) != client(p) {
+			t.Fatal("the side stream has an ssh connection of its own, not its main stream's")
+		}
+		s.Close()
+		callOK(t, p, 10*time.Second, "main stream after its side one closed")
+		// the side stream ends with the main stream's connection, and opens on the next one
+		s = p.Side()
+		defer s.Close()
+		callOK(t, s, 10*time.Second, "side")
+		old := client(p)
+		p.current().Close()
+		select {
+		case <-s.current().Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the side stream outlived its main stream's connection")
+		}
+		callOK(t, s, 20*time.Second, "side, again")
+		if c := client(s); c == old || c != client(p) {
+			t.Fatal("the side stream did not open on the main stream's new connection")
+		}
+	})
+
 	t.Run("peer killed and restarted", func(t *testing.T) {
 		if n, err := h1.Signal("echoagent", 9); err != nil || n != 1 {
 			t.Fatalf("kill echoagent: %d %v", n, err)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"lite-raft/api"
@@ -339,6 +340,23 @@ func (c *Core) LinkRTT(now Time, peer raftcore.NodeID, us int64) {
 		clear(c.rtt) // bounded, whatever the peers
 	}
 	c.rtt[peer] = us
+	c.node.SetSnapshotWindow(peer, snapshotWindow(us, c.cfg.Raft.SnapshotChunkBytes))
+}
+
+// snapshotRate is the rate a snapshot's window is sized for: a window carries at most
+// one window of pieces a round trip, so a link 100 ms long with raftcore's 4 pieces of
+// 1 MiB moves 40 MiB/s whatever its bandwidth.
+const snapshotRate = 256 << 20 // bytes a second
+
+// snapshotWindow is how many snapshot pieces of chunk bytes to keep in flight on a link
+// whose round trip is rttUs µs: a round trip's worth at snapshotRate, never fewer than a
+// LAN's 4, nor more than 48 (a follower holds up to 64 MiB of pieces out of order).
+func snapshotWindow(rttUs int64, chunk int) int {
+	if chunk <= 0 {
+		chunk = 1 << 20 // raftcore's default
+	}
+	perTrip := float64(snapshotRate) * float64(rttUs) / 1e6
+	return min(max(int(math.Ceil(perTrip/float64(chunk))), 4), 48)
 }
 
 // LeaderGone reports that peer's host says no agent runs there.

@@ -46,3 +46,26 @@ func TestCoreIsPure(t *testing.T) {
 		t.Fatal("no files checked")
 	}
 }
+
+// A snapshot's window covers a round trip at snapshotRate: 4 pieces on a LAN, 26 of
+// 1 MiB at 100 ms (256 MiB/s), at most 48 on any link.
+func TestSnapshotWindow(t *testing.T) {
+	for _, c := range []struct {
+		rttUs int64
+		chunk int
+		want  int
+	}{
+		{200, 1 << 20, 4},
+		{10_000, 1 << 20, 4},
+		{25_000, 1 << 20, 7},
+		{50_000, 1 << 20, 13},
+		{100_000, 1 << 20, 26},
+		{100_000, 0, 26},
+		{100_000, 4 << 20, 7},
+		{2_000_000, 1 << 20, 48},
+	} {
+		if got := snapshotWindow(c.rttUs, c.chunk); got != c.want {
+			t.Errorf("snapshotWindow(%d µs, %d) = %d, want %d", c.rttUs, c.chunk, got, c.want)
+		}
+	}
+}
