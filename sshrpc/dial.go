@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -240,6 +241,8 @@ func (d *Dialer) dial(ctx context.Context, alias string, depth int) (*ssh.Client
 		}
 	}
 	// the handshake honours ctx too: a host that accepts TCP but never speaks SSH
+	counted := &countingConn{Conn: nc}
+	nc = counted
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
 	conn, chans, reqs, err := ssh.NewClientConn(nc, h.addr(), cc)
 	stop()
@@ -259,9 +262,9 @@ func (d *Dialer) dial(ctx context.Context, alias string, depth int) (*ssh.Client
 	}
 	switch {
 	case h.aliveInterval > 0:
-		go keepAlive(client, h.aliveInterval, h.aliveInterval, h.aliveCountMax, rtt)
+		go keepAlive(client, h.aliveInterval, h.aliveInterval, h.aliveCountMax, rtt, counted.read.Load)
 	case d.liveness > 0 && depth == 0:
-		go keepAlive(client, d.liveness/2, d.liveness, 1, rtt)
+		go keepAlive(client, d.liveness/2, d.liveness, 1, rtt, counted.read.Load)
 	}
 	return client, nil
 }
@@ -313,10 +316,25 @@ func (c *jumpConn) Close() error {
 	return err
 }
 
+// countingConn counts the bytes read from a connection: keepAlive's sign of life.
+type countingConn struct {
+	net.Conn
+	read atomic.Int64
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.read.Add(int64(n))
+	return n, err
+}
+
 // keepAlive sends OpenSSH keep-alives every interval and closes the connection after
 // countMax in a row not answered within wait (ServerAliveInterval/ServerAliveCountMax:
-// wait is the interval). rtt, if set, is told each answered one's round trip.
-func keepAlive(c *ssh.Client, interval, wait time.Duration, countMax int, rtt func(time.Duration)) {
+// wait is the interval), unless bytes came in meanwhile (read counts them): a keep-alive
+// queued behind megabytes of a snapshot on a slow link is answered late, while the other
+// end's window adjustments show the link alive. rtt, if set, is told each answered one's
+// round trip.
+func keepAlive(c *ssh.Client, interval, wait time.Duration, countMax int, rtt func(time.Duration), read func() int64) {
 	missed := 0
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -329,7 +347,7 @@ func keepAlive(c *ssh.Client, interval, wait time.Duration, countMax int, rtt fu
 		case <-t.C:
 		}
 		answered := make(chan struct{})
-		sent := time.Now()
+		sent, before := time.Now(), read()
 		go func() {
 			if _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); err == nil {
 				close(answered)
@@ -342,6 +360,10 @@ func keepAlive(c *ssh.Client, interval, wait time.Duration, countMax int, rtt fu
 				rtt(time.Since(sent))
 			}
 		case <-time.After(wait):
+			if read() != before {
+				missed = 0 // late, but the link carries bytes in
+				continue
+			}
 			missed++
 			if missed >= countMax {
 				c.Close()
