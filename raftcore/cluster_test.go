@@ -88,14 +88,15 @@ func newCluster(seed uint64, ids []NodeID, voters []NodeID) *cluster {
 	}
 	// the seed also picks how much of the log stays in memory and how snapshots move, so
 	// that reads from storage, entries kept behind snapshots and windows of chunks all
-	// happen in some schedules, and pieces held out of order
+	// happen in some schedules, and pieces and appends held out of order
 	window := 1 + int(seed%3)
 	cache := []uint64{1, 64, 1 << 20}[seed/3%3]
 	keep := []uint64{0, 3, 20}[seed/9%3]
-	ahead := []uint64{8, 1 << 20}[seed/54%2] // room for one piece held out of order, or many
+	ahead := []uint64{8, 1 << 20}[seed/54%2]       // room for one piece held out of order, or many
+	appAhead := []uint64{256, 1 << 20}[seed/108%2] // one append (MaxMsgBytes) held, or many
 	c.cfg = func(id NodeID) Config {
 		return Config{ID: id, ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 4,
-			MaxMsgBytes: 256, SnapshotChunkBytes: 8, SnapshotWindow: window, MaxSnapshotAhead: ahead,
+			MaxMsgBytes: 256, SnapshotChunkBytes: 8, SnapshotWindow: window, MaxSnapshotAhead: ahead, MaxAppendAhead: appAhead,
 			MaxCacheBytes: cache, KeepEntries: keep, KeepPrevious: seed/27%2 == 1,
 			Rand: rand.New(rand.NewPCG(seed, uint64(len(id))+uint64(id[len(id)-1])))}
 	}

@@ -39,6 +39,10 @@ type Config struct {
 	// because they arrived before a piece sent ahead of them (default 64 MiB): a driver
 	// may spread pieces over several streams, which do not keep their order.
 	MaxSnapshotAhead uint64
+	// MaxAppendAhead bounds the bytes of entries a follower holds in memory because their
+	// appends arrived before one sent ahead of them (default 64 MiB), as MaxSnapshotAhead
+	// for snapshot pieces.
+	MaxAppendAhead uint64
 	// MaxCacheBytes bounds the entry data kept in memory beyond what is not yet durable or
 	// applied (default 16 MiB); older entries are read from Storage.
 	MaxCacheBytes uint64
@@ -108,6 +112,7 @@ type Node struct {
 	incoming   *IncomingSnapshot
 	snapWrites []SnapshotChunk
 	ahead      snapAhead // pieces after incoming.Have, waiting for the ones before them
+	appAhead   appAhead  // appends after a gap in the log, waiting for the ones before them
 	// leader: the snapshot window of each member whose driver set one
 	snapWindows map[NodeID]int
 	storageErr  error // Storage failed to give back what it holds
@@ -155,6 +160,9 @@ func NewNode(cfg Config, st State) (*Node, error) {
 	}
 	if cfg.MaxSnapshotAhead == 0 {
 		cfg.MaxSnapshotAhead = 64 << 20
+	}
+	if cfg.MaxAppendAhead == 0 {
+		cfg.MaxAppendAhead = 64 << 20
 	}
 	if cfg.MaxCacheBytes == 0 {
 		cfg.MaxCacheBytes = 16 << 20
@@ -267,6 +275,7 @@ func (r *Node) reset(term uint64) {
 	r.prs = nil
 	r.appendsDue = false
 	r.reads.dropAll()
+	r.appAhead.reset() // they came from the leader of the term that ends
 }
 
 func (r *Node) becomeFollower(term uint64, lead NodeID) {

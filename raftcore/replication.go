@@ -77,7 +77,11 @@ func (r *Node) sendAppend(to NodeID, sendIfEmpty bool) bool {
 	if len(ents) == 0 && !sendIfEmpty {
 		return false
 	}
-	r.send(Message{To: to, Type: MsgApp, Index: prevIndex, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed})
+	m := Message{To: to, Type: MsgApp, Index: prevIndex, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed}
+	if pr.state == stateReplicate && len(ents) > 0 {
+		m.Context = appPipelined
+	}
+	r.send(m)
 	switch pr.state {
 	case stateReplicate:
 		if n := len(ents); n > 0 {
@@ -103,12 +107,28 @@ func (r *Node) bcastHeartbeat() {
 	r.reads.heartbeatDue = false
 }
 
-// handleAppend is the follower's side of AppendEntries (§5.3).
+// handleAppend is the follower's side of AppendEntries (§5.3), then of the appends held
+// after a gap that the log now reaches (appAhead).
 func (r *Node) handleAppend(m Message) error {
+	for r.appendFrom(m) {
+		next, ok := r.appAhead.take(r.log.lastIndex())
+		if !ok {
+			break
+		}
+		m = next
+	}
+	return nil
+}
+
+// appendFrom handles one append; it reports whether the log took its entries.
+func (r *Node) appendFrom(m Message) bool {
 	if m.Index < r.log.committed {
 		// everything up to our commit index is known to match; say so
 		r.send(Message{To: m.From, Type: MsgAppResp, Index: r.log.committed})
-		return nil
+		return false
+	}
+	if m.Context == appPipelined && m.Index > r.log.lastIndex() && r.appAhead.hold(m, r.cfg.MaxAppendAhead) {
+		return false // after a gap: the appends before it are on their way
 	}
 	if !r.log.matchTerm(m.Index, m.LogTerm) {
 		// Fast backtracking: instead of "not at m.Index", name the last index whose term
@@ -116,7 +136,7 @@ func (r *Node) handleAppend(m Message) error {
 		hint := r.log.findConflictByTerm(min(m.Index, r.log.lastIndex()), m.LogTerm)
 		hintTerm, _ := r.log.term(hint)
 		r.send(Message{To: m.From, Type: MsgAppResp, Index: m.Index, Reject: true, RejectHint: hint, LogTerm: hintTerm})
-		return nil
+		return false
 	}
 	lastNew := m.Index + uint64(len(m.Entries))
 	// entries at or below the commit index were checked against it in validate
@@ -130,7 +150,8 @@ func (r *Node) handleAppend(m Message) error {
 	}
 	r.log.commitTo(min(m.Commit, lastNew))
 	r.send(Message{To: m.From, Type: MsgAppResp, Index: lastNew})
-	return nil
+	r.appAhead.taking = true
+	return true
 }
 
 func hasMembership(ents []Entry) bool {
@@ -154,6 +175,11 @@ func (r *Node) stepLeader(m Message) error {
 		r.handleAppendResponse(m, pr)
 	case MsgHeartbeatResp:
 		pr.probeSent = false
+		if pr.state == stateReplicate && pr.stalled(r.appIdleBeats()) {
+			// appends, or their answers, were lost: a follower holds those after a gap
+			// unanswered (appAhead), so go back to what it confirmed
+			pr.becomeProbe()
+		}
 		if pr.state == stateReplicate && pr.paused(r.cfg.MaxInflight, r.cfg.MaxInflightBytes) {
 			// appends may have been lost; let one more through so a rejection can tell us
 			pr.dropOldest()
@@ -174,6 +200,13 @@ func (r *Node) stepLeader(m Message) error {
 		r.handleSnapshotResponse(m, pr)
 	}
 	return nil
+}
+
+// appIdleBeats is how many heartbeat answers without progress, appends in flight, make
+// the leader go back to what a follower confirmed: an election timeout's worth, so that a
+// follower slow to write is not sent its appends again, and at least 3.
+func (r *Node) appIdleBeats() int {
+	return max(3, r.cfg.ElectionTicks/max(1, r.cfg.HeartbeatTicks))
 }
 
 func (r *Node) handleAppendResponse(m Message, pr *progress) {

@@ -420,3 +420,114 @@ func TestRuleSetSnapshotWindow(t *testing.T) {
 	}
 	rtInstalled(t, c, r, snap)
 }
+
+// deliverReversed delivers what is in flight, the messages sel picks newest first (as
+// messages spread over several streams may arrive), everything else in order, until
+// nothing is.
+func deliverReversed(r *rtRunner, sel func(Message) bool) {
+	for {
+		last := -1
+		for i, m := range r.c.net {
+			if sel(m) {
+				last = i
+			}
+		}
+		if last < 0 {
+			if !r.deliverNext() {
+				return
+			}
+			continue
+		}
+		m := r.c.net[last]
+		r.c.net = slices.Delete(r.c.net, last, last+1)
+		r.deliverMsg(m)
+	}
+}
+
+// rtReplicating makes n1 the leader of three, replicating to n3 (which took an append
+// from it), with one entry per append.
+func rtReplicating(t *testing.T, maxInflight int) (*cluster, *rtRunner) {
+	t.Helper()
+	ids := rtIDs(3)
+	c, r := rtCluster(t, 7, ids, ids, func(cfg *Config) { cfg.MaxMsgBytes, cfg.MaxInflight = 1, maxInflight })
+	rtCampaign(t, c, "n1")
+	r.settle()
+	if !c.propose("n1", []byte("first")) {
+		t.Fatal("propose")
+	}
+	r.settle()
+	return c, r
+}
+
+// Pipelined appends that arrive out of order are held until the ones before them come,
+// not refused: no rejection, nothing sent twice. (Refusing them, planted, sent the
+// follower 23 appends for these 6, and 12 rejections.)
+func TestRuleAppendsOutOfOrder(t *testing.T) {
+	c, r := rtReplicating(t, 256)
+	var sent, rejects int
+	r.onSend = func(m Message) {
+		if m.Type == MsgApp && m.To == "n3" && len(m.Entries) > 0 {
+			sent++
+		}
+		if m.Type == MsgAppResp && m.From == "n3" && m.Reject {
+			rejects++
+		}
+	}
+	for i := 0; i < 6; i++ {
+		if !c.propose("n1", []byte{byte(i)}) {
+			t.Fatal("propose")
+		}
+	}
+	r.process("n1")
+	deliverReversed(r, func(m Message) bool { return m.Type == MsgApp && m.To == "n3" })
+	r.settle()
+	if sent != 6 || rejects != 0 {
+		t.Errorf("%d appends sent to n3 for 6 entries, %d rejections", sent, rejects)
+	}
+	if h := r.node("n3").appAhead; len(h.msgs) != 0 || h.bytes != 0 {
+		t.Errorf("n3 still holds %d appends", len(h.msgs))
+	}
+	if got, want := r.st("n3").LastIndex, r.st("n1").LastIndex; got != want {
+		t.Fatalf("n3's log ends at %d, the leader's at %d", got, want)
+	}
+	r.tickSettle(2)
+	r.check()
+}
+
+// A pipelined append lost on the way leaves the ones after it held, unanswered; the
+// leader, its window full (a backlog: it never gets to the empty append that would be
+// refused), hears no progress in its heartbeat answers and goes back to what the
+// follower confirmed. (With that rule planted away, n3 was still 39 entries behind after
+// two election timeouts.)
+func TestRuleAppendLostThenHeld(t *testing.T) {
+	c, r := rtReplicating(t, 2)
+	start := r.st("n3").LastIndex
+	lost := false
+	r.drop = func(m Message) bool {
+		if m.Type == MsgApp && m.To == "n3" && len(m.Entries) > 0 && m.Entries[0].Index == start+2 && !lost {
+			lost = true
+			return true
+		}
+		return false
+	}
+	for i := 0; i < 40; i++ {
+		if !c.propose("n1", []byte{byte(i)}) {
+			t.Fatal("propose")
+		}
+	}
+	r.settle()
+	if !lost {
+		t.Fatal("no append was lost")
+	}
+	if n := len(r.node("n3").appAhead.msgs); n == 0 {
+		t.Fatal("n3 holds none of the appends after the lost one")
+	}
+	for i := 0; i < 2*r.node("n1").appIdleBeats() && r.st("n3").LastIndex != r.st("n1").LastIndex; i++ {
+		r.tick()
+		r.settle()
+	}
+	if got, want := r.st("n3").LastIndex, r.st("n1").LastIndex; got != want {
+		t.Fatalf("n3's log ends at %d, the leader's at %d", got, want)
+	}
+	r.check()
+}

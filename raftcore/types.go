@@ -123,7 +123,7 @@ type SnapshotChunk struct {
 type MsgType uint8
 
 const (
-	MsgApp           MsgType = iota + 1 // leader → follower: entries after (Index, LogTerm)
+	MsgApp           MsgType = iota + 1 // leader → follower: entries after (Index, LogTerm); Context = appPipelined if others may precede it
 	MsgAppResp                          // follower → leader: Index matched, or Reject with hint
 	MsgHeartbeat                        // leader → follower: Commit, Context = read round
 	MsgHeartbeatResp                    // follower → leader: echoes Context
@@ -150,6 +150,11 @@ func (t MsgType) String() string {
 
 // Valid reports whether t is a message type this package knows.
 func (t MsgType) Valid() bool { return t > 0 && t < msgTypeEnd }
+
+// appPipelined in an append's Context marks one a leader sent while replicating to the
+// follower, appends before it possibly still in flight: a follower holds it after a gap
+// (appAhead) instead of refusing it. A probe, which must be answered, is not marked.
+const appPipelined = 1
 
 // campaignTransfer in a vote request's Context marks an election started by a leadership
 // transfer: voters grant it even while they still hear from the old leader.
