@@ -40,7 +40,8 @@ type Options struct {
 
 // Agent is a running node: the driver of a core.Core.
 type Agent struct {
-	receiving time.Time // when the snapshot being received began to arrive (for its log line)
+	receiving time.Time                // when the snapshot being received began to arrive (for its log line)
+	linksDown map[raftcore.NodeID]bool // the loop's: peers whose link is down, as last reported
 	dir       string
 	remoteDir string
 	id        raftcore.NodeID
@@ -215,7 +216,7 @@ func start(opt Options) (a *Agent, err error) {
 }
 
 func newAgent(dir string, id raftcore.NodeID, lg *log.Logger) *Agent {
-	return &Agent{dir: dir, id: id, log: lg, linked: map[raftcore.NodeID]bool{},
+	return &Agent{dir: dir, id: id, log: lg, linked: map[raftcore.NodeID]bool{}, linksDown: map[raftcore.NodeID]bool{},
 		events: make(chan event, 4096), done: make(chan struct{}), replies: map[core.ReplyTo]pending{}, metrics: newDriverMetrics(),
 		announceEvery: announceEvery}
 }
@@ -369,6 +370,11 @@ func (a *Agent) handleEvent(ev event) {
 	now := a.now()
 	switch {
 	case ev.msg != nil:
+		if a.linksDown[ev.msg.From] {
+			// it is back (it reached us): our link to it need not wait out its backoff
+			delete(a.linksDown, ev.msg.From)
+			a.transport.Heard(ev.msg.From)
+		}
 		a.core.Step(now, *ev.msg)
 	case ev.req != nil:
 		if a.cfg.LogLevel >= logsink.LevelDebug { // guarded: the formatting would cost every request
@@ -384,6 +390,11 @@ func (a *Agent) handleEvent(ev event) {
 			a.core.LeaderGone(now, ev.link.Peer)
 		}
 		a.core.Link(now, ev.link.Peer, ev.link.Up)
+		if ev.link.Up {
+			delete(a.linksDown, ev.link.Peer)
+		} else if len(a.linksDown) < 1024 {
+			a.linksDown[ev.link.Peer] = true
+		}
 	case ev.version != nil:
 		a.core.PeerVersion(now, *ev.version)
 		a.peers.note(*ev.version)

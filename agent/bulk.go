@@ -5,32 +5,50 @@ import (
 	"time"
 
 	"lite-raft/api"
+	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 )
 
-// Snapshot pieces go to a peer over streams of their own, several sessions on the peer's
-// ssh connection (sshrpc.Peer.Side):
+// Snapshot pieces and large appends (a follower catching up) go to a peer over streams of
+// their own, several sessions on the peer's ssh connection (sshrpc.Peer.Side):
 //
 //   - one ssh channel carries at most its window a round trip (OpenSSH's sshd grants
 //     2 MiB), 20 MiB/s on a link 100 ms long, so a long link needs several in parallel to
-//     move a snapshot at its bandwidth (8: 160 MiB/s at 100 ms; measured with the
-//     harness's delay, a 79 MB snapshot crossed in 1.9 s over 4 with a window of 13
-//     pieces, in 1.0 s over 8 with 26); raftcore's follower takes pieces in any order
-//     within its window (Config.MaxSnapshotAhead), and the core sizes the window from the
-//     link's round trip;
-//   - heartbeats, votes and appends keep the peer's main stream, never queued behind a
-//     megabyte of snapshot: a follower catching up does not make the others miss a
-//     heartbeat, and the leader's elections are not lost behind its own snapshot.
+//     move a snapshot or a backlog at its bandwidth (8: 160 MiB/s at 100 ms; measured with
+//     the harness's delay, a 79 MB snapshot crossed in 1.9 s over 4 with a window of 13
+//     pieces, in 1.0 s over 8 with 26). raftcore's follower takes snapshot pieces in any
+//     order within its window (Config.MaxSnapshotAhead) and holds appends that arrive
+//     after a gap until the ones before them come (Config.MaxAppendAhead); the core sizes
+//     the snapshot window from the link's round trip;
+//   - heartbeats, votes and small appends keep the peer's main stream, never queued
+//     behind a megabyte of snapshot or backlog: a follower catching up does not make the
+//     others miss a heartbeat, and the leader's elections are not lost behind its own
+//     snapshot. Steady writes stay there, in order.
 //
-// The streams are opened on the first piece and closed after bulkIdle without one, so a
-// cluster in steady state keeps one session a peer.
+// The streams are opened on the first message and closed after bulkIdle without one, so
+// a cluster in steady state keeps one session a peer.
 const (
 	bulkStreams = 8
 	bulkQueue   = 16 // pieces (up to 1 MiB each) waiting for one stream
 	bulkIdle    = time.Minute
 )
 
-// bulk is one peer's snapshot streams, used in turn.
+// bulkAppendBytes is the entry data from which an append goes over the bulk streams: a
+// leader sends a follower catching up appends of up to 1 MiB (raftcore's MaxMsgBytes),
+// a busy cluster's steady appends are far smaller.
+const bulkAppendBytes = 256 << 10
+
+func bulkAppend(ents []raftcore.Entry) bool {
+	n := 0
+	for i := range ents {
+		if n += len(ents[i].Data); n >= bulkAppendBytes {
+			return true
+		}
+	}
+	return false
+}
+
+// bulk is one peer's bulk streams, used in turn.
 type bulk struct {
 	open func() *sshrpc.Peer // a new stream to the peer
 

@@ -247,6 +247,8 @@ func (t *memTransport) Connect(peer raftcore.NodeID, report func(LinkEvent)) {
 	report(LinkEvent{Peer: peer, Up: up})
 }
 
+func (t *memTransport) Heard(raftcore.NodeID) {} // links have no backoff here
+
 func (t *memTransport) Disconnect(peer raftcore.NodeID) {
 	t.net.mu.Lock()
 	delete(t.net.reports, [2]raftcore.NodeID{t.id, peer})

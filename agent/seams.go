@@ -27,6 +27,9 @@ type Transport interface {
 	// with each change, and gone when peer's host says no agent runs there.
 	Connect(peer raftcore.NodeID, report func(LinkEvent))
 	Disconnect(peer raftcore.NodeID)
+	// Heard says a message came from peer while its link was down: a link waiting out
+	// its backoff is tried again now (a restarted member is back).
+	Heard(peer raftcore.NodeID)
 	// Announce says v (what this agent says of itself, with its sizes) to every peer it
 	// links to, now and first on each new stream. Any goroutine may call it.
 	Announce(v api.Version)

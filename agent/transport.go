@@ -109,6 +109,15 @@ func (t *sshTransport) Announce(v api.Version) {
 	}
 }
 
+func (t *sshTransport) Heard(id raftcore.NodeID) {
+	t.mu.Lock()
+	p := t.links[id]
+	t.mu.Unlock()
+	if p != nil {
+		p.peer.Retry()
+	}
+}
+
 func (t *sshTransport) Disconnect(id raftcore.NodeID) {
 	t.mu.Lock()
 	p := t.links[id]
@@ -133,7 +142,7 @@ func (t *sshTransport) Close() {
 // and Raft will send again what is still needed.
 func (t *sshTransport) Send(m raftcore.Message) {
 	p := t.link(m.To)
-	if m.Type == raftcore.MsgSnap {
+	if m.Type == raftcore.MsgSnap || (m.Type == raftcore.MsgApp && bulkAppend(m.Entries)) {
 		p.bulk.send(raftcore.EncodeMessage(nil, m))
 		return
 	}

@@ -37,6 +37,7 @@ type Peer struct {
 	backoff    time.Duration
 	lastErr    error
 	closed     bool
+	wake       chan struct{} // closed by Retry: a wait for the backoff ends
 
 	// MinBackoff and MaxBackoff bound the wait between attempts (defaults 100 ms, 1 s). A
 	// peer that comes back is reached within about a second: a Raft member restarted after
@@ -120,6 +121,10 @@ func (p *Peer) Conn(ctx context.Context) (*Conn, error) {
 		if wait == nil {
 			if d := time.Until(p.nextTry); d > 0 {
 				lastErr := p.lastErr
+				if p.wake == nil {
+					p.wake = make(chan struct{})
+				}
+				wake := p.wake
 				p.mu.Unlock()
 				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 					return nil, fmt.Errorf("%s: %w (last attempt: %v)", p.name, ErrNotConnected, lastErr)
@@ -127,6 +132,8 @@ func (p *Peer) Conn(ctx context.Context) (*Conn, error) {
 				t := time.NewTimer(d)
 				select {
 				case <-t.C:
+				case <-wake:
+					t.Stop()
 				case <-ctx.Done():
 					t.Stop()
 					return nil, ctx.Err()
@@ -148,6 +155,21 @@ func (p *Peer) Conn(ctx context.Context) (*Conn, error) {
 				return nil, err
 			}
 		}
+	}
+}
+
+// Retry ends the wait before the next attempt to connect, if one is under way: the host
+// is known to be back (a message came from it). The backoff starts over.
+func (p *Peer) Retry() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil || p.connecting != nil || p.nextTry.IsZero() {
+		return
+	}
+	p.nextTry, p.backoff = time.Time{}, 0
+	if p.wake != nil {
+		close(p.wake)
+		p.wake = nil
 	}
 }
 

@@ -110,6 +110,54 @@ func TestSSHRoundTripsPipelinedKillAndPartition(t *testing.T) {
 		}
 	})
 
+	t.Run("retry ends the backoff", func(t *testing.T) {
+		if err := h1.StopSSHD(); err != nil {
+			t.Fatal(err)
+		}
+		q := NewPeer(h1.Name, d, rpcCommand(), ConnOptions{})
+		defer q.Close()
+		q.MinBackoff, q.MaxBackoff = time.Minute, time.Minute
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := q.Call(ctx, 1, []byte("down"))
+		cancel()
+		if err == nil {
+			t.Fatal("a call to a host whose sshd is stopped was answered")
+		}
+		if err := h1.StartSSHD(); err != nil {
+			t.Fatal(err)
+		}
+		// one waits out the backoff (a minute), as a link's watch does; Retry ends it
+		got := make(chan error, 1)
+		ctx, cancel = context.WithCancel(context.Background()) // no deadline, as the watch's
+		defer cancel()
+		go func() {
+			_, err := q.Conn(ctx)
+			got <- err
+		}()
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			q.mu.Lock()
+			waiting := q.wake != nil
+			q.mu.Unlock()
+			if waiting {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("Conn is not waiting for the backoff")
+			}
+			time.Sleep(10 * time.Millisecond) // polling pace
+		}
+		q.Retry()
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatalf("after Retry: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Retry did not end the wait for the backoff")
+		}
+		callOK(t, q, 10*time.Second, "after retry")
+	})
+
 	t.Run("peer killed and restarted", func(t *testing.T) {
 		if n, err := h1.Signal("echoagent", 9); err != nil || n != 1 {
 			t.Fatalf("kill echoagent: %d %v", n, err)
