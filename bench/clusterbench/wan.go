@@ -803,6 +803,10 @@ func runSoakWAN(d time.Duration) *wanSoak {
 	cmd := exec.CommandContext(ctx, *goBin, "test", "-count=1", "-timeout", "0", "-run", "^TestSoakWAN$", "./e2e/",
 		"-soakwan.duration="+d.String(), "-v")
 	cmd.Dir = *liteDir
+	// go test runs the test binary as a child: on timeout the whole group goes, or a hung
+	// test would outlive us holding its harness hosts
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	out, err := cmd.CombinedOutput()
 	parseSoak(s, string(out))
 	s.Passed = err == nil
