@@ -894,9 +894,14 @@ func (r *wanReport) print(w io.Writer) {
 		fmt.Fprintf(w, " (%s)\n", c.c.Detail)
 	}
 	if s := r.Soak; s != nil {
-		fmt.Fprintf(w, "WAN soak (e2e TestSoakWAN, %s at 100 ms RTT under load): %d leader changes, %d ops", s.Duration, s.LeaderChanges, s.Ops)
-		if len(s.Loads) > 0 {
-			fmt.Fprintf(w, " (%s)", strings.Join(s.Loads, "; "))
+		fmt.Fprintf(w, "WAN soak (e2e TestSoakWAN, %s at 100 ms RTT under load): ", s.Duration)
+		if s.Finished {
+			fmt.Fprintf(w, "%d leader changes, %d ops", s.LeaderChanges, s.Ops)
+			if len(s.Loads) > 0 {
+				fmt.Fprintf(w, " (%s)", strings.Join(s.Loads, "; "))
+			}
+		} else {
+			fmt.Fprintf(w, "no count: %s", s.Error)
 		}
 		fmt.Fprintln(w)
 	}
