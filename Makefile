@@ -8,7 +8,7 @@ export CGO_ENABLED := 0
 # exported so that tests build the same binary
 export GOFLAGS := -tags=urfave_cli_no_docs
 
-.PHONY: all build test test-deps bench bench-etcd bench-scale bench-micro demo dist package lint clean torture powercut-torture soak-wan
+.PHONY: all build test test-deps bench bench-etcd bench-scale bench-wan bench-micro demo dist package lint clean torture powercut-torture soak-wan
 
 # make torture DURATION=30m CYCLES=30: the linearizability torture test, longer, then the
 # power-cut test with more cuts of every host (each alone: make powercut-torture)
@@ -43,9 +43,17 @@ test-deps:
 	scripts/install-test-deps.sh
 
 # make bench: lite-raft (3 harness hosts) against etcd (3 members on loopback) in one
-# run, with ratios; ETCD=no for lite-raft alone, DURATION=10s per workload (as root)
+# run, with ratios; ETCD=no for lite-raft alone, DURATION=10s per workload (as root);
+# then the WAN section (bench-wan)
 bench: build
-	GO=$(GO) DURATION=$(BENCH_DURATION) SCALE_KEYS=$(SCALE_KEYS) SCALE_DURATION=$(SCALE_DURATION) scripts/bench.sh
+	GO=$(GO) DURATION=$(BENCH_DURATION) SCALE_KEYS=$(SCALE_KEYS) SCALE_DURATION=$(SCALE_DURATION) SOAK_WAN=$(BENCH_SOAK_WAN) scripts/bench.sh
+
+# the WAN section alone (the last one of make bench): lite-raft and etcd in the same hosts
+# 50 and 100 ms apart, a remote read, catch-up by snapshot, then BENCH_SOAK_WAN of the
+# WAN soak (0 skips it)
+BENCH_SOAK_WAN ?= 5m
+bench-wan: build
+	GO=$(GO) ONLY=wan DURATION=$(BENCH_DURATION) SOAK_WAN=$(BENCH_SOAK_WAN) scripts/bench.sh
 
 # the scale workload alone (the last one of make bench): fill SCALE_KEYS keys of 1 KB on
 # both systems, then load, memory, a follower's catch-up and a new member at that size

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"lite-raft/benchreport"
+	"lite-raft/internal/harness"
 )
 
 var soakWANDuration = flag.Duration("soakwan.duration", 0, "TestSoakWAN's load at 100 ms between the hosts (0: skip; make soak-wan runs 30m)")
@@ -46,11 +48,15 @@ func TestSoakWAN(t *testing.T) {
 	results := make(chan result, 2)
 	for _, h := range []string{lead.Name, others(c.Hosts, lead)[0].Name} {
 		go func() {
-			out, _, code := c.lr(c.Host(h), "./lite-raft bench --clients 64 --duration "+secs+" --mix set=50,get=40,cas=10 --json 2>/dev/null")
+			// not c.lr: its commands are bounded by the cluster's 90 s, and a t.Fatalf here,
+			// off the test's goroutine, would leave the test waiting for this result forever
+			ctx, cancel := context.WithTimeout(context.Background(), *soakWANDuration+2*time.Minute)
+			defer cancel()
+			out, runErr := c.Host(h).SSHCommand(ctx, "cd "+harness.RemoteDir+" && ./lite-raft bench --clients 64 --duration "+secs+" --mix set=50,get=40,cas=10 --json 2>/dev/null").Output()
 			var s benchreport.Summary
-			err := json.Unmarshal([]byte(out), &s)
-			if err == nil && code != 0 {
-				err = fmt.Errorf("exit %d", code)
+			err := json.Unmarshal(out, &s)
+			if err == nil && runErr != nil {
+				err = runErr
 			}
 			results <- result{h, s, err}
 		}()

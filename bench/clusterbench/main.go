@@ -32,10 +32,10 @@ var (
 	duration  = flag.Duration("duration", 10*time.Second, "how long each workload runs on each system")
 	etcdLoad  = flag.String("etcdload", "", "the etcdload `BINARY` (bench/etcdload): also run every workload against etcd; empty: lite-raft only")
 	etcdBin   = flag.String("etcd", "/usr/bin/etcd", "the etcd server `BINARY`")
-	only      = flag.String("only", "", "comma-separated workload names to run (set1, set16, set64, get64, cas64, wall, failover, scale); empty: all")
+	only      = flag.String("only", "", "comma-separated workload names to run (set1, set16, set64, get64, cas64, wall, failover, scale, wan); empty: all")
 	wallRuns  = flag.Int("wall-runs", 200, "how many `./lite-raft-client set` processes to time")
 	jsonOut   = flag.String("json", "", "also write every figure to this `FILE` as JSON")
-	keepGoing = flag.Bool("keep", false, "leave the clusters running after the report (Ctrl-C ends them)")
+	keepGoing = flag.Bool("keep", false, "leave the LAN clusters running after their report, before the WAN section (Ctrl-C ends them)")
 	profDir   = flag.String("cpuprofile", "", "run lite-raft's agents with --cpuprofile and --memprofile, writing DIR/hostN.prof, DIR/hostN.allocs.prof (read them with go tool pprof) and DIR/hostN.gctrace (GODEBUG=gctrace=1)")
 	logsDir   = flag.String("logs", "", "keep the servers' logs: every host's message-log/ in DIR/hostN/, etcd's in DIR/etcd/ (the clusters' folders are removed at the end)")
 )
@@ -83,6 +83,8 @@ type report struct {
 	EmptyGoP50 float64 `json:"empty_go_wall_p50_ms,omitempty"`
 	// the scale workload (issue 14)
 	Scale *scaleReport `json:"scale,omitempty"`
+	// the WAN section (issue 30)
+	WAN *wanReport `json:"wan,omitempty"`
 }
 
 func main() {
@@ -105,9 +107,41 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
+// lanWanted says whether a workload of the LAN clusters (all but wan) is to run.
+func lanWanted() bool {
+	for _, w := range workloads {
+		if wanted(w.id) {
+			return true
+		}
+	}
+	return wanted("wall") || wanted("failover") || wanted("scale")
+}
+
 func run() error {
 	rep := &report{Machine: machine(), Version: version(), Duration: duration.String(),
 		Lite: map[string]*figures{}}
+	if lanWanted() {
+		if err := runLAN(rep); err != nil {
+			return err
+		}
+	}
+	if wanted("wan") {
+		rep.WAN = runWAN(*etcdLoad != "")
+	}
+	rep.print(os.Stdout)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runLAN runs the workloads of the LAN clusters (lite-raft on harness hosts without
+// delay, etcd on loopback) and closes them, unless --keep, before the WAN section starts
+// clusters of its own.
+func runLAN(rep *report) error {
 	lc, err := startLite(*liteDir)
 	if err != nil {
 		return fmt.Errorf("lite-raft cluster: %w", err)
@@ -169,14 +203,8 @@ func run() error {
 	if wanted("scale") {
 		rep.Scale = runScale(lc, ec)
 	}
-	rep.print(os.Stdout)
-	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-	}
 	if *keepGoing {
+		rep.print(os.Stdout)
 		logf("clusters left running; Ctrl-C ends them")
 		<-make(chan struct{})
 	}
@@ -253,6 +281,9 @@ func (r *report) print(w io.Writer) {
 	if r.Scale != nil {
 		r.Scale.print(w)
 	}
+	if r.WAN != nil {
+		r.WAN.print(w)
+	}
 }
 
 func machine() string {
@@ -300,39 +331,49 @@ type liteCluster struct {
 	profDir   string
 }
 
-func startLite(dir string) (*liteCluster, error) {
+// liteTemplate makes the folder every harness host starts with: the built lite-raft of
+// dir and its links, an empty Go program (wallTime) and conf/ naming host1-host3.
+func liteTemplate(dir string) (_ string, err error) {
 	tmpl, err := os.MkdirTemp("", "clusterbench-tmpl-")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	lc := &liteCluster{tmpl: tmpl}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmpl)
+		}
+	}()
 	b, err := os.ReadFile(filepath.Join(dir, "lite-raft"))
 	if err != nil {
-		lc.close()
-		return nil, fmt.Errorf("%w (run make build first)", err)
+		return "", fmt.Errorf("%w (run make build first)", err)
 	}
 	if err := os.WriteFile(filepath.Join(tmpl, "lite-raft"), b, 0o755); err != nil {
-		lc.close()
-		return nil, err
+		return "", err
 	}
 	for _, f := range []string{"lite-raft-client", "lite-raft-remote"} {
 		if err := os.Symlink("lite-raft", filepath.Join(tmpl, f)); err != nil {
-			lc.close()
-			return nil, err
+			return "", err
 		}
 	}
 	if err := buildEmptyGo(filepath.Join(tmpl, "empty-go")); err != nil {
-		lc.close()
-		return nil, err
+		return "", err
 	}
 	os.Mkdir(filepath.Join(tmpl, "conf"), 0o755)
 	for name, v := range map[string]string{"cluster_nodes": "host1 host2 host3",
 		"election_timeout": strconv.FormatFloat(electionTimeout.Seconds(), 'g', -1, 64)} {
 		if err := os.WriteFile(filepath.Join(tmpl, "conf", name), []byte(v+"\n"), 0o644); err != nil {
-			lc.close()
-			return nil, err
+			return "", err
 		}
 	}
+	return tmpl, nil
+}
+
+func startLite(dir string) (*liteCluster, error) {
+	tmpl, err := liteTemplate(dir)
+	if err != nil {
+		return nil, err
+	}
+	lc := &liteCluster{tmpl: tmpl}
 	logf("starting 4 harness hosts (3 members, 1 client)")
 	lc.c, err = harness.Start(4, harness.Options{Template: tmpl, Timeout: *duration + 3*time.Minute})
 	// the scale workload adds a fifth host (AddHost) when it adds a member

@@ -82,8 +82,8 @@ type Cluster struct {
 
 	mu   sync.Mutex // guards Hosts, cuts and the files written for all hosts
 	cuts map[[2]int]bool
-	// wan: the delay proxies, by {from, to} host index (wan.go)
-	wan map[[2]int]*wanLink
+	// wan: the delay proxies, by {from, to} host index and destination port (wan.go)
+	wan map[wanKey]*wanLink
 
 	closeOnce sync.Once
 	closeErr  error
@@ -211,7 +211,7 @@ func Start(n int, opt Options) (_ *Cluster, err error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = defaultTimeout
 	}
-	c := &Cluster{opt: opt, cuts: map[[2]int]bool{}, wan: map[[2]int]*wanLink{}, closed: make(chan struct{})}
+	c := &Cluster{opt: opt, cuts: map[[2]int]bool{}, wan: map[wanKey]*wanLink{}, closed: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			if cerr := c.Close(); cerr != nil {

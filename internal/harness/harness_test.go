@@ -404,6 +404,42 @@ func TestCluster(t *testing.T) {
 			t.Errorf("host1→host2 with the delay off: the banner came after %v, %v with it", got, delayed)
 		}
 	})
+
+	// another port than ssh's (etcd's, in the benchmark): a proxy of its own, and ssh's
+	// link keeps its own delay (0 since the subtest above)
+	t.Run("DelayPorts", func(t *testing.T) {
+		const d, port = 60 * time.Millisecond, 7000
+		for _, h := range []*Host{h2, h3} {
+			serveEcho(t, h, port)
+		}
+		if err := c.SetLinkDelayPorts(h1, h2, d, 0, port); err != nil {
+			t.Fatal(err)
+		}
+		// a line sent and echoed back: a round trip of the link
+		echoTime := func(to *Host) time.Duration {
+			t.Helper()
+			out := mustRun(t, "echo through "+to.Name)(h1.Exec("bash", "-c",
+				"exec 3<>/dev/tcp/"+to.Name+"/"+strconv.Itoa(port)+"; s=$(date +%s%N); echo hi >&3; head -c 3 <&3 >/dev/null; echo $(( $(date +%s%N) - s ))"))
+			ns, err := strconv.ParseInt(out, 10, 64)
+			if err != nil {
+				t.Fatalf("echo time %q: %v", out, err)
+			}
+			return time.Duration(ns)
+		}
+		delayed := echoTime(h2)
+		if delayed < 2*d {
+			t.Errorf("host1→host2:%d at %v each way: echoed after %v", port, d, delayed)
+		}
+		if got := echoTime(h3); got >= delayed {
+			t.Errorf("host1→host3:%d, not delayed: echoed after %v, host2's after %v", port, got, delayed)
+		}
+		// ssh's link to the same host is a link of its own: still undelayed
+		out := mustRun(t, "banner of host2")(h1.Exec("bash", "-c",
+			"s=$(date +%s%N); exec 3<>/dev/tcp/host2/22; head -c 7 <&3 >/dev/null; echo $(( $(date +%s%N) - s ))"))
+		if ns, err := strconv.ParseInt(out, 10, 64); err != nil || time.Duration(ns) >= delayed {
+			t.Errorf("host1→host2:22 with only port %d delayed: the banner came after %q ns (%v), the echo after %v", port, out, err, delayed)
+		}
+	})
 }
 
 // TestNoKnownHosts: with empty known_hosts, hosts accept new keys and record them.
@@ -672,4 +708,30 @@ func TestSlotOfName(t *testing.T) {
 			t.Errorf("slotOfName(%q) = %d, want no slot", name, k)
 		}
 	}
+}
+
+// serveEcho echoes every connection to h's address at port, in h's network namespace,
+// until the test ends.
+func serveEcho(t *testing.T, h *Host, port int) {
+	t.Helper()
+	var ln net.Listener
+	if err := inNetns(h.netns, func() (err error) {
+		ln, err = net.Listen("tcp", net.JoinHostPort(h.Addr, strconv.Itoa(port)))
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %s:%d: %v", h.Name, port, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				io.Copy(conn, conn)
+			}()
+		}
+	}()
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,26 +19,33 @@ import (
 )
 
 // The kernel here has no netem, so a long link is made in user space: in the source
-// host's network namespace, an iptables REDIRECT sends its new ssh connections to a
-// destination host to a proxy listening on the source's loopback, which the test process
-// runs there (its sockets made in that namespace) and which dials the destination from
-// that namespace too (marked, so the redirect lets it through). It holds each chunk it
-// reads, in either direction, until the link's delay (plus a jitter drawn each time) has
-// passed since it was read, and never releases one before the one read before it: the
-// bytes keep their order and a round trip over the connection costs twice the delay.
+// host's network namespace, an iptables REDIRECT sends its new connections to a
+// destination host's delayed port (ssh's, 22, unless told others) to a proxy listening on
+// the source's loopback, which the test process runs there (its sockets made in that
+// namespace) and which dials the destination from that namespace too (marked, so the
+// redirect lets it through). It holds each chunk it reads, in either direction, until the
+// link's delay (plus a jitter drawn each time) has passed since it was read, and never
+// releases one before the one read before it: the bytes keep their order and a round trip
+// over the connection costs twice the delay. A connection made through a proxy takes a
+// later change of its link's delay at once (each chunk reads the delay when it arrives).
 //
 // It ends TCP itself: a long link's small receive window and slow start are not there;
 // each direction holds at most wanBuffered chunks, which is its window.
 const (
 	wanChain    = "LRH-WAN"
 	wanMark     = 0x2d  // the proxy's own connections, which the redirect leaves alone
-	wanPortBase = 20000 // + the destination host's index: the proxy's port on the source
+	wanPortBase = 20000 // + the destination host's index: the ssh proxy's port on the source
 	wanBuffered = 512   // chunks of up to 32 KiB in flight per direction
+	sshPort     = 22
 )
 
-// wanLink is the proxy of the ssh connections from one host to another.
+// wanKey names one delayed link and destination port: {from index, to index, port}.
+type wanKey [3]int
+
+// wanLink is the proxy of the connections from one host to one port of another.
 type wanLink struct {
 	from, to *Host
+	port     int // the destination port
 	ln       net.Listener
 	delay    atomic.Int64 // one way, ns
 	jitter   atomic.Int64 // ns, the most added to a chunk's delay
@@ -48,52 +56,77 @@ type wanLink struct {
 // 2d), plus up to jitter drawn for each chunk. It applies to connections opened after it
 // (set it before the agents start); 0 makes the link direct again for new ones.
 func (c *Cluster) SetLinkDelay(from, to *Host, d, jitter time.Duration) error {
+	return c.SetLinkDelayPorts(from, to, d, jitter, sshPort)
+}
+
+// SetLinkDelayPorts is SetLinkDelay for the connections from from to the given TCP ports
+// of to (etcd's client and peer ports, say; 22 is ssh's): a proxy of its own for each
+// port. Ports not named keep the delay they had.
+func (c *Cluster) SetLinkDelayPorts(from, to *Host, d, jitter time.Duration, ports ...int) error {
 	if from == nil || to == nil || from.c != c || to.c != c || from == to {
 		return errors.New("harness: SetLinkDelay: two hosts of this cluster")
 	}
+	if len(ports) == 0 {
+		return errors.New("harness: SetLinkDelayPorts: no port")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := [2]int{from.index, to.index}
-	l := c.wan[key]
-	if l == nil {
-		var err error
-		if l, err = c.startWANLink(from, to); err != nil {
-			return err
+	for _, port := range ports {
+		if port <= 0 || port > 65535 {
+			return fmt.Errorf("harness: SetLinkDelayPorts: port %d", port)
 		}
-		c.wan[key] = l
+		key := wanKey{from.index, to.index, port}
+		l := c.wan[key]
+		if l == nil {
+			var err error
+			if l, err = c.startWANLink(from, to, port); err != nil {
+				return err
+			}
+			c.wan[key] = l
+		}
+		l.delay.Store(int64(d))
+		l.jitter.Store(int64(jitter))
 	}
-	l.delay.Store(int64(d))
-	l.jitter.Store(int64(jitter))
 	return nil
 }
 
 // SetDelay delays every link between two hosts of the cluster as SetLinkDelay does: a
 // round trip between any two costs 2d.
 func (c *Cluster) SetDelay(d, jitter time.Duration) error {
+	return c.SetDelayPorts(d, jitter, sshPort)
+}
+
+// SetDelayPorts is SetDelay for the given destination ports (SetLinkDelayPorts).
+func (c *Cluster) SetDelayPorts(d, jitter time.Duration, ports ...int) error {
 	var errs []error
 	for _, a := range c.snapshotHosts() {
 		for _, b := range c.snapshotHosts() {
 			if a != b {
-				errs = append(errs, c.SetLinkDelay(a, b, d, jitter))
+				errs = append(errs, c.SetLinkDelayPorts(a, b, d, jitter, ports...))
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// startWANLink starts the proxy of from → to and redirects from's connections to to's
-// ssh port into it.
-func (c *Cluster) startWANLink(from, to *Host) (*wanLink, error) {
-	l := &wanLink{from: from, to: to}
-	port := wanPortBase + to.index
+// startWANLink starts the proxy of from → to:port and redirects from's connections to
+// that port into it. ssh's proxy listens on a fixed port (wanPortBase + to's index, as it
+// always has); another port's on one the kernel picks, so that no choice of ports collides.
+func (c *Cluster) startWANLink(from, to *Host, port int) (*wanLink, error) {
+	l := &wanLink{from: from, to: to, port: port}
+	listen := 0
+	if port == sshPort {
+		listen = wanPortBase + to.index
+	}
 	err := inNetns(from.netns, func() (err error) {
-		l.ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", listen))
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("harness: %s → %s: listen for the delay: %w", from.Name, to.Name, err)
+		return nil, fmt.Errorf("harness: %s → %s:%d: listen for the delay: %w", from.Name, to.Name, port, err)
 	}
-	rules := fmt.Sprintf("*nat\n-A OUTPUT -p tcp -d %s/32 --dport 22 -m mark ! --mark %#x -j REDIRECT --to-ports %d\nCOMMIT\n", to.Addr, wanMark, port)
+	listen = l.ln.Addr().(*net.TCPAddr).Port
+	rules := fmt.Sprintf("*nat\n-A OUTPUT -p tcp -d %s/32 --dport %d -m mark ! --mark %#x -j REDIRECT --to-ports %d\nCOMMIT\n", to.Addr, port, wanMark, listen)
 	if err := from.iptablesRestore(rules); err != nil {
 		l.ln.Close()
 		return nil, err
@@ -121,7 +154,7 @@ func (l *wanLink) serve() {
 					}
 					return serr
 				}}
-				out, err = d.Dial("tcp", net.JoinHostPort(l.to.Addr, "22"))
+				out, err = d.Dial("tcp", net.JoinHostPort(l.to.Addr, strconv.Itoa(l.port)))
 				return err
 			})
 			if err != nil {
@@ -188,7 +221,7 @@ func (l *wanLink) relay(dst, src net.Conn) {
 func (c *Cluster) closeWAN() {
 	c.mu.Lock()
 	links := c.wan
-	c.wan = map[[2]int]*wanLink{}
+	c.wan = map[wanKey]*wanLink{}
 	c.mu.Unlock()
 	for _, l := range links {
 		l.ln.Close()
