@@ -5,12 +5,12 @@ import (
 	"time"
 
 	"lite-raft/api"
-	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 )
 
-// Snapshot pieces and large appends (a follower catching up) go to a peer over streams of
-// their own, several sessions on the peer's ssh connection (sshrpc.Peer.Side):
+// Snapshot pieces and large appends (a follower catching up: raftcore.Unordered) go to a
+// peer over streams of their own, several sessions on the peer's ssh connection
+// (sshrpc.Peer.Side):
 //
 //   - one ssh channel carries at most its window a round trip (OpenSSH's sshd grants
 //     2 MiB), 20 MiB/s on a link 100 ms long, so a long link needs several in parallel to
@@ -32,21 +32,6 @@ const (
 	bulkQueue   = 16 // pieces (up to 1 MiB each) waiting for one stream
 	bulkIdle    = time.Minute
 )
-
-// bulkAppendBytes is the entry data from which an append goes over the bulk streams: a
-// leader sends a follower catching up appends of up to 1 MiB (raftcore's MaxMsgBytes),
-// a busy cluster's steady appends are far smaller.
-const bulkAppendBytes = 256 << 10
-
-func bulkAppend(ents []raftcore.Entry) bool {
-	n := 0
-	for i := range ents {
-		if n += len(ents[i].Data); n >= bulkAppendBytes {
-			return true
-		}
-	}
-	return false
-}
 
 // bulk is one peer's bulk streams, used in turn.
 type bulk struct {

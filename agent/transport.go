@@ -142,7 +142,7 @@ func (t *sshTransport) Close() {
 // and Raft will send again what is still needed.
 func (t *sshTransport) Send(m raftcore.Message) {
 	p := t.link(m.To)
-	if m.Type == raftcore.MsgSnap || (m.Type == raftcore.MsgApp && bulkAppend(m.Entries)) {
+	if raftcore.Unordered(m) {
 		p.bulk.send(raftcore.EncodeMessage(nil, m))
 		return
 	}

@@ -5,7 +5,8 @@ package raftcore
 // stream (a driver may spread appends over several, which do not keep their order). They
 // are taken, in order, once the log reaches them. Without them, a follower refused such
 // an append, and the leader went back to probing: one append overtaken cost a round trip
-// and everything sent after it. They come from the leader of the current term only (reset
+// and everything sent after it. A gap that does not close within appGapTicks (an append
+// lost, not overtaken) is refused then, as it was at once before. They come from the leader of the current term only (reset
 // forgets them) and are bounded by Config.MaxAppendAhead bytes and maxAppAhead appends.
 type appAhead struct {
 	msgs  map[uint64]Message // by the index they follow (Message.Index)
@@ -15,6 +16,9 @@ type appAhead struct {
 	// restart lost what was in flight), and an append after it is refused at once so
 	// that the leader goes back now, not after appIdleBeats
 	taking bool
+	// since is the node tick of the last progress: the last append taken, or the first
+	// one held after it; with appends held, appGapTicks after it the gap counts as lost
+	since uint64
 }
 
 // maxAppAhead bounds the appends held, whatever their size.
@@ -23,7 +27,7 @@ const maxAppAhead = 1024
 // hold keeps m if it fits and is not held already; false means the leader must be told
 // what the follower has (a rejection): an append sent again after a gap means the leader
 // went back, and one beyond the bound must be sent again later.
-func (a *appAhead) hold(m Message, limit uint64) bool {
+func (a *appAhead) hold(m Message, limit, now uint64) bool {
 	if !a.taking || len(m.Entries) == 0 || len(a.msgs) >= maxAppAhead {
 		return false
 	}
@@ -36,6 +40,9 @@ func (a *appAhead) hold(m Message, limit uint64) bool {
 	}
 	if a.msgs == nil {
 		a.msgs = map[uint64]Message{}
+	}
+	if len(a.msgs) == 0 {
+		a.since = now
 	}
 	a.msgs[m.Index] = m
 	a.bytes += n
@@ -58,6 +65,17 @@ func (a *appAhead) take(last uint64) (Message, bool) {
 	delete(a.msgs, at)
 	a.bytes -= entriesSize(m.Entries)
 	return m, true
+}
+
+// first is the held append that follows the lowest index.
+func (a *appAhead) first() (Message, bool) {
+	found, at := false, uint64(0)
+	for i := range a.msgs {
+		if !found || i < at {
+			found, at = true, i
+		}
+	}
+	return a.msgs[at], found
 }
 
 func (a *appAhead) reset() { *a = appAhead{} }

@@ -94,9 +94,10 @@ func newCluster(seed uint64, ids []NodeID, voters []NodeID) *cluster {
 	keep := []uint64{0, 3, 20}[seed/9%3]
 	ahead := []uint64{8, 1 << 20}[seed/54%2]       // room for one piece held out of order, or many
 	appAhead := []uint64{256, 1 << 20}[seed/108%2] // one append (MaxMsgBytes) held, or many
+	bulk := []uint64{1, 64, 1 << 20}[seed/216%3]   // every append may be reordered, large ones, none
 	c.cfg = func(id NodeID) Config {
 		return Config{ID: id, ElectionTicks: 10, HeartbeatTicks: 1, MaxInflight: 4,
-			MaxMsgBytes: 256, SnapshotChunkBytes: 8, SnapshotWindow: window, MaxSnapshotAhead: ahead, MaxAppendAhead: appAhead,
+			MaxMsgBytes: 256, SnapshotChunkBytes: 8, SnapshotWindow: window, MaxSnapshotAhead: ahead, MaxAppendAhead: appAhead, BulkAppendBytes: bulk,
 			MaxCacheBytes: cache, KeepEntries: keep, KeepPrevious: seed/27%2 == 1,
 			Rand: rand.New(rand.NewPCG(seed, uint64(len(id))+uint64(id[len(id)-1])))}
 	}

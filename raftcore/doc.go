@@ -44,8 +44,8 @@
 //     leader skips a whole term per round trip; the commit rule (§5.4.2: only entries of the
 //     leader's term are committed by counting). A pipelined append that arrives after a
 //     gap (the driver may spread appends over several streams) is held, within
-//     MaxAppendAhead, until the log reaches it (appahead.go); a leader that hears no
-//     progress for an election timeout with appends in flight goes back to probing.
+//     MaxAppendAhead, until the log reaches it (appahead.go); a gap that does not close
+//     within two heartbeats is refused, and the leader goes back to what it holds.
 //   - progress.go: the leader's per-follower state: probe, replicate or snapshot.
 //   - snapshot.go: Compact drops the log prefix the application snapshotted (but for
 //     KeepEntries before it, for followers a little behind); followers further behind

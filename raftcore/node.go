@@ -39,6 +39,12 @@ type Config struct {
 	// because they arrived before a piece sent ahead of them (default 64 MiB): a driver
 	// may spread pieces over several streams, which do not keep their order.
 	MaxSnapshotAhead uint64
+	// BulkAppendBytes is the entry data from which an append sent while replicating may
+	// travel out of order (Unordered: the driver may spread those over several streams),
+	// default 256 KiB: a follower catching up gets appends of MaxMsgBytes, a busy
+	// cluster's steady appends are far smaller and keep their order. A follower holds
+	// such an append when it arrives after a gap, instead of refusing it.
+	BulkAppendBytes uint64
 	// MaxAppendAhead bounds the bytes of entries a follower holds in memory because their
 	// appends arrived before one sent ahead of them (default 64 MiB), as MaxSnapshotAhead
 	// for snapshot pieces.
@@ -163,6 +169,9 @@ func NewNode(cfg Config, st State) (*Node, error) {
 	}
 	if cfg.MaxAppendAhead == 0 {
 		cfg.MaxAppendAhead = 64 << 20
+	}
+	if cfg.BulkAppendBytes == 0 {
+		cfg.BulkAppendBytes = 256 << 10
 	}
 	if cfg.MaxCacheBytes == 0 {
 		cfg.MaxCacheBytes = 16 << 20
@@ -329,6 +338,7 @@ func (r *Node) Tick() {
 		r.tickLeader()
 		return
 	}
+	r.tickAppAhead()
 	// A node that may not campaign lets electionElapsed grow, so that once it has not
 	// heard from a leader for an election timeout it answers (pre-)votes again.
 	r.electionElapsed++
@@ -549,18 +559,22 @@ func (r *Node) stepCandidate(m Message) error {
 
 // Status is a snapshot of the node's state for reporting.
 type Status struct {
-	ID        NodeID
-	Term      uint64
-	Vote      NodeID
-	Lead      NodeID
-	Role      Role
-	Commit    uint64
-	Applied   uint64
-	LastIndex uint64
-	LastTerm  uint64
-	Stable    uint64
-	Snapshot  SnapshotMeta
-	Members   Membership
+	ID     NodeID
+	Term   uint64
+	Vote   NodeID
+	Lead   NodeID
+	Role   Role
+	Commit uint64
+	// CommitTerm is the term of the entry at Commit: a new leader's Commit may lag what
+	// its predecessor committed until an entry of its own term is committed
+	// (CommitTerm == Term), the empty one it appends at once.
+	CommitTerm uint64
+	Applied    uint64
+	LastIndex  uint64
+	LastTerm   uint64
+	Stable     uint64
+	Snapshot   SnapshotMeta
+	Members    Membership
 	// Progress is the leader's view of each member (empty on followers).
 	Progress map[NodeID]ProgressStatus
 }
@@ -583,6 +597,7 @@ func (r *Node) Status() Status {
 		Commit: r.log.committed, Applied: r.log.applied, LastIndex: r.log.lastIndex(),
 		LastTerm: r.log.lastTerm(), Stable: r.log.stable, Snapshot: r.log.snap.Meta,
 		Members: r.members.clone()}
+	s.CommitTerm, _ = r.log.term(r.log.committed)
 	if r.role == Leader {
 		s.Progress = map[NodeID]ProgressStatus{}
 		for id, pr := range r.prs {

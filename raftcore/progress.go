@@ -46,21 +46,6 @@ type progress struct {
 	snapRound   uint64
 	snapIdle    int // heartbeat answers since the follower last confirmed more
 
-	// replicate state: the match at the last heartbeat answer, and how many answers in a
-	// row found it unchanged with appends in flight
-	beatMatch uint64
-	appIdle   int
-}
-
-// stalled counts a heartbeat answer in replicate state and reports whether beats of them
-// in a row came without the follower confirming more while appends were in flight.
-func (p *progress) stalled(beats int) bool {
-	if len(p.inflight) == 0 || p.match != p.beatMatch {
-		p.beatMatch, p.appIdle = p.match, 0
-		return false
-	}
-	p.appIdle++
-	return p.appIdle >= beats
 }
 
 func (p *progress) becomeProbe() {
@@ -73,7 +58,6 @@ func (p *progress) becomeProbe() {
 	p.state = stateProbe
 	p.probeSent = false
 	p.inflight, p.inflightSum = p.inflight[:0], 0
-	p.appIdle = 0
 }
 
 func (p *progress) becomeReplicate() {
@@ -81,7 +65,6 @@ func (p *progress) becomeReplicate() {
 	p.next = p.match + 1
 	p.probeSent = false
 	p.inflight, p.inflightSum = p.inflight[:0], 0
-	p.appIdle = 0
 }
 
 func (p *progress) becomeSnapshot(s Snapshot) {

@@ -78,7 +78,7 @@ func (r *Node) sendAppend(to NodeID, sendIfEmpty bool) bool {
 		return false
 	}
 	m := Message{To: to, Type: MsgApp, Index: prevIndex, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed}
-	if pr.state == stateReplicate && len(ents) > 0 {
+	if pr.state == stateReplicate && len(ents) > 0 && entriesSize(ents) >= r.cfg.BulkAppendBytes {
 		m.Context = appPipelined
 	}
 	r.send(m)
@@ -110,14 +110,22 @@ func (r *Node) bcastHeartbeat() {
 // handleAppend is the follower's side of AppendEntries (§5.3), then of the appends held
 // after a gap that the log now reaches (appAhead).
 func (r *Node) handleAppend(m Message) error {
-	for r.appendFrom(m) {
-		next, ok := r.appAhead.take(r.log.lastIndex())
-		if !ok {
-			break
-		}
-		m = next
+	if r.appendFrom(m) {
+		r.takeHeldAppends()
 	}
 	return nil
+}
+
+// takeHeldAppends handles the held appends the log now reaches, each whatever the one
+// before did (one wholly below the commit index takes nothing, and the next may).
+func (r *Node) takeHeldAppends() {
+	for {
+		next, ok := r.appAhead.take(r.log.lastIndex())
+		if !ok {
+			return
+		}
+		r.appendFrom(next)
+	}
 }
 
 // appendFrom handles one append; it reports whether the log took its entries.
@@ -127,15 +135,11 @@ func (r *Node) appendFrom(m Message) bool {
 		r.send(Message{To: m.From, Type: MsgAppResp, Index: r.log.committed})
 		return false
 	}
-	if m.Context == appPipelined && m.Index > r.log.lastIndex() && r.appAhead.hold(m, r.cfg.MaxAppendAhead) {
+	if m.Context == appPipelined && m.Index > r.log.lastIndex() && r.appAhead.hold(m, r.cfg.MaxAppendAhead, r.ticks) {
 		return false // after a gap: the appends before it are on their way
 	}
 	if !r.log.matchTerm(m.Index, m.LogTerm) {
-		// Fast backtracking: instead of "not at m.Index", name the last index whose term
-		// could match, and its term, so the leader skips a whole term per round trip.
-		hint := r.log.findConflictByTerm(min(m.Index, r.log.lastIndex()), m.LogTerm)
-		hintTerm, _ := r.log.term(hint)
-		r.send(Message{To: m.From, Type: MsgAppResp, Index: m.Index, Reject: true, RejectHint: hint, LogTerm: hintTerm})
+		r.rejectAppend(m.From, m.Index, m.LogTerm)
 		return false
 	}
 	lastNew := m.Index + uint64(len(m.Entries))
@@ -150,8 +154,39 @@ func (r *Node) appendFrom(m Message) bool {
 	}
 	r.log.commitTo(min(m.Commit, lastNew))
 	r.send(Message{To: m.From, Type: MsgAppResp, Index: lastNew})
-	r.appAhead.taking = true
+	r.appAhead.taking, r.appAhead.since = true, r.ticks
 	return true
+}
+
+// rejectAppend refuses the append after (index, logTerm). Fast backtracking: instead of
+// "not at index", it names the last index whose term could match, and its term, so the
+// leader skips a whole term per round trip.
+func (r *Node) rejectAppend(to NodeID, index, logTerm uint64) {
+	hint := r.log.findConflictByTerm(min(index, r.log.lastIndex()), logTerm)
+	hintTerm, _ := r.log.term(hint)
+	r.send(Message{To: to, Type: MsgAppResp, Index: index, Reject: true, RejectHint: hint, LogTerm: hintTerm})
+}
+
+// appGapTicks is how long a follower waits, holding appends after a gap with no progress,
+// before it refuses the first of them: streams on one connection reorder by a few
+// milliseconds, a lost append never arrives. One heartbeat interval (at the next tick at
+// least a heartbeat after the gap began): a lost append costs the leader little more
+// than when a gap was refused at once.
+func (r *Node) appGapTicks() uint64 { return uint64(max(1, r.cfg.HeartbeatTicks)) }
+
+// tickAppAhead has a follower that holds appends after a gap that did not close refuse
+// the first of them, so the leader sends the missing ones again.
+func (r *Node) tickAppAhead() {
+	r.takeHeldAppends() // those a snapshot reached
+	a := &r.appAhead
+	if len(a.msgs) == 0 || r.ticks-a.since < r.appGapTicks() {
+		return
+	}
+	a.since = r.ticks
+	first, ok := a.first()
+	if ok {
+		r.rejectAppend(first.From, first.Index, first.LogTerm)
+	}
 }
 
 func hasMembership(ents []Entry) bool {
@@ -175,11 +210,6 @@ func (r *Node) stepLeader(m Message) error {
 		r.handleAppendResponse(m, pr)
 	case MsgHeartbeatResp:
 		pr.probeSent = false
-		if pr.state == stateReplicate && pr.stalled(r.appIdleBeats()) {
-			// appends, or their answers, were lost: a follower holds those after a gap
-			// unanswered (appAhead), so go back to what it confirmed
-			pr.becomeProbe()
-		}
 		if pr.state == stateReplicate && pr.paused(r.cfg.MaxInflight, r.cfg.MaxInflightBytes) {
 			// appends may have been lost; let one more through so a rejection can tell us
 			pr.dropOldest()
@@ -200,13 +230,6 @@ func (r *Node) stepLeader(m Message) error {
 		r.handleSnapshotResponse(m, pr)
 	}
 	return nil
-}
-
-// appIdleBeats is how many heartbeat answers without progress, appends in flight, make
-// the leader go back to what a follower confirmed: an election timeout's worth, so that a
-// follower slow to write is not sent its appends again, and at least 3.
-func (r *Node) appIdleBeats() int {
-	return max(3, r.cfg.ElectionTicks/max(1, r.cfg.HeartbeatTicks))
 }
 
 func (r *Node) handleAppendResponse(m Message, pr *progress) {
@@ -276,4 +299,18 @@ func (r *Node) afterCommit() {
 	r.reads.committedInTerm(r)
 	r.maybeLeaveJoint()
 	r.maybeStepDownRemoved()
+}
+
+// ForgetProgress has the leader forget what member id confirmed it holds, and probe it
+// again from its own last entry: the driver made id's state anew (a host booted again in
+// join mode while it was a member). Otherwise the leader would probe it at its old match
+// forever, as Raft never expects a member to lose what it confirmed.
+func (r *Node) ForgetProgress(id NodeID) {
+	pr := r.prs[id]
+	if r.role != Leader || pr == nil || id == r.id {
+		return
+	}
+	pr.match = 0
+	pr.becomeProbe()
+	pr.next = r.log.lastIndex() + 1
 }

@@ -449,7 +449,7 @@ func deliverReversed(r *rtRunner, sel func(Message) bool) {
 func rtReplicating(t *testing.T, maxInflight int) (*cluster, *rtRunner) {
 	t.Helper()
 	ids := rtIDs(3)
-	c, r := rtCluster(t, 7, ids, ids, func(cfg *Config) { cfg.MaxMsgBytes, cfg.MaxInflight = 1, maxInflight })
+	c, r := rtCluster(t, 7, ids, ids, func(cfg *Config) { cfg.MaxMsgBytes, cfg.MaxInflight, cfg.BulkAppendBytes = 1, maxInflight, 1 })
 	rtCampaign(t, c, "n1")
 	r.settle()
 	if !c.propose("n1", []byte("first")) {
@@ -494,11 +494,11 @@ func TestRuleAppendsOutOfOrder(t *testing.T) {
 	r.check()
 }
 
-// A pipelined append lost on the way leaves the ones after it held, unanswered; the
+// A pipelined append lost on the way leaves the ones after it held, unanswered; once the
+// gap has not closed for appGapTicks, the follower refuses the first of them and the
 // leader, its window full (a backlog: it never gets to the empty append that would be
-// refused), hears no progress in its heartbeat answers and goes back to what the
-// follower confirmed. (With that rule planted away, n3 was still 39 entries behind after
-// two election timeouts.)
+// refused), goes back to what the follower has. (With that rule planted away, n3 was
+// still 39 entries behind after the same ticks.)
 func TestRuleAppendLostThenHeld(t *testing.T) {
 	c, r := rtReplicating(t, 2)
 	start := r.st("n3").LastIndex
@@ -522,7 +522,7 @@ func TestRuleAppendLostThenHeld(t *testing.T) {
 	if n := len(r.node("n3").appAhead.msgs); n == 0 {
 		t.Fatal("n3 holds none of the appends after the lost one")
 	}
-	for i := 0; i < 2*r.node("n1").appIdleBeats() && r.st("n3").LastIndex != r.st("n1").LastIndex; i++ {
+	for i := 0; i < 2*int(r.node("n3").appGapTicks())+2 && r.st("n3").LastIndex != r.st("n1").LastIndex; i++ {
 		r.tick()
 		r.settle()
 	}
@@ -530,4 +530,35 @@ func TestRuleAppendLostThenHeld(t *testing.T) {
 		t.Fatalf("n3's log ends at %d, the leader's at %d", got, want)
 	}
 	r.check()
+}
+
+// A member whose state is made anew after it confirmed entries (its host booted again in
+// join mode: an empty log, no members) holds less than the leader's match for it; told
+// so (ForgetProgress), the leader probes it again and brings it back. (Without it, planted,
+// the leader probed it at the old match forever and n3 stayed empty.)
+func TestRuleMemberStateLost(t *testing.T) {
+	c, r := rtReplicating(t, 256)
+	for i := 0; i < 5; i++ {
+		if !c.propose("n1", []byte{byte(i)}) {
+			t.Fatal("propose")
+		}
+	}
+	r.settle()
+	if p := r.st("n1").Progress["n3"]; p.Match < 5 {
+		t.Fatalf("the leader's match for n3: %d", p.Match)
+	}
+	c.crash("n3")
+	c.nodes["n3"].store = NewMemoryStorage(Snapshot{}, nil)
+	c.restart("n3")
+	r.node("n1").ForgetProgress("n3")
+	if !c.propose("n1", []byte("after")) { // (an idle leader sends it nothing but heartbeats)
+		t.Fatal("propose")
+	}
+	for i := 0; i < 10 && r.st("n3").LastIndex != r.st("n1").LastIndex; i++ {
+		r.tick()
+		r.settle()
+	}
+	if got, want := r.st("n3").LastIndex, r.st("n1").LastIndex; got != want {
+		t.Fatalf("n3's log ends at %d after its state was lost, the leader's at %d", got, want)
+	}
 }

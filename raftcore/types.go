@@ -123,7 +123,7 @@ type SnapshotChunk struct {
 type MsgType uint8
 
 const (
-	MsgApp           MsgType = iota + 1 // leader → follower: entries after (Index, LogTerm); Context = appPipelined if others may precede it
+	MsgApp           MsgType = iota + 1 // leader → follower: entries after (Index, LogTerm); Context = appPipelined if it may travel out of order
 	MsgAppResp                          // follower → leader: Index matched, or Reject with hint
 	MsgHeartbeat                        // leader → follower: Commit, Context = read round
 	MsgHeartbeatResp                    // follower → leader: echoes Context
@@ -152,9 +152,17 @@ func (t MsgType) String() string {
 func (t MsgType) Valid() bool { return t > 0 && t < msgTypeEnd }
 
 // appPipelined in an append's Context marks one a leader sent while replicating to the
-// follower, appends before it possibly still in flight: a follower holds it after a gap
-// (appAhead) instead of refusing it. A probe, which must be answered, is not marked.
+// follower, of at least Config.BulkAppendBytes, that may travel out of order: a follower
+// holds it after a gap (appAhead) instead of refusing it. A probe, which must be
+// answered, is not marked, nor are small appends, which keep their order.
 const appPipelined = 1
+
+// Unordered reports whether m may travel out of order with the messages before it: a
+// snapshot piece, or an append marked so (Config.BulkAppendBytes). A driver may send
+// those over streams of their own, in parallel.
+func Unordered(m Message) bool {
+	return m.Type == MsgSnap || (m.Type == MsgApp && m.Context == appPipelined)
+}
 
 // campaignTransfer in a vote request's Context marks an election started by a leadership
 // transfer: voters grant it even while they still hear from the old leader.

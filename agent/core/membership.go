@@ -196,7 +196,9 @@ func (c *Core) advanceChange() {
 		if p.Match > ch.lastMatch {
 			ch.lastMatch, ch.progressAt = p.Match, c.now
 		}
-		if p.Match > 0 && p.Match+1 >= st.Commit || c.bugs.earlyPromotion {
+		// (a commit index of an earlier term may lag what was committed: a new leader's
+		// until its own first entry commits; the learner is measured against it after)
+		if p.Match > 0 && p.Match+1 >= st.Commit && st.CommitTerm == st.Term || c.bugs.earlyPromotion {
 			ch.step(c, phasePromote, fmt.Sprintf("%s caught up (match %d, commit %d); making %s a voter (joint consensus, then the new membership)",
 				host, p.Match, st.Commit, host))
 			c.advanceChange()
@@ -270,6 +272,9 @@ func (c *Core) changeRunDone(id CallID, err error) {
 	ch.run = 0
 	switch ch.phase {
 	case phaseBoot:
+		// the host's state was made anew (or may have been): what the leader knew it
+		// holds, if it was a member already, is gone with it
+		c.node.ForgetProgress(raftcore.NodeID(ch.host))
 		if err != nil {
 			c.endChange(api.CodeFailed, fmt.Sprintf("booting %s failed: %v", ch.host, err))
 			return
