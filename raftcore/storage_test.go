@@ -296,29 +296,6 @@ func TestRulePipeliningBoundedByBytes(t *testing.T) {
 	r.check()
 }
 
-// deliverSnapReversed delivers what is in flight, the snapshot pieces to n3 newest first
-// (as pieces spread over several streams may arrive), everything else in order, until
-// nothing is.
-func deliverSnapReversed(r *rtRunner) {
-	for {
-		last := -1
-		for i, m := range r.c.net {
-			if m.Type == MsgSnap && m.To == "n3" {
-				last = i
-			}
-		}
-		if last < 0 {
-			if !r.deliverNext() {
-				return
-			}
-			continue
-		}
-		m := r.c.net[last]
-		r.c.net = slices.Delete(r.c.net, last, last+1)
-		r.deliverMsg(m)
-	}
-}
-
 // Pieces that arrive out of order within the window are held until the ones before them
 // come, not refused: each piece crosses once. (Refusing them, as a follower that takes
 // pieces only in order does, sent 20 pieces for these 6.)
@@ -332,7 +309,7 @@ func TestRuleSnapshotPiecesOutOfOrder(t *testing.T) {
 	}
 	for i := 0; i < 10 && c.nodes["n3"].store.snap.Meta.Index != snap.Meta.Index; i++ {
 		r.tick()
-		deliverSnapReversed(r)
+		deliverReversed(r, snapTo3)
 	}
 	if got := slices.Sorted(slices.Values(sent)); !slices.Equal(got, []uint64{0, 3, 6, 9, 12, 15}) {
 		t.Errorf("pieces sent %v, want each of the 6 once", sent)
@@ -361,7 +338,7 @@ func TestRuleSnapshotAheadBound(t *testing.T) {
 	}
 	for i := 0; i < 30 && c.nodes["n3"].store.snap.Meta.Index != snap.Meta.Index; i++ {
 		r.tick()
-		deliverSnapReversed(r)
+		deliverReversed(r, snapTo3)
 	}
 	if maxHeld > 3 {
 		t.Errorf("n3 held %d bytes ahead, bound 3", maxHeld)
@@ -420,6 +397,9 @@ func TestRuleSetSnapshotWindow(t *testing.T) {
 	}
 	rtInstalled(t, c, r, snap)
 }
+
+// snapTo3 picks the snapshot pieces to n3.
+func snapTo3(m Message) bool { return m.Type == MsgSnap && m.To == "n3" }
 
 // deliverReversed delivers what is in flight, the messages sel picks newest first (as
 // messages spread over several streams may arrive), everything else in order, until

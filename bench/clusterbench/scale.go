@@ -808,7 +808,12 @@ func (ec *etcdCluster) sizes(r *scaleResult) error {
 // stopMember stops member i (from 0) as systemd would: SIGTERM, and SIGKILL if it has not
 // exited within 10 s.
 func (ec *etcdCluster) stopMember(i int) error {
-	p := ec.procs[i]
+	return stopAsSystemd(ec.procs[i], fmt.Sprintf("e%d", i+1))
+}
+
+// stopAsSystemd stops p as systemd would: SIGTERM, and SIGKILL if it has not exited
+// within 10 s (an error then says so, naming it what).
+func stopAsSystemd(p *exec.Cmd, what string) error {
 	if err := p.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
@@ -823,7 +828,7 @@ func (ec *etcdCluster) stopMember(i int) error {
 	case <-time.After(10 * time.Second):
 		p.Process.Kill()
 		<-exited
-		return fmt.Errorf("e%d ignored SIGTERM for 10 s; killed", i+1)
+		return fmt.Errorf("%s ignored SIGTERM for 10 s; killed", what)
 	}
 }
 

@@ -599,23 +599,7 @@ func (e *wanEtcd) close() {
 
 // stop stops member i as systemd would: SIGTERM, SIGKILL after 10 s.
 func (e *wanEtcd) stop(i int) error {
-	p := e.procs[i]
-	if err := p.Process.Signal(syscall.SIGTERM); err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	go func() {
-		p.Wait()
-		close(exited)
-	}()
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(10 * time.Second):
-		p.Process.Kill()
-		<-exited
-		return fmt.Errorf("etcd on %s ignored SIGTERM for 10 s; killed", e.hosts[i].Name)
-	}
+	return stopAsSystemd(e.procs[i], "etcd on "+e.hosts[i].Name)
 }
 
 // watch runs etcdload in the root namespace, which reaches the hosts without delay: a
