@@ -39,7 +39,7 @@ FAIL`
 func TestWANTargets(t *testing.T) {
 	r := &wanReport{
 		Remote:      &wanRemote{LiteP50Ms: 205},
-		CatchUpLite: &wanCatchUp{OK: true, SnapshotBytes: 150 << 20, Seconds: 5, MiBPerS: 30},
+		CatchUpLite: &wanCatchUp{OK: true, SnapshotBytes: 150 << 20, Seconds: 5, MiBPerS: 30, SnapshotMiBPerS: 35},
 		Soak:        &wanSoak{Finished: true, Passed: true, Duration: "5m0s", Ops: 10},
 	}
 	got := map[string]string{}
@@ -56,8 +56,22 @@ func TestWANTargets(t *testing.T) {
 			t.Errorf("%s: %q, want %q (all: %v)", k, got[k], v, got)
 		}
 	}
+	// judged by the transfer, not end to end
+	r.CatchUpLite.SnapshotMiBPerS = 45
+	if ts := r.targets(); ts[1].State != targetMet {
+		t.Errorf("a transfer of 45 MiB/s (30 end to end): %+v", ts[1])
+	}
 	r.Soak = &wanSoak{Error: "no soakwan: line"}
 	if ts := r.targets(); ts[len(ts)-1].State != targetNotMeasured {
 		t.Errorf("a soak that printed no summary: %+v", ts[len(ts)-1])
+	}
+}
+
+// TestReceivedRE reads the follower's log line the catch-up is judged by.
+func TestReceivedRE(t *testing.T) {
+	line := "2026/12/07 12:31:17.036177 the leader's snapshot at 2002 (78.8 MB): received in 992ms (79.4 MB/s), loaded in 51ms"
+	m := receivedRE.FindStringSubmatch(line)
+	if m == nil || m[1] != "78.8" || m[2] != "79.4" {
+		t.Fatalf("parsed %q", m)
 	}
 }
