@@ -179,10 +179,13 @@ func start(opt Options) (a *Agent, err error) {
 		a.log = logsink.Logger(logsink.To(f))
 	}
 	dialer := opt.Dialer
+	var transport *sshTransport // made below, before anything is dialled
 	if dialer == nil {
 		// a link that stalls is given up after an election timeout, and redialled
-		// and its keep-alives measure the link's round trip, which status shows
+		// and its keep-alives measure the link's round trip, which status shows and the
+		// transport sizes its streams by
 		onRTT := func(alias string, rtt time.Duration) {
+			transport.observeRTT(raftcore.NodeID(alias), rtt)
 			select { // never blocks a keep-alive: a sample more or less changes nothing
 			case a.events <- event{rtt: &rttSample{raftcore.NodeID(alias), rtt}}:
 			default:
@@ -201,7 +204,8 @@ func start(opt Options) (a *Agent, err error) {
 			store.Close()
 		}
 	}()
-	if err = a.init(store, st, newSSHTransport(dialer, a.peerCommand, a.log, a.version()), systemClock{}); err != nil {
+	transport = newSSHTransport(dialer, a.peerCommand, a.log, a.version())
+	if err = a.init(store, st, transport, systemClock{}); err != nil {
 		return nil, err
 	}
 	a.server, err = sshrpc.Listen(filepath.Join(a.dir, "temp", "agent.sock"), sshrpc.ConnOptions{

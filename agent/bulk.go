@@ -25,11 +25,17 @@ import (
 //     others miss a heartbeat, and the leader's elections are not lost behind its own
 //     snapshot. Steady writes stay there, in order.
 //
+// Only on a long link (a round trip of bulkRTT or more): on a LAN one window carries
+// hundreds of MB/s, and the main stream keeps everything in order, with no held pieces
+// or appends (measured on one host, TestScaleCatchUp: caught up in 2.9 s with one stream,
+// 3.2-3.5 s over 8 sessions, and the leader's RSS 299 MB against 512).
+//
 // The streams are opened on the first message and closed after bulkIdle without one, so
 // a cluster in steady state keeps one session a peer.
 const (
+	bulkRTT     = 10 * time.Millisecond // 2 MiB a round trip: 200 MiB/s
 	bulkStreams = 8
-	bulkQueue   = 16 // pieces (up to 1 MiB each) waiting for one stream
+	bulkQueue   = 4 // messages (up to 1 MiB each) waiting for one stream, besides its own 4 (sshrpc's side queue)
 	bulkIdle    = time.Minute
 )
 

@@ -8,6 +8,7 @@ import (
 	"log"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"lite-raft/api"
@@ -35,6 +36,7 @@ type sshTransport struct {
 type peerLink struct {
 	peer    *sshrpc.Peer
 	bulk    *bulk
+	srtt    atomic.Int64 // the link's smoothed round trip (ns), from its keep-alives
 	queue   chan queued
 	quit    chan struct{}
 	watched bool // watch runs (sshTransport.mu)
@@ -109,6 +111,24 @@ func (t *sshTransport) Announce(v api.Version) {
 	}
 }
 
+// observeRTT takes a round trip measured on the link to id (smoothed as TCP does, 7/8 of
+// the estimate, 1/8 of the sample). Any goroutine may call it, also on a nil transport.
+func (t *sshTransport) observeRTT(id raftcore.NodeID, rtt time.Duration) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	p := t.links[id]
+	t.mu.Unlock()
+	if p == nil {
+		return
+	}
+	if old := p.srtt.Load(); old > 0 {
+		rtt = (7*time.Duration(old) + rtt) / 8
+	}
+	p.srtt.Store(int64(rtt))
+}
+
 func (t *sshTransport) Heard(id raftcore.NodeID) {
 	t.mu.Lock()
 	p := t.links[id]
@@ -142,7 +162,7 @@ func (t *sshTransport) Close() {
 // and Raft will send again what is still needed.
 func (t *sshTransport) Send(m raftcore.Message) {
 	p := t.link(m.To)
-	if raftcore.Unordered(m) {
+	if raftcore.Unordered(m) && time.Duration(p.srtt.Load()) >= bulkRTT {
 		p.bulk.send(raftcore.EncodeMessage(nil, m))
 		return
 	}

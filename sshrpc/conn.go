@@ -75,6 +75,9 @@ type ConnOptions struct {
 	// system says who is at the other end of a unix socket; elsewhere the socket's
 	// private folder is the only check).
 	SameUser bool
+	// Queue is how many frames wait to be written before Send blocks (default 1024).
+	// A stream of megabyte frames keeps it small, or its queue holds a gigabyte.
+	Queue int
 }
 
 // NewConn runs the handshake on rw and starts serving it. On error rw is closed.
@@ -82,8 +85,11 @@ func NewConn(rw io.ReadWriteCloser, opt ConnOptions) (*Conn, error) {
 	if opt.MaxFrame <= 0 {
 		opt.MaxFrame = DefaultMaxFrame
 	}
+	if opt.Queue <= 0 {
+		opt.Queue = 1024
+	}
 	c := &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), handler: opt.Handler, maxFrame: opt.MaxFrame,
-		pending: map[uint64]chan Frame{}, out: make(chan outFrame, 1024), done: make(chan struct{}), Peer: opt.Peer, Allow: opt.Allow}
+		pending: map[uint64]chan Frame{}, out: make(chan outFrame, opt.Queue), done: make(chan struct{}), Peer: opt.Peer, Allow: opt.Allow}
 	v, err := handshake(c.r, rw)
 	if err != nil {
 		rw.Close()

@@ -63,10 +63,18 @@ func NewPeer(host string, d *Dialer, remoteCommand string, opt ConnOptions) *Pee
 // (2 MiB from OpenSSH's sshd), so a long link moves bulk data over several, and one
 // costs two round trips to open instead of a new connection's dozen. It ends with p's
 // connection and opens again on the next one; closing it leaves p alone.
+//
+// A side stream queues at most sideQueue frames (ConnOptions.Queue): it carries bulk
+// data, so its sender waits rather than queue hundreds of megabytes.
 func (p *Peer) Side() *Peer {
-	return &Peer{name: p.name, dialer: p.dialer, command: p.command, opt: p.opt, main: p,
+	opt := p.opt
+	opt.Queue = sideQueue
+	return &Peer{name: p.name, dialer: p.dialer, command: p.command, opt: opt, main: p,
 		MinBackoff: p.MinBackoff, MaxBackoff: p.MaxBackoff, SendWait: p.SendWait}
 }
+
+// sideQueue is a side stream's queue of frames waiting to be written.
+const sideQueue = 4
 
 // sshClient is p's ssh connection, connecting first if needed.
 func (p *Peer) sshClient(ctx context.Context) (*ssh.Client, error) {

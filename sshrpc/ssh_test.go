@@ -91,6 +91,9 @@ func TestSSHRoundTripsPipelinedKillAndPartition(t *testing.T) {
 		if client(s) == nil || client(s) != client(p) {
 			t.Fatal("the side stream has an ssh connection of its own, not its main stream's")
 		}
+		if got := cap(s.current().out); got != sideQueue {
+			t.Errorf("a side stream queues %d frames, want %d (megabyte frames)", got, sideQueue)
+		}
 		s.Close()
 		callOK(t, p, 10*time.Second, "main stream after its side one closed")
 		// the side stream ends with the main stream's connection, and opens on the next one
