@@ -15,8 +15,10 @@
 //
 // The world is reached through three small interfaces (seams.go): Transport (ssh to the
 // peers through sshrpc: one SSH connection and one `lite-raft rpc` session per member,
-// each fed by its own goroutine so a slow or dead peer never stalls the loop; link
-// reports; calls; commands run on a host), Storage (statefile) and Clock. The whole
+// each fed by its own goroutine so a slow or dead peer never stalls the loop, and on a
+// long link several more sessions for snapshot pieces and a catching-up follower's
+// appends (bulk.go); link reports; calls; commands run on a host), Storage (statefile)
+// and Clock. The whole
 // system is simulated one level down, in agent/core's tests, over in-memory versions of
 // the same seams.
 //
