@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"lite-raft/agent/core"
 	"lite-raft/api"
 	"lite-raft/internal/logsink"
 	"lite-raft/raftcore"
@@ -111,8 +112,8 @@ func (t *sshTransport) Announce(v api.Version) {
 	}
 }
 
-// observeRTT takes a round trip measured on the link to id (smoothed as TCP does, 7/8 of
-// the estimate, 1/8 of the sample). Any goroutine may call it, also on a nil transport.
+// observeRTT takes a round trip measured on the link to id, smoothed as the core smooths
+// the same samples for status. Any goroutine may call it, also on a nil transport.
 func (t *sshTransport) observeRTT(id raftcore.NodeID, rtt time.Duration) {
 	if t == nil {
 		return
@@ -123,10 +124,7 @@ func (t *sshTransport) observeRTT(id raftcore.NodeID, rtt time.Duration) {
 	if p == nil {
 		return
 	}
-	if old := p.srtt.Load(); old > 0 {
-		rtt = (7*time.Duration(old) + rtt) / 8
-	}
-	p.srtt.Store(int64(rtt))
+	p.srtt.Store(core.SmoothRTT(p.srtt.Load(), int64(rtt)))
 }
 
 func (t *sshTransport) Heard(id raftcore.NodeID) {

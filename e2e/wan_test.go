@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"lite-raft/api"
 	"lite-raft/internal/harness"
+	"lite-raft/statefile"
 )
 
 // TestWAN (issue 30): a cluster whose hosts are 50 ms apart, then 100 ms (round trips,
@@ -179,7 +182,11 @@ func wanCatchUp(t *testing.T, c *cluster, members []*harness.Host) {
 		commit = ls.Commit
 		return ok && ls.Snapshot > st.LastIndex+1500, fmt.Sprintf("snapshot at %d, %s at %d", ls.Snapshot, f.Name, st.LastIndex)
 	})
-	size, err := strconv.ParseInt(strings.TrimSpace(c.must(lead, "stat -c %s $(find . -name snapshot -type f | head -1)")), 10, 64)
+	fi, err := os.Stat(filepath.Join(lead.Dir, statefile.SnapshotDir, "snapshot"))
+	var size int64
+	if err == nil {
+		size = fi.Size()
+	}
 	if err != nil || size < 60<<20 {
 		t.Fatalf("the leader's snapshot: %d bytes (%v), want most of the 120 MB written", size, err)
 	}

@@ -49,33 +49,29 @@ func (a *appAhead) hold(m Message, limit, now uint64) bool {
 	return true
 }
 
-// take removes the held append that follows the lowest index at or below last, if any:
-// the log now reaches it.
-func (a *appAhead) take(last uint64) (Message, bool) {
-	found, at := false, uint64(0)
-	for i := range a.msgs {
-		if i <= last && (!found || i < at) {
-			found, at = true, i
-		}
-	}
-	if !found {
-		return Message{}, false
-	}
-	m := a.msgs[at]
-	delete(a.msgs, at)
-	a.bytes -= entriesSize(m.Entries)
-	return m, true
-}
-
-// first is the held append that follows the lowest index.
-func (a *appAhead) first() (Message, bool) {
+// lowest is the held append that follows the lowest index, if that is at or below last.
+func (a *appAhead) lowest(last uint64) (Message, bool) {
 	found, at := false, uint64(0)
 	for i := range a.msgs {
 		if !found || i < at {
 			found, at = true, i
 		}
 	}
-	return a.msgs[at], found
+	if !found || at > last {
+		return Message{}, false
+	}
+	return a.msgs[at], true
+}
+
+// take removes the held append that follows the lowest index at or below last, if any:
+// the log now reaches it.
+func (a *appAhead) take(last uint64) (Message, bool) {
+	m, ok := a.lowest(last)
+	if ok {
+		delete(a.msgs, m.Index)
+		a.bytes -= entriesSize(m.Entries)
+	}
+	return m, ok
 }
 
 func (a *appAhead) reset() { *a = appAhead{} }

@@ -1,6 +1,9 @@
 package raftcore
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Propose appends data to the log if this node is the leader and returns the entry's index
 // and term. The entry is committed when it is handed out in Ready.CommittedEntries with
@@ -183,7 +186,7 @@ func (r *Node) tickAppAhead() {
 		return
 	}
 	a.since = r.ticks
-	first, ok := a.first()
+	first, ok := a.lowest(math.MaxUint64)
 	if ok {
 		r.rejectAppend(first.From, first.Index, first.LogTerm)
 	}

@@ -5,20 +5,19 @@ package raftcore
 // snapshot at a time (a piece of another drops them) and at most a bound of bytes, so a
 // leader that sends pieces out of order costs the follower a window, not a snapshot.
 type snapAhead struct {
-	of     SnapshotChunk // the snapshot they belong to (Meta, Total, Checksum; no Data)
+	of     Snapshot // the snapshot they belong to
 	pieces map[uint64]SnapshotChunk
 	bytes  uint64
 }
 
-// sameAs reports whether c is a piece of the snapshot in is receiving.
-func (in *IncomingSnapshot) sameAs(c *SnapshotChunk) bool {
-	return in.Meta.Index == c.Meta.Index && in.Meta.Term == c.Meta.Term &&
-		in.Checksum == c.Checksum && in.Size == c.Total
+// snapshot is the snapshot in is receiving.
+func (in *IncomingSnapshot) snapshot() Snapshot {
+	return Snapshot{Meta: in.Meta, Size: in.Size, Checksum: in.Checksum}
 }
 
-func samePieces(a, b *SnapshotChunk) bool {
-	return a.Meta.Index == b.Meta.Index && a.Meta.Term == b.Meta.Term &&
-		a.Checksum == b.Checksum && a.Total == b.Total
+// snapshot is the snapshot c is a piece of.
+func (c *SnapshotChunk) snapshot() Snapshot {
+	return Snapshot{Meta: c.Meta, Size: c.Total, Checksum: c.Checksum}
 }
 
 // hold keeps c, a piece beyond have, if it fits within limit bytes, and reports whether
@@ -30,7 +29,7 @@ func (a *snapAhead) hold(c *SnapshotChunk, have, limit uint64) bool {
 	if c.Offset <= have || len(c.Data) == 0 {
 		return false
 	}
-	if a.pieces != nil && !samePieces(&a.of, c) {
+	if a.pieces != nil && !sameSnapshot(a.of, c.snapshot()) {
 		a.reset()
 	}
 	if _, dup := a.pieces[c.Offset]; dup || a.bytes+uint64(len(c.Data)) > limit {
@@ -38,7 +37,7 @@ func (a *snapAhead) hold(c *SnapshotChunk, have, limit uint64) bool {
 	}
 	if a.pieces == nil {
 		a.pieces = map[uint64]SnapshotChunk{}
-		a.of = SnapshotChunk{Meta: c.Meta, Total: c.Total, Checksum: c.Checksum}
+		a.of = c.snapshot()
 	}
 	a.pieces[c.Offset] = *c
 	a.bytes += uint64(len(c.Data))
@@ -51,7 +50,7 @@ func (a *snapAhead) next(in *IncomingSnapshot) *SnapshotChunk {
 	if a.pieces == nil {
 		return nil
 	}
-	if !in.sameAs(&a.of) {
+	if !sameSnapshot(in.snapshot(), a.of) {
 		a.reset()
 		return nil
 	}

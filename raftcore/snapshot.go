@@ -102,12 +102,15 @@ func (r *Node) sendSnapshotChunks(to NodeID, pr *progress) {
 	}
 }
 
-// SetSnapshotWindow sets how many pieces of a snapshot may be in flight to member id;
-// pieces <= 0 goes back to Config.SnapshotWindow. A window carries at most one window of
-// bytes per round trip, so the driver sizes it from the link's: 4 pieces of 1 MiB give
-// 40 MiB/s at 100 ms, whatever the link's bandwidth.
-func (r *Node) SetSnapshotWindow(id NodeID, pieces int) {
-	if pieces <= 0 {
+// SetSnapshotWindow sets how many bytes of a snapshot may be in flight to member id
+// (0: back to Config.SnapshotWindow pieces). A window carries at most one window of bytes
+// a round trip, so the driver sizes it from the link's: 4 pieces of 1 MiB move 40 MiB/s
+// at 100 ms, whatever the link's bandwidth. It is taken in whole pieces, never fewer than
+// Config.SnapshotWindow, nor more than a follower holds out of order (MaxSnapshotAhead).
+func (r *Node) SetSnapshotWindow(id NodeID, bytes uint64) {
+	chunk := uint64(r.cfg.SnapshotChunkBytes)
+	pieces := min(max((bytes+chunk-1)/chunk, uint64(r.cfg.SnapshotWindow)), max(r.cfg.MaxSnapshotAhead/chunk, 1))
+	if bytes == 0 || pieces == uint64(r.cfg.SnapshotWindow) {
 		delete(r.snapWindows, id)
 		return
 	}
@@ -116,7 +119,7 @@ func (r *Node) SetSnapshotWindow(id NodeID, pieces int) {
 	} else if _, ok := r.snapWindows[id]; !ok && len(r.snapWindows) >= maxSnapWindows {
 		clear(r.snapWindows) // bounded, whatever the driver asks; it sets them again
 	}
-	r.snapWindows[id] = pieces
+	r.snapWindows[id] = int(pieces)
 }
 
 // maxSnapWindows bounds SetSnapshotWindow's table.
@@ -178,7 +181,7 @@ func (r *Node) handleSnapshotChunk(m Message) {
 	in := r.incoming
 	// Two leaders' snapshots at the same index hold the same state but not necessarily the
 	// same bytes, so a transfer resumes only into a snapshot of the same size and checksum.
-	if in == nil || !in.sameAs(c) {
+	if in == nil || !sameSnapshot(in.snapshot(), c.snapshot()) {
 		if c.Offset != 0 {
 			if !r.ahead.hold(c, 0, r.cfg.MaxSnapshotAhead) {
 				reply(0, true)
@@ -234,7 +237,7 @@ func (r *Node) takeSnapshotChunk(from NodeID, in *IncomingSnapshot, c *SnapshotC
 		reply(0, true)
 		return false
 	}
-	r.installSnapshot(Snapshot{Meta: in.Meta, Size: in.Size, Checksum: in.Checksum})
+	r.installSnapshot(in.snapshot())
 	r.send(Message{To: from, Type: MsgAppResp, Index: in.Meta.Index})
 	return false
 }

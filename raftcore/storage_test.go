@@ -373,10 +373,15 @@ func TestRuleSnapshotStaleView(t *testing.T) {
 	rtInstalled(t, c, r, snap)
 }
 
-// SetSnapshotWindow widens the window to one member: that many pieces go out at once.
+// SetSnapshotWindow widens the window to one member, in whole pieces (13 bytes: 5 of 3),
+// at most what a follower holds out of order.
 func TestRuleSetSnapshotWindow(t *testing.T) {
-	c, r, snap, _ := rtSnapSetupWith(t, func(cfg *Config) { cfg.SnapshotWindow = 1 })
-	r.node("n1").SetSnapshotWindow("n3", 5)
+	c, r, snap, _ := rtSnapSetupWith(t, func(cfg *Config) { cfg.SnapshotWindow, cfg.MaxSnapshotAhead = 1, 1<<20 })
+	r.node("n1").SetSnapshotWindow("n3", 1<<30)
+	if w := r.node("n1").snapshotWindow("n3"); w != (1<<20)/3 {
+		t.Errorf("a window of 1 GiB: %d pieces, want the %d a follower holds ahead", w, (1<<20)/3)
+	}
+	r.node("n1").SetSnapshotWindow("n3", 13)
 	var sent []uint64
 	r.onSend = func(m Message) {
 		if m.Type == MsgSnap && m.To == "n3" {
@@ -390,6 +395,9 @@ func TestRuleSetSnapshotWindow(t *testing.T) {
 		t.Fatalf("pieces sent before any answer %v, want a window of 5", sent)
 	}
 	r.node("n1").SetSnapshotWindow("n3", 0) // back to the configured 1 (what is out stays out)
+	if w := r.node("n1").snapshotWindow("n3"); w != 1 {
+		t.Errorf("window after 0: %d pieces, want the configured 1", w)
+	}
 	r.drop = nil
 	for i := 0; i < 30 && c.nodes["n3"].store.snap.Meta.Index != snap.Meta.Index; i++ {
 		r.tick()

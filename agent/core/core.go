@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 
 	"lite-raft/api"
@@ -334,29 +333,34 @@ func (c *Core) LinkRTT(now Time, peer raftcore.NodeID, us int64) {
 	if us <= 0 || raftcore.ValidateID(peer) != nil {
 		return
 	}
-	if old, ok := c.rtt[peer]; ok {
-		us = (7*old + us) / 8
-	} else if len(c.rtt) > 1000 {
+	old, ok := c.rtt[peer]
+	if !ok && len(c.rtt) > 1000 {
 		clear(c.rtt) // bounded, whatever the peers
 	}
+	us = SmoothRTT(old, us)
 	c.rtt[peer] = us
-	c.node.SetSnapshotWindow(peer, snapshotWindow(us, c.cfg.Raft.SnapshotChunkBytes))
+	c.node.SetSnapshotWindow(peer, snapshotWindow(us))
+}
+
+// SmoothRTT is a round trip's estimate after a new sample, as TCP smooths its own: 7/8
+// of the estimate, 1/8 of the sample (the sample alone when there is no estimate, 0).
+func SmoothRTT(estimate, sample int64) int64 {
+	if estimate <= 0 {
+		return sample
+	}
+	return (7*estimate + sample) / 8
 }
 
 // snapshotRate is the rate a snapshot's window is sized for: a window carries at most
-// one window of pieces a round trip, so a link 100 ms long with raftcore's 4 pieces of
+// one window of bytes a round trip, so a link 100 ms long with raftcore's 4 pieces of
 // 1 MiB moves 40 MiB/s whatever its bandwidth.
 const snapshotRate = 256 << 20 // bytes a second
 
-// snapshotWindow is how many snapshot pieces of chunk bytes to keep in flight on a link
-// whose round trip is rttUs µs: a round trip's worth at snapshotRate, never fewer than a
-// LAN's 4, nor more than 48 (a follower holds up to 64 MiB of pieces out of order).
-func snapshotWindow(rttUs int64, chunk int) int {
-	if chunk <= 0 {
-		chunk = 1 << 20 // raftcore's default
-	}
-	perTrip := float64(snapshotRate) * float64(rttUs) / 1e6
-	return min(max(int(math.Ceil(perTrip/float64(chunk))), 4), 48)
+// snapshotWindow is the snapshot bytes to keep in flight on a link whose round trip is
+// rttUs µs: a round trip's worth at snapshotRate (raftcore rounds it to whole pieces,
+// within its bounds).
+func snapshotWindow(rttUs int64) uint64 {
+	return uint64(rttUs) * snapshotRate / 1e6
 }
 
 // LeaderGone reports that peer's host says no agent runs there.
