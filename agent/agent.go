@@ -40,8 +40,12 @@ type Options struct {
 
 // Agent is a running node: the driver of a core.Core.
 type Agent struct {
-	receiving time.Time                // when the snapshot being received began to arrive (for its log line)
-	linksDown map[raftcore.NodeID]bool // the loop's: peers whose link is down, as last reported
+	receiving time.Time // when the snapshot being received began to arrive (for its log line)
+	// linksDown is the loop's: peers whose link went down and has not been retried since.
+	// Not the core's view of the links: a message from such a peer retries the link once
+	// per time it goes down, not on every message while it stays down (a one-way
+	// partition would redial at each of them).
+	linksDown map[raftcore.NodeID]bool
 	dir       string
 	remoteDir string
 	id        raftcore.NodeID
