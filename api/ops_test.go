@@ -198,6 +198,23 @@ func TestParseAllow(t *testing.T) {
 	if a.String() != "get,list,status,check,watch" {
 		t.Errorf("String() = %q", a.String())
 	}
+	// each verb's word lets through every op the verb itself sends: a lock renews and
+	// releases its lease, set --keep-alive renews, list -r pages with get --prefix
+	for word, ops := range map[string][]api.Op{
+		"lock": {api.OpLockAcquire, api.OpLeaseKeep, api.OpRevoke},
+		"set":  {api.OpSet, api.OpSetLease, api.OpLeaseKeep},
+		"list": {api.OpList, api.OpListValues, api.OpGetPrefix},
+	} {
+		w, err := api.ParseAllow(word)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range ops {
+			if !w.Permits(op) {
+				t.Errorf("--allow %s does not permit %s, which %s sends", word, op, word)
+			}
+		}
+	}
 	r, err := api.ParseAllow("read")
 	if err != nil {
 		t.Fatal(err)

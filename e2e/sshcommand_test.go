@@ -120,6 +120,9 @@ func readOnlyKey(t *testing.T, c *cluster) {
 		{"lite-raft-client set through monitored", api.CodeDenied, "may run only read"},
 		{"lite-raft-client --json unset through", api.CodeDenied, `"exit":19`},
 		{"lite-raft-client snapshot save /tmp/all.snap", api.CodeDenied, "not snapshot"},
+		// what a verb would do on the host itself: a shell, a file written anywhere
+		{"lite-raft-client watch / --from 0 --once -- touch " + harness.RemoteDir + "/pwned", api.CodeDenied, "not a COMMAND"},
+		{"lite-raft-client check --prom " + harness.RemoteDir + "/pwned", api.CodeDenied, "not --prom"},
 		{"lite-raft status", 0, "leader"},
 		{"lite-raft-client check", 0, "OK"},
 		{"lite-raft stop", api.CodeDenied, "may run only read"},
@@ -129,6 +132,9 @@ func readOnlyKey(t *testing.T, c *cluster) {
 		if code != step.code || !strings.Contains(out, step.out) {
 			t.Errorf("over the read-only key, %q: exit %d, want %d with %q\n%s", step.cmd, code, step.code, step.out, out)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(h.Dir, "pwned")); err == nil {
+		t.Error("a read-only key ran a COMMAND or wrote a file on the host")
 	}
 	// lite-raft-remote on host4, with the monitoring key as its user's: rpc streams
 	mon := filepath.Join(c.Hosts[3].Dir, "monitor")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -57,8 +58,10 @@ func sshCommandCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("ssh-command: refused: %v", err), 1)
 			}
-			if allowed.String() != "" && args[0] != "rpc" && args[0] != "client" && args[0] != "status" {
-				return cli.Exit(fmt.Sprintf("ssh-command: refused: this key may run only %s (--allow), not %s", allowed, strings.Join(args, " ")), api.CodeDenied)
+			if allowed.String() != "" {
+				if err := restrictedArgs(args); err != nil {
+					return cli.Exit(fmt.Sprintf("ssh-command: refused: this key may run only %s (--allow), %v", allowed, err), api.CodeDenied)
+				}
 			}
 			self, err := os.Executable()
 			if err != nil {
@@ -69,4 +72,35 @@ func sshCommandCommand() *cli.Command {
 			return cli.Exit(fmt.Sprintf("ssh-command: %v", err), 1)
 		},
 	}
+}
+
+// restrictedArgs says why a restricted key (--allow) may not run args on this host, or
+// nil. The agent holds such a key to the verbs of its list, but only for what it is asked;
+// what a client verb does on this host itself is checked here: running a COMMAND (watch
+// and lock, after --) or writing a file (snapshot save, check --prom) would be a shell
+// and a write of any path as the lite-raft user, whatever the list.
+func restrictedArgs(args []string) error {
+	switch args[0] {
+	case "rpc", "status":
+		return nil
+	case "client":
+	default:
+		return fmt.Errorf("not %s", strings.Join(args, " "))
+	}
+	_, verb, err := parseClientArgs(args[1:])
+	switch {
+	case err != nil || len(verb) == 0:
+		return nil // the client refuses it itself
+	case verb[0] == "snapshot":
+		return errors.New("not snapshot: it writes a file on this host")
+	}
+	for _, a := range verb[1:] {
+		switch {
+		case a == "--":
+			return errors.New("not a COMMAND run on this host (after --)")
+		case a == "--prom" || strings.HasPrefix(a, "--prom="):
+			return errors.New("not --prom: it writes a file on this host")
+		}
+	}
+	return nil
 }
