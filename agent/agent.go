@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,11 +47,14 @@ type Agent struct {
 	// per time it goes down, not on every message while it stays down (a one-way
 	// partition would redial at each of them).
 	linksDown map[raftcore.NodeID]bool
-	dir       string
-	remoteDir string
-	id        raftcore.NodeID
-	cfg       conf.Config
-	log       *log.Logger
+
+	allowLists  sync.Map     // a restricted stream's list (string) → api.Allowed (frames.go)
+	allowListsN atomic.Int64 // lists parsed into allowLists
+	dir         string
+	remoteDir   string
+	id          raftcore.NodeID
+	cfg         conf.Config
+	log         *log.Logger
 
 	core      *core.Core
 	store     Storage

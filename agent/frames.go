@@ -33,24 +33,8 @@ func (a *Agent) serveFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 		if f.Kind != sshrpc.KindRequest {
 			return
 		}
-		id := f.ID
-		reply := func(r api.Response) { c.Reply(id, api.FrameRequest, r.Encode()) }
 		req, err := api.DecodeRequest(f.Payload)
-		if errors.Is(err, api.ErrUnknownOp) || errors.Is(err, api.ErrUnknownField) {
-			// a newer build sent it: nothing was done here, and the fix is an upgrade
-			build := a.build
-			if build == "" {
-				build = "a build"
-			}
-			reply(api.Response{Code: api.CodeUpgrade, Msg: fmt.Sprintf(
-				"%s runs lite-raft %s, which cannot read this request (%v): upgrade it first (nothing was done)", a.id, build, err)})
-			return
-		}
-		if err != nil {
-			reply(api.Response{Code: api.CodeUsage, Msg: err.Error()})
-			return
-		}
-		a.post(event{req: &req, replyFn: reply})
+		a.serveRequest(c, f.ID, req, err)
 	case api.FrameVersion:
 		v, err := api.DecodeVersion(f.Payload)
 		if err != nil {
@@ -61,6 +45,26 @@ func (a *Agent) serveFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 	}
 }
 
+// serveRequest answers a request frame (id) whose payload decoded to req, or err.
+func (a *Agent) serveRequest(c *sshrpc.Conn, id uint64, req api.Request, err error) {
+	reply := func(r api.Response) { c.Reply(id, api.FrameRequest, r.Encode()) }
+	if errors.Is(err, api.ErrUnknownOp) || errors.Is(err, api.ErrUnknownField) {
+		// a newer build sent it: nothing was done here, and the fix is an upgrade
+		build := a.build
+		if build == "" {
+			build = "a build"
+		}
+		reply(api.Response{Code: api.CodeUpgrade, Msg: fmt.Sprintf(
+			"%s runs lite-raft %s, which cannot read this request (%v): upgrade it first (nothing was done)", a.id, build, err)})
+		return
+	}
+	if err != nil {
+		reply(api.Response{Code: api.CodeUsage, Msg: err.Error()})
+		return
+	}
+	a.post(event{req: &req, replyFn: reply})
+}
+
 // handleRestricted serves a stream opened for a key that authorized_keys restricts
 // (ssh-command --allow): requests for the ops it allows, as any other stream's, and
 // nothing else. Such a key is not a member's: its Raft messages and versions are dropped.
@@ -69,17 +73,33 @@ func (a *Agent) handleRestricted(c *sshrpc.Conn, f sshrpc.Frame) {
 		a.log.Printf(logsink.Debug+"dropped a frame of type %d from a restricted stream (--allow %s)", f.Type, c.Allow)
 		return
 	}
-	allowed, err := api.ParseAllow(c.Allow)
+	allowed, err := a.allowed(c.Allow)
 	if err == nil {
 		req, derr := api.DecodeRequest(f.Payload)
 		if derr != nil || allowed.Permits(req.Op) {
-			a.serveFrame(c, f) // as any stream's: the same answers to the same bytes
+			a.serveRequest(c, f.ID, req, derr) // as any stream's: the same answers to the same bytes
 			return
 		}
 		err = fmt.Errorf("this ssh key may run only %s (ssh-command --allow), not %s: nothing was done", allowed, req.Op)
 	}
 	c.Reply(f.ID, api.FrameRequest, api.Response{Code: api.CodeDenied, Msg: err.Error()}.Encode())
 }
+
+// allowed is the restriction list parsed, once per list: a restricted stream's every
+// request is checked against it, and parsing walks the whole catalogue.
+func (a *Agent) allowed(list string) (api.Allowed, error) {
+	if v, ok := a.allowLists.Load(list); ok {
+		return v.(api.Allowed), nil
+	}
+	allowed, err := api.ParseAllow(list)
+	if err == nil && a.allowListsN.Add(1) <= maxAllowLists {
+		a.allowLists.Store(list, allowed) // a few keys' lists: bounded, whatever the streams say
+	}
+	return allowed, err
+}
+
+// maxAllowLists bounds the parsed lists kept (one per restricted key's list).
+const maxAllowLists = 64
 
 // post hands an event to the loop. Once the loop has ended, a request is answered here:
 // it never reached the core, so nothing can have been appended.

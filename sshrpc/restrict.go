@@ -41,8 +41,11 @@ func sendRestriction(c net.Conn, allow string) error {
 		return fmt.Errorf("restrict the stream: %w", err)
 	}
 	var ack [1]byte
-	if _, err := io.ReadFull(c, ack[:]); err != nil || ack[0] != handoffAck {
-		return ErrNoRestriction
+	if _, err := io.ReadFull(c, ack[:]); err != nil {
+		return fmt.Errorf("restrict the stream: %w", err) // gone, refused or stopping: not its age
+	}
+	if ack[0] != handoffAck {
+		return ErrNoRestriction // its hello, first: an older agent
 	}
 	return nil
 }

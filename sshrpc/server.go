@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,9 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[*Conn]bool
 	wg    sync.WaitGroup
+	// streams counts them from their accept to their end: conns holds them only once
+	// their handshake is done
+	streams atomic.Int64
 }
 
 // Listen opens the socket at path. Its folder must be private to the user (0700; it is
@@ -85,8 +89,10 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		s.wg.Add(1)
+		s.streams.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.streams.Add(-1)
 			if s.opt.SameUser {
 				if err := checkSameUser(nc.(*net.UnixConn)); err != nil {
 					nc.Close()
@@ -129,20 +135,16 @@ func (s *Server) acceptLoop() {
 	}
 }
 
-// Streams is how many streams are open.
+// Streams is how many streams are open, counting those still being opened (a caller
+// that connected before StopAccepting is one: the multiplexer waits for it).
 func (s *Server) Streams() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
+	return int(s.streams.Load())
 }
 
 // StopAccepting removes the socket and accepts no more streams; those open go on until
 // they end (or Close).
 func (s *Server) StopAccepting() error {
-	if ul, ok := s.ln.(*net.UnixListener); ok {
-		ul.SetUnlinkOnClose(true)
-	}
-	return s.ln.Close()
+	return s.ln.Close() // a unix listener it made removes its socket
 }
 
 // Close stops accepting, ends every stream and waits for them.
