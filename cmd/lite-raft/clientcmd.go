@@ -545,19 +545,29 @@ func (u *usageExit) ExitCode() int { return api.CodeUsage }
 func doRequest(o clientOpts, dial dialFunc, req api.Request) (api.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	caller, closeFn, err := dial(ctx)
-	if errors.Is(err, sshrpc.ErrNoRestriction) {
-		return api.Response{}, clientExit(api.CodeUpgrade, "%v", err)
-	}
+	cl, closeFn, err := dialClient(ctx, dial)
 	if err != nil {
-		return api.Response{}, notSentExit(thisHost(), err)
+		return api.Response{}, err
 	}
 	defer closeFn()
-	resp, err := client.New(caller).Do(ctx, req)
+	resp, err := cl.Do(ctx, req)
 	if err != nil {
 		return resp, requestExit(err, o)
 	}
 	return resp, nil
+}
+
+// dialClient dials and makes one client (one session: its requests share a client ID),
+// or says why nothing could be sent, as the exit table has it.
+func dialClient(ctx context.Context, dial dialFunc) (*client.Client, func(), error) {
+	caller, closeFn, err := dial(ctx)
+	if errors.Is(err, sshrpc.ErrNoRestriction) {
+		return nil, nil, clientExit(api.CodeUpgrade, "%v", err)
+	}
+	if err != nil {
+		return nil, nil, notSentExit(thisHost(), err)
+	}
+	return client.New(caller), closeFn, nil
 }
 
 // notSentExit is the exit when the agent on host could not be reached, so nothing was

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -179,20 +178,27 @@ func importVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string, in i
 	if err := sc.Err(); err != nil {
 		return clientExit(api.CodeUsage, "import: read standard input: %v", err)
 	}
+	// one client for every batch: one session in the members' tables, not one a batch
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	cl, closeFn, err := dialClient(ctx, dial)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer closeFn()
 	done := 0
 	for len(lines) > 0 {
 		req, n := importBatch(lines)
-		resp, err := doRequest(o, dial, req)
-		if err == nil && resp.Code != api.CodeOK {
+		ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+		resp, err := cl.Do(ctx, req)
+		cancel()
+		if err != nil {
+			err = requestExit(err, o)
+		} else if resp.Code != api.CodeOK {
 			err = printResponse(c.App.Writer, o, req, resp)
 		}
 		if err != nil {
-			var ec cli.ExitCoder
-			code := api.CodeFailed
-			if errors.As(err, &ec) {
-				code = ec.ExitCode()
-			}
-			return clientExit(code, "import: %d keys imported; the batch of %d from %s: %v (the keys after it were not imported)", done, n, lines[0].Key, err)
+			return clientExit(exitCode(err), "import: %d keys imported; the batch of %d from %s: %v (the keys after it were not imported)", done, n, lines[0].Key, err)
 		}
 		done += n
 		lines = lines[n:]
