@@ -14,6 +14,7 @@ import (
 
 	"lite-raft/api"
 	"lite-raft/sshrpc"
+	"lite-raft/statefile"
 )
 
 // RemoteShare is the most one host may take before the next is tried, and RemoteHold
@@ -57,9 +58,15 @@ type Remote struct {
 	cfg   RemoteConfig
 	mu    sync.Mutex // peers, failed
 	peers map[string]HostCaller
-	// failed are the hosts that gave no answer in this command: its later requests (a
-	// lock's renewals, a watch's) try them last, after the ones not known to be down
+	// failed are the hosts that gave no answer since this Remote was made (a command, or
+	// the multiplexer's life): its later requests (a lock's renewals, a watch's) try them
+	// last, after the ones not known to be down
 	failed map[string]bool
+	// leader is the one last named (LeaderFile, read once; written when it changes): the
+	// multiplexer makes many requests, and a file read and written on each was disk work
+	// on every call, and concurrent writes that could interleave
+	leader     string
+	leaderRead bool
 }
 
 // NewRemote returns a Remote over cfg.Hosts; Close closes the callers it opened.
@@ -100,35 +107,45 @@ func (r *Remote) order() []string {
 }
 
 func (r *Remote) lastLeader() string {
-	if r.cfg.LeaderFile == "" {
-		return ""
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.leaderRead && r.cfg.LeaderFile != "" {
+		if b, err := os.ReadFile(r.cfg.LeaderFile); err == nil {
+			r.leader = strings.TrimSpace(string(b))
+		}
 	}
-	b, err := os.ReadFile(r.cfg.LeaderFile)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
+	r.leaderRead = true
+	return r.leader
 }
 
 // fail notes that host gave no answer; if it is the remembered leader, it is forgotten,
 // so that the next command does not start with it either.
 func (r *Remote) fail(host string) {
+	wasLeader := r.lastLeader() == host
 	r.mu.Lock()
 	r.failed[host] = true
+	if wasLeader {
+		r.leader = ""
+	}
 	r.mu.Unlock()
-	if r.lastLeader() == host {
+	if wasLeader && r.cfg.LeaderFile != "" {
 		os.Remove(r.cfg.LeaderFile)
 	}
 }
 
-// remember keeps the leader named for the next command. It is a hint: a failure to
-// write it costs the next command a host tried in vain, no more.
+// remember keeps the leader named for the next command, when it changes. It is a hint: a
+// failure to write it costs the next command a host tried in vain, no more.
 func (r *Remote) remember(leader string) {
-	if leader == "" || r.cfg.LeaderFile == "" {
+	if leader == "" || r.lastLeader() == leader {
 		return
 	}
-	os.MkdirAll(filepath.Dir(r.cfg.LeaderFile), 0o700)
-	os.WriteFile(r.cfg.LeaderFile, []byte(leader+"\n"), 0o600)
+	r.mu.Lock()
+	r.leader = leader
+	r.mu.Unlock()
+	if r.cfg.LeaderFile != "" {
+		os.MkdirAll(filepath.Dir(r.cfg.LeaderFile), 0o700)
+		statefile.WriteFileAtomic(r.cfg.LeaderFile, []byte(leader+"\n"), 0o600)
+	}
 }
 
 // Call sends the frame to the hosts in order (see Remote).
