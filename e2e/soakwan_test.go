@@ -34,10 +34,12 @@ func TestSoakWAN(t *testing.T) {
 	lead := c.leader(c.Hosts, 60*time.Second)
 	before := map[string]uint64{}
 	for _, h := range c.Hosts {
-		st, _ := c.status(h)
-		if st.Metrics != nil {
-			before[h.Name] = st.Metrics.LeaderChanges
+		// a count missing here would count the first election as a change
+		st, ok := c.status(h)
+		if !ok || st.Metrics == nil {
+			t.Fatalf("%s: no leader-change count before the soak", h.Name)
 		}
+		before[h.Name] = st.Metrics.LeaderChanges
 	}
 	secs := fmt.Sprintf("%ds", int(soakWANDuration.Seconds()))
 	type result struct {
@@ -74,6 +76,10 @@ func TestSoakWAN(t *testing.T) {
 		st, ok := c.status(h)
 		if !ok || st.Metrics == nil {
 			t.Errorf("%s: no status after the soak", h.Name)
+			continue
+		}
+		if st.Metrics.LeaderChanges < before[h.Name] {
+			t.Errorf("%s: its count went from %d to %d: its agent restarted during the soak", h.Name, before[h.Name], st.Metrics.LeaderChanges)
 			continue
 		}
 		changes += int(st.Metrics.LeaderChanges - before[h.Name])
