@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"lite-raft/internal/wire"
 )
@@ -264,15 +263,6 @@ type Change struct {
 	// Prefix: every key under folder Key (which ends in "/") was deleted, by one unset
 	// --prefix (Deleted is set too): one change, not one a key
 	Prefix bool
-}
-
-// Concerns reports whether c changed key: the key itself, or one under a folder c
-// deleted.
-func (c Change) Concerns(key string) bool {
-	if c.Prefix {
-		return strings.HasPrefix(key, c.Key)
-	}
-	return c.Key == key
 }
 
 // EncodeChanges renders changes for a watch answer: a count, then for each the index,

@@ -129,7 +129,7 @@ func (s *sim) noteChanges(n *simNode) {
 		if ch.Prefix {
 			folders = append(folders, ch)
 			for k, l := range last {
-				if ch.Concerns(k) {
+				if changed(ch, k) {
 					last[k] = api.Change{Index: ch.Index, Key: l.Key, Deleted: true}
 				}
 			}
@@ -348,4 +348,14 @@ func (s *sim) lagAllowance() Time {
 		most = max(most, s.nodes[h].applyLagMs)
 	}
 	return Time(40 * most)
+}
+
+// changed reports whether ch changed key: the key itself, or one under a folder ch
+// deleted. The oracle's own rule, written apart from the core's concerns (which matches
+// watch patterns), so that a mistake there does not pass here.
+func changed(ch api.Change, key string) bool {
+	if ch.Prefix {
+		return strings.HasPrefix(key, ch.Key)
+	}
+	return ch.Key == key
 }

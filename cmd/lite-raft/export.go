@@ -40,12 +40,11 @@ If a batch fails, import stops and says how many lines were imported: the batche
 are in, the ones after are not, and the failed one is in whole or not at all (exit 2 when
 that is not known: it may have been applied). Bad input exits 10 before anything is written.`
 
-// exportLine is one key as export prints it and import reads it.
+// exportLine is one key as export prints it (its value always as value_base64: bytes
+// exact) and import reads it (either form, as get --json prints it), with its lease's ttl.
 type exportLine struct {
-	Key    string  `json:"key"`
-	Base64 []byte  `json:"value_base64,omitempty"`
-	Value  *string `json:"value,omitempty"`
-	TTLMs  uint64  `json:"ttl_ms,omitempty"`
+	keyJSON
+	TTLMs uint64 `json:"ttl_ms,omitempty"`
 }
 
 // isHelp reports whether args ask for a verb's help.
@@ -110,7 +109,7 @@ func exportVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string) erro
 		if !strings.HasPrefix(k, prefix) {
 			return nil
 		}
-		line := exportLine{Key: k, Base64: v}
+		line := exportLine{keyJSON: keyJSON{Key: k, Base64: v}}
 		if l, ok := keyLease[k]; ok {
 			line.TTLMs = max(ttl[l], 1)
 			leased++

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -32,7 +31,6 @@ import (
 // It ends TCP itself: a long link's small receive window and slow start are not there;
 // each direction holds at most wanBuffered chunks, which is its window.
 const (
-	wanChain    = "LRH-WAN"
 	wanMark     = 0x2d  // the proxy's own connections, which the redirect leaves alone
 	wanPortBase = 20000 // + the destination host's index: the ssh proxy's port on the source
 	wanBuffered = 512   // chunks of up to 32 KiB in flight per direction
@@ -49,12 +47,11 @@ type wanLink struct {
 	ln       net.Listener
 	delay    atomic.Int64 // one way, ns
 	jitter   atomic.Int64 // ns, the most added to a chunk's delay
-	conns    sync.WaitGroup
 }
 
 // SetLinkDelay delays the ssh connections from from to to by d each way (a round trip:
 // 2d), plus up to jitter drawn for each chunk. It applies to connections opened after it
-// (set it before the agents start); 0 makes the link direct again for new ones.
+// (set it before the agents start); 0 releases each chunk at once (the proxy stays).
 func (c *Cluster) SetLinkDelay(from, to *Host, d, jitter time.Duration) error {
 	return c.SetLinkDelayPorts(from, to, d, jitter, sshPort)
 }
@@ -141,9 +138,7 @@ func (l *wanLink) serve() {
 		if err != nil {
 			return
 		}
-		l.conns.Add(1)
 		go func() {
-			defer l.conns.Done()
 			defer in.Close()
 			var out net.Conn
 			err := inNetns(l.from.netns, func() (err error) {
