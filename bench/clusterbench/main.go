@@ -343,12 +343,8 @@ func liteTemplate(dir string) (_ string, err error) {
 			os.RemoveAll(tmpl)
 		}
 	}()
-	b, err := os.ReadFile(filepath.Join(dir, "lite-raft"))
-	if err != nil {
+	if err = copyExecutable(filepath.Join(dir, "lite-raft"), filepath.Join(tmpl, "lite-raft")); err != nil {
 		return "", fmt.Errorf("%w (run make build first)", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmpl, "lite-raft"), b, 0o755); err != nil {
-		return "", err
 	}
 	for _, f := range []string{"lite-raft-client", "lite-raft-remote"} {
 		if err := os.Symlink("lite-raft", filepath.Join(tmpl, f)); err != nil {

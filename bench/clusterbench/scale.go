@@ -556,13 +556,7 @@ func (lc *liteCluster) catchUp(r *scaleResult) {
 		r.fail("catch-up", err)
 		return
 	}
-	var down *harness.Host
-	for _, h := range lc.members {
-		if h != lead {
-			down = h
-			break
-		}
-	}
+	down := others(lc.members, lead)[0]
 	step := &stepTime{Member: down.Name}
 	r.CatchUp = step
 	ctx, cancel := context.WithTimeout(context.Background(), loadBound()+time.Minute)
@@ -610,35 +604,10 @@ func (lc *liteCluster) catchUp(r *scaleResult) {
 		r.fail("catch-up", errors.New(step.Detail))
 		return
 	}
-	deadline := restart.Add(*scaleWait)
-	lastLine := restart
-	for {
-		mst, lst, err := lc.memberStatus(&lead, down.Name)
-		seen := time.Since(restart)
-		if err == nil {
-			// the leader's snapshot index too: a follower in state snapshot is sent the
-			// leader's latest snapshot
-			step.Detail = fmt.Sprintf("match %d, lag %d entries, state %s; the leader's snapshot at index %d",
-				mst.Match, mst.Lag, mst.State, lst.Snapshot)
-			if mst.Lag < maxLagEntries && mst.Match > 0 {
-				step.OK, step.Ms = true, ms(seen)
-				logf("scale: lite-raft: %s caught up %.1fs after its restart (%s)", down.Name, seen.Seconds(), step.Detail)
-				return
-			}
-		} else {
-			step.Detail = err.Error()
-		}
-		if time.Since(lastLine) >= 2*time.Second {
-			lastLine = time.Now()
-			logf("scale: lite-raft: %s %.0fs after its restart: %s", down.Name, seen.Seconds(), step.Detail)
-		}
-		if time.Now().After(deadline) {
-			step.Ms = ms(seen)
-			step.Detail = fmt.Sprintf("not caught up %v after its restart (last seen: %s)", *scaleWait, step.Detail)
-			r.fail("catch-up", errors.New(step.Detail))
-			return
-		}
-		time.Sleep(100 * time.Millisecond) // polling with a deadline
+	step.OK, step.Detail = lc.waitCaughtUp("scale", &lead, down.Name, restart, *scaleWait)
+	step.Ms = ms(time.Since(restart))
+	if !step.OK {
+		r.fail("catch-up", errors.New(step.Detail))
 	}
 }
 

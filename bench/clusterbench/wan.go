@@ -483,7 +483,7 @@ func (w *wanCluster) liteCatchUp(r *wanReport) *wanCatchUp {
 		r.fail("catch-up on lite-raft", errors.New(c.Detail))
 		return c
 	}
-	c.OK, c.Detail = lc.waitCaughtUp(&lead, down.Name, start)
+	c.OK, c.Detail = lc.waitCaughtUp("wan", &lead, down.Name, start, *wanWait)
 	c.rate(time.Since(start))
 	c.SnapshotMiBPerS = snapshotRate(down)
 	if !c.OK {
@@ -492,9 +492,9 @@ func (w *wanCluster) liteCatchUp(r *wanReport) *wanCatchUp {
 	return c
 }
 
-// waitCaughtUp polls the leader's view of member until it lags fewer than maxLagEntries
-// (as the scale workload measures), at most --wan-wait after start, and says what it saw.
-func (lc *liteCluster) waitCaughtUp(lead **harness.Host, member string, start time.Time) (bool, string) {
+// waitCaughtUp polls the leader's view of member until it lags fewer than maxLagEntries,
+// at most within after start, and says what it saw (tag: the workload, for its log).
+func (lc *liteCluster) waitCaughtUp(tag string, lead **harness.Host, member string, start time.Time, within time.Duration) (bool, string) {
 	detail, lastLine := "", time.Now()
 	sentSnapshot := false
 	for {
@@ -509,7 +509,7 @@ func (lc *liteCluster) waitCaughtUp(lead **harness.Host, member string, start ti
 				if !sentSnapshot {
 					detail += "; no snapshot was seen being sent (polled every 100 ms)"
 				}
-				logf("wan: lite-raft: %s caught up %.1fs after its start (%s)", member, time.Since(start).Seconds(), detail)
+				logf("%s: lite-raft: %s caught up %.1fs after its start (%s)", tag, member, time.Since(start).Seconds(), detail)
 				return true, detail
 			}
 		} else {
@@ -517,10 +517,10 @@ func (lc *liteCluster) waitCaughtUp(lead **harness.Host, member string, start ti
 		}
 		if time.Since(lastLine) >= 2*time.Second {
 			lastLine = time.Now()
-			logf("wan: lite-raft: %s %.0fs after its start: %s", member, time.Since(start).Seconds(), detail)
+			logf("%s: lite-raft: %s %.0fs after its start: %s", tag, member, time.Since(start).Seconds(), detail)
 		}
-		if time.Since(start) > *wanWait {
-			return false, fmt.Sprintf("not caught up %v after its start (last seen: %s)", *wanWait, detail)
+		if time.Since(start) > within {
+			return false, fmt.Sprintf("not caught up %v after its start (last seen: %s)", within, detail)
 		}
 		time.Sleep(100 * time.Millisecond) // polling with a deadline
 	}
