@@ -201,3 +201,27 @@ func TestParkedWatchesCostNothingUntilConcerned(t *testing.T) {
 		t.Errorf("%d watches parked, want %d", s.c.logWatches.n, len(idle)+len(ws))
 	}
 }
+
+// A value watch parked on a key is woken when unset --prefix deletes the folder the key
+// is in (one change of the folder, not one of the key): deterministic, on one core, where
+// the e2e test cannot tell a parked watch from a late one.
+func TestValueWatchWokenByUnsetPrefix(t *testing.T) {
+	s := newSoloCore(t, 1_000_000)
+	if r := s.ask(api.Request{Op: api.OpSet, Key: "d/e/k", Value: []byte("v")}); r.Code != 0 {
+		t.Fatalf("set: %+v", r)
+	}
+	s.next++
+	to := s.next
+	s.c.Request(s.now, to, api.Request{Op: api.OpWatch, Key: "d/e/k", CondValue: []byte("v"), TimeoutMs: 3_600_000})
+	s.pump()
+	if r, ok := s.replies[to]; ok {
+		t.Fatalf("a watch of a value that has not changed was answered: %+v", r)
+	}
+	if r := s.ask(api.Request{Op: api.OpUnsetPrefix, Key: "d"}); r.Code != 0 {
+		t.Fatalf("unset --prefix d: %+v", r)
+	}
+	r, ok := s.replies[to]
+	if !ok || r.Code != 0 {
+		t.Fatalf("the value watch of d/e/k after unset --prefix d: %+v %v, want answered", r, ok)
+	}
+}
