@@ -68,13 +68,22 @@ func (s *Store) put(key string, value []byte, lease uint64) {
 
 // remove deletes key, and frees it from its lease.
 func (s *Store) remove(key string) {
+	if s.drop(key) {
+		s.changes = append(s.changes, api.Change{Index: s.index, Key: key, Deleted: true})
+	}
+}
+
+// drop deletes key, with its lease's hold on it, recording no change; it reports whether
+// the key was there.
+func (s *Store) drop(key string) bool {
 	if old, ok := s.keyLease.Get(key); ok {
 		s.detach(key, old)
 	}
-	if prev, existed := s.data.Delete(key); existed {
+	prev, existed := s.data.Delete(key)
+	if existed {
 		s.dataBytes -= len(key) + len(prev)
-		s.changes = append(s.changes, api.Change{Index: s.index, Key: key, Deleted: true})
 	}
+	return existed
 }
 
 // unsetPrefix deletes every key under folder dir, or, if there are more than
@@ -99,11 +108,10 @@ func (s *Store) unsetPrefix(dir string) Result {
 	if len(keys) == 0 {
 		return Result{}
 	}
-	saved := s.changes
 	for _, k := range keys {
-		s.remove(k)
+		s.drop(k)
 	}
-	s.changes = append(saved, api.Change{Index: s.index, Key: prefix, Deleted: true, Prefix: true})
+	s.changes = append(s.changes, api.Change{Index: s.index, Key: prefix, Deleted: true, Prefix: true})
 	return Result{Value: []byte(strconv.Itoa(len(keys)))}
 }
 
