@@ -133,6 +133,7 @@ func TestWAN(t *testing.T) {
 			c.must(h, "./lite-raft stop")
 		}
 	}
+	wanFar(t, c, members)
 	// the multiplexer goes once idle for its time (LITE_RAFT_REMOTE_MUX_IDLE), its socket
 	// with it; its folder is private
 	if _, err := outside.Signal(`remote-mux`, 15); err != nil {
@@ -159,6 +160,41 @@ func TestWAN(t *testing.T) {
 		if viaMux != direct || viaMux == api.CodeTimeout || viaMux == 0 {
 			t.Errorf("%s with no agent: exit %d through the multiplexer, %d straight", verb, viaMux, direct)
 		}
+	}
+}
+
+// wanFar: hosts 600 ms apart, with the election timeout at 1 s. The agents connect (an
+// ssh handshake takes several round trips), elect, write, and when the leader is cut
+// off the other two elect one of them by timeout without splitting the vote (each stands
+// within the other's pre-vote round trip more often than not at this distance), and it
+// writes. Times are logged, not asserted.
+func wanFar(t *testing.T, c *cluster, members []*harness.Host) {
+	const rtt = 600 * time.Millisecond
+	if err := c.SetDelay(rtt/2, rtt/20); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range members {
+		c.must(h, "./lite-raft start")
+	}
+	lead := c.leader(members, 90*time.Second)
+	fs := others(members, lead)
+	c.must(fs[0], "./lite-raft-client --timeout 20 set wan/far 1")
+	c.expect(fs[1], "./lite-raft-client get wan/far", 0, "1")
+	if err := c.Isolate(lead); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	next := c.leader(fs, 60*time.Second)
+	t.Logf("at %v round trips, election timeout 1 s: %s elected %v after %s was cut off", rtt, next.Name, time.Since(cut).Round(10*time.Millisecond), lead.Name)
+	c.must(next, "./lite-raft-client --timeout 20 set wan/far 2")
+	c.expect(others(fs, next)[0], "./lite-raft-client get wan/far", 0, "2")
+	if err := c.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	c.leader(members, 60*time.Second)
+	c.expect(lead, "./lite-raft-client --timeout 20 get wan/far", 0, "2")
+	for _, h := range members {
+		c.must(h, "./lite-raft stop")
 	}
 }
 

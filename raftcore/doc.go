@@ -35,7 +35,10 @@
 //
 //   - election.go: elections with randomized timeouts in [T, 2T), pre-vote (a node asks
 //     whether it could win before raising its term, so a partitioned node that comes back
-//     does not depose a healthy leader) and the election restriction (§5.4.1).
+//     does not depose a healthy leader) and the election restriction (§5.4.1). Two voters
+//     that stand in the same round do not split the vote: the one that meets the other's
+//     pre-vote and would rank after it (older log, or later name) gives way and waits two
+//     round trips for its election (SetRoundTrip: the driver measures each link's).
 //   - node.go: roles, ticks, term rules and check-quorum (a leader that has not heard from
 //     a quorum within T steps down; followers that heard a leader within T ignore
 //     elections unless a leadership transfer started them).

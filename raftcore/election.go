@@ -58,13 +58,65 @@ func (r *Node) handleVoteRequest(m Message) {
 		// The answer carries the request's term: for a pre-vote that is a term we have not
 		// entered, which tells the pre-candidate the grant is for its future election.
 		r.send(Message{To: m.From, Type: resp, Term: m.Term})
-		if m.Type == MsgVote {
+		switch {
+		case m.Type == MsgVote:
 			r.electionElapsed = 0
 			r.vote = m.From
+		case r.role == PreCandidate && m.Term == r.term+1 && r.yieldsTo(m):
+			r.deferCampaign(m.From)
 		}
 		return
 	}
 	r.send(Message{To: m.From, Type: resp, Reject: true})
+}
+
+// yieldsTo reports whether a pre-candidate gives way to another standing in the same
+// round: one whose log is newer (it would refuse ours), or as new and first in name order.
+func (r *Node) yieldsTo(m Message) bool {
+	if m.LogTerm != r.log.lastTerm() {
+		return m.LogTerm > r.log.lastTerm()
+	}
+	if m.Index != r.log.lastIndex() {
+		return m.Index > r.log.lastIndex()
+	}
+	return m.From < r.id
+}
+
+// deferCampaign ends our pre-campaign in favour of from's, met on the way. Two voters
+// whose timeouts fire less than a round trip apart each grant the other's pre-vote before
+// they see its request, both become candidates and split the vote: with three voters and
+// one of them down that costs a whole new timeout every time, and on a link whose round
+// trip is half the election timeout it happened in most failovers. Each pre-vote request
+// reaches the other before the grant that follows it (a link keeps its order), so the one
+// that yields is known before either counts the other's grant; it grants, steps back, and
+// stands again only if from has not won within two round trips (its pre-vote's answers,
+// then its vote's) and a tick, never later than an election timeout.
+func (r *Node) deferCampaign(from NodeID) {
+	r.becomeFollower(r.term, None)
+	hold := min(2*r.roundTrip(from)+1, r.cfg.ElectionTicks)
+	r.electionElapsed = max(r.randomizedElectionTimeout-hold, 0)
+}
+
+// SetRoundTrip tells the node the round trip of its link to id, in ticks rounded up (0
+// if not known): the driver measures it, the node only uses it. It bounds how long a
+// pre-candidate that gave way to another waits for that one's election (deferCampaign).
+func (r *Node) SetRoundTrip(id NodeID, ticks int) {
+	if ticks <= 0 || ValidateID(id) != nil {
+		delete(r.roundTrips, id)
+		return
+	}
+	if r.roundTrips == nil {
+		r.roundTrips = map[NodeID]int{}
+	} else if _, ok := r.roundTrips[id]; !ok && len(r.roundTrips) >= maxSnapWindows {
+		clear(r.roundTrips) // bounded, whatever the driver asks; it sets them again
+	}
+	r.roundTrips[id] = min(ticks, r.cfg.ElectionTicks)
+}
+
+// roundTrip is the link to id's round trip in ticks: one when it is not known, as on a
+// LAN where a tick is far longer than a round trip.
+func (r *Node) roundTrip(id NodeID) int {
+	return max(r.roundTrips[id], 1)
 }
 
 // LeaderGone tells a follower that its leader id is known to have stopped, not merely to

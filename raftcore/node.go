@@ -121,7 +121,8 @@ type Node struct {
 	appAhead   appAhead  // appends after a gap in the log, waiting for the ones before them
 	// leader: the snapshot window of each member whose driver set one
 	snapWindows map[NodeID]int
-	storageErr  error // Storage failed to give back what it holds
+	roundTrips  map[NodeID]int // SetRoundTrip: each link's round trip, in ticks
+	storageErr  error          // Storage failed to give back what it holds
 
 	appendsDue bool // leader: proposals wait to be sent in the next Ready, batched
 	msgs       []Message

@@ -123,7 +123,7 @@ func (r *Node) SetSnapshotWindow(id NodeID, bytes uint64) {
 }
 
 // maxSnapWindows bounds SetSnapshotWindow's table.
-const maxSnapWindows = 1024
+const maxSnapWindows = 1024 // and SetRoundTrip's
 
 func (r *Node) snapshotWindow(id NodeID) int {
 	if w, ok := r.snapWindows[id]; ok {

@@ -26,6 +26,15 @@ type Dialer struct {
 	logf     func(string, ...any)
 	liveness time.Duration
 	onRTT    func(alias string, rtt time.Duration)
+
+	mu    sync.Mutex
+	links map[string]*linkTiming // by alias, for the links Liveness governs
+}
+
+// linkTiming is what a Dialer remembers of a host between connections.
+type linkTiming struct {
+	rtt      time.Duration // the last keep-alive's round trip
+	timeouts int           // TCP connects in a row that timed out
 }
 
 // DialerOptions configure a Dialer. The zero value means the user's usual set-up.
@@ -43,7 +52,10 @@ type DialerOptions struct {
 	// and a TCP connect waits Liveness/2 at most (ConnectTimeout still bounds the rest of
 	// the dial). An agent's links use its election timeout: a connection that stalled
 	// while its packets were dropped is redialled, a fresh SYN at once, rather than left
-	// to TCP's retransmission backoff, which outlasts the partition by seconds.
+	// to TCP's retransmission backoff, which outlasts the partition by seconds. On a link
+	// whose round trip was measured long, both waits stretch to a few round trips, and a
+	// connect that timed out waits twice as long the next time: a link whose round trip
+	// nears Liveness/2 must still connect.
 	Liveness time.Duration
 	// OnRTT, if set, is told the round trip of each keep-alive answered on a connection
 	// to alias (as Dial was given it): the link's round trip as ssh sees it, sshd
@@ -232,10 +244,13 @@ func (d *Dialer) dial(ctx context.Context, alias string, depth int) (*ssh.Client
 		tctx := ctx
 		if d.liveness > 0 && depth == 0 {
 			var tcancel context.CancelFunc
-			tctx, tcancel = context.WithTimeout(ctx, max(d.liveness/2, 200*time.Millisecond))
+			tctx, tcancel = context.WithTimeout(ctx, d.connectWait(alias, h.connectTimeout))
 			defer tcancel()
 		}
 		nc, err = nd.DialContext(tctx, "tcp", h.addr())
+		if d.liveness > 0 && depth == 0 {
+			d.connected(alias, err == nil || ctx.Err() != nil || tctx.Err() == nil)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ssh to %s (%s): %w", alias, h.addr(), err)
 		}
@@ -257,16 +272,83 @@ func (d *Dialer) dial(ctx context.Context, alias string, depth int) (*ssh.Client
 	nc.SetDeadline(time.Time{})
 	client := ssh.NewClient(conn, chans, reqs)
 	var rtt func(time.Duration)
-	if d.onRTT != nil && depth == 0 {
-		rtt = func(r time.Duration) { d.onRTT(alias, r) }
+	if depth == 0 && (d.onRTT != nil || d.liveness > 0) {
+		rtt = func(r time.Duration) {
+			d.measured(alias, r)
+			if d.onRTT != nil {
+				d.onRTT(alias, r)
+			}
+		}
 	}
 	switch {
 	case h.aliveInterval > 0:
 		go keepAlive(client, h.aliveInterval, h.aliveInterval, h.aliveCountMax, rtt, counted.read.Load)
 	case d.liveness > 0 && depth == 0:
-		go keepAlive(client, d.liveness/2, d.liveness, 1, rtt, counted.read.Load)
+		go keepAlive(client, d.liveness/2, max(d.liveness, 3*d.link(alias).rtt), 1, rtt, counted.read.Load)
 	}
 	return client, nil
+}
+
+// link is what the Dialer remembers of alias (a copy).
+func (d *Dialer) link(alias string) linkTiming {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if l := d.links[alias]; l != nil {
+		return *l
+	}
+	return linkTiming{}
+}
+
+func (d *Dialer) update(alias string, f func(*linkTiming)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.links == nil {
+		d.links = map[string]*linkTiming{}
+	}
+	l := d.links[alias]
+	if l == nil {
+		if len(d.links) >= 1024 {
+			clear(d.links) // bounded, whatever the aliases dialled
+		}
+		l = &linkTiming{}
+		d.links[alias] = l
+	}
+	f(l)
+}
+
+func (d *Dialer) measured(alias string, rtt time.Duration) {
+	d.update(alias, func(l *linkTiming) { l.rtt = rtt })
+}
+
+// connected records how a TCP connect to alias ended: ok, or timed out.
+func (d *Dialer) connected(alias string, ok bool) {
+	d.update(alias, func(l *linkTiming) {
+		if ok {
+			l.timeouts = 0
+		} else {
+			l.timeouts = min(l.timeouts+1, 16)
+		}
+	})
+}
+
+func (d *Dialer) connectWait(alias string, limit time.Duration) time.Duration {
+	l := d.link(alias)
+	return connectWait(d.liveness, l.rtt, l.timeouts, limit)
+}
+
+// connectWait is how long a TCP connect may take on a link governed by liveness whose
+// last round trip was rtt, after timeouts connects in a row that timed out: half the
+// liveness (a fresh SYN sooner than TCP's own retry), at least 4 round trips, doubled for
+// each timeout, never more than limit (ConnectTimeout).
+func connectWait(liveness, rtt time.Duration, timeouts int, limit time.Duration) time.Duration {
+	w := max(liveness/2, 200*time.Millisecond, 4*rtt)
+	for range timeouts {
+		if w >= limit {
+			break
+		}
+		w *= 2
+	}
+	return min(w, limit)
 }
 
 // parseJump turns a ProxyJump element ([user@]host[:port]) into something resolve takes;

@@ -116,7 +116,8 @@ type SnapshotJob struct {
 // Config holds a core's fixed settings.
 type Config struct {
 	Raft raftcore.Config
-	// TickMs is the length of a tick, for reporting (last contact) and nothing else.
+	// TickMs is the length of a tick, for reporting (last contact) and for turning
+	// measured round trips into ticks.
 	TickMs int64
 	// SnapshotPeriod is how many applied entries separate snapshots.
 	SnapshotPeriod uint64
@@ -327,7 +328,8 @@ func (c *Core) Link(now Time, peer raftcore.NodeID, up bool) {
 
 // LinkRTT reports a round trip measured on the link to peer, in microseconds: status
 // shows each link's, smoothed (7/8 of the last estimate, 1/8 of the new sample, as TCP
-// smooths its own).
+// smooths its own). Raft gets it too, for the snapshot window and for how long a voter
+// that gave way to another's election waits for it.
 func (c *Core) LinkRTT(now Time, peer raftcore.NodeID, us int64) {
 	c.at(now)
 	if us <= 0 || raftcore.ValidateID(peer) != nil {
@@ -340,6 +342,8 @@ func (c *Core) LinkRTT(now Time, peer raftcore.NodeID, us int64) {
 	us = SmoothRTT(old, us)
 	c.rtt[peer] = us
 	c.node.SetSnapshotWindow(peer, snapshotWindow(us))
+	tickUs := c.cfg.TickMs * 1000
+	c.node.SetRoundTrip(peer, int(min((us+tickUs-1)/tickUs, 1<<20)))
 }
 
 // SmoothRTT is a round trip's estimate after a new sample, as TCP smooths its own: 7/8
