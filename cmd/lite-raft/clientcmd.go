@@ -73,6 +73,10 @@ const clientUsage = `usage: lite-raft-client [--json] [--stale] [--timeout SECON
   export [DIR]             print every key under DIR with its value, one JSON object a line, all of one
                            consistent state (export --help)
   import                   write the keys of export's lines from standard input, 64 keys a txn
+  batch [-0] [--atomic]    run one command a line from standard input (get, exists, list, set, create,
+                           unset, if, noop), pipelined over one connection; one result line each, in
+                           order (EXIT [OUTPUT]); exits with the highest code, 2 if any outcome is
+                           unknown; --atomic: all of them in one write, or none (batch --help)
   snapshot save FILE       write a consistent snapshot of the whole state, as of now, to FILE (a
                            backup for lite-raft restore; snapshot --help)
 
@@ -255,117 +259,28 @@ func runVerb(c *cli.Context, o clientOpts, parseErr error, args []string, dial d
 		}
 		return clientUsageError(c, fmt.Sprintf("unknown verb %q", verb))
 	}
-	// VERB -- ARGS: the words after -- are arguments, whatever they look like
-	literal := len(args) > 0 && args[0] == "--" && !ownDashes[verb]
-	if literal {
-		args = args[1:]
-	}
-	need := func(n int, what string) error {
-		if len(args) != n {
-			return clientUsageError(c, fmt.Sprintf("%s: want %s", verb, what))
-		}
-		return nil
-	}
-	// --fence NAME=GEN, first after a write's verb: applied only while lock NAME is held
-	// at generation GEN
-	var fenceName string
-	var fenceGen uint64
-	if (verb == "set" || verb == "create" || verb == "unset" || verb == "if") && !literal {
-		var err error
-		if fenceName, fenceGen, args, err = cutFence(args); err != nil {
-			return clientUsageError(c, fmt.Sprintf("%s: %v", verb, err))
-		}
-		if fenceName != "" && len(args) > 0 && args[0] == "--" && (verb == "unset" || verb == "if") {
-			args = args[1:] // unset --fence L=3 -- --help
-		}
-	}
-	var req api.Request
 	switch verb {
 	case "get":
-		if len(args) > 0 && args[0] == "--prefix" && !literal {
-			return getPrefixVerb(c, o, dial, "get --prefix", args[1:])
-		}
 		if len(args) == 0 {
 			fmt.Fprintln(c.App.Writer, "null") // the original's answer to a get without a key
 			return cli.Exit("", api.CodeUsage)
 		}
-		if err := need(1, "KEY"); err != nil {
-			return err
+		if args[0] == "--prefix" {
+			return getPrefixVerb(c, o, dial, "get --prefix", args[1:])
 		}
-		req = api.Request{Op: api.OpGet, Key: args[0]}
 	case "list":
 		if len(args) > 0 && args[0] == "--values" {
 			return listValuesVerb(c, o, dial, args[1:])
 		}
-		if len(args) > 0 && args[0] == "-r" && !literal {
+		if len(args) > 0 && args[0] == "-r" {
 			return getPrefixVerb(c, o, dial, "list -r", args[1:])
 		}
-		if len(args) > 1 {
-			return clientUsageError(c, "list: want at most one DIR")
-		}
-		req = api.Request{Op: api.OpList}
-		if len(args) == 1 {
-			req.Key = strings.TrimSuffix(args[0], "/")
-		}
-	case "set", "create":
-		if verb == "set" && len(args) > 0 && strings.HasPrefix(args[0], "--") && args[0] != "--" {
+	case "set":
+		if len(args) > 0 && strings.HasPrefix(args[0], "--") && args[0] != "--" && !strings.HasPrefix(args[0], "--fence") {
 			return setTTLVerb(c, o, dial, args)
-		}
-		if len(args) > 0 && args[0] == "--" {
-			args = args[1:]
-		}
-		if err := need(2, "KEY VALUE"); err != nil {
-			return err
-		}
-		v, err := valueArg(args[1])
-		if err != nil {
-			return err
-		}
-		req = api.Request{Op: api.OpSet, Key: args[0], Value: v}
-		if verb == "create" {
-			req.Op = api.OpCreate
-		}
-	case "unset":
-		if len(args) > 0 && args[0] == "--prefix" && !literal && fenceName == "" {
-			if len(args) != 2 {
-				return clientUsageError(c, "unset --prefix: want DIR")
-			}
-			req = api.Request{Op: api.OpUnsetPrefix, Key: strings.Trim(args[1], "/")}
-			if req.Key == "" {
-				return clientUsageError(c, "unset --prefix: want a DIR, not every key")
-			}
-			break
-		}
-		if err := need(1, "KEY"); err != nil {
-			return err
-		}
-		req = api.Request{Op: api.OpUnset, Key: args[0]}
-	case "exists":
-		if err := need(1, "KEY"); err != nil {
-			return err
-		}
-		req = api.Request{Op: api.OpExists, Key: args[0]}
-	case "if":
-		switch {
-		case len(args) == 5 && args[3] == "set":
-			req = api.Request{Op: api.OpIfSet, Key: args[0], Cond: args[1], CondValue: []byte(args[2]), Value: []byte(args[4])}
-		case len(args) == 4 && args[3] == "unset":
-			req = api.Request{Op: api.OpIfUnset, Key: args[0], Cond: args[1], CondValue: []byte(args[2])}
-		default:
-			return clientUsageError(c, "if: want KEY OP X set Y, or KEY OP X unset")
 		}
 	case "txn":
 		return txnVerb(c, o, dial, args)
-	case "noop", "no-op":
-		if err := need(0, "no arguments"); err != nil {
-			return err
-		}
-		req = api.Request{Op: api.OpNoop}
-	case "status":
-		if err := need(0, "no arguments"); err != nil {
-			return err
-		}
-		req = api.Request{Op: api.OpStatus}
 	case "lock":
 		return lockVerb(c, o, dial, args)
 	case "watch":
@@ -382,10 +297,9 @@ func runVerb(c *cli.Context, o clientOpts, parseErr error, args []string, dial d
 			}
 			return oneLockVerb(c, o, dial, args[0])
 		}
-		req = api.Request{Op: api.OpLocks}
 	case "add-member", "del-member", "transfer-leader":
-		if err := need(1, "HOST"); err != nil {
-			return err
+		if len(args) != 1 {
+			return clientUsageError(c, verb+": want HOST")
 		}
 		return membershipVerb(c, o, dial, verb, args[0])
 	case "check":
@@ -396,11 +310,18 @@ func runVerb(c *cli.Context, o clientOpts, parseErr error, args []string, dial d
 		return exportVerb(c, o, dial, args)
 	case "import":
 		return importVerb(c, o, dial, args, os.Stdin)
-	default:
-		return clientUsageError(c, fmt.Sprintf("unknown verb %q", verb))
+	case "batch":
+		return batchVerb(c, o, dial, args, os.Stdin)
+	}
+	req, err := oneRequest(verb, args, valueArg)
+	if err != nil {
+		var u *usageExit
+		if errors.As(err, &u) {
+			return clientUsageError(c, u.msg)
+		}
+		return err
 	}
 	req.Stale = o.stale
-	req.FenceName, req.FenceGen = fenceName, fenceGen
 	// bad input is refused before it travels: nothing is sent, nothing written
 	if err := req.Validate(); err != nil {
 		return clientExit(api.CodeUsage, "%s: %v", verb, err)
@@ -414,7 +335,7 @@ func runVerb(c *cli.Context, o clientOpts, parseErr error, args []string, dial d
 
 // ownHelp are the verbs that parse -h and --help themselves (their help is longer than
 // their lines in clientUsage).
-var ownHelp = map[string]bool{"lock": true, "watch": true, "check": true, "snapshot": true, "txn": true, "export": true, "import": true}
+var ownHelp = map[string]bool{"lock": true, "watch": true, "check": true, "snapshot": true, "txn": true, "export": true, "import": true, "batch": true}
 
 // ownDashes are the verbs whose own parsing gives "--" a meaning (what follows is a
 // COMMAND, or set's options end there).
@@ -829,4 +750,122 @@ func membershipVerb(c *cli.Context, o clientOpts, dial dialFunc, verb, host stri
 			return clientExit(api.CodeTimeout, "%s %s: the change may go on in the leader's agent; see status", verb, host)
 		}
 	}
+}
+
+// oneRequest parses the verbs that are one request and one answer (get KEY, list [DIR],
+// set, create, unset [--prefix], if, exists, noop, status, locks, with --fence where a
+// write takes it) into their request, not yet validated; value reads a VALUE argument
+// ("-": standard input, for a single call). A bad line is a *usageExit, whose message
+// says why; a verb that is not one of these is one too.
+func oneRequest(verb string, args []string, value func(string) ([]byte, error)) (api.Request, error) {
+	usage := func(msg string) (api.Request, error) { return api.Request{}, &usageExit{msg: msg} }
+	// VERB -- ARGS: the words after -- are arguments, whatever they look like
+	literal := len(args) > 0 && args[0] == "--" && !ownDashes[verb]
+	if literal {
+		args = args[1:]
+	}
+	need := func(n int, what string) error {
+		if len(args) != n {
+			return &usageExit{msg: fmt.Sprintf("%s: want %s", verb, what)}
+		}
+		return nil
+	}
+	// --fence NAME=GEN, first after a write's verb: applied only while lock NAME is held
+	// at generation GEN
+	var fenceName string
+	var fenceGen uint64
+	if (verb == "set" || verb == "create" || verb == "unset" || verb == "if") && !literal {
+		var err error
+		if fenceName, fenceGen, args, err = cutFence(args); err != nil {
+			return usage(fmt.Sprintf("%s: %v", verb, err))
+		}
+		if fenceName != "" && len(args) > 0 && args[0] == "--" && (verb == "unset" || verb == "if") {
+			args = args[1:] // unset --fence L=3 -- --help
+		}
+	}
+	var req api.Request
+	switch verb {
+	case "get":
+		if len(args) > 0 && args[0] == "--prefix" && !literal {
+			return usage("get --prefix: not one request")
+		}
+		if err := need(1, "KEY"); err != nil {
+			return api.Request{}, err
+		}
+		req = api.Request{Op: api.OpGet, Key: args[0]}
+	case "list":
+		if len(args) > 0 && (args[0] == "--values" || args[0] == "-r") && !literal {
+			return usage("list " + args[0] + ": not one request")
+		}
+		if len(args) > 1 {
+			return usage("list: want at most one DIR")
+		}
+		req = api.Request{Op: api.OpList}
+		if len(args) == 1 {
+			req.Key = strings.TrimSuffix(args[0], "/")
+		}
+	case "set", "create":
+		if len(args) > 0 && args[0] == "--" {
+			args = args[1:]
+		}
+		if err := need(2, "KEY VALUE"); err != nil {
+			return api.Request{}, err
+		}
+		v, err := value(args[1])
+		if err != nil {
+			return api.Request{}, err
+		}
+		req = api.Request{Op: api.OpSet, Key: args[0], Value: v}
+		if verb == "create" {
+			req.Op = api.OpCreate
+		}
+	case "unset":
+		if len(args) > 0 && args[0] == "--prefix" && !literal && fenceName == "" {
+			if len(args) != 2 {
+				return usage("unset --prefix: want DIR")
+			}
+			req = api.Request{Op: api.OpUnsetPrefix, Key: strings.Trim(args[1], "/")}
+			if req.Key == "" {
+				return usage("unset --prefix: want a DIR, not every key")
+			}
+			break
+		}
+		if err := need(1, "KEY"); err != nil {
+			return api.Request{}, err
+		}
+		req = api.Request{Op: api.OpUnset, Key: args[0]}
+	case "exists":
+		if err := need(1, "KEY"); err != nil {
+			return api.Request{}, err
+		}
+		req = api.Request{Op: api.OpExists, Key: args[0]}
+	case "if":
+		switch {
+		case len(args) == 5 && args[3] == "set":
+			req = api.Request{Op: api.OpIfSet, Key: args[0], Cond: args[1], CondValue: []byte(args[2]), Value: []byte(args[4])}
+		case len(args) == 4 && args[3] == "unset":
+			req = api.Request{Op: api.OpIfUnset, Key: args[0], Cond: args[1], CondValue: []byte(args[2])}
+		default:
+			return usage("if: want KEY OP X set Y, or KEY OP X unset")
+		}
+	case "noop", "no-op":
+		if err := need(0, "no arguments"); err != nil {
+			return api.Request{}, err
+		}
+		req = api.Request{Op: api.OpNoop}
+	case "status":
+		if err := need(0, "no arguments"); err != nil {
+			return api.Request{}, err
+		}
+		req = api.Request{Op: api.OpStatus}
+	case "locks":
+		if err := need(0, "no NAME"); err != nil {
+			return api.Request{}, err
+		}
+		req = api.Request{Op: api.OpLocks}
+	default:
+		return usage(fmt.Sprintf("unknown verb %q", verb))
+	}
+	req.FenceName, req.FenceGen = fenceName, fenceGen
+	return req, nil
 }

@@ -52,9 +52,9 @@ type Line struct {
 
 // Parse reads a command line as Command writes it, or as a person may type it: an
 // optional exec, the program, its arguments. Only plain words and quotes are accepted
-// (see shellWords): what sh would do more with is refused.
+// (see Words): what sh would do more with is refused.
 func Parse(line string) (Line, error) {
-	words, err := shellWords(line)
+	words, err := Words(line)
 	if err != nil {
 		return Line{}, err
 	}
@@ -111,10 +111,10 @@ func Allowed(line string) ([]string, error) {
 	return nil, fmt.Errorf("%q is not one of lite-raft's remote verbs", line)
 }
 
-// shellWords splits a command line as sh would for plain words, 'single' and "double"
+// Words splits a command line as sh would for plain words, 'single' and "double"
 // quotes and backslashes; anything that would make sh do more (variables, pipes,
 // redirections, command substitution, globs, separators) is refused.
-func shellWords(s string) ([]string, error) {
+func Words(s string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
 	inWord := false

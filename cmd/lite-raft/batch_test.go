@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runBatch runs lite-raft-client batch on dir's agent with input as its standard input,
+// and gives its standard output and exit code.
+func runBatch(t *testing.T, dir, input string, args ...string) (string, int) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "input")
+	if err := os.WriteFile(file, []byte(input), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	saved := os.Stdin
+	os.Stdin = f
+	defer func() { os.Stdin = saved }()
+	return runAppStdout(t, append([]string{"--dir", dir, "client"}, args...)...)
+}
+
+// TestBatch: one result line per command, in input order, each with the exit code and
+// output of the single call (a bad line refused alone, before anything is sent); the
+// batch exits with the highest code; -0 carries values with line breaks and any byte but
+// NUL; --json says the same in objects.
+func TestBatch(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	in := strings.Join([]string{
+		"set b/1 one",
+		"get b/1",
+		"# a comment, and a blank line: skipped",
+		"",
+		"create b/1 x",
+		"if b/1 = one set two",
+		"if b/1 = one set three",
+		"get b/none",
+		"exists b/1",
+		"exists b/none",
+		`set b/q 'it'\''s "quoted"'`,
+		"get b/q",
+		"set a//b v",
+		"frob",
+		"set b/x -",
+		"set b/unterminated 'v",
+		"  list   b  ",
+		"unset --prefix b/none",
+		"noop",
+		"status",
+		"get b/1",
+	}, "\n")
+	out, code := runBatch(t, dir, in, "batch")
+	want := []string{
+		"0",
+		"0 one",
+		"13 ",
+		"0",
+		"6 ",
+		"9 ",
+		"0",
+		"9",
+		"0",
+		`0 it's "quoted"`,
+		"10 set: key \"a//b\"",
+		"10 unknown verb \"frob\"",
+		`10 a VALUE of "-"`,
+		"10 unterminated quote",
+		"0 1 q",
+		"0 0",
+		"0",
+		"10 status: not in a batch",
+		"0 two",
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 13 || len(lines) != len(want) {
+		t.Fatalf("batch: exit %d, %d lines, want 13 and %d:\n%s", code, len(lines), len(want), out)
+	}
+	for i, w := range want {
+		prefix := strings.HasSuffix(w, " ") || strings.HasPrefix(w, "10 ") // a message follows
+		if (prefix && !strings.HasPrefix(lines[i], w)) || (!prefix && lines[i] != w) {
+			t.Errorf("result %d: %q, want %q", i+1, lines[i], w)
+		}
+	}
+
+	// -0: a command ends with NUL, so a quoted value may hold line breaks and any byte
+	values := []string{"two\nlines", "tab\there", "\x01\x7f\xfe\xff", " spaced ", `back\slash "and" quotes`}
+	var b strings.Builder
+	for i, v := range values {
+		fmt.Fprintf(&b, "set bin/%d '%s'\x00", i, strings.ReplaceAll(v, "'", `'\''`))
+	}
+	for i := range values {
+		fmt.Fprintf(&b, "get bin/%d\x00", i)
+	}
+	out, code = runBatch(t, dir, b.String(), "--json", "batch", "-0")
+	lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 0 || len(lines) != 2*len(values) {
+		t.Fatalf("batch -0 --json: exit %d:\n%s", code, out)
+	}
+	for i, v := range values {
+		var r struct {
+			Line        int
+			Verb, Key   string
+			Exit        int
+			Value       *string
+			ValueBase64 []byte `json:"value_base64"`
+		}
+		if err := json.Unmarshal([]byte(lines[len(values)+i]), &r); err != nil {
+			t.Fatalf("line %q: %v", lines[len(values)+i], err)
+		}
+		got := string(r.ValueBase64)
+		if r.Value != nil {
+			got = *r.Value
+		}
+		if r.Exit != 0 || r.Verb != "get" || r.Key != fmt.Sprintf("bin/%d", i) || r.Line != len(values)+i+1 || got != v {
+			t.Errorf("get bin/%d: %+v (value %q), want %q", i, r, got, v)
+		}
+		// what the single call reads back is the same bytes
+		if out, code := runAppStdout(t, "--dir", dir, "client", "get", fmt.Sprintf("bin/%d", i)); code != 0 || out != v+"\n" {
+			t.Errorf("get bin/%d: exit %d %q, want %q", i, code, out, v)
+		}
+	}
+
+	// many commands, pipelined: every set done, and the gets after them in input order
+	b.Reset()
+	const n = 20000
+	for i := range n {
+		fmt.Fprintf(&b, "set many/%d v%d\n", i, i)
+	}
+	start := time.Now()
+	out, code = runBatch(t, dir, b.String(), "batch", "--window", "500")
+	t.Logf("%d sets in %v", n, time.Since(start))
+	if code != 0 || out != strings.Repeat("0\n", n) {
+		t.Fatalf("%d sets: exit %d, %d bytes of output", n, code, len(out))
+	}
+	b.Reset()
+	var wantOut strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "get many/%d\n", i)
+		fmt.Fprintf(&wantOut, "0 v%d\n", i)
+	}
+	if out, code = runBatch(t, dir, b.String(), "batch"); code != 0 || out != wantOut.String() {
+		t.Fatalf("%d gets: exit %d, output in order: %v", n, code, out == wantOut.String())
+	}
+	if out, code = runBatch(t, dir, "noop\n", "batch", "--window", "0"); code != 10 {
+		t.Fatalf("--window 0: exit %d %q, want 10", code, out)
+	}
+}
