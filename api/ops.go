@@ -37,6 +37,7 @@ const (
 	OpTxn
 	OpGetPrefix
 	OpUnsetPrefix
+	OpBatch
 )
 
 // Kind is how an agent serves an op. Its zero value is no kind: an entry must say.
@@ -150,6 +151,7 @@ type OpInfo struct {
 	Fence     bool // FenceName and FenceGen may make it conditional on a lock's generation
 	Token     bool // Token: the lease's token, which its acquire returned (TokenRequests)
 	Txn       bool // Txn: a transaction's conditions and actions (api.Txn)
+	Batch     bool // Batch: an atomic batch's writes (api.BatchOp)
 	Host      HostArg
 	Arg       Arg
 }
@@ -172,6 +174,7 @@ var catalogue = [...]OpInfo{
 	{Op: OpUnset, Name: "unset", Kind: Write, Leader: true, Command: 2, Commands: 1, Requests: 1, Verb: "unset", Access: AccessWrite, Key: KeyRequired, Fence: true},
 	{Op: OpIfSet, Name: "if", Kind: Write, Leader: true, Command: 3, Commands: 1, Requests: 1, Verb: "if", Access: AccessWrite, Key: KeyRequired, Value: true, Cond: true, Fence: true},
 	{Op: OpUnsetPrefix, Name: "unset --prefix", Kind: Write, Leader: true, Command: 17, Commands: 8, Requests: 8, Verb: "unset", Access: AccessWrite, Key: KeyRequired},
+	{Op: OpBatch, Name: "batch --atomic", Kind: Write, Leader: true, Command: 18, Commands: 9, Requests: 9, Verb: "batch", Access: AccessWrite, Batch: true},
 	{Op: OpNoop, Name: "noop", Kind: Write, Leader: true, Command: 4, Commands: 1, Requests: 1, Verb: "noop", Access: AccessWrite},
 	{Op: OpCreate, Name: "create", Kind: Write, Leader: true, Command: 5, Commands: 2, Requests: 1, Verb: "create", Access: AccessWrite, Key: KeyRequired, Value: true, Fence: true},
 	{Op: OpIfUnset, Name: "if-unset", Kind: Write, Leader: true, Command: 6, Commands: 2, Requests: 1, Verb: "if", Access: AccessWrite, Key: KeyRequired, Cond: true, Fence: true},
@@ -290,9 +293,9 @@ const (
 // create, if ... unset, leases and locks; 3 adds fenced writes; 4 the successors of lock
 // and lease revoke (tokens, generations that never repeat) and counter raise; 5 txn; 6
 // lease keeps through the log (LeaseKeepCommand); 7 stamped commands (StampCommands); 8
-// unset --prefix. It is the largest Commands of the catalogue, the fence, the rebase, the
-// lease keep batch, the successors and the stamp.
-const CommandVersion = 8
+// unset --prefix; 9 batch --atomic. It is the largest Commands of the catalogue, the
+// fence, the rebase, the lease keep batch, the successors and the stamp.
+const CommandVersion = 9
 
 // MaxUnsetPrefix is the most keys one unset --prefix deletes: its entry is small, but
 // every member applies it at once, holding its loop meanwhile; a folder with more is
@@ -303,9 +306,9 @@ const MaxUnsetPrefix = 10_000
 // to snapshot-read (builds that never said); 2 adds exists; 3 the fence field; 4 the
 // token field, counter raise and counter; 5 list --values and txn (with its field); 7
 // the first-send time (FirstSentRequests; 6 is left to the rest of issue 26); 8 get
-// --prefix. It is the largest Requests of the catalogue, the fence, the token and the
-// first-send time.
-const RequestVersion = 8
+// --prefix; 9 batch --atomic (with its field). It is the largest Requests of the
+// catalogue, the fence, the token and the first-send time.
+const RequestVersion = 9
 
 // byOp indexes the catalogue by wire number.
 var byOp = func() (t [256]*OpInfo) {

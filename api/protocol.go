@@ -54,6 +54,8 @@ type Request struct {
 	After string
 	// Txn is a transaction's conditions and actions (OpInfo.Txn)
 	Txn Txn
+	// Batch is an atomic batch's writes (OpInfo.Batch)
+	Batch []BatchOp
 
 	Stale    bool // read local state, without asking the leader
 	ClientID uint64
@@ -90,6 +92,9 @@ func (r Request) Encode() []byte {
 	if r.FirstSentMs != 0 {
 		flags |= flagFirstSent
 	}
+	if len(r.Batch) > 0 {
+		flags |= flagBatch
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, r.ClientID)
 	b = binary.AppendUvarint(b, r.Seq)
@@ -120,6 +125,10 @@ func (r Request) Encode() []byte {
 		// (14), and a member drops it before it forwards to one (the field is advice)
 		b = binary.AppendUvarint(b, r.FirstSentMs)
 	}
+	if len(r.Batch) > 0 {
+		// after the first-send time: a build that does not know batches refuses the flag
+		b = AppendBatch(b, r.Batch)
+	}
 	return b
 }
 
@@ -131,7 +140,8 @@ const (
 	flagTxn   byte = 8 // a transaction follows the token (request version 5)
 	// the first-send time follows the transaction (request version 7)
 	flagFirstSent byte = 16
-	flagsKnown         = flagStale | flagFence | flagToken | flagTxn | flagFirstSent
+	flagBatch     byte = 32 // an atomic batch follows the first-send time (request version 9)
+	flagsKnown         = flagStale | flagFence | flagToken | flagTxn | flagFirstSent | flagBatch
 )
 
 // hostArgs renders the typed arguments as the host and args text fields.
@@ -277,12 +287,18 @@ func DecodeRequest(b []byte) (Request, error) {
 			d.Fail(errors.New("a first-send flag without a time"))
 		}
 	}
+	if flags&flagBatch != 0 {
+		r.Batch = ReadBatch(&d)
+		if d.Err == nil && len(r.Batch) == 0 {
+			d.Fail(errors.New("a batch flag without a batch"))
+		}
+	}
 	info := byOp[r.Op]
 	switch {
 	case d.Err != nil:
 	case info == nil:
 		d.Fail(fmt.Errorf("%w (%d)", ErrUnknownOp, r.Op))
-	case flags&^flagsKnown != 0 || len(d.B) != 0 || (r.FenceName != "" && !info.Fence) || (r.Token != 0 && !info.Token) || (!r.Txn.empty() && !info.Txn):
+	case flags&^flagsKnown != 0 || len(d.B) != 0 || (r.FenceName != "" && !info.Fence) || (r.Token != 0 && !info.Token) || (!r.Txn.empty() && !info.Txn) || (len(r.Batch) > 0 && !info.Batch):
 		// a later build's fields follow the ones we know, or set a flag we do not
 		d.Fail(ErrUnknownField)
 	default:

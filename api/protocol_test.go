@@ -138,7 +138,7 @@ func TestUnknownOpOrFieldAsksForAnUpgrade(t *testing.T) {
 		t.Errorf("op 200: %v", err)
 	}
 	flag := bytes.Clone(get)
-	flag[2] |= 32 // 16 is the first-send time's (request version 7)
+	flag[2] |= 64 // 32 is the atomic batch's (request version 9)
 	if _, err := DecodeRequest(flag); !errors.Is(err, ErrUnknownField) {
 		t.Errorf("unknown flag: %v", err)
 	}

@@ -139,6 +139,13 @@ func (r Request) Validate() error {
 	} else if !r.Txn.empty() {
 		return fmt.Errorf("%s takes no transaction", info.Name)
 	}
+	if info.Batch {
+		if err := ValidateBatch(r.Batch); err != nil {
+			return err
+		}
+	} else if len(r.Batch) > 0 {
+		return fmt.Errorf("%s takes no batch", info.Name)
+	}
 	if r.Stale && info.Stale == StaleRefused {
 		return fmt.Errorf("%s asks the leader: not with --stale", info.Name)
 	}

@@ -83,6 +83,8 @@ func TestRemoteAndScripts(t *testing.T) {
 		t.Fatalf("the second lock's command started at %q, the remote's ended at %d: overlap", second, firstEnd)
 	}
 
+	batchPhase(c, members, outside)
+
 	// del-member of a host that is down: removed all the same, the stop is tried and reported
 	lead := c.leader(members, 20*time.Second)
 	victim := others(members, lead)[0]

@@ -61,7 +61,11 @@ const (
 	// their leases, if there are at most api.MaxUnsetPrefix; else it deletes nothing and
 	// answers api.CodeFailed with their number. Watchers see one change of the folder.
 	OpUnsetPrefix Op = 17
-	opEnd         Op = 18 // one past the last
+	// OpBatch applies the writes Batch (api.BatchOp) in order, each seeing the ones
+	// before it; if one fails (any code but 0 and api.CodeAlreadyHolds), the store goes
+	// back to what it was before the first, and that one's code answers (Store.batch).
+	OpBatch Op = 18
+	opEnd   Op = 19 // one past the last
 )
 
 // Version is the command version that introduced o, as the catalogue of requests
@@ -107,6 +111,8 @@ type Command struct {
 	Epoch uint64
 	// OpTxn: the transaction
 	Txn api.Txn
+	// OpBatch: the writes
+	Batch []api.BatchOp
 	// OpLeaseKeepBatch: the leases renewed, ascending
 	Leases []uint64
 	// OpFenced: the write it makes conditional, and the lock and generation it needs
@@ -155,6 +161,11 @@ func (c Command) Validate() error {
 			return errors.New("txn: a key, value or condition outside the transaction")
 		}
 		return c.Txn.Validate()
+	case OpBatch:
+		if c.Key != "" || len(c.Value) > 0 || c.Cond != "" || len(c.CondValue) > 0 {
+			return errors.New("batch: a key, value or condition outside the batch")
+		}
+		return api.ValidateBatch(c.Batch)
 	case OpRebase:
 		if c.Epoch == 0 {
 			return errors.New("rebase: epoch 0")
@@ -241,6 +252,9 @@ func (c Command) Encode() []byte {
 	if c.Op == OpTxn {
 		b = api.AppendTxn(b, c.Txn)
 	}
+	if c.Op == OpBatch {
+		b = api.AppendBatch(b, c.Batch)
+	}
 	if c.Op == OpLeaseKeepBatch {
 		b = binary.AppendUvarint(b, uint64(len(c.Leases)))
 		for _, id := range c.Leases {
@@ -290,6 +304,9 @@ func Decode(b []byte) (Command, error) {
 	}
 	if c.Op == OpTxn {
 		c.Txn = api.ReadTxn(&d)
+	}
+	if c.Op == OpBatch {
+		c.Batch = api.ReadBatch(&d)
 	}
 	if c.Op == OpLeaseKeepBatch {
 		n := d.Uvarint()
@@ -373,6 +390,8 @@ func (c Command) String() string {
 		return fmt.Sprintf("rebase generations to epoch %d (after a restore)%s", c.Epoch, id)
 	case OpTxn:
 		return c.Txn.String() + id
+	case OpBatch:
+		return api.BatchString(c.Batch) + id
 	case OpLeaseKeepBatch:
 		if len(c.Leases) == 0 {
 			return "lease keep batch (none: leases are renewed through the log from here on)"

@@ -72,6 +72,9 @@ type Bugs struct {
 	// TxnActsBeforeLastCondition: a transaction does its actions before it tests its
 	// last condition, so a false last condition leaves them done (and answers 6).
 	TxnActsBeforeLastCondition bool
+	// BatchKeepsDoneWrites: an atomic batch whose write fails keeps the writes before
+	// it, instead of going back to the state before the first.
+	BatchKeepsDoneWrites bool
 	// SessionsEvictedByCount: the deduplication table forgets its oldest sessions past
 	// 100 clients, young or not (the rule before sessions expired by time, at a bound a
 	// test reaches), so a retry after 100 other clients is applied twice.
@@ -156,6 +159,8 @@ func (s *Store) apply(index uint64, c Command) Result {
 		return s.counterRaise(index, c)
 	case OpTxn:
 		return s.txn(index, c.Txn)
+	case OpBatch:
+		return s.batch(index, c.Batch)
 	case OpRebase:
 		if !s.rebasePending {
 			return Result{} // another leader's, already done

@@ -40,7 +40,7 @@ func commandOf(r api.Request) (kvstore.Command, error) {
 	info, _ := r.Op.Info()
 	cmd := kvstore.Command{Op: kvstore.Op(info.Command), ClientID: r.ClientID, Seq: r.Seq, Key: r.Key,
 		Value: r.Value, Cond: r.Cond, CondValue: r.CondValue, Lease: r.Lease, TTLMs: r.TTLMs, Holder: r.Holder,
-		Token: r.Token, Expect: r.Expect, Txn: r.Txn}
+		Token: r.Token, Expect: r.Expect, Txn: r.Txn, Batch: r.Batch}
 	if cmd.Op == kvstore.OpRevoke && cmd.Lease == 0 {
 		return cmd, nil
 	}

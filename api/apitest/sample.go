@@ -53,6 +53,10 @@ func Sample(info api.OpInfo) api.Request {
 				{Do: api.DoRaise, Key: "a/gen"}},
 		}
 	}
-
+	if info.Batch {
+		r.Batch = []api.BatchOp{{Op: api.OpSet, Key: "a/b", Value: []byte("3")}, {Op: api.OpCreate, Key: "a/c", Value: []byte("x")},
+			{Op: api.OpIfSet, Key: "a/b", Cond: "-lt", CondValue: []byte("4"), Value: []byte("5"), FenceName: "l", FenceGen: 2},
+			{Op: api.OpUnset, Key: "a/d"}}
+	}
 	return r
 }

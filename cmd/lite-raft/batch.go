@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,7 +30,7 @@ an ID of its own (a retry stays exactly-once). Commands on the same key run in i
 order, each sent once the one before it on that key is answered; list and unset --prefix
 wait for every command before them, and the commands after them wait for them. It prints
 one result line per command, in input order, as soon as it and those before it are
-answered:
+answered (once one could not be sent at all, 12, the ones after it are not sent either):
   EXIT [OUTPUT]   0 and the value for get (quoted when it would not read back as one
                   line, as list --values quotes), the names for list, the count for
                   unset --prefix; otherwise the exit code the single call gives and
@@ -44,10 +45,12 @@ The exit code is the highest of the commands', but 2 if any command's outcome is
   -0         commands end with a NUL byte instead of a line break, so that a quoted value
              may hold line breaks (and any byte but NUL)
   --window N at most N commands in flight (1 to 20000)
-  --atomic   the whole input (at most 10,000 commands and 32 MB) is one write, applied
-             entirely or not at all: if any command's condition fails (if, create, a
-             fence), nothing is applied and each line says why; get and exists read the
-             state as the commands before them leave it`
+  --atomic   the whole input (set, create, unset and if only; at most 10,000 commands
+             and 4 MiB of keys and values) is one write, applied in order, entirely or
+             not at all: if one command fails (a false condition, an existing key for
+             create, a stale fence), nothing is done; that line says why and the others
+             "6 nothing was done: line N failed". A line refused before sending (10)
+             sends nothing.`
 
 // batchOpts are batch's own options.
 type batchOpts struct {
@@ -145,6 +148,7 @@ func batchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string, in io
 	inflight := make(chan struct{}, bo.window)
 	rd := newRecordReader(in, bo.sep)
 	lastOn := map[string]*batchResult{} // by key, the last command sent on it
+	var gone atomic.Pointer[string]     // why a command could not be sent, once one could not
 	var readErr error
 	for {
 		line, rec, err := rd.next()
@@ -198,10 +202,21 @@ func batchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string, in io
 			if dep != nil {
 				<-dep.done
 			}
+			if why := gone.Load(); why != nil {
+				// the agent is gone: no use trying each of the rest (each would wait
+				// out its retries), and none of them was sent
+				r.code, r.msg = api.CodeNoServer, "not sent: "+*why
+				close(r.done)
+				return
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 			resp, err := cl.Do(ctx, r.req)
 			cancel()
 			r.settle(resp, err, o)
+			if r.code == api.CodeNoServer {
+				why := fmt.Sprintf("line %d could not be sent (%s)", r.line, r.msg)
+				gone.CompareAndSwap(nil, &why)
+			}
 			close(r.done)
 		}()
 		if folder {
@@ -416,7 +431,101 @@ func (rr *recordReader) record() ([]byte, error) {
 	}
 }
 
-// atomicBatch runs batch --atomic: every command in one write.
+// atomicBatch runs batch --atomic: every command in one write (api.OpBatch), applied
+// entirely or not at all. Nothing is sent unless every line is a write the batch may
+// hold; each line's result then comes from the one answer.
 func atomicBatch(c *cli.Context, o clientOpts, dial dialFunc, bo batchOpts, in io.Reader) error {
-	return clientExit(api.CodeUsage, "batch --atomic: not built yet")
+	var lines []*batchResult
+	var ops []api.BatchOp
+	rd := newRecordReader(in, bo.sep)
+	refused := 0 // the first line refused, 0 if none
+	for {
+		line, rec, err := rd.next()
+		if err == io.EOF {
+			break
+		}
+		r := &batchResult{line: line}
+		switch {
+		case err != nil && !errors.Is(err, errRecordTooLong):
+			return clientExit(api.CodeFailed, "batch --atomic: read the commands from standard input: %v (nothing was sent)", err)
+		case err != nil:
+			r.code, r.msg = api.CodeUsage, err.Error()
+		case len(lines) == api.MaxBatchOps:
+			return clientExit(api.CodeUsage, "batch --atomic: more than %d commands: send them as several batches (nothing was sent)", api.MaxBatchOps)
+		default:
+			r.verb, r.req, err = batchRequest(rec)
+			switch {
+			case err != nil:
+				r.code, r.msg = api.CodeUsage, err.Error()
+			case !api.Batchable(r.req.Op):
+				r.code, r.msg = api.CodeUsage, fmt.Sprintf("%s: not in batch --atomic, which holds set, create, unset and if", r.verb)
+			default:
+				ops = append(ops, api.BatchOpOf(r.req))
+			}
+		}
+		if r.code != 0 && refused == 0 {
+			refused = line
+		}
+		lines = append(lines, r)
+	}
+	if len(lines) == 0 {
+		return clientExit(api.CodeUsage, "batch --atomic: no command on standard input (nothing was sent)")
+	}
+	req := api.Request{Op: api.OpBatch, Batch: ops}
+	if refused == 0 {
+		if err := req.Validate(); err != nil {
+			return clientExit(api.CodeUsage, "%v (nothing was sent)", err)
+		}
+	}
+	var resp api.Response
+	var callErr error
+	if refused == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+		cl, closeFn, err := dialClient(ctx, dial)
+		if err != nil {
+			cancel()
+			return err
+		}
+		resp, callErr = cl.Do(ctx, req)
+		cancel()
+		closeFn()
+	}
+	br, decodeErr := api.DecodeBatchResult(resp.Value)
+	same := map[int]bool{}
+	for _, n := range br.Same {
+		same[n] = true
+	}
+	var failedLine int
+	if br.Failed >= 1 && br.Failed <= len(lines) {
+		failedLine = lines[br.Failed-1].line
+	}
+	w := bufio.NewWriter(c.App.Writer)
+	worst := 0
+	for i, r := range lines {
+		switch {
+		case refused != 0 && r.code == 0:
+			r.code, r.msg = api.CodeUsage, fmt.Sprintf("nothing was sent: line %d is refused", refused)
+		case refused != 0:
+		case callErr != nil:
+			r.settle(api.Response{}, callErr, o)
+		case resp.Code == api.CodeOK && same[i+1]:
+			r.code, r.msg = api.CodeAlreadyHolds, fmt.Sprintf("%s already holds the new value", r.req.Key)
+		case resp.Code == api.CodeOK:
+		case decodeErr != nil || br.Failed == 0:
+			// refused as a whole (an agent that must be upgraded, a restored cluster
+			// not yet rebased): every line says why
+			r.settle(resp, nil, o)
+		case br.Failed == i+1:
+			r.code, r.msg = br.Code, br.Msg+": nothing was done"
+		default:
+			r.code, r.msg = api.CodeCondFalse, fmt.Sprintf("nothing was done: line %d failed", failedLine)
+		}
+		printBatchResult(w, o, r)
+		worst = worseCode(worst, r.code)
+	}
+	w.Flush()
+	if worst != 0 {
+		return cli.Exit("", worst)
+	}
+	return nil
 }

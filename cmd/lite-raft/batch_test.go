@@ -154,4 +154,44 @@ func TestBatch(t *testing.T) {
 	if out, code = runBatch(t, dir, "noop\n", "batch", "--window", "0"); code != 10 {
 		t.Fatalf("--window 0: exit %d %q, want 10", code, out)
 	}
+
+}
+
+// TestBatchAtomic: batch --atomic applies its writes in order, each seeing the ones
+// before it, or none: a failing line says why, the others that nothing was done, and
+// the store is as it was; a line refused before sending sends nothing at all.
+func TestBatchAtomic(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, dir)
+	get := func(k string) (string, int) {
+		return runAppStdout(t, "--dir", dir, "client", "get", k)
+	}
+	out, code := runBatch(t, dir, "set at/a 1\ncreate at/b 2\nif at/a = 1 set 3\nif at/b -lt 5 set 2\nunset at/none\n", "batch", "--atomic")
+	if code != 5 || out != "0\n0\n0\n5 at/b already holds the new value\n0\n" {
+		t.Fatalf("an atomic batch that holds: exit %d\n%s", code, out)
+	}
+	if v, code := get("at/a"); code != 0 || v != "3\n" {
+		t.Fatalf("at/a after the batch: %d %q, want 3 (its if saw the set before it)", code, v)
+	}
+	before := lastIndex(t, dir)
+	out, code = runBatch(t, dir, "set at/x 1\ncreate at/a z\nset at/y 2\n", "batch", "--atomic")
+	want := "6 nothing was done: line 2 failed\n13 key at/a already exists: nothing was done\n6 nothing was done: line 2 failed\n"
+	if code != 13 || out != want {
+		t.Fatalf("an atomic batch with a failing line: exit %d\n%s\nwant 13\n%s", code, out, want)
+	}
+	for _, k := range []string{"at/x", "at/y"} {
+		if _, code := get(k); code != 9 {
+			t.Fatalf("%s after a failed atomic batch: exit %d, want 9 (nothing done)", k, code)
+		}
+	}
+	if got := lastIndex(t, dir); got != before+1 {
+		t.Fatalf("last index %d, want %d: the failed batch is one entry", got, before+1)
+	}
+	out, code = runBatch(t, dir, "set at/x 1\nget at/a\n", "--json", "batch", "--atomic")
+	if code != 10 || !strings.Contains(out, `"error":"nothing was sent: line 2 is refused"`) || !strings.Contains(out, "not in batch --atomic") {
+		t.Fatalf("an atomic batch with a get: exit %d\n%s", code, out)
+	}
+	if got := lastIndex(t, dir); got != before+1 {
+		t.Fatalf("a refused atomic batch appended: last index %d, want %d", got, before+1)
+	}
 }
