@@ -104,6 +104,24 @@ func TestWAN(t *testing.T) {
 			t.Errorf("a remote get at %v took %v through the multiplexer, %v straight: want under half", rtt, best, direct)
 		}
 		c.expect(fs[1], "./lite-raft-client get "+k+"/outside", 0, "yes")
+		// a batch through the remote keeps 4,000 commands in flight: far more than one
+		// a round trip (issue 31 asks 10,000 sets/s at 100 ms; make bench judges it)
+		var in strings.Builder
+		const n = 20000
+		for i := range n {
+			fmt.Fprintf(&in, "set %s/batch/%d v\n", k, i)
+		}
+		if err := os.WriteFile(filepath.Join(outside.Dir, "wb.in"), []byte(in.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out = c.must(outside, "s=$(date +%s%N); ./lite-raft-remote batch < wb.in | sort | uniq -c | tr -s ' '; echo $(( $(date +%s%N) - s ))")
+		res, took, _ := strings.Cut(strings.TrimSpace(out), "\n")
+		if strings.TrimSpace(res) != fmt.Sprintf("%d 0", n) {
+			t.Fatalf("a batch of %d sets through the remote at %v: %q", n, rtt, out)
+		}
+		if ns, err := strconv.ParseInt(took, 10, 64); err == nil {
+			t.Logf("a batch of %d sets through the remote at %v: %.0f sets/s", n, rtt, n/time.Duration(ns).Seconds())
+		}
 		c.expect(fs[1], "./lite-raft-client lock "+k+"/lock --ttl 5s -- sh -c 'echo held $LITE_RAFT_LOCK_GENERATION'", 0, "")
 
 		c.must(lead, "./lite-raft-client transfer-leader "+fs[0].Name)

@@ -25,7 +25,7 @@ command line: the verbs get KEY, exists, list [DIR], set, create, unset [--prefi
 if ... set|unset, noop, each with the shell's quoting ('single', "double", \) and --fence
 where the single call takes it. Blank lines and lines starting with # are skipped.
 
-It sends them over one connection, up to N at a time (--window, default 2000), each with
+It sends them over one connection, up to N at a time (--window, default 4000), each with
 an ID of its own (a retry stays exactly-once). Commands on the same key run in input
 order, each sent once the one before it on that key is answered; list and unset --prefix
 wait for every command before them, and the commands after them wait for them. It prints
@@ -60,7 +60,7 @@ type batchOpts struct {
 }
 
 func parseBatchArgs(args []string) (batchOpts, error) {
-	b := batchOpts{sep: '\n', window: 2000}
+	b := batchOpts{sep: '\n', window: 4000}
 	for len(args) > 0 {
 		switch a := args[0]; {
 		case a == "-0":
@@ -89,7 +89,9 @@ func parseBatchArgs(args []string) (batchOpts, error) {
 }
 
 // maxBatchWindow bounds the requests one batch has in flight: each is a goroutine and a
-// pending answer here, and an event in the agent's queue.
+// pending answer here, and an event in the agent's queue. The default window, 4000,
+// keeps 10,000 sets/s from a host 100 ms from the leader, where a write costs two round
+// trips (one to the leader, one to its followers): 2000 would cap it at 10,000.
 const maxBatchWindow = 20000
 
 // maxBatchRecord bounds one command's bytes: a value of the largest size, quoted.
