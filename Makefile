@@ -8,7 +8,7 @@ export CGO_ENABLED := 0
 # exported so that tests build the same binary
 export GOFLAGS := -tags=urfave_cli_no_docs
 
-.PHONY: all build test test-deps bench bench-etcd bench-scale bench-wan bench-micro demo dist package lint clean torture powercut-torture soak-wan
+.PHONY: all build test test-deps bench bench-etcd bench-scale bench-wan bench-batch bench-micro demo dist package lint clean torture powercut-torture soak-wan
 
 # make torture DURATION=30m CYCLES=30: the linearizability torture test, longer, then the
 # power-cut test with more cuts of every host (each alone: make powercut-torture)
@@ -59,6 +59,12 @@ bench-wan: build
 # both systems, then load, memory, a follower's catch-up and a new member at that size
 bench-scale: build
 	GO=$(GO) ONLY=scale SCALE_KEYS=$(SCALE_KEYS) SCALE_DURATION=$(SCALE_DURATION) scripts/bench.sh
+
+# the batch workload alone (issue 31): a loop of 300 `lite-raft-client set` calls against
+# one `lite-raft-client batch` of 20,000 sets (BENCH_ARGS="--batch-n N --batch-window W
+# --batch-loop L"), beside `etcdctl put` in a loop and etcd's Go client pipelined
+bench-batch: build
+	GO=$(GO) ONLY=batch DURATION=$(BENCH_DURATION) scripts/bench.sh
 
 # the same (etcd is in make bench unless ETCD=no); the name the issue asked for
 bench-etcd: bench

@@ -4,8 +4,10 @@
 # Needs root (network namespaces, sshd). ETCD=no runs lite-raft alone; DURATION sets each
 # workload's length; ONLY=scale (or another comma-separated list) runs only those
 # workloads (ONLY=wan: the WAN section, lite-raft and etcd 50 and 100 ms apart, then
-# SOAK_WAN=5m of e2e's TestSoakWAN, 0 skips it); SCALE_KEYS and SCALE_DURATION size the
-# scale workload; BENCH_ARGS passes more flags to clusterbench (see its -help).
+# SOAK_WAN=5m of e2e's TestSoakWAN, 0 skips it; ONLY=batch: lite-raft-client batch against
+# a loop of single calls, beside etcdctl put in a loop and etcd's Go client pipelined);
+# SCALE_KEYS and SCALE_DURATION size the scale workload; BENCH_ARGS passes more flags to
+# clusterbench (see its -help).
 set -eu
 GO=${GO:-go}
 cd "$(dirname "$0")/.."
@@ -32,12 +34,13 @@ if [ "${ETCD:-yes}" != no ]; then
 			exit 1
 		fi
 	fi
-	# the WAN section times etcdctl from a host outside the cluster (Debian's etcd-client)
+	# the WAN section times etcdctl from a host outside the cluster, the batch workload a
+	# loop of etcdctl put (Debian's etcd-client)
 	if ! command -v etcdctl >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "bench: installing etcd-client (Debian) for etcdctl"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-client >/dev/null ||
 			{ apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-client >/dev/null; } ||
-			echo "bench: etcd-client could not be installed: the WAN section times lite-raft-remote alone" >&2
+			echo "bench: etcd-client could not be installed: the WAN section times lite-raft-remote alone, the batch workload skips etcdctl's loop" >&2
 	fi
 	if command -v etcdctl >/dev/null 2>&1; then
 		args+=(--etcdctl "$(command -v etcdctl)")

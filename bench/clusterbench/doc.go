@@ -16,6 +16,13 @@
 // the kill to the end of the first write that started after the first write that failed)
 // and the wall time of one `./lite-raft-client set` process, as a script would see it.
 //
+// The batch workload (--only batch, `make bench-batch`; issue 31) sets keys from a script's
+// point of view: a loop of --batch-loop `./lite-raft-client set` processes on the leader's
+// host against one `./lite-raft-client batch` fed --batch-n sets (--batch-window in
+// flight), also from a follower; on etcd, the same loop of `etcdctl put` and the same keys
+// from etcdload with --batch-window Puts in flight on one connection. It prints sets/s side
+// by side with ratios, and judges issue 31's target (batch.go).
+//
 // The scale workload (--only scale, `make bench-scale`; the last one of `make bench`)
 // measures both systems holding --scale-keys keys of 1 KB (bench/s0 ..., 500,000 by
 // default, about 500 MB), one step at a time on lite-raft and then on etcd:

@@ -32,7 +32,7 @@ var (
 	duration  = flag.Duration("duration", 10*time.Second, "how long each workload runs on each system")
 	etcdLoad  = flag.String("etcdload", "", "the etcdload `BINARY` (bench/etcdload): also run every workload against etcd; empty: lite-raft only")
 	etcdBin   = flag.String("etcd", "/usr/bin/etcd", "the etcd server `BINARY`")
-	only      = flag.String("only", "", "comma-separated workload names to run (set1, set16, set64, get64, cas64, wall, failover, scale, wan); empty: all")
+	only      = flag.String("only", "", "comma-separated workload names to run (set1, set16, set64, get64, cas64, wall, batch, failover, scale, wan); empty: all")
 	wallRuns  = flag.Int("wall-runs", 200, "how many `./lite-raft-client set` processes to time")
 	jsonOut   = flag.String("json", "", "also write every figure to this `FILE` as JSON")
 	keepGoing = flag.Bool("keep", false, "leave the LAN clusters running after their report, before the WAN section (Ctrl-C ends them)")
@@ -81,6 +81,8 @@ type report struct {
 	// Go process, costs here
 	TrueP50    float64 `json:"bin_true_wall_p50_ms,omitempty"`
 	EmptyGoP50 float64 `json:"empty_go_wall_p50_ms,omitempty"`
+	// the batch workload (issue 31)
+	Batch *batchReport `json:"batch,omitempty"`
 	// the scale workload (issue 14)
 	Scale *scaleReport `json:"scale,omitempty"`
 	// the WAN section (issue 30)
@@ -114,12 +116,17 @@ func lanWanted() bool {
 			return true
 		}
 	}
-	return wanted("wall") || wanted("failover") || wanted("scale")
+	return wanted("wall") || wanted("batch") || wanted("failover") || wanted("scale")
 }
 
 func run() error {
 	rep := &report{Machine: machine(), Version: version(), Duration: duration.String(),
 		Lite: map[string]*figures{}}
+	if wanted("batch") {
+		if err := checkBatchFlags(); err != nil {
+			return err
+		}
+	}
 	if lanWanted() {
 		if err := runLAN(rep); err != nil {
 			return err
@@ -183,6 +190,10 @@ func runLAN(rep *report) error {
 		if rep.WallFollowerP50, rep.WallFollowerP99, err = lc.wallTime(false, &rep.TrueP50, &rep.EmptyGoP50); err != nil {
 			return err
 		}
+	}
+	// before the failover, which leaves the old leader a follower that has just restarted
+	if wanted("batch") {
+		rep.Batch = runBatch(lc, ec)
 	}
 	if wanted("failover") {
 		logf("kill -9 of lite-raft's leader under writes")
@@ -277,6 +288,9 @@ func (r *report) print(w io.Writer) {
 	}
 	if len(checks) > 0 {
 		fmt.Fprintf(w, "\ntargets:\n%s\n", strings.Join(checks, "\n"))
+	}
+	if r.Batch != nil {
+		r.Batch.print(w)
 	}
 	if r.Scale != nil {
 		r.Scale.print(w)

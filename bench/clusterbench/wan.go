@@ -46,7 +46,7 @@ var (
 	wanWait        = flag.Duration("wan-wait", 3*time.Minute, "wan: how long a restarted follower may take to catch up")
 	soakWAN        = flag.Duration("soak-wan", 5*time.Minute, "wan: run e2e's TestSoakWAN (100 ms, under load) this long after the rows (0: skip)")
 	goBin          = flag.String("go", "go", "wan: the go `BINARY` that runs the soak (go test ./e2e/ in --lite-raft's folder)")
-	etcdctlBin     = flag.String("etcdctl", "/usr/bin/etcdctl", "wan: the etcdctl `BINARY` timed from the outside host beside lite-raft-remote")
+	etcdctlBin     = flag.String("etcdctl", "/usr/bin/etcdctl", "wan and batch: the etcdctl `BINARY` timed beside lite-raft-remote (wan) and lite-raft-client set (batch)")
 )
 
 var wanRTTs = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}
@@ -391,15 +391,41 @@ func (w *wanCluster) remote(r *wanReport, rtt time.Duration) *wanRemote {
 // namespaces, no ssh around the loop), and returns each call's wall time in ms, sorted,
 // as bash's clock sees it around the process.
 func timedCalls(h *harness.Host, setup, call string, n int) ([]float64, error) {
-	script := "cd " + harness.RemoteDir + " && "
-	if setup != "" {
-		script += setup + " && "
-	}
-	script += fmt.Sprintf(`for i in $(seq %d); do s=$EPOCHREALTIME; %s >/dev/null || exit 1; e=$EPOCHREALTIME; echo "$s $e"; done`, n, call)
-	o, e, code, err := h.Exec("bash", "-c", script)
+	o, e, code, err := h.Exec("bash", "-c", "cd "+harness.RemoteDir+" && "+callLoop(setup, call, n))
 	if err != nil || code != 0 {
 		return nil, fmt.Errorf("%s on %s: exit %d %v %s", call, h.Name, code, err, strings.TrimSpace(e))
 	}
+	return callTimes(o, n, call+" on "+h.Name)
+}
+
+// timedCallsHere is timedCalls in clusterbench's own namespaces and folder: the LAN's
+// etcd members listen on its loopback, which the harness hosts do not reach.
+func timedCallsHere(setup, call string, n int) ([]float64, error) {
+	// no call of a working cluster takes a second; the bound is for one that hangs
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n)*time.Second+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", callLoop(setup, call, n))
+	cmd.WaitDelay = 5 * time.Second // a call killed with bash may leave our pipe open
+	o, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", call, exitErr(err))
+	}
+	return callTimes(string(o), n, call)
+}
+
+// callLoop is the script of timedCalls: setup, then call n times ($i from 1 to n), each
+// between two readings of bash's clock, which it prints; it stops at the first failure.
+func callLoop(setup, call string, n int) string {
+	script := ""
+	if setup != "" {
+		script = setup + " && "
+	}
+	return script + fmt.Sprintf(`for i in $(seq %d); do s=$EPOCHREALTIME; %s >/dev/null || exit 1; e=$EPOCHREALTIME; echo "$s $e"; done`, n, call)
+}
+
+// callTimes reads callLoop's output: every call's wall time in ms, sorted; what names
+// the calls in the error when there are not n of them.
+func callTimes(o string, n int, what string) ([]float64, error) {
 	var lat []float64
 	for _, line := range strings.Split(strings.TrimSpace(o), "\n") {
 		f := strings.Fields(line)
@@ -413,7 +439,7 @@ func timedCalls(h *harness.Host, setup, call string, n int) ([]float64, error) {
 		}
 	}
 	if len(lat) != n {
-		return nil, fmt.Errorf("%s on %s: %d timings of %d in %q", call, h.Name, len(lat), n, o)
+		return nil, fmt.Errorf("%s: %d timings of %d in %q", what, len(lat), n, o)
 	}
 	slices.Sort(lat)
 	return lat, nil
