@@ -61,7 +61,7 @@ bench-scale: build
 	GO=$(GO) ONLY=scale SCALE_KEYS=$(SCALE_KEYS) SCALE_DURATION=$(SCALE_DURATION) scripts/bench.sh
 
 # the batch workload alone (issue 31): a loop of 300 `lite-raft-client set` calls against
-# one `lite-raft-client batch` of 20,000 sets (BENCH_ARGS="--batch-n N --batch-window W
+# one `lite-raft-client batch` of 100,000 sets (BENCH_ARGS="--batch-n N --batch-window W
 # --batch-loop L"), beside `etcdctl put` in a loop and etcd's Go client pipelined
 bench-batch: build
 	GO=$(GO) ONLY=batch DURATION=$(BENCH_DURATION) scripts/bench.sh

@@ -37,7 +37,7 @@ import (
 )
 
 var (
-	batchN      = flag.Int("batch-n", 20000, "batch workload: `N` sets fed to one lite-raft-client batch (and written by etcdload, the same keys)")
+	batchN      = flag.Int("batch-n", 100000, "batch workload: `N` sets fed to one lite-raft-client batch (and written by etcdload, the same keys)")
 	batchWindow = flag.Int("batch-window", 2000, "batch workload: commands in flight (lite-raft-client batch --window; etcdload's clients on one connection)")
 	batchLoop   = flag.Int("batch-loop", 300, "batch workload: single calls timed in a loop (lite-raft-client set; etcdctl put)")
 )

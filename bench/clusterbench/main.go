@@ -32,7 +32,7 @@ var (
 	duration  = flag.Duration("duration", 10*time.Second, "how long each workload runs on each system")
 	etcdLoad  = flag.String("etcdload", "", "the etcdload `BINARY` (bench/etcdload): also run every workload against etcd; empty: lite-raft only")
 	etcdBin   = flag.String("etcd", "/usr/bin/etcd", "the etcd server `BINARY`")
-	only      = flag.String("only", "", "comma-separated workload names to run (set1, set16, set64, get64, cas64, wall, batch, failover, scale, wan); empty: all")
+	only      = flag.String("only", "", "comma-separated workload names to run (set1, set16, set64, get64, cas64, set256, get256, wall, batch, failover, scale, wan); empty: all")
 	wallRuns  = flag.Int("wall-runs", 200, "how many `./lite-raft-client set` processes to time")
 	jsonOut   = flag.String("json", "", "also write every figure to this `FILE` as JSON")
 	keepGoing = flag.Bool("keep", false, "leave the LAN clusters running after their report, before the WAN section (Ctrl-C ends them)")
@@ -57,6 +57,9 @@ var workloads = []workload{
 	{"set64", "set, 64 clients", 64, "set"},
 	{"get64", "linearizable get, 64 clients", 64, "get"},
 	{"cas64", "conditional set, 64 clients", 64, "cas"},
+	// issue 31's targets are at 256 clients
+	{"set256", "set, 256 clients", 256, "set"},
+	{"get256", "linearizable get, 256 clients", 256, "get"},
 }
 
 // figures is a load generator's summary: `lite-raft bench --json` and `etcdload --json`
@@ -278,6 +281,16 @@ func (r *report) print(w io.Writer) {
 	}
 	if l, e := r.Lite["get64"], r.Etcd["get64"]; l != nil && e != nil {
 		check("linearizable reads, 64 clients: >= etcd's ops/s", l.OpsPerS >= e.OpsPerS, fmt.Sprintf("%.2fx", l.OpsPerS/e.OpsPerS))
+	}
+	// issue 31's
+	if l, e := r.Lite["set256"], r.Etcd["set256"]; l != nil && e != nil {
+		check("writes, 256 clients: >= 6x etcd's ops/s (issue 31)", l.OpsPerS >= 6*e.OpsPerS, fmt.Sprintf("%.2fx", l.OpsPerS/e.OpsPerS))
+	}
+	if l, e := r.Lite["set1"], r.Etcd["set1"]; l != nil && e != nil {
+		check("write latency, 1 client: p50 <= 0.7x etcd's (issue 31)", l.P50Ms <= 0.7*e.P50Ms, fmt.Sprintf("%.2fx", l.P50Ms/e.P50Ms))
+	}
+	if l, e := r.Lite["get256"], r.Etcd["get256"]; l != nil && e != nil {
+		check("linearizable reads, 256 clients: >= 8x etcd's ops/s (issue 31)", l.OpsPerS >= 8*e.OpsPerS, fmt.Sprintf("%.2fx", l.OpsPerS/e.OpsPerS))
 	}
 	if r.WallLeaderP50 > 0 {
 		check("one lite-raft-client set: median < 5 ms", max(r.WallLeaderP50, r.WallFollowerP50) < 5,

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -18,14 +17,19 @@ import (
 
 	"lite-raft/agent"
 	"lite-raft/conf"
+	"lite-raft/internal/gcpace"
 	"lite-raft/internal/lockfile"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 	"lite-raft/statefile"
 )
 
-// agentGCPercent is the agent's GOGC unless the environment sets one.
-const agentGCPercent = 50
+// agentGCPercent is the agent's GOGC unless the environment sets one, and agentGCFloor
+// the headroom a small heap gets at least between collections (gcpace).
+const (
+	agentGCPercent = 50
+	agentGCFloor   = 64 << 20
+)
 
 func serverCommands() []*cli.Command {
 	return []*cli.Command{
@@ -108,15 +112,16 @@ func serverCommands() []*cli.Command {
 					}
 					defer func() { pprof.Lookup("allocs").WriteTo(f, 0); f.Close() }()
 				}
+				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+				defer stop()
 				if os.Getenv("GOGC") == "" {
 					// The agent's heap is mostly the state machine, which lives as long as
 					// the agent: Go's default lets the heap grow to twice the live data
 					// before collecting, half of that keeps the RSS within 2x of it. The
-					// state is mostly values without pointers, so marking stays cheap.
-					debug.SetGCPercent(agentGCPercent)
+					// state is mostly values without pointers, so marking stays cheap. A
+					// small heap gets a floor of headroom instead (gcpace).
+					go gcpace.Run(ctx, agentGCPercent, agentGCFloor, time.Second)
 				}
-				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-				defer stop()
 				lg, closeLog, err := openLog(dir, "lite-raft-server.log", "lite-raft")
 				if err != nil {
 					return cli.Exit(fmt.Sprintf("agent: %v", err), 1)
