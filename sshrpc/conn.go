@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -174,6 +175,7 @@ func (c *Conn) writeLoop() {
 		case <-c.done:
 			return
 		}
+		yielded := false
 	drain:
 		for {
 			select {
@@ -182,6 +184,15 @@ func (c *Conn) writeLoop() {
 					return
 				}
 			default:
+				if !yielded {
+					// once, before the write: a producer that is queueing a burst (a
+					// Ready's messages and replies) adds the rest to the same write,
+					// instead of each frame costing a system call (and, on an ssh
+					// channel, a packet)
+					yielded = true
+					runtime.Gosched()
+					continue
+				}
 				break drain
 			}
 		}
