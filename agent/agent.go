@@ -87,16 +87,42 @@ type Agent struct {
 // pending is a request waiting for the core's answer. write: a write from this agent's
 // own client (not one forwarded to it), whose failure metrics count.
 type pending struct {
-	fn    func(api.Response)
+	to    replyTo
 	write bool
+}
+
+// replyTo is where a request's answer goes: a frame on the stream it came on, or a
+// function (the in-memory transport's). Not a closure over the stream: the loop takes
+// tens of thousands of requests a second, and each closure was an allocation.
+type replyTo struct {
+	conn *sshrpc.Conn
+	id   uint64
+	fn   func(api.Response)
+}
+
+// requestEvent is req as an event whose answer goes to fn.
+func requestEvent(req api.Request, fn func(api.Response)) event {
+	return event{req: req, isReq: true, replyTo: replyTo{fn: fn}}
+}
+
+func (t replyTo) send(r api.Response) {
+	switch {
+	case t.fn != nil:
+		t.fn(r)
+	case t.conn != nil:
+		t.conn.Reply(t.id, api.FrameRequest, r.Encode())
+	}
 }
 
 // event is one input for the loop, posted by the socket handlers, the links and the
 // goroutines that make calls and runs.
 type event struct {
-	msg     *raftcore.Message
-	req     *api.Request
-	replyFn func(api.Response)
+	msg *raftcore.Message
+	// a request, by value: a pointer to it was an allocation per request (isReq says
+	// the event is one)
+	req     api.Request
+	isReq   bool
+	replyTo replyTo
 	link    *LinkEvent
 	version *api.Version
 	call    *callDone
@@ -388,14 +414,14 @@ func (a *Agent) handleEvent(ev event) {
 			a.transport.Heard(ev.msg.From)
 		}
 		a.core.Step(now, *ev.msg)
-	case ev.req != nil:
+	case ev.isReq:
 		if a.cfg.LogLevel >= logsink.LevelDebug { // guarded: the formatting would cost every request
 			a.log.Printf(logsink.Debug+"request %s %q (client %d, seq %d)", ev.req.Op, ev.req.Key, ev.req.ClientID, ev.req.Seq)
 		}
 		a.nextReply++
 		info, _ := ev.req.Op.Info()
-		a.replies[a.nextReply] = pending{fn: ev.replyFn, write: info.Command != 0 && ev.req.Hops == 0}
-		a.core.Request(now, a.nextReply, *ev.req)
+		a.replies[a.nextReply] = pending{to: ev.replyTo, write: info.Command != 0 && ev.req.Hops == 0}
+		a.core.Request(now, a.nextReply, ev.req)
 	case ev.link != nil:
 		a.log.Printf(logsink.Debug+"link to %s: %s", ev.link.Peer, ev.link)
 		if ev.link.Gone {
@@ -529,9 +555,7 @@ func (a *Agent) deliver(rs []core.Reply) {
 			if p.write && api.ProposalFailed(r.Resp.Code) {
 				a.metrics.proposalsFailed++
 			}
-			if p.fn != nil {
-				p.fn(r.Resp)
-			}
+			p.to.send(r.Resp)
 		}
 	}
 }

@@ -37,7 +37,7 @@ func memSolo(t *testing.T, store *MemStorage, logs *lineLog) (do func(api.Reques
 	do = func(req api.Request) api.Response {
 		t.Helper()
 		got := make(chan api.Response, 1)
-		a.post(event{req: &req, replyFn: func(r api.Response) { got <- r }})
+		a.post(requestEvent(req, func(r api.Response) { got <- r }))
 		select {
 		case r := <-got:
 			return r

@@ -47,22 +47,22 @@ func (a *Agent) serveFrame(c *sshrpc.Conn, f sshrpc.Frame) {
 
 // serveRequest answers a request frame (id) whose payload decoded to req, or err.
 func (a *Agent) serveRequest(c *sshrpc.Conn, id uint64, req api.Request, err error) {
-	reply := func(r api.Response) { c.Reply(id, api.FrameRequest, r.Encode()) }
+	to := replyTo{conn: c, id: id}
 	if errors.Is(err, api.ErrUnknownOp) || errors.Is(err, api.ErrUnknownField) {
 		// a newer build sent it: nothing was done here, and the fix is an upgrade
 		build := a.build
 		if build == "" {
 			build = "a build"
 		}
-		reply(api.Response{Code: api.CodeUpgrade, Msg: fmt.Sprintf(
+		to.send(api.Response{Code: api.CodeUpgrade, Msg: fmt.Sprintf(
 			"%s runs lite-raft %s, which cannot read this request (%v): upgrade it first (nothing was done)", a.id, build, err)})
 		return
 	}
 	if err != nil {
-		reply(api.Response{Code: api.CodeUsage, Msg: err.Error()})
+		to.send(api.Response{Code: api.CodeUsage, Msg: err.Error()})
 		return
 	}
-	a.post(event{req: &req, replyFn: reply})
+	a.post(event{req: req, isReq: true, replyTo: to})
 }
 
 // handleRestricted serves a stream opened for a key that authorized_keys restricts
@@ -107,8 +107,8 @@ func (a *Agent) post(ev event) {
 	select {
 	case a.events <- ev:
 	case <-a.done:
-		if ev.req != nil {
-			ev.replyFn(client.Fail(ev.req.Op, client.NotSent, client.FailNoServer, string(a.id)))
+		if ev.isReq {
+			ev.replyTo.send(client.Fail(ev.req.Op, client.NotSent, client.FailNoServer, string(a.id)))
 		}
 	}
 }

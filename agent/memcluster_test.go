@@ -101,7 +101,7 @@ func (c *memCluster) do(id raftcore.NodeID, req api.Request) api.Response {
 		req.ClientID, req.Seq = 77, c.seq
 	}
 	got := make(chan api.Response, 1)
-	c.agents[id].post(event{req: &req, replyFn: func(r api.Response) { got <- r }})
+	c.agents[id].post(requestEvent(req, func(r api.Response) { got <- r }))
 	select {
 	case r := <-got:
 		return r
@@ -225,7 +225,7 @@ func TestMemClusterFakeClock(t *testing.T) {
 	start := clock.Now()
 	got := make(chan api.Response, 1)
 	req := api.Request{Op: api.OpSet, Key: "k", Value: []byte("v"), ClientID: 5, Seq: 1, TimeoutMs: 1000}
-	c.agents["m1"].post(event{req: &req, replyFn: func(r api.Response) { got <- r }})
+	c.agents["m1"].post(requestEvent(req, func(r api.Response) { got <- r }))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {

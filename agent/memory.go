@@ -219,7 +219,7 @@ func (t *memTransport) Call(ctx context.Context, peer raftcore.NodeID, req api.R
 	if err != nil {
 		return api.Response{}, fmt.Errorf("%w: %w", api.ErrNotSent, err)
 	}
-	a.post(event{req: &dr, replyFn: func(r api.Response) { got <- r }})
+	a.post(requestEvent(dr, func(r api.Response) { got <- r }))
 	select {
 	case r := <-got:
 		t.net.mu.Lock()
