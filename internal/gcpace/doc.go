@@ -2,9 +2,9 @@
 // months with a heap that is mostly its state machine.
 //
 // Go collects when the heap has grown by GOGC percent of what the last collection left
-// live. The agent runs with 50 (cmd/lite-raft): with a large state, that keeps its RSS
-// near 1.5x the live heap. With a small state the same rule is costly: 20 MB live
-// means a collection every 10 MB allocated, and a leader under load allocates that in
+// live. The agent runs with 25 (cmd/lite-raft): with a large state, that keeps its RSS
+// near 1.25x the live heap. With a small state the same rule is costly: 20 MB live
+// means a collection every 5 MB allocated, and a leader under load allocates that in
 // tens of milliseconds (every request, entry and message is a few hundred bytes), so the
 // collector took a quarter of the leader's CPU in profiles at 256 clients.
 //
