@@ -24,6 +24,8 @@ Runs one command a line from standard input, as lite-raft-client would run it fr
 command line: the verbs get KEY, exists, list [DIR], set, create, unset [--prefix],
 if ... set|unset, noop, each with the shell's quoting ('single', "double", \) and --fence
 where the single call takes it. Blank lines and lines starting with # are skipped.
+Nothing is expanded: a character sh would treat specially ($, a backquote, ; & | < > ( )
+* ? [ ] { } ~ # !) must be quoted, or the line is refused (10).
 
 It sends them over one connection, up to N at a time (--window, default 4000), each with
 an ID of its own (a retry stays exactly-once). Commands on the same key run in input
