@@ -48,6 +48,9 @@ func (o BatchOp) Request() Request {
 	return Request{Op: o.Op, Key: o.Key, Value: o.Value, Cond: o.Cond, CondValue: o.CondValue, FenceName: o.FenceName, FenceGen: o.FenceGen}
 }
 
+// Size is what o counts toward MaxBatchBytes.
+func (o BatchOp) Size() int { return len(o.Key) + len(o.Value) + len(o.CondValue) + len(o.FenceName) }
+
 // BatchOpOf is the write of an atomic batch that req is (Batchable(req.Op) must hold).
 func BatchOpOf(req Request) BatchOp {
 	return BatchOp{Op: req.Op, Key: req.Key, Value: req.Value, Cond: req.Cond, CondValue: req.CondValue, FenceName: req.FenceName, FenceGen: req.FenceGen}
@@ -64,7 +67,7 @@ func ValidateBatch(ops []BatchOp) error {
 	}
 	size := 0
 	for i, o := range ops {
-		size += len(o.Key) + len(o.Value) + len(o.CondValue) + len(o.FenceName)
+		size += o.Size()
 		if !batchable[o.Op] {
 			return fmt.Errorf("batch --atomic: command %d: %s is not one of set, create, unset, if", i+1, o.Op)
 		}

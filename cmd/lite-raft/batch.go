@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
@@ -150,6 +151,7 @@ func batchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string, in io
 		worst <- code
 	}()
 	inflight := make(chan struct{}, bo.window)
+	var sent sync.WaitGroup // the commands sent and not yet answered
 	rd := newRecordReader(in, bo.sep)
 	lastOn := map[string]*batchResult{} // by key, the last command sent on it
 	var gone atomic.Pointer[string]     // why a command could not be sent, once one could not
@@ -183,12 +185,7 @@ func batchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string, in io
 		// waits for every command before it, and every command after it waits for it
 		folder := r.req.Op == api.OpList || r.req.Op == api.OpUnsetPrefix
 		if folder {
-			for range bo.window {
-				inflight <- struct{}{}
-			}
-			for range bo.window {
-				<-inflight
-			}
+			sent.Wait()
 			clear(lastOn)
 		}
 		dep := lastOn[r.req.Key]
@@ -201,8 +198,9 @@ func batchVerb(c *cli.Context, o clientOpts, dial dialFunc, args []string, in io
 		}
 		lastOn[r.req.Key] = r
 		inflight <- struct{}{}
+		sent.Add(1)
 		go func() {
-			defer func() { <-inflight }()
+			defer func() { <-inflight; sent.Done() }()
 			if dep != nil {
 				<-dep.done
 			}
@@ -443,6 +441,7 @@ func atomicBatch(c *cli.Context, o clientOpts, dial dialFunc, bo batchOpts, in i
 	var ops []api.BatchOp
 	rd := newRecordReader(in, bo.sep)
 	refused := 0 // the first line refused, 0 if none
+	size := 0    // the bytes ValidateBatch bounds
 	for {
 		line, rec, err := rd.next()
 		if err == io.EOF {
@@ -464,7 +463,12 @@ func atomicBatch(c *cli.Context, o clientOpts, dial dialFunc, bo batchOpts, in i
 			case !api.Batchable(r.req.Op):
 				r.code, r.msg = api.CodeUsage, fmt.Sprintf("%s: not in batch --atomic, which holds set, create, unset and if", r.verb)
 			default:
-				ops = append(ops, api.BatchOpOf(r.req))
+				o := api.BatchOpOf(r.req)
+				// stop reading at the bound, not after holding all of standard input
+				if size += o.Size(); size > api.MaxBatchBytes {
+					return clientExit(api.CodeUsage, "batch --atomic: more than %d bytes of keys and values: send them as several batches (nothing was sent)", api.MaxBatchBytes)
+				}
+				ops = append(ops, o)
 			}
 		}
 		if r.code != 0 && refused == 0 {

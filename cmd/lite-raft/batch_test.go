@@ -18,15 +18,7 @@ func runBatch(t *testing.T, dir, input string, args ...string) (string, int) {
 	if err := os.WriteFile(file, []byte(input), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	saved := os.Stdin
-	os.Stdin = f
-	defer func() { os.Stdin = saved }()
-	return runAppStdout(t, append([]string{"--dir", dir, "client"}, args...)...)
+	return runWithStdin(t, file, runAppStdout, append([]string{"--dir", dir, "client"}, args...)...)
 }
 
 // TestBatch: one result line per command, in input order, each with the exit code and
@@ -193,5 +185,10 @@ func TestBatchAtomic(t *testing.T) {
 	}
 	if got := lastIndex(t, dir); got != before+1 {
 		t.Fatalf("a refused atomic batch appended: last index %d, want %d", got, before+1)
+	}
+	// past 4 MiB of values it stops reading and sends nothing
+	big := strings.Repeat("set at/big v"+strings.Repeat("x", 1<<20-100)+"\n", 6)
+	if out, code := runBatch(t, dir, big, "batch", "--atomic"); code != 10 || lastIndex(t, dir) != before+1 {
+		t.Fatalf("an atomic batch of 6 MiB: exit %d %q, want 10 and nothing appended", code, out)
 	}
 }
