@@ -104,6 +104,12 @@ func TestExportImport(t *testing.T) {
 // importFrom runs import on dir's agent with file as its standard input.
 func importFrom(t *testing.T, dir, file string) (string, int) {
 	t.Helper()
+	return runWithStdin(t, file, runApp, "--dir", dir, "client", "import")
+}
+
+// runWithStdin runs the app through run with file as its standard input.
+func runWithStdin(t *testing.T, file string, run func(*testing.T, ...string) (string, int), args ...string) (string, int) {
+	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
@@ -112,5 +118,5 @@ func importFrom(t *testing.T, dir, file string) (string, int) {
 	saved := os.Stdin
 	os.Stdin = f
 	defer func() { os.Stdin = saved }()
-	return runApp(t, "--dir", dir, "client", "import")
+	return run(t, args...)
 }
