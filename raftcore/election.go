@@ -105,12 +105,7 @@ func (r *Node) SetRoundTrip(id NodeID, ticks int) {
 		delete(r.roundTrips, id)
 		return
 	}
-	if r.roundTrips == nil {
-		r.roundTrips = map[NodeID]int{}
-	} else if _, ok := r.roundTrips[id]; !ok && len(r.roundTrips) >= maxSnapWindows {
-		clear(r.roundTrips) // bounded, whatever the driver asks; it sets them again
-	}
-	r.roundTrips[id] = min(ticks, r.cfg.ElectionTicks)
+	setBounded(&r.roundTrips, id, min(ticks, r.cfg.ElectionTicks))
 }
 
 // roundTrip is the link to id's round trip in ticks: one when it is not known, as on a

@@ -114,16 +114,23 @@ func (r *Node) SetSnapshotWindow(id NodeID, bytes uint64) {
 		delete(r.snapWindows, id)
 		return
 	}
-	if r.snapWindows == nil {
-		r.snapWindows = map[NodeID]int{}
-	} else if _, ok := r.snapWindows[id]; !ok && len(r.snapWindows) >= maxSnapWindows {
-		clear(r.snapWindows) // bounded, whatever the driver asks; it sets them again
-	}
-	r.snapWindows[id] = int(pieces)
+	setBounded(&r.snapWindows, id, int(pieces))
 }
 
-// maxSnapWindows bounds SetSnapshotWindow's table.
-const maxSnapWindows = 1024 // and SetRoundTrip's
+// setBounded sets m[id] = v in a per-member table the driver fills (SetSnapshotWindow,
+// SetRoundTrip): bounded whatever the driver asks, cleared when full, as the driver sets
+// its entries again.
+func setBounded(m *map[NodeID]int, id NodeID, v int) {
+	if *m == nil {
+		*m = map[NodeID]int{}
+	} else if _, ok := (*m)[id]; !ok && len(*m) >= maxMemberTable {
+		clear(*m)
+	}
+	(*m)[id] = v
+}
+
+// maxMemberTable bounds setBounded's tables.
+const maxMemberTable = 1024
 
 func (r *Node) snapshotWindow(id NodeID) int {
 	if w, ok := r.snapWindows[id]; ok {
