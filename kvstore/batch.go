@@ -3,6 +3,8 @@ package kvstore
 import (
 	"fmt"
 
+	"github.com/tidwall/btree"
+
 	"lite-raft/api"
 )
 
@@ -43,21 +45,23 @@ func commandOfOp(op api.Op) uint8 {
 	return info.Command
 }
 
-// checkpoint is what a write of a batch may change (data, leases' hold on keys, the
-// changes recorded), copied in O(1).
+// checkpoint is what a write of a batch may change: the data, its size, the leases' hold
+// on keys (a write detaches a key from its lease) and the changes recorded. Locks and
+// counters are only read (a fence), so they are not kept. The trees are copied in O(1).
 type checkpoint struct {
-	data      *Store
+	data      btree.Map[string, []byte]
+	keyLease  btree.Map[string, uint64]
+	leases    btree.Map[uint64, Lease]
 	dataBytes int
 	changes   int
 }
 
 func (s *Store) checkpoint() checkpoint {
-	return checkpoint{data: &Store{data: *s.data.Copy(), keyLease: *s.keyLease.Copy(), leases: *s.leases.Copy(), locks: *s.locks.Copy(),
-		counters: *s.counters.Copy()}, dataBytes: s.dataBytes, changes: len(s.changes)}
+	return checkpoint{data: *s.data.Copy(), keyLease: *s.keyLease.Copy(), leases: *s.leases.Copy(),
+		dataBytes: s.dataBytes, changes: len(s.changes)}
 }
 
 func (s *Store) restore(c checkpoint) {
-	s.data, s.keyLease, s.leases, s.locks, s.counters = c.data.data, c.data.keyLease, c.data.leases, c.data.locks, c.data.counters
-	s.dataBytes = c.dataBytes
+	s.data, s.keyLease, s.leases, s.dataBytes = c.data, c.keyLease, c.leases, c.dataBytes
 	s.changes = s.changes[:c.changes]
 }
