@@ -12,7 +12,10 @@
 //     record with a checksummed header and a checksum of its data. A batch of entries is
 //     one write and one fsync, whatever its size: that is what makes group commit pay.
 //     Entries that conflict with the leader's are cut off durably before anything new
-//     is written; a snapshot lets whole segments be deleted, oldest first.
+//     is written; a snapshot lets whole segments be deleted, oldest first. The last
+//     segment reserves its full size when it starts (fallocate; zeros after its records),
+//     so that an append changes no file size and its fdatasync writes the data without a
+//     journal entry; a segment is cut to its records when the next one starts.
 //   - state-machine-snapshot/: the snapshot with a checksummed text header (`head` shows
 //     index, term and members), replaced atomically. It is written from a stream, its
 //     size and CRC-32C computed as it goes and filled into the header at the end, so the
@@ -31,7 +34,8 @@
 //
 // Recovery tells a crash apart from damage. A record cut short at the very end of the
 // last segment, with nothing or only zero-filled sectors after it, is an append that was
-// never acknowledged: it is cut off. Anything else (a bad checksum in the middle, a gap
+// never acknowledged: it is cut off. Zeros alone after the last record are the reserved
+// space, not a torn write. Anything else (a bad checksum in the middle, a gap
 // in the indexes, a segment that ends early) is a *DamageError naming the file and the
 // byte offset, and the node refuses to start rather than silently lose entries that a
 // quorum may count on. The crash tests cut an in-flight append at every byte and flip

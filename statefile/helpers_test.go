@@ -299,3 +299,12 @@ func fileSize(t testing.TB, path string) (int64, bool) {
 
 // checksum is the CRC-32C the store uses.
 func checksum(data []byte) uint32 { return crc32.Checksum(data, castagnoli) }
+
+// cutReserved drops the zeros a segment reserves ahead, for a test that reads or damages
+// its records as a file.
+func cutReserved(t *testing.T, seg *segment) {
+	t.Helper()
+	if err := os.Truncate(seg.path, seg.size); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -113,7 +113,9 @@ func openLogAt(dir string, segmentSize int64, after uint64, readOnly bool) (*Log
 			return nil, logScan{}, 0, err
 		}
 		if torn {
-			l.TornBytes = int64(len(data)) - off
+			if !allZero(data[off:]) { // zeros alone are the space a segment reserves ahead
+				l.TornBytes = int64(len(data)) - off
+			}
 			if !readOnly {
 				if err := truncateSync(f.path, off); err != nil {
 					return nil, logScan{}, 0, err
@@ -218,6 +220,10 @@ func (l *Log) openActive() error {
 		f.Close()
 		return fmt.Errorf("seek %s: %w", seg.path, err)
 	}
+	if seg.size < l.segmentSize {
+		// opening cut any reserved zeros off (as a torn tail is cut): reserve again
+		_ = preallocate(f, l.segmentSize)
+	}
 	l.active = f
 	return nil
 }
@@ -275,7 +281,7 @@ func (l *Log) Append(ents []raftcore.Entry) error {
 	if _, err := l.active.Write(l.buf); err != nil {
 		return l.failed(fmt.Errorf("append entries %d..%d to %s: %w", first, ents[len(ents)-1].Index, seg.path, pathless(err)))
 	}
-	if err := fsync(l.active); err != nil {
+	if err := datasync(l.active); err != nil {
 		return l.failed(err)
 	}
 	if newSegment {
@@ -310,6 +316,15 @@ func (l *Log) writable() error {
 // startSegment closes the active segment and opens a new one whose first index is first.
 func (l *Log) startSegment(first uint64) error {
 	if l.active != nil {
+		// the segment is cut to its records first, durably: only the last segment may
+		// end in reserved zeros (recovery takes zeros anywhere else for damage)
+		prev := l.segs[len(l.segs)-1]
+		if err := l.active.Truncate(prev.size); err != nil {
+			return fmt.Errorf("cut %s to its records: %w", prev.path, pathless(err))
+		}
+		if err := datasync(l.active); err != nil {
+			return err
+		}
 		if err := l.active.Close(); err != nil {
 			return fmt.Errorf("close %s: %w", l.segs[len(l.segs)-1].path, err)
 		}
@@ -320,6 +335,7 @@ func (l *Log) startSegment(first uint64) error {
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
+	_ = preallocate(f, l.segmentSize) // without it (a file system that cannot), appends grow the file
 	l.active = f
 	l.segs = append(l.segs, &segment{path: path, first: first})
 	return nil
