@@ -268,9 +268,18 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 		a.log.Printf(logsink.Warn+"remove the snapshot files of clients a previous agent left: %v", err)
 	}
 	tick := a.tickInterval()
-	kv, err := a.loadSnapshot()
-	if err != nil {
-		return err
+	rp := a.replayChanges(st)
+	var kv *kvstore.Store
+	var err error
+	if rp != nil {
+		if kv = a.replayedState(rp, st.Snapshot); kv == nil {
+			rp = nil
+		}
+	}
+	if kv == nil {
+		if kv, err = a.loadSnapshot(); err != nil {
+			return err
+		}
 	}
 	a.core, err = core.New(core.Config{
 		Raft: raftcore.Config{ID: a.id, ElectionTicks: 10, HeartbeatTicks: 1,
@@ -288,7 +297,11 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 	if err != nil {
 		return err
 	}
-	a.replayChanges(st)
+	if rp != nil {
+		if err := a.core.LoadReplay(rp); err != nil {
+			a.log.Printf(logsink.Warn+"watch history: %v", err)
+		}
+	}
 	if fi, err := os.Stat(statefile.SnapshotPath(a.dir)); err == nil && st.Snapshot.Meta.Index > 0 {
 		// stored before this start: its file's time is when
 		a.metrics.snapshotAt = fi.ModTime()
@@ -348,9 +361,13 @@ func (a *Agent) loadSnapshot() (*kvstore.Store, error) {
 		return nil, err
 	}
 	defer r.Close()
+	began := a.clock.Now()
 	kv, err := kvstore.Restore(r)
 	if err != nil {
 		return nil, fmt.Errorf("load the snapshot at %d: %w", snap.Meta.Index, err)
+	}
+	if d := a.clock.Now().Sub(began); d >= time.Second {
+		a.log.Printf("loaded the snapshot at %d (%.1f MB) in %v", snap.Meta.Index, float64(snap.Size)/1e6, d.Round(time.Millisecond))
 	}
 	return kv, nil
 }

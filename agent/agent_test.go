@@ -24,11 +24,17 @@ import (
 // talk to it and to stop it.
 func startSolo(t *testing.T, dir string) (func(api.Request) api.Response, func()) {
 	t.Helper()
+	return startSoloLogging(t, dir, io.Discard)
+}
+
+// startSoloLogging is startSolo with the agent's log written to logs.
+func startSoloLogging(t *testing.T, dir string, logs io.Writer) (func(api.Request) api.Response, func()) {
+	t.Helper()
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Dir: dir, ID: "solo", Log: log.New(io.Discard, "", 0), Ready: ready})
+		done <- Run(ctx, Options{Dir: dir, ID: "solo", Log: log.New(logs, "", 0), Ready: ready})
 	}()
 	select {
 	case <-ready:

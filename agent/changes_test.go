@@ -14,6 +14,8 @@ import (
 
 	"lite-raft/api"
 	"lite-raft/conf"
+	"lite-raft/kvstore"
+	"lite-raft/raftcore"
 	"lite-raft/statefile"
 )
 
@@ -75,22 +77,7 @@ func TestWatchHistorySurvivesRestart(t *testing.T) {
 	store := NewMemStorage("solo")
 	logs := &lineLog{}
 	do, stop := memSolo(t, store, logs)
-	appliedAtLeast(t, do, 0)
-	writeMixed(t, do, 0, 150)
-	// Snapshots are written away from the loop: on a loaded machine the writes can all be
-	// answered before the second one is taken, so write on until there are two and the
-	// log was compacted.
-	compacted := func() bool {
-		st := store.State()
-		store.mu.Lock()
-		defer store.mu.Unlock()
-		return st.First > 1 && store.prev != nil && store.prev.Meta.Index > 0
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for n := 150; !compacted() && time.Now().Before(deadline); n += 30 {
-		writeMixed(t, do, n, 30)
-	}
-	applied := appliedAtLeast(t, do, 0)
+	applied := writeUntilTwoSnapshots(t, store, do)
 	watch := func(from uint64) api.Response {
 		return do(api.Request{Op: api.OpWatchLog, Key: "/", From: from, FromSet: true, TimeoutMs: 20})
 	}
@@ -117,6 +104,9 @@ func TestWatchHistorySurvivesRestart(t *testing.T) {
 	if !strings.Contains(logs.String(), "watch history: replayed the log") {
 		t.Errorf("no replay logged:\n%s", logs.String())
 	}
+	if !strings.Contains(logs.String(), "the replayed state is the snapshot's") {
+		t.Errorf("the replay's state was not taken for the snapshot's:\n%s", logs.String())
+	}
 	for n := uint64(0); n <= applied; n++ {
 		r := watch(n)
 		if n < logStart {
@@ -130,6 +120,68 @@ func TestWatchHistorySurvivesRestart(t *testing.T) {
 			b, _ := api.DecodeChanges(before[n].Value)
 			t.Fatalf("after the restart, watch --from %d: exit %d %s\n%d changes %v\nbefore: %d changes %v", n, r.Code, r.Msg, len(a), a, len(b), b)
 		}
+	}
+}
+
+// writeUntilTwoSnapshots writes (writeMixed) on a member just started on store until it
+// has taken two snapshots and compacted its log, and returns what it applied.
+// Snapshots are written away from the loop: on a loaded machine the writes can all be
+// answered before the second one is taken, so it writes on until there are two.
+func writeUntilTwoSnapshots(t *testing.T, store *MemStorage, do func(api.Request) api.Response) uint64 {
+	t.Helper()
+	appliedAtLeast(t, do, 0)
+	writeMixed(t, do, 0, 150)
+	compacted := func() bool {
+		st := store.State()
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return st.First > 1 && store.prev != nil && store.prev.Meta.Index > 0
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for n := 150; !compacted() && time.Now().Before(deadline); n += 30 {
+		writeMixed(t, do, n, 30)
+	}
+	return appliedAtLeast(t, do, 0)
+}
+
+// A restart takes the state the watch history's replay ends with for the state machine
+// only if it encodes to the snapshot's bytes: here the snapshot holds a key the log never
+// wrote (as a snapshot of an older lite-raft, in another encoding, differs), and the
+// restarted member serves the snapshot's state, with watches from after it only.
+func TestRestartReadsTheSnapshotWhenTheReplayDiffers(t *testing.T) {
+	store := NewMemStorage("solo")
+	logs := &lineLog{}
+	do, stop := memSolo(t, store, logs)
+	applied := writeUntilTwoSnapshots(t, store, do)
+	stop()
+	store.mu.Lock()
+	snap, data := store.store.Snapshot()
+	kv, err := kvstore.Restore(bytes.NewReader(data))
+	if err != nil {
+		store.mu.Unlock()
+		t.Fatal(err)
+	}
+	kv.Apply(snap.Meta.Index, kvstore.Command{Op: kvstore.OpSet, Key: "d/planted", Value: []byte("only in the snapshot")})
+	var b bytes.Buffer
+	if err := kv.WriteSnapshot(&b); err != nil {
+		store.mu.Unlock()
+		t.Fatal(err)
+	}
+	store.store.TakeSnapshot(raftcore.SnapshotOf(snap.Meta, b.Bytes()), b.Bytes())
+	store.mu.Unlock()
+
+	do, stop = memSolo(t, store, logs)
+	defer stop()
+	appliedAtLeast(t, do, applied)
+	if !strings.Contains(logs.String(), "does not give the snapshot's state") {
+		t.Errorf("the difference was not logged:\n%s", logs.String())
+	}
+	if r := do(api.Request{Op: api.OpGet, Key: "d/planted"}); r.Code != 0 || string(r.Value) != "only in the snapshot" {
+		t.Errorf("get d/planted: exit %d %q: the snapshot's state was not the one served", r.Code, r.Value)
+	}
+	from := snap.Meta.Index - 1
+	if r := do(api.Request{Op: api.OpWatchLog, Key: "/", From: from, FromSet: true, TimeoutMs: 20}); r.Code != api.CodeCompacted {
+		t.Errorf("watch --from %d, before the snapshot at %d: exit %d, want 17 (the replay's changes are not trusted)", from, snap.Meta.Index, r.Code)
 	}
 }
 
@@ -186,9 +238,14 @@ func TestWatchHistorySurvivesRestartOnDisk(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, statefile.SnapshotDir, "snapshot.previous")); err != nil {
 		t.Fatalf("no previous snapshot kept after %d entries with a period of 50: %v", applied, err)
 	}
-	do, stop = startSolo(t, dir)
+	logs := &lineLog{}
+	do, stop = startSoloLogging(t, dir, logs)
 	defer stop()
 	appliedAtLeast(t, do, applied)
+	// the snapshot file's size and CRC-32C are those of the replayed state's encoding
+	if !strings.Contains(logs.String(), "the replayed state is the snapshot's") {
+		t.Errorf("the replay's state was not taken for the snapshot's:\n%s", logs.String())
+	}
 	for n := uint64(0); n <= applied; n++ {
 		r := do(api.Request{Op: api.OpWatchLog, Key: "d/", From: n, FromSet: true, TimeoutMs: 20})
 		if r.Code != 0 || !bytes.Equal(r.Value, before[n]) {

@@ -332,6 +332,10 @@ func (r *Replay) Apply(ents []raftcore.Entry) error {
 // Next is the index of the entry Apply wants next.
 func (r *Replay) Next() uint64 { return r.next }
 
+// State is the scratch store, as of the last entry applied (nil once LoadReplay took the
+// changes).
+func (r *Replay) State() *kvstore.Store { return r.kv }
+
 // LoadReplay gives a core just made the changes a replay rebuilt, which must run up to
 // the snapshot the core starts from: watches from as far back as the replay began are
 // served, not refused with 17.
