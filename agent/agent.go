@@ -421,15 +421,20 @@ func (a *Agent) run(ctx context.Context) error {
 	}
 }
 
+// heard notes that a peer reached this agent: if the link to it is down, it is back, and
+// need not wait out its backoff.
+func (a *Agent) heard(id raftcore.NodeID) {
+	if a.linksDown[id] {
+		delete(a.linksDown, id)
+		a.transport.Heard(id)
+	}
+}
+
 func (a *Agent) handleEvent(ev event) {
 	now := a.now()
 	switch {
 	case ev.msg != nil:
-		if a.linksDown[ev.msg.From] {
-			// it is back (it reached us): our link to it need not wait out its backoff
-			delete(a.linksDown, ev.msg.From)
-			a.transport.Heard(ev.msg.From)
-		}
+		a.heard(ev.msg.From)
 		a.core.Step(now, *ev.msg)
 	case ev.isReq:
 		if a.cfg.LogLevel >= logsink.LevelDebug { // guarded: the formatting would cost every request
@@ -451,6 +456,9 @@ func (a *Agent) handleEvent(ev event) {
 			a.linksDown[ev.link.Peer] = true
 		}
 	case ev.version != nil:
+		// a restarted peer says hello first: a leader sends to it now, not after its
+		// backoff or the peer's election timeout (its first message otherwise)
+		a.heard(raftcore.NodeID(ev.version.ID))
 		a.core.PeerVersion(now, *ev.version)
 		a.peers.note(*ev.version)
 	case ev.call != nil:

@@ -5,9 +5,12 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"lite-raft/api"
+	"lite-raft/conf"
 	"lite-raft/raftcore"
 	"lite-raft/sshrpc"
 )
@@ -48,5 +51,42 @@ func TestConnectWatchesALinkAMessageMade(t *testing.T) {
 	tr.Connect("b", func(LinkEvent) {})
 	if !watched() {
 		t.Fatal("a link made again after Disconnect is not watched")
+	}
+}
+
+// heardTransport records the peers it was told it heard from.
+type heardTransport struct {
+	Transport
+	heard []raftcore.NodeID
+}
+
+func (t *heardTransport) Heard(id raftcore.NodeID) { t.heard = append(t.heard, id) }
+
+// A peer whose link went down is tried again at once when anything comes from it: a Raft
+// message, or the hello a restarted agent says first on each stream (before it has any
+// Raft message to send, which for a follower is an election timeout later). Only a link
+// that is down is retried, and once.
+func TestLinkRetriedWhenThePeerSpeaks(t *testing.T) {
+	store := NewMemStorage("a", "b", "c")
+	a := newAgent(t.TempDir(), "a", log.New(io.Discard, "", 0))
+	a.cfg = conf.Config{ElectionTimeout: time.Second, SnapshotPeriod: 100}
+	tr := &heardTransport{Transport: NewMemNetwork().Transport("a")}
+	if err := a.init(store, store.State(), tr, systemClock{}); err != nil {
+		t.Fatal(err)
+	}
+	a.handleEvent(event{version: &api.Version{ID: "b"}})
+	if len(tr.heard) != 0 {
+		t.Fatalf("retried %v while every link was up", tr.heard)
+	}
+	a.handleEvent(event{link: &LinkEvent{Peer: "b"}})
+	a.handleEvent(event{link: &LinkEvent{Peer: "c"}})
+	a.handleEvent(event{version: &api.Version{ID: "b"}})
+	a.handleEvent(event{version: &api.Version{ID: "b"}})
+	if !slices.Equal(tr.heard, []raftcore.NodeID{"b"}) {
+		t.Fatalf("after b's hello: retried %v, want [b] once", tr.heard)
+	}
+	a.handleEvent(event{msg: &raftcore.Message{From: "c", To: "a", Term: 0}})
+	if !slices.Equal(tr.heard, []raftcore.NodeID{"b", "c"}) {
+		t.Fatalf("after c's message: retried %v, want [b c]", tr.heard)
 	}
 }
