@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -356,6 +357,56 @@ type liteCluster struct {
 	// profiling: the agents write CPU profiles when they stop
 	profiling bool
 	profDir   string
+	polls     *statusPolls
+}
+
+// statusPolls keeps one `lite-raft rpc` stream over ssh per member for status: the
+// workloads poll the leader every 100 ms (a member catching up), and a new ssh process,
+// sshd session and lite-raft-client per poll took about a tenth of the two cores while
+// a restarted member caught up (perf record -a), which etcd's poller, on one connection,
+// does not pay.
+type statusPolls struct {
+	mu    sync.Mutex
+	home  string
+	d     *sshrpc.Dialer
+	peers map[string]*sshrpc.Peer
+}
+
+// client is the status stream to h, dialled on first use (and again by the peer after
+// its agent restarted).
+func (sp *statusPolls) client(c *harness.Cluster, h *harness.Host) (*client.Client, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.d == nil {
+		home, err := os.MkdirTemp("", "clusterbench-ssh-")
+		if err != nil {
+			return nil, err
+		}
+		d, err := sshrpc.NewDialer(sshrpc.DialerOptions{ConfigFiles: []string{c.SSHConfigFile}, Home: home})
+		if err != nil {
+			os.RemoveAll(home)
+			return nil, err
+		}
+		sp.home, sp.d, sp.peers = home, d, map[string]*sshrpc.Peer{}
+	}
+	p := sp.peers[h.Name]
+	if p == nil {
+		p = sshrpc.NewPeer(h.Name, sp.d, sshcmd.Command(harness.RemoteDir, "rpc"), sshrpc.ConnOptions{})
+		sp.peers[h.Name] = p
+	}
+	return client.New(p), nil
+}
+
+func (sp *statusPolls) close() {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	for _, p := range sp.peers {
+		p.Close()
+	}
+	if sp.home != "" {
+		os.RemoveAll(sp.home)
+	}
+	sp.d, sp.peers, sp.home = nil, nil, ""
 }
 
 // liteTemplate makes the folder every harness host starts with: the built lite-raft of
@@ -396,7 +447,7 @@ func startLite(dir string) (*liteCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	lc := &liteCluster{tmpl: tmpl}
+	lc := &liteCluster{tmpl: tmpl, polls: &statusPolls{}}
 	logf("starting 4 harness hosts (3 members, 1 client)")
 	lc.c, err = harness.Start(4, harness.Options{Template: tmpl, Timeout: *duration + 3*time.Minute})
 	// the scale workload adds a fifth host (AddHost) when it adds a member
@@ -473,6 +524,7 @@ func (lc *liteCluster) close() {
 			}
 		}
 	}
+	lc.polls.close()
 	if lc.c != nil {
 		lc.c.Close()
 	}
@@ -505,11 +557,20 @@ func copyFiles(src, dst string) error {
 
 func (lc *liteCluster) status(h *harness.Host) (api.Status, error) {
 	var st api.Status
-	o, e, code, err := h.Run("cd " + harness.RemoteDir + " && ./lite-raft-client --json --stale status")
-	if err != nil || code != 0 {
-		return st, fmt.Errorf("status on %s: exit %d %v %s", h.Name, code, err, e)
+	cl, err := lc.polls.client(lc.c, h)
+	if err != nil {
+		return st, fmt.Errorf("status on %s: %w", h.Name, err)
 	}
-	return st, json.Unmarshal([]byte(o), &st)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cl.Do(ctx, api.Request{Op: api.OpStatus, Stale: true})
+	if err == nil && resp.Code != 0 {
+		err = fmt.Errorf("exit %d: %s", resp.Code, resp.Msg)
+	}
+	if err != nil {
+		return st, fmt.Errorf("status on %s: %w", h.Name, err)
+	}
+	return st, json.Unmarshal(resp.JSON, &st)
 }
 
 // leader waits until every member names the same leader.

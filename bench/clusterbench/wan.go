@@ -200,7 +200,7 @@ func startWAN(dir string, withEtcd bool) (_ *wanCluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &wanCluster{lite: &liteCluster{tmpl: tmpl}}
+	w := &wanCluster{lite: &liteCluster{tmpl: tmpl, polls: &statusPolls{}}}
 	defer func() {
 		if err != nil {
 			w.close()
