@@ -27,7 +27,7 @@ func preallocate(f *os.File, size int64) error {
 func datasync(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("fdatasync %s: %w", f.Name(), err)
+		return fmt.Errorf("fsync %s: %w", f.Name(), err)
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
@@ -40,7 +40,8 @@ func datasync(f *os.File) error {
 		serr = err
 	}
 	if serr != nil {
-		return fmt.Errorf("fdatasync %s: %w", f.Name(), serr)
+		// said as fsync's failure is (a sysadmin's grep, fsync's EIO semantics are the same)
+		return fmt.Errorf("fsync %s: %w", f.Name(), serr)
 	}
 	return nil
 }
