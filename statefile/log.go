@@ -116,10 +116,10 @@ func openLogAt(dir string, segmentSize int64, after uint64, readOnly bool) (*Log
 		if err != nil {
 			return nil, logScan{}, 0, err
 		}
-		if torn {
-			if !allZero(data[off:]) { // zeros alone are the space a segment reserves ahead
-				l.TornBytes = int64(len(data)) - off
-			}
+		// zeros alone after the records are the space the segment reserves ahead (or
+		// blocks a crash left unwritten): nothing to cut, and the reservation stays
+		if torn && !allZero(data[off:]) {
+			l.TornBytes = int64(len(data)) - off
 			if !readOnly {
 				if err := truncateSync(f.path, off); err != nil {
 					return nil, logScan{}, 0, err
@@ -248,7 +248,8 @@ func (l *Log) openActive() error {
 		return fmt.Errorf("seek %s: %w", seg.path, err)
 	}
 	if seg.size < l.segmentSize {
-		// opening cut any reserved zeros off (as a torn tail is cut): reserve again
+		// reserve what a cut torn tail (or an older lite-raft's segment) does not hold;
+		// a range already reserved costs nothing
 		_ = preallocate(f, l.segmentSize)
 	}
 	l.active = f
