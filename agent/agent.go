@@ -269,14 +269,10 @@ func (a *Agent) init(store Storage, st raftcore.State, tr Transport, clock Clock
 	}
 	tick := a.tickInterval()
 	rp := a.replayChanges(st)
-	var kv *kvstore.Store
+	kv := a.replayedState(rp, st.Snapshot)
 	var err error
-	if rp != nil {
-		if kv = a.replayedState(rp, st.Snapshot); kv == nil {
-			rp = nil
-		}
-	}
 	if kv == nil {
+		rp = nil // without its state, its changes are not taken either
 		if kv, err = a.loadSnapshot(); err != nil {
 			return err
 		}

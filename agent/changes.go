@@ -2,14 +2,13 @@ package agent
 
 import (
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"time"
 
 	"lite-raft/agent/core"
 	"lite-raft/internal/logsink"
 	"lite-raft/kvstore"
 	"lite-raft/raftcore"
+	"lite-raft/statefile"
 )
 
 // replayBatchBytes bounds the entry data read from the log at once during the replay.
@@ -84,28 +83,20 @@ func (a *Agent) replayChanges(st raftcore.State) *core.Replay {
 // replayedState is the replay's store if it encodes to the bytes of snap (the same size
 // and CRC-32C), which it does unless the snapshot was written by an older lite-raft (in
 // another encoding) or applying the log gave another state than it did before: then the
-// replay's changes are not to be trusted either, and it returns nil.
+// replay's changes are not to be trusted either, and it returns nil (nil too without a
+// replay).
 func (a *Agent) replayedState(rp *core.Replay, snap raftcore.Snapshot) *kvstore.Store {
+	if rp == nil {
+		return nil
+	}
 	began := a.clock.Now()
-	h := &crcWriter{crc: crc32.New(crc32.MakeTable(crc32.Castagnoli))}
-	if err := rp.State().WriteSnapshot(h); err != nil || h.n != snap.Size || h.crc.Sum32() != snap.Checksum {
+	got, err := statefile.SnapshotOfStream(snap.Meta, rp.State().WriteSnapshot)
+	if err != nil || got.Size != snap.Size || got.Checksum != snap.Checksum {
 		a.log.Printf(logsink.Warn+"watch history: the log replayed to %d does not give the snapshot's state (%d bytes, CRC %08x; the snapshot: %d bytes, CRC %08x): "+
-			"watches are served after index %d only", snap.Meta.Index, h.n, h.crc.Sum32(), snap.Size, snap.Checksum, snap.Meta.Index)
+			"watches are served after index %d only", snap.Meta.Index, got.Size, got.Checksum, snap.Size, snap.Checksum, snap.Meta.Index)
 		return nil
 	}
 	a.log.Printf("the replayed state is the snapshot's at %d (%.1f MB, checked in %v): the snapshot is not read again",
 		snap.Meta.Index, float64(snap.Size)/1e6, a.clock.Now().Sub(began).Round(time.Millisecond))
 	return rp.State()
-}
-
-// crcWriter counts and checksums what is written to it.
-type crcWriter struct {
-	crc hash.Hash32
-	n   uint64
-}
-
-func (w *crcWriter) Write(b []byte) (int, error) {
-	w.crc.Write(b)
-	w.n += uint64(len(b))
-	return len(b), nil
 }

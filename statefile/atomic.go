@@ -87,9 +87,14 @@ func syncDir(dir string) error {
 // os.File.Sync's names it already, as "sync PATH".
 func fsync(f *os.File) error {
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", f.Name(), pathless(err))
+		return syncError(f, err)
 	}
 	return nil
+}
+
+// syncError is a failed fsync or fdatasync of f, in the words a sysadmin's alert greps for.
+func syncError(f *os.File, err error) error {
+	return fmt.Errorf("fsync %s: %w", f.Name(), pathless(err))
 }
 
 // pathless is the cause inside an *fs.PathError, for a message that names the path itself.

@@ -1,7 +1,6 @@
 package statefile
 
 import (
-	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -26,22 +25,17 @@ func preallocate(f *os.File, size int64) error {
 // (its size), not its times.
 func datasync(f *os.File) error {
 	rc, err := f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("fsync %s: %w", f.Name(), err)
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			if serr = unix.Fdatasync(int(fd)); serr != unix.EINTR {
-				return
+	if err == nil {
+		cerr := rc.Control(func(fd uintptr) {
+			for err = unix.Fdatasync(int(fd)); err == unix.EINTR; err = unix.Fdatasync(int(fd)) {
 			}
+		})
+		if err == nil {
+			err = cerr
 		}
-	}); err != nil {
-		serr = err
 	}
-	if serr != nil {
-		// said as fsync's failure is (a sysadmin's grep, fsync's EIO semantics are the same)
-		return fmt.Errorf("fsync %s: %w", f.Name(), serr)
+	if err != nil {
+		return syncError(f, err)
 	}
 	return nil
 }

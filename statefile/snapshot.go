@@ -173,6 +173,16 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// SnapshotOfStream is the snapshot (size and CRC-32C, as a snapshot file's header says
+// them) that write would store at meta, computed without storing it.
+func SnapshotOfStream(meta raftcore.SnapshotMeta, write func(io.Writer) error) (raftcore.Snapshot, error) {
+	cw := &countingWriter{w: io.Discard}
+	if err := write(cw); err != nil {
+		return raftcore.Snapshot{}, err
+	}
+	return raftcore.Snapshot{Meta: meta, Size: uint64(cw.n), Checksum: cw.sum}, nil
+}
+
 // pacedFile fsyncs a snapshot being written every snapshotSyncEvery bytes. Written in
 // one go and fsynced at the end, a large snapshot leaves hundreds of MB of dirty pages
 // that the log's next fsync may have to wait for (ext4 in ordered mode flushes them with
