@@ -237,6 +237,20 @@ func jsonStatus(do func(api.Request) api.Response, st *api.Status) error {
 	return json.Unmarshal(r.JSON, st)
 }
 
+// initTestAgent makes an agent on store as Run makes one (its folder with temp/ and
+// conf/), on tr and clock, its loop not started.
+func initTestAgent(t *testing.T, id raftcore.NodeID, cfg conf.Config, store *MemStorage, tr Transport, clock Clock, logs io.Writer) *Agent {
+	t.Helper()
+	a := newAgent(t.TempDir(), id, log.New(logs, "", log.Lmicroseconds))
+	os.MkdirAll(filepath.Join(a.dir, "temp"), 0o700)
+	os.MkdirAll(filepath.Join(a.dir, "conf"), 0o755)
+	a.cfg = cfg
+	if err := a.init(store, store.State(), tr, clock); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // stepClock is a clock whose every reading is step later than the one before.
 type stepClock struct {
 	systemClock
@@ -271,13 +285,9 @@ func TestApplyBacklogLetsEventsIn(t *testing.T) {
 			t.Fatal(err)
 		}
 		store.SaveCommit(n)
-		a := newAgent(t.TempDir(), "solo", log.New(io.Discard, "", 0))
-		os.MkdirAll(filepath.Join(a.dir, "temp"), 0o700)
-		a.cfg = conf.Config{ElectionTimeout: time.Second, SnapshotPeriod: 1000}
 		clock := &stepClock{now: time.Unix(1e9, 0), step: readyBudget}
-		if err := a.init(store, store.State(), NewMemNetwork().Transport("solo"), clock); err != nil {
-			t.Fatal(err)
-		}
+		a := initTestAgent(t, "solo", conf.Config{ElectionTimeout: time.Second, SnapshotPeriod: 1000}, store,
+			NewMemNetwork().Transport("solo"), clock, io.Discard)
 		a.start = clock.Now()
 		a.hints = newHintWriter(func(c uint64) { a.store.SaveCommit(c) }, &a.status, time.Hour) // as run sets it
 		return a

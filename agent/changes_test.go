@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,14 +21,8 @@ import (
 // memSolo runs a one-member agent on storage (kept across restarts) until stop.
 func memSolo(t *testing.T, store *MemStorage, logs *lineLog) (do func(api.Request) api.Response, stop func()) {
 	t.Helper()
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "temp"), 0o700)
-	os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
-	a := newAgent(dir, "solo", log.New(logs, "", log.Lmicroseconds))
-	a.cfg = conf.Config{ElectionTimeout: 100 * time.Millisecond, SnapshotPeriod: 20}
-	if err := a.init(store, store.State(), NewMemNetwork().Transport("solo"), systemClock{}); err != nil {
-		t.Fatal(err)
-	}
+	a := initTestAgent(t, "solo", conf.Config{ElectionTimeout: 100 * time.Millisecond, SnapshotPeriod: 20}, store,
+		NewMemNetwork().Transport("solo"), systemClock{}, logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -154,21 +147,22 @@ func TestRestartReadsTheSnapshotWhenTheReplayDiffers(t *testing.T) {
 	do, stop := memSolo(t, store, logs)
 	applied := writeUntilTwoSnapshots(t, store, do)
 	stop()
-	store.mu.Lock()
-	snap, data := store.store.Snapshot()
-	kv, err := kvstore.Restore(bytes.NewReader(data))
-	if err != nil {
-		store.mu.Unlock()
-		t.Fatal(err)
-	}
-	kv.Apply(snap.Meta.Index, kvstore.Command{Op: kvstore.OpSet, Key: "d/planted", Value: []byte("only in the snapshot")})
-	var b bytes.Buffer
-	if err := kv.WriteSnapshot(&b); err != nil {
-		store.mu.Unlock()
-		t.Fatal(err)
-	}
-	store.store.TakeSnapshot(raftcore.SnapshotOf(snap.Meta, b.Bytes()), b.Bytes())
-	store.mu.Unlock()
+	snap := func() raftcore.Snapshot {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		snap, data := store.store.Snapshot()
+		kv, err := kvstore.Restore(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv.Apply(snap.Meta.Index, kvstore.Command{Op: kvstore.OpSet, Key: "d/planted", Value: []byte("only in the snapshot")})
+		var b bytes.Buffer
+		if err := kv.WriteSnapshot(&b); err != nil {
+			t.Fatal(err)
+		}
+		store.store.TakeSnapshot(raftcore.SnapshotOf(snap.Meta, b.Bytes()), b.Bytes())
+		return snap
+	}()
 
 	do, stop = memSolo(t, store, logs)
 	defer stop()

@@ -67,13 +67,9 @@ func (t *heardTransport) Heard(id raftcore.NodeID) { t.heard = append(t.heard, i
 // Raft message to send, which for a follower is an election timeout later). Only a link
 // that is down is retried, and once.
 func TestLinkRetriedWhenThePeerSpeaks(t *testing.T) {
-	store := NewMemStorage("a", "b", "c")
-	a := newAgent(t.TempDir(), "a", log.New(io.Discard, "", 0))
-	a.cfg = conf.Config{ElectionTimeout: time.Second, SnapshotPeriod: 100}
 	tr := &heardTransport{Transport: NewMemNetwork().Transport("a")}
-	if err := a.init(store, store.State(), tr, systemClock{}); err != nil {
-		t.Fatal(err)
-	}
+	a := initTestAgent(t, "a", conf.Config{ElectionTimeout: time.Second, SnapshotPeriod: 100}, NewMemStorage("a", "b", "c"),
+		tr, systemClock{}, io.Discard)
 	a.handleEvent(event{version: &api.Version{ID: "b"}})
 	if len(tr.heard) != 0 {
 		t.Fatalf("retried %v while every link was up", tr.heard)
