@@ -35,3 +35,39 @@ func TestMoved(t *testing.T) {
 		}
 	}
 }
+
+// The limit is the heap goal and the memory beside the heap; a heap not yet
+// collected or a tiny one gets the floor, and nothing overflows.
+func TestLimit(t *testing.T) {
+	const mb = 1 << 20
+	for _, tc := range []struct {
+		live, other uint64
+		percent     int
+		want        float64
+	}{
+		{600 * mb, 20 * mb, 25, (750 + 20) * mb},
+		{600 * mb, 0, 25, 750 * mb},
+		{0, 10 * mb, maxPercent, (64 + 10) * mb}, // nothing live yet: the floor
+		{1 * mb, 0, maxPercent, 65 * mb},         // capped percent: the floor
+		{20 * mb, 0, 321, 20 * 4.21 * mb},        // the floor's own percent
+		{1 << 62, 1 << 62, 25, 1<<63 - 1},        // no overflow
+		{1<<64 - 1, 0, 25, 1<<63 - 1},            // nor here
+	} {
+		got := Limit(tc.live, tc.other, 64*mb, tc.percent)
+		if d := float64(got) - tc.want; d > 1<<10 || d < -(1<<10) {
+			t.Errorf("live %d other %d percent %d: limit %d, want %.0f", tc.live, tc.other, tc.percent, got, tc.want)
+		}
+	}
+}
+
+// A limit is set again only when it moves by more than a 64th.
+func TestLimitMoved(t *testing.T) {
+	for _, tc := range []struct {
+		set, l int64
+		want   bool
+	}{{6400, 6400, false}, {6400, 6500, false}, {6400, 6510, true}, {6500, 6400, false}, {6510, 6400, true}, {1<<63 - 1, 6400, true}} {
+		if got := limitMoved(tc.set, tc.l); got != tc.want {
+			t.Errorf("limitMoved(%d, %d) = %v, want %v", tc.set, tc.l, got, tc.want)
+		}
+	}
+}
