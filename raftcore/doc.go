@@ -59,7 +59,10 @@
 //     resumes at the offset the follower reports, after a lost piece, a restart of either
 //     side (the follower's partial snapshot comes back in State.Incoming) or a leader
 //     change if the new leader's snapshot is byte-identical; a snapshot being sent stays
-//     the one sent when a newer one is taken.
+//     the one sent when a newer one is taken, unless at most its first window was
+//     confirmed: then it starts over with the newer one, and waits for it while the
+//     application writes it (SnapshotSoon). A follower that received a snapshot whole
+//     takes no piece of another until that one is written down.
 //   - log.go, storage.go: the log's bounded cache, Storage and MemoryStorage.
 //   - membership.go, quorum.go: learners, joint consensus (C_old,new needs both majorities;
 //     the leader appends C_new by itself once C_old,new commits), a leader outside C_new

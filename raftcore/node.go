@@ -122,6 +122,7 @@ type Node struct {
 	// leader: the snapshot window of each member whose driver set one
 	snapWindows map[NodeID]int
 	roundTrips  map[NodeID]int // SetRoundTrip: each link's round trip, in ticks
+	snapSoon    uint64         // SnapshotSoon: the index of a snapshot being written, or 0
 	storageErr  error          // Storage failed to give back what it holds
 
 	appendsDue bool // leader: proposals wait to be sent in the next Ready, batched

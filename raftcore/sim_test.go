@@ -203,8 +203,20 @@ func runSim(seed uint64, steps int, trace bool) (res simResult) {
 			c.partition(a, b)
 		case x < 966:
 			c.heal()
-		case x < 978:
+		case x < 974:
 			c.compact(pick().id)
+		case x < 978:
+			// the application begins writing a snapshot (SnapshotSoon), which a later
+			// compact of the node brings; now and then the write fails instead
+			if sn := pick(); sn.node != nil {
+				if rng.IntN(4) == 0 {
+					sn.node.SnapshotSoon(0)
+					c.logf("snapshot soon on %s: failed", sn.id)
+				} else {
+					sn.node.SnapshotSoon(sn.appliedIndex)
+					c.logf("snapshot soon on %s at %d", sn.id, sn.appliedIndex)
+				}
+			}
 		case x < 989:
 			if id := c.leader(); id != None {
 				voters, learners := randomMembership(rng, universe)
@@ -259,6 +271,12 @@ func randomMembership(rng *rand.Rand, universe []NodeID) (voters, learners []Nod
 // a new proposal on every member within a bounded time.
 func (c *cluster) checkLiveness() {
 	c.heal()
+	for _, sn := range c.nodes {
+		// a snapshot announced is written, or its write fails, in the end
+		if sn.node != nil && !c.compact(sn.id) {
+			sn.node.SnapshotSoon(0)
+		}
+	}
 	c.dropRate, c.dupRate = 0, 0
 	for _, id := range c.ids {
 		c.restart(id)

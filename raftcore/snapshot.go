@@ -33,6 +33,20 @@ func (r *Node) Compact(s Snapshot) (keepFrom uint64, err error) {
 		return 0, fmt.Errorf("compact to %d: the snapshot says term %d, members %s; the log says term %d, members %s",
 			index, s.Meta.Term, s.Meta.Members, want.Term, want.Members)
 	}
+	if index >= r.snapSoon {
+		r.snapSoon = 0
+	}
+	// transfers that have barely begun, of an older snapshot, start over with this one:
+	// the follower then replays the entries after it instead of all those after the old
+	var switched []NodeID
+	if r.role == Leader {
+		for _, id := range r.members.All() {
+			if pr := r.prs[id]; pr != nil && id != r.id && pr.state == stateSnapshot && pr.snap.Meta.Index < index && r.snapshotYoung(id, pr) {
+				pr.becomeSnapshot(s)
+				switched = append(switched, id)
+			}
+		}
+	}
 	keepFrom = 1
 	if index+1 > r.cfg.KeepEntries {
 		keepFrom = index + 1 - r.cfg.KeepEntries
@@ -46,7 +60,24 @@ func (r *Node) Compact(s Snapshot) (keepFrom uint64, err error) {
 		}
 	}
 	r.log.compact(s, keepFrom)
+	for _, id := range switched {
+		r.sendSnapshotChunks(id, r.prs[id])
+	}
 	return r.log.first, nil
+}
+
+// SnapshotSoon tells the leader that the application is writing a snapshot at index (0:
+// no longer, as when the write failed). Until Compact brings one at index or later, the
+// transfers of an older snapshot that have not gone beyond their first window wait, and
+// Compact starts them over with the new one. A follower that needs a snapshot then gets
+// a fresh one: at 500 MB, writing one costs seconds, where replaying the entries since a
+// leader's last snapshot (up to as much data as the snapshot itself) costs more.
+func (r *Node) SnapshotSoon(index uint64) { r.snapSoon = index }
+
+// snapshotYoung reports whether pr's follower has confirmed at most a window of its
+// snapshot: starting it over with another costs little.
+func (r *Node) snapshotYoung(id NodeID, pr *progress) bool {
+	return pr.snapAcked <= uint64(r.snapshotWindow(id))*uint64(r.cfg.SnapshotChunkBytes)
 }
 
 // SnapshotMetaAt returns the metadata of a snapshot at index, which must be applied and
@@ -78,6 +109,9 @@ func (r *Node) membersAt(index uint64) Membership {
 // answers each; a piece that does not fit (lost, or the follower holds a different part)
 // is answered with what it holds, and the leader goes back to there.
 func (r *Node) sendSnapshotChunks(to NodeID, pr *progress) {
+	if r.snapSoon > pr.snap.Meta.Index && r.snapshotYoung(to, pr) {
+		return // a newer snapshot is being written: this one starts over with it
+	}
 	chunk := uint64(r.cfg.SnapshotChunkBytes)
 	window := uint64(r.snapshotWindow(to)) * chunk
 	for !pr.snapDoneOut && pr.snapNext < pr.snapAcked+window {
@@ -179,6 +213,12 @@ func (r *Node) handleSnapshotChunk(m Message) {
 		// we have all of it already
 		r.dropIncoming()
 		r.send(Message{To: m.From, Type: MsgAppResp, Index: r.log.committed})
+		return
+	}
+	if r.log.pendingSnap != nil && !sameSnapshot(*r.log.pendingSnap, c.snapshot()) {
+		// a snapshot received whole waits to be written down: the pieces of another (a
+		// newer one the leader took meanwhile) would reach the caller in the same Ready,
+		// mixed with it. Unanswered, they are sent again (snapIdleBeats).
 		return
 	}
 	reply := func(held uint64, reject bool) {

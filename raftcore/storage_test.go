@@ -550,3 +550,76 @@ func TestRuleMemberStateLost(t *testing.T) {
 		t.Fatalf("n3's log ends at %d after its state was lost, the leader's at %d", got, want)
 	}
 }
+
+// A transfer that has barely begun waits while the leader writes a newer snapshot
+// (SnapshotSoon), and starts over with it once it is there: the follower installs the
+// fresh snapshot, never the old one, and replays only what came after it. A write that
+// fails lets the old transfer go on.
+func TestRuleSnapshotFreshForNewTransfer(t *testing.T) {
+	c, r, old, chunks := rtSnapSetup(t)
+	// n3 takes the first piece only: the transfer is young (one window confirmed)
+	r.drop = func(m Message) bool { return m.Type == MsgSnap && m.Snapshot.Offset >= 3 }
+	r.tick()
+	r.settle()
+	n1 := c.nodes["n1"].node
+	if p := r.st("n1").Progress["n3"]; p.State != "snapshot" || p.SnapshotAcked != 3 {
+		t.Fatalf("leader's progress of n3: %+v, want snapshot 3 of 16 bytes", p)
+	}
+	for i := 0; i < 10; i++ {
+		if !c.propose("n1", []byte{byte(100 + i)}) {
+			t.Fatal("propose")
+		}
+	}
+	r.settle()
+	n1.SnapshotSoon(c.nodes["n1"].appliedIndex)
+	r.drop = nil
+	before := len(*chunks)
+	for i := 0; i < 3*snapIdleBeats; i++ {
+		r.tick()
+		r.settle()
+	}
+	if got := (*chunks)[before:]; len(got) > 0 {
+		t.Fatalf("pieces of the old snapshot sent while a newer one is written: %v", got)
+	}
+	if !c.compact("n1") {
+		t.Fatal("compact")
+	}
+	fresh := c.nodes["n1"].store.snap
+	if fresh.Meta.Index <= old.Meta.Index {
+		t.Fatal("the leader did not take a newer snapshot")
+	}
+	var installed []uint64
+	r.after = func() {
+		if s := c.nodes["n3"].store.snap.Meta.Index; len(installed) == 0 || installed[len(installed)-1] != s {
+			installed = append(installed, s)
+		}
+	}
+	r.settle()
+	r.tickSettle(3)
+	if len(installed) == 0 || installed[len(installed)-1] != fresh.Meta.Index || slices.Contains(installed, old.Meta.Index) {
+		t.Fatalf("n3 installed snapshots %v, want the fresh one at %d and never the old at %d", installed, fresh.Meta.Index, old.Meta.Index)
+	}
+	if got, want := c.nodes["n3"].appliedIndex, c.nodes["n1"].appliedIndex; got != want {
+		t.Fatalf("n3 applied %d, the leader %d", got, want)
+	}
+	r.check()
+}
+
+// A snapshot write that fails (SnapshotSoon(0)) lets the held transfer go on with the
+// snapshot the leader has.
+func TestRuleSnapshotSoonFailed(t *testing.T) {
+	c, r, old, _ := rtSnapSetup(t)
+	r.drop = func(m Message) bool { return m.Type == MsgSnap && m.Snapshot.Offset >= 3 }
+	r.tick()
+	r.settle()
+	n1 := c.nodes["n1"].node
+	n1.SnapshotSoon(c.nodes["n1"].appliedIndex + 1)
+	r.drop = nil
+	r.tickSettle(3)
+	if got := c.nodes["n3"].store.snap.Meta.Index; got == old.Meta.Index {
+		t.Fatal("n3 received the old snapshot while a newer one was being written")
+	}
+	n1.SnapshotSoon(0)
+	r.tickSettle(3)
+	rtInstalled(t, c, r, old)
+}

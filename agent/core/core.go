@@ -566,6 +566,9 @@ func (c *Core) maybeSnapshot() {
 	job := &SnapshotJob{Meta: meta, State: c.kv.Clone()}
 	c.saving = job
 	c.out.SaveSnapshot = job
+	// a transfer of the last snapshot that has barely begun waits for this one, and
+	// starts over with it (raftcore.Node.SnapshotSoon)
+	c.node.SnapshotSoon(meta.Index)
 }
 
 // SnapshotSaved reports the end of a SaveSnapshot: the snapshot as stored (its size and
@@ -581,6 +584,7 @@ func (c *Core) SnapshotSaved(now Time, snap raftcore.Snapshot, err error) {
 	}
 	c.saving = nil
 	if err != nil {
+		c.node.SnapshotSoon(0)
 		c.snapBackoff = min(max(2*c.snapBackoff, 1000), 60_000)
 		c.snapRetryAt = c.now + Time(c.snapBackoff)
 		c.warnf("snapshot-fail", "store snapshot at %d: %v (next try in %d s)", index, err, c.snapBackoff/1000)
@@ -590,10 +594,12 @@ func (c *Core) SnapshotSaved(now Time, snap raftcore.Snapshot, err error) {
 	c.lastSnapshot = index
 	c.logBytes, c.snapSize = 0, snap.Size
 	if index <= c.node.Status().Snapshot.Index {
+		c.node.SnapshotSoon(0)
 		return // a snapshot from the leader came meanwhile
 	}
 	keepFrom, err := c.node.Compact(snap)
 	if err != nil {
+		c.node.SnapshotSoon(0)
 		c.warnf("", "compact the log to %d: %v", index, err)
 		return
 	}
