@@ -61,8 +61,9 @@ var sampleNames = []string{
 // keeps up to a tenth above the goal (with GOGC 25 and a 600 MB state, 75 MB the agent
 // no longer uses). Against the same runtime memory, the limit also starts collections a
 // little before the percent would: the free memory the runtime still holds counts
-// against it. It follows the live heap, so a growing state is held back for one
-// interval at most.
+// against it. While the live heap grows (Growing: a restart replaying its log, a new
+// member loading its snapshot, a fill), there is no limit: memory given back at once
+// is faulted in again at once, and a restart's replay took a fifth longer with one.
 func Run(ctx context.Context, base int, floor uint64, every time.Duration, limit bool) {
 	samples := make([]metrics.Sample, len(sampleNames))
 	for i, n := range sampleNames {
@@ -76,16 +77,24 @@ func Run(ctx context.Context, base int, floor uint64, every time.Duration, limit
 	if limit {
 		defer debug.SetMemoryLimit(math.MaxInt64)
 	}
-	for {
+	// the live heap a growthWindow ago, and since
+	past := make([]uint64, max(int(growthWindow/every), 1))
+	for n := 0; ; n++ {
 		metrics.Read(samples)
 		if v, ok := uint64Of(samples); ok {
 			if p := Percent(v[0], floor, base); moved(set, p) {
 				debug.SetGCPercent(p)
 				set = p
 			}
+			then := past[n%len(past)]
+			past[n%len(past)] = v[0]
 			if limit {
 				other := v[1] - min(v[1], v[2]+v[3]+v[4]+v[5])
-				if l := Limit(v[0], other, floor, set); limitMoved(setLimit, l) {
+				l := int64(math.MaxInt64)
+				if n >= len(past) && !Growing(then, v[0]) {
+					l = Limit(v[0], other, floor, set)
+				}
+				if limitMoved(setLimit, l) {
 					debug.SetMemoryLimit(l)
 					setLimit = l
 				}
@@ -98,6 +107,13 @@ func Run(ctx context.Context, base int, floor uint64, every time.Duration, limit
 		}
 	}
 }
+
+// growthWindow is how far back Run looks to tell a growing live heap.
+const growthWindow = 2 * time.Second
+
+// Growing reports whether a live heap of now bytes grew by more than a sixteenth (or by
+// more than nothing from nothing) since it was then bytes, a growthWindow ago.
+func Growing(then, now uint64) bool { return now > then+then/16 }
 
 // uint64Of returns the samples' values, or false if the runtime does not have one.
 func uint64Of(samples []metrics.Sample) ([]uint64, bool) {

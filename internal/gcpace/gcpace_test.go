@@ -71,3 +71,16 @@ func TestLimitMoved(t *testing.T) {
 		}
 	}
 }
+
+// A heap that grew by more than a sixteenth in the window is growing; a steady one, or
+// one that shrank, is not.
+func TestGrowing(t *testing.T) {
+	for _, tc := range []struct {
+		then, now uint64
+		want      bool
+	}{{0, 0, false}, {0, 1, true}, {1600, 1700, false}, {1600, 1701, true}, {1600, 100, false}, {1 << 63, 1<<63 + 1<<60, true}} {
+		if got := Growing(tc.then, tc.now); got != tc.want {
+			t.Errorf("Growing(%d, %d) = %v, want %v", tc.then, tc.now, got, tc.want)
+		}
+	}
+}
