@@ -74,6 +74,22 @@ func (r *Node) Compact(s Snapshot) (keepFrom uint64, err error) {
 // leader's last snapshot (up to as much data as the snapshot itself) costs more.
 func (r *Node) SnapshotSoon(index uint64) { r.snapSoon = index }
 
+// SnapshotWanted reports whether the leader sends a follower its latest snapshot, the
+// transfer has not gone beyond its first window (a newer snapshot would replace it:
+// SnapshotSoon), and the follower answered lately: one that is down stays in that state
+// until it is back, and must not make the leader write snapshot after snapshot.
+func (r *Node) SnapshotWanted() bool {
+	if r.role != Leader {
+		return false
+	}
+	for id, pr := range r.prs {
+		if id != r.id && pr.state == stateSnapshot && pr.recentActive && sameSnapshot(pr.snap, r.log.snap) && r.snapshotYoung(id, pr) {
+			return true
+		}
+	}
+	return false
+}
+
 // snapshotYoung reports whether pr's follower has confirmed at most a window of its
 // snapshot: starting it over with another costs little.
 func (r *Node) snapshotYoung(id NodeID, pr *progress) bool {

@@ -562,8 +562,8 @@ func TestRuleSnapshotFreshForNewTransfer(t *testing.T) {
 	r.tick()
 	r.settle()
 	n1 := c.nodes["n1"].node
-	if p := r.st("n1").Progress["n3"]; p.State != "snapshot" || p.SnapshotAcked != 3 {
-		t.Fatalf("leader's progress of n3: %+v, want snapshot 3 of 16 bytes", p)
+	if p := r.st("n1").Progress["n3"]; p.State != "snapshot" || p.SnapshotAcked != 3 || !n1.SnapshotWanted() {
+		t.Fatalf("leader's progress of n3: %+v, want snapshot 3 of 16 bytes, and a fresh snapshot wanted", p)
 	}
 	for i := 0; i < 10; i++ {
 		if !c.propose("n1", []byte{byte(100 + i)}) {
@@ -599,6 +599,9 @@ func TestRuleSnapshotFreshForNewTransfer(t *testing.T) {
 	if len(installed) == 0 || installed[len(installed)-1] != fresh.Meta.Index || slices.Contains(installed, old.Meta.Index) {
 		t.Fatalf("n3 installed snapshots %v, want the fresh one at %d and never the old at %d", installed, fresh.Meta.Index, old.Meta.Index)
 	}
+	if n1.SnapshotWanted() {
+		t.Error("the leader still wants a snapshot after the transfer")
+	}
 	if got, want := c.nodes["n3"].appliedIndex, c.nodes["n1"].appliedIndex; got != want {
 		t.Fatalf("n3 applied %d, the leader %d", got, want)
 	}
@@ -622,4 +625,22 @@ func TestRuleSnapshotSoonFailed(t *testing.T) {
 	n1.SnapshotSoon(0)
 	r.tickSettle(3)
 	rtInstalled(t, c, r, old)
+}
+
+// A follower that went down while its snapshot transfer was young is not one the leader
+// writes a fresh snapshot for: it would write one each time its log allows.
+func TestRuleSnapshotNotWantedForADeadFollower(t *testing.T) {
+	c, r, _, _ := rtSnapSetup(t)
+	r.drop = func(m Message) bool { return m.Type == MsgSnap && m.Snapshot.Offset >= 3 }
+	r.tick()
+	r.settle()
+	n1 := c.nodes["n1"].node
+	if !n1.SnapshotWanted() {
+		t.Fatalf("n3 barely began receiving the leader's snapshot and it is not wanted: %+v", r.st("n1").Progress["n3"])
+	}
+	c.crash("n3")
+	r.tickSettle(4 * c.nodes["n1"].node.cfg.ElectionTicks)
+	if p := r.st("n1").Progress["n3"]; p.State != "snapshot" || n1.SnapshotWanted() {
+		t.Fatalf("n3 is down (progress %+v): a fresh snapshot is wanted for it: %v", p, n1.SnapshotWanted())
+	}
 }

@@ -552,7 +552,14 @@ func (c *Core) maybeSnapshot() {
 	// holds as much data as that snapshot: writing the state again costs at most what was
 	// written to the log, whatever its size (a 500 MB state under 10 MB/s of writes is
 	// rewritten every 50 s, not every second), and a restart replays at most that much.
-	if c.saving != nil || c.applied-c.lastSnapshot < c.cfg.SnapshotPeriod || c.logBytes < c.snapSize || c.now < c.snapRetryAt {
+	// Sooner, once the log holds a quarter of that, when a follower or a new member
+	// begins receiving the last snapshot (raftcore holds it back for this one): it would
+	// replay all the log since it, where writing a fresh snapshot goes several times as
+	// fast (at 519 MB here: 60 MB/s of entries replayed; a snapshot written at 300 MB/s).
+	if c.saving != nil || c.applied-c.lastSnapshot < c.cfg.SnapshotPeriod || c.now < c.snapRetryAt {
+		return
+	}
+	if c.logBytes < c.snapSize && (c.logBytes < c.snapSize/4 || !c.node.SnapshotWanted()) {
 		return
 	}
 	if c.applied <= c.node.Status().Snapshot.Index {

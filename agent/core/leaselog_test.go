@@ -29,14 +29,21 @@ type trio struct {
 // newTrio starts three members; every member says it understands commands version
 // commands[id] (the newest if not given), and waits for a leader.
 func newTrio(t *testing.T, commands map[raftcore.NodeID]int) *trio {
+	return newTrioWith(t, commands, func(*Config) {})
+}
+
+// newTrioWith is newTrio with each member's Config changed by tweak.
+func newTrioWith(t *testing.T, commands map[raftcore.NodeID]int, tweak func(*Config)) *trio {
 	tr := &trio{t: t, now: 1000, ids: []raftcore.NodeID{"a", "b", "c"}, cores: map[raftcore.NodeID]*Core{},
 		drv: map[raftcore.NodeID]*testDriver{}, cut: map[raftcore.NodeID]bool{}, replies: map[ReplyTo]api.Response{}}
 	for i, id := range tr.ids {
 		boot := raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Members: raftcore.Membership{Voters: slices.Clone(tr.ids)}}}
 		disk := &memDisk{store: raftcore.NewMemoryStorage(boot, nil)}
 		kv, _ := disk.kv()
-		c, err := New(Config{Raft: raftcore.Config{ID: id, ElectionTicks: 10, HeartbeatTicks: 1,
-			Rand: rand.New(rand.NewPCG(uint64(i+1), 7)), Storage: disk.store}, TickMs: 10, SnapshotPeriod: 1000}, disk.state(), kv)
+		cfg := Config{Raft: raftcore.Config{ID: id, ElectionTicks: 10, HeartbeatTicks: 1,
+			Rand: rand.New(rand.NewPCG(uint64(i+1), 7)), Storage: disk.store}, TickMs: 10, SnapshotPeriod: 1000}
+		tweak(&cfg)
+		c, err := New(cfg, disk.state(), kv)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -108,5 +109,50 @@ func TestSnapshotWaitsForTheLogToOutgrowTheState(t *testing.T) {
 	}
 	if len(s.saved) == before {
 		t.Fatal("no snapshot once the log since the last one outgrew it")
+	}
+}
+
+// A member that needs the leader's snapshot gets a fresh one: once the log since the
+// last snapshot holds a quarter of it, the leader writes a new snapshot rather than send
+// the old one and have the member replay the log after it.
+func TestSnapshotFreshForAMemberThatNeedsOne(t *testing.T) {
+	tr := newTrioWith(t, nil, func(cfg *Config) { cfg.SnapshotPeriod = 10; cfg.Raft.KeepEntries = 1 })
+	l := tr.leader()
+	var behind raftcore.NodeID
+	for _, id := range tr.ids {
+		if tr.cores[id] != l {
+			behind = id
+		}
+	}
+	tr.cut[behind] = true
+	big := bytes.Repeat([]byte("x"), 40_000)
+	for i := range 4 {
+		tr.ask(l.id, api.Request{Op: api.OpSet, Key: fmt.Sprintf("big%d", i), Value: big})
+	}
+	for i := range 12 {
+		tr.ask(l.id, api.Request{Op: api.OpSet, Key: "small", Value: []byte{byte(i)}})
+	}
+	old := l.node.Status().Snapshot
+	if old.Index == 0 {
+		t.Fatal("the leader took no snapshot of its 160 KB")
+	}
+	// a quarter of the state again, and a few entries more: not enough for the
+	// leader's own rule (the log as large as the snapshot)
+	tr.ask(l.id, api.Request{Op: api.OpSet, Key: "big0", Value: big})
+	for i := range 12 {
+		tr.ask(l.id, api.Request{Op: api.OpSet, Key: "small", Value: []byte{byte(100 + i)}})
+	}
+	if s := l.node.Status().Snapshot; s.Index != old.Index {
+		t.Fatalf("the leader took a snapshot at %d (after %d) with no member needing one", s.Index, old.Index)
+	}
+	last := l.node.Status().LastIndex
+	tr.cut[behind] = false
+	tr.tick(300)
+	got := tr.cores[behind].node.Status().Snapshot
+	if got.Index <= old.Index || got.Index < last {
+		t.Fatalf("%s installed the snapshot at %d; want a fresh one, at %d or later (the old one was at %d)", behind, got.Index, last, old.Index)
+	}
+	if a, b := tr.cores[behind].node.Status().Applied, l.node.Status().Applied; a != b {
+		t.Fatalf("%s applied %d, the leader %d", behind, a, b)
 	}
 }
