@@ -82,19 +82,14 @@ func TestRuleSnapshotKeptWhileSent(t *testing.T) {
 		t.Fatal("the leader did not take a newer snapshot")
 	}
 	r.drop = nil
-	installed := []uint64{c.nodes["n3"].store.snap.Meta.Index}
-	r.after = func() {
-		if s := c.nodes["n3"].store.snap.Meta.Index; len(installed) == 0 || installed[len(installed)-1] != s {
-			installed = append(installed, s)
-		}
-	}
+	installed := rtTrackInstalled(c, r)
 	for i := 0; i < 3*snapIdleBeats; i++ {
 		r.tick()
 		r.settle()
 	}
 	// and the leader kept the entries after it, so that one snapshot is all it takes
-	if !slices.Equal(installed[1:], []uint64{snap.Meta.Index}) {
-		t.Fatalf("n3 installed snapshots %v, want only the one being sent (%d)", installed, snap.Meta.Index)
+	if !slices.Equal((*installed)[1:], []uint64{snap.Meta.Index}) {
+		t.Fatalf("n3 installed snapshots %v, want only the one being sent (%d)", *installed, snap.Meta.Index)
 	}
 	// it went on from 9, never from 0, with the first snapshot
 	offs := rtOffsets(*chunks, "n1")
@@ -556,11 +551,7 @@ func TestRuleMemberStateLost(t *testing.T) {
 // fresh snapshot, never the old one, and replays only what came after it. A write that
 // fails lets the old transfer go on.
 func TestRuleSnapshotFreshForNewTransfer(t *testing.T) {
-	c, r, old, chunks := rtSnapSetup(t)
-	// n3 takes the first piece only: the transfer is young (one window confirmed)
-	r.drop = func(m Message) bool { return m.Type == MsgSnap && m.Snapshot.Offset >= 3 }
-	r.tick()
-	r.settle()
+	c, r, old, chunks := rtYoungTransfer(t)
 	n1 := c.nodes["n1"].node
 	if p := r.st("n1").Progress["n3"]; p.State != "snapshot" || p.SnapshotAcked != 3 || !n1.SnapshotWanted() {
 		t.Fatalf("leader's progress of n3: %+v, want snapshot 3 of 16 bytes, and a fresh snapshot wanted", p)
@@ -572,7 +563,6 @@ func TestRuleSnapshotFreshForNewTransfer(t *testing.T) {
 	}
 	r.settle()
 	n1.SnapshotSoon(c.nodes["n1"].appliedIndex)
-	r.drop = nil
 	before := len(*chunks)
 	for i := 0; i < 3*snapIdleBeats; i++ {
 		r.tick()
@@ -588,16 +578,11 @@ func TestRuleSnapshotFreshForNewTransfer(t *testing.T) {
 	if fresh.Meta.Index <= old.Meta.Index {
 		t.Fatal("the leader did not take a newer snapshot")
 	}
-	var installed []uint64
-	r.after = func() {
-		if s := c.nodes["n3"].store.snap.Meta.Index; len(installed) == 0 || installed[len(installed)-1] != s {
-			installed = append(installed, s)
-		}
-	}
+	installed := rtTrackInstalled(c, r)
 	r.settle()
 	r.tickSettle(3)
-	if len(installed) == 0 || installed[len(installed)-1] != fresh.Meta.Index || slices.Contains(installed, old.Meta.Index) {
-		t.Fatalf("n3 installed snapshots %v, want the fresh one at %d and never the old at %d", installed, fresh.Meta.Index, old.Meta.Index)
+	if got := *installed; got[len(got)-1] != fresh.Meta.Index || slices.Contains(got, old.Meta.Index) {
+		t.Fatalf("n3 installed snapshots %v, want the fresh one at %d and never the old at %d", got, fresh.Meta.Index, old.Meta.Index)
 	}
 	if n1.SnapshotWanted() {
 		t.Error("the leader still wants a snapshot after the transfer")
@@ -611,13 +596,9 @@ func TestRuleSnapshotFreshForNewTransfer(t *testing.T) {
 // A snapshot write that fails (SnapshotSoon(0)) lets the held transfer go on with the
 // snapshot the leader has.
 func TestRuleSnapshotSoonFailed(t *testing.T) {
-	c, r, old, _ := rtSnapSetup(t)
-	r.drop = func(m Message) bool { return m.Type == MsgSnap && m.Snapshot.Offset >= 3 }
-	r.tick()
-	r.settle()
+	c, r, old, _ := rtYoungTransfer(t)
 	n1 := c.nodes["n1"].node
 	n1.SnapshotSoon(c.nodes["n1"].appliedIndex + 1)
-	r.drop = nil
 	r.tickSettle(3)
 	if got := c.nodes["n3"].store.snap.Meta.Index; got == old.Meta.Index {
 		t.Fatal("n3 received the old snapshot while a newer one was being written")
@@ -630,10 +611,7 @@ func TestRuleSnapshotSoonFailed(t *testing.T) {
 // A follower that went down while its snapshot transfer was young is not one the leader
 // writes a fresh snapshot for: it would write one each time its log allows.
 func TestRuleSnapshotNotWantedForADeadFollower(t *testing.T) {
-	c, r, _, _ := rtSnapSetup(t)
-	r.drop = func(m Message) bool { return m.Type == MsgSnap && m.Snapshot.Offset >= 3 }
-	r.tick()
-	r.settle()
+	c, r, _, _ := rtYoungTransfer(t)
 	n1 := c.nodes["n1"].node
 	if !n1.SnapshotWanted() {
 		t.Fatalf("n3 barely began receiving the leader's snapshot and it is not wanted: %+v", r.st("n1").Progress["n3"])
@@ -643,4 +621,28 @@ func TestRuleSnapshotNotWantedForADeadFollower(t *testing.T) {
 	if p := r.st("n1").Progress["n3"]; p.State != "snapshot" || n1.SnapshotWanted() {
 		t.Fatalf("n3 is down (progress %+v): a fresh snapshot is wanted for it: %v", p, n1.SnapshotWanted())
 	}
+}
+
+// rtYoungTransfer is rtSnapSetup with n3 holding the first piece of the snapshot only: a
+// transfer that has not gone beyond its first window.
+func rtYoungTransfer(t *testing.T) (c *cluster, r *rtRunner, snap Snapshot, chunks *[]rtChunk) {
+	t.Helper()
+	c, r, snap, chunks = rtSnapSetup(t)
+	r.drop = func(m Message) bool { return m.Type == MsgSnap && m.Snapshot.Offset >= 3 }
+	r.tick()
+	r.settle()
+	r.drop = nil
+	return c, r, snap, chunks
+}
+
+// rtTrackInstalled records the snapshots n3 holds from now on, each once in a row, from
+// the one it holds now.
+func rtTrackInstalled(c *cluster, r *rtRunner) *[]uint64 {
+	installed := []uint64{c.nodes["n3"].store.snap.Meta.Index}
+	r.after = func() {
+		if s := c.nodes["n3"].store.snap.Meta.Index; installed[len(installed)-1] != s {
+			installed = append(installed, s)
+		}
+	}
+	return &installed
 }
