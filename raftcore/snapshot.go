@@ -41,7 +41,7 @@ func (r *Node) Compact(s Snapshot) (keepFrom uint64, err error) {
 	var switched []NodeID
 	if r.role == Leader {
 		for _, id := range r.members.All() {
-			if pr := r.prs[id]; pr != nil && id != r.id && pr.state == stateSnapshot && pr.snap.Meta.Index < index && r.snapshotYoung(id, pr) {
+			if pr := r.prs[id]; pr != nil && id != r.id && r.replaceable(id, pr, index) {
 				pr.becomeSnapshot(s)
 				switched = append(switched, id)
 			}
@@ -83,17 +83,19 @@ func (r *Node) SnapshotWanted() bool {
 		return false
 	}
 	for id, pr := range r.prs {
-		if id != r.id && pr.state == stateSnapshot && pr.recentActive && sameSnapshot(pr.snap, r.log.snap) && r.snapshotYoung(id, pr) {
+		if id != r.id && pr.recentActive && sameSnapshot(pr.snap, r.log.snap) && r.replaceable(id, pr, r.log.snap.Meta.Index+1) {
 			return true
 		}
 	}
 	return false
 }
 
-// snapshotYoung reports whether pr's follower has confirmed at most a window of its
-// snapshot: starting it over with another costs little.
-func (r *Node) snapshotYoung(id NodeID, pr *progress) bool {
-	return pr.snapAcked <= uint64(r.snapshotWindow(id))*uint64(r.cfg.SnapshotChunkBytes)
+// replaceable reports whether pr's follower receives a snapshot older than index and has
+// confirmed at most a window of it: starting it over with a snapshot at index costs
+// little.
+func (r *Node) replaceable(id NodeID, pr *progress, index uint64) bool {
+	return pr.state == stateSnapshot && pr.snap.Meta.Index < index &&
+		pr.snapAcked <= uint64(r.snapshotWindow(id))*uint64(r.cfg.SnapshotChunkBytes)
 }
 
 // SnapshotMetaAt returns the metadata of a snapshot at index, which must be applied and
@@ -125,7 +127,7 @@ func (r *Node) membersAt(index uint64) Membership {
 // answers each; a piece that does not fit (lost, or the follower holds a different part)
 // is answered with what it holds, and the leader goes back to there.
 func (r *Node) sendSnapshotChunks(to NodeID, pr *progress) {
-	if r.snapSoon > pr.snap.Meta.Index && r.snapshotYoung(to, pr) {
+	if r.replaceable(to, pr, r.snapSoon) {
 		return // a newer snapshot is being written: this one starts over with it
 	}
 	chunk := uint64(r.cfg.SnapshotChunkBytes)

@@ -76,10 +76,9 @@ type testDriver struct {
 	err      error
 	toApply  []raftcore.Entry // committed, not yet applied (applyLag)
 	applyDue bool             // the next batch of toApply is due (applyLag)
-	// the next batch of toApply was due while a batch's save lagged: it goes (heldN
-	// entries) once that batch is advanced
-	applyHeld bool
-	heldN     int
+	// the entries of toApply due while a batch's save lagged (0: none): they go once
+	// that batch is advanced
+	held int
 }
 
 // pump does the core's Ready batches until it has none, a save lags, or 64 were done (a
@@ -249,9 +248,9 @@ func (d *testDriver) finish(rd Ready) {
 	if !d.advance(rd) {
 		return
 	}
-	if d.applyHeld {
-		d.applyHeld = false
-		d.applyNext(d.heldN)
+	if n := d.held; n > 0 {
+		d.held = 0
+		d.applyNext(n)
 	}
 	if d.plant == "advance-before-replies" {
 		d.answer(rd)
@@ -297,27 +296,28 @@ func (d *testDriver) advance(rd Ready) bool {
 // a lag later instead starved the applier of a host whose saves lag back to back: in
 // the simulation, a leader applied nothing for 1.1 s while its commit index moved on.)
 func (d *testDriver) applyLater() {
-	if d.applyDue || d.applyHeld || len(d.toApply) == 0 {
+	if d.applyDue || d.held > 0 || len(d.toApply) == 0 {
 		return
 	}
 	d.applyDue = true
 	n, t := d.applyLag()
 	d.later(t, func() {
 		d.applyDue = false
+		n = max(n, 1)
 		if d.pending {
-			d.applyHeld, d.heldN = true, n
+			d.held = n
 			return
 		}
 		d.applyNext(n)
 	})
 }
 
-// applyNext applies the next n entries of toApply (at least one), and schedules the rest.
+// applyNext applies the next n entries of toApply (n > 0), and schedules the rest.
 func (d *testDriver) applyNext(n int) {
 	if len(d.toApply) == 0 {
 		return // a snapshot took their place
 	}
-	n = min(max(n, 1), len(d.toApply))
+	n = min(n, len(d.toApply))
 	var rd Ready
 	rd.raft = true
 	rd.Ready.CommittedEntries = d.toApply[:n:n]

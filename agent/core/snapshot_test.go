@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -112,13 +113,18 @@ func TestSnapshotWaitsForTheLogToOutgrowTheState(t *testing.T) {
 	}
 }
 
-// A member that needs the leader's snapshot gets a fresh one: once the log since the
-// last snapshot holds a quarter of it, the leader writes a new snapshot rather than send
-// the old one and have the member replay the log after it.
-func TestSnapshotFreshForAMemberThatNeedsOne(t *testing.T) {
-	tr := newTrioWith(t, nil, func(cfg *Config) { cfg.SnapshotPeriod = 10; cfg.Raft.KeepEntries = 1 })
-	l := tr.leader()
-	var behind raftcore.NodeID
+// staleSnapshotTrio is a trio whose leader l took a snapshot (old) of 160 KB while
+// member behind was cut off, then had a quarter of that written to its log: not enough
+// for its own rule (the log as large as the snapshot). behind is still cut off; the
+// snapshot goes in pieces of 4 KiB, so that its first window is a part of it.
+func staleSnapshotTrio(t *testing.T) (tr *trio, l *Core, behind raftcore.NodeID, old raftcore.SnapshotMeta) {
+	t.Helper()
+	tr = newTrioWith(t, nil, func(cfg *Config) {
+		cfg.SnapshotPeriod = 10
+		cfg.Raft.KeepEntries = 1
+		cfg.Raft.SnapshotChunkBytes = 4 << 10
+	})
+	l = tr.leader()
 	for _, id := range tr.ids {
 		if tr.cores[id] != l {
 			behind = id
@@ -132,12 +138,10 @@ func TestSnapshotFreshForAMemberThatNeedsOne(t *testing.T) {
 	for i := range 12 {
 		tr.ask(l.id, api.Request{Op: api.OpSet, Key: "small", Value: []byte{byte(i)}})
 	}
-	old := l.node.Status().Snapshot
+	old = l.node.Status().Snapshot
 	if old.Index == 0 {
 		t.Fatal("the leader took no snapshot of its 160 KB")
 	}
-	// a quarter of the state again, and a few entries more: not enough for the
-	// leader's own rule (the log as large as the snapshot)
 	tr.ask(l.id, api.Request{Op: api.OpSet, Key: "big0", Value: big})
 	for i := range 12 {
 		tr.ask(l.id, api.Request{Op: api.OpSet, Key: "small", Value: []byte{byte(100 + i)}})
@@ -145,12 +149,35 @@ func TestSnapshotFreshForAMemberThatNeedsOne(t *testing.T) {
 	if s := l.node.Status().Snapshot; s.Index != old.Index {
 		t.Fatalf("the leader took a snapshot at %d (after %d) with no member needing one", s.Index, old.Index)
 	}
+	return tr, l, behind, old
+}
+
+// A member that needs the leader's snapshot gets a fresh one: once the log since the
+// last snapshot holds a quarter of it, the leader writes a new snapshot rather than send
+// the old one and have the member replay the log after it.
+func TestSnapshotFreshForAMemberThatNeedsOne(t *testing.T) {
+	tr, l, behind, old := staleSnapshotTrio(t)
 	last := l.node.Status().LastIndex
 	tr.cut[behind] = false
 	tr.tick(300)
 	got := tr.cores[behind].node.Status().Snapshot
 	if got.Index <= old.Index || got.Index < last {
 		t.Fatalf("%s installed the snapshot at %d; want a fresh one, at %d or later (the old one was at %d)", behind, got.Index, last, old.Index)
+	}
+	if a, b := tr.cores[behind].node.Status().Applied, l.node.Status().Applied; a != b {
+		t.Fatalf("%s applied %d, the leader %d", behind, a, b)
+	}
+}
+
+// When the fresh snapshot cannot be written (the disk is full), the member that waited
+// for it gets the leader's last one instead, not nothing.
+func TestSnapshotFailedFreshOneLetsTheOldGo(t *testing.T) {
+	tr, l, behind, old := staleSnapshotTrio(t)
+	tr.drv[l.id].snapshotErr = func() error { return errors.New("no space left on device") }
+	tr.cut[behind] = false
+	tr.tick(3000)
+	if got := tr.cores[behind].node.Status().Snapshot; got.Index != old.Index {
+		t.Fatalf("%s holds the snapshot at %d; want the leader's last one, at %d", behind, got.Index, old.Index)
 	}
 	if a, b := tr.cores[behind].node.Status().Applied, l.node.Status().Applied; a != b {
 		t.Fatalf("%s applied %d, the leader %d", behind, a, b)

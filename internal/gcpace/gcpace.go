@@ -69,6 +69,7 @@ func Run(ctx context.Context, base int, floor uint64, every time.Duration, limit
 	for i, n := range sampleNames {
 		samples[i].Name = n
 	}
+	v := make([]uint64, len(samples))
 	debug.SetGCPercent(base)
 	set, setLimit := base, int64(math.MaxInt64)
 	t := time.NewTicker(every)
@@ -81,7 +82,7 @@ func Run(ctx context.Context, base int, floor uint64, every time.Duration, limit
 	past := make([]uint64, max(int(growthWindow/every), 1))
 	for n := 0; ; n++ {
 		metrics.Read(samples)
-		if v, ok := uint64Of(samples); ok {
+		if uint64Of(samples, v) {
 			if p := Percent(v[0], floor, base); moved(set, p) {
 				debug.SetGCPercent(p)
 				set = p
@@ -115,16 +116,15 @@ const growthWindow = 2 * time.Second
 // more than nothing from nothing) since it was then bytes, a growthWindow ago.
 func Growing(then, now uint64) bool { return now > then+then/16 }
 
-// uint64Of returns the samples' values, or false if the runtime does not have one.
-func uint64Of(samples []metrics.Sample) ([]uint64, bool) {
-	v := make([]uint64, len(samples))
+// uint64Of puts the samples' values in v, or reports false if the runtime lacks one.
+func uint64Of(samples []metrics.Sample, v []uint64) bool {
 	for i, s := range samples {
 		if s.Value.Kind() != metrics.KindUint64 {
-			return nil, false
+			return false
 		}
 		v[i] = s.Value.Uint64()
 	}
-	return v, true
+	return true
 }
 
 // moved reports whether percent p is more than a tenth away from set.
